@@ -1,0 +1,109 @@
+/*
+ * The Datamover Interface (RFC 5047 §7, RFC 7145 §3): the seam between the
+ * iSCSI core and a datamover (TCP today, iSER next). The core talks in whole
+ * PDUs and whole data transfers with their buffers; a datamover never hands
+ * the core a byte stream and the core never sees a socket or a verb.
+ *
+ * Calls down (core -> datamover) are the ops table; calls up (datamover ->
+ * core) are the isd_dm_*_notify functions the core implements. Everything runs
+ * on the connection's reactor thread. A datamover never calls up from inside
+ * a call down, except where noted.
+ */
+#ifndef ISD_DM_H
+#define ISD_DM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "iscsi/keys.h"
+#include "iscsi/pdu.h"
+
+struct isd_conn;
+struct isd_task;
+struct isd_reactor;
+
+/* Capabilities the core negotiates by. */
+#define ISD_DM_CAP_DIGESTS 0x1          /* CRC32C header/data digests possible (TCP) */
+#define ISD_DM_CAP_RDMA 0x2             /* iSER: RDMAExtensions=Yes, no R2T/Data-In on the wire */
+
+/* One data transfer of a task. Offsets are within the task's whole data. */
+struct isd_xfer {
+	const struct iovec *iov;        /* the task's data buffer, offset 0 = first byte of data */
+	int iovcnt;
+	uint32_t offset;                /* first byte to move */
+	uint32_t length;                /* bytes to move */
+	/*
+	 * put_data only: the SCSI Response the core built for this task, sent
+	 * after the data (a TCP datamover may collapse it into the last Data-In
+	 * when rsp->data_len == 0; iSER chains it behind the RDMA Writes).
+	 * Ownership passes to the datamover as with send_control. May be NULL.
+	 */
+	struct isd_pdu *rsp;
+};
+
+struct isd_dm_ops {
+	const char *name;               /* "tcp", "iser" */
+	uint32_t caps;                  /* ISD_DM_CAP_* */
+	size_t conn_priv_size;          /* bytes reserved for the datamover in each isd_conn */
+	size_t task_priv_size;          /* bytes reserved for the datamover in each isd_task */
+
+	/* Send_Control: queue one PDU. Takes ownership of pdu (frees it with isd_pdu_free
+	 * once sent or on teardown). Returns 0, or -errno (pdu still freed). */
+	int (*send_control)(struct isd_conn *c, struct isd_pdu *pdu);
+	/* Put_Data: move x->length bytes of read data to the initiator, then x->rsp if set.
+	 * isd_dm_data_completion_notify() follows exactly once if this returns 0. */
+	int (*put_data)(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+	/* Get_Data: fetch x->length bytes of solicited write data into x->iov at x->offset
+	 * (TCP: R2Ts and Data-Outs; iSER: RDMA Reads). isd_dm_data_completion_notify()
+	 * follows exactly once if this returns 0. */
+	int (*get_data)(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+	/* Notice_Key_Values: the negotiated values, called after the final Login Response
+	 * has been queued with send_control (digests apply to PDUs queued after it). */
+	void (*notice_key_values)(struct isd_conn *c, const struct isd_params *p);
+	/* Gives back a PDU received through isd_dm_control_notify(). */
+	void (*release_pdu)(struct isd_conn *c, struct isd_pdu *pdu);
+	/* Deallocate_Task_Resources: abandon any transfer of t in progress (abort, reset).
+	 * No completion notify follows for an abandoned transfer. */
+	void (*task_cleanup)(struct isd_conn *c, struct isd_task *t);
+	/* Connection_Terminate: flush what was queued (best effort, bounded), then close.
+	 * isd_dm_terminate_notify() follows exactly once, later. */
+	void (*terminate)(struct isd_conn *c);
+	/* Deallocate_Connection_Resources: called by the core after terminate notify, once
+	 * no task refers to the connection; the datamover frees its private state. */
+	void (*free_conn)(struct isd_conn *c);
+};
+
+/* --- upcalls, implemented by the core --- */
+
+/* Control_Notify: a received PDU (any opcode the datamover does not consume itself:
+ * everything except solicited Data-Out on TCP). The core gives it back with
+ * ops->release_pdu(). */
+void isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu);
+/* A received PDU that failed framing checks the datamover could recover from (data
+ * digest error, data segment over MaxRecvDataSegmentLength, which the datamover
+ * skipped): the core answers with a Reject carrying `reason` and the BHS. */
+void isd_dm_pdu_error_notify(struct isd_conn *c, const uint8_t *bhs, int reason);
+/* Data_Completion_Notify: a put_data/get_data finished (status 0) or failed (-errno). */
+void isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status);
+/* Connection_Terminate_Notify: the connection is gone (peer closed, error, or after
+ * ops->terminate). No other upcall for c follows. */
+void isd_dm_terminate_notify(struct isd_conn *c, int reason);
+
+/* --- what a datamover may ask of the core --- */
+void *isd_conn_dm_priv(struct isd_conn *c);
+struct isd_conn *isd_conn_from_dm_priv(void *priv);
+void *isd_task_dm_priv(struct isd_task *t);
+struct isd_reactor *isd_conn_reactor(struct isd_conn *c);
+/* Negotiated values in force (RFC defaults during login). */
+const struct isd_params *isd_conn_params(struct isd_conn *c);
+/* Identifies the task for Data-In/R2T headers. */
+uint32_t isd_task_itt(struct isd_task *t);
+uint64_t isd_task_lun(struct isd_task *t);  /* LUN field as on the wire */
+/* Fills StatSN@24 (current, not advanced), ExpCmdSN@28, MaxCmdSN@32 into a BHS the
+ * datamover builds itself (Data-In without status, R2T). */
+void isd_conn_stamp_sn(struct isd_conn *c, uint8_t *bhs);
+/* Counts bytes a datamover copied on the data path (a test hook: 0 for iSER RAM LUNs). */
+void isd_conn_count_copy(struct isd_conn *c, uint64_t bytes);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * The TCP datamover (RFC 7143 over TCP): listening portals, PDU framing with
+ * optional CRC32C digests, R2T/Data-Out for solicited data, Data-In with
+ * phase-collapsed status. Implements struct isd_dm_ops (dm/dm.h).
+ */
+#ifndef ISD_DM_TCP_H
+#define ISD_DM_TCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct isd_iscsi_tgt;
+struct isd_reactor;
+struct isd_tcp_portal;
+
+extern const struct isd_dm_ops isd_tcp_dm_ops;
+
+/*
+ * Listens on host:port (numeric IPv4 or IPv6 address, or a name resolved once)
+ * and hands every accepted connection to the core as an isd_conn on reactor r.
+ * Errors: -EADDRINUSE (port busy), -EADDRNOTAVAIL, -EACCES, -EINVAL; `err`
+ * gets one line naming the problem ("127.0.0.1:3260: Address already in use").
+ */
+int isd_tcp_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const char *host,
+			  uint16_t port, uint16_t tpgt, struct isd_tcp_portal **out, char *err,
+			  size_t err_len);
+/* Stops listening (established connections stay). */
+void isd_tcp_portal_close(struct isd_tcp_portal *p);
+/* The port actually bound (useful with port 0 in tests). */
+uint16_t isd_tcp_portal_port(const struct isd_tcp_portal *p);
+
+#endif

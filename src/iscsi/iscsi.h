@@ -1,0 +1,127 @@
+/*
+ * The iSCSI protocol core, target role: what the layers above (target/,
+ * daemon/) and the datamovers below (through dm/dm.h) see of it.
+ *
+ * The layer above describes target nodes (struct isd_tnode) and registers them;
+ * a datamover that accepted a transport connection creates an isd_conn with
+ * isd_conn_create() and starts it. From then on the core runs login, the
+ * session, and full feature phase on the connection's reactor.
+ */
+#ifndef ISD_ISCSI_H
+#define ISD_ISCSI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "iscsi/chap.h"
+#include "iscsi/keys.h"
+
+struct isd_reactor;
+struct isd_scsi_dev;
+struct isd_dm_ops;
+struct isd_conn;
+struct isd_iscsi_tgt;
+
+#define ISD_NAME_MAX 224                /* iSCSI names are at most 223 bytes */
+#define ISD_ALIAS_MAX 256
+
+struct isd_chap_cred {
+	char user[ISD_CHAP_NAME_MAX];
+	char secret[ISD_CHAP_SECRET_MAX];
+};
+
+/* Authentication a target node (or discovery) demands. */
+struct isd_auth_cfg {
+	bool require_chap;              /* AuthMethod must end as CHAP */
+	struct isd_chap_cred chap;      /* what the initiator must prove (one-way CHAP) */
+	bool mutual;                    /* we can answer an initiator's challenge */
+	struct isd_chap_cred mutual_chap; /* our name and secret for mutual CHAP */
+};
+
+enum isd_transport {
+	ISD_TRANSPORT_TCP = 0,
+	ISD_TRANSPORT_ISER,
+};
+
+/* A listening address, for SendTargets answers. */
+struct isd_portal_cfg {
+	char host[64];                  /* numeric address as listened on ("127.0.0.1", "::1") */
+	uint16_t port;
+	uint16_t tpgt;
+	enum isd_transport transport;
+	TAILQ_ENTRY(isd_portal_cfg) link;
+};
+
+/* A target node. Owned by whoever registered it; must outlive its sessions. */
+struct isd_tnode {
+	char name[ISD_NAME_MAX];
+	char alias[ISD_ALIAS_MAX];      /* "" for none */
+	uint16_t tpgt;                  /* 1 unless configured */
+	struct isd_scsi_dev *dev;       /* its logical units */
+	char **acl;                     /* InitiatorNames allowed to log in; acl_count 0 = all */
+	int acl_count;
+	struct isd_auth_cfg auth;
+	struct isd_key_policy policy;   /* negotiation limits for sessions to this node */
+	uint32_t queue_depth;           /* CmdSN window per session (MaxCmdSN - ExpCmdSN + 1) */
+	TAILQ_ENTRY(isd_tnode) link;
+};
+
+struct isd_iscsi_cfg {
+	struct isd_auth_cfg discovery_auth;
+	struct isd_key_policy discovery_policy;
+	uint32_t login_timeout_ms;      /* a login must finish within this (default 15000) */
+	uint32_t nop_interval_ms;       /* NOP-In ping after this much idle (0 = off; default 5000) */
+	uint32_t nop_timeout_ms;        /* drop the connection if the ping is not answered (default 10000) */
+	uint32_t logout_timeout_ms;     /* default 2000 */
+	uint32_t max_sessions;          /* 0 = unlimited */
+};
+void isd_iscsi_cfg_init(struct isd_iscsi_cfg *cfg);
+
+/* Counters for stats and leak checks; all return to 0 when every connection is gone. */
+struct isd_iscsi_stats {
+	uint64_t sessions;
+	uint64_t connections;
+	uint64_t tasks;
+	uint64_t logins_ok;
+	uint64_t logins_failed;
+	uint64_t rejects_sent;
+	uint64_t bytes_copied;          /* datamover copies on the data path */
+};
+
+int isd_iscsi_tgt_create(struct isd_reactor *r, const struct isd_iscsi_cfg *cfg,
+			 struct isd_iscsi_tgt **out);
+/* Frees the instance; every connection must be gone (see isd_iscsi_tgt_shutdown). */
+void isd_iscsi_tgt_destroy(struct isd_iscsi_tgt *t);
+/* Registers a node (its name must be unique: -EEXIST) or a portal; the caller keeps
+ * ownership and keeps them alive until destroy. */
+int isd_iscsi_tgt_add_node(struct isd_iscsi_tgt *t, struct isd_tnode *node);
+int isd_iscsi_tgt_add_portal(struct isd_iscsi_tgt *t, struct isd_portal_cfg *portal);
+struct isd_tnode *isd_iscsi_tgt_find_node(struct isd_iscsi_tgt *t, const char *name);
+/* Closes every connection (Async logout request is not awaited); cb runs once all are
+ * gone, from the reactor. */
+void isd_iscsi_tgt_shutdown(struct isd_iscsi_tgt *t, void (*cb)(void *arg), void *arg);
+void isd_iscsi_tgt_get_stats(struct isd_iscsi_tgt *t, struct isd_iscsi_stats *out);
+
+/* What a datamover knows about a new connection. */
+struct isd_conn_info {
+	char peer_addr[64];             /* numeric, for logs and ACLs */
+	uint16_t peer_port;
+	char local_addr[64];
+	uint16_t local_port;
+	uint16_t tpgt;                  /* of the portal it arrived on */
+	enum isd_transport transport;
+};
+
+/*
+ * Creates a connection in the login state with room for ops->conn_priv_size
+ * bytes of datamover state (isd_conn_dm_priv()). The datamover initialises
+ * its part, then calls isd_conn_start(), which arms the login timer; the
+ * first PDU it passes up must be a Login Request. If isd_conn_create fails,
+ * the datamover closes its transport itself.
+ */
+int isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
+		    const struct isd_conn_info *info, struct isd_reactor *r, struct isd_conn **out);
+void isd_conn_start(struct isd_conn *c);
+
+#endif

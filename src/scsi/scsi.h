@@ -1,0 +1,177 @@
+/*
+ * The SCSI device server (SAM-5, SPC-5, SBC-4): logical units over backing
+ * stores, commands in, status + sense + data out. It knows nothing of iSCSI:
+ * the transport gives it a CDB, an I_T nexus identity, and the Expected Data
+ * Transfer Length; it gives back how much data moves in which direction and
+ * the buffer for it.
+ *
+ * A command runs in two steps:
+ *   isd_scsi_cmd_setup()  decodes the CDB. Either it completes the command at
+ *                         once (bad CDB, LBA out of range, reservation
+ *                         conflict, unit attention...) or it says how many
+ *                         bytes of data-out it needs and provides the buffer;
+ *   isd_scsi_cmd_exec()   runs it once the data-out is in the buffer and
+ *                         calls cmd->done exactly once (possibly before
+ *                         returning), with data-in (if any) in cmd->iov.
+ * Then isd_scsi_cmd_release() frees what setup/exec allocated.
+ */
+#ifndef ISD_SCSI_H
+#define ISD_SCSI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/uio.h>
+
+struct isd_bstore;
+struct isd_scsi_lu;
+struct isd_scsi_dev;
+
+#define ISD_SCSI_MAX_LUNS 256
+#define ISD_SCSI_SENSE_MAX 96           /* fixed-format sense we build: 18 bytes + info */
+#define ISD_SCSI_MAX_IOV 4
+
+/* SAM status codes */
+#define ISD_SAM_GOOD 0x00
+#define ISD_SAM_CHECK_CONDITION 0x02
+#define ISD_SAM_CONDITION_MET 0x04
+#define ISD_SAM_BUSY 0x08
+#define ISD_SAM_RESERVATION_CONFLICT 0x18
+#define ISD_SAM_TASK_SET_FULL 0x28
+#define ISD_SAM_ACA_ACTIVE 0x30
+#define ISD_SAM_TASK_ABORTED 0x40
+
+/* Sense keys */
+#define ISD_SK_NO_SENSE 0x0
+#define ISD_SK_RECOVERED_ERROR 0x1
+#define ISD_SK_NOT_READY 0x2
+#define ISD_SK_MEDIUM_ERROR 0x3
+#define ISD_SK_HARDWARE_ERROR 0x4
+#define ISD_SK_ILLEGAL_REQUEST 0x5
+#define ISD_SK_UNIT_ATTENTION 0x6
+#define ISD_SK_DATA_PROTECT 0x7
+#define ISD_SK_ABORTED_COMMAND 0xb
+#define ISD_SK_MISCOMPARE 0xe
+
+enum isd_scsi_dir {
+	ISD_SCSI_DIR_NONE = 0,
+	ISD_SCSI_DIR_IN,                /* data to the initiator (READ) */
+	ISD_SCSI_DIR_OUT,               /* data from the initiator (WRITE) */
+};
+
+enum isd_scsi_setup_result {
+	ISD_SCSI_SETUP_READY = 0,       /* call exec (after fetching data-out if dir OUT) */
+	ISD_SCSI_SETUP_DONE = 1,        /* completed in setup: status/sense are set */
+};
+
+/* The I_T nexus a command arrived on (for reservations and unit attentions). */
+struct isd_scsi_nexus {
+	char initiator_port[256];       /* SCSI initiator port name: "iqn...,i,0x<ISID>" */
+	char target_port[256];          /* "iqn...,t,0x<TPGT>" */
+	uint16_t rel_tgt_port_id;       /* relative target port identifier (TPGT) */
+	uint64_t id;                    /* unique per nexus while it exists */
+};
+
+/*
+ * Optional allocator for data buffers (iSER passes one that hands out
+ * registered memory). NULL means malloc.
+ */
+struct isd_scsi_buf_ops {
+	void *(*alloc)(void *ctx, uint32_t len);
+	void (*free)(void *ctx, void *buf, uint32_t len);
+	void *ctx;
+};
+
+struct isd_scsi_cmd;
+typedef void (*isd_scsi_done_cb)(struct isd_scsi_cmd *cmd);
+
+/* One SCSI command. The transport owns the memory; fields marked (in) it fills. */
+struct isd_scsi_cmd {
+	/* (in) */
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_nexus *nexus;
+	uint64_t lun;                   /* the 8-byte LUN field as on the wire */
+	const uint8_t *cdb;
+	uint32_t cdb_len;               /* 6..260 */
+	uint32_t edtl;                  /* Expected Data Transfer Length from the initiator */
+	bool read_flag;                 /* the transport's R bit */
+	bool write_flag;                /* the transport's W bit */
+	uint8_t task_attr;              /* SAM task attribute */
+	uint64_t tag;                   /* task tag, for ABORT and logs */
+	const struct isd_scsi_buf_ops *buf_ops;
+	isd_scsi_done_cb done;
+	void *cb_arg;
+
+	/* set by setup */
+	enum isd_scsi_dir dir;
+	uint32_t xfer_len;              /* bytes of data the CDB itself asks to move */
+	struct iovec iov[ISD_SCSI_MAX_IOV];     /* data buffer: data-out lands here; exec fills */
+	int iovcnt;                             /* or points it at data-in */
+
+	/* results */
+	uint8_t status;                 /* ISD_SAM_* */
+	uint8_t sense[ISD_SCSI_SENSE_MAX];
+	uint32_t sense_len;
+	uint32_t data_in_len;           /* bytes of data-in valid in iov (<= xfer_len) */
+
+	/* private to the SCSI layer */
+	struct isd_scsi_lu *lu;
+	void *priv_buf;                 /* allocated buffer, freed by release */
+	uint32_t priv_buf_len;
+	bool aborted;
+	uint64_t lba;
+	uint32_t nblocks;
+	void *priv;
+	TAILQ_ENTRY(isd_scsi_cmd) link;
+};
+
+/* Backing store description used to create a logical unit. */
+struct isd_scsi_lu_cfg {
+	struct isd_bstore *bstore;      /* taken over by the LU */
+	uint32_t block_size;            /* 512 or 4096 */
+	bool read_only;
+	char vendor[9];                 /* INQUIRY strings, space padded by the LU */
+	char product[17];
+	char revision[5];
+	char serial[33];                /* unit serial number (VPD 0x80) */
+	uint64_t naa_id;                /* low 60 bits of an NAA IEEE Registered designator */
+	bool write_cache;               /* WCE: honour SYNCHRONIZE CACHE and FUA */
+	bool thin;                      /* UNMAP / WRITE SAME UNMAP supported */
+};
+
+int isd_scsi_dev_create(const char *name, struct isd_scsi_dev **out);
+/* Frees the device and its LUs; no command may be in flight. */
+void isd_scsi_dev_destroy(struct isd_scsi_dev *dev);
+/* Adds a LU; -EEXIST if the number is taken, -EINVAL for a bad config. */
+int isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scsi_lu_cfg *cfg);
+uint32_t isd_scsi_dev_lu_count(struct isd_scsi_dev *dev);
+
+/* A nexus appears (login) and goes away (logout, connection loss: its reservations
+ * that are not persistent are released, its pending UAs dropped). */
+void isd_scsi_nexus_add(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus);
+void isd_scsi_nexus_remove(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus);
+
+int isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd);
+void isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd);
+void isd_scsi_cmd_release(struct isd_scsi_cmd *cmd);
+/* Finishes a command without running it: status TASK ABORTED (or not at all if the
+ * transport will not report it). Only valid between setup and exec. */
+void isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd);
+
+/* Task management at the LU (after the transport aborted its tasks): LUN RESET
+ * clears reservations (non-persistent) and raises a unit attention for the other
+ * nexuses. Returns 0, or -ENOENT for an unknown LUN. */
+int isd_scsi_lu_reset(struct isd_scsi_dev *dev, uint64_t lun, struct isd_scsi_nexus *from);
+/* TARGET WARM/COLD RESET: every LU. */
+void isd_scsi_dev_reset(struct isd_scsi_dev *dev, struct isd_scsi_nexus *from);
+/* True if the LUN field names an existing LU. */
+bool isd_scsi_lun_exists(struct isd_scsi_dev *dev, uint64_t lun);
+
+/* Helpers the transport may use too. */
+void isd_scsi_set_sense(struct isd_scsi_cmd *cmd, uint8_t key, uint8_t asc, uint8_t ascq);
+/* Decodes a SAM LUN field (peripheral and flat addressing) to a number; UINT32_MAX if
+ * the format is not supported. */
+uint32_t isd_scsi_lun_decode(uint64_t lun_field);
+uint64_t isd_scsi_lun_encode(uint32_t lun);
+
+#endif
