@@ -1,0 +1,148 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "reactor/reactor.h"
+
+struct order {
+	int seq[8];
+	int n;
+};
+
+struct tick {
+	struct order *o;
+	int id;
+};
+
+static void
+tick_cb(void *arg)
+{
+	struct tick *t = arg;
+
+	t->o->seq[t->o->n++] = t->id;
+}
+
+static void
+test_timers_fire_in_deadline_order(void **state)
+{
+	struct isd_reactor *r;
+	struct order o = {0};
+	struct tick a = {&o, 1}, b = {&o, 2}, c = {&o, 3};
+	struct isd_timer ta, tb, tc;
+	uint64_t start = isd_now_ns();
+
+	(void)state;
+	assert_int_equal(isd_reactor_create(&r), 0);
+	isd_timer_init(&ta, tick_cb, &a);
+	isd_timer_init(&tb, tick_cb, &b);
+	isd_timer_init(&tc, tick_cb, &c);
+	isd_reactor_timer_start(r, &ta, 30);
+	isd_reactor_timer_start(r, &tb, 10);
+	isd_reactor_defer(r, &tc);
+	while (o.n < 3 && isd_now_ns() - start < 2000000000ull)
+		assert_int_equal(isd_reactor_poll(r, 100), 0);
+	assert_int_equal(o.n, 3);
+	assert_int_equal(o.seq[0], 3);
+	assert_int_equal(o.seq[1], 2);
+	assert_int_equal(o.seq[2], 1);
+	isd_reactor_destroy(r);
+}
+
+static void
+test_timer_stop_prevents_callback(void **state)
+{
+	struct isd_reactor *r;
+	struct order o = {0};
+	struct tick a = {&o, 1};
+	struct isd_timer ta;
+
+	(void)state;
+	assert_int_equal(isd_reactor_create(&r), 0);
+	isd_timer_init(&ta, tick_cb, &a);
+	isd_reactor_defer(r, &ta);
+	isd_reactor_timer_stop(r, &ta);
+	assert_int_equal(isd_reactor_poll(r, 20), 0);
+	assert_int_equal(o.n, 0);
+	isd_reactor_destroy(r);
+}
+
+struct pipe_ctx {
+	struct isd_reactor *r;
+	int fd;
+	int reads;
+};
+
+static void
+pipe_cb(void *arg, uint32_t events)
+{
+	struct pipe_ctx *p = arg;
+	char buf[16];
+
+	assert_true(events & EPOLLIN);
+	assert_true(read(p->fd, buf, sizeof(buf)) > 0);
+	p->reads++;
+	/* removing the fd from inside its own callback must be safe */
+	assert_int_equal(isd_reactor_del_fd(p->r, p->fd), 0);
+}
+
+static void
+test_fd_events_and_removal_in_callback(void **state)
+{
+	struct isd_reactor *r;
+	struct pipe_ctx p = {0};
+	int fds[2];
+
+	(void)state;
+	assert_int_equal(isd_reactor_create(&r), 0);
+	assert_int_equal(pipe(fds), 0);
+	p.r = r;
+	p.fd = fds[0];
+	assert_int_equal(isd_reactor_add_fd(r, fds[0], EPOLLIN, pipe_cb, &p), 0);
+	assert_int_equal(isd_reactor_add_fd(r, fds[0], EPOLLIN, pipe_cb, &p), -EEXIST);
+	assert_int_equal(write(fds[1], "x", 1), 1);
+	assert_int_equal(isd_reactor_poll(r, 1000), 0);
+	assert_int_equal(p.reads, 1);
+	assert_int_equal(isd_reactor_del_fd(r, fds[0]), -ENOENT);
+	close(fds[0]);
+	close(fds[1]);
+	isd_reactor_destroy(r);
+}
+
+static void
+stop_cb(void *arg)
+{
+	isd_reactor_stop(arg);
+}
+
+static void
+test_run_until_stop(void **state)
+{
+	struct isd_reactor *r;
+	struct isd_timer t;
+
+	(void)state;
+	assert_int_equal(isd_reactor_create(&r), 0);
+	isd_timer_init(&t, stop_cb, r);
+	isd_reactor_timer_start(r, &t, 5);
+	assert_int_equal(isd_reactor_run(r), 0);
+	isd_reactor_destroy(r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_timers_fire_in_deadline_order),
+		cmocka_unit_test(test_timer_stop_prevents_callback),
+		cmocka_unit_test(test_fd_events_and_removal_in_callback),
+		cmocka_unit_test(test_run_until_stop),
+	};
+
+	return cmocka_run_group_tests_name("reactor", tests, NULL, NULL);
+}
