@@ -72,6 +72,14 @@ struct isd_dm_ops {
 	/* Deallocate_Connection_Resources: called by the core after terminate notify, once
 	 * no task refers to the connection; the datamover frees its private state. */
 	void (*free_conn)(struct isd_conn *c);
+	/* Optional. Called when the core creates a task from a SCSI Command PDU, before
+	 * any put_data/get_data: the datamover takes what it carried for this command
+	 * (iSER: the read/write STags and VAs from the iSER header) into its task area. */
+	void (*task_init)(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
+	/* Optional. Allocator for task data buffers (iSER: registered memory). NULL: the
+	 * SCSI layer uses malloc. Returned buffers are released with buf_free. */
+	void *(*buf_alloc)(struct isd_conn *c, uint32_t len);
+	void (*buf_free)(struct isd_conn *c, void *buf, uint32_t len);
 };
 
 /* --- upcalls, implemented by the core --- */
