@@ -37,6 +37,7 @@ struct isd_bstore {
 	uint32_t min_block;             /* alignment the store needs for direct I/O (1 = any) */
 	bool read_only;
 	bool can_discard;
+	bool discard_zeroes;            /* a discarded range reads back as zeros (LBPRZ) */
 	/* Non-NULL when the whole store is one memory region (RAM): the SCSI layer
 	 * may point data-in straight at it (zero copy) and iSER may register it. */
 	void *mem_base;

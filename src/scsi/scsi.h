@@ -123,6 +123,13 @@ struct isd_scsi_cmd {
 	uint32_t nblocks;
 	void *priv;
 	TAILQ_ENTRY(isd_scsi_cmd) link;
+	const void *op;                 /* the decoded command's descriptor */
+	uint32_t io_flags;              /* ISD_SCSI_IOF_* (scsi_int.h) */
+	uint32_t data_out_len;          /* bytes of data-out the buffer takes: min(edtl, xfer_len) */
+	uint64_t io_pos;                /* progress of multi-step commands (WRITE SAME, UNMAP) */
+	uint64_t io_end;
+	void *aux_buf;                  /* second buffer (compare reads), freed by release */
+	uint32_t aux_len;
 };
 
 /* Backing store description used to create a logical unit. */
@@ -155,7 +162,8 @@ int isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd);
 void isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd);
 void isd_scsi_cmd_release(struct isd_scsi_cmd *cmd);
 /* Finishes a command without running it: status TASK ABORTED (or not at all if the
- * transport will not report it). Only valid between setup and exec. */
+ * transport will not report it). Only valid between setup and exec. It does not call
+ * cmd->done: the transport reports (or not) and then calls release. */
 void isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd);
 
 /* Task management at the LU (after the transport aborted its tasks): LUN RESET
@@ -173,5 +181,17 @@ void isd_scsi_set_sense(struct isd_scsi_cmd *cmd, uint8_t key, uint8_t asc, uint
  * the format is not supported. */
 uint32_t isd_scsi_lun_decode(uint64_t lun_field);
 uint64_t isd_scsi_lun_encode(uint32_t lun);
+
+/* The LU's store changed size: re-reads it and raises CAPACITY DATA HAS CHANGED
+ * (2Ah/09h) on every nexus. -ENOENT for an unknown LU number. */
+int isd_scsi_lu_capacity_changed(struct isd_scsi_dev *dev, uint32_t lun);
+
+/*
+ * Residuals (for the transport): data-in is cmd->data_in_len bytes (never more
+ * than xfer_len); send min(edtl, data_in_len). Overflow when xfer_len > edtl
+ * (residual xfer_len - edtl); otherwise underflow when the bytes moved are fewer
+ * than edtl (residual edtl - moved). For data-out, collect min(edtl, xfer_len)
+ * bytes (cmd->data_out_len) into cmd->iov before exec.
+ */
 
 #endif

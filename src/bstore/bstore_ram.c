@@ -1,0 +1,233 @@
+/*
+ * RAM backing store: one anonymous mapping, so the whole LU is a single
+ * region the SCSI layer can point data-in at and iSER can register once.
+ * I/O is a memcpy done at submission; only the completion is deferred to the
+ * reactor, to keep the rule that a callback never runs inside the call.
+ *
+ * Owned by the reactor it was opened on; not thread-safe.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include "bstore/bstore_int.h"
+#include "reactor/reactor.h"
+
+struct ram_req {
+	struct isd_timer timer;
+	struct ram_bs *owner;
+	isd_bstore_cb cb;
+	void *arg;
+	int status;
+	TAILQ_ENTRY(ram_req) link;
+};
+
+struct ram_bs {
+	struct isd_bstore bs;
+	size_t map_len;
+	size_t page;
+	TAILQ_HEAD(, ram_req) inflight;
+	TAILQ_HEAD(, ram_req) free_reqs;        /* recycled so steady-state I/O does not malloc */
+	unsigned nfree;
+};
+
+#define RAM_FREE_MAX 256
+
+static void
+ram_complete(void *arg)
+{
+	struct ram_req *req = arg;
+	struct ram_bs *rb = req->owner;
+	isd_bstore_cb cb = req->cb;
+	void *cb_arg = req->arg;
+	int status = req->status;
+
+	TAILQ_REMOVE(&rb->inflight, req, link);
+	if (rb->nfree < RAM_FREE_MAX) {
+		TAILQ_INSERT_HEAD(&rb->free_reqs, req, link);
+		rb->nfree++;
+	} else {
+		free(req);
+	}
+	cb(cb_arg, status);
+}
+
+static int
+ram_defer(struct ram_bs *rb, int status, isd_bstore_cb cb, void *arg)
+{
+	struct ram_req *req = TAILQ_FIRST(&rb->free_reqs);
+
+	if (req != NULL) {
+		TAILQ_REMOVE(&rb->free_reqs, req, link);
+		rb->nfree--;
+	} else {
+		req = calloc(1, sizeof(*req));
+		if (req == NULL)
+			return -ENOMEM;
+	}
+	isd_timer_init(&req->timer, ram_complete, req);
+	req->owner = rb;
+	req->cb = cb;
+	req->arg = arg;
+	req->status = status;
+	TAILQ_INSERT_TAIL(&rb->inflight, req, link);
+	isd_reactor_defer(rb->bs.reactor, &req->timer);
+	return 0;
+}
+
+/* The range [off, off + len) must lie inside the store; callers check too. */
+static bool
+ram_range_ok(struct ram_bs *rb, uint64_t off, uint64_t len)
+{
+	return off <= rb->bs.size && len <= rb->bs.size - off;
+}
+
+static int
+ram_read(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t off,
+	 isd_bstore_cb cb, void *arg)
+{
+	struct ram_bs *rb = (struct ram_bs *)bs;
+	const uint8_t *src = (const uint8_t *)bs->mem_base + off;
+	uint64_t len = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (iovcnt < 0 || !ram_range_ok(rb, off, len))
+		return -EINVAL;
+	for (int i = 0; i < iovcnt; i++) {
+		/* A zero-copy caller may hand us the store's own memory. */
+		if (iov[i].iov_base != src)
+			memcpy(iov[i].iov_base, src, iov[i].iov_len);
+		src += iov[i].iov_len;
+	}
+	return ram_defer(rb, 0, cb, arg);
+}
+
+static int
+ram_write(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t off, bool fua,
+	  isd_bstore_cb cb, void *arg)
+{
+	struct ram_bs *rb = (struct ram_bs *)bs;
+	uint8_t *dst = (uint8_t *)bs->mem_base + off;
+	uint64_t len = 0;
+
+	(void)fua;      /* RAM has no volatile cache beyond itself */
+	if (bs->read_only)
+		return -EROFS;
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (iovcnt < 0 || !ram_range_ok(rb, off, len))
+		return -EINVAL;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_base != dst)
+			memmove(dst, iov[i].iov_base, iov[i].iov_len);
+		dst += iov[i].iov_len;
+	}
+	return ram_defer(rb, 0, cb, arg);
+}
+
+static int
+ram_flush(struct isd_bstore *bs, isd_bstore_cb cb, void *arg)
+{
+	return ram_defer((struct ram_bs *)bs, 0, cb, arg);
+}
+
+static int
+ram_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb, void *arg)
+{
+	struct ram_bs *rb = (struct ram_bs *)bs;
+	uint8_t *base = bs->mem_base;
+	uint64_t first_page, end_page, end = off + len;
+
+	if (bs->read_only)
+		return -EROFS;
+	if (!ram_range_ok(rb, off, len))
+		return -EINVAL;
+	/*
+	 * Whole pages go back to the kernel (a private anonymous mapping reads
+	 * as zeros afterwards); the partial pages at either edge are zeroed.
+	 */
+	first_page = (off + rb->page - 1) / rb->page * rb->page;
+	end_page = end / rb->page * rb->page;
+	if (first_page < end_page) {
+		memset(base + off, 0, first_page - off);
+		if (madvise(base + first_page, end_page - first_page, MADV_DONTNEED) < 0)
+			memset(base + first_page, 0, end_page - first_page);
+		memset(base + end_page, 0, end - end_page);
+	} else {
+		memset(base + off, 0, len);
+	}
+	return ram_defer(rb, 0, cb, arg);
+}
+
+static void
+ram_destroy(struct isd_bstore *bs)
+{
+	struct ram_bs *rb = (struct ram_bs *)bs;
+	struct ram_req *req;
+
+	/* Completions still queued are dropped: the owner is going away with them. */
+	while ((req = TAILQ_FIRST(&rb->inflight)) != NULL) {
+		TAILQ_REMOVE(&rb->inflight, req, link);
+		isd_reactor_timer_stop(bs->reactor, &req->timer);
+		free(req);
+	}
+	while ((req = TAILQ_FIRST(&rb->free_reqs)) != NULL) {
+		TAILQ_REMOVE(&rb->free_reqs, req, link);
+		free(req);
+	}
+	if (bs->mem_base != NULL)
+		munmap(bs->mem_base, rb->map_len);
+	free(rb);
+}
+
+static const struct isd_bstore_ops ram_ops = {
+	.name = "ram",
+	.read = ram_read,
+	.write = ram_write,
+	.flush = ram_flush,
+	.discard = ram_discard,
+	.destroy = ram_destroy,
+};
+
+int
+isd_bstore_ram_create(struct isd_reactor *r, uint64_t size, struct isd_bstore **out)
+{
+	struct ram_bs *rb;
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	if (r == NULL || size == 0 || size > SIZE_MAX / 2)
+		return -EINVAL;
+	if (page <= 0)
+		page = 4096;
+	rb = calloc(1, sizeof(*rb));
+	if (rb == NULL)
+		return -ENOMEM;
+	TAILQ_INIT(&rb->inflight);
+	TAILQ_INIT(&rb->free_reqs);
+	rb->page = (size_t)page;
+	rb->map_len = (size_t)((size + rb->page - 1) / rb->page * rb->page);
+	/* NORESERVE: a thin 1T RAM LU only costs what is written to it. */
+	p = mmap(NULL, rb->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
+	if (p == MAP_FAILED) {
+		free(rb);
+		return -ENOMEM;
+	}
+	rb->bs.ops = &ram_ops;
+	rb->bs.reactor = r;
+	rb->bs.size = size;
+	rb->bs.min_block = 1;
+	rb->bs.can_discard = true;
+	rb->bs.discard_zeroes = true;
+	rb->bs.mem_base = p;
+	snprintf(rb->bs.desc, sizeof(rb->bs.desc), "ram:%" PRIu64, size);
+	*out = &rb->bs;
+	return 0;
+}

@@ -1,0 +1,570 @@
+/*
+ * File and block-device backing stores over io_uring.
+ *
+ * One ring per reactor, created when the first store opens on that reactor and
+ * freed with the last one; its completions arrive on an eventfd the reactor
+ * watches. Buffered I/O: FUA is a RWF_DSYNC write, SYNCHRONIZE CACHE an
+ * fdatasync, so the page cache is the volatile write cache the LU reports.
+ *
+ * A request that does not fit in the submission queue waits on a list and goes
+ * out when completions have made room. Short reads and writes resubmit the
+ * rest. Stores and rings belong to their reactor's thread; only the list of
+ * rings is shared (guarded by a mutex, touched at open and close only).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "bstore/bstore_int.h"
+#include "reactor/reactor.h"
+#include "util/log.h"
+
+#define URING_DEPTH 256
+#define URING_MAX_IOV 1024
+
+enum uring_op {
+	UOP_READ,
+	UOP_WRITE,
+	UOP_FLUSH,
+	UOP_PUNCH,      /* fallocate(PUNCH_HOLE) on a file */
+	UOP_BLKDISCARD, /* ioctl on a block device, completed through a deferred call */
+};
+
+struct uring_bs;
+
+struct uring_req {
+	struct uring_bs *ubs;
+	enum uring_op op;
+	bool fua;
+	uint64_t off;
+	uint64_t len;                   /* discard length */
+	isd_bstore_cb cb;
+	void *arg;
+	struct isd_timer timer;         /* UOP_BLKDISCARD completion */
+	int status;
+	TAILQ_ENTRY(uring_req) link;    /* on the ring's pending list */
+	int iovcnt;
+	struct iovec iov[];             /* our own copy: short transfers advance it */
+};
+
+struct uring_ctx {
+	struct isd_reactor *r;
+	struct io_uring ring;
+	int efd;
+	unsigned refs;
+	unsigned inflight;              /* SQEs handed to the kernel and not yet reaped */
+	TAILQ_HEAD(, uring_req) pending;
+	LIST_ENTRY(uring_ctx) link;
+};
+
+struct uring_bs {
+	struct isd_bstore bs;
+	int fd;
+	bool is_dev;
+	struct uring_ctx *ctx;
+	unsigned inflight;              /* this store's requests not yet completed */
+};
+
+static pthread_mutex_t g_ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static LIST_HEAD(, uring_ctx) g_rings = LIST_HEAD_INITIALIZER(g_rings);
+
+static void ring_event(void *arg, uint32_t events);
+
+static void
+req_finish(struct uring_req *req, int status)
+{
+	struct uring_bs *ubs = req->ubs;
+	isd_bstore_cb cb = req->cb;
+	void *arg = req->arg;
+
+	ubs->inflight--;
+	free(req);
+	cb(arg, status);
+}
+
+/* Puts the request in the SQ; false when the SQ is full. */
+static bool
+req_prep(struct uring_ctx *ctx, struct uring_req *req)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ctx->ring);
+	int fd = req->ubs->fd;
+
+	if (sqe == NULL)
+		return false;
+	switch (req->op) {
+	case UOP_READ:
+		io_uring_prep_readv(sqe, fd, req->iov, (unsigned)req->iovcnt, req->off);
+		break;
+	case UOP_WRITE:
+		io_uring_prep_writev2(sqe, fd, req->iov, (unsigned)req->iovcnt, req->off,
+				      req->fua ? RWF_DSYNC : 0);
+		break;
+	case UOP_FLUSH:
+		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+		break;
+	case UOP_PUNCH:
+		io_uring_prep_fallocate(sqe, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					(off_t)req->off, (off_t)req->len);
+		break;
+	case UOP_BLKDISCARD:
+		/* never queued on the ring */
+		break;
+	}
+	io_uring_sqe_set_data(sqe, req);
+	ctx->inflight++;
+	return true;
+}
+
+static void
+ring_submit(struct uring_ctx *ctx)
+{
+	int rc = io_uring_submit(&ctx->ring);
+
+	/* -EAGAIN/-EBUSY: SQEs stay in the ring and go with the next submit. */
+	if (rc < 0 && rc != -EAGAIN && rc != -EBUSY && rc != -EINTR)
+		isd_log_err("bstore: io_uring_submit: %s", strerror(-rc));
+}
+
+static void
+req_queue(struct uring_ctx *ctx, struct uring_req *req)
+{
+	if (!TAILQ_EMPTY(&ctx->pending) || !req_prep(ctx, req)) {
+		TAILQ_INSERT_TAIL(&ctx->pending, req, link);
+		return;
+	}
+	ring_submit(ctx);
+}
+
+static void
+ring_drain_pending(struct uring_ctx *ctx)
+{
+	struct uring_req *req;
+	bool any = false;
+
+	while ((req = TAILQ_FIRST(&ctx->pending)) != NULL) {
+		if (!req_prep(ctx, req))
+			break;
+		TAILQ_REMOVE(&ctx->pending, req, link);
+		any = true;
+	}
+	if (any)
+		ring_submit(ctx);
+}
+
+/* Drops `n` bytes from the front of the request's iovec after a short transfer. */
+static void
+req_advance(struct uring_req *req, size_t n)
+{
+	int i = 0;
+
+	req->off += n;
+	while (i < req->iovcnt && n >= req->iov[i].iov_len)
+		n -= req->iov[i++].iov_len;
+	if (i > 0) {
+		memmove(req->iov, req->iov + i, (size_t)(req->iovcnt - i) * sizeof(req->iov[0]));
+		req->iovcnt -= i;
+	}
+	if (req->iovcnt > 0) {
+		req->iov[0].iov_base = (uint8_t *)req->iov[0].iov_base + n;
+		req->iov[0].iov_len -= n;
+	}
+}
+
+static void
+req_cqe(struct uring_ctx *ctx, struct uring_req *req, int res)
+{
+	if (res == -EAGAIN || res == -EINTR) {
+		req_queue(ctx, req);
+		return;
+	}
+	if (res < 0) {
+		req_finish(req, res);
+		return;
+	}
+	if (req->op != UOP_READ && req->op != UOP_WRITE) {
+		req_finish(req, 0);
+		return;
+	}
+	if (res == 0) {
+		if (req->op == UOP_WRITE) {
+			req_finish(req, -EIO);
+			return;
+		}
+		/* Read past the end of a file shorter than its LU: that reads as zeros. */
+		for (int i = 0; i < req->iovcnt; i++)
+			memset(req->iov[i].iov_base, 0, req->iov[i].iov_len);
+		req_finish(req, 0);
+		return;
+	}
+	req_advance(req, (size_t)res);
+	if (req->iovcnt == 0) {
+		req_finish(req, 0);
+		return;
+	}
+	req_queue(ctx, req);
+}
+
+static void
+ring_reap(struct uring_ctx *ctx)
+{
+	struct io_uring_cqe *cqe;
+
+	while (io_uring_peek_cqe(&ctx->ring, &cqe) == 0) {
+		struct uring_req *req = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&ctx->ring, cqe);
+		ctx->inflight--;
+		/* The callback may submit more and may close other stores, never this ring
+		 * (the store being completed still holds its reference). */
+		req_cqe(ctx, req, res);
+	}
+	ring_drain_pending(ctx);
+}
+
+static void
+ring_event(void *arg, uint32_t events)
+{
+	struct uring_ctx *ctx = arg;
+	uint64_t v;
+
+	(void)events;
+	if (read(ctx->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		isd_log_warn("bstore: eventfd read: %s", strerror(errno));
+	ring_reap(ctx);
+}
+
+static int
+ring_get(struct isd_reactor *r, struct uring_ctx **out)
+{
+	struct uring_ctx *ctx;
+	int rc;
+
+	pthread_mutex_lock(&g_ring_lock);
+	LIST_FOREACH(ctx, &g_rings, link) {
+		if (ctx->r == r) {
+			ctx->refs++;
+			*out = ctx;
+			pthread_mutex_unlock(&g_ring_lock);
+			return 0;
+		}
+	}
+	ctx = calloc(1, sizeof(*ctx));
+	if (ctx == NULL) {
+		rc = -ENOMEM;
+		goto err_unlock;
+	}
+	ctx->r = r;
+	ctx->refs = 1;
+	TAILQ_INIT(&ctx->pending);
+	rc = io_uring_queue_init(URING_DEPTH, &ctx->ring, 0);
+	if (rc < 0)
+		goto err_free;
+	ctx->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ctx->efd < 0) {
+		rc = -errno;
+		goto err_ring;
+	}
+	rc = io_uring_register_eventfd(&ctx->ring, ctx->efd);
+	if (rc < 0)
+		goto err_efd;
+	rc = isd_reactor_add_fd(r, ctx->efd, EPOLLIN, ring_event, ctx);
+	if (rc < 0)
+		goto err_efd;
+	LIST_INSERT_HEAD(&g_rings, ctx, link);
+	pthread_mutex_unlock(&g_ring_lock);
+	*out = ctx;
+	return 0;
+
+err_efd:
+	close(ctx->efd);
+err_ring:
+	io_uring_queue_exit(&ctx->ring);
+err_free:
+	free(ctx);
+err_unlock:
+	pthread_mutex_unlock(&g_ring_lock);
+	return rc;
+}
+
+static void
+ring_put(struct uring_ctx *ctx)
+{
+	pthread_mutex_lock(&g_ring_lock);
+	if (--ctx->refs > 0) {
+		pthread_mutex_unlock(&g_ring_lock);
+		return;
+	}
+	LIST_REMOVE(ctx, link);
+	pthread_mutex_unlock(&g_ring_lock);
+	isd_reactor_del_fd(ctx->r, ctx->efd);
+	close(ctx->efd);
+	io_uring_queue_exit(&ctx->ring);
+	free(ctx);
+}
+
+static struct uring_req *
+req_alloc(struct uring_bs *ubs, enum uring_op op, const struct iovec *iov, int iovcnt,
+	  uint64_t off, isd_bstore_cb cb, void *arg)
+{
+	struct uring_req *req;
+
+	if (iovcnt < 0 || iovcnt > URING_MAX_IOV)
+		return NULL;
+	req = calloc(1, sizeof(*req) + (size_t)iovcnt * sizeof(struct iovec));
+	if (req == NULL)
+		return NULL;
+	req->ubs = ubs;
+	req->op = op;
+	req->off = off;
+	req->cb = cb;
+	req->arg = arg;
+	if (iovcnt > 0)
+		memcpy(req->iov, iov, (size_t)iovcnt * sizeof(struct iovec));
+	req->iovcnt = iovcnt;
+	return req;
+}
+
+static void
+uring_deferred_done(void *arg)
+{
+	struct uring_req *req = arg;
+
+	req_finish(req, req->status);
+}
+
+static int
+uring_rw(struct isd_bstore *bs, enum uring_op op, const struct iovec *iov, int iovcnt,
+	 uint64_t off, bool fua, isd_bstore_cb cb, void *arg)
+{
+	struct uring_bs *ubs = (struct uring_bs *)bs;
+	struct uring_req *req;
+	uint64_t len = 0;
+	int n = 0;
+
+	if (iovcnt < 0 || iovcnt > URING_MAX_IOV)
+		return -EINVAL;
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (off > bs->size || len > bs->size - off)
+		return -EINVAL;
+	req = req_alloc(ubs, op, iov, iovcnt, off, cb, arg);
+	if (req == NULL)
+		return -ENOMEM;
+	/* Empty entries would make the short-transfer arithmetic stall. */
+	for (int i = 0; i < iovcnt; i++)
+		if (iov[i].iov_len != 0)
+			req->iov[n++] = iov[i];
+	req->iovcnt = n;
+	req->fua = fua;
+	ubs->inflight++;
+	if (n == 0) {
+		/* Nothing to move: complete from the reactor without bothering the kernel. */
+		req->status = 0;
+		isd_timer_init(&req->timer, uring_deferred_done, req);
+		isd_reactor_defer(bs->reactor, &req->timer);
+		return 0;
+	}
+	req_queue(ubs->ctx, req);
+	return 0;
+}
+
+static int
+uring_read(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t off,
+	   isd_bstore_cb cb, void *arg)
+{
+	return uring_rw(bs, UOP_READ, iov, iovcnt, off, false, cb, arg);
+}
+
+static int
+uring_write(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t off, bool fua,
+	    isd_bstore_cb cb, void *arg)
+{
+	if (bs->read_only)
+		return -EROFS;
+	return uring_rw(bs, UOP_WRITE, iov, iovcnt, off, fua, cb, arg);
+}
+
+static int
+uring_flush(struct isd_bstore *bs, isd_bstore_cb cb, void *arg)
+{
+	struct uring_bs *ubs = (struct uring_bs *)bs;
+	struct uring_req *req = req_alloc(ubs, UOP_FLUSH, NULL, 0, 0, cb, arg);
+
+	if (req == NULL)
+		return -ENOMEM;
+	ubs->inflight++;
+	req_queue(ubs->ctx, req);
+	return 0;
+}
+
+static int
+uring_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb, void *arg)
+{
+	struct uring_bs *ubs = (struct uring_bs *)bs;
+	struct uring_req *req;
+
+	if (bs->read_only)
+		return -EROFS;
+	if (!bs->can_discard)
+		return -EOPNOTSUPP;
+	if (off > bs->size || len > bs->size - off)
+		return -EINVAL;
+	req = req_alloc(ubs, ubs->is_dev ? UOP_BLKDISCARD : UOP_PUNCH, NULL, 0, off, cb, arg);
+	if (req == NULL)
+		return -ENOMEM;
+	req->len = len;
+	ubs->inflight++;
+	if (ubs->is_dev) {
+		uint64_t range[2] = { off, len };
+
+		/*
+		 * There is no io_uring opcode for BLKDISCARD on the kernels we target;
+		 * the ioctl only queues the discard in the block layer, so running it
+		 * here is cheap. Its result is delivered from the reactor.
+		 */
+		req->status = len == 0 ? 0 : (ioctl(ubs->fd, BLKDISCARD, range) < 0 ? -errno : 0);
+		isd_timer_init(&req->timer, uring_deferred_done, req);
+		isd_reactor_defer(bs->reactor, &req->timer);
+		return 0;
+	}
+	if (len == 0) {
+		req->op = UOP_BLKDISCARD;
+		req->status = 0;
+		isd_timer_init(&req->timer, uring_deferred_done, req);
+		isd_reactor_defer(bs->reactor, &req->timer);
+		return 0;
+	}
+	req_queue(ubs->ctx, req);
+	return 0;
+}
+
+static void
+uring_destroy(struct isd_bstore *bs)
+{
+	struct uring_bs *ubs = (struct uring_bs *)bs;
+
+	/*
+	 * The owner promised nothing is in flight; if it lied, wait for the
+	 * kernel to finish with the buffers before they can be freed under it.
+	 */
+	if (ubs->ctx != NULL) {
+		while (ubs->inflight > 0 && ubs->ctx->inflight > 0) {
+			struct io_uring_cqe *cqe;
+
+			if (io_uring_wait_cqe(&ubs->ctx->ring, &cqe) < 0)
+				break;
+			ring_reap(ubs->ctx);
+		}
+		ring_put(ubs->ctx);
+	}
+	if (ubs->fd >= 0)
+		close(ubs->fd);
+	free(ubs);
+}
+
+static const struct isd_bstore_ops uring_ops = {
+	.name = "uring",
+	.read = uring_read,
+	.write = uring_write,
+	.flush = uring_flush,
+	.discard = uring_discard,
+	.destroy = uring_destroy,
+};
+
+int
+isd_bstore_uring_open(struct isd_reactor *r, const char *path, bool is_dev, uint64_t size,
+		      bool read_only, struct isd_bstore **out, char *err, size_t err_len)
+{
+	struct uring_bs *ubs;
+	struct stat st;
+	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	int rc;
+
+	if (!is_dev && size > 0 && !read_only)
+		flags |= O_CREAT;
+	ubs = calloc(1, sizeof(*ubs));
+	if (ubs == NULL)
+		return -ENOMEM;
+	ubs->fd = open(path, flags, 0600);
+	if (ubs->fd < 0) {
+		rc = -errno;
+		snprintf(err, err_len, "cannot open %s: %s", path, strerror(-rc));
+		goto err_free;
+	}
+	if (fstat(ubs->fd, &st) < 0) {
+		rc = -errno;
+		snprintf(err, err_len, "cannot stat %s: %s", path, strerror(-rc));
+		goto err_close;
+	}
+	if (is_dev) {
+		if (!S_ISBLK(st.st_mode)) {
+			rc = -EINVAL;
+			snprintf(err, err_len, "%s is not a block device", path);
+			goto err_close;
+		}
+		if (ioctl(ubs->fd, BLKGETSIZE64, &ubs->bs.size) < 0) {
+			rc = -errno;
+			snprintf(err, err_len, "cannot size %s: %s", path, strerror(-rc));
+			goto err_close;
+		}
+		ubs->bs.can_discard = true;
+		/* BLKDISCARD promises nothing about what the range reads back as. */
+		ubs->bs.discard_zeroes = false;
+	} else {
+		if (!S_ISREG(st.st_mode)) {
+			rc = -EINVAL;
+			snprintf(err, err_len, "%s is not a regular file (use dev: for devices)", path);
+			goto err_close;
+		}
+		if (size == 0) {
+			size = (uint64_t)st.st_size;
+		} else if ((uint64_t)st.st_size < size && !read_only &&
+			   ftruncate(ubs->fd, (off_t)size) < 0) {
+			rc = -errno;
+			snprintf(err, err_len, "cannot extend %s: %s", path, strerror(-rc));
+			goto err_close;
+		}
+		ubs->bs.size = size;
+		ubs->bs.can_discard = true;
+		ubs->bs.discard_zeroes = true;  /* a punched hole reads as zeros */
+	}
+	if (ubs->bs.size == 0) {
+		rc = -EINVAL;
+		snprintf(err, err_len, "%s is empty (give size=)", path);
+		goto err_close;
+	}
+	rc = ring_get(r, &ubs->ctx);
+	if (rc < 0) {
+		snprintf(err, err_len, "cannot set up io_uring: %s", strerror(-rc));
+		goto err_close;
+	}
+	ubs->is_dev = is_dev;
+	ubs->bs.ops = &uring_ops;
+	ubs->bs.reactor = r;
+	ubs->bs.min_block = 1;
+	ubs->bs.read_only = read_only;
+	snprintf(ubs->bs.desc, sizeof(ubs->bs.desc), "%s:%s", is_dev ? "dev" : "file", path);
+	*out = &ubs->bs;
+	return 0;
+
+err_close:
+	close(ubs->fd);
+err_free:
+	free(ubs);
+	return rc;
+}

@@ -1,0 +1,185 @@
+/*
+ * Command ordering (RFC 7143 §3.2.2.1, §4.2.2.1). Non-immediate requests are
+ * delivered in CmdSN order: one equal to ExpCmdSN runs at once and advances
+ * ExpCmdSN; one ahead of it but within MaxCmdSN waits until the gap fills; one
+ * outside [ExpCmdSN, MaxCmdSN] is silently dropped. Immediate requests run at
+ * once and do not advance ExpCmdSN. The window bounds what can be parked here.
+ */
+#include <stdlib.h>
+
+#include "iscsi/core.h"
+#include "util/log.h"
+
+static void
+deliver(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	switch (isd_bhs_opcode(pdu->bhs)) {
+	case ISD_OP_SCSI_CMD:
+		isd_task_scsi_cmd_rx(c, pdu);
+		break;
+	case ISD_OP_TMF_REQ:
+		isd_tmf_rx(c, pdu);
+		break;
+	case ISD_OP_TEXT_REQ:
+		isd_text_rx(c, pdu);
+		break;
+	case ISD_OP_NOP_OUT:
+		isd_nop_out_rx(c, pdu);
+		break;
+	case ISD_OP_LOGOUT_REQ:
+		isd_logout_rx(c, pdu);
+		break;
+	default:
+		isd_reject_send(c, pdu->bhs, ISD_REJECT_PROTOCOL_ERROR);
+		isd_conn_release_pdu(c, pdu);
+		break;
+	}
+}
+
+static void
+held_free(struct isd_conn *c, struct isd_held *h, bool release_all)
+{
+	struct isd_pdu *d;
+
+	while ((d = TAILQ_FIRST(&h->data_outs)) != NULL) {
+		TAILQ_REMOVE(&h->data_outs, d, link);
+		isd_conn_release_pdu(c, d);
+	}
+	if (release_all && h->pdu != NULL)
+		isd_conn_release_pdu(c, h->pdu);
+	free(h);
+}
+
+/* Delivers parked requests whose turn has come. */
+static void
+drain(struct isd_conn *c)
+{
+	struct isd_session *s = c->sess;
+	struct isd_held *h;
+	struct isd_pdu *d;
+
+	while (c->state == ISD_CONN_FFP && (h = TAILQ_FIRST(&s->held)) != NULL &&
+	       h->cmdsn == s->exp_cmdsn) {
+		TAILQ_REMOVE(&s->held, h, link);
+		s->n_held--;
+		s->exp_cmdsn++;
+		deliver(c, h->pdu);
+		h->pdu = NULL;
+		/* then the Data-Outs that arrived for it while it waited, in arrival order */
+		while ((d = TAILQ_FIRST(&h->data_outs)) != NULL) {
+			TAILQ_REMOVE(&h->data_outs, d, link);
+			if (c->state == ISD_CONN_FFP)
+				isd_task_data_out_rx(c, d);
+			else
+				isd_conn_release_pdu(c, d);
+		}
+		held_free(c, h, false);
+	}
+}
+
+void
+isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	struct isd_session *s = c->sess;
+	uint32_t cmdsn = isd_bhs_cmdsn(pdu->bhs);
+	struct isd_held *h, *pos;
+
+	if (isd_bhs_immediate(pdu->bhs)) {
+		deliver(c, pdu);
+		return;
+	}
+	isd_session_update_window(s);
+	if (cmdsn == s->exp_cmdsn) {
+		s->exp_cmdsn++;
+		deliver(c, pdu);
+		drain(c);
+		return;
+	}
+	if (sn_lt(cmdsn, s->exp_cmdsn) || sn_gt(cmdsn, s->max_cmdsn)) {
+		isd_log_dbg("iscsi", "conn %p: dropping %s CmdSN %u outside [%u, %u]", (void *)c,
+			    isd_opcode_name(isd_bhs_opcode(pdu->bhs)), cmdsn, s->exp_cmdsn,
+			    s->max_cmdsn);
+		isd_conn_release_pdu(c, pdu);
+		return;
+	}
+	/* ahead of ExpCmdSN: park it, sorted, one per CmdSN */
+	TAILQ_FOREACH(pos, &s->held, link) {
+		if (pos->cmdsn == cmdsn) {
+			isd_log_dbg("iscsi", "conn %p: duplicate CmdSN %u dropped", (void *)c,
+				    cmdsn);
+			isd_conn_release_pdu(c, pdu);
+			return;
+		}
+		if (sn_gt(pos->cmdsn, cmdsn))
+			break;
+	}
+	h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		isd_log_err("iscsi: out of memory parking CmdSN %u, closing connection", cmdsn);
+		isd_conn_release_pdu(c, pdu);
+		isd_conn_close(c);
+		return;
+	}
+	h->pdu = pdu;
+	h->cmdsn = cmdsn;
+	h->itt = isd_bhs_itt(pdu->bhs);
+	h->is_cmd = isd_bhs_opcode(pdu->bhs) == ISD_OP_SCSI_CMD;
+	TAILQ_INIT(&h->data_outs);
+	if (pos != NULL)
+		TAILQ_INSERT_BEFORE(pos, h, link);
+	else
+		TAILQ_INSERT_TAIL(&s->held, h, link);
+	s->n_held++;
+	isd_log_dbg("iscsi", "conn %p: CmdSN %u parked (ExpCmdSN %u)", (void *)c, cmdsn,
+		    s->exp_cmdsn);
+}
+
+struct isd_held *
+isd_cmdsn_find_held(struct isd_session *s, uint32_t itt)
+{
+	struct isd_held *h;
+
+	TAILQ_FOREACH(h, &s->held, link) {
+		if (h->is_cmd && h->itt == itt)
+			return h;
+	}
+	return NULL;
+}
+
+/*
+ * An unsolicited Data-Out for a command that is still parked: keep it with the
+ * command (bounded by FirstBurstLength and a PDU count). Returns true if it was
+ * taken (or dropped with the connection), false if no parked command owns it.
+ */
+bool
+isd_cmdsn_hold_data_out(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	struct isd_held *h = isd_cmdsn_find_held(c->sess, isd_bhs_itt(pdu->bhs));
+
+	if (h == NULL)
+		return false;
+	if (h->n_data_outs >= ISD_HELD_MAX_DATA_OUT ||
+	    h->data_bytes + pdu->data_len > c->params.first_burst_length) {
+		isd_log_err("iscsi: too much unsolicited data for a parked command, closing");
+		isd_conn_release_pdu(c, pdu);
+		isd_conn_close(c);
+		return true;
+	}
+	h->n_data_outs++;
+	h->data_bytes += pdu->data_len;
+	TAILQ_INSERT_TAIL(&h->data_outs, pdu, link);
+	return true;
+}
+
+void
+isd_cmdsn_flush(struct isd_conn *c)
+{
+	struct isd_session *s = c->sess;
+	struct isd_held *h;
+
+	while ((h = TAILQ_FIRST(&s->held)) != NULL) {
+		TAILQ_REMOVE(&s->held, h, link);
+		s->n_held--;
+		held_free(c, h, true);
+	}
+}

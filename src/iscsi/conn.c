@@ -1,0 +1,345 @@
+/*
+ * Connection lifecycle: creation by a datamover, reference counting, the
+ * Datamover Interface upcalls, PDU dispatch in full feature phase, teardown.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iscsi/core.h"
+#include "util/log.h"
+
+static size_t
+align16(size_t n)
+{
+	return (n + 15) & ~(size_t)15;
+}
+
+int
+isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
+		const struct isd_conn_info *info, struct isd_reactor *r, struct isd_conn **out)
+{
+	struct isd_conn *c;
+
+	if (t == NULL || ops == NULL || out == NULL)
+		return -EINVAL;
+	if (t->shutting_down)
+		return -ESHUTDOWN;
+	c = calloc(1, sizeof(*c) + align16(ops->conn_priv_size));
+	if (c == NULL)
+		return -ENOMEM;
+	c->tgt = t;
+	c->ops = ops;
+	c->reactor = r != NULL ? r : t->reactor;
+	if (info != NULL)
+		c->info = *info;
+	c->state = ISD_CONN_LOGIN;
+	c->refs = 1;
+	isd_params_init_defaults(&c->params);
+	/* A random-looking initial StatSN exercises serial arithmetic in initiators
+	 * from the first PDU on (RFC 7143 leaves the choice to the target). */
+	c->stat_sn = (uint32_t)(isd_now_ns() * 2654435761u);
+	c->text.ttt = ISD_RSVD_TAG;
+	c->ping_ttt = 0;
+	TAILQ_INIT(&c->tasks);
+	for (int i = 0; i < ISD_ABORTED_RING; i++)
+		c->aborted_itt[i] = ISD_RSVD_TAG;
+	isd_timer_init(&c->login_timer, isd_login_timeout, c);
+	isd_timer_init(&c->nop_timer, isd_nop_tick, c);
+	isd_timer_init(&c->nop_timeout_timer, isd_nop_timeout, c);
+	TAILQ_INSERT_TAIL(&t->conns, c, link);
+	t->stats.connections++;
+	*out = c;
+	return 0;
+}
+
+void
+isd_conn_start(struct isd_conn *c)
+{
+	c->last_rx_ns = isd_now_ns();
+	if (c->tgt->cfg.login_timeout_ms > 0)
+		isd_reactor_timer_start(c->reactor, &c->login_timer, c->tgt->cfg.login_timeout_ms);
+}
+
+void
+isd_conn_get(struct isd_conn *c)
+{
+	c->refs++;
+}
+
+static void
+conn_free(struct isd_conn *c)
+{
+	struct isd_iscsi_tgt *t = c->tgt;
+
+	if (c->sess != NULL) {
+		isd_session_destroy(c->sess);
+		c->sess = NULL;
+	}
+	c->ops->free_conn(c);
+	TAILQ_REMOVE(&t->conns, c, link);
+	t->stats.connections--;
+	free(c);
+	isd_tgt_conn_gone(t);
+}
+
+void
+isd_conn_put(struct isd_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	conn_free(c);
+}
+
+void
+isd_conn_close(struct isd_conn *c)
+{
+	if (c->state == ISD_CONN_CLOSING || c->state == ISD_CONN_DEAD)
+		return;
+	c->state = ISD_CONN_CLOSING;
+	isd_reactor_timer_stop(c->reactor, &c->login_timer);
+	isd_nop_stop(c);
+	c->ops->terminate(c);
+}
+
+bool
+isd_conn_can_send(const struct isd_conn *c)
+{
+	return c->state == ISD_CONN_LOGIN || c->state == ISD_CONN_FFP;
+}
+
+int
+isd_conn_send(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	int rc;
+
+	if (!isd_conn_can_send(c)) {
+		isd_pdu_free(pdu);
+		return -ENOTCONN;
+	}
+	rc = c->ops->send_control(c, pdu);
+	if (rc < 0) {
+		isd_log_dbg("iscsi", "conn %p: send_control failed (%d), closing", (void *)c, rc);
+		isd_conn_close(c);
+	}
+	return rc;
+}
+
+void
+isd_conn_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	c->ops->release_pdu(c, pdu);
+}
+
+struct isd_pdu *
+isd_conn_pdu_alloc(struct isd_conn *c, uint8_t opcode, uint32_t data_cap)
+{
+	struct isd_pdu *pdu = isd_pdu_alloc(data_cap);
+
+	if (pdu == NULL) {
+		isd_log_err("iscsi: out of memory for a %s PDU, closing connection",
+			    isd_opcode_name(opcode));
+		isd_conn_close(c);
+		return NULL;
+	}
+	pdu->bhs[0] = opcode;
+	return pdu;
+}
+
+void
+isd_conn_fill_sn(struct isd_conn *c, uint8_t *bhs, bool advance)
+{
+	struct isd_session *s = c->sess;
+
+	put_be32(bhs + 24, advance ? c->stat_sn++ : c->stat_sn);
+	if (s != NULL) {
+		isd_session_update_window(s);
+		put_be32(bhs + 28, s->exp_cmdsn);
+		put_be32(bhs + 32, s->max_cmdsn);
+	} else if (c->login != NULL) {
+		put_be32(bhs + 28, c->login->cmdsn);
+		put_be32(bhs + 32, c->login->cmdsn);
+	}
+}
+
+/* Remembers the ITT of an aborted task so that its late Data-Outs are dropped quietly. */
+void
+isd_conn_remember_aborted(struct isd_conn *c, uint32_t itt)
+{
+	c->aborted_itt[c->aborted_pos++ % ISD_ABORTED_RING] = itt;
+}
+
+void
+isd_conn_abort_all_tasks(struct isd_conn *c)
+{
+	struct isd_task *task, *tmp;
+
+	TAILQ_FOREACH_SAFE(task, &c->tasks, link, tmp) {
+		isd_conn_remember_aborted(c, task->itt);
+		isd_task_abort(task, NULL);
+	}
+}
+
+/* --- upcalls --- */
+
+void
+isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	if (c->state == ISD_CONN_CLOSING || c->state == ISD_CONN_DEAD) {
+		isd_conn_release_pdu(c, pdu);
+		return;
+	}
+	c->last_rx_ns = isd_now_ns();
+	isd_conn_get(c);
+	if (c->state == ISD_CONN_LOGIN)
+		isd_login_rx(c, pdu);
+	else
+		isd_conn_ffp_rx(c, pdu);
+	isd_conn_put(c);
+}
+
+void
+isd_dm_pdu_error_notify(struct isd_conn *c, const uint8_t *bhs, int reason)
+{
+	if (c->state == ISD_CONN_LOGIN) {
+		/* nothing to reject during login: the login is broken */
+		isd_conn_close(c);
+		return;
+	}
+	if (c->state != ISD_CONN_FFP)
+		return;
+	if (reason <= 0 || reason > 0xff)
+		reason = ISD_REJECT_PROTOCOL_ERROR;
+	isd_reject_send(c, bhs, (uint8_t)reason);
+}
+
+void
+isd_dm_terminate_notify(struct isd_conn *c, int reason)
+{
+	struct isd_session *s = c->sess;
+
+	if (c->state == ISD_CONN_DEAD)
+		return;
+	isd_log_dbg("iscsi", "conn %p: terminated (%d)", (void *)c, reason);
+	if (c->state == ISD_CONN_LOGIN && !c->login_counted) {
+		c->tgt->stats.logins_failed++;
+		c->login_counted = true;
+	}
+	c->state = ISD_CONN_DEAD;
+	isd_reactor_timer_stop(c->reactor, &c->login_timer);
+	isd_nop_stop(c);
+	isd_login_free(c);
+	isd_text_reset(c);
+	if (s != NULL) {
+		isd_session_unlink(s);
+		isd_cmdsn_flush(c);
+	}
+	isd_conn_abort_all_tasks(c);
+	isd_conn_put(c);
+}
+
+/* --- full feature phase dispatch --- */
+
+static bool
+opcode_allowed(const struct isd_conn *c, uint8_t op)
+{
+	if (c->sess->type == ISD_SESSION_DISCOVERY)
+		return op == ISD_OP_TEXT_REQ || op == ISD_OP_LOGOUT_REQ || op == ISD_OP_NOP_OUT;
+	switch (op) {
+	case ISD_OP_NOP_OUT:
+	case ISD_OP_SCSI_CMD:
+	case ISD_OP_TMF_REQ:
+	case ISD_OP_TEXT_REQ:
+	case ISD_OP_DATA_OUT:
+	case ISD_OP_LOGOUT_REQ:
+		return true;
+	default:
+		return false;
+	}
+}
+
+void
+isd_conn_ffp_rx(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	uint8_t op = isd_bhs_opcode(pdu->bhs);
+	int reason;
+
+	reason = isd_bhs_check(pdu->bhs, true, c->params.max_recv_dsl);
+	if (reason == 0 && (pdu->data_len != isd_bhs_dsl(pdu->bhs) ||
+			    pdu->data_len > c->params.max_recv_dsl ||
+			    pdu->ahs_len != isd_bhs_ahs_len(pdu->bhs)))
+		reason = ISD_REJECT_PROTOCOL_ERROR;
+	if (reason == 0 && !opcode_allowed(c, op))
+		reason = ISD_REJECT_PROTOCOL_ERROR;
+	if (reason != 0) {
+		isd_log_dbg("iscsi", "conn %p: rejecting %s (reason 0x%02x)", (void *)c,
+			    isd_opcode_name(op), reason);
+		isd_reject_send(c, pdu->bhs, (uint8_t)reason);
+		isd_conn_release_pdu(c, pdu);
+		return;
+	}
+	if (op == ISD_OP_DATA_OUT) {
+		/* Data-Out is not ordered by CmdSN; ExpStatSN sits at the same offset */
+		c->exp_stat_sn = isd_bhs_expstatsn(pdu->bhs);
+		isd_task_data_out_rx(c, pdu);
+		return;
+	}
+	c->exp_stat_sn = isd_bhs_expstatsn(pdu->bhs);
+	isd_cmdsn_rx(c, pdu);
+}
+
+/* --- accessors for datamovers --- */
+
+void *
+isd_conn_dm_priv(struct isd_conn *c)
+{
+	return c->dm_priv;
+}
+
+struct isd_conn *
+isd_conn_from_dm_priv(void *priv)
+{
+	return (struct isd_conn *)((uint8_t *)priv - offsetof(struct isd_conn, dm_priv));
+}
+
+void *
+isd_task_dm_priv(struct isd_task *t)
+{
+	return t->dm_priv;
+}
+
+struct isd_reactor *
+isd_conn_reactor(struct isd_conn *c)
+{
+	return c->reactor;
+}
+
+const struct isd_params *
+isd_conn_params(struct isd_conn *c)
+{
+	return &c->params;
+}
+
+uint32_t
+isd_task_itt(struct isd_task *t)
+{
+	return t->itt;
+}
+
+uint64_t
+isd_task_lun(struct isd_task *t)
+{
+	return t->lun;
+}
+
+void
+isd_conn_stamp_sn(struct isd_conn *c, uint8_t *bhs)
+{
+	isd_conn_fill_sn(c, bhs, false);
+}
+
+void
+isd_conn_count_copy(struct isd_conn *c, uint64_t bytes)
+{
+	c->tgt->stats.bytes_copied += bytes;
+}

@@ -1,0 +1,305 @@
+/*
+ * Internals of the iSCSI protocol core, target role. Everything here lives on
+ * the target instance's reactor: the session table, connections and tasks are
+ * owned by that one thread and none of it takes a lock.
+ *
+ * Lifetimes:
+ *   - struct isd_conn is created by a datamover (isd_conn_create) and holds one
+ *     base reference until Connection_Terminate_Notify; every live task holds
+ *     another. When the count reaches 0 the core calls ops->free_conn and frees
+ *     the connection together with its session (MaxConnections is 1).
+ *   - struct isd_session is created by the final Login Response and owned by
+ *     its (only) connection. It leaves the session table as soon as the
+ *     connection dies, so a reinstating login never finds it.
+ *   - struct isd_task is owned by its connection; a task whose SCSI exec is in
+ *     flight outlives the connection's death and is freed when exec completes.
+ */
+#ifndef ISD_ISCSI_CORE_H
+#define ISD_ISCSI_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "dm/dm.h"
+#include "iscsi/iscsi.h"
+#include "iscsi/keys.h"
+#include "iscsi/chap.h"
+#include "iscsi/pdu.h"
+#include "reactor/reactor.h"
+#include "scsi/scsi.h"
+
+#define ISD_DEFAULT_QUEUE_DEPTH 128
+#define ISD_DISCOVERY_QUEUE_DEPTH 16
+#define ISD_LOGIN_MAX_TEXT 65536        /* request text accumulated over C-bit PDUs */
+#define ISD_LOGIN_RSP_CHUNK 8192        /* login responses are split at this size */
+#define ISD_TEXT_MAX_REQ 65536          /* FFP text request accumulated over C-bit PDUs */
+#define ISD_DISCOVERY_MAX_CHUNK 8192    /* text response chunk cap in discovery */
+#define ISD_MAX_IMMEDIATE_TASKS 16      /* immediate commands do not take a CmdSN slot */
+#define ISD_HELD_MAX_DATA_OUT 256       /* Data-Outs parked behind one out-of-order command */
+#define ISD_ABORTED_RING 16             /* ITTs of recently aborted tasks (late Data-Out) */
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
+	for ((var) = TAILQ_FIRST(head); (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);     \
+	     (var) = (tvar))
+#endif
+
+TAILQ_HEAD(isd_conn_list, isd_conn);
+TAILQ_HEAD(isd_session_list, isd_session);
+TAILQ_HEAD(isd_task_list, isd_task);
+TAILQ_HEAD(isd_held_list, isd_held);
+
+struct isd_iscsi_tgt {
+	struct isd_reactor *reactor;
+	struct isd_iscsi_cfg cfg;
+	TAILQ_HEAD(, isd_tnode) nodes;
+	TAILQ_HEAD(, isd_portal_cfg) portals;
+	struct isd_session_list sessions;       /* logged-in sessions (table by TSIH/ISID) */
+	struct isd_conn_list conns;             /* every connection not yet freed */
+	struct isd_iscsi_stats stats;
+	uint16_t next_tsih;
+	uint64_t next_nexus_id;
+	uint32_t next_ttt;
+	bool shutting_down;
+	void (*shutdown_cb)(void *arg);
+	void *shutdown_arg;
+	struct isd_timer shutdown_timer;
+};
+
+/* A command PDU whose CmdSN is ahead of ExpCmdSN, parked until the gap fills,
+ * with the unsolicited Data-Outs that arrived for it meanwhile. */
+struct isd_held {
+	struct isd_pdu *pdu;
+	uint32_t cmdsn;
+	uint32_t itt;
+	bool is_cmd;                    /* SCSI Command (may own Data-Outs) */
+	struct isd_pdu_list data_outs;
+	uint32_t n_data_outs;
+	uint64_t data_bytes;
+	TAILQ_ENTRY(isd_held) link;
+};
+
+struct isd_session {
+	struct isd_iscsi_tgt *tgt;
+	struct isd_tnode *node;         /* NULL for discovery */
+	enum isd_session_type type;
+	char iname[ISD_NAME_MAX];
+	uint8_t isid[6];
+	uint16_t tsih;
+	struct isd_conn *conn;          /* the only connection (MaxConnections=1) */
+	bool in_table;
+	/* CmdSN window (RFC 7143 §4.2.2.1) */
+	uint32_t exp_cmdsn;
+	uint32_t max_cmdsn;
+	uint32_t queue_depth;
+	uint32_t active_cmds;           /* non-immediate tasks alive: they shrink the window */
+	uint32_t active_imm;            /* immediate tasks alive */
+	struct isd_held_list held;
+	uint32_t n_held;
+	struct isd_scsi_nexus nexus;
+	bool nexus_added;
+	TAILQ_ENTRY(isd_session) link;
+};
+
+enum isd_conn_state {
+	ISD_CONN_LOGIN = 0,
+	ISD_CONN_FFP,
+	ISD_CONN_CLOSING,               /* ops->terminate called, notify pending */
+	ISD_CONN_DEAD,                  /* terminate notified; waiting for task refs */
+};
+
+enum isd_auth_state {
+	ISD_AUTH_START = 0,             /* no AuthMethod agreed yet */
+	ISD_AUTH_NONE,                  /* AuthMethod=None agreed */
+	ISD_AUTH_CHAP_WAIT_A,           /* AuthMethod=CHAP agreed, waiting for CHAP_A */
+	ISD_AUTH_CHAP_WAIT_R,           /* challenge sent, waiting for CHAP_N/CHAP_R */
+	ISD_AUTH_DONE,                  /* CHAP succeeded */
+	ISD_AUTH_REJECTED,              /* nothing acceptable was offered */
+};
+
+/* Login phase state of one connection; freed when the login ends. */
+struct isd_login {
+	bool first_done;                /* the first request has been processed */
+	int stage;                      /* current stage (CSG of the last request) */
+	uint8_t isid[6];
+	uint16_t tsih;
+	uint16_t cid;
+	uint32_t itt;
+	uint32_t cmdsn;                 /* CmdSN of the first request: the session's ExpCmdSN */
+	char iname[ISD_NAME_MAX];
+	enum isd_session_type type;
+	struct isd_tnode *node;
+	const struct isd_auth_cfg *auth;
+	struct isd_keys keys;
+	enum isd_auth_state auth_state;
+	struct isd_chap_target chap;
+	bool sent_tpgt;
+	uint32_t n_pdus;                /* requests seen (bounded) */
+	/* request text accumulated over C=1 PDUs */
+	uint8_t *req_buf;
+	uint32_t req_len;
+	/* response text not yet sent (our own C-bit continuation) */
+	char *rsp_buf;
+	uint32_t rsp_len;
+	uint32_t rsp_off;
+	uint8_t rsp_flags;              /* T/CSG/NSG of the response being continued */
+};
+
+/* Text exchange state (FFP): an accumulated request or a response being paged out. */
+struct isd_text_state {
+	uint32_t itt;
+	uint32_t ttt;                   /* ISD_RSVD_TAG when no exchange is open */
+	uint8_t *req_buf;
+	uint32_t req_len;
+	char *rsp_buf;
+	uint32_t rsp_len;
+	uint32_t rsp_off;
+};
+
+struct isd_conn {
+	struct isd_iscsi_tgt *tgt;
+	const struct isd_dm_ops *ops;
+	struct isd_reactor *reactor;
+	struct isd_conn_info info;
+	enum isd_conn_state state;
+	int refs;
+	struct isd_session *sess;
+	struct isd_params params;       /* in force (RFC defaults during login) */
+	uint16_t cid;
+	uint32_t stat_sn;               /* next StatSN to assign */
+	uint32_t exp_stat_sn;
+	bool login_counted;             /* logins_ok/logins_failed already counted */
+	struct isd_login *login;
+	struct isd_timer login_timer;
+	/* NOP-In pings */
+	struct isd_timer nop_timer;
+	struct isd_timer nop_timeout_timer;
+	uint64_t last_rx_ns;
+	uint64_t ping_sent_ns;
+	uint32_t ping_ttt;
+	bool ping_outstanding;
+	struct isd_text_state text;
+	struct isd_task_list tasks;
+	uint32_t aborted_itt[ISD_ABORTED_RING];
+	unsigned int aborted_pos;
+	bool logged_out;
+	TAILQ_ENTRY(isd_conn) link;
+	/* datamover private area follows, aligned */
+	_Alignas(16) uint8_t dm_priv[];
+};
+
+enum isd_task_state {
+	ISD_TASK_NEW = 0,
+	ISD_TASK_UNSOL,                 /* waiting for unsolicited Data-Out */
+	ISD_TASK_GET_DATA,              /* get_data in progress */
+	ISD_TASK_EXEC,                  /* SCSI exec in flight */
+	ISD_TASK_PUT_DATA,              /* put_data in progress */
+	ISD_TASK_DONE,
+};
+
+struct isd_tmf_wait;
+
+struct isd_task {
+	struct isd_conn *conn;
+	enum isd_task_state state;
+	uint32_t itt;
+	uint32_t cmdsn;
+	uint64_t lun;
+	bool immediate;
+	bool setup_done;                /* setup (or the core) completed the command already */
+	bool setup_ok;                  /* setup returned READY: release() is owed */
+	bool aborted;                   /* no response will be sent */
+	uint32_t edtl;
+	uint32_t unsol_limit;           /* immediate + unsolicited Data-Out may reach this */
+	uint32_t unsol_got;             /* contiguous bytes received unsolicited */
+	uint32_t unsol_datasn;          /* next expected DataSN of the unsolicited burst */
+	struct isd_tmf_wait *tmf_wait;  /* TMF response waiting for this task's exec */
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[260];
+	TAILQ_ENTRY(isd_task) link;
+	_Alignas(16) uint8_t dm_priv[];
+};
+
+/* A TMF response held until the aborted tasks' in-flight I/O has finished. */
+struct isd_tmf_wait {
+	struct isd_conn *conn;          /* holds a reference */
+	struct isd_pdu *rsp;
+	int pending;
+	bool close_node;                /* TARGET COLD RESET: close the node's connections after */
+	struct isd_tnode *node;
+};
+
+/* tgt.c */
+void isd_tgt_conn_gone(struct isd_iscsi_tgt *t);
+
+/* conn.c */
+void isd_conn_get(struct isd_conn *c);
+void isd_conn_put(struct isd_conn *c);
+/* Core-initiated close: ops->terminate once; later terminate notify tears down. */
+void isd_conn_close(struct isd_conn *c);
+/* Passes a PDU to the datamover; on failure the connection is closed. */
+int isd_conn_send(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_conn_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
+bool isd_conn_can_send(const struct isd_conn *c);
+/* Allocates a response PDU with room for data_cap bytes; NULL on failure (caller closes). */
+struct isd_pdu *isd_conn_pdu_alloc(struct isd_conn *c, uint8_t opcode, uint32_t data_cap);
+/* Fills StatSN (advancing it when `advance`), ExpCmdSN, MaxCmdSN. */
+void isd_conn_fill_sn(struct isd_conn *c, uint8_t *bhs, bool advance);
+void isd_conn_ffp_rx(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_conn_abort_all_tasks(struct isd_conn *c);
+void isd_conn_remember_aborted(struct isd_conn *c, uint32_t itt);
+
+/* login.c */
+void isd_login_rx(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_login_free(struct isd_conn *c);
+void isd_login_timeout(void *arg);
+
+/* session.c */
+struct isd_session *isd_session_find_tsih(struct isd_iscsi_tgt *t, uint16_t tsih);
+struct isd_session *isd_session_find(struct isd_iscsi_tgt *t, const char *iname,
+				     const uint8_t *isid, const struct isd_tnode *node);
+int isd_session_create(struct isd_iscsi_tgt *t, struct isd_conn *c, struct isd_login *l,
+		       struct isd_session **out);
+void isd_session_unlink(struct isd_session *s);
+void isd_session_destroy(struct isd_session *s);
+void isd_session_update_window(struct isd_session *s);
+
+/* cmdsn.c */
+void isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu);
+bool isd_cmdsn_hold_data_out(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_cmdsn_flush(struct isd_conn *c);
+struct isd_held *isd_cmdsn_find_held(struct isd_session *s, uint32_t itt);
+
+/* task.c */
+void isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_task_data_out_rx(struct isd_conn *c, struct isd_pdu *pdu);
+struct isd_task *isd_task_find(struct isd_conn *c, uint32_t itt);
+/* Abandons a task: no response; frees it now, or when its exec completes. Returns
+ * true if its completion is still pending (exec in flight). */
+bool isd_task_abort(struct isd_task *task, struct isd_tmf_wait *w);
+void isd_task_free(struct isd_task *task);
+
+/* tmf.c */
+void isd_tmf_rx(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_tmf_wait_done(struct isd_tmf_wait *w);
+
+/* text.c */
+void isd_text_rx(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_text_reset(struct isd_conn *c);
+int isd_text_send_targets(struct isd_conn *c, const char *value, struct isd_text_buf *out);
+
+/* nop.c */
+void isd_nop_out_rx(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_nop_start(struct isd_conn *c);
+void isd_nop_tick(void *arg);
+void isd_nop_timeout(void *arg);
+void isd_nop_stop(struct isd_conn *c);
+
+/* logout.c */
+void isd_logout_rx(struct isd_conn *c, struct isd_pdu *pdu);
+
+/* reject.c */
+void isd_reject_send(struct isd_conn *c, const uint8_t *bhs, uint8_t reason);
+
+#endif

@@ -1,0 +1,455 @@
+/*
+ * The SCSI command path: SCSI Command PDUs become isd_scsi_cmd's, write data
+ * arrives as immediate data, unsolicited Data-Out and then solicited data
+ * through get_data; read data leaves through put_data with the SCSI Response
+ * chained behind it (RFC 7143 §11.3, §11.4, §11.7; RFC 5047 §7).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iscsi/core.h"
+#include "util/iov.h"
+#include "util/log.h"
+
+static uint32_t
+min_u32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+struct isd_task *
+isd_task_find(struct isd_conn *c, uint32_t itt)
+{
+	struct isd_task *t;
+
+	TAILQ_FOREACH(t, &c->tasks, link) {
+		if (t->itt == itt)
+			return t;
+	}
+	return NULL;
+}
+
+static struct isd_task *
+task_alloc(struct isd_conn *c, bool immediate)
+{
+	size_t priv = (c->ops->task_priv_size + 15) & ~(size_t)15;
+	struct isd_task *t = calloc(1, sizeof(*t) + priv);
+
+	if (t == NULL)
+		return NULL;
+	t->conn = c;
+	t->immediate = immediate;
+	TAILQ_INSERT_TAIL(&c->tasks, t, link);
+	if (immediate)
+		c->sess->active_imm++;
+	else
+		c->sess->active_cmds++;
+	c->tgt->stats.tasks++;
+	isd_conn_get(c);
+	return t;
+}
+
+void
+isd_task_free(struct isd_task *t)
+{
+	struct isd_conn *c = t->conn;
+	struct isd_tmf_wait *w = t->tmf_wait;
+
+	TAILQ_REMOVE(&c->tasks, t, link);
+	if (t->immediate)
+		c->sess->active_imm--;
+	else
+		c->sess->active_cmds--;
+	if (t->setup_ok)
+		isd_scsi_cmd_release(&t->cmd);
+	c->tgt->stats.tasks--;
+	free(t);
+	if (w != NULL)
+		isd_tmf_wait_done(w);
+	isd_conn_put(c);
+}
+
+bool
+isd_task_abort(struct isd_task *t, struct isd_tmf_wait *w)
+{
+	struct isd_conn *c = t->conn;
+
+	switch (t->state) {
+	case ISD_TASK_EXEC:
+		/* the backing store owns the buffers now: wait for exec to finish */
+		if (w != NULL && t->tmf_wait == NULL) {
+			t->tmf_wait = w;
+			w->pending++;
+		}
+		t->aborted = true;
+		return true;
+	case ISD_TASK_GET_DATA:
+	case ISD_TASK_PUT_DATA:
+		c->ops->task_cleanup(c, t);
+		break;
+	default:
+		break;
+	}
+	if (t->setup_ok && !t->setup_done && t->state != ISD_TASK_PUT_DATA &&
+	    t->state != ISD_TASK_DONE)
+		isd_scsi_cmd_abort(&t->cmd);
+	t->aborted = true;
+	isd_task_free(t);
+	return false;
+}
+
+/* SCSI Response (RFC 7143 §11.4) with residuals (§11.4.5) and sense (§11.4.7). */
+static struct isd_pdu *
+build_response(struct isd_task *t, uint32_t *data_len)
+{
+	struct isd_conn *c = t->conn;
+	struct isd_scsi_cmd *cmd = &t->cmd;
+	struct isd_pdu *rsp;
+	uint32_t moved = 0, sent = 0, residual = 0, sense_len;
+	uint8_t flags = ISD_BHS_F;
+
+	/* RFC 7143 §11.4.5: overflow when the CDB asked for more than EDTL, else
+	 * underflow when fewer than EDTL bytes moved */
+	if (cmd->dir == ISD_SCSI_DIR_IN) {
+		moved = min_u32(t->edtl, cmd->data_in_len);
+		/* Data-In only for a command the initiator marked as a read */
+		sent = (cmd->read_flag && cmd->iovcnt > 0) ? moved : 0;
+	} else if (cmd->dir == ISD_SCSI_DIR_OUT) {
+		moved = min_u32(t->edtl, cmd->xfer_len);
+	}
+	if (cmd->xfer_len > t->edtl && cmd->dir != ISD_SCSI_DIR_NONE) {
+		flags |= ISD_RSP_O;
+		residual = cmd->xfer_len - t->edtl;
+	} else if (moved < t->edtl) {
+		flags |= ISD_RSP_U;
+		residual = t->edtl - moved;
+	}
+	sense_len = min_u32(cmd->sense_len, ISD_SCSI_SENSE_MAX);
+	rsp = isd_conn_pdu_alloc(c, ISD_OP_SCSI_RSP, sense_len ? sense_len + 2 : 0);
+	if (rsp == NULL)
+		return NULL;
+	rsp->bhs[1] = flags;
+	rsp->bhs[2] = ISD_RSP_COMPLETED;
+	rsp->bhs[3] = cmd->status;
+	put_be32(rsp->bhs + 16, t->itt);
+	isd_conn_fill_sn(c, rsp->bhs, true);
+	put_be32(rsp->bhs + 36, 0);             /* ExpDataSN: the datamover counts Data-Ins */
+	put_be32(rsp->bhs + 44, residual);
+	if (sense_len > 0) {
+		put_be16(rsp->data, (uint16_t)sense_len);
+		memcpy(rsp->data + 2, cmd->sense, sense_len);
+		rsp->data_len = sense_len + 2;
+		isd_bhs_set_dsl(rsp->bhs, rsp->data_len);
+	}
+	*data_len = sent;
+	return rsp;
+}
+
+static void
+task_respond(struct isd_task *t)
+{
+	struct isd_conn *c = t->conn;
+	struct isd_pdu *rsp;
+	struct isd_xfer x;
+	uint32_t len = 0;
+	int rc;
+
+	if (c->state != ISD_CONN_FFP) {
+		isd_task_free(t);
+		return;
+	}
+	rsp = build_response(t, &len);
+	if (rsp == NULL) {
+		isd_task_free(t);
+		return;
+	}
+	if (len == 0) {
+		t->state = ISD_TASK_DONE;
+		isd_conn_send(c, rsp);
+		isd_task_free(t);
+		return;
+	}
+	memset(&x, 0, sizeof(x));
+	x.iov = t->cmd.iov;
+	x.iovcnt = t->cmd.iovcnt;
+	x.offset = 0;
+	x.length = len;
+	x.rsp = rsp;
+	t->state = ISD_TASK_PUT_DATA;
+	rc = c->ops->put_data(c, t, &x);
+	if (rc < 0) {
+		isd_log_dbg("iscsi", "conn %p: put_data failed (%d)", (void *)c, rc);
+		t->state = ISD_TASK_DONE;
+		isd_conn_close(c);
+		isd_task_free(t);
+	}
+}
+
+static void
+scsi_done(struct isd_scsi_cmd *cmd)
+{
+	struct isd_task *t = cmd->cb_arg;
+
+	if (t->aborted) {
+		t->state = ISD_TASK_DONE;
+		isd_task_free(t);
+		return;
+	}
+	task_respond(t);
+}
+
+static void
+task_exec(struct isd_task *t)
+{
+	t->state = ISD_TASK_EXEC;
+	/* done may run before exec returns; t must not be touched after this */
+	isd_scsi_cmd_exec(&t->cmd);
+}
+
+/* All immediate and unsolicited data is in: solicit the rest, or run, or answer. */
+static void
+task_after_unsol(struct isd_task *t)
+{
+	struct isd_conn *c = t->conn;
+	struct isd_xfer x;
+	uint32_t want;
+	int rc;
+
+	if (t->setup_done) {
+		task_respond(t);
+		return;
+	}
+	if (t->cmd.dir == ISD_SCSI_DIR_OUT) {
+		want = min_u32(t->edtl, t->cmd.xfer_len);
+		if (t->unsol_got < want) {
+			memset(&x, 0, sizeof(x));
+			x.iov = t->cmd.iov;
+			x.iovcnt = t->cmd.iovcnt;
+			x.offset = t->unsol_got;
+			x.length = want - t->unsol_got;
+			t->state = ISD_TASK_GET_DATA;
+			rc = c->ops->get_data(c, t, &x);
+			if (rc < 0) {
+				isd_log_dbg("iscsi", "conn %p: get_data failed (%d)", (void *)c,
+					    rc);
+				t->state = ISD_TASK_NEW;
+				isd_conn_close(c);
+				isd_task_free(t);
+			}
+			return;
+		}
+	}
+	task_exec(t);
+}
+
+void
+isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status)
+{
+	isd_conn_get(c);
+	if (t->state == ISD_TASK_GET_DATA) {
+		if (status < 0 || c->state != ISD_CONN_FFP) {
+			t->state = ISD_TASK_NEW;
+			if (status < 0)
+				isd_conn_close(c);
+			isd_task_free(t);
+		} else {
+			task_exec(t);
+		}
+	} else if (t->state == ISD_TASK_PUT_DATA) {
+		t->state = ISD_TASK_DONE;
+		if (status < 0)
+			isd_conn_close(c);
+		isd_task_free(t);
+	} else {
+		isd_log_err("iscsi: data completion for a task in state %d ignored", t->state);
+	}
+	isd_conn_put(c);
+}
+
+static void
+copy_in(struct isd_task *t, uint32_t offset, const uint8_t *data, uint32_t len)
+{
+	struct isd_scsi_cmd *cmd = &t->cmd;
+	uint32_t n;
+
+	if (t->setup_done || cmd->dir != ISD_SCSI_DIR_OUT || offset >= cmd->xfer_len)
+		return;         /* absorbed and discarded */
+	n = min_u32(len, cmd->xfer_len - offset);
+	n = (uint32_t)isd_iov_copy_in(cmd->iov, cmd->iovcnt, offset, data, n);
+	isd_conn_count_copy(t->conn, n);
+}
+
+static void
+reject_cmd(struct isd_conn *c, struct isd_pdu *pdu, uint8_t reason, const char *why)
+{
+	isd_log_dbg("iscsi", "conn %p: SCSI Command ITT 0x%x rejected: %s", (void *)c,
+		    isd_bhs_itt(pdu->bhs), why);
+	isd_reject_send(c, pdu->bhs, reason);
+	isd_conn_release_pdu(c, pdu);
+}
+
+void
+isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	const uint8_t *bhs = pdu->bhs;
+	struct isd_session *s = c->sess;
+	const struct isd_params *p = &c->params;
+	struct isd_ahs_info ahs = { 0 };
+	struct isd_task *t;
+	uint32_t itt = isd_bhs_itt(bhs);
+	uint8_t flags = isd_bhs_flags(bhs);
+	bool rd = flags & ISD_CMD_R, wr = flags & ISD_CMD_W, fin = flags & ISD_BHS_F;
+	bool imm = isd_bhs_immediate(bhs);
+	uint32_t edtl = get_be32(bhs + 20);
+	uint32_t dsl = pdu->data_len;
+	uint32_t unsol_limit = min_u32(p->first_burst_length, edtl);
+	int rc;
+
+	const char *why = NULL;
+	uint8_t reason = ISD_REJECT_PROTOCOL_ERROR;
+
+	if (itt == ISD_RSVD_TAG) {
+		why = "reserved ITT";
+		reason = ISD_REJECT_INVALID_PDU_FIELD;
+	} else if (isd_task_find(c, itt) != NULL) {
+		why = "ITT in use";
+		reason = ISD_REJECT_TASK_IN_PROGRESS;
+	} else if (dsl > 0 &&
+		   (!wr || !p->immediate_data || dsl > edtl || dsl > p->first_burst_length)) {
+		why = "bad immediate data";
+	} else if (!fin && (!wr || p->initial_r2t || dsl >= unsol_limit)) {
+		/* F=0 announces unsolicited Data-Out: only for writes, only with
+		 * InitialR2T=No, and only if FirstBurstLength leaves room */
+		why = "bad F bit";
+	} else if (isd_ahs_parse(pdu->ahs, pdu->ahs_len, &ahs) < 0 ||
+		   ahs.ext_cdb_len > sizeof(((struct isd_task *)0)->cdb) - 16) {
+		why = "bad AHS";
+		reason = ISD_REJECT_INVALID_PDU_FIELD;
+	} else if (imm && s->active_imm >= ISD_MAX_IMMEDIATE_TASKS) {
+		why = "too many immediate commands";
+		reason = ISD_REJECT_IMM_CMD_REJECT;
+	}
+	if (why != NULL) {
+		reject_cmd(c, pdu, reason, why);
+		return;
+	}
+
+	t = task_alloc(c, imm);
+	if (t == NULL) {
+		isd_log_err("iscsi: out of memory for a task, closing connection");
+		isd_conn_release_pdu(c, pdu);
+		isd_conn_close(c);
+		return;
+	}
+	t->itt = itt;
+	t->cmdsn = isd_bhs_cmdsn(bhs);
+	t->lun = isd_bhs_lun(bhs);
+	t->edtl = edtl;
+	t->unsol_limit = fin ? dsl : unsol_limit;
+	memcpy(t->cdb, bhs + 32, 16);
+	if (ahs.ext_cdb != NULL && ahs.ext_cdb_len > 0)
+		memcpy(t->cdb + 16, ahs.ext_cdb, ahs.ext_cdb_len);
+
+	t->cmd.dev = s->node->dev;
+	t->cmd.nexus = &s->nexus;
+	t->cmd.lun = t->lun;
+	t->cmd.cdb = t->cdb;
+	t->cmd.cdb_len = 16 + (ahs.ext_cdb ? ahs.ext_cdb_len : 0);
+	t->cmd.edtl = edtl;
+	t->cmd.read_flag = rd;
+	t->cmd.write_flag = wr;
+	t->cmd.task_attr = flags & ISD_CMD_ATTR_MASK;
+	t->cmd.tag = itt;
+	t->cmd.buf_ops = NULL;
+	t->cmd.done = scsi_done;
+	t->cmd.cb_arg = t;
+
+	if (rd && wr) {
+		/* bidirectional commands are not supported */
+		t->cmd.status = ISD_SAM_CHECK_CONDITION;
+		isd_scsi_set_sense(&t->cmd, ISD_SK_ILLEGAL_REQUEST, 0x24, 0x00);
+		t->cmd.status = ISD_SAM_CHECK_CONDITION;
+		t->setup_done = true;
+	} else {
+		rc = isd_scsi_cmd_setup(&t->cmd);
+		t->setup_ok = true;
+		if (rc < 0) {
+			isd_log_err("iscsi: SCSI setup failed (%d), closing connection", rc);
+			isd_conn_release_pdu(c, pdu);
+			isd_conn_close(c);
+			isd_task_free(t);
+			return;
+		}
+		t->setup_done = rc == ISD_SCSI_SETUP_DONE;
+	}
+	if (dsl > 0)
+		copy_in(t, 0, pdu->data, dsl);
+	t->unsol_got = dsl;
+	isd_conn_release_pdu(c, pdu);
+	if (!fin) {
+		t->state = ISD_TASK_UNSOL;
+		t->unsol_datasn = 0;
+		return;
+	}
+	task_after_unsol(t);
+}
+
+static bool
+recently_aborted(const struct isd_conn *c, uint32_t itt)
+{
+	for (int i = 0; i < ISD_ABORTED_RING; i++) {
+		if (c->aborted_itt[i] == itt)
+			return true;
+	}
+	return false;
+}
+
+/* Unsolicited Data-Out (TTT 0xffffffff); solicited ones belong to the datamover. */
+void
+isd_task_data_out_rx(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	const uint8_t *bhs = pdu->bhs;
+	uint32_t itt = isd_bhs_itt(bhs);
+	uint32_t ttt = isd_bhs_ttt(bhs);
+	uint32_t datasn = get_be32(bhs + 36);
+	uint32_t offset = get_be32(bhs + 40);
+	uint32_t len = pdu->data_len;
+	bool fin = isd_bhs_flags(bhs) & ISD_BHS_F;
+	struct isd_task *t;
+	uint8_t reason = ISD_REJECT_PROTOCOL_ERROR;
+
+	t = isd_task_find(c, itt);
+	if (t == NULL) {
+		if (ttt == ISD_RSVD_TAG && isd_cmdsn_hold_data_out(c, pdu))
+			return;
+		if (itt != ISD_RSVD_TAG && recently_aborted(c, itt)) {
+			/* RFC 7143 §4.2.3.3: data for an aborted task is discarded */
+			isd_conn_release_pdu(c, pdu);
+			return;
+		}
+		reason = ISD_REJECT_INVALID_PDU_FIELD;
+		goto reject;
+	}
+	if (ttt != ISD_RSVD_TAG) {
+		/* we never issued a TTT: the datamover owns solicited data */
+		reason = ISD_REJECT_INVALID_PDU_FIELD;
+		goto reject;
+	}
+	if (t->state != ISD_TASK_UNSOL || datasn != t->unsol_datasn || offset != t->unsol_got ||
+	    len > t->unsol_limit - offset)
+		goto reject;
+	copy_in(t, offset, pdu->data, len);
+	t->unsol_got += len;
+	t->unsol_datasn++;
+	isd_conn_release_pdu(c, pdu);
+	if (fin)
+		task_after_unsol(t);
+	return;
+
+reject:
+	isd_log_dbg("iscsi", "conn %p: Data-Out ITT 0x%x TTT 0x%x DataSN %u offset %u rejected",
+		    (void *)c, itt, ttt, datasn, offset);
+	isd_reject_send(c, bhs, reason);
+	isd_conn_release_pdu(c, pdu);
+}

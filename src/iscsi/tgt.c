@@ -1,0 +1,143 @@
+/* The target instance: configuration, nodes, portals, counters, shutdown. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iscsi/core.h"
+#include "util/log.h"
+
+void
+isd_iscsi_cfg_init(struct isd_iscsi_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	isd_key_policy_init(&cfg->discovery_policy);
+	cfg->login_timeout_ms = 15000;
+	cfg->nop_interval_ms = 5000;
+	cfg->nop_timeout_ms = 10000;
+	cfg->logout_timeout_ms = 2000;
+	cfg->max_sessions = 0;
+}
+
+static void
+shutdown_done(void *arg)
+{
+	struct isd_iscsi_tgt *t = arg;
+	void (*cb)(void *) = t->shutdown_cb;
+
+	if (!TAILQ_EMPTY(&t->conns))
+		return;         /* isd_tgt_conn_gone() defers us again */
+	t->shutdown_cb = NULL;
+	if (cb != NULL)
+		cb(t->shutdown_arg);
+}
+
+int
+isd_iscsi_tgt_create(struct isd_reactor *r, const struct isd_iscsi_cfg *cfg,
+		     struct isd_iscsi_tgt **out)
+{
+	struct isd_iscsi_tgt *t;
+
+	if (r == NULL || out == NULL)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return -ENOMEM;
+	t->reactor = r;
+	if (cfg != NULL)
+		t->cfg = *cfg;
+	else
+		isd_iscsi_cfg_init(&t->cfg);
+	TAILQ_INIT(&t->nodes);
+	TAILQ_INIT(&t->portals);
+	TAILQ_INIT(&t->sessions);
+	TAILQ_INIT(&t->conns);
+	/* TSIH 0 is reserved for "new session"; start somewhere not obviously 1 */
+	t->next_tsih = (uint16_t)((isd_now_ns() >> 10) | 1);
+	t->next_nexus_id = 1;
+	t->next_ttt = 1;
+	isd_timer_init(&t->shutdown_timer, shutdown_done, t);
+	*out = t;
+	return 0;
+}
+
+void
+isd_iscsi_tgt_destroy(struct isd_iscsi_tgt *t)
+{
+	if (t == NULL)
+		return;
+	if (!TAILQ_EMPTY(&t->conns))
+		isd_log_err("iscsi: target destroyed with %lu connection(s) alive",
+			    (unsigned long)t->stats.connections);
+	isd_reactor_timer_stop(t->reactor, &t->shutdown_timer);
+	free(t);
+}
+
+struct isd_tnode *
+isd_iscsi_tgt_find_node(struct isd_iscsi_tgt *t, const char *name)
+{
+	struct isd_tnode *n;
+
+	if (name == NULL)
+		return NULL;
+	TAILQ_FOREACH(n, &t->nodes, link) {
+		/* iSCSI names compare case-insensitively after stringprep; names we accept
+		 * are already normalised to lower case by convention, so compare bytes but
+		 * fold ASCII case as initiators sometimes differ there. */
+		if (strcasecmp(n->name, name) == 0)
+			return n;
+	}
+	return NULL;
+}
+
+int
+isd_iscsi_tgt_add_node(struct isd_iscsi_tgt *t, struct isd_tnode *node)
+{
+	if (t == NULL || node == NULL || node->name[0] == '\0' ||
+	    strnlen(node->name, ISD_NAME_MAX) >= ISD_NAME_MAX)
+		return -EINVAL;
+	if (isd_iscsi_tgt_find_node(t, node->name) != NULL)
+		return -EEXIST;
+	if (node->queue_depth == 0)
+		node->queue_depth = ISD_DEFAULT_QUEUE_DEPTH;
+	if (node->tpgt == 0)
+		node->tpgt = 1;
+	TAILQ_INSERT_TAIL(&t->nodes, node, link);
+	return 0;
+}
+
+int
+isd_iscsi_tgt_add_portal(struct isd_iscsi_tgt *t, struct isd_portal_cfg *portal)
+{
+	if (t == NULL || portal == NULL || portal->host[0] == '\0')
+		return -EINVAL;
+	TAILQ_INSERT_TAIL(&t->portals, portal, link);
+	return 0;
+}
+
+void
+isd_iscsi_tgt_shutdown(struct isd_iscsi_tgt *t, void (*cb)(void *arg), void *arg)
+{
+	struct isd_conn *c, *tmp;
+
+	t->shutting_down = true;
+	t->shutdown_cb = cb;
+	t->shutdown_arg = arg;
+	TAILQ_FOREACH_SAFE(c, &t->conns, link, tmp)
+		isd_conn_close(c);
+	if (TAILQ_EMPTY(&t->conns))
+		isd_reactor_defer(t->reactor, &t->shutdown_timer);
+}
+
+void
+isd_iscsi_tgt_get_stats(struct isd_iscsi_tgt *t, struct isd_iscsi_stats *out)
+{
+	*out = t->stats;
+}
+
+/* Called when a connection has been freed: completes a pending shutdown. */
+void
+isd_tgt_conn_gone(struct isd_iscsi_tgt *t)
+{
+	if (t->shutting_down && t->shutdown_cb != NULL && TAILQ_EMPTY(&t->conns))
+		isd_reactor_defer(t->reactor, &t->shutdown_timer);
+}

@@ -1,0 +1,137 @@
+/*
+ * A thin layer over libibverbs/librdmacm that the iSER datamover (and later the
+ * initiator) builds on:
+ *
+ *   - devices: one struct isd_rdma_dev per verbs context, with its protection
+ *     domain and queried attributes, shared by every connection on it;
+ *   - the memory registry: a region (a RAM LUN, a buffer-pool slab) is added
+ *     once and registered on every device that is or will be open; a data
+ *     path looks up the lkey of an address range with isd_rdma_mem_lkey();
+ *   - the registered data-buffer pool (isd_rdma_buf_alloc/free) with size
+ *     classes carved from registered slabs;
+ *   - completion queues whose completion channel sits on a reactor;
+ *   - RLIMIT_MEMLOCK: raised once at start, and named in every registration
+ *     error it may have caused.
+ *
+ * Threading: like the rest of iserd, everything here runs on one reactor
+ * thread (the daemon has one). The registry and the pool are process-wide
+ * and take no lock; a multi-reactor daemon must give each reactor its own
+ * pool or add a lock here first.
+ */
+#ifndef ISD_RDMA_H
+#define ISD_RDMA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <infiniband/verbs.h>
+
+struct isd_reactor;
+
+#define ISD_RDMA_MAX_DEVS 16
+
+/* One open RDMA device (verbs context) and its PD. Refcounted; lives until the
+ * last user puts it (the listening portal holds one for each device it opened). */
+struct isd_rdma_dev {
+	struct ibv_context *ctx;        /* not owned: rdma_cm's context for the device */
+	struct ibv_pd *pd;
+	struct ibv_device_attr attr;
+	bool iwarp;                     /* transport is iWARP: read sinks need REMOTE_WRITE */
+	int data_access;                /* access flags for data regions on this device */
+	int index;                      /* slot in the registry's per-region MR table */
+	int refs;
+	char name[IBV_SYSFS_NAME_MAX];
+	LIST_ENTRY(isd_rdma_dev) link;
+};
+
+/*
+ * Raises RLIMIT_MEMLOCK's soft limit to its hard limit (to infinity if we may).
+ * Idempotent. Never fails: what could not be raised shows up later in the
+ * registration error message.
+ */
+void isd_rdma_init(void);
+
+/* The open device for a verbs context: opened (PD allocated, every region of the
+ * registry registered on it) the first time. err gets one line on failure. */
+int isd_rdma_dev_get(struct ibv_context *ctx, struct isd_rdma_dev **out, char *err,
+		     size_t err_len);
+void isd_rdma_dev_put(struct isd_rdma_dev *d);
+
+/*
+ * Registers [base, base+len) with `access` on d's PD. On ENOMEM/EPERM/EFAULT the
+ * message names RLIMIT_MEMLOCK, its current value and the fix.
+ */
+int isd_rdma_mr_reg(struct isd_rdma_dev *d, void *base, size_t len, int access,
+		    struct ibv_mr **out, char *err, size_t err_len);
+void isd_rdma_mr_dereg(struct ibv_mr *mr);
+
+/* ---- memory registry ---- */
+
+/*
+ * Adds a region and registers it on every open device (and on every device
+ * opened later) with that device's data access flags. Returns 0, -EEXIST if
+ * base is already a region, -ENOMEM, or the registration error (err says why).
+ */
+int isd_rdma_mem_add(void *base, size_t len, char *err, size_t err_len);
+/* Deregisters and forgets the region that starts at base. */
+void isd_rdma_mem_remove(void *base);
+/* lkey on device d of a registered region covering [addr, addr+len). 0 or -ENOENT. */
+int isd_rdma_mem_lkey(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t *lkey);
+
+/* ---- registered data-buffer pool ---- */
+
+/* Buffers up to this size come from size-class slabs; larger ones are registered
+ * one by one (still zero copy, slower to allocate). */
+#define ISD_RDMA_POOL_CLASS_MAX (1u << 20)
+#define ISD_RDMA_POOL_SLAB (4u << 20)
+/* Bytes of slabs the pool may hold; past it, buffers are registered one by one. */
+#define ISD_RDMA_POOL_LIMIT (256u << 20)
+
+/* A buffer of at least len bytes (4 KiB aligned), registered on every device. NULL
+ * when memory or registration fails. */
+void *isd_rdma_buf_alloc(size_t len);
+void isd_rdma_buf_free(void *buf, size_t len);
+/* Frees every idle slab (at exit, for leak checks). */
+void isd_rdma_pool_trim(void);
+
+/* ---- completion queues on a reactor ---- */
+
+typedef void (*isd_rdma_cq_cb)(void *arg);
+
+/* A CQ with its own completion channel, whose fd is on reactor r. When the CQ
+ * has work, cb(arg) runs from the reactor; it polls with isd_rdma_cq_poll(). */
+struct isd_rdma_cq {
+	struct ibv_comp_channel *ch;
+	struct ibv_cq *cq;
+	struct isd_reactor *r;
+	isd_rdma_cq_cb cb;
+	void *arg;
+	unsigned int unacked;           /* CQ events not yet acknowledged */
+	bool on_reactor;
+};
+
+int isd_rdma_cq_create(struct isd_rdma_dev *d, struct isd_reactor *r, int depth,
+		       isd_rdma_cq_cb cb, void *arg, struct isd_rdma_cq **out);
+void isd_rdma_cq_destroy(struct isd_rdma_cq *cq);
+/* Re-arms notification (after a poll came back short). */
+int isd_rdma_cq_arm(struct isd_rdma_cq *cq);
+
+/* ---- counters for leak checks ---- */
+struct isd_rdma_stats {
+	uint64_t devs;                  /* open devices */
+	uint64_t mrs;                   /* live memory registrations */
+	uint64_t cqs;
+	uint64_t qps;                   /* maintained by users through isd_rdma_count_qp */
+	uint64_t regions;               /* registry regions */
+	uint64_t bufs;                  /* pool buffers handed out */
+	uint64_t slab_bytes;
+};
+void isd_rdma_get_stats(struct isd_rdma_stats *out);
+void isd_rdma_count_qp(int delta);
+
+/* "RLIMIT_MEMLOCK 8 MiB" style description of the current limit (for messages). */
+void isd_rdma_memlock_str(char *out, size_t len);
+
+#endif

@@ -1,0 +1,847 @@
+/*
+ * Block commands (SBC-4): capacity, READ/WRITE/VERIFY in all CDB sizes,
+ * SYNCHRONIZE CACHE, WRITE SAME, UNMAP, COMPARE AND WRITE, GET LBA STATUS.
+ *
+ * Every transfer is bounded by the Block Limits MAXIMUM TRANSFER LENGTH, so
+ * no CDB can make us allocate more than ISD_SCSI_MAX_XFER. Reads from a RAM
+ * store point the data-in iovec straight at the store (no copy, no read).
+ * Writes land in a separate buffer first and reach the store only once the
+ * whole data-out has arrived.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bstore/bstore.h"
+#include "scsi/scsi_int.h"
+#include "util/endian.h"
+
+#define WS_CHUNK (1u << 20)     /* WRITE SAME writes this much per store request */
+
+/* LBA and TRANSFER LENGTH, and the CDB byte of the length (for field pointers). */
+static void
+rw_decode(const uint8_t *cdb, uint64_t *lba, uint32_t *nb, uint16_t *len_byte)
+{
+	switch (cdb[0] >> 5) {
+	case 0:         /* 6-byte: 21-bit LBA; a length of 0 means 256 blocks (SBC-4 5.?) */
+		*lba = get_be24(cdb + 1) & 0x1fffff;
+		*nb = cdb[4] != 0 ? cdb[4] : 256;
+		*len_byte = 4;
+		break;
+	case 1:
+	case 2:         /* 10-byte */
+		*lba = get_be32(cdb + 2);
+		*nb = get_be16(cdb + 7);
+		*len_byte = 7;
+		break;
+	case 5:         /* 12-byte */
+		*lba = get_be32(cdb + 2);
+		*nb = get_be32(cdb + 6);
+		*len_byte = 6;
+		break;
+	default:        /* 16-byte */
+		*lba = get_be64(cdb + 2);
+		*nb = get_be32(cdb + 10);
+		*len_byte = 10;
+		break;
+	}
+}
+
+static bool
+range_ok(const struct isd_scsi_lu *lu, uint64_t lba, uint64_t nb)
+{
+	return lba <= lu->nblocks && nb <= lu->nblocks - lba;
+}
+
+static int
+lba_out_of_range(struct isd_scsi_cmd *cmd)
+{
+	isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_LBA_OUT_OF_RANGE);
+	return ISD_SCSI_SETUP_DONE;
+}
+
+static int
+write_protected(struct isd_scsi_cmd *cmd)
+{
+	isd_scsi_check(cmd, ISD_SK_DATA_PROTECT, ISD_ASC_WRITE_PROTECTED);
+	return ISD_SCSI_SETUP_DONE;
+}
+
+static void
+io_error(struct isd_scsi_cmd *cmd, int err, bool write)
+{
+	if (err == -EROFS)
+		isd_scsi_check(cmd, ISD_SK_DATA_PROTECT, ISD_ASC_WRITE_PROTECTED);
+	else if (err == -ENOMEM || err == -EAGAIN)
+		cmd->status = ISD_SAM_BUSY;
+	else if (write)
+		isd_scsi_check(cmd, ISD_SK_MEDIUM_ERROR, ISD_ASC_WRITE_ERROR);
+	else
+		isd_scsi_check(cmd, ISD_SK_MEDIUM_ERROR, ISD_ASC_UNRECOVERED_READ);
+}
+
+static uint64_t
+byte_off(const struct isd_scsi_lu *lu, uint64_t lba)
+{
+	return lba * lu->block_size;
+}
+
+/* ---- capacity ---- */
+
+int
+isd_sbc_setup_read_capacity10(struct isd_scsi_cmd *cmd)
+{
+	/* PMI = 0 requires LOGICAL BLOCK ADDRESS = 0 (SBC-4 5.20). */
+	if (!(cmd->cdb[8] & 0x01) && get_be32(cmd->cdb + 2) != 0) {
+		isd_scsi_invalid_cdb(cmd, 2, -1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	return isd_scsi_setup_data_in(cmd, 8);
+}
+
+void
+isd_sbc_exec_read_capacity10(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	uint8_t b[8];
+	uint64_t last = lu->nblocks - 1;
+
+	/* Too big for 32 bits: FFFFFFFFh sends the initiator to READ CAPACITY (16). */
+	put_be32(b, last > 0xfffffffeull ? 0xffffffffu : (uint32_t)last);
+	put_be32(b + 4, lu->block_size);
+	isd_scsi_data_in(cmd, b, sizeof(b));
+	isd_scsi_cmd_done(cmd);
+}
+
+int
+isd_sbc_setup_read_capacity16(struct isd_scsi_cmd *cmd)
+{
+	if (!(cmd->cdb[14] & 0x01) && get_be64(cmd->cdb + 2) != 0) {
+		isd_scsi_invalid_cdb(cmd, 2, -1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	return isd_scsi_setup_data_in(cmd, get_be32(cmd->cdb + 10));
+}
+
+void
+isd_sbc_exec_read_capacity16(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	uint8_t b[32];
+
+	memset(b, 0, sizeof(b));
+	put_be64(b, lu->nblocks - 1);
+	put_be32(b + 8, lu->block_size);
+	if (lu->thin)
+		b[14] = 0x80 | (lu->lbprz ? 0x40 : 0);  /* LBPME, LBPRZ */
+	isd_scsi_data_in(cmd, b, sizeof(b));
+	isd_scsi_cmd_done(cmd);
+}
+
+int
+isd_sbc_setup_get_lba_status(struct isd_scsi_cmd *cmd)
+{
+	uint64_t lba = get_be64(cmd->cdb + 2);
+
+	if (lba >= cmd->lu->nblocks)
+		return lba_out_of_range(cmd);
+	cmd->lba = lba;
+	return isd_scsi_setup_data_in(cmd, get_be32(cmd->cdb + 10));
+}
+
+void
+isd_sbc_exec_get_lba_status(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	uint64_t left = lu->nblocks - cmd->lba;
+	uint8_t b[24];
+
+	/* We do not track allocation: one extent, mapped, to the end of the LU. */
+	memset(b, 0, sizeof(b));
+	put_be32(b, 20);
+	put_be64(b + 8, cmd->lba);
+	put_be32(b + 16, left > 0xffffffffull ? 0xffffffffu : (uint32_t)left);
+	b[20] = 0x00;
+	isd_scsi_data_in(cmd, b, sizeof(b));
+	isd_scsi_cmd_done(cmd);
+}
+
+/* ---- READ ---- */
+
+int
+isd_sbc_setup_read(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	const uint8_t *cdb = cmd->cdb;
+	uint16_t len_byte;
+	uint64_t lba;
+	uint32_t nb;
+
+	/* RDPROTECT: no protection information here (SBC-4 5.16). */
+	if ((cdb[0] >> 5) != 0 && (cdb[1] & 0xe0)) {
+		isd_scsi_invalid_cdb(cmd, 1, 7);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	rw_decode(cdb, &lba, &nb, &len_byte);
+	if (!range_ok(lu, lba, nb))
+		return lba_out_of_range(cmd);
+	cmd->dir = ISD_SCSI_DIR_IN;
+	if (nb == 0)
+		return ISD_SCSI_SETUP_DONE;
+	if (nb > lu->max_xfer_blocks) {
+		isd_scsi_invalid_cdb(cmd, len_byte, -1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	cmd->lba = lba;
+	cmd->nblocks = nb;
+	cmd->xfer_len = nb * lu->block_size;
+	if (lu->bs->mem_base != NULL) {
+		cmd->iov[0].iov_base = (uint8_t *)lu->bs->mem_base + byte_off(lu, lba);
+		cmd->iov[0].iov_len = cmd->xfer_len;
+		cmd->iovcnt = 1;
+		cmd->io_flags |= ISD_SCSI_IOF_ZERO_COPY;
+		return ISD_SCSI_SETUP_READY;
+	}
+	if (isd_scsi_buf_alloc(cmd, cmd->xfer_len) == NULL) {
+		cmd->status = ISD_SAM_BUSY;
+		return ISD_SCSI_SETUP_DONE;
+	}
+	return ISD_SCSI_SETUP_READY;
+}
+
+static void
+read_done(void *arg, int status)
+{
+	struct isd_scsi_cmd *cmd = arg;
+
+	if (status < 0)
+		io_error(cmd, status, false);
+	else
+		cmd->data_in_len = cmd->xfer_len;
+	isd_scsi_cmd_done(cmd);
+}
+
+void
+isd_sbc_exec_read(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	int rc;
+
+	if (cmd->io_flags & ISD_SCSI_IOF_ZERO_COPY) {
+		cmd->data_in_len = cmd->xfer_len;
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	rc = isd_bstore_read(lu->bs, cmd->iov, cmd->iovcnt, byte_off(lu, cmd->lba), read_done, cmd);
+	if (rc < 0)
+		read_done(cmd, rc);
+}
+
+/* ---- WRITE, WRITE AND VERIFY ---- */
+
+int
+isd_sbc_setup_write(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	const uint8_t *cdb = cmd->cdb;
+	bool is6 = (cdb[0] >> 5) == 0;
+	bool verify = cdb[0] == 0x2e || cdb[0] == 0xae || cdb[0] == 0x8e;
+	uint16_t len_byte;
+	uint64_t lba;
+	uint32_t nb;
+
+	if (!is6 && (cdb[1] & 0xe0)) {          /* WRPROTECT */
+		isd_scsi_invalid_cdb(cmd, 1, 7);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	/* WRITE AND VERIFY: BYTCHK 10b is reserved; 00b/01b/11b all verify what
+	 * we just wrote, which cannot differ, so the data is written with FUA. */
+	if (verify && ((cdb[1] >> 1) & 0x03) == 0x02) {
+		isd_scsi_invalid_cdb(cmd, 1, 2);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (lu->read_only)
+		return write_protected(cmd);
+	rw_decode(cdb, &lba, &nb, &len_byte);
+	if (!range_ok(lu, lba, nb))
+		return lba_out_of_range(cmd);
+	cmd->dir = ISD_SCSI_DIR_OUT;
+	if (nb == 0)
+		return ISD_SCSI_SETUP_DONE;
+	if (nb > lu->max_xfer_blocks) {
+		isd_scsi_invalid_cdb(cmd, len_byte, -1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	cmd->lba = lba;
+	cmd->nblocks = nb;
+	if ((!is6 && (cdb[1] & 0x08)) || verify || !lu->wce)
+		cmd->io_flags |= ISD_SCSI_IOF_FUA;
+	return isd_scsi_setup_data_out(cmd, nb * lu->block_size);
+}
+
+static void
+write_done(void *arg, int status)
+{
+	struct isd_scsi_cmd *cmd = arg;
+
+	if (status < 0)
+		io_error(cmd, status, true);
+	isd_scsi_cmd_done(cmd);
+}
+
+void
+isd_sbc_exec_write(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	/* EDTL < TRANSFER LENGTH: write the whole blocks that arrived (see setup_data_out). */
+	uint32_t nb = cmd->data_out_len / lu->block_size;
+	struct iovec iov;
+	int rc;
+
+	if (nb > cmd->nblocks)
+		nb = cmd->nblocks;
+	if (nb == 0) {
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	iov.iov_base = cmd->iov[0].iov_base;
+	iov.iov_len = (size_t)nb * lu->block_size;
+	rc = isd_bstore_write(lu->bs, &iov, 1, byte_off(lu, cmd->lba),
+			      cmd->io_flags & ISD_SCSI_IOF_FUA, write_done, cmd);
+	if (rc < 0)
+		write_done(cmd, rc);
+}
+
+/* ---- VERIFY ---- */
+
+int
+isd_sbc_setup_verify(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	const uint8_t *cdb = cmd->cdb;
+	uint8_t bytchk = (cdb[1] >> 1) & 0x03;
+	uint16_t len_byte;
+	uint64_t lba;
+	uint32_t nb;
+
+	if (cdb[1] & 0xe0) {                    /* VRPROTECT */
+		isd_scsi_invalid_cdb(cmd, 1, 7);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (bytchk == 0x02) {
+		isd_scsi_invalid_cdb(cmd, 1, 2);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	rw_decode(cdb, &lba, &nb, &len_byte);
+	if (!range_ok(lu, lba, nb))
+		return lba_out_of_range(cmd);
+	/* BYTCHK 0: a medium verification, which RAM and files pass once in range. */
+	if (nb == 0 || bytchk == 0)
+		return ISD_SCSI_SETUP_DONE;
+	if (nb > lu->max_xfer_blocks) {
+		isd_scsi_invalid_cdb(cmd, len_byte, -1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	cmd->lba = lba;
+	cmd->nblocks = nb;
+	if (bytchk == 0x03) {
+		/* One block of data-out compared with every block of the range. */
+		cmd->io_flags |= ISD_SCSI_IOF_VERIFY_ONE;
+		return isd_scsi_setup_data_out(cmd, lu->block_size);
+	}
+	return isd_scsi_setup_data_out(cmd, nb * lu->block_size);
+}
+
+/* Offset of the first differing byte, or -1. */
+static long
+first_diff(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	if (memcmp(a, b, n) == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return (long)i;
+	return -1;
+}
+
+static void
+miscompare(struct isd_scsi_cmd *cmd, uint64_t off)
+{
+	isd_scsi_check(cmd, ISD_SK_MISCOMPARE, ISD_ASC_MISCOMPARE_VERIFY);
+	isd_scsi_sense_info(cmd, (uint32_t)off);
+}
+
+static void
+verify_compare(struct isd_scsi_cmd *cmd, const uint8_t *medium)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	const uint8_t *data = cmd->iov[0].iov_base;
+	long d;
+
+	if (cmd->io_flags & ISD_SCSI_IOF_VERIFY_ONE) {
+		for (uint32_t i = 0; i < cmd->nblocks; i++) {
+			d = first_diff(data, medium + (size_t)i * lu->block_size, lu->block_size);
+			if (d >= 0) {
+				miscompare(cmd, (uint64_t)i * lu->block_size + (uint64_t)d);
+				return;
+			}
+		}
+		return;
+	}
+	d = first_diff(data, medium, (size_t)cmd->nblocks * lu->block_size);
+	if (d >= 0)
+		miscompare(cmd, (uint64_t)d);
+}
+
+static void
+verify_read_done(void *arg, int status)
+{
+	struct isd_scsi_cmd *cmd = arg;
+
+	if (status < 0)
+		io_error(cmd, status, false);
+	else
+		verify_compare(cmd, cmd->aux_buf);
+	isd_scsi_cmd_done(cmd);
+}
+
+/* Reads the command's range into aux_buf (or finds it in RAM) and calls cb. */
+static void
+read_range_aux(struct isd_scsi_cmd *cmd, isd_bstore_cb cb)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	struct iovec iov;
+	int rc;
+
+	cmd->aux_len = cmd->nblocks * lu->block_size;
+	cmd->aux_buf = malloc(cmd->aux_len);
+	if (cmd->aux_buf == NULL) {
+		cb(cmd, -ENOMEM);
+		return;
+	}
+	iov.iov_base = cmd->aux_buf;
+	iov.iov_len = cmd->aux_len;
+	rc = isd_bstore_read(lu->bs, &iov, 1, byte_off(lu, cmd->lba), cb, cmd);
+	if (rc < 0)
+		cb(cmd, rc);
+}
+
+/* The data-out did not fully arrive (EDTL short): refuse rather than compare a part. */
+static bool
+data_out_short(struct isd_scsi_cmd *cmd)
+{
+	if (cmd->data_out_len >= cmd->xfer_len && cmd->iovcnt > 0)
+		return false;
+	isd_scsi_invalid_cdb(cmd, 0, -1);
+	isd_scsi_cmd_done(cmd);
+	return true;
+}
+
+void
+isd_sbc_exec_verify(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+
+	if (data_out_short(cmd))
+		return;
+	if (lu->bs->mem_base != NULL) {
+		verify_compare(cmd, (const uint8_t *)lu->bs->mem_base + byte_off(lu, cmd->lba));
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	read_range_aux(cmd, verify_read_done);
+}
+
+/* ---- SYNCHRONIZE CACHE ---- */
+
+int
+isd_sbc_setup_sync_cache(struct isd_scsi_cmd *cmd)
+{
+	const uint8_t *cdb = cmd->cdb;
+	uint64_t lba;
+	uint32_t nb;
+
+	if (cdb[0] == 0x35) {
+		lba = get_be32(cdb + 2);
+		nb = get_be16(cdb + 7);
+	} else {
+		lba = get_be64(cdb + 2);
+		nb = get_be32(cdb + 10);
+	}
+	/* A NUMBER OF LOGICAL BLOCKS of 0 means "to the end of the medium". */
+	if (!range_ok(cmd->lu, lba, nb) || lba >= cmd->lu->nblocks)
+		return lba_out_of_range(cmd);
+	return ISD_SCSI_SETUP_READY;
+}
+
+void
+isd_sbc_exec_sync_cache(struct isd_scsi_cmd *cmd)
+{
+	struct isd_bstore *bs = cmd->lu->bs;
+	int rc = bs->ops->flush(bs, write_done, cmd);
+
+	if (rc < 0)
+		write_done(cmd, rc);
+}
+
+/* ---- WRITE SAME ---- */
+
+int
+isd_sbc_setup_write_same(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	const uint8_t *cdb = cmd->cdb;
+	bool is16 = cdb[0] == 0x93;
+	uint8_t f = cdb[1];
+	uint16_t len_byte = is16 ? 10 : 7;
+	uint64_t lba;
+	uint32_t nb;
+
+	if (f & 0xe0) {                         /* WRPROTECT */
+		isd_scsi_invalid_cdb(cmd, 1, 7);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (f & 0x10) {                         /* ANCHOR: no anchored blocks (ANC_SUP 0) */
+		isd_scsi_invalid_cdb(cmd, 1, 4);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (f & 0x06) {                         /* PBDATA/LBDATA: obsolete */
+		isd_scsi_invalid_cdb(cmd, 1, (f & 0x04) ? 2 : 1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (!is16 && (f & 0x01)) {
+		isd_scsi_invalid_cdb(cmd, 1, 0);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if ((f & 0x08) && !lu->thin) {          /* UNMAP without LBPWS */
+		isd_scsi_invalid_cdb(cmd, 1, 3);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (lu->read_only)
+		return write_protected(cmd);
+	rw_decode(cdb, &lba, &nb, &len_byte);
+	if (!range_ok(lu, lba, nb))
+		return lba_out_of_range(cmd);
+	/* WSNZ = 1 in Block Limits: 0 blocks is not "to the end", it is invalid. */
+	if (nb == 0 || nb > lu->max_ws_blocks) {
+		isd_scsi_invalid_cdb(cmd, len_byte, -1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	cmd->lba = lba;
+	cmd->nblocks = nb;
+	if (f & 0x08)
+		cmd->io_flags |= ISD_SCSI_IOF_UNMAP;
+	if (!lu->wce)
+		cmd->io_flags |= ISD_SCSI_IOF_FUA;
+	if (is16 && (f & 0x01)) {
+		cmd->io_flags |= ISD_SCSI_IOF_NDOB;
+		cmd->dir = ISD_SCSI_DIR_NONE;
+		return ISD_SCSI_SETUP_READY;
+	}
+	return isd_scsi_setup_data_out(cmd, lu->block_size);
+}
+
+static void ws_step(struct isd_scsi_cmd *cmd);
+
+static void
+ws_done(void *arg, int status)
+{
+	struct isd_scsi_cmd *cmd = arg;
+
+	if (status < 0) {
+		io_error(cmd, status, true);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	ws_step(cmd);
+}
+
+/* Writes the next chunk of the pattern; aux_buf holds the pattern replicated. */
+static void
+ws_step(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	uint64_t chunk_blocks = cmd->aux_len / lu->block_size;
+	uint64_t n = cmd->io_end - cmd->io_pos;
+	struct iovec iov;
+	int rc;
+
+	if (n == 0) {
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	if (n > chunk_blocks)
+		n = chunk_blocks;
+	iov.iov_base = cmd->aux_buf;
+	iov.iov_len = (size_t)(n * lu->block_size);
+	rc = isd_bstore_write(lu->bs, &iov, 1, byte_off(lu, cmd->io_pos),
+			      cmd->io_flags & ISD_SCSI_IOF_FUA, ws_done, cmd);
+	if (rc < 0) {
+		io_error(cmd, rc, true);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	cmd->io_pos += n;
+}
+
+static bool
+all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+void
+isd_sbc_exec_write_same(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	bool ndob = cmd->io_flags & ISD_SCSI_IOF_NDOB;
+	const uint8_t *pattern = NULL;
+	uint64_t chunk;
+	int rc;
+
+	if (!ndob) {
+		if (data_out_short(cmd))
+			return;
+		pattern = cmd->iov[0].iov_base;
+	}
+	/*
+	 * UNMAP = 1 lets us deallocate, but only when a read afterwards returns
+	 * the pattern: a zero pattern on a store whose holes read as zeros.
+	 * Otherwise the blocks are written.
+	 */
+	if ((cmd->io_flags & ISD_SCSI_IOF_UNMAP) && lu->lbprz &&
+	    (ndob || all_zero(pattern, lu->block_size))) {
+		rc = lu->bs->ops->discard(lu->bs, byte_off(lu, cmd->lba),
+					  (uint64_t)cmd->nblocks * lu->block_size, write_done, cmd);
+		if (rc < 0)
+			write_done(cmd, rc);
+		return;
+	}
+	chunk = (uint64_t)cmd->nblocks * lu->block_size;
+	if (chunk > WS_CHUNK)
+		chunk = WS_CHUNK / lu->block_size * lu->block_size;
+	cmd->aux_buf = ndob ? calloc(1, chunk) : malloc(chunk);
+	if (cmd->aux_buf == NULL) {
+		cmd->status = ISD_SAM_BUSY;
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	cmd->aux_len = (uint32_t)chunk;
+	if (!ndob)
+		for (uint64_t off = 0; off < chunk; off += lu->block_size)
+			memcpy((uint8_t *)cmd->aux_buf + off, pattern, lu->block_size);
+	cmd->io_pos = cmd->lba;
+	cmd->io_end = cmd->lba + cmd->nblocks;
+	ws_step(cmd);
+}
+
+/* ---- UNMAP ---- */
+
+#define UNMAP_HDR 8
+#define UNMAP_DESC 16
+
+int
+isd_sbc_setup_unmap(struct isd_scsi_cmd *cmd)
+{
+	uint32_t len = get_be16(cmd->cdb + 7);
+
+	if (cmd->cdb[1] & 0x01) {               /* ANCHOR */
+		isd_scsi_invalid_cdb(cmd, 1, 0);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (cmd->lu->read_only)
+		return write_protected(cmd);
+	/* A PARAMETER LIST LENGTH of 0 is not an error: nothing is unmapped. */
+	if (len == 0)
+		return ISD_SCSI_SETUP_DONE;
+	if (len < UNMAP_HDR) {
+		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	return isd_scsi_setup_data_out(cmd, len);
+}
+
+static void unmap_step(struct isd_scsi_cmd *cmd);
+
+static void
+unmap_done(void *arg, int status)
+{
+	struct isd_scsi_cmd *cmd = arg;
+
+	if (status < 0) {
+		io_error(cmd, status, true);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	unmap_step(cmd);
+}
+
+/* Deallocates the next non-empty descriptor (io_pos: index, io_end: count). */
+static void
+unmap_step(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	const uint8_t *p = cmd->iov[0].iov_base;
+
+	while (cmd->io_pos < cmd->io_end) {
+		const uint8_t *d = p + UNMAP_HDR + cmd->io_pos * UNMAP_DESC;
+		uint64_t lba = get_be64(d);
+		uint32_t nb = get_be32(d + 8);
+		int rc;
+
+		cmd->io_pos++;
+		if (nb == 0)
+			continue;
+		rc = lu->bs->ops->discard(lu->bs, byte_off(lu, lba), (uint64_t)nb * lu->block_size,
+					  unmap_done, cmd);
+		if (rc < 0) {
+			io_error(cmd, rc, true);
+			isd_scsi_cmd_done(cmd);
+		}
+		return;
+	}
+	isd_scsi_cmd_done(cmd);
+}
+
+void
+isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	const uint8_t *p = cmd->iov[0].iov_base;
+	uint32_t len = cmd->data_out_len;
+	uint32_t bddl, ndesc;
+
+	if (cmd->data_out_len < cmd->xfer_len || p == NULL) {
+		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	/*
+	 * SBC-4 5.32: the header's lengths must fit in what was sent. Descriptors
+	 * are counted from BLOCK DESCRIPTOR DATA LENGTH, a trailing partial one is
+	 * ignored; all are checked before any is acted on, so a bad one leaves the
+	 * medium untouched.
+	 */
+	bddl = get_be16(p + 2);
+	if ((uint32_t)get_be16(p) + 2 > len || bddl > len - UNMAP_HDR) {
+		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	ndesc = bddl / UNMAP_DESC;
+	if (ndesc > lu->max_unmap_descs) {
+		isd_scsi_invalid_param(cmd, 2, -1);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	for (uint32_t i = 0; i < ndesc; i++) {
+		const uint8_t *d = p + UNMAP_HDR + (size_t)i * UNMAP_DESC;
+		uint64_t lba = get_be64(d);
+		uint32_t nb = get_be32(d + 8);
+
+		if (!range_ok(lu, lba, nb)) {
+			isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_LBA_OUT_OF_RANGE);
+			isd_scsi_cmd_done(cmd);
+			return;
+		}
+		if (nb > lu->max_unmap_blocks) {
+			isd_scsi_invalid_param(cmd, (uint16_t)(UNMAP_HDR + i * UNMAP_DESC + 8), -1);
+			isd_scsi_cmd_done(cmd);
+			return;
+		}
+	}
+	cmd->io_pos = 0;
+	cmd->io_end = ndesc;
+	unmap_step(cmd);
+}
+
+/* ---- COMPARE AND WRITE ---- */
+
+int
+isd_sbc_setup_caw(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	const uint8_t *cdb = cmd->cdb;
+	uint64_t lba = get_be64(cdb + 2);
+	uint32_t nb = cdb[13];
+
+	if (cdb[1] & 0xe0) {                    /* WRPROTECT */
+		isd_scsi_invalid_cdb(cmd, 1, 7);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (lu->read_only)
+		return write_protected(cmd);
+	if (!range_ok(lu, lba, nb))
+		return lba_out_of_range(cmd);
+	/* NUMBER OF LOGICAL BLOCKS 0: nothing compared or written, not an error. */
+	if (nb == 0)
+		return ISD_SCSI_SETUP_DONE;
+	cmd->lba = lba;
+	cmd->nblocks = nb;
+	if ((cdb[1] & 0x08) || !lu->wce)
+		cmd->io_flags |= ISD_SCSI_IOF_FUA;
+	/* Data-out: the verify instance, then the write instance. */
+	return isd_scsi_setup_data_out(cmd, 2 * nb * lu->block_size);
+}
+
+/* Compares the first half of the data-out with `medium`; on a match writes the second. */
+static void
+caw_compare_write(struct isd_scsi_cmd *cmd, const uint8_t *medium)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	uint32_t half = cmd->nblocks * lu->block_size;
+	const uint8_t *data = cmd->iov[0].iov_base;
+	struct iovec iov;
+	long d;
+	int rc;
+
+	d = first_diff(data, medium, half);
+	if (d >= 0) {
+		/* SBC-4 5.3: INFORMATION = offset of the first byte that did not match. */
+		miscompare(cmd, (uint64_t)d);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	iov.iov_base = (uint8_t *)cmd->iov[0].iov_base + half;
+	iov.iov_len = half;
+	rc = isd_bstore_write(lu->bs, &iov, 1, byte_off(lu, cmd->lba),
+			      cmd->io_flags & ISD_SCSI_IOF_FUA, write_done, cmd);
+	if (rc < 0)
+		write_done(cmd, rc);
+}
+
+static void
+caw_read_done(void *arg, int status)
+{
+	struct isd_scsi_cmd *cmd = arg;
+
+	if (status < 0) {
+		io_error(cmd, status, false);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	caw_compare_write(cmd, cmd->aux_buf);
+}
+
+void
+isd_sbc_exec_caw(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+
+	if (data_out_short(cmd))
+		return;
+	/*
+	 * On RAM the compare and the write's copy both happen now, with nothing
+	 * in between: atomic against every other command of this reactor. A
+	 * file store reads first; commands to the same blocks in that window are
+	 * not excluded (known limit).
+	 */
+	if (lu->bs->mem_base != NULL) {
+		caw_compare_write(cmd, (const uint8_t *)lu->bs->mem_base + byte_off(lu, cmd->lba));
+		return;
+	}
+	read_range_aux(cmd, caw_read_done);
+}

@@ -1,0 +1,251 @@
+/*
+ * Internals of the SCSI device server shared between its files: the command
+ * table, logical units, per-nexus state (unit attentions), reservations, and
+ * helpers that finish a command with status and sense.
+ *
+ * Threading: a device and its LUs belong to one reactor; every entry point is
+ * called from that reactor's thread.
+ */
+#ifndef ISD_SCSI_INT_H
+#define ISD_SCSI_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "scsi/scsi.h"
+
+/* Additional sense codes (ASC << 8 | ASCQ) we report. */
+#define ISD_ASC_NO_ADDITIONAL 0x0000
+#define ISD_ASC_WRITE_ERROR 0x0c00
+#define ISD_ASC_UNRECOVERED_READ 0x1100
+#define ISD_ASC_PARAM_LIST_LENGTH 0x1a00
+#define ISD_ASC_MISCOMPARE_VERIFY 0x1d00
+#define ISD_ASC_INVALID_OPCODE 0x2000
+#define ISD_ASC_LBA_OUT_OF_RANGE 0x2100
+#define ISD_ASC_INVALID_FIELD_CDB 0x2400
+#define ISD_ASC_LU_NOT_SUPPORTED 0x2500
+#define ISD_ASC_INVALID_FIELD_PARAM 0x2600
+#define ISD_ASC_INVALID_RELEASE_PR 0x2604
+#define ISD_ASC_WRITE_PROTECTED 0x2700
+#define ISD_ASC_POWER_ON_RESET 0x2900
+#define ISD_ASC_BUS_DEVICE_RESET 0x2903
+#define ISD_ASC_MODE_PARAMS_CHANGED 0x2a01
+#define ISD_ASC_RESERVATIONS_PREEMPTED 0x2a03
+#define ISD_ASC_RESERVATIONS_RELEASED 0x2a04
+#define ISD_ASC_REGISTRATIONS_PREEMPTED 0x2a05
+#define ISD_ASC_CAPACITY_CHANGED 0x2a09
+#define ISD_ASC_SAVING_NOT_SUPPORTED 0x3900
+#define ISD_ASC_MEDIUM_REMOVAL_PREVENTED 0x5302
+#define ISD_ASC_INSUFFICIENT_REG_RESOURCES 0x5504
+
+/* Unit attention conditions, lowest bit first = reported first. */
+enum {
+	ISD_UA_POWER_ON = 1u << 0,              /* 29h/00h */
+	ISD_UA_LUN_RESET = 1u << 1,             /* 29h/03h */
+	ISD_UA_MODE_CHANGED = 1u << 2,          /* 2Ah/01h */
+	ISD_UA_RES_PREEMPTED = 1u << 3,         /* 2Ah/03h */
+	ISD_UA_RES_RELEASED = 1u << 4,          /* 2Ah/04h */
+	ISD_UA_REG_PREEMPTED = 1u << 5,         /* 2Ah/05h */
+	ISD_UA_CAPACITY_CHANGED = 1u << 6,      /* 2Ah/09h */
+};
+
+/* cmd->io_flags */
+#define ISD_SCSI_IOF_FUA 0x1u
+#define ISD_SCSI_IOF_ZERO_COPY 0x2u     /* iov points into the store's memory */
+#define ISD_SCSI_IOF_UNMAP 0x4u         /* WRITE SAME: deallocate instead of writing */
+#define ISD_SCSI_IOF_NDOB 0x8u          /* WRITE SAME: no data-out, pattern is zeros */
+#define ISD_SCSI_IOF_VERIFY_ONE 0x10u   /* VERIFY BYTCHK 11b: one block compared to each */
+#define ISD_SCSI_IOF_IMMED 0x20u
+
+/* Command table flags. */
+#define ISD_OPF_HAS_SA 0x0001u          /* opcode carries a service action in byte 1 */
+#define ISD_OPF_UA_EXEMPT 0x0002u       /* neither reports nor clears a unit attention */
+#define ISD_OPF_NO_LU 0x0004u           /* answered even when the LU does not exist */
+#define ISD_OPF_PR_ALLOW 0x0008u        /* allowed under any persistent reservation */
+#define ISD_OPF_PR_READ 0x0010u         /* allowed under Write Exclusive types */
+#define ISD_OPF_SPC2_ALLOW 0x0020u      /* allowed while another nexus holds RESERVE */
+#define ISD_OPF_THIN 0x0040u            /* only on thin-provisioned LUs */
+
+#define ISD_SCSI_NO_SA 0xffffu
+
+struct isd_scsi_op {
+	uint8_t opcode;
+	uint16_t sa;
+	uint8_t cdb_len;
+	uint16_t flags;
+	const char *name;
+	/* Decodes the CDB: returns ISD_SCSI_SETUP_READY or _DONE. */
+	int (*setup)(struct isd_scsi_cmd *cmd);
+	/* Runs it; calls isd_scsi_cmd_done() exactly once. NULL: done at once. */
+	void (*exec)(struct isd_scsi_cmd *cmd);
+	uint8_t usage[16];              /* CDB usage data for REPORT SUPPORTED OPCODES */
+};
+
+extern const struct isd_scsi_op g_isd_scsi_ops[];
+extern const size_t g_isd_scsi_nops;
+
+/* State of one I_T nexus at one LU. */
+struct isd_scsi_itn {
+	TAILQ_ENTRY(isd_scsi_itn) link;
+	uint64_t nexus_id;
+	struct isd_scsi_nexus *nexus;   /* the transport's; valid while the nexus exists */
+	uint32_t ua;                    /* ISD_UA_* pending */
+	bool prevent;                   /* PREVENT ALLOW MEDIUM REMOVAL */
+};
+
+/* A persistent reservation registration (I_T nexus named by its ports). */
+struct isd_scsi_pr_reg {
+	TAILQ_ENTRY(isd_scsi_pr_reg) link;
+	uint64_t key;
+	uint16_t rtpi;
+	char iport[256];
+	char tport[256];
+};
+
+#define ISD_PR_MAX_REGS 128
+
+/* PR types (SPC-5 table 'Persistent reservation type codes') */
+#define ISD_PR_WE 0x1
+#define ISD_PR_EA 0x3
+#define ISD_PR_WE_RO 0x5
+#define ISD_PR_EA_RO 0x6
+#define ISD_PR_WE_AR 0x7
+#define ISD_PR_EA_AR 0x8
+
+struct isd_scsi_lu {
+	struct isd_scsi_dev *dev;
+	uint32_t lun;
+	struct isd_bstore *bs;
+	uint32_t block_size;
+	uint64_t nblocks;
+	bool read_only;
+	bool thin;
+	bool lbprz;                     /* discarded blocks read as zeros */
+	bool wce;                       /* current WCE (MODE SELECT may change it) */
+	bool wce_default;
+	char vendor[9];
+	char product[17];
+	char revision[5];
+	char serial[33];
+	uint64_t naa_id;
+	uint32_t max_xfer_blocks;       /* Block Limits: MAXIMUM TRANSFER LENGTH */
+	uint32_t max_unmap_blocks;
+	uint32_t max_unmap_descs;
+	uint32_t max_ws_blocks;
+
+	TAILQ_HEAD(, isd_scsi_itn) itns;
+
+	/* SPC-2 RESERVE/RELEASE: held by one nexus, dropped when it goes. */
+	bool spc2_held;
+	uint64_t spc2_nexus;
+
+	/* Persistent reservations (in memory; APTPL is refused). */
+	TAILQ_HEAD(, isd_scsi_pr_reg) regs;
+	unsigned nregs;
+	uint32_t pr_gen;
+	bool pr_held;
+	uint8_t pr_type;
+	struct isd_scsi_pr_reg *pr_holder;      /* NULL for all-registrants types */
+};
+
+struct isd_scsi_dev {
+	char name[224];
+	struct isd_scsi_lu *lus[ISD_SCSI_MAX_LUNS];
+	uint32_t nlus;
+};
+
+#define ISD_SCSI_MAX_XFER (16u << 20)   /* bytes; bounds every data buffer */
+
+/* sense.c: finishing with CHECK CONDITION */
+void isd_scsi_check(struct isd_scsi_cmd *cmd, uint8_t key, uint16_t asc_ascq);
+void isd_scsi_sense_info(struct isd_scsi_cmd *cmd, uint32_t info);
+/* Sense-key-specific field pointer: in_cdb (C/D), byte, bit (-1: no bit pointer). */
+void isd_scsi_sense_field(struct isd_scsi_cmd *cmd, bool in_cdb, uint16_t byte, int bit);
+void isd_scsi_invalid_cdb(struct isd_scsi_cmd *cmd, uint16_t byte, int bit);
+void isd_scsi_invalid_param(struct isd_scsi_cmd *cmd, uint16_t byte, int bit);
+/* Builds 18 bytes of fixed-format sense into buf. */
+void isd_scsi_sense_fixed(uint8_t *buf, uint8_t key, uint16_t asc_ascq);
+
+/* dev.c: buffers, completion, state */
+void isd_scsi_cmd_done(struct isd_scsi_cmd *cmd);
+/* Allocates the command's data buffer (cmd->buf_ops or malloc) and points iov at it. */
+void *isd_scsi_buf_alloc(struct isd_scsi_cmd *cmd, uint32_t len);
+/* Data-in: copies min(len, xfer_len) bytes of a built response into a command buffer.
+ * Returns 0, or -ENOMEM (then the command got BUSY). */
+int isd_scsi_data_in(struct isd_scsi_cmd *cmd, const void *buf, uint32_t len);
+/* Setup of a data-out command: xfer_len bytes asked by the CDB; allocates
+ * min(edtl, xfer_len). Returns READY, or DONE with BUSY on no memory. */
+int isd_scsi_setup_data_out(struct isd_scsi_cmd *cmd, uint32_t xfer_len);
+/* Setup of a data-in command whose response exec builds. */
+int isd_scsi_setup_data_in(struct isd_scsi_cmd *cmd, uint32_t alloc_len);
+
+/* The command's nexus, or one shared anonymous nexus when the transport gave none. */
+struct isd_scsi_nexus *isd_scsi_cmd_nexus(struct isd_scsi_cmd *cmd);
+struct isd_scsi_itn *isd_scsi_itn_get(struct isd_scsi_lu *lu, struct isd_scsi_nexus *nexus);
+/* Raises `ua` on every nexus of the LU except `except_id` (when has_except). */
+void isd_scsi_ua_raise_all(struct isd_scsi_lu *lu, uint32_t ua, bool has_except,
+			   uint64_t except_id);
+/* Raises `ua` on the nexuses whose ports match a registration. */
+void isd_scsi_ua_raise_ports(struct isd_scsi_lu *lu, uint32_t ua, const char *iport,
+			     const char *tport);
+/* Takes the highest-priority pending UA of the nexus into key/asc; false if none. */
+bool isd_scsi_ua_take(struct isd_scsi_itn *itn, uint16_t *asc_ascq);
+
+/* pr.c */
+struct isd_scsi_pr_reg *isd_scsi_pr_find(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *n);
+bool isd_scsi_pr_is_holder(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *n);
+void isd_scsi_pr_clear_all(struct isd_scsi_lu *lu);
+
+/* Opcode handlers: spc.c */
+int isd_spc_setup_tur(struct isd_scsi_cmd *cmd);
+int isd_spc_setup_inquiry(struct isd_scsi_cmd *cmd);
+void isd_spc_exec_inquiry(struct isd_scsi_cmd *cmd);
+int isd_spc_setup_request_sense(struct isd_scsi_cmd *cmd);
+void isd_spc_exec_request_sense(struct isd_scsi_cmd *cmd);
+int isd_spc_setup_report_luns(struct isd_scsi_cmd *cmd);
+void isd_spc_exec_report_luns(struct isd_scsi_cmd *cmd);
+int isd_spc_setup_mode_sense(struct isd_scsi_cmd *cmd);
+void isd_spc_exec_mode_sense(struct isd_scsi_cmd *cmd);
+int isd_spc_setup_mode_select(struct isd_scsi_cmd *cmd);
+void isd_spc_exec_mode_select(struct isd_scsi_cmd *cmd);
+int isd_spc_setup_rsoc(struct isd_scsi_cmd *cmd);
+void isd_spc_exec_rsoc(struct isd_scsi_cmd *cmd);
+int isd_spc_setup_start_stop(struct isd_scsi_cmd *cmd);
+int isd_spc_setup_prevent_allow(struct isd_scsi_cmd *cmd);
+int isd_spc_setup_reserve(struct isd_scsi_cmd *cmd);
+int isd_spc_setup_release(struct isd_scsi_cmd *cmd);
+
+/* pr.c */
+int isd_pr_setup_in(struct isd_scsi_cmd *cmd);
+void isd_pr_exec_in(struct isd_scsi_cmd *cmd);
+int isd_pr_setup_out(struct isd_scsi_cmd *cmd);
+void isd_pr_exec_out(struct isd_scsi_cmd *cmd);
+
+/* sbc.c */
+int isd_sbc_setup_read_capacity10(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_read_capacity10(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_read_capacity16(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_read_capacity16(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_get_lba_status(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_get_lba_status(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_read(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_read(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_write(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_write(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_verify(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_verify(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_sync_cache(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_sync_cache(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_write_same(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_write_same(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_unmap(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_caw(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_caw(struct isd_scsi_cmd *cmd);
+
+/* VPD / mode page builders shared with tests through the public commands only. */
+uint32_t isd_spc_mode_pages(struct isd_scsi_lu *lu, uint8_t page, uint8_t pc, uint8_t *buf);
+
+#endif

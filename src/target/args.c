@@ -1,0 +1,456 @@
+/*
+ * The command line. Hand-rolled rather than getopt_long: getopt keeps global
+ * state (optind) that makes parsing twice in one process (the unit tests)
+ * fragile, and prints its own messages, while every error here must be one
+ * line that names the offending flag.
+ */
+#include "target/config_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_id {
+	OPT_CONFIG,
+	OPT_PORTAL,
+	OPT_TARGET,
+	OPT_ALIAS,
+	OPT_LUN,
+	OPT_CHAP,
+	OPT_MUTUAL_CHAP,
+	OPT_ALLOW,
+	OPT_VERBOSE,
+	OPT_QUIET,
+	OPT_DEBUG,
+	OPT_CHECK,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+struct opt_def {
+	const char *lng;
+	char shrt;	 /* 0 = long only */
+	const char *arg; /* argument name, NULL = none */
+	enum opt_id id;
+};
+
+static const struct opt_def g_opts[] = {
+    {"config", 'c', "FILE", OPT_CONFIG},
+    {"portal", 'p', "URL", OPT_PORTAL},
+    {"target", 't', "IQN", OPT_TARGET},
+    {"alias", 0, "ALIAS", OPT_ALIAS},
+    {"lun", 'l', "SPEC", OPT_LUN},
+    {"chap", 0, "USER:SECRET", OPT_CHAP},
+    {"mutual-chap", 0, "USER:SECRET", OPT_MUTUAL_CHAP},
+    {"allow", 'a', "INITIATOR", OPT_ALLOW},
+    {"verbose", 'v', NULL, OPT_VERBOSE},
+    {"quiet", 'q', NULL, OPT_QUIET},
+    {"debug", 'd', "COMPONENTS", OPT_DEBUG},
+    {"check", 0, NULL, OPT_CHECK},
+    {"help", 'h', NULL, OPT_HELP},
+    {"version", 'V', NULL, OPT_VERSION},
+};
+#define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
+
+static const char g_usage[] =
+    "Usage: iserd [OPTIONS]\n"
+    "Userspace iSCSI target (iSCSI over TCP today; iSER in progress).\n"
+    "Runs in the foreground and logs to stderr. Without options it serves one\n"
+    "1 GiB RAM LUN as " ISD_TARGET_DEFAULT_NAME " on 127.0.0.1:3260.\n"
+    "\n"
+    "Configuration:\n"
+    "  -c, --config FILE         read a libconfig file (see iserd(8), docs/iserd.md);\n"
+    "                            the flags below add to it\n"
+    "      --check               validate the configuration, open nothing, exit 0\n"
+    "\n"
+    "Quick start (repeatable; LUN, ACL and CHAP flags attach to the last --target):\n"
+    "  -p, --portal URL          listen on tcp://ADDR[:PORT] (IPv6: tcp://[::1]:3260);\n"
+    "                            naming one replaces the default tcp://127.0.0.1:3260\n"
+    "  -t, --target IQN          add a target (iqn.YYYY-MM.domain[:id], eui.*, naa.*);\n"
+    "                            default " ISD_TARGET_DEFAULT_NAME "\n"
+    "      --alias ALIAS         TargetAlias of the current target\n"
+    "  -l, --lun SPEC            add the next LUN (0, 1, ...) of the current target:\n"
+    "                            ram:SIZE | file:PATH[,size=SIZE][,ro] | dev:PATH[,ro]\n"
+    "                            (SIZE: 512M, 1G, ...; default ram:1G)\n"
+    "      --chap USER:SECRET    require CHAP from initiators of the current target\n"
+    "      --mutual-chap USER:SECRET\n"
+    "                            answer the initiator's challenge (mutual CHAP)\n"
+    "  -a, --allow INITIATOR     allow only these initiator names (ACL)\n"
+    "\n"
+    "Logging:\n"
+    "  -v, --verbose             debug level, every component (narrow it with -d)\n"
+    "  -q, --quiet               warnings and errors only\n"
+    "  -d, --debug COMPONENTS    debug messages of components, comma-separated\n"
+    "                            (e.g. iscsi,tcp,scsi,bstore,target; or all)\n"
+    "\n"
+    "  -h, --help                this text\n"
+    "  -V, --version             print the version\n"
+    "\n"
+    "Signals: SIGINT/SIGTERM stop cleanly (a second one forces the exit).\n"
+    "Exit status: 0 ok, 1 runtime failure (open, listen...), 2 bad flag or config.\n";
+
+const char *
+isd_target_usage(void)
+{
+	return g_usage;
+}
+
+struct opt_item {
+	enum opt_id id;
+	const char *val;
+	const char *flag; /* as spelled by the user, for messages */
+};
+
+/* Finds the option for argv[*i]; fills items. Returns 0, 1 (help/version: stop) or -EINVAL. */
+static int
+split_args(int argc, char **argv, struct opt_item *items, int *n_items, char *err, size_t errlen)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const struct opt_def *d = NULL;
+		const char *val = NULL;
+
+		if (a[0] != '-' || a[1] == '\0') {
+			isd_target_errf(err, errlen, "unexpected argument '%s' (see iserd --help)",
+					a);
+			return -EINVAL;
+		}
+		if (a[1] == '-') {
+			const char *name = a + 2;
+			const char *eq = strchr(name, '=');
+			size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+
+			for (size_t k = 0; k < N_OPTS; k++) {
+				if (strlen(g_opts[k].lng) == nlen &&
+				    strncmp(g_opts[k].lng, name, nlen) == 0)
+					d = &g_opts[k];
+			}
+			if (d == NULL) {
+				isd_target_errf(err, errlen,
+						"unknown option '%.*s' (see iserd --help)",
+						(int)nlen + 2, a);
+				return -EINVAL;
+			}
+			if (eq && d->arg == NULL) {
+				isd_target_errf(err, errlen, "--%s takes no argument", d->lng);
+				return -EINVAL;
+			}
+			if (eq)
+				val = eq + 1;
+		} else {
+			/* one short option, its value attached (-cFILE) or next */
+			for (size_t k = 0; k < N_OPTS; k++)
+				if (g_opts[k].shrt == a[1])
+					d = &g_opts[k];
+			if (d == NULL) {
+				isd_target_errf(err, errlen,
+						"unknown option '-%c' (see iserd --help)", a[1]);
+				return -EINVAL;
+			}
+			if (a[2] != '\0') {
+				if (d->arg == NULL) {
+					isd_target_errf(err, errlen,
+							"-%c takes no argument (give flags "
+							"separately)",
+							a[1]);
+					return -EINVAL;
+				}
+				val = a + 2;
+			}
+		}
+		if (d->arg != NULL && val == NULL) {
+			if (i + 1 >= argc) {
+				isd_target_errf(err, errlen, "--%s needs an argument (%s)", d->lng,
+						d->arg);
+				return -EINVAL;
+			}
+			val = argv[++i];
+		}
+		items[*n_items].id = d->id;
+		items[*n_items].val = val;
+		items[*n_items].flag = d->lng;
+		(*n_items)++;
+		if (d->id == OPT_HELP || d->id == OPT_VERSION)
+			return 1;
+	}
+	return 0;
+}
+
+/* The target LUN/ACL/CHAP flags attach to: the last --target, or the default one. */
+static struct isd_target_node_cfg *
+current_node(struct isd_target_cfg *cfg, int *cur)
+{
+	struct isd_target_node_cfg *n;
+
+	if (*cur >= 0)
+		return &cfg->nodes[*cur];
+	n = isd_target_cfg_find_node(cfg, ISD_TARGET_DEFAULT_NAME);
+	if (n == NULL) {
+		n = isd_target_cfg_add_node(cfg, ISD_TARGET_DEFAULT_NAME, "default target");
+		if (n == NULL)
+			return NULL;
+		n->from_flags = true;
+	}
+	*cur = (int)(n - cfg->nodes);
+	return n;
+}
+
+static int
+apply_item(struct isd_target_cfg *cfg, const struct opt_item *it, int *cur, char *err,
+	   size_t errlen)
+{
+	struct isd_target_node_cfg *n = NULL;
+	char why[200];
+	char origin[ISD_TARGET_ORIGIN_MAX];
+	int rc;
+
+	snprintf(origin, sizeof(origin), "--%s %s", it->flag, it->val ? it->val : "");
+	switch (it->id) {
+	case OPT_PORTAL: {
+		struct isd_target_portal_spec ps, *p;
+
+		rc = isd_target_portal_parse(it->val, &ps, why, sizeof(why));
+		if (rc < 0) {
+			isd_target_errf(err, errlen, "%s: %s", origin, why);
+			return -EINVAL;
+		}
+		snprintf(ps.origin, sizeof(ps.origin), "%s", origin);
+		p = isd_target_cfg_add_portal(cfg);
+		if (p == NULL)
+			goto err_nomem;
+		*p = ps;
+		return 0;
+	}
+	case OPT_TARGET:
+		if (isd_target_name_check(it->val, why, sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: invalid iSCSI name: %s", origin, why);
+			return -EINVAL;
+		}
+		n = isd_target_cfg_find_node(cfg, it->val);
+		if (n == NULL) {
+			n = isd_target_cfg_add_node(cfg, it->val, origin);
+			if (n == NULL)
+				goto err_nomem;
+			n->from_flags = true;
+		}
+		*cur = (int)(n - cfg->nodes);
+		return 0;
+	case OPT_ALIAS:
+	case OPT_LUN:
+	case OPT_CHAP:
+	case OPT_MUTUAL_CHAP:
+	case OPT_ALLOW:
+		break;
+	default:
+		return 0; /* handled in pass 1 */
+	}
+
+	n = current_node(cfg, cur);
+	if (n == NULL)
+		goto err_nomem;
+	switch (it->id) {
+	case OPT_ALIAS:
+		if (strlen(it->val) >= sizeof(n->alias)) {
+			isd_target_errf(err, errlen, "--alias: longer than %zu bytes",
+					sizeof(n->alias) - 1);
+			return -EINVAL;
+		}
+		snprintf(n->alias, sizeof(n->alias), "%s", it->val);
+		return 0;
+	case OPT_LUN: {
+		struct isd_target_lun_cfg lc, *l;
+		uint32_t next = 0;
+
+		memset(&lc, 0, sizeof(lc));
+		if (isd_target_lun_spec_parse(it->val, &lc, why, sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: %s", origin, why);
+			return -EINVAL;
+		}
+		for (int i = 0; i < n->lun_count; i++)
+			if (n->luns[i].number + 1 > next)
+				next = n->luns[i].number + 1;
+		l = isd_target_node_add_lun(n);
+		if (l == NULL)
+			goto err_nomem;
+		*l = lc;
+		l->number = next;
+		snprintf(l->origin, sizeof(l->origin), "%s", origin);
+		return 0;
+	}
+	case OPT_CHAP:
+	case OPT_MUTUAL_CHAP: {
+		bool mutual = it->id == OPT_MUTUAL_CHAP;
+		struct isd_chap_cred *cred = mutual ? &n->auth.mutual_chap : &n->auth.chap;
+		bool *flag = mutual ? &n->auth.mutual : &n->auth.require_chap;
+
+		/* never echo the secret back in a message */
+		snprintf(origin, sizeof(origin), "--%s", it->flag);
+		if (*flag) {
+			isd_target_errf(err, errlen, "%s given twice for target %s", origin,
+					n->name);
+			return -EINVAL;
+		}
+		if (isd_target_chap_parse(it->val, cred, why, sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: %s", origin, why);
+			return -EINVAL;
+		}
+		*flag = true;
+		return 0;
+	}
+	case OPT_ALLOW:
+		if (isd_target_name_check(it->val, why, sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: invalid iSCSI name: %s", origin, why);
+			return -EINVAL;
+		}
+		for (int i = 0; i < n->acl_count; i++)
+			if (strcasecmp(n->acl[i], it->val) == 0)
+				return 0;
+		if (isd_target_node_add_acl(n, it->val) < 0)
+			goto err_nomem;
+		return 0;
+	default:
+		return 0;
+	}
+
+err_nomem:
+	isd_target_errf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+static int
+fill_defaults(struct isd_target_cfg *cfg, char *err, size_t errlen)
+{
+	if (cfg->portal_count == 0) {
+		struct isd_target_portal_spec *p = isd_target_cfg_add_portal(cfg);
+
+		if (p == NULL)
+			goto err_nomem;
+		isd_target_portal_parse(ISD_TARGET_DEFAULT_PORTAL, p, NULL, 0);
+		snprintf(p->origin, sizeof(p->origin), "default portal %s",
+			 ISD_TARGET_DEFAULT_PORTAL);
+	}
+	if (cfg->node_count == 0) {
+		struct isd_target_node_cfg *n;
+
+		n = isd_target_cfg_add_node(cfg, ISD_TARGET_DEFAULT_NAME, "default target");
+		if (n == NULL)
+			goto err_nomem;
+		n->from_flags = true;
+	}
+	for (int i = 0; i < cfg->node_count; i++) {
+		struct isd_target_node_cfg *n = &cfg->nodes[i];
+		struct isd_target_lun_cfg *l;
+
+		if (!n->from_flags || n->lun_count > 0)
+			continue;
+		l = isd_target_node_add_lun(n);
+		if (l == NULL)
+			goto err_nomem;
+		isd_target_lun_spec_parse(ISD_TARGET_DEFAULT_LUN, l, NULL, 0);
+		l->number = 0;
+		snprintf(l->origin, sizeof(l->origin), "default LUN %s", ISD_TARGET_DEFAULT_LUN);
+	}
+	return 0;
+
+err_nomem:
+	isd_target_errf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+int
+isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, char *err,
+			  size_t errlen)
+{
+	struct opt_item *items;
+	int n_items = 0, cur = -1, rc;
+	int flag_level = -1;
+	const char *flag_debug = NULL;
+
+	items = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*items));
+	if (items == NULL) {
+		isd_target_errf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = split_args(argc, argv, items, &n_items, err, errlen);
+	if (rc < 0)
+		goto out;
+
+	/* pass 1: what decides how to read the rest */
+	for (int i = 0; i < n_items; i++) {
+		switch (items[i].id) {
+		case OPT_HELP:
+			cfg->show_help = true;
+			rc = 0;
+			goto out;
+		case OPT_VERSION:
+			cfg->show_version = true;
+			rc = 0;
+			goto out;
+		case OPT_CONFIG:
+			if (cfg->config_file[0] != '\0') {
+				isd_target_errf(err, errlen, "-c/--config given twice");
+				rc = -EINVAL;
+				goto out;
+			}
+			if (items[i].val[0] == '\0' ||
+			    strlen(items[i].val) >= sizeof(cfg->config_file)) {
+				isd_target_errf(err, errlen, "--config: bad file name");
+				rc = -EINVAL;
+				goto out;
+			}
+			snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", items[i].val);
+			break;
+		case OPT_VERBOSE:
+			flag_level = ISD_LOG_DEBUG;
+			break;
+		case OPT_QUIET:
+			flag_level = ISD_LOG_WARN;
+			break;
+		case OPT_DEBUG:
+			if (items[i].val[0] == '\0' ||
+			    strlen(items[i].val) >= sizeof(cfg->debug) - 2) {
+				isd_target_errf(err, errlen, "--debug: bad component list '%s'",
+						items[i].val);
+				rc = -EINVAL;
+				goto out;
+			}
+			flag_debug = items[i].val;
+			break;
+		case OPT_CHECK:
+			cfg->check_only = true;
+			break;
+		default:
+			break;
+		}
+	}
+	if (cfg->config_file[0] != '\0') {
+		char path[sizeof(cfg->config_file)];
+
+		/* the loader records the file it read itself */
+		memcpy(path, cfg->config_file, sizeof(path));
+		cfg->config_file[0] = '\0';
+		rc = isd_target_cfg_load_file(path, cfg, err, errlen);
+		if (rc < 0)
+			goto out;
+	}
+	/* flags win over the file for logging */
+	if (flag_level != -1)
+		cfg->log_level = flag_level;
+	if (flag_debug != NULL)
+		snprintf(cfg->debug, sizeof(cfg->debug), "%s", flag_debug);
+
+	/* pass 2: what is served, in command-line order */
+	for (int i = 0; i < n_items; i++) {
+		rc = apply_item(cfg, &items[i], &cur, err, errlen);
+		if (rc < 0)
+			goto out;
+	}
+	rc = fill_defaults(cfg, err, errlen);
+	if (rc < 0)
+		goto out;
+	rc = isd_target_cfg_validate(cfg, err, errlen);
+out:
+	free(items);
+	return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,763 @@
+/*
+ * The configuration model: construction, the small value parsers shared by
+ * the flag and file front ends, and whole-model validation. Nothing here
+ * opens a file or a socket, so --check and the unit tests can run it freely.
+ */
+#include "target/config_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "scsi/scsi.h"
+
+#define ISD_NAME_LEN_MAX 223 /* RFC 7143 §4.2.7.1: at most 223 bytes */
+#define ISD_MAX_DSL 16777215 /* RFC 7143 §13: 2^24 - 1 */
+#define ISD_MIN_DSL 512
+#define ISD_QUEUE_DEPTH_MAX 4096
+
+void
+isd_target_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static void
+neg_init(struct isd_target_neg_cfg *n)
+{
+	n->max_recv_data_segment_length = -1;
+	n->max_burst_length = -1;
+	n->first_burst_length = -1;
+	n->max_outstanding_r2t = -1;
+	n->queue_depth = -1;
+	n->immediate_data = -1;
+	n->initial_r2t = -1;
+	n->header_digest = -1;
+	n->data_digest = -1;
+}
+
+void
+isd_target_cfg_init(struct isd_target_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_level = -1;
+	cfg->login_timeout_ms = -1;
+	cfg->nop_interval_ms = -1;
+	cfg->nop_timeout_ms = -1;
+	cfg->logout_timeout_ms = -1;
+	cfg->max_sessions = -1;
+	cfg->shutdown_timeout_ms = -1;
+	neg_init(&cfg->neg);
+}
+
+static void
+node_fini(struct isd_target_node_cfg *n)
+{
+	for (int i = 0; i < n->acl_count; i++)
+		free(n->acl[i]);
+	free(n->acl);
+	free(n->luns);
+	/* secrets should not linger in freed heap memory */
+	explicit_bzero(&n->auth, sizeof(n->auth));
+}
+
+void
+isd_target_cfg_fini(struct isd_target_cfg *cfg)
+{
+	for (int i = 0; i < cfg->node_count; i++)
+		node_fini(&cfg->nodes[i]);
+	free(cfg->nodes);
+	free(cfg->portals);
+	explicit_bzero(&cfg->discovery_auth, sizeof(cfg->discovery_auth));
+	isd_target_cfg_init(cfg);
+}
+
+/* Grows an array by one zeroed element; returns it or NULL. */
+static void *
+grow(void **arr, int *count, size_t elem)
+{
+	char *p = realloc(*arr, (size_t)(*count + 1) * elem);
+
+	if (p == NULL)
+		return NULL;
+	*arr = p;
+	memset(p + (size_t)*count * elem, 0, elem);
+	return p + (size_t)(*count)++ * elem;
+}
+
+struct isd_target_node_cfg *
+isd_target_cfg_find_node(struct isd_target_cfg *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->node_count; i++)
+		if (strcasecmp(cfg->nodes[i].name, name) == 0)
+			return &cfg->nodes[i];
+	return NULL;
+}
+
+struct isd_target_node_cfg *
+isd_target_cfg_add_node(struct isd_target_cfg *cfg, const char *name, const char *origin)
+{
+	struct isd_target_node_cfg *n;
+
+	n = grow((void **)&cfg->nodes, &cfg->node_count, sizeof(*n));
+	if (n == NULL)
+		return NULL;
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	snprintf(n->origin, sizeof(n->origin), "%s", origin);
+	n->tpgt = -1;
+	neg_init(&n->neg);
+	return n;
+}
+
+struct isd_target_lun_cfg *
+isd_target_node_add_lun(struct isd_target_node_cfg *n)
+{
+	return grow((void **)&n->luns, &n->lun_count, sizeof(struct isd_target_lun_cfg));
+}
+
+int
+isd_target_node_add_acl(struct isd_target_node_cfg *n, const char *initiator)
+{
+	char **slot;
+	char *copy = strdup(initiator);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	slot = grow((void **)&n->acl, &n->acl_count, sizeof(char *));
+	if (slot == NULL) {
+		free(copy);
+		return -ENOMEM;
+	}
+	*slot = copy;
+	return 0;
+}
+
+struct isd_target_portal_spec *
+isd_target_cfg_add_portal(struct isd_target_cfg *cfg)
+{
+	return grow((void **)&cfg->portals, &cfg->portal_count,
+		    sizeof(struct isd_target_portal_spec));
+}
+
+/* ---- value parsers ---------------------------------------------------- */
+
+int
+isd_target_size_parse(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	unsigned shift = 0;
+	const char *p = s;
+
+	if (s == NULL || !isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (shift != 0) {
+		/* "1G", "1GiB" and "1GB" all mean 2^30, as isd_bstore_open() reads them */
+		p++;
+		if (*p == 'i' || *p == 'I')
+			p++;
+		if (*p == 'b' || *p == 'B')
+			p++;
+	}
+	if (*p != '\0')
+		return -EINVAL;
+	if (v == 0 || v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+/*
+ * The spec handed to isd_bstore_open() is rebuilt with the largest exact
+ * suffix, so that whatever spelling the user chose ("1g", "1024M") the store
+ * sees one canonical form.
+ */
+static void
+size_format(uint64_t v, char *buf, size_t len)
+{
+	static const char sfx[] = "TGMK";
+	static const unsigned shifts[] = {40, 30, 20, 10};
+
+	for (int i = 0; i < 4; i++) {
+		uint64_t unit = 1ULL << shifts[i];
+
+		if (v >= unit && v % unit == 0) {
+			snprintf(buf, len, "%llu%c", (unsigned long long)(v / unit), sfx[i]);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+/*
+ * "PATH[,opt...]" of file: and dev: specs, with the options isd_bstore_open()
+ * understands: size=SIZE (file only) and ro. As there, a path cannot contain
+ * a comma.
+ */
+static int
+parse_path_opts(const char *rest, bool is_file, struct isd_target_lun_cfg *out, char *why,
+		size_t whylen)
+{
+	const char *comma = strchr(rest, ',');
+	size_t plen = comma ? (size_t)(comma - rest) : strlen(rest);
+	char opt[64];
+
+	if (plen == 0) {
+		isd_target_errf(why, whylen, "%s",
+				is_file ? "file: needs a path, e.g. file:/var/lib/disk.img,size=10G"
+					: "dev: needs a device path, e.g. dev:/dev/sdb");
+		return -EINVAL;
+	}
+	if (plen >= sizeof(out->path)) {
+		isd_target_errf(why, whylen, "path too long");
+		return -EINVAL;
+	}
+	memcpy(out->path, rest, plen);
+	out->path[plen] = '\0';
+	out->size = 0;
+	while (comma != NULL) {
+		const char *o = comma + 1;
+		size_t olen;
+
+		comma = strchr(o, ',');
+		olen = comma ? (size_t)(comma - o) : strlen(o);
+		if (olen >= sizeof(opt)) {
+			isd_target_errf(why, whylen,
+					"unknown option '%.*s' (paths cannot contain ',')",
+					(int)olen, o);
+			return -EINVAL;
+		}
+		memcpy(opt, o, olen);
+		opt[olen] = '\0';
+		if (is_file && strncmp(opt, "size=", 5) == 0) {
+			if (isd_target_size_parse(opt + 5, &out->size) < 0) {
+				isd_target_errf(why, whylen, "bad size '%s' (use e.g. 512M, 1G)",
+						opt + 5);
+				return -EINVAL;
+			}
+		} else if (strcmp(opt, "ro") == 0) {
+			out->read_only = true;
+		} else {
+			isd_target_errf(why, whylen,
+					"unknown option '%s' (%s; paths cannot contain ',')", opt,
+					is_file ? "size=SIZE or ro" : "ro");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int
+isd_target_lun_spec_parse(const char *spec, struct isd_target_lun_cfg *out, char *why,
+			  size_t whylen)
+{
+	char sz[32];
+	const char *rest;
+
+	if (strncmp(spec, "ram:", 4) == 0) {
+		rest = spec + 4;
+		if (*rest == '\0') {
+			isd_target_errf(why, whylen, "ram: needs a size, e.g. ram:1G");
+			return -EINVAL;
+		}
+		if (isd_target_size_parse(rest, &out->size) < 0) {
+			isd_target_errf(why, whylen, "bad size '%s' (use e.g. 512M, 1G)", rest);
+			return -EINVAL;
+		}
+		out->kind = ISD_TARGET_BS_RAM;
+		out->path[0] = '\0';
+		size_format(out->size, sz, sizeof(sz));
+		snprintf(out->spec, sizeof(out->spec), "ram:%s", sz);
+		return 0;
+	}
+	if (strncmp(spec, "file:", 5) == 0 || strncmp(spec, "dev:", 4) == 0) {
+		bool is_file = spec[0] == 'f';
+
+		if (parse_path_opts(strchr(spec, ':') + 1, is_file, out, why, whylen) < 0)
+			return -EINVAL;
+		out->kind = is_file ? ISD_TARGET_BS_FILE : ISD_TARGET_BS_DEV;
+		/* canonical: the read_only flag travels separately and is appended at open */
+		if (out->size != 0) {
+			size_format(out->size, sz, sizeof(sz));
+			snprintf(out->spec, sizeof(out->spec), "file:%s,size=%s", out->path, sz);
+		} else {
+			snprintf(out->spec, sizeof(out->spec), "%s:%s", is_file ? "file" : "dev",
+				 out->path);
+		}
+		return 0;
+	}
+	isd_target_errf(why, whylen,
+			"expected ram:SIZE, file:PATH[,size=SIZE][,ro] or dev:PATH[,ro]");
+	return -EINVAL;
+}
+
+static bool
+all_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return false;
+	return s[n] == '\0';
+}
+
+/* RFC 7143 §4.2.7.2 (after stringprep): ASCII '-', '.', ':', a-z, 0-9. */
+static bool
+name_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == ':';
+}
+
+int
+isd_target_name_check(const char *name, char *why, size_t whylen)
+{
+	size_t len = strlen(name);
+	const char *p;
+
+	if (len == 0) {
+		isd_target_errf(why, whylen, "empty iSCSI name");
+		return -EINVAL;
+	}
+	if (len > ISD_NAME_LEN_MAX) {
+		isd_target_errf(why, whylen, "iSCSI name longer than %d bytes", ISD_NAME_LEN_MAX);
+		return -EINVAL;
+	}
+	if (strncmp(name, "eui.", 4) == 0) {
+		if (!all_hex(name + 4, 16)) {
+			isd_target_errf(why, whylen, "eui. names need exactly 16 hex digits");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (strncmp(name, "naa.", 4) == 0) {
+		if (!all_hex(name + 4, 16) && !all_hex(name + 4, 32)) {
+			isd_target_errf(why, whylen, "naa. names need 16 or 32 hex digits");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (strncmp(name, "iqn.", 4) != 0) {
+		isd_target_errf(why, whylen, "iSCSI names start with iqn., eui. or naa.");
+		return -EINVAL;
+	}
+	for (p = name; *p; p++) {
+		if (!name_char_ok(*p)) {
+			isd_target_errf(why, whylen,
+					"character '%c' not allowed in an iSCSI name "
+					"(lower-case letters, digits, '-', '.', ':')",
+					isprint((unsigned char)*p) ? *p : '?');
+			return -EINVAL;
+		}
+	}
+	/* iqn.YYYY-MM.<reversed domain>[:<unique>] */
+	p = name + 4;
+	if (!(isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) &&
+	      isdigit((unsigned char)p[2]) && isdigit((unsigned char)p[3]) && p[4] == '-' &&
+	      isdigit((unsigned char)p[5]) && isdigit((unsigned char)p[6]) && p[7] == '.')) {
+		isd_target_errf(why, whylen,
+				"expected iqn.YYYY-MM.<reversed domain>[:<identifier>]");
+		return -EINVAL;
+	}
+	if ((p[5] - '0') * 10 + (p[6] - '0') < 1 || (p[5] - '0') * 10 + (p[6] - '0') > 12) {
+		isd_target_errf(why, whylen, "month in iqn.YYYY-MM must be 01..12");
+		return -EINVAL;
+	}
+	p += 8;
+	if (*p == '\0' || *p == ':' || *p == '.') {
+		isd_target_errf(why, whylen, "expected a reversed domain name after iqn.YYYY-MM.");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out, char *why,
+			size_t whylen)
+{
+	const char *p, *host, *hend, *port = NULL;
+	size_t hlen;
+
+	memset(out, 0, sizeof(*out));
+	out->tpgt = -1;
+	if (strncmp(url, "iser://", 7) == 0) {
+		isd_target_errf(why, whylen, "iser:// portals are not available in this build yet");
+		return -ENOTSUP;
+	}
+	if (strncmp(url, "tcp://", 6) == 0) {
+		p = url + 6;
+	} else if (strstr(url, "://") != NULL) {
+		isd_target_errf(why, whylen, "unknown transport (expected tcp://ADDR[:PORT])");
+		return -EINVAL;
+	} else {
+		p = url; /* a bare ADDR[:PORT] means TCP */
+	}
+	out->transport = ISD_TRANSPORT_TCP;
+	if (*p == '[') {
+		host = p + 1;
+		hend = strchr(host, ']');
+		if (hend == NULL) {
+			isd_target_errf(why, whylen, "missing ']' after an IPv6 address");
+			return -EINVAL;
+		}
+		if (hend[1] == ':')
+			port = hend + 2;
+		else if (hend[1] != '\0') {
+			isd_target_errf(why, whylen, "expected ':PORT' after ']'");
+			return -EINVAL;
+		}
+	} else {
+		host = p;
+		hend = strchr(host, ':');
+		if (hend != NULL && strchr(hend + 1, ':') != NULL) {
+			isd_target_errf(why, whylen,
+					"IPv6 addresses go in brackets: tcp://[::1]:3260");
+			return -EINVAL;
+		}
+		if (hend != NULL)
+			port = hend + 1;
+		else
+			hend = host + strlen(host);
+	}
+	hlen = (size_t)(hend - host);
+	if (hlen == 0) {
+		isd_target_errf(why, whylen, "missing address (e.g. tcp://0.0.0.0:3260)");
+		return -EINVAL;
+	}
+	if (hlen >= sizeof(out->host)) {
+		isd_target_errf(why, whylen, "address too long");
+		return -EINVAL;
+	}
+	if (memchr(host, '/', hlen) != NULL) {
+		isd_target_errf(why, whylen, "unexpected '/' in address");
+		return -EINVAL;
+	}
+	memcpy(out->host, host, hlen);
+	out->host[hlen] = '\0';
+	out->port = ISD_TARGET_DEFAULT_PORT;
+	if (port != NULL) {
+		char *end;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(port, &end, 10);
+		if (!isdigit((unsigned char)*port) || *end != '\0' || errno || v > 65535) {
+			isd_target_errf(why, whylen, "bad port '%s' (0..65535)", port);
+			return -EINVAL;
+		}
+		out->port = (uint16_t)v;
+	}
+	return 0;
+}
+
+int
+isd_target_chap_parse(const char *s, struct isd_chap_cred *out, char *why, size_t whylen)
+{
+	const char *colon = strchr(s, ':');
+	size_t ulen;
+
+	if (colon == NULL) {
+		isd_target_errf(why, whylen, "expected USER:SECRET");
+		return -EINVAL;
+	}
+	ulen = (size_t)(colon - s);
+	if (ulen == 0 || colon[1] == '\0') {
+		isd_target_errf(why, whylen, "expected USER:SECRET with both parts non-empty");
+		return -EINVAL;
+	}
+	if (ulen >= sizeof(out->user) || strlen(colon + 1) >= sizeof(out->secret)) {
+		isd_target_errf(why, whylen, "CHAP user or secret longer than %d bytes",
+				ISD_CHAP_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	memcpy(out->user, s, ulen);
+	out->user[ulen] = '\0';
+	snprintf(out->secret, sizeof(out->secret), "%s", colon + 1);
+	return 0;
+}
+
+/* ---- validation ------------------------------------------------------- */
+
+static int
+check_range(int64_t v, int64_t lo, int64_t hi, const char *what, const char *origin, char *err,
+	    size_t errlen)
+{
+	if (v == -1 || (v >= lo && v <= hi))
+		return 0;
+	isd_target_errf(err, errlen, "%s: %s %lld out of range (%lld..%lld)", origin, what,
+			(long long)v, (long long)lo, (long long)hi);
+	return -EINVAL;
+}
+
+static int
+validate_neg(const struct isd_target_neg_cfg *n, const char *origin, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	rc |= check_range(n->max_recv_data_segment_length, ISD_MIN_DSL, ISD_MAX_DSL,
+			  "max_recv_data_segment_length", origin, err, errlen);
+	if (!rc)
+		rc |= check_range(n->max_burst_length, ISD_MIN_DSL, ISD_MAX_DSL, "max_burst_length",
+				  origin, err, errlen);
+	if (!rc)
+		rc |= check_range(n->first_burst_length, ISD_MIN_DSL, ISD_MAX_DSL,
+				  "first_burst_length", origin, err, errlen);
+	if (!rc)
+		rc |= check_range(n->max_outstanding_r2t, 1, 65535, "max_outstanding_r2t", origin,
+				  err, errlen);
+	if (!rc)
+		rc |= check_range(n->queue_depth, 1, ISD_QUEUE_DEPTH_MAX, "queue_depth", origin,
+				  err, errlen);
+	if (rc)
+		return -EINVAL;
+	/* RFC 7143 §13.14: FirstBurstLength must not exceed MaxBurstLength */
+	if (n->first_burst_length != -1 && n->max_burst_length != -1 &&
+	    n->first_burst_length > n->max_burst_length) {
+		isd_target_errf(err, errlen,
+				"%s: first_burst_length %lld exceeds max_burst_length %lld", origin,
+				(long long)n->first_burst_length, (long long)n->max_burst_length);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+validate_auth(const struct isd_auth_cfg *a, const char *origin, char *err, size_t errlen)
+{
+	if (a->mutual && !a->require_chap) {
+		isd_target_errf(err, errlen, "%s: mutual CHAP needs CHAP as well", origin);
+		return -EINVAL;
+	}
+	if (a->require_chap && (a->chap.user[0] == '\0' || a->chap.secret[0] == '\0')) {
+		isd_target_errf(err, errlen, "%s: CHAP needs a user and a secret", origin);
+		return -EINVAL;
+	}
+	if (a->mutual && (a->mutual_chap.user[0] == '\0' || a->mutual_chap.secret[0] == '\0')) {
+		isd_target_errf(err, errlen, "%s: mutual CHAP needs a user and a secret", origin);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+validate_lun(const struct isd_target_node_cfg *n, const struct isd_target_lun_cfg *l, char *err,
+	     size_t errlen)
+{
+	uint32_t bs = l->block_size ? l->block_size : 512;
+
+	if (l->number >= ISD_SCSI_MAX_LUNS) {
+		isd_target_errf(err, errlen, "%s: LUN %u out of range (0..%d)", l->origin,
+				l->number, ISD_SCSI_MAX_LUNS - 1);
+		return -EINVAL;
+	}
+	if (bs != 512 && bs != 4096) {
+		isd_target_errf(err, errlen, "%s: block_size must be 512 or 4096", l->origin);
+		return -EINVAL;
+	}
+	if (l->size != 0 && l->size % bs != 0) {
+		isd_target_errf(err, errlen, "%s: size %llu is not a multiple of block_size %u",
+				l->origin, (unsigned long long)l->size, bs);
+		return -EINVAL;
+	}
+	for (const struct isd_target_lun_cfg *o = n->luns; o < l; o++) {
+		if (o->number == l->number) {
+			isd_target_errf(err, errlen,
+					"%s: duplicate LUN %u in target %s (first at %s)",
+					l->origin, l->number, n->name, o->origin);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int
+validate_node(const struct isd_target_cfg *cfg, const struct isd_target_node_cfg *n, char *err,
+	      size_t errlen)
+{
+	char why[160];
+	int rc;
+
+	if (isd_target_name_check(n->name, why, sizeof(why)) < 0) {
+		isd_target_errf(err, errlen, "%s: invalid target name '%s': %s", n->origin, n->name,
+				why);
+		return -EINVAL;
+	}
+	for (const struct isd_target_node_cfg *o = cfg->nodes; o < n; o++) {
+		if (strcasecmp(o->name, n->name) == 0) {
+			isd_target_errf(err, errlen, "%s: duplicate target %s (first at %s)",
+					n->origin, n->name, o->origin);
+			return -EINVAL;
+		}
+	}
+	if (n->tpgt != -1 && (n->tpgt < 1 || n->tpgt > 65535)) {
+		isd_target_errf(err, errlen, "%s: tpgt %d out of range (1..65535)", n->origin,
+				n->tpgt);
+		return -EINVAL;
+	}
+	if (n->lun_count == 0) {
+		isd_target_errf(err, errlen, "%s: target %s has no LUNs", n->origin, n->name);
+		return -EINVAL;
+	}
+	for (int i = 0; i < n->lun_count; i++) {
+		rc = validate_lun(n, &n->luns[i], err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	for (int i = 0; i < n->acl_count; i++) {
+		if (isd_target_name_check(n->acl[i], why, sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: invalid initiator name '%s' in acl: %s",
+					n->origin, n->acl[i], why);
+			return -EINVAL;
+		}
+	}
+	rc = validate_auth(&n->auth, n->origin, err, errlen);
+	if (rc < 0)
+		return rc;
+	return validate_neg(&n->neg, n->origin, err, errlen);
+}
+
+int
+isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errlen)
+{
+	const char *where = cfg->config_file[0] ? cfg->config_file : "configuration";
+	int rc;
+
+	for (int i = 0; i < cfg->portal_count; i++) {
+		const struct isd_target_portal_spec *p = &cfg->portals[i];
+
+		if (p->transport != ISD_TRANSPORT_TCP) {
+			isd_target_errf(err, errlen,
+					"%s: iser:// portals are not available in this build yet",
+					p->origin);
+			return -EINVAL;
+		}
+		if (p->tpgt != -1 && (p->tpgt < 1 || p->tpgt > 65535)) {
+			isd_target_errf(err, errlen, "%s: tpgt %d out of range (1..65535)",
+					p->origin, p->tpgt);
+			return -EINVAL;
+		}
+		for (int j = 0; j < i; j++) {
+			const struct isd_target_portal_spec *o = &cfg->portals[j];
+
+			if (p->port != 0 && o->port == p->port && strcmp(o->host, p->host) == 0) {
+				isd_target_errf(err, errlen,
+						"%s: duplicate portal %s:%u (first at %s)",
+						p->origin, p->host, p->port, o->origin);
+				return -EINVAL;
+			}
+		}
+	}
+	rc = check_range(cfg->login_timeout_ms, 1, 3600000, "login_timeout (ms)", where, err,
+			 errlen);
+	rc |= rc ? 0
+		 : check_range(cfg->nop_interval_ms, 0, 3600000, "nop_interval (ms)", where, err,
+			       errlen);
+	rc |= rc ? 0
+		 : check_range(cfg->nop_timeout_ms, 1, 3600000, "nop_timeout (ms)", where, err,
+			       errlen);
+	rc |=
+	    rc ? 0 : check_range(cfg->max_sessions, 0, 1000000, "max_sessions", where, err, errlen);
+	rc |= rc ? 0
+		 : check_range(cfg->shutdown_timeout_ms, 0, 600000, "shutdown_timeout (ms)", where,
+			       err, errlen);
+	if (rc)
+		return -EINVAL;
+	rc = validate_auth(&cfg->discovery_auth, where, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = validate_neg(&cfg->neg, where, err, errlen);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < cfg->node_count; i++) {
+		rc = validate_node(cfg, &cfg->nodes[i], err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	/* last, so that a mistake with a line number is reported first */
+	if (cfg->portal_count == 0) {
+		isd_target_errf(err, errlen, "%s: no portals to listen on", where);
+		return -EINVAL;
+	}
+	if (cfg->node_count == 0) {
+		isd_target_errf(err, errlen, "%s: no targets", where);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+isd_target_lun_check_path(const struct isd_target_lun_cfg *l, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (l->kind == ISD_TARGET_BS_RAM)
+		return 0;
+	if (stat(l->path, &st) < 0) {
+		int e = errno;
+
+		/* file:PATH,size=S creates a missing file */
+		if (e == ENOENT && l->kind == ISD_TARGET_BS_FILE && l->size != 0)
+			return 0;
+		isd_target_errf(err, errlen, "%s: %s", l->origin, strerror(e));
+		return -e;
+	}
+	if (l->kind == ISD_TARGET_BS_DEV && !S_ISBLK(st.st_mode)) {
+		isd_target_errf(err, errlen, "%s: not a block device", l->origin);
+		return -ENOTBLK;
+	}
+	if (l->kind == ISD_TARGET_BS_FILE && !S_ISREG(st.st_mode)) {
+		isd_target_errf(err, errlen, "%s: not a regular file%s", l->origin,
+				S_ISBLK(st.st_mode) ? " (use dev: for block devices)" : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+isd_target_cfg_check_backing(const struct isd_target_cfg *cfg, char *err, size_t errlen)
+{
+	for (int i = 0; i < cfg->node_count; i++) {
+		for (int j = 0; j < cfg->nodes[i].lun_count; j++) {
+			int rc = isd_target_lun_check_path(&cfg->nodes[i].luns[j], err, errlen);
+
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}

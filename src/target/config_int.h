@@ -1,0 +1,25 @@
+/* Internal to src/target: helpers shared by the flag parser, the file loader
+ * and validation. Not part of the layer's interface (target.h is). */
+#ifndef ISD_TARGET_CONFIG_INT_H
+#define ISD_TARGET_CONFIG_INT_H
+
+#include <stddef.h>
+
+#include "target/target.h"
+
+void isd_target_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Case-insensitive, as iSCSI names compare after normalisation. NULL if absent. */
+struct isd_target_node_cfg *isd_target_cfg_find_node(struct isd_target_cfg *cfg,
+						     const char *name);
+/* Appends; the returned pointers stay valid only until the next append. NULL on ENOMEM. */
+struct isd_target_node_cfg *isd_target_cfg_add_node(struct isd_target_cfg *cfg, const char *name,
+						    const char *origin);
+struct isd_target_lun_cfg *isd_target_node_add_lun(struct isd_target_node_cfg *n);
+int isd_target_node_add_acl(struct isd_target_node_cfg *n, const char *initiator);
+struct isd_target_portal_spec *isd_target_cfg_add_portal(struct isd_target_cfg *cfg);
+/* stat()s a file:/dev: backing: "ORIGIN: No such file or directory". 0 or -errno. */
+int isd_target_lun_check_path(const struct isd_target_lun_cfg *l, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,585 @@
+/*
+ * The configuration file, in libconfig syntax (docs/iserd.md has the full
+ * reference). Every group is walked against the list of names it may hold,
+ * so that a typo ("max_burst_lenght") is an error naming the line, not a
+ * setting silently ignored.
+ */
+#include "target/config_int.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Context of one load, for messages. */
+struct load_ctx {
+	const char *path;
+	char *err;
+	size_t errlen;
+};
+
+static const char *const g_neg_keys[] = {
+    "max_recv_data_segment_length",
+    "max_burst_length",
+    "first_burst_length",
+    "max_outstanding_r2t",
+    "queue_depth",
+    "immediate_data",
+    "initial_r2t",
+    "header_digest",
+    "data_digest",
+    NULL,
+};
+static const char *const g_global_keys[] = {
+    "log_level",	"debug",
+    "login_timeout",	"nop_interval",
+    "nop_timeout",	"logout_timeout",
+    "shutdown_timeout", "max_sessions",
+    "discovery_auth",	NULL,
+};
+static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
+static const char *const g_portal_keys[] = {"url", "tpgt", NULL};
+static const char *const g_target_keys[] = {
+    "name", "alias", "tpgt", "luns", "acl", "chap", "mutual_chap", NULL,
+};
+static const char *const g_lun_keys[] = {
+    "number", "backing", "block_size", "read_only", "vendor", "product", "serial", NULL,
+};
+static const char *const g_auth_keys[] = {"chap", "mutual_chap", NULL};
+static const char *const g_cred_keys[] = {"user", "secret", NULL};
+
+static int __attribute__((format(printf, 3, 4)))
+fail(struct load_ctx *x, const config_setting_t *s, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	isd_target_errf(x->err, x->errlen, "%s:%d: %s", x->path,
+			s ? config_setting_source_line(s) : 0, msg);
+	return -EINVAL;
+}
+
+static bool
+in_list(const char *name, const char *const *list)
+{
+	for (; list && *list; list++)
+		if (strcmp(name, *list) == 0)
+			return true;
+	return false;
+}
+
+/* Every member of group g must be in one of the lists. */
+static int
+check_keys(struct load_ctx *x, const config_setting_t *g, const char *what, const char *const *a,
+	   const char *const *b)
+{
+	if (!config_setting_is_group(g))
+		return fail(x, g, "%s must be a group { ... }", what);
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(m);
+
+		if (name == NULL || (!in_list(name, a) && !in_list(name, b)))
+			return fail(x, m, "unknown setting '%s' in %s", name ? name : "?", what);
+	}
+	return 0;
+}
+
+static int
+get_int64(struct load_ctx *x, const config_setting_t *s, int64_t lo, int64_t hi, int64_t *out)
+{
+	int64_t v;
+	char range[64];
+
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+		v = config_setting_get_int(s);
+		break;
+	case CONFIG_TYPE_INT64:
+		v = config_setting_get_int64(s);
+		break;
+	default:
+		return fail(x, s, "'%s' must be an integer", config_setting_name(s));
+	}
+	if (v < lo || v > hi) {
+		snprintf(range, sizeof(range), " (%lld..%lld)", (long long)lo, (long long)hi);
+		return fail(x, s, "'%s' out of range%s", config_setting_name(s), range);
+	}
+	*out = v;
+	return 0;
+}
+
+/* Seconds, integer or fractional, into milliseconds. */
+static int
+get_seconds_ms(struct load_ctx *x, const config_setting_t *s, int64_t *out_ms)
+{
+	double v;
+
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+		v = config_setting_get_int(s);
+		break;
+	case CONFIG_TYPE_INT64:
+		v = (double)config_setting_get_int64(s);
+		break;
+	case CONFIG_TYPE_FLOAT:
+		v = config_setting_get_float(s);
+		break;
+	default:
+		return fail(x, s, "'%s' must be a number of seconds", config_setting_name(s));
+	}
+	if (v < 0 || v > 3600)
+		return fail(x, s, "'%s' out of range (0..3600 seconds)", config_setting_name(s));
+	*out_ms = (int64_t)(v * 1000.0 + 0.5);
+	return 0;
+}
+
+static int
+get_bool(struct load_ctx *x, const config_setting_t *s, bool *out)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return fail(x, s, "'%s' must be true or false", config_setting_name(s));
+	*out = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
+static int
+get_string(struct load_ctx *x, const config_setting_t *s, char *out, size_t cap)
+{
+	const char *v;
+	char lim[32];
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail(x, s, "'%s' must be a string", config_setting_name(s));
+	v = config_setting_get_string(s);
+	if (strlen(v) >= cap) {
+		snprintf(lim, sizeof(lim), " (at most %zu bytes)", cap - 1);
+		return fail(x, s, "'%s' too long%s", config_setting_name(s), lim);
+	}
+	snprintf(out, cap, "%s", v);
+	return 0;
+}
+
+static int
+load_neg(struct load_ctx *x, const config_setting_t *g, struct isd_target_neg_cfg *n)
+{
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(s);
+		int64_t *num = NULL;
+		int *flag = NULL;
+		int rc;
+
+		if (strcmp(name, "max_recv_data_segment_length") == 0)
+			num = &n->max_recv_data_segment_length;
+		else if (strcmp(name, "max_burst_length") == 0)
+			num = &n->max_burst_length;
+		else if (strcmp(name, "first_burst_length") == 0)
+			num = &n->first_burst_length;
+		else if (strcmp(name, "max_outstanding_r2t") == 0)
+			num = &n->max_outstanding_r2t;
+		else if (strcmp(name, "queue_depth") == 0)
+			num = &n->queue_depth;
+		else if (strcmp(name, "immediate_data") == 0)
+			flag = &n->immediate_data;
+		else if (strcmp(name, "initial_r2t") == 0)
+			flag = &n->initial_r2t;
+		if (num != NULL) {
+			/* ranges are checked by validate, which names the limit */
+			rc = get_int64(x, s, 0, INT32_MAX, num);
+			if (rc < 0)
+				return rc;
+		} else if (flag != NULL) {
+			bool b = false;
+
+			rc = get_bool(x, s, &b);
+			if (rc < 0)
+				return rc;
+			*flag = b;
+		} else if (strcmp(name, "header_digest") == 0 || strcmp(name, "data_digest") == 0) {
+			int *d = name[0] == 'h' ? &n->header_digest : &n->data_digest;
+			const char *v;
+
+			if (config_setting_type(s) == CONFIG_TYPE_BOOL) {
+				*d = config_setting_get_bool(s) ? ISD_TARGET_DIGEST_ALLOW
+								: ISD_TARGET_DIGEST_NONE;
+				continue;
+			}
+			if (config_setting_type(s) != CONFIG_TYPE_STRING)
+				return fail(x, s, "'%s' must be \"none\", \"allow\" or \"prefer\"",
+					    name);
+			v = config_setting_get_string(s);
+			if (strcasecmp(v, "none") == 0)
+				*d = ISD_TARGET_DIGEST_NONE;
+			else if (strcasecmp(v, "allow") == 0 || strcasecmp(v, "crc32c") == 0)
+				*d = ISD_TARGET_DIGEST_ALLOW;
+			else if (strcasecmp(v, "prefer") == 0)
+				*d = ISD_TARGET_DIGEST_PREFER;
+			else
+				return fail(x, s, "'%s' must be \"none\", \"allow\" or \"prefer\"",
+					    name);
+		}
+	}
+	return 0;
+}
+
+/* chap = "USER:SECRET" or chap = { user = "..."; secret = "..."; } */
+static int
+load_cred(struct load_ctx *x, const config_setting_t *s, struct isd_chap_cred *out)
+{
+	char why[160];
+	const config_setting_t *u, *sec;
+	int rc;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		if (isd_target_chap_parse(config_setting_get_string(s), out, why, sizeof(why)) < 0)
+			return fail(x, s, "'%s': %s", config_setting_name(s), why);
+		return 0;
+	}
+	rc = check_keys(x, s, config_setting_name(s), g_cred_keys, NULL);
+	if (rc < 0)
+		return rc;
+	u = config_setting_get_member(s, "user");
+	sec = config_setting_get_member(s, "secret");
+	if (u == NULL || sec == NULL)
+		return fail(x, s, "'%s' needs both user and secret", config_setting_name(s));
+	rc = get_string(x, u, out->user, sizeof(out->user));
+	if (rc == 0)
+		rc = get_string(x, sec, out->secret, sizeof(out->secret));
+	if (rc == 0 && (out->user[0] == '\0' || out->secret[0] == '\0'))
+		return fail(x, s, "'%s': user and secret must not be empty",
+			    config_setting_name(s));
+	return rc;
+}
+
+static int
+load_auth(struct load_ctx *x, const config_setting_t *g, struct isd_auth_cfg *a)
+{
+	const config_setting_t *s;
+	int rc;
+
+	s = config_setting_get_member(g, "chap");
+	if (s != NULL) {
+		rc = load_cred(x, s, &a->chap);
+		if (rc < 0)
+			return rc;
+		a->require_chap = true;
+	}
+	s = config_setting_get_member(g, "mutual_chap");
+	if (s != NULL) {
+		rc = load_cred(x, s, &a->mutual_chap);
+		if (rc < 0)
+			return rc;
+		a->mutual = true;
+		if (!a->require_chap)
+			return fail(x, s, "mutual_chap needs chap as well");
+	}
+	return 0;
+}
+
+static int
+load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg *cfg)
+{
+	const config_setting_t *s;
+	int rc;
+
+	rc = check_keys(x, g, "global", g_global_keys, g_neg_keys);
+	if (rc < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "log_level")) != NULL) {
+		static const char *const names[] = {"error", "warn", "info", "debug"};
+		char v[16];
+
+		rc = get_string(x, s, v, sizeof(v));
+		if (rc < 0)
+			return rc;
+		cfg->log_level = -1;
+		for (int i = 0; i < 4; i++)
+			if (strcasecmp(v, names[i]) == 0)
+				cfg->log_level = i;
+		if (strcasecmp(v, "warning") == 0)
+			cfg->log_level = ISD_LOG_WARN;
+		if (cfg->log_level == -1)
+			return fail(x, s, "log_level '%s' is not one of error, warn, info, debug",
+				    v);
+	}
+	if ((s = config_setting_get_member(g, "debug")) != NULL) {
+		rc = get_string(x, s, cfg->debug, sizeof(cfg->debug) - 2);
+		if (rc < 0)
+			return rc;
+	}
+	if ((s = config_setting_get_member(g, "login_timeout")) != NULL &&
+	    (rc = get_seconds_ms(x, s, &cfg->login_timeout_ms)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "nop_interval")) != NULL &&
+	    (rc = get_seconds_ms(x, s, &cfg->nop_interval_ms)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "nop_timeout")) != NULL &&
+	    (rc = get_seconds_ms(x, s, &cfg->nop_timeout_ms)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "logout_timeout")) != NULL &&
+	    (rc = get_seconds_ms(x, s, &cfg->logout_timeout_ms)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "shutdown_timeout")) != NULL &&
+	    (rc = get_seconds_ms(x, s, &cfg->shutdown_timeout_ms)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "max_sessions")) != NULL &&
+	    (rc = get_int64(x, s, 0, 1000000, &cfg->max_sessions)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "discovery_auth")) != NULL) {
+		rc = check_keys(x, s, "discovery_auth", g_auth_keys, NULL);
+		if (rc < 0)
+			return rc;
+		rc = load_auth(x, s, &cfg->discovery_auth);
+		if (rc < 0)
+			return rc;
+	}
+	return load_neg(x, g, &cfg->neg);
+}
+
+static void
+set_origin(struct load_ctx *x, const config_setting_t *s, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s:%d", x->path, config_setting_source_line(s));
+}
+
+static int
+load_portals(struct load_ctx *x, const config_setting_t *l, struct isd_target_cfg *cfg)
+{
+	char why[160];
+	int rc;
+
+	if (!config_setting_is_aggregate(l) || config_setting_is_group(l))
+		return fail(x, l, "portals must be a list ( ... ) or array [ ... ]");
+	for (int i = 0; i < config_setting_length(l); i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		const config_setting_t *u = e;
+		struct isd_target_portal_spec ps, *p;
+		int64_t tpgt = -1;
+
+		if (config_setting_is_group(e)) {
+			rc = check_keys(x, e, "portal", g_portal_keys, NULL);
+			if (rc < 0)
+				return rc;
+			u = config_setting_get_member(e, "url");
+			if (u == NULL)
+				return fail(x, e, "portal needs a url");
+			const config_setting_t *t = config_setting_get_member(e, "tpgt");
+
+			if (t != NULL && (rc = get_int64(x, t, 1, 65535, &tpgt)) < 0)
+				return rc;
+		}
+		if (config_setting_type(u) != CONFIG_TYPE_STRING)
+			return fail(x, u, "portal must be a string \"tcp://ADDR:PORT\"");
+		if (isd_target_portal_parse(config_setting_get_string(u), &ps, why, sizeof(why)) <
+		    0)
+			return fail(x, u, "portal %s: %s", config_setting_get_string(u), why);
+		ps.tpgt = (int)tpgt;
+		set_origin(x, u, ps.origin, sizeof(ps.origin));
+		p = isd_target_cfg_add_portal(cfg);
+		if (p == NULL)
+			return -ENOMEM;
+		*p = ps;
+	}
+	return 0;
+}
+
+static int
+load_lun(struct load_ctx *x, const config_setting_t *g, struct isd_target_node_cfg *n)
+{
+	struct isd_target_lun_cfg lc, *l;
+	const config_setting_t *s;
+	char why[200];
+	int64_t v;
+	int rc;
+
+	rc = check_keys(x, g, "lun", g_lun_keys, NULL);
+	if (rc < 0)
+		return rc;
+	memset(&lc, 0, sizeof(lc));
+	s = config_setting_get_member(g, "backing");
+	if (s == NULL)
+		return fail(x, g,
+			    "lun needs a backing (ram:SIZE, file:PATH[,size=SIZE], "
+			    "dev:PATH)");
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail(x, s, "'backing' must be a string");
+	if (isd_target_lun_spec_parse(config_setting_get_string(s), &lc, why, sizeof(why)) < 0)
+		return fail(x, s, "backing %s: %s", config_setting_get_string(s), why);
+	set_origin(x, s, lc.origin, sizeof(lc.origin));
+
+	if ((s = config_setting_get_member(g, "number")) != NULL) {
+		rc = get_int64(x, s, 0, UINT32_MAX, &v);
+		if (rc < 0)
+			return rc;
+		lc.number = (uint32_t)v;
+	} else {
+		/* unnumbered LUNs take the next free number, in file order */
+		for (int i = 0; i < n->lun_count; i++)
+			if (n->luns[i].number + 1 > lc.number)
+				lc.number = n->luns[i].number + 1;
+	}
+	if ((s = config_setting_get_member(g, "block_size")) != NULL) {
+		rc = get_int64(x, s, 0, 1 << 20, &v);
+		if (rc < 0)
+			return rc;
+		lc.block_size = (uint32_t)v;
+	}
+	if ((s = config_setting_get_member(g, "read_only")) != NULL &&
+	    (rc = get_bool(x, s, &lc.read_only)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "vendor")) != NULL &&
+	    (rc = get_string(x, s, lc.vendor, sizeof(lc.vendor))) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "product")) != NULL &&
+	    (rc = get_string(x, s, lc.product, sizeof(lc.product))) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "serial")) != NULL &&
+	    (rc = get_string(x, s, lc.serial, sizeof(lc.serial))) < 0)
+		return rc;
+	l = isd_target_node_add_lun(n);
+	if (l == NULL)
+		return -ENOMEM;
+	*l = lc;
+	return 0;
+}
+
+static int
+load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg *cfg)
+{
+	struct isd_target_node_cfg *n;
+	const config_setting_t *s;
+	char name[ISD_NAME_MAX], why[160], origin[ISD_TARGET_ORIGIN_MAX];
+	int64_t v;
+	int rc;
+
+	rc = check_keys(x, g, "target", g_target_keys, g_neg_keys);
+	if (rc < 0)
+		return rc;
+	s = config_setting_get_member(g, "name");
+	if (s == NULL)
+		return fail(x, g, "target needs a name (e.g. \"%s\")", ISD_TARGET_DEFAULT_NAME);
+	rc = get_string(x, s, name, sizeof(name));
+	if (rc < 0)
+		return rc;
+	if (isd_target_name_check(name, why, sizeof(why)) < 0)
+		return fail(x, s, "invalid target name '%s': %s", name, why);
+	set_origin(x, g, origin, sizeof(origin));
+	if (isd_target_cfg_find_node(cfg, name) != NULL)
+		return fail(x, s, "duplicate target %s", name);
+	n = isd_target_cfg_add_node(cfg, name, origin);
+	if (n == NULL)
+		return -ENOMEM;
+	if ((s = config_setting_get_member(g, "alias")) != NULL &&
+	    (rc = get_string(x, s, n->alias, sizeof(n->alias))) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "tpgt")) != NULL) {
+		rc = get_int64(x, s, 1, 65535, &v);
+		if (rc < 0)
+			return rc;
+		n->tpgt = (int)v;
+	}
+	if ((s = config_setting_get_member(g, "luns")) != NULL) {
+		if (!config_setting_is_list(s))
+			return fail(x, s, "luns must be a list ( { ... }, ... )");
+		for (int i = 0; i < config_setting_length(s); i++) {
+			rc = load_lun(x, config_setting_get_elem(s, (unsigned)i), n);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	if ((s = config_setting_get_member(g, "acl")) != NULL) {
+		if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
+			return fail(x, s, "acl must be a list of initiator names [ \"iqn...\" ]");
+		for (int i = 0; i < config_setting_length(s); i++) {
+			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+			const char *ini;
+
+			if (config_setting_type(e) != CONFIG_TYPE_STRING)
+				return fail(x, e, "acl entries must be strings");
+			ini = config_setting_get_string(e);
+			if (isd_target_name_check(ini, why, sizeof(why)) < 0)
+				return fail(x, e, "invalid initiator name '%s' in acl: %s", ini,
+					    why);
+			if (isd_target_node_add_acl(n, ini) < 0)
+				return -ENOMEM;
+		}
+	}
+	rc = load_auth(x, g, &n->auth);
+	if (rc < 0)
+		return rc;
+	return load_neg(x, g, &n->neg);
+}
+
+static int
+load_root(struct load_ctx *x, const config_setting_t *root, struct isd_target_cfg *cfg)
+{
+	const config_setting_t *s;
+	int rc;
+
+	rc = check_keys(x, root, "the top level", g_top_keys, NULL);
+	if (rc < 0)
+		return rc;
+	if ((s = config_setting_get_member(root, "global")) != NULL &&
+	    (rc = load_global(x, s, cfg)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(root, "portals")) != NULL &&
+	    (rc = load_portals(x, s, cfg)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(root, "targets")) != NULL) {
+		if (!config_setting_is_list(s))
+			return fail(x, s, "targets must be a list ( { ... }, ... )");
+		for (int i = 0; i < config_setting_length(s); i++) {
+			rc = load_target(x, config_setting_get_elem(s, (unsigned)i), cfg);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+int
+isd_target_cfg_load_file(const char *path, struct isd_target_cfg *cfg, char *err, size_t errlen)
+{
+	struct load_ctx x = {.path = path, .err = err, .errlen = errlen};
+	config_t lc;
+	FILE *f;
+	char *dir_copy;
+	int rc;
+
+	/* opened here so that errno names a missing or unreadable file */
+	f = fopen(path, "r");
+	if (f == NULL) {
+		rc = -errno;
+		isd_target_errf(err, errlen, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	config_init(&lc);
+	dir_copy = strdup(path);
+	if (dir_copy != NULL)
+		config_set_include_dir(&lc, dirname(dir_copy));
+	if (config_read(&lc, f) != CONFIG_TRUE) {
+		isd_target_errf(err, errlen, "%s:%d: %s",
+				config_error_file(&lc) ? config_error_file(&lc) : path,
+				config_error_line(&lc), config_error_text(&lc));
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = load_root(&x, config_root_setting(&lc), cfg);
+	if (rc == -ENOMEM)
+		isd_target_errf(err, errlen, "%s: out of memory", path);
+	if (rc == 0)
+		snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", path);
+out:
+	config_destroy(&lc);
+	free(dir_copy);
+	fclose(f);
+	return rc;
+}

@@ -1,0 +1,426 @@
+/*
+ * Building the running target from a validated model: the iSCSI core, its
+ * portals, then per target the backing stores, the SCSI device and the node.
+ * Portals come before the stores because a busy port is the likeliest
+ * failure and should not wait for a large RAM LUN to be allocated; no
+ * connection is accepted before the reactor runs, by which time every node
+ * exists. Teardown runs in the reverse order.
+ */
+#include "target/config_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bstore/bstore.h"
+#include "dm/tcp/tcp.h"
+#include "iscsi/iscsi.h"
+#include "reactor/reactor.h"
+#include "scsi/scsi.h"
+
+#define ISD_TARGET_QUEUE_DEPTH 128
+
+/* Owned by the daemon's reactor thread; freed by isd_target_stop(). */
+struct isd_target_running {
+	struct isd_reactor *r;
+	struct isd_iscsi_tgt *tgt;
+	struct isd_tnode *nodes; /* registered with tgt; must outlive it */
+	int node_count;
+	struct isd_portal_cfg *portal_cfgs; /* registered with tgt, for SendTargets */
+	struct isd_tcp_portal **listeners;
+	int portal_count;
+	bool shutdown_started;
+	bool shutdown_done;
+	void (*shutdown_cb)(void *arg);
+	void *shutdown_arg;
+};
+
+/* FNV-1a: a stable, dependency-free hash so that serials and NAA ids survive restarts. */
+static uint64_t
+fnv1a(uint64_t h, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t
+lun_hash(const char *target, uint32_t lun)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	uint8_t b[4] = {(uint8_t)(lun >> 24), (uint8_t)(lun >> 16), (uint8_t)(lun >> 8),
+			(uint8_t)lun};
+
+	h = fnv1a(h, target, strlen(target));
+	h = fnv1a(h, b, sizeof(b));
+	/* splitmix64's finaliser: neighbouring LUNs get unrelated-looking serials */
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+static void
+human_size(uint64_t v, char *buf, size_t len)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double d = (double)v;
+	int u = 0;
+
+	while (d >= 1024.0 && u < 5) {
+		d /= 1024.0;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)v);
+	else
+		snprintf(buf, len, "%.*f %s", d == (double)(uint64_t)d ? 0 : 2, d, units[u]);
+}
+
+static void
+apply_neg(struct isd_key_policy *pol, uint32_t *qd, const struct isd_target_neg_cfg *n)
+{
+	if (n->max_recv_data_segment_length != -1)
+		pol->max_recv_dsl = (uint32_t)n->max_recv_data_segment_length;
+	if (n->max_burst_length != -1)
+		pol->max_burst_length = (uint32_t)n->max_burst_length;
+	if (n->first_burst_length != -1)
+		pol->first_burst_length = (uint32_t)n->first_burst_length;
+	if (n->max_outstanding_r2t != -1)
+		pol->max_outstanding_r2t = (uint32_t)n->max_outstanding_r2t;
+	if (n->immediate_data != -1)
+		pol->immediate_data = n->immediate_data;
+	if (n->initial_r2t != -1)
+		pol->initial_r2t = n->initial_r2t;
+	if (n->header_digest != -1)
+		pol->allow_header_digest = n->header_digest != ISD_TARGET_DIGEST_NONE;
+	if (n->data_digest != -1)
+		pol->allow_data_digest = n->data_digest != ISD_TARGET_DIGEST_NONE;
+	if (n->header_digest == ISD_TARGET_DIGEST_PREFER ||
+	    n->data_digest == ISD_TARGET_DIGEST_PREFER)
+		pol->prefer_digest = true;
+	if (qd != NULL && n->queue_depth != -1)
+		*qd = (uint32_t)n->queue_depth;
+}
+
+static int
+open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
+	 const struct isd_target_lun_cfg *l, struct isd_scsi_dev *dev, char *err, size_t errlen)
+{
+	struct isd_scsi_lu_cfg lu;
+	struct isd_bstore *bs;
+	char why[256] = "", size[32];
+	uint64_t h = lun_hash(nc->name, l->number);
+	int rc;
+
+	char spec[ISD_TARGET_SPEC_MAX + 8];
+
+	/* the reason a path cannot be used, in the words of the OS, before the store's own */
+	rc = isd_target_lun_check_path(l, err, errlen);
+	if (rc < 0)
+		return rc;
+	snprintf(spec, sizeof(spec), "%s%s", l->spec,
+		 l->read_only && l->kind != ISD_TARGET_BS_RAM ? ",ro" : "");
+	rc = isd_bstore_open(rt->r, spec, &bs, why, sizeof(why));
+	if (rc < 0) {
+		isd_target_errf(err, errlen, "%s: %s", l->origin, why[0] ? why : strerror(-rc));
+		return rc;
+	}
+	memset(&lu, 0, sizeof(lu));
+	lu.bstore = bs;
+	lu.block_size = l->block_size ? l->block_size : 512;
+	if (bs->size < lu.block_size || bs->size % lu.block_size != 0) {
+		isd_target_errf(
+		    err, errlen,
+		    "%s: size %llu bytes is not a non-zero multiple of the %u-byte block "
+		    "size",
+		    l->origin, (unsigned long long)bs->size, lu.block_size);
+		rc = -EINVAL;
+		goto err_bs;
+	}
+	lu.read_only = l->read_only || bs->read_only;
+	snprintf(lu.vendor, sizeof(lu.vendor), "%s", l->vendor[0] ? l->vendor : "ISERD");
+	snprintf(lu.product, sizeof(lu.product), "%s",
+		 l->product[0]			 ? l->product
+		 : l->kind == ISD_TARGET_BS_RAM	 ? "RAMDISK"
+		 : l->kind == ISD_TARGET_BS_FILE ? "FILEDISK"
+						 : "BLOCKDEV");
+	snprintf(lu.revision, sizeof(lu.revision), "%.4s", ISD_VERSION);
+	if (l->serial[0])
+		snprintf(lu.serial, sizeof(lu.serial), "%s", l->serial);
+	else
+		snprintf(lu.serial, sizeof(lu.serial), "%016llx", (unsigned long long)h);
+	lu.naa_id = h & ((1ULL << 60) - 1);
+	lu.write_cache = true;
+	lu.thin = l->kind != ISD_TARGET_BS_DEV || bs->can_discard;
+	rc = isd_scsi_dev_add_lu(dev, l->number, &lu);
+	if (rc < 0) {
+		isd_target_errf(err, errlen, "%s: cannot add LUN %u: %s", l->origin, l->number,
+				strerror(-rc));
+		goto err_bs;
+	}
+	human_size(bs->size, size, sizeof(size));
+	isd_log_info("  LUN %u: %s, %s, %u-byte blocks%s, %s %s, serial %s", l->number, spec, size,
+		     lu.block_size, lu.read_only ? ", read-only" : "", lu.vendor, lu.product,
+		     lu.serial);
+	return 0;
+
+err_bs:
+	/* a LU that failed to be added did not take the store over */
+	isd_bstore_close(bs);
+	return rc;
+}
+
+static int
+build_node(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
+	   const struct isd_target_node_cfg *nc, struct isd_tnode *tn, char *err, size_t errlen)
+{
+	int rc;
+
+	snprintf(tn->name, sizeof(tn->name), "%s", nc->name);
+	snprintf(tn->alias, sizeof(tn->alias), "%s", nc->alias);
+	tn->tpgt = nc->tpgt == -1 ? 1 : (uint16_t)nc->tpgt;
+	tn->auth = nc->auth;
+	tn->queue_depth = ISD_TARGET_QUEUE_DEPTH;
+	isd_key_policy_init(&tn->policy);
+	apply_neg(&tn->policy, &tn->queue_depth, &cfg->neg);
+	apply_neg(&tn->policy, &tn->queue_depth, &nc->neg);
+	if (tn->policy.first_burst_length > tn->policy.max_burst_length) {
+		isd_target_errf(err, errlen,
+				"%s: first_burst_length %u exceeds max_burst_length %u", nc->origin,
+				tn->policy.first_burst_length, tn->policy.max_burst_length);
+		return -EINVAL;
+	}
+	isd_log_dbg("target",
+		    "%s: MaxRecvDataSegmentLength %u, MaxBurstLength %u, FirstBurstLength %u, "
+		    "ImmediateData %d, InitialR2T %d, MaxOutstandingR2T %u, digests hdr %d data %d "
+		    "prefer %d, queue depth %u",
+		    nc->name, tn->policy.max_recv_dsl, tn->policy.max_burst_length,
+		    tn->policy.first_burst_length, tn->policy.immediate_data,
+		    tn->policy.initial_r2t, tn->policy.max_outstanding_r2t,
+		    tn->policy.allow_header_digest, tn->policy.allow_data_digest,
+		    tn->policy.prefer_digest, tn->queue_depth);
+	if (nc->acl_count > 0) {
+		tn->acl = calloc((size_t)nc->acl_count, sizeof(char *));
+		if (tn->acl == NULL)
+			goto err_nomem;
+		for (int i = 0; i < nc->acl_count; i++) {
+			tn->acl[i] = strdup(nc->acl[i]);
+			if (tn->acl[i] == NULL)
+				goto err_nomem;
+			tn->acl_count++;
+		}
+	}
+	rc = isd_scsi_dev_create(nc->name, &tn->dev);
+	if (rc < 0) {
+		isd_target_errf(err, errlen, "%s: cannot create the SCSI device: %s", nc->origin,
+				strerror(-rc));
+		return rc;
+	}
+	isd_log_info("target %s%s%s%s, tpgt %u, %d LUN%s%s%s", nc->name, nc->alias[0] ? " (" : "",
+		     nc->alias, nc->alias[0] ? ")" : "", tn->tpgt, nc->lun_count,
+		     nc->lun_count == 1 ? "" : "s", nc->auth.require_chap ? ", CHAP" : "",
+		     nc->auth.mutual ? " (mutual)" : "");
+	for (int i = 0; i < nc->acl_count; i++)
+		isd_log_info("  allow %s", nc->acl[i]);
+	for (int i = 0; i < nc->lun_count; i++) {
+		rc = open_lun(rt, nc, &nc->luns[i], tn->dev, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	rc = isd_iscsi_tgt_add_node(rt->tgt, tn);
+	if (rc < 0) {
+		isd_target_errf(err, errlen, "%s: cannot register target %s: %s", nc->origin,
+				nc->name, strerror(-rc));
+		return rc;
+	}
+	return 0;
+
+err_nomem:
+	isd_target_errf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+static int
+open_portal(struct isd_target_running *rt, const struct isd_target_portal_spec *ps, int i,
+	    char *err, size_t errlen)
+{
+	struct isd_portal_cfg *pc = &rt->portal_cfgs[i];
+	uint16_t tpgt = ps->tpgt == -1 ? 1 : (uint16_t)ps->tpgt;
+	bool v6 = strchr(ps->host, ':') != NULL;
+	int rc;
+
+	rc = isd_tcp_portal_listen(rt->tgt, rt->r, ps->host, ps->port, tpgt, &rt->listeners[i], err,
+				   errlen);
+	if (rc < 0) {
+		if (err != NULL && errlen > 0 && err[0] == '\0')
+			isd_target_errf(err, errlen, "%s%s%s:%u: %s", v6 ? "[" : "", ps->host,
+					v6 ? "]" : "", ps->port, strerror(-rc));
+		return rc;
+	}
+	snprintf(pc->host, sizeof(pc->host), "%s", ps->host);
+	pc->port = isd_tcp_portal_port(rt->listeners[i]);
+	pc->tpgt = tpgt;
+	pc->transport = ISD_TRANSPORT_TCP;
+	rc = isd_iscsi_tgt_add_portal(rt->tgt, pc);
+	if (rc < 0) {
+		isd_target_errf(err, errlen, "%s: cannot register portal: %s", ps->origin,
+				strerror(-rc));
+		return rc;
+	}
+	isd_log_info("listening on tcp://%s%s%s:%u (tpgt %u)", v6 ? "[" : "", ps->host,
+		     v6 ? "]" : "", pc->port, tpgt);
+	return 0;
+}
+
+/* Frees what build/open created; valid on a half-built instance. */
+static void
+teardown(struct isd_target_running *rt, bool core_may_be_busy)
+{
+	for (int i = 0; i < rt->portal_count; i++) {
+		if (rt->listeners[i] != NULL)
+			isd_tcp_portal_close(rt->listeners[i]);
+		rt->listeners[i] = NULL;
+	}
+	if (core_may_be_busy) {
+		/* connections may still point at the core, the nodes and the devices */
+		isd_log_warn("sessions still open at exit; leaving them to the OS");
+		return;
+	}
+	if (rt->tgt != NULL)
+		isd_iscsi_tgt_destroy(rt->tgt);
+	for (int i = 0; i < rt->node_count; i++) {
+		struct isd_tnode *tn = &rt->nodes[i];
+
+		if (tn->dev != NULL)
+			isd_scsi_dev_destroy(tn->dev);
+		for (int j = 0; j < tn->acl_count; j++)
+			free(tn->acl[j]);
+		free(tn->acl);
+		explicit_bzero(&tn->auth, sizeof(tn->auth));
+	}
+	free(rt->nodes);
+	free(rt->portal_cfgs);
+	free(rt->listeners);
+	free(rt);
+}
+
+int
+isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
+		 struct isd_target_running **out, char *err, size_t errlen)
+{
+	struct isd_target_running *rt;
+	struct isd_iscsi_cfg icfg;
+	int rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	rc = isd_target_cfg_validate(cfg, err, errlen);
+	if (rc < 0)
+		return rc;
+	rt = calloc(1, sizeof(*rt));
+	if (rt == NULL)
+		goto err_nomem;
+	rt->r = r;
+	rt->nodes = calloc((size_t)cfg->node_count, sizeof(*rt->nodes));
+	rt->portal_cfgs = calloc((size_t)cfg->portal_count, sizeof(*rt->portal_cfgs));
+	rt->listeners = calloc((size_t)cfg->portal_count, sizeof(*rt->listeners));
+	if (rt->nodes == NULL || rt->portal_cfgs == NULL || rt->listeners == NULL)
+		goto err_free;
+	rt->portal_count = cfg->portal_count;
+
+	isd_iscsi_cfg_init(&icfg);
+	if (cfg->login_timeout_ms != -1)
+		icfg.login_timeout_ms = (uint32_t)cfg->login_timeout_ms;
+	if (cfg->nop_interval_ms != -1)
+		icfg.nop_interval_ms = (uint32_t)cfg->nop_interval_ms;
+	if (cfg->nop_timeout_ms != -1)
+		icfg.nop_timeout_ms = (uint32_t)cfg->nop_timeout_ms;
+	if (cfg->logout_timeout_ms != -1)
+		icfg.logout_timeout_ms = (uint32_t)cfg->logout_timeout_ms;
+	if (cfg->max_sessions != -1)
+		icfg.max_sessions = (uint32_t)cfg->max_sessions;
+	icfg.discovery_auth = cfg->discovery_auth;
+	apply_neg(&icfg.discovery_policy, NULL, &cfg->neg);
+	rc = isd_iscsi_tgt_create(r, &icfg, &rt->tgt);
+	explicit_bzero(&icfg.discovery_auth, sizeof(icfg.discovery_auth));
+	if (rc < 0) {
+		isd_target_errf(err, errlen, "cannot create the iSCSI target: %s", strerror(-rc));
+		goto err_teardown;
+	}
+	if (cfg->discovery_auth.require_chap)
+		isd_log_info("discovery sessions need CHAP%s",
+			     cfg->discovery_auth.mutual ? " (mutual)" : "");
+
+	for (int i = 0; i < cfg->portal_count; i++) {
+		rc = open_portal(rt, &cfg->portals[i], i, err, errlen);
+		if (rc < 0)
+			goto err_teardown;
+	}
+	for (int i = 0; i < cfg->node_count; i++) {
+		rt->node_count = i + 1;
+		rc = build_node(rt, cfg, &cfg->nodes[i], &rt->nodes[i], err, errlen);
+		if (rc < 0)
+			goto err_teardown;
+	}
+	*out = rt;
+	return 0;
+
+err_free:
+	free(rt->nodes);
+	free(rt->portal_cfgs);
+	free(rt->listeners);
+	free(rt);
+err_nomem:
+	isd_target_errf(err, errlen, "out of memory");
+	return -ENOMEM;
+err_teardown:
+	/* the reactor has not run: no connection can exist yet */
+	teardown(rt, false);
+	return rc;
+}
+
+static void
+shutdown_done(void *arg)
+{
+	struct isd_target_running *rt = arg;
+
+	rt->shutdown_done = true;
+	if (rt->shutdown_cb != NULL)
+		rt->shutdown_cb(rt->shutdown_arg);
+}
+
+void
+isd_target_shutdown(struct isd_target_running *rt, void (*cb)(void *arg), void *arg)
+{
+	if (rt->shutdown_started)
+		return;
+	rt->shutdown_started = true;
+	rt->shutdown_cb = cb;
+	rt->shutdown_arg = arg;
+	/* no new connections while the old ones drain */
+	for (int i = 0; i < rt->portal_count; i++) {
+		if (rt->listeners[i] != NULL)
+			isd_tcp_portal_close(rt->listeners[i]);
+		rt->listeners[i] = NULL;
+	}
+	isd_iscsi_tgt_shutdown(rt->tgt, shutdown_done, rt);
+}
+
+void
+isd_target_get_stats(struct isd_target_running *rt, struct isd_iscsi_stats *out)
+{
+	isd_iscsi_tgt_get_stats(rt->tgt, out);
+}
+
+void
+isd_target_stop(struct isd_target_running *rt)
+{
+	if (rt == NULL)
+		return;
+	teardown(rt, rt->shutdown_started && !rt->shutdown_done);
+}

@@ -1,0 +1,197 @@
+/*
+ * The target layer: the configuration model of a running iserd (portals,
+ * target nodes, LUNs, ACLs, CHAP, negotiation limits), the two ways to fill
+ * it (command-line flags and a libconfig file), and the code that turns a
+ * validated model into live objects of the layers below (backing stores,
+ * SCSI devices, iSCSI target nodes, TCP portals).
+ *
+ * The model holds only what the user asked for. A setting the user did not
+ * give stays "unset" (-1) so that the defaults of the layer that owns it
+ * (isd_iscsi_cfg_init, isd_key_policy_init) apply, and are not copied here
+ * where they would drift.
+ *
+ * Errors from every function here are one line in `err` without a program
+ * name prefix, e.g. "--lun ram:12Q: bad size '12Q'" or
+ * "/etc/iserd.conf:12: unknown setting 'lunz' in target". The daemon prints
+ * them as "iserd: <err>".
+ */
+#ifndef ISD_TARGET_H
+#define ISD_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iscsi/iscsi.h"
+#include "util/log.h"
+
+struct isd_reactor;
+struct isd_target_running;
+
+#define ISD_VERSION "0.1.0"            /* keep in step with project() in CMakeLists.txt */
+#define ISD_TARGET_DEFAULT_NAME "iqn.2026-11.org.iserd:target0"
+#define ISD_TARGET_DEFAULT_PORTAL "tcp://127.0.0.1:3260"
+#define ISD_TARGET_DEFAULT_LUN "ram:1G"
+#define ISD_TARGET_DEFAULT_PORT 3260
+#define ISD_TARGET_SPEC_MAX 4200        /* a backing spec: "file:" + PATH_MAX + ",size=..." */
+#define ISD_TARGET_ORIGIN_MAX 4300      /* where a setting came from, for messages */
+
+/* Exit codes of the daemon (documented in iserd(8)). */
+#define ISD_EXIT_OK 0
+#define ISD_EXIT_RUNTIME 1              /* could not open, listen, allocate... */
+#define ISD_EXIT_USAGE 2                /* bad flag or bad configuration */
+
+enum isd_target_bs_kind {
+	ISD_TARGET_BS_RAM = 0,
+	ISD_TARGET_BS_FILE,
+	ISD_TARGET_BS_DEV,
+};
+
+/* Negotiation limits of one target node. -1 = not set (the core's default). */
+struct isd_target_neg_cfg {
+	int64_t max_recv_data_segment_length;
+	int64_t max_burst_length;
+	int64_t first_burst_length;
+	int64_t max_outstanding_r2t;
+	int64_t queue_depth;
+	int immediate_data;             /* -1, 0, 1 */
+	int initial_r2t;
+	int header_digest;              /* -1, or ISD_TARGET_DIGEST_* */
+	int data_digest;
+};
+
+enum isd_target_digest {
+	ISD_TARGET_DIGEST_NONE = 0,     /* only None is accepted */
+	ISD_TARGET_DIGEST_ALLOW,        /* CRC32C if the initiator asks for it first */
+	ISD_TARGET_DIGEST_PREFER,       /* CRC32C whenever the initiator lists it */
+};
+
+struct isd_target_lun_cfg {
+	uint32_t number;
+	char spec[ISD_TARGET_SPEC_MAX]; /* as isd_bstore_open() takes it: "ram:1G" (",ro" added
+					 * at open when read_only) */
+	enum isd_target_bs_kind kind;
+	char path[4096];                /* file or device path ("" for ram) */
+	uint64_t size;                  /* bytes; 0 = the file's or device's own size */
+	uint32_t block_size;            /* 0 = 512 */
+	bool read_only;
+	char vendor[9];                 /* "" = "ISERD" */
+	char product[17];               /* "" = "RAMDISK"/"FILEDISK"/"BLOCKDEV" */
+	char serial[33];                /* "" = derived from the target name and LUN */
+	char origin[ISD_TARGET_ORIGIN_MAX];     /* "--lun ram:1G" or "FILE:LINE" */
+};
+
+struct isd_target_node_cfg {
+	char name[ISD_NAME_MAX];
+	char alias[ISD_ALIAS_MAX];
+	int tpgt;                       /* -1 = 1 */
+	struct isd_target_lun_cfg *luns;
+	int lun_count;
+	char **acl;                     /* allowed InitiatorNames; none = everyone */
+	int acl_count;
+	struct isd_auth_cfg auth;       /* require_chap / mutual set when given */
+	struct isd_target_neg_cfg neg;
+	bool from_flags;                /* created by --target (gets the default LUN) */
+	char origin[ISD_TARGET_ORIGIN_MAX];
+};
+
+struct isd_target_portal_spec {
+	enum isd_transport transport;
+	char host[64];                  /* without brackets */
+	uint16_t port;
+	int tpgt;                       /* -1 = 1 */
+	char origin[ISD_TARGET_ORIGIN_MAX];
+};
+
+struct isd_target_cfg {
+	/* logging */
+	int log_level;                  /* -1 = unset, else enum isd_log_level */
+	char debug[256];                /* components for isd_log_enable(), "" = none */
+	/* daemon behaviour */
+	bool check_only;                /* --check */
+	bool show_help;                 /* --help */
+	bool show_version;              /* --version */
+	char config_file[4096];         /* -c, "" = none */
+	/* global iSCSI settings; -1 = unset */
+	int64_t login_timeout_ms;
+	int64_t nop_interval_ms;
+	int64_t nop_timeout_ms;
+	int64_t logout_timeout_ms;
+	int64_t max_sessions;
+	int64_t shutdown_timeout_ms;    /* how long a stop waits for sessions (default 5000) */
+	struct isd_auth_cfg discovery_auth;
+	struct isd_target_neg_cfg neg;  /* defaults for every target (config "global") */
+	/* what is served */
+	struct isd_target_portal_spec *portals;
+	int portal_count;
+	struct isd_target_node_cfg *nodes;
+	int node_count;
+};
+
+void isd_target_cfg_init(struct isd_target_cfg *cfg);
+void isd_target_cfg_fini(struct isd_target_cfg *cfg);
+
+/*
+ * Parses the daemon's command line (argv[0] is skipped). If it names a config
+ * file (-c), the file is loaded first and the other flags then add to it:
+ * portals are appended, --target creates a target or selects the configured
+ * one of that name, and LUN/ACL/CHAP flags attach to the last --target (to
+ * the default target before any). Afterwards the defaults are filled in: the
+ * default portal when none was named, the default target when there is none,
+ * ram:1G for a target created by flags without a LUN. --help and --version
+ * only set their flag and stop parsing.
+ * Returns 0, or -EINVAL with one line in err.
+ */
+int isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, char *err,
+			      size_t errlen);
+/* Loads a libconfig file into cfg (adding to what is there). -EINVAL/-ENOENT + err. */
+int isd_target_cfg_load_file(const char *path, struct isd_target_cfg *cfg, char *err,
+			     size_t errlen);
+/* Checks the whole model (names, unique LUNs/targets/portals, limits). 0 or -EINVAL + err. */
+int isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errlen);
+/* For --check: stat()s every file/dev backing without opening it. 0 or -errno + err. */
+int isd_target_cfg_check_backing(const struct isd_target_cfg *cfg, char *err, size_t errlen);
+
+/* Full usage text for --help (also in iserd(8)). */
+const char *isd_target_usage(void);
+
+/* Small parsers, exposed for tests. All return 0 or -EINVAL. */
+/* RFC 7143 §4.2.7: iqn.YYYY-MM.reversed.domain[:anything], eui.<16 hex>, naa.<16|32 hex>. */
+int isd_target_name_check(const char *name, char *why, size_t whylen);
+/* "tcp://ADDR[:PORT]", "tcp://[V6]:PORT"; "iser://" is refused (-ENOTSUP). */
+int isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out, char *why,
+			    size_t whylen);
+/* "ram:SIZE", "file:PATH[,size=SIZE][,ro]", "dev:PATH[,ro]" into kind/path/size/read_only/spec
+ * (spec rebuilt canonically, without ",ro"). Paths cannot contain ','. */
+int isd_target_lun_spec_parse(const char *spec, struct isd_target_lun_cfg *out, char *why,
+			      size_t whylen);
+/* "1G" -> 1073741824 (K/M/G/T/P, powers of two; "0" and overflow are errors). */
+int isd_target_size_parse(const char *s, uint64_t *out);
+/* "USER:SECRET" (the secret may contain ':'). */
+int isd_target_chap_parse(const char *s, struct isd_chap_cred *out, char *why, size_t whylen);
+
+/*
+ * Builds the running target on reactor r: opens every backing store, creates
+ * one SCSI device per target with its LUs, the iSCSI target instance with its
+ * nodes, and listens on every portal. Logs each portal, target and LUN.
+ * On failure everything built so far is torn down and err names the problem
+ * ("--lun file:/nope: No such file or directory"); -errno is returned.
+ */
+int isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
+		     struct isd_target_running **out, char *err, size_t errlen);
+/*
+ * Stops listening and closes every connection; cb runs once all are gone, from
+ * the reactor (never inside this call). Callable once.
+ */
+void isd_target_shutdown(struct isd_target_running *rt, void (*cb)(void *arg), void *arg);
+/* Counters of the iSCSI core. */
+void isd_target_get_stats(struct isd_target_running *rt, struct isd_iscsi_stats *out);
+/*
+ * Frees everything start built. Call it before any connection was accepted or
+ * after the shutdown callback ran; if a shutdown was started but never
+ * finished, the core objects are left allocated (connections may still point
+ * at them) and only a warning is logged.
+ */
+void isd_target_stop(struct isd_target_running *rt);
+
+#endif

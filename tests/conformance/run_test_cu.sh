@@ -1,0 +1,70 @@
+#!/bin/bash
+# Runs libiscsi's conformance suite iscsi-test-cu (family ALL, --dataloss, two
+# initiator names) against iserd on 127.0.0.1 with one LUN of the given kind and
+# compares the results with tests/conformance/expected-failures.
+# Usage: run_test_cu.sh ram|file
+# Env: ISD_TEST_CU_TIMEOUT (seconds, default 900), ISD_TEST_CU_FILTER (-t pattern,
+#      default ALL), ISERD, ISERD_SRC, ISERD_BUILD.
+set -u
+KIND=${1:-ram}
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../interop/lib_iserd.sh"
+
+isd_require_tools iscsi-test-cu python3 timeout stdbuf
+# iserd logs a line per login and iscsi-test-cu logs in often: keep the dump short.
+ISD_LOG_TAIL=${ISD_LOG_TAIL:-60}
+isd_init
+
+IQN=iqn.2026-11.org.iserd:test-cu-$KIND
+INI1=iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test
+INI2=iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test-2
+LIMIT=${ISD_TEST_CU_TIMEOUT:-900}
+FILTER=${ISD_TEST_CU_FILTER:-ALL}
+SIZE=64M
+
+case "$KIND" in
+ram) LUN="ram:$SIZE" ;;
+file)
+	truncate -s "$SIZE" "$ISD_TMP/lun.img"
+	LUN="file:$ISD_TMP/lun.img"
+	;;
+*) echo "usage: $0 ram|file" >&2; exit 2 ;;
+esac
+
+if ! isd_start cu --target "$IQN" --lun "$LUN"; then
+	isd_fail "iserd starts with --lun $LUN"
+	isd_finish
+fi
+URL="iscsi://127.0.0.1:$ISD_PORT/$IQN/0"
+LOG="$ISD_TMP/iscsi-test-cu.log"
+isd_log "iscsi-test-cu -t $FILTER --dataloss $URL (limit ${LIMIT}s)"
+start=$(date +%s)
+(cd "$ISD_TMP" && timeout -k 10 "$LIMIT" stdbuf -oL -eL iscsi-test-cu --dataloss -t "$FILTER" \
+	-i "$INI1" -I "$INI2" "$URL" >"$LOG" 2>&1)
+rc=$?
+isd_log "iscsi-test-cu exited with status $rc after $(($(date +%s) - start)) s"
+
+TO=()
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+	TO=(--timed-out)
+	running=$(grep '^  Test: ' "$LOG" | tail -n 1)
+	isd_fail "iscsi-test-cu did not finish within ${LIMIT}s; last test started: ${running#  Test: }"
+	echo "---- last 40 lines of the iscsi-test-cu output ----"
+	tail -n 40 "$LOG"
+elif [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then
+	isd_fail "iscsi-test-cu died with signal $((rc - 128))"
+	tail -n 40 "$LOG"
+fi
+isd_expect_alive cu
+
+if python3 "$HERE/compare_test_cu.py" --log "$LOG" --expected "$HERE/expected-failures" \
+	--kind "$KIND" "${TO[@]}"; then
+	isd_pass "iscsi-test-cu results match tests/conformance/expected-failures"
+else
+	isd_fail "iscsi-test-cu results do not match tests/conformance/expected-failures"
+	if [ -n "${ISD_TEST_CU_SHOW_LOG:-}" ]; then
+		cat "$LOG"
+	fi
+fi
+isd_stop cu
+isd_finish

@@ -1,0 +1,172 @@
+/* isd_rwcheck: writes a file to an iSCSI LUN and/or reads a range of it back
+ * into a file, with libiscsi, so that the test script can compare with cmp.
+ * Built by tests/integration/test_libiscsi_tools.sh into a temp dir:
+ *   gcc -O1 -o isd_rwcheck isd_rwcheck.c -liscsi
+ * Usage: isd_rwcheck [-i iqn] [-l lba] [-c chunk] [-w infile] [-r outfile -n bytes] [-s] URL
+ *   -w  writes infile at LBA -l in chunks of -c bytes (WRITE(10), WRITE(16) past 2^32)
+ *   -r  reads -n bytes (default: size of the -w file) from LBA -l into outfile (READ(16))
+ *   -s  SYNCHRONIZE CACHE(10) after writing
+ * Exit 0 when every command returned GOOD and every read returned all its data.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
+static int
+task_ok(struct iscsi_context *iscsi, struct scsi_task *t, const char *what, uint64_t lba)
+{
+	if (t == NULL) {
+		fprintf(stderr, "%s @lba %llu: no task: %s\n", what, (unsigned long long)lba,
+			iscsi_get_error(iscsi));
+		return 0;
+	}
+	if (t->status != SCSI_STATUS_GOOD) {
+		fprintf(stderr, "%s @lba %llu: status 0x%x sense key 0x%x asc/ascq 0x%04x: %s\n",
+			what, (unsigned long long)lba, t->status, t->sense.key, t->sense.ascq,
+			iscsi_get_error(iscsi));
+		scsi_free_scsi_task(t);
+		return 0;
+	}
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *init = "iqn.2026-11.org.iserd:rwcheck", *wfile = NULL, *rfile = NULL;
+	size_t chunk = 256 * 1024, nbytes = 0;
+	uint64_t lba0 = 0;
+	int c, do_sync = 0;
+
+	while ((c = getopt(argc, argv, "i:l:c:w:r:n:s")) != -1) {
+		switch (c) {
+		case 'i': init = optarg; break;
+		case 'l': lba0 = strtoull(optarg, NULL, 0); break;
+		case 'c': chunk = strtoul(optarg, NULL, 0); break;
+		case 'w': wfile = optarg; break;
+		case 'r': rfile = optarg; break;
+		case 'n': nbytes = strtoul(optarg, NULL, 0); break;
+		case 's': do_sync = 1; break;
+		default: return 2;
+		}
+	}
+	if (optind != argc - 1 || chunk == 0) {
+		fprintf(stderr, "usage: %s [-i iqn] [-l lba] [-c chunk] [-w in] [-r out -n bytes] [-s] URL\n",
+			argv[0]);
+		return 2;
+	}
+	struct iscsi_context *iscsi = iscsi_create_context(init);
+	if (iscsi == NULL)
+		return 1;
+	struct iscsi_url *url = iscsi_parse_full_url(iscsi, argv[optind]);
+	if (url == NULL) {
+		fprintf(stderr, "bad url: %s\n", iscsi_get_error(iscsi));
+		return 1;
+	}
+	iscsi_set_session_type(iscsi, ISCSI_SESSION_NORMAL);
+	iscsi_set_header_digest(iscsi, ISCSI_HEADER_DIGEST_NONE_CRC32C);
+	if (iscsi_full_connect_sync(iscsi, url->portal, url->lun) != 0) {
+		fprintf(stderr, "login failed: %s\n", iscsi_get_error(iscsi));
+		return 1;
+	}
+	int lun = url->lun;
+	struct scsi_task *t = iscsi_readcapacity16_sync(iscsi, lun);
+	if (!task_ok(iscsi, t, "READ CAPACITY(16)", 0))
+		return 1;
+	struct scsi_readcapacity16 *rc16 = scsi_datain_unmarshall(t);
+	if (rc16 == NULL) {
+		fprintf(stderr, "cannot parse READ CAPACITY(16) data\n");
+		return 1;
+	}
+	uint32_t bs = rc16->block_length;
+	uint64_t nblocks = rc16->returned_lba + 1;
+	scsi_free_scsi_task(t);
+	if (bs == 0 || chunk % bs) {
+		fprintf(stderr, "chunk %zu is not a multiple of the block size %u\n", chunk, bs);
+		return 1;
+	}
+	unsigned char *buf = malloc(chunk);
+	if (buf == NULL)
+		return 1;
+
+	if (wfile != NULL) {
+		FILE *f = fopen(wfile, "rb");
+		if (f == NULL) {
+			perror(wfile);
+			return 1;
+		}
+		size_t n, off = 0;
+		while ((n = fread(buf, 1, chunk, f)) > 0) {
+			uint64_t lba = lba0 + off / bs;
+			if (n % bs) {
+				fprintf(stderr, "%s: size not a multiple of %u\n", wfile, bs);
+				return 1;
+			}
+			if (lba + n / bs > nblocks) {
+				fprintf(stderr, "write past the end of the LUN (%llu blocks)\n",
+					(unsigned long long)nblocks);
+				return 1;
+			}
+			if (lba + n / bs <= 0xffffffffull && n / bs <= 0xffff)
+				t = iscsi_write10_sync(iscsi, lun, (uint32_t)lba, buf, n, bs, 0, 0, 0,
+						       0, 0);
+			else
+				t = iscsi_write16_sync(iscsi, lun, lba, buf, n, bs, 0, 0, 0, 0, 0);
+			if (!task_ok(iscsi, t, "WRITE", lba))
+				return 1;
+			scsi_free_scsi_task(t);
+			off += n;
+		}
+		fclose(f);
+		if (nbytes == 0)
+			nbytes = off;
+		if (do_sync) {
+			t = iscsi_synchronizecache10_sync(iscsi, lun, 0, 0, 0, 0);
+			if (!task_ok(iscsi, t, "SYNCHRONIZE CACHE(10)", 0))
+				return 1;
+			scsi_free_scsi_task(t);
+		}
+		printf("wrote %zu bytes at lba %llu\n", off, (unsigned long long)lba0);
+	}
+	if (rfile != NULL) {
+		FILE *f = fopen(rfile, "wb");
+		if (f == NULL) {
+			perror(rfile);
+			return 1;
+		}
+		size_t off = 0;
+		while (off < nbytes) {
+			size_t n = nbytes - off < chunk ? nbytes - off : chunk;
+			uint64_t lba = lba0 + off / bs;
+			t = iscsi_read16_sync(iscsi, lun, lba, n, bs, 0, 0, 0, 0, 0);
+			if (!task_ok(iscsi, t, "READ(16)", lba))
+				return 1;
+			if (t->datain.size != (int)n) {
+				fprintf(stderr, "READ(16) @lba %llu: got %d bytes, wanted %zu\n",
+					(unsigned long long)lba, t->datain.size, n);
+				return 1;
+			}
+			if (fwrite(t->datain.data, 1, n, f) != n) {
+				perror(rfile);
+				return 1;
+			}
+			scsi_free_scsi_task(t);
+			off += n;
+		}
+		if (fclose(f) != 0) {
+			perror(rfile);
+			return 1;
+		}
+		printf("read %zu bytes at lba %llu\n", off, (unsigned long long)lba0);
+	}
+	free(buf);
+	iscsi_logout_sync(iscsi);
+	iscsi_destroy_url(url);
+	iscsi_destroy_context(iscsi);
+	return 0;
+}

@@ -1,0 +1,224 @@
+# shellcheck shell=bash
+# Helpers for lab jobs; sourced inside the guest (vmrun.sh copies this file to /lab/guest.sh).
+#
+# Results: every check goes through `step NAME CMD...`, which prints "PASS NAME (1.2s)" or
+# "FAIL NAME" to the job log and appends the same line to /lab/out/result. After the first FAIL the
+# remaining steps are reported as SKIP (cleanup steps, `cleanup NAME CMD...`, always run).
+# `lab_finish` appends "RESULT PASS" or "RESULT FAIL" and returns 0 or 1; the host parses that file.
+
+LAB_IP=10.99.0.1                     # the target's address, on veth0
+LAB_INITIATOR=iqn.2026-11.test:init  # open-iscsi's InitiatorName
+OUT=/lab/out
+RESULT=$OUT/result
+LAB_FAILED=0
+
+now() { cut -d' ' -f1 /proc/uptime; }
+note() { echo "[$(now)] $*"; }
+
+_record() {  # STATUS NAME T0 [detail]
+	local line
+	line=$(awk -v s="$1" -v n="$2" -v t0="$3" -v t1="$(now)" -v d="${4:-}" \
+		'BEGIN { printf "%s %s (%.1fs)%s", s, n, t1 - t0, (d == "" ? "" : " " d) }')
+	echo "$line" >> "$RESULT"
+	echo "==== $line"
+}
+step() {  # NAME CMD...
+	local name=$1 t0 rc; shift
+	if [ $LAB_FAILED = 1 ]; then echo "SKIP $name" >> "$RESULT"; echo "==== SKIP $name"; return 1; fi
+	echo "==== $name"
+	t0=$(now)
+	"$@"; rc=$?
+	if [ $rc = 0 ]; then _record PASS "$name" "$t0"; else LAB_FAILED=1; _record FAIL "$name" "$t0" "(exit $rc)"; fi
+	return $rc
+}
+cleanup() {  # NAME CMD...: runs even after a failure; a failure here fails the job too
+	local name=$1 t0 rc; shift
+	echo "==== $name"
+	t0=$(now)
+	"$@"; rc=$?
+	if [ $rc = 0 ]; then _record PASS "$name" "$t0"; else LAB_FAILED=1; _record FAIL "$name" "$t0" "(exit $rc)"; fi
+	return $rc
+}
+lab_finish() {
+	if [ $LAB_FAILED = 0 ] && grep -q '^PASS' "$RESULT" 2>/dev/null; then
+		echo "RESULT PASS" >> "$RESULT"; echo "==== RESULT PASS"; return 0
+	fi
+	echo "RESULT FAIL" >> "$RESULT"; echo "==== RESULT FAIL"; return 1
+}
+
+# --- network: lo plus a veth pair; the target listens on veth0 ------------------------------------
+lab_net() {
+	modprobe veth || return 1
+	ip link set lo up
+	ip link add veth0 type veth peer name veth1 || return 1
+	ip addr add $LAB_IP/24 dev veth0
+	ip link set veth0 up && ip link set veth1 up
+	ip -br addr
+}
+
+# wait_listen ADDR PORT [PID] [SECONDS]: until a TCP listener is on ADDR:PORT (fails early if PID dies)
+wait_listen() {
+	local i n=$(( ${4:-30} * 5 ))
+	for ((i = 0; i < n; i++)); do
+		ss -Hltn "src $1 and sport = :$2" 2>/dev/null | grep -q . && return 0
+		[ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null && { echo "pid $3 exited before listening"; return 1; }
+		sleep 0.2
+	done
+	echo "nothing listens on $1:$2 after ${4:-30} s"; return 1
+}
+
+# --- open-iscsi (kernel initiator) ---------------------------------------------------------------
+# A private /etc/iscsi (tmpfs) so that node records on the host's disk never leak in, and short
+# recovery timeouts so that a dead target shows up as an I/O error within seconds, not minutes.
+ISCSID_PID=
+iscsid_start() {
+	modprobe iscsi_tcp && modprobe sd_mod || return 1
+	mount -t tmpfs tmpfs /etc/iscsi || return 1
+	mkdir -p /var/lib/iscsi /run/lock/iscsi
+	echo "InitiatorName=$LAB_INITIATOR" > /etc/iscsi/initiatorname.iscsi
+	cat > /etc/iscsi/iscsid.conf <<-EOC
+		iscsid.startup = /bin/true
+		node.startup = manual
+		node.session.timeo.replacement_timeout = 20
+		node.conn[0].timeo.login_timeout = 15
+		node.conn[0].timeo.logout_timeout = 15
+		node.conn[0].timeo.noop_out_interval = 5
+		node.conn[0].timeo.noop_out_timeout = 10
+		node.session.err_timeo.abort_timeout = 15
+		node.session.err_timeo.lu_reset_timeout = 20
+		node.session.err_timeo.tgt_reset_timeout = 20
+		node.session.initial_login_retry_max = 2
+		node.session.scan = auto
+	EOC
+	setsid iscsid -f > $OUT/iscsid.log 2>&1 &
+	ISCSID_PID=$!
+	local i
+	for i in $(seq 50); do
+		[ -S /run/iscsid.sock ] || ss -xl 2>/dev/null | grep -q ISCSIADM_ABSTRACT_NAMESPACE && return 0
+		kill -0 $ISCSID_PID 2>/dev/null || { cat $OUT/iscsid.log; return 1; }
+		sleep 0.2
+	done
+	return 0   # iscsiadm retries the connection itself
+}
+iscsid_stop() {
+	[ -n "$ISCSID_PID" ] || return 0
+	kill $ISCSID_PID 2>/dev/null; wait $ISCSID_PID 2>/dev/null; ISCSID_PID=
+	return 0
+}
+
+# k_discover IQN: SendTargets discovery against $LAB_IP; the list must name IQN
+k_discover() {
+	timeout 60 iscsiadm -m discovery -t sendtargets -p $LAB_IP > /tmp/discovery.out 2>&1
+	local rc=$?
+	cat /tmp/discovery.out
+	[ $rc = 0 ] || return $rc
+	grep -q "^$LAB_IP:3260,[0-9]* $1\$" /tmp/discovery.out || { echo "discovery did not list $1"; return 1; }
+}
+k_login() {  # IQN (default iface: iscsi_tcp)
+	timeout 90 iscsiadm -m node -T "$1" -p $LAB_IP:3260 -I default --login
+}
+k_logout() {  # IQN: logs out and checks that the session is gone
+	timeout 60 iscsiadm -m node -T "$1" -p $LAB_IP:3260 --logout || return 1
+	! iscsiadm -m session 2>/dev/null | grep -q " $1\$" || { echo "session still there"; return 1; }
+}
+# k_dev IQN: prints the block device (sdX) of IQN's LUN 0, waiting for the SCSI scan
+k_dev() {
+	local i s d
+	for ((i = 0; i < 100; i++)); do
+		for s in /sys/class/iscsi_session/session*; do
+			[ "$(cat $s/targetname 2>/dev/null)" = "$1" ] || continue
+			for d in $s/device/target*/*:*:*:0/block/*; do
+				[ -e "$d" ] && [ -b /dev/${d##*/} ] && { echo ${d##*/}; return 0; }
+			done
+		done
+		sleep 0.2
+	done
+	return 1
+}
+
+# --- LIO, the guest kernel's own target (reference peer for harness self-checks) ------------------
+LIO_CFS=/sys/kernel/config/target
+# lio_start IQN SIZE_BYTES [ADDR [PORT]]: LUN 0 on an rd_mcp ramdisk, one portal, demo mode (no ACLs)
+lio_start() {
+	local iqn=$1 size=$2 addr=${3:-$LAB_IP} port=${4:-3260} a
+	local tpg=$LIO_CFS/iscsi/$iqn/tpgt_1 rd=$LIO_CFS/core/rd_mcp_0/lab
+	mkdir -p /etc/target   # LIO's db_root (PR/ALUA state); the guest root is a writable overlay
+	modprobe target_core_mod && modprobe iscsi_target_mod || return 1
+	mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
+	mkdir -p $rd && echo "rd_pages=$((size / 4096))" > $rd/control && echo 1 > $rd/enable || return 1
+	mkdir -p $tpg/lun/lun_0 && ln -s $rd $tpg/lun/lun_0/lab && mkdir $tpg/np/$addr:$port || return 1
+	for a in generate_node_acls=1 demo_mode_write_protect=0 authentication=0 cache_dynamic_acls=1; do
+		echo ${a#*=} > $tpg/attrib/${a%=*} || return 1
+	done
+	echo 1 > $tpg/enable || return 1
+	wait_listen $addr $port "" 10
+}
+# lio_stop IQN [ADDR [PORT]]: tears lio_start's configuration down; every step must succeed
+lio_stop() {
+	local iqn=$1 addr=${2:-$LAB_IP} port=${3:-3260}
+	local tpg=$LIO_CFS/iscsi/$iqn/tpgt_1 rd=$LIO_CFS/core/rd_mcp_0/lab
+	[ -d $tpg ] || return 0
+	echo 0 > $tpg/enable && rmdir $tpg/np/$addr:$port &&
+	rm $tpg/lun/lun_0/lab && rmdir $tpg/lun/lun_0 && rmdir $tpg && rmdir $LIO_CFS/iscsi/$iqn &&
+	rmdir $rd && rmdir ${rd%/*}
+}
+
+# --- the kernel iSCSI/TCP initiator scenario ------------------------------------------------------
+# Expects from the job: target_start, target_stop (each returning 0 on success), TARGET_IQN,
+# TARGET_SIZE (bytes). Exercises discovery, login, 64 MiB of direct I/O verified byte for byte,
+# ext4 created, written, remounted from a cold cache and checked, logout, then stops the target.
+DEV='' MNT=/mnt/lab
+_check_dev() {
+	DEV=$(k_dev "$TARGET_IQN") || { echo "no block device for $TARGET_IQN"; return 1; }
+	local bytes=$(( $(cat /sys/block/$DEV/size) * 512 ))
+	echo "device /dev/$DEV: $bytes bytes, $(cat /sys/block/$DEV/device/vendor 2>/dev/null)" \
+		"$(cat /sys/block/$DEV/device/model 2>/dev/null), max_sectors_kb $(cat /sys/block/$DEV/queue/max_sectors_kb)"
+	[ "$bytes" = "$TARGET_SIZE" ] || { echo "expected $TARGET_SIZE bytes"; return 1; }
+}
+_dio_write() {
+	dd if=/dev/urandom of=/tmp/pattern bs=1M count=64 status=none || return 1
+	timeout 300 dd if=/tmp/pattern of=/dev/$DEV bs=1M count=64 oflag=direct conv=fsync
+}
+_dio_read() {
+	timeout 300 dd if=/dev/$DEV of=/tmp/readback bs=1M count=64 iflag=direct || return 1
+	cmp /tmp/pattern /tmp/readback && echo "64 MiB read back identical"
+}
+_mkfs() { timeout 300 mkfs.ext4 -F -q /dev/$DEV; }
+_fs_write() {
+	mkdir -p $MNT
+	dd if=/dev/urandom of=/tmp/file.bin bs=1M count=8 status=none || return 1
+	timeout 60 mount /dev/$DEV $MNT || return 1
+	cp /tmp/file.bin $MNT/file.bin && timeout 120 sync || { umount $MNT; return 1; }
+	timeout 120 umount $MNT
+}
+_fs_verify() {
+	# drop every cached block of the device so the remount reads from the target
+	blockdev --flushbufs /dev/$DEV; echo 3 > /proc/sys/vm/drop_caches
+	timeout 60 mount -o ro /dev/$DEV $MNT || return 1
+	cmp /tmp/file.bin $MNT/file.bin && echo "file identical after remount" || { umount $MNT; return 1; }
+	timeout 120 umount $MNT || return 1
+	timeout 120 fsck.ext4 -fn /dev/$DEV
+}
+_teardown() {  # after a failure: release whatever is still held so the target can be stopped
+	mountpoint -q $MNT && umount -l $MNT
+	iscsiadm -m session >/dev/null 2>&1 && timeout 60 iscsiadm -m node --logoutall=all
+	true
+}
+kernel_tcp_scenario() {
+	step "network up (veth0 $LAB_IP)" lab_net
+	step "target started" target_start
+	step "iscsid started" iscsid_start
+	step "discovery lists $TARGET_IQN" k_discover "$TARGET_IQN"
+	step "login (iscsi_tcp)" k_login "$TARGET_IQN"
+	step "block device found, size $TARGET_SIZE" _check_dev
+	step "write 64 MiB, O_DIRECT" _dio_write
+	step "read 64 MiB back, O_DIRECT, compare" _dio_read
+	step "mkfs.ext4" _mkfs
+	step "mount, copy 8 MiB file, sync, umount" _fs_write
+	step "remount, compare file, umount, fsck" _fs_verify
+	step "logout" k_logout "$TARGET_IQN"
+	[ $LAB_FAILED = 0 ] || _teardown
+	cleanup "target stopped cleanly" target_stop
+	iscsid_stop
+	lab_finish
+}

@@ -1,0 +1,318 @@
+/* Backing stores: size parsing, spec errors, RAM and file (io_uring) round trips. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bstore/bstore.h"
+#include "reactor/reactor.h"
+
+struct io_state {
+	int calls;
+	int status;
+};
+
+static void
+io_cb(void *arg, int status)
+{
+	struct io_state *st = arg;
+
+	st->calls++;
+	st->status = status;
+}
+
+/* Polls until the callback ran; fails the test after a generous bound. */
+static void
+wait_io(struct isd_reactor *r, struct io_state *st)
+{
+	for (int i = 0; i < 10000 && st->calls == 0; i++)
+		assert_int_equal(isd_reactor_poll(r, 10), 0);
+	assert_int_equal(st->calls, 1);
+}
+
+static void
+test_parse_size_table(void **state)
+{
+	static const struct {
+		const char *s;
+		int rc;
+		uint64_t v;
+	} rows[] = {
+		{ "0", 0, 0 },
+		{ "512", 0, 512 },
+		{ "4K", 0, 4096 },
+		{ "4k", 0, 4096 },
+		{ "1M", 0, 1u << 20 },
+		{ "1G", 0, 1ull << 30 },
+		{ "1GiB", 0, 1ull << 30 },
+		{ "2T", 0, 2ull << 40 },
+		{ "16777215T", 0, 16777215ull << 40 },
+		{ "16777216T", -EINVAL, 0 },    /* 2^64: overflow */
+		{ "18446744073709551615", 0, UINT64_MAX },
+		{ "18446744073709551616", -EINVAL, 0 },
+		{ "", -EINVAL, 0 },
+		{ "G", -EINVAL, 0 },
+		{ "-1", -EINVAL, 0 },
+		{ "1X", -EINVAL, 0 },
+		{ "1GG", -EINVAL, 0 },
+		{ " 1", -EINVAL, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		uint64_t v = 12345;
+
+		assert_int_equal(isd_parse_size(rows[i].s, &v), rows[i].rc);
+		if (rows[i].rc == 0)
+			assert_true(v == rows[i].v);
+	}
+	assert_int_equal(isd_parse_size(NULL, NULL), -EINVAL);
+}
+
+static void
+test_open_rejects_bad_specs(void **state)
+{
+	static const char *bad[] = {
+		"ram:", "ram:0", "ram:abc", "disk:/tmp/x", "file:", "file:/nonexistent/dir/x",
+		"file:/tmp/x,size=", "file:/tmp/x,bogus", "dev:/dev/null", "", "ram",
+	};
+	struct isd_reactor *r;
+	struct isd_bstore *bs;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(isd_reactor_create(&r), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_true(isd_bstore_open(r, bad[i], &bs, err, sizeof(err)) < 0);
+		assert_true(err[0] != '\0');
+	}
+	assert_true(isd_bstore_open(r, NULL, &bs, NULL, 0) < 0);
+	assert_true(isd_bstore_open(NULL, "ram:1M", &bs, err, sizeof(err)) < 0);
+	isd_reactor_destroy(r);
+}
+
+/* Write, read back, flush, discard, read zeros: the same for every kind of store. */
+static void
+roundtrip(struct isd_reactor *r, struct isd_bstore *bs)
+{
+	struct io_state st = { 0 };
+	uint8_t a[8192], b[8192];
+	struct iovec iov[3];
+
+	for (size_t i = 0; i < sizeof(a); i++)
+		a[i] = (uint8_t)(i * 7 + 3);
+	/* Three entries, one of them empty, over 8 KiB at offset 4096. */
+	iov[0].iov_base = a;
+	iov[0].iov_len = 1000;
+	iov[1].iov_base = a + 1000;
+	iov[1].iov_len = 0;
+	iov[2].iov_base = a + 1000;
+	iov[2].iov_len = sizeof(a) - 1000;
+	assert_int_equal(isd_bstore_write(bs, iov, 3, 4096, false, io_cb, &st), 0);
+	assert_int_equal(st.calls, 0);  /* never inside the call */
+	wait_io(r, &st);
+	assert_int_equal(st.status, 0);
+
+	memset(b, 0, sizeof(b));
+	iov[0].iov_base = b;
+	iov[0].iov_len = sizeof(b);
+	st.calls = 0;
+	assert_int_equal(isd_bstore_read(bs, iov, 1, 4096, io_cb, &st), 0);
+	assert_int_equal(st.calls, 0);
+	wait_io(r, &st);
+	assert_int_equal(st.status, 0);
+	assert_memory_equal(a, b, sizeof(a));
+
+	/* FUA write of one block */
+	memset(a, 0x5a, 512);
+	iov[0].iov_base = a;
+	iov[0].iov_len = 512;
+	st.calls = 0;
+	assert_int_equal(isd_bstore_write(bs, iov, 1, 0, true, io_cb, &st), 0);
+	wait_io(r, &st);
+	assert_int_equal(st.status, 0);
+
+	st.calls = 0;
+	assert_int_equal(bs->ops->flush(bs, io_cb, &st), 0);
+	assert_int_equal(st.calls, 0);
+	wait_io(r, &st);
+	assert_int_equal(st.status, 0);
+
+	/* Discard a page-aligned range and a ragged one: both read back as zeros. */
+	st.calls = 0;
+	assert_int_equal(bs->ops->discard(bs, 4096, 4096, io_cb, &st), 0);
+	wait_io(r, &st);
+	assert_int_equal(st.status, 0);
+	st.calls = 0;
+	assert_int_equal(bs->ops->discard(bs, 8192 + 100, 300, io_cb, &st), 0);
+	wait_io(r, &st);
+	assert_int_equal(st.status, 0);
+
+	memset(b, 0xff, sizeof(b));
+	iov[0].iov_base = b;
+	iov[0].iov_len = sizeof(b);
+	st.calls = 0;
+	assert_int_equal(isd_bstore_read(bs, iov, 1, 4096, io_cb, &st), 0);
+	wait_io(r, &st);
+	for (size_t i = 0; i < 4096 + 400; i++) {
+		if (i >= 4096 && i < 4096 + 100)
+			continue;
+		assert_int_equal(b[i], 0);
+	}
+	/* the bytes between the two discards kept their data */
+	for (size_t i = 4096; i < 4096 + 100; i++)
+		assert_int_equal(b[i], (uint8_t)((i + 4096) * 7 + 3));
+
+	/* Out of range I/O is refused at submission, and its callback never runs. */
+	st.calls = 0;
+	assert_int_equal(isd_bstore_read(bs, iov, 1, bs->size - 10, io_cb, &st), -EINVAL);
+	assert_int_equal(bs->ops->discard(bs, bs->size, 1, io_cb, &st), -EINVAL);
+	assert_int_equal(isd_reactor_poll(r, 0), 0);
+	assert_int_equal(st.calls, 0);
+}
+
+static void
+test_ram_roundtrip(void **state)
+{
+	struct isd_reactor *r;
+	struct isd_bstore *bs;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(isd_reactor_create(&r), 0);
+	assert_int_equal(isd_bstore_open(r, "ram:1M", &bs, err, sizeof(err)), 0);
+	assert_true(bs->size == 1u << 20);
+	assert_non_null(bs->mem_base);
+	assert_true(bs->can_discard);
+	assert_true(bs->discard_zeroes);
+	roundtrip(r, bs);
+	isd_bstore_close(bs);
+	isd_reactor_destroy(r);
+}
+
+static void
+test_file_roundtrip(void **state)
+{
+	char path[] = "/tmp/isd_bstore_XXXXXX";
+	char spec[128], err[256];
+	struct isd_reactor *r;
+	struct isd_bstore *bs, *bs2;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(isd_reactor_create(&r), 0);
+	/* An empty file without size= is refused with a reason. */
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	assert_int_equal(isd_bstore_open(r, spec, &bs, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "size="));
+	snprintf(spec, sizeof(spec), "file:%s,size=1M", path);
+	assert_int_equal(isd_bstore_open(r, spec, &bs, err, sizeof(err)), 0);
+	assert_true(bs->size == 1u << 20);
+	assert_null(bs->mem_base);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size == 1 << 20);
+	/* A second store on the same reactor shares its ring. */
+	snprintf(spec, sizeof(spec), "file:%s,ro", path);
+	assert_int_equal(isd_bstore_open(r, spec, &bs2, err, sizeof(err)), 0);
+	assert_true(bs2->read_only);
+	roundtrip(r, bs);
+	{
+		struct io_state io = { 0 };
+		uint8_t b[512];
+		struct iovec iov = { b, sizeof(b) };
+
+		/* the read-only twin sees the data and refuses writes */
+		assert_int_equal(isd_bstore_read(bs2, &iov, 1, 0, io_cb, &io), 0);
+		wait_io(r, &io);
+		assert_int_equal(io.status, 0);
+		assert_int_equal(b[0], 0x5a);
+		assert_int_equal(isd_bstore_write(bs2, &iov, 1, 0, false, io_cb, &io), -EROFS);
+	}
+	isd_bstore_close(bs2);
+	isd_bstore_close(bs);
+	isd_reactor_destroy(r);
+	unlink(path);
+}
+
+/* Many requests at once: more than the submission queue holds. */
+static void
+test_file_many_inflight(void **state)
+{
+	char path[] = "/tmp/isd_bstore_XXXXXX";
+	char spec[128], err[256];
+	struct isd_reactor *r;
+	struct isd_bstore *bs;
+	enum { N = 600 };
+	static uint8_t bufs[N][512];
+	struct io_state st[N];
+	int fd, done;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(isd_reactor_create(&r), 0);
+	snprintf(spec, sizeof(spec), "file:%s,size=1M", path);
+	assert_int_equal(isd_bstore_open(r, spec, &bs, err, sizeof(err)), 0);
+	memset(st, 0, sizeof(st));
+	for (int i = 0; i < N; i++) {
+		struct iovec iov = { bufs[i], 512 };
+
+		memset(bufs[i], i & 0xff, 512);
+		assert_int_equal(isd_bstore_write(bs, &iov, 1, (uint64_t)i * 512, false, io_cb,
+						  &st[i]), 0);
+	}
+	for (int k = 0; k < 10000; k++) {
+		done = 0;
+		for (int i = 0; i < N; i++)
+			done += st[i].calls;
+		if (done == N)
+			break;
+		assert_int_equal(isd_reactor_poll(r, 10), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(st[i].calls, 1);
+		assert_int_equal(st[i].status, 0);
+	}
+	isd_bstore_close(bs);
+	isd_reactor_destroy(r);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	for (int i = 0; i < N; i += 97) {
+		uint8_t b[512];
+
+		assert_int_equal(pread(fd, b, 512, (off_t)i * 512), 512);
+		assert_int_equal(b[0], i & 0xff);
+		assert_int_equal(b[511], i & 0xff);
+	}
+	close(fd);
+	unlink(path);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_size_table),
+		cmocka_unit_test(test_open_rejects_bad_specs),
+		cmocka_unit_test(test_ram_roundtrip),
+		cmocka_unit_test(test_file_roundtrip),
+		cmocka_unit_test(test_file_many_inflight),
+	};
+
+	return cmocka_run_group_tests_name("bstore", tests, NULL, NULL);
+}

@@ -1,0 +1,871 @@
+/*
+ * The iSCSI core in full feature phase, through the fake datamover: the SCSI
+ * command path to a RAM LU, CmdSN ordering, NOP, Reject, TMF, Text, Logout.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bstore/bstore.h"
+#include "fake_dm.h"
+#include "iscsi/iscsi.h"
+#include "iscsi/pdu.h"
+#include "reactor/reactor.h"
+#include "scsi/scsi.h"
+#include "util/log.h"
+
+#define TNAME "iqn.2024-01.org.example:ram"
+#define INAME "iqn.1993-08.org.debian:01:cmdtest"
+
+struct fx {
+	struct isd_reactor *r;
+	struct isd_iscsi_tgt *t;
+	struct isd_tnode node;
+	struct isd_scsi_dev *dev;
+	struct fake_dm fd;
+	uint32_t cmdsn;                 /* next CmdSN to use */
+	uint32_t itt;
+	struct isd_tnode *extra;
+};
+
+static const uint8_t g_isid[6] = { 0x80, 0, 0, 0, 0x12, 0x34 };
+
+static struct isd_pdu *wait_pdu(struct fx *f);
+
+/* The first command of a new nexus meets the POWER ON unit attention: take it. */
+static void
+clear_power_on_ua(struct fx *f)
+{
+	uint8_t bhs[ISD_BHS_LEN] = { ISD_OP_SCSI_CMD, ISD_BHS_F | 1 };
+	struct isd_pdu *rsp;
+
+	put_be32(bhs + 16, f->itt++);
+	put_be32(bhs + 24, f->cmdsn++);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);      /* TEST UNIT READY */
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_SCSI_RSP);
+	isd_pdu_free(rsp);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct isd_iscsi_cfg cfg;
+	struct isd_scsi_lu_cfg lcfg;
+	struct isd_bstore *bs;
+	char err[128];
+
+	assert_non_null(f);
+	assert_int_equal(isd_reactor_create(&f->r), 0);
+	isd_iscsi_cfg_init(&cfg);
+	cfg.nop_interval_ms = 0;
+	assert_int_equal(isd_iscsi_tgt_create(f->r, &cfg, &f->t), 0);
+	assert_int_equal(isd_scsi_dev_create(TNAME, &f->dev), 0);
+	assert_int_equal(isd_bstore_open(f->r, "ram:1M", &bs, err, sizeof(err)), 0);
+	memset(&lcfg, 0, sizeof(lcfg));
+	lcfg.bstore = bs;
+	lcfg.block_size = 512;
+	snprintf(lcfg.vendor, sizeof(lcfg.vendor), "ISERD");
+	snprintf(lcfg.product, sizeof(lcfg.product), "RAM");
+	snprintf(lcfg.revision, sizeof(lcfg.revision), "0001");
+	snprintf(lcfg.serial, sizeof(lcfg.serial), "ram0");
+	lcfg.naa_id = 0x123456789ull;
+	assert_int_equal(isd_scsi_dev_add_lu(f->dev, 0, &lcfg), 0);
+	snprintf(f->node.name, sizeof(f->node.name), "%s", TNAME);
+	f->node.dev = f->dev;
+	f->node.queue_depth = 8;
+	isd_key_policy_init(&f->node.policy);
+	assert_int_equal(isd_iscsi_tgt_add_node(f->t, &f->node), 0);
+	fake_dm_init(&f->fd);
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	f->cmdsn = 100;
+	assert_int_equal(fake_dm_login(&f->fd, INAME, TNAME, g_isid, f->cmdsn, NULL), 0);
+	assert_true(f->fd.noticed);
+	f->itt = 1;
+	clear_power_on_ua(f);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	struct isd_iscsi_stats st;
+
+	if (f->fd.conn != NULL)
+		fake_dm_terminate_notify(&f->fd, true);
+	for (int i = 0; i < 100; i++)
+		isd_reactor_poll(f->r, 0);
+	fake_dm_fini(&f->fd);
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.connections, 0);
+	assert_int_equal(st.sessions, 0);
+	assert_int_equal(st.tasks, 0);
+	isd_iscsi_tgt_destroy(f->t);
+	isd_scsi_dev_destroy(f->dev);
+	isd_reactor_destroy(f->r);
+	free(f->extra);
+	free(f);
+	return 0;
+}
+
+/* Runs the reactor until the fake has sent something (backing store I/O is async). */
+static struct isd_pdu *
+wait_pdu(struct fx *f)
+{
+	for (int i = 0; i < 200 && TAILQ_EMPTY(&f->fd.sent); i++)
+		isd_reactor_poll(f->r, 1);
+	return fake_dm_pop(&f->fd);
+}
+
+static void
+cmd_bhs(uint8_t *bhs, uint8_t flags, uint32_t itt, uint32_t edtl, uint32_t cmdsn,
+	const uint8_t *cdb, size_t cdb_len)
+{
+	memset(bhs, 0, ISD_BHS_LEN);
+	bhs[0] = ISD_OP_SCSI_CMD;
+	bhs[1] = flags | 1;     /* SIMPLE */
+	put_be32(bhs + 16, itt);
+	put_be32(bhs + 20, edtl);
+	put_be32(bhs + 24, cmdsn);
+	memcpy(bhs + 32, cdb, cdb_len);
+}
+
+static void
+rw10(uint8_t *cdb, uint8_t op, uint32_t lba, uint16_t blocks)
+{
+	memset(cdb, 0, 16);
+	cdb[0] = op;
+	put_be32(cdb + 2, lba);
+	put_be16(cdb + 7, blocks);
+}
+
+static void
+data_out_bhs(uint8_t *bhs, uint8_t flags, uint32_t itt, uint32_t ttt, uint32_t datasn,
+	     uint32_t offset)
+{
+	memset(bhs, 0, ISD_BHS_LEN);
+	bhs[0] = ISD_OP_DATA_OUT;
+	bhs[1] = flags;
+	put_be32(bhs + 16, itt);
+	put_be32(bhs + 20, ttt);
+	put_be32(bhs + 36, datasn);
+	put_be32(bhs + 40, offset);
+}
+
+static void
+nop_bhs(uint8_t *bhs, bool imm, uint32_t itt, uint32_t cmdsn)
+{
+	memset(bhs, 0, ISD_BHS_LEN);
+	bhs[0] = ISD_OP_NOP_OUT | (imm ? ISD_BHS_I : 0);
+	bhs[1] = ISD_BHS_F;
+	put_be32(bhs + 16, itt);
+	put_be32(bhs + 20, ISD_RSVD_TAG);
+	put_be32(bhs + 24, cmdsn);
+}
+
+/* WRITE(10) 8 blocks at LBA 16: 1 KiB immediate, 1 KiB unsolicited, 2 KiB solicited. */
+static void
+do_write(struct fx *f, const uint8_t *buf)
+{
+	uint8_t bhs[ISD_BHS_LEN], cdb[16];
+	uint32_t itt = f->itt++;
+	struct isd_pdu *rsp;
+
+	rw10(cdb, 0x2a, 16, 8);
+	cmd_bhs(bhs, ISD_CMD_W, itt, 4096, f->cmdsn++, cdb, 16);    /* F=0: Data-Out follows */
+	fake_dm_inject(&f->fd, bhs, buf, 1024);
+	assert_int_equal(f->fd.n_sent, 0);
+	data_out_bhs(bhs, ISD_BHS_F, itt, ISD_RSVD_TAG, 0, 1024);
+	fake_dm_inject(&f->fd, bhs, buf + 1024, 1024);
+	/* the rest is solicited through get_data */
+	assert_int_equal(f->fd.n_xfers, 1);
+	assert_false(f->fd.xfers[0].put);
+	assert_int_equal(f->fd.xfers[0].offset, 2048);
+	assert_int_equal(f->fd.xfers[0].length, 2048);
+	assert_int_equal(fake_dm_complete(&f->fd, buf + 2048, 0), 0);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_SCSI_RSP);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), itt);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_GOOD);
+	assert_int_equal(rsp->bhs[1] & (ISD_RSP_U | ISD_RSP_O), 0);
+	isd_pdu_free(rsp);
+}
+
+static void
+test_cmd_write_then_read(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[4096], bhs[ISD_BHS_LEN], cdb[16];
+	struct isd_pdu *rsp;
+	struct isd_iscsi_stats st;
+	uint32_t itt;
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 7 + 3);
+	do_write(f, buf);
+
+	itt = f->itt++;
+	rw10(cdb, 0x28, 16, 8);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_R, itt, 4096, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	/* put_data carried the data and the response */
+	assert_int_equal(f->fd.n_xfers, 1);
+	assert_true(f->fd.xfers[0].put);
+	assert_int_equal(f->fd.read_len, 4096);
+	assert_memory_equal(f->fd.read_data, buf, 4096);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_SCSI_RSP);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_GOOD);
+	assert_int_equal(rsp->bhs[1] & (ISD_RSP_U | ISD_RSP_O), 0);
+	isd_pdu_free(rsp);
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.tasks, 1);
+	assert_int_equal(fake_dm_complete(&f->fd, NULL, 0), 0);
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.tasks, 0);
+	assert_int_equal(f->fd.released, f->fd.injected);
+}
+
+static void
+test_cmd_read_underflow_residual(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16];
+	struct isd_pdu *rsp;
+
+	/* READ 1 block with EDTL 1024: underflow of 512 */
+	rw10(cdb, 0x28, 0, 1);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_R, f->itt++, 1024, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(f->fd.read_len, 512);
+	assert_true(rsp->bhs[1] & ISD_RSP_U);
+	assert_int_equal(get_be32(rsp->bhs + 44), 512);
+	isd_pdu_free(rsp);
+	assert_int_equal(fake_dm_complete(&f->fd, NULL, 0), 0);
+
+	/* READ 2 blocks with EDTL 512: overflow of 512, only 512 bytes sent */
+	fake_dm_fini(&f->fd);
+	rw10(cdb, 0x28, 0, 2);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_R, f->itt++, 512, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	if (f->fd.n_xfers > 0) {
+		assert_int_equal(f->fd.read_len, 512);
+		assert_int_equal(fake_dm_complete(&f->fd, NULL, 0), 0);
+	}
+	assert_true(rsp->bhs[1] & ISD_RSP_O);
+	assert_int_equal(get_be32(rsp->bhs + 44), 512);
+	isd_pdu_free(rsp);
+}
+
+static void
+test_cmd_bidi_check_condition(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16];
+	struct isd_pdu *rsp;
+
+	rw10(cdb, 0x28, 0, 1);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_R | ISD_CMD_W, f->itt++, 512, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_SCSI_RSP);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_CHECK_CONDITION);
+	assert_true(rsp->data_len > 2);
+	assert_int_equal(get_be16(rsp->data), rsp->data_len - 2);
+	assert_int_equal(rsp->data[2 + 2] & 0x0f, ISD_SK_ILLEGAL_REQUEST);
+	assert_int_equal(rsp->data[2 + 12], 0x24);
+	isd_pdu_free(rsp);
+}
+
+static void
+test_cmd_duplicate_itt_and_bad_immediate(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16], buf[1024] = { 0 };
+	struct isd_pdu *rsp;
+
+	/* a write waiting for unsolicited data keeps its ITT busy */
+	rw10(cdb, 0x2a, 0, 4);
+	cmd_bhs(bhs, ISD_CMD_W, 0x55, 2048, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, 512);
+	assert_int_equal(f->fd.n_sent, 0);
+	rw10(cdb, 0x28, 0, 1);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_R, 0x55, 512, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_REJECT);
+	assert_int_equal(rsp->bhs[2], ISD_REJECT_TASK_IN_PROGRESS);
+	isd_pdu_free(rsp);
+
+	/* immediate data larger than EDTL */
+	rw10(cdb, 0x2a, 0, 1);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0x56, 512, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, 1024);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_REJECT);
+	assert_int_equal(rsp->bhs[2], ISD_REJECT_PROTOCOL_ERROR);
+	isd_pdu_free(rsp);
+
+	/* Data-Out for an unknown ITT */
+	data_out_bhs(bhs, ISD_BHS_F, 0x999, ISD_RSVD_TAG, 0, 0);
+	fake_dm_inject(&f->fd, bhs, buf, 512);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[2], ISD_REJECT_INVALID_PDU_FIELD);
+	isd_pdu_free(rsp);
+
+	/* Data-Out with a TTT we never issued */
+	data_out_bhs(bhs, ISD_BHS_F, 0x55, 0x1234, 0, 512);
+	fake_dm_inject(&f->fd, bhs, buf, 512);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[2], ISD_REJECT_INVALID_PDU_FIELD);
+	isd_pdu_free(rsp);
+	assert_int_equal(f->fd.released, f->fd.injected);
+}
+
+static void
+test_cmdsn_window(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN];
+	struct isd_pdu *rsp;
+	uint32_t exp = f->cmdsn, stat_sn;
+
+	/* ahead of ExpCmdSN but in the window: held */
+	nop_bhs(bhs, false, 0x10, exp + 2);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	assert_int_equal(f->fd.n_sent, 0);
+	/* outside the window: silently dropped (RFC 7143 §3.2.2.1) */
+	nop_bhs(bhs, false, 0x11, exp + 1000);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	nop_bhs(bhs, false, 0x12, exp - 1);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	assert_int_equal(f->fd.n_sent, 0);
+	assert_int_equal(f->fd.released, f->fd.injected - 1);
+	/* immediate: delivered at once, ExpCmdSN unchanged */
+	nop_bhs(bhs, true, 0x13, exp);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), 0x13);
+	assert_int_equal(get_be32(rsp->bhs + 28), exp);
+	stat_sn = get_be32(rsp->bhs + 24);
+	isd_pdu_free(rsp);
+	/* filling the gap delivers in order: exp, exp+1, then the held exp+2 */
+	nop_bhs(bhs, false, 0x14, exp + 1);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	assert_int_equal(f->fd.n_sent, 0);
+	nop_bhs(bhs, false, 0x15, exp);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	assert_int_equal(f->fd.n_sent, 3);
+	for (uint32_t itt = 0x15, i = 0; i < 3; i++) {
+		rsp = fake_dm_pop(&f->fd);
+		assert_int_equal(isd_bhs_itt(rsp->bhs), i == 0 ? itt : i == 1 ? 0x14 : 0x10);
+		assert_int_equal(get_be32(rsp->bhs + 24), stat_sn + 1 + i);
+		isd_pdu_free(rsp);
+	}
+	f->cmdsn = exp + 3;
+	assert_int_equal(f->fd.released, f->fd.injected);
+}
+
+static void
+test_cmdsn_unsolicited_data_for_held_command(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16], buf[1024];
+	struct isd_pdu *rsp;
+	uint32_t exp = f->cmdsn;
+
+	memset(buf, 0xab, sizeof(buf));
+	/* a WRITE two ahead, whose unsolicited Data-Out arrives before the gap fills */
+	rw10(cdb, 0x2a, 40, 2);
+	cmd_bhs(bhs, ISD_CMD_W, 0x70, 1024, exp + 1, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, 512);
+	data_out_bhs(bhs, ISD_BHS_F, 0x70, ISD_RSVD_TAG, 0, 512);
+	fake_dm_inject(&f->fd, bhs, buf + 512, 512);
+	assert_int_equal(f->fd.n_sent, 0);
+	nop_bhs(bhs, false, 0x71, exp);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = wait_pdu(f);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), 0x71);
+	isd_pdu_free(rsp);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), 0x70);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_GOOD);
+	isd_pdu_free(rsp);
+	f->cmdsn = exp + 2;
+}
+
+static void
+test_nop_echo_and_reject_opcode(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], ping[100];
+	struct isd_pdu *rsp;
+
+	for (size_t i = 0; i < sizeof(ping); i++)
+		ping[i] = (uint8_t)i;
+	nop_bhs(bhs, true, 0x42, f->cmdsn);
+	bhs[9] = 3;     /* LUN echoed */
+	fake_dm_inject(&f->fd, bhs, ping, sizeof(ping));
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_NOP_IN);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), 0x42);
+	assert_int_equal(isd_bhs_ttt(rsp->bhs), ISD_RSVD_TAG);
+	assert_int_equal(rsp->bhs[9], 3);
+	assert_int_equal(rsp->data_len, sizeof(ping));
+	assert_memory_equal(rsp->data, ping, sizeof(ping));
+	isd_pdu_free(rsp);
+
+	/* a NOP-Out with the reserved ITT wants no answer */
+	nop_bhs(bhs, true, ISD_RSVD_TAG, f->cmdsn);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	assert_int_equal(f->fd.n_sent, 0);
+
+	/* an opcode that does not exist */
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = 0x1b | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F;
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_REJECT);
+	assert_int_equal(isd_bhs_dsl(rsp->bhs), ISD_BHS_LEN);
+	assert_memory_equal(rsp->data, bhs, ISD_BHS_LEN);
+	isd_pdu_free(rsp);
+
+	/* SNACK at ERL 0 */
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_SNACK_REQ;
+	bhs[1] = ISD_BHS_F;
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_REJECT);
+	isd_pdu_free(rsp);
+	assert_false(f->fd.terminate_called);
+}
+
+static void
+test_nop_ping_timeout(void **state)
+{
+	struct fx *f = *state;
+	struct isd_iscsi_cfg cfg;
+	struct isd_iscsi_tgt *t2;
+	struct fake_dm fd;
+	struct isd_pdu *ping;
+	uint8_t bhs[ISD_BHS_LEN];
+
+	isd_iscsi_cfg_init(&cfg);
+	cfg.nop_interval_ms = 5;
+	cfg.nop_timeout_ms = 20;
+	assert_int_equal(isd_iscsi_tgt_create(f->r, &cfg, &t2), 0);
+	fake_dm_init(&fd);
+	assert_int_equal(fake_dm_connect(&fd, t2, f->r, 1), 0);
+	assert_int_equal(fake_dm_login(&fd, INAME, NULL, g_isid, 1, NULL), 0);
+	for (int i = 0; i < 100 && fd.n_sent == 0; i++)
+		isd_reactor_poll(f->r, 2);
+	ping = fake_dm_pop(&fd);
+	assert_non_null(ping);
+	assert_int_equal(isd_bhs_opcode(ping->bhs), ISD_OP_NOP_IN);
+	assert_int_equal(isd_bhs_itt(ping->bhs), ISD_RSVD_TAG);
+	assert_int_not_equal(isd_bhs_ttt(ping->bhs), ISD_RSVD_TAG);
+	/* answer it: the connection stays */
+	nop_bhs(bhs, true, ISD_RSVD_TAG, 1);
+	put_be32(bhs + 20, isd_bhs_ttt(ping->bhs));
+	isd_pdu_free(ping);
+	fake_dm_inject(&fd, bhs, NULL, 0);
+	assert_false(fd.terminate_called);
+	/* then stay silent: the next ping times out */
+	for (int i = 0; i < 200 && !fd.terminate_called; i++)
+		isd_reactor_poll(f->r, 2);
+	assert_true(fd.terminate_called);
+	fake_dm_terminate_notify(&fd, false);
+	fake_dm_fini(&fd);
+	isd_iscsi_tgt_destroy(t2);
+}
+
+static void
+tmf_bhs(uint8_t *bhs, uint8_t func, uint32_t itt, uint32_t rtt, uint32_t cmdsn, uint32_t refcmdsn)
+{
+	memset(bhs, 0, ISD_BHS_LEN);
+	bhs[0] = ISD_OP_TMF_REQ | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F | func;
+	put_be32(bhs + 16, itt);
+	put_be32(bhs + 20, rtt);
+	put_be32(bhs + 24, cmdsn);
+	put_be32(bhs + 32, refcmdsn);
+}
+
+static void
+test_tmf_abort_task(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16], buf[512] = { 0 };
+	struct isd_pdu *rsp;
+	struct isd_iscsi_stats st;
+
+	/* a write waiting in get_data */
+	rw10(cdb, 0x2a, 0, 2);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0x80, 1024, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, 512);
+	assert_int_equal(f->fd.n_xfers, 1);
+	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0x81, 0x80, f->cmdsn, f->cmdsn - 1);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_TMF_RSP);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), 0x81);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_COMPLETE);
+	isd_pdu_free(rsp);
+	assert_int_equal(f->fd.task_cleanups, 1);
+	assert_int_equal(f->fd.n_xfers, 0);
+	assert_int_equal(f->fd.n_sent, 0);     /* no SCSI Response for the aborted task */
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.tasks, 0);
+
+	/* unknown task: "complete" for an old RefCmdSN, "does not exist" otherwise */
+	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0x82, 0x1234, f->cmdsn, f->cmdsn - 1);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_COMPLETE);
+	isd_pdu_free(rsp);
+	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0x83, 0x1234, f->cmdsn, f->cmdsn + 3);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_NO_TASK);
+	isd_pdu_free(rsp);
+
+	/* missing LUN, unsupported and unknown functions */
+	tmf_bhs(bhs, ISD_TMF_LUN_RESET, 0x84, ISD_RSVD_TAG, f->cmdsn, 0);
+	put_be64(bhs + 8, isd_scsi_lun_encode(7));
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_NO_LUN);
+	isd_pdu_free(rsp);
+	tmf_bhs(bhs, ISD_TMF_CLEAR_ACA, 0x85, ISD_RSVD_TAG, f->cmdsn, 0);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_NOT_SUPPORTED);
+	isd_pdu_free(rsp);
+	tmf_bhs(bhs, ISD_TMF_TASK_REASSIGN, 0x86, 0x1, f->cmdsn, 0);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_NO_FAILOVER);
+	isd_pdu_free(rsp);
+	tmf_bhs(bhs, 0x55, 0x87, 0x1, f->cmdsn, 0);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_REJECTED);
+	isd_pdu_free(rsp);
+	/* LUN RESET of LUN 0 */
+	tmf_bhs(bhs, ISD_TMF_LUN_RESET, 0x88, ISD_RSVD_TAG, f->cmdsn, 0);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_COMPLETE);
+	isd_pdu_free(rsp);
+}
+
+static void
+test_tmf_abort_waits_for_exec(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16];
+	struct isd_pdu *rsp;
+
+	uint8_t buf[1024] = { 0 };
+
+	/* a WRITE whose backing-store I/O is in flight (all data immediate) */
+	rw10(cdb, 0x2a, 0, 2);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0x90, 1024, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, sizeof(buf));
+	if (f->fd.n_sent > 0 || f->fd.n_xfers > 0) {
+		/* the LU answered synchronously: nothing in flight to wait for */
+		skip();
+	}
+	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0x91, 0x90, f->cmdsn, f->cmdsn - 1);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	assert_int_equal(f->fd.n_sent, 0);     /* waits for the I/O */
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_TMF_RSP);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_COMPLETE);
+	isd_pdu_free(rsp);
+	assert_int_equal(f->fd.n_xfers, 0);
+	assert_int_equal(f->fd.n_sent, 0);
+}
+
+static void
+test_text_sendtargets_normal_and_continuation(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], text[64];
+	uint32_t len, ttt, got = 0;
+	struct isd_pdu *rsp;
+	char v[300];
+	struct isd_tnode *extra;
+	int n = 60;
+
+	/* a normal session only sees its own target */
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_TEXT_REQ | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F;
+	put_be32(bhs + 16, 0xa0);
+	put_be32(bhs + 20, ISD_RSVD_TAG);
+	len = fake_text(text, sizeof(text), "SendTargets=", (const char *)NULL);
+	fake_dm_inject(&f->fd, bhs, text, len);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_true(fake_text_get(rsp, "TargetName", v, sizeof(v)));
+	assert_string_equal(v, TNAME);
+	assert_true(fake_text_get(rsp, "TargetAddress", v, sizeof(v)));
+	assert_string_equal(v, "192.0.2.10:3260,1");
+	isd_pdu_free(rsp);
+
+	/* many targets through a discovery session with a small MaxRecvDataSegmentLength */
+	extra = calloc((size_t)n, sizeof(*extra));
+	assert_non_null(extra);
+	for (int i = 0; i < n; i++) {
+		snprintf(extra[i].name, sizeof(extra[i].name),
+			 "iqn.2024-01.org.example:a-rather-long-target-name-to-fill-pages-%03d", i);
+		assert_int_equal(isd_iscsi_tgt_add_node(f->t, &extra[i]), 0);
+	}
+	{
+		struct fake_dm fd;
+		uint8_t login[512];
+		uint8_t lb[ISD_BHS_LEN];
+		uint32_t ll;
+
+		fake_dm_init(&fd);
+		assert_int_equal(fake_dm_connect(&fd, f->t, f->r, 1), 0);
+		ll = fake_text(login, sizeof(login), "InitiatorName=" INAME,
+			       "SessionType=Discovery", "MaxRecvDataSegmentLength=1024",
+			       (const char *)NULL);
+		fake_login_bhs(lb, ISD_LOGIN_T | (1 << 2) | 3, g_isid, 0, 1, 1);
+		fake_dm_inject(&fd, lb, login, ll);
+		rsp = fake_dm_pop(&fd);
+		assert_int_equal(rsp->bhs[36], 0);
+		isd_pdu_free(rsp);
+
+		len = fake_text(text, sizeof(text), "SendTargets=All", (const char *)NULL);
+		put_be32(bhs + 16, 0xb0);
+		put_be32(bhs + 20, ISD_RSVD_TAG);
+		fake_dm_inject(&fd, bhs, text, len);
+		for (int pages = 0;; pages++) {
+			rsp = fake_dm_pop(&fd);
+			assert_non_null(rsp);
+			assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_TEXT_RSP);
+			assert_true(rsp->data_len <= 1024);
+			got += rsp->data_len;
+			if (rsp->bhs[1] & ISD_BHS_F) {
+				assert_int_equal(isd_bhs_ttt(rsp->bhs), ISD_RSVD_TAG);
+				assert_true(pages > 3);
+				isd_pdu_free(rsp);
+				break;
+			}
+			assert_true(rsp->bhs[1] & ISD_TEXT_C);
+			ttt = isd_bhs_ttt(rsp->bhs);
+			assert_int_not_equal(ttt, ISD_RSVD_TAG);
+			isd_pdu_free(rsp);
+			/* an empty request with the TTT fetches the next page */
+			put_be32(bhs + 20, ttt);
+			fake_dm_inject(&fd, bhs, NULL, 0);
+		}
+		assert_true(got > (uint32_t)n * 60);
+		fake_dm_terminate_notify(&fd, true);
+		fake_dm_fini(&fd);
+	}
+	f->extra = extra;       /* registered nodes live until the target is destroyed */
+}
+
+static void
+test_logout_close_session(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16], buf[512] = { 0 };
+	struct isd_pdu *rsp;
+	struct isd_iscsi_stats st;
+
+	/* an outstanding write is cleaned up by the logout */
+	rw10(cdb, 0x2a, 0, 2);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0xc0, 1024, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, 512);
+	assert_int_equal(f->fd.n_xfers, 1);
+
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_LOGOUT_REQ | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F | ISD_LOGOUT_CLOSE_SESSION;
+	put_be32(bhs + 16, 0xc1);
+	put_be32(bhs + 24, f->cmdsn);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_LOGOUT_RSP);
+	assert_int_equal(rsp->bhs[2], ISD_LOGOUT_RSP_OK);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), 0xc1);
+	isd_pdu_free(rsp);
+	assert_true(f->fd.terminate_called);
+	assert_int_equal(f->fd.task_cleanups, 1);
+	fake_dm_terminate_notify(&f->fd, false);
+	assert_true(f->fd.freed);
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.connections, 0);
+	assert_int_equal(st.sessions, 0);
+	assert_int_equal(st.tasks, 0);
+}
+
+static void
+test_logout_recovery_unsupported(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN];
+	struct isd_pdu *rsp;
+
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_LOGOUT_REQ | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F | ISD_LOGOUT_REMOVE_CONN_RECOVERY;
+	put_be32(bhs + 16, 0xd1);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[2], ISD_LOGOUT_RSP_RECOVERY_UNSUPPORTED);
+	isd_pdu_free(rsp);
+	assert_false(f->fd.terminate_called);
+}
+
+static void
+test_conn_drop_with_io_in_flight(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16];
+	struct isd_iscsi_stats st;
+
+	rw10(cdb, 0x28, 0, 8);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_R, 0xe0, 4096, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	/* the peer goes away while the read may still be in the backing store */
+	fake_dm_terminate_notify(&f->fd, true);
+	for (int i = 0; i < 100; i++)
+		isd_reactor_poll(f->r, 0);
+	assert_true(f->fd.freed);
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.tasks, 0);
+	assert_int_equal(st.connections, 0);
+}
+
+
+/* Garbage in full feature phase: no crash, no leak, every PDU given back. */
+static void
+test_random_pdus(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t ops[] = { ISD_OP_NOP_OUT, ISD_OP_SCSI_CMD, ISD_OP_TMF_REQ,
+				       ISD_OP_TEXT_REQ, ISD_OP_DATA_OUT, ISD_OP_SNACK_REQ,
+				       ISD_OP_LOGIN_REQ, 0x1c, 0x3f, ISD_OP_SCSI_CMD,
+				       ISD_OP_DATA_OUT };
+	uint8_t bhs[ISD_BHS_LEN], data[2048], ahs[64];
+	struct isd_pdu *rsp;
+	unsigned int seed = 12345;
+
+	if (getenv("CORE_DEBUG"))
+		isd_log_enable("iscsi");
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)rand_r(&seed);
+	for (int n = 0; n < 20000 && !f->fd.terminate_called; n++) {
+		uint32_t r1 = (uint32_t)rand_r(&seed), r2 = (uint32_t)rand_r(&seed);
+		uint32_t len = r1 % 4 == 0 ? (r1 >> 4) % 2048 : 0;
+		uint32_t ahs_len = r2 % 16 == 0 ? 4 * ((r2 >> 8) % 16) : 0;
+
+		for (int i = 0; i < ISD_BHS_LEN; i++)
+			bhs[i] = (uint8_t)rand_r(&seed);
+		for (size_t i = 0; i < sizeof(ahs); i++)
+			ahs[i] = (uint8_t)rand_r(&seed);
+		bhs[0] = ops[(size_t)rand_r(&seed) % sizeof(ops)] |
+			 (rand_r(&seed) % 2 ? ISD_BHS_I : 0);
+		/* keep tags, CmdSN and offsets in ranges where they meet each other */
+		put_be32(bhs + 16,
+			 rand_r(&seed) % 8 == 0 ? ISD_RSVD_TAG : (uint32_t)rand_r(&seed) % 16);
+		if (rand_r(&seed) % 2)
+			put_be32(bhs + 20, rand_r(&seed) % 4 ? (uint32_t)rand_r(&seed) % 8192
+							    : ISD_RSVD_TAG);
+		put_be32(bhs + 24, f->cmdsn + (uint32_t)(rand_r(&seed) % 12) - 2);
+		put_be32(bhs + 36, (uint32_t)rand_r(&seed) % 4);
+		put_be32(bhs + 40, (uint32_t)rand_r(&seed) % 4096);
+		memset(bhs + 8, 0, 8);
+		bhs[32] = rand_r(&seed) % 2 ? 0x28 : 0x2a;
+		bhs[33] = 0;
+		put_be32(bhs + 34, (uint32_t)rand_r(&seed) % 64);
+		if ((bhs[0] & ISD_BHS_OPCODE_MASK) == ISD_OP_TMF_REQ &&
+		    (bhs[1] & 0x7f) == ISD_TMF_TARGET_COLD_RESET)
+			bhs[1] = ISD_BHS_F | ISD_TMF_TARGET_WARM_RESET;    /* would end the run */
+		fake_dm_inject_ahs(&f->fd, bhs, ahs, ahs_len, data, len);
+		while (rand_r(&seed) % 3 == 0 && fake_dm_complete(&f->fd, NULL, 0) == 0)
+			;
+		/* follow the target's ExpCmdSN so that commands keep landing in the window */
+		while ((rsp = fake_dm_pop(&f->fd)) != NULL) {
+			if (isd_bhs_opcode(rsp->bhs) != ISD_OP_DATA_IN)
+				f->cmdsn = get_be32(rsp->bhs + 28);
+			isd_pdu_free(rsp);
+		}
+		isd_reactor_poll(f->r, 0);
+	}
+	while (fake_dm_complete(&f->fd, NULL, 0) == 0)
+		;
+	for (int i = 0; i < 20; i++)
+		isd_reactor_poll(f->r, 0);
+	fake_dm_drop_sent(&f->fd);
+	/* parked requests are given back when the connection goes */
+	fake_dm_terminate_notify(&f->fd, true);
+	assert_true(f->fd.freed);
+	assert_int_equal(f->fd.released, f->fd.injected);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cmd_write_then_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cmd_read_underflow_residual, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cmd_bidi_check_condition, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cmd_duplicate_itt_and_bad_immediate, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cmdsn_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cmdsn_unsolicited_data_for_held_command, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_nop_echo_and_reject_opcode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nop_ping_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tmf_abort_task, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tmf_abort_waits_for_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_text_sendtargets_normal_and_continuation,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logout_close_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logout_recovery_unsupported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conn_drop_with_io_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_pdus, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("core_cmd", tests, NULL, NULL);
+}

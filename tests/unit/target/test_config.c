@@ -1,0 +1,768 @@
+/*
+ * The target layer's configuration front ends: command-line flags, the
+ * libconfig file, and validation. Every error must be one line naming the
+ * offending flag, or the file and line.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "reactor/reactor.h"
+#include "target/target.h"
+
+#define MAX_ARGS 32
+
+/* Runs the flag parser on a NULL-terminated list; returns its rc, fills cfg and err. */
+static int
+parse(struct isd_target_cfg *cfg, char *err, size_t errlen, ...)
+{
+	char *argv[MAX_ARGS] = {"iserd"};
+	int argc = 1;
+	va_list ap;
+	const char *a;
+
+	va_start(ap, errlen);
+	while ((a = va_arg(ap, const char *)) != NULL && argc < MAX_ARGS - 1)
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	isd_target_cfg_init(cfg);
+	err[0] = '\0';
+	return isd_target_cfg_parse_args(argc, argv, cfg, err, errlen);
+}
+
+/* Expects the flags to fail with a message containing `needle`. */
+#define EXPECT_BAD(needle, ...)                                                                    \
+	do {                                                                                       \
+		struct isd_target_cfg c_;                                                          \
+		char e_[1024];                                                                     \
+		assert_int_equal(parse(&c_, e_, sizeof(e_), __VA_ARGS__, NULL), -EINVAL);          \
+		if (strstr(e_, needle) == NULL)                                                    \
+			fail_msg("error '%s' lacks '%s'", e_, needle);                             \
+		assert_null(strchr(e_, '\n'));                                                     \
+		isd_target_cfg_fini(&c_);                                                          \
+	} while (0)
+
+static char g_tmpdir[64];
+
+static const char *
+write_file(const char *name, const char *text)
+{
+	static char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", g_tmpdir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void
+test_args_defaults(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(parse(&cfg, err, sizeof(err), NULL), 0);
+	assert_int_equal(cfg.portal_count, 1);
+	assert_string_equal(cfg.portals[0].host, "127.0.0.1");
+	assert_int_equal(cfg.portals[0].port, 3260);
+	assert_int_equal(cfg.portals[0].transport, ISD_TRANSPORT_TCP);
+	assert_int_equal(cfg.node_count, 1);
+	assert_string_equal(cfg.nodes[0].name, ISD_TARGET_DEFAULT_NAME);
+	assert_int_equal(cfg.nodes[0].lun_count, 1);
+	assert_int_equal(cfg.nodes[0].luns[0].number, 0);
+	assert_int_equal(cfg.nodes[0].luns[0].kind, ISD_TARGET_BS_RAM);
+	assert_string_equal(cfg.nodes[0].luns[0].spec, "ram:1G");
+	assert_true(cfg.nodes[0].luns[0].size == 1ULL << 30);
+	assert_int_equal(cfg.log_level, -1);
+	assert_false(cfg.check_only);
+	isd_target_cfg_fini(&cfg);
+}
+
+static void
+test_args_good_flags(void **state)
+{
+	struct isd_target_cfg cfg;
+	struct isd_target_node_cfg *a, *b;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--portal", "tcp://0.0.0.0:3261", "-p",
+			       "tcp://[::1]:3262", "--portal=10.0.0.1", "--target",
+			       "iqn.2026-01.com.example:a", "--alias", "disk A", "--lun", "ram:64m",
+			       "-l", "file:/tmp/x.img,size=1024M,ro", "--lun=dev:/dev/null",
+			       "--chap", "user:secret:with:colons", "--mutual-chap",
+			       "tgt:mutualsecret1", "--allow", "iqn.1993-08.org.debian:01:abc",
+			       "-a", "eui.02004567A425678D", "-t", "naa.52004567ba64678d", "-v",
+			       "-d", "iscsi,tcp", "--check", NULL),
+			 0);
+	assert_int_equal(cfg.portal_count, 3);
+	assert_string_equal(cfg.portals[0].host, "0.0.0.0");
+	assert_int_equal(cfg.portals[0].port, 3261);
+	assert_string_equal(cfg.portals[1].host, "::1");
+	assert_int_equal(cfg.portals[1].port, 3262);
+	assert_string_equal(cfg.portals[2].host, "10.0.0.1");
+	assert_int_equal(cfg.portals[2].port, 3260);
+	assert_int_equal(cfg.node_count, 2);
+	a = &cfg.nodes[0];
+	b = &cfg.nodes[1];
+	assert_string_equal(a->name, "iqn.2026-01.com.example:a");
+	assert_string_equal(a->alias, "disk A");
+	assert_int_equal(a->lun_count, 3);
+	assert_string_equal(a->luns[0].spec, "ram:64M");
+	assert_int_equal(a->luns[1].number, 1);
+	assert_int_equal(a->luns[1].kind, ISD_TARGET_BS_FILE);
+	assert_string_equal(a->luns[1].path, "/tmp/x.img");
+	assert_string_equal(a->luns[1].spec, "file:/tmp/x.img,size=1G");
+	assert_true(a->luns[1].read_only);
+	assert_false(a->luns[0].read_only);
+	assert_int_equal(a->luns[2].number, 2);
+	assert_int_equal(a->luns[2].kind, ISD_TARGET_BS_DEV);
+	assert_string_equal(a->luns[2].origin, "--lun dev:/dev/null");
+	assert_true(a->auth.require_chap);
+	assert_string_equal(a->auth.chap.user, "user");
+	assert_string_equal(a->auth.chap.secret, "secret:with:colons");
+	assert_true(a->auth.mutual);
+	assert_string_equal(a->auth.mutual_chap.user, "tgt");
+	assert_int_equal(a->acl_count, 2);
+	assert_string_equal(a->acl[0], "iqn.1993-08.org.debian:01:abc");
+	/* a target given by flags without --lun gets the default RAM LUN */
+	assert_string_equal(b->name, "naa.52004567ba64678d");
+	assert_int_equal(b->lun_count, 1);
+	assert_string_equal(b->luns[0].spec, "ram:1G");
+	assert_int_equal(b->acl_count, 0);
+	assert_false(b->auth.require_chap);
+	assert_int_equal(cfg.log_level, ISD_LOG_DEBUG);
+	assert_string_equal(cfg.debug, "iscsi,tcp");
+	assert_true(cfg.check_only);
+	isd_target_cfg_fini(&cfg);
+}
+
+static void
+test_args_lun_before_target_goes_to_default(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--lun", "ram:1M", "--lun", "ram:2M", "-t",
+			       "iqn.2026-11.org.iserd:other", NULL),
+			 0);
+	assert_int_equal(cfg.node_count, 2);
+	assert_string_equal(cfg.nodes[0].name, ISD_TARGET_DEFAULT_NAME);
+	assert_int_equal(cfg.nodes[0].lun_count, 2);
+	assert_int_equal(cfg.nodes[0].luns[1].number, 1);
+	assert_int_equal(cfg.nodes[1].lun_count, 1);
+	isd_target_cfg_fini(&cfg);
+}
+
+static void
+test_args_help_version(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--help", "--bogus", NULL), 0);
+	assert_true(cfg.show_help);
+	isd_target_cfg_fini(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-V", NULL), 0);
+	assert_true(cfg.show_version);
+	isd_target_cfg_fini(&cfg);
+	assert_non_null(strstr(isd_target_usage(), "--mutual-chap"));
+	assert_non_null(strstr(isd_target_usage(), "--check"));
+}
+
+static void
+test_args_rejects_bad_flags(void **state)
+{
+	(void)state;
+	EXPECT_BAD("unknown option '--bogus'", "--bogus");
+	EXPECT_BAD("unknown option '-x'", "-x");
+	EXPECT_BAD("unexpected argument 'foo'", "foo");
+	EXPECT_BAD("--lun needs an argument", "--lun");
+	EXPECT_BAD("--verbose takes no argument", "--verbose=1");
+	EXPECT_BAD("-v takes no argument", "-vv");
+	EXPECT_BAD("given twice", "-c", "/a", "-c", "/b");
+	/* portals */
+	EXPECT_BAD("iser:// portals are not available in this build yet", "--portal",
+		   "iser://127.0.0.1:3260");
+	EXPECT_BAD("--portal udp://1.2.3.4: unknown transport", "--portal", "udp://1.2.3.4");
+	EXPECT_BAD("bad port '99999'", "--portal", "tcp://127.0.0.1:99999");
+	EXPECT_BAD("bad port 'x'", "--portal", "tcp://127.0.0.1:x");
+	EXPECT_BAD("IPv6 addresses go in brackets", "--portal", "tcp://::1:3260");
+	EXPECT_BAD("missing ']'", "--portal", "tcp://[::1:3260");
+	EXPECT_BAD("missing address", "--portal", "tcp://:3260");
+	EXPECT_BAD("duplicate portal 127.0.0.1:3260", "-p", "tcp://127.0.0.1", "-p",
+		   "tcp://127.0.0.1:3260");
+	/* names */
+	EXPECT_BAD("--target iqn.foo: invalid iSCSI name", "--target", "iqn.foo");
+	EXPECT_BAD("invalid iSCSI name", "--target", "iqn.2026-13.org.x:a");
+	EXPECT_BAD("invalid iSCSI name", "--target", "iqn.2026-01.Org.x");
+	EXPECT_BAD("invalid iSCSI name", "--target", "target0");
+	EXPECT_BAD("invalid iSCSI name", "--target", "eui.1234");
+	EXPECT_BAD("--allow bad_name: invalid iSCSI name", "--allow", "bad_name");
+	/* LUNs */
+	EXPECT_BAD("--lun ram:12Q: bad size '12Q'", "--lun", "ram:12Q");
+	EXPECT_BAD("bad size '0'", "--lun", "ram:0");
+	EXPECT_BAD("bad size", "--lun", "ram:99999999999T");
+	EXPECT_BAD("ram: needs a size", "--lun", "ram:");
+	EXPECT_BAD("file: needs a path", "--lun", "file:,size=1G");
+	EXPECT_BAD("bad size 'big'", "--lun", "file:/x,size=big");
+	EXPECT_BAD("unknown option 'size=1G' (ro", "--lun", "dev:/dev/sda,size=1G");
+	EXPECT_BAD("unknown option 'y.img'", "--lun", "file:/tmp/x,y.img,size=1G");
+	EXPECT_BAD("expected ram:SIZE", "--lun", "nbd:host");
+	EXPECT_BAD("not a multiple of block_size", "--lun", "ram:1000");
+	/* CHAP */
+	EXPECT_BAD("--chap: expected USER:SECRET", "--chap", "nocolon");
+	EXPECT_BAD("--chap: expected USER:SECRET", "--chap", ":secret");
+	EXPECT_BAD("mutual CHAP needs CHAP", "--mutual-chap", "u:s");
+	EXPECT_BAD("--chap given twice", "--chap", "a:b", "--chap", "c:d");
+}
+
+static void
+test_args_chap_error_hides_secret(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(
+	    parse(&cfg, err, sizeof(err), "--chap", "u:topsecret", "--chap", "v:topsecret", NULL),
+	    -EINVAL);
+	assert_null(strstr(err, "topsecret"));
+	isd_target_cfg_fini(&cfg);
+}
+
+static void
+test_name_check_table(void **state)
+{
+	static const struct {
+		const char *name;
+		int ok;
+	} cases[] = {
+	    {"iqn.2026-11.org.iserd:target0", 1},
+	    {"iqn.1993-08.org.debian:01:a2b3c4", 1},
+	    {"iqn.2001-04.com.example", 1},
+	    {"iqn.2001-04.com.example:storage.disk2.sys1.xyz", 1},
+	    {"eui.02004567A425678D", 1},
+	    {"naa.52004567BA64678D", 1},
+	    {"naa.62004567BA64678D0123456789ABCDEF", 1},
+	    {"", 0},
+	    {"iqn.", 0},
+	    {"iqn.2001.com.example", 0},
+	    {"iqn.2001-00.com.example", 0},
+	    {"iqn.2001-04.", 0},
+	    {"iqn.2001-04.:x", 0},
+	    {"iqn.2001-04.com.example:UPPER", 0},
+	    {"iqn.2001-04.com.example:with space", 0},
+	    {"eui.02004567A425678", 0},
+	    {"eui.02004567A425678DX", 0},
+	    {"naa.1234", 0},
+	    {"IQN.2001-04.com.example", 0},
+	};
+	char why[160], longname[300];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = isd_target_name_check(cases[i].name, why, sizeof(why));
+
+		if ((rc == 0) != cases[i].ok)
+			fail_msg("'%s': expected %s, got %d (%s)", cases[i].name,
+				 cases[i].ok ? "ok" : "error", rc, why);
+	}
+	/* RFC 7143 §4.2.7.1: at most 223 bytes */
+	snprintf(longname, sizeof(longname), "iqn.2026-11.org.iserd:%0201d", 0);
+	assert_int_equal(strlen(longname), 223);
+	assert_int_equal(isd_target_name_check(longname, why, sizeof(why)), 0);
+	strcat(longname, "1");
+	assert_int_equal(isd_target_name_check(longname, why, sizeof(why)), -EINVAL);
+}
+
+static void
+test_size_parse_table(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(isd_target_size_parse("1G", &v), 0);
+	assert_true(v == 1ULL << 30);
+	assert_int_equal(isd_target_size_parse("512k", &v), 0);
+	assert_true(v == 512ULL << 10);
+	assert_int_equal(isd_target_size_parse("4096", &v), 0);
+	assert_true(v == 4096);
+	assert_int_equal(isd_target_size_parse("2T", &v), 0);
+	assert_true(v == 2ULL << 40);
+	assert_int_equal(isd_target_size_parse("0", &v), -EINVAL);
+	assert_int_equal(isd_target_size_parse("", &v), -EINVAL);
+	assert_int_equal(isd_target_size_parse("1GB", &v), 0);
+	assert_true(v == 1ULL << 30);
+	assert_int_equal(isd_target_size_parse("2MiB", &v), 0);
+	assert_true(v == 2ULL << 20);
+	assert_int_equal(isd_target_size_parse("1GX", &v), -EINVAL);
+	assert_int_equal(isd_target_size_parse("1iB", &v), -EINVAL);
+	assert_int_equal(isd_target_size_parse("-1G", &v), -EINVAL);
+	assert_int_equal(isd_target_size_parse("1.5G", &v), -EINVAL);
+	assert_int_equal(isd_target_size_parse("99999999999999999999", &v), -EINVAL);
+	assert_int_equal(isd_target_size_parse("16777216T", &v), -EINVAL);
+}
+
+static const char g_full_conf[] =
+    "# a full example\n"
+    "global = {\n"
+    "  log_level = \"warn\";\n"
+    "  debug = \"iscsi\";\n"
+    "  login_timeout = 20;\n"
+    "  nop_interval = 0;\n"
+    "  nop_timeout = 2.5;\n"
+    "  max_sessions = 64;\n"
+    "  max_burst_length = 524288;\n"
+    "  discovery_auth = { chap = \"disc:discsecret12\"; };\n"
+    "};\n"
+    "portals = ( \"tcp://0.0.0.0:3260\", { url = \"tcp://[::]:3260\"; tpgt = 1; } );\n"
+    "targets = (\n"
+    "  {\n"
+    "    name = \"iqn.2026-11.org.iserd:disk1\";\n"
+    "    alias = \"first\";\n"
+    "    tpgt = 1;\n"
+    "    luns = (\n"
+    "      { number = 0; backing = \"ram:256M\"; block_size = 4096; },\n"
+    "      { number = 3; backing = \"file:/var/tmp/d.img,size=1G\"; read_only = true;\n"
+    "        vendor = \"ACME\"; product = \"Disk\"; serial = \"S123\"; },\n"
+    "      { backing = \"ram:1M\"; }\n"
+    "    );\n"
+    "    acl = [ \"iqn.1993-08.org.debian:01:abc\" ];\n"
+    "    chap = { user = \"alice\"; secret = \"alicesecret12\"; };\n"
+    "    mutual_chap = \"target:targetsecret1\";\n"
+    "    max_recv_data_segment_length = 65536;\n"
+    "    immediate_data = false;\n"
+    "    initial_r2t = true;\n"
+    "    header_digest = \"prefer\";\n"
+    "    data_digest = false;\n"
+    "    queue_depth = 32;\n"
+    "    max_outstanding_r2t = 4;\n"
+    "    first_burst_length = 65536;\n"
+    "  },\n"
+    "  { name = \"iqn.2026-11.org.iserd:disk2\"; luns = ( { backing = \"ram:1G\"; } ); }\n"
+    ");\n";
+
+static void
+test_file_full_example(void **state)
+{
+	struct isd_target_cfg cfg;
+	struct isd_target_node_cfg *n;
+	char err[512] = "";
+	const char *path = write_file("full.conf", g_full_conf);
+
+	(void)state;
+	isd_target_cfg_init(&cfg);
+	if (isd_target_cfg_load_file(path, &cfg, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(isd_target_cfg_validate(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.log_level, ISD_LOG_WARN);
+	assert_string_equal(cfg.debug, "iscsi");
+	assert_true(cfg.login_timeout_ms == 20000);
+	assert_true(cfg.nop_interval_ms == 0);
+	assert_true(cfg.nop_timeout_ms == 2500);
+	assert_true(cfg.max_sessions == 64);
+	assert_true(cfg.neg.max_burst_length == 524288);
+	assert_true(cfg.discovery_auth.require_chap);
+	assert_string_equal(cfg.discovery_auth.chap.user, "disc");
+	assert_int_equal(cfg.portal_count, 2);
+	assert_string_equal(cfg.portals[1].host, "::");
+	assert_int_equal(cfg.portals[1].tpgt, 1);
+	assert_int_equal(cfg.node_count, 2);
+	n = &cfg.nodes[0];
+	assert_string_equal(n->alias, "first");
+	assert_int_equal(n->lun_count, 3);
+	assert_int_equal(n->luns[0].block_size, 4096);
+	assert_int_equal(n->luns[1].number, 3);
+	assert_true(n->luns[1].read_only);
+	assert_string_equal(n->luns[1].vendor, "ACME");
+	assert_string_equal(n->luns[1].serial, "S123");
+	assert_int_equal(n->luns[2].number, 4);
+	assert_non_null(strstr(n->luns[0].origin, "full.conf:19"));
+	assert_int_equal(n->acl_count, 1);
+	assert_true(n->auth.require_chap && n->auth.mutual);
+	assert_string_equal(n->auth.chap.secret, "alicesecret12");
+	assert_string_equal(n->auth.mutual_chap.user, "target");
+	assert_true(n->neg.max_recv_data_segment_length == 65536);
+	assert_int_equal(n->neg.immediate_data, 0);
+	assert_int_equal(n->neg.initial_r2t, 1);
+	assert_int_equal(n->neg.header_digest, ISD_TARGET_DIGEST_PREFER);
+	assert_int_equal(n->neg.data_digest, ISD_TARGET_DIGEST_NONE);
+	assert_true(n->neg.queue_depth == 32);
+	assert_false(n->from_flags);
+	isd_target_cfg_fini(&cfg);
+}
+
+/* Loads text as a file and expects an error containing needle. */
+static void
+expect_file_error(const char *text, const char *needle)
+{
+	struct isd_target_cfg cfg;
+	char err[512] = "";
+	const char *path = write_file("bad.conf", text);
+	int rc;
+
+	isd_target_cfg_init(&cfg);
+	rc = isd_target_cfg_load_file(path, &cfg, err, sizeof(err));
+	if (rc == 0)
+		rc = isd_target_cfg_validate(&cfg, err, sizeof(err));
+	if (rc == 0)
+		fail_msg("expected an error containing '%s'", needle);
+	if (strstr(err, needle) == NULL)
+		fail_msg("error '%s' lacks '%s'", err, needle);
+	assert_null(strchr(err, '\n'));
+	isd_target_cfg_fini(&cfg);
+}
+
+static void
+test_file_rejects_unknown_key_with_line(void **state)
+{
+	(void)state;
+	expect_file_error("targets = (\n"
+			  "  { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "    luns = ( { backing = \"ram:1G\"; } );\n"
+			  "    max_burst_lenght = 4096;\n"
+			  "  }\n"
+			  ");\n",
+			  "bad.conf:4: unknown setting 'max_burst_lenght' in target");
+	expect_file_error("\nglobal = { log_lvl = \"info\"; };\n",
+			  "bad.conf:2: unknown setting 'log_lvl' in global");
+	expect_file_error("portal = ( \"tcp://0.0.0.0\" );\n",
+			  "bad.conf:1: unknown setting 'portal' in the top level");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\";\n  readonly = true; } ); } );\n",
+			  "bad.conf:3: unknown setting 'readonly' in lun");
+}
+
+static void
+test_file_rejects_bad_values(void **state)
+{
+	(void)state;
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:12Q\"; } ); } );\n",
+			  "bad.conf:2: backing ram:12Q: bad size '12Q'");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { number = 1; backing = \"ram:1G\"; },\n"
+			  "           { number = 1; backing = \"ram:2G\"; } ); } );\n",
+			  "duplicate LUN 1 in target iqn.2026-11.org.iserd:a");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { number = 1; backing = \"ram:1G\"; },\n"
+			  "           { number = 1; backing = \"ram:2G\"; } ); } );\n",
+			  "bad.conf:3:");
+	expect_file_error("targets = ( {\n name = \"iqn.2026-11.Org.iserd\";\n"
+			  " luns = ( { backing = \"ram:1G\"; } ); } );\n",
+			  "bad.conf:2: invalid target name 'iqn.2026-11.Org.iserd'");
+	expect_file_error("portals = ( \"iser://0.0.0.0:3260\" );\n",
+			  "iser:// portals are not available in this build yet");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\"; } );\n",
+			  "has no LUNs");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\"; block_size = 1024; } ); } );\n",
+			  "block_size must be 512 or 4096");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\"; } );\n"
+			  "  queue_depth = 0; } );\n",
+			  "queue_depth 0 out of range");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\"; } );\n"
+			  "  first_burst_length = 1048576; max_burst_length = 65536; } );\n",
+			  "first_burst_length 1048576 exceeds max_burst_length 65536");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\"; } );\n"
+			  "  header_digest = \"maybe\"; } );\n",
+			  "bad.conf:3: 'header_digest' must be");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\"; } );\n"
+			  "  immediate_data = \"yes\"; } );\n",
+			  "bad.conf:3: 'immediate_data' must be true or false");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\"; } );\n"
+			  "  mutual_chap = \"a:b\"; } );\n",
+			  "mutual_chap needs chap");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\"; } );\n"
+			  "  acl = [ \"Bad\" ]; } );\n",
+			  "bad.conf:3: invalid initiator name 'Bad'");
+	expect_file_error("global = { log_level = \"loud\"; };\n", "bad.conf:1: log_level 'loud'");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\"; } ); },\n"
+			  "  { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\"; } ); } );\n",
+			  "bad.conf:3: duplicate target");
+}
+
+static void
+test_file_syntax_error_and_missing(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512];
+	char missing[128];
+
+	(void)state;
+	expect_file_error("global = {\n  log_level = \"info\";\n  debug = ;\n};\n",
+			  "bad.conf:3: syntax error");
+	isd_target_cfg_init(&cfg);
+	snprintf(missing, sizeof(missing), "%s/nope.conf", g_tmpdir);
+	assert_int_equal(isd_target_cfg_load_file(missing, &cfg, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "nope.conf: No such file or directory"));
+	isd_target_cfg_fini(&cfg);
+}
+
+static void
+test_flags_add_to_file(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512];
+	const char *path =
+	    write_file("base.conf", "global = { log_level = \"error\"; };\n"
+				    "portals = ( \"tcp://127.0.0.1:3300\" );\n"
+				    "targets = ( { name = \"iqn.2026-11.org.iserd:disk1\";\n"
+				    "  luns = ( { backing = \"ram:1G\"; } ); } );\n");
+	char pathcopy[128];
+
+	(void)state;
+	snprintf(pathcopy, sizeof(pathcopy), "%s", path);
+	/* --target naming a configured target selects it; a new one is added */
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-p", "tcp://127.0.0.1:3301", "--target",
+			       "iqn.2026-11.org.iserd:disk1", "--lun", "ram:8M", "--allow",
+			       "iqn.2026-11.org.x:ini", "-t", "iqn.2026-11.org.iserd:disk2", "-c",
+			       pathcopy, "-v", NULL),
+			 0);
+	assert_string_equal(cfg.config_file, pathcopy);
+	assert_int_equal(cfg.log_level, ISD_LOG_DEBUG); /* flags win */
+	assert_int_equal(cfg.portal_count, 2);
+	assert_int_equal(cfg.portals[0].port, 3300);
+	assert_int_equal(cfg.portals[1].port, 3301);
+	assert_int_equal(cfg.node_count, 2);
+	assert_int_equal(cfg.nodes[0].lun_count, 2);
+	assert_int_equal(cfg.nodes[0].luns[1].number, 1);
+	assert_int_equal(cfg.nodes[0].acl_count, 1);
+	assert_int_equal(cfg.nodes[1].lun_count, 1);
+	isd_target_cfg_fini(&cfg);
+
+	/* a file without portals or targets gets the defaults */
+	path = write_file("empty.conf", "global = { max_sessions = 4; };\n");
+	snprintf(pathcopy, sizeof(pathcopy), "%s", path);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-c", pathcopy, NULL), 0);
+	assert_int_equal(cfg.portal_count, 1);
+	assert_int_equal(cfg.node_count, 1);
+	assert_true(cfg.max_sessions == 4);
+	isd_target_cfg_fini(&cfg);
+
+	/* errors in the file surface through the flag parser */
+	path = write_file("typo.conf", "\n\nglobal = { max_session = 4; };\n");
+	snprintf(pathcopy, sizeof(pathcopy), "%s", path);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--config", pathcopy, NULL), -EINVAL);
+	assert_non_null(strstr(err, "typo.conf:3: unknown setting 'max_session' in global"));
+	isd_target_cfg_fini(&cfg);
+}
+
+static void
+test_check_backing(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512];
+	char spec[160];
+
+	(void)state;
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--lun", "file:/nonexistent/nope", NULL), 0);
+	assert_int_equal(isd_target_cfg_check_backing(&cfg, err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "--lun file:/nonexistent/nope: No such file or directory");
+	isd_target_cfg_fini(&cfg);
+	/* a missing file with size= will be created: fine */
+	snprintf(spec, sizeof(spec), "file:%s/new.img,size=1M", g_tmpdir);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--lun", spec, "--lun", "ram:1M", NULL), 0);
+	assert_int_equal(isd_target_cfg_check_backing(&cfg, err, sizeof(err)), 0);
+	isd_target_cfg_fini(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--lun", "dev:/dev/null", NULL), 0);
+	assert_int_equal(isd_target_cfg_check_backing(&cfg, err, sizeof(err)), -ENOTBLK);
+	isd_target_cfg_fini(&cfg);
+}
+
+/* The example shipped in docs/ must load and validate as it is. */
+static void
+test_shipped_example_is_valid(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512] = "", path[4096];
+	const char *marker = strstr(__FILE__, "tests/unit/target/");
+
+	(void)state;
+	if (marker == NULL)
+		skip();
+	snprintf(path, sizeof(path), "%.*sdocs/iserd.conf.example", (int)(marker - __FILE__),
+		 __FILE__);
+	if (access(path, R_OK) != 0)
+		skip();
+	isd_target_cfg_init(&cfg);
+	if (isd_target_cfg_load_file(path, &cfg, err, sizeof(err)) != 0 ||
+	    isd_target_cfg_validate(&cfg, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(cfg.node_count, 2);
+	assert_int_equal(cfg.portal_count, 2);
+	isd_target_cfg_fini(&cfg);
+}
+
+static void
+on_shutdown(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* Builds the target from flags on a fresh reactor; returns start's rc. */
+static int
+start_from(struct isd_reactor **r, struct isd_target_running **rt, char *err, size_t errlen,
+	   const char *portal, const char *lun)
+{
+	struct isd_target_cfg cfg;
+	int rc;
+
+	assert_int_equal(parse(&cfg, err, errlen, "--portal", portal, "--lun", lun, NULL), 0);
+	assert_int_equal(isd_reactor_create(r), 0);
+	rc = isd_target_start(&cfg, *r, rt, err, errlen);
+	isd_target_cfg_fini(&cfg);
+	return rc;
+}
+
+static void
+test_start_and_clean_shutdown(void **state)
+{
+	struct isd_reactor *r;
+	struct isd_target_running *rt;
+	struct isd_iscsi_stats st;
+	char err[512] = "";
+	bool done = false;
+
+	(void)state;
+	if (start_from(&r, &rt, err, sizeof(err), "tcp://127.0.0.1:0", "ram:1M") != 0)
+		fail_msg("start: %s", err);
+	isd_target_get_stats(rt, &st);
+	assert_true(st.connections == 0);
+	isd_target_shutdown(rt, on_shutdown, &done);
+	/* callbacks never run inside the call */
+	assert_false(done);
+	for (int i = 0; i < 100 && !done; i++)
+		assert_int_equal(isd_reactor_poll(r, 10), 0);
+	assert_true(done);
+	isd_target_stop(rt);
+	isd_reactor_destroy(r);
+}
+
+static void
+test_start_reports_busy_port(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	struct isd_reactor *r;
+	struct isd_target_running *rt = NULL;
+	char err[512] = "", portal[64], want[64];
+	int fd, rc;
+
+	(void)state;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(portal, sizeof(portal), "tcp://127.0.0.1:%u", ntohs(sa.sin_port));
+	snprintf(want, sizeof(want), "127.0.0.1:%u: Address already in use", ntohs(sa.sin_port));
+	rc = start_from(&r, &rt, err, sizeof(err), portal, "ram:1M");
+	assert_int_equal(rc, -EADDRINUSE);
+	assert_string_equal(err, want);
+	isd_reactor_destroy(r);
+	close(fd);
+}
+
+static void
+test_start_reports_missing_file(void **state)
+{
+	struct isd_reactor *r;
+	struct isd_target_running *rt = NULL;
+	char err[512] = "", spec[128], want[192];
+	FILE *f;
+	int rc;
+
+	(void)state;
+	rc = start_from(&r, &rt, err, sizeof(err), "tcp://127.0.0.1:0", "file:/nonexistent/nope");
+	assert_int_equal(rc, -ENOENT);
+	assert_string_equal(err, "--lun file:/nonexistent/nope: No such file or directory");
+	isd_reactor_destroy(r);
+
+	/* a file whose size is not a whole number of blocks */
+	snprintf(spec, sizeof(spec), "file:%s/odd.img", g_tmpdir);
+	f = fopen(spec + 5, "w");
+	assert_non_null(f);
+	fputs("not a multiple of 512", f);
+	fclose(f);
+	rc = start_from(&r, &rt, err, sizeof(err), "tcp://127.0.0.1:0", spec);
+	assert_int_equal(rc, -EINVAL);
+	snprintf(want, sizeof(want), "--lun %s: size 21 bytes", spec);
+	if (strstr(err, want) == NULL)
+		fail_msg("error '%s' lacks '%s'", err, want);
+	isd_reactor_destroy(r);
+}
+
+static int
+setup_tmp(void **state)
+{
+	(void)state;
+	snprintf(g_tmpdir, sizeof(g_tmpdir), "/tmp/isd_test_config.XXXXXX");
+	return mkdtemp(g_tmpdir) ? 0 : -1;
+}
+
+static int
+teardown_tmp(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_args_defaults),
+	    cmocka_unit_test(test_args_good_flags),
+	    cmocka_unit_test(test_args_lun_before_target_goes_to_default),
+	    cmocka_unit_test(test_args_help_version),
+	    cmocka_unit_test(test_args_rejects_bad_flags),
+	    cmocka_unit_test(test_args_chap_error_hides_secret),
+	    cmocka_unit_test(test_name_check_table),
+	    cmocka_unit_test(test_size_parse_table),
+	    cmocka_unit_test(test_file_full_example),
+	    cmocka_unit_test(test_file_rejects_unknown_key_with_line),
+	    cmocka_unit_test(test_file_rejects_bad_values),
+	    cmocka_unit_test(test_file_syntax_error_and_missing),
+	    cmocka_unit_test(test_flags_add_to_file),
+	    cmocka_unit_test(test_check_backing),
+	    cmocka_unit_test(test_shipped_example_is_valid),
+	    cmocka_unit_test(test_start_and_clean_shutdown),
+	    cmocka_unit_test(test_start_reports_busy_port),
+	    cmocka_unit_test(test_start_reports_missing_file),
+	};
+
+	return cmocka_run_group_tests_name("target_config", tests, setup_tmp, teardown_tmp);
+}
