@@ -1232,6 +1232,8 @@ task_forget(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 		}
 		if (rc == 0)
 			rc = tx_detach(tx);
+		isd_log_dbg("tcp", "%s: itt 0x%x abandoned mid-PDU, finishing it from a copy",
+			    tc->peer, isd_task_itt(tt->task));
 	}
 	if (rc < 0) {
 		isd_log_warn("tcp %s: out of memory while abandoning a transfer", tc->peer);

@@ -36,6 +36,7 @@
 #include "scsi/scsi.h"
 #include "util/crc32c.h"
 #include "util/endian.h"
+#include "util/log.h"
 
 #define TGT_NAME "iqn.2026-11.org.iserd.test:tcp"
 #define INI_NAME "iqn.2026-11.org.iserd.test:client"
@@ -1086,6 +1087,177 @@ test_ahs_under_header_digest(void **state)
 	nop_ping(e, "still framed", 12);
 }
 
+/* Sends what it can; false once the target has dropped us. */
+static bool
+send_tolerant(struct env *e, const uint8_t *p, size_t len)
+{
+	int spins = 0;
+
+	while (len > 0) {
+		ssize_t n = send(e->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return false;
+			if (spins++ > 2000)
+				return false;
+			pump(e, 1);
+			/* drain whatever the target answers so it never blocks on us */
+			{
+				uint8_t sink[4096];
+
+				while (recv(e->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+					;
+			}
+			continue;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* Garbage after login (random headers, AHS and data lengths, with and without
+ * digests): the target may reject or drop, but must not crash or leak. */
+static void
+run_garbage(struct env *e, bool digests, unsigned int seed)
+{
+	uint8_t *buf = malloc(ISD_BHS_LEN + ISD_MAX_AHS_LEN + 20000);
+
+	assert_non_null(buf);
+	srand(seed);
+	login(e, digests, digests, 8192, 262144, 2);
+	for (int i = 0; i < 300; i++) {
+		size_t len = ISD_BHS_LEN;
+		uint32_t dsl;
+
+		for (int k = 0; k < ISD_BHS_LEN; k++)
+			buf[k] = (uint8_t)rand();
+		/* mostly plausible opcodes, sometimes anything */
+		if (i % 4 != 0) {
+			static const uint8_t ops[] = {0x00, 0x01, 0x02, 0x04, 0x05, 0x06, 0x10};
+
+			buf[0] = (uint8_t)((buf[0] & ISD_BHS_I) | ops[rand() % 7]);
+		}
+		if (rand() % 3 != 0)
+			buf[4] = 0;
+		dsl = (uint32_t)rand() % (i % 10 == 0 ? 16384u : 600u);
+		isd_bhs_set_dsl(buf, dsl);
+		len += isd_bhs_ahs_len(buf) + (digests ? 4 : 0) + dsl + isd_pad4(dsl) +
+		       (digests && dsl > 0 ? 4 : 0);
+		for (size_t k = ISD_BHS_LEN; k < len; k++)
+			buf[k] = (uint8_t)rand();
+		if (digests && rand() % 4 != 0) {
+			uint32_t ahs = isd_bhs_ahs_len(buf);
+
+			/* a valid header digest most of the time, to get past framing */
+			isd_tcp_put_digest(buf + ISD_BHS_LEN + ahs,
+					   isd_crc32c(buf, ISD_BHS_LEN + ahs));
+		}
+		if (!send_tolerant(e, buf, len))
+			break;
+		pump(e, 0);
+	}
+	for (int i = 0; i < 50; i++)
+		pump(e, 1);
+	free(buf);
+}
+
+static void
+test_garbage_no_digests(void **state)
+{
+	run_garbage(*state, false, 1);
+}
+
+static void
+test_garbage_with_digests(void **state)
+{
+	run_garbage(*state, true, 2);
+}
+
+/* A peer that stops reading with a large Data-In half sent, then logs out: the
+ * transfer is abandoned mid-PDU (the rest of that PDU is copied aside), the
+ * flush is bounded, and the connection goes away on its own. */
+static void
+test_stuck_peer_terminate_bounded(void **state)
+{
+	struct env *e = *state;
+	uint8_t bhs[ISD_BHS_LEN];
+	struct isd_iscsi_stats st;
+	uint64_t t0;
+
+	e->rcvbuf = 4096;
+	login(e, true, true, 262144, 262144, 1);
+	scsi_cmd_bhs(e, bhs, false, 0, LU_BYTES / BLK, LU_BYTES, e->itt++);
+	send_pdu(e, bhs, NULL, 0);
+	for (int i = 0; i < 20; i++)
+		pump(e, 1);
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_LOGOUT_REQ | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F | ISD_LOGOUT_CLOSE_SESSION;
+	put_be32(bhs + 16, e->itt++);
+	put_be32(bhs + 24, e->cmdsn);
+	put_be32(bhs + 28, e->exp_statsn);
+	send_pdu(e, bhs, NULL, 0);
+	t0 = isd_now_ns();
+	do {
+		pump(e, 10);
+		isd_iscsi_tgt_get_stats(e->tgt, &st);
+	} while (st.connections > 0 && isd_now_ns() - t0 < 6000000000ull);
+	assert_int_equal(st.connections, 0);
+	assert_int_equal(st.tasks, 0);
+}
+
+/* ABORT TASK for a READ whose Data-In is half in the socket: the PDU being written
+ * is finished from a private copy (framing and digests intact), the rest of the
+ * transfer is dropped, and the TMF response follows on a clean stream. */
+static void
+test_abort_mid_datain(void **state)
+{
+	struct env *e = *state;
+	uint8_t bhs[ISD_BHS_LEN];
+	uint32_t itt, tmf_itt, got = 0;
+	bool tmf_seen = false;
+
+	e->rcvbuf = 4096;
+	login(e, true, true, 262144, 262144, 1);
+	itt = e->itt++;
+	scsi_cmd_bhs(e, bhs, false, 0, LU_BYTES / BLK, LU_BYTES, itt);
+	send_pdu(e, bhs, NULL, 0);
+	for (int i = 0; i < 20; i++)
+		pump(e, 1);
+	tmf_itt = e->itt++;
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_TMF_REQ | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F | ISD_TMF_ABORT_TASK;
+	put_be32(bhs + 16, tmf_itt);
+	put_be32(bhs + 20, itt);
+	put_be32(bhs + 24, e->cmdsn);
+	put_be32(bhs + 28, e->exp_statsn);
+	put_be32(bhs + 32, e->cmdsn - 1);
+	send_pdu(e, bhs, NULL, 0);
+	for (int i = 0; i < 20; i++)
+		pump(e, 1);
+	while (!tmf_seen) {
+		struct rpdu p;
+
+		assert_int_equal(recv_pdu(e, &p), 0);
+		if (isd_bhs_opcode(p.bhs) == ISD_OP_DATA_IN) {
+			assert_int_equal(isd_bhs_itt(p.bhs), itt);
+			assert_int_equal(get_be32(p.bhs + 40), got);
+			assert_false(p.bhs[1] & ISD_DATAIN_S);
+			got += p.len;
+		} else {
+			assert_int_equal(isd_bhs_opcode(p.bhs), ISD_OP_TMF_RSP);
+			assert_int_equal(isd_bhs_itt(p.bhs), tmf_itt);
+			tmf_seen = true;
+		}
+		rpdu_fini(&p);
+	}
+	assert_true(got < LU_BYTES);
+	nop_ping(e, "clean stream", 12);
+}
+
 int
 main(void)
 {
@@ -1105,7 +1277,16 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_logout_flushes_then_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backpressure_partial_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ahs_under_header_digest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stuck_peer_terminate_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_mid_datain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_no_digests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_with_digests, setup, teardown),
 	};
 
+	/* ISD_TEST_DEBUG=tcp,iscsi shows the datamover's and the core's debug log. */
+	if (getenv("ISD_TEST_DEBUG") != NULL) {
+		isd_log_set_level(ISD_LOG_DEBUG);
+		isd_log_enable(getenv("ISD_TEST_DEBUG"));
+	}
 	return cmocka_run_group_tests_name("dmtcp_framing", tests, NULL, NULL);
 }
