@@ -102,6 +102,27 @@ isd_conn_close(struct isd_conn *c)
 	c->ops->terminate(c);
 }
 
+uint32_t
+isd_conn_rx_dsl(const struct isd_conn *c)
+{
+	const struct isd_params *p = &c->params;
+
+	/* iSER replaces MaxRecvDataSegmentLength by TargetRecvDataSegmentLength */
+	if (p->rdma_extensions && p->target_recv_dsl > 0)
+		return p->target_recv_dsl;
+	return p->max_recv_dsl;
+}
+
+uint32_t
+isd_conn_tx_dsl(const struct isd_conn *c)
+{
+	const struct isd_params *p = &c->params;
+
+	if (p->rdma_extensions && p->initiator_recv_dsl > 0)
+		return p->initiator_recv_dsl;
+	return p->max_xmit_dsl;
+}
+
 bool
 isd_conn_can_send(const struct isd_conn *c)
 {
@@ -264,9 +285,9 @@ isd_conn_ffp_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	uint8_t op = isd_bhs_opcode(pdu->bhs);
 	int reason;
 
-	reason = isd_bhs_check(pdu->bhs, true, c->params.max_recv_dsl);
+	reason = isd_bhs_check(pdu->bhs, true, isd_conn_rx_dsl(c));
 	if (reason == 0 && (pdu->data_len != isd_bhs_dsl(pdu->bhs) ||
-			    pdu->data_len > c->params.max_recv_dsl ||
+			    pdu->data_len > isd_conn_rx_dsl(c) ||
 			    pdu->ahs_len != isd_bhs_ahs_len(pdu->bhs)))
 		reason = ISD_REJECT_PROTOCOL_ERROR;
 	if (reason == 0 && !opcode_allowed(c, op))

@@ -242,6 +242,9 @@ void isd_conn_close(struct isd_conn *c);
 int isd_conn_send(struct isd_conn *c, struct isd_pdu *pdu);
 void isd_conn_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
 bool isd_conn_can_send(const struct isd_conn *c);
+/* Largest data segment we accept / may send in one PDU (iSER: RFC 7145 §6.2, §6.3). */
+uint32_t isd_conn_rx_dsl(const struct isd_conn *c);
+uint32_t isd_conn_tx_dsl(const struct isd_conn *c);
 /* Allocates a response PDU with room for data_cap bytes; NULL on failure (caller closes). */
 struct isd_pdu *isd_conn_pdu_alloc(struct isd_conn *c, uint8_t opcode, uint32_t data_cap);
 /* Fills StatSN (advancing it when `advance`), ExpCmdSN, MaxCmdSN. */

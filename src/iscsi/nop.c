@@ -29,8 +29,8 @@ isd_nop_out_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		return;
 	}
 	len = pdu->data_len;
-	if (len > c->params.max_xmit_dsl)
-		len = c->params.max_xmit_dsl;
+	if (len > isd_conn_tx_dsl(c))
+		len = isd_conn_tx_dsl(c);
 	rsp = isd_conn_pdu_alloc(c, ISD_OP_NOP_IN, len);
 	if (rsp == NULL) {
 		isd_conn_release_pdu(c, pdu);

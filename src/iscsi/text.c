@@ -113,7 +113,7 @@ static void
 text_send_chunk(struct isd_conn *c, const uint8_t *req_bhs)
 {
 	struct isd_text_state *ts = &c->text;
-	uint32_t max = c->params.max_xmit_dsl;
+	uint32_t max = isd_conn_tx_dsl(c);
 	uint32_t left = ts->rsp_len - ts->rsp_off;
 	uint32_t chunk;
 	struct isd_pdu *pdu;

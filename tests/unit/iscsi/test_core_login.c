@@ -601,6 +601,49 @@ test_login_non_login_pdu_closes(void **state)
 	assert_int_equal(f->fd.released, 1);
 }
 
+
+/* A response over 8192 bytes goes out in pieces with C=1 (RFC 7143 §11.13.2). */
+static void
+test_login_response_continuation(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *text = calloc(1, 8192);
+	uint32_t len = 0, total = 0;
+	struct isd_pdu *rsp;
+	char v[64];
+	int n;
+
+	assert_non_null(text);
+	len += (uint32_t)sprintf((char *)text + len, "InitiatorName=%s", INAME) + 1;
+	len += (uint32_t)sprintf((char *)text + len, "TargetName=%s", TNAME) + 1;
+	for (n = 0; n < 120; n++)
+		len += (uint32_t)sprintf((char *)text + len,
+					 "X-org.example.an-unknown-key-with-a-rather-long-name-%03d=1", n) + 1;
+	assert_true(len <= 8192);
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, text, len);
+	assert_non_null(rsp);
+	assert_int_equal(status_of(rsp), 0);
+	assert_true(rsp->bhs[1] & ISD_LOGIN_C);
+	assert_int_equal(rsp->bhs[1] & ISD_LOGIN_T, 0);
+	assert_int_equal(rsp->data_len, 8192);
+	assert_int_equal(get_be16(rsp->bhs + 14), 0);  /* no TSIH before the final response */
+	total += rsp->data_len;
+	isd_pdu_free(rsp);
+	/* an empty request fetches the rest */
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, NULL, 0);
+	assert_non_null(rsp);
+	assert_int_equal(status_of(rsp), 0);
+	assert_int_equal(rsp->bhs[1], OP_TO_FFP);
+	assert_int_not_equal(get_be16(rsp->bhs + 14), 0);
+	total += rsp->data_len;
+	assert_true(total > 8192);
+	assert_false(fake_text_get(rsp, "TargetPortalGroupTag", v, sizeof(v)));
+	isd_pdu_free(rsp);
+	assert_true(f->fd.noticed);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -628,6 +671,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_login_stage_backwards, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_non_login_pdu_closes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_response_continuation, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("core_login", tests, NULL, NULL);
