@@ -15,6 +15,23 @@ align16(size_t n)
 	return (n + 15) & ~(size_t)15;
 }
 
+/* Adapters from the SCSI layer's allocator shape to the datamover's hooks. */
+static void *
+isd_conn_buf_alloc(void *ctx, uint32_t len)
+{
+	struct isd_conn *c = ctx;
+
+	return c->ops->buf_alloc(c, len);
+}
+
+static void
+isd_conn_buf_free(void *ctx, void *buf, uint32_t len)
+{
+	struct isd_conn *c = ctx;
+
+	c->ops->buf_free(c, buf, len);
+}
+
 int
 isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 		const struct isd_conn_info *info, struct isd_reactor *r, struct isd_conn **out)
@@ -30,6 +47,11 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 		return -ENOMEM;
 	c->tgt = t;
 	c->ops = ops;
+	if (ops->buf_alloc != NULL && ops->buf_free != NULL) {
+		c->buf_ops.alloc = isd_conn_buf_alloc;
+		c->buf_ops.free = isd_conn_buf_free;
+		c->buf_ops.ctx = c;
+	}
 	c->reactor = r != NULL ? r : t->reactor;
 	if (info != NULL)
 		c->info = *info;

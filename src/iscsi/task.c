@@ -361,9 +361,11 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	t->cmd.write_flag = wr;
 	t->cmd.task_attr = flags & ISD_CMD_ATTR_MASK;
 	t->cmd.tag = itt;
-	t->cmd.buf_ops = NULL;
+	t->cmd.buf_ops = c->buf_ops.alloc != NULL ? &c->buf_ops : NULL;
 	t->cmd.done = scsi_done;
 	t->cmd.cb_arg = t;
+	if (c->ops->task_init != NULL)
+		c->ops->task_init(c, t, pdu);
 
 	if (rd && wr) {
 		/* bidirectional commands are not supported */
