@@ -214,8 +214,8 @@ isd_bstore_ram_create(struct isd_reactor *r, uint64_t size, struct isd_bstore **
 	rb->page = (size_t)page;
 	rb->map_len = (size_t)((size + rb->page - 1) / rb->page * rb->page);
 	/* NORESERVE: a thin 1T RAM LU only costs what is written to it. */
-	p = mmap(NULL, rb->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
+	p = mmap(NULL, rb->map_len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		free(rb);
 		return -ENOMEM;

@@ -77,6 +77,7 @@ struct uring_bs {
 	bool is_dev;
 	struct uring_ctx *ctx;
 	unsigned inflight;              /* this store's requests not yet completed */
+	TAILQ_HEAD(, uring_req) deferred;       /* completions waiting on a reactor timer */
 };
 
 static pthread_mutex_t g_ring_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -344,7 +345,18 @@ uring_deferred_done(void *arg)
 {
 	struct uring_req *req = arg;
 
+	TAILQ_REMOVE(&req->ubs->deferred, req, link);
 	req_finish(req, req->status);
+}
+
+/* Completes a request that never went to the kernel, from the reactor. */
+static void
+req_defer(struct uring_req *req, int status)
+{
+	req->status = status;
+	isd_timer_init(&req->timer, uring_deferred_done, req);
+	TAILQ_INSERT_TAIL(&req->ubs->deferred, req, link);
+	isd_reactor_defer(req->ubs->bs.reactor, &req->timer);
 }
 
 static int
@@ -374,9 +386,7 @@ uring_rw(struct isd_bstore *bs, enum uring_op op, const struct iovec *iov, int i
 	ubs->inflight++;
 	if (n == 0) {
 		/* Nothing to move: complete from the reactor without bothering the kernel. */
-		req->status = 0;
-		isd_timer_init(&req->timer, uring_deferred_done, req);
-		isd_reactor_defer(bs->reactor, &req->timer);
+		req_defer(req, 0);
 		return 0;
 	}
 	req_queue(ubs->ctx, req);
@@ -437,16 +447,11 @@ uring_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb c
 		 * the ioctl only queues the discard in the block layer, so running it
 		 * here is cheap. Its result is delivered from the reactor.
 		 */
-		req->status = len == 0 ? 0 : (ioctl(ubs->fd, BLKDISCARD, range) < 0 ? -errno : 0);
-		isd_timer_init(&req->timer, uring_deferred_done, req);
-		isd_reactor_defer(bs->reactor, &req->timer);
+		req_defer(req, len == 0 ? 0 : (ioctl(ubs->fd, BLKDISCARD, range) < 0 ? -errno : 0));
 		return 0;
 	}
 	if (len == 0) {
-		req->op = UOP_BLKDISCARD;
-		req->status = 0;
-		isd_timer_init(&req->timer, uring_deferred_done, req);
-		isd_reactor_defer(bs->reactor, &req->timer);
+		req_defer(req, 0);
 		return 0;
 	}
 	req_queue(ubs->ctx, req);
@@ -457,7 +462,15 @@ static void
 uring_destroy(struct isd_bstore *bs)
 {
 	struct uring_bs *ubs = (struct uring_bs *)bs;
+	struct uring_req *req;
 
+	/* Completions that never reached the kernel are dropped with the store. */
+	while ((req = TAILQ_FIRST(&ubs->deferred)) != NULL) {
+		TAILQ_REMOVE(&ubs->deferred, req, link);
+		isd_reactor_timer_stop(bs->reactor, &req->timer);
+		ubs->inflight--;
+		free(req);
+	}
 	/*
 	 * The owner promised nothing is in flight; if it lied, wait for the
 	 * kernel to finish with the buffers before they can be freed under it.
@@ -500,6 +513,7 @@ isd_bstore_uring_open(struct isd_reactor *r, const char *path, bool is_dev, uint
 	ubs = calloc(1, sizeof(*ubs));
 	if (ubs == NULL)
 		return -ENOMEM;
+	TAILQ_INIT(&ubs->deferred);
 	ubs->fd = open(path, flags, 0600);
 	if (ubs->fd < 0) {
 		rc = -errno;
@@ -528,7 +542,8 @@ isd_bstore_uring_open(struct isd_reactor *r, const char *path, bool is_dev, uint
 	} else {
 		if (!S_ISREG(st.st_mode)) {
 			rc = -EINVAL;
-			snprintf(err, err_len, "%s is not a regular file (use dev: for devices)", path);
+			snprintf(err, err_len, "%s is not a regular file (dev: is for devices)",
+				 path);
 			goto err_close;
 		}
 		if (size == 0) {

@@ -228,20 +228,25 @@ itn_find(struct isd_scsi_lu *lu, uint64_t id)
  * BUS DEVICE RESET OCCURRED pending (SAM-5 6.3.1), whether or not the
  * transport announced it with isd_scsi_nexus_add().
  */
+static void
+itn_set_names(struct isd_scsi_itn *itn, const struct isd_scsi_nexus *nexus)
+{
+	snprintf(itn->iport, sizeof(itn->iport), "%s", nexus->initiator_port);
+	snprintf(itn->tport, sizeof(itn->tport), "%s", nexus->target_port);
+}
+
 struct isd_scsi_itn *
 isd_scsi_itn_get(struct isd_scsi_lu *lu, struct isd_scsi_nexus *nexus)
 {
 	struct isd_scsi_itn *itn = itn_find(lu, nexus->id);
 
-	if (itn != NULL) {
-		itn->nexus = nexus;
+	if (itn != NULL)
 		return itn;
-	}
 	itn = calloc(1, sizeof(*itn));
 	if (itn == NULL)
 		return NULL;
 	itn->nexus_id = nexus->id;
-	itn->nexus = nexus;
+	itn_set_names(itn, nexus);
 	itn->ua = ISD_UA_POWER_ON;
 	TAILQ_INSERT_TAIL(&lu->itns, itn, link);
 	return itn;
@@ -263,10 +268,7 @@ isd_scsi_ua_raise_ports(struct isd_scsi_lu *lu, uint32_t ua, const char *iport, 
 	struct isd_scsi_itn *itn;
 
 	TAILQ_FOREACH(itn, &lu->itns, link) {
-		if (itn->nexus == NULL)
-			continue;
-		if (strcmp(itn->nexus->initiator_port, iport) == 0 &&
-		    strcmp(itn->nexus->target_port, tport) == 0)
+		if (strcmp(itn->iport, iport) == 0 && strcmp(itn->tport, tport) == 0)
 			itn->ua |= ua;
 	}
 }
@@ -316,7 +318,7 @@ isd_scsi_nexus_add(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus)
 		/* A fresh nexus that reuses an id gets a fresh state. */
 		itn = itn_find(lu, nexus->id);
 		if (itn != NULL) {
-			itn->nexus = nexus;
+			itn_set_names(itn, nexus);
 			itn->ua = ISD_UA_POWER_ON;
 			itn->prevent = false;
 		} else if (isd_scsi_itn_get(lu, nexus) == NULL) {
@@ -577,6 +579,17 @@ cmd_reset_results(struct isd_scsi_cmd *cmd)
 	cmd->aux_len = 0;
 }
 
+/* A command finished in setup has nothing left for exec (should exec be called anyway). */
+static int
+op_setup(struct isd_scsi_cmd *cmd, const struct isd_scsi_op *op)
+{
+	int rc = op->setup(cmd);
+
+	if (rc != ISD_SCSI_SETUP_READY)
+		cmd->op = NULL;
+	return rc;
+}
+
 int
 isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 {
@@ -605,7 +618,7 @@ isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 			return ISD_SCSI_SETUP_DONE;
 		}
 		cmd->op = op;
-		return op->setup(cmd);
+		return op_setup(cmd, op);
 	}
 	cmd->lu = lu;
 	itn = isd_scsi_itn_get(lu, nexus);
@@ -642,7 +655,7 @@ isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 		return ISD_SCSI_SETUP_DONE;
 	}
 	cmd->op = op;
-	return op->setup(cmd);
+	return op_setup(cmd, op);
 }
 
 void

@@ -55,7 +55,8 @@ type_all_regs(uint8_t type)
 static bool
 reg_matches(const struct isd_scsi_pr_reg *reg, const struct isd_scsi_nexus *n)
 {
-	return strcmp(reg->iport, n->initiator_port) == 0 && strcmp(reg->tport, n->target_port) == 0;
+	return strcmp(reg->iport, n->initiator_port) == 0 &&
+	       strcmp(reg->tport, n->target_port) == 0;
 }
 
 struct isd_scsi_pr_reg *
@@ -209,7 +210,8 @@ isd_pr_exec_in(struct isd_scsi_cmd *cmd)
 		put_be16(b, 8);
 		b[2] = 0x10;                    /* CRH; no SIP_C, ATP_C, PTPL_C */
 		b[3] = 0x80;                    /* TMV: the type mask below is valid */
-		b[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02; /* WR_EX_AR EX_AC_RO WR_EX_RO EX_AC WR_EX */
+		/* WR_EX_AR, EX_AC_RO, WR_EX_RO, EX_AC, WR_EX; then EX_AC_AR */
+		b[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02;
 		b[5] = 0x01;                    /* EX_AC_AR */
 		off = 8;
 		break;

@@ -125,7 +125,7 @@ struct isd_scsi_cmd {
 	TAILQ_ENTRY(isd_scsi_cmd) link;
 	const void *op;                 /* the decoded command's descriptor */
 	uint32_t io_flags;              /* ISD_SCSI_IOF_* (scsi_int.h) */
-	uint32_t data_out_len;          /* bytes of data-out the buffer takes: min(edtl, xfer_len) */
+	uint32_t data_out_len;          /* data-out the buffer takes: min(edtl, xfer_len) */
 	uint64_t io_pos;                /* progress of multi-step commands (WRITE SAME, UNMAP) */
 	uint64_t io_end;
 	void *aux_buf;                  /* second buffer (compare reads), freed by release */

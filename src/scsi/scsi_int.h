@@ -90,7 +90,10 @@ extern const size_t g_isd_scsi_nops;
 struct isd_scsi_itn {
 	TAILQ_ENTRY(isd_scsi_itn) link;
 	uint64_t nexus_id;
-	struct isd_scsi_nexus *nexus;   /* the transport's; valid while the nexus exists */
+	/* Port names copied from the nexus: PR unit attentions find a nexus by
+	 * them, and a copy cannot dangle if the transport frees its nexus early. */
+	char iport[256];
+	char tport[256];
 	uint32_t ua;                    /* ISD_UA_* pending */
 	bool prevent;                   /* PREVENT ALLOW MEDIUM REMOVAL */
 };

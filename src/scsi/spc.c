@@ -314,7 +314,7 @@ mode_page(struct isd_scsi_lu *lu, uint8_t page, uint8_t pc, uint8_t *b)
 		b[1] = MODE_CONTROL_LEN - 2;
 		if (pc != 1) {
 			b[2] = 0x02;                    /* GLTSD: no saved log parameters */
-			b[3] = 0x10;                    /* QUEUE ALGORITHM MODIFIER 1: unrestricted */
+			b[3] = 0x10;    /* QUEUE ALGORITHM MODIFIER 1: unrestricted */
 			put_be16(b + 8, 0xffff);        /* BUSY TIMEOUT PERIOD: unlimited */
 		}
 		return MODE_CONTROL_LEN;
@@ -460,14 +460,17 @@ mode_select_apply(struct isd_scsi_cmd *cmd, bool *changed)
 		bool longlba = is10 && (p[4] & 0x01);
 		uint32_t dlen = longlba ? 16 : 8;
 		const uint8_t *d = p + hdr;
-		uint64_t nb = longlba ? get_be64(d) : get_be32(d);
-		uint32_t bs = longlba ? get_be32(d + 12) : get_be24(d + 5);
+		uint64_t nb;
+		uint32_t bs;
 
-		/* One descriptor, and it may not change the geometry. */
+		/* One descriptor (bdl <= len - hdr was checked), and it may not change
+		 * the geometry. */
 		if (bdl != dlen) {
 			isd_scsi_invalid_param(cmd, is10 ? 6 : 3, -1);
 			return false;
 		}
+		nb = longlba ? get_be64(d) : get_be32(d);
+		bs = longlba ? get_be32(d + 12) : get_be24(d + 5);
 		if (bs != 0 && bs != lu->block_size) {
 			isd_scsi_invalid_param(cmd, (uint16_t)(hdr + (longlba ? 12 : 5)), -1);
 			return false;

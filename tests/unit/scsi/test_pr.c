@@ -1,0 +1,305 @@
+/* Persistent reservations (SPC-5 5.14): register/reserve/conflict sequences. */
+#include "scsi_harness.h"
+#include "scsi/scsi_int.h"
+
+enum { A = 0, B = 1, C = 2 };
+
+static struct h_res *
+pr_out(struct h *h, int nexus, uint8_t sa, uint8_t type, uint64_t key, uint64_t sakey,
+       uint8_t flags)
+{
+	uint8_t cdb[10] = { 0x5f, sa, type, 0, 0, 0, 0, 0, 24, 0 };
+	uint8_t p[24];
+
+	memset(p, 0, sizeof(p));
+	put_be64(p, key);
+	put_be64(p + 8, sakey);
+	p[20] = flags;
+	return h_run(h, nexus, 0, cdb, 10, p, sizeof(p));
+}
+
+static struct h_res *
+pr_in(struct h *h, int nexus, uint8_t sa)
+{
+	uint8_t cdb[10] = { 0x5e, sa, 0, 0, 0, 0, 0, 0x10, 0x00, 0 };
+
+	return h_run(h, nexus, 0, cdb, 10, NULL, 0);
+}
+
+static struct h_res *
+wr(struct h *h, int nexus)
+{
+	uint8_t blk[512] = { 1 };
+
+	return h_rw10(h, nexus, 0, 0x2a, 5, 1, blk, sizeof(blk));
+}
+
+static struct h_res *
+rd(struct h *h, int nexus)
+{
+	return h_rw10(h, nexus, 0, 0x28, 5, 1, NULL, 0);
+}
+
+static void
+setup(struct h *h)
+{
+	h_init(h);
+	h_add_ram_lu(h, 0, false, false);
+	h_clear_ua(h, 0);
+}
+
+static void
+test_pr_register_and_keys(void **state)
+{
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h);
+	/* unregistered with a non-zero key: conflict */
+	assert_status(pr_out(&h, A, 0, 0, 0x99, 0xa, 0), ISD_SAM_RESERVATION_CONFLICT);
+	assert_good(pr_out(&h, A, 0, 0, 0, 0xa, 0));
+	assert_good(pr_out(&h, B, 0, 0, 0, 0xb, 0));
+	res = pr_in(&h, A, 0);
+	assert_good(res);
+	assert_int_equal(get_be32(res->data), 2);       /* PRgeneration */
+	assert_int_equal(get_be32(res->data + 4), 16);
+	assert_true(get_be64(res->data + 8) == 0xa);
+	assert_true(get_be64(res->data + 16) == 0xb);
+	/* re-register with the wrong key: conflict; with the right one: key changes */
+	assert_status(pr_out(&h, A, 0, 0, 0xb, 0xaa, 0), ISD_SAM_RESERVATION_CONFLICT);
+	assert_good(pr_out(&h, A, 0, 0, 0xa, 0xaa, 0));
+	/* REGISTER AND IGNORE EXISTING KEY */
+	assert_good(pr_out(&h, A, 6, 0, 0x1234, 0xa, 0));
+	res = pr_in(&h, A, 0);
+	assert_int_equal(get_be32(res->data), 4);
+	assert_true(get_be64(res->data + 8) == 0xa);
+	/* APTPL, ALL_TG_PT, SPEC_I_PT are refused: INVALID FIELD IN PARAMETER LIST */
+	assert_sense(pr_out(&h, C, 0, 0, 0, 0xc, 0x01), ISD_SK_ILLEGAL_REQUEST, 0x26, 0x00);
+	assert_sense(pr_out(&h, C, 0, 0, 0, 0xc, 0x04), ISD_SK_ILLEGAL_REQUEST, 0x26, 0x00);
+	assert_sense(pr_out(&h, C, 0, 0, 0, 0xc, 0x08), ISD_SK_ILLEGAL_REQUEST, 0x26, 0x00);
+	/* unregister */
+	assert_good(pr_out(&h, B, 0, 0, 0xb, 0, 0));
+	res = pr_in(&h, A, 0);
+	assert_int_equal(get_be32(res->data + 4), 8);
+	/* REPORT CAPABILITIES */
+	res = pr_in(&h, A, 2);
+	assert_good(res);
+	assert_int_equal(get_be16(res->data), 8);
+	assert_int_equal(res->data[2] & 0x0d, 0);       /* no SIP_C, ATP_C, PTPL_C */
+	assert_int_equal(res->data[3] & 0x80, 0x80);    /* TMV */
+	assert_int_equal(res->data[4], 0xea);
+	assert_int_equal(res->data[5], 0x01);
+	/* a truncated parameter list is never acted on */
+	{
+		uint8_t cdb[10] = { 0x5f, 0, 0, 0, 0, 0, 0, 0, 24, 0 };
+		uint8_t p[24] = { 0 };
+
+		put_be64(p + 8, 0xdd);
+		assert_sense(h_run_edtl(&h, C, 0, cdb, 10, 16, p, 24), ISD_SK_ILLEGAL_REQUEST,
+			     0x1a, 0x00);
+		cdb[8] = 28;
+		assert_sense(h_run(&h, C, 0, cdb, 10, p, 24), ISD_SK_ILLEGAL_REQUEST, 0x1a, 0);
+		assert_int_equal(get_be32(pr_in(&h, A, 0)->data + 4), 8);
+	}
+	h_fini(&h);
+}
+
+static void
+test_pr_write_exclusive(void **state)
+{
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h);
+	assert_good(pr_out(&h, A, 0, 0, 0, 0xa, 0));
+	assert_good(pr_out(&h, B, 0, 0, 0, 0xb, 0));
+	/* reserve needs registration and the right key */
+	assert_status(pr_out(&h, C, 1, ISD_PR_WE, 0, 0, 0), ISD_SAM_RESERVATION_CONFLICT);
+	assert_status(pr_out(&h, A, 1, ISD_PR_WE, 0xb, 0, 0), ISD_SAM_RESERVATION_CONFLICT);
+	assert_good(pr_out(&h, A, 1, ISD_PR_WE, 0xa, 0, 0));
+	assert_good(pr_out(&h, A, 1, ISD_PR_WE, 0xa, 0, 0));     /* same again: GOOD */
+	assert_status(pr_out(&h, A, 1, 0x03, 0xa, 0, 0), ISD_SAM_RESERVATION_CONFLICT);
+	assert_status(pr_out(&h, B, 1, ISD_PR_WE, 0xb, 0, 0), ISD_SAM_RESERVATION_CONFLICT);
+	res = pr_in(&h, B, 1);
+	assert_good(res);
+	assert_int_equal(get_be32(res->data + 4), 16);
+	assert_true(get_be64(res->data + 8) == 0xa);
+	assert_int_equal(res->data[21], 0x01);
+	/* Write Exclusive: the holder writes, others (registered or not) only read */
+	assert_good(wr(&h, A));
+	assert_status(wr(&h, B), ISD_SAM_RESERVATION_CONFLICT);
+	assert_status(wr(&h, C), ISD_SAM_RESERVATION_CONFLICT);
+	assert_good(rd(&h, B));
+	assert_good(rd(&h, C));
+	/* SPC-2 RESERVE from a non-holder conflicts while a PR exists */
+	{
+		uint8_t res6[6] = { 0x16 };
+
+		assert_status(h_run(&h, C, 0, res6, 6, NULL, 0), ISD_SAM_RESERVATION_CONFLICT);
+		assert_good(h_run(&h, A, 0, res6, 6, NULL, 0));
+	}
+	/* RELEASE with the wrong type */
+	assert_sense(pr_out(&h, A, 2, 0x03, 0xa, 0, 0), ISD_SK_ILLEGAL_REQUEST, 0x26, 0x04);
+	/* RELEASE by a non-holder: GOOD, nothing changes */
+	assert_good(pr_out(&h, B, 2, ISD_PR_WE, 0xb, 0, 0));
+	assert_status(wr(&h, B), ISD_SAM_RESERVATION_CONFLICT);
+	assert_good(pr_out(&h, A, 2, ISD_PR_WE, 0xa, 0, 0));
+	assert_good(wr(&h, B));
+	res = pr_in(&h, B, 1);
+	assert_int_equal(get_be32(res->data + 4), 0);
+	h_fini(&h);
+}
+
+static void
+test_pr_exclusive_access_registrants_only(void **state)
+{
+	struct h h;
+
+	(void)state;
+	setup(&h);
+	assert_good(pr_out(&h, A, 0, 0, 0, 0xa, 0));
+	assert_good(pr_out(&h, B, 0, 0, 0, 0xb, 0));
+	assert_good(pr_out(&h, A, 1, ISD_PR_EA_RO, 0xa, 0, 0));
+	assert_good(wr(&h, B));
+	assert_good(rd(&h, B));
+	assert_status(rd(&h, C), ISD_SAM_RESERVATION_CONFLICT);
+	assert_status(wr(&h, C), ISD_SAM_RESERVATION_CONFLICT);
+	/* INQUIRY, PR IN and TUR are allowed to everyone */
+	assert_good(pr_in(&h, C, 0));
+	{
+		uint8_t tur[6] = { 0 };
+		uint8_t inq[6] = { 0x12, 0, 0, 0, 36 };
+
+		assert_good(h_run(&h, C, 0, tur, 6, NULL, 0));
+		assert_good(h_run(&h, C, 0, inq, 6, NULL, 0));
+	}
+	/* the holder unregisters: an RO reservation goes, registrants hear RELEASED */
+	assert_good(pr_out(&h, A, 0, 0, 0xa, 0, 0));
+	assert_sense(rd(&h, B), ISD_SK_UNIT_ATTENTION, 0x2a, 0x04);
+	assert_good(rd(&h, C));
+	h_fini(&h);
+}
+
+static void
+test_pr_preempt_and_clear(void **state)
+{
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h);
+	assert_good(pr_out(&h, A, 0, 0, 0, 0xa, 0));
+	assert_good(pr_out(&h, B, 0, 0, 0, 0xb, 0));
+	assert_good(pr_out(&h, C, 0, 0, 0, 0xc, 0));
+	assert_good(pr_out(&h, A, 1, ISD_PR_WE, 0xa, 0, 0));
+	/* preempt with an unknown key: conflict; with key 0 and no holder match: invalid */
+	assert_status(pr_out(&h, B, 4, ISD_PR_EA, 0xb, 0x77, 0), ISD_SAM_RESERVATION_CONFLICT);
+	assert_sense(pr_out(&h, B, 4, ISD_PR_EA, 0xb, 0, 0), ISD_SK_ILLEGAL_REQUEST, 0x26, 0);
+	/* B preempts A's reservation and registration, changing the type */
+	assert_good(pr_out(&h, B, 4, ISD_PR_EA, 0xb, 0xa, 0));
+	assert_sense(rd(&h, A), ISD_SK_UNIT_ATTENTION, 0x2a, 0x05);
+	assert_status(rd(&h, A), ISD_SAM_RESERVATION_CONFLICT);
+	assert_sense(rd(&h, C), ISD_SK_UNIT_ATTENTION, 0x2a, 0x04);   /* type changed */
+	assert_status(rd(&h, C), ISD_SAM_RESERVATION_CONFLICT);
+	assert_good(rd(&h, B));
+	res = pr_in(&h, B, 1);
+	assert_true(get_be64(res->data + 8) == 0xb);
+	assert_int_equal(res->data[21], ISD_PR_EA);
+	/* READ FULL STATUS: two registrants, B holds, TransportIDs are iSCSI */
+	res = pr_in(&h, B, 3);
+	assert_good(res);
+	{
+		uint32_t off = 8, n = 0, end = 8 + get_be32(res->data + 4);
+		bool holder_seen = false;
+
+		while (off < end) {
+			const uint8_t *d = res->data + off;
+			uint32_t tl = get_be32(d + 20);
+
+			if (d[12] & 1) {
+				holder_seen = true;
+				assert_true(get_be64(d) == 0xb);
+				assert_int_equal(d[13], ISD_PR_EA);
+			}
+			assert_int_equal(d[24] & 0x0f, 5);
+			assert_int_equal(d[24] & 0xc0, 0x40);
+			assert_int_equal(tl % 4, 0);
+			assert_non_null(strstr((const char *)d + 28, ",i,0x"));
+			off += 24 + tl;
+			n++;
+		}
+		assert_int_equal(n, 2);
+		assert_true(holder_seen);
+	}
+	/* PREEMPT of a registrant that holds nothing: only the registration goes */
+	assert_good(pr_out(&h, B, 5, ISD_PR_EA, 0xb, 0xc, 0));
+	assert_sense(pr_in(&h, C, 0), ISD_SK_UNIT_ATTENTION, 0x2a, 0x05);
+	assert_int_equal(get_be32(pr_in(&h, B, 0)->data + 4), 8);
+	/* CLEAR: everything goes, the others hear PREEMPTED */
+	assert_good(pr_out(&h, A, 0, 0, 0, 0xa, 0));
+	assert_status(pr_out(&h, C, 3, 0, 0xc, 0, 0), ISD_SAM_RESERVATION_CONFLICT);
+	assert_good(pr_out(&h, B, 3, 0, 0xb, 0, 0));
+	assert_sense(rd(&h, A), ISD_SK_UNIT_ATTENTION, 0x2a, 0x03);
+	assert_good(rd(&h, A));
+	assert_good(wr(&h, C));
+	res = pr_in(&h, A, 0);
+	assert_int_equal(get_be32(res->data + 4), 0);
+	h_fini(&h);
+}
+
+static void
+test_pr_all_registrants(void **state)
+{
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h);
+	assert_good(pr_out(&h, A, 0, 0, 0, 0xa, 0));
+	assert_good(pr_out(&h, B, 0, 0, 0, 0xb, 0));
+	assert_good(pr_out(&h, A, 1, ISD_PR_WE_AR, 0xa, 0, 0));
+	/* every registrant is a holder */
+	assert_good(pr_out(&h, B, 1, ISD_PR_WE_AR, 0xb, 0, 0));
+	assert_good(wr(&h, B));
+	assert_status(wr(&h, C), ISD_SAM_RESERVATION_CONFLICT);
+	res = pr_in(&h, C, 1);
+	assert_true(get_be64(res->data + 8) == 0);       /* key 0 for all-registrants */
+	/* the reservation stays while one registrant is left */
+	assert_good(pr_out(&h, A, 0, 0, 0xa, 0, 0));
+	assert_status(wr(&h, C), ISD_SAM_RESERVATION_CONFLICT);
+	assert_good(pr_out(&h, B, 0, 0, 0xb, 0, 0));
+	assert_good(wr(&h, C));
+	/* PREEMPT with key 0 of an all-registrants reservation removes everyone else */
+	assert_good(pr_out(&h, A, 0, 0, 0, 0xa, 0));
+	assert_good(pr_out(&h, B, 0, 0, 0, 0xb, 0));
+	assert_good(pr_out(&h, A, 1, ISD_PR_EA_AR, 0xa, 0, 0));
+	assert_good(pr_out(&h, A, 4, ISD_PR_WE, 0xa, 0, 0));
+	assert_sense(rd(&h, B), ISD_SK_UNIT_ATTENTION, 0x2a, 0x05);
+	assert_status(wr(&h, B), ISD_SAM_RESERVATION_CONFLICT);
+	assert_good(rd(&h, B));
+	res = pr_in(&h, A, 1);
+	assert_int_equal(res->data[21], ISD_PR_WE);
+	assert_true(get_be64(res->data + 8) == 0xa);
+	/* registrations survive the nexus; the key is still there after re-login */
+	isd_scsi_nexus_remove(h.dev, &h.nx[A]);
+	isd_scsi_nexus_add(h.dev, &h.nx[A]);
+	assert_sense(wr(&h, A), ISD_SK_UNIT_ATTENTION, 0x29, 0x00);
+	assert_good(wr(&h, A));
+	h_fini(&h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pr_register_and_keys),
+		cmocka_unit_test(test_pr_write_exclusive),
+		cmocka_unit_test(test_pr_exclusive_access_registrants_only),
+		cmocka_unit_test(test_pr_preempt_and_clear),
+		cmocka_unit_test(test_pr_all_registrants),
+	};
+
+	return cmocka_run_group_tests_name("scsi_pr", tests, NULL, NULL);
+}

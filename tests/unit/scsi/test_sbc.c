@@ -1,0 +1,484 @@
+/* Block commands against RAM and file stores: data round trips, EDTL rules,
+ * VERIFY, COMPARE AND WRITE, WRITE SAME, UNMAP, capacity, write protection. */
+#include <unistd.h>
+
+#include "scsi_harness.h"
+
+static void
+fill(uint8_t *p, size_t n, uint8_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed + i * 13);
+}
+
+static void
+setup(struct h *h, bool thin, bool ro)
+{
+	h_init(h);
+	h_add_ram_lu(h, 0, thin, ro);
+	h_clear_ua(h, 0);
+}
+
+/* A LU on a file store (io_uring) at LUN 1. */
+static void
+add_file_lu(struct h *h, char *path)
+{
+	struct isd_scsi_lu_cfg cfg;
+	struct isd_bstore *bs;
+	char spec[128], err[128];
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(spec, sizeof(spec), "file:%s,size=1M", path);
+	assert_int_equal(isd_bstore_open(h->r, spec, &bs, err, sizeof(err)), 0);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.bstore = bs;
+	cfg.block_size = H_BS;
+	cfg.thin = true;
+	cfg.write_cache = true;
+	assert_int_equal(isd_scsi_dev_add_lu(h->dev, 1, &cfg), 0);
+	h_clear_ua(h, 1);
+}
+
+static void
+roundtrip_lun(struct h *h, uint32_t lun)
+{
+	static uint8_t a[8 * H_BS], b[8 * H_BS];
+	struct h_res *res;
+	uint8_t cdb16[16] = { 0x8a };
+	uint8_t cdb12[12] = { 0xa8 };
+	uint8_t cdb6[6] = { 0x08 };
+
+	fill(a, sizeof(a), (uint8_t)lun);
+	assert_good(h_rw10(h, 0, lun, 0x2a, 100, 8, a, sizeof(a)));
+	res = h_rw10(h, 0, lun, 0x28, 100, 8, NULL, 0);
+	assert_good(res);
+	assert_int_equal(res->len, sizeof(a));
+	assert_memory_equal(res->data, a, sizeof(a));
+	/* WRITE(16) FUA then READ(12) and READ(6) of the same blocks */
+	fill(b, sizeof(b), 0x77);
+	cdb16[1] = 0x08;
+	put_be64(cdb16 + 2, 200);
+	put_be32(cdb16 + 10, 2);
+	assert_good(h_run(h, 0, lun, cdb16, 16, b, 2 * H_BS));
+	put_be32(cdb12 + 2, 200);
+	put_be32(cdb12 + 6, 2);
+	res = h_run(h, 0, lun, cdb12, 12, NULL, 0);
+	assert_good(res);
+	assert_memory_equal(res->data, b, 2 * H_BS);
+	cdb6[3] = 200;
+	cdb6[4] = 1;
+	res = h_run(h, 0, lun, cdb6, 6, NULL, 0);
+	assert_good(res);
+	assert_int_equal(res->len, H_BS);
+	assert_memory_equal(res->data, b, H_BS);
+	/* SYNCHRONIZE CACHE goes down to the store */
+	{
+		uint8_t sc[10] = { 0x35 };
+
+		assert_good(h_run(h, 0, lun, sc, 10, NULL, 0));
+	}
+}
+
+static void
+test_ram_io_zero_copy(void **state)
+{
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	roundtrip_lun(&h, 0);
+	res = h_rw10(&h, 0, 0, 0x28, 100, 1, NULL, 0);
+	assert_true(res->zero_copy);    /* data-in pointed straight at the RAM store */
+	h_fini(&h);
+}
+
+static void
+test_file_io(void **state)
+{
+	char path[] = "/tmp/isd_sbc_XXXXXX";
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	h_init(&h);
+	add_file_lu(&h, path);
+	roundtrip_lun(&h, 1);
+	res = h_rw10(&h, 0, 1, 0x28, 100, 1, NULL, 0);
+	assert_false(res->zero_copy);
+	h_fini(&h);
+	unlink(path);
+}
+
+/* libiscsi test_write10_residuals: EDTL < TRANSFER LENGTH is GOOD and only the
+ * whole blocks that arrived are written. */
+static void
+test_write_short_edtl(void **state)
+{
+	uint8_t a[2 * H_BS], b[2 * H_BS];
+	uint8_t cdb[10] = { 0x2a, 0, 0, 0, 0, 10, 0, 0, 2, 0 };
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	memset(a, 'a', sizeof(a));
+	assert_good(h_rw10(&h, 0, 0, 0x2a, 10, 2, a, sizeof(a)));
+	memset(b, 'b', sizeof(b));
+	res = h_run_edtl(&h, 0, 0, cdb, 10, H_BS, b, sizeof(b));
+	assert_good(res);
+	assert_int_equal(res->xfer_len, 2 * H_BS);     /* the transport's overflow residual */
+	res = h_rw10(&h, 0, 0, 0x28, 10, 2, NULL, 0);
+	assert_memory_equal(res->data, b, H_BS);
+	assert_memory_equal(res->data + H_BS, a, H_BS);
+	/* EDTL 0 and EDTL 200: GOOD, nothing written */
+	cdb[8] = 1;
+	assert_good(h_run_edtl(&h, 0, 0, cdb, 10, 0, NULL, 0));
+	memset(b, 'c', sizeof(b));
+	assert_good(h_run_edtl(&h, 0, 0, cdb, 10, 200, b, 200));
+	res = h_rw10(&h, 0, 0, 0x28, 10, 1, NULL, 0);
+	assert_int_equal(res->data[0], 'b');
+	h_fini(&h);
+}
+
+static void
+test_verify_and_miscompare(void **state)
+{
+	uint8_t a[4 * H_BS], v[4 * H_BS];
+	uint8_t cdb[10] = { 0x2f, 0x02, 0, 0, 0, 50, 0, 0, 4, 0 };
+	uint8_t one[16] = { 0x8f, 0x06, 0, 0, 0, 0, 0, 0, 0, 60, 0, 0, 0, 3 };
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	fill(a, sizeof(a), 3);
+	assert_good(h_rw10(&h, 0, 0, 0x2a, 50, 4, a, sizeof(a)));
+	memcpy(v, a, sizeof(v));
+	assert_good(h_run(&h, 0, 0, cdb, 10, v, sizeof(v)));
+	v[1234] ^= 0xff;
+	res = h_run(&h, 0, 0, cdb, 10, v, sizeof(v));
+	assert_sense(res, ISD_SK_MISCOMPARE, 0x1d, 0x00);
+	assert_int_equal(res->sense[0] & 0x80, 0x80);          /* VALID */
+	assert_int_equal(get_be32(res->sense + 3), 1234);      /* INFORMATION: the offset */
+	/* BYTCHK 11b: one block against each of 3 */
+	memset(v, 0x42, H_BS);
+	for (int i = 0; i < 3; i++)
+		memcpy(a + i * H_BS, v, H_BS);
+	assert_good(h_rw10(&h, 0, 0, 0x2a, 60, 3, a, 3 * H_BS));
+	assert_good(h_run(&h, 0, 0, one, 16, v, H_BS));
+	v[7] = 0;
+	res = h_run(&h, 0, 0, one, 16, v, H_BS);
+	assert_sense(res, ISD_SK_MISCOMPARE, 0x1d, 0x00);
+	assert_int_equal(get_be32(res->sense + 3), 7);
+	h_fini(&h);
+}
+
+static void
+caw_sequence(struct h *h, uint32_t lun)
+{
+	uint8_t a[2 * H_BS], d[4 * H_BS];
+	uint8_t cdb[16] = { 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 30, 0, 0, 0, 2 };
+	struct h_res *res;
+
+	fill(a, sizeof(a), 9);
+	assert_good(h_rw10(h, 0, lun, 0x2a, 30, 2, a, sizeof(a)));
+	/* verify instance differs at byte 700: MISCOMPARE, offset 700, nothing written */
+	memcpy(d, a, sizeof(a));
+	d[700] ^= 1;
+	memset(d + sizeof(a), 0xee, sizeof(a));
+	res = h_run(h, 0, lun, cdb, 16, d, sizeof(d));
+	assert_sense(res, ISD_SK_MISCOMPARE, 0x1d, 0x00);
+	assert_int_equal(get_be32(res->sense + 3), 700);
+	res = h_rw10(h, 0, lun, 0x28, 30, 2, NULL, 0);
+	assert_memory_equal(res->data, a, sizeof(a));
+	/* matching: the write instance lands */
+	d[700] ^= 1;
+	assert_good(h_run(h, 0, lun, cdb, 16, d, sizeof(d)));
+	res = h_rw10(h, 0, lun, 0x28, 30, 2, NULL, 0);
+	assert_memory_equal(res->data, d + sizeof(a), sizeof(a));
+	/* short data-out: refused, nothing written */
+	assert_sense(h_run_edtl(h, 0, lun, cdb, 16, 3 * H_BS, a, sizeof(a)),
+		     ISD_SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	res = h_rw10(h, 0, lun, 0x28, 30, 2, NULL, 0);
+	assert_memory_equal(res->data, d + sizeof(a), sizeof(a));
+}
+
+static void
+test_compare_and_write(void **state)
+{
+	char path[] = "/tmp/isd_sbc_XXXXXX";
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	caw_sequence(&h, 0);
+	add_file_lu(&h, path);
+	caw_sequence(&h, 1);
+	h_fini(&h);
+	unlink(path);
+}
+
+static void
+test_write_same(void **state)
+{
+	uint8_t pat[H_BS], a[4 * H_BS];
+	uint8_t ws10[10] = { 0x41, 0, 0, 0, 0, 40, 0, 0, 3, 0 };
+	uint8_t ws16[16] = { 0x93, 0x09, 0, 0, 0, 0, 0, 0, 0, 40, 0, 0, 0, 2 };
+	uint8_t big[16] = { 0x93, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0 };  /* 2048 blocks */
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, true, false);
+	fill(pat, sizeof(pat), 1);
+	memset(a, 0x11, sizeof(a));
+	assert_good(h_rw10(&h, 0, 0, 0x2a, 39, 4, a, sizeof(a)));
+	assert_good(h_run(&h, 0, 0, ws10, 10, pat, sizeof(pat)));
+	res = h_rw10(&h, 0, 0, 0x28, 39, 5, NULL, 0);
+	assert_int_equal(res->data[0], 0x11);
+	for (int i = 1; i < 4; i++)
+		assert_memory_equal(res->data + i * H_BS, pat, H_BS);
+	assert_int_equal(res->data[4 * H_BS], 0);
+	/* UNMAP + NDOB: deallocated, reads back zeros (LBPRZ) */
+	assert_good(h_run(&h, 0, 0, ws16, 16, NULL, 0));
+	res = h_rw10(&h, 0, 0, 0x28, 40, 3, NULL, 0);
+	for (int i = 0; i < 2 * H_BS; i++)
+		assert_int_equal(res->data[i], 0);
+	assert_memory_equal(res->data + 2 * H_BS, pat, H_BS);
+	/* the whole LU, in chunks */
+	assert_good(h_run(&h, 0, 0, big, 16, pat, sizeof(pat)));
+	res = h_rw10(&h, 0, 0, 0x28, H_BLOCKS - 1, 1, NULL, 0);
+	assert_memory_equal(res->data, pat, H_BS);
+	/* short data-out: refused */
+	assert_sense(h_run_edtl(&h, 0, 0, ws10, 10, 100, pat, sizeof(pat)),
+		     ISD_SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	h_fini(&h);
+	/* UNMAP bit on a fully provisioned LU is an invalid field */
+	setup(&h, false, false);
+	ws16[1] = 0x08;
+	assert_sense(h_run(&h, 0, 0, ws16, 16, pat, sizeof(pat)), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	h_fini(&h);
+}
+
+static struct h_res *
+unmap(struct h *h, const uint8_t *p, uint16_t len)
+{
+	uint8_t cdb[10] = { 0x42 };
+
+	put_be16(cdb + 7, len);
+	return h_run(h, 0, 0, cdb, 10, p, len);
+}
+
+static void
+test_unmap_param_list(void **state)
+{
+	uint8_t a[4 * H_BS], p[8 + 16 * 300];
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, true, false);
+	memset(a, 0x33, sizeof(a));
+	assert_good(h_rw10(&h, 0, 0, 0x2a, 0, 4, a, sizeof(a)));
+	assert_good(h_rw10(&h, 0, 0, 0x2a, 100, 4, a, sizeof(a)));
+	memset(p, 0, sizeof(p));
+	/* two descriptors, the second out of range: nothing is unmapped */
+	put_be16(p, 6 + 32);
+	put_be16(p + 2, 32);
+	put_be64(p + 8, 1);
+	put_be32(p + 16, 2);
+	put_be64(p + 24, H_BLOCKS - 1);
+	put_be32(p + 32, 2);
+	assert_sense(unmap(&h, p, 40), ISD_SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	res = h_rw10(&h, 0, 0, 0x28, 1, 1, NULL, 0);
+	assert_int_equal(res->data[0], 0x33);
+	/* block descriptor data length beyond the list */
+	put_be16(p + 2, 48);
+	assert_sense(unmap(&h, p, 40), ISD_SK_ILLEGAL_REQUEST, 0x1a, 0x00);
+	/* unmap data length beyond the list */
+	put_be16(p + 2, 32);
+	put_be16(p, 100);
+	assert_sense(unmap(&h, p, 40), ISD_SK_ILLEGAL_REQUEST, 0x1a, 0x00);
+	/* too many descriptors */
+	put_be16(p, 6 + 16 * 300);
+	put_be16(p + 2, 16 * 300);
+	assert_sense(unmap(&h, p, 8 + 16 * 300), ISD_SK_ILLEGAL_REQUEST, 0x26, 0x00);
+	/* valid: two ranges (one empty, one 2 blocks), the rest untouched */
+	put_be16(p, 6 + 32);
+	put_be16(p + 2, 32);
+	put_be64(p + 24, 101);
+	put_be32(p + 32, 0);
+	assert_good(unmap(&h, p, 40));
+	res = h_rw10(&h, 0, 0, 0x28, 0, 4, NULL, 0);
+	assert_int_equal(res->data[0], 0x33);
+	for (int i = H_BS; i < 3 * H_BS; i++)
+		assert_int_equal(res->data[i], 0);
+	assert_int_equal(res->data[3 * H_BS], 0x33);
+	put_be32(p + 32, 1);
+	assert_good(unmap(&h, p, 40));
+	res = h_rw10(&h, 0, 0, 0x28, 100, 3, NULL, 0);
+	assert_int_equal(res->data[0], 0x33);
+	assert_int_equal(res->data[H_BS], 0);
+	assert_int_equal(res->data[2 * H_BS], 0x33);
+	/* a truncated list (EDTL short) is not acted on */
+	assert_good(h_rw10(&h, 0, 0, 0x2a, 100, 4, a, sizeof(a)));
+	{
+		uint8_t cdb[10] = { 0x42, 0, 0, 0, 0, 0, 0, 0, 40, 0 };
+
+		assert_sense(h_run_edtl(&h, 0, 0, cdb, 10, 24, p, 40), ISD_SK_ILLEGAL_REQUEST,
+			     0x1a, 0x00);
+	}
+	res = h_rw10(&h, 0, 0, 0x28, 101, 1, NULL, 0);
+	assert_int_equal(res->data[0], 0x33);
+	h_fini(&h);
+}
+
+static void
+test_capacity(void **state)
+{
+	uint8_t rc10[10] = { 0x25 };
+	uint8_t rc16[16] = { 0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32 };
+	uint8_t gls[16] = { 0x9e, 0x12, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 24 };
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, true, false);
+	res = h_run(&h, 0, 0, rc10, 10, NULL, 0);
+	assert_good(res);
+	assert_int_equal(get_be32(res->data), H_BLOCKS - 1);
+	assert_int_equal(get_be32(res->data + 4), H_BS);
+	res = h_run(&h, 0, 0, rc16, 16, NULL, 0);
+	assert_good(res);
+	assert_true(get_be64(res->data) == H_BLOCKS - 1);
+	assert_int_equal(get_be32(res->data + 8), H_BS);
+	assert_int_equal(res->data[14] & 0xc0, 0xc0);  /* LBPME, LBPRZ */
+	rc16[13] = 12;
+	res = h_run(&h, 0, 0, rc16, 16, NULL, 0);
+	assert_int_equal(res->len, 12);
+	res = h_run(&h, 0, 0, gls, 16, NULL, 0);
+	assert_good(res);
+	assert_int_equal(get_be32(res->data), 20);
+	assert_true(get_be64(res->data + 8) == 10);
+	assert_int_equal(get_be32(res->data + 16), H_BLOCKS - 10);
+	h_fini(&h);
+}
+
+static void
+test_read_only(void **state)
+{
+	uint8_t a[H_BS] = { 0 };
+	uint8_t ws[10] = { 0x41, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+	uint8_t caw[16] = { 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t um[10] = { 0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0 };
+	struct h h;
+
+	(void)state;
+	setup(&h, true, true);
+	assert_sense(h_rw10(&h, 0, 0, 0x2a, 0, 1, a, sizeof(a)), ISD_SK_DATA_PROTECT, 0x27, 0);
+	assert_sense(h_rw10(&h, 0, 0, 0x2e, 0, 1, a, sizeof(a)), ISD_SK_DATA_PROTECT, 0x27, 0);
+	assert_sense(h_run(&h, 0, 0, ws, 10, a, sizeof(a)), ISD_SK_DATA_PROTECT, 0x27, 0);
+	assert_sense(h_run(&h, 0, 0, caw, 16, a, sizeof(a)), ISD_SK_DATA_PROTECT, 0x27, 0);
+	assert_sense(h_run(&h, 0, 0, um, 10, a, 24), ISD_SK_DATA_PROTECT, 0x27, 0);
+	assert_good(h_rw10(&h, 0, 0, 0x28, 0, 1, NULL, 0));
+	h_fini(&h);
+}
+
+/* ABORT between setup and exec: TASK ABORTED, done not called, release frees. */
+static void
+test_abort(void **state)
+{
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16] = { 0x2a, 0, 0, 0, 0, 0, 0, 0, 4, 0 };
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.dev = h.dev;
+	cmd.nexus = &h.nx[0];
+	cmd.cdb = cdb;
+	cmd.cdb_len = 16;
+	cmd.edtl = 4 * H_BS;
+	cmd.done = h_done;
+	g_done_calls = 0;
+	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_READY);
+	assert_int_equal(cmd.dir, ISD_SCSI_DIR_OUT);
+	isd_scsi_cmd_abort(&cmd);
+	assert_int_equal(cmd.status, ISD_SAM_TASK_ABORTED);
+	assert_int_equal(g_done_calls, 0);
+	isd_scsi_cmd_release(&cmd);
+	h_fini(&h);
+}
+
+/* A registered-memory allocator is used for data buffers (iSER). */
+static int g_allocs, g_frees;
+
+static void *
+t_alloc(void *ctx, uint32_t len)
+{
+	(void)ctx;
+	g_allocs++;
+	return malloc(len);
+}
+
+static void
+t_free(void *ctx, void *buf, uint32_t len)
+{
+	(void)ctx;
+	(void)len;
+	g_frees++;
+	free(buf);
+}
+
+static void
+test_buf_ops(void **state)
+{
+	static const struct isd_scsi_buf_ops ops = { t_alloc, t_free, NULL };
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16] = { 0x12, 0, 0, 0, 36 };
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.dev = h.dev;
+	cmd.nexus = &h.nx[0];
+	cmd.cdb = cdb;
+	cmd.cdb_len = 16;
+	cmd.edtl = 36;
+	cmd.buf_ops = &ops;
+	cmd.done = h_done;
+	g_done_calls = 0;
+	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_READY);
+	isd_scsi_cmd_exec(&cmd);
+	assert_int_equal(g_done_calls, 1);
+	assert_int_equal(cmd.data_in_len, 36);
+	isd_scsi_cmd_release(&cmd);
+	assert_int_equal(g_allocs, 1);
+	assert_int_equal(g_frees, 1);
+	h_fini(&h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ram_io_zero_copy),
+		cmocka_unit_test(test_file_io),
+		cmocka_unit_test(test_write_short_edtl),
+		cmocka_unit_test(test_verify_and_miscompare),
+		cmocka_unit_test(test_compare_and_write),
+		cmocka_unit_test(test_write_same),
+		cmocka_unit_test(test_unmap_param_list),
+		cmocka_unit_test(test_capacity),
+		cmocka_unit_test(test_read_only),
+		cmocka_unit_test(test_abort),
+		cmocka_unit_test(test_buf_ops),
+	};
+
+	return cmocka_run_group_tests_name("scsi_sbc", tests, NULL, NULL);
+}
