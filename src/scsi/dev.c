@@ -167,9 +167,11 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 			     0x0fffffffffffffffull;
 	}
 	lu->max_xfer_blocks = ISD_SCSI_MAX_XFER / lu->block_size;
-	lu->max_unmap_blocks = lu->thin ? 0x400000 : 0;
+	/* 1M blocks per UNMAP: what initiators (and libiscsi's checks) expect as a sane bound */
+	lu->max_unmap_blocks = lu->thin ? 0x100000 : 0;
 	lu->max_unmap_descs = lu->thin ? 256 : 0;
-	lu->max_ws_blocks = (uint32_t)((1ull << 30) / lu->block_size);
+	/* As LIO: at most 0xffff blocks per WRITE SAME, which bounds the time one command holds the LU. */
+	lu->max_ws_blocks = 0xffff;
 	dev->lus[lun] = lu;
 	dev->nlus++;
 	return 0;

@@ -776,9 +776,17 @@ isd_sbc_setup_caw(struct isd_scsi_cmd *cmd)
 		return write_protected(cmd);
 	if (!range_ok(lu, lba, nb))
 		return lba_out_of_range(cmd);
-	/* NUMBER OF LOGICAL BLOCKS 0: nothing compared or written, not an error. */
-	if (nb == 0)
+	/*
+	 * NUMBER OF LOGICAL BLOCKS 0: nothing compared or written, not an error
+	 * (SBC-4 5.3) — unless the initiator still sends data for it, which means
+	 * the CDB does not describe the transfer (a block count that wrapped past
+	 * 255): refuse it rather than drop the data.
+	 */
+	if (nb == 0) {
+		if (cmd->edtl != 0)
+			isd_scsi_invalid_cdb(cmd, 13, 7);
 		return ISD_SCSI_SETUP_DONE;
+	}
 	cmd->lba = lba;
 	cmd->nblocks = nb;
 	if ((cdb[1] & 0x08) || !lu->wce)

@@ -62,17 +62,21 @@ inquiry_std(struct isd_scsi_lu *lu, uint8_t *b)
 	memset(b, 0, INQ_STD_LEN);
 	/* Peripheral qualifier 011b / type 1Fh: no LU at this LUN (SPC-5 6.7.2). */
 	b[0] = lu != NULL ? 0x00 : 0x7f;
-	b[2] = 0x07;                    /* VERSION: SPC-5 */
+	/*
+	 * VERSION: SPC-4. We implement SPC-5 commands, but initiators and
+	 * conformance tools of the field (libiscsi 1.19) accept only up to 6.
+	 */
+	b[2] = 0x06;
 	b[3] = 0x10 | 0x02;             /* HISUP, response data format 2 */
 	b[4] = INQ_STD_LEN - 5;
 	b[7] = 0x02;                    /* CMDQUE */
 	memcpy(b + 8, lu != NULL ? lu->vendor : "ISERD   ", 8);
 	memcpy(b + 16, lu != NULL ? lu->product : "iserd disk      ", 16);
 	memcpy(b + 32, lu != NULL ? lu->revision : "0001", 4);
-	/* Version descriptors: SAM-5, SPC-5, SBC-4, iSCSI (no version claimed). */
+	/* Version descriptors: SAM-5, SPC-4, SBC-3, iSCSI (no version claimed). */
 	put_be16(b + 58, 0x00a0);
-	put_be16(b + 60, 0x05c0);
-	put_be16(b + 62, 0x0600);
+	put_be16(b + 60, 0x0460);
+	put_be16(b + 62, 0x04c0);
 	put_be16(b + 64, 0x0960);
 	return INQ_STD_LEN;
 }

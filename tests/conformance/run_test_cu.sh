@@ -12,7 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 isd_require_tools iscsi-test-cu python3 timeout stdbuf
 # iserd logs a line per login and iscsi-test-cu logs in often: keep the dump short.
-ISD_LOG_TAIL=${ISD_LOG_TAIL:-60}
+ISD_LOG_TAIL=${ISD_LOG_TAIL:-20}
 isd_init
 
 IQN=iqn.2026-11.org.iserd:test-cu-$KIND
@@ -47,8 +47,8 @@ isd_log "iscsi-test-cu exited with status $rc after $(($(date +%s) - start)) s"
 TO=()
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 	TO=(--timed-out)
-	running=$(grep '^  Test: ' "$LOG" | tail -n 1)
-	isd_fail "iscsi-test-cu did not finish within ${LIMIT}s; last test started: ${running#  Test: }"
+	running=$(awk '/^Suite: /{s=$2} /^  Test: /{t=$2} END{print s "." t}' "$LOG")
+	isd_fail "iscsi-test-cu did not finish within ${LIMIT}s; last test started: ALL.$running"
 	echo "---- last 40 lines of the iscsi-test-cu output ----"
 	tail -n 40 "$LOG"
 elif [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then

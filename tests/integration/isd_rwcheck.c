@@ -63,13 +63,14 @@ main(int argc, char **argv)
 	struct iscsi_context *iscsi = iscsi_create_context(init);
 	if (iscsi == NULL)
 		return 1;
+	/* Before the URL is parsed: "?header_digest=crc32c" in the URL overrides it. */
+	iscsi_set_header_digest(iscsi, ISCSI_HEADER_DIGEST_NONE_CRC32C);
 	struct iscsi_url *url = iscsi_parse_full_url(iscsi, argv[optind]);
 	if (url == NULL) {
 		fprintf(stderr, "bad url: %s\n", iscsi_get_error(iscsi));
 		return 1;
 	}
 	iscsi_set_session_type(iscsi, ISCSI_SESSION_NORMAL);
-	iscsi_set_header_digest(iscsi, ISCSI_HEADER_DIGEST_NONE_CRC32C);
 	if (iscsi_full_connect_sync(iscsi, url->portal, url->lun) != 0) {
 		fprintf(stderr, "login failed: %s\n", iscsi_get_error(iscsi));
 		return 1;

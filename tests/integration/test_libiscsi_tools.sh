@@ -158,6 +158,16 @@ for lun in 0 1; do
 	isd_expect_alive main
 done
 
+# HeaderDigest=CRC32C forced by the initiator (libiscsi does no data digests).
+head -c 1048576 /dev/urandom >"$ISD_TMP/hd"
+if isd_check "HeaderDigest=CRC32C: write 1 MiB to LUN 0" \
+	"$RW" -i "$INI" -l 16384 -c 262144 -w "$ISD_TMP/hd" "$PORTAL/$IQN/0?header_digest=crc32c"; then
+	isd_check "HeaderDigest=CRC32C: read back 1 MiB" \
+		"$RW" -i "$INI" -l 16384 -c 65536 -n 1048576 -r "$ISD_TMP/hd.r" \
+		"$PORTAL/$IQN/0?header_digest=crc32c" &&
+		isd_check "HeaderDigest=CRC32C: data matches" cmp "$ISD_TMP/hd" "$ISD_TMP/hd.r"
+fi
+
 # Two sessions at once: iscsi-perf on LUN 0 while writing and reading LUN 1.
 timeout -k 5 60 iscsi-perf -i "$INI-2" -t 4 -r "$PORTAL/$IQN/0" >"$ISD_TMP/perf-bg.log" 2>&1 &
 PERF_PID=$!

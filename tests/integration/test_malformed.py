@@ -19,6 +19,7 @@ import argparse
 import os
 import random
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -935,6 +936,166 @@ def case_scsi_before_login(ctx):
         c.close()
 
 
+def expect_not_good(c, h, what):
+    """After a broken SCSI command: Reject, drop or a non-GOOD status are fine; GOOD is not."""
+    itt = struct.unpack_from(">I", h, 16)[0]
+    try:
+        p = c.wait(lambda q: q.opcode == OP_REJECT or (q.itt == itt and q.opcode in (
+            OP_SCSI_RSP, OP_R2T, OP_DATA_IN)), 5, "answer")
+    except Closed as e:
+        return "connection dropped (%s)" % e
+    except Timeout:
+        raise CaseFail("no answer and no drop within 5 s after %s" % what)
+    if p.opcode == OP_REJECT:
+        if p.data[:48] != h:
+            raise CaseFail("Reject reason 0x%02x without the offending BHS" % p.bhs[2])
+        return "Reject reason 0x%02x (%s) with the offending BHS" % (
+            p.bhs[2], REJECT_REASONS.get(p.bhs[2], "?"))
+    if p.opcode == OP_SCSI_RSP and p.bhs[3] != 0:
+        return "SCSI status 0x%02x sense %s" % (p.bhs[3], p.data[2:20].hex())
+    raise CaseFail("%s accepted: %r" % (what, p))
+
+
+def case_immediate_over_first_burst(ctx, lba):
+    """WRITE(10) whose immediate data is longer than FirstBurstLength."""
+    c = ctx.session()
+    bad = b"\xe1" * 1024
+    try:
+        fb = int(c.keys.get("FirstBurstLength", "65536"))
+        n = fb + BLOCK
+        if n > c.target_mrdsl:
+            return "skipped: FirstBurstLength %d + 512 exceeds MaxRecvDataSegmentLength %d" % (
+                fb, c.target_mrdsl)
+        data = bad * (n // len(bad)) + bad[:n % len(bad)]
+        cdb = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, n // BLOCK, 0)
+        h = c.cmd_bhs(cdb, n, write=True, dsl=n)
+        c.send_pdu(h, data=data)
+        c.cmdsn = (c.cmdsn + 1) & 0xFFFFFFFF
+        return "FirstBurstLength %d, sent %d: %s" % (fb, n, expect_not_good(
+            c, h, "immediate data over FirstBurstLength"))
+    finally:
+        c.close()
+        if ctx.good is not None and ctx.good.read10(lba) == bad[:BLOCK]:
+            raise CaseFail("immediate data over FirstBurstLength was written to LBA %d" % lba)
+
+
+def case_immediate_over_edtl(ctx, lba):
+    """WRITE(10) of 1 block (EDTL 512) carrying 4096 bytes of immediate data."""
+    c = ctx.session()
+    bad = b"\xe2" * 4096
+    try:
+        cdb = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, 1, 0)
+        h = c.cmd_bhs(cdb, BLOCK, write=True, dsl=len(bad))
+        c.send_pdu(h, data=bad)
+        c.cmdsn = (c.cmdsn + 1) & 0xFFFFFFFF
+        return expect_not_good(c, h, "immediate data longer than the EDTL")
+    finally:
+        c.close()
+        if ctx.good is not None and ctx.good.read10(lba + 1) == bad[:BLOCK]:
+            raise CaseFail("immediate data past the EDTL was written to LBA %d" % (lba + 1))
+
+
+def case_dataout_offset_past_edtl(ctx, lba):
+    """The Data-Out answering an R2T has a buffer offset past the EDTL."""
+    c = ctx.session()
+    bad = b"\xe3" * BLOCK
+    try:
+        cdb = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, 1, 0)
+        h = c.cmd_bhs(cdb, BLOCK, write=True)
+        itt = struct.unpack_from(">I", h, 16)[0]
+        c.send_pdu(h)
+        c.cmdsn = (c.cmdsn + 1) & 0xFFFFFFFF
+        r2t = c.wait(lambda q: q.itt == itt or q.opcode == OP_REJECT, 5, "R2T")
+        if r2t.opcode != OP_R2T:
+            raise CaseFail("expected R2T, got %r" % r2t)
+        rest = struct.pack(">IIIIII", r2t.u32(20), 0, c.expstatsn, 0, 0, 1 << 20)
+        dh = bhs(OP_DATA_OUT, 0x80, dsl=BLOCK, lun=lun_field(LUN), itt=itt, rest=rest)
+        c.send_pdu(dh, data=bad)
+        return expect_reject_or_drop(c, dh, (0x04, 0x09))
+    finally:
+        c.close()
+        if ctx.good is not None:
+            for l in (lba, lba + 2048):
+                if ctx.good.read10(l) == bad:
+                    raise CaseFail("Data-Out past the EDTL was written to LBA %d" % l)
+
+
+def case_duplicate_itt(ctx):
+    """A second command reusing the ITT of a WRITE that still waits for its Data-Out."""
+    c = ctx.session()
+    try:
+        cdb = struct.pack(">BBIBHB", 0x2A, 0, 60, 0, 1, 0)
+        h = c.cmd_bhs(cdb, BLOCK, write=True)
+        itt = struct.unpack_from(">I", h, 16)[0]
+        c.send_pdu(h)
+        c.cmdsn = (c.cmdsn + 1) & 0xFFFFFFFF
+        r2t = c.wait(lambda q: q.itt == itt or q.opcode == OP_REJECT, 5, "R2T")
+        if r2t.opcode != OP_R2T:
+            raise CaseFail("expected R2T, got %r" % r2t)
+        h2 = c.cmd_bhs(b"\x00" * 6, 0, itt=itt)
+        c.send_pdu(h2)
+        c.cmdsn = (c.cmdsn + 1) & 0xFFFFFFFF
+        try:
+            p = c.wait(lambda q: q.opcode == OP_REJECT or q.itt == itt, 5, "answer")
+        except Closed as e:
+            return "connection dropped (%s)" % e
+        if p.opcode == OP_REJECT:
+            return "Reject reason 0x%02x (%s)" % (p.bhs[2], REJECT_REASONS.get(p.bhs[2], "?"))
+        if p.opcode == OP_SCSI_RSP and p.bhs[3] != 0:
+            return "SCSI status 0x%02x" % p.bhs[3]
+        raise CaseFail("command with a duplicate ITT answered %r" % p)
+    finally:
+        c.close()
+
+
+def case_lun_not_supported(ctx):
+    c = ctx.session()
+    try:
+        h = c.cmd_bhs(b"\x00" * 6, 0, lun=77)
+        itt = struct.unpack_from(">I", h, 16)[0]
+        c.send_pdu(h)
+        c.cmdsn = (c.cmdsn + 1) & 0xFFFFFFFF
+        p = c.wait(lambda q: q.itt == itt or q.opcode == OP_REJECT, 5, "SCSI Response")
+        if p.opcode != OP_SCSI_RSP or p.bhs[3] != 2:
+            raise CaseFail("expected CHECK CONDITION, got %r" % p)
+        sense = p.data[2:]
+        key = asc = None
+        if len(sense) >= 4 and sense[0] & 0x7F in (0x72, 0x73):  # descriptor format
+            key, asc = sense[1] & 0x0F, sense[2]
+        elif len(sense) > 13:  # fixed format
+            key, asc = sense[2] & 0x0F, sense[12]
+        if key != 0x05 or asc != 0x25:
+            raise CaseFail("expected ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED (05/25/00), "
+                           "got sense %s" % sense[:18].hex())
+        return "CHECK CONDITION 05/25/00"
+    finally:
+        c.close()
+
+
+def case_login_bad_stage(ctx):
+    """Login with T=1 from the operational stage back to security negotiation."""
+    c = ctx.conn()
+    try:
+        data = kv([("InitiatorName", ctx.initiator()), ("TargetName", IQN),
+                   ("SessionType", "Normal")])
+        return expect_login_status(c, data, (0x02, None), csg=1, nsg=0)
+    finally:
+        c.close()
+
+
+def case_connection_flood(ctx):
+    """200 connections that never log in, then all closed at once."""
+    conns = []
+    try:
+        for _ in range(200):
+            conns.append(socket.create_connection((HOST, ctx.port), timeout=5))
+        return "opened %d idle connections" % len(conns)
+    finally:
+        for s in conns:
+            s.close()
+        time.sleep(0.3)
+
+
 # --- runner ------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser()
@@ -996,6 +1157,14 @@ def main():
         ("read10-edtl-256-overflow", lambda: case_read_edtl_short(ctx)),
         ("truncated-write-then-close", lambda: case_truncated_write(ctx, base_lba + 16)),
         ("truncated-bhs-then-close", lambda: case_truncated_bhs(ctx)),
+        ("immediate-data-over-first-burst", lambda: case_immediate_over_first_burst(
+            ctx, base_lba + 64)),
+        ("immediate-data-over-edtl", lambda: case_immediate_over_edtl(ctx, base_lba + 300)),
+        ("data-out-offset-past-edtl", lambda: case_dataout_offset_past_edtl(ctx, base_lba + 310)),
+        ("duplicate-itt", lambda: case_duplicate_itt(ctx)),
+        ("lun-not-supported", lambda: case_lun_not_supported(ctx)),
+        ("login-stage-transition-backwards", lambda: case_login_bad_stage(ctx)),
+        ("connection-flood-200", lambda: case_connection_flood(ctx)),
     ]
     if args.only:
         cases = [c for c in cases if args.only in c[0]]
@@ -1081,6 +1250,7 @@ def main():
             print("----- iserd log (last 200 lines) -----")
             print("\n".join(target.read_log().splitlines()[-200:]))
             print("----- end of log -----")
+    shutil.rmtree(tmp, ignore_errors=True)
     print("==== test_malformed: %d cases, %d failed%s" % (
         len(cases), len(failures), (": " + ", ".join(failures)) if failures else ""))
     return 1 if failures else 0

@@ -50,7 +50,7 @@ if [ "$vm_rc" = 0 ] && grep -qx "RESULT PASS" "$OUTD/result" 2>/dev/null; then
 fi
 
 case $vm_rc in
-124) echo "FAIL: the VM ran past ${LAB_TIMEOUT:-900}s" ;;
+124) echo "FAIL: timed out (VM bound ${LAB_TIMEOUT:-900}s; the job gets 60s less)" ;;
 125) echo "FAIL: the guest never ran the job to its end" ;;
 *) echo "FAIL: job exit status $vm_rc" ;;
 esac

@@ -68,7 +68,9 @@ static const struct row g_rows[] = {
 	{ "UNMAP", { 0x42, 0, 0, 0, 0, 0, 0, BE16(24) }, 10, GOOD(24) },
 	{ "CAW past end", { 0x89, 0, 0, 0, 0, 0, BE32(CAP - 1), 0, 0, 0, 2 }, 16,
 	  CC(IR, 0x21, 0x00) },
-	{ "CAW 0 blocks", { 0x89, 0, 0, 0, 0, 0, BE32(0), 0, 0, 0, 0 }, 16, GOOD(0) },
+	/* the table runs with EDTL 16 MiB: data for a 0-block CAW means a wrapped count */
+	{ "CAW 0 blocks with data", { 0x89, 0, 0, 0, 0, 0, BE32(0), 0, 0, 0, 0 }, 16,
+	  CC(IR, 0x24, 0x00) },
 	{ "CAW 2 blocks", { 0x89, 0, 0, 0, 0, 0, BE32(0), 0, 0, 0, 2 }, 16, GOOD(2048) },
 	{ "READ CAPACITY10 PMI 0 LBA 1", { 0x25, 0, BE32(1), 0, 0, 0, 0 }, 10, CC(IR, 0x24, 0x00) },
 	{ "READ CAPACITY10", { 0x25 }, 10, GOOD(8) },
@@ -106,6 +108,24 @@ static const struct row g_rows[] = {
 	{ "PREVENT ALLOW", { 0x1e, 0, 0, 0, 0 }, 6, GOOD(0) },
 	{ "RESERVE10 3RDPTY", { 0x56, 0x10 }, 10, CC(IR, 0x24, 0x00) },
 };
+
+/* SBC-4 5.3: NUMBER OF LOGICAL BLOCKS 0 with no data is not an error. */
+static void
+test_caw_zero_blocks_without_data(void **state)
+{
+	static const uint8_t cdb[16] = { 0x89 };
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	h_init(&h);
+	h_add_ram_lu(&h, 0, true, false);
+	h_clear_ua(&h, 0);
+	res = h_run_edtl(&h, 0, 0, cdb, sizeof(cdb), 0, NULL, 0);
+	assert_int_equal(res->status, ISD_SAM_GOOD);
+	assert_int_equal(res->xfer_len, 0);
+	h_fini(&h);
+}
 
 static void
 test_cdb_table(void **state)
@@ -385,6 +405,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cdb_table),
+		cmocka_unit_test(test_caw_zero_blocks_without_data),
 		cmocka_unit_test(test_cdb_field_pointer),
 		cmocka_unit_test(test_ua_first_command),
 		cmocka_unit_test(test_ua_order_and_request_sense),

@@ -22,7 +22,7 @@ test_inquiry_standard(void **state)
 	res = h_run(&h, 0, 0, cdb, 6, NULL, 0);
 	assert_good(res);
 	assert_int_equal(res->data[0], 0x00);           /* PQ 0, direct access */
-	assert_int_equal(res->data[2], 0x07);           /* SPC-5 */
+	assert_int_equal(res->data[2], 0x06);           /* SPC-4 claimed (see inquiry_std) */
 	assert_int_equal(res->data[3] & 0x1f, 0x12);    /* HISUP, format 2 */
 	assert_int_equal(res->data[4] + 5, res->len);
 	assert_true(res->len >= 36);
