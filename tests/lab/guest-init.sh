@@ -22,9 +22,10 @@ set -a
 set +a
 cd /lab/out || exit 1
 # the kernel log streams to the host as it happens, so it survives a VM timeout
-dmesg -w > /lab/out/dmesg.txt 2>&1 &
+stdbuf -oL dmesg -w > /lab/out/dmesg.txt 2>&1 &
 dmesg_pid=$!
-bash /lab/job > /lab/out/log 2>&1 < /dev/null
+# the job's own bound, below the VM's (vmrun.sh sets it), so a hung job still leaves its results
+timeout -k 10 "${LAB_JOB_TIMEOUT:-840}" bash /lab/job > /lab/out/log 2>&1 < /dev/null
 echo $? > /lab/out/job.rc
 cut -d' ' -f1 /proc/uptime > /lab/out/end.s
 sleep 0.2

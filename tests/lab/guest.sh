@@ -94,7 +94,7 @@ iscsid_start() {
 	ISCSID_PID=$!
 	local i
 	for i in $(seq 50); do
-		[ -S /run/iscsid.sock ] || ss -xl 2>/dev/null | grep -q ISCSIADM_ABSTRACT_NAMESPACE && return 0
+		ss -xl 2>/dev/null | grep -q ISCSIADM_ABSTRACT_NAMESPACE && { note "iscsid listening"; return 0; }
 		kill -0 $ISCSID_PID 2>/dev/null || { cat $OUT/iscsid.log; return 1; }
 		sleep 0.2
 	done

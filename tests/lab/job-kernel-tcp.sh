@@ -10,7 +10,6 @@ ISERD_BIN=${ISERD_BIN:-/lab/files/iserd}
 ISERD_PID=
 
 target_start() {
-	"$ISERD_BIN" --version 2>/dev/null | head -1
 	# shellcheck disable=SC2086
 	"$ISERD_BIN" --portal tcp://$LAB_IP:3260 --target $TARGET_IQN --lun ram:256M ${ISERD_ARGS:-} \
 		> $OUT/iserd.log 2>&1 &

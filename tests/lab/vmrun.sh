@@ -9,7 +9,8 @@
 # Environment: ISERD_LAB_DIR (cache from setup.sh), LAB_TIMEOUT (s, default 900), LAB_MEM (MiB, 2048),
 #   LAB_SMP (2), LAB_ACCEL (tcg, the default: software emulation | kvm: opt-in, where nested KVM
 #   really works; on the development VMs /dev/kvm exists but QEMU aborts or the guest hangs).
-# Exit status: the job's, 124 when the VM timed out, 125 when the guest never reported.
+# Exit status: the job's, 124 when the VM or the job timed out (the job gets LAB_TIMEOUT - 60 s, so a hung
+# job still leaves its results), 125 when the guest never reported.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 LABDIR=${ISERD_LAB_DIR:-/var/tmp/iserd-lab}
@@ -34,7 +35,8 @@ cp "$JOB" "$R/job"
 cp "$HERE/guest-init.sh" "$R/init2.sh"
 cp "$HERE/guest.sh" "$R/guest.sh"
 for f in "${FILES[@]}"; do cp "$f" "$R/files/"; done
-: > "$R/env"
+T=${LAB_TIMEOUT:-900}
+echo "LAB_JOB_TIMEOUT=$(( T > 120 ? T - 60 : T / 2 ))" > "$R/env"
 for e in "${ENVS[@]}"; do printf '%s=%q\n' "${e%%=*}" "${e#*=}" >> "$R/env"; done
 
 # shellcheck disable=SC2054  # commas belong to the option values
@@ -45,7 +47,7 @@ tcg) ACCEL=(-accel tcg,thread=multi -cpu max) ;;
 esac
 
 rc=0
-timeout -k 10 "${LAB_TIMEOUT:-900}" qemu-system-x86_64 "${ACCEL[@]}" -m "${LAB_MEM:-2048}" -smp "${LAB_SMP:-2}" \
+timeout -k 10 "$T" qemu-system-x86_64 "${ACCEL[@]}" -m "${LAB_MEM:-2048}" -smp "${LAB_SMP:-2}" \
 	-nodefaults -display none -no-reboot -serial "file:$R/console.log" \
 	-kernel "$LABDIR/kernel/boot/vmlinuz-$KV" -initrd "$LABDIR/initrd.cpio.gz" \
 	-append "console=ttyS0 quiet panic=-1 net.ifnames=0 lab.mods=$LABDIR/kernel/lib/modules" \
@@ -57,6 +59,10 @@ timeout -k 10 "${LAB_TIMEOUT:-900}" qemu-system-x86_64 "${ACCEL[@]}" -m "${LAB_M
 mkdir -p "$OUTD"
 cp -r "$R/out/." "$OUTD/"
 cp "$R/console.log" "$R/qemu.log" "$OUTD/" 2>/dev/null || true
-[ "$rc" = 124 ] || [ "$rc" = 137 ] && { echo "vmrun.sh: the VM ran past ${LAB_TIMEOUT:-900} s" >&2; exit 124; }
-[ -f "$OUTD/job.rc" ] || { echo "vmrun.sh: the guest never reported (qemu exit $rc; see $OUTD/console.log)" >&2; exit 125; }
-exit "$(cat "$OUTD/job.rc")"
+if [ ! -f "$OUTD/job.rc" ]; then
+	[ "$rc" = 124 ] || [ "$rc" = 137 ] && { echo "vmrun.sh: the VM ran past $T s" >&2; exit 124; }
+	echo "vmrun.sh: the guest never reported (qemu exit $rc; see $OUTD/console.log)" >&2; exit 125
+fi
+jrc=$(cat "$OUTD/job.rc")
+[ "$jrc" = 124 ] || [ "$jrc" = 137 ] && echo "vmrun.sh: the job ran past its limit of $((T > 120 ? T - 60 : T / 2)) s" >&2
+exit "$jrc"
