@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "bstore/bstore.h"
 #include "scsi/scsi.h"
 
 #define ISD_NAME_LEN_MAX 223 /* RFC 7143 §4.2.7.1: at most 223 bytes */
@@ -155,52 +156,12 @@ isd_target_cfg_add_portal(struct isd_target_cfg *cfg)
 int
 isd_target_size_parse(const char *s, uint64_t *out)
 {
-	uint64_t v = 0;
-	unsigned shift = 0;
-	const char *p = s;
+	uint64_t v;
 
-	if (s == NULL || !isdigit((unsigned char)*p))
+	/* the backing stores' own parser, so a size means the same in flags, files and specs */
+	if (isd_parse_size(s, &v) < 0 || v == 0)
 		return -EINVAL;
-	for (; isdigit((unsigned char)*p); p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	switch (*p) {
-	case '\0':
-		break;
-	case 'k':
-	case 'K':
-		shift = 10;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		break;
-	case 't':
-	case 'T':
-		shift = 40;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (shift != 0) {
-		/* "1G", "1GiB" and "1GB" all mean 2^30, as isd_bstore_open() reads them */
-		p++;
-		if (*p == 'i' || *p == 'I')
-			p++;
-		if (*p == 'b' || *p == 'B')
-			p++;
-	}
-	if (*p != '\0')
-		return -EINVAL;
-	if (v == 0 || v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out = v << shift;
+	*out = v;
 	return 0;
 }
 
