@@ -41,6 +41,9 @@ struct isd_bstore {
 	/* Non-NULL when the whole store is one memory region (RAM): the SCSI layer
 	 * may point data-in straight at it (zero copy) and iSER may register it. */
 	void *mem_base;
+	/* Set by whoever registers mem_base for RDMA: the pages are pinned by the
+	 * adapter, so discard must zero them in place, never drop them. */
+	bool mem_pinned;
 	char desc[128];                 /* "ram:1G", "file:/path" for logs */
 };
 

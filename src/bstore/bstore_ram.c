@@ -156,7 +156,12 @@ ram_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb,
 	end_page = end / rb->page * rb->page;
 	if (first_page < end_page) {
 		memset(base + off, 0, first_page - off);
-		if (madvise(base + first_page, end_page - first_page, MADV_DONTNEED) < 0)
+		/*
+		 * Dropping pages gives the CPU fresh zero pages while an RDMA
+		 * adapter keeps reading the old pinned ones: zero in place then.
+		 */
+		if (rb->bs.mem_pinned ||
+		    madvise(base + first_page, end_page - first_page, MADV_DONTNEED) < 0)
 			memset(base + first_page, 0, end_page - first_page);
 		memset(base + end_page, 0, end - end_page);
 	} else {

@@ -376,19 +376,18 @@ isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out, cha
 
 	memset(out, 0, sizeof(*out));
 	out->tpgt = -1;
+	out->transport = ISD_TRANSPORT_TCP;
 	if (strncmp(url, "iser://", 7) == 0) {
-		isd_target_errf(why, whylen, "iser:// portals are not available in this build yet");
-		return -ENOTSUP;
-	}
-	if (strncmp(url, "tcp://", 6) == 0) {
+		p = url + 7;
+		out->transport = ISD_TRANSPORT_ISER;
+	} else if (strncmp(url, "tcp://", 6) == 0) {
 		p = url + 6;
 	} else if (strstr(url, "://") != NULL) {
-		isd_target_errf(why, whylen, "unknown transport (expected tcp://ADDR[:PORT])");
+		isd_target_errf(why, whylen, "unknown transport (expected tcp://ADDR[:PORT] or iser://ADDR[:PORT])");
 		return -EINVAL;
 	} else {
 		p = url; /* a bare ADDR[:PORT] means TCP */
 	}
-	out->transport = ISD_TRANSPORT_TCP;
 	if (*p == '[') {
 		host = p + 1;
 		hend = strchr(host, ']');
@@ -621,12 +620,6 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 	for (int i = 0; i < cfg->portal_count; i++) {
 		const struct isd_target_portal_spec *p = &cfg->portals[i];
 
-		if (p->transport != ISD_TRANSPORT_TCP) {
-			isd_target_errf(err, errlen,
-					"%s: iser:// portals are not available in this build yet",
-					p->origin);
-			return -EINVAL;
-		}
 		if (p->tpgt != -1 && (p->tpgt < 1 || p->tpgt > 65535)) {
 			isd_target_errf(err, errlen, "%s: tpgt %d out of range (1..65535)",
 					p->origin, p->tpgt);

@@ -18,8 +18,18 @@
 #include "iscsi/iscsi.h"
 #include "reactor/reactor.h"
 #include "scsi/scsi.h"
+#include "dm/iser/iser_dm.h"
 
 #define ISD_TARGET_QUEUE_DEPTH 128
+
+/* A listening portal of either datamover. */
+struct isd_target_listener {
+	enum isd_transport transport;
+	union {
+		struct isd_tcp_portal *tcp;
+		struct isd_iser_portal *iser;
+	};
+};
 
 /* Owned by the daemon's reactor thread; freed by isd_target_stop(). */
 struct isd_target_running {
@@ -28,8 +38,11 @@ struct isd_target_running {
 	struct isd_tnode *nodes; /* registered with tgt; must outlive it */
 	int node_count;
 	struct isd_portal_cfg *portal_cfgs; /* registered with tgt, for SendTargets */
-	struct isd_tcp_portal **listeners;
+	struct isd_target_listener *listeners;
 	int portal_count;
+	bool has_iser;                  /* an iSER portal is open: register RAM LUN memory */
+	void **registered;              /* RAM LUN regions registered for RDMA */
+	int registered_count;
 	bool shutdown_started;
 	bool shutdown_done;
 	void (*shutdown_cb)(void *arg);
@@ -141,6 +154,31 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 		    l->origin, (unsigned long long)bs->size, lu.block_size);
 		rc = -EINVAL;
 		goto err_bs;
+	}
+	if (rt->has_iser && bs->mem_base != NULL) {
+		/*
+		 * Zero copy over iSER: the LUN memory itself is registered once, so
+		 * RDMA Writes and Reads go straight to and from it.
+		 */
+		void **reg = realloc(rt->registered,
+				     (size_t)(rt->registered_count + 1) * sizeof(*reg));
+		char why2[256] = "";
+
+		if (reg == NULL) {
+			rc = -ENOMEM;
+			isd_target_errf(err, errlen, "out of memory");
+			goto err_bs;
+		}
+		rt->registered = reg;
+		rc = isd_iser_register_memory(bs->mem_base, bs->size, why2, sizeof(why2));
+		if (rc < 0) {
+			isd_target_errf(err, errlen, "%s: %s", l->origin,
+					why2[0] ? why2 : strerror(-rc));
+			goto err_bs;
+		}
+		/* the store must not drop pages the adapter has pinned (no MADV_DONTNEED) */
+		bs->mem_pinned = true;
+		rt->registered[rt->registered_count++] = bs->mem_base;
 	}
 	lu.read_only = l->read_only || bs->read_only;
 	snprintf(lu.vendor, sizeof(lu.vendor), "%s", l->vendor[0] ? l->vendor : "ISERD");
@@ -254,38 +292,59 @@ open_portal(struct isd_target_running *rt, const struct isd_target_portal_spec *
 	bool v6 = strchr(ps->host, ':') != NULL;
 	int rc;
 
-	rc = isd_tcp_portal_listen(rt->tgt, rt->r, ps->host, ps->port, tpgt, &rt->listeners[i], err,
-				   errlen);
+	struct isd_target_listener *ls = &rt->listeners[i];
+
+	ls->transport = ps->transport;
+	if (ps->transport == ISD_TRANSPORT_ISER)
+		rc = isd_iser_portal_listen(rt->tgt, rt->r, ps->host, ps->port, tpgt, &ls->iser,
+					    err, errlen);
+	else
+		rc = isd_tcp_portal_listen(rt->tgt, rt->r, ps->host, ps->port, tpgt, &ls->tcp, err,
+					   errlen);
 	if (rc < 0) {
 		if (err != NULL && errlen > 0 && err[0] == '\0')
 			isd_target_errf(err, errlen, "%s%s%s:%u: %s", v6 ? "[" : "", ps->host,
 					v6 ? "]" : "", ps->port, strerror(-rc));
 		return rc;
 	}
+	if (ps->transport == ISD_TRANSPORT_ISER)
+		rt->has_iser = true;
 	snprintf(pc->host, sizeof(pc->host), "%s", ps->host);
-	pc->port = isd_tcp_portal_port(rt->listeners[i]);
+	pc->port = ps->transport == ISD_TRANSPORT_ISER ? isd_iser_portal_port(ls->iser)
+						       : isd_tcp_portal_port(ls->tcp);
 	pc->tpgt = tpgt;
-	pc->transport = ISD_TRANSPORT_TCP;
+	pc->transport = ps->transport;
 	rc = isd_iscsi_tgt_add_portal(rt->tgt, pc);
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: cannot register portal: %s", ps->origin,
 				strerror(-rc));
 		return rc;
 	}
-	isd_log_info("listening on tcp://%s%s%s:%u (tpgt %u)", v6 ? "[" : "", ps->host,
+	isd_log_info("listening on %s://%s%s%s:%u (tpgt %u)",
+		     ps->transport == ISD_TRANSPORT_ISER ? "iser" : "tcp", v6 ? "[" : "", ps->host,
 		     v6 ? "]" : "", pc->port, tpgt);
 	return 0;
+}
+
+static void
+close_listeners(struct isd_target_running *rt)
+{
+	for (int i = 0; i < rt->portal_count; i++) {
+		struct isd_target_listener *ls = &rt->listeners[i];
+
+		if (ls->transport == ISD_TRANSPORT_ISER && ls->iser != NULL)
+			isd_iser_portal_close(ls->iser);
+		else if (ls->transport == ISD_TRANSPORT_TCP && ls->tcp != NULL)
+			isd_tcp_portal_close(ls->tcp);
+		memset(ls, 0, sizeof(*ls));
+	}
 }
 
 /* Frees what build/open created; valid on a half-built instance. */
 static void
 teardown(struct isd_target_running *rt, bool core_may_be_busy)
 {
-	for (int i = 0; i < rt->portal_count; i++) {
-		if (rt->listeners[i] != NULL)
-			isd_tcp_portal_close(rt->listeners[i]);
-		rt->listeners[i] = NULL;
-	}
+	close_listeners(rt);
 	if (core_may_be_busy) {
 		/* connections may still point at the core, the nodes and the devices */
 		isd_log_warn("sessions still open at exit; leaving them to the OS");
@@ -293,6 +352,10 @@ teardown(struct isd_target_running *rt, bool core_may_be_busy)
 	}
 	if (rt->tgt != NULL)
 		isd_iscsi_tgt_destroy(rt->tgt);
+	/* deregister before the stores that own the memory are closed */
+	for (int i = 0; i < rt->registered_count; i++)
+		isd_iser_unregister_memory(rt->registered[i]);
+	free(rt->registered);
 	for (int i = 0; i < rt->node_count; i++) {
 		struct isd_tnode *tn = &rt->nodes[i];
 
@@ -403,11 +466,7 @@ isd_target_shutdown(struct isd_target_running *rt, void (*cb)(void *arg), void *
 	rt->shutdown_cb = cb;
 	rt->shutdown_arg = arg;
 	/* no new connections while the old ones drain */
-	for (int i = 0; i < rt->portal_count; i++) {
-		if (rt->listeners[i] != NULL)
-			isd_tcp_portal_close(rt->listeners[i]);
-		rt->listeners[i] = NULL;
-	}
+	close_listeners(rt);
 	isd_iscsi_tgt_shutdown(rt->tgt, shutdown_done, rt);
 }
 

@@ -201,8 +201,7 @@ test_args_rejects_bad_flags(void **state)
 	EXPECT_BAD("-v takes no argument", "-vv");
 	EXPECT_BAD("given twice", "-c", "/a", "-c", "/b");
 	/* portals */
-	EXPECT_BAD("iser:// portals are not available in this build yet", "--portal",
-		   "iser://127.0.0.1:3260");
+	EXPECT_BAD("unknown transport", "--portal", "rdma://127.0.0.1:3260");
 	EXPECT_BAD("--portal udp://1.2.3.4: unknown transport", "--portal", "udp://1.2.3.4");
 	EXPECT_BAD("bad port '99999'", "--portal", "tcp://127.0.0.1:99999");
 	EXPECT_BAD("bad port 'x'", "--portal", "tcp://127.0.0.1:x");
@@ -248,6 +247,24 @@ test_args_chap_error_hides_secret(void **state)
 	    -EINVAL);
 	assert_null(strstr(err, "topsecret"));
 	isd_target_cfg_fini(&cfg);
+}
+
+static void
+test_portal_parse_iser(void **state)
+{
+	struct isd_target_portal_spec ps;
+	char why[256] = "";
+
+	(void)state;
+	assert_int_equal(isd_target_portal_parse("iser://10.99.0.1:3261", &ps, why, sizeof(why)), 0);
+	assert_int_equal(ps.transport, ISD_TRANSPORT_ISER);
+	assert_int_equal(ps.port, 3261);
+	assert_string_equal(ps.host, "10.99.0.1");
+	assert_int_equal(isd_target_portal_parse("iser://[::1]", &ps, why, sizeof(why)), 0);
+	assert_int_equal(ps.transport, ISD_TRANSPORT_ISER);
+	assert_int_equal(ps.port, 3260);
+	assert_int_equal(isd_target_portal_parse("tcp://127.0.0.1", &ps, why, sizeof(why)), 0);
+	assert_int_equal(ps.transport, ISD_TRANSPORT_TCP);
 }
 
 static void
@@ -471,8 +488,7 @@ test_file_rejects_bad_values(void **state)
 	expect_file_error("targets = ( {\n name = \"iqn.2026-11.Org.iserd\";\n"
 			  " luns = ( { backing = \"ram:1G\"; } ); } );\n",
 			  "bad.conf:2: invalid target name 'iqn.2026-11.Org.iserd'");
-	expect_file_error("portals = ( \"iser://0.0.0.0:3260\" );\n",
-			  "iser:// portals are not available in this build yet");
+	expect_file_error("portals = ( \"nvme://0.0.0.0:3260\" );\n", "unknown transport");
 	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\"; } );\n",
 			  "has no LUNs");
 	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
@@ -750,6 +766,7 @@ main(void)
 	    cmocka_unit_test(test_args_help_version),
 	    cmocka_unit_test(test_args_rejects_bad_flags),
 	    cmocka_unit_test(test_args_chap_error_hides_secret),
+	    cmocka_unit_test(test_portal_parse_iser),
 	    cmocka_unit_test(test_name_check_table),
 	    cmocka_unit_test(test_size_parse_table),
 	    cmocka_unit_test(test_file_full_example),

@@ -1,0 +1,805 @@
+/*
+ * iSER portals and connections: rdma_cm listening, CONNECT_REQUEST (QP, CQ,
+ * login receive posted before rdma_accept), CM events, the completion
+ * dispatcher, teardown (disconnect, QP to error, drain markers, then one
+ * terminate notify) and the ops table.
+ *
+ * Event channels: the portal owns one for its listening id; every accepted id
+ * is migrated to a channel of its own, so a connection's lifetime does not
+ * depend on its portal.
+ */
+#include "dm/iser/iser_dm.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include <rdma/rdma_cma.h>
+
+#include "dm/iser/iser_int.h"
+#include "iscsi/iscsi.h"
+#include "rdma/rdma.h"
+#include "util/log.h"
+
+#define ISD_ISER_BACKLOG 128
+
+/* A listening rdma_cm id. Owned by whoever called listen; lives on reactor r. */
+struct isd_iser_portal {
+	struct isd_iscsi_tgt *tgt;
+	struct isd_reactor *r;
+	struct rdma_event_channel *ch;
+	struct rdma_cm_id *id;
+	bool on_reactor;
+	uint16_t port;
+	uint16_t tpgt;
+	char name[96];                  /* "iser://addr:port" */
+	struct isd_rdma_dev *devs[ISD_RDMA_MAX_DEVS];
+	int ndevs;
+};
+
+static uint64_t g_conns;
+uint64_t isd_iser_g_jobs;
+uint64_t isd_iser_g_bounced;
+
+static void __attribute__((format(printf, 3, 4)))
+seterr(char *err, size_t err_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || err_len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
+}
+
+static int
+set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static void
+addr_str(const struct sockaddr *sa, char *host, size_t host_len, uint16_t *port)
+{
+	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	char serv[16];
+
+	if (sa->sa_family == AF_IB || getnameinfo(sa, len, host, (socklen_t)host_len, serv,
+						   sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(host, host_len, "?");
+		*port = 0;
+		return;
+	}
+	*port = (uint16_t)strtoul(serv, NULL, 10);
+}
+
+/* ---- teardown ---- */
+
+static void
+notify_cb(void *arg)
+{
+	struct isd_iser_conn *ic = arg;
+
+	if (ic->notified)
+		return;
+	ic->notified = true;
+	/* the core may free the connection inside: ic is not touched after this */
+	isd_dm_terminate_notify(ic->conn, ic->term_reason);
+}
+
+static void
+drained(struct isd_iser_conn *ic)
+{
+	if (ic->state == ISD_ISER_DEAD)
+		return;
+	ic->state = ISD_ISER_DEAD;
+	isd_reactor_timer_stop(ic->r, &ic->drain_timer);
+	/* every posted WR has completed by now: fail what never got posted */
+	isd_iser_jobs_fail_pending(ic);
+	isd_reactor_defer(ic->r, &ic->notify_timer);
+}
+
+static void
+check_drained(struct isd_iser_conn *ic)
+{
+	if (ic->state == ISD_ISER_DRAINING && ic->drain_sq_done && ic->drain_rq_done)
+		drained(ic);
+}
+
+static void
+drain_timeout_cb(void *arg)
+{
+	struct isd_iser_conn *ic = arg;
+
+	if (ic->state == ISD_ISER_DRAINING) {
+		isd_log_warn("iser %s: flush completions did not arrive in %d ms; tearing down",
+			     ic->peer, ISD_ISER_DRAIN_MS);
+		drained(ic);
+	} else if (ic->state < ISD_ISER_DRAINING) {
+		/* terminate()'s flush of queued sends took too long */
+		isd_iser_conn_fail(ic, ic->term_reason);
+	}
+}
+
+/*
+ * Starts teardown once: disconnect, QP to error, drain markers on both queues
+ * (their flush completions come after every earlier WR's), then one
+ * terminate notify.
+ */
+void
+isd_iser_conn_fail(struct isd_iser_conn *ic, int reason)
+{
+	struct ibv_qp_attr attr = { .qp_state = IBV_QPS_ERR };
+	struct ibv_send_wr swr = { 0 }, *bad_s;
+	struct ibv_recv_wr rwr = { 0 }, *bad_r;
+
+	if (ic->state >= ISD_ISER_DRAINING)
+		return;
+	ic->state = ISD_ISER_DRAINING;
+	ic->term_reason = reason;
+	if (ic->id != NULL && !ic->disconnect_sent) {
+		ic->disconnect_sent = true;
+		(void)rdma_disconnect(ic->id);
+	}
+	if (!ic->qp_created) {
+		drained(ic);
+		return;
+	}
+	if (ibv_modify_qp(ic->qp, &attr, IBV_QP_STATE) != 0)
+		isd_log_dbg("iser", "%s: QP to error: %s", ic->peer, strerror(errno));
+	ic->drain_sq.type = ISD_ISER_TAG_DRAIN_SQ;
+	ic->drain_rq.type = ISD_ISER_TAG_DRAIN_RQ;
+	swr.wr_id = (uintptr_t)&ic->drain_sq;
+	swr.opcode = IBV_WR_SEND;
+	swr.send_flags = IBV_SEND_SIGNALED;
+	if (ibv_post_send(ic->qp, &swr, &bad_s) != 0)
+		ic->drain_sq_done = true;
+	rwr.wr_id = (uintptr_t)&ic->drain_rq;
+	if (ibv_post_recv(ic->qp, &rwr, &bad_r) != 0)
+		ic->drain_rq_done = true;
+	isd_reactor_timer_start(ic->r, &ic->drain_timer, ISD_ISER_DRAIN_MS);
+	check_drained(ic);
+}
+
+/* ---- completions ---- */
+
+static void
+log_wc_error(struct isd_iser_conn *ic, const struct ibv_wc *wc)
+{
+	if (ic->logged_wc_error)
+		return;
+	ic->logged_wc_error = true;
+	isd_log_err("iser %s: work completion error: %s (vendor 0x%x); closing connection",
+		    ic->peer, ibv_wc_status_str(wc->status), wc->vendor_err);
+}
+
+static void
+dispatch(struct isd_iser_conn *ic, struct ibv_wc *wc)
+{
+	struct isd_iser_tag *tag = (struct isd_iser_tag *)(uintptr_t)wc->wr_id;
+	int status = wc->status == IBV_WC_SUCCESS ? 0 : -EIO;
+
+	if (wc->status != IBV_WC_SUCCESS && wc->status != IBV_WC_WR_FLUSH_ERR) {
+		log_wc_error(ic, wc);
+		isd_iser_conn_fail(ic, -EIO);
+	}
+	if (tag == NULL)
+		return;         /* an unsignalled WR completing in error */
+	switch (tag->type) {
+	case ISD_ISER_TAG_RX:
+		isd_iser_rx_complete(ic, (struct isd_iser_rx *)tag, wc);
+		break;
+	case ISD_ISER_TAG_TX:
+		isd_iser_tx_complete(ic, (struct isd_iser_tx *)tag, status);
+		break;
+	case ISD_ISER_TAG_JOB:
+		isd_iser_job_wr_complete(ic, (struct isd_iser_job *)tag, status);
+		break;
+	case ISD_ISER_TAG_READ:
+		isd_iser_read_complete(ic, (struct isd_iser_read *)tag, status);
+		break;
+	case ISD_ISER_TAG_DRAIN_SQ:
+		ic->drain_sq_done = true;
+		check_drained(ic);
+		break;
+	case ISD_ISER_TAG_DRAIN_RQ:
+		ic->drain_rq_done = true;
+		check_drained(ic);
+		break;
+	default:
+		isd_log_err("iser %s: completion with unknown tag %u", ic->peer, tag->type);
+		break;
+	}
+}
+
+/* Polls the CQ with a budget; the rest runs on the next loop iteration. */
+void
+isd_iser_conn_poll(void *arg)
+{
+	struct isd_iser_conn *ic = arg;
+	struct ibv_wc wc[16];
+	int total = 0, n;
+	bool armed = false;
+
+	if (ic->state == ISD_ISER_DEAD || ic->cq == NULL)
+		return;
+	for (;;) {
+		n = ibv_poll_cq(ic->cq->cq, 16, wc);
+		if (n < 0) {
+			isd_log_err("iser %s: ibv_poll_cq failed", ic->peer);
+			isd_iser_conn_fail(ic, -EIO);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			dispatch(ic, &wc[i]);
+			if (ic->state == ISD_ISER_DEAD)
+				return;
+		}
+		total += n;
+		if (n == 0) {
+			if (armed)
+				break;
+			/* arm, then look once more: a completion that arrived in
+			 * between raises no event */
+			if (isd_rdma_cq_arm(ic->cq) < 0) {
+				isd_iser_conn_fail(ic, -EIO);
+				break;
+			}
+			armed = true;
+			continue;
+		}
+		if (total >= ISD_ISER_CQ_BUDGET) {
+			isd_reactor_defer(ic->r, &ic->poll_timer);
+			break;
+		}
+	}
+	isd_iser_tx_kick(ic);
+}
+
+static void
+poll_timer_cb(void *arg)
+{
+	isd_iser_conn_poll(arg);
+}
+
+/* ---- CM events of one connection ---- */
+
+static void
+conn_cm_cb(void *arg, uint32_t events)
+{
+	struct isd_iser_conn *ic = arg;
+	struct rdma_cm_event *ev;
+
+	(void)events;
+	while (ic->state != ISD_ISER_DEAD && rdma_get_cm_event(ic->ch, &ev) == 0) {
+		enum rdma_cm_event_type type = ev->event;
+		int status = ev->status;
+
+		rdma_ack_cm_event(ev);
+		isd_log_dbg("iser", "%s: %s (%d)", ic->peer, rdma_event_str(type), status);
+		switch (type) {
+		case RDMA_CM_EVENT_ESTABLISHED:
+			if (ic->state == ISD_ISER_ACCEPTING) {
+				ic->state = ISD_ISER_ESTABLISHED;
+				isd_iser_tx_kick(ic);
+			}
+			break;
+		case RDMA_CM_EVENT_DISCONNECTED:
+			ic->disconnect_sent = true; /* still call it once: see below */
+			(void)rdma_disconnect(ic->id);
+			isd_iser_conn_fail(ic, -ECONNRESET);
+			break;
+		case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+			break;
+		case RDMA_CM_EVENT_DEVICE_REMOVAL:
+			isd_log_err("iser %s: RDMA device removed", ic->peer);
+			isd_iser_conn_fail(ic, -ENODEV);
+			break;
+		default:
+			/* CONNECT_ERROR, UNREACHABLE, REJECTED, ADDR_CHANGE */
+			isd_log_info("iser %s: %s (status %d), closing", ic->peer,
+				     rdma_event_str(type), status);
+			isd_iser_conn_fail(ic, -ECONNABORTED);
+			break;
+		}
+	}
+}
+
+/* ---- accepting ---- */
+
+static int
+conn_setup(struct isd_iser_conn *ic, uint8_t ord)
+{
+	struct ibv_qp_init_attr qa;
+	int rc;
+
+	ic->ch = rdma_create_event_channel();
+	if (ic->ch == NULL)
+		return -(errno ? errno : ENOMEM);
+	rc = set_nonblock(ic->ch->fd);
+	if (rc < 0)
+		return rc;
+	if (rdma_migrate_id(ic->id, ic->ch) != 0)
+		return -(errno ? errno : EIO);
+	rc = isd_reactor_add_fd(ic->r, ic->ch->fd, EPOLLIN, conn_cm_cb, ic);
+	if (rc < 0)
+		return rc;
+	ic->ch_on_reactor = true;
+
+	isd_iser_qp_size(&ic->dev->attr, &ic->qs);
+	rc = isd_rdma_cq_create(ic->dev, ic->r, (int)ic->qs.cq_depth, isd_iser_conn_poll, ic,
+				&ic->cq);
+	if (rc < 0)
+		return rc;
+	memset(&qa, 0, sizeof(qa));
+	qa.qp_context = ic;
+	qa.send_cq = ic->cq->cq;
+	qa.recv_cq = ic->cq->cq;
+	qa.qp_type = IBV_QPT_RC;
+	qa.sq_sig_all = 0;
+	qa.cap.max_send_wr = ic->qs.max_send_wr;
+	qa.cap.max_recv_wr = ic->qs.max_recv_wr;
+	qa.cap.max_send_sge = ic->qs.max_send_sge;
+	qa.cap.max_recv_sge = ic->qs.max_recv_sge;
+	if (rdma_create_qp(ic->id, ic->dev->pd, &qa) != 0)
+		return -(errno ? errno : EIO);
+	ic->qp_created = true;
+	ic->qp = ic->id->qp;
+	isd_rdma_count_qp(1);
+	/* what the provider really gave us */
+	if (qa.cap.max_send_wr < ic->qs.max_send_wr)
+		ic->qs.max_send_wr = qa.cap.max_send_wr;
+	isd_iser_credits_init(&ic->cr, ic->qs.max_send_wr - 1, ord);
+	rc = isd_iser_tx_setup(ic);
+	if (rc < 0)
+		return rc;
+	/* the login receive goes up before rdma_accept (iser-facts §3.1) */
+	return isd_iser_rx_post(ic, ic->login_rx);
+}
+
+static void
+connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
+		const struct rdma_conn_param *peer, const uint8_t *priv, size_t priv_len)
+{
+	struct rdma_conn_param acc;
+	struct isd_iser_cm cm, rep_cm = { true, true };
+	uint8_t rep[ISD_ISER_CM_LEN];
+	struct isd_conn_info info;
+	struct isd_rdma_dev *dev = NULL;
+	struct isd_iser_conn *ic;
+	struct isd_conn *c;
+	char err[256];
+	uint8_t ord;
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	addr_str(rdma_get_peer_addr(id), info.peer_addr, sizeof(info.peer_addr), &info.peer_port);
+	addr_str(rdma_get_local_addr(id), info.local_addr, sizeof(info.local_addr),
+		 &info.local_port);
+	info.tpgt = p->tpgt;
+	info.transport = ISD_TRANSPORT_ISER;
+	isd_iser_cm_decode(priv, priv_len, &cm);
+
+	rc = isd_rdma_dev_get(id->verbs, &dev, err, sizeof(err));
+	if (rc < 0) {
+		isd_log_err("%s: connection from %s refused: %s", p->name, info.peer_addr, err);
+		goto err_reject;
+	}
+	rc = isd_conn_create(p->tgt, &isd_iser_dm_ops, &info, p->r, &c);
+	if (rc < 0) {
+		isd_log_err("%s: connection from %s refused: %s", p->name, info.peer_addr,
+			    strerror(-rc));
+		goto err_dev;
+	}
+	ic = isd_conn_dm_priv(c);
+	memset(ic, 0, sizeof(*ic));
+	ic->conn = c;
+	ic->r = p->r;
+	ic->id = id;
+	ic->dev = dev;
+	ic->state = ISD_ISER_ACCEPTING;
+	ic->tx_limit = ISD_ISER_LOGIN_DATA;
+	TAILQ_INIT(&ic->pending);
+	TAILQ_INIT(&ic->abandoned);
+	TAILQ_INIT(&ic->tx_free_small);
+	TAILQ_INIT(&ic->tx_free_big);
+	isd_timer_init(&ic->notify_timer, notify_cb, ic);
+	isd_timer_init(&ic->drain_timer, drain_timeout_cb, ic);
+	isd_timer_init(&ic->poll_timer, poll_timer_cb, ic);
+	isd_timer_init(&ic->kick_timer, (isd_task_cb)isd_iser_tx_kick, ic);
+	if (strchr(info.peer_addr, ':') != NULL)
+		snprintf(ic->peer, sizeof(ic->peer), "[%s]:%u", info.peer_addr, info.peer_port);
+	else
+		snprintf(ic->peer, sizeof(ic->peer), "%s:%u", info.peer_addr, info.peer_port);
+	id->context = ic;
+	g_conns++;
+
+	ord = isd_iser_ord(peer->responder_resources, dev->attr.max_qp_init_rd_atom);
+	rc = conn_setup(ic, ord);
+	if (rc < 0) {
+		isd_log_err("iser %s: connection setup failed: %s", ic->peer, strerror(-rc));
+		goto err_conn;
+	}
+	isd_iser_cm_encode(&rep_cm, rep);
+	memset(&acc, 0, sizeof(acc));
+	acc.private_data = rep;
+	acc.private_data_len = sizeof(rep);
+	acc.responder_resources = 0;    /* nobody reads from us */
+	acc.initiator_depth = ord;
+	acc.retry_count = 7;
+	acc.rnr_retry_count = 7;        /* the initiator's Sends wait for our receives */
+	if (rdma_accept(id, &acc) != 0) {
+		rc = -errno;
+		isd_log_err("iser %s: rdma_accept: %s", ic->peer, strerror(errno));
+		goto err_conn;
+	}
+	isd_log_dbg("iser", "%s: accepted on %s (%s; peer flags ZBVA-not-sup %d SEND_W_INV-not-sup "
+		    "%d, responder_resources %u, initiator_depth %u; our ORD %u)",
+		    ic->peer, dev->name, dev->iwarp ? "iWARP" : "IB/RoCE",
+		    cm.zbva_not_supported, cm.send_w_inv_not_supported,
+		    peer->responder_resources, peer->initiator_depth, ord);
+	isd_conn_start(c);
+	return;
+
+err_conn:
+	/* the isd_conn exists: reject, then let the core free it through the usual
+	 * terminate notify -> free_conn path (which destroys the id) */
+	ic->disconnect_sent = true;
+	(void)rdma_reject(id, NULL, 0);
+	isd_iser_conn_fail(ic, rc);
+	return;
+err_dev:
+	isd_rdma_dev_put(dev);
+err_reject:
+	(void)rdma_reject(id, NULL, 0);
+	rdma_destroy_id(id);
+}
+
+static void
+portal_cm_cb(void *arg, uint32_t events)
+{
+	struct isd_iser_portal *p = arg;
+	struct rdma_cm_event *ev;
+
+	(void)events;
+	while (rdma_get_cm_event(p->ch, &ev) == 0) {
+		if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+			struct rdma_conn_param peer = ev->param.conn;
+			struct rdma_cm_id *id = ev->id;
+			uint8_t priv[64];
+			size_t len = 0;
+
+			if (peer.private_data != NULL) {
+				len = peer.private_data_len < sizeof(priv) ? peer.private_data_len
+									   : sizeof(priv);
+				memcpy(priv, peer.private_data, len);
+			}
+			peer.private_data = NULL;
+			rdma_ack_cm_event(ev);
+			connect_request(p, id, &peer, priv, len);
+			continue;
+		}
+		isd_log_info("%s: %s on the listener", p->name, rdma_event_str(ev->event));
+		rdma_ack_cm_event(ev);
+	}
+}
+
+/* ---- portals ---- */
+
+static void
+portal_free(struct isd_iser_portal *p)
+{
+	if (p->on_reactor)
+		isd_reactor_del_fd(p->r, p->ch->fd);
+	if (p->id != NULL)
+		rdma_destroy_id(p->id);
+	if (p->ch != NULL)
+		rdma_destroy_event_channel(p->ch);
+	for (int i = 0; i < p->ndevs; i++)
+		isd_rdma_dev_put(p->devs[i]);
+	free(p);
+}
+
+/* Opens every RDMA device now, so that registered memory is registered (and an
+ * RLIMIT_MEMLOCK shortfall reported) at start, not at the first login. */
+static int
+portal_open_devices(struct isd_iser_portal *p, char *err, size_t err_len)
+{
+	struct ibv_context **list;
+	int n = 0, rc = 0;
+
+	list = rdma_get_devices(&n);
+	if (list == NULL)
+		return 0;
+	for (int i = 0; i < n && p->ndevs < ISD_RDMA_MAX_DEVS; i++) {
+		char e[256];
+
+		rc = isd_rdma_dev_get(list[i], &p->devs[p->ndevs], e, sizeof(e));
+		if (rc < 0) {
+			seterr(err, err_len, "%s: %s", p->name, e);
+			break;
+		}
+		p->ndevs++;
+	}
+	rdma_free_devices(list);
+	return rc;
+}
+
+int
+isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const char *host,
+		       uint16_t port, uint16_t tpgt, struct isd_iser_portal **out, char *err,
+		       size_t err_len)
+{
+	struct addrinfo hints, *ai = NULL;
+	struct isd_iser_portal *p;
+	char serv[8];
+	int rc, e;
+
+	if (t == NULL || r == NULL || host == NULL || out == NULL) {
+		seterr(err, err_len, "iser portal: bad arguments");
+		return -EINVAL;
+	}
+	isd_rdma_init();
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		seterr(err, err_len, "iser portal: out of memory");
+		return -ENOMEM;
+	}
+	p->tgt = t;
+	p->r = r;
+	p->tpgt = tpgt;
+	if (strchr(host, ':') != NULL)
+		snprintf(p->name, sizeof(p->name), "iser://[%s]:%u", host, port);
+	else
+		snprintf(p->name, sizeof(p->name), "iser://%s:%u", host, port);
+
+	p->ch = rdma_create_event_channel();
+	if (p->ch == NULL) {
+		e = errno ? errno : ENODEV;
+		seterr(err, err_len, "%s: rdma_cm unavailable (%s): no RDMA device, or the "
+		       "rdma_ucm module is not loaded", p->name, strerror(e));
+		rc = -e;
+		goto err_free;
+	}
+	rc = set_nonblock(p->ch->fd);
+	if (rc < 0) {
+		seterr(err, err_len, "%s: %s", p->name, strerror(-rc));
+		goto err_free;
+	}
+	if (rdma_create_id(p->ch, &p->id, p, RDMA_PS_TCP) != 0) {
+		rc = -errno;
+		seterr(err, err_len, "%s: rdma_create_id: %s", p->name, strerror(errno));
+		goto err_free;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(serv, sizeof(serv), "%u", port);
+	e = getaddrinfo(host, serv, &hints, &ai);
+	if (e != 0) {
+		seterr(err, err_len, "%s: not a numeric address: %s", p->name, gai_strerror(e));
+		rc = -EINVAL;
+		goto err_free;
+	}
+	if (ai->ai_family == AF_INET6)
+		(void)rdma_set_option(p->id, RDMA_OPTION_ID, RDMA_OPTION_ID_AFONLY,
+				      &(int){ 1 }, sizeof(int));
+	if (rdma_bind_addr(p->id, ai->ai_addr) != 0) {
+		rc = -errno;
+		goto err_bind;
+	}
+	if (rdma_listen(p->id, ISD_ISER_BACKLOG) != 0) {
+		rc = -errno;
+		goto err_bind;
+	}
+	freeaddrinfo(ai);
+	ai = NULL;
+	p->port = ntohs(rdma_get_src_port(p->id));
+	rc = portal_open_devices(p, err, err_len);
+	if (rc < 0)
+		goto err_free;
+	rc = isd_reactor_add_fd(r, p->ch->fd, EPOLLIN, portal_cm_cb, p);
+	if (rc < 0) {
+		seterr(err, err_len, "%s: reactor: %s", p->name, strerror(-rc));
+		goto err_free;
+	}
+	p->on_reactor = true;
+	isd_log_info("%s: listening (tpgt %u, %d RDMA device%s)", p->name, tpgt, p->ndevs,
+		     p->ndevs == 1 ? "" : "s");
+	*out = p;
+	return 0;
+
+err_bind:
+	if (rc == -EADDRINUSE)
+		seterr(err, err_len, "%s: port in use (on iWARP the iSER portal cannot share a "
+		       "port with a TCP portal; use another port, e.g. 3261)", p->name);
+	else if (rc == -EADDRNOTAVAIL || rc == -ENODEV)
+		seterr(err, err_len, "%s: no RDMA device has this address (%s)", p->name,
+		       strerror(-rc));
+	else
+		seterr(err, err_len, "%s: %s", p->name, strerror(-rc));
+err_free:
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	portal_free(p);
+	return rc;
+}
+
+void
+isd_iser_portal_close(struct isd_iser_portal *p)
+{
+	if (p != NULL)
+		portal_free(p);
+}
+
+uint16_t
+isd_iser_portal_port(const struct isd_iser_portal *p)
+{
+	return p->port;
+}
+
+/* ---- memory ---- */
+
+int
+isd_iser_register_memory(void *base, size_t len, char *err, size_t err_len)
+{
+	return isd_rdma_mem_add(base, len, err, err_len);
+}
+
+void
+isd_iser_unregister_memory(void *base)
+{
+	isd_rdma_mem_remove(base);
+}
+
+void
+isd_iser_get_stats(struct isd_iser_stats *out)
+{
+	struct isd_rdma_stats rs;
+
+	isd_rdma_get_stats(&rs);
+	memset(out, 0, sizeof(*out));
+	out->conns = g_conns;
+	out->qps = rs.qps;
+	out->mrs = rs.mrs;
+	out->cqs = rs.cqs;
+	out->bufs = rs.bufs;
+	out->jobs = isd_iser_g_jobs;
+	out->bytes_bounced = isd_iser_g_bounced;
+}
+
+/* ---- ops ---- */
+
+static void
+iser_notice_key_values(struct isd_conn *c, const struct isd_params *p)
+{
+	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	int rc;
+
+	if (ic->state >= ISD_ISER_DRAINING)
+		return;
+	ic->ffp = true;
+	ic->discovery = p->session_type == ISD_SESSION_DISCOVERY;
+	/* Linux ib_iser and libiscsi post 128-byte FFP receives whatever IRDSL says
+	 * (iser-facts §4.5); discovery keeps the 8 KiB login buffer */
+	ic->tx_limit = ic->discovery ? ISD_ISER_LOGIN_DATA : ISD_ISER_INI_FFP_DATA;
+	rc = isd_iser_rx_setup_ffp(ic, p);
+	if (rc < 0) {
+		isd_log_err("iser %s: cannot set up full-feature receives: %s", ic->peer,
+			    strerror(-rc));
+		isd_iser_conn_fail(ic, rc);
+		return;
+	}
+	/* the final Login Response was held until the receives were up */
+	ic->hold_tx = false;
+	isd_iser_tx_kick(ic);
+}
+
+static void
+iser_terminate(struct isd_conn *c)
+{
+	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+
+	if (ic->state >= ISD_ISER_DRAINING || ic->closing)
+		return;
+	ic->closing = true;
+	ic->hold_tx = false;
+	if (ic->state != ISD_ISER_ESTABLISHED) {
+		isd_iser_conn_fail(ic, 0);
+		return;
+	}
+	/* let queued Sends (a Logout or Login Response) go first, bounded; the
+	 * kick disconnects once the send queue is empty */
+	ic->term_reason = 0;
+	isd_iser_tx_kick(ic);
+	if (ic->state < ISD_ISER_DRAINING)
+		isd_reactor_timer_start(ic->r, &ic->drain_timer, 1000);
+}
+
+static void
+iser_free_conn(struct isd_conn *c)
+{
+	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_job *job;
+
+	isd_reactor_timer_stop(ic->r, &ic->notify_timer);
+	isd_reactor_timer_stop(ic->r, &ic->drain_timer);
+	isd_reactor_timer_stop(ic->r, &ic->poll_timer);
+	isd_reactor_timer_stop(ic->r, &ic->kick_timer);
+	if (ic->ch_on_reactor)
+		isd_reactor_del_fd(ic->r, ic->ch->fd);
+	if (ic->qp_created) {
+		rdma_destroy_qp(ic->id);
+		isd_rdma_count_qp(-1);
+	}
+	isd_rdma_cq_destroy(ic->cq);
+	while ((job = TAILQ_FIRST(&ic->pending)) != NULL) {
+		TAILQ_REMOVE(&ic->pending, job, link);
+		job->queued = false;
+		isd_iser_job_free(ic, job);
+	}
+	while ((job = TAILQ_FIRST(&ic->abandoned)) != NULL) {
+		TAILQ_REMOVE(&ic->abandoned, job, link);
+		isd_iser_job_free(ic, job);
+	}
+	isd_rdma_mr_dereg(ic->rx_mr);
+	isd_rdma_mr_dereg(ic->ctl_mr);
+	if (ic->rx != NULL) {
+		for (uint32_t i = 0; i < ic->rx_count; i++)
+			free(ic->rx[i]);
+		free(ic->rx);
+	}
+	free(ic->rx_mem);
+	free(ic->login_rx);
+	free(ic->tx_all);
+	free(ic->ctl_mem);
+	if (ic->id != NULL)
+		rdma_destroy_id(ic->id);
+	if (ic->ch != NULL)
+		rdma_destroy_event_channel(ic->ch);
+	isd_rdma_dev_put(ic->dev);
+	if (ic->jobs != 0)
+		isd_log_warn("iser %s: %u transfer jobs leaked", ic->peer, ic->jobs);
+	g_conns--;
+}
+
+/* iser_tx.c */
+int isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
+int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t);
+void isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
+void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
+void isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len);
+/* iser_rx.c */
+void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
+
+const struct isd_dm_ops isd_iser_dm_ops = {
+	.name = "iser",
+	.caps = ISD_DM_CAP_RDMA,
+	.conn_priv_size = sizeof(struct isd_iser_conn),
+	.task_priv_size = sizeof(struct isd_iser_task),
+	.send_control = isd_iser_send_control,
+	.put_data = isd_iser_put_data,
+	.get_data = isd_iser_get_data,
+	.notice_key_values = iser_notice_key_values,
+	.release_pdu = isd_iser_release_pdu,
+	.task_cleanup = isd_iser_task_cleanup,
+	.terminate = iser_terminate,
+	.free_conn = iser_free_conn,
+	.task_init = isd_iser_task_init,
+	.buf_alloc = isd_iser_buf_alloc,
+	.buf_free = isd_iser_buf_free,
+};

@@ -1,0 +1,59 @@
+/*
+ * The iSER datamover (RFC 7145 over rdma_cm/verbs): listening portals,
+ * connection resources, Sends/Receives for control PDUs, RDMA Write for
+ * Put_Data and RDMA Read for Get_Data. Implements struct isd_dm_ops (dm/dm.h)
+ * with caps ISD_DM_CAP_RDMA.
+ */
+#ifndef ISD_DM_ISER_DM_H
+#define ISD_DM_ISER_DM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct isd_iscsi_tgt;
+struct isd_reactor;
+struct isd_iser_portal;
+
+extern const struct isd_dm_ops isd_iser_dm_ops;
+
+/*
+ * Listens with rdma_cm on host:port (numeric IPv4/IPv6 address; "0.0.0.0"
+ * for every RDMA-capable address) and hands every accepted connection to the
+ * core as an isd_conn on reactor r. Opens the RDMA devices up front so that
+ * registered memory (isd_iser_register_memory) is registered at start.
+ * Errors: -EADDRINUSE (on iWARP also when a TCP portal holds the port),
+ * -EADDRNOTAVAIL/-ENODEV (no RDMA device on that address), -ENOMEM...
+ * `err` gets one line naming the portal and the problem.
+ */
+int isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const char *host,
+			   uint16_t port, uint16_t tpgt, struct isd_iser_portal **out, char *err,
+			   size_t err_len);
+/* Stops listening (established connections stay). */
+void isd_iser_portal_close(struct isd_iser_portal *p);
+/* The port actually bound (useful with port 0 in tests). */
+uint16_t isd_iser_portal_port(const struct isd_iser_portal *p);
+
+/*
+ * Registers [base, base+len) (a RAM LUN's memory) for RDMA on every RDMA
+ * device, present and future, so RDMA Writes and Reads go straight to and
+ * from it. On failure `err` names the cause; an RLIMIT_MEMLOCK shortfall is
+ * named with its fix. isd_iser_unregister_memory() undoes it (before the
+ * memory is freed).
+ */
+int isd_iser_register_memory(void *base, size_t len, char *err, size_t err_len);
+void isd_iser_unregister_memory(void *base);
+
+/* Live iSER resources, for leak checks: all 0 once every connection is freed
+ * (devs/regions/slabs excepted while portals and LUNs exist). */
+struct isd_iser_stats {
+	uint64_t conns;
+	uint64_t qps;
+	uint64_t mrs;
+	uint64_t cqs;
+	uint64_t bufs;                  /* registered data buffers handed out */
+	uint64_t jobs;
+	uint64_t bytes_bounced;         /* data copied because a buffer was not registered */
+};
+void isd_iser_get_stats(struct isd_iser_stats *out);
+
+#endif

@@ -1,0 +1,323 @@
+/*
+ * iSER datamover internals. The first half is pure logic (iser_plan.c): work
+ * request planning, receive checks and sizing, send credits, the 128-byte rule.
+ * It touches no verbs object and is unit-tested without a device. The second
+ * half is the per-connection state used by iser_conn.c/iser_rx.c/iser_tx.c.
+ */
+#ifndef ISD_DM_ISER_INT_H
+#define ISD_DM_ISER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/uio.h>
+
+#include <infiniband/verbs.h>
+
+#include "dm/dm.h"
+#include "dm/iser/iser_proto.h"
+#include "iscsi/keys.h"
+#include "iscsi/pdu.h"
+#include "reactor/reactor.h"
+
+/* ---- limits ---- */
+
+#define ISD_ISER_LOGIN_DATA 8192        /* login/text data both ways (iser-facts §3.2) */
+#define ISD_ISER_AHS_ROOM 264           /* ext-CDB (up to 244+4) + bidi read length (8), rounded */
+/* Data bytes a Linux ib_iser / libiscsi initiator can take in one FFP receive (§4.5). */
+#define ISD_ISER_INI_FFP_DATA 128
+#define ISD_ISER_MAX_SGE 8              /* SGEs per RDMA WR we ever build */
+#define ISD_ISER_WR_BYTES (1u << 20)    /* bytes per RDMA Write/Read WR */
+#define ISD_ISER_QUEUE_DEPTH 128        /* commands we size the QP for */
+#define ISD_ISER_WRS_PER_CMD 4          /* RDMA WRs we plan for per command when sizing */
+#define ISD_ISER_TX_SMALL 160           /* small send descriptors (responses, NOP-In...) */
+#define ISD_ISER_TX_SMALL_DATA 512
+#define ISD_ISER_TX_BIG 4               /* big send descriptors (login, text) */
+#define ISD_ISER_UNEXPECTED_MAX 2       /* NOP-In pings / Async / Reject in flight (§4.5) */
+#define ISD_ISER_RX_MAX 256             /* FFP receives per connection, at most */
+#define ISD_ISER_RX_MIN 16
+#define ISD_ISER_RX_DISCOVERY 8
+#define ISD_ISER_RX_MEM_BUDGET (32u << 20) /* bytes of FFP receive buffers per connection */
+#define ISD_ISER_READS_MAX 16           /* outstanding RDMA Reads we track, whatever ORD says */
+#define ISD_ISER_CQ_BUDGET 64           /* completions per poll round */
+#define ISD_ISER_DRAIN_MS 5000          /* bound on waiting for flush completions */
+
+/* ---- pure planning (iser_plan.c) ---- */
+
+struct isd_iser_sge {
+	uint64_t addr;
+	uint32_t length;
+};
+
+/* One RDMA Write or Read: local SGEs and where it lands remotely. */
+struct isd_iser_wr_plan {
+	struct isd_iser_sge sge[ISD_ISER_MAX_SGE];
+	int nsge;
+	uint32_t remote_off;            /* from the first byte of the planned range */
+	uint32_t bytes;
+};
+
+/*
+ * Splits [offset, offset+length) of iov into WRs of at most max_sge SGEs and
+ * max_wr_bytes bytes (SGEs never cross an iovec entry). Plans at most out_max
+ * WRs; *covered gets the bytes they cover (less than length when out_max ran
+ * out, or when iov ends early). Returns the WR count, or -EINVAL.
+ */
+int isd_iser_plan_wrs(const struct iovec *iov, int iovcnt, uint32_t offset, uint32_t length,
+		      uint32_t max_sge, uint32_t max_wr_bytes, struct isd_iser_wr_plan *out,
+		      int out_max, uint32_t *covered);
+
+/* A received Send, checked (iser-facts §2.1, §7). */
+struct isd_iser_rx_info {
+	struct isd_iser_hdr hdr;
+	uint32_t ahs_len;
+	uint32_t dsl;
+};
+#define ISD_ISER_RX_HELLO 1
+/*
+ * Checks byte_len against the iSER header, BHS, AHS and DSL: at least 76 bytes,
+ * and 76 + AHS + DSL <= byte_len <= 76 + AHS + DSL + 4 (peers may pad up to 3-4
+ * bytes). Returns 0 for a control PDU, ISD_ISER_RX_HELLO for a Hello, -EINVAL
+ * for anything malformed, -EPROTO for an iSER opcode a target never receives.
+ */
+int isd_iser_rx_check(const uint8_t *buf, uint32_t byte_len, struct isd_iser_rx_info *out);
+
+/* Data bytes each FFP receive buffer must take for these negotiated values. */
+uint32_t isd_iser_rx_data_size(const struct isd_params *p);
+/* Number of FFP receives to post for buffers of data_size bytes, at most rq_max. */
+uint32_t isd_iser_rx_count(const struct isd_params *p, uint32_t data_size, uint32_t rq_max);
+
+/* Queue sizes for one connection on a device. */
+struct isd_iser_qp_size {
+	uint32_t max_send_wr;
+	uint32_t max_recv_wr;
+	uint32_t max_send_sge;
+	uint32_t max_recv_sge;
+	uint32_t cq_depth;
+	uint32_t wr_sge;                /* SGEs per RDMA Write */
+	uint32_t rd_sge;                /* SGEs per RDMA Read (max_sge_rd; 1 on some iWARP) */
+};
+void isd_iser_qp_size(const struct ibv_device_attr *a, struct isd_iser_qp_size *out);
+/* The ORD for rdma_accept: min(peer's responder_resources, our max_qp_init_rd_atom). */
+uint8_t isd_iser_ord(uint8_t peer_responder_resources, int dev_max_init_rd_atom);
+
+/* Send-side credits of one connection. */
+struct isd_iser_credits {
+	uint32_t sq_size;               /* WRs the send queue holds (less the drain marker) */
+	uint32_t sq_used;               /* WRs posted and not yet known complete */
+	uint32_t ord;                   /* RDMA Reads allowed in flight */
+	uint32_t reads;                 /* RDMA Reads in flight */
+	uint32_t unexpected;            /* unexpected PDUs (NOP-In ping, Async, Reject) in flight */
+};
+void isd_iser_credits_init(struct isd_iser_credits *cr, uint32_t sq_size, uint32_t ord);
+/* Takes n send-queue slots if free. */
+bool isd_iser_credits_take_sq(struct isd_iser_credits *cr, uint32_t n);
+void isd_iser_credits_put_sq(struct isd_iser_credits *cr, uint32_t n);
+/* Takes one RDMA Read slot (and one SQ slot) if both are free. */
+bool isd_iser_credits_take_read(struct isd_iser_credits *cr);
+void isd_iser_credits_put_read(struct isd_iser_credits *cr);
+
+/* NOP-In ping (ITT reserved), Async Message, Reject: PDUs the initiator did not ask for. */
+bool isd_iser_pdu_is_unexpected(const uint8_t *bhs);
+/* A successful Login Response with T=1 and NSG=FullFeaturePhase. */
+bool isd_iser_is_final_login_rsp(const uint8_t *bhs);
+/* A Login Request with T=1 and NSG=FullFeaturePhase. */
+bool isd_iser_is_transit_login_req(const uint8_t *bhs);
+/*
+ * Makes an outgoing PDU's data segment fit `limit` bytes: a SCSI Response's
+ * sense data is truncated (its 2-byte length and the DSL adjusted). Returns the
+ * data length to send, or -EMSGSIZE for a PDU that cannot be shortened.
+ */
+int isd_iser_fit_data(uint8_t *bhs, uint8_t *data, uint32_t data_len, uint32_t limit);
+
+/* ---- connection state (iser_conn.c, iser_rx.c, iser_tx.c) ---- */
+
+struct isd_rdma_dev;
+struct isd_rdma_cq;
+struct isd_iser_conn;
+struct rdma_cm_id;
+struct rdma_event_channel;
+
+/* What a wr_id points at. Every WR we post carries one of these. */
+enum isd_iser_tag_type {
+	ISD_ISER_TAG_RX = 1,            /* struct isd_iser_rx */
+	ISD_ISER_TAG_TX,                /* struct isd_iser_tx: a Send */
+	ISD_ISER_TAG_JOB,               /* struct isd_iser_job: its last RDMA WR of a post */
+	ISD_ISER_TAG_READ,              /* struct isd_iser_read: one RDMA Read */
+	ISD_ISER_TAG_DRAIN_SQ,          /* the send-queue drain marker */
+	ISD_ISER_TAG_DRAIN_RQ,          /* the receive-queue drain marker */
+};
+
+struct isd_iser_tag {
+	uint8_t type;                   /* enum isd_iser_tag_type */
+};
+
+/* A receive descriptor. Owned by the connection; the PDU inside is lent to the
+ * core between control_notify and release_pdu. */
+struct isd_iser_rx {
+	struct isd_iser_tag tag;
+	struct isd_iser_conn *ic;
+	uint8_t *buf;                   /* registered; header + BHS + AHS + data */
+	uint32_t size;
+	uint32_t lkey;
+	bool login;                     /* the login buffer */
+	bool posted;
+	bool lent;                      /* its PDU is with the core */
+	bool transit;                   /* login request with T=1 NSG=3: repost only if refused */
+	struct isd_iser_hdr hdr;        /* the iSER header of the PDU in the buffer */
+	struct isd_pdu pdu;             /* last: it ends in a flexible array */
+};
+
+/* A send descriptor: one Send, with the PDU's headers and (copied) data. */
+struct isd_iser_tx {
+	struct isd_iser_tag tag;
+	uint8_t *buf;                   /* registered */
+	uint32_t cap;                   /* data bytes it holds after the 76 + AHS */
+	uint32_t lkey;
+	bool big;
+	bool unexpected;                /* counts against credits.unexpected */
+	uint32_t wrs;                   /* SQ slots its completion returns */
+	struct isd_iser_job *job;       /* put_data whose response this is */
+	TAILQ_ENTRY(isd_iser_tx) link;
+};
+TAILQ_HEAD(isd_iser_tx_list, isd_iser_tx);
+
+enum isd_iser_job_kind {
+	ISD_ISER_JOB_PUT = 0,           /* RDMA Writes, then the response Send */
+	ISD_ISER_JOB_GET,               /* RDMA Reads */
+	ISD_ISER_JOB_SEND,              /* a control PDU waiting for a descriptor */
+};
+
+/* One queued or running transfer (or a queued control PDU). Owned by the
+ * connection, not the task: it outlives an abandoned task until its WRs are
+ * complete. */
+struct isd_iser_job {
+	struct isd_iser_tag tag;        /* ISD_ISER_TAG_JOB */
+	enum isd_iser_job_kind kind;
+	struct isd_iser_conn *ic;
+	struct isd_task *task;          /* NULL once abandoned */
+	struct isd_pdu *pdu;            /* SEND: the PDU; PUT: the response (may be NULL) */
+	struct iovec iov[8];            /* the task buffer (PUT/GET) */
+	int iovcnt;
+	bool bounce_out;                /* PUT: iov is a registered bounce copy */
+	void *bounce;                   /* registered bounce buffer, or NULL */
+	uint32_t bounce_len;
+	const struct iovec *orig_iov;   /* GET with bounce: where the data goes at the end */
+	int orig_iovcnt;
+	uint32_t orig_offset;
+	uint32_t next;                  /* next local byte to plan (offset into iov) */
+	uint32_t end;
+	uint32_t rkey;
+	uint64_t remote_va;             /* remote address of local offset `base_off` */
+	uint32_t base_off;
+	uint32_t inflight;              /* WRs/reads posted and not complete */
+	uint32_t chunk_wrs;             /* PUT: SQ slots of the posted chunk */
+	int status;                     /* first error */
+	bool queued;                    /* on ic->pending */
+	bool rsp_posted;
+	void *deferred_buf;             /* buffer freed by the core while WRs were in flight */
+	uint32_t deferred_len;
+	TAILQ_ENTRY(isd_iser_job) link;
+};
+TAILQ_HEAD(isd_iser_job_list, isd_iser_job);
+
+/* One outstanding RDMA Read. */
+struct isd_iser_read {
+	struct isd_iser_tag tag;        /* ISD_ISER_TAG_READ */
+	struct isd_iser_job *job;       /* NULL when the slot is free */
+	uint32_t bytes;
+};
+
+/* Per-task area (isd_task_dm_priv). */
+struct isd_iser_task {
+	uint32_t magic;
+	struct isd_iser_hdr hdr;        /* from the command's iSER header */
+	uint32_t first_sol;             /* first solicited offset: write VA points at it */
+	bool first_sol_set;
+	struct isd_iser_job *job;       /* transfer in progress */
+};
+#define ISD_ISER_TASK_MAGIC 0x49534552u /* "ISER" */
+
+enum isd_iser_state {
+	ISD_ISER_ACCEPTING = 0,         /* rdma_accept sent, no ESTABLISHED yet */
+	ISD_ISER_ESTABLISHED,
+	ISD_ISER_DRAINING,              /* disconnected; waiting for the flush markers */
+	ISD_ISER_DEAD,                  /* drained; terminate notify sent or pending */
+};
+
+/* Per-connection state (isd_conn_dm_priv). Lives on the portal's reactor. */
+struct isd_iser_conn {
+	struct isd_conn *conn;
+	struct isd_reactor *r;
+	enum isd_iser_state state;
+	char peer[80];
+	struct rdma_cm_id *id;
+	struct rdma_event_channel *ch;  /* this connection's own CM channel */
+	bool ch_on_reactor;
+	struct isd_rdma_dev *dev;
+	struct isd_rdma_cq *cq;
+	bool qp_created;
+	struct ibv_qp *qp;
+	struct isd_iser_qp_size qs;
+	struct isd_iser_credits cr;
+	bool ffp;                       /* notice_key_values seen */
+	bool hold_tx;                   /* final login response queued; FFP receives not yet up */
+	uint32_t tx_limit;              /* data bytes a Send may carry now */
+	bool discovery;
+
+	/* login buffer and send descriptors: one registered area */
+	uint8_t *ctl_mem;
+	size_t ctl_len;
+	struct ibv_mr *ctl_mr;
+	struct isd_iser_rx *login_rx;
+	struct isd_iser_tx *tx_all;
+	struct isd_iser_tx_list tx_free_small;
+	struct isd_iser_tx_list tx_free_big;
+	/* FFP receive buffers: one registered area */
+	uint8_t *rx_mem;
+	size_t rx_len;
+	struct ibv_mr *rx_mr;
+	struct isd_iser_rx **rx;
+	uint32_t rx_count;
+	uint32_t rx_posted;
+
+	struct isd_iser_job_list pending;       /* waiting for descriptors or credits (FIFO) */
+	struct isd_iser_job_list abandoned;     /* task gone, WRs still in flight */
+	struct isd_iser_read reads[ISD_ISER_READS_MAX];
+	uint32_t jobs;                  /* allocated jobs (leak check) */
+
+	/* teardown */
+	struct isd_iser_tag drain_sq;
+	struct isd_iser_tag drain_rq;
+	bool drain_sq_done, drain_rq_done;
+	bool disconnect_sent;
+	bool closing;                   /* terminate(): flushing queued Sends, then disconnect */
+	bool notified;
+	int term_reason;
+	bool logged_wc_error;
+	struct isd_timer notify_timer;
+	struct isd_timer drain_timer;
+	struct isd_timer poll_timer;    /* continues a poll that ran out of budget */
+	struct isd_timer kick_timer;    /* deferred pending-queue run */
+};
+
+/* iser_tx.c */
+int isd_iser_tx_setup(struct isd_iser_conn *ic);
+void isd_iser_tx_kick(struct isd_iser_conn *ic);
+void isd_iser_tx_complete(struct isd_iser_conn *ic, struct isd_iser_tx *tx, int status);
+void isd_iser_job_wr_complete(struct isd_iser_conn *ic, struct isd_iser_job *job, int status);
+void isd_iser_read_complete(struct isd_iser_conn *ic, struct isd_iser_read *rd, int status);
+void isd_iser_jobs_fail_pending(struct isd_iser_conn *ic);
+void isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job);
+
+/* iser_rx.c */
+int isd_iser_rx_post(struct isd_iser_conn *ic, struct isd_iser_rx *rx);
+int isd_iser_rx_setup_ffp(struct isd_iser_conn *ic, const struct isd_params *p);
+void isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ibv_wc *wc);
+
+/* iser_conn.c */
+void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
+void isd_iser_conn_poll(void *arg);
+
+#endif

@@ -1,0 +1,840 @@
+/*
+ * The send side: control PDUs as Sends from registered descriptors, Put_Data
+ * as RDMA Writes chained with the SCSI Response Send in one post (only the
+ * Send signalled), Get_Data as RDMA Reads bounded by the ORD, the FIFO of
+ * work waiting for descriptors or credits, and the per-task hooks.
+ *
+ * Ownership: a job belongs to the connection, not to the task, so that a
+ * task abandoned by task_cleanup while its WRs are in flight cannot leave a
+ * dangling wr_id; the job is freed when its last WR completes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dm/iser/iser_int.h"
+#include "rdma/rdma.h"
+#include "util/iov.h"
+#include "util/log.h"
+
+#define ISD_ISER_POST_MAX_WRS 64        /* RDMA WRs in one post */
+
+extern uint64_t isd_iser_g_jobs;
+extern uint64_t isd_iser_g_bounced;
+
+static size_t
+round64(size_t n)
+{
+	return (n + 63) & ~(size_t)63;
+}
+
+int
+isd_iser_tx_setup(struct isd_iser_conn *ic)
+{
+	size_t login_sz = round64(ISD_ISER_HEADERS_LEN + ISD_ISER_AHS_ROOM + ISD_ISER_LOGIN_DATA + 4);
+	size_t small_sz = round64(ISD_ISER_HEADERS_LEN + ISD_ISER_AHS_ROOM + ISD_ISER_TX_SMALL_DATA);
+	size_t big_sz = round64(ISD_ISER_HEADERS_LEN + ISD_ISER_AHS_ROOM + ISD_ISER_LOGIN_DATA);
+	uint32_t ntx = ISD_ISER_TX_SMALL + ISD_ISER_TX_BIG;
+	char err[256];
+	uint8_t *p;
+	void *mem;
+	int rc;
+
+	ic->ctl_len = login_sz + ISD_ISER_TX_SMALL * small_sz + ISD_ISER_TX_BIG * big_sz;
+	if (posix_memalign(&mem, 4096, ic->ctl_len) != 0)
+		return -ENOMEM;
+	ic->ctl_mem = mem;
+	ic->tx_all = calloc(ntx, sizeof(*ic->tx_all));
+	ic->login_rx = calloc(1, sizeof(*ic->login_rx));
+	if (ic->tx_all == NULL || ic->login_rx == NULL)
+		return -ENOMEM;
+	rc = isd_rdma_mr_reg(ic->dev, mem, ic->ctl_len, IBV_ACCESS_LOCAL_WRITE, &ic->ctl_mr, err,
+			     sizeof(err));
+	if (rc < 0) {
+		isd_log_err("iser %s: %s", ic->peer, err);
+		return rc;
+	}
+	p = mem;
+	ic->login_rx->tag.type = ISD_ISER_TAG_RX;
+	ic->login_rx->ic = ic;
+	ic->login_rx->login = true;
+	ic->login_rx->buf = p;
+	ic->login_rx->size = (uint32_t)login_sz;
+	ic->login_rx->lkey = ic->ctl_mr->lkey;
+	p += login_sz;
+	for (uint32_t i = 0; i < ntx; i++) {
+		struct isd_iser_tx *tx = &ic->tx_all[i];
+		bool big = i >= ISD_ISER_TX_SMALL;
+
+		tx->tag.type = ISD_ISER_TAG_TX;
+		tx->buf = p;
+		tx->big = big;
+		tx->cap = big ? ISD_ISER_LOGIN_DATA : ISD_ISER_TX_SMALL_DATA;
+		tx->lkey = ic->ctl_mr->lkey;
+		p += big ? big_sz : small_sz;
+		TAILQ_INSERT_TAIL(big ? &ic->tx_free_big : &ic->tx_free_small, tx, link);
+	}
+	return 0;
+}
+
+/* ---- jobs ---- */
+
+static struct isd_iser_job *
+job_alloc(struct isd_iser_conn *ic, enum isd_iser_job_kind kind)
+{
+	struct isd_iser_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return NULL;
+	job->tag.type = ISD_ISER_TAG_JOB;
+	job->kind = kind;
+	job->ic = ic;
+	ic->jobs++;
+	isd_iser_g_jobs++;
+	return job;
+}
+
+void
+isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job)
+{
+	if (job->pdu != NULL)
+		isd_pdu_free(job->pdu);
+	if (job->bounce != NULL)
+		isd_rdma_buf_free(job->bounce, job->bounce_len);
+	if (job->deferred_buf != NULL)
+		isd_rdma_buf_free(job->deferred_buf, job->deferred_len);
+	ic->jobs--;
+	isd_iser_g_jobs--;
+	free(job);
+}
+
+static void
+job_enqueue(struct isd_iser_conn *ic, struct isd_iser_job *job)
+{
+	job->queued = true;
+	TAILQ_INSERT_TAIL(&ic->pending, job, link);
+}
+
+static void
+job_dequeue(struct isd_iser_conn *ic, struct isd_iser_job *job)
+{
+	if (job->queued) {
+		TAILQ_REMOVE(&ic->pending, job, link);
+		job->queued = false;
+	}
+}
+
+/* The job's last WR completed (or it never ran): tell the core, free the job. */
+static void
+job_finish(struct isd_iser_conn *ic, struct isd_iser_job *job, int status)
+{
+	struct isd_task *task = job->task;
+	struct isd_iser_task *tt;
+
+	job_dequeue(ic, job);
+	if (task == NULL) {
+		/* abandoned by task_cleanup */
+		TAILQ_REMOVE(&ic->abandoned, job, link);
+		isd_iser_job_free(ic, job);
+		return;
+	}
+	tt = isd_task_dm_priv(task);
+	tt->job = NULL;
+	if (status == 0 && job->kind == ISD_ISER_JOB_GET && job->bounce != NULL) {
+		isd_iov_copy_in(job->orig_iov, job->orig_iovcnt, job->orig_offset, job->bounce,
+				job->bounce_len);
+		isd_conn_count_copy(ic->conn, job->bounce_len);
+		isd_iser_g_bounced += job->bounce_len;
+	}
+	isd_iser_job_free(ic, job);
+	isd_dm_data_completion_notify(ic->conn, task, status < 0 ? -EIO : 0);
+}
+
+void
+isd_iser_jobs_fail_pending(struct isd_iser_conn *ic)
+{
+	struct isd_iser_job *job;
+
+	while ((job = TAILQ_FIRST(&ic->pending)) != NULL) {
+		job_dequeue(ic, job);
+		if (job->kind == ISD_ISER_JOB_SEND) {
+			isd_iser_job_free(ic, job);
+			continue;
+		}
+		job_finish(ic, job, -ECONNABORTED);
+	}
+}
+
+/* ---- building Sends ---- */
+
+static struct isd_iser_tx *
+tx_get(struct isd_iser_conn *ic, bool big)
+{
+	struct isd_iser_tx *tx;
+
+	tx = TAILQ_FIRST(big ? &ic->tx_free_big : &ic->tx_free_small);
+	if (tx == NULL && !big)
+		tx = TAILQ_FIRST(&ic->tx_free_big);
+	if (tx != NULL)
+		TAILQ_REMOVE(tx->big ? &ic->tx_free_big : &ic->tx_free_small, tx, link);
+	return tx;
+}
+
+static void
+tx_put(struct isd_iser_conn *ic, struct isd_iser_tx *tx)
+{
+	tx->job = NULL;
+	tx->unexpected = false;
+	TAILQ_INSERT_HEAD(tx->big ? &ic->tx_free_big : &ic->tx_free_small, tx, link);
+}
+
+/* Data bytes pdu will carry within the connection's current limit, or -EMSGSIZE. */
+static int
+pdu_fit(struct isd_iser_conn *ic, struct isd_pdu *pdu)
+{
+	uint32_t len = pdu->data_len, limit = ic->tx_limit;
+	int n;
+
+	/* the final Login Response goes out after notice_key_values, into the
+	 * initiator's 8 KiB login buffer */
+	if (isd_bhs_opcode(pdu->bhs) == ISD_OP_LOGIN_RSP)
+		limit = ISD_ISER_LOGIN_DATA;
+	if (pdu->data_iov != NULL)
+		len = (uint32_t)isd_iov_len(pdu->data_iov, pdu->data_iovcnt);
+	n = isd_iser_fit_data(pdu->bhs, pdu->data_iov ? NULL : pdu->data, len, limit);
+	if (n == -EMSGSIZE && len <= ISD_ISER_LOGIN_DATA) {
+		/* not shortenable (Text, NOP-In echo): the core should have kept it small */
+		isd_log_warn("iser %s: %s with %u data bytes exceeds what the initiator "
+			     "receives in full feature phase (%u); sending it anyway", ic->peer,
+			     isd_opcode_name(isd_bhs_opcode(pdu->bhs)), len, limit);
+		n = (int)len;
+	}
+	if (n >= 0 && pdu->ahs_len > ISD_ISER_AHS_ROOM)
+		n = -EMSGSIZE;
+	return n;
+}
+
+/* Copies iSER header + BHS + AHS + data into tx and describes it in wr/sge. */
+static void
+tx_build(struct isd_iser_tx *tx, struct isd_pdu *pdu, uint32_t data_len, struct ibv_send_wr *wr,
+	 struct ibv_sge *sge)
+{
+	struct isd_iser_hdr h = { .opcode = ISD_ISER_OP_CTRL };
+	uint8_t *p = tx->buf;
+
+	isd_iser_hdr_encode(&h, p);
+	p += ISD_ISER_HDR_LEN;
+	memcpy(p, pdu->bhs, ISD_BHS_LEN);
+	p += ISD_BHS_LEN;
+	if (pdu->ahs_len > 0) {
+		memcpy(p, pdu->ahs, pdu->ahs_len);
+		p += pdu->ahs_len;
+	}
+	if (data_len > 0) {
+		if (pdu->data_iov != NULL)
+			isd_iov_copy_out(pdu->data_iov, pdu->data_iovcnt, 0, p, data_len);
+		else
+			memcpy(p, pdu->data, data_len);
+		p += data_len;
+	}
+	sge->addr = (uintptr_t)tx->buf;
+	sge->length = (uint32_t)(p - tx->buf);
+	sge->lkey = tx->lkey;
+	memset(wr, 0, sizeof(*wr));
+	wr->wr_id = (uintptr_t)&tx->tag;
+	wr->sg_list = sge;
+	wr->num_sge = 1;
+	wr->opcode = IBV_WR_SEND;
+	wr->send_flags = IBV_SEND_SIGNALED;
+}
+
+/* Returns 1 posted, 0 blocked (no descriptor or credit), -errno. */
+static int
+post_send_job(struct isd_iser_conn *ic, struct isd_iser_job *job)
+{
+	struct isd_pdu *pdu = job->pdu;
+	struct ibv_send_wr wr, *bad;
+	struct ibv_sge sge;
+	struct isd_iser_tx *tx;
+	bool unexp = isd_iser_pdu_is_unexpected(pdu->bhs);
+	int n, rc;
+
+	n = pdu_fit(ic, pdu);
+	if (n < 0) {
+		isd_log_err("iser %s: %s too large for a Send (%u data, %u AHS bytes)", ic->peer,
+			    isd_opcode_name(isd_bhs_opcode(pdu->bhs)), pdu->data_len, pdu->ahs_len);
+		return n;
+	}
+	if (unexp && ic->cr.unexpected >= ISD_ISER_UNEXPECTED_MAX)
+		return 0;
+	tx = tx_get(ic, (uint32_t)n > ISD_ISER_TX_SMALL_DATA);
+	if (tx == NULL)
+		return 0;
+	if (!isd_iser_credits_take_sq(&ic->cr, 1)) {
+		tx_put(ic, tx);
+		return 0;
+	}
+	tx_build(tx, pdu, (uint32_t)n, &wr, &sge);
+	rc = ibv_post_send(ic->qp, &wr, &bad);
+	if (rc != 0) {
+		isd_iser_credits_put_sq(&ic->cr, 1);
+		tx_put(ic, tx);
+		return -rc;
+	}
+	tx->wrs = 1;
+	tx->unexpected = unexp;
+	if (unexp)
+		ic->cr.unexpected++;
+	job_dequeue(ic, job);
+	isd_iser_job_free(ic, job);     /* frees the PDU: its bytes are in tx */
+	return 1;
+}
+
+/* Fills the SGEs of one planned WR with lkeys. -EFAULT if a range is not registered. */
+static int
+fill_sges(struct isd_iser_conn *ic, const struct isd_iser_wr_plan *pl, struct ibv_sge *sge)
+{
+	for (int i = 0; i < pl->nsge; i++) {
+		uint32_t lkey;
+
+		if (isd_rdma_mem_lkey(ic->dev, (const void *)(uintptr_t)pl->sge[i].addr,
+				      pl->sge[i].length, &lkey) < 0)
+			return -EFAULT;
+		sge[i].addr = pl->sge[i].addr;
+		sge[i].length = pl->sge[i].length;
+		sge[i].lkey = lkey;
+	}
+	return 0;
+}
+
+/* Put_Data: one chunk of RDMA Writes, and with the last chunk the response
+ * Send. Returns 1 fully posted, 0 waiting, -errno. */
+static int
+post_put(struct isd_iser_conn *ic, struct isd_iser_job *job)
+{
+	struct isd_iser_wr_plan plans[ISD_ISER_POST_MAX_WRS];
+	struct ibv_send_wr wrs[ISD_ISER_POST_MAX_WRS + 1], *bad;
+	struct ibv_sge sges[ISD_ISER_POST_MAX_WRS * ISD_ISER_MAX_SGE + 1];
+	struct isd_iser_tx *tx = NULL;
+	uint32_t free_sq = ic->cr.sq_size - ic->cr.sq_used, covered = 0, want;
+	bool need_send = job->pdu != NULL, final;
+	int nw = 0, max_wrs, n = 0, rc, s = 0;
+
+	if (job->inflight > 0)
+		return 0;               /* a chunk is on the wire */
+	if (need_send) {
+		n = pdu_fit(ic, job->pdu);
+		if (n < 0)
+			return n;
+		tx = tx_get(ic, (uint32_t)n > ISD_ISER_TX_SMALL_DATA);
+		if (tx == NULL)
+			return 0;
+	}
+	max_wrs = (int)free_sq - (need_send ? 1 : 0);
+	if (max_wrs > ISD_ISER_POST_MAX_WRS)
+		max_wrs = ISD_ISER_POST_MAX_WRS;
+	want = job->end - job->next;
+	if (want > 0) {
+		if (max_wrs < 1)
+			goto wait;
+		nw = isd_iser_plan_wrs(job->iov, job->iovcnt, job->next, want, ic->qs.wr_sge,
+				       ISD_ISER_WR_BYTES, plans, max_wrs, &covered);
+		if (nw <= 0) {
+			if (tx != NULL)
+				tx_put(ic, tx);
+			return nw < 0 ? nw : -EFAULT;   /* iov shorter than the transfer */
+		}
+	} else if (need_send && free_sq < 1) {
+		goto wait;
+	}
+	final = job->next + covered >= job->end;
+	if (nw == 0 && tx == NULL)
+		return -EINVAL;         /* nothing to write and no response: cannot happen */
+	if (!final && tx != NULL) {
+		tx_put(ic, tx);
+		tx = NULL;
+	}
+	for (int i = 0; i < nw; i++) {
+		struct ibv_send_wr *w = &wrs[i];
+
+		rc = fill_sges(ic, &plans[i], &sges[s]);
+		if (rc < 0) {
+			if (tx != NULL)
+				tx_put(ic, tx);
+			return rc;
+		}
+		memset(w, 0, sizeof(*w));
+		w->sg_list = &sges[s];
+		w->num_sge = plans[i].nsge;
+		w->opcode = IBV_WR_RDMA_WRITE;
+		w->wr.rdma.rkey = job->rkey;
+		w->wr.rdma.remote_addr = job->remote_va + (job->next - job->base_off) +
+					 plans[i].remote_off;
+		w->next = &wrs[i + 1];
+		s += plans[i].nsge;
+	}
+	if (final && tx != NULL) {
+		tx_build(tx, job->pdu, (uint32_t)n, &wrs[nw], &sges[s]);
+		wrs[nw].next = NULL;
+		tx->job = job;
+		tx->wrs = (uint32_t)nw + 1;
+	} else {
+		/* an intermediate chunk (or writes with no response): its last
+		 * write is signalled so the SQ slots come back */
+		wrs[nw - 1].next = NULL;
+		wrs[nw - 1].send_flags = IBV_SEND_SIGNALED;
+		wrs[nw - 1].wr_id = (uintptr_t)&job->tag;
+		job->chunk_wrs = (uint32_t)nw;
+	}
+	if (!isd_iser_credits_take_sq(&ic->cr, (uint32_t)nw + (tx != NULL ? 1 : 0)))
+		goto wait;
+	rc = ibv_post_send(ic->qp, wrs, &bad);
+	if (rc != 0) {
+		isd_iser_credits_put_sq(&ic->cr, (uint32_t)nw + (tx != NULL ? 1 : 0));
+		if (tx != NULL)
+			tx_put(ic, tx);
+		return -rc;
+	}
+	job->inflight++;
+	job->next += covered;
+	if (final) {
+		if (tx != NULL) {
+			isd_pdu_free(job->pdu);
+			job->pdu = NULL;
+			job->rsp_posted = true;
+		}
+		job_dequeue(ic, job);
+		return 1;
+	}
+	return 0;
+
+wait:
+	if (tx != NULL)
+		tx_put(ic, tx);
+	return 0;
+}
+
+/* Get_Data: RDMA Reads, at most ORD in flight. Returns 1 all posted, 0 waiting,
+ * -errno. */
+static int
+post_get(struct isd_iser_conn *ic, struct isd_iser_job *job)
+{
+	struct isd_iser_wr_plan plan;
+	struct ibv_send_wr wr, *bad;
+	struct ibv_sge sge[ISD_ISER_MAX_SGE];
+	uint32_t covered;
+	int nw, rc, slot;
+
+	while (job->next < job->end) {
+		slot = -1;
+		for (int i = 0; i < ISD_ISER_READS_MAX; i++) {
+			if (ic->reads[i].job == NULL) {
+				slot = i;
+				break;
+			}
+		}
+		if (slot < 0 || !isd_iser_credits_take_read(&ic->cr))
+			return 0;
+		nw = isd_iser_plan_wrs(job->iov, job->iovcnt, job->next, job->end - job->next,
+				       ic->qs.rd_sge, ISD_ISER_WR_BYTES, &plan, 1, &covered);
+		if (nw <= 0) {
+			isd_iser_credits_put_read(&ic->cr);
+			return nw < 0 ? nw : -EFAULT;
+		}
+		rc = fill_sges(ic, &plan, sge);
+		if (rc < 0) {
+			isd_iser_credits_put_read(&ic->cr);
+			return rc;
+		}
+		memset(&wr, 0, sizeof(wr));
+		ic->reads[slot].tag.type = ISD_ISER_TAG_READ;
+		ic->reads[slot].job = job;
+		ic->reads[slot].bytes = covered;
+		wr.wr_id = (uintptr_t)&ic->reads[slot].tag;
+		wr.sg_list = sge;
+		wr.num_sge = plan.nsge;
+		wr.opcode = IBV_WR_RDMA_READ;
+		wr.send_flags = IBV_SEND_SIGNALED;
+		wr.wr.rdma.rkey = job->rkey;
+		wr.wr.rdma.remote_addr = job->remote_va + (job->next - job->base_off);
+		rc = ibv_post_send(ic->qp, &wr, &bad);
+		if (rc != 0) {
+			ic->reads[slot].job = NULL;
+			isd_iser_credits_put_read(&ic->cr);
+			return -rc;
+		}
+		job->inflight++;
+		job->next += covered;
+	}
+	job_dequeue(ic, job);
+	return 1;
+}
+
+void
+isd_iser_tx_kick(struct isd_iser_conn *ic)
+{
+	struct isd_iser_job *job, *next;
+	int rc = 0;
+
+	if (ic->state != ISD_ISER_ESTABLISHED || ic->hold_tx)
+		return;
+	for (job = TAILQ_FIRST(&ic->pending); job != NULL; job = next) {
+		next = TAILQ_NEXT(job, link);
+		switch (job->kind) {
+		case ISD_ISER_JOB_SEND:
+			rc = post_send_job(ic, job);
+			break;
+		case ISD_ISER_JOB_PUT:
+			rc = post_put(ic, job);
+			break;
+		case ISD_ISER_JOB_GET:
+			rc = post_get(ic, job);
+			if (rc == 0)
+				continue;       /* Reads wait for ORD; Sends may pass */
+			break;
+		}
+		if (rc < 0) {
+			isd_log_err("iser %s: posting work requests failed: %s", ic->peer,
+				    strerror(-rc));
+			isd_iser_conn_fail(ic, rc);
+			return;
+		}
+		if (rc == 0)
+			break;          /* keep the order of Sends */
+		if (ic->hold_tx)
+			break;
+	}
+	if (ic->closing && ic->cr.sq_used == 0 && TAILQ_EMPTY(&ic->pending))
+		isd_iser_conn_fail(ic, ic->term_reason);
+}
+
+/* ---- completions ---- */
+
+void
+isd_iser_tx_complete(struct isd_iser_conn *ic, struct isd_iser_tx *tx, int status)
+{
+	struct isd_iser_job *job = tx->job;
+
+	isd_iser_credits_put_sq(&ic->cr, tx->wrs);
+	if (tx->unexpected && ic->cr.unexpected > 0)
+		ic->cr.unexpected--;
+	tx_put(ic, tx);
+	if (job != NULL) {
+		job->inflight--;
+		if (status < 0 && job->status == 0)
+			job->status = status;
+		if (job->inflight == 0)
+			job_finish(ic, job, job->status);
+	}
+}
+
+void
+isd_iser_job_wr_complete(struct isd_iser_conn *ic, struct isd_iser_job *job, int status)
+{
+	isd_iser_credits_put_sq(&ic->cr, job->chunk_wrs);
+	job->chunk_wrs = 0;
+	job->inflight--;
+	if (status < 0 && job->status == 0)
+		job->status = status;
+	if (job->inflight > 0)
+		return;
+	if (job->task == NULL) {
+		job_finish(ic, job, job->status);       /* abandoned: just free */
+		return;
+	}
+	/* done when everything is written and no response rides along */
+	if (job->next >= job->end && job->pdu == NULL && !job->queued)
+		job_finish(ic, job, job->status);
+	else if (job->status < 0)
+		job_finish(ic, job, job->status);
+}
+
+void
+isd_iser_read_complete(struct isd_iser_conn *ic, struct isd_iser_read *rd, int status)
+{
+	struct isd_iser_job *job = rd->job;
+
+	rd->job = NULL;
+	isd_iser_credits_put_read(&ic->cr);
+	if (job == NULL)
+		return;
+	job->inflight--;
+	if (status < 0 && job->status == 0)
+		job->status = status;
+	if (job->inflight > 0)
+		return;
+	if (job->task == NULL || job->status < 0 || (job->next >= job->end && !job->queued))
+		job_finish(ic, job, job->status);
+}
+
+/* ---- the ops ---- */
+
+int isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
+int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t);
+void isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
+void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
+void isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len);
+
+int
+isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_job *job;
+	struct isd_iser_rx *lrx = ic->login_rx;
+	int rc;
+
+	if (ic->state >= ISD_ISER_DRAINING || ic->closing) {
+		isd_pdu_free(pdu);
+		return -ENOTCONN;
+	}
+	if (isd_bhs_opcode(pdu->bhs) == ISD_OP_LOGIN_RSP && !ic->ffp) {
+		if (isd_iser_is_final_login_rsp(pdu->bhs)) {
+			/* hold it until notice_key_values has posted the FFP receives */
+			ic->hold_tx = true;
+		} else if (lrx != NULL && lrx->transit) {
+			/* the target did not go to FFP: the next request needs the buffer */
+			lrx->transit = false;
+			if (!lrx->lent && !lrx->posted) {
+				rc = isd_iser_rx_post(ic, lrx);
+				if (rc < 0) {
+					isd_pdu_free(pdu);
+					return rc;
+				}
+			}
+		}
+	}
+	job = job_alloc(ic, ISD_ISER_JOB_SEND);
+	if (job == NULL) {
+		isd_pdu_free(pdu);
+		return -ENOMEM;
+	}
+	job->pdu = pdu;
+	job_enqueue(ic, job);
+	isd_iser_tx_kick(ic);
+	return 0;
+}
+
+/* True if every byte of [off, off+len) of iov lies in registered memory. */
+static bool
+iov_registered(struct isd_iser_conn *ic, const struct iovec *iov, int iovcnt, uint32_t off,
+	       uint32_t len)
+{
+	struct iovec s[8];
+	int n = isd_iov_slice(iov, iovcnt, off, len, s, 8);
+	uint32_t lkey;
+
+	if (n < 0)
+		return false;
+	for (int i = 0; i < n; i++) {
+		if (isd_rdma_mem_lkey(ic->dev, s[i].iov_base, s[i].iov_len, &lkey) < 0)
+			return false;
+	}
+	return true;
+}
+
+static struct isd_iser_task *
+task_priv(struct isd_iser_conn *ic, struct isd_task *t)
+{
+	struct isd_iser_task *tt = isd_task_dm_priv(t);
+
+	if (tt->magic != ISD_ISER_TASK_MAGIC) {
+		isd_log_err("iser %s: task 0x%x has no iSER header (the core did not call "
+			    "task_init)", ic->peer, isd_task_itt(t));
+		return NULL;
+	}
+	return tt;
+}
+
+/* Common set-up of a PUT/GET job. */
+static int
+xfer_job(struct isd_iser_conn *ic, struct isd_task *t, const struct isd_xfer *x,
+	 enum isd_iser_job_kind kind, struct isd_iser_job **out)
+{
+	struct isd_iser_job *job;
+
+	if (ic->state != ISD_ISER_ESTABLISHED || ic->closing)
+		return -ENOTCONN;
+	if (x->iovcnt < 0 || x->iovcnt > 8 || x->length == 0)
+		return -EINVAL;
+	if (isd_iov_len(x->iov, x->iovcnt) < (size_t)x->offset + x->length)
+		return -EINVAL;
+	job = job_alloc(ic, kind);
+	if (job == NULL)
+		return -ENOMEM;
+	job->task = t;
+	if (iov_registered(ic, x->iov, x->iovcnt, x->offset, x->length)) {
+		memcpy(job->iov, x->iov, sizeof(x->iov[0]) * (size_t)x->iovcnt);
+		job->iovcnt = x->iovcnt;
+		job->next = x->offset;
+		job->end = x->offset + x->length;
+		job->base_off = x->offset;
+	} else {
+		/* not registered (should not happen with buf_alloc): bounce */
+		job->bounce = isd_rdma_buf_alloc(x->length);
+		if (job->bounce == NULL) {
+			isd_iser_job_free(ic, job);
+			return -ENOMEM;
+		}
+		job->bounce_len = x->length;
+		job->iov[0].iov_base = job->bounce;
+		job->iov[0].iov_len = x->length;
+		job->iovcnt = 1;
+		job->next = 0;
+		job->end = x->length;
+		job->base_off = 0;
+		job->orig_iov = x->iov;
+		job->orig_iovcnt = x->iovcnt;
+		job->orig_offset = x->offset;
+		if (kind == ISD_ISER_JOB_PUT) {
+			isd_iov_copy_out(x->iov, x->iovcnt, x->offset, job->bounce, x->length);
+			isd_conn_count_copy(ic->conn, x->length);
+			isd_iser_g_bounced += x->length;
+		}
+	}
+	*out = job;
+	return 0;
+}
+
+int
+isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+{
+	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_task *tt = task_priv(ic, t);
+	struct isd_iser_job *job;
+	int rc;
+
+	if (tt == NULL) {
+		rc = -EINVAL;
+		goto err;
+	}
+	if (!tt->hdr.rsv) {
+		isd_log_err("iser %s: READ ITT 0x%x came without a read STag", ic->peer,
+			    isd_task_itt(t));
+		rc = -EINVAL;
+		goto err;
+	}
+	if (tt->job != NULL) {
+		rc = -EBUSY;
+		goto err;
+	}
+	rc = xfer_job(ic, t, x, ISD_ISER_JOB_PUT, &job);
+	if (rc < 0)
+		goto err;
+	job->rkey = tt->hdr.read_stag;
+	job->remote_va = tt->hdr.read_va + x->offset;
+	job->pdu = x->rsp;
+	tt->job = job;
+	job_enqueue(ic, job);
+	isd_iser_tx_kick(ic);
+	return 0;
+err:
+	if (x->rsp != NULL)
+		isd_pdu_free(x->rsp);
+	return rc;
+}
+
+int
+isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+{
+	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_task *tt = task_priv(ic, t);
+	struct isd_iser_job *job;
+	int rc;
+
+	if (tt == NULL)
+		return -EINVAL;
+	if (!tt->hdr.wsv) {
+		isd_log_err("iser %s: WRITE ITT 0x%x needs solicited data but came without a "
+			    "write STag", ic->peer, isd_task_itt(t));
+		return -EINVAL;
+	}
+	if (ic->cr.ord == 0) {
+		isd_log_err("iser %s: the initiator allows no RDMA Reads (responder_resources 0); "
+			    "cannot fetch write data", ic->peer);
+		return -EPROTO;
+	}
+	if (tt->job != NULL)
+		return -EBUSY;
+	/* the write VA points at the first solicited byte (iser-facts §4.2) */
+	if (!tt->first_sol_set) {
+		tt->first_sol = x->offset;
+		tt->first_sol_set = true;
+	}
+	if (x->offset < tt->first_sol)
+		return -EINVAL;
+	rc = xfer_job(ic, t, x, ISD_ISER_JOB_GET, &job);
+	if (rc < 0)
+		return rc;
+	job->rkey = tt->hdr.write_stag;
+	job->remote_va = tt->hdr.write_va + (x->offset - tt->first_sol);
+	tt->job = job;
+	job_enqueue(ic, job);
+	isd_iser_tx_kick(ic);
+	return 0;
+}
+
+void
+isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t)
+{
+	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_task *tt = isd_task_dm_priv(t);
+	struct isd_iser_job *job;
+
+	if (tt->magic != ISD_ISER_TASK_MAGIC || tt->job == NULL)
+		return;
+	job = tt->job;
+	tt->job = NULL;
+	job->task = NULL;
+	job_dequeue(ic, job);
+	if (job->inflight == 0) {
+		isd_iser_job_free(ic, job);
+		return;
+	}
+	/* WRs still in flight: the job lives on until they complete (no notify) */
+	TAILQ_INSERT_TAIL(&ic->abandoned, job, link);
+}
+
+void
+isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd)
+{
+	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_task *tt = isd_task_dm_priv(t);
+	const struct isd_iser_rx *rx = cmd != NULL ? cmd->owner : NULL;
+
+	memset(tt, 0, sizeof(*tt));
+	tt->magic = ISD_ISER_TASK_MAGIC;
+	if (rx != NULL && rx->ic == ic)
+		tt->hdr = rx->hdr;
+}
+
+void *
+isd_iser_buf_alloc(struct isd_conn *c, uint32_t len)
+{
+	(void)c;
+	return isd_rdma_buf_alloc(len);
+}
+
+void
+isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len)
+{
+	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_job *job;
+	uint8_t *b = buf;
+
+	/* an abandoned transfer may still be writing into or reading from it */
+	TAILQ_FOREACH(job, &ic->abandoned, link) {
+		for (int i = 0; i < job->iovcnt; i++) {
+			uint8_t *p = job->iov[i].iov_base;
+
+			if (job->inflight > 0 && job->deferred_buf == NULL && p >= b &&
+			    p < b + len) {
+				job->deferred_buf = buf;
+				job->deferred_len = len;
+				return;
+			}
+		}
+	}
+	isd_rdma_buf_free(buf, len);
+}

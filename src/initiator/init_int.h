@@ -1,0 +1,352 @@
+/*
+ * libiserd internals: the context (one session, one connection), the
+ * per-command state, and the transport seam.
+ *
+ * Layering inside src/initiator:
+ *   context.c  context, options, errors, event loop entry (service, timers)
+ *   session.c  login (keys, CHAP), logout, discovery text, NOP, TMF, reconnect
+ *   task.c     SCSI commands: CmdSN window, immediate/unsolicited data, R2T, Data-In, status
+ *   tcp.c      the TCP transport: connect, PDU framing and digests, readv/writev
+ *   cdb.c      CDB builders and parsers (no iSCSI knowledge)
+ *   sense.c    sense decoding and strings (no iSCSI knowledge)
+ *   url.c      URL parsing
+ *   sync.c     blocking twins (a poll() loop over the async calls)
+ *
+ * The transport (struct isd_init_xport_ops) moves PDUs: it is told to send a
+ * tx item (a control PDU, a SCSI Command, or a Data-Out sequence taken from
+ * the caller's buffer) and hands complete received PDUs back, placing Data-In
+ * payload in the task's buffer itself. iSER will provide the same ops with
+ * RDMA underneath (Data-Out/Data-In then become STags advertised in the
+ * command).
+ *
+ * Ownership: a context is used from one thread. Everything in it is owned by
+ * it; tasks and their buffers are the caller's, borrowed from submission to
+ * completion.
+ */
+#ifndef ISD_INITIATOR_INIT_INT_H
+#define ISD_INITIATOR_INIT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/uio.h>
+
+#include "iserd/iserd.h"
+#include "iscsi/keys.h"
+#include "iscsi/pdu.h"
+
+#define ISD_INIT_DEFAULT_NAME "iqn.2026-11.org.iserd:initiator"
+#define ISD_INIT_DIGEST_LEN 4
+/* Most data we accept in one PDU (our MaxRecvDataSegmentLength). */
+#define ISD_INIT_MAX_RECV_DSL 262144u
+/* Data-Out sequences one command may have queued at once: the unsolicited
+ * one and up to this many R2Ts (we offer MaxOutstandingR2T = this). */
+#define ISD_INIT_MAX_R2T 8
+/* iovec entries of one outgoing PDU (header, data slices, trailer). */
+#define ISD_INIT_TX_IOV 34
+/* iovec entries gathered into one writev. */
+#define ISD_INIT_WRITEV_IOV 256
+/* Bytes gathered into one writev at most. */
+#define ISD_INIT_WRITEV_BYTES (4u << 20)
+
+struct isd_ictx;
+struct isd_itask;
+
+/* ---- send items ---- */
+
+enum isd_itx_kind {
+	ISD_ITX_PDU = 0,                /* a control PDU (isd_pdu, owned, freed once written) */
+	ISD_ITX_CMD,                    /* a SCSI Command (+ immediate data) of a task */
+	ISD_ITX_DATAOUT,                /* a Data-Out sequence of a task, one PDU at a time */
+};
+
+/* One entry of the send queue. Owned by the context (control) or embedded in a task. */
+struct isd_itx {
+	TAILQ_ENTRY(isd_itx) link;
+	enum isd_itx_kind kind;
+	bool queued;
+	struct isd_itask *task;         /* CMD, DATAOUT */
+	struct isd_pdu *pdu;            /* PDU */
+	/* DATAOUT sequence */
+	uint32_t ttt;
+	uint32_t off;                   /* next byte to send */
+	uint32_t end;
+	uint32_t datasn;
+	/* the wire PDU being written */
+	bool built;
+	bool started;                   /* some bytes are in the socket */
+	bool detached;                  /* task gone: finish this PDU from `bounce`, then drop */
+	uint8_t *bounce;                /* private copy of the unwritten rest */
+	uint8_t hdr[ISD_BHS_LEN + ISD_INIT_DIGEST_LEN];
+	uint8_t trail[3 + ISD_INIT_DIGEST_LEN];
+	struct iovec iov[ISD_INIT_TX_IOV];
+	int iovcnt;
+	int iov_pos;
+};
+TAILQ_HEAD(isd_itx_list, isd_itx);
+
+/* ---- commands ---- */
+
+enum isd_itask_state {
+	ISD_IT_FREE = 0,
+	ISD_IT_WAITING,                 /* queued for the CmdSN window or a reconnect */
+	ISD_IT_SENT,                    /* on the wire, waiting for status */
+};
+
+/* One outstanding SCSI command: a slot of ctx->slots. */
+struct isd_itask {
+	enum isd_itask_state state;
+	uint32_t idx;
+	uint32_t gen;                   /* ITT = gen << 16 | idx */
+	uint32_t itt;
+	uint32_t cmdsn;
+	struct iserd_task *t;
+	iserd_cb cb;
+	void *cb_arg;
+	uint32_t datain_sn;             /* next expected DataSN */
+	uint32_t datain_bytes;
+	uint64_t lun_field;             /* LUN as on the wire */
+	struct isd_itx cmd;
+	struct isd_itx seq[ISD_INIT_MAX_R2T + 1]; /* [0] unsolicited; others R2Ts */
+	TAILQ_ENTRY(isd_itask) link;    /* ctx->waiting or ctx->sent */
+};
+TAILQ_HEAD(isd_itask_list, isd_itask);
+
+/* ---- pending non-SCSI requests (login, logout, text, NOP, TMF) ---- */
+
+enum isd_ireq_kind {
+	ISD_IREQ_CONNECT = 0,
+	ISD_IREQ_LOGOUT,
+	ISD_IREQ_DISCOVER,
+	ISD_IREQ_NOP,
+	ISD_IREQ_TMF,
+};
+struct isd_ireq {
+	enum isd_ireq_kind kind;
+	uint32_t itt;
+	iserd_cb cb;
+	void *cb_arg;
+	uint8_t tmf_function;
+	uint8_t tmf_response;
+	uint64_t tmf_lun;
+	struct isd_itask *tmf_ref;      /* ABORT TASK: the task */
+	uint32_t tmf_ref_itt;
+	char *text;                     /* DISCOVER: accumulated Text Response data */
+	uint32_t text_len;
+	bool internal;                  /* a keepalive ping: no callback */
+	TAILQ_ENTRY(isd_ireq) link;
+};
+TAILQ_HEAD(isd_ireq_list, isd_ireq);
+
+/* ---- transport seam ---- */
+
+struct isd_init_xport_ops {
+	const char *name;
+	/* Starts a non-blocking connect to ctx->url; 0 or -errno. Completion shows as
+	 * connected() from service. */
+	int (*connect)(struct isd_ictx *ctx);
+	/* Closes the connection at once, dropping queued items. */
+	void (*disconnect)(struct isd_ictx *ctx);
+	/* Appends an item to the send queue. */
+	void (*queue)(struct isd_ictx *ctx, struct isd_itx *x);
+	/* Removes a task's items from the send queue; an item half written is finished
+	 * from a private copy. */
+	void (*detach_task)(struct isd_ictx *ctx, struct isd_itask *it);
+	/* Negotiated values apply from now on (digests). */
+	void (*enable)(struct isd_ictx *ctx);
+	int (*get_fd)(const struct isd_ictx *ctx);
+	int (*which_events)(const struct isd_ictx *ctx);
+	/* Reads and writes; returns 0, or -errno when the connection failed. */
+	int (*service)(struct isd_ictx *ctx, int revents);
+};
+extern const struct isd_init_xport_ops isd_init_tcp_ops;
+
+/* ---- TCP transport state ---- */
+
+enum isd_tcp_rx_st {
+	ISD_ITCP_RX_BHS = 0,
+	ISD_ITCP_RX_HDR,                /* AHS + header digest */
+	ISD_ITCP_RX_DATA,               /* data + padding + data digest */
+};
+
+struct isd_itcp {
+	int fd;
+	bool connecting;
+	bool want_write;                /* EAGAIN on write: wait for POLLOUT */
+	struct isd_itx_list txq;
+	/* negotiated framing */
+	bool hdgst;
+	bool ddgst;
+	/* receive */
+	enum isd_tcp_rx_st rx_state;
+	uint8_t hbuf[ISD_BHS_LEN + ISD_MAX_AHS_LEN + ISD_INIT_DIGEST_LEN];
+	uint32_t rx_got;                /* bytes of the current stage present */
+	uint32_t rx_hdr_len;            /* BHS + AHS + digest */
+	struct isd_pdu rx;              /* the PDU being received (bhs, ahs, data view) */
+	uint32_t rx_dsl;
+	uint32_t rx_trail_len;
+	uint8_t rx_trail[3 + ISD_INIT_DIGEST_LEN];
+	uint32_t rx_data_got;
+	uint8_t *rxbuf;                 /* data of non-Data-In PDUs */
+	uint32_t rxbuf_cap;
+	struct isd_itask *rx_task;      /* Data-In: straight into the task's buffer */
+	uint32_t rx_offset;
+};
+
+/* ---- the context ---- */
+
+enum isd_ictx_state {
+	ISD_ICTX_IDLE = 0,              /* no connection */
+	ISD_ICTX_CONNECTING,            /* TCP connect in progress */
+	ISD_ICTX_LOGIN,                 /* login phase */
+	ISD_ICTX_FFP,                   /* full feature phase */
+	ISD_ICTX_LOGOUT,                /* Logout Request sent */
+	ISD_ICTX_RECONNECT_WAIT,        /* connection lost; next attempt at a timer */
+	ISD_ICTX_FAILED,                /* lost for good */
+};
+
+enum isd_login_step {
+	ISD_LS_SECURITY = 0,            /* first request sent (AuthMethod) */
+	ISD_LS_CHAP_A,                  /* CHAP_A sent, waiting for the challenge */
+	ISD_LS_CHAP_R,                  /* CHAP_N/CHAP_R sent */
+	ISD_LS_OPERATIONAL,             /* operational keys sent */
+};
+
+struct isd_ictx {
+	/* configuration */
+	char initiator_name[ISERD_NAME_MAX];
+	iserd_log_fn log_fn;
+	void *log_arg;
+	enum iserd_log_level log_level;
+	char chap_user[ISERD_SECRET_MAX];
+	char chap_secret[ISERD_SECRET_MAX];
+	char mchap_user[ISERD_SECRET_MAX];
+	char mchap_secret[ISERD_SECRET_MAX];
+	enum iserd_digest hd_pref;
+	enum iserd_digest dd_pref;
+	uint32_t queue_depth;
+	enum iserd_reconnect reconnect;
+	uint32_t reconnect_max;
+	uint32_t reconnect_interval_ms;
+	uint32_t nop_interval_ms;
+	uint32_t nop_timeout_ms;
+	uint32_t login_timeout_ms;
+
+	char err[512];
+
+	/* session */
+	struct iserd_url url;
+	enum iserd_session_type stype;
+	enum isd_ictx_state state;
+	const struct isd_init_xport_ops *ops;
+	struct isd_itcp tcp;
+	uint8_t isid[6];
+	uint16_t tsih;
+	uint16_t cid;
+	uint32_t cmdsn;                 /* next CmdSN to use */
+	uint32_t exp_cmdsn;
+	uint32_t max_cmdsn;
+	uint32_t exp_statsn;
+	uint32_t next_itt;              /* for non-SCSI requests (high bit set) */
+	struct isd_params params;       /* negotiated */
+	struct iserd_negotiated neg;
+	uint16_t login_status;
+	bool ever_logged_in;
+	uint32_t reconnects;
+	uint32_t reconnect_attempt;
+
+	/* login */
+	enum isd_login_step lstep;
+	uint8_t login_csg;
+	struct isd_text_buf login_reply; /* answers to keys the target offered */
+	uint8_t chap_alg;
+	uint8_t mchap_id;
+	uint8_t mchap_chal[16];
+	char *login_text;               /* accumulated Login Response text (C bit) */
+	uint32_t login_text_len;
+	uint64_t login_deadline_ns;
+	uint32_t login_itt;
+	bool offered_hd, offered_dd;
+
+	/* requests */
+	struct isd_ireq *connect_req;   /* user connect or internal reconnect (cb NULL) */
+	struct isd_ireq_list reqs;      /* logout/discover/nop/tmf waiting for a response */
+
+	/* commands */
+	struct isd_itask *slots;
+	uint32_t nslots;
+	uint32_t nfree;
+	uint32_t free_hint;
+	struct isd_itask_list waiting;  /* not yet sent (window closed, reconnecting) */
+	struct isd_itask_list sent;
+
+	/* timers (monotonic ns, 0 = off) */
+	uint64_t last_rx_ns;
+	uint64_t nop_sent_ns;
+	uint64_t reconnect_at_ns;
+
+	/* deferred completions: the user's callbacks never run inside their call,
+	 * and a failure detected inside a call waits here until service */
+	int pending_fail;               /* -errno: fail the connection at the next service */
+	bool in_service;
+};
+
+/* iserd_context is the public name of the same object. */
+struct iserd_context {
+	struct isd_ictx c;
+};
+
+/* context.c */
+void isd_init_set_error(struct isd_ictx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void isd_init_log(struct isd_ictx *ctx, enum iserd_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+uint64_t isd_init_now_ns(void);
+static inline struct iserd_context *
+isd_init_pub(struct isd_ictx *c)
+{
+	return (struct iserd_context *)c;
+}
+
+/* session.c */
+int isd_init_login_start(struct isd_ictx *ctx);
+/* Called by the transport with each received PDU (bhs, ahs, data in pdu). */
+int isd_init_rx_pdu(struct isd_ictx *ctx, struct isd_pdu *pdu);
+/* The transport's connect finished (0) or failed (-errno). */
+void isd_init_connected(struct isd_ictx *ctx, int rc);
+/* The connection failed: fail or requeue tasks, maybe schedule a reconnect. */
+void isd_init_conn_failed(struct isd_ictx *ctx, int rc);
+void isd_init_timers(struct isd_ictx *ctx);
+void isd_init_sn_update(struct isd_ictx *ctx, const uint8_t *bhs);
+void isd_init_statsn_update(struct isd_ictx *ctx, const uint8_t *bhs);
+void isd_init_fail_reqs(struct isd_ictx *ctx, int rc);
+struct isd_pdu *isd_init_ctl_pdu(struct isd_ictx *ctx, uint8_t opcode, uint32_t data_len);
+void isd_init_send_pdu(struct isd_ictx *ctx, struct isd_pdu *pdu);
+
+/* task.c */
+int isd_init_slots_alloc(struct isd_ictx *ctx);
+void isd_init_slots_free(struct isd_ictx *ctx);
+/* Sends waiting tasks while the CmdSN window allows. */
+void isd_init_kick(struct isd_ictx *ctx);
+struct isd_itask *isd_init_task_by_itt(struct isd_ictx *ctx, uint32_t itt);
+int isd_init_rx_scsi_rsp(struct isd_ictx *ctx, struct isd_pdu *pdu);
+int isd_init_rx_r2t(struct isd_ictx *ctx, struct isd_pdu *pdu);
+/* Data-In header arrived: validate, point the transport at the task buffer. */
+int isd_init_rx_datain_hdr(struct isd_ictx *ctx, const uint8_t *bhs, struct isd_itask **out,
+			   uint32_t *offset);
+/* Data-In fully received (payload already in the buffer). */
+int isd_init_rx_datain_done(struct isd_ictx *ctx, struct isd_itask *it, const uint8_t *bhs);
+/* Completes a task with rc (0: status present in the task). */
+void isd_init_task_done(struct isd_ictx *ctx, struct isd_itask *it, int rc);
+/* Connection lost: fails (rc) or requeues every sent/waiting task. */
+void isd_init_tasks_conn_lost(struct isd_ictx *ctx, int rc, bool retry);
+/* Fills the Data-Out PDU of a DATAOUT item: hdr, iov of the caller's buffer. */
+void isd_init_build_dataout(struct isd_ictx *ctx, struct isd_itx *x, uint32_t max_len,
+			    uint8_t *bhs, struct iovec *iov, int *iovcnt, int iov_max,
+			    uint32_t *len);
+/* Fills the SCSI Command PDU (+ immediate data) of a CMD item. */
+void isd_init_build_cmd(struct isd_ictx *ctx, struct isd_itx *x, uint8_t *bhs,
+			struct iovec *iov, int *iovcnt, int iov_max, uint32_t *len);
+
+#endif
