@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "iscsi/core.h"
+
+/* What the field's iSER initiators really receive in full feature phase. */
+#define ISD_ISER_FFP_RX_DSL 128
 #include "util/log.h"
 
 static size_t
@@ -140,8 +143,17 @@ isd_conn_tx_dsl(const struct isd_conn *c)
 {
 	const struct isd_params *p = &c->params;
 
-	if (p->rdma_extensions && p->initiator_recv_dsl > 0)
+	if (p->rdma_extensions && p->initiator_recv_dsl > 0) {
+		/*
+		 * Linux ib_iser and libiscsi post 128-byte full-feature receive
+		 * buffers whatever InitiatorRecvDataSegmentLength says (iser-facts
+		 * §4.5): a longer Send kills their connection. Text and NOP-In data
+		 * then go out in 128-byte pieces (continuation), never longer.
+		 */
+		if (c->state == ISD_CONN_FFP && p->initiator_recv_dsl > ISD_ISER_FFP_RX_DSL)
+			return ISD_ISER_FFP_RX_DSL;
 		return p->initiator_recv_dsl;
+	}
 	return p->max_xmit_dsl;
 }
 
