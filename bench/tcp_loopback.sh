@@ -1,0 +1,82 @@
+#!/bin/bash
+# iSCSI/TCP on loopback, side by side: iserd against tgt (tgtd) in the same run on
+# the same machine, with libiscsi's iscsi-perf as the initiator. Both targets serve
+# the same kind of LUN: a file on tmpfs (tgt's rdwr backing store; iserd's io_uring
+# file store), and iserd also its RAM LUN. Reads only (iscsi-perf reads).
+#
+# Usage: bench/tcp_loopback.sh [SECONDS_PER_RUN] [ROUNDS] > bench/results/NAME.txt
+# Needs: a release build (cmake --preset release && cmake --build --preset release),
+# libiscsi-bin and tgt (scripts/deps.sh --lab installs both). Prints one line per run
+# and a summary of medians with the iserd/tgt ratio. Nothing here is asserted.
+set -euo pipefail
+SECS=${1:-5}
+ROUNDS=${2:-3}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+ISERD=${ISERD:-$SRC/build/release/iserd}
+IQN=iqn.2026-11.org.iserd:bench
+W=$(mktemp -d /dev/shm/iserd-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	tgtadm --op delete --mode system >/dev/null 2>&1 || true
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$W"
+}
+trap cleanup EXIT
+for t in iscsi-perf tgtd tgtadm; do
+	command -v $t >/dev/null || { echo "bench: $t missing (scripts/deps.sh --lab)" >&2; exit 1; }
+done
+[ -x "$ISERD" ] || { echo "bench: no release iserd at $ISERD" >&2; exit 1; }
+
+truncate -s 1G "$W/tgt.img"
+truncate -s 1G "$W/iserd.img"
+P_ISERD=3461
+P_TGT=3462
+"$ISERD" -q --portal tcp://127.0.0.1:$P_ISERD --target $IQN --lun "file:$W/iserd.img" \
+	--lun ram:1G >"$W/iserd.log" 2>&1 &
+PIDS+=($!)
+tgtd -f --iscsi portal=127.0.0.1:$P_TGT >"$W/tgtd.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do tgtadm --op show --mode system >/dev/null 2>&1 && break; sleep 0.1; done
+tgtadm --lld iscsi --op new --mode target --tid 1 -T $IQN
+tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 --bstype rdwr -b "$W/tgt.img"
+tgtadm --lld iscsi --op bind --mode target --tid 1 -I ALL
+sleep 1
+
+# run NAME URL ARGS...: prints "NAME IOPS MBps" from iscsi-perf's average line
+run() {
+	local name=$1 url=$2
+	shift 2
+	local out
+	out=$(timeout $((SECS + 20)) iscsi-perf -t "$SECS" "$@" "$url" 2>&1 | tr '\r' '\n' |
+		grep -o 'iops average [0-9]* ([0-9]* MB/s)' | tail -1)
+	echo "$name $(echo "$out" | awk '{print $3, substr($4, 2)}')"
+}
+
+echo "# iscsi-perf on 127.0.0.1, ${SECS}s per run, $ROUNDS rounds, $(nproc) CPUs, $(date -u +%F)"
+echo "# $(uname -r); iserd $("$ISERD" --version 2>&1 | head -1); $(tgtd --version 2>&1 | head -1 || true)"
+declare -A RES
+for r in $(seq "$ROUNDS"); do
+	for wl in "rand4k_qd32:-r -b 8 -m 32" "seq64k_qd8:-b 128 -m 8"; do
+		name=${wl%%:*}
+		args=${wl#*:}
+		# shellcheck disable=SC2086
+		a=$(run "$name iserd-file" "iscsi://127.0.0.1:$P_ISERD/$IQN/0" $args)
+		b=$(run "$name tgt-file" "iscsi://127.0.0.1:$P_TGT/$IQN/1" $args)
+		c=$(run "$name iserd-ram" "iscsi://127.0.0.1:$P_ISERD/$IQN/1" $args)
+		echo "round $r: $a | $b | $c"
+		RES["$name iserd-file"]+="$(echo "$a" | awk '{print $3}') "
+		RES["$name tgt-file"]+="$(echo "$b" | awk '{print $3}') "
+		RES["$name iserd-ram"]+="$(echo "$c" | awk '{print $3}') "
+	done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "# medians (IOPS) and ratios"
+for name in rand4k_qd32 seq64k_qd8; do
+	i=$(echo "${RES["$name iserd-file"]}" | median)
+	t=$(echo "${RES["$name tgt-file"]}" | median)
+	m=$(echo "${RES["$name iserd-ram"]}" | median)
+	awk -v n="$name" -v i="$i" -v t="$t" -v m="$m" 'BEGIN {
+		printf "%-12s iserd-file %8d  tgt-file %8d  ratio iserd/tgt %.2f  iserd-ram %8d\n",
+		n, i, t, (t > 0 ? i / t : 0), m }'
+done
