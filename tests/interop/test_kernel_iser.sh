@@ -1,17 +1,23 @@
 #!/bin/bash
-# Interop: the Linux kernel's iSER initiator (open-iscsi -I iser + ib_iser) and libiscsi's iSER
-# initiator against iserd over soft-RoCE (rdma_rxe on a veth pair).
+# Interop: the Linux kernel's iSER initiator (open-iscsi -I iser + ib_iser) against iserd over
+# soft-RoCE (rdma_rxe on a veth pair), or over soft-iWARP (siw) with ISERD_LAB_FABRIC=siw
+# (test_kernel_iser_siw.sh).
 #
 # Boots Debian's kernel in the project's QEMU lab (tests/lab; TCG, no KVM needed) and runs
-# tests/lab/job-kernel-iser.sh in it: iserd on iser://10.99.0.1:3260 with a 256 MiB RAM LUN;
-# libiscsi iscsi-inq over iSER; ib_iser loaded with max_sectors=32768; SendTargets discovery over
-# iSER, login, 64 MiB O_DIRECT write + read-back compare, the same in 8 MiB commands, mkfs.ext4,
-# file copy, cold remount + compare + fsck, logout, and SIGTERM -> exit 0. Step results come back
-# in a file the guest writes.
+# tests/lab/job-kernel-iser.sh in it: RLIMIT_MEMLOCK handling (a hard limit too low fails the start
+# with a message naming it; a low soft limit is raised); on siw, tcp:3260 + iser:3260 refused with
+# a clear message; iserd on iser://10.99.0.1:3260 (rxe) or :3261 next to tcp :3260 (siw) with a
+# 256 MiB RAM LUN; libiscsi iscsi-inq over iSER; ib_iser loaded with max_sectors=32768;
+# SendTargets discovery over iSER, login, 64 MiB O_DIRECT write + read-back compare, the same in
+# 8 MiB commands, one direct I/O of max_hw_sectors_kb each way in a single command, fio 4 KiB
+# random and 1 MiB sequential writes at QD 32 with verify=crc32c, mkfs.ext4, file copy, cold
+# remount + compare + fsck, logout, iSER and core counters back to zero, and SIGTERM -> exit 0.
+# Step results come back in a file the guest writes.
 #
 # Env: ISERD (binary), ISERD_SRC, ISERD_BUILD (set by ctest); ISERD_LAB_DIR (lab cache, default
 # /var/tmp/iserd-lab); LAB_TIMEOUT (VM bound, s, default 900); ISERD_LAB_ISERD_ARGS (extra iserd
-# arguments, e.g. -v); ISERD_LAB_OUT (where the run's files are kept; default under ISERD_BUILD).
+# arguments, e.g. -v); ISERD_LAB_OUT (where the run's files are kept; default under ISERD_BUILD);
+# ISERD_LAB_FABRIC (rxe, the default, or siw); ISERD_LAB_FIO_RUNTIME (bound per fio run, s, default 60).
 # Exit: 0 pass, 1 fail, 77 only when the lab cannot be set up on this machine.
 set -uo pipefail
 SRC=${ISERD_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -26,9 +32,16 @@ if ! "$ISERD" --help 2>&1 | grep -q 'iser://'; then
 	exit 77
 fi
 
+FABRIC=${ISERD_LAB_FABRIC:-rxe}
+case $FABRIC in
+rxe) SETUP_ARGS=() NAME="soft-RoCE" ;;
+siw) SETUP_ARGS=(--siw) NAME="soft-iWARP" ;;
+*) echo "FAIL: ISERD_LAB_FABRIC must be rxe or siw"; exit 1 ;;
+esac
+
 echo "== lab setup"
 t0=$(secs)
-bash "$LAB/setup.sh"
+bash "$LAB/setup.sh" "${SETUP_ARGS[@]}"
 rc=$?
 t_setup=$(dt "$t0" "$(secs)")
 case $rc in
@@ -37,12 +50,13 @@ case $rc in
 *) echo "FAIL: lab setup failed (exit $rc)"; exit 1 ;;
 esac
 
-OUTD=${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-kernel-iser}
+OUTD=${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-kernel-iser-$FABRIC}
 rm -rf "$OUTD"; mkdir -p "$OUTD"
-echo "== guest run: kernel iSER initiator (rxe) -> iserd (VM bound ${LAB_TIMEOUT:-900}s, files in $OUTD)"
+echo "== guest run: kernel iSER initiator ($FABRIC) -> iserd (VM bound ${LAB_TIMEOUT:-900}s, files in $OUTD)"
 t0=$(secs)
 LAB_TIMEOUT=${LAB_TIMEOUT:-900} bash "$LAB/vmrun.sh" -f "$ISERD" -e "ISERD_BIN=/lab/files/$(basename "$ISERD")" \
-	-e "ISERD_ARGS=${ISERD_LAB_ISERD_ARGS:-}" \
+	-e "ISERD_ARGS=${ISERD_LAB_ISERD_ARGS:-}" -e "FABRIC=$FABRIC" \
+	-e "FIO_RUNTIME=${ISERD_LAB_FIO_RUNTIME:-60}" \
 	"$LAB/job-kernel-iser.sh" "$OUTD"
 vm_rc=$?
 t_vm=$(dt "$t0" "$(secs)")
@@ -52,7 +66,8 @@ boot=$(cat "$OUTD/boot.s" 2>/dev/null) end=$(cat "$OUTD/end.s" 2>/dev/null)
 echo "timings: setup ${t_setup}s, VM ${t_vm}s wall (guest boot ${boot:-?}s, job $([ -n "$end" ] && dt "$boot" "$end" || echo ?)s)"
 
 if [ "$vm_rc" = 0 ] && grep -qx "RESULT PASS" "$OUTD/result" 2>/dev/null; then
-	echo "PASS: kernel iSER initiator against iserd (soft-RoCE)"
+	grep -h -E "^  (write|read):|^   (READ|WRITE):" "$OUTD"/fio-*.txt 2>/dev/null | sed 's/^/  fio /'
+	echo "PASS: kernel iSER initiator against iserd ($NAME)"
 	exit 0
 fi
 

@@ -222,3 +222,70 @@ kernel_tcp_scenario() {
 	iscsid_stop
 	lab_finish
 }
+
+# --- RDMA fabrics and iserd over iSER (job-kernel-iser.sh, job-libiscsi-iser.sh) -------------------
+# rdma_fabric_up rxe|siw: veth pair plus soft-RoCE (rxe0) or soft-iWARP (siw0) on veth0
+rdma_fabric_up() {
+	lab_net || return 1
+	modprobe rdma_ucm
+	case ${1:-rxe} in
+	rxe) modprobe rdma_rxe && rdma link add rxe0 type rxe netdev veth0 || return 1 ;;
+	siw) modprobe siw && rdma link add siw0 type siw netdev veth0 || return 1 ;;
+	*) echo "unknown fabric $1"; return 1 ;;
+	esac
+	rdma link show
+	ls /sys/class/infiniband
+}
+# iserd_start LOG ARGS...: runs $ISERD_BIN ARGS in the background (ISERD_PID), waits for "ready"
+ISERD_PID=
+iserd_start() {
+	local log=$1 i; shift
+	"$ISERD_BIN" "$@" > "$log" 2>&1 &
+	ISERD_PID=$!
+	note "iserd pid $ISERD_PID: $*"
+	# an rdma_cm listener on RoCE holds no TCP socket: wait for the log line instead
+	for ((i = 0; i < 300; i++)); do
+		grep -q "info: ready" "$log" && { cat "$log"; return 0; }
+		kill -0 $ISERD_PID 2>/dev/null || { cat "$log"; wait $ISERD_PID; echo "iserd exited ($?)"; ISERD_PID=; return 1; }
+		sleep 0.2
+	done
+	cat "$log"; return 1
+}
+# iserd_stop: SIGTERM; iserd must exit with status 0 within 30 s
+iserd_stop() {
+	[ -n "$ISERD_PID" ] || return 0
+	local pid=$ISERD_PID i rc; ISERD_PID=
+	if ! kill -0 $pid 2>/dev/null; then
+		wait $pid; echo "iserd had already exited (status $?)"; return 1
+	fi
+	kill -TERM $pid
+	for ((i = 0; i < 150; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done
+	if kill -0 $pid 2>/dev/null; then
+		echo "iserd still running 30 s after SIGTERM"; kill -KILL $pid; wait $pid; return 1
+	fi
+	wait $pid; rc=$?
+	echo "iserd exited with status $rc"
+	[ $rc = 0 ]
+}
+# iserd_idle_check LOG: every iSER connection freed and iserd's counters back to zero: the last
+# "live iSER resources" line (logged as each connection is freed) shows no connection, QP, CQ,
+# connection MR, data buffer or transfer job left, and SIGUSR1's stats show no session,
+# connection or task. Waits up to 20 s for connections still draining.
+iserd_idle_check() {
+	local log=$1 i n line zero="conns 0 qps 0 cqs 0 conn_mrs 0 bufs 0 jobs 0 "
+	kill -0 "$ISERD_PID" 2>/dev/null || { echo "iserd is not running"; return 1; }
+	for ((i = 0; i < 100; i++)); do
+		line=$(grep "live iSER resources" "$log" | tail -1)
+		case $line in *"$zero"*) break ;; esac
+		sleep 0.2
+	done
+	echo "iSER: ${line#*live iSER resources: }"
+	case $line in *"$zero"*) ;; *) echo "iSER resources not back to zero"; return 1 ;; esac
+	n=$(grep -c "current stats" "$log")
+	kill -USR1 "$ISERD_PID"
+	for ((i = 0; i < 50; i++)); do [ "$(grep -c "current stats" "$log")" -gt "$n" ] && break; sleep 0.1; done
+	line=$(grep "current stats" "$log" | tail -1)
+	echo "core: ${line#*current stats }"
+	case $line in *'"sessions":0,"connections":0,"tasks":0,'*) ;;
+	*) echo "core counters not back to zero"; return 1 ;; esac
+}

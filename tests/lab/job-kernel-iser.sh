@@ -1,58 +1,85 @@
 # shellcheck shell=bash disable=SC2034  # TARGET_* are read by guest.sh
-# Lab job (guest side of tests/interop/test_kernel_iser.sh): the Linux kernel's iSER initiator
-# (open-iscsi -I iser + ib_iser) and libiscsi's iSER initiator against iserd over soft-RoCE
-# (rdma_rxe on veth0). The host hands the binary over with vmrun.sh -f; ISERD_BIN is its path in
-# the guest (default /lab/files/iserd), ISERD_ARGS adds arguments (e.g. -v, -d iser).
-# ISER_PORT (default 3260): the iSER portal's port. iserd's stderr goes to /lab/out/iserd.log.
+# Lab job (guest side of tests/interop/test_kernel_iser.sh and test_kernel_iser_siw.sh): the Linux
+# kernel's iSER initiator (open-iscsi -I iser + ib_iser) against iserd over soft-RoCE (FABRIC=rxe,
+# the default) or soft-iWARP (FABRIC=siw) on veth0.
+# Env: ISERD_BIN (default /lab/files/iserd), ISERD_ARGS (extra arguments, e.g. -v), FABRIC (rxe|siw),
+# ISER_PORT (the iSER portal's port; default 3260 on rxe, 3261 on siw, where a TCP portal
+# holds 3260), FIO_RUNTIME (bound on each fio run in s, default 60: the runs are sized to take
+# about 10 s under TCG, and a run cut short fails the step). iserd's stderr goes to /lab/out/iserd.log;
+# fio's output to /lab/out/fio-*.txt.
 . /lab/guest.sh
 TARGET_IQN=iqn.2026-11.org.iserd:lab
 TARGET_SIZE=$((256 << 20))
 ISERD_BIN=${ISERD_BIN:-/lab/files/iserd}
-ISER_PORT=${ISER_PORT:-3260}
-ISERD_PID=
+FABRIC=${FABRIC:-rxe}
+if [ "$FABRIC" = siw ]; then ISER_PORT=${ISER_PORT:-3261}; else ISER_PORT=${ISER_PORT:-3260}; fi
+FIO_RUNTIME=${FIO_RUNTIME:-60}
+LOG=$OUT/iserd.log
 
-rxe_up() {
-	lab_net || return 1
-	modprobe rdma_rxe || return 1
-	rdma link add rxe0 type rxe netdev veth0 || return 1
-	rdma link show
-	ls /sys/class/infiniband
-}
 target_start() {
-	ulimit -l unlimited
 	# shellcheck disable=SC2086
-	"$ISERD_BIN" --portal iser://$LAB_IP:$ISER_PORT --target $TARGET_IQN --lun ram:256M \
-		${ISERD_ARGS:-} > $OUT/iserd.log 2>&1 &
-	ISERD_PID=$!
-	note "iserd pid $ISERD_PID"
-	# an rdma_cm listener on RoCE holds no TCP socket: wait for the log line instead
-	local i
+	if [ "$FABRIC" = siw ]; then
+		# iWARP: the iSER portal on its own port, next to a TCP portal on 3260
+		iserd_start $LOG --portal tcp://$LAB_IP:3260 --portal iser://$LAB_IP:$ISER_PORT \
+			--target $TARGET_IQN --lun ram:256M ${ISERD_ARGS:-}
+	else
+		iserd_start $LOG --portal iser://$LAB_IP:$ISER_PORT --target $TARGET_IQN --lun ram:256M \
+			${ISERD_ARGS:-}
+	fi
+}
+target_stop() { iserd_stop; }
+
+# iserd run with CAP_IPC_LOCK and CAP_SYS_RESOURCE dropped, so that RLIMIT_MEMLOCK binds (root has
+# both): prints iserd's output, returns its exit status (or 0 once it is ready; then stopped)
+_iserd_capless() {  # ULIMIT_ARGS...
+	local log=/tmp/iserd-memlock.log rc i pid
+	setpriv --inh-caps=-ipc_lock,-sys_resource --bounding-set=-ipc_lock,-sys_resource -- \
+		bash -c "ulimit $* && exec $ISERD_BIN --portal iser://$LAB_IP:$ISER_PORT --target $TARGET_IQN --lun ram:64M" \
+		> $log 2>&1 &
+	pid=$!
 	for ((i = 0; i < 150; i++)); do
-		grep -q "listening" $OUT/iserd.log && { cat $OUT/iserd.log; return 0; }
-		kill -0 $ISERD_PID 2>/dev/null || { cat $OUT/iserd.log; echo "iserd exited"; return 1; }
+		grep -q "info: ready" $log && break
+		kill -0 $pid 2>/dev/null || break
 		sleep 0.2
 	done
-	cat $OUT/iserd.log; return 1
+	if grep -q "info: ready" $log; then
+		kill -TERM $pid; wait $pid; rc=0
+	else
+		wait $pid; rc=$?; [ $rc = 0 ] && rc=99
+	fi
+	cat $log
+	return $rc
 }
-target_stop() {  # SIGTERM; iserd must exit with status 0 within 30 s
-	[ -n "$ISERD_PID" ] || return 0
-	if ! kill -0 $ISERD_PID 2>/dev/null; then
-		wait $ISERD_PID; echo "iserd had already exited (status $?)"; return 1
-	fi
-	kill -TERM $ISERD_PID
-	local i
-	for ((i = 0; i < 150; i++)); do kill -0 $ISERD_PID 2>/dev/null || break; sleep 0.2; done
-	if kill -0 $ISERD_PID 2>/dev/null; then
-		echo "iserd still running 30 s after SIGTERM"; kill -KILL $ISERD_PID; wait $ISERD_PID; return 1
-	fi
-	wait $ISERD_PID; local rc=$?
-	echo "iserd exited with status $rc"
-	[ $rc = 0 ]
+memlock_low_hard() {  # hard limit 64 KiB: must fail, naming RLIMIT_MEMLOCK
+	local rc
+	_iserd_capless -l 64 > /tmp/memlock.out; rc=$?
+	cat /tmp/memlock.out
+	[ $rc != 0 ] || { echo "iserd started although 64 MiB cannot be pinned"; return 1; }
+	grep -q "RLIMIT_MEMLOCK" /tmp/memlock.out || { echo "the error does not name RLIMIT_MEMLOCK"; return 1; }
+}
+memlock_low_soft() {  # soft limit 64 KiB, hard unlimited: iserd raises the soft limit itself
+	_iserd_capless -S -l 64
+}
+# iWARP: an iSER portal on a port a TCP portal holds. One iserd refuses tcp:3260 + iser:3260 as a
+# duplicate portal; a second iserd's iser:3260 next to the running target's tcp:3260 reaches
+# rdma_listen, which fails with EADDRINUSE: a clear message and exit != 0
+portclash() {
+	local rc
+	timeout 60 "$ISERD_BIN" --portal tcp://$LAB_IP:3260 --portal iser://$LAB_IP:3260 \
+		--target $TARGET_IQN --lun ram:16M > /tmp/clash1.log 2>&1; rc=$?
+	cat /tmp/clash1.log
+	[ $rc != 0 ] && [ $rc != 124 ] || { echo "iserd did not refuse tcp+iser on 3260 (exit $rc)"; return 1; }
+	timeout 60 "$ISERD_BIN" --portal iser://$LAB_IP:3260 --target $TARGET_IQN --lun ram:16M \
+		> /tmp/clash2.log 2>&1; rc=$?
+	cat /tmp/clash2.log
+	[ $rc != 0 ] && [ $rc != 124 ] || { echo "iser:3260 next to tcp:3260 did not fail (exit $rc)"; return 1; }
+	grep -q "port in use" /tmp/clash2.log || { echo "no 'port in use' message"; return 1; }
 }
 iser_mod() {
 	# without max_sectors the kernel sends at most 512 KiB per command (shared lab README)
-	modprobe ib_iser max_sectors=32768 || modprobe ib_iser || return 1
-	echo "ib_iser max_sectors=$(cat /sys/module/ib_iser/parameters/max_sectors 2>/dev/null)"
+	modprobe ib_iser max_sectors=32768 || return 1
+	echo "ib_iser max_sectors=$(cat /sys/module/ib_iser/parameters/max_sectors)"
+	[ "$(cat /sys/module/ib_iser/parameters/max_sectors)" = 32768 ]
 }
 libiscsi_inq() {
 	timeout 60 iscsi-inq -i iqn.2026-11.test:libiscsi "iser://$LAB_IP:$ISER_PORT/$TARGET_IQN/0"
@@ -78,13 +105,54 @@ ki_logout() {
 _dio_big() {  # 8 MiB commands (split by max_sectors_kb), both directions
 	timeout 300 dd if=/tmp/pattern of=/dev/$DEV bs=8M count=8 oflag=direct conv=fsync || return 1
 	timeout 300 dd if=/dev/$DEV of=/tmp/readback2 bs=8M count=8 iflag=direct || return 1
-	cmp /tmp/pattern /tmp/readback2 && echo "64 MiB in 8 MiB commands identical"
+	cmp /tmp/pattern /tmp/readback2 && echo "64 MiB in 8 MiB direct commands identical"
 }
+# one direct write and one direct read of max_hw_sectors_kb, each a single SCSI command
+# (/sys/block/DEV/stat counts the requests), compared
+_dio_maxhw() {
+	local q=/sys/block/$DEV/queue kb w0 r0 w1 r1
+	kb=$(cat $q/max_hw_sectors_kb)
+	echo "max_hw_sectors_kb $kb (max_sectors_kb was $(cat $q/max_sectors_kb))"
+	[ "$kb" -ge 1020 ] || { echo "ib_iser max_sectors=32768 did not take effect"; return 1; }
+	echo "$kb" > $q/max_sectors_kb || return 1
+	dd if=/dev/urandom of=/tmp/maxhw bs=1K count=$kb status=none || return 1
+	read -r r0 _ _ _ w0 _ < /sys/block/$DEV/stat
+	timeout 60 dd if=/tmp/maxhw of=/dev/$DEV bs=${kb}K count=1 seek=1 oflag=direct status=none || return 1
+	timeout 60 dd if=/dev/$DEV of=/tmp/maxhw.back bs=${kb}K count=1 skip=1 iflag=direct status=none || return 1
+	read -r r1 _ _ _ w1 _ < /sys/block/$DEV/stat
+	echo "requests: $((w1 - w0)) write, $((r1 - r0)) read"
+	cmp /tmp/maxhw /tmp/maxhw.back || return 1
+	[ $((w1 - w0)) = 1 ] && [ $((r1 - r0)) = 1 ] || { echo "the I/O was split"; return 1; }
+	echo "${kb} KiB in one command each way, identical"
+}
+_fio() {  # NAME SIZE fio-args...: writes SIZE at queue depth 32, then reads all of it back and
+	# checks every block's crc32c; fails on any error or when the verify pass did not cover it all
+	local name=$1 size=$2 rc w r; shift 2
+	timeout 300 fio --name=$name --filename=/dev/$DEV --direct=1 --ioengine=libaio --iodepth=32 \
+		--size=$size --runtime=$FIO_RUNTIME --verify=crc32c --do_verify=1 --verify_fatal=1 \
+		--exitall_on_error=1 "$@" > $OUT/fio-$name.txt 2>&1; rc=$?
+	cat $OUT/fio-$name.txt
+	[ $rc = 0 ] || return $rc
+	grep -q "err= 0" $OUT/fio-$name.txt || { echo "fio reported errors"; return 1; }
+	# io= of the group lines: the WRITE phase and the verifying READ phase must match SIZE
+	w=$(sed -n 's/^ *WRITE:.* io=\([^ ]*\) .*/\1/p' $OUT/fio-$name.txt)
+	r=$(sed -n 's/^ *READ:.* io=\([^ ]*\) .*/\1/p' $OUT/fio-$name.txt)
+	echo "written $w, verified $r"
+	[ "$w" = "${size%M}.0MiB" ] && [ "$r" = "${size%M}.0MiB" ] ||
+		{ echo "fio did not write and verify all $size (FIO_RUNTIME $FIO_RUNTIME s too short?)"; return 1; }
+}
+fio_rand4k() { _fio rand4k-$FABRIC 32M --rw=randwrite --bs=4k --randrepeat=0; }
+fio_seq1m() { _fio seq1m-$FABRIC 64M --rw=write --bs=1M; }
+idle() { iserd_idle_check $LOG; }
 
-step "soft-RoCE up (rxe0 on veth0 $LAB_IP)" rxe_up
+step "soft-$FABRIC up on veth0 $LAB_IP" rdma_fabric_up $FABRIC
+step "RLIMIT_MEMLOCK hard 64 KiB (no CAP_IPC_LOCK): start fails naming the limit" memlock_low_hard
+step "RLIMIT_MEMLOCK soft 64 KiB, hard unlimited: iserd raises it and starts" memlock_low_soft
+ulimit -l unlimited
 step "target started (iser://$LAB_IP:$ISER_PORT)" target_start
+[ "$FABRIC" = siw ] && step "iWARP: iser:3260 next to tcp:3260 refused with a clear message" portclash
 step "libiscsi iscsi-inq over iSER" libiscsi_inq
-step "ib_iser loaded" iser_mod
+step "ib_iser loaded with max_sectors=32768" iser_mod
 step "iscsid started" iscsid_start
 step "discovery over iSER lists $TARGET_IQN" ki_discover
 step "login (iser)" ki_login
@@ -92,12 +160,16 @@ step "block device found, size $TARGET_SIZE" _check_dev
 step "write 64 MiB, O_DIRECT" _dio_write
 step "read 64 MiB back, O_DIRECT, compare" _dio_read
 step "64 MiB again in 8 MiB direct commands, compare" _dio_big
+step "one direct I/O of max_hw_sectors_kb each way, compare" _dio_maxhw
+step "fio 4 KiB random write 32 MiB, QD 32, verify=crc32c" fio_rand4k
+step "fio 1 MiB sequential write 64 MiB, QD 32, verify=crc32c" fio_seq1m
 step "mkfs.ext4" _mkfs
 step "mount, copy 8 MiB file, sync, umount" _fs_write
 step "remount, compare file, umount, fsck" _fs_verify
 step "logout" ki_logout
+step "iserd serving, iSER and core counters back to zero" idle
 [ $LAB_FAILED = 0 ] || _teardown
 cleanup "target stopped cleanly" target_stop
 iscsid_stop
-dmesg | grep -iE "iser|rxe" | tail -20
+dmesg | grep -iE "iser|rxe|siw" | tail -20
 lab_finish

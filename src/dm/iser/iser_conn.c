@@ -44,6 +44,7 @@ struct isd_iser_portal {
 };
 
 static uint64_t g_conns;
+uint64_t isd_iser_g_conn_mrs;
 uint64_t isd_iser_g_jobs;
 uint64_t isd_iser_g_bounced;
 
@@ -157,18 +158,29 @@ isd_iser_conn_fail(struct isd_iser_conn *ic, int reason)
 		drained(ic);
 		return;
 	}
-	if (ibv_modify_qp(ic->qp, &attr, IBV_QP_STATE) != 0)
-		isd_log_dbg("iser", "%s: QP to error: %s", ic->peer, strerror(errno));
 	ic->drain_sq.type = ISD_ISER_TAG_DRAIN_SQ;
 	ic->drain_rq.type = ISD_ISER_TAG_DRAIN_RQ;
+	/*
+	 * The receive marker goes in before the QP enters the error state: the
+	 * rxe and siw user-space providers post receives into a queue shared with
+	 * the kernel without a system call, so a receive posted to a QP already
+	 * in error is only flushed when something else wakes the kernel's
+	 * responder (it was not, and teardown waited for ISD_ISER_DRAIN_MS). Posted
+	 * before, it is flushed by the transition itself, after every earlier
+	 * receive; a Send that lands on it (0 bytes) completes in error, which
+	 * is just as good a marker.
+	 */
+	rwr.wr_id = (uintptr_t)&ic->drain_rq;
+	if (ibv_post_recv(ic->qp, &rwr, &bad_r) != 0)
+		ic->drain_rq_done = true;
+	if (ibv_modify_qp(ic->qp, &attr, IBV_QP_STATE) != 0)
+		isd_log_dbg("iser", "%s: QP to error: %s", ic->peer, strerror(errno));
+	/* the send marker after: a Send posted before could still go out */
 	swr.wr_id = (uintptr_t)&ic->drain_sq;
 	swr.opcode = IBV_WR_SEND;
 	swr.send_flags = IBV_SEND_SIGNALED;
 	if (ibv_post_send(ic->qp, &swr, &bad_s) != 0)
 		ic->drain_sq_done = true;
-	rwr.wr_id = (uintptr_t)&ic->drain_rq;
-	if (ibv_post_recv(ic->qp, &rwr, &bad_r) != 0)
-		ic->drain_rq_done = true;
 	isd_reactor_timer_start(ic->r, &ic->drain_timer, ISD_ISER_DRAIN_MS);
 	check_drained(ic);
 }
@@ -191,7 +203,10 @@ dispatch(struct isd_iser_conn *ic, struct ibv_wc *wc)
 	struct isd_iser_tag *tag = (struct isd_iser_tag *)(uintptr_t)wc->wr_id;
 	int status = wc->status == IBV_WC_SUCCESS ? 0 : -EIO;
 
-	if (wc->status != IBV_WC_SUCCESS && wc->status != IBV_WC_WR_FLUSH_ERR) {
+	if (wc->status != IBV_WC_SUCCESS && wc->status != IBV_WC_WR_FLUSH_ERR &&
+	    ic->state < ISD_ISER_DRAINING) {
+		/* errors once teardown has begun (the receive marker hit by a
+		 * late Send, a peer gone mid-transfer) are expected */
 		log_wc_error(ic, wc);
 		isd_iser_conn_fail(ic, -EIO);
 	}
@@ -426,7 +441,11 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	id->context = ic;
 	g_conns++;
 
-	ord = isd_iser_ord(peer->responder_resources, dev->attr.max_qp_init_rd_atom);
+	ord = isd_iser_ord(peer, dev->attr.max_qp_init_rd_atom);
+	if (ord == 0)
+		isd_log_warn("iser %s: the initiator accepts no RDMA Reads (its responder "
+			     "resources are 0): SCSI writes that need solicited data will fail "
+			     "and close the connection", ic->peer);
 	rc = conn_setup(ic, ord);
 	if (rc < 0) {
 		isd_log_err("iser %s: connection setup failed: %s", ic->peer, strerror(-rc));
@@ -446,10 +465,11 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 		goto err_conn;
 	}
 	isd_log_dbg("iser", "%s: accepted on %s (%s; peer flags ZBVA-not-sup %d SEND_W_INV-not-sup "
-		    "%d, responder_resources %u, initiator_depth %u; our ORD %u)",
+		    "%d, its IRD (responder resources) %u, its ORD (initiator depth) %u; "
+		    "our ORD %u)",
 		    ic->peer, dev->name, dev->iwarp ? "iWARP" : "IB/RoCE",
 		    cm.zbva_not_supported, cm.send_w_inv_not_supported,
-		    peer->responder_resources, peer->initiator_depth, ord);
+		    peer->initiator_depth, peer->responder_resources, ord);
 	isd_conn_start(c);
 	return;
 
@@ -674,6 +694,7 @@ isd_iser_get_stats(struct isd_iser_stats *out)
 	out->conns = g_conns;
 	out->qps = rs.qps;
 	out->mrs = rs.mrs;
+	out->conn_mrs = isd_iser_g_conn_mrs;
 	out->cqs = rs.cqs;
 	out->bufs = rs.bufs;
 	out->jobs = isd_iser_g_jobs;
@@ -754,6 +775,10 @@ iser_free_conn(struct isd_conn *c)
 		TAILQ_REMOVE(&ic->abandoned, job, link);
 		isd_iser_job_free(ic, job);
 	}
+	if (ic->rx_mr != NULL)
+		isd_iser_g_conn_mrs--;
+	if (ic->ctl_mr != NULL)
+		isd_iser_g_conn_mrs--;
 	isd_rdma_mr_dereg(ic->rx_mr);
 	isd_rdma_mr_dereg(ic->ctl_mr);
 	if (ic->rx != NULL) {
@@ -773,6 +798,18 @@ iser_free_conn(struct isd_conn *c)
 	if (ic->jobs != 0)
 		isd_log_warn("iser %s: %u transfer jobs leaked", ic->peer, ic->jobs);
 	g_conns--;
+	{
+		struct isd_iser_stats st;
+
+		isd_iser_get_stats(&st);
+		isd_log_info("iser %s: connection freed; live iSER resources: conns %llu qps %llu "
+			     "cqs %llu conn_mrs %llu bufs %llu jobs %llu (all MRs %llu, bounced "
+			     "%llu bytes)", ic->peer, (unsigned long long)st.conns,
+			     (unsigned long long)st.qps, (unsigned long long)st.cqs,
+			     (unsigned long long)st.conn_mrs, (unsigned long long)st.bufs,
+			     (unsigned long long)st.jobs, (unsigned long long)st.mrs,
+			     (unsigned long long)st.bytes_bounced);
+	}
 }
 
 /* iser_tx.c */

@@ -43,12 +43,15 @@ uint16_t isd_iser_portal_port(const struct isd_iser_portal *p);
 int isd_iser_register_memory(void *base, size_t len, char *err, size_t err_len);
 void isd_iser_unregister_memory(void *base);
 
-/* Live iSER resources, for leak checks: all 0 once every connection is freed
- * (devs/regions/slabs excepted while portals and LUNs exist). */
+/* Live iSER resources, for leak checks: conns, qps, conn_mrs, cqs, bufs and
+ * jobs are all 0 once every connection is freed (mrs keeps the LUN and pool
+ * slab registrations while portals and LUNs exist). Every connection's end is
+ * logged at info level with these counters ("iser: ... live iSER resources: ..."). */
 struct isd_iser_stats {
 	uint64_t conns;
 	uint64_t qps;
-	uint64_t mrs;
+	uint64_t mrs;                   /* every live MR: LUNs, pool slabs, connections */
+	uint64_t conn_mrs;              /* MRs of connections (send/receive descriptors) */
 	uint64_t cqs;
 	uint64_t bufs;                  /* registered data buffers handed out */
 	uint64_t jobs;

@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 #include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
 
 #include "dm/dm.h"
 #include "dm/iser/iser_proto.h"
@@ -99,8 +100,16 @@ struct isd_iser_qp_size {
 	uint32_t rd_sge;                /* SGEs per RDMA Read (max_sge_rd; 1 on some iWARP) */
 };
 void isd_iser_qp_size(const struct ibv_device_attr *a, struct isd_iser_qp_size *out);
-/* The ORD for rdma_accept: min(peer's responder_resources, our max_qp_init_rd_atom). */
-uint8_t isd_iser_ord(uint8_t peer_responder_resources, int dev_max_init_rd_atom);
+/*
+ * The ORD for rdma_accept (RDMA Reads we may have in flight): min(the peer's
+ * responder resources (its IRD), our max_qp_init_rd_atom), like LIO isert.
+ * `ev` is the CONNECT_REQUEST's conn param, which rdma_cm hands over from the
+ * receiver's point of view: the IB CM swaps the REQ's fields
+ * (cm_format_req_event) and iw_cm maps the MPA IRD to it, so the peer's
+ * responder resources arrive in ev->initiator_depth, and ev->responder_resources
+ * is the peer's own initiator depth (Reads it would send us; 0 for libiscsi).
+ */
+uint8_t isd_iser_ord(const struct rdma_conn_param *ev, int dev_max_init_rd_atom);
 
 /* Send-side credits of one connection. */
 struct isd_iser_credits {
@@ -317,6 +326,9 @@ int isd_iser_rx_setup_ffp(struct isd_iser_conn *ic, const struct isd_params *p);
 void isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ibv_wc *wc);
 
 /* iser_conn.c */
+extern uint64_t isd_iser_g_jobs;        /* live jobs, every connection */
+extern uint64_t isd_iser_g_bounced;     /* bytes copied through bounce buffers */
+extern uint64_t isd_iser_g_conn_mrs;    /* live connection MRs */
 void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
 void isd_iser_conn_poll(void *arg);
 

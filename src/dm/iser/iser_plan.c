@@ -160,9 +160,9 @@ isd_iser_qp_size(const struct ibv_device_attr *a, struct isd_iser_qp_size *out)
 }
 
 uint8_t
-isd_iser_ord(uint8_t peer_responder_resources, int dev_max_init_rd_atom)
+isd_iser_ord(const struct rdma_conn_param *ev, int dev_max_init_rd_atom)
 {
-	int ord = peer_responder_resources;
+	int ord = ev->initiator_depth;
 
 	if (dev_max_init_rd_atom >= 0 && ord > dev_max_init_rd_atom)
 		ord = dev_max_init_rd_atom;

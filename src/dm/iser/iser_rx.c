@@ -62,6 +62,7 @@ isd_iser_rx_setup_ffp(struct isd_iser_conn *ic, const struct isd_params *p)
 		isd_log_err("iser %s: %s", ic->peer, err);
 		return rc;
 	}
+	isd_iser_g_conn_mrs++;
 	ic->rx = calloc(n, sizeof(*ic->rx));
 	wrs = calloc(n, sizeof(*wrs));
 	sges = calloc(n, sizeof(*sges));

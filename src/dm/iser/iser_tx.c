@@ -19,8 +19,6 @@
 
 #define ISD_ISER_POST_MAX_WRS 64        /* RDMA WRs in one post */
 
-extern uint64_t isd_iser_g_jobs;
-extern uint64_t isd_iser_g_bounced;
 
 static size_t
 round64(size_t n)
@@ -54,6 +52,7 @@ isd_iser_tx_setup(struct isd_iser_conn *ic)
 		isd_log_err("iser %s: %s", ic->peer, err);
 		return rc;
 	}
+	isd_iser_g_conn_mrs++;
 	p = mem;
 	ic->login_rx->tag.type = ISD_ISER_TAG_RX;
 	ic->login_rx->ic = ic;

@@ -241,10 +241,19 @@ static void
 test_ord_is_min_of_peer_and_device(void **state)
 {
 	(void)state;
-	/* L-ini offers responder_resources = device max_qp_rd_atom */
-	assert_int_equal(isd_iser_ord(128, 16), 16);
-	assert_int_equal(isd_iser_ord(4, 16), 4);       /* libiscsi */
-	assert_int_equal(isd_iser_ord(0, 16), 0);
+	/* the CONNECT_REQUEST's param as rdma_cm delivers it to the target: the
+	 * peer's responder_resources in initiator_depth and vice versa */
+	struct rdma_conn_param lini = { .initiator_depth = 128, .responder_resources = 1 };
+	struct rdma_conn_param lis = { .initiator_depth = 4, .responder_resources = 0 };
+	struct rdma_conn_param none = { .initiator_depth = 0, .responder_resources = 4 };
+
+	/* L-ini offers responder_resources = device max_qp_rd_atom, initiator_depth 1 */
+	assert_int_equal(isd_iser_ord(&lini, 16), 16);
+	assert_int_equal(isd_iser_ord(&lini, 200), 128);
+	/* libiscsi: responder_resources 4, initiator_depth 0 (its REQ) */
+	assert_int_equal(isd_iser_ord(&lis, 16), 4);
+	/* a peer that accepts no RDMA Reads */
+	assert_int_equal(isd_iser_ord(&none, 16), 0);
 }
 
 static void
