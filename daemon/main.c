@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "reactor/reactor.h"
+#include "dm/iser/iser_dm.h"
 #include "target/target.h"
 #include "util/log.h"
 
@@ -51,6 +52,25 @@ log_stats(struct daemon *d, const char *why)
 			       json_object_new_int64((int64_t)st.logins_failed));
 	json_object_object_add(o, "rejects_sent", json_object_new_int64((int64_t)st.rejects_sent));
 	json_object_object_add(o, "bytes_copied", json_object_new_int64((int64_t)st.bytes_copied));
+	{
+		struct isd_iser_stats is;
+		struct json_object *io = json_object_new_object();
+
+		isd_iser_get_stats(&is);
+		if (io != NULL) {
+			json_object_object_add(io, "conns", json_object_new_int64((int64_t)is.conns));
+			json_object_object_add(io, "qps", json_object_new_int64((int64_t)is.qps));
+			json_object_object_add(io, "cqs", json_object_new_int64((int64_t)is.cqs));
+			json_object_object_add(io, "mrs", json_object_new_int64((int64_t)is.mrs));
+			json_object_object_add(io, "conn_mrs",
+					       json_object_new_int64((int64_t)is.conn_mrs));
+			json_object_object_add(io, "bufs", json_object_new_int64((int64_t)is.bufs));
+			json_object_object_add(io, "jobs", json_object_new_int64((int64_t)is.jobs));
+			json_object_object_add(io, "bytes_bounced",
+					       json_object_new_int64((int64_t)is.bytes_bounced));
+			json_object_object_add(o, "iser", io);
+		}
+	}
 	isd_log_info("%s stats %s", why, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 }

@@ -182,6 +182,14 @@ first_request(struct isd_conn *c, struct isd_login *l, const struct isd_kv_list 
 	if (!(c->ops->caps & ISD_DM_CAP_DIGESTS))
 		pol.digests_forbidden = true;
 	pol.rdma_capable = (c->ops->caps & ISD_DM_CAP_RDMA) != 0;
+	/*
+	 * Over iSER, solicited data moves by RDMA Read straight into the task
+	 * buffer, while unsolicited Data-Out PDUs arrive as Sends that must be
+	 * copied and eat receive credits: vote InitialR2T=Yes, as LIO and tgt do.
+	 * Immediate data stays as configured (one Send with the command).
+	 */
+	if (pol.rdma_capable)
+		pol.initial_r2t = true;
 	isd_keys_init(&l->keys, &pol, true);
 	l->keys.params.session_type = l->type;
 	return 0;

@@ -628,7 +628,13 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 		for (int j = 0; j < i; j++) {
 			const struct isd_target_portal_spec *o = &cfg->portals[j];
 
-			if (p->port != 0 && o->port == p->port && strcmp(o->host, p->host) == 0) {
+			/*
+			 * tcp:// and iser:// may share ADDR:PORT (InfiniBand and RoCE keep
+			 * their own port space); on iWARP the iSER listen then fails
+			 * with a message that says so.
+			 */
+			if (p->port != 0 && o->port == p->port && o->transport == p->transport &&
+			    strcmp(o->host, p->host) == 0) {
 				isd_target_errf(err, errlen,
 						"%s: duplicate portal %s:%u (first at %s)",
 						p->origin, p->host, p->port, o->origin);
