@@ -17,8 +17,11 @@ IQN=iqn.2026-11.org.iserd:bench
 W=$(mktemp -d /dev/shm/iserd-bench.XXXXXX)
 PIDS=()
 cleanup() {
+	# tgtd ignores SIGTERM: ask it to exit, then make sure (by PID) it did
 	tgtadm --op delete --mode system >/dev/null 2>&1 || true
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	sleep 1
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$W"
 }

@@ -40,8 +40,8 @@ int
 iserd_task_raw(struct iserd_task *t, uint64_t lun, const uint8_t *cdb, size_t cdb_len,
 	       enum iserd_dir dir, void *buf, uint32_t len)
 {
-	if (cdb == NULL || cdb_len < 6 || cdb_len > 16 || (len > 0 && buf == NULL) ||
-	    (dir == ISERD_DIR_NONE && len > 0) || (dir != ISERD_DIR_NONE && len == 0 && dir > 2))
+	if (cdb == NULL || cdb_len < 6 || cdb_len > 16 || dir > ISERD_DIR_WRITE ||
+	    (len > 0 && (buf == NULL || dir == ISERD_DIR_NONE)))
 		return -EINVAL;
 	prep(t, lun, (uint8_t)cdb_len);
 	memcpy(t->cdb, cdb, cdb_len);
@@ -173,8 +173,8 @@ iserd_task_sync_cache16(struct iserd_task *t, uint64_t lun, uint64_t lba, uint32
 }
 
 int
-iserd_task_unmap(struct iserd_task *t, uint64_t lun, const struct iserd_unmap_range *r,
-		 uint32_t n, void *buf, uint32_t buf_len)
+iserd_task_unmap(struct iserd_task *t, uint64_t lun, const struct iserd_unmap_range *r, uint32_t n,
+		 void *buf, uint32_t buf_len)
 {
 	uint8_t *p = buf;
 	uint32_t need, i;
@@ -185,8 +185,8 @@ iserd_task_unmap(struct iserd_task *t, uint64_t lun, const struct iserd_unmap_ra
 	if (buf_len < need)
 		return -EINVAL;
 	memset(p, 0, need);
-	put_be16(p, (uint16_t)(need - 2));      /* UNMAP DATA LENGTH */
-	put_be16(p + 2, (uint16_t)(16 * n));    /* BLOCK DESCRIPTOR DATA LENGTH */
+	put_be16(p, (uint16_t)(need - 2));   /* UNMAP DATA LENGTH */
+	put_be16(p + 2, (uint16_t)(16 * n)); /* BLOCK DESCRIPTOR DATA LENGTH */
 	for (i = 0; i < n; i++) {
 		put_be64(p + 8 + 16 * i, r[i].lba);
 		put_be32(p + 8 + 16 * i + 8, r[i].nblocks);

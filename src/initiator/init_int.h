@@ -32,9 +32,15 @@
 #include <sys/queue.h>
 #include <sys/uio.h>
 
-#include "iserd/iserd.h"
 #include "iscsi/keys.h"
 #include "iscsi/pdu.h"
+#include "iserd/iserd.h"
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
+	for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1);             \
+	     (var) = (tvar))
+#endif
 
 #define ISD_INIT_DEFAULT_NAME "iqn.2026-11.org.iserd:initiator"
 #define ISD_INIT_DIGEST_LEN 4
@@ -56,9 +62,9 @@ struct isd_itask;
 /* ---- send items ---- */
 
 enum isd_itx_kind {
-	ISD_ITX_PDU = 0,                /* a control PDU (isd_pdu, owned, freed once written) */
-	ISD_ITX_CMD,                    /* a SCSI Command (+ immediate data) of a task */
-	ISD_ITX_DATAOUT,                /* a Data-Out sequence of a task, one PDU at a time */
+	ISD_ITX_PDU = 0, /* a control PDU (isd_pdu, owned, freed once written) */
+	ISD_ITX_CMD,	 /* a SCSI Command (+ immediate data) of a task */
+	ISD_ITX_DATAOUT, /* a Data-Out sequence of a task, one PDU at a time */
 };
 
 /* One entry of the send queue. Owned by the context (control) or embedded in a task. */
@@ -66,18 +72,18 @@ struct isd_itx {
 	TAILQ_ENTRY(isd_itx) link;
 	enum isd_itx_kind kind;
 	bool queued;
-	struct isd_itask *task;         /* CMD, DATAOUT */
-	struct isd_pdu *pdu;            /* PDU */
+	struct isd_itask *task; /* CMD, DATAOUT */
+	struct isd_pdu *pdu;	/* PDU */
 	/* DATAOUT sequence */
 	uint32_t ttt;
-	uint32_t off;                   /* next byte to send */
+	uint32_t off; /* next byte to send */
 	uint32_t end;
 	uint32_t datasn;
 	/* the wire PDU being written */
 	bool built;
-	bool started;                   /* some bytes are in the socket */
-	bool detached;                  /* task gone: finish this PDU from `bounce`, then drop */
-	uint8_t *bounce;                /* private copy of the unwritten rest */
+	bool started;	 /* some bytes are in the socket */
+	bool detached;	 /* task gone: finish this PDU from `bounce`, then drop */
+	uint8_t *bounce; /* private copy of the unwritten rest */
 	uint8_t hdr[ISD_BHS_LEN + ISD_INIT_DIGEST_LEN];
 	uint8_t trail[3 + ISD_INIT_DIGEST_LEN];
 	struct iovec iov[ISD_INIT_TX_IOV];
@@ -90,26 +96,30 @@ TAILQ_HEAD(isd_itx_list, isd_itx);
 
 enum isd_itask_state {
 	ISD_IT_FREE = 0,
-	ISD_IT_WAITING,                 /* queued for the CmdSN window or a reconnect */
-	ISD_IT_SENT,                    /* on the wire, waiting for status */
+	ISD_IT_WAITING, /* queued for the CmdSN window or a reconnect */
+	ISD_IT_SENT,	/* on the wire, waiting for status */
+	ISD_IT_DOOMED,	/* being failed by a connection loss (on no list) */
+	ISD_IT_ZOMBIE,	/* completed, but a half-written PDU of it is still being sent
+			 * (from a private copy): the slot is reused once it is out */
 };
 
 /* One outstanding SCSI command: a slot of ctx->slots. */
 struct isd_itask {
 	enum isd_itask_state state;
 	uint32_t idx;
-	uint32_t gen;                   /* ITT = gen << 16 | idx */
+	uint32_t gen; /* ITT = gen << 16 | idx */
 	uint32_t itt;
 	uint32_t cmdsn;
 	struct iserd_task *t;
 	iserd_cb cb;
 	void *cb_arg;
-	uint32_t datain_sn;             /* next expected DataSN */
+	uint32_t datain_sn; /* next expected DataSN */
 	uint32_t datain_bytes;
-	uint64_t lun_field;             /* LUN as on the wire */
+	uint64_t lun_field; /* LUN as on the wire */
+	uint32_t imm_len;   /* immediate data in the command PDU */
 	struct isd_itx cmd;
 	struct isd_itx seq[ISD_INIT_MAX_R2T + 1]; /* [0] unsolicited; others R2Ts */
-	TAILQ_ENTRY(isd_itask) link;    /* ctx->waiting or ctx->sent */
+	TAILQ_ENTRY(isd_itask) link;		  /* ctx->waiting or ctx->sent */
 };
 TAILQ_HEAD(isd_itask_list, isd_itask);
 
@@ -130,11 +140,11 @@ struct isd_ireq {
 	uint8_t tmf_function;
 	uint8_t tmf_response;
 	uint64_t tmf_lun;
-	struct isd_itask *tmf_ref;      /* ABORT TASK: the task */
+	struct isd_itask *tmf_ref; /* ABORT TASK: the task */
 	uint32_t tmf_ref_itt;
-	char *text;                     /* DISCOVER: accumulated Text Response data */
+	char *text; /* DISCOVER: accumulated Text Response data */
 	uint32_t text_len;
-	bool internal;                  /* a keepalive ping: no callback */
+	bool internal; /* a keepalive ping: no callback */
 	TAILQ_ENTRY(isd_ireq) link;
 };
 TAILQ_HEAD(isd_ireq_list, isd_ireq);
@@ -166,14 +176,18 @@ extern const struct isd_init_xport_ops isd_init_tcp_ops;
 
 enum isd_tcp_rx_st {
 	ISD_ITCP_RX_BHS = 0,
-	ISD_ITCP_RX_HDR,                /* AHS + header digest */
-	ISD_ITCP_RX_DATA,               /* data + padding + data digest */
+	ISD_ITCP_RX_HDR,  /* AHS + header digest */
+	ISD_ITCP_RX_DATA, /* data + padding + data digest */
 };
+
+struct addrinfo;
 
 struct isd_itcp {
 	int fd;
+	struct addrinfo *ai_list; /* getaddrinfo() result while connecting */
+	struct addrinfo *ai_next; /* next address to try */
 	bool connecting;
-	bool want_write;                /* EAGAIN on write: wait for POLLOUT */
+	bool want_write; /* EAGAIN on write: wait for POLLOUT */
 	struct isd_itx_list txq;
 	/* negotiated framing */
 	bool hdgst;
@@ -181,36 +195,37 @@ struct isd_itcp {
 	/* receive */
 	enum isd_tcp_rx_st rx_state;
 	uint8_t hbuf[ISD_BHS_LEN + ISD_MAX_AHS_LEN + ISD_INIT_DIGEST_LEN];
-	uint32_t rx_got;                /* bytes of the current stage present */
-	uint32_t rx_hdr_len;            /* BHS + AHS + digest */
-	struct isd_pdu rx;              /* the PDU being received (bhs, ahs, data view) */
+	uint32_t rx_got;     /* bytes of the current stage present */
+	uint32_t rx_hdr_len; /* BHS + AHS + digest */
+	struct isd_pdu *rx;  /* the PDU being received (bhs, data view of rxbuf) */
 	uint32_t rx_dsl;
 	uint32_t rx_trail_len;
 	uint8_t rx_trail[3 + ISD_INIT_DIGEST_LEN];
 	uint32_t rx_data_got;
-	uint8_t *rxbuf;                 /* data of non-Data-In PDUs */
+	uint8_t *rxbuf; /* data of non-Data-In PDUs */
 	uint32_t rxbuf_cap;
-	struct isd_itask *rx_task;      /* Data-In: straight into the task's buffer */
+	struct isd_itask *rx_task; /* Data-In: straight into the task's buffer */
+	bool rx_discard;	   /* Data-In for a task that is gone: skip the payload */
 	uint32_t rx_offset;
 };
 
 /* ---- the context ---- */
 
 enum isd_ictx_state {
-	ISD_ICTX_IDLE = 0,              /* no connection */
-	ISD_ICTX_CONNECTING,            /* TCP connect in progress */
-	ISD_ICTX_LOGIN,                 /* login phase */
-	ISD_ICTX_FFP,                   /* full feature phase */
-	ISD_ICTX_LOGOUT,                /* Logout Request sent */
-	ISD_ICTX_RECONNECT_WAIT,        /* connection lost; next attempt at a timer */
-	ISD_ICTX_FAILED,                /* lost for good */
+	ISD_ICTX_IDLE = 0,	 /* no connection */
+	ISD_ICTX_CONNECTING,	 /* TCP connect in progress */
+	ISD_ICTX_LOGIN,		 /* login phase */
+	ISD_ICTX_FFP,		 /* full feature phase */
+	ISD_ICTX_LOGOUT,	 /* Logout Request sent */
+	ISD_ICTX_RECONNECT_WAIT, /* connection lost; next attempt at a timer */
+	ISD_ICTX_FAILED,	 /* lost for good */
 };
 
 enum isd_login_step {
-	ISD_LS_SECURITY = 0,            /* first request sent (AuthMethod) */
-	ISD_LS_CHAP_A,                  /* CHAP_A sent, waiting for the challenge */
-	ISD_LS_CHAP_R,                  /* CHAP_N/CHAP_R sent */
-	ISD_LS_OPERATIONAL,             /* operational keys sent */
+	ISD_LS_SECURITY = 0, /* first request sent (AuthMethod) */
+	ISD_LS_CHAP_A,	     /* CHAP_A sent, waiting for the challenge */
+	ISD_LS_CHAP_R,	     /* CHAP_N/CHAP_R sent */
+	ISD_LS_OPERATIONAL,  /* operational keys sent */
 };
 
 struct isd_ictx {
@@ -244,12 +259,12 @@ struct isd_ictx {
 	uint8_t isid[6];
 	uint16_t tsih;
 	uint16_t cid;
-	uint32_t cmdsn;                 /* next CmdSN to use */
+	uint32_t cmdsn; /* next CmdSN to use */
 	uint32_t exp_cmdsn;
 	uint32_t max_cmdsn;
 	uint32_t exp_statsn;
-	uint32_t next_itt;              /* for non-SCSI requests (high bit set) */
-	struct isd_params params;       /* negotiated */
+	uint32_t next_itt;	  /* for non-SCSI requests (high bit set) */
+	struct isd_params params; /* negotiated */
 	struct iserd_negotiated neg;
 	uint16_t login_status;
 	bool ever_logged_in;
@@ -263,22 +278,22 @@ struct isd_ictx {
 	uint8_t chap_alg;
 	uint8_t mchap_id;
 	uint8_t mchap_chal[16];
-	char *login_text;               /* accumulated Login Response text (C bit) */
+	char *login_text; /* accumulated Login Response text (C bit) */
 	uint32_t login_text_len;
 	uint64_t login_deadline_ns;
 	uint32_t login_itt;
 	bool offered_hd, offered_dd;
 
 	/* requests */
-	struct isd_ireq *connect_req;   /* user connect or internal reconnect (cb NULL) */
-	struct isd_ireq_list reqs;      /* logout/discover/nop/tmf waiting for a response */
+	struct isd_ireq *connect_req; /* user connect or internal reconnect (cb NULL) */
+	struct isd_ireq_list reqs;    /* logout/discover/nop/tmf waiting for a response */
 
 	/* commands */
 	struct isd_itask *slots;
 	uint32_t nslots;
 	uint32_t nfree;
-	uint32_t free_hint;
-	struct isd_itask_list waiting;  /* not yet sent (window closed, reconnecting) */
+	uint32_t *free_stack;
+	struct isd_itask_list waiting; /* not yet sent (window closed, reconnecting) */
 	struct isd_itask_list sent;
 
 	/* timers (monotonic ns, 0 = off) */
@@ -288,7 +303,7 @@ struct isd_ictx {
 
 	/* deferred completions: the user's callbacks never run inside their call,
 	 * and a failure detected inside a call waits here until service */
-	int pending_fail;               /* -errno: fail the connection at the next service */
+	int pending_fail; /* -errno: fail the connection at the next service */
 	bool in_service;
 };
 
@@ -297,11 +312,20 @@ struct iserd_context {
 	struct isd_ictx c;
 };
 
+/* SAM-5 §4.7: peripheral addressing below 256, flat addressing up to 16383. */
+static inline uint64_t
+isd_init_lun_field(uint64_t lun)
+{
+	if (lun < 256)
+		return lun << 48;
+	return (0x4000 | (lun & 0x3fff)) << 48;
+}
+
 /* context.c */
 void isd_init_set_error(struct isd_ictx *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void isd_init_log(struct isd_ictx *ctx, enum iserd_log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 uint64_t isd_init_now_ns(void);
 static inline struct iserd_context *
 isd_init_pub(struct isd_ictx *c)
@@ -337,16 +361,19 @@ int isd_init_rx_datain_hdr(struct isd_ictx *ctx, const uint8_t *bhs, struct isd_
 			   uint32_t *offset);
 /* Data-In fully received (payload already in the buffer). */
 int isd_init_rx_datain_done(struct isd_ictx *ctx, struct isd_itask *it, const uint8_t *bhs);
+/* A completed task's last queued item left the send queue: free the slot. */
+void isd_init_slot_release(struct isd_ictx *ctx, struct isd_itask *it);
+/* True while any of the task's send items is queued. */
+bool isd_init_task_queued(const struct isd_itask *it);
 /* Completes a task with rc (0: status present in the task). */
 void isd_init_task_done(struct isd_ictx *ctx, struct isd_itask *it, int rc);
 /* Connection lost: fails (rc) or requeues every sent/waiting task. */
 void isd_init_tasks_conn_lost(struct isd_ictx *ctx, int rc, bool retry);
 /* Fills the Data-Out PDU of a DATAOUT item: hdr, iov of the caller's buffer. */
-void isd_init_build_dataout(struct isd_ictx *ctx, struct isd_itx *x, uint32_t max_len,
-			    uint8_t *bhs, struct iovec *iov, int *iovcnt, int iov_max,
-			    uint32_t *len);
+void isd_init_build_dataout(struct isd_ictx *ctx, struct isd_itx *x, uint32_t max_len, uint8_t *bhs,
+			    struct iovec *iov, int *iovcnt, int iov_max, uint32_t *len);
 /* Fills the SCSI Command PDU (+ immediate data) of a CMD item. */
-void isd_init_build_cmd(struct isd_ictx *ctx, struct isd_itx *x, uint8_t *bhs,
-			struct iovec *iov, int *iovcnt, int iov_max, uint32_t *len);
+void isd_init_build_cmd(struct isd_ictx *ctx, struct isd_itx *x, uint8_t *bhs, struct iovec *iov,
+			int *iovcnt, int iov_max, uint32_t *len);
 
 #endif

@@ -18,6 +18,9 @@
 
 #include "initiator/init_int.h"
 
+static int url_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int
 url_err(char *err, size_t err_len, const char *fmt, ...)
 {
@@ -81,8 +84,8 @@ parse_query(char *q, struct iserd_url *u, char *err, size_t err_len)
 			if (copy_part(u->target_user, sizeof(u->target_user), v, strlen(v)) < 0)
 				return url_err(err, err_len, "target_user too long");
 		} else if (strcmp(k, "target_password") == 0) {
-			if (copy_part(u->target_password, sizeof(u->target_password), v, strlen(v)) <
-			    0)
+			if (copy_part(u->target_password, sizeof(u->target_password), v,
+				      strlen(v)) < 0)
 				return url_err(err, err_len, "target_password too long");
 		} else {
 			return url_err(err, err_len, "unknown URL argument '%s'", k);
@@ -157,8 +160,8 @@ parse_url(const char *str, struct iserd_url *u, bool full, char *err, size_t err
 			return url_err(err, err_len, "IPv6 address without closing ']'");
 		if (copy_part(u->host, sizeof(u->host), host + 1, (size_t)(rb - host - 1)) < 0)
 			return url_err(err, err_len, "host name too long");
-		if (u->host[0] == '\0' || strspn(u->host, "0123456789abcdefABCDEF:.%") !=
-						  strlen(u->host))
+		if (u->host[0] == '\0' ||
+		    strspn(u->host, "0123456789abcdefABCDEF:.%") != strlen(u->host))
 			return url_err(err, err_len, "bad IPv6 address '[%s]'", u->host);
 		host_end = rb + 1;
 	} else {
@@ -205,8 +208,7 @@ parse_url(const char *str, struct iserd_url *u, bool full, char *err, size_t err
 				return url_err(err, err_len, "bad LUN '%s'", sl + 1);
 			errno = 0;
 			lun = strtoull(sl + 1, &end, 10);
-			if (errno != 0 || (*end != '\0' && strcmp(end, "/") != 0) ||
-			    lun > 16383)
+			if (errno != 0 || (*end != '\0' && strcmp(end, "/") != 0) || lun > 16383)
 				return url_err(err, err_len, "bad LUN '%s' (0..16383)", sl + 1);
 			u->lun = lun;
 			u->has_lun = true;

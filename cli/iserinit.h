@@ -1,0 +1,73 @@
+/* iserinit: shared declarations of the CLI's files. */
+#ifndef ISERINIT_H
+#define ISERINIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <getopt.h>
+
+#include "iserd/iserd.h"
+
+/* Options every subcommand takes. */
+struct ii_common {
+	const char *initiator;
+	const char *chap;	 /* USER:SECRET */
+	const char *mutual_chap; /* USER:SECRET */
+	int header_digest;	 /* -1 unset */
+	int data_digest;
+	enum iserd_reconnect reconnect;
+	uint32_t timeout_ms;
+	uint32_t queue_depth; /* 0: library default */
+	bool verbose;
+};
+
+extern const char *ii_cmd; /* subcommand name, for messages */
+
+void ii_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int ii_parse_size(const char *s, uint64_t *out);
+/* Creates a context, applies the common options, connects and logs in.
+ * Prints one error line and returns NULL on failure. */
+struct iserd_context *ii_open(const struct ii_common *co, const struct iserd_url *u,
+			      enum iserd_session_type type);
+/* Logs out (best effort) and destroys. */
+void ii_close(struct iserd_context *ctx);
+/* READ CAPACITY (16); prints the error and returns -1 on failure. */
+int ii_readcap(struct iserd_context *ctx, uint64_t lun, struct iserd_readcap16 *rc);
+/* Describes a failed task into buf. */
+void ii_task_error(struct iserd_context *ctx, int rc, const char *what, char *buf, size_t len);
+
+enum {
+	OPT_CHAP = 1000,
+	OPT_MUTUAL,
+	OPT_HD,
+	OPT_DD,
+	OPT_RECONNECT,
+	OPT_TIMEOUT,
+	OPT_OFFSET,
+	OPT_LENGTH,
+	OPT_SIZE,
+	OPT_VPD,
+	OPT_BS,
+};
+
+#define COMMON_LONGOPTS                                                                            \
+	{"initiator", required_argument, NULL, 'i'}, {"chap", required_argument, NULL, OPT_CHAP},  \
+	    {"mutual-chap", required_argument, NULL, OPT_MUTUAL},                                  \
+	    {"header-digest", required_argument, NULL, OPT_HD},                                    \
+	    {"data-digest", required_argument, NULL, OPT_DD},                                      \
+	    {"reconnect", optional_argument, NULL, OPT_RECONNECT},                                 \
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},                                     \
+	    {"verbose", no_argument, NULL, 'v'},                                                   \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
+
+extern const char *const ii_common_help;
+/* Handles a common option; returns 1 if it was one, 0 if not, -1 on a bad value. */
+int ii_common_opt(struct ii_common *co, int opt, const char *arg);
+void ii_common_init(struct ii_common *co);
+
+int ii_cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,95 @@
+# libiserd (the initiator library behind include/iserd/iserd.h) and the
+# iserinit CLI. Included once from the top-level CMakeLists.txt.
+#
+# The library is the src/initiator layer plus the pure codec files of the
+# layers below it that it reuses (PDU codec, key parsing, CHAP, CRC32C, iovec
+# and TCP framing helpers). They are compiled once more, position
+# independent and with hidden visibility, so that the static and the shared
+# library are self-contained and export nothing but iserd_*.
+
+file(GLOB _isd_init_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/initiator/*.c)
+set(_isd_init_reused
+	${CMAKE_SOURCE_DIR}/src/iscsi/pdu.c
+	${CMAKE_SOURCE_DIR}/src/iscsi/keys.c
+	${CMAKE_SOURCE_DIR}/src/iscsi/chap.c
+	${CMAKE_SOURCE_DIR}/src/util/crc32c.c
+	${CMAKE_SOURCE_DIR}/src/util/iov.c
+	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_frame.c)
+
+add_library(isd_initiator_obj OBJECT ${_isd_init_srcs} ${_isd_init_reused})
+set_target_properties(isd_initiator_obj PROPERTIES
+	POSITION_INDEPENDENT_CODE ON
+	C_VISIBILITY_PRESET hidden)
+target_include_directories(isd_initiator_obj PUBLIC ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
+
+set(_isd_init_deps ${ISAL_LIB} PkgConfig::CRYPTO)
+set(_isd_init_map ${CMAKE_SOURCE_DIR}/src/initiator/libiserd.map)
+
+add_library(iserd_static STATIC $<TARGET_OBJECTS:isd_initiator_obj>)
+set_target_properties(iserd_static PROPERTIES OUTPUT_NAME iserd)
+target_link_libraries(iserd_static PUBLIC ${_isd_init_deps})
+target_include_directories(iserd_static PUBLIC
+	$<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>)
+
+add_library(iserd_shared SHARED $<TARGET_OBJECTS:isd_initiator_obj>)
+set_target_properties(iserd_shared PROPERTIES
+	OUTPUT_NAME iserd
+	VERSION ${PROJECT_VERSION}
+	SOVERSION 0
+	LINK_DEPENDS ${_isd_init_map})
+target_link_options(iserd_shared PRIVATE -Wl,--version-script=${_isd_init_map})
+if(NOT ISERD_SANITIZE AND NOT ISERD_FUZZ)
+	# (clang leaves the sanitizer runtimes to the executable: no check then)
+	target_link_options(iserd_shared PRIVATE -Wl,--no-undefined)
+endif()
+target_link_libraries(iserd_shared PRIVATE ${_isd_init_deps})
+target_include_directories(iserd_shared PUBLIC
+	$<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>)
+
+# The CLI links the shared library: it uses only the public API.
+file(GLOB _iserinit_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/cli/iserinit*.c)
+add_executable(iserinit ${_iserinit_srcs})
+target_link_libraries(iserinit PRIVATE iserd_shared PkgConfig::JSONC m)
+set_target_properties(iserinit PROPERTIES BUILD_RPATH ${CMAKE_BINARY_DIR})
+
+include(GNUInstallDirs)
+install(FILES ${CMAKE_SOURCE_DIR}/include/iserd/iserd.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/iserd)
+install(TARGETS iserd_static iserd_shared
+	ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+	LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS iserinit RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(FILES ${CMAKE_SOURCE_DIR}/docs/iserinit.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 OPTIONAL)
+file(WRITE ${CMAKE_BINARY_DIR}/libiserd.pc
+"prefix=${CMAKE_INSTALL_PREFIX}
+libdir=\${prefix}/${CMAKE_INSTALL_LIBDIR}
+includedir=\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}
+
+Name: libiserd
+Description: iSCSI initiator library of iserd (iSCSI over TCP; iSER to come)
+Version: ${PROJECT_VERSION}
+Requires.private: libcrypto
+Libs: -L\${libdir} -liserd
+Libs.private: -lisal
+Cflags: -I\${includedir}
+")
+install(FILES ${CMAKE_BINARY_DIR}/libiserd.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+if(ISERD_TESTS)
+	# Unit tests under tests/unit/initiator are created by tests/CMakeLists.txt
+	# (this file is included after it); they need the library too.
+	foreach(_t unit_initiator_test_url unit_initiator_test_sense unit_initiator_test_tcp_detach unit_initiator_test_rx_robust)
+		if(TARGET ${_t})
+			target_link_libraries(${_t} PRIVATE iserd_static)
+		endif()
+	endforeach()
+	add_test(NAME libiserd_exports
+		COMMAND ${CMAKE_COMMAND} -DLIB=$<TARGET_FILE:iserd_shared>
+			-P ${CMAKE_SOURCE_DIR}/cmake/check_exports.cmake)
+	set_tests_properties(libiserd_exports PROPERTIES LABELS unit TIMEOUT 60)
+endif()
+
+# A program that drives the public API against a live target (used by
+# tests/integration/test_iserinit.sh); it links the shared library only.
+add_executable(iserd_api_check ${CMAKE_SOURCE_DIR}/tests/integration/iserd_api_check.c)
+target_link_libraries(iserd_api_check PRIVATE iserd_shared)
+set_target_properties(iserd_api_check PROPERTIES BUILD_RPATH ${CMAKE_BINARY_DIR})
