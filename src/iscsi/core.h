@@ -218,6 +218,7 @@ struct isd_task {
 	uint32_t unsol_datasn;          /* next expected DataSN of the unsolicited burst */
 	struct isd_tmf_wait *tmf_wait;  /* TMF response waiting for this task's exec */
 	struct isd_scsi_cmd cmd;
+	struct isd_pdu *held_pdu;       /* command PDU whose immediate data is cmd's buffer */
 	uint8_t cdb[260];
 	TAILQ_ENTRY(isd_task) link;
 	_Alignas(16) uint8_t dm_priv[];

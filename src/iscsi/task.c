@@ -63,6 +63,8 @@ isd_task_free(struct isd_task *t)
 		c->sess->active_cmds--;
 	if (t->setup_ok)
 		isd_scsi_cmd_release(&t->cmd);
+	if (t->held_pdu != NULL)
+		isd_conn_release_pdu(c, t->held_pdu);
 	c->tgt->stats.tasks--;
 	free(t);
 	if (w != NULL)
@@ -374,6 +376,11 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		t->cmd.status = ISD_SAM_CHECK_CONDITION;
 		t->setup_done = true;
 	} else {
+		if (wr && dsl > 0) {
+			/* immediate data may serve as the data-out buffer itself */
+			t->cmd.data_out_preset = pdu->data;
+			t->cmd.data_out_preset_len = dsl;
+		}
 		rc = isd_scsi_cmd_setup(&t->cmd);
 		t->setup_ok = true;
 		if (rc < 0) {
@@ -385,10 +392,15 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		}
 		t->setup_done = rc == ISD_SCSI_SETUP_DONE;
 	}
-	if (dsl > 0)
-		copy_in(t, 0, pdu->data, dsl);
 	t->unsol_got = dsl;
-	isd_conn_release_pdu(c, pdu);
+	if (t->cmd.data_out_preset_used && !t->setup_done) {
+		/* zero copy: the command keeps its PDU (and so the receive buffer) until freed */
+		t->held_pdu = pdu;
+	} else {
+		if (dsl > 0)
+			copy_in(t, 0, pdu->data, dsl);
+		isd_conn_release_pdu(c, pdu);
+	}
 	if (!fin) {
 		t->state = ISD_TASK_UNSOL;
 		t->unsol_datasn = 0;

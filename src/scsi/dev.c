@@ -464,6 +464,14 @@ isd_scsi_setup_data_out(struct isd_scsi_cmd *cmd, uint32_t xfer_len)
 	cmd->data_out_len = n;
 	if (n == 0)
 		return ISD_SCSI_SETUP_READY;
+	if (cmd->data_out_preset != NULL && cmd->data_out_preset_len >= n) {
+		/* all of it came with the command: use it where it lies */
+		cmd->iov[0].iov_base = (void *)cmd->data_out_preset;
+		cmd->iov[0].iov_len = n;
+		cmd->iovcnt = 1;
+		cmd->data_out_preset_used = true;
+		return ISD_SCSI_SETUP_READY;
+	}
 	if (isd_scsi_buf_alloc(cmd, n) == NULL) {
 		cmd->status = ISD_SAM_BUSY;
 		return ISD_SCSI_SETUP_DONE;

@@ -99,6 +99,16 @@ struct isd_scsi_cmd {
 	uint8_t task_attr;              /* SAM task attribute */
 	uint64_t tag;                   /* task tag, for ABORT and logs */
 	const struct isd_scsi_buf_ops *buf_ops;
+	/*
+	 * (in, optional) Data-out that already arrived with the command (iSCSI
+	 * immediate data, in the datamover's receive buffer). When it covers the
+	 * whole data-out, setup uses it as the buffer instead of allocating one
+	 * (no copy) and sets data_out_preset_used; the transport keeps it alive
+	 * until isd_scsi_cmd_release().
+	 */
+	const void *data_out_preset;
+	uint32_t data_out_preset_len;
+	bool data_out_preset_used;
 	isd_scsi_done_cb done;
 	void *cb_arg;
 
