@@ -9,6 +9,12 @@ A test fails the comparison when it FAILED and is not listed (for this kind of L
 Listed tests that passed are printed so the list can shrink. A log that ends inside
 a test (a hang or a crash of the tool) names that test and fails. Exit 0 when the run
 matches the list, 1 otherwise.
+
+Logs written by test_cu_resume.sh (several invocations, one log) are read the same way:
+a "#### CLIENT CRASH: signal N (SIGX) in NAME" line makes the test that was running a
+failure with the reason "client crashed (SIGX)" (listable like any failure); a crash
+between tests becomes a failing pseudo-test "NAME (client crashed: SIGX after ...)";
+the CUnit summaries of all invocations are added up.
 """
 
 import argparse
@@ -20,6 +26,8 @@ import sys
 TEST_RE = re.compile(r"^  Test: (\S+) \.\.\.(.*)$")
 SUITE_RE = re.compile(r"^Suite: (\S+)\s*$")
 SUMMARY_RE = re.compile(r"^\s*tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)")
+# written by test_cu_resume.sh when iscsi-test-cu itself died from a signal
+CRASH_RE = re.compile(r"^#### CLIENT CRASH: signal (\d+) \((\S+)\) (in \S+|.*)$")
 
 
 class Test:
@@ -28,6 +36,8 @@ class Test:
         self.result = None  # "passed" | "failed"
         self.messages = []
         self.asserts = []
+        self.crashed = None  # "SIGSEGV" when the client died in this test
+
 
     @property
     def skipped(self):
@@ -36,11 +46,15 @@ class Test:
     def status(self):
         if self.result is None:
             return "unfinished"
+        if self.result == "notrun":
+            return "notrun"
         if self.result == "failed":
             return "failed"
         return "skipped" if self.skipped else "passed"
 
     def why(self):
+        if self.crashed:
+            return "client crashed (%s)" % self.crashed
         lines = [m for m in self.messages if m.strip()]
         fails = [m for m in lines if "[FAILED]" in m] or lines
         return "; ".join(s.strip() for s in fails[:4] + self.asserts[:3])
@@ -52,8 +66,32 @@ def parse(log_text, family):
     suite = None
     summary = None
     in_failure = False
+    outside = []
     for raw in log_text.splitlines():
         line = raw.rstrip("\r")
+        m = CRASH_RE.match(line)
+        if m:
+            sig = m.group(2)
+            if " not run: " in m.group(3):
+                # a suite whose start-up crashed the client again and again: its tests never ran
+                for name in m.group(3).split(" not run: ", 1)[1].split():
+                    t = Test(name)
+                    t.result, t.crashed = "notrun", sig
+                    tests.append(t)
+            elif m.group(3).startswith("in ") and cur is not None and cur.result is None:
+                cur.result, cur.crashed = "failed", sig
+            elif m.group(3).startswith("in "):
+                t = Test(m.group(3)[3:])
+                t.result, t.crashed = "failed", sig
+                tests.append(t)
+            else:
+                # outside any test (at exit, between tests): no result lost, reported apart
+                outside.append("%s %s" % (sig, m.group(3)))
+            cur, in_failure = None, False
+            continue
+        if line.startswith("#### "):
+            cur, in_failure = None, False
+            continue
         m = SUITE_RE.match(line)
         if m:
             suite, cur, in_failure = m.group(1), None, False
@@ -75,7 +113,9 @@ def parse(log_text, family):
             continue
         m = SUMMARY_RE.match(line)
         if m:
-            summary = tuple(int(x) for x in m.groups())
+            # several invocations (test_cu_resume.sh): add their summaries up
+            new = tuple(int(x) for x in m.groups())
+            summary = new if summary is None else tuple(a + b for a, b in zip(summary, new))
             cur, in_failure = None, False
             continue
         if line.startswith("Run Summary:"):
@@ -96,7 +136,7 @@ def parse(log_text, family):
                 cur.messages.append(s)
         elif in_failure and re.match(r"^\d+\. ", s):
             cur.asserts.append(s)
-    return tests, summary
+    return tests, summary, outside
 
 
 def load_expected(path, kind):
@@ -127,11 +167,14 @@ def main():
     ap.add_argument("--kind", required=True, choices=("ram", "file"))
     ap.add_argument("--family", default="ALL")
     ap.add_argument("--timed-out", action="store_true")
+    ap.add_argument("--max-not-run", type=int, default=0, metavar="PERCENT",
+                    help="tolerate tests that never ran because the client crashed at start-up "
+                         "(test_cu_resume.sh), up to PERCENT of all tests (default 0)")
     ap.add_argument("--json")
     args = ap.parse_args()
 
     with open(args.log, errors="replace") as f:
-        tests, summary = parse(f.read(), args.family)
+        tests, summary, outside = parse(f.read(), args.family)
     expected = load_expected(args.expected, args.kind)
 
     def listed(name):
@@ -140,7 +183,7 @@ def main():
                 return pat, reason
         return None
 
-    counts = {"passed": 0, "failed": 0, "skipped": 0, "unfinished": 0}
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "unfinished": 0, "notrun": 0}
     unexpected, tolerated, now_pass = [], [], []
     used = set()
     for t in tests:
@@ -186,6 +229,18 @@ def main():
         print("FAIL: iscsi-test-cu timed out%s" % (
             " while running %s" % running[-1] if running else ""))
         ok = False
+    notrun = [t.name for t in tests if t.status() == "notrun"]
+    if notrun:
+        limit = len(tests) * args.max_not_run / 100.0
+        bad = len(notrun) > limit
+        print("%s: %d tests did not run, the client crashed at their suite's start-up 3 times "
+              "(%s allowed: %d%% of %d): %s" % (
+                  "FAIL" if bad else "NOT RUN", len(notrun), "more than" if bad else "within the",
+                  args.max_not_run, len(tests), " ".join(notrun)))
+        ok = ok and not bad
+    if outside:
+        print("CLIENT CRASHES OUTSIDE TESTS %d (no result lost; the runner ran the rest): %s" % (
+            len(outside), "; ".join(sorted(set(o.split(" of -t")[0].split(",")[0] for o in outside)))))
     if summary:
         total, ran, passed, failed, inactive = summary
         print("CUnit summary: tests %d, ran %d, passed %d (skips count as passed), failed %d" % (
@@ -193,14 +248,16 @@ def main():
         if counts["passed"] + counts["skipped"] != passed or counts["failed"] != failed:
             print("note: parsed %d passed+skipped / %d failed; CUnit says %d / %d" % (
                 counts["passed"] + counts["skipped"], counts["failed"], passed, failed))
-    elif tests and not args.timed_out:
+    elif tests and not args.timed_out and not outside and not any(t.crashed for t in tests):
         print("FAIL: no CUnit run summary: iscsi-test-cu did not finish")
         ok = False
     print("TOTALS (%s LUN): %d tests: %d passed, %d failed (%d listed as expected, %d not), "
-          "%d skipped, %d unfinished; %d listed tests now pass" % (
+          "%d skipped, %d unfinished, %d not run, %d crashed in a test (+%d outside tests); "
+          "%d listed tests now pass" % (
               args.kind, len(tests), counts["passed"], counts["failed"], len(tolerated),
               counts["failed"] - len(tolerated), counts["skipped"], counts["unfinished"],
-              len(now_pass)))
+              counts["notrun"], sum(1 for t in tests if t.crashed and t.result == "failed"),
+              len(outside), len(now_pass)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"kind": args.kind, "counts": counts,
