@@ -1048,7 +1048,7 @@ usage(FILE *f)
 
 	fprintf(f, "usage: iserinit [-i INITIATOR-IQN] SUBCOMMAND [OPTIONS] URL\n\n"
 		   "URL: iscsi://[user[%%password]@]host[:port]/target-iqn/lun\n"
-		   "     (iser:// is recognised; the iSER transport is not in this build yet)\n\n"
+		   "     iser://host[:port]/target-iqn/lun: the same over iSER (RDMA)\n\n"
 		   "Subcommands:\n");
 	for (i = 0; i < sizeof(g_cmds) / sizeof(g_cmds[0]); i++)
 		fprintf(f, "  %-12s %s\n", g_cmds[i].name, g_cmds[i].what);

@@ -14,7 +14,8 @@ set(_isd_init_reused
 	${CMAKE_SOURCE_DIR}/src/iscsi/chap.c
 	${CMAKE_SOURCE_DIR}/src/util/crc32c.c
 	${CMAKE_SOURCE_DIR}/src/util/iov.c
-	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_frame.c)
+	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_frame.c
+	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_proto.c)
 
 add_library(isd_initiator_obj OBJECT ${_isd_init_srcs} ${_isd_init_reused})
 set_target_properties(isd_initiator_obj PROPERTIES
@@ -22,7 +23,7 @@ set_target_properties(isd_initiator_obj PROPERTIES
 	C_VISIBILITY_PRESET hidden)
 target_include_directories(isd_initiator_obj PUBLIC ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
 
-set(_isd_init_deps ${ISAL_LIB} PkgConfig::CRYPTO)
+set(_isd_init_deps ${ISAL_LIB} PkgConfig::CRYPTO PkgConfig::IBVERBS PkgConfig::RDMACM)
 set(_isd_init_map ${CMAKE_SOURCE_DIR}/src/initiator/libiserd.map)
 
 add_library(iserd_static STATIC $<TARGET_OBJECTS:isd_initiator_obj>)
@@ -65,9 +66,9 @@ libdir=\${prefix}/${CMAKE_INSTALL_LIBDIR}
 includedir=\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}
 
 Name: libiserd
-Description: iSCSI initiator library of iserd (iSCSI over TCP; iSER to come)
+Description: iSCSI initiator library of iserd (iSCSI over TCP and iSER)
 Version: ${PROJECT_VERSION}
-Requires.private: libcrypto
+Requires.private: libcrypto libibverbs librdmacm
 Libs: -L\${libdir} -liserd
 Libs.private: -lisal
 Cflags: -I\${includedir}

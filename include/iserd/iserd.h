@@ -1,7 +1,7 @@
 /**
  * @file iserd.h
- * @brief libiserd: an iSCSI initiator library (iSCSI over TCP, RFC 7143; iSER,
- * RFC 7145, later over the same API).
+ * @brief libiserd: an iSCSI initiator library (iSCSI over TCP, RFC 7143, and over
+ * iSER, RFC 7145, behind the same API).
  *
  * The library runs inside the caller's event loop, the way libiscsi does:
  *
@@ -242,7 +242,7 @@ enum iserd_session_type {
  * override those set on the context.
  * @return 0 (cb runs later with 0, -ECONNREFUSED, -EACCES (login refused:
  *         iserd_get_login_status()), -ETIMEDOUT, -EPROTO…), -EINVAL, -EISCONN,
- *         -ENOTSUP (iser:// in this build).
+ *         -ENODEV/-EHOSTUNREACH (iser://: no RDMA device or route).
  */
 ISERD_EXPORT int iserd_connect_async(struct iserd_context *ctx, const struct iserd_url *url,
 				     enum iserd_session_type type, iserd_cb cb, void *cb_arg);
@@ -289,6 +289,19 @@ struct iserd_negotiated {
 /** Copies the negotiated values. @return 0 or -ENOTCONN before a login. */
 ISERD_EXPORT int iserd_get_negotiated(const struct iserd_context *ctx,
 				      struct iserd_negotiated *out);
+
+/**
+ * iSER (iser://) registers the caller's data buffers for RDMA through a
+ * registration cache keyed by address range: a buffer reused across commands
+ * is registered once and stays registered (and pinned) until it is evicted
+ * (least recently used; at most 64 ranges and 1 GiB) or the context is
+ * destroyed. Before unmapping memory that may be cached (munmap, or free() of
+ * a large malloc block), call this so that a later mapping at the same
+ * address is not served by the stale registration. Ranges still in use by a
+ * command are dropped once that command completes. No-op for TCP.
+ * @return 0.
+ */
+ISERD_EXPORT int iserd_mem_unregister(struct iserd_context *ctx, const void *addr, size_t len);
 
 /** One portal of a discovered target. */
 struct iserd_discovery_portal {

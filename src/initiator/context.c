@@ -126,6 +126,7 @@ iserd_context_destroy(struct iserd_context *pub)
 	isd_init_slots_free(c);
 	isd_text_buf_fini(&c->login_reply);
 	free(c->login_text);
+	isd_init_iser_free(c);
 	free(c->tcp.rxbuf);
 	isd_pdu_free(c->tcp.rx);
 	/* Best effort: scrub the secrets. */

@@ -171,6 +171,12 @@ struct isd_init_xport_ops {
 	int (*service)(struct isd_ictx *ctx, int revents);
 };
 extern const struct isd_init_xport_ops isd_init_tcp_ops;
+/* iser.c: the iSER transport (RDMA); its state hangs off ctx->iser. */
+extern const struct isd_init_xport_ops isd_init_iser_ops;
+struct isd_iiser;
+void isd_init_iser_free(struct isd_ictx *ctx);
+/* Data bytes we accept in one PDU over iSER (InitiatorRecvDataSegmentLength). */
+#define ISD_INIT_ISER_RECV_DSL 8192u
 
 /* ---- TCP transport state ---- */
 
@@ -256,6 +262,7 @@ struct isd_ictx {
 	enum isd_ictx_state state;
 	const struct isd_init_xport_ops *ops;
 	struct isd_itcp tcp;
+	struct isd_iiser *iser; /* iSER transport state (iser.c), NULL until used */
 	uint8_t isid[6];
 	uint16_t tsih;
 	uint16_t cid;

@@ -198,7 +198,8 @@ isd_init_login_start(struct isd_ictx *c)
 	c->login_text = NULL;
 	c->login_text_len = 0;
 	isd_params_init_defaults(&c->params);
-	c->params.max_recv_dsl = ISD_INIT_MAX_RECV_DSL;
+	c->params.max_recv_dsl = c->url.transport == ISERD_TRANSPORT_ISER ? ISD_INIT_ISER_RECV_DSL
+									 : ISD_INIT_MAX_RECV_DSL;
 	c->params.session_type =
 	    c->stype == ISERD_SESSION_DISCOVERY ? ISD_SESSION_DISCOVERY : ISD_SESSION_NORMAL;
 	memset(&c->neg, 0, sizeof(c->neg));
@@ -230,9 +231,30 @@ send_operational(struct isd_ictx *c)
 	isd_text_buf_init(&k);
 	c->offered_hd = c->hd_pref != ISERD_DIGEST_NONE;
 	c->offered_dd = c->dd_pref != ISERD_DIGEST_NONE;
-	isd_text_append(&k, "HeaderDigest", digest_offer(c->hd_pref));
-	isd_text_append(&k, "DataDigest", digest_offer(c->dd_pref));
-	isd_text_appendf(&k, "MaxRecvDataSegmentLength", "%u", ISD_INIT_MAX_RECV_DSL);
+	if (c->url.transport == ISERD_TRANSPORT_ISER) {
+		/* RFC 7145 §6: no digests over iSER; on a normal session the
+		 * Initiator/TargetRecvDataSegmentLength pair replaces
+		 * MaxRecvDataSegmentLength. */
+		c->offered_hd = c->offered_dd = false;
+		isd_text_append(&k, "HeaderDigest", "None");
+		isd_text_append(&k, "DataDigest", "None");
+		if (c->stype == ISERD_SESSION_NORMAL) {
+			isd_text_append(&k, "RDMAExtensions", "Yes");
+			isd_text_appendf(&k, "InitiatorRecvDataSegmentLength", "%u",
+					 ISD_INIT_ISER_RECV_DSL);
+			/* 8192 (the RFC 7145 default): LIO's isert posts 8 KiB
+			 * receive buffers whatever it answers here, so larger
+			 * immediate data or Data-Out Sends would overrun them. */
+			isd_text_append(&k, "TargetRecvDataSegmentLength", "8192");
+		} else {
+			isd_text_appendf(&k, "MaxRecvDataSegmentLength", "%u",
+					 ISD_INIT_ISER_RECV_DSL);
+		}
+	} else {
+		isd_text_append(&k, "HeaderDigest", digest_offer(c->hd_pref));
+		isd_text_append(&k, "DataDigest", digest_offer(c->dd_pref));
+		isd_text_appendf(&k, "MaxRecvDataSegmentLength", "%u", ISD_INIT_MAX_RECV_DSL);
+	}
 	if (c->stype == ISERD_SESSION_NORMAL) {
 		isd_text_append(&k, "MaxConnections", "1");
 		isd_text_append(&k, "InitialR2T", "No");
@@ -304,7 +326,9 @@ apply_op_keys(struct isd_ictx *c, const struct isd_kv_list *l)
 
 		if (strcmp(k, "HeaderDigest") == 0 || strcmp(k, "DataDigest") == 0) {
 			bool hd = k[0] == 'H';
-			enum iserd_digest pref = hd ? c->hd_pref : c->dd_pref;
+			enum iserd_digest pref = c->url.transport == ISERD_TRANSPORT_ISER
+						     ? ISERD_DIGEST_NONE
+						     : (hd ? c->hd_pref : c->dd_pref);
 
 			if (strcmp(v, "CRC32C") == 0)
 				b = true;
@@ -325,6 +349,21 @@ apply_op_keys(struct isd_ictx *c, const struct isd_kv_list *l)
 			if (!parse_num(v, 512, ISD_MAX_DSL, &n))
 				return login_fail(c, -EPROTO, "bad %s", k);
 			p->max_xmit_dsl = n;
+		} else if (strcmp(k, "RDMAExtensions") == 0 &&
+			   c->url.transport == ISERD_TRANSPORT_ISER &&
+			   c->stype == ISERD_SESSION_NORMAL) {
+			if (!parse_yes(v, &b) || !b)
+				return login_fail(c, -EPROTO, "target answered RDMAExtensions=%s", v);
+		} else if (strcmp(k, "TargetRecvDataSegmentLength") == 0 &&
+			   c->url.transport == ISERD_TRANSPORT_ISER) {
+			if (!parse_num(v, 512, ISD_MAX_DSL, &n))
+				return login_fail(c, -EPROTO, "bad %s", k);
+			p->max_xmit_dsl = n;
+		} else if (strcmp(k, "InitiatorRecvDataSegmentLength") == 0 &&
+			   c->url.transport == ISERD_TRANSPORT_ISER) {
+			/* Our declaration echoed or lowered: we never receive more anyway. */
+			if (parse_num(v, 512, ISD_MAX_DSL, &n) && n < p->max_recv_dsl)
+				p->max_recv_dsl = n;
 		} else if (strcmp(k, "InitialR2T") == 0 && parse_yes(v, &b)) {
 			p->initial_r2t = b;
 		} else if (strcmp(k, "ImmediateData") == 0 && parse_yes(v, &b)) {
@@ -679,11 +718,6 @@ iserd_connect_async(struct iserd_context *pub, const struct iserd_url *url,
 		isd_init_set_error(c, "no target name to log in to");
 		return -EINVAL;
 	}
-	if (url->transport == ISERD_TRANSPORT_ISER) {
-		isd_init_set_error(c, "iser:// is not supported by this build of libiserd yet; "
-				      "use iscsi:// (iSCSI over TCP)");
-		return -ENOTSUP;
-	}
 	c->url = *url;
 	c->stype = type;
 	if (url->user[0] != '\0' && iserd_set_chap(pub, url->user, url->password) < 0)
@@ -717,7 +751,7 @@ iserd_connect_async(struct iserd_context *pub, const struct iserd_url *url,
 		}
 		c->cmdsn = 1;
 	}
-	c->ops = &isd_init_tcp_ops;
+	c->ops = url->transport == ISERD_TRANSPORT_ISER ? &isd_init_iser_ops : &isd_init_tcp_ops;
 	c->exp_cmdsn = 0;
 	c->max_cmdsn = 0;
 	c->reconnect_attempt = 0;
