@@ -112,10 +112,18 @@ drained(struct isd_iser_conn *ic)
 	isd_reactor_defer(ic->r, &ic->notify_timer);
 }
 
+/*
+ * The send queue is drained once its marker flushed, or once every WR we
+ * posted is known complete: siw's kernel flushes a user QP's SQ only when it
+ * enters the error state, so a marker posted after that is never completed
+ * there (the doorbell of a QP in error flushes nothing).
+ */
 static void
 check_drained(struct isd_iser_conn *ic)
 {
-	if (ic->state == ISD_ISER_DRAINING && ic->drain_sq_done && ic->drain_rq_done)
+	bool sq = ic->drain_sq_done || ic->cr.sq_used == 0;
+
+	if (ic->state == ISD_ISER_DRAINING && sq && ic->drain_rq_done)
 		drained(ic);
 }
 
@@ -262,6 +270,10 @@ isd_iser_conn_poll(void *arg)
 			if (ic->state == ISD_ISER_DEAD)
 				return;
 		}
+		/* a flushed WR may have been the last one outstanding */
+		check_drained(ic);
+		if (ic->state == ISD_ISER_DEAD)
+			return;
 		total += n;
 		if (n == 0) {
 			if (armed)
