@@ -988,6 +988,8 @@ connect_failed(struct isd_ictx *c, int rc, const char *what)
 	return 0;
 }
 
+static int cq_poll(struct isd_ictx *c);
+
 static int
 cm_events(struct isd_ictx *c)
 {
@@ -1037,6 +1039,15 @@ cm_events(struct isd_ictx *c)
 				return connect_failed(c, -ECONNRESET, rdma_event_str(type));
 			if (s->connected) {
 				s->connected = false;
+				/* The target's last PDU (a login response with a failure status
+				 * before it disconnects, say) may still sit in the CQ: handle it
+				 * first, so that its error, not the disconnect, is what the caller
+				 * sees. */
+				if (s->cq != NULL && s->qp_up) {
+					rc = cq_poll(c);
+					if (rc < 0 && rc != -ECONNRESET)
+						return rc;
+				}
 				isd_init_set_error(c, "%s:%u closed the iSER connection (%s)",
 						   c->url.host, c->url.port, rdma_event_str(type));
 				return -ECONNRESET;

@@ -10,6 +10,9 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# The host's /tmp is hidden by the guest's own below; keep a view of it so a checkout or build
+# that lives there (LAB_BIND_TMP, set by vmrun.sh) can be bound back at the same path.
+mkdir -p /mnt/hosttmp && mount --bind /tmp /mnt/hosttmp
 for d in /tmp /run /var/tmp; do mount -t tmpfs -o mode=1777 tmpfs $d; done
 mkdir -p /run/lock
 modprobe configfs 2>/dev/null; mount -t configfs configfs /sys/kernel/config 2>/dev/null
@@ -20,6 +23,9 @@ cut -d' ' -f1 /proc/uptime > /lab/out/boot.s
 set -a
 [ -f /lab/env ] && . /lab/env
 set +a
+for p in ${LAB_BIND_TMP:-}; do
+	mkdir -p "/tmp/$p" && mount --bind "/mnt/hosttmp/$p" "/tmp/$p"
+done
 cd /lab/out || exit 1
 # the kernel log streams to the host as it happens, so it survives a VM timeout
 stdbuf -oL dmesg -w > /lab/out/dmesg.txt 2>&1 &

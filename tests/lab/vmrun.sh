@@ -38,6 +38,16 @@ for f in "${FILES[@]}"; do cp "$f" "$R/files/"; done
 T=${LAB_TIMEOUT:-900}
 echo "LAB_JOB_TIMEOUT=$(( T > 120 ? T - 60 : T / 2 ))" > "$R/env"
 for e in "${ENVS[@]}"; do printf '%s=%q\n' "${e%%=*}" "${e#*=}" >> "$R/env"; done
+# A checkout or build under /tmp is invisible in the guest (its /tmp is a fresh tmpfs):
+# name their top-level directories so guest-init.sh binds them back at the same paths.
+binds=
+for p in "$(cd "$HERE/../.." && pwd -P)" "${ISERD_BUILD:-}" "${ISERD_SRC:-}" "${ISERD:-}"; do
+	case $p in
+	/tmp/?*) top=${p#/tmp/}; top=${top%%/*}
+		case " $binds " in *" $top "*) ;; *) binds="$binds $top" ;; esac ;;
+	esac
+done
+[ -n "$binds" ] && printf 'LAB_BIND_TMP=%q\n' "${binds# }" >> "$R/env"
 
 # shellcheck disable=SC2054  # commas belong to the option values
 case ${LAB_ACCEL:-tcg} in
