@@ -72,12 +72,20 @@ kill9_perf() {
 # the host script against libiscsi-dev, -f) writes 48 MiB in 256 KiB WRITEs; without it,
 # iscsi-test-cu's Write16 suite is the writer
 kill9_writes() {
-	local pid what i n
+	local pid what i n loop
 	if [ -x /lab/files/isd_rwcheck ]; then
 		head -c 48M /dev/urandom > /tmp/w.bin
-		/lab/files/isd_rwcheck -i $INI1 -c 262144 -w /tmp/w.bin "$URL" > /tmp/w-kill.txt 2>&1 &
-		pid=$! what="isd_rwcheck (48 MiB of 256 KiB WRITEs)"
+		# the write repeats, so that a fast (quiet) machine is still writing when the kill
+		# comes: the loop is killed first (no new writer), then the writer it is running
+		: > /tmp/w-kill.txt
+		(while /lab/files/isd_rwcheck -i $INI1 -c 262144 -w /tmp/w.bin "$URL" \
+			>> /tmp/w-kill.txt 2>&1; do :; done) &
+		loop=$!
+		what="isd_rwcheck (48 MiB of 256 KiB WRITEs, repeated)"
 		sleep 4
+		pid=$(awk '{print $1}' /proc/$loop/task/$loop/children 2>/dev/null)
+		kill -9 $loop 2>/dev/null; wait $loop 2>/dev/null
+		[ -n "$pid" ] || { echo "$what: no writer running after 4 s"; tail -5 /tmp/w-kill.txt; return 1; }
 	else
 		(cd /tmp && exec iscsi-test-cu --dataloss -t "ALL.Write16" -i $INI1 -I $INI2 "$URL") > /tmp/w-kill.txt 2>&1 &
 		pid=$! what="iscsi-test-cu ALL.Write16"
