@@ -78,7 +78,8 @@ install(FILES ${CMAKE_BINARY_DIR}/libiserd.pc DESTINATION ${CMAKE_INSTALL_LIBDIR
 if(ISERD_TESTS)
 	# Unit tests under tests/unit/initiator are created by tests/CMakeLists.txt
 	# (this file is included after it); they need the library too.
-	foreach(_t unit_initiator_test_url unit_initiator_test_sense unit_initiator_test_tcp_detach unit_initiator_test_rx_robust)
+	foreach(_t unit_initiator_test_url unit_initiator_test_sense unit_initiator_test_tcp_detach unit_initiator_test_rx_robust
+		   unit_initiator_test_regcache)
 		if(TARGET ${_t})
 			target_link_libraries(${_t} PRIVATE iserd_static)
 		endif()

@@ -9,8 +9,8 @@
  * iSER header. No Data-In or R2T travels on the wire.
  *
  * Zero copy: the caller's buffers are registered through a small registration
- * cache keyed by address range (page-rounded; LRU; entries in use by a
- * command are never evicted), so a buffer reused across commands is
+ * cache keyed by address range (regcache.c: page-rounded; LRU; entries in use
+ * by a command are never evicted), so a buffer reused across commands is
  * registered once. Immediate data and unsolicited Data-Out go out as a second
  * SGE straight from that registration. Only a task whose iovec is not one
  * contiguous range is bounced through a private registered buffer.
@@ -21,6 +21,7 @@
  * Teardown: rdma_disconnect moves the QP to ERROR, which flushes every posted
  * WR; we poll until every posted WR has completed (bounded), then free.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -37,6 +38,7 @@
 
 #include "dm/iser/iser_proto.h"
 #include "initiator/init_int.h"
+#include "initiator/regcache.h"
 #include "util/endian.h"
 
 /* Data bytes of each receive buffer: our InitiatorRecvDataSegmentLength (and the
@@ -50,20 +52,13 @@
 #define RX_EXTRA 16u
 #define RCACHE_MAX 64
 #define RCACHE_BYTES (1ull << 30)
+static_assert(RCACHE_MAX <= ISD_REGCACHE_MAX_ENTRIES, "the cache's table is fixed");
 #define CONNECT_TMO_MS 5000
 #define DRAIN_TMO_MS 4000
 
 /* wr_id tags: low 2 bits say what completed */
 #define WR_RX 1u
 #define WR_TX 2u
-
-struct rc_ent {
-	uintptr_t start, end; /* page-rounded range */
-	struct ibv_mr *mr;
-	uint32_t refs;	/* commands using it */
-	uint64_t lru;
-	bool dead;	/* forgotten while in use: deregister at the last put */
-};
 
 struct iser_rx {
 	uint8_t *buf;
@@ -77,7 +72,7 @@ struct iser_tx {
 
 /* Per command slot: what the command's data is registered as. */
 struct iser_slot {
-	struct rc_ent *ent; /* regcache entry, or NULL */
+	struct isd_regcache_ent *ent; /* regcache entry (handle: its struct ibv_mr), or NULL */
 	struct ibv_mr *bounce_mr;
 	uint8_t *bounce;
 	uint32_t bounce_len;
@@ -93,9 +88,7 @@ struct isd_iiser {
 	struct ibv_context *vctx;
 	struct ibv_pd *pd;
 	struct ibv_device_attr attr;
-	struct rc_ent rcache[RCACHE_MAX];
-	uint64_t rcache_bytes;
-	uint64_t lru_clock;
+	struct isd_regcache rcache;
 	struct iser_slot *slots;
 	uint32_t nslots;
 
@@ -130,125 +123,56 @@ st(const struct isd_ictx *c)
 
 /* ---- registration cache ---- */
 
-static void
-rc_drop(struct isd_iiser *s, struct rc_ent *e)
+/* regcache.c registers through these, on the current PD (ctx: our state). */
+static void *
+rc_reg(void *ctx, uintptr_t start, size_t len)
 {
-	if (e->mr != NULL) {
-		ibv_dereg_mr(e->mr);
-		s->rcache_bytes -= e->end - e->start;
-	}
-	memset(e, 0, sizeof(*e));
+	struct isd_iiser *s = ctx;
+
+	return ibv_reg_mr(s->pd, (void *)start, len,
+			  IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
+			      IBV_ACCESS_REMOTE_WRITE);
 }
 
 static void
-rc_flush(struct isd_iiser *s)
+rc_dereg(void *ctx, void *handle)
 {
-	size_t i;
-
-	for (i = 0; i < RCACHE_MAX; i++)
-		if (s->rcache[i].mr != NULL)
-			rc_drop(s, &s->rcache[i]);
+	ibv_dereg_mr(handle);
 }
 
-static struct rc_ent *
+static struct isd_regcache_ent *
 rc_get(struct isd_ictx *c, uintptr_t addr, size_t len)
 {
+	const uintptr_t mask = ISD_REGCACHE_PAGE - 1;
 	struct isd_iiser *s = st(c);
-	uintptr_t start = addr & ~(uintptr_t)4095, end = (addr + len + 4095) & ~(uintptr_t)4095;
-	struct rc_ent *e, *free_e = NULL, *victim = NULL;
-	size_t i;
+	struct isd_regcache_ent *e = isd_regcache_get(&s->rcache, addr, len);
+	int err = errno;
 
-	for (i = 0; i < RCACHE_MAX; i++) {
-		e = &s->rcache[i];
-		if (e->mr == NULL) {
-			if (free_e == NULL)
-				free_e = e;
-			continue;
-		}
-		if (!e->dead && e->start <= start && e->end >= end) {
-			e->refs++;
-			e->lru = ++s->lru_clock;
-			return e;
-		}
-	}
-	/* Make room: drop idle entries (least recently used first) while over the
-	 * limits, and any idle entry that the new range covers. */
-	for (;;) {
-		bool over = s->rcache_bytes + (end - start) > RCACHE_BYTES || free_e == NULL;
-
-		victim = NULL;
-		for (i = 0; i < RCACHE_MAX; i++) {
-			e = &s->rcache[i];
-			if (e->mr == NULL || e->refs > 0)
-				continue;
-			if (e->start >= start && e->end <= end) {
-				victim = e;
-				break;
-			}
-			if (over && (victim == NULL || e->lru < victim->lru))
-				victim = e;
-		}
-		if (victim == NULL)
-			break;
-		rc_drop(s, victim);
-		if (free_e == NULL)
-			free_e = victim;
-	}
-	if (free_e == NULL) {
-		isd_init_set_error(c, "iSER registration cache full (%d buffers in use)", RCACHE_MAX);
+	if (e != NULL)
+		return e;
+	/* Full leaves every slot in use (a failed reg() had a free one), so an
+	 * ENOSPC from ibv_reg_mr itself is not taken for a full cache. */
+	if (err == ENOSPC && isd_regcache_in_use(&s->rcache) == RCACHE_MAX) {
+		isd_init_set_error(c, "iSER registration cache full (%d buffers in use)",
+				   RCACHE_MAX);
 		return NULL;
 	}
-	free_e->mr = ibv_reg_mr(s->pd, (void *)start, end - start,
-				IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
-				    IBV_ACCESS_REMOTE_WRITE);
-	if (free_e->mr == NULL) {
-		int e2 = errno;
-
-		isd_init_set_error(c,
-				   "registering %zu bytes for RDMA failed: %s%s", (size_t)(end - start),
-				   strerror(e2),
-				   e2 == ENOMEM || e2 == EPERM
-				       ? " (RLIMIT_MEMLOCK too low? try ulimit -l unlimited)"
-				       : "");
-		return NULL;
-	}
-	free_e->start = start;
-	free_e->end = end;
-	free_e->refs = 1;
-	free_e->dead = false;
-	free_e->lru = ++s->lru_clock;
-	s->rcache_bytes += end - start;
-	return free_e;
-}
-
-static void
-rc_put(struct isd_iiser *s, struct rc_ent *e)
-{
-	if (e->refs > 0)
-		e->refs--;
-	if (e->refs == 0 && e->dead)
-		rc_drop(s, e);
+	isd_init_set_error(c, "registering %zu bytes for RDMA failed: %s%s",
+			   (size_t)(((addr + len + mask) & ~mask) - (addr & ~mask)), strerror(err),
+			   err == ENOMEM || err == EPERM
+			       ? " (RLIMIT_MEMLOCK too low? try ulimit -l unlimited)"
+			       : "");
+	return NULL;
 }
 
 int
 iserd_mem_unregister(struct iserd_context *pub, const void *addr, size_t len)
 {
 	struct isd_iiser *s = pub->c.iser;
-	uintptr_t a = (uintptr_t)addr, b = a + len;
-	size_t i;
 
 	if (s == NULL)
 		return 0;
-	for (i = 0; i < RCACHE_MAX; i++) {
-		struct rc_ent *e = &s->rcache[i];
-
-		if (e->mr == NULL || e->end <= a || e->start >= b)
-			continue;
-		if (e->refs == 0)
-			rc_drop(s, e);
-		else
-			e->dead = true;
-	}
+	isd_regcache_forget(&s->rcache, (uintptr_t)addr, len);
 	return 0;
 }
 
@@ -260,7 +184,7 @@ slot_release(struct isd_ictx *c, struct iser_slot *sl)
 	struct isd_iiser *s = st(c);
 
 	if (sl->ent != NULL)
-		rc_put(s, sl->ent);
+		isd_regcache_put(&s->rcache, sl->ent);
 	sl->ent = NULL;
 	if (sl->bounce_mr != NULL)
 		ibv_dereg_mr(sl->bounce_mr);
@@ -327,8 +251,8 @@ slot_prepare(struct isd_ictx *c, struct isd_itask *it)
 		if (sl->ent == NULL)
 			return -ENOMEM;
 		sl->base = base;
-		sl->lkey = sl->ent->mr->lkey;
-		sl->rkey = sl->ent->mr->rkey;
+		sl->lkey = ((struct ibv_mr *)sl->ent->handle)->lkey;
+		sl->rkey = ((struct ibv_mr *)sl->ent->handle)->rkey;
 		return 0;
 	}
 	isd_init_log(c, ISERD_LOG_DEBUG,
@@ -826,6 +750,7 @@ iser_connect(struct isd_ictx *c)
 			return -ENOMEM;
 		s->epfd = -1;
 		TAILQ_INIT(&s->pending);
+		isd_regcache_init(&s->rcache, RCACHE_MAX, RCACHE_BYTES, rc_reg, rc_dereg, s);
 		c->iser = s;
 	}
 	iser_disconnect(c);
@@ -896,7 +821,7 @@ setup_qp(struct isd_ictx *c)
 
 		for (k = 0; k < s->nslots; k++)
 			slot_release(c, &s->slots[k]);
-		rc_flush(s);
+		isd_regcache_flush(&s->rcache);
 		if (s->pd != NULL)
 			ibv_dealloc_pd(s->pd);
 		s->pd = NULL;
@@ -1245,7 +1170,7 @@ isd_init_iser_free(struct isd_ictx *c)
 	}
 	free(s->slots);
 	isd_pdu_free(s->rxpdu);
-	rc_flush(s);
+	isd_regcache_flush(&s->rcache);
 	if (s->pd != NULL)
 		ibv_dealloc_pd(s->pd);
 	free(s);
