@@ -52,6 +52,7 @@ log_stats(struct daemon *d, const char *why)
 			       json_object_new_int64((int64_t)st.logins_failed));
 	json_object_object_add(o, "rejects_sent", json_object_new_int64((int64_t)st.rejects_sent));
 	json_object_object_add(o, "bytes_copied", json_object_new_int64((int64_t)st.bytes_copied));
+	json_object_object_add(o, "bytes_placed", json_object_new_int64((int64_t)st.bytes_placed));
 	{
 		struct isd_iser_stats is;
 		struct json_object *io = json_object_new_object();

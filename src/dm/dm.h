@@ -111,7 +111,8 @@ uint64_t isd_task_lun(struct isd_task *t);  /* LUN field as on the wire */
 /* Fills StatSN@24 (current, not advanced), ExpCmdSN@28, MaxCmdSN@32 into a BHS the
  * datamover builds itself (Data-In without status, R2T). */
 void isd_conn_stamp_sn(struct isd_conn *c, uint8_t *bhs);
-/* Counts bytes a datamover copied on the data path (a test hook: 0 for iSER RAM LUNs). */
+/* Counts payload a datamover copied through a staging or bounce buffer (0 for iSER
+ * RAM LUNs, whose data moves by RDMA straight to and from the LU's memory). */
 void isd_conn_count_copy(struct isd_conn *c, uint64_t bytes);
 
 #endif

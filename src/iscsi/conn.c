@@ -398,3 +398,9 @@ isd_conn_count_copy(struct isd_conn *c, uint64_t bytes)
 {
 	c->tgt->stats.bytes_copied += bytes;
 }
+
+void
+isd_conn_count_placed(struct isd_conn *c, uint64_t bytes)
+{
+	c->tgt->stats.bytes_placed += bytes;
+}

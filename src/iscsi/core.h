@@ -244,6 +244,8 @@ void isd_conn_close(struct isd_conn *c);
 /* Passes a PDU to the datamover; on failure the connection is closed. */
 int isd_conn_send(struct isd_conn *c, struct isd_pdu *pdu);
 void isd_conn_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
+/* Counts payload the core copied from a receive buffer straight into a RAM LU. */
+void isd_conn_count_placed(struct isd_conn *c, uint64_t bytes);
 bool isd_conn_can_send(const struct isd_conn *c);
 /* Largest data segment we accept / may send in one PDU (iSER: RFC 7145 §6.2, §6.3). */
 uint32_t isd_conn_rx_dsl(const struct isd_conn *c);

@@ -86,7 +86,9 @@ struct isd_iscsi_stats {
 	uint64_t logins_ok;
 	uint64_t logins_failed;
 	uint64_t rejects_sent;
-	uint64_t bytes_copied;          /* datamover copies on the data path */
+	uint64_t bytes_copied;          /* payload copied into staging buffers on the data path */
+	uint64_t bytes_placed;          /* immediate/Data-Out payload copied from a receive buffer
+					 * straight into a RAM LU's memory: the store write itself */
 };
 
 int isd_iscsi_tgt_create(struct isd_reactor *r, const struct isd_iscsi_cfg *cfg,

@@ -279,7 +279,10 @@ copy_in(struct isd_task *t, uint32_t offset, const uint8_t *data, uint32_t len)
 		return;         /* absorbed and discarded */
 	n = min_u32(len, cmd->xfer_len - offset);
 	n = (uint32_t)isd_iov_copy_in(cmd->iov, cmd->iovcnt, offset, data, n);
-	isd_conn_count_copy(t->conn, n);
+	if (cmd->data_out_direct)
+		isd_conn_count_placed(t->conn, n);
+	else
+		isd_conn_count_copy(t->conn, n);
 }
 
 static void

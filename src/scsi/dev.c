@@ -583,6 +583,7 @@ cmd_reset_results(struct isd_scsi_cmd *cmd)
 	cmd->op = NULL;
 	cmd->io_flags = 0;
 	cmd->data_out_len = 0;
+	cmd->data_out_direct = false;
 	cmd->io_pos = 0;
 	cmd->io_end = 0;
 	cmd->aux_buf = NULL;

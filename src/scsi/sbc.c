@@ -276,6 +276,25 @@ isd_sbc_setup_write(struct isd_scsi_cmd *cmd)
 	cmd->nblocks = nb;
 	if ((!is6 && (cdb[1] & 0x08)) || verify || !lu->wce)
 		cmd->io_flags |= ISD_SCSI_IOF_FUA;
+	if (lu->bs->mem_base != NULL && !lu->bs->read_only && cmd->edtl >= nb * lu->block_size) {
+		/*
+		 * Zero copy: the data-out lands in the LU's memory where it belongs
+		 * (RDMA Read into it, or the transport's receive), and exec has
+		 * nothing left to move. A failed or aborted write may then leave part
+		 * of the range written, which SBC allows (the contents of the blocks
+		 * of a write that did not complete are indeterminate). A short EDTL
+		 * keeps the staged path, which writes only the whole blocks that came.
+		 */
+		cmd->dir = ISD_SCSI_DIR_OUT;
+		cmd->xfer_len = nb * lu->block_size;
+		cmd->data_out_len = cmd->xfer_len;
+		cmd->iov[0].iov_base = (uint8_t *)lu->bs->mem_base + byte_off(lu, lba);
+		cmd->iov[0].iov_len = cmd->xfer_len;
+		cmd->iovcnt = 1;
+		cmd->io_flags |= ISD_SCSI_IOF_ZERO_COPY;
+		cmd->data_out_direct = true;
+		return ISD_SCSI_SETUP_READY;
+	}
 	return isd_scsi_setup_data_out(cmd, nb * lu->block_size);
 }
 

@@ -117,6 +117,13 @@ struct isd_scsi_cmd {
 	uint32_t xfer_len;              /* bytes of data the CDB itself asks to move */
 	struct iovec iov[ISD_SCSI_MAX_IOV];     /* data buffer: data-out lands here; exec fills */
 	int iovcnt;                             /* or points it at data-in */
+	/*
+	 * Data-out is placed straight into the logical unit's own memory (a RAM
+	 * LU): iov is the LU's storage, so whatever the transport puts there is
+	 * stored, and exec copies nothing. The transport's copy of immediate data
+	 * into iov is then the store write itself, not an extra copy.
+	 */
+	bool data_out_direct;
 
 	/* results */
 	uint8_t status;                 /* ISD_SAM_* */

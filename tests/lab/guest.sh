@@ -90,7 +90,8 @@ iscsid_start() {
 		node.session.initial_login_retry_max = 2
 		node.session.scan = auto
 	EOC
-	setsid iscsid -f > $OUT/iscsid.log 2>&1 &
+	# shellcheck disable=SC2086  # ISCSID_ARGS: extra iscsid options (e.g. -d 4 for debug logs)
+	setsid iscsid -f ${ISCSID_ARGS:-} > $OUT/iscsid.log 2>&1 &
 	ISCSID_PID=$!
 	local i
 	for i in $(seq 50); do
@@ -270,9 +271,12 @@ iserd_stop() {
 # iserd_idle_check LOG: every iSER connection freed and iserd's counters back to zero: the last
 # "live iSER resources" line (logged as each connection is freed) shows no connection, QP, CQ,
 # connection MR, data buffer or transfer job left, and SIGUSR1's stats show no session,
-# connection or task. Waits up to 20 s for connections still draining.
+# connection or task. Waits up to 20 s for connections still draining. With "zero-copy" as its
+# second argument (a target whose LUNs are all RAM), the stats must also show "bytes_copied":0:
+# no payload byte went through a staging or bounce buffer (immediate data stored into the LU's
+# memory counts as "bytes_placed").
 iserd_idle_check() {
-	local log=$1 i n line zero="conns 0 qps 0 cqs 0 conn_mrs 0 bufs 0 jobs 0 "
+	local log=$1 zc=${2:-} i n line zero="conns 0 qps 0 cqs 0 conn_mrs 0 bufs 0 jobs 0 "
 	kill -0 "$ISERD_PID" 2>/dev/null || { echo "iserd is not running"; return 1; }
 	for ((i = 0; i < 100; i++)); do
 		line=$(grep "live iSER resources" "$log" | tail -1)
@@ -288,4 +292,8 @@ iserd_idle_check() {
 	echo "core: ${line#*current stats }"
 	case $line in *'"sessions":0,"connections":0,"tasks":0,'*) ;;
 	*) echo "core counters not back to zero"; return 1 ;; esac
+	if [ "$zc" = zero-copy ]; then
+		case $line in *'"bytes_copied":0,'*) echo "zero copy: bytes_copied 0" ;;
+		*) echo "RAM LUNs only, yet payload was copied (bytes_copied not 0)"; return 1 ;; esac
+	fi
 }

@@ -143,7 +143,7 @@ _fio() {  # NAME SIZE fio-args...: writes SIZE at queue depth 32, then reads all
 }
 fio_rand4k() { _fio rand4k-$FABRIC 32M --rw=randwrite --bs=4k --randrepeat=0; }
 fio_seq1m() { _fio seq1m-$FABRIC 64M --rw=write --bs=1M; }
-idle() { iserd_idle_check $LOG; }
+idle() { iserd_idle_check $LOG zero-copy; }
 
 step "soft-$FABRIC up on veth0 $LAB_IP" rdma_fabric_up $FABRIC
 step "RLIMIT_MEMLOCK hard 64 KiB (no CAP_IPC_LOCK): start fails naming the limit" memlock_low_hard

@@ -145,7 +145,7 @@ test_cu_compare() {
 	cat $OUT/test-cu-compare.txt
 	return $rc
 }
-idle() { iserd_idle_check $LOG; }
+idle() { iserd_idle_check $LOG zero-copy; }
 # CU_DIAG="PATTERN...": each pattern alone under gdb (backtrace of a client crash) into
 # $OUT/diag-PATTERN.txt; for finding where libiscsi dies, not part of the pass/fail verdict
 cu_diag() {
