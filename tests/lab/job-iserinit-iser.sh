@@ -3,7 +3,10 @@
 # libiserd's iSER transport (the iserinit CLI with iser:// URLs) over soft-RoCE (FABRIC=rxe, the
 # default) or soft-iWARP (FABRIC=siw) on veth0 against
 #   1. iserd's iser:// portal (256 MiB RAM LUN; on siw on port 3261 next to a TCP portal on 3260),
-#      plus a second target that requires CHAP (16 MiB), and
+#      plus a second target that requires CHAP (16 MiB) and a third on a 64 MiB file LUN (data
+#      buffers from the registered pool, io_uring); against iserd also verify in 16 MiB commands
+#      (RAM and file LUN), and iserd killed (-9) under a bench --reconnect and restarted: the
+#      library re-logs in over iSER and the run ends with no errors, and
 #   2. LIO's ib_isert (ramdisk rd_mcp, 64 MiB) -- on rxe only: on siw LIO's iSER portal shares its
 #      TCP portal's port and rdma_listen fails with EADDRINUSE, which the siw run checks instead,
 # each: discover, login (negotiated keys), inquiry, readcap, verify --size 64M (pattern write,
@@ -23,6 +26,7 @@ PARTS=${PARTS:-iserd lio}
 IQN_ISERD=iqn.2026-11.org.iserd:lab
 IQN_LIO=iqn.2026-11.test:lio
 IQN_CHAP=iqn.2026-11.org.iserd:chap   # iserd's CHAP-protected target
+IQN_FILE=iqn.2026-11.org.iserd:file   # iserd's file-backed target
 INIT_CHAP=iqn.2026-11.test:chapinit   # the initiator name the CHAP logins use
 CHAP_USER=labuser CHAP_SECRET=initsecret0123 CHAP_BAD=wrongsecret999
 MCHAP_USER=labtarget MCHAP_SECRET=tgtsecret45678 MCHAP_BAD=wrongtgtsec000
@@ -47,6 +51,8 @@ login_keys() {  # URL
 inquiry() { ii inquiry "$1"; }
 readcap() { ii readcap "$1"; }
 verify64() { ii verify --size 64M "$1"; }
+# 16 MiB per SCSI command: the target splits each into RDMA Reads/Writes at the device's limits
+verify16m() { ii verify --size 64M --bs 16M "$1"; }
 bench() {  # NAME URL ARGS...
 	local name=$1 url=$2; shift 2
 	ii bench --time "$BENCH_TIME" "$@" "$url" > $OUT/bench-$name.txt 2>&1; local rc=$?
@@ -139,6 +145,32 @@ lio_iser_siw_clash() {
 	case $err in *"Address already in use"*) ;; *) echo "the error is not EADDRINUSE"; return 1 ;; esac
 	[ "$(cat $tpg/np/$LAB_IP:3260/iser)" = 0 ] || { echo "np/iser reads back 1"; return 1; }
 }
+# The target dies (kill -9) under a running bench and comes back on the same portal: with
+# --reconnect the library re-logs in over iSER and retries what was outstanding, so the run ends
+# with errors 0 and reconnects >= 1; then the data path is checked with a verify.
+reconnect_iser() {
+	local url="iser://$LAB_IP:$ISER_PORT/$IQN_ISERD/0" bp st pid
+	# shellcheck disable=SC2086
+	iserd_start $OUT/iserd-victim.log $portals --target $IQN_ISERD --lun ram:64M ${ISERD_ARGS:-} ||
+		return 1
+	timeout 120 "$ISERINIT_BIN" bench --reconnect --rw randwrite --bs 4K --qd 32 --time 20 --json \
+		"$url" > $OUT/reconnect.json 2> $OUT/reconnect.err &
+	bp=$!
+	sleep 6
+	pid=$ISERD_PID; ISERD_PID=
+	kill -KILL $pid; wait $pid 2>/dev/null
+	note "iserd (pid $pid) killed"
+	sleep 1
+	# shellcheck disable=SC2086
+	iserd_start $OUT/iserd-restarted.log $portals --target $IQN_ISERD --lun ram:64M ${ISERD_ARGS:-} ||
+		{ kill $bp; return 1; }
+	wait $bp; st=$?
+	cat $OUT/reconnect.err $OUT/reconnect.json
+	[ $st = 0 ] || { echo "bench exit $st"; return 1; }
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("ios", r["ios"], "errors", r["errors"], "reconnects", r["reconnects"]); sys.exit(0 if r["errors"] == 0 and r["reconnects"] >= 1 and r["ios"] > 0 else 1)' $OUT/reconnect.json ||
+		{ echo "expected errors 0, reconnects >= 1"; return 1; }
+	ii verify --size 8M "$url"
+}
 scenario() {  # NAME IQN
 	local n=$1 url="iser://$LAB_IP:$ISER_PORT/$2/0"
 	step "$n: discovery over iSER lists $2" discover_lists "$2"
@@ -162,11 +194,21 @@ for p in $PARTS; do
 		step "iserd started ($portals)" iserd_start $LOG $portals \
 			--target $IQN_ISERD --lun ram:256M \
 			--target $IQN_CHAP --lun ram:16M --chap $CHAP_USER:$CHAP_SECRET \
-			--mutual-chap $MCHAP_USER:$MCHAP_SECRET ${ISERD_ARGS:-}
+			--mutual-chap $MCHAP_USER:$MCHAP_SECRET \
+			--target $IQN_FILE --lun file:/tmp/iserd-file.img,size=64M ${ISERD_ARGS:-}
 		scenario iserd $IQN_ISERD
+		step "iserd: verify --size 64M --bs 16M (16 MiB commands, RAM LUN)" \
+			verify16m "iser://$LAB_IP:$ISER_PORT/$IQN_ISERD/0"
+		step "iserd: verify --size 64M --bs 16M (16 MiB commands, file LUN)" \
+			verify16m "iser://$LAB_IP:$ISER_PORT/$IQN_FILE/0"
+		step "iserd: verify --size 8M in 4 KiB commands (file LUN)" \
+			ii verify --size 8M --bs 4K "iser://$LAB_IP:$ISER_PORT/$IQN_FILE/0"
 		chap_scenario iserd "iser://$LAB_IP:$ISER_PORT/$IQN_CHAP/0"
 		step "iserd: iSER and core counters back to zero" iserd_idle_check $LOG
 		cleanup "iserd stopped cleanly" iserd_stop
+		step "iserd: kill -9 mid-bench, restart: bench --reconnect re-logs in over iSER, errors 0" \
+			reconnect_iser
+		cleanup "iserd (restarted) stopped cleanly" iserd_stop
 		;;
 	lio)
 		if [ "$FABRIC" = siw ]; then
