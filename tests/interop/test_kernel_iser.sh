@@ -11,7 +11,11 @@
 # SendTargets discovery over iSER, login, 64 MiB O_DIRECT write + read-back compare, the same in
 # 8 MiB commands, one direct I/O of max_hw_sectors_kb each way in a single command, fio 4 KiB
 # random and 1 MiB sequential writes at QD 32 with verify=crc32c, mkfs.ext4, file copy, cold
-# remount + compare + fsck, logout, iSER and core counters back to zero, and SIGTERM -> exit 0.
+# remount + compare + fsck, the RDMA link (veth0) down for 2 s under a writer and back (the session
+# recovers by itself on siw, data identical; on rxe the guest kernel makes no new RDMA CM
+# connection after such a flap, so iserd's side is checked: dead connection freed, counters
+# zero -- see docs/iser.md "Link flap"), logout, iSER and core counters
+# back to zero with bytes_copied 0 (zero copy), and SIGTERM -> exit 0.
 # Step results come back in a file the guest writes.
 #
 # Env: ISERD (binary), ISERD_SRC, ISERD_BUILD (set by ctest); ISERD_LAB_DIR (lab cache, default
