@@ -69,6 +69,9 @@ log_stats(struct daemon *d, const char *why)
 			json_object_object_add(io, "jobs", json_object_new_int64((int64_t)is.jobs));
 			json_object_object_add(io, "bytes_bounced",
 					       json_object_new_int64((int64_t)is.bytes_bounced));
+			json_object_object_add(
+			    io, "remote_invalidations",
+			    json_object_new_int64((int64_t)is.remote_invalidations));
 			json_object_object_add(o, "iser", io);
 		}
 	}

@@ -80,6 +80,12 @@ struct isd_dm_ops {
 	 * SCSI layer uses malloc. Returned buffers are released with buf_free. */
 	void *(*buf_alloc)(struct isd_conn *c, uint32_t len);
 	void (*buf_free)(struct isd_conn *c, void *buf, uint32_t len);
+	/* Optional. Send_Control of the SCSI Response that ends task t, sent when no
+	 * data is left to move (a read's response with data goes with put_data's
+	 * x->rsp instead). Same contract as send_control; the datamover may tie the
+	 * Send to the task (iSER: Send with Invalidate of the initiator's STag). The
+	 * task is freed right after this returns. NULL: send_control is used. */
+	int (*send_response)(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
 };
 
 /* --- upcalls, implemented by the core --- */

@@ -180,6 +180,25 @@ isd_conn_send(struct isd_conn *c, struct isd_pdu *pdu)
 	return rc;
 }
 
+int
+isd_conn_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu)
+{
+	int rc;
+
+	if (c->ops->send_response == NULL)
+		return isd_conn_send(c, pdu);
+	if (!isd_conn_can_send(c)) {
+		isd_pdu_free(pdu);
+		return -ENOTCONN;
+	}
+	rc = c->ops->send_response(c, t, pdu);
+	if (rc < 0) {
+		isd_log_dbg("iscsi", "conn %p: send_response failed (%d), closing", (void *)c, rc);
+		isd_conn_close(c);
+	}
+	return rc;
+}
+
 void
 isd_conn_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
 {

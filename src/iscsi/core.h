@@ -243,6 +243,8 @@ void isd_conn_put(struct isd_conn *c);
 void isd_conn_close(struct isd_conn *c);
 /* Passes a PDU to the datamover; on failure the connection is closed. */
 int isd_conn_send(struct isd_conn *c, struct isd_pdu *pdu);
+/* Passes task t's final SCSI Response (ops->send_response, else send_control). */
+int isd_conn_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
 void isd_conn_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
 /* Counts payload the core copied from a receive buffer straight into a RAM LU. */
 void isd_conn_count_placed(struct isd_conn *c, uint64_t bytes);

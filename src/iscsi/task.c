@@ -168,7 +168,7 @@ task_respond(struct isd_task *t)
 	}
 	if (len == 0) {
 		t->state = ISD_TASK_DONE;
-		isd_conn_send(c, rsp);
+		isd_conn_send_response(c, t, rsp);
 		isd_task_free(t);
 		return;
 	}

@@ -59,6 +59,7 @@ isd_target_cfg_init(struct isd_target_cfg *cfg)
 	cfg->logout_timeout_ms = -1;
 	cfg->max_sessions = -1;
 	cfg->shutdown_timeout_ms = -1;
+	cfg->iser_remote_inv = -1;
 	neg_init(&cfg->neg);
 }
 

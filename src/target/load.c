@@ -39,7 +39,8 @@ static const char *const g_global_keys[] = {
     "login_timeout",	"nop_interval",
     "nop_timeout",	"logout_timeout",
     "shutdown_timeout", "max_sessions",
-    "discovery_auth",	NULL,
+    "discovery_auth",	"iser_remote_invalidate",
+    NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
 static const char *const g_portal_keys[] = {"url", "tpgt", NULL};
@@ -330,6 +331,14 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	if ((s = config_setting_get_member(g, "shutdown_timeout")) != NULL &&
 	    (rc = get_seconds_ms(x, s, &cfg->shutdown_timeout_ms)) < 0)
 		return rc;
+	if ((s = config_setting_get_member(g, "iser_remote_invalidate")) != NULL) {
+		bool b;
+
+		rc = get_bool(x, s, &b);
+		if (rc < 0)
+			return rc;
+		cfg->iser_remote_inv = b ? 1 : 0;
+	}
 	if ((s = config_setting_get_member(g, "max_sessions")) != NULL &&
 	    (rc = get_int64(x, s, 0, 1000000, &cfg->max_sessions)) < 0)
 		return rc;

@@ -41,6 +41,7 @@ struct isd_target_running {
 	struct isd_target_listener *listeners;
 	int portal_count;
 	bool has_iser;                  /* an iSER portal is open: register RAM LUN memory */
+	bool iser_remote_inv;           /* iSER portals may use Send with Invalidate */
 	void **registered;              /* RAM LUN regions registered for RDMA */
 	int registered_count;
 	bool shutdown_started;
@@ -307,8 +308,10 @@ open_portal(struct isd_target_running *rt, const struct isd_target_portal_spec *
 					v6 ? "]" : "", ps->port, strerror(-rc));
 		return rc;
 	}
-	if (ps->transport == ISD_TRANSPORT_ISER)
+	if (ps->transport == ISD_TRANSPORT_ISER) {
 		rt->has_iser = true;
+		isd_iser_portal_set_remote_invalidate(ls->iser, rt->iser_remote_inv);
+	}
 	snprintf(pc->host, sizeof(pc->host), "%s", ps->host);
 	pc->port = ps->transport == ISD_TRANSPORT_ISER ? isd_iser_portal_port(ls->iser)
 						       : isd_tcp_portal_port(ls->tcp);
@@ -420,6 +423,7 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 			     cfg->discovery_auth.mutual ? " (mutual)" : "");
 
 	for (int i = 0; i < cfg->portal_count; i++) {
+		rt->iser_remote_inv = cfg->iser_remote_inv != 0;
 		rc = open_portal(rt, &cfg->portals[i], i, err, errlen);
 		if (rc < 0)
 			goto err_teardown;

@@ -268,6 +268,18 @@ iserd_stop() {
 	echo "iserd exited with status $rc"
 	[ $rc = 0 ]
 }
+# iserd_stats LOG: SIGUSR1 to iserd, then prints the JSON of the stats line it logs
+iserd_stats() {
+	local log=$1 i n
+	n=$(grep -c "current stats" "$log")
+	kill -USR1 "$ISERD_PID"
+	for ((i = 0; i < 50; i++)); do [ "$(grep -c "current stats" "$log")" -gt "$n" ] && break; sleep 0.1; done
+	grep "current stats" "$log" | tail -1 | sed 's/.*current stats //'
+}
+# iserd_stat LOG NAME: one number from those stats ("remote_invalidations", "bytes_copied"...)
+iserd_stat() {
+	iserd_stats "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
+}
 # iserd_idle_check LOG: every iSER connection freed and iserd's counters back to zero: the last
 # "live iSER resources" line (logged as each connection is freed) shows no connection, QP, CQ,
 # connection MR, data buffer or transfer job left, and SIGUSR1's stats show no session,
@@ -285,11 +297,8 @@ iserd_idle_check() {
 	done
 	echo "iSER: ${line#*live iSER resources: }"
 	case $line in *"$zero"*) ;; *) echo "iSER resources not back to zero"; return 1 ;; esac
-	n=$(grep -c "current stats" "$log")
-	kill -USR1 "$ISERD_PID"
-	for ((i = 0; i < 50; i++)); do [ "$(grep -c "current stats" "$log")" -gt "$n" ] && break; sleep 0.1; done
-	line=$(grep "current stats" "$log" | tail -1)
-	echo "core: ${line#*current stats }"
+	line=$(iserd_stats "$log")
+	echo "core: $line"
 	case $line in *'"sessions":0,"connections":0,"tasks":0,'*) ;;
 	*) echo "core counters not back to zero"; return 1 ;; esac
 	if [ "$zc" = zero-copy ]; then

@@ -146,6 +146,23 @@ _fio() {  # NAME SIZE fio-args...: writes SIZE at queue depth 32, then reads all
 fio_rand4k() { _fio rand4k-$FABRIC 32M --rw=randwrite --bs=4k --randrepeat=0; }
 fio_seq1m() { _fio seq1m-$FABRIC 64M --rw=write --bs=1M; }
 idle() { iserd_idle_check $LOG zero-copy; }
+# Send with Invalidate: ib_iser (always_register=Y, its default) leaves SEND_W_INV_NOT_SUP clear in
+# its CM header, so iserd ends each read and each write that solicited data with a Send with
+# Invalidate of the command's STag. The kernel checks every invalidated key against the task's
+# registration and drops the connection on a wrong or unexpected one ("Bogus remote
+# invalidation", "unexpected remote invalidation", "failed to get task"): after the I/O above
+# there must be many such responses and none of those messages.
+remote_inv() {
+	local n
+	n=$(iserd_stat $LOG remote_invalidations)
+	echo "SCSI Responses sent with Invalidate so far: ${n:-none}"
+	[ -n "$n" ] && [ "$n" -gt 1000 ] || { echo "expected remote invalidation of the STags"; return 1; }
+	if dmesg | grep -iE "remote invalidation|failed to get task"; then
+		echo "ib_iser complained about an invalidation"; return 1
+	fi
+	[ "$(cat /sys/module/ib_iser/parameters/always_register)" = Y ] || return 1
+	echo "ib_iser always_register=Y; no invalidation error in dmesg"
+}
 # The RDMA link goes down under the kernel initiator mid-I/O (veth0 under rxe0/siw0, for FLAP_S
 # seconds) and comes back, while a writer rewrites the same 32 MiB in 64 KiB direct commands.
 # Required: if the connection survived, the writer went on without an error. If the flap broke
@@ -247,6 +264,7 @@ step "64 MiB again in 8 MiB direct commands, compare" _dio_big
 step "one direct I/O of max_hw_sectors_kb each way, compare" _dio_maxhw
 step "fio 4 KiB random write 32 MiB, QD 32, verify=crc32c" fio_rand4k
 step "fio 1 MiB sequential write 64 MiB, QD 32, verify=crc32c" fio_seq1m
+step "responses carry Send with Invalidate of the STags; ib_iser accepts every one" remote_inv
 step "mkfs.ext4" _mkfs
 step "mount, copy 8 MiB file, sync, umount" _fs_write
 step "remount, compare file, umount, fsck" _fs_verify

@@ -145,7 +145,15 @@ test_cu_compare() {
 	cat $OUT/test-cu-compare.txt
 	return $rc
 }
-idle() { iserd_idle_check $LOG zero-copy; }
+# libiscsi sets SEND_W_INV_NOT_SUP in its CM header (its ibv_reg_mr keys cannot be invalidated
+# remotely), so no response may carry Send with Invalidate
+idle() {
+	iserd_idle_check $LOG zero-copy || return 1
+	local n
+	n=$(iserd_stat $LOG remote_invalidations)
+	echo "SCSI Responses sent with Invalidate: ${n:-none}"
+	[ "$n" = 0 ]
+}
 # CU_DIAG="PATTERN...": each pattern alone under gdb (backtrace of a client crash) into
 # $OUT/diag-PATTERN.txt; for finding where libiscsi dies, not part of the pass/fail verdict
 cu_diag() {

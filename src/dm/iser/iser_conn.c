@@ -39,6 +39,7 @@ struct isd_iser_portal {
 	uint16_t port;
 	uint16_t tpgt;
 	char name[96];                  /* "iser://addr:port" */
+	bool remote_inv;                /* may end commands with Send with Invalidate */
 	struct isd_rdma_dev *devs[ISD_RDMA_MAX_DEVS];
 	int ndevs;
 };
@@ -47,6 +48,7 @@ static uint64_t g_conns;
 uint64_t isd_iser_g_conn_mrs;
 uint64_t isd_iser_g_jobs;
 uint64_t isd_iser_g_bounced;
+uint64_t isd_iser_g_remote_inv;
 
 static void __attribute__((format(printf, 3, 4)))
 seterr(char *err, size_t err_len, const char *fmt, ...)
@@ -401,7 +403,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 		const struct rdma_conn_param *peer, const uint8_t *priv, size_t priv_len)
 {
 	struct rdma_conn_param acc;
-	struct isd_iser_cm cm, rep_cm = { true, true };
+	struct isd_iser_cm cm, rep_cm = { .zbva_not_supported = true };
 	uint8_t rep[ISD_ISER_CM_LEN];
 	struct isd_conn_info info;
 	struct isd_rdma_dev *dev = NULL;
@@ -452,6 +454,10 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 		snprintf(ic->peer, sizeof(ic->peer), "%s:%u", info.peer_addr, info.peer_port);
 	id->context = ic;
 	g_conns++;
+	ic->remote_inv = isd_iser_remote_inv_ok(
+	    &cm, (dev->attr.device_cap_flags & IBV_DEVICE_MEM_MGT_EXTENSIONS) != 0, p->remote_inv);
+	/* the REP tells the initiator which way its STags are invalidated */
+	rep_cm.send_w_inv_not_supported = !ic->remote_inv;
 
 	ord = isd_iser_ord(peer, dev->attr.max_qp_init_rd_atom);
 	if (ord == 0)
@@ -476,12 +482,13 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 		isd_log_err("iser %s: rdma_accept: %s", ic->peer, strerror(errno));
 		goto err_conn;
 	}
-	isd_log_dbg("iser", "%s: accepted on %s (%s; peer flags ZBVA-not-sup %d SEND_W_INV-not-sup "
+	isd_log_dbg("iser", "%s: accepted on %s (%s; peer flags %s ZBVA-not-sup %d SEND_W_INV-not-sup "
 		    "%d, its IRD (responder resources) %u, its ORD (initiator depth) %u; "
-		    "our ORD %u)",
+		    "our ORD %u; %s invalidation)",
 		    ic->peer, dev->name, dev->iwarp ? "iWARP" : "IB/RoCE",
-		    cm.zbva_not_supported, cm.send_w_inv_not_supported,
-		    peer->initiator_depth, peer->responder_resources, ord);
+		    cm.present ? "sent" : "absent", cm.zbva_not_supported,
+		    cm.send_w_inv_not_supported, peer->initiator_depth, peer->responder_resources,
+		    ord, ic->remote_inv ? "remote" : "local");
 	isd_conn_start(c);
 	return;
 
@@ -682,6 +689,12 @@ isd_iser_portal_port(const struct isd_iser_portal *p)
 	return p->port;
 }
 
+void
+isd_iser_portal_set_remote_invalidate(struct isd_iser_portal *p, bool on)
+{
+	p->remote_inv = on;
+}
+
 /* ---- memory ---- */
 
 int
@@ -711,6 +724,7 @@ isd_iser_get_stats(struct isd_iser_stats *out)
 	out->bufs = rs.bufs;
 	out->jobs = isd_iser_g_jobs;
 	out->bytes_bounced = isd_iser_g_bounced;
+	out->remote_invalidations = isd_iser_g_remote_inv;
 }
 
 /* ---- ops ---- */
@@ -826,6 +840,7 @@ iser_free_conn(struct isd_conn *c)
 
 /* iser_tx.c */
 int isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
+int isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
 int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t);
@@ -851,4 +866,5 @@ const struct isd_dm_ops isd_iser_dm_ops = {
 	.task_init = isd_iser_task_init,
 	.buf_alloc = isd_iser_buf_alloc,
 	.buf_free = isd_iser_buf_free,
+	.send_response = isd_iser_send_response,
 };

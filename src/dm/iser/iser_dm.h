@@ -7,6 +7,7 @@
 #ifndef ISD_DM_ISER_DM_H
 #define ISD_DM_ISER_DM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,14 @@ int isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const
 void isd_iser_portal_close(struct isd_iser_portal *p);
 /* The port actually bound (useful with port 0 in tests). */
 uint16_t isd_iser_portal_port(const struct isd_iser_portal *p);
+/*
+ * Whether connections accepted from now on may end commands with Send with
+ * Invalidate of the initiator's STag (RFC 7145 §5.1.2), when the initiator's
+ * CM header allows it and the device can. Off: every REP says
+ * SEND_W_INV_NOT_SUP and responses are plain Sends. Default off; iserd turns it
+ * on unless the config says `iser_remote_invalidate = false`.
+ */
+void isd_iser_portal_set_remote_invalidate(struct isd_iser_portal *p, bool on);
 
 /*
  * Registers [base, base+len) (a RAM LUN's memory) for RDMA on every RDMA
@@ -56,6 +65,7 @@ struct isd_iser_stats {
 	uint64_t bufs;                  /* registered data buffers handed out */
 	uint64_t jobs;
 	uint64_t bytes_bounced;         /* data copied because a buffer was not registered */
+	uint64_t remote_invalidations;  /* SCSI Responses sent with Invalidate (total) */
 };
 void isd_iser_get_stats(struct isd_iser_stats *out);
 

@@ -127,6 +127,25 @@ void isd_iser_credits_put_sq(struct isd_iser_credits *cr, uint32_t n);
 bool isd_iser_credits_take_read(struct isd_iser_credits *cr);
 void isd_iser_credits_put_read(struct isd_iser_credits *cr);
 
+/*
+ * Remote invalidation (RFC 7145 §5.1.2; iser-facts §3.1): whether this target
+ * ends commands with Send with Invalidate. Only when the initiator sent the CM
+ * header without SEND_W_INV_NOT_SUP (Linux ib_iser with register_always, its
+ * default; libiscsi and iserinit set the flag: they register with ibv_reg_mr,
+ * which cannot be invalidated remotely) and the device has the memory
+ * management extensions. No private data (tgt-era initiators) means no, as LIO
+ * decides. `enabled` is the target's own switch.
+ */
+bool isd_iser_remote_inv_ok(const struct isd_iser_cm *peer, bool dev_mem_mgt, bool enabled);
+/*
+ * The STag a command's SCSI Response invalidates: its only STag (read STag for
+ * a read, write STag for a write that solicited data). None for a command with
+ * no STag (no data, or all of it immediate: ib_iser then used its local DMA
+ * key) and none for a bidirectional one (ib_iser checks the one key against
+ * both directions' registrations and drops the connection on a mismatch).
+ */
+bool isd_iser_inv_stag(const struct isd_iser_hdr *h, uint32_t *rkey);
+
 /* NOP-In ping (ITT reserved), Async Message, Reject: PDUs the initiator did not ask for. */
 bool isd_iser_pdu_is_unexpected(const uint8_t *bhs);
 /* A successful Login Response with T=1 and NSG=FullFeaturePhase. */
@@ -219,6 +238,8 @@ struct isd_iser_job {
 	uint32_t end;
 	uint32_t rkey;
 	uint64_t remote_va;             /* remote address of local offset `base_off` */
+	bool inv;                       /* send the response with Invalidate of inv_rkey */
+	uint32_t inv_rkey;
 	uint32_t base_off;
 	uint32_t inflight;              /* WRs/reads posted and not complete */
 	uint32_t chunk_wrs;             /* PUT: SQ slots of the posted chunk */
@@ -274,6 +295,7 @@ struct isd_iser_conn {
 	bool hold_tx;                   /* final login response queued; FFP receives not yet up */
 	uint32_t tx_limit;              /* data bytes a Send may carry now */
 	bool discovery;
+	bool remote_inv;                /* negotiated: responses may carry Send with Invalidate */
 
 	/* login buffer and send descriptors: one registered area */
 	uint8_t *ctl_mem;
@@ -329,6 +351,7 @@ void isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, stru
 extern uint64_t isd_iser_g_jobs;        /* live jobs, every connection */
 extern uint64_t isd_iser_g_bounced;     /* bytes copied through bounce buffers */
 extern uint64_t isd_iser_g_conn_mrs;    /* live connection MRs */
+extern uint64_t isd_iser_g_remote_inv;  /* responses sent with Invalidate */
 void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
 void isd_iser_conn_poll(void *arg);
 

@@ -211,6 +211,21 @@ isd_iser_credits_put_read(struct isd_iser_credits *cr)
 }
 
 bool
+isd_iser_remote_inv_ok(const struct isd_iser_cm *peer, bool dev_mem_mgt, bool enabled)
+{
+	return enabled && dev_mem_mgt && peer->present && !peer->send_w_inv_not_supported;
+}
+
+bool
+isd_iser_inv_stag(const struct isd_iser_hdr *h, uint32_t *rkey)
+{
+	if (h->rsv == h->wsv)
+		return false;           /* neither, or bidirectional */
+	*rkey = h->rsv ? h->read_stag : h->write_stag;
+	return true;
+}
+
+bool
 isd_iser_pdu_is_unexpected(const uint8_t *bhs)
 {
 	switch (isd_bhs_opcode(bhs)) {

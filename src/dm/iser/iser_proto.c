@@ -83,6 +83,7 @@ isd_iser_cm_decode(const uint8_t *buf, size_t len, struct isd_iser_cm *out)
 	memset(out, 0, sizeof(*out));
 	if (buf == NULL || len < 1)
 		return;
+	out->present = true;
 	out->zbva_not_supported = (buf[0] & ISD_ISER_CM_ZBVA_NOT_SUP) != 0;
 	out->send_w_inv_not_supported = (buf[0] & ISD_ISER_CM_SEND_W_INV_NOT_SUP) != 0;
 }

@@ -64,6 +64,7 @@ void isd_iser_hello_encode(const struct isd_iser_hello *h, uint8_t *buf);
 /* CM private data: flags from a REQ (or REP); a missing or short buffer means
  * "no flags" (tgt sends none). */
 struct isd_iser_cm {
+	bool present;                   /* decode: the peer sent at least the flags byte */
 	bool zbva_not_supported;
 	bool send_w_inv_not_supported;
 };

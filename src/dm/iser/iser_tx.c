@@ -213,10 +213,11 @@ pdu_fit(struct isd_iser_conn *ic, struct isd_pdu *pdu)
 	return n;
 }
 
-/* Copies iSER header + BHS + AHS + data into tx and describes it in wr/sge. */
+/* Copies iSER header + BHS + AHS + data into tx and describes it in wr/sge.
+ * A job with `inv` set makes it a Send with Invalidate of the job's STag. */
 static void
-tx_build(struct isd_iser_tx *tx, struct isd_pdu *pdu, uint32_t data_len, struct ibv_send_wr *wr,
-	 struct ibv_sge *sge)
+tx_build(struct isd_iser_tx *tx, struct isd_pdu *pdu, uint32_t data_len,
+	 const struct isd_iser_job *job, struct ibv_send_wr *wr, struct ibv_sge *sge)
 {
 	struct isd_iser_hdr h = { .opcode = ISD_ISER_OP_CTRL };
 	uint8_t *p = tx->buf;
@@ -245,6 +246,14 @@ tx_build(struct isd_iser_tx *tx, struct isd_pdu *pdu, uint32_t data_len, struct 
 	wr->num_sge = 1;
 	wr->opcode = IBV_WR_SEND;
 	wr->send_flags = IBV_SEND_SIGNALED;
+	if (job != NULL && job->inv) {
+		wr->opcode = IBV_WR_SEND_WITH_INV;
+		wr->invalidate_rkey = job->inv_rkey;
+		/* rdma-core's siw provider takes the key to invalidate from wr.rdma.rkey
+		 * (push_send_wqe copies only that into the SQE); the field is unused for a
+		 * Send by every other provider, so it carries the key too */
+		wr->wr.rdma.rkey = job->inv_rkey;
+	}
 }
 
 /* Returns 1 posted, 0 blocked (no descriptor or credit), -errno. */
@@ -273,7 +282,7 @@ post_send_job(struct isd_iser_conn *ic, struct isd_iser_job *job)
 		tx_put(ic, tx);
 		return 0;
 	}
-	tx_build(tx, pdu, (uint32_t)n, &wr, &sge);
+	tx_build(tx, pdu, (uint32_t)n, job, &wr, &sge);
 	rc = ibv_post_send(ic->qp, &wr, &bad);
 	if (rc != 0) {
 		isd_iser_credits_put_sq(&ic->cr, 1);
@@ -284,6 +293,8 @@ post_send_job(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	tx->unexpected = unexp;
 	if (unexp)
 		ic->cr.unexpected++;
+	if (job->inv)
+		isd_iser_g_remote_inv++;
 	job_dequeue(ic, job);
 	isd_iser_job_free(ic, job);     /* frees the PDU: its bytes are in tx */
 	return 1;
@@ -373,7 +384,7 @@ post_put(struct isd_iser_conn *ic, struct isd_iser_job *job)
 		s += plans[i].nsge;
 	}
 	if (final && tx != NULL) {
-		tx_build(tx, job->pdu, (uint32_t)n, &wrs[nw], &sges[s]);
+		tx_build(tx, job->pdu, (uint32_t)n, job, &wrs[nw], &sges[s]);
 		wrs[nw].next = NULL;
 		tx->job = job;
 		tx->wrs = (uint32_t)nw + 1;
@@ -401,6 +412,8 @@ post_put(struct isd_iser_conn *ic, struct isd_iser_job *job)
 			isd_pdu_free(job->pdu);
 			job->pdu = NULL;
 			job->rsp_posted = true;
+			if (job->inv)
+				isd_iser_g_remote_inv++;
 		}
 		job_dequeue(ic, job);
 		return 1;
@@ -569,6 +582,7 @@ isd_iser_read_complete(struct isd_iser_conn *ic, struct isd_iser_read *rd, int s
 /* ---- the ops ---- */
 
 int isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
+int isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
 int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t);
@@ -576,8 +590,8 @@ void isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd
 void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
 void isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len);
 
-int
-isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu)
+static int
+queue_send(struct isd_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *tt)
 {
 	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
 	struct isd_iser_job *job;
@@ -610,9 +624,17 @@ isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu)
 		return -ENOMEM;
 	}
 	job->pdu = pdu;
+	if (tt != NULL && ic->remote_inv)
+		job->inv = isd_iser_inv_stag(&tt->hdr, &job->inv_rkey);
 	job_enqueue(ic, job);
 	isd_iser_tx_kick(ic);
 	return 0;
+}
+
+int
+isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	return queue_send(c, pdu, NULL);
 }
 
 /* True if every byte of [off, off+len) of iov lies in registered memory. */
@@ -644,6 +666,15 @@ task_priv(struct isd_iser_conn *ic, struct isd_task *t)
 		return NULL;
 	}
 	return tt;
+}
+
+/* The SCSI Response that ends t: with Invalidate of its STag when negotiated. */
+int
+isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu)
+{
+	struct isd_iser_task *tt = isd_task_dm_priv(t);
+
+	return queue_send(c, pdu, tt->magic == ISD_ISER_TASK_MAGIC ? tt : NULL);
 }
 
 /* Common set-up of a PUT/GET job. */
@@ -724,6 +755,8 @@ isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer 
 	job->rkey = tt->hdr.read_stag;
 	job->remote_va = tt->hdr.read_va + x->offset;
 	job->pdu = x->rsp;
+	if (x->rsp != NULL && ic->remote_inv)
+		job->inv = isd_iser_inv_stag(&tt->hdr, &job->inv_rkey);
 	tt->job = job;
 	job_enqueue(ic, job);
 	isd_iser_tx_kick(ic);

@@ -282,6 +282,55 @@ test_credits(void **state)
 	assert_int_equal(cr.sq_used, 0);
 }
 
+/* Remote invalidation: only a peer that sent the CM header without
+ * SEND_W_INV_NOT_SUP, on a device that can, with the target's switch on. */
+static void
+test_remote_inv_negotiation(void **state)
+{
+	struct isd_iser_cm linux_ini, libiscsi_ini, none;
+	uint8_t l[4] = {0x80, 0, 0, 0}, li[4] = {0xc0, 0, 0, 0};
+
+	(void)state;
+	isd_iser_cm_decode(l, sizeof(l), &linux_ini);
+	isd_iser_cm_decode(li, sizeof(li), &libiscsi_ini);
+	isd_iser_cm_decode(NULL, 0, &none);
+	assert_true(isd_iser_remote_inv_ok(&linux_ini, true, true));
+	assert_false(isd_iser_remote_inv_ok(&linux_ini, false, true));  /* device cannot */
+	assert_false(isd_iser_remote_inv_ok(&linux_ini, true, false));  /* switched off */
+	assert_false(isd_iser_remote_inv_ok(&libiscsi_ini, true, true));
+	assert_false(isd_iser_remote_inv_ok(&none, true, true));        /* no private data */
+}
+
+/* Which STag a SCSI Response invalidates. */
+static void
+test_inv_stag_choice(void **state)
+{
+	struct isd_iser_hdr h;
+	uint32_t rkey = 0xdead;
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	h.read_stag = 0x1234;
+	h.write_stag = 0x5678;
+	assert_false(isd_iser_inv_stag(&h, &rkey));     /* no STag: TUR, all-immediate write */
+	assert_int_equal(rkey, 0xdead);
+	h.rsv = true;
+	assert_true(isd_iser_inv_stag(&h, &rkey));      /* read */
+	assert_int_equal(rkey, 0x1234);
+	h.rsv = false;
+	h.wsv = true;
+	assert_true(isd_iser_inv_stag(&h, &rkey));      /* write with solicited data */
+	assert_int_equal(rkey, 0x5678);
+	h.rsv = true;
+	rkey = 0xdead;
+	assert_false(isd_iser_inv_stag(&h, &rkey));     /* bidirectional: plain Send */
+	assert_int_equal(rkey, 0xdead);
+	h.wsv = false;
+	h.read_stag = 0;                                /* a zero key is still a key */
+	assert_true(isd_iser_inv_stag(&h, &rkey));
+	assert_int_equal(rkey, 0);
+}
+
 static void
 test_pdu_classes(void **state)
 {
@@ -352,6 +401,8 @@ main(void)
 		cmocka_unit_test(test_ord_is_min_of_peer_and_device),
 		cmocka_unit_test(test_credits),
 		cmocka_unit_test(test_pdu_classes),
+		cmocka_unit_test(test_remote_inv_negotiation),
+		cmocka_unit_test(test_inv_stag_choice),
 		cmocka_unit_test(test_fit_data_truncates_sense),
 	};
 

@@ -109,12 +109,13 @@ test_cm_private_data(void **state)
 
 	(void)state;
 	isd_iser_cm_decode(linux_req, sizeof(linux_req), &cm);
+	assert_true(cm.present);
 	assert_true(cm.zbva_not_supported);
 	assert_false(cm.send_w_inv_not_supported);
 	isd_iser_cm_decode(libiscsi_req, sizeof(libiscsi_req), &cm);
 	assert_true(cm.send_w_inv_not_supported);
 	isd_iser_cm_decode(NULL, 0, &cm);       /* tgt's REP carries none */
-	assert_false(cm.zbva_not_supported || cm.send_w_inv_not_supported);
+	assert_false(cm.present || cm.zbva_not_supported || cm.send_w_inv_not_supported);
 	cm.zbva_not_supported = true;
 	cm.send_w_inv_not_supported = true;
 	isd_iser_cm_encode(&cm, out);

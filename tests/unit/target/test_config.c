@@ -350,6 +350,7 @@ static const char g_full_conf[] =
     "  nop_timeout = 2.5;\n"
     "  max_sessions = 64;\n"
     "  max_burst_length = 524288;\n"
+    "  iser_remote_invalidate = false;\n"
     "  discovery_auth = { chap = \"disc:discsecret12\"; };\n"
     "};\n"
     "portals = ( \"tcp://0.0.0.0:3260\", { url = \"tcp://[::]:3260\"; tpgt = 1; } );\n"
@@ -398,6 +399,7 @@ test_file_full_example(void **state)
 	assert_true(cfg.nop_interval_ms == 0);
 	assert_true(cfg.nop_timeout_ms == 2500);
 	assert_true(cfg.max_sessions == 64);
+	assert_int_equal(cfg.iser_remote_inv, 0);
 	assert_true(cfg.neg.max_burst_length == 524288);
 	assert_true(cfg.discovery_auth.require_chap);
 	assert_string_equal(cfg.discovery_auth.chap.user, "disc");
@@ -414,7 +416,7 @@ test_file_full_example(void **state)
 	assert_string_equal(n->luns[1].vendor, "ACME");
 	assert_string_equal(n->luns[1].serial, "S123");
 	assert_int_equal(n->luns[2].number, 4);
-	assert_non_null(strstr(n->luns[0].origin, "full.conf:19"));
+	assert_non_null(strstr(n->luns[0].origin, "full.conf:20"));
 	assert_int_equal(n->acl_count, 1);
 	assert_true(n->auth.require_chap && n->auth.mutual);
 	assert_string_equal(n->auth.chap.secret, "alicesecret12");
