@@ -9,7 +9,8 @@
 #   defaults: rxe, 8 s, 2 rounds (about 9 minutes of VM under TCG on a 2-core machine).
 # Env: KEEP=DIR keeps the guest's raw output (fio JSON, iserd/tgtd logs, dmesg) in DIR;
 #   ISERD (default build/release/iserd); LUN_MB (64); TARGETS ("iserd lio tgt"); MAX_SECTORS (ib_iser,
-#   1024); LAB_TIMEOUT (s, 1200), LAB_MEM, LAB_SMP as for tests/lab/vmrun.sh.
+#   1024); LAB_TIMEOUT (s, 1200), LAB_MEM, LAB_SMP as for tests/lab/vmrun.sh; ISERD_CONF=FILE runs
+#   iserd with -c FILE besides its flags (e.g. global = { immediate_data = false; };).
 # Needs: the lab (tests/lab/setup.sh [--siw]: run here; exit 77 when it cannot be set up), a release
 # build (cmake --preset release && cmake --build --preset release), fio, jq, tgt.
 #
@@ -46,6 +47,11 @@ for v in LUN_MB TARGETS MAX_SECTORS; do
 	[ -z "${!v:-}" ] || envs+=(-e "$v=${!v}")
 done
 mkdir -p "$OUTD/files" && mv "$OUTD/iserd.bin" "$OUTD/files/iserd"
+if [ -n "${ISERD_CONF:-}" ]; then
+	# a config file for iserd (global settings: negotiation, iser_remote_invalidate...)
+	cp "$ISERD_CONF" "$OUTD/files/iserd.conf"
+	envs+=(-e ISERD_CONF=/lab/files/iserd.conf -f "$OUTD/files/iserd.conf")
+fi
 
 echo "# bench/iser_lab.sh $FABRIC $SECS $ROUNDS, $(date -u '+%F %H:%M') UTC"
 echo "# host: $(nproc) CPUs, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at start;" \
@@ -54,6 +60,7 @@ echo "# host: $(nproc) CPUs, $(uname -r), load average $(cut -d' ' -f1-3 /proc/l
 echo "# other qemu-system processes on the host at start: $(pgrep -c -x qemu-system-x86 || true)"
 echo "# source: $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo unknown)," \
 	"iserd $(stat -c %y "$ISERD" | cut -d. -f1)"
+[ -z "${ISERD_CONF:-}" ] || echo "# iserd -c $ISERD_CONF: $(grep -v '^[[:space:]]*#' "$ISERD_CONF" | tr -s '\n\t' '  ')"
 t0=$(date +%s)
 rc=0
 LAB_TIMEOUT=${LAB_TIMEOUT:-1200} bash "$SRC/tests/lab/vmrun.sh" "${envs[@]}" -f "$OUTD/files/iserd" \

@@ -46,7 +46,9 @@ cpu_pct() { echo "$1 $2" | awk '{db=$3-$1; dt=$4-$2; if (dt>0) printf "%.1f", 10
 # --- targets: T_start / T_stop, IQN_T, LUN number of the block device -------------------------------
 iserd_up() {
 	ulimit -l unlimited
-	iserd_start $OUT/iserd.log --portal iser://$LAB_IP:$PORT --target $IQN_ISERD --lun ram:${LUN_MB}M
+	# shellcheck disable=SC2086
+	iserd_start $OUT/iserd.log ${ISERD_CONF:+-c $ISERD_CONF} --portal iser://$LAB_IP:$PORT \
+		--target $IQN_ISERD --lun ram:${LUN_MB}M
 }
 iserd_down() { iserd_stop; }
 
