@@ -238,6 +238,59 @@ test_cmd_write_then_read(void **state)
 	assert_int_equal(f->fd.released, f->fd.injected);
 }
 
+/* send_response: the datamover's hook for a task's final SCSI Response */
+static int g_rsp_calls;
+static uint32_t g_rsp_itt;
+
+static int
+rec_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu)
+{
+	g_rsp_calls++;
+	g_rsp_itt = isd_task_itt(t);
+	assert_int_equal(isd_bhs_opcode(pdu->bhs), ISD_OP_SCSI_RSP);
+	assert_int_equal(isd_bhs_itt(pdu->bhs), g_rsp_itt);
+	return fake_dm_ops.send_control(c, pdu);
+}
+
+static void
+test_cmd_send_response_hook(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[4096], bhs[ISD_BHS_LEN], cdb[16] = {0};
+	struct isd_pdu *rsp;
+	uint32_t itt;
+
+	memset(buf, 0x5a, sizeof(buf));
+	g_rsp_calls = 0;
+	fake_dm_ops.send_response = rec_send_response;
+	/* a WRITE's response (no data left to move) goes through the hook, with its task */
+	itt = f->itt;
+	do_write(f, buf);
+	assert_int_equal(g_rsp_calls, 1);
+	assert_int_equal(g_rsp_itt, itt);
+	/* so does TEST UNIT READY's */
+	itt = f->itt++;
+	cmd_bhs(bhs, ISD_BHS_F, itt, 0, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_GOOD);
+	isd_pdu_free(rsp);
+	assert_int_equal(g_rsp_calls, 2);
+	assert_int_equal(g_rsp_itt, itt);
+	/* a READ's response travels with its data (put_data), not through the hook */
+	rw10(cdb, 0x28, 16, 8);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_R, f->itt++, 4096, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_true(f->fd.xfers[f->fd.n_xfers - 1].put);
+	isd_pdu_free(rsp);
+	assert_int_equal(fake_dm_complete(&f->fd, NULL, 0), 0);
+	assert_int_equal(g_rsp_calls, 2);
+	fake_dm_ops.send_response = NULL;
+}
+
 static void
 test_cmd_read_underflow_residual(void **state)
 {
@@ -849,6 +902,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cmd_write_then_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmd_read_underflow_residual, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cmd_send_response_hook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmd_bidi_check_condition, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmd_duplicate_itt_and_bad_immediate, setup,
 						teardown),
