@@ -277,9 +277,18 @@ isd_iser_conn_poll(void *arg)
 		if (ic->state == ISD_ISER_DEAD)
 			return;
 		total += n;
+		if (n > 0)
+			ic->spins = 0;
 		if (n == 0) {
 			if (armed)
 				break;
+			if (ic->spins < ISD_ISER_POLL_SPINS) {
+				/* not armed: look again on the next reactor turn */
+				ic->spins++;
+				isd_reactor_defer(ic->r, &ic->poll_timer);
+				break;
+			}
+			ic->spins = 0;
 			/* arm, then look once more: a completion that arrived in
 			 * between raises no event */
 			if (isd_rdma_cq_arm(ic->cq) < 0) {

@@ -42,6 +42,10 @@
 #define ISD_ISER_RX_MEM_BUDGET (32u << 20) /* bytes of FFP receive buffers per connection */
 #define ISD_ISER_READS_MAX 16           /* outstanding RDMA Reads we track, whatever ORD says */
 #define ISD_ISER_CQ_BUDGET 64           /* completions per poll round */
+/* Empty poll passes, one per reactor turn, before the CQ is armed again: while
+ * completions keep coming the connection polls instead of paying for an arm
+ * and a wakeup per batch (bounded busy polling, DESIGN.md) */
+#define ISD_ISER_POLL_SPINS 2
 #define ISD_ISER_DRAIN_MS 5000          /* bound on waiting for flush completions */
 
 /* ---- pure planning (iser_plan.c) ---- */
@@ -329,7 +333,8 @@ struct isd_iser_conn {
 	bool logged_wc_error;
 	struct isd_timer notify_timer;
 	struct isd_timer drain_timer;
-	struct isd_timer poll_timer;    /* continues a poll that ran out of budget */
+	struct isd_timer poll_timer;    /* continues a poll: out of budget, or spinning */
+	uint8_t spins;                  /* empty passes since the last completion */
 	struct isd_timer kick_timer;    /* deferred pending-queue run */
 };
 
