@@ -21,7 +21,10 @@
 # Env: ISERD (binary), ISERD_SRC, ISERD_BUILD (set by ctest); ISERD_LAB_DIR (lab cache, default
 # /var/tmp/iserd-lab); LAB_TIMEOUT (VM bound, s, default 900); ISERD_LAB_ISERD_ARGS (extra iserd
 # arguments, e.g. -v); ISERD_LAB_OUT (where the run's files are kept; default under ISERD_BUILD);
-# ISERD_LAB_FABRIC (rxe, the default, or siw); ISERD_LAB_FIO_RUNTIME (bound per fio run, s, default 60).
+# ISERD_LAB_FABRIC (rxe, the default, or siw); ISERD_LAB_FIO_RUNTIME (bound per fio run, s, default 60);
+# ISERD_LAB_KERNEL_SUITE (a Debian suite to take the guest kernel from, e.g. bookworm-backports; see
+# tests/lab/setup.sh; use its own ISERD_LAB_DIR); ISERD_LAB_FLAP_REQUIRE_RECOVERY=1 (the link-flap
+# step fails unless the session comes back, on rxe too; docs/iser.md "Link flap").
 # Exit: 0 pass, 1 fail, 77 only when the lab cannot be set up on this machine.
 set -uo pipefail
 SRC=${ISERD_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -54,13 +57,14 @@ case $rc in
 *) echo "FAIL: lab setup failed (exit $rc)"; exit 1 ;;
 esac
 
-OUTD=${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-kernel-iser-$FABRIC}
+OUTD=${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-kernel-iser-$FABRIC${ISERD_LAB_KERNEL_SUITE:+-$ISERD_LAB_KERNEL_SUITE}}
 rm -rf "$OUTD"; mkdir -p "$OUTD"
 echo "== guest run: kernel iSER initiator ($FABRIC) -> iserd (VM bound ${LAB_TIMEOUT:-900}s, files in $OUTD)"
 t0=$(secs)
 LAB_TIMEOUT=${LAB_TIMEOUT:-900} bash "$LAB/vmrun.sh" -f "$ISERD" -e "ISERD_BIN=/lab/files/$(basename "$ISERD")" \
 	-e "ISERD_ARGS=${ISERD_LAB_ISERD_ARGS:-}" -e "FABRIC=$FABRIC" \
 	-e "FIO_RUNTIME=${ISERD_LAB_FIO_RUNTIME:-60}" \
+	-e "FLAP_REQUIRE_RECOVERY=${ISERD_LAB_FLAP_REQUIRE_RECOVERY:-0}" \
 	"$LAB/job-kernel-iser.sh" "$OUTD"
 vm_rc=$?
 t_vm=$(dt "$t0" "$(secs)")

@@ -6,7 +6,8 @@
 # ISER_PORT (the iSER portal's port; default 3260 on rxe, 3261 on siw, where a TCP portal
 # holds 3260), FIO_RUNTIME (bound on each fio run in s, default 60: the runs are sized to take
 # about 10 s under TCG, and a run cut short fails the step), FLAP_S (seconds the link stays down
-# in the link-flap step, default 2). iserd's stderr goes to /lab/out/iserd.log;
+# in the link-flap step, default 2), FLAP_REQUIRE_RECOVERY (1: the flap step fails unless the session
+# comes back, also on rxe). iserd's stderr goes to /lab/out/iserd.log;
 # fio's output to /lab/out/fio-*.txt.
 . /lab/guest.sh
 TARGET_IQN=iqn.2026-11.org.iserd:lab
@@ -16,6 +17,7 @@ FABRIC=${FABRIC:-rxe}
 if [ "$FABRIC" = siw ]; then ISER_PORT=${ISER_PORT:-3261}; else ISER_PORT=${ISER_PORT:-3260}; fi
 FIO_RUNTIME=${FIO_RUNTIME:-60}
 FLAP_S=${FLAP_S:-2}
+FLAP_REQUIRE_RECOVERY=${FLAP_REQUIRE_RECOVERY:-0}
 LOG=$OUT/iserd.log
 
 target_start() {
@@ -228,6 +230,8 @@ linkflap() {
 			else
 				cat /tmp/flap.inq
 				[ "$FABRIC" = rxe ] || { echo "iserd unreachable after the flap"; return 1; }
+				[ "$FLAP_REQUIRE_RECOVERY" = 1 ] &&
+					{ echo "no recovery, and FLAP_REQUIRE_RECOVERY=1 (kernel $(uname -r))"; return 1; }
 				# Debian 6.1's rxe: after a flap that broke a connection, no new RDMA CM
 				# connection gets through (libiscsi here; ib_iser to LIO too: docs/iser.md).
 				# What iserd owes is checked instead: the dead connection freed, every

@@ -4,6 +4,11 @@
 #
 # Usage: tests/lab/setup.sh [--siw] [--quiet]
 #
+# ISERD_LAB_KERNEL_SUITE=SUITE (e.g. bookworm-backports) takes the kernel from that suite of
+# Debian's archive instead: its current linux-image-amd64, fetched through a private apt state
+# under $ISERD_LAB_DIR/apt (the host's apt configuration is not touched). Give such a kernel its own
+# ISERD_LAB_DIR. --siw is not supported with it (siw.ko is built from the default kernel's source).
+#
 # Everything generated lives in ${ISERD_LAB_DIR:-/var/tmp/iserd-lab}; nothing is written into the repo.
 # Idempotent: a second run only checks stamps (about a second). Only Debian's archive is used.
 # Exit status: 0 ready, 77 the lab cannot be set up on this machine (reason on stderr), 1 error.
@@ -63,6 +68,33 @@ apt_download() {  # PKG...: into the current directory; refreshes the lists once
 	$SUDO apt-get update -qq >/dev/null 2>&1 || true
 	apt-get download "$@" >/dev/null 2>&1
 }
+SUITE=${ISERD_LAB_KERNEL_SUITE:-}
+if [ -n "$SUITE" ] && [ $SIW = 1 ]; then
+	die "--siw with ISERD_LAB_KERNEL_SUITE is not supported"
+fi
+if [ $have_kernel = 0 ] && [ -n "$SUITE" ]; then
+	A=$LABDIR/apt
+	rm -rf "$A" "$LABDIR/dl" "$LABDIR/kernel"; mkdir -p "$A/lists/partial" "$A/cache" "$LABDIR/dl"
+	echo "deb http://deb.debian.org/debian $SUITE main" > "$A/sources.list"
+	aopt=(-o Dir::Etc::SourceList="$A/sources.list" -o Dir::Etc::SourceParts=/dev/null
+		-o Dir::State::Lists="$A/lists" -o Dir::Cache="$A/cache" -o APT::Sandbox::User=root)
+	say "reading the package lists of $SUITE"
+	apt-get "${aopt[@]}" update -qq >/dev/null 2>&1 || skip "cannot read $SUITE from the Debian archive"
+	cur=$(apt-cache "${aopt[@]}" depends linux-image-amd64 2>/dev/null |
+		awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+	[ -n "$cur" ] || skip "cannot resolve linux-image-amd64 in $SUITE"
+	KV=${cur#linux-image-}
+	say "downloading $cur from $SUITE"
+	(cd "$LABDIR/dl" && apt-get "${aopt[@]}" download "$cur" >/dev/null 2>&1) ||
+		skip "cannot download $cur from $SUITE"
+	dpkg-deb -x "$LABDIR/dl"/linux-image-"$KV"_*.deb "$LABDIR/kernel.new"
+	rm -rf "$LABDIR/dl" "$A"
+	[ -f "$LABDIR/kernel.new/boot/vmlinuz-$KV" ] || die "no vmlinuz-$KV in the package"
+	mv "$LABDIR/kernel.new" "$LABDIR/kernel"
+	/sbin/depmod -b "$LABDIR/kernel" "$KV"
+	echo "$KV" > "$LABDIR/kernel/.ok"
+	have_kernel=1
+fi
 if [ $have_kernel = 0 ]; then
 	KV=$WANT_KV
 	rm -rf "$LABDIR/dl" "$LABDIR/kernel"; mkdir -p "$LABDIR/dl"
