@@ -2,10 +2,13 @@
  * into a file, with libiscsi, so that the test script can compare with cmp.
  * Built by tests/integration/test_libiscsi_tools.sh into a temp dir:
  *   gcc -O1 -o isd_rwcheck isd_rwcheck.c -liscsi
- * Usage: isd_rwcheck [-i iqn] [-l lba] [-c chunk] [-w infile] [-r outfile -n bytes] [-s] URL
+ * Usage: isd_rwcheck [-i iqn] [-l lba] [-c chunk] [-w infile] [-r outfile -n bytes] [-s] [-u N] URL
  *   -w  writes infile at LBA -l in chunks of -c bytes (WRITE(10), WRITE(16) past 2^32)
  *   -r  reads -n bytes (default: size of the -w file) from LBA -l into outfile (READ(16))
  *   -s  SYNCHRONIZE CACHE(10) after writing
+ *   -u  UNMAP check, N rounds: WRITE(16) 'a' to N blocks at LBA -l, then for i = 1..N UNMAP
+ *       blocks 0..i-1 and READ(10) them into a buffer filled with 0x77: all must read zero
+ *       (the LUN reports LBPRZ); the first bad round is printed byte by byte
  * Exit 0 when every command returned GOOD and every read returned all its data.
  */
 #include <stdint.h>
@@ -16,6 +19,58 @@
 
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
+
+static int task_ok(struct iscsi_context *iscsi, struct scsi_task *t, const char *what,
+		   uint64_t lba);
+
+/* -u: UNMAP then READ must give zeros, round after round */
+static int
+unmap_check(struct iscsi_context *iscsi, int lun, uint64_t lba, uint32_t bs, int rounds)
+{
+	size_t max = (size_t)rounds * bs;
+	unsigned char *w = malloc(max), *r = malloc(max);
+	struct scsi_task *t;
+	int bad = 0;
+
+	if (w == NULL || r == NULL)
+		return 1;
+	memset(w, 'a', max);
+	t = iscsi_write16_sync(iscsi, lun, lba, w, (uint32_t)max, bs, 0, 0, 0, 0, 0);
+	if (!task_ok(iscsi, t, "WRITE(16)", lba))
+		return 1;
+	scsi_free_scsi_task(t);
+	for (int i = 1; i <= rounds; i++) {
+		struct unmap_list l = { lba, (uint32_t)i };
+		struct scsi_iovec v = { r, (size_t)i * bs };
+
+		t = iscsi_unmap_sync(iscsi, lun, 0, 0, &l, 1);
+		if (!task_ok(iscsi, t, "UNMAP", lba))
+			return 1;
+		scsi_free_scsi_task(t);
+		memset(r, 0x77, max);
+		t = iscsi_read10_iov_sync(iscsi, lun, (uint32_t)lba, (uint32_t)i * bs, bs, 0, 0, 0, 0,
+					  0, &v, 1);
+		if (!task_ok(iscsi, t, "READ(10)", lba))
+			return 1;
+		scsi_free_scsi_task(t);
+		for (size_t k = 0; k < (size_t)i * bs; k++) {
+			if (r[k] == 0)
+				continue;
+			if (bad++ == 0) {
+				fprintf(stderr, "round %d: byte %zu of %zu is 0x%02x:", i, k,
+					(size_t)i * bs, r[k]);
+				for (size_t m = k; m < k + 32 && m < (size_t)i * bs; m++)
+					fprintf(stderr, " %02x", r[m]);
+				fprintf(stderr, "\n");
+			}
+			break;
+		}
+	}
+	free(w);
+	free(r);
+	printf("UNMAP check: %d rounds, %d read back non-zero\n", rounds, bad);
+	return bad ? 1 : 0;
+}
 
 static int
 task_ok(struct iscsi_context *iscsi, struct scsi_task *t, const char *what, uint64_t lba)
@@ -41,9 +96,9 @@ main(int argc, char **argv)
 	const char *init = "iqn.2026-11.org.iserd:rwcheck", *wfile = NULL, *rfile = NULL;
 	size_t chunk = 256 * 1024, nbytes = 0;
 	uint64_t lba0 = 0;
-	int c, do_sync = 0;
+	int c, do_sync = 0, unmap_rounds = 0;
 
-	while ((c = getopt(argc, argv, "i:l:c:w:r:n:s")) != -1) {
+	while ((c = getopt(argc, argv, "i:l:c:w:r:n:su:")) != -1) {
 		switch (c) {
 		case 'i': init = optarg; break;
 		case 'l': lba0 = strtoull(optarg, NULL, 0); break;
@@ -52,11 +107,13 @@ main(int argc, char **argv)
 		case 'r': rfile = optarg; break;
 		case 'n': nbytes = strtoul(optarg, NULL, 0); break;
 		case 's': do_sync = 1; break;
+		case 'u': unmap_rounds = atoi(optarg); break;
 		default: return 2;
 		}
 	}
-	if (optind != argc - 1 || chunk == 0) {
-		fprintf(stderr, "usage: %s [-i iqn] [-l lba] [-c chunk] [-w in] [-r out -n bytes] [-s] URL\n",
+	if (optind != argc - 1 || chunk == 0 || unmap_rounds < 0 || unmap_rounds > 65535) {
+		fprintf(stderr, "usage: %s [-i iqn] [-l lba] [-c chunk] [-w in] [-r out -n bytes] [-s] "
+			"[-u rounds] URL\n",
 			argv[0]);
 		return 2;
 	}
@@ -90,6 +147,14 @@ main(int argc, char **argv)
 	if (bs == 0 || chunk % bs) {
 		fprintf(stderr, "chunk %zu is not a multiple of the block size %u\n", chunk, bs);
 		return 1;
+	}
+	if (unmap_rounds > 0) {
+		if (lba0 + (uint64_t)unmap_rounds > nblocks || lba0 > 0xffffffffull - unmap_rounds) {
+			fprintf(stderr, "-u %d at lba %llu: past the end of the LUN\n", unmap_rounds,
+				(unsigned long long)lba0);
+			return 1;
+		}
+		return unmap_check(iscsi, lun, lba0, bs, unmap_rounds);
 	}
 	unsigned char *buf = malloc(chunk);
 	if (buf == NULL)

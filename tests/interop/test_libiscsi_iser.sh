@@ -7,7 +7,8 @@
 # 64 MiB RAM LUN and initial_r2t = true, immediate_data = false (libiscsi 1.19 sends unsolicited
 # Data-Out and immediate data over iSER without their payload); iscsi-inq (standard and VPD),
 # iscsi-readcapacity16 (iscsi-ls takes only iscsi:// URLs), iscsi-perf 4 KiB random READs at QD 32
-# and 128 KiB sequential READs at QD 8; iscsi-test-cu over iser:// (the suites in CU_SUBSET,
+# and 128 KiB sequential READs at QD 8; UNMAP then READ of the same blocks reads zeros (3 x 256
+# rounds through libiscsi's API: tests/integration/isd_rwcheck.c -u); iscsi-test-cu over iser:// (the suites in CU_SUBSET,
 # --dataloss) through tests/conformance/test_cu_resume.sh, which survives crashes of the client,
 # compared with tests/conformance/expected-failures.iser; kill -9 of iscsi-perf mid-READ and of a
 # libiscsi writer (tests/integration/isd_rwcheck.c, built here) mid-WRITE; 20 login/logout cycles;

@@ -145,6 +145,16 @@ test_cu_compare() {
 	cat $OUT/test-cu-compare.txt
 	return $rc
 }
+# UNMAP of a RAM LUN (LBPRZ=1) then READ of the same blocks must give zeros, round after round:
+# the RDMA Write of a READ comes straight from the LUN's pinned memory, which UNMAP zeroes in place.
+# Through libiscsi's own API (isd_rwcheck -u), not iscsi-test-cu, whose process corrupts its heap
+# over siw (tests/conformance/expected-failures.iser, Unmap.Simple).
+unmap_zero() {
+	local i
+	for i in 1 2 3; do
+		timeout 120 /lab/files/isd_rwcheck -i $INI1 -l 4096 -u 256 "$URL" || return 1
+	done
+}
 # libiscsi sets SEND_W_INV_NOT_SUP in its CM header (its ibv_reg_mr keys cannot be invalidated
 # remotely), so no response may carry Send with Invalidate
 idle() {
@@ -173,6 +183,7 @@ step "iscsi-inq VPD 0x80 over iSER" inq_vpd
 step "iscsi-readcapacity16 over iSER" rc16
 step "iscsi-perf 4 KiB random READ, QD 32, 5 s" perf_rand4k
 step "iscsi-perf 128 KiB sequential READ, QD 8, 5 s" perf_seq128k
+[ -x /lab/files/isd_rwcheck ] && step "UNMAP then READ reads zeros, 3 x 256 rounds (isd_rwcheck -u)" unmap_zero
 [ -z "${CU_DIAG:-}" ] || cu_diag
 step "iscsi-test-cu over iser:// (${TEST_CU_FILTER:-ALL}, --dataloss)" test_cu
 cu_cores
