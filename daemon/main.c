@@ -19,6 +19,7 @@
 
 #include "reactor/reactor.h"
 #include "dm/iser/iser_dm.h"
+#include "dm/tcp/tcp.h"
 #include "target/target.h"
 #include "util/log.h"
 
@@ -73,6 +74,23 @@ log_stats(struct daemon *d, const char *why)
 			    io, "remote_invalidations",
 			    json_object_new_int64((int64_t)is.remote_invalidations));
 			json_object_object_add(o, "iser", io);
+		}
+	}
+	{
+		struct isd_tcp_stats ts;
+		struct json_object *to = json_object_new_object();
+
+		isd_tcp_get_stats(&ts);
+		if (to != NULL) {
+			json_object_object_add(to, "rx_paused",
+					       json_object_new_int64((int64_t)ts.rx_paused));
+			json_object_object_add(to, "tx_queued_bytes",
+					       json_object_new_int64((int64_t)ts.tx_queued_bytes));
+			json_object_object_add(to, "tx_queued_peak",
+					       json_object_new_int64((int64_t)ts.tx_queued_peak));
+			json_object_object_add(to, "txq_drops",
+					       json_object_new_int64((int64_t)ts.txq_drops));
+			json_object_object_add(o, "tcp", to);
 		}
 	}
 	isd_log_info("%s stats %s", why, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

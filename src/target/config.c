@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "bstore/bstore.h"
+#include "dm/tcp/tcp.h"
 #include "scsi/scsi.h"
 
 #define ISD_NAME_LEN_MAX 223 /* RFC 7143 §4.2.7.1: at most 223 bytes */
@@ -58,6 +59,7 @@ isd_target_cfg_init(struct isd_target_cfg *cfg)
 	cfg->nop_timeout_ms = -1;
 	cfg->logout_timeout_ms = -1;
 	cfg->max_sessions = -1;
+	cfg->max_tx_queue_bytes = -1;
 	cfg->shutdown_timeout_ms = -1;
 	cfg->iser_remote_inv = -1;
 	neg_init(&cfg->neg);
@@ -653,6 +655,9 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 			       errlen);
 	rc |=
 	    rc ? 0 : check_range(cfg->max_sessions, 0, 1000000, "max_sessions", where, err, errlen);
+	rc |= rc ? 0
+		 : check_range(cfg->max_tx_queue_bytes, ISD_TCP_TXQ_MIN, ISD_TCP_TXQ_MAX,
+			       "max_tx_queue_bytes", where, err, errlen);
 	rc |= rc ? 0
 		 : check_range(cfg->shutdown_timeout_ms, 0, 600000, "shutdown_timeout (ms)", where,
 			       err, errlen);

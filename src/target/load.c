@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dm/tcp/tcp.h"
+
 /* Context of one load, for messages. */
 struct load_ctx {
 	const char *path;
@@ -39,6 +41,7 @@ static const char *const g_global_keys[] = {
     "login_timeout",	"nop_interval",
     "nop_timeout",	"logout_timeout",
     "shutdown_timeout", "max_sessions",
+    "max_tx_queue_bytes",
     "discovery_auth",	"iser_remote_invalidate",
     NULL,
 };
@@ -341,6 +344,9 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	}
 	if ((s = config_setting_get_member(g, "max_sessions")) != NULL &&
 	    (rc = get_int64(x, s, 0, 1000000, &cfg->max_sessions)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "max_tx_queue_bytes")) != NULL &&
+	    (rc = get_int64(x, s, ISD_TCP_TXQ_MIN, ISD_TCP_TXQ_MAX, &cfg->max_tx_queue_bytes)) < 0)
 		return rc;
 	if ((s = config_setting_get_member(g, "discovery_auth")) != NULL) {
 		rc = check_keys(x, s, "discovery_auth", g_auth_keys, NULL);

@@ -410,6 +410,9 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 		icfg.logout_timeout_ms = (uint32_t)cfg->logout_timeout_ms;
 	if (cfg->max_sessions != -1)
 		icfg.max_sessions = (uint32_t)cfg->max_sessions;
+	/* The TCP datamover's own limit: the core never sees a send queue. */
+	isd_tcp_set_max_tx_queue(cfg->max_tx_queue_bytes != -1 ? (uint64_t)cfg->max_tx_queue_bytes
+							       : ISD_TCP_TXQ_DEFAULT);
 	icfg.discovery_auth = cfg->discovery_auth;
 	apply_neg(&icfg.discovery_policy, NULL, &cfg->neg);
 	rc = isd_iscsi_tgt_create(r, &icfg, &rt->tgt);

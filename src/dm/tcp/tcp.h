@@ -29,4 +29,24 @@ void isd_tcp_portal_close(struct isd_tcp_portal *p);
 /* The port actually bound (useful with port 0 in tests). */
 uint16_t isd_tcp_portal_port(const struct isd_tcp_portal *p);
 
+/*
+ * Send queue limit per connection (global setting max_tx_queue_bytes): past
+ * it the connection is not read from until its queue drains to half of it,
+ * so a peer that does not read cannot make us buffer its replies.
+ */
+#define ISD_TCP_TXQ_MIN (64u << 10)
+#define ISD_TCP_TXQ_MAX (1u << 30)
+#define ISD_TCP_TXQ_DEFAULT (4u << 20)
+/* Sets the limit for connections from now on. Returns 0 or -EINVAL (outside MIN..MAX). */
+int isd_tcp_set_max_tx_queue(uint64_t bytes);
+
+/* Process-wide counters of the TCP datamover (all reactors of the process). */
+struct isd_tcp_stats {
+	uint64_t rx_paused;             /* times reading stopped for a full send queue */
+	uint64_t tx_queued_bytes;       /* bytes queued now, all connections */
+	uint64_t tx_queued_peak;        /* largest queue of one connection seen */
+	uint64_t txq_drops;             /* connections dropped at the hard ceiling */
+};
+void isd_tcp_get_stats(struct isd_tcp_stats *out);
+
 #endif

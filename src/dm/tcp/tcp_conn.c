@@ -38,6 +38,32 @@ static void close_now(struct isd_tcp_conn *tc, int reason);
 /* Skipped data segments land here; the content is never looked at. */
 static __thread uint8_t g_discard[65536];
 
+/* Send queue limit (max_tx_queue_bytes) and the counters of isd_tcp_get_stats. */
+static uint64_t g_txq_limit = ISD_TCP_TXQ_DEFAULT;
+static uint64_t g_rx_paused;
+static uint64_t g_tx_queued_bytes;
+static uint64_t g_tx_queued_peak;
+static uint64_t g_txq_drops;
+
+int
+isd_tcp_set_max_tx_queue(uint64_t bytes)
+{
+	if (bytes < ISD_TCP_TXQ_MIN || bytes > ISD_TCP_TXQ_MAX)
+		return -EINVAL;
+	g_txq_limit = bytes;
+	return 0;
+}
+
+void
+isd_tcp_get_stats(struct isd_tcp_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->rx_paused = g_rx_paused;
+	out->tx_queued_bytes = g_tx_queued_bytes;
+	out->tx_queued_peak = g_tx_queued_peak;
+	out->txq_drops = g_txq_drops;
+}
+
 static struct isd_tcp_conn *
 tconn(struct isd_conn *c)
 {
@@ -54,7 +80,7 @@ update_events(struct isd_tcp_conn *tc)
 
 	if (tc->state == ISD_TCP_CLOSED || tc->fd < 0)
 		return;
-	if (tc->state == ISD_TCP_OPEN)
+	if (tc->state == ISD_TCP_OPEN && !tc->rx_paused)
 		want |= EPOLLIN;
 	if (tc->tx_blocked && !TAILQ_EMPTY(&tc->txq))
 		want |= EPOLLOUT;
@@ -114,12 +140,80 @@ tx_free(struct isd_tcp_tx *tx)
 	free(tx);
 }
 
-static void
+/*
+ * What a queue may hold at most, whatever happens: reading stops at the
+ * limit, so only the replies to PDUs read before the pause (and the core's
+ * own pings) come after it, each bounded by the largest PDU we send here.
+ */
+static uint64_t
+txq_hard_limit(struct isd_tcp_conn *tc)
+{
+	uint64_t dsl = isd_conn_params(tc->conn)->max_xmit_dsl;
+	uint64_t pdu;
+
+	if (dsl < 8192 || dsl > ISD_MAX_DSL)
+		dsl = dsl > ISD_MAX_DSL ? ISD_MAX_DSL : 8192;
+	pdu = sizeof(struct isd_tcp_tx) + ISD_BHS_LEN + ISD_MAX_AHS_LEN + dsl;
+	return 2 * g_txq_limit + 2 * pdu;
+}
+
+/*
+ * Queues an item and counts the memory it owns (the item, and the header,
+ * AHS and data of its PDU; a Data-In's task buffer is the task's, bounded by
+ * the outstanding commands). Past the limit the connection stops being read:
+ * its peer must take our replies before it may send more requests. Past the
+ * hard ceiling it is dropped. Returns 0, or -ENOBUFS (closed, tx freed).
+ */
+static int
 tx_enqueue(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 {
+	uint64_t n = sizeof(*tx);
+
+	if (tx->pdu != NULL)
+		n += ISD_BHS_LEN + tx->pdu->ahs_len + tx->pdu->data_len;
+	tx->qbytes = (uint32_t)n;
 	TAILQ_INSERT_TAIL(&tc->txq, tx, link);
 	tc->txq_len++;
+	tc->txq_bytes += n;
+	g_tx_queued_bytes += n;
+	if (tc->txq_bytes > g_tx_queued_peak)
+		g_tx_queued_peak = tc->txq_bytes;
+	if (tc->txq_bytes > txq_hard_limit(tc)) {
+		g_txq_drops++;
+		isd_log_warn("tcp %s: %llu bytes queued for a peer that does not read, dropping "
+			     "the connection",
+			     tc->peer, (unsigned long long)tc->txq_bytes);
+		close_now(tc, -ENOBUFS);
+		return -ENOBUFS;
+	}
+	if (!tc->rx_paused && tc->txq_bytes > g_txq_limit && tc->state == ISD_TCP_OPEN) {
+		tc->rx_paused = true;
+		g_rx_paused++;
+		isd_log_dbg("tcp", "%s: %llu bytes queued, reading paused", tc->peer,
+			    (unsigned long long)tc->txq_bytes);
+		update_events(tc);
+	}
 	kick(tc);
+	return 0;
+}
+
+/*
+ * Takes an item off the queue and frees it. Below half the limit reading
+ * resumes; the caller updates the event mask (not here: this runs inside
+ * loops over the queue).
+ */
+static void
+tx_unlink(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
+{
+	TAILQ_REMOVE(&tc->txq, tx, link);
+	tc->txq_len--;
+	tc->txq_bytes -= tx->qbytes;
+	g_tx_queued_bytes -= tx->qbytes;
+	tx_free(tx);
+	if (tc->rx_paused && tc->txq_bytes <= g_txq_limit / 2) {
+		tc->rx_paused = false;
+		isd_log_dbg("tcp", "%s: send queue drained, reading again", tc->peer);
+	}
 }
 
 /* Appends trailing padding and data digest entries (the data entries are iov[first..]). */
@@ -279,9 +373,7 @@ tx_complete(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 
 	if (tx->kind == ISD_TCP_TX_DATAIN && !tx->detached)
 		t = tx->task;
-	TAILQ_REMOVE(&tc->txq, tx, link);
-	tc->txq_len--;
-	tx_free(tx);
+	tx_unlink(tc, tx);
 	if (t != NULL)
 		isd_dm_data_completion_notify(tc->conn, t, 0);
 }
@@ -378,7 +470,7 @@ tx_flush(struct isd_tcp_conn *tc)
 
 /* Copies the unwritten rest of a half-sent item's current PDU aside (see task_forget). */
 static int
-tx_detach(struct isd_tcp_tx *tx)
+tx_detach(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 {
 	size_t total = 0, off = 0;
 	uint8_t *buf;
@@ -391,6 +483,12 @@ tx_detach(struct isd_tcp_tx *tx)
 	for (int i = tx->iov_pos; i < tx->iovcnt; i++) {
 		memcpy(buf + off, tx->iov[i].iov_base, tx->iov[i].iov_len);
 		off += tx->iov[i].iov_len;
+	}
+	if (tx->detached_buf == NULL) {
+		/* The copy is queued memory now (at most one PDU per abandoned item). */
+		tx->qbytes += (uint32_t)total;
+		tc->txq_bytes += total;
+		g_tx_queued_bytes += total;
 	}
 	free(tx->detached_buf);
 	tx->detached_buf = buf;
@@ -472,11 +570,9 @@ close_now(struct isd_tcp_conn *tc, int reason)
 		close(tc->fd);
 		tc->fd = -1;
 	}
-	while ((tx = TAILQ_FIRST(&tc->txq)) != NULL) {
-		TAILQ_REMOVE(&tc->txq, tx, link);
-		tx_free(tx);
-	}
-	tc->txq_len = 0;
+	while ((tx = TAILQ_FIRST(&tc->txq)) != NULL)
+		tx_unlink(tc, tx);
+	tc->rx_paused = false;
 	rx_drop(tc);
 	r2t_forget_all(tc);
 	tc->term_reason = reason;
@@ -569,7 +665,8 @@ r2t_issue(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 
 	if (burst < 512 || burst > ISD_MAX_DSL)
 		burst = 262144;
-	while (tt->get_next < tt->get_end && r2t_outstanding(tt) < limit) {
+	while (tc->state == ISD_TCP_OPEN && tt->get_next < tt->get_end &&
+	       r2t_outstanding(tt) < limit) {
 		struct isd_tcp_r2t *r2t = NULL;
 		struct isd_tcp_tx *tx;
 		uint32_t len = tt->get_end - tt->get_next;
@@ -612,10 +709,11 @@ r2t_issue(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 		tx_add_header(tx, NULL, 0);
 		tx->built = true;
 		tx->last = true;
-		tx_enqueue(tc, tx);
+		tt->get_next += len;
+		if (tx_enqueue(tc, tx) < 0)
+			return 0;       /* closed: no completion follows, the core sees terminate */
 		isd_log_dbg("tcp", "%s: R2T itt 0x%x ttt 0x%x off %u len %u", tc->peer,
 			    isd_task_itt(tt->task), ttt, r2t->offset, len);
-		tt->get_next += len;
 	}
 	return 0;
 }
@@ -1006,7 +1104,8 @@ rx_run(struct isd_tcp_conn *tc)
 	unsigned int pdus = 0;
 	size_t bytes = 0;
 
-	while (tc->state == ISD_TCP_OPEN && pdus < ISD_TCP_RX_PDU_BUDGET &&
+	/* A full send queue stops us between PDUs (tx_enqueue). */
+	while (tc->state == ISD_TCP_OPEN && !tc->rx_paused && pdus < ISD_TCP_RX_PDU_BUDGET &&
 	       bytes < ISD_TCP_RX_BYTE_BUDGET) {
 		struct iovec iov[ISD_TCP_TX_IOV_MAX + 1];
 		bool stop = false;
@@ -1118,7 +1217,7 @@ tcp_send_control(struct isd_conn *c, struct isd_pdu *pdu)
 		free(tx);
 		goto err_free;
 	}
-	tx_enqueue(tc, tx);
+	(void)tx_enqueue(tc, tx);      /* -ENOBUFS: closed, the PDU went with it */
 	return 0;
 
 err_free:
@@ -1182,7 +1281,7 @@ tcp_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 	tx->end_off = x->offset + x->length;
 	tx->data_done = x->length == 0;
 	tx->collapse = x->length > 0 && isd_tcp_frame_can_collapse(x->rsp);
-	tx_enqueue(tc, tx);
+	(void)tx_enqueue(tc, tx);      /* -ENOBUFS: closed, no completion follows */
 	return 0;
 
 err_free:
@@ -1225,13 +1324,11 @@ task_forget(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 		if (tx->task != tt->task || tx->detached)
 			continue;
 		if (!tx->started) {
-			TAILQ_REMOVE(&tc->txq, tx, link);
-			tc->txq_len--;
-			tx_free(tx);
+			tx_unlink(tc, tx);
 			continue;
 		}
 		if (rc == 0)
-			rc = tx_detach(tx);
+			rc = tx_detach(tc, tx);
 		isd_log_dbg("tcp", "%s: itt 0x%x abandoned mid-PDU, finishing it from a copy",
 			    tc->peer, isd_task_itt(tt->task));
 	}
@@ -1242,6 +1339,8 @@ task_forget(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 	}
 	if (tc->state != ISD_TCP_CLOSED)
 		r2t_resume_waiters(tc);
+	if (tc->state != ISD_TCP_CLOSED)
+		update_events(tc);      /* reading may resume */
 	return 0;
 }
 

@@ -111,6 +111,7 @@ struct isd_tcp_tx {
 	TAILQ_ENTRY(isd_tcp_tx) link;
 	enum isd_tcp_tx_kind kind;
 	struct isd_task *task;          /* R2T, DATAIN: the task it belongs to */
+	uint32_t qbytes;                /* what it counts in the connection's txq_bytes */
 	struct isd_pdu *pdu;            /* PDU: the PDU; DATAIN: the rsp to send after the data */
 	bool hdgst;                     /* digest settings snapshot at enqueue time */
 	bool ddgst;
@@ -189,6 +190,7 @@ struct isd_tcp_conn {
 	bool registered;                /* fd is in the reactor */
 	uint32_t ev_mask;               /* events registered with the reactor */
 	bool tx_blocked;                /* the socket said EAGAIN: wait for EPOLLOUT */
+	bool rx_paused;                 /* send queue over the limit: not reading */
 	char peer[80];                  /* "addr:port" for logs */
 	int term_reason;                /* passed to isd_dm_terminate_notify */
 	bool notify_pending;
@@ -222,6 +224,7 @@ struct isd_tcp_conn {
 	/* send */
 	struct isd_tcp_tx_list txq;
 	uint32_t txq_len;
+	uint64_t txq_bytes;             /* memory the queued items own (see tx_enqueue) */
 
 	/* R2T */
 	uint32_t ttt_gen;

@@ -590,12 +590,11 @@ expect_reject(struct env *e, uint8_t reason, const uint8_t *bad_bhs)
 	rpdu_fini(&p);
 }
 
+/* Sends one immediate NOP-Out ping with data; the reply is not read here. */
 static void
-nop_ping(struct env *e, const void *data, uint32_t len)
+nop_send(struct env *e, uint32_t itt, const void *data, uint32_t len)
 {
 	uint8_t bhs[ISD_BHS_LEN] = {0};
-	uint32_t itt = e->itt++;
-	struct rpdu p;
 
 	bhs[0] = ISD_OP_NOP_OUT | ISD_BHS_I;
 	bhs[1] = ISD_BHS_F;
@@ -604,6 +603,15 @@ nop_ping(struct env *e, const void *data, uint32_t len)
 	put_be32(bhs + 24, e->cmdsn);
 	put_be32(bhs + 28, e->exp_statsn);
 	send_pdu(e, bhs, data, len);
+}
+
+static void
+nop_ping(struct env *e, const void *data, uint32_t len)
+{
+	uint32_t itt = e->itt++;
+	struct rpdu p;
+
+	nop_send(e, itt, data, len);
 	assert_int_equal(recv_pdu(e, &p), 0);
 	assert_int_equal(isd_bhs_opcode(p.bhs), ISD_OP_NOP_IN);
 	assert_int_equal(isd_bhs_itt(p.bhs), itt);
@@ -1258,6 +1266,81 @@ test_abort_mid_datain(void **state)
 	nop_ping(e, "clean stream", 12);
 }
 
+static void
+pump_n(struct env *e, int n)
+{
+	for (int i = 0; i < n; i++)
+		pump(e, 1);
+}
+
+/*
+ * A peer that sends pings and does not read the echoes: past max_tx_queue_bytes
+ * the target stops reading (the pings behind stay in the socket, the queue
+ * stops growing), and once the peer has taken enough replies for the queue to
+ * drain below half the limit it reads again and answers every ping.
+ */
+static void
+test_txq_limit_pauses_reading(void **state)
+{
+	struct env *e = *state;
+	struct isd_tcp_stats st0, st;
+	uint8_t *ping = malloc(OUR_MRDSL);
+	uint32_t first_itt, sent = 0, got = 0;
+	uint64_t held;
+
+	assert_non_null(ping);
+	memset(ping, 0x5a, OUR_MRDSL);
+	assert_int_equal(isd_tcp_set_max_tx_queue(ISD_TCP_TXQ_MIN - 1), -EINVAL);
+	assert_int_equal(isd_tcp_set_max_tx_queue(ISD_TCP_TXQ_MAX + 1ull), -EINVAL);
+	assert_int_equal(isd_tcp_set_max_tx_queue(ISD_TCP_TXQ_MIN), 0);
+	e->rcvbuf = 4096;
+	login(e, false, false, OUR_MRDSL, 65536, 1);
+	isd_tcp_get_stats(&st0);
+	assert_int_equal(st0.tx_queued_bytes, 0);
+	first_itt = e->itt;
+	/* Fill the queue past the limit: each echo is ~9 KiB queued. */
+	do {
+		nop_send(e, e->itt++, ping, OUR_MRDSL);
+		sent++;
+		pump_n(e, 5);
+		isd_tcp_get_stats(&st);
+		assert_true(sent < 64);
+	} while (st.rx_paused == st0.rx_paused);
+	assert_int_equal(st.rx_paused, st0.rx_paused + 1);
+	assert_true(st.tx_queued_bytes > ISD_TCP_TXQ_MIN);
+	held = st.tx_queued_bytes;
+	/* More pings: they stay in the socket, nothing more is queued. */
+	for (int i = 0; i < 4; i++) {
+		nop_send(e, e->itt++, ping, OUR_MRDSL);
+		sent++;
+	}
+	pump_n(e, 50);
+	isd_tcp_get_stats(&st);
+	assert_true(st.tx_queued_bytes <= held);
+	assert_int_equal(st.rx_paused, st0.rx_paused + 1);
+	assert_true(st.tx_queued_peak >= held);
+	/* Take replies until the queue is below half: then the target reads again. */
+	while (got < sent) {
+		struct rpdu p;
+
+		assert_int_equal(recv_pdu(e, &p), 0);
+		assert_int_equal(isd_bhs_opcode(p.bhs), ISD_OP_NOP_IN);
+		assert_int_equal(isd_bhs_itt(p.bhs), first_itt + got);
+		assert_int_equal(p.len, OUR_MRDSL);
+		assert_memory_equal(p.data, ping, OUR_MRDSL);
+		rpdu_fini(&p);
+		got++;
+	}
+	pump_n(e, 20);
+	isd_tcp_get_stats(&st);
+	assert_int_equal(st.tx_queued_bytes, 0);
+	/* Paused once more at most (the last pings arrived together), resumed each time. */
+	assert_true(st.rx_paused >= st0.rx_paused + 1);
+	nop_ping(e, "after", 5);
+	assert_int_equal(isd_tcp_set_max_tx_queue(ISD_TCP_TXQ_DEFAULT), 0);
+	free(ping);
+}
+
 int
 main(void)
 {
@@ -1279,6 +1362,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ahs_under_header_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stuck_peer_terminate_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_mid_datain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_txq_limit_pauses_reading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_no_digests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_with_digests, setup, teardown),
 	};

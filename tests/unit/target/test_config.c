@@ -348,7 +348,7 @@ static const char g_full_conf[] =
     "  login_timeout = 20;\n"
     "  nop_interval = 0;\n"
     "  nop_timeout = 2.5;\n"
-    "  max_sessions = 64;\n"
+    "  max_sessions = 64; max_tx_queue_bytes = 1048576;\n"
     "  max_burst_length = 524288;\n"
     "  iser_remote_invalidate = false;\n"
     "  discovery_auth = { chap = \"disc:discsecret12\"; };\n"
@@ -399,6 +399,7 @@ test_file_full_example(void **state)
 	assert_true(cfg.nop_interval_ms == 0);
 	assert_true(cfg.nop_timeout_ms == 2500);
 	assert_true(cfg.max_sessions == 64);
+	assert_true(cfg.max_tx_queue_bytes == 1048576);
 	assert_int_equal(cfg.iser_remote_inv, 0);
 	assert_true(cfg.neg.max_burst_length == 524288);
 	assert_true(cfg.discovery_auth.require_chap);
@@ -491,6 +492,7 @@ test_file_rejects_bad_values(void **state)
 			  " luns = ( { backing = \"ram:1G\"; } ); } );\n",
 			  "bad.conf:2: invalid target name 'iqn.2026-11.Org.iserd'");
 	expect_file_error("portals = ( \"nvme://0.0.0.0:3260\" );\n", "unknown transport");
+	expect_file_error("global = { max_tx_queue_bytes = 4096; };\n", "max_tx_queue_bytes");
 	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\"; } );\n",
 			  "has no LUNs");
 	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
