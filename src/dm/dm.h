@@ -98,7 +98,10 @@ void isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu);
  * digest error, data segment over MaxRecvDataSegmentLength, which the datamover
  * skipped): the core answers with a Reject carrying `reason` and the BHS. */
 void isd_dm_pdu_error_notify(struct isd_conn *c, const uint8_t *bhs, int reason);
-/* Data_Completion_Notify: a put_data/get_data finished (status 0) or failed (-errno). */
+/* Data_Completion_Notify: a put_data/get_data finished (status 0) or failed (-errno).
+ * get_data only: -EILSEQ means every byte arrived but some failed its data digest
+ * (each such PDU was already reported with isd_dm_pdu_error_notify): the core ends
+ * the task with CHECK CONDITION and never runs it. */
 void isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status);
 /* Connection_Terminate_Notify: the connection is gone (peer closed, error, or after
  * ops->terminate). No other upcall for c follows. */

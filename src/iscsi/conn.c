@@ -285,6 +285,8 @@ isd_dm_pdu_error_notify(struct isd_conn *c, const uint8_t *bhs, int reason)
 	if (reason <= 0 || reason > 0xff)
 		reason = ISD_REJECT_PROTOCOL_ERROR;
 	isd_reject_send(c, bhs, (uint8_t)reason);
+	if (reason == ISD_REJECT_DIGEST_ERROR && isd_bhs_opcode(bhs) == ISD_OP_DATA_OUT)
+		isd_task_data_out_digest_error(c, bhs);
 }
 
 void

@@ -216,6 +216,7 @@ struct isd_task {
 	uint32_t unsol_limit;           /* immediate + unsolicited Data-Out may reach this */
 	uint32_t unsol_got;             /* contiguous bytes received unsolicited */
 	uint32_t unsol_datasn;          /* next expected DataSN of the unsolicited burst */
+	bool data_bad;                  /* some Data-Out failed its data digest: never run */
 	struct isd_tmf_wait *tmf_wait;  /* TMF response waiting for this task's exec */
 	struct isd_scsi_cmd cmd;
 	struct isd_pdu *held_pdu;       /* command PDU whose immediate data is cmd's buffer */
@@ -284,6 +285,7 @@ struct isd_held *isd_cmdsn_find_held(struct isd_session *s, uint32_t itt);
 /* task.c */
 void isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu);
 void isd_task_data_out_rx(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_task_data_out_digest_error(struct isd_conn *c, const uint8_t *bhs);
 struct isd_task *isd_task_find(struct isd_conn *c, uint32_t itt);
 /* Abandons a task: no response; frees it now, or when its exec completes. Returns
  * true if its completion is still pending (exec in flight). */

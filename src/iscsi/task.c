@@ -209,6 +209,21 @@ task_exec(struct isd_task *t)
 	isd_scsi_cmd_exec(&t->cmd);
 }
 
+/*
+ * Some data-out failed its digest (RFC 7143 §7.8). At ErrorRecoveryLevel 0
+ * there is no recovery R2T (within-command recovery needs ERL 1), so the task
+ * ends with CHECK CONDITION, "protocol service CRC error" (§11.4.7.2: ABORTED
+ * COMMAND, 0x47/0x05), once all its data has arrived; exec sees the status
+ * and stores nothing.
+ */
+static void
+task_exec_crc_error(struct isd_task *t)
+{
+	isd_scsi_set_sense(&t->cmd, ISD_SK_ABORTED_COMMAND, 0x47, 0x05);
+	t->cmd.status = ISD_SAM_CHECK_CONDITION;
+	task_exec(t);
+}
+
 /* All immediate and unsolicited data is in: solicit the rest, or run, or answer. */
 static void
 task_after_unsol(struct isd_task *t)
@@ -220,6 +235,11 @@ task_after_unsol(struct isd_task *t)
 
 	if (t->setup_done) {
 		task_respond(t);
+		return;
+	}
+	if (t->data_bad) {
+		/* nothing solicited: the initiator has sent all it meant to send */
+		task_exec_crc_error(t);
 		return;
 	}
 	if (t->cmd.dir == ISD_SCSI_DIR_OUT) {
@@ -250,7 +270,9 @@ isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status
 {
 	isd_conn_get(c);
 	if (t->state == ISD_TASK_GET_DATA) {
-		if (status < 0 || c->state != ISD_CONN_FFP) {
+		if (status == -EILSEQ && c->state == ISD_CONN_FFP) {
+			task_exec_crc_error(t);
+		} else if (status < 0 || c->state != ISD_CONN_FFP) {
 			t->state = ISD_TASK_NEW;
 			if (status < 0)
 				isd_conn_close(c);
@@ -367,6 +389,8 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	t->cmd.task_attr = flags & ISD_CMD_ATTR_MASK;
 	t->cmd.tag = itt;
 	t->cmd.buf_ops = c->buf_ops.alloc != NULL ? &c->buf_ops : NULL;
+	/* digests are checked after the data is in: it must not be received into a LU */
+	t->cmd.data_out_staged = p->data_digest;
 	t->cmd.done = scsi_done;
 	t->cmd.cb_arg = t;
 	if (c->ops->task_init != NULL)
@@ -469,4 +493,28 @@ reject:
 		    (void *)c, itt, ttt, datasn, offset);
 	isd_reject_send(c, bhs, reason);
 	isd_conn_release_pdu(c, pdu);
+}
+
+/*
+ * An unsolicited Data-Out failed its data digest and was rejected (the
+ * datamover dropped its data). Its header is in order, so the burst goes on
+ * past it as if it had come, and the task is marked never to run: it ends
+ * with CHECK CONDITION once the burst is over (task_after_unsol).
+ */
+void
+isd_task_data_out_digest_error(struct isd_conn *c, const uint8_t *bhs)
+{
+	struct isd_task *t = isd_task_find(c, isd_bhs_itt(bhs));
+	uint32_t offset = get_be32(bhs + 40);
+	uint32_t len = isd_bhs_dsl(bhs);
+
+	if (c->state != ISD_CONN_FFP || t == NULL || isd_bhs_ttt(bhs) != ISD_RSVD_TAG ||
+	    t->state != ISD_TASK_UNSOL || get_be32(bhs + 36) != t->unsol_datasn ||
+	    offset != t->unsol_got || len > t->unsol_limit - offset)
+		return;         /* the Reject is all: nothing of this task is waiting for it */
+	t->data_bad = true;
+	t->unsol_got += len;
+	t->unsol_datasn++;
+	if (isd_bhs_flags(bhs) & ISD_BHS_F)
+		task_after_unsol(t);
 }

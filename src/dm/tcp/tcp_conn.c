@@ -907,7 +907,7 @@ rx_dataout_done(struct isd_tcp_conn *tc, struct isd_tcp_task *tt, int idx)
 		r2t_resume_waiters(tc);
 		if (tc->state == ISD_TCP_CLOSED)
 			return;
-		isd_dm_data_completion_notify(tc->conn, tt->task, 0);
+		isd_dm_data_completion_notify(tc->conn, tt->task, tt->data_bad ? -EILSEQ : 0);
 		return;
 	}
 	r2t_resume_waiters(tc);
@@ -956,14 +956,19 @@ rx_pdu_done(struct isd_tcp_conn *tc)
 			crc = isd_crc32c_final(isd_crc32c_update(crc, pad, tc->rx_pad));
 			if (crc != isd_tcp_get_digest(dgst)) {
 				/*
-				 * The bytes are in the buffer but not counted, so the
-				 * task never completes on them (no write of data that
-				 * did not arrive intact).
+				 * Rejected (RFC 7143 §7.8), and the sequence goes on as
+				 * if the bytes had come: the header checked out against
+				 * its R2T. The task completes with -EILSEQ when all its
+				 * data is in and the core ends it unrun. The bytes are in
+				 * a staging buffer: with data digests on, the core never
+				 * lets a LU's memory be the receive buffer.
 				 */
 				isd_log_warn("tcp %s: data digest error on Data-Out", tc->peer);
-				tc->rx_tt = NULL;
+				tc->rx_tt->data_bad = true;
+				/* No task goes away inside (a Reject is only queued). */
 				isd_dm_pdu_error_notify(tc->conn, bhs, ISD_REJECT_DIGEST_ERROR);
-				break;
+				if (tc->state != ISD_TCP_OPEN || tc->rx_tt == NULL)
+					break;
 			}
 		}
 		{
@@ -1367,6 +1372,7 @@ tcp_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 	tt->get_next = x->offset;
 	tt->get_end = x->offset + x->length;
 	tt->get_missing = x->length;
+	tt->data_bad = false;
 	rc = r2t_issue(tc, tt);
 	if (rc < 0) {
 		/* Nothing of it may stay behind: no completion follows a failed call. */

@@ -150,6 +150,7 @@ struct isd_tcp_task {
 	uint32_t get_next;              /* first byte no R2T has asked for yet */
 	uint32_t get_end;
 	uint32_t get_missing;           /* bytes still to arrive */
+	bool data_bad;                  /* a Data-Out failed its digest: complete with -EILSEQ */
 	bool waiting;                   /* on the connection's wait list for a TTT slot */
 	TAILQ_ENTRY(isd_tcp_task) wait_link;
 	struct isd_tcp_r2t r2t[ISD_TCP_TASK_R2T_MAX];

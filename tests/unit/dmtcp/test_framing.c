@@ -8,7 +8,8 @@
  * padding, Data-In splitting at the initiator's MaxRecvDataSegmentLength with
  * DataSN/BufferOffset/F and the status collapsed into the last Data-In, R2T
  * generation within MaxBurstLength and MaxOutstandingR2T, Data-Out reassembly,
- * and the errors: bad offset, bad DataSN, data digest (Reject), data segment
+ * and the errors: bad offset, bad DataSN, data digest (Reject, then CHECK
+ * CONDITION once the data is in, nothing stored), data segment
  * over our MaxRecvDataSegmentLength (skipped, Reject), header digest (drop).
  */
 #define _GNU_SOURCE /* memmem */
@@ -574,6 +575,25 @@ expect_scsi_good(struct env *e, uint32_t itt)
 	rpdu_fini(&p);
 }
 
+/* A SCSI Response with CHECK CONDITION and the given sense key and ASC/ASCQ. */
+static void
+expect_scsi_check(struct env *e, uint32_t itt, uint8_t key, uint8_t asc, uint8_t ascq)
+{
+	struct rpdu p;
+
+	assert_int_equal(recv_pdu(e, &p), 0);
+	if (isd_bhs_opcode(p.bhs) != ISD_OP_SCSI_RSP)
+		fail_msg("expected SCSI Response, got opcode 0x%02x", isd_bhs_opcode(p.bhs));
+	assert_int_equal(isd_bhs_itt(p.bhs), itt);
+	assert_int_equal(p.bhs[3], ISD_SAM_CHECK_CONDITION);
+	/* 2-byte SenseLength, then fixed-format sense data */
+	assert_true(p.len >= 2 + 14);
+	assert_int_equal(p.data[2 + 2] & 0xf, key);
+	assert_int_equal(p.data[2 + 12], asc);
+	assert_int_equal(p.data[2 + 13], ascq);
+	rpdu_fini(&p);
+}
+
 static void
 expect_reject(struct env *e, uint8_t reason, const uint8_t *bad_bhs)
 {
@@ -828,10 +848,6 @@ test_dataout_bad_offset_and_datasn(void **state)
 	data_out_bhs(e, bhs, itt, r.ttt, 0, 0, true);
 	send_pdu(e, bhs, wbuf, 2048);
 	expect_reject(e, ISD_REJECT_PROTOCOL_ERROR, bhs);
-	/* Data digest error: rejected, the bytes do not count. */
-	data_out_bhs(e, bhs, itt, r.ttt, 0, 0, false);
-	send_pdu_raw(e, bhs, wbuf + 4096, 2048, false, true);
-	expect_reject(e, ISD_REJECT_DIGEST_ERROR, bhs);
 	/* Now the right sequence completes the command. */
 	data_out_bhs(e, bhs, itt, r.ttt, 0, 0, false);
 	send_pdu(e, bhs, wbuf + 4096, 2048);
@@ -844,6 +860,64 @@ test_dataout_bad_offset_and_datasn(void **state)
 	read_blocks(e, 300, 8, 4096, 8192, rbuf);
 	assert_memory_equal(rbuf, wbuf + 4096, 4096);
 	free(wbuf);
+	free(rbuf);
+}
+
+/*
+ * A solicited Data-Out that fails its data digest (RFC 7143 §7.8, ERL 0): a
+ * Reject, the sequence goes on, and once all data is in the command ends with
+ * CHECK CONDITION, ABORTED COMMAND, PROTOCOL SERVICE CRC ERROR (0x47/0x05).
+ * Nothing of it reaches the RAM LU, not even the Data-Out that was good.
+ */
+static void
+test_dataout_digest_error_stores_nothing(void **state)
+{
+	struct env *e = *state;
+	uint32_t len = 16 * BLK;
+	uint8_t *old = malloc(len), *bad = malloc(len), *rbuf = malloc(len);
+	uint8_t bhs[ISD_BHS_LEN];
+	struct r2t_seen r;
+	uint32_t itt;
+
+	assert_non_null(old);
+	assert_non_null(bad);
+	assert_non_null(rbuf);
+	login(e, true, true, 8192, 262144, 1);
+	fill_pattern(old, len, 7);
+	fill_pattern(bad, len, 8);
+	write_blocks(e, 400, old, len, 262144, 1, 4096);
+	itt = e->itt++;
+	scsi_cmd_bhs(e, bhs, true, 400, 16, len, itt);
+	send_pdu(e, bhs, NULL, 0);
+	recv_r2t(e, itt, &r);
+	assert_int_equal(r.len, len);
+	data_out_bhs(e, bhs, itt, r.ttt, 0, 0, false);
+	send_pdu(e, bhs, bad, 4096);
+	data_out_bhs(e, bhs, itt, r.ttt, 1, 4096, true);
+	send_pdu_raw(e, bhs, bad + 4096, 4096, false, true);
+	expect_reject(e, ISD_REJECT_DIGEST_ERROR, bhs);
+	expect_scsi_check(e, itt, ISD_SK_ABORTED_COMMAND, 0x47, 0x05);
+	read_blocks(e, 400, 16, len, 8192, rbuf);
+	assert_memory_equal(rbuf, old, len);
+	/* The bad PDU first, then a good one: the same. */
+	itt = e->itt++;
+	scsi_cmd_bhs(e, bhs, true, 400, 16, len, itt);
+	send_pdu(e, bhs, NULL, 0);
+	recv_r2t(e, itt, &r);
+	data_out_bhs(e, bhs, itt, r.ttt, 0, 0, false);
+	send_pdu_raw(e, bhs, bad, 4096, false, true);
+	expect_reject(e, ISD_REJECT_DIGEST_ERROR, bhs);
+	data_out_bhs(e, bhs, itt, r.ttt, 1, 4096, true);
+	send_pdu(e, bhs, bad + 4096, 4096);
+	expect_scsi_check(e, itt, ISD_SK_ABORTED_COMMAND, 0x47, 0x05);
+	read_blocks(e, 400, 16, len, 8192, rbuf);
+	assert_memory_equal(rbuf, old, len);
+	/* The connection goes on: a good write lands. */
+	write_blocks(e, 400, bad, len, 262144, 1, 4096);
+	read_blocks(e, 400, 16, len, 8192, rbuf);
+	assert_memory_equal(rbuf, bad, len);
+	free(old);
+	free(bad);
 	free(rbuf);
 }
 
@@ -1351,6 +1425,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_r2t_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_r2t_single_outstanding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dataout_bad_offset_and_datasn, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_dataout_digest_error_stores_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_segment_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_digest_error_drops, setup, teardown),
