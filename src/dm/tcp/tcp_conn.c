@@ -142,19 +142,22 @@ tx_free(struct isd_tcp_tx *tx)
 
 /*
  * What a queue may hold at most, whatever happens: reading stops at the
- * limit, so only the replies to PDUs read before the pause (and the core's
- * own pings) come after it, each bounded by the largest PDU we send here.
+ * limit, so after it come only the replies to the PDUs read before the pause
+ * (a couple of the largest PDUs we send here), the core's own pings, and the
+ * responses of commands that waited for a CmdSN gap to fill, which one PDU
+ * can release all at once (a whole command window, small PDUs each).
  */
 static uint64_t
 txq_hard_limit(struct isd_tcp_conn *tc)
 {
 	uint64_t dsl = isd_conn_params(tc->conn)->max_xmit_dsl;
-	uint64_t pdu;
+	uint64_t pdu, window;
 
 	if (dsl < 8192 || dsl > ISD_MAX_DSL)
 		dsl = dsl > ISD_MAX_DSL ? ISD_MAX_DSL : 8192;
 	pdu = sizeof(struct isd_tcp_tx) + ISD_BHS_LEN + ISD_MAX_AHS_LEN + dsl;
-	return 2 * g_txq_limit + 2 * pdu;
+	window = (uint64_t)ISD_TCP_TXQ_WINDOW * (sizeof(struct isd_tcp_tx) + ISD_BHS_LEN + 256);
+	return 2 * g_txq_limit + 2 * pdu + window;
 }
 
 /*

@@ -29,6 +29,8 @@
 #define ISD_TCP_TX_BYTE_BUDGET (4u << 20)
 /* A data segment this far over our limit is not worth skipping: drop the connection. */
 #define ISD_TCP_DISCARD_SLACK (1u << 20)
+/* Commands one CmdSN window may hold (the largest queue_depth): see txq_hard_limit. */
+#define ISD_TCP_TXQ_WINDOW 4096
 /* How long terminate() keeps flushing queued PDUs before closing anyway. */
 #define ISD_TCP_FLUSH_MS 1000
 
