@@ -7,6 +7,8 @@
     reading from that connection once its send queue passes
     max_tx_queue_bytes, so its memory stays bounded, while a good session on
     another connection goes on with TUR/WRITE/READ.
+(c) The same attacker, then silence: with reading paused, our NOP-In ping is
+    never answered and the NOP timeout drops it (the hard bound in time).
 (b) A normal session queues 256 KiB READs at full queue depth and never reads
     the Data-In: bounded too (the task buffers are bounded by the commands
     outstanding, the queue by the limit).
@@ -165,8 +167,38 @@ def case_read_flood_unread(d):
     return "%d READs, RSS +%d KiB, tcp %s" % (state["n"], peak, st["tcp"])
 
 
+def case_stuck_reader_dropped(d):
+    """A peer that never reads again: reading stays paused, so the core's NOP-In
+    ping (nop_interval 5 s) goes unanswered and nop_timeout (10 s) drops it."""
+    good = hl.session(d.port)
+    atk = small_rcvbuf_conn(d.port)
+    cls, det, _ = atk.login(hl.initiator_name(), session_type="Discovery")
+    if cls != 0:
+        raise CaseFail("discovery login failed 0x%02x%02x" % (cls, det))
+    size = atk.target_mrdsl
+    rest = struct.pack(">III", RSVD, atk.cmdsn, atk.expstatsn)
+    pdu = bhs(0x40 | OP_NOP_OUT, 0x80, dsl=size, itt=0x77, rest=rest) + bytes(size)
+    flood(d, atk.sock, lambda: pdu, good)
+    if d.stats()["connections"] != 2:
+        raise CaseFail("the attacker was dropped before the NOP timeout")
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        good.nop_ping(b"alive")         # answers the target's pings on the good one
+        st = d.stats()
+        if st["connections"] == 1 and st["tcp"]["tx_queued_bytes"] == 0:
+            break
+        time.sleep(0.5)
+    else:
+        raise CaseFail("the stuck attacker was never dropped: %s" % st)
+    good_io(good, 5000, 5)
+    good.close()
+    atk.close()
+    return "dropped by the NOP timeout, queue freed"
+
+
 CASES = [
     ("discovery NOP-Out flood, never read", case_nop_flood_discovery),
+    ("a peer that never reads again is dropped at the NOP timeout", case_stuck_reader_dropped),
     ("256 KiB READs at queue depth, Data-In never read", case_read_flood_unread),
 ]
 
