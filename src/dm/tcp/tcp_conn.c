@@ -165,7 +165,7 @@ txq_hard_limit(struct isd_tcp_conn *tc)
  * AHS and data of its PDU; a Data-In's task buffer is the task's, bounded by
  * the outstanding commands). Past the limit the connection stops being read:
  * its peer must take our replies before it may send more requests. Past the
- * hard ceiling it is dropped. Returns 0, or -ENOBUFS (closed, tx freed).
+ * hard ceiling it is dropped. Returns 0, or -ENOBUFS/-ENOTCONN (closed, tx freed).
  */
 static int
 tx_enqueue(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
@@ -195,6 +195,8 @@ tx_enqueue(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 		isd_log_dbg("tcp", "%s: %llu bytes queued, reading paused", tc->peer,
 			    (unsigned long long)tc->txq_bytes);
 		update_events(tc);
+		if (tc->state == ISD_TCP_CLOSED)
+			return -ENOTCONN;       /* epoll failed: closed, tx freed */
 	}
 	kick(tc);
 	return 0;
@@ -1225,7 +1227,7 @@ tcp_send_control(struct isd_conn *c, struct isd_pdu *pdu)
 		free(tx);
 		goto err_free;
 	}
-	(void)tx_enqueue(tc, tx);      /* -ENOBUFS: closed, the PDU went with it */
+	(void)tx_enqueue(tc, tx);      /* < 0: closed, the PDU went with it */
 	return 0;
 
 err_free:
@@ -1289,7 +1291,7 @@ tcp_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 	tx->end_off = x->offset + x->length;
 	tx->data_done = x->length == 0;
 	tx->collapse = x->length > 0 && isd_tcp_frame_can_collapse(x->rsp);
-	(void)tx_enqueue(tc, tx);      /* -ENOBUFS: closed, no completion follows */
+	(void)tx_enqueue(tc, tx);      /* < 0: closed, no completion follows */
 	return 0;
 
 err_free:
