@@ -2,6 +2,7 @@
  * The iSCSI core in full feature phase, through the fake datamover: the SCSI
  * command path to a RAM LU, CmdSN ordering, NOP, Reject, TMF, Text, Logout.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -324,6 +325,74 @@ test_cmd_read_underflow_residual(void **state)
 	assert_true(rsp->bhs[1] & ISD_RSP_O);
 	assert_int_equal(get_be32(rsp->bhs + 44), 512);
 	isd_pdu_free(rsp);
+}
+
+static void
+expect_crc_check_condition(struct fx *f, uint32_t itt)
+{
+	struct isd_pdu *rsp = wait_pdu(f);
+
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_SCSI_RSP);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), itt);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_CHECK_CONDITION);
+	assert_true(rsp->data_len >= 2 + 14);
+	assert_int_equal(rsp->data[2 + 2] & 0x0f, ISD_SK_ABORTED_COMMAND);
+	assert_int_equal(rsp->data[2 + 12], 0x47);     /* PROTOCOL SERVICE CRC ERROR */
+	assert_int_equal(rsp->data[2 + 13], 0x05);
+	isd_pdu_free(rsp);
+}
+
+/*
+ * Data-out that failed its data digest (RFC 7143 §7.8, ERL 0): the command is
+ * never run; once all its data is in it ends with CHECK CONDITION, ABORTED
+ * COMMAND, PROTOCOL SERVICE CRC ERROR. Unsolicited: the datamover reports the
+ * Data-Out it dropped and the core answers Reject, then ends the burst without
+ * soliciting the rest. Solicited: get_data completes with -EILSEQ.
+ */
+static void
+test_cmd_data_digest_error_check_condition(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[4096], bhs[ISD_BHS_LEN], cdb[16];
+	struct isd_pdu *rsp;
+	uint32_t itt = f->itt++;
+
+	memset(buf, 0x3c, sizeof(buf));
+	rw10(cdb, 0x2a, 16, 8);
+	cmd_bhs(bhs, ISD_CMD_W, itt, 4096, f->cmdsn++, cdb, 16);    /* F=0: Data-Out follows */
+	fake_dm_inject(&f->fd, bhs, buf, 1024);
+	data_out_bhs(bhs, ISD_BHS_F, itt, ISD_RSVD_TAG, 0, 1024);
+	isd_bhs_set_dsl(bhs, 1024);
+	isd_dm_pdu_error_notify(f->fd.conn, bhs, ISD_REJECT_DIGEST_ERROR);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_REJECT);
+	assert_int_equal(rsp->bhs[2], ISD_REJECT_DIGEST_ERROR);
+	isd_pdu_free(rsp);
+	expect_crc_check_condition(f, itt);
+	assert_int_equal(f->fd.n_xfers, 0);     /* nothing solicited after a bad burst */
+
+	/* A wrong digest on a Data-Out that fits no burst changes nothing but a Reject. */
+	data_out_bhs(bhs, ISD_BHS_F, 0x7777, ISD_RSVD_TAG, 0, 0);
+	isd_bhs_set_dsl(bhs, 512);
+	isd_dm_pdu_error_notify(f->fd.conn, bhs, ISD_REJECT_DIGEST_ERROR);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_REJECT);
+	isd_pdu_free(rsp);
+
+	itt = f->itt++;
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, itt, 4096, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	assert_int_equal(f->fd.n_xfers, 1);
+	assert_false(f->fd.xfers[0].put);
+	assert_int_equal(fake_dm_complete(&f->fd, NULL, -EILSEQ), 0);
+	expect_crc_check_condition(f, itt);
+	assert_false(f->fd.terminate_called);
+
+	/* The connection goes on. */
+	do_write(f, buf);
 }
 
 static void
@@ -904,6 +973,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cmd_read_underflow_residual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmd_send_response_hook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmd_bidi_check_condition, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cmd_data_digest_error_check_condition, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cmd_duplicate_itt_and_bad_immediate, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cmdsn_window, setup, teardown),
