@@ -1114,7 +1114,7 @@ rx_run(struct isd_tcp_conn *tc)
 	unsigned int pdus = 0;
 	size_t bytes = 0;
 
-	/* A full send queue stops us between PDUs (tx_enqueue). */
+	/* A full send queue stops reading (tx_enqueue); a PDU half read waits for the resume. */
 	while (tc->state == ISD_TCP_OPEN && !tc->rx_paused && pdus < ISD_TCP_RX_PDU_BUDGET &&
 	       bytes < ISD_TCP_RX_BYTE_BUDGET) {
 		struct iovec iov[ISD_TCP_TX_IOV_MAX + 1];
