@@ -508,6 +508,18 @@ isd_task_data_out_digest_error(struct isd_conn *c, const uint8_t *bhs)
 	uint32_t offset = get_be32(bhs + 40);
 	uint32_t len = isd_bhs_dsl(bhs);
 
+	if (c->state == ISD_CONN_FFP && t == NULL && isd_bhs_ttt(bhs) == ISD_RSVD_TAG &&
+	    isd_cmdsn_find_held(c->sess, isd_bhs_itt(bhs)) != NULL) {
+		/*
+		 * Its command waits for a CmdSN gap to fill, with its data parked: the
+		 * burst cannot go on past a PDU that is not there, and ERL 0 knows
+		 * no recovery but the session's. The parked command goes unrun.
+		 */
+		isd_log_warn("iscsi: data digest error on unsolicited data of a parked command, "
+			     "closing the connection");
+		isd_conn_close(c);
+		return;
+	}
 	if (c->state != ISD_CONN_FFP || t == NULL || isd_bhs_ttt(bhs) != ISD_RSVD_TAG ||
 	    t->state != ISD_TASK_UNSOL || get_be32(bhs + 36) != t->unsol_datasn ||
 	    offset != t->unsol_got || len > t->unsol_limit - offset)

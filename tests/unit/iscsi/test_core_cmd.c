@@ -539,6 +539,30 @@ test_cmdsn_unsolicited_data_for_held_command(void **state)
 	f->cmdsn = exp + 2;
 }
 
+/* The same Data-Out failing its digest: nothing to continue the burst with at ERL 0, the
+ * connection goes (and the parked WRITE with it, unrun). */
+static void
+test_cmdsn_held_command_data_digest_error(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16], buf[512];
+	struct isd_pdu *rsp;
+	uint32_t exp = f->cmdsn;
+
+	memset(buf, 0xab, sizeof(buf));
+	rw10(cdb, 0x2a, 40, 2);
+	cmd_bhs(bhs, ISD_CMD_W, 0x70, 1024, exp + 1, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, 512);
+	data_out_bhs(bhs, ISD_BHS_F, 0x70, ISD_RSVD_TAG, 0, 512);
+	isd_bhs_set_dsl(bhs, 512);
+	isd_dm_pdu_error_notify(f->fd.conn, bhs, ISD_REJECT_DIGEST_ERROR);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_REJECT);
+	isd_pdu_free(rsp);
+	assert_true(f->fd.terminate_called);
+}
+
 static void
 test_nop_echo_and_reject_opcode(void **state)
 {
@@ -979,6 +1003,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cmdsn_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmdsn_unsolicited_data_for_held_command, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cmdsn_held_command_data_digest_error, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_nop_echo_and_reject_opcode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nop_ping_timeout, setup, teardown),
