@@ -510,20 +510,30 @@ test_cmdsn_window(void **state)
 	assert_int_equal(f->fd.released, f->fd.injected);
 }
 
+/* A WRITE (ITT 0x70) one ahead of the gap at ExpCmdSN, 512 of its 1024 bytes immediate:
+ * it is parked. Leaves the header of its final unsolicited Data-Out in bhs. */
+static void
+park_write(struct fx *f, uint8_t *bhs, const uint8_t *buf)
+{
+	uint8_t cdb[16];
+
+	rw10(cdb, 0x2a, 40, 2);
+	cmd_bhs(bhs, ISD_CMD_W, 0x70, 1024, f->cmdsn + 1, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, 512);
+	data_out_bhs(bhs, ISD_BHS_F, 0x70, ISD_RSVD_TAG, 0, 512);
+}
+
 static void
 test_cmdsn_unsolicited_data_for_held_command(void **state)
 {
 	struct fx *f = *state;
-	uint8_t bhs[ISD_BHS_LEN], cdb[16], buf[1024];
+	uint8_t bhs[ISD_BHS_LEN], buf[1024];
 	struct isd_pdu *rsp;
 	uint32_t exp = f->cmdsn;
 
 	memset(buf, 0xab, sizeof(buf));
 	/* a WRITE two ahead, whose unsolicited Data-Out arrives before the gap fills */
-	rw10(cdb, 0x2a, 40, 2);
-	cmd_bhs(bhs, ISD_CMD_W, 0x70, 1024, exp + 1, cdb, 16);
-	fake_dm_inject(&f->fd, bhs, buf, 512);
-	data_out_bhs(bhs, ISD_BHS_F, 0x70, ISD_RSVD_TAG, 0, 512);
+	park_write(f, bhs, buf);
 	fake_dm_inject(&f->fd, bhs, buf + 512, 512);
 	assert_int_equal(f->fd.n_sent, 0);
 	nop_bhs(bhs, false, 0x71, exp);
@@ -545,15 +555,11 @@ static void
 test_cmdsn_held_command_data_digest_error(void **state)
 {
 	struct fx *f = *state;
-	uint8_t bhs[ISD_BHS_LEN], cdb[16], buf[512];
+	uint8_t bhs[ISD_BHS_LEN], buf[512];
 	struct isd_pdu *rsp;
-	uint32_t exp = f->cmdsn;
 
 	memset(buf, 0xab, sizeof(buf));
-	rw10(cdb, 0x2a, 40, 2);
-	cmd_bhs(bhs, ISD_CMD_W, 0x70, 1024, exp + 1, cdb, 16);
-	fake_dm_inject(&f->fd, bhs, buf, 512);
-	data_out_bhs(bhs, ISD_BHS_F, 0x70, ISD_RSVD_TAG, 0, 512);
+	park_write(f, bhs, buf);
 	isd_bhs_set_dsl(bhs, 512);
 	isd_dm_pdu_error_notify(f->fd.conn, bhs, ISD_REJECT_DIGEST_ERROR);
 	rsp = wait_pdu(f);
