@@ -94,6 +94,22 @@ def start_write_wait_r2t(c, lun, lba, nblk):
     return itt, p.u32(20), p.u32(40), p.u32(44)
 
 
+def check_write_rsp(a, itt, aborted):
+    """What A received for the fenced WRITE so far: never GOOD; nothing if it was
+    aborted, else exactly one RESERVATION CONFLICT."""
+    rsp = [p for p in a.unsolicited if p.itt == itt] + a.fenced_rsp
+    a.unsolicited = [p for p in a.unsolicited if p.itt != itt]
+    a.fenced_rsp = rsp
+    if any(p.opcode != OP_SCSI_RSP for p in rsp):
+        raise CaseFail("unexpected PDUs for the fenced WRITE: %r" % rsp)
+    if any(p.bhs[3] == ST_GOOD for p in rsp):
+        raise CaseFail("the fenced WRITE completed GOOD")
+    if aborted and rsp:
+        raise CaseFail("an aborted WRITE got a response: %r" % rsp)
+    if not aborted and (len(rsp) != 1 or rsp[0].bhs[3] != ST_CONFLICT):
+        raise CaseFail("expected one RESERVATION CONFLICT for the fenced WRITE, got %r" % rsp)
+
+
 def reset_pr(d, lun):
     """Leaves the LUN with no registration or reservation, whatever a case left."""
     c = session(d.port, initiator_name())
@@ -109,6 +125,7 @@ def fence_case(lun, sa, ptype):
     def case(d):
         a = session(d.port, initiator_name())
         b = session(d.port, initiator_name())
+        a.fenced_rsp = []
         lba = 64 * (1 + sa) + (8 * NBLK if ptype == TYPE_WE else 0)
         old = bytes([0x4F]) * (NBLK * BLOCK)            # 'O'
         new = bytes([0x41]) * (NBLK * BLOCK)            # 'A'
@@ -127,19 +144,15 @@ def fence_case(lun, sa, ptype):
 
             # Only now does A's data go out, for the R2T it got before.
             a.data_out(itt, ttt, new, 0, lun)
-            a.nop_ping()        # every Data-Out above has been taken in
-            rsp = [p for p in a.unsolicited if p.itt == itt]
-            a.unsolicited = [p for p in a.unsolicited if p.itt != itt]
-            if any(p.opcode != OP_SCSI_RSP for p in rsp):
-                raise CaseFail("unexpected PDUs for the fenced WRITE: %r" % rsp)
-            if any(p.bhs[3] == ST_GOOD for p in rsp):
-                raise CaseFail("the fenced WRITE completed GOOD")
+            # A staged write still ends with a response: RESERVATION CONFLICT. An
+            # aborted one never answers; what came for it is checked again at the end.
             aborted = sa == SA_PREEMPT_ABORT or lun == LUN_RAM
-            if aborted and rsp:
-                raise CaseFail("an aborted WRITE got a response: %r" % rsp)
-            if not aborted and (len(rsp) != 1 or rsp[0].bhs[3] != ST_CONFLICT):
-                raise CaseFail("expected RESERVATION CONFLICT for the fenced WRITE, got %r"
-                               % rsp)
+            if aborted:
+                a.nop_ping()    # every Data-Out above has been taken in
+            else:
+                a.unsolicited.append(a.wait(lambda q: q.itt == itt,
+                                            what="response to the fenced WRITE"))
+            check_write_rsp(a, itt, aborted)
 
             got = read10(b, lun, lba, NBLK)
             if got != old:
@@ -163,6 +176,8 @@ def fence_case(lun, sa, ptype):
                 raise CaseFail("B reads A's data after A's second WRITE")
             pr_ok(b, lun, SA_CLEAR, KEY_B, what="B CLEAR")
             clear_ua(a, lun)
+            a.nop_ping()
+            check_write_rsp(a, itt, aborted)
             d.wait_stats(lambda s: s.get("tasks", 0) == 0, what="tasks back to 0")
         finally:
             a.close()
