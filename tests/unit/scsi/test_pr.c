@@ -544,6 +544,36 @@ test_pr_preempt_fences_direct_writes(void **state)
 	h_fini(&h);
 }
 
+/* An SPC-2 RESERVE ends the other nexuses' RAM-LU writes under way, not its own. */
+static void
+test_spc2_reserve_fences_direct_writes(void **state)
+{
+	struct pend aw, bw;
+	uint8_t cdb[16];
+	struct h h;
+
+	(void)state;
+	setup(&h);
+	fake_install(&h);
+	cdb_rw10(cdb, 0x2a, 80, 2);
+	assert_int_equal(pend_setup(&h, &aw, A, cdb, 10, 2 * H_BS), ISD_SCSI_SETUP_READY);
+	assert_int_equal(pend_setup(&h, &bw, B, cdb, 10, 2 * H_BS), ISD_SCSI_SETUP_READY);
+	g_fake.tasks[0] = &aw.cmd;
+	g_fake.tasks[1] = &bw.cmd;
+	g_fake.ntasks = 2;
+	memset(cdb, 0, sizeof(cdb));
+	cdb[0] = 0x16;                                  /* RESERVE(6) */
+	assert_good(h_run(&h, B, 0, cdb, 6, NULL, 0));
+	assert_int_equal(g_fake.calls, 1);
+	assert_true(g_fake.matched[0]);
+	assert_false(g_fake.matched[1]);
+	isd_scsi_cmd_release(&aw.cmd);
+	isd_scsi_cmd_release(&bw.cmd);
+	assert_sense(rd(&h, A), ISD_SK_UNIT_ATTENTION, 0x2f, 0x00);
+	assert_status(wr(&h, A), ISD_SAM_RESERVATION_CONFLICT);
+	h_fini(&h);
+}
+
 int
 main(void)
 {
@@ -556,6 +586,7 @@ main(void)
 		cmocka_unit_test(test_pr_recheck_at_store),
 		cmocka_unit_test(test_pr_preempt_abort_aborts),
 		cmocka_unit_test(test_pr_preempt_fences_direct_writes),
+		cmocka_unit_test(test_spc2_reserve_fences_direct_writes),
 	};
 
 	return cmocka_run_group_tests_name("scsi_pr", tests, NULL, NULL);
