@@ -121,12 +121,41 @@ def reset_pr(d, lun):
         c.close()
 
 
-def fence_case(lun, sa, ptype):
+def start_write_unsolicited(c, lun, lba, nblk):
+    """Sends WRITE(10) announcing unsolicited Data-Out (F=0, InitialR2T=No); returns
+    (itt, ttt, offset, length) as for an R2T, with the reserved TTT."""
+    cdb = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, nblk, 0)
+    h = c.cmd_bhs(cdb, nblk * BLOCK, write=True, dsl=0, lun=lun, final=False)
+    itt = struct.unpack_from(">I", h, 16)[0]
+    c.send_pdu(h)
+    c.cmdsn = (c.cmdsn + 1) & 0xFFFFFFFF
+    c.nop_ping()        # the command is in (and waits for its data)
+    if any(p.itt == itt for p in c.unsolicited):
+        raise CaseFail("WRITE answered before its unsolicited data")
+    return itt, hl.RSVD, 0, nblk * BLOCK
+
+
+def unsol_session(port):
+    """A session with InitialR2T=No and ImmediateData=No: writes send unsolicited
+    Data-Out PDUs, which land in a RAM LUN's memory as they arrive."""
+    iname = initiator_name()
+    keys = [("InitiatorName", iname), ("TargetName", hl.tm.IQN), ("SessionType", "Normal")]
+    for k, v in hl.tm.OP_KEYS:
+        v = {"InitialR2T": "No", "ImmediateData": "No"}.get(k, v)
+        keys.append((k, v))
+    c = session(port, iname, keys=keys)
+    if c.keys.get("InitialR2T") != "No":
+        c.close()
+        raise CaseFail("target did not agree to InitialR2T=No: %r" % c.keys)
+    return c
+
+
+def fence_case(lun, sa, ptype, unsol=False):
     def case(d):
-        a = session(d.port, initiator_name())
+        a = unsol_session(d.port) if unsol else session(d.port, initiator_name())
         b = session(d.port, initiator_name())
         a.fenced_rsp = []
-        lba = 64 * (1 + sa) + (8 * NBLK if ptype == TYPE_WE else 0)
+        lba = 64 * (1 + sa) + (8 * NBLK if ptype == TYPE_WE else 0) + (32 * NBLK if unsol else 0)
         old = bytes([0x4F]) * (NBLK * BLOCK)            # 'O'
         new = bytes([0x41]) * (NBLK * BLOCK)            # 'A'
         try:
@@ -135,14 +164,15 @@ def fence_case(lun, sa, ptype):
             write10(a, lun, lba, old)
             pr_ok(a, lun, SA_REGISTER, 0, KEY_A, what="A REGISTER")
             pr_ok(a, lun, SA_RESERVE, KEY_A, 0, ptype, what="A RESERVE")
-            itt, ttt, off, length = start_write_wait_r2t(a, lun, lba, NBLK)
+            start = start_write_unsolicited if unsol else start_write_wait_r2t
+            itt, ttt, off, length = start(a, lun, lba, NBLK)
             if off != 0 or length != NBLK * BLOCK:
                 raise CaseFail("R2T offset %d length %d" % (off, length))
 
             pr_ok(b, lun, SA_REGISTER, 0, KEY_B, what="B REGISTER")
             pr_ok(b, lun, sa, KEY_B, KEY_A, TYPE_EA, what="B PREEMPT")
 
-            # Only now does A's data go out, for the R2T it got before.
+            # Only now does A's data go out (for the R2T it got before, or unsolicited).
             a.data_out(itt, ttt, new, 0, lun)
             # A staged write still ends with a response: RESERVATION CONFLICT. An
             # aborted one never answers; what came for it is checked again at the end.
@@ -206,6 +236,10 @@ CASES = [
      fence_case(LUN_RAM, SA_PREEMPT, TYPE_EA)),
     ("FILE LUN: plain PREEMPT fences an R2T'd WRITE (EA)",
      fence_case(LUN_FILE, SA_PREEMPT, TYPE_EA)),
+    ("RAM LUN: PREEMPT AND ABORT fences a WRITE's unsolicited Data-Out (InitialR2T=No)",
+     fence_case(LUN_RAM, SA_PREEMPT_ABORT, TYPE_EA, unsol=True)),
+    ("RAM LUN: plain PREEMPT fences a WRITE's unsolicited Data-Out (InitialR2T=No)",
+     fence_case(LUN_RAM, SA_PREEMPT, TYPE_EA, unsol=True)),
 ]
 
 if __name__ == "__main__":
