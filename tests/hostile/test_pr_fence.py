@@ -110,6 +110,18 @@ def check_write_rsp(a, itt, aborted):
         raise CaseFail("expected one RESERVATION CONFLICT for the fenced WRITE, got %r" % rsp)
 
 
+def late_data(a, lun, itt, ttt, data, aborted):
+    """A sends its WRITE's data after the fence. A staged write still ends with a
+    response, RESERVATION CONFLICT; an aborted one never answers (what came for it
+    is checked again at the end of the case)."""
+    a.data_out(itt, ttt, data, 0, lun)
+    if aborted:
+        a.nop_ping()    # every Data-Out above has been taken in
+    else:
+        a.unsolicited.append(a.wait(lambda q: q.itt == itt, what="response to the fenced WRITE"))
+    check_write_rsp(a, itt, aborted)
+
+
 def reset_pr(d, lun):
     """Leaves the LUN with no registration or reservation, whatever a case left."""
     c = session(d.port, initiator_name())
@@ -150,71 +162,88 @@ def unsol_session(port):
     return c
 
 
-def fence_case(lun, sa, ptype, unsol=False):
+OLD = bytes([0x4F]) * (NBLK * BLOCK)           # 'O': what B must keep reading
+NEW = bytes([0x41]) * (NBLK * BLOCK)           # 'A': A's fenced data
+
+
+def pair_case(lun, lba, body, unsol=False):
+    """Initiators A and B on `lun`; the blocks at `lba` hold OLD. body(a, b) fences
+    A's WRITE of NEW there and returns (itt, aborted). Afterwards A never got GOOD
+    for it, B clears the reservations, and no task is left."""
     def case(d):
         a = unsol_session(d.port) if unsol else session(d.port, initiator_name())
         b = session(d.port, initiator_name())
         a.fenced_rsp = []
-        lba = 64 * (1 + sa) + (8 * NBLK if ptype == TYPE_WE else 0) + (32 * NBLK if unsol else 0)
-        old = bytes([0x4F]) * (NBLK * BLOCK)            # 'O'
-        new = bytes([0x41]) * (NBLK * BLOCK)            # 'A'
         try:
             clear_ua(a, lun)
             clear_ua(b, lun)
-            write10(a, lun, lba, old)
-            pr_ok(a, lun, SA_REGISTER, 0, KEY_A, what="A REGISTER")
-            pr_ok(a, lun, SA_RESERVE, KEY_A, 0, ptype, what="A RESERVE")
-            start = start_write_unsolicited if unsol else start_write_wait_r2t
-            itt, ttt, off, length = start(a, lun, lba, NBLK)
-            if off != 0 or length != NBLK * BLOCK:
-                raise CaseFail("R2T offset %d length %d" % (off, length))
-
-            pr_ok(b, lun, SA_REGISTER, 0, KEY_B, what="B REGISTER")
-            pr_ok(b, lun, sa, KEY_B, KEY_A, TYPE_EA, what="B PREEMPT")
-
-            # Only now does A's data go out (for the R2T it got before, or unsolicited).
-            a.data_out(itt, ttt, new, 0, lun)
-            # A staged write still ends with a response: RESERVATION CONFLICT. An
-            # aborted one never answers; what came for it is checked again at the end.
-            aborted = sa == SA_PREEMPT_ABORT or lun == LUN_RAM
-            if aborted:
-                a.nop_ping()    # every Data-Out above has been taken in
-            else:
-                a.unsolicited.append(a.wait(lambda q: q.itt == itt,
-                                            what="response to the fenced WRITE"))
-            check_write_rsp(a, itt, aborted)
-
-            got = read10(b, lun, lba, NBLK)
-            if got != old:
-                raise CaseFail("B reads A's data after the preempt (%d bytes differ)" %
-                               sum(1 for x, y in zip(got, old) if x != y))
-
-            # A's next commands: REGISTRATIONS PREEMPTED, then (its tasks were
-            # aborted by another nexus, TAS = 0) COMMANDS CLEARED BY ANOTHER INITIATOR.
-            want = [(6, 0x2A, 0x05)] + ([(6, 0x2F, 0x00)] if aborted else [])
-            for w in want:
-                st, _, p, _, _ = a.scsi(b"\x00" * 6, lun=lun)
-                if st != ST_CHECK or sense_of(p) != w:
-                    raise CaseFail("A expected UA %02x/%02x/%02x, got status 0x%02x "
-                                   "sense %s" % (w + (st, p.data.hex())))
-            cdb = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, NBLK, 0)
-            st, _, p, _, _ = a.scsi(cdb, write_data=new, lun=lun)
-            if st != ST_CONFLICT:
-                raise CaseFail("A's next WRITE status 0x%02x, expected RESERVATION CONFLICT"
-                               % st)
-            if read10(b, lun, lba, NBLK) != old:
-                raise CaseFail("B reads A's data after A's second WRITE")
+            write10(a, lun, lba, OLD)
+            itt, aborted = body(a, b)
+            if read10(b, lun, lba, NBLK) != OLD:
+                raise CaseFail("B reads A's data after the fence (or A's later commands)")
             pr_ok(b, lun, SA_CLEAR, KEY_B, what="B CLEAR")
-            clear_ua(a, lun)
+            d.wait_stats(lambda s: s.get("tasks", 0) == 0, what="tasks back to 0")
+            # The WRITE's task is gone: any response it had is ahead of this NOP-In.
             a.nop_ping()
             check_write_rsp(a, itt, aborted)
-            d.wait_stats(lambda s: s.get("tasks", 0) == 0, what="tasks back to 0")
         finally:
             a.close()
             b.close()
             reset_pr(d, lun)
         return "A's WRITE %s" % ("aborted" if aborted else "got RESERVATION CONFLICT")
     return case
+
+
+def expect_ua(a, lun, want):
+    for w in want:
+        st, _, p, _, _ = a.scsi(b"\x00" * 6, lun=lun)
+        if st != ST_CHECK or sense_of(p) != w:
+            raise CaseFail("A expected UA %02x/%02x/%02x, got status 0x%02x sense %s" %
+                           (w + (st, p.data.hex())))
+
+
+def fence_case(lun, sa, ptype, unsol=False):
+    """A registers, reserves (ptype) and starts a WRITE; B preempts A's key (sa)."""
+    lba = 64 * (1 + sa) + (8 * NBLK if ptype == TYPE_WE else 0) + (32 * NBLK if unsol else 0)
+
+    def body(a, b):
+        pr_ok(a, lun, SA_REGISTER, 0, KEY_A, what="A REGISTER")
+        pr_ok(a, lun, SA_RESERVE, KEY_A, 0, ptype, what="A RESERVE")
+        start = start_write_unsolicited if unsol else start_write_wait_r2t
+        itt, ttt, off, length = start(a, lun, lba, NBLK)
+        if off != 0 or length != NBLK * BLOCK:
+            raise CaseFail("R2T offset %d length %d" % (off, length))
+        pr_ok(b, lun, SA_REGISTER, 0, KEY_B, what="B REGISTER")
+        pr_ok(b, lun, sa, KEY_B, KEY_A, TYPE_EA, what="B PREEMPT")
+        # Only now does A's data go out (for the R2T it got before, or unsolicited).
+        aborted = sa == SA_PREEMPT_ABORT or lun == LUN_RAM
+        late_data(a, lun, itt, ttt, NEW, aborted)
+        if read10(b, lun, lba, NBLK) != OLD:
+            raise CaseFail("B reads A's data after the preempt")
+        # A's next commands: REGISTRATIONS PREEMPTED, then (its tasks were
+        # aborted by another nexus, TAS = 0) COMMANDS CLEARED BY ANOTHER INITIATOR.
+        expect_ua(a, lun, [(6, 0x2A, 0x05)] + ([(6, 0x2F, 0x00)] if aborted else []))
+        cdb = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, NBLK, 0)
+        st, _, p, _, _ = a.scsi(cdb, write_data=NEW, lun=lun)
+        if st != ST_CONFLICT:
+            raise CaseFail("A's next WRITE status 0x%02x, expected RESERVATION CONFLICT" % st)
+        return itt, aborted
+    return pair_case(lun, lba, body, unsol)
+
+
+def reserve_case(lun):
+    """A holds no registration and has a WRITE waiting for its R2T; B registers and
+    reserves Exclusive Access."""
+    def body(a, b):
+        itt, ttt, _, _ = start_write_wait_r2t(a, lun, 1024, NBLK)
+        pr_ok(b, lun, SA_REGISTER, 0, KEY_B, what="B REGISTER")
+        pr_ok(b, lun, SA_RESERVE, KEY_B, 0, TYPE_EA, what="B RESERVE")
+        aborted = lun == LUN_RAM
+        late_data(a, lun, itt, ttt, NEW, aborted)
+        if aborted:
+            expect_ua(a, lun, [(6, 0x2F, 0x00)])
+        return itt, aborted
+    return pair_case(lun, 1024, body)
 
 
 def setup():
@@ -240,6 +269,8 @@ CASES = [
      fence_case(LUN_RAM, SA_PREEMPT_ABORT, TYPE_EA, unsol=True)),
     ("RAM LUN: plain PREEMPT fences a WRITE's unsolicited Data-Out (InitialR2T=No)",
      fence_case(LUN_RAM, SA_PREEMPT, TYPE_EA, unsol=True)),
+    ("RAM LUN: RESERVE by another initiator fences an R2T'd WRITE", reserve_case(LUN_RAM)),
+    ("FILE LUN: RESERVE by another initiator fences an R2T'd WRITE", reserve_case(LUN_FILE)),
 ]
 
 if __name__ == "__main__":
