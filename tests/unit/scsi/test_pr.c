@@ -2,6 +2,8 @@
 #include "scsi_harness.h"
 #include "scsi/scsi_int.h"
 
+#include <unistd.h>
+
 enum { A = 0, B = 1, C = 2 };
 
 static struct h_res *
@@ -574,6 +576,60 @@ test_spc2_reserve_fences_direct_writes(void **state)
 	h_fini(&h);
 }
 
+/* COMPARE AND WRITE on a file LU reads the medium first: a preempt that lands
+ * between that read and the write leaves the blocks untouched. */
+static void
+test_pr_caw_preempted_between_read_and_write(void **state)
+{
+	char path[] = "/tmp/iserd-test-pr-XXXXXX", spec[64], err[128];
+	struct isd_scsi_lu_cfg cfg;
+	struct isd_bstore *bs;
+	uint8_t cdb[16], buf[2 * H_BS];
+	struct h_res *res;
+	struct pend caw;
+	struct h h;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	h_init(&h);
+	snprintf(spec, sizeof(spec), "file:%s,size=1M", path);
+	assert_int_equal(isd_bstore_open(h.r, spec, &bs, err, sizeof(err)), 0);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.bstore = bs;
+	cfg.block_size = H_BS;
+	assert_int_equal(isd_scsi_dev_add_lu(h.dev, 0, &cfg), 0);
+	h_clear_ua(&h, 0);
+	assert_good(pr_out(&h, A, 0, 0, 0, 0xa, 0));
+	assert_good(pr_out(&h, A, 1, ISD_PR_WE, 0xa, 0, 0));
+	assert_good(pr_out(&h, B, 0, 0, 0, 0xb, 0));
+
+	memset(cdb, 0, sizeof(cdb));
+	cdb[0] = 0x89;
+	put_be64(cdb + 2, 90);
+	cdb[13] = 1;
+	assert_int_equal(pend_setup(&h, &caw, A, cdb, 16, sizeof(buf)), ISD_SCSI_SETUP_READY);
+	memset(buf, 0, H_BS);                           /* compare: the zeros there */
+	memset(buf + H_BS, 0x5a, H_BS);                 /* write */
+	memcpy(caw.cmd.iov[0].iov_base, buf, sizeof(buf));
+	isd_scsi_cmd_exec(&caw.cmd);                    /* the file read is in flight */
+	assert_int_equal(caw.done, 0);
+	assert_good(pr_out(&h, B, 4, ISD_PR_EA, 0xb, 0xa, 0));
+	for (int i = 0; i < 1000 && caw.done == 0; i++)
+		assert_int_equal(isd_reactor_poll(h.r, 10), 0);
+	assert_int_equal(caw.done, 1);
+	assert_int_equal(caw.cmd.status, ISD_SAM_RESERVATION_CONFLICT);
+	isd_scsi_cmd_release(&caw.cmd);
+	res = h_rw10(&h, B, 0, 0x28, 90, 1, NULL, 0);
+	assert_good(res);
+	for (int i = 0; i < H_BS; i++)
+		assert_int_equal(res->data[i], 0);
+	h_fini(&h);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -587,6 +643,7 @@ main(void)
 		cmocka_unit_test(test_pr_preempt_abort_aborts),
 		cmocka_unit_test(test_pr_preempt_fences_direct_writes),
 		cmocka_unit_test(test_spc2_reserve_fences_direct_writes),
+		cmocka_unit_test(test_pr_caw_preempted_between_read_and_write),
 	};
 
 	return cmocka_run_group_tests_name("scsi_pr", tests, NULL, NULL);
