@@ -225,10 +225,16 @@ struct isd_task {
 	_Alignas(16) uint8_t dm_priv[];
 };
 
-/* A TMF response held until the aborted tasks' in-flight I/O has finished. */
+/*
+ * A TMF response held until the aborted tasks' in-flight I/O has finished; or,
+ * for aborts the SCSI layer asked for (PREEMPT AND ABORT, fencing), the
+ * completion of the command that asked (rsp NULL, drained set).
+ */
 struct isd_tmf_wait {
 	struct isd_conn *conn;          /* holds a reference */
 	struct isd_pdu *rsp;
+	void (*drained)(struct isd_scsi_cmd *cmd);
+	struct isd_scsi_cmd *drained_cmd;
 	int pending;
 	bool close_node;                /* TARGET COLD RESET: close the node's connections after */
 	struct isd_tnode *node;
@@ -295,6 +301,8 @@ void isd_task_free(struct isd_task *task);
 /* tmf.c */
 void isd_tmf_rx(struct isd_conn *c, struct isd_pdu *pdu);
 void isd_tmf_wait_done(struct isd_tmf_wait *w);
+/* Lets the SCSI device server abort tasks of this target's sessions on `dev`. */
+void isd_tmf_register_dev(struct isd_iscsi_tgt *t, struct isd_scsi_dev *dev);
 
 /* text.c */
 void isd_text_rx(struct isd_conn *c, struct isd_pdu *pdu);

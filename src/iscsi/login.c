@@ -319,6 +319,7 @@ login_enter_ffp(struct isd_conn *c)
 
 	c->ops->notice_key_values(c, &c->params);
 	if (s->node != NULL && s->node->dev != NULL) {
+		isd_tmf_register_dev(c->tgt, s->node->dev);
 		isd_scsi_nexus_add(s->node->dev, &s->nexus);
 		s->nexus_added = true;
 	}

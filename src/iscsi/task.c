@@ -79,7 +79,9 @@ isd_task_abort(struct isd_task *t, struct isd_tmf_wait *w)
 
 	switch (t->state) {
 	case ISD_TASK_EXEC:
-		/* the backing store owns the buffers now: wait for exec to finish */
+		/* the backing store owns the buffers now: wait for exec to finish,
+		 * and let it hand nothing more to the store */
+		isd_scsi_cmd_cancel(&t->cmd);
 		if (w != NULL && t->tmf_wait == NULL) {
 			t->tmf_wait = w;
 			w->pending++;

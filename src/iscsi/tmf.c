@@ -17,13 +17,17 @@ isd_tmf_wait_done(struct isd_tmf_wait *w)
 
 	if (--w->pending > 0)
 		return;
-	if (c->state == ISD_CONN_FFP) {
+	if (w->rsp == NULL) {
+		/* nothing to send here: the command that asked completes now */
+	} else if (c->state == ISD_CONN_FFP) {
 		/* StatSN is assigned now, when the response really leaves */
 		isd_conn_fill_sn(c, w->rsp->bhs, true);
 		isd_conn_send(c, w->rsp);
 	} else {
 		isd_pdu_free(w->rsp);
 	}
+	if (w->drained != NULL)
+		w->drained(w->drained_cmd);
 	if (w->close_node) {
 		TAILQ_FOREACH_SAFE(o, &c->tgt->conns, link, tmp) {
 			if (o->sess != NULL && o->sess->node == w->node)
@@ -69,6 +73,71 @@ abort_node_tasks(struct isd_iscsi_tgt *tgt, struct isd_tnode *node, bool all_lun
 			continue;
 		abort_conn_tasks(o, all_luns, lun, w);
 	}
+}
+
+/*
+ * The SCSI layer's abort_tasks (scsi.h): every session of this target whose
+ * node serves self's device is searched, since the nexuses to abort are other
+ * initiators'. The wait reuses struct isd_tmf_wait: its "response" is the
+ * completion of the asking command, on that command's connection.
+ */
+static bool
+scsi_abort_tasks(void *ctx, struct isd_scsi_cmd *self,
+		 bool (*match)(void *arg, struct isd_scsi_cmd *cmd), void *arg,
+		 void (*drained)(struct isd_scsi_cmd *self))
+{
+	struct isd_iscsi_tgt *tgt = ctx;
+	struct isd_task *me = self->cb_arg;
+	struct isd_tmf_wait *w = NULL;
+	struct isd_conn *o, *otmp;
+	struct isd_task *t, *ttmp;
+
+	if (drained != NULL) {
+		w = calloc(1, sizeof(*w));
+		if (w == NULL) {
+			/* still abort, only the wait for in-flight exec is lost */
+			isd_log_err("iscsi: out of memory waiting for aborted tasks");
+		} else {
+			w->conn = me->conn;
+			w->pending = 1;         /* our own hold, dropped below */
+			w->drained = drained;
+			w->drained_cmd = self;
+			isd_conn_get(me->conn);
+		}
+	}
+	TAILQ_FOREACH_SAFE(o, &tgt->conns, link, otmp) {
+		if (o->sess == NULL || o->sess->node == NULL || o->sess->node->dev != self->dev)
+			continue;
+		if (o->state != ISD_CONN_FFP && o->state != ISD_CONN_CLOSING)
+			continue;
+		TAILQ_FOREACH_SAFE(t, &o->tasks, link, ttmp) {
+			if (t == me || t->aborted || !t->setup_ok || !match(arg, &t->cmd))
+				continue;
+			isd_log_dbg("iscsi", "conn %p: ITT 0x%x aborted by another nexus's command",
+				    (void *)o, t->itt);
+			abort_task(t, w);
+		}
+	}
+	if (w == NULL)
+		return false;
+	if (w->pending == 1) {
+		isd_conn_put(w->conn);
+		free(w);
+		return false;
+	}
+	isd_tmf_wait_done(w);
+	return true;
+}
+
+void
+isd_tmf_register_dev(struct isd_iscsi_tgt *t, struct isd_scsi_dev *dev)
+{
+	struct isd_scsi_task_ops ops = {
+		.abort_tasks = scsi_abort_tasks,
+		.ctx = t,
+	};
+
+	isd_scsi_dev_set_task_ops(dev, &ops);
 }
 
 static bool

@@ -177,6 +177,17 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 	return 0;
 }
 
+void
+isd_scsi_dev_set_task_ops(struct isd_scsi_dev *dev, const struct isd_scsi_task_ops *ops)
+{
+	if (dev == NULL)
+		return;
+	if (ops != NULL)
+		dev->task_ops = *ops;
+	else
+		memset(&dev->task_ops, 0, sizeof(dev->task_ops));
+}
+
 uint32_t
 isd_scsi_dev_lu_count(struct isd_scsi_dev *dev)
 {
@@ -264,14 +275,31 @@ isd_scsi_ua_raise_all(struct isd_scsi_lu *lu, uint32_t ua, bool has_except, uint
 			itn->ua |= ua;
 }
 
+static bool
+itn_ports_match(const struct isd_scsi_itn *itn, const char *iport, const char *tport)
+{
+	return strcmp(itn->iport, iport) == 0 && strcmp(itn->tport, tport) == 0;
+}
+
 void
 isd_scsi_ua_raise_ports(struct isd_scsi_lu *lu, uint32_t ua, const char *iport, const char *tport)
 {
 	struct isd_scsi_itn *itn;
 
 	TAILQ_FOREACH(itn, &lu->itns, link) {
-		if (strcmp(itn->iport, iport) == 0 && strcmp(itn->tport, tport) == 0)
+		if (itn_ports_match(itn, iport, tport))
 			itn->ua |= ua;
+	}
+}
+
+void
+isd_scsi_itn_mark_abort(struct isd_scsi_lu *lu, const char *iport, const char *tport)
+{
+	struct isd_scsi_itn *itn;
+
+	TAILQ_FOREACH(itn, &lu->itns, link) {
+		if (itn_ports_match(itn, iport, tport))
+			itn->pr_abort = true;
 	}
 }
 
@@ -283,6 +311,7 @@ static const uint16_t g_ua_asc[] = {
 	ISD_ASC_RESERVATIONS_RELEASED,
 	ISD_ASC_REGISTRATIONS_PREEMPTED,
 	ISD_ASC_CAPACITY_CHANGED,
+	ISD_ASC_COMMANDS_CLEARED,
 };
 
 bool
@@ -544,6 +573,107 @@ reservation_conflict(struct isd_scsi_lu *lu, const struct isd_scsi_op *op,
 	}
 }
 
+/* ---- fencing: what a reservation change does to commands already under way ---- */
+
+/*
+ * A command passed the reservation check when it started, but its data may
+ * reach the store much later (after R2T and Data-Out, an RDMA Read, a file
+ * read for COMPARE AND WRITE). Two things keep a nexus that lost access from
+ * storing anything after the change:
+ *
+ *  - isd_scsi_may_store() checks again at the moment data is handed to the
+ *    store (every exec, and each step of WRITE SAME, UNMAP, COMPARE AND
+ *    WRITE), so a staged write finishes with RESERVATION CONFLICT instead;
+ *  - a write with data_out_direct (RAM LU) has no such moment: each Data-Out
+ *    is copied, or RDMA-read, straight into LU memory as it arrives, and exec
+ *    only reports. Checking there is too late. So the change itself ends those
+ *    writes (through the transport's abort_tasks) before the command that made
+ *    it completes: the initiator that made the change sees GOOD only once no
+ *    later Data-Out of the fenced writes can land, because their transfers are
+ *    gone and the transport discards Data-Out for aborted tasks.
+ *
+ * PREEMPT AND ABORT also aborts every task of the preempted nexuses on the LU
+ * (SPC-5 5.14.11.2.5, as by CLEAR TASK SET on each). With TAS = 0 in our
+ * Control mode page, each nexus that lost tasks this way, other than the one
+ * that caused it, gets COMMANDS CLEARED BY ANOTHER INITIATOR (SAM-5 5.6).
+ */
+static bool
+fence_match(void *arg, struct isd_scsi_cmd *victim)
+{
+	struct isd_scsi_cmd *self = arg;
+	struct isd_scsi_lu *lu = self->lu;
+	struct isd_scsi_nexus *n;
+	struct isd_scsi_itn *itn;
+	const struct isd_scsi_op *op = victim->op;
+	bool hit;
+
+	if (lu == NULL || victim->lu != lu)
+		return false;
+	n = isd_scsi_cmd_nexus(victim);
+	itn = itn_find(lu, n->id);
+	hit = (itn != NULL && itn->pr_abort) ||
+	      (victim->data_out_direct && op != NULL && reservation_conflict(lu, op, n));
+	if (hit && itn != NULL && n->id != isd_scsi_cmd_nexus(self)->id)
+		itn->ua |= ISD_UA_CMDS_CLEARED;
+	return hit;
+}
+
+static void
+fence_drained(struct isd_scsi_cmd *cmd)
+{
+	isd_scsi_cmd_done(cmd);
+}
+
+/* Returns true when drained(cmd) will be called later. */
+static bool
+fence_run(struct isd_scsi_cmd *cmd, void (*drained)(struct isd_scsi_cmd *))
+{
+	struct isd_scsi_dev *dev = cmd->lu != NULL ? cmd->lu->dev : NULL;
+	struct isd_scsi_itn *itn;
+	bool wait = false;
+
+	if (dev == NULL)
+		return false;
+	if (dev->task_ops.abort_tasks != NULL)
+		wait = dev->task_ops.abort_tasks(dev->task_ops.ctx, cmd, fence_match, cmd,
+						 drained);
+	TAILQ_FOREACH(itn, &cmd->lu->itns, link)
+		itn->pr_abort = false;
+	return wait;
+}
+
+void
+isd_scsi_fence_done(struct isd_scsi_cmd *cmd)
+{
+	if (!fence_run(cmd, fence_drained))
+		isd_scsi_cmd_done(cmd);
+}
+
+void
+isd_scsi_fence(struct isd_scsi_cmd *cmd)
+{
+	(void)fence_run(cmd, NULL);
+}
+
+bool
+isd_scsi_may_store(struct isd_scsi_cmd *cmd)
+{
+	const struct isd_scsi_op *op = cmd->op;
+
+	if (cmd->aborted) {
+		cmd->status = ISD_SAM_TASK_ABORTED;
+		cmd->sense_len = 0;
+		return false;
+	}
+	if (cmd->lu != NULL && op != NULL &&
+	    reservation_conflict(cmd->lu, op, isd_scsi_cmd_nexus(cmd))) {
+		cmd->status = ISD_SAM_RESERVATION_CONFLICT;
+		cmd->sense_len = 0;
+		return false;
+	}
+	return true;
+}
+
 /* CDB length of an opcode group (SAM-5 5.2); 0 for variable/vendor groups. */
 static uint32_t
 group_cdb_len(uint8_t opcode)
@@ -682,6 +812,11 @@ isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd)
 		isd_scsi_cmd_done(cmd);
 		return;
 	}
+	/* The reservation may have changed while the data-out came in (see fencing). */
+	if (!isd_scsi_may_store(cmd)) {
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
 	op->exec(cmd);
 }
 
@@ -692,6 +827,12 @@ isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd)
 	cmd->status = ISD_SAM_TASK_ABORTED;
 	cmd->sense_len = 0;
 	cmd->data_in_len = 0;
+}
+
+void
+isd_scsi_cmd_cancel(struct isd_scsi_cmd *cmd)
+{
+	cmd->aborted = true;
 }
 
 void

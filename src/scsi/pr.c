@@ -4,8 +4,9 @@
  * An I_T nexus is named by its initiator and target port names, so a
  * registration outlives the nexus (a re-login finds it again). APTPL,
  * SPEC_I_PT, ALL_TG_PT and REGISTER AND MOVE are not supported and REPORT
- * CAPABILITIES says so. PREEMPT AND ABORT is PREEMPT: aborting the preempted
- * nexuses' tasks is left to the transport's task management.
+ * CAPABILITIES says so. Every PR OUT that changes who may write ends the
+ * writes it fences off before it completes, and PREEMPT AND ABORT aborts the
+ * preempted nexuses' tasks on the LU first (isd_scsi_fence_done, dev.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -123,9 +124,19 @@ ua_other_regs(struct isd_scsi_lu *lu, const struct isd_scsi_pr_reg *self, uint32
 			isd_scsi_ua_raise_ports(lu, ua, reg->iport, reg->tport);
 }
 
+/* Takes a preempted registration away; with `abort`, its nexus's tasks go too. */
+static void
+preempt_reg(struct isd_scsi_lu *lu, struct isd_scsi_pr_reg *reg, bool abort)
+{
+	isd_scsi_ua_raise_ports(lu, ISD_UA_REG_PREEMPTED, reg->iport, reg->tport);
+	if (abort)
+		isd_scsi_itn_mark_abort(lu, reg->iport, reg->tport);
+	reg_free(lu, reg);
+}
+
 /* Removes the registrations holding `key` other than `self`; returns how many. */
 static unsigned
-preempt_key(struct isd_scsi_lu *lu, const struct isd_scsi_pr_reg *self, uint64_t key)
+preempt_key(struct isd_scsi_lu *lu, const struct isd_scsi_pr_reg *self, uint64_t key, bool abort)
 {
 	struct isd_scsi_pr_reg *reg, *next;
 	unsigned n = 0;
@@ -134,8 +145,7 @@ preempt_key(struct isd_scsi_lu *lu, const struct isd_scsi_pr_reg *self, uint64_t
 		next = TAILQ_NEXT(reg, link);
 		if (reg == self || reg->key != key)
 			continue;
-		isd_scsi_ua_raise_ports(lu, ISD_UA_REG_PREEMPTED, reg->iport, reg->tport);
-		reg_free(lu, reg);
+		preempt_reg(lu, reg, abort);
 		n++;
 	}
 	return n;
@@ -382,7 +392,8 @@ pr_clear(struct isd_scsi_cmd *cmd, struct isd_scsi_pr_reg *reg)
 }
 
 static void
-pr_preempt(struct isd_scsi_cmd *cmd, struct isd_scsi_pr_reg *reg, uint64_t sakey, uint8_t type)
+pr_preempt(struct isd_scsi_cmd *cmd, struct isd_scsi_pr_reg *reg, uint64_t sakey, uint8_t type,
+	   bool abort)
 {
 	struct isd_scsi_lu *lu = cmd->lu;
 
@@ -395,8 +406,7 @@ pr_preempt(struct isd_scsi_cmd *cmd, struct isd_scsi_pr_reg *reg, uint64_t sakey
 			next = TAILQ_NEXT(r, link);
 			if (r == reg)
 				continue;
-			isd_scsi_ua_raise_ports(lu, ISD_UA_REG_PREEMPTED, r->iport, r->tport);
-			reg_free(lu, r);
+			preempt_reg(lu, r, abort);
 		}
 		lu->pr_type = type;
 		lu->pr_holder = type_all_regs(type) ? NULL : reg;
@@ -404,7 +414,7 @@ pr_preempt(struct isd_scsi_cmd *cmd, struct isd_scsi_pr_reg *reg, uint64_t sakey
 		   lu->pr_holder->key == sakey) {
 		uint8_t old = lu->pr_type;
 
-		preempt_key(lu, reg, sakey);
+		preempt_key(lu, reg, sakey, abort);
 		lu->pr_type = type;
 		lu->pr_holder = type_all_regs(type) ? NULL : reg;
 		if (old != type)
@@ -414,7 +424,7 @@ pr_preempt(struct isd_scsi_cmd *cmd, struct isd_scsi_pr_reg *reg, uint64_t sakey
 			isd_scsi_invalid_param(cmd, 8, -1);
 			return;
 		}
-		if (preempt_key(lu, reg, sakey) == 0) {
+		if (preempt_key(lu, reg, sakey, abort) == 0) {
 			conflict(cmd);
 			return;
 		}
@@ -477,9 +487,16 @@ isd_pr_exec_out(struct isd_scsi_cmd *cmd)
 		break;
 	case PR_OUT_PREEMPT:
 	case PR_OUT_PREEMPT_ABORT:
-		pr_preempt(cmd, reg, sakey, type);
+		pr_preempt(cmd, reg, sakey, type, sa == PR_OUT_PREEMPT_ABORT);
 		break;
 	}
 out:
-	isd_scsi_cmd_done(cmd);
+	/*
+	 * Whatever changed, the writes it took access from (and with PREEMPT AND
+	 * ABORT every task of the preempted nexuses) end before this completes.
+	 */
+	if (cmd->status == ISD_SAM_GOOD)
+		isd_scsi_fence_done(cmd);
+	else
+		isd_scsi_cmd_done(cmd);
 }

@@ -6,7 +6,10 @@
  * no CDB can make us allocate more than ISD_SCSI_MAX_XFER. Reads from a RAM
  * store point the data-in iovec straight at the store (no copy, no read).
  * Writes land in a separate buffer first and reach the store only once the
- * whole data-out has arrived.
+ * whole data-out has arrived. The reservation is checked again whenever data
+ * is handed to the store (isd_scsi_cmd_exec for one-step commands, each step
+ * of WRITE SAME and UNMAP, the write half of COMPARE AND WRITE): see the
+ * fencing notes in dev.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -586,7 +589,7 @@ ws_step(struct isd_scsi_cmd *cmd)
 	struct iovec iov;
 	int rc;
 
-	if (n == 0) {
+	if (n == 0 || !isd_scsi_may_store(cmd)) {
 		isd_scsi_cmd_done(cmd);
 		return;
 	}
@@ -706,6 +709,10 @@ unmap_step(struct isd_scsi_cmd *cmd)
 	struct isd_scsi_lu *lu = cmd->lu;
 	const uint8_t *p = cmd->iov[0].iov_base;
 
+	if (!isd_scsi_may_store(cmd)) {
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
 	while (cmd->io_pos < cmd->io_end) {
 		const uint8_t *d = p + UNMAP_HDR + cmd->io_pos * UNMAP_DESC;
 		uint64_t lba = get_be64(d);
@@ -830,6 +837,11 @@ caw_compare_write(struct isd_scsi_cmd *cmd, const uint8_t *medium)
 	if (d >= 0) {
 		/* SBC-4 5.3: INFORMATION = offset of the first byte that did not match. */
 		miscompare(cmd, (uint64_t)d);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	/* A file store read the medium first: the reservation may have moved since. */
+	if (!isd_scsi_may_store(cmd)) {
 		isd_scsi_cmd_done(cmd);
 		return;
 	}

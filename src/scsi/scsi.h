@@ -182,6 +182,32 @@ uint32_t isd_scsi_dev_lu_count(struct isd_scsi_dev *dev);
 void isd_scsi_nexus_add(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus);
 void isd_scsi_nexus_remove(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus);
 
+/*
+ * What the transport lets the device server do to tasks it does not own: the
+ * commands of other I_T nexuses. A reservation change (PREEMPT AND ABORT, or
+ * any PR OUT that takes write access away from a nexus) must end such tasks
+ * before its own command completes; the SCSI layer cannot see the transport's
+ * tasks, so the transport registers this once per device.
+ */
+struct isd_scsi_task_ops {
+	/*
+	 * Aborts every task of the device other than `self` whose command (set up
+	 * already) match(arg, cmd) selects, as an ABORT TASK SET on that task's own
+	 * nexus would: it gets no response, stores nothing more, and Data-Out that
+	 * arrives for it later is discarded. If `drained` is not NULL and the exec
+	 * of some aborted task is still in flight, returns true and calls
+	 * drained(self) once all of those have finished; otherwise returns false
+	 * (and never calls drained).
+	 */
+	bool (*abort_tasks)(void *ctx, struct isd_scsi_cmd *self,
+			    bool (*match)(void *arg, struct isd_scsi_cmd *cmd), void *arg,
+			    void (*drained)(struct isd_scsi_cmd *self));
+	void *ctx;
+};
+
+/* Registers (or replaces) the transport's task operations of a device. */
+void isd_scsi_dev_set_task_ops(struct isd_scsi_dev *dev, const struct isd_scsi_task_ops *ops);
+
 int isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd);
 void isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd);
 void isd_scsi_cmd_release(struct isd_scsi_cmd *cmd);
@@ -189,6 +215,9 @@ void isd_scsi_cmd_release(struct isd_scsi_cmd *cmd);
  * transport will not report it). Only valid between setup and exec. It does not call
  * cmd->done: the transport reports (or not) and then calls release. */
 void isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd);
+/* The transport abandoned a command whose exec is in flight: the steps of it not yet
+ * handed to the backing store are skipped. cmd->done is still called exactly once. */
+void isd_scsi_cmd_cancel(struct isd_scsi_cmd *cmd);
 
 /* Task management at the LU (after the transport aborted its tasks): LUN RESET
  * clears reservations (non-persistent) and raises a unit attention for the other

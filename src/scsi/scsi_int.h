@@ -36,6 +36,7 @@
 #define ISD_ASC_RESERVATIONS_RELEASED 0x2a04
 #define ISD_ASC_REGISTRATIONS_PREEMPTED 0x2a05
 #define ISD_ASC_CAPACITY_CHANGED 0x2a09
+#define ISD_ASC_COMMANDS_CLEARED 0x2f00
 #define ISD_ASC_SAVING_NOT_SUPPORTED 0x3900
 #define ISD_ASC_MEDIUM_REMOVAL_PREVENTED 0x5302
 #define ISD_ASC_INSUFFICIENT_REG_RESOURCES 0x5504
@@ -49,6 +50,7 @@ enum {
 	ISD_UA_RES_RELEASED = 1u << 4,          /* 2Ah/04h */
 	ISD_UA_REG_PREEMPTED = 1u << 5,         /* 2Ah/05h */
 	ISD_UA_CAPACITY_CHANGED = 1u << 6,      /* 2Ah/09h */
+	ISD_UA_CMDS_CLEARED = 1u << 7,          /* 2Fh/00h: another nexus aborted our tasks */
 };
 
 /* cmd->io_flags */
@@ -96,6 +98,7 @@ struct isd_scsi_itn {
 	char tport[256];
 	uint32_t ua;                    /* ISD_UA_* pending */
 	bool prevent;                   /* PREVENT ALLOW MEDIUM REMOVAL */
+	bool pr_abort;                  /* preempted by the PREEMPT AND ABORT being processed */
 };
 
 /* A persistent reservation registration (I_T nexus named by its ports). */
@@ -155,6 +158,7 @@ struct isd_scsi_lu {
 
 struct isd_scsi_dev {
 	char name[224];
+	struct isd_scsi_task_ops task_ops;      /* the transport's (abort_tasks NULL: none) */
 	struct isd_scsi_lu *lus[ISD_SCSI_MAX_LUNS];
 	uint32_t nlus;
 };
@@ -193,6 +197,23 @@ void isd_scsi_ua_raise_all(struct isd_scsi_lu *lu, uint32_t ua, bool has_except,
 /* Raises `ua` on the nexuses whose ports match a registration. */
 void isd_scsi_ua_raise_ports(struct isd_scsi_lu *lu, uint32_t ua, const char *iport,
 			     const char *tport);
+/* Marks the nexuses whose ports match a registration for PREEMPT AND ABORT. */
+void isd_scsi_itn_mark_abort(struct isd_scsi_lu *lu, const char *iport, const char *tport);
+/*
+ * After a reservation change made by `cmd`: ends the tasks it fences off (those of
+ * nexuses marked by isd_scsi_itn_mark_abort, and writes whose data lands straight in
+ * the LU and that would now conflict), then completes cmd with isd_scsi_cmd_done() once
+ * their in-flight I/O has finished. isd_scsi_fence() does the same without waiting
+ * and without completing cmd (for commands that finish in setup).
+ */
+void isd_scsi_fence_done(struct isd_scsi_cmd *cmd);
+void isd_scsi_fence(struct isd_scsi_cmd *cmd);
+/*
+ * Called just before a command hands data to the store: false, with the command's
+ * status set (TASK ABORTED, RESERVATION CONFLICT), when it was cancelled or its nexus
+ * lost access to the LU since setup checked; the caller then finishes it.
+ */
+bool isd_scsi_may_store(struct isd_scsi_cmd *cmd);
 /* Takes the highest-priority pending UA of the nexus into key/asc; false if none. */
 bool isd_scsi_ua_take(struct isd_scsi_itn *itn, uint16_t *asc_ascq);
 

@@ -751,6 +751,9 @@ isd_spc_setup_reserve(struct isd_scsi_cmd *cmd)
 	}
 	lu->spc2_held = true;
 	lu->spc2_nexus = nexus_id(cmd);
+	/* Other nexuses' writes landing straight in the LU end now (dev.c, fencing);
+	 * none of them has store I/O to wait for, their data is placed as it arrives. */
+	isd_scsi_fence(cmd);
 	return ISD_SCSI_SETUP_DONE;
 }
 

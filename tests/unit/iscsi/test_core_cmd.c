@@ -928,6 +928,152 @@ test_conn_drop_with_io_in_flight(void **state)
 }
 
 
+/* ---- a reservation change from another session ---- */
+
+static struct isd_pdu *
+wait_pdu_on(struct fx *f, struct fake_dm *fd)
+{
+	for (int i = 0; i < 200 && TAILQ_EMPTY(&fd->sent); i++)
+		isd_reactor_poll(f->r, 1);
+	return fake_dm_pop(fd);
+}
+
+/* One command with all its data-out immediate; returns its SCSI status (sense into sk). */
+static uint8_t
+cmd_on(struct fx *f, struct fake_dm *fd, uint32_t *cmdsn, uint32_t itt, const uint8_t *cdb,
+       const void *data, uint32_t len, uint8_t sk[3])
+{
+	uint8_t bhs[ISD_BHS_LEN];
+	struct isd_pdu *rsp;
+	uint8_t st;
+
+	cmd_bhs(bhs, ISD_BHS_F | (len ? ISD_CMD_W : 0), itt, len, (*cmdsn)++, cdb, 16);
+	fake_dm_inject(fd, bhs, data, len);
+	rsp = wait_pdu_on(f, fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_SCSI_RSP);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), itt);
+	st = rsp->bhs[3];
+	if (sk != NULL) {
+		memset(sk, 0, 3);
+		if (rsp->data_len >= 2 + 14) {
+			sk[0] = rsp->data[2 + 2] & 0x0f;
+			sk[1] = rsp->data[2 + 12];
+			sk[2] = rsp->data[2 + 13];
+		}
+	}
+	isd_pdu_free(rsp);
+	return st;
+}
+
+static void
+prout_cdb(uint8_t *cdb, uint8_t sa, uint8_t type)
+{
+	memset(cdb, 0, 16);
+	cdb[0] = 0x5f;
+	cdb[1] = sa;
+	cdb[2] = type;
+	cdb[8] = 24;
+}
+
+static void
+prout_param(uint8_t *p, uint64_t key, uint64_t sakey)
+{
+	memset(p, 0, 24);
+	put_be64(p, key);
+	put_be64(p + 8, sakey);
+}
+
+/*
+ * Session A holds a Write Exclusive reservation and has a WRITE waiting for its
+ * solicited data and another whose store I/O is in flight. Session B (another
+ * initiator) PREEMPT AND ABORTs A: the waiting WRITE's transfer is cleaned up,
+ * B's response waits for the in-flight one, neither of A's WRITEs is answered,
+ * A's late Data-Out is dropped quietly, and A's next commands see 2A/05 and 2F/00.
+ */
+static void
+test_pr_preempt_abort_other_session(void **state)
+{
+	static const uint8_t isid_b[6] = { 0x80, 0, 0, 0, 0x56, 0x78 };
+	struct fx *f = *state;
+	struct fake_dm fb;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16], prm[24], sk[3], buf[1024];
+	uint32_t bsn = 500;
+	struct isd_iscsi_stats st;
+	struct isd_pdu *rsp;
+
+	memset(buf, 0x41, sizeof(buf));
+	fake_dm_init(&fb);
+	assert_int_equal(fake_dm_connect(&fb, f->t, f->r, 1), 0);
+	assert_int_equal(fake_dm_login(&fb, INAME "-b", TNAME, isid_b, bsn, NULL), 0);
+	memset(cdb, 0, sizeof(cdb));
+	assert_int_equal(cmd_on(f, &fb, &bsn, 0x200, cdb, NULL, 0, sk), ISD_SAM_CHECK_CONDITION);
+
+	prout_cdb(cdb, 0, 0);
+	prout_param(prm, 0, 0xa);
+	assert_int_equal(cmd_on(f, &f->fd, &f->cmdsn, 0x201, cdb, prm, 24, NULL), ISD_SAM_GOOD);
+	prout_cdb(cdb, 1, 1);                           /* RESERVE, Write Exclusive */
+	prout_param(prm, 0xa, 0);
+	assert_int_equal(cmd_on(f, &f->fd, &f->cmdsn, 0x202, cdb, prm, 24, NULL), ISD_SAM_GOOD);
+
+	/* A: a WRITE waiting for its R2T'd data (lands straight in the RAM LU) */
+	rw10(cdb, 0x2a, 8, 2);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0x300, 1024, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	assert_int_equal(f->fd.n_xfers, 1);
+	/* A: a staged WRITE (EDTL short of the CDB) whose store write is in flight */
+	rw10(cdb, 0x2a, 12, 2);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0x301, 512, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, 512);
+	assert_int_equal(f->fd.n_sent, 0);
+
+	prout_cdb(cdb, 0, 0);
+	prout_param(prm, 0, 0xb);
+	assert_int_equal(cmd_on(f, &fb, &bsn, 0x203, cdb, prm, 24, NULL), ISD_SAM_GOOD);
+	prout_cdb(cdb, 5, 3);                           /* PREEMPT AND ABORT, to Exclusive Access */
+	prout_param(prm, 0xb, 0xa);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0x204, 24, bsn++, cdb, 16);
+	fake_dm_inject(&fb, bhs, prm, 24);
+	assert_int_equal(f->fd.task_cleanups, 1);      /* the R2T'd WRITE's transfer is gone */
+	assert_int_equal(f->fd.n_xfers, 0);
+	assert_int_equal(fb.n_sent, 0);                 /* held for A's store write */
+	rsp = wait_pdu_on(f, &fb);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), 0x204);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_GOOD);
+	isd_pdu_free(rsp);
+	for (int i = 0; i < 20; i++)
+		isd_reactor_poll(f->r, 1);
+	assert_int_equal(f->fd.n_sent, 0);              /* aborted: no responses */
+
+	/* A's Data-Out for the R2T it had: dropped, no Reject */
+	data_out_bhs(bhs, ISD_BHS_F, 0x300, 0x77, 0, 0);
+	fake_dm_inject(&f->fd, bhs, buf, 1024);
+	assert_int_equal(f->fd.n_sent, 0);
+
+	memset(cdb, 0, sizeof(cdb));
+	assert_int_equal(cmd_on(f, &f->fd, &f->cmdsn, 0x205, cdb, NULL, 0, sk),
+			 ISD_SAM_CHECK_CONDITION);
+	assert_int_equal(sk[0], ISD_SK_UNIT_ATTENTION);
+	assert_int_equal(sk[1], 0x2a);
+	assert_int_equal(sk[2], 0x05);
+	assert_int_equal(cmd_on(f, &f->fd, &f->cmdsn, 0x206, cdb, NULL, 0, sk),
+			 ISD_SAM_CHECK_CONDITION);
+	assert_int_equal(sk[1], 0x2f);
+	assert_int_equal(sk[2], 0x00);
+	rw10(cdb, 0x28, 8, 2);
+	assert_int_equal(cmd_on(f, &f->fd, &f->cmdsn, 0x207, cdb, NULL, 0, NULL),
+			 ISD_SAM_RESERVATION_CONFLICT);
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.tasks, 0);
+
+	fake_dm_terminate_notify(&fb, true);
+	for (int i = 0; i < 100; i++)
+		isd_reactor_poll(f->r, 0);
+	assert_true(fb.freed);
+	fake_dm_fini(&fb);
+}
+
 /* Garbage in full feature phase: no crash, no leak, every PDU given back. */
 static void
 test_random_pdus(void **state)
@@ -1021,6 +1167,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_logout_close_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logout_recovery_unsupported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_drop_with_io_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pr_preempt_abort_other_session, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_random_pdus, setup, teardown),
 	};
 
