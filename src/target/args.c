@@ -363,10 +363,13 @@ isd_target_args_scrub(int argc, char **argv)
 			continue;
 		if (argv[i][1] != '-') {
 			/* a short option that takes its value from the next argument */
-			for (size_t k = 0; k < N_OPTS; k++)
+			for (size_t k = 0; k < N_OPTS; k++) {
 				if (g_opts[k].shrt != 0 && g_opts[k].shrt == argv[i][1] &&
-				    g_opts[k].arg != NULL && argv[i][2] == '\0')
+				    g_opts[k].arg != NULL && argv[i][2] == '\0') {
 					i++;
+					break;
+				}
+			}
 			continue;
 		}
 		v = secret_flag_value(argc, argv, &i);
@@ -374,9 +377,12 @@ isd_target_args_scrub(int argc, char **argv)
 			const char *eq = strchr(argv[i], '=');
 
 			/* a long option without =VALUE that takes one skips the next argument */
-			for (size_t k = 0; k < N_OPTS && eq == NULL; k++)
-				if (strcmp(argv[i] + 2, g_opts[k].lng) == 0 && g_opts[k].arg != NULL)
+			for (size_t k = 0; k < N_OPTS && eq == NULL; k++) {
+				if (strcmp(argv[i] + 2, g_opts[k].lng) == 0 && g_opts[k].arg != NULL) {
 					i++;
+					break;
+				}
+			}
 			continue;
 		}
 		sec = strchr(v, ':');

@@ -655,7 +655,7 @@ check_secret(const struct isd_target_cfg *cfg, const struct isd_chap_cred *c, co
 		return 0;
 	isd_target_errf(err, errlen,
 			"%s: %s secret of '%s' is %zu bytes; at least %d are needed (RFC 7143 "
-			"§12.1.3 asks for 96 bits), or set allow_short_chap_secrets",
+			"§12.1.3 asks for 96 bits), or allow_short_chap_secrets",
 			origin, what, c->user, len, ISD_TARGET_CHAP_SECRET_MIN);
 	return -EINVAL;
 }

@@ -247,10 +247,19 @@ static void
 note_literal_secret(struct load_ctx *x, const config_setting_t *s)
 {
 	const char *file = config_setting_source_file(s);
+	char joined[8192];
 	struct stat st;
 
 	if (file == NULL)
 		file = x->path;
+	/* libconfig names an included file as written, relative to the include dir */
+	if (file[0] != '/' && file != x->path) {
+		const char *slash = strrchr(x->path, '/');
+
+		snprintf(joined, sizeof(joined), "%.*s%s",
+			 slash ? (int)(slash - x->path + 1) : 0, x->path, file);
+		file = joined;
+	}
 	if (stat(file, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
 		isd_target_cfg_warn(x->cfg,
 				    "%s holds CHAP secrets and is accessible to group or others "
