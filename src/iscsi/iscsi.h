@@ -49,6 +49,9 @@ struct isd_initiator_auth {
 	struct isd_auth_cfg auth;
 };
 
+/* Applies an initiator's own credentials (own) over out, which holds the node's. */
+void isd_auth_overlay(struct isd_auth_cfg *out, const struct isd_auth_cfg *own);
+
 enum isd_transport {
 	ISD_TRANSPORT_TCP = 0,
 	ISD_TRANSPORT_ISER,

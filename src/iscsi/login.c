@@ -98,24 +98,28 @@ acl_allows(const struct isd_tnode *n, const char *iname)
  * §12.1.3 expects a secret per initiator), then the node's for what the entry
  * leaves unset.
  */
+void
+isd_auth_overlay(struct isd_auth_cfg *out, const struct isd_auth_cfg *own)
+{
+	if (own->require_chap) {
+		out->require_chap = true;
+		out->chap = own->chap;
+	}
+	if (own->mutual) {
+		out->mutual = true;
+		out->mutual_chap = own->mutual_chap;
+	}
+}
+
 static void
 auth_for(const struct isd_tnode *n, const char *iname, struct isd_auth_cfg *out)
 {
 	*out = n->auth;
 	for (int i = 0; i < n->ini_auth_count; i++) {
-		const struct isd_initiator_auth *e = &n->ini_auth[i];
-
-		if (strcasecmp(e->name, iname) != 0)
-			continue;
-		if (e->auth.require_chap) {
-			out->require_chap = true;
-			out->chap = e->auth.chap;
+		if (strcasecmp(n->ini_auth[i].name, iname) == 0) {
+			isd_auth_overlay(out, &n->ini_auth[i].auth);
+			break;
 		}
-		if (e->auth.mutual) {
-			out->mutual = true;
-			out->mutual_chap = e->auth.mutual_chap;
-		}
-		break;
 	}
 }
 

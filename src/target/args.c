@@ -78,7 +78,7 @@ static const char g_usage[] =
     "                            ram:SIZE | file:PATH[,size=SIZE][,ro] | dev:PATH[,ro]\n"
     "                            (SIZE: 512M, 1G, ...; default ram:1G)\n"
     "      --chap USER:SECRET    require CHAP from initiators of the current target;\n"
-    "                            SECRET may be @FILE (the file's first line; refused\n"
+    "                            SECRET may be @FILE (the file's one line; refused\n"
     "                            if others may read it) or env:VAR (from the\n"
     "                            environment). A literal SECRET is overwritten in the\n"
     "                            process's argv at start, with a warning: prefer the\n"

@@ -712,14 +712,8 @@ validate_ini(const struct isd_target_cfg *cfg, const struct isd_target_node_cfg 
 			return -EINVAL;
 		}
 	}
-	if (e->auth.require_chap) {
-		a.require_chap = true;
-		a.chap = e->auth.chap;
-	}
-	if (e->auth.mutual) {
-		a.mutual = true;
-		a.mutual_chap = e->auth.mutual_chap;
-	}
+	/* what the login will use: the same overlay as the core's */
+	isd_auth_overlay(&a, &e->auth);
 	rc = validate_auth(cfg, &a, e->origin, err, errlen);
 	explicit_bzero(&a, sizeof(a));
 	return rc;
