@@ -490,6 +490,7 @@ int
 isd_target_secret_file(struct isd_target_cfg *cfg, const char *path, char *out, size_t cap,
 		       char *why, size_t whylen)
 {
+	char buf[ISD_CHAP_SECRET_MAX + 2];
 	struct stat st;
 	ssize_t n;
 	size_t len = 0;
@@ -519,27 +520,29 @@ isd_target_secret_file(struct isd_target_cfg *cfg, const char *path, char *out, 
 	if (st.st_mode & (S_IRGRP | S_IWGRP))
 		isd_target_cfg_warn(cfg, "secret file %s is accessible to its group (mode %04o)",
 				    path, (unsigned int)(st.st_mode & 07777));
-	/* one byte more than fits, to see a file that is too long */
-	while (len < cap && (n = read(fd, out + len, cap - len)) > 0)
+	/* up to two bytes more than fits (a CRLF), to see a file that is too long */
+	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) > 0)
 		len += (size_t)n;
-	if (len > 0 && out[len - 1] == '\n')
+	if (len > 0 && buf[len - 1] == '\n')
 		len--;
-	if (len > 0 && out[len - 1] == '\r')
+	if (len > 0 && buf[len - 1] == '\r')
 		len--;
 	rc = -EINVAL;
-	if (len >= cap)
+	if (len >= cap || len > ISD_CHAP_SECRET_MAX - 1)
 		isd_target_errf(why, whylen, "secret file %s: longer than %zu bytes", path,
 				cap - 1);
 	else if (len == 0)
 		isd_target_errf(why, whylen, "secret file %s is empty", path);
-	else if (memchr(out, '\0', len) != NULL || memchr(out, '\n', len) != NULL)
+	else if (memchr(buf, '\0', len) != NULL || memchr(buf, '\n', len) != NULL ||
+		 memchr(buf, '\r', len) != NULL)
 		isd_target_errf(why, whylen, "secret file %s: one line of text expected", path);
 	else
 		rc = 0;
-	if (rc == 0)
+	if (rc == 0) {
+		memcpy(out, buf, len);
 		out[len] = '\0';
-	else
-		explicit_bzero(out, cap);
+	}
+	explicit_bzero(buf, sizeof(buf));
 out:
 	close(fd);
 	return rc;

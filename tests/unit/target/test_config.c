@@ -837,6 +837,23 @@ test_args_secret_sources(void **state)
 	snprintf(flag, sizeof(flag), "u:@%s", write_secret("two", "line1line1line1\nline2\n", 0600));
 	EXPECT_BAD("one line of text expected", "--chap", flag);
 	EXPECT_BAD("No such file", "--chap", "u:@/nonexistent/secret");
+	{
+		/* 255 bytes fit; with more after the newline it is no longer one line */
+		char big[300];
+
+		memset(big, 's', 255);
+		strcpy(big + 255, "\n");
+		snprintf(flag, sizeof(flag), "u:@%s", write_secret("max", big, 0600));
+		assert_int_equal(parse(&cfg, err, sizeof(err), "--chap", flag, NULL), 0);
+		assert_int_equal(strlen(cfg.nodes[0].auth.chap.secret), 255);
+		isd_target_cfg_fini(&cfg);
+		strcpy(big + 255, "\nextra");
+		snprintf(flag, sizeof(flag), "u:@%s", write_secret("max2", big, 0600));
+		EXPECT_BAD("longer than 255 bytes", "--chap", flag);
+		strcpy(big + 255, "s\n");
+		snprintf(flag, sizeof(flag), "u:@%s", write_secret("max3", big, 0600));
+		EXPECT_BAD("longer than 255 bytes", "--chap", flag);
+	}
 	/* env:VAR */
 	setenv("ISD_TEST_SECRET", "fromtheenvironment", 1);
 	assert_int_equal(parse(&cfg, err, sizeof(err), "--chap", "u:env:ISD_TEST_SECRET", NULL), 0);
