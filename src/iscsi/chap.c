@@ -137,9 +137,9 @@ isd_chap_random(uint8_t *buf, size_t len)
 }
 
 int
-isd_chap_target_challenge(struct isd_chap_target *c, const char *chap_a_list,
-			  unsigned int allowed, char *a_out, size_t a_cap, char *i_out, size_t i_cap,
-			  char *c_out, size_t c_cap)
+isd_chap_target_challenge(struct isd_chap_target *c, const char *chap_a_list, unsigned int allowed,
+			  char *a_out, size_t a_cap, char *i_out, size_t i_cap, char *c_out,
+			  size_t c_cap)
 {
 	int alg, rc, n;
 

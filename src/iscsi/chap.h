@@ -53,8 +53,8 @@ struct isd_chap_target {
 /* Returns 0, -ENOTSUP (no acceptable algorithm), -EIO. Writes the values to send
  * ("5", "<id>", "0x<hex>") into the given buffers. */
 int isd_chap_target_challenge(struct isd_chap_target *c, const char *chap_a_list,
-			      unsigned int allowed, char *a_out, size_t a_cap, char *i_out, size_t i_cap,
-			      char *c_out, size_t c_cap);
+			      unsigned int allowed, char *a_out, size_t a_cap, char *i_out,
+			      size_t i_cap, char *c_out, size_t c_cap);
 /*
  * Verifies CHAP_N/CHAP_R against the expected user and secret (constant-time
  * compare). If mutual is requested (ini_chap_i and ini_chap_c non-NULL) also

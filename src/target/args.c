@@ -378,7 +378,8 @@ isd_target_args_scrub(int argc, char **argv)
 
 			/* a long option without =VALUE that takes one skips the next argument */
 			for (size_t k = 0; k < N_OPTS && eq == NULL; k++) {
-				if (strcmp(argv[i] + 2, g_opts[k].lng) == 0 && g_opts[k].arg != NULL) {
+				if (strcmp(argv[i] + 2, g_opts[k].lng) == 0 &&
+				    g_opts[k].arg != NULL) {
 					i++;
 					break;
 				}
@@ -386,7 +387,8 @@ isd_target_args_scrub(int argc, char **argv)
 			continue;
 		}
 		sec = strchr(v, ':');
-		if (sec == NULL || sec[1] == '\0' || sec[1] == '@' || strncmp(sec + 1, "env:", 4) == 0)
+		if (sec == NULL || sec[1] == '\0' || sec[1] == '@' ||
+		    strncmp(sec + 1, "env:", 4) == 0)
 			continue;
 		/* same length, so that the rest of the command line keeps its place */
 		memset(sec + 1, 'x', strlen(sec + 1));

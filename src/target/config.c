@@ -7,11 +7,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -710,8 +710,8 @@ validate_ini(const struct isd_target_cfg *cfg, const struct isd_target_node_cfg 
 	}
 	for (const struct isd_target_ini_cfg *o = n->ini; o < e; o++) {
 		if (strcasecmp(o->name, e->name) == 0) {
-			isd_target_errf(err, errlen, "%s: credentials for %s given twice (first at %s)",
-					e->origin, e->name, o->origin);
+			isd_target_errf(err, errlen,
+					"%s: credentials for %s given twice (first at %s)", e->origin, e->name, o->origin);
 			return -EINVAL;
 		}
 	}

@@ -44,7 +44,7 @@ static const char *const g_global_keys[] = {
     "nop_timeout",	"logout_timeout",
     "shutdown_timeout", "max_sessions",
     "discovery_auth",	"iser_remote_invalidate",
-    "allow_short_chap_secrets", "chap_algorithms",
+    "chap_algorithms",	"allow_short_chap_secrets",
     "user",		"group",
     NULL,
 };
@@ -379,9 +379,8 @@ load_chap_algs(struct load_ctx *x, const config_setting_t *l, uint32_t *mask)
 			if (strcasecmp(v, names[k].name) == 0)
 				bit = ISD_CHAP_ALG_BIT(names[k].alg);
 		if (bit == 0)
-			return fail(x, e,
-				    "chap_algorithms: '%s' is not one of sha3-256, sha256, sha1, md5",
-				    v ? v : "?");
+			return fail(x, e, "chap_algorithms: '%s' is not one of %s", v ? v : "?",
+				    "sha3-256, sha256, sha1, md5");
 		*mask |= bit;
 	}
 	if (*mask == 0)
