@@ -8,6 +8,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -904,6 +906,15 @@ isd_target_lun_check_path(const struct isd_target_lun_cfg *l, char *err, size_t 
 int
 isd_target_cfg_check_backing(const struct isd_target_cfg *cfg, char *err, size_t errlen)
 {
+	/* the switch after start would fail on these: say so now */
+	if (cfg->user[0] != '\0' && getpwnam(cfg->user) == NULL) {
+		isd_target_errf(err, errlen, "user '%s': no such user", cfg->user);
+		return -ENOENT;
+	}
+	if (cfg->group[0] != '\0' && getgrnam(cfg->group) == NULL) {
+		isd_target_errf(err, errlen, "group '%s': no such group", cfg->group);
+		return -ENOENT;
+	}
 	for (int i = 0; i < cfg->node_count; i++) {
 		for (int j = 0; j < cfg->nodes[i].lun_count; j++) {
 			int rc = isd_target_lun_check_path(&cfg->nodes[i].luns[j], err, errlen);

@@ -171,7 +171,8 @@ int isd_target_cfg_load_file(const char *path, struct isd_target_cfg *cfg, char 
 			     size_t errlen);
 /* Checks the whole model (names, unique LUNs/targets/portals, limits). 0 or -EINVAL + err. */
 int isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errlen);
-/* For --check: stat()s every file/dev backing without opening it. 0 or -errno + err. */
+/* For --check: stat()s every file/dev backing without opening it, and looks up user and
+ * group. 0 or -errno + err. */
 int isd_target_cfg_check_backing(const struct isd_target_cfg *cfg, char *err, size_t errlen);
 
 /* Full usage text for --help (also in iserd(8)). */

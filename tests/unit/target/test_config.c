@@ -947,7 +947,7 @@ test_file_secret_rules(void **state)
 	setenv("ISD_TEST_B_SECRET", "bsecretfromenv1", 1);
 	snprintf(text, sizeof(text),
 		 "global = { chap_algorithms = [ \"sha256\", \"SHA3-256\" ]; user = \"nobody\";\n"
-		 "  group = \"nogroup\"; };\n" T_HEAD
+		 "  group = \"root\"; };\n" T_HEAD
 		 "  chap = \"default:defaultsecret1\";\n"
 		 "  acl = ( \"iqn.2026-11.org.example:c\",\n"
 		 "    { initiator = \"" INI_A "\"; chap = { user = \"a\"; secret_file = \"%s\"; }; },\n"
@@ -958,7 +958,18 @@ test_file_secret_rules(void **state)
 	unsetenv("ISD_TEST_B_SECRET");
 	assert_int_equal(cfg.chap_algs, (1u << 7) | (1u << 8));
 	assert_string_equal(cfg.user, "nobody");
-	assert_string_equal(cfg.group, "nogroup");
+	assert_string_equal(cfg.group, "root");
+	{
+		char e[256];
+
+		assert_int_equal(isd_target_cfg_check_backing(&cfg, e, sizeof(e)), 0);
+		snprintf(cfg.user, sizeof(cfg.user), "no-such-user-here");
+		assert_int_equal(isd_target_cfg_check_backing(&cfg, e, sizeof(e)), -ENOENT);
+		assert_string_equal(e, "user 'no-such-user-here': no such user");
+		snprintf(cfg.user, sizeof(cfg.user), "nobody");
+		snprintf(cfg.group, sizeof(cfg.group), "no-such-group-here");
+		assert_int_equal(isd_target_cfg_check_backing(&cfg, e, sizeof(e)), -ENOENT);
+	}
 	assert_int_equal(cfg.nodes[0].acl_count, 3);
 	assert_string_equal(cfg.nodes[0].acl[1], INI_A);
 	assert_int_equal(cfg.nodes[0].ini_count, 2);
