@@ -216,10 +216,18 @@ main(int argc, char **argv)
 	struct daemon d = {.sfd = -1};
 	sigset_t mask;
 	char err[1024] = "";
-	int rc, status = ISD_EXIT_RUNTIME;
+	int rc, status = ISD_EXIT_RUNTIME, scrubbed;
 
 	isd_target_cfg_init(&cfg);
 	rc = isd_target_cfg_parse_args(argc, argv, &cfg, err, sizeof(err));
+	/* the parser took its copies: no literal secret stays in /proc/PID/cmdline */
+	scrubbed = isd_target_args_scrub(argc, argv);
+	if (scrubbed > 0 && rc == 0)
+		isd_target_cfg_warn(&cfg,
+				    "%d CHAP secret%s given on the command line, readable by "
+				    "every local user until overwritten now; use USER:@FILE or "
+				    "USER:env:VAR",
+				    scrubbed, scrubbed == 1 ? "" : "s");
 	if (rc < 0) {
 		fprintf(stderr, "iserd: %s\n", err);
 		status = rc == -ENOMEM ? ISD_EXIT_RUNTIME : ISD_EXIT_USAGE;
@@ -239,6 +247,12 @@ main(int argc, char **argv)
 		status = ISD_EXIT_USAGE;
 		goto out_cfg;
 	}
+	for (int i = 0; i < cfg.warning_count; i++) {
+		if (cfg.check_only)
+			fprintf(stderr, "iserd: warning: %s\n", cfg.warnings[i]);
+		else
+			isd_log_warn("%s", cfg.warnings[i]);
+	}
 	if (cfg.check_only) {
 		rc = isd_target_cfg_check_backing(&cfg, err, sizeof(err));
 		if (rc < 0) {
@@ -246,10 +260,11 @@ main(int argc, char **argv)
 			status = ISD_EXIT_USAGE;
 			goto out_cfg;
 		}
-		printf("iserd: configuration OK: %d portal%s, %d target%s, %d LUN%s\n",
+		printf("iserd: configuration OK: %d portal%s, %d target%s, %d LUN%s%s\n",
 		       cfg.portal_count, cfg.portal_count == 1 ? "" : "s", cfg.node_count,
 		       cfg.node_count == 1 ? "" : "s", count_luns(&cfg),
-		       count_luns(&cfg) == 1 ? "" : "s");
+		       count_luns(&cfg) == 1 ? "" : "s",
+		       cfg.warning_count > 0 ? " (with warnings)" : "");
 		status = ISD_EXIT_OK;
 		goto out_cfg;
 	}
@@ -278,6 +293,13 @@ main(int argc, char **argv)
 	if (rc < 0) {
 		fprintf(stderr, "iserd: %s\n", err);
 		status = rc == -EINVAL ? ISD_EXIT_USAGE : ISD_EXIT_RUNTIME;
+		goto out_sfd;
+	}
+	/* after every portal listens and every LUN is open and registered */
+	rc = isd_target_drop_privileges(&cfg, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "iserd: %s\n", err);
+		isd_target_stop(d.rt);
 		goto out_sfd;
 	}
 	/* the model holds secrets; the running target has its own copy */

@@ -50,11 +50,24 @@ isd_chap_digest_len(int alg)
 	}
 }
 
+/* Strength order: the index in this list (weakest first). */
+static int
+chap_rank(int alg)
+{
+	static const int order[] = {ISD_CHAP_MD5, ISD_CHAP_SHA1, ISD_CHAP_SHA256,
+				    ISD_CHAP_SHA3_256};
+
+	for (int i = 0; i < (int)(sizeof(order) / sizeof(order[0])); i++)
+		if (order[i] == alg)
+			return i;
+	return -1;
+}
+
 int
-isd_chap_pick_alg(const char *chap_a_list)
+isd_chap_pick_alg(const char *chap_a_list, unsigned int allowed)
 {
 	const char *p = chap_a_list;
-	int first = -ENOTSUP;
+	int best = -ENOTSUP;
 
 	if (p == NULL)
 		return -ENOTSUP;
@@ -68,20 +81,17 @@ isd_chap_pick_alg(const char *chap_a_list)
 		if (n > 0 && n < sizeof(tok)) {
 			memcpy(tok, p, n);
 			tok[n] = '\0';
-			if (isd_key_parse_u64(tok, &v) == 0 && v <= INT_MAX &&
-			    isd_chap_digest_len((int)v) != 0 && chap_md((int)v) != NULL) {
-				/* MD5 is the one algorithm every peer agrees on the number of. */
-				if (v == ISD_CHAP_MD5)
-					return ISD_CHAP_MD5;
-				if (first < 0)
-					first = (int)v;
-			}
+			if (isd_key_parse_u64(tok, &v) == 0 && v < 32 && chap_rank((int)v) >= 0 &&
+			    chap_md((int)v) != NULL &&
+			    (allowed == 0 || (allowed & ISD_CHAP_ALG_BIT(v)) != 0) &&
+			    (best < 0 || chap_rank((int)v) > chap_rank(best)))
+				best = (int)v;
 		}
 		if (comma == NULL)
 			break;
 		p = comma + 1;
 	}
-	return first;
+	return best;
 }
 
 int
@@ -127,13 +137,14 @@ isd_chap_random(uint8_t *buf, size_t len)
 }
 
 int
-isd_chap_target_challenge(struct isd_chap_target *c, const char *chap_a_list, char *a_out,
-			  size_t a_cap, char *i_out, size_t i_cap, char *c_out, size_t c_cap)
+isd_chap_target_challenge(struct isd_chap_target *c, const char *chap_a_list, unsigned int allowed,
+			  char *a_out, size_t a_cap, char *i_out, size_t i_cap, char *c_out,
+			  size_t c_cap)
 {
 	int alg, rc, n;
 
 	memset(c, 0, sizeof(*c));
-	alg = isd_chap_pick_alg(chap_a_list);
+	alg = isd_chap_pick_alg(chap_a_list, allowed);
 	if (alg < 0)
 		return alg;
 	/* A fresh identifier and challenge for every exchange (RFC 7143 §12.1.3). */

@@ -21,9 +21,17 @@
 
 /* Length of the digest for an algorithm, or 0 if unsupported. */
 size_t isd_chap_digest_len(int alg);
-/* Picks our algorithm from the initiator's CHAP_A list ("5,6,7"): the first one we support,
- * MD5 preferred when listed. Returns the number, or -ENOTSUP if none. */
-int isd_chap_pick_alg(const char *chap_a_list);
+/* Bit of an algorithm in an `allowed` mask; 0 as a mask means every one we implement. */
+#define ISD_CHAP_ALG_BIT(alg) (1u << (alg))
+/*
+ * Picks our algorithm from the initiator's CHAP_A list ("5,6,7"): the
+ * strongest one listed that we implement and `allowed` admits, SHA3-256 >
+ * SHA-256 > SHA-1 > MD5. The list's order is the initiator's preference, but
+ * the choice is the target's (RFC 7143 §12.1.3), and a peer (or a
+ * man in the middle) that lists MD5 first must not talk us down to it.
+ * Returns the number, or -ENOTSUP if none.
+ */
+int isd_chap_pick_alg(const char *chap_a_list, unsigned int allowed);
 /* response = H(id || secret || challenge). Returns digest length or -errno. */
 int isd_chap_response(int alg, uint8_t id, const char *secret, const uint8_t *challenge,
 		      size_t challenge_len, uint8_t *out, size_t out_cap);
@@ -45,8 +53,8 @@ struct isd_chap_target {
 /* Returns 0, -ENOTSUP (no acceptable algorithm), -EIO. Writes the values to send
  * ("5", "<id>", "0x<hex>") into the given buffers. */
 int isd_chap_target_challenge(struct isd_chap_target *c, const char *chap_a_list,
-			      char *a_out, size_t a_cap, char *i_out, size_t i_cap,
-			      char *c_out, size_t c_cap);
+			      unsigned int allowed, char *a_out, size_t a_cap, char *i_out,
+			      size_t i_cap, char *c_out, size_t c_cap);
 /*
  * Verifies CHAP_N/CHAP_R against the expected user and secret (constant-time
  * compare). If mutual is requested (ini_chap_i and ini_chap_c non-NULL) also

@@ -130,7 +130,9 @@ struct isd_login {
 	char iname[ISD_NAME_MAX];
 	enum isd_session_type type;
 	struct isd_tnode *node;
-	const struct isd_auth_cfg *auth;
+	const struct isd_auth_cfg *auth; /* points at auth_buf once the first request is in */
+	struct isd_auth_cfg auth_buf;   /* the node's or discovery's, with the initiator's own
+					 * credentials applied; zeroed when the login ends */
 	struct isd_keys keys;
 	enum isd_auth_state auth_state;
 	struct isd_chap_target chap;

@@ -39,6 +39,19 @@ struct isd_auth_cfg {
 	struct isd_chap_cred mutual_chap; /* our name and secret for mutual CHAP */
 };
 
+/*
+ * CHAP credentials of one initiator on one target node: an InitiatorName
+ * listed here authenticates with these instead of the node's own; a half left
+ * unset (require_chap or mutual false) falls back to the node's.
+ */
+struct isd_initiator_auth {
+	char name[ISD_NAME_MAX];
+	struct isd_auth_cfg auth;
+};
+
+/* Applies an initiator's own credentials (own) over out, which holds the node's. */
+void isd_auth_overlay(struct isd_auth_cfg *out, const struct isd_auth_cfg *own);
+
 enum isd_transport {
 	ISD_TRANSPORT_TCP = 0,
 	ISD_TRANSPORT_ISER,
@@ -62,6 +75,8 @@ struct isd_tnode {
 	char **acl;                     /* InitiatorNames allowed to log in; acl_count 0 = all */
 	int acl_count;
 	struct isd_auth_cfg auth;
+	struct isd_initiator_auth *ini_auth;    /* per-initiator CHAP, looked up first */
+	int ini_auth_count;
 	struct isd_key_policy policy;   /* negotiation limits for sessions to this node */
 	uint32_t queue_depth;           /* CmdSN window per session (MaxCmdSN - ExpCmdSN + 1) */
 	TAILQ_ENTRY(isd_tnode) link;
@@ -75,6 +90,7 @@ struct isd_iscsi_cfg {
 	uint32_t nop_timeout_ms;        /* drop the connection if the ping is not answered (default 10000) */
 	uint32_t logout_timeout_ms;     /* default 2000 */
 	uint32_t max_sessions;          /* 0 = unlimited */
+	uint32_t chap_algs;             /* ISD_CHAP_ALG_BIT mask of CHAP_A we accept; 0 = all */
 };
 void isd_iscsi_cfg_init(struct isd_iscsi_cfg *cfg);
 

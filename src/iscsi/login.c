@@ -59,6 +59,9 @@ isd_login_free(struct isd_conn *c)
 		return;
 	free(l->req_buf);
 	free(l->rsp_buf);
+	/* a copy of the secrets lives in the login state */
+	explicit_bzero(&l->auth_buf, sizeof(l->auth_buf));
+	explicit_bzero(&l->chap, sizeof(l->chap));
 	free(l);
 	c->login = NULL;
 }
@@ -88,6 +91,36 @@ acl_allows(const struct isd_tnode *n, const char *iname)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * The credentials that apply to this initiator: its own entry first (RFC 7143
+ * §12.1.3 expects a secret per initiator), then the node's for what the entry
+ * leaves unset.
+ */
+void
+isd_auth_overlay(struct isd_auth_cfg *out, const struct isd_auth_cfg *own)
+{
+	if (own->require_chap) {
+		out->require_chap = true;
+		out->chap = own->chap;
+	}
+	if (own->mutual) {
+		out->mutual = true;
+		out->mutual_chap = own->mutual_chap;
+	}
+}
+
+static void
+auth_for(const struct isd_tnode *n, const char *iname, struct isd_auth_cfg *out)
+{
+	*out = n->auth;
+	for (int i = 0; i < n->ini_auth_count; i++) {
+		if (strcasecmp(n->ini_auth[i].name, iname) == 0) {
+			isd_auth_overlay(out, &n->ini_auth[i].auth);
+			break;
+		}
+	}
 }
 
 static uint16_t
@@ -158,12 +191,13 @@ first_request(struct isd_conn *c, struct isd_login *l, const struct isd_kv_list 
 			return ISD_LOGIN_STATUS_TGT_NOT_FOUND;
 		if (!acl_allows(l->node, l->iname))
 			return ISD_LOGIN_STATUS_TGT_FORBIDDEN;
-		l->auth = &l->node->auth;
+		auth_for(l->node, l->iname, &l->auth_buf);
 		policy = &l->node->policy;
 	} else {
-		l->auth = &t->cfg.discovery_auth;
+		l->auth_buf = t->cfg.discovery_auth;
 		policy = &t->cfg.discovery_policy;
 	}
+	l->auth = &l->auth_buf;
 
 	if (l->tsih != 0) {
 		/* adding a connection to an existing session: MaxConnections is 1 */
@@ -197,7 +231,8 @@ first_request(struct isd_conn *c, struct isd_login *l, const struct isd_kv_list 
 
 /* AuthMethod and CHAP_* keys in the security stage. Returns 0 or a login status. */
 static uint16_t
-security_keys(struct isd_login *l, const struct isd_kv_list *kv, struct isd_text_buf *rsp)
+security_keys(struct isd_conn *c, struct isd_login *l, const struct isd_kv_list *kv,
+	      struct isd_text_buf *rsp)
 {
 	const struct isd_auth_cfg *auth = l->auth;
 	const char *am = isd_kv_get(kv, "AuthMethod");
@@ -233,9 +268,15 @@ security_keys(struct isd_login *l, const struct isd_kv_list *kv, struct isd_text
 
 		if (l->auth_state != ISD_AUTH_CHAP_WAIT_A)
 			return ISD_LOGIN_STATUS_AUTH_FAILED;
-		if (isd_chap_target_challenge(&l->chap, chap_a, a, sizeof(a), i, sizeof(i), ch,
-					      sizeof(ch)) < 0)
+		if (isd_chap_target_challenge(&l->chap, chap_a, c->tgt->cfg.chap_algs, a, sizeof(a),
+					      i, sizeof(i), ch, sizeof(ch)) < 0) {
+			char esc[ISD_LOG_ESC_MAX];
+
+			isd_log_info("iscsi: CHAP_A=%s from %s offers no algorithm we accept",
+				     isd_log_escape_str(esc, sizeof(esc), chap_a),
+				     c->info.peer_addr);
 			return ISD_LOGIN_STATUS_AUTH_FAILED;
+		}
 		isd_text_append(rsp, "CHAP_A", a);
 		isd_text_append(rsp, "CHAP_I", i);
 		isd_text_append(rsp, "CHAP_C", ch);
@@ -258,7 +299,11 @@ security_keys(struct isd_login *l, const struct isd_kv_list *kv, struct isd_text
 					    auth->mutual ? auth->mutual_chap.secret : NULL, n_out,
 					    sizeof(n_out), r_out, sizeof(r_out));
 		if (rc < 0) {
-			isd_log_info("iscsi: CHAP verification for %s failed (%d)", l->iname, rc);
+			char esc[ISD_LOG_ESC_MAX], nesc[ISD_LOG_ESC_MAX];
+
+			isd_log_info("iscsi: CHAP verification for %s (CHAP_N %s) failed (%d)",
+				     isd_log_escape_str(esc, sizeof(esc), l->iname),
+				     isd_log_escape_str(nesc, sizeof(nesc), chap_n), rc);
 			return ISD_LOGIN_STATUS_AUTH_FAILED;
 		}
 		if (mutual) {
@@ -296,7 +341,10 @@ login_finalize(struct isd_conn *c, struct isd_login *l)
 		 * initiator, ISID and target ends now */
 		old = isd_session_find(t, l->iname, l->isid, l->node);
 		if (old != NULL) {
-			isd_log_info("iscsi: %s reinstates session TSIH %u", l->iname, old->tsih);
+			char esc[ISD_LOG_ESC_MAX];
+
+			isd_log_info("iscsi: %s reinstates session TSIH %u",
+				     isd_log_escape_str(esc, sizeof(esc), l->iname), old->tsih);
 			isd_session_unlink(old);
 			if (old->conn != NULL)
 				isd_conn_close(old->conn);
@@ -316,6 +364,7 @@ static void
 login_enter_ffp(struct isd_conn *c)
 {
 	struct isd_session *s = c->sess;
+	char esc[ISD_LOG_ESC_MAX];
 
 	c->ops->notice_key_values(c, &c->params);
 	if (s->node != NULL && s->node->dev != NULL) {
@@ -328,8 +377,9 @@ login_enter_ffp(struct isd_conn *c)
 	c->tgt->stats.logins_ok++;
 	c->login_counted = true;
 	isd_log_info("iscsi: %s session TSIH %u for %s from %s:%u",
-		     s->type == ISD_SESSION_NORMAL ? "normal" : "discovery", s->tsih, s->iname,
-		     c->info.peer_addr, c->info.peer_port);
+		     s->type == ISD_SESSION_NORMAL ? "normal" : "discovery", s->tsih,
+		     isd_log_escape_str(esc, sizeof(esc), s->iname), c->info.peer_addr,
+		     c->info.peer_port);
 	isd_login_free(c);
 	isd_nop_start(c);
 }
@@ -533,7 +583,7 @@ isd_login_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	}
 
 	if (csg == ISD_STAGE_SECURITY) {
-		st = security_keys(l, &kv, &rsp);
+		st = security_keys(c, l, &kv, &rsp);
 		if (st != 0)
 			goto fail_kv;
 	} else if (has_security_keys(&kv)) {

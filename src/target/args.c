@@ -20,6 +20,7 @@ enum opt_id {
 	OPT_CHAP,
 	OPT_MUTUAL_CHAP,
 	OPT_ALLOW,
+	OPT_ALLOW_SHORT,
 	OPT_VERBOSE,
 	OPT_QUIET,
 	OPT_DEBUG,
@@ -44,6 +45,7 @@ static const struct opt_def g_opts[] = {
     {"chap", 0, "USER:SECRET", OPT_CHAP},
     {"mutual-chap", 0, "USER:SECRET", OPT_MUTUAL_CHAP},
     {"allow", 'a', "INITIATOR", OPT_ALLOW},
+    {"allow-short-secrets", 0, NULL, OPT_ALLOW_SHORT},
     {"verbose", 'v', NULL, OPT_VERBOSE},
     {"quiet", 'q', NULL, OPT_QUIET},
     {"debug", 'd', "COMPONENTS", OPT_DEBUG},
@@ -75,10 +77,18 @@ static const char g_usage[] =
     "  -l, --lun SPEC            add the next LUN (0, 1, ...) of the current target:\n"
     "                            ram:SIZE | file:PATH[,size=SIZE][,ro] | dev:PATH[,ro]\n"
     "                            (SIZE: 512M, 1G, ...; default ram:1G)\n"
-    "      --chap USER:SECRET    require CHAP from initiators of the current target\n"
+    "      --chap USER:SECRET    require CHAP from initiators of the current target;\n"
+    "                            SECRET may be @FILE (the file's one line; refused\n"
+    "                            if others may read it) or env:VAR (from the\n"
+    "                            environment). A literal SECRET is overwritten in the\n"
+    "                            process's argv at start, with a warning: prefer the\n"
+    "                            other two. Secrets need 12 bytes or more\n"
     "      --mutual-chap USER:SECRET\n"
-    "                            answer the initiator's challenge (mutual CHAP)\n"
-    "  -a, --allow INITIATOR     allow only these initiator names (ACL)\n"
+    "                            answer the initiator's challenge (mutual CHAP); its\n"
+    "                            secret must differ from the --chap one\n"
+    "  -a, --allow INITIATOR     allow only these initiator names (ACL); credentials\n"
+    "                            per initiator are set in the config file (acl groups)\n"
+    "      --allow-short-secrets accept CHAP secrets under 12 bytes\n"
     "\n"
     "Logging:\n"
     "  -v, --verbose             debug level, every component (narrow it with -d)\n"
@@ -293,7 +303,7 @@ apply_item(struct isd_target_cfg *cfg, const struct opt_item *it, int *cur, char
 					n->name);
 			return -EINVAL;
 		}
-		if (isd_target_chap_parse(it->val, cred, why, sizeof(why)) < 0) {
+		if (isd_target_chap_parse(cfg, it->val, cred, why, sizeof(why)) < 0) {
 			isd_target_errf(err, errlen, "%s: %s", origin, why);
 			return -EINVAL;
 		}
@@ -318,6 +328,73 @@ apply_item(struct isd_target_cfg *cfg, const struct opt_item *it, int *cur, char
 err_nomem:
 	isd_target_errf(err, errlen, "out of memory");
 	return -ENOMEM;
+}
+
+/* The value of a --chap/--mutual-chap flag at argv[*i], or NULL; moves *i past it. */
+static char *
+secret_flag_value(int argc, char **argv, int *i)
+{
+	static const char *const flags[] = {"--chap", "--mutual-chap"};
+	char *a = argv[*i];
+
+	for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++) {
+		size_t n = strlen(flags[k]);
+
+		if (strncmp(a, flags[k], n) != 0)
+			continue;
+		if (a[n] == '=')
+			return a + n + 1;
+		if (a[n] == '\0' && *i + 1 < argc)
+			return argv[++*i];
+	}
+	return NULL;
+}
+
+int
+isd_target_args_scrub(int argc, char **argv)
+{
+	int scrubbed = 0;
+
+	/* the same walk as split_args: a flag's value is never taken for a flag */
+	for (int i = 1; i < argc; i++) {
+		char *v, *sec;
+
+		if (argv[i][0] != '-')
+			continue;
+		if (argv[i][1] != '-') {
+			/* a short option that takes its value from the next argument */
+			for (size_t k = 0; k < N_OPTS; k++) {
+				if (g_opts[k].shrt != 0 && g_opts[k].shrt == argv[i][1] &&
+				    g_opts[k].arg != NULL && argv[i][2] == '\0') {
+					i++;
+					break;
+				}
+			}
+			continue;
+		}
+		v = secret_flag_value(argc, argv, &i);
+		if (v == NULL) {
+			const char *eq = strchr(argv[i], '=');
+
+			/* a long option without =VALUE that takes one skips the next argument */
+			for (size_t k = 0; k < N_OPTS && eq == NULL; k++) {
+				if (strcmp(argv[i] + 2, g_opts[k].lng) == 0 &&
+				    g_opts[k].arg != NULL) {
+					i++;
+					break;
+				}
+			}
+			continue;
+		}
+		sec = strchr(v, ':');
+		if (sec == NULL || sec[1] == '\0' || sec[1] == '@' ||
+		    strncmp(sec + 1, "env:", 4) == 0)
+			continue;
+		/* same length, so that the rest of the command line keeps its place */
+		memset(sec + 1, 'x', strlen(sec + 1));
+		scrubbed++;
+	}
+	return scrubbed;
 }
 
 static int
@@ -421,6 +498,9 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 			break;
 		case OPT_CHECK:
 			cfg->check_only = true;
+			break;
+		case OPT_ALLOW_SHORT:
+			cfg->allow_short_secrets = true;
 			break;
 		default:
 			break;

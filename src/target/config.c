@@ -7,12 +7,16 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bstore/bstore.h"
 #include "dm/tcp/tcp.h"
@@ -74,6 +78,9 @@ node_fini(struct isd_target_node_cfg *n)
 	free(n->luns);
 	/* secrets should not linger in freed heap memory */
 	explicit_bzero(&n->auth, sizeof(n->auth));
+	if (n->ini != NULL)
+		explicit_bzero(n->ini, (size_t)n->ini_count * sizeof(*n->ini));
+	free(n->ini);
 }
 
 void
@@ -83,8 +90,37 @@ isd_target_cfg_fini(struct isd_target_cfg *cfg)
 		node_fini(&cfg->nodes[i]);
 	free(cfg->nodes);
 	free(cfg->portals);
+	for (int i = 0; i < cfg->warning_count; i++)
+		free(cfg->warnings[i]);
+	free(cfg->warnings);
 	explicit_bzero(&cfg->discovery_auth, sizeof(cfg->discovery_auth));
 	isd_target_cfg_init(cfg);
+}
+
+int
+isd_target_cfg_warn(struct isd_target_cfg *cfg, const char *fmt, ...)
+{
+	char line[1024], **slot;
+	va_list ap;
+
+	if (cfg == NULL)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* the same file named by many settings is one warning */
+	for (int i = 0; i < cfg->warning_count; i++)
+		if (strcmp(cfg->warnings[i], line) == 0)
+			return 0;
+	slot = realloc(cfg->warnings, (size_t)(cfg->warning_count + 1) * sizeof(char *));
+	if (slot == NULL)
+		return -ENOMEM;
+	cfg->warnings = slot;
+	slot[cfg->warning_count] = strdup(line);
+	if (slot[cfg->warning_count] == NULL)
+		return -ENOMEM;
+	cfg->warning_count++;
+	return 0;
 }
 
 /* Grows an array by one zeroed element; returns it or NULL. */
@@ -145,6 +181,12 @@ isd_target_node_add_acl(struct isd_target_node_cfg *n, const char *initiator)
 	}
 	*slot = copy;
 	return 0;
+}
+
+struct isd_target_ini_cfg *
+isd_target_node_add_ini(struct isd_target_node_cfg *n)
+{
+	return grow((void **)&n->ini, &n->ini_count, sizeof(struct isd_target_ini_cfg));
 }
 
 struct isd_target_portal_spec *
@@ -449,29 +491,120 @@ isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out, cha
 }
 
 int
-isd_target_chap_parse(const char *s, struct isd_chap_cred *out, char *why, size_t whylen)
+isd_target_secret_file(struct isd_target_cfg *cfg, const char *path, char *out, size_t cap,
+		       char *why, size_t whylen)
 {
-	const char *colon = strchr(s, ':');
+	char buf[ISD_CHAP_SECRET_MAX + 2];
+	struct stat st;
+	ssize_t n;
+	size_t len = 0;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		isd_target_errf(why, whylen, "secret file %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		isd_target_errf(why, whylen, "secret file %s: not a regular file", path);
+		rc = -EINVAL;
+		goto out;
+	}
+	/* a secret every local user can read is no secret: refuse it, as ssh does keys */
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+		isd_target_errf(why, whylen,
+				"secret file %s is accessible to others (mode %04o); chmod 600 it",
+				path, (unsigned int)(st.st_mode & 07777));
+		rc = -EPERM;
+		goto out;
+	}
+	if (st.st_mode & (S_IRGRP | S_IWGRP))
+		isd_target_cfg_warn(cfg, "secret file %s is accessible to its group (mode %04o)",
+				    path, (unsigned int)(st.st_mode & 07777));
+	/* up to two bytes more than fits (a CRLF), to see a file that is too long */
+	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+		len += (size_t)n;
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	rc = -EINVAL;
+	if (len >= cap || len > ISD_CHAP_SECRET_MAX - 1)
+		isd_target_errf(why, whylen, "secret file %s: longer than %zu bytes", path,
+				cap - 1);
+	else if (len == 0)
+		isd_target_errf(why, whylen, "secret file %s is empty", path);
+	else if (memchr(buf, '\0', len) != NULL || memchr(buf, '\n', len) != NULL ||
+		 memchr(buf, '\r', len) != NULL)
+		isd_target_errf(why, whylen, "secret file %s: one line of text expected", path);
+	else
+		rc = 0;
+	if (rc == 0) {
+		memcpy(out, buf, len);
+		out[len] = '\0';
+	}
+	explicit_bzero(buf, sizeof(buf));
+out:
+	close(fd);
+	return rc;
+}
+
+int
+isd_target_secret_env(const char *var, char *out, size_t cap, char *why, size_t whylen)
+{
+	const char *v = var[0] != '\0' ? getenv(var) : NULL;
+
+	if (v == NULL || v[0] == '\0') {
+		isd_target_errf(why, whylen, "environment variable '%s' is not set or empty", var);
+		return -EINVAL;
+	}
+	if (strlen(v) >= cap) {
+		isd_target_errf(why, whylen, "environment variable '%s': longer than %zu bytes",
+				var, cap - 1);
+		return -EINVAL;
+	}
+	snprintf(out, cap, "%s", v);
+	return 0;
+}
+
+int
+isd_target_chap_parse(struct isd_target_cfg *cfg, const char *s, struct isd_chap_cred *out,
+		      char *why, size_t whylen)
+{
+	const char *colon = strchr(s, ':'), *sec;
 	size_t ulen;
+	int rc;
 
 	if (colon == NULL) {
-		isd_target_errf(why, whylen, "expected USER:SECRET");
+		isd_target_errf(why, whylen, "expected USER:SECRET, USER:@FILE or USER:env:VAR");
 		return -EINVAL;
 	}
 	ulen = (size_t)(colon - s);
-	if (ulen == 0 || colon[1] == '\0') {
+	sec = colon + 1;
+	if (ulen == 0 || sec[0] == '\0') {
 		isd_target_errf(why, whylen, "expected USER:SECRET with both parts non-empty");
 		return -EINVAL;
 	}
-	if (ulen >= sizeof(out->user) || strlen(colon + 1) >= sizeof(out->secret)) {
+	if (ulen >= sizeof(out->user) || strlen(sec) >= sizeof(out->secret)) {
 		isd_target_errf(why, whylen, "CHAP user or secret longer than %d bytes",
 				ISD_CHAP_NAME_MAX - 1);
 		return -EINVAL;
 	}
 	memcpy(out->user, s, ulen);
 	out->user[ulen] = '\0';
-	snprintf(out->secret, sizeof(out->secret), "%s", colon + 1);
-	return 0;
+	if (sec[0] == '@') {
+		rc = isd_target_secret_file(cfg, sec + 1, out->secret, sizeof(out->secret), why,
+					    whylen);
+		return rc < 0 ? -EINVAL : 0;
+	}
+	if (strncmp(sec, "env:", 4) == 0)
+		return isd_target_secret_env(sec + 4, out->secret, sizeof(out->secret), why,
+					     whylen);
+	snprintf(out->secret, sizeof(out->secret), "%s", sec);
+	return 1;
 }
 
 /* ---- validation ------------------------------------------------------- */
@@ -520,7 +653,23 @@ validate_neg(const struct isd_target_neg_cfg *n, const char *origin, char *err, 
 }
 
 static int
-validate_auth(const struct isd_auth_cfg *a, const char *origin, char *err, size_t errlen)
+check_secret(const struct isd_target_cfg *cfg, const struct isd_chap_cred *c, const char *what,
+	     const char *origin, char *err, size_t errlen)
+{
+	size_t len = strlen(c->secret);
+
+	if (len >= ISD_TARGET_CHAP_SECRET_MIN || cfg->allow_short_secrets)
+		return 0;
+	isd_target_errf(err, errlen,
+			"%s: %s secret of '%s' is %zu bytes; at least %d are needed (RFC 7143 "
+			"§12.1.3 asks for 96 bits), or allow_short_chap_secrets",
+			origin, what, c->user, len, ISD_TARGET_CHAP_SECRET_MIN);
+	return -EINVAL;
+}
+
+static int
+validate_auth(const struct isd_target_cfg *cfg, const struct isd_auth_cfg *a, const char *origin,
+	      char *err, size_t errlen)
 {
 	if (a->mutual && !a->require_chap) {
 		isd_target_errf(err, errlen, "%s: mutual CHAP needs CHAP as well", origin);
@@ -534,7 +683,47 @@ validate_auth(const struct isd_auth_cfg *a, const char *origin, char *err, size_
 		isd_target_errf(err, errlen, "%s: mutual CHAP needs a user and a secret", origin);
 		return -EINVAL;
 	}
+	if (a->require_chap && check_secret(cfg, &a->chap, "CHAP", origin, err, errlen) < 0)
+		return -EINVAL;
+	if (a->mutual && check_secret(cfg, &a->mutual_chap, "mutual CHAP", origin, err, errlen) < 0)
+		return -EINVAL;
+	/* one secret both ways lets a peer answer our challenge with our own answer */
+	if (a->require_chap && a->mutual && strcmp(a->chap.secret, a->mutual_chap.secret) == 0) {
+		isd_target_errf(err, errlen,
+				"%s: CHAP and mutual CHAP use the same secret (RFC 7143 §12.1.3 "
+				"forbids it)",
+				origin);
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/* An initiator's entry, with the target's credentials where the entry gives none. */
+static int
+validate_ini(const struct isd_target_cfg *cfg, const struct isd_target_node_cfg *n,
+	     const struct isd_target_ini_cfg *e, char *err, size_t errlen)
+{
+	struct isd_auth_cfg a = n->auth;
+	char why[160];
+	int rc;
+
+	if (isd_target_name_check(e->name, why, sizeof(why)) < 0) {
+		isd_target_errf(err, errlen, "%s: invalid initiator name '%s' in acl: %s",
+				e->origin, e->name, why);
+		return -EINVAL;
+	}
+	for (const struct isd_target_ini_cfg *o = n->ini; o < e; o++) {
+		if (strcasecmp(o->name, e->name) == 0) {
+			isd_target_errf(err, errlen,
+					"%s: credentials for %s given twice (first at %s)", e->origin, e->name, o->origin);
+			return -EINVAL;
+		}
+	}
+	/* what the login will use: the same overlay as the core's */
+	isd_auth_overlay(&a, &e->auth);
+	rc = validate_auth(cfg, &a, e->origin, err, errlen);
+	explicit_bzero(&a, sizeof(a));
+	return rc;
 }
 
 static int
@@ -608,9 +797,14 @@ validate_node(const struct isd_target_cfg *cfg, const struct isd_target_node_cfg
 			return -EINVAL;
 		}
 	}
-	rc = validate_auth(&n->auth, n->origin, err, errlen);
+	rc = validate_auth(cfg, &n->auth, n->origin, err, errlen);
 	if (rc < 0)
 		return rc;
+	for (int i = 0; i < n->ini_count; i++) {
+		rc = validate_ini(cfg, n, &n->ini[i], err, errlen);
+		if (rc < 0)
+			return rc;
+	}
 	return validate_neg(&n->neg, n->origin, err, errlen);
 }
 
@@ -663,7 +857,7 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 			       err, errlen);
 	if (rc)
 		return -EINVAL;
-	rc = validate_auth(&cfg->discovery_auth, where, err, errlen);
+	rc = validate_auth(cfg, &cfg->discovery_auth, where, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = validate_neg(&cfg->neg, where, err, errlen);
@@ -717,6 +911,15 @@ isd_target_lun_check_path(const struct isd_target_lun_cfg *l, char *err, size_t 
 int
 isd_target_cfg_check_backing(const struct isd_target_cfg *cfg, char *err, size_t errlen)
 {
+	/* the switch after start would fail on these: say so now */
+	if (cfg->user[0] != '\0' && getpwnam(cfg->user) == NULL) {
+		isd_target_errf(err, errlen, "user '%s': no such user", cfg->user);
+		return -ENOENT;
+	}
+	if (cfg->group[0] != '\0' && getgrnam(cfg->group) == NULL) {
+		isd_target_errf(err, errlen, "group '%s': no such group", cfg->group);
+		return -ENOENT;
+	}
 	for (int i = 0; i < cfg->node_count; i++) {
 		for (int j = 0; j < cfg->nodes[i].lun_count; j++) {
 			int rc = isd_target_lun_check_path(&cfg->nodes[i].luns[j], err, errlen);

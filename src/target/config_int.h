@@ -17,6 +17,7 @@ struct isd_target_node_cfg *isd_target_cfg_find_node(struct isd_target_cfg *cfg,
 struct isd_target_node_cfg *isd_target_cfg_add_node(struct isd_target_cfg *cfg, const char *name,
 						    const char *origin);
 struct isd_target_lun_cfg *isd_target_node_add_lun(struct isd_target_node_cfg *n);
+struct isd_target_ini_cfg *isd_target_node_add_ini(struct isd_target_node_cfg *n);
 int isd_target_node_add_acl(struct isd_target_node_cfg *n, const char *initiator);
 struct isd_target_portal_spec *isd_target_cfg_add_portal(struct isd_target_cfg *cfg);
 /* stat()s a file:/dev: backing: "ORIGIN: No such file or directory". 0 or -errno. */

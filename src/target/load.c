@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+
+#include "iscsi/chap.h"
 
 #include "dm/tcp/tcp.h"
 
@@ -22,6 +25,7 @@ struct load_ctx {
 	const char *path;
 	char *err;
 	size_t errlen;
+	struct isd_target_cfg *cfg;     /* for warnings */
 };
 
 static const char *const g_neg_keys[] = {
@@ -43,6 +47,8 @@ static const char *const g_global_keys[] = {
     "shutdown_timeout", "max_sessions",
     "max_tx_queue_bytes",
     "discovery_auth",	"iser_remote_invalidate",
+    "chap_algorithms",	"allow_short_chap_secrets",
+    "user",		"group",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
@@ -54,7 +60,8 @@ static const char *const g_lun_keys[] = {
     "number", "backing", "block_size", "read_only", "vendor", "product", "serial", NULL,
 };
 static const char *const g_auth_keys[] = {"chap", "mutual_chap", NULL};
-static const char *const g_cred_keys[] = {"user", "secret", NULL};
+static const char *const g_cred_keys[] = {"user", "secret", "secret_file", "secret_env", NULL};
+static const char *const g_acl_keys[] = {"initiator", "chap", "mutual_chap", NULL};
 
 static int __attribute__((format(printf, 3, 4)))
 fail(struct load_ctx *x, const config_setting_t *s, const char *fmt, ...)
@@ -234,17 +241,53 @@ load_neg(struct load_ctx *x, const config_setting_t *g, struct isd_target_neg_cf
 	return 0;
 }
 
-/* chap = "USER:SECRET" or chap = { user = "..."; secret = "..."; } */
+/*
+ * A secret written into a config file is as safe as the file: warn when the
+ * group or others may read the file the setting came from (an @include'd one
+ * included).
+ */
+static void
+note_literal_secret(struct load_ctx *x, const config_setting_t *s)
+{
+	const char *file = config_setting_source_file(s);
+	char joined[8192];
+	struct stat st;
+
+	if (file == NULL)
+		file = x->path;
+	/* libconfig names an included file as written, relative to the include dir */
+	if (file[0] != '/' && file != x->path) {
+		const char *slash = strrchr(x->path, '/');
+
+		snprintf(joined, sizeof(joined), "%.*s%s",
+			 slash ? (int)(slash - x->path + 1) : 0, x->path, file);
+		file = joined;
+	}
+	if (stat(file, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		isd_target_cfg_warn(x->cfg,
+				    "%s holds CHAP secrets and is accessible to group or others "
+				    "(mode %04o); chmod 600 it, or use secret_file",
+				    file, (unsigned int)(st.st_mode & 07777));
+}
+
+/*
+ * chap = "USER:SECRET" (also USER:@FILE, USER:env:VAR) or
+ * chap = { user = "..."; secret = "..." | secret_file = "/path" | secret_env = "VAR"; }
+ */
 static int
 load_cred(struct load_ctx *x, const config_setting_t *s, struct isd_chap_cred *out)
 {
-	char why[160];
-	const config_setting_t *u, *sec;
-	int rc;
+	char why[200], path[4096];
+	const config_setting_t *u, *sec, *file, *env;
+	int rc, n;
 
 	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-		if (isd_target_chap_parse(config_setting_get_string(s), out, why, sizeof(why)) < 0)
+		rc = isd_target_chap_parse(x->cfg, config_setting_get_string(s), out, why,
+					   sizeof(why));
+		if (rc < 0)
 			return fail(x, s, "'%s': %s", config_setting_name(s), why);
+		if (rc == 1)
+			note_literal_secret(x, s);
 		return 0;
 	}
 	rc = check_keys(x, s, config_setting_name(s), g_cred_keys, NULL);
@@ -252,15 +295,40 @@ load_cred(struct load_ctx *x, const config_setting_t *s, struct isd_chap_cred *o
 		return rc;
 	u = config_setting_get_member(s, "user");
 	sec = config_setting_get_member(s, "secret");
-	if (u == NULL || sec == NULL)
-		return fail(x, s, "'%s' needs both user and secret", config_setting_name(s));
+	file = config_setting_get_member(s, "secret_file");
+	env = config_setting_get_member(s, "secret_env");
+	n = (sec != NULL) + (file != NULL) + (env != NULL);
+	if (u == NULL || n == 0)
+		return fail(x, s, "'%s' needs a user and one of secret, secret_file, secret_env",
+			    config_setting_name(s));
+	if (n > 1)
+		return fail(x, s, "'%s': give only one of secret, secret_file, secret_env",
+			    config_setting_name(s));
 	rc = get_string(x, u, out->user, sizeof(out->user));
-	if (rc == 0)
+	if (rc < 0)
+		return rc;
+	if (sec != NULL) {
 		rc = get_string(x, sec, out->secret, sizeof(out->secret));
-	if (rc == 0 && (out->user[0] == '\0' || out->secret[0] == '\0'))
+		if (rc < 0)
+			return rc;
+		note_literal_secret(x, sec);
+	} else {
+		const config_setting_t *v = file != NULL ? file : env;
+
+		rc = get_string(x, v, path, sizeof(path));
+		if (rc < 0)
+			return rc;
+		rc = file != NULL ? isd_target_secret_file(x->cfg, path, out->secret,
+							   sizeof(out->secret), why, sizeof(why))
+				  : isd_target_secret_env(path, out->secret, sizeof(out->secret),
+							  why, sizeof(why));
+		if (rc < 0)
+			return fail(x, v, "%s", why);
+	}
+	if (out->user[0] == '\0' || out->secret[0] == '\0')
 		return fail(x, s, "'%s': user and secret must not be empty",
 			    config_setting_name(s));
-	return rc;
+	return 0;
 }
 
 static int
@@ -285,6 +353,41 @@ load_auth(struct load_ctx *x, const config_setting_t *g, struct isd_auth_cfg *a)
 		if (!a->require_chap)
 			return fail(x, s, "mutual_chap needs chap as well");
 	}
+	return 0;
+}
+
+/* chap_algorithms = [ "sha3-256", "sha256", "sha1", "md5" ]: the ones we accept. */
+static int
+load_chap_algs(struct load_ctx *x, const config_setting_t *l, uint32_t *mask)
+{
+	static const struct {
+		const char *name;
+		int alg;
+	} names[] = {
+	    {"md5", ISD_CHAP_MD5},
+	    {"sha1", ISD_CHAP_SHA1},
+	    {"sha256", ISD_CHAP_SHA256},
+	    {"sha3-256", ISD_CHAP_SHA3_256},
+	};
+
+	if (!config_setting_is_aggregate(l) || config_setting_is_group(l))
+		return fail(x, l, "chap_algorithms must be a list [ \"sha256\", ... ]");
+	*mask = 0;
+	for (int i = 0; i < config_setting_length(l); i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		uint32_t bit = 0;
+
+		for (size_t k = 0; v != NULL && k < sizeof(names) / sizeof(names[0]); k++)
+			if (strcasecmp(v, names[k].name) == 0)
+				bit = ISD_CHAP_ALG_BIT(names[k].alg);
+		if (bit == 0)
+			return fail(x, e, "chap_algorithms: '%s' is not one of %s", v ? v : "?",
+				    "sha3-256, sha256, sha1, md5");
+		*mask |= bit;
+	}
+	if (*mask == 0)
+		return fail(x, l, "chap_algorithms must name at least one algorithm");
 	return 0;
 }
 
@@ -347,6 +450,18 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 		return rc;
 	if ((s = config_setting_get_member(g, "max_tx_queue_bytes")) != NULL &&
 	    (rc = get_int64(x, s, ISD_TCP_TXQ_MIN, ISD_TCP_TXQ_MAX, &cfg->max_tx_queue_bytes)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "allow_short_chap_secrets")) != NULL &&
+	    (rc = get_bool(x, s, &cfg->allow_short_secrets)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "chap_algorithms")) != NULL &&
+	    (rc = load_chap_algs(x, s, &cfg->chap_algs)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "user")) != NULL &&
+	    (rc = get_string(x, s, cfg->user, sizeof(cfg->user))) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "group")) != NULL &&
+	    (rc = get_string(x, s, cfg->group, sizeof(cfg->group))) < 0)
 		return rc;
 	if ((s = config_setting_get_member(g, "discovery_auth")) != NULL) {
 		rc = check_keys(x, s, "discovery_auth", g_auth_keys, NULL);
@@ -466,6 +581,53 @@ load_lun(struct load_ctx *x, const config_setting_t *g, struct isd_target_node_c
 	return 0;
 }
 
+/* "iqn..." or { initiator = "iqn..."; chap = CRED; mutual_chap = CRED; } */
+static int
+load_acl_entry(struct load_ctx *x, const config_setting_t *e, struct isd_target_node_cfg *n)
+{
+	struct isd_target_ini_cfg *ic;
+	const config_setting_t *ini = e, *c;
+	char why[160];
+	const char *name;
+	int rc;
+
+	if (config_setting_is_group(e)) {
+		rc = check_keys(x, e, "acl entry", g_acl_keys, NULL);
+		if (rc < 0)
+			return rc;
+		ini = config_setting_get_member(e, "initiator");
+		if (ini == NULL)
+			return fail(x, e, "acl entry needs an initiator name");
+	}
+	if (config_setting_type(ini) != CONFIG_TYPE_STRING)
+		return fail(x, ini, "acl entries must be strings or groups { initiator = ...; }");
+	name = config_setting_get_string(ini);
+	if (isd_target_name_check(name, why, sizeof(why)) < 0)
+		return fail(x, ini, "invalid initiator name '%s' in acl: %s", name, why);
+	if (isd_target_node_add_acl(n, name) < 0)
+		return -ENOMEM;
+	if (!config_setting_is_group(e) || config_setting_length(e) == 1)
+		return 0;
+	ic = isd_target_node_add_ini(n);
+	if (ic == NULL)
+		return -ENOMEM;
+	snprintf(ic->name, sizeof(ic->name), "%s", name);
+	set_origin(x, e, ic->origin, sizeof(ic->origin));
+	if ((c = config_setting_get_member(e, "chap")) != NULL) {
+		rc = load_cred(x, c, &ic->auth.chap);
+		if (rc < 0)
+			return rc;
+		ic->auth.require_chap = true;
+	}
+	if ((c = config_setting_get_member(e, "mutual_chap")) != NULL) {
+		rc = load_cred(x, c, &ic->auth.mutual_chap);
+		if (rc < 0)
+			return rc;
+		ic->auth.mutual = true;
+	}
+	return 0;
+}
+
 static int
 load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg *cfg)
 {
@@ -514,17 +676,9 @@ load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 		if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
 			return fail(x, s, "acl must be a list of initiator names [ \"iqn...\" ]");
 		for (int i = 0; i < config_setting_length(s); i++) {
-			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-			const char *ini;
-
-			if (config_setting_type(e) != CONFIG_TYPE_STRING)
-				return fail(x, e, "acl entries must be strings");
-			ini = config_setting_get_string(e);
-			if (isd_target_name_check(ini, why, sizeof(why)) < 0)
-				return fail(x, e, "invalid initiator name '%s' in acl: %s", ini,
-					    why);
-			if (isd_target_node_add_acl(n, ini) < 0)
-				return -ENOMEM;
+			rc = load_acl_entry(x, config_setting_get_elem(s, (unsigned)i), n);
+			if (rc < 0)
+				return rc;
 		}
 	}
 	rc = load_auth(x, g, &n->auth);
@@ -563,7 +717,7 @@ load_root(struct load_ctx *x, const config_setting_t *root, struct isd_target_cf
 int
 isd_target_cfg_load_file(const char *path, struct isd_target_cfg *cfg, char *err, size_t errlen)
 {
-	struct load_ctx x = {.path = path, .err = err, .errlen = errlen};
+	struct load_ctx x = {.path = path, .err = err, .errlen = errlen, .cfg = cfg};
 	config_t lc;
 	FILE *f;
 	char *dir_copy;

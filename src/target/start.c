@@ -9,9 +9,14 @@
 #include "target/config_int.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "bstore/bstore.h"
 #include "dm/tcp/tcp.h"
@@ -254,6 +259,17 @@ build_node(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
 			tn->acl_count++;
 		}
 	}
+	if (nc->ini_count > 0) {
+		tn->ini_auth = calloc((size_t)nc->ini_count, sizeof(*tn->ini_auth));
+		if (tn->ini_auth == NULL)
+			goto err_nomem;
+		for (int i = 0; i < nc->ini_count; i++) {
+			snprintf(tn->ini_auth[i].name, sizeof(tn->ini_auth[i].name), "%s",
+				 nc->ini[i].name);
+			tn->ini_auth[i].auth = nc->ini[i].auth;
+		}
+		tn->ini_auth_count = nc->ini_count;
+	}
 	rc = isd_scsi_dev_create(nc->name, &tn->dev);
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: cannot create the SCSI device: %s", nc->origin,
@@ -264,8 +280,16 @@ build_node(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
 		     nc->alias, nc->alias[0] ? ")" : "", tn->tpgt, nc->lun_count,
 		     nc->lun_count == 1 ? "" : "s", nc->auth.require_chap ? ", CHAP" : "",
 		     nc->auth.mutual ? " (mutual)" : "");
-	for (int i = 0; i < nc->acl_count; i++)
-		isd_log_info("  allow %s", nc->acl[i]);
+	for (int i = 0; i < nc->acl_count; i++) {
+		const struct isd_target_ini_cfg *ic = NULL;
+
+		for (int j = 0; j < nc->ini_count; j++)
+			if (strcasecmp(nc->ini[j].name, nc->acl[i]) == 0)
+				ic = &nc->ini[j];
+		isd_log_info("  allow %s%s%s", nc->acl[i],
+			     ic && ic->auth.require_chap ? ", own CHAP" : "",
+			     ic && ic->auth.mutual ? ", own mutual CHAP" : "");
+	}
 	for (int i = 0; i < nc->lun_count; i++) {
 		rc = open_lun(rt, nc, &nc->luns[i], tn->dev, err, errlen);
 		if (rc < 0)
@@ -368,6 +392,10 @@ teardown(struct isd_target_running *rt, bool core_may_be_busy)
 			free(tn->acl[j]);
 		free(tn->acl);
 		explicit_bzero(&tn->auth, sizeof(tn->auth));
+		if (tn->ini_auth != NULL)
+			explicit_bzero(tn->ini_auth,
+				       (size_t)tn->ini_auth_count * sizeof(*tn->ini_auth));
+		free(tn->ini_auth);
 	}
 	free(rt->nodes);
 	free(rt->portal_cfgs);
@@ -414,6 +442,7 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 	isd_tcp_set_max_tx_queue(cfg->max_tx_queue_bytes != -1 ? (uint64_t)cfg->max_tx_queue_bytes
 							       : ISD_TCP_TXQ_DEFAULT);
 	icfg.discovery_auth = cfg->discovery_auth;
+	icfg.chap_algs = cfg->chap_algs;
 	apply_neg(&icfg.discovery_policy, NULL, &cfg->neg);
 	rc = isd_iscsi_tgt_create(r, &icfg, &rt->tgt);
 	explicit_bzero(&icfg.discovery_auth, sizeof(icfg.discovery_auth));
@@ -489,4 +518,60 @@ isd_target_stop(struct isd_target_running *rt)
 	if (rt == NULL)
 		return;
 	teardown(rt, rt->shutdown_started && !rt->shutdown_done);
+}
+
+int
+isd_target_drop_privileges(const struct isd_target_cfg *cfg, char *err, size_t errlen)
+{
+	struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+	const struct passwd *pw;
+	gid_t gid;
+
+	if (cfg->user[0] == '\0')
+		return 0;
+	errno = 0;
+	pw = getpwnam(cfg->user);
+	if (pw == NULL) {
+		isd_target_errf(err, errlen, "user '%s': %s", cfg->user,
+				errno ? strerror(errno) : "no such user");
+		return errno ? -errno : -ENOENT;
+	}
+	gid = pw->pw_gid;
+	if (cfg->group[0] != '\0') {
+		const struct group *gr;
+
+		errno = 0;
+		gr = getgrnam(cfg->group);
+		if (gr == NULL) {
+			isd_target_errf(err, errlen, "group '%s': %s", cfg->group,
+					errno ? strerror(errno) : "no such group");
+			return errno ? -errno : -ENOENT;
+		}
+		gid = gr->gr_gid;
+	}
+	/*
+	 * Every iSER connection registers memory (its QP buffers, per-command
+	 * fast registrations): lift the lock limit while we still may, since it
+	 * survives setuid and an unprivileged user could not raise it later.
+	 */
+	if (setrlimit(RLIMIT_MEMLOCK, &unlimited) < 0)
+		isd_log_warn("cannot lift RLIMIT_MEMLOCK before dropping privileges: %s",
+			     strerror(errno));
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+		int e = errno;
+
+		isd_target_errf(err, errlen, "cannot switch to user %s (uid %u, gid %u): %s",
+				cfg->user, (unsigned int)pw->pw_uid, (unsigned int)gid,
+				strerror(e));
+		return -e;
+	}
+	/* a uid of 0 stays 0: only warn if we could get root back */
+	if (pw->pw_uid != 0 && setuid(0) == 0) {
+		isd_target_errf(err, errlen, "still able to regain root after switching to %s",
+				cfg->user);
+		return -EPERM;
+	}
+	isd_log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned int)pw->pw_uid,
+		     (unsigned int)gid);
+	return 0;
 }

@@ -81,6 +81,17 @@ struct isd_target_lun_cfg {
 	char origin[ISD_TARGET_ORIGIN_MAX];     /* "--lun ram:1G" or "FILE:LINE" */
 };
 
+/* Credentials of one initiator (an acl group entry in the config file). */
+struct isd_target_ini_cfg {
+	char name[ISD_NAME_MAX];
+	struct isd_auth_cfg auth;       /* require_chap / mutual set for what the entry gives */
+	char origin[ISD_TARGET_ORIGIN_MAX];
+};
+
+/* CHAP secrets shorter than this are refused unless allow_short_chap_secrets is set:
+ * RFC 7143 §12.1.3 asks for 96 bits of randomness. */
+#define ISD_TARGET_CHAP_SECRET_MIN 12
+
 struct isd_target_node_cfg {
 	char name[ISD_NAME_MAX];
 	char alias[ISD_ALIAS_MAX];
@@ -90,6 +101,8 @@ struct isd_target_node_cfg {
 	char **acl;                     /* allowed InitiatorNames; none = everyone */
 	int acl_count;
 	struct isd_auth_cfg auth;       /* require_chap / mutual set when given */
+	struct isd_target_ini_cfg *ini; /* per-initiator credentials, looked up before auth */
+	int ini_count;
 	struct isd_target_neg_cfg neg;
 	bool from_flags;                /* created by --target (gets the default LUN) */
 	char origin[ISD_TARGET_ORIGIN_MAX];
@@ -122,12 +135,20 @@ struct isd_target_cfg {
 	int64_t shutdown_timeout_ms;    /* how long a stop waits for sessions (default 5000) */
 	int iser_remote_inv;            /* -1 = unset (on), 0 off, 1 on: Send with Invalidate */
 	struct isd_auth_cfg discovery_auth;
+	bool allow_short_secrets;       /* allow_short_chap_secrets / --allow-short-secrets */
+	uint32_t chap_algs;             /* chap_algorithms as ISD_CHAP_ALG_BIT mask; 0 = all */
+	char user[64];                  /* drop to this user after start ("" = stay) */
+	char group[64];                 /* and this group ("" = the user's primary group) */
 	struct isd_target_neg_cfg neg;  /* defaults for every target (config "global") */
 	/* what is served */
 	struct isd_target_portal_spec *portals;
 	int portal_count;
 	struct isd_target_node_cfg *nodes;
 	int node_count;
+	/* what is accepted but unwise (a secret file others may read...): one line each,
+	 * printed by --check and logged at start */
+	char **warnings;
+	int warning_count;
 };
 
 void isd_target_cfg_init(struct isd_target_cfg *cfg);
@@ -151,7 +172,8 @@ int isd_target_cfg_load_file(const char *path, struct isd_target_cfg *cfg, char 
 			     size_t errlen);
 /* Checks the whole model (names, unique LUNs/targets/portals, limits). 0 or -EINVAL + err. */
 int isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errlen);
-/* For --check: stat()s every file/dev backing without opening it. 0 or -errno + err. */
+/* For --check: stat()s every file/dev backing without opening it, and looks up user and
+ * group. 0 or -errno + err. */
 int isd_target_cfg_check_backing(const struct isd_target_cfg *cfg, char *err, size_t errlen);
 
 /* Full usage text for --help (also in iserd(8)). */
@@ -169,8 +191,37 @@ int isd_target_lun_spec_parse(const char *spec, struct isd_target_lun_cfg *out, 
 			      size_t whylen);
 /* "1G" -> 1073741824 (K/M/G/T/P, powers of two; "0" and overflow are errors). */
 int isd_target_size_parse(const char *s, uint64_t *out);
-/* "USER:SECRET" (the secret may contain ':'). */
-int isd_target_chap_parse(const char *s, struct isd_chap_cred *out, char *why, size_t whylen);
+/*
+ * "USER:SECRET" (the secret may contain ':'), "USER:@PATH" (the secret is the
+ * file's content, one trailing newline stripped; refused if others may read
+ * the file, a warning in cfg if its group may) or "USER:env:VAR" (from the
+ * environment). cfg may be NULL (no warnings kept). Returns 1 when the secret
+ * was given literally, 0 when it came from a file or the environment, -EINVAL.
+ */
+int isd_target_chap_parse(struct isd_target_cfg *cfg, const char *s, struct isd_chap_cred *out,
+			  char *why, size_t whylen);
+/* Reads a secret file as above. 0 or -errno + why. */
+int isd_target_secret_file(struct isd_target_cfg *cfg, const char *path, char *out, size_t cap,
+			   char *why, size_t whylen);
+/* Reads a secret from the environment variable var. 0 or -EINVAL + why. */
+int isd_target_secret_env(const char *var, char *out, size_t cap, char *why, size_t whylen);
+/* Adds a warning line to cfg (kept once). 0 or -ENOMEM. */
+int isd_target_cfg_warn(struct isd_target_cfg *cfg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/*
+ * Overwrites, in place, every literal secret that --chap/--mutual-chap carry
+ * in argv, so that /proc/PID/cmdline stops showing it to every local user.
+ * Call it after isd_target_cfg_parse_args() (which copied them). Returns the
+ * number of secrets overwritten.
+ */
+int isd_target_args_scrub(int argc, char **argv);
+/*
+ * Switches to cfg->user and cfg->group, once portals listen and memory is
+ * registered: RLIMIT_MEMLOCK is lifted first (later registrations need it,
+ * and an unprivileged user could not raise it), then supplementary groups,
+ * gid, uid. Does nothing when cfg->user is "". 0 or -errno + err.
+ */
+int isd_target_drop_privileges(const struct isd_target_cfg *cfg, char *err, size_t errlen);
 
 /*
  * Builds the running target on reactor r: opens every backing store, creates

@@ -9,6 +9,62 @@
 static enum isd_log_level g_level = ISD_LOG_INFO;
 static char g_components[256];
 static bool g_all;
+static FILE *g_stream;
+
+void
+isd_log_set_stream(FILE *f)
+{
+	g_stream = f;
+}
+
+/* True for the bytes a log line shows as they are. */
+static bool
+plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '\\';
+}
+
+const char *
+isd_log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, total = 0, reserve;
+
+	if (dst == NULL || dstlen < 4)
+		return "";
+	for (size_t i = 0; i < srclen && total < dstlen; i++)
+		total += plain((unsigned char)src[i]) ? 1 : 4;
+	/* when it does not all fit, keep room for the "..." that says so */
+	reserve = total > dstlen - 1 ? 3 : 0;
+	for (size_t i = 0; i < srclen; i++) {
+		unsigned char c = (unsigned char)src[i];
+		size_t need = plain(c) ? 1 : 4;
+
+		if (o + need + reserve > dstlen - 1) {
+			memcpy(dst + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (need == 1) {
+			dst[o++] = (char)c;
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+const char *
+isd_log_escape_str(char *dst, size_t dstlen, const char *src)
+{
+	if (src == NULL)
+		src = "(null)";
+	return isd_log_escape(dst, dstlen, src, strlen(src));
+}
 
 void
 isd_log_set_level(enum isd_log_level level)
@@ -48,7 +104,8 @@ isd_log_write(enum isd_log_level level, const char *component, const char *fmt, 
 	static const char *names[] = {"error", "warn", "info", "debug"};
 	struct timespec ts;
 	struct tm tm;
-	char buf[1024];
+	char buf[1024], line[1024];
+	size_t o = 0;
 	va_list ap;
 
 	if (level > g_level)
@@ -58,7 +115,21 @@ isd_log_write(enum isd_log_level level, const char *component, const char *fmt, 
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%02d:%02d:%02d.%03ld %s%s%s: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
-		ts.tv_nsec / 1000000, names[level], component ? " " : "", component ? component : "",
-		buf);
+	/*
+	 * The backstop: a control byte that reached here unescaped (a newline in
+	 * a peer's name would forge a line of its own) is shown as \xNN. Bytes
+	 * from 0x80 up stay, so that UTF-8 in paths and aliases reads as written.
+	 */
+	for (const char *p = buf; *p != '\0' && o + 5 < sizeof(line); p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(line + o, sizeof(line) - o, "\\x%02x", c);
+		else
+			line[o++] = (char)c;
+	}
+	line[o] = '\0';
+	fprintf(g_stream ? g_stream : stderr, "%02d:%02d:%02d.%03ld %s%s%s: %s\n", tm.tm_hour,
+		tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level], component ? " " : "",
+		component ? component : "", line);
 }

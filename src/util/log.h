@@ -1,9 +1,16 @@
 /* Logging: isd_log_err/warn/info always print (subject to the level), isd_log_dbg
- * prints only for components enabled with isd_log_enable("iscsi,tcp") or -d. */
+ * prints only for components enabled with isd_log_enable("iscsi,tcp") or -d.
+ *
+ * A value that came from a peer (a name, a key, a value) is passed through
+ * isd_log_escape() at the call site. As a backstop, isd_log_write() itself
+ * renders every control byte of the finished line as \xNN, so that no message
+ * can ever span two lines or carry terminal escapes, escaped or not. */
 #ifndef ISD_UTIL_LOG_H
 #define ISD_UTIL_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 enum isd_log_level {
 	ISD_LOG_ERR = 0,
@@ -16,6 +23,20 @@ void isd_log_set_level(enum isd_log_level level);
 /* Comma-separated component names, or "all". Returns 0 or -EINVAL. */
 int isd_log_enable(const char *components);
 bool isd_log_component_enabled(const char *component);
+/* Where lines go (default stderr; NULL restores it). For tests. */
+void isd_log_set_stream(FILE *f);
+/*
+ * Renders src[0..srclen) for a log line: printable ASCII stays, every other
+ * byte and the backslash become \xNN. When the result does not fit dstlen, it
+ * is cut at a whole character and ends in "..." Always NUL-terminates (dstlen
+ * >= 4). Returns dst, so that it can stand as a printf argument.
+ */
+const char *isd_log_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
+/* The same for a NUL-terminated string; NULL renders as "(null)". */
+const char *isd_log_escape_str(char *dst, size_t dstlen, const char *src);
+/* A buffer size that holds a 223-byte iSCSI name escaped throughout, or cut. */
+#define ISD_LOG_ESC_MAX 256
+
 void isd_log_write(enum isd_log_level level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -75,16 +75,25 @@ static void
 test_pick_alg(void **state)
 {
 	(void)state;
-	assert_int_equal(isd_chap_pick_alg("5"), 5);
-	assert_int_equal(isd_chap_pick_alg("7,6,5"), 5);
-	assert_int_equal(isd_chap_pick_alg("7,6"), 7);
-	assert_int_equal(isd_chap_pick_alg("8,6"), 8);
-	assert_int_equal(isd_chap_pick_alg("0x5"), 5);
-	assert_int_equal(isd_chap_pick_alg("99,x,,6"), 6);
-	assert_int_equal(isd_chap_pick_alg("1,2,3"), -ENOTSUP);
-	assert_int_equal(isd_chap_pick_alg(""), -ENOTSUP);
-	assert_int_equal(isd_chap_pick_alg("261"), -ENOTSUP);  /* 261 & 0xff == 5 */
-	assert_int_equal(isd_chap_pick_alg(NULL), -ENOTSUP);
+	assert_int_equal(isd_chap_pick_alg("5", 0), 5);
+	/* the strongest listed wins, whatever the order: MD5 is never picked beside another */
+	assert_int_equal(isd_chap_pick_alg("7,6,5", 0), 7);
+	assert_int_equal(isd_chap_pick_alg("5,7", 0), 7);
+	assert_int_equal(isd_chap_pick_alg("5,6", 0), 6);
+	assert_int_equal(isd_chap_pick_alg("5,8,7,6", 0), 8);
+	assert_int_equal(isd_chap_pick_alg("7,6", 0), 7);
+	assert_int_equal(isd_chap_pick_alg("8,6", 0), 8);
+	assert_int_equal(isd_chap_pick_alg("0x5", 0), 5);
+	assert_int_equal(isd_chap_pick_alg("99,x,,6", 0), 6);
+	assert_int_equal(isd_chap_pick_alg("1,2,3", 0), -ENOTSUP);
+	assert_int_equal(isd_chap_pick_alg("", 0), -ENOTSUP);
+	assert_int_equal(isd_chap_pick_alg("261", 0), -ENOTSUP);  /* 261 & 0xff == 5 */
+	assert_int_equal(isd_chap_pick_alg("37", 0), -ENOTSUP);   /* 1 << 37 would overflow */
+	assert_int_equal(isd_chap_pick_alg(NULL, 0), -ENOTSUP);
+	/* an allowed mask narrows the choice */
+	assert_int_equal(isd_chap_pick_alg("5,7", ISD_CHAP_ALG_BIT(5)), 5);
+	assert_int_equal(isd_chap_pick_alg("5,7,8", ISD_CHAP_ALG_BIT(7) | ISD_CHAP_ALG_BIT(6)), 7);
+	assert_int_equal(isd_chap_pick_alg("5", ISD_CHAP_ALG_BIT(7)), -ENOTSUP);
 }
 
 static void
@@ -95,8 +104,12 @@ test_target_challenge(void **state)
 	uint8_t bin[32];
 
 	(void)state;
-	assert_int_equal(isd_chap_target_challenge(&c, "7,5", a, sizeof(a), i, sizeof(i), ch,
+	assert_int_equal(isd_chap_target_challenge(&c, "5,7", 0, a, sizeof(a), i, sizeof(i), ch,
 						   sizeof(ch)), 0);
+	assert_string_equal(a, "7");
+	assert_int_equal(c.alg, 7);
+	assert_int_equal(isd_chap_target_challenge(&c, "7,5", ISD_CHAP_ALG_BIT(5), a, sizeof(a), i,
+						   sizeof(i), ch, sizeof(ch)), 0);
 	assert_string_equal(a, "5");
 	assert_int_equal(c.alg, 5);
 	assert_int_equal(c.challenge_len, ISD_CHAP_CHALLENGE_LEN);
@@ -105,14 +118,14 @@ test_target_challenge(void **state)
 	assert_memory_equal(bin, c.challenge, ISD_CHAP_CHALLENGE_LEN);
 	assert_int_equal(atoi(i), c.id);
 	/* a second challenge differs (random) */
-	assert_int_equal(isd_chap_target_challenge(&c2, "5", a, sizeof(a), i, sizeof(i), ch,
+	assert_int_equal(isd_chap_target_challenge(&c2, "5", 0, a, sizeof(a), i, sizeof(i), ch,
 						   sizeof(ch)), 0);
 	assert_memory_not_equal(c.challenge, c2.challenge, ISD_CHAP_CHALLENGE_LEN);
 	/* no acceptable algorithm */
-	assert_int_equal(isd_chap_target_challenge(&c, "1,2", a, sizeof(a), i, sizeof(i), ch,
+	assert_int_equal(isd_chap_target_challenge(&c, "1,2", 0, a, sizeof(a), i, sizeof(i), ch,
 						   sizeof(ch)), -ENOTSUP);
 	/* output too small */
-	assert_int_equal(isd_chap_target_challenge(&c, "5", a, sizeof(a), i, sizeof(i), ch, 20),
+	assert_int_equal(isd_chap_target_challenge(&c, "5", 0, a, sizeof(a), i, sizeof(i), ch, 20),
 			 -ENOSPC);
 }
 
@@ -126,7 +139,7 @@ test_roundtrip_sha256(void **state)
 	int n;
 
 	(void)state;
-	assert_int_equal(isd_chap_target_challenge(&c, "7", a, sizeof(a), i, sizeof(i), ch,
+	assert_int_equal(isd_chap_target_challenge(&c, "7", 0, a, sizeof(a), i, sizeof(i), ch,
 						   sizeof(ch)), 0);
 	assert_string_equal(a, "7");
 	n = isd_chap_response(7, (uint8_t)atoi(i), SECRET, c.challenge, c.challenge_len, out,

@@ -522,16 +522,95 @@ test_login_chap_failure(void **state)
 	assert_int_equal(st.logins_failed, 1);
 }
 
+/* The node's default is alice; INAME has its own credentials. */
+static struct isd_initiator_auth g_ini_auth;
+
 static void
-test_login_chap_required_none_offered(void **state)
+set_ini_chap(struct fx *f, bool node_default)
+{
+	if (node_default)
+		set_chap(f, false);
+	memset(&g_ini_auth, 0, sizeof(g_ini_auth));
+	snprintf(g_ini_auth.name, sizeof(g_ini_auth.name), "%s", INAME);
+	g_ini_auth.auth.require_chap = true;
+	snprintf(g_ini_auth.auth.chap.user, sizeof(g_ini_auth.auth.chap.user), "own");
+	snprintf(g_ini_auth.auth.chap.secret, sizeof(g_ini_auth.auth.chap.secret),
+		 "own-secret-4567");
+	f->node.ini_auth = &g_ini_auth;
+	f->node.ini_auth_count = 1;
+}
+
+/* Answers the challenge as user/secret; returns the login status. */
+static int
+chap_try(struct fx *f, const char *user, const char *secret)
+{
+	uint8_t id, challenge[1024], text[512];
+	int clen, st;
+	char r[128], kv_r[160], kv_n[80];
+	uint32_t len;
+	struct isd_pdu *rsp;
+
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	chap_begin(f, &id, challenge, &clen);
+	chap_answer(id, secret, challenge, clen, r);
+	snprintf(kv_r, sizeof(kv_r), "CHAP_R=%s", r);
+	snprintf(kv_n, sizeof(kv_n), "CHAP_N=%s", user);
+	len = fake_text(text, sizeof(text), kv_n, kv_r, (const char *)NULL);
+	rsp = login_step(&f->fd, SEC_TO_OP, 0, text, len);
+	assert_non_null(rsp);
+	st = status_of(rsp);
+	isd_pdu_free(rsp);
+	return st;
+}
+
+static void
+test_login_chap_per_initiator(void **state)
 {
 	struct fx *f = *state;
+
+	set_ini_chap(f, true);
+	assert_int_equal(chap_try(f, "own", "own-secret-4567"), 0);
+	assert_false(f->fd.terminate_called);
+}
+
+static void
+test_login_chap_per_initiator_not_default(void **state)
+{
+	struct fx *f = *state;
+
+	/* an initiator with credentials of its own cannot use the node's */
+	set_ini_chap(f, true);
+	assert_int_equal(chap_try(f, "alice", "secret-12345"), ISD_LOGIN_STATUS_AUTH_FAILED);
+}
+
+/* AuthMethod=None where CHAP is required: an authentication failure. */
+static void
+expect_none_refused(struct fx *f)
+{
 	uint8_t text[256];
 	uint32_t len = fake_text(text, sizeof(text), "InitiatorName=" INAME,
 				 "TargetName=" TNAME, "AuthMethod=None", (const char *)NULL);
 
-	set_chap(f, false);
 	expect_fail(f, SEC_TO_OP, text, len, ISD_LOGIN_STATUS_AUTH_FAILED);
+}
+
+static void
+test_login_chap_per_initiator_required(void **state)
+{
+	struct fx *f = *state;
+
+	/* the node asks for nothing, the initiator's own entry asks for CHAP */
+	set_ini_chap(f, false);
+	expect_none_refused(f);
+}
+
+static void
+test_login_chap_required_none_offered(void **state)
+{
+	struct fx *f = *state;
+
+	set_chap(f, false);
+	expect_none_refused(f);
 }
 
 static void
@@ -655,6 +734,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_login_missing_target_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_unknown_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_acl_forbidden, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_chap_per_initiator, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_chap_per_initiator_not_default, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_login_chap_per_initiator_required, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_login_bad_version_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_unknown_tsih, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_second_connection_refused, setup,

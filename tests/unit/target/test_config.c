@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -760,6 +761,273 @@ teardown_tmp(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* ---- secrets -------------------------------------------------------------- */
+
+static void
+test_args_secret_rules(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512];
+
+	(void)state;
+	/* RFC 7143 §12.1.3: 96 bits at least; the message names the user, never the secret */
+	EXPECT_BAD("default target: CHAP secret of 'u' is 5 bytes; at least 12", "--chap",
+		   "u:short");
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--chap", "u:elevenbytes", NULL), -EINVAL);
+	assert_null(strstr(err, "elevenbytes"));
+	isd_target_cfg_fini(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--chap", "u:twelve_bytes", NULL), 0);
+	isd_target_cfg_fini(&cfg);
+	EXPECT_BAD("mutual CHAP secret of 't' is 1 bytes", "--chap", "u:averylongsecret1",
+		   "--mutual-chap", "t:x");
+	/* explicitly allowed */
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--allow-short-secrets", "--chap", "u:x",
+			       NULL),
+			 0);
+	assert_true(cfg.allow_short_secrets);
+	isd_target_cfg_fini(&cfg);
+	/* the same secret both ways is refused, even where short secrets are allowed */
+	EXPECT_BAD("CHAP and mutual CHAP use the same secret", "--chap", "u:averylongsecret1",
+		   "--mutual-chap", "t:averylongsecret1");
+	EXPECT_BAD("use the same secret", "--allow-short-secrets", "--chap", "u:x", "--mutual-chap",
+		   "t:x");
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--chap", "u:averylongsecret1",
+			       "--mutual-chap", "t:averylongsecret2", NULL),
+			 0);
+	isd_target_cfg_fini(&cfg);
+}
+
+static const char *
+write_secret(const char *name, const char *text, mode_t mode)
+{
+	const char *path = write_file(name, text);
+
+	assert_int_equal(chmod(path, mode), 0);
+	return path;
+}
+
+static void
+test_args_secret_sources(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512], flag[256];
+	const char *path;
+
+	(void)state;
+	/* @FILE: the first line, newline stripped */
+	path = write_secret("s600", "fromafilesecret\n", 0600);
+	snprintf(flag, sizeof(flag), "u:@%s", path);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--chap", flag, NULL), 0);
+	assert_string_equal(cfg.nodes[0].auth.chap.secret, "fromafilesecret");
+	assert_int_equal(cfg.warning_count, 0);
+	isd_target_cfg_fini(&cfg);
+	/* readable by its group: accepted with a warning */
+	path = write_secret("s640", "groupreadsecret\r\n", 0640);
+	snprintf(flag, sizeof(flag), "u:@%s", path);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--chap", flag, NULL), 0);
+	assert_string_equal(cfg.nodes[0].auth.chap.secret, "groupreadsecret");
+	assert_int_equal(cfg.warning_count, 1);
+	assert_non_null(strstr(cfg.warnings[0], "accessible to its group (mode 0640)"));
+	isd_target_cfg_fini(&cfg);
+	/* readable by everyone: refused */
+	path = write_secret("s644", "everyonereads1\n", 0644);
+	snprintf(flag, sizeof(flag), "u:@%s", path);
+	EXPECT_BAD("is accessible to others (mode 0644); chmod 600 it", "--chap", flag);
+	/* empty, two lines, missing */
+	snprintf(flag, sizeof(flag), "u:@%s", write_secret("empty", "\n", 0600));
+	EXPECT_BAD("is empty", "--chap", flag);
+	snprintf(flag, sizeof(flag), "u:@%s", write_secret("two", "line1line1line1\nline2\n", 0600));
+	EXPECT_BAD("one line of text expected", "--chap", flag);
+	EXPECT_BAD("No such file", "--chap", "u:@/nonexistent/secret");
+	{
+		/* 255 bytes fit; with more after the newline it is no longer one line */
+		char big[300];
+
+		memset(big, 's', 255);
+		strcpy(big + 255, "\n");
+		snprintf(flag, sizeof(flag), "u:@%s", write_secret("max", big, 0600));
+		assert_int_equal(parse(&cfg, err, sizeof(err), "--chap", flag, NULL), 0);
+		assert_int_equal(strlen(cfg.nodes[0].auth.chap.secret), 255);
+		isd_target_cfg_fini(&cfg);
+		strcpy(big + 255, "\nextra");
+		snprintf(flag, sizeof(flag), "u:@%s", write_secret("max2", big, 0600));
+		EXPECT_BAD("longer than 255 bytes", "--chap", flag);
+		strcpy(big + 255, "s\n");
+		snprintf(flag, sizeof(flag), "u:@%s", write_secret("max3", big, 0600));
+		EXPECT_BAD("longer than 255 bytes", "--chap", flag);
+	}
+	/* env:VAR */
+	setenv("ISD_TEST_SECRET", "fromtheenvironment", 1);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--chap", "u:env:ISD_TEST_SECRET", NULL), 0);
+	assert_string_equal(cfg.nodes[0].auth.chap.secret, "fromtheenvironment");
+	isd_target_cfg_fini(&cfg);
+	unsetenv("ISD_TEST_SECRET");
+	EXPECT_BAD("environment variable 'ISD_TEST_SECRET' is not set", "--chap",
+		   "u:env:ISD_TEST_SECRET");
+}
+
+static void
+test_args_scrub(void **state)
+{
+	char a0[] = "iserd", a1[] = "--chap", a2[] = "user:averylongsecret1", a3[] = "-t",
+	     a4[] = "--chap", a5[] = "--mutual-chap=tgt:othersecret123", a6[] = "--chap",
+	     a7[] = "u:@/etc/secret", a8[] = "--mutual-chap", a9[] = "t:env:VAR",
+	     a10[] = "--alias", a11[] = "--chap";
+	char *argv[] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, NULL};
+
+	(void)state;
+	/* a4 is the value of -t, a11 the value of --alias: neither is a flag */
+	assert_int_equal(isd_target_args_scrub(12, argv), 2);
+	assert_string_equal(a2, "user:xxxxxxxxxxxxxxxx");
+	assert_string_equal(a5, "--mutual-chap=tgt:xxxxxxxxxxxxxx");
+	assert_string_equal(a4, "--chap");
+	assert_string_equal(a7, "u:@/etc/secret");
+	assert_string_equal(a9, "t:env:VAR");
+	assert_string_equal(a11, "--chap");
+}
+
+static void
+expect_file_ok(const char *text, struct isd_target_cfg *cfg)
+{
+	char err[512] = "", full[2048];
+	const char *path;
+
+	snprintf(full, sizeof(full), "%sportals = ( \"tcp://127.0.0.1:3260\" );\n", text);
+	path = write_file("ok.conf", full);
+	isd_target_cfg_init(cfg);
+	if (isd_target_cfg_load_file(path, cfg, err, sizeof(err)) != 0 ||
+	    isd_target_cfg_validate(cfg, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+}
+
+#define T_HEAD "targets = ( { name = \"iqn.2026-11.org.iserd:a\"; luns = ( { backing = \"ram:1M\"; } );\n"
+#define INI_A "iqn.2026-11.org.example:a"
+#define INI_B "iqn.2026-11.org.example:b"
+
+static void
+test_file_secret_rules(void **state)
+{
+	struct isd_target_cfg cfg;
+	char text[1024];
+
+	(void)state;
+	expect_file_error(T_HEAD "  chap = \"u:x\"; } );\n",
+			  "bad.conf:1: CHAP secret of 'u' is 1 bytes; at least 12");
+	expect_file_error(T_HEAD "  chap = \"u:samesamesame1\"; mutual_chap = \"t:samesamesame1\"; } );\n",
+			  "CHAP and mutual CHAP use the same secret");
+	expect_file_error("global = { discovery_auth = { chap = \"d:samesamesame1\";\n"
+			  "  mutual_chap = \"t:samesamesame1\"; }; };\n" T_HEAD "} );\n",
+			  "use the same secret");
+	expect_file_error("global = { discovery_auth = { chap = \"d:short\"; }; };\n" T_HEAD
+			  "} );\n",
+			  "is 5 bytes");
+	/* per initiator: its own chap against the target's mutual secret */
+	expect_file_error(T_HEAD "  chap = \"u:targetdefault1\"; mutual_chap = \"t:mutualsecret12\";\n"
+			  "  acl = ( { initiator = \"" INI_A "\"; chap = \"a:mutualsecret12\"; } ); } );\n",
+			  "bad.conf:3: CHAP and mutual CHAP use the same secret");
+	expect_file_error(T_HEAD "  acl = ( { initiator = \"" INI_A "\"; chap = \"a:short\"; } ); } );\n",
+			  "bad.conf:2: CHAP secret of 'a' is 5 bytes");
+	expect_file_error(T_HEAD "  acl = ( { initiator = \"" INI_A "\"; chap = \"a:longenoughsecret\"; },\n"
+			  "  { initiator = \"" INI_A "\"; chap = \"b:longenoughsecret\"; } ); } );\n",
+			  "credentials for " INI_A " given twice");
+	expect_file_error(T_HEAD "  acl = ( { initiator = \"" INI_A "\"; secret = \"x\"; } ); } );\n",
+			  "unknown setting 'secret' in acl entry");
+	expect_file_error(T_HEAD "  acl = ( { chap = \"a:longenoughsecret\"; } ); } );\n",
+			  "acl entry needs an initiator name");
+	expect_file_error(T_HEAD "  chap = { user = \"u\"; secret = \"abcdefghijklm\";\n"
+			  "    secret_env = \"X\"; }; } );\n",
+			  "give only one of secret, secret_file, secret_env");
+	expect_file_error("global = { chap_algorithms = [ \"md4\" ]; };\n",
+			  "bad.conf:1: chap_algorithms: 'md4' is not one of");
+	/* allowed explicitly */
+	expect_file_ok("global = { allow_short_chap_secrets = true; };\n" T_HEAD
+		       "  chap = \"u:x\"; } );\n",
+		       &cfg);
+	isd_target_cfg_fini(&cfg);
+
+	/* acl groups: per-initiator credentials, secret_file and secret_env */
+	setenv("ISD_TEST_B_SECRET", "bsecretfromenv1", 1);
+	snprintf(text, sizeof(text),
+		 "global = { chap_algorithms = [ \"sha256\", \"SHA3-256\" ]; user = \"nobody\";\n"
+		 "  group = \"root\"; };\n" T_HEAD
+		 "  chap = \"default:defaultsecret1\";\n"
+		 "  acl = ( \"iqn.2026-11.org.example:c\",\n"
+		 "    { initiator = \"" INI_A "\"; chap = { user = \"a\"; secret_file = \"%s\"; }; },\n"
+		 "    { initiator = \"" INI_B "\"; chap = { user = \"b\"; secret_env = \"ISD_TEST_B_SECRET\"; };\n"
+		 "      mutual_chap = \"tgt:mutualforbonly\"; } ); } );\n",
+		 write_secret("a.secret", "asecretfromfile1\n", 0600));
+	expect_file_ok(text, &cfg);
+	unsetenv("ISD_TEST_B_SECRET");
+	assert_int_equal(cfg.chap_algs, (1u << 7) | (1u << 8));
+	assert_string_equal(cfg.user, "nobody");
+	assert_string_equal(cfg.group, "root");
+	{
+		char e[256];
+
+		assert_int_equal(isd_target_cfg_check_backing(&cfg, e, sizeof(e)), 0);
+		snprintf(cfg.user, sizeof(cfg.user), "no-such-user-here");
+		assert_int_equal(isd_target_cfg_check_backing(&cfg, e, sizeof(e)), -ENOENT);
+		assert_string_equal(e, "user 'no-such-user-here': no such user");
+		snprintf(cfg.user, sizeof(cfg.user), "nobody");
+		snprintf(cfg.group, sizeof(cfg.group), "no-such-group-here");
+		assert_int_equal(isd_target_cfg_check_backing(&cfg, e, sizeof(e)), -ENOENT);
+	}
+	assert_int_equal(cfg.nodes[0].acl_count, 3);
+	assert_string_equal(cfg.nodes[0].acl[1], INI_A);
+	assert_int_equal(cfg.nodes[0].ini_count, 2);
+	assert_string_equal(cfg.nodes[0].ini[0].name, INI_A);
+	assert_true(cfg.nodes[0].ini[0].auth.require_chap);
+	assert_false(cfg.nodes[0].ini[0].auth.mutual);
+	assert_string_equal(cfg.nodes[0].ini[0].auth.chap.secret, "asecretfromfile1");
+	assert_string_equal(cfg.nodes[0].ini[1].auth.chap.secret, "bsecretfromenv1");
+	assert_true(cfg.nodes[0].ini[1].auth.mutual);
+	assert_string_equal(cfg.nodes[0].ini[1].auth.mutual_chap.user, "tgt");
+	isd_target_cfg_fini(&cfg);
+}
+
+static void
+test_file_mode_warning(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512] = "";
+	const char *path;
+
+	(void)state;
+	/* a file with a literal secret that the group or others may read: a warning */
+	path = write_file("loose.conf", T_HEAD "  chap = \"u:averylongsecret1\"; } );\n");
+	assert_int_equal(chmod(path, 0644), 0);
+	isd_target_cfg_init(&cfg);
+	assert_int_equal(isd_target_cfg_load_file(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.warning_count, 1);
+	assert_non_null(strstr(cfg.warnings[0], "loose.conf holds CHAP secrets and is accessible "
+						"to group or others (mode 0644)"));
+	isd_target_cfg_fini(&cfg);
+	/* 0600: none */
+	assert_int_equal(chmod(path, 0600), 0);
+	isd_target_cfg_init(&cfg);
+	assert_int_equal(isd_target_cfg_load_file(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.warning_count, 0);
+	isd_target_cfg_fini(&cfg);
+	/* the secret in an @include'd file: that file's mode counts */
+	path = write_file("inc.conf", T_HEAD "  chap = \"u:averylongsecret1\"; } );\n");
+	assert_int_equal(chmod(path, 0604), 0);
+	path = write_file("main.conf", "@include \"inc.conf\"\n");
+	assert_int_equal(chmod(path, 0600), 0);
+	isd_target_cfg_init(&cfg);
+	if (isd_target_cfg_load_file(path, &cfg, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_true(cfg.nodes[0].auth.require_chap);
+	assert_int_equal(cfg.warning_count, 1);
+	assert_non_null(strstr(cfg.warnings[0], "inc.conf holds CHAP secrets"));
+	isd_target_cfg_fini(&cfg);
+	/* no secret, no warning, whatever the mode */
+	path = write_file("nosecret.conf", T_HEAD "} );\n");
+	isd_target_cfg_init(&cfg);
+	assert_int_equal(isd_target_cfg_load_file(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.warning_count, 0);
+	isd_target_cfg_fini(&cfg);
+}
+
 int
 main(void)
 {
@@ -783,6 +1051,11 @@ main(void)
 	    cmocka_unit_test(test_start_and_clean_shutdown),
 	    cmocka_unit_test(test_start_reports_busy_port),
 	    cmocka_unit_test(test_start_reports_missing_file),
+	    cmocka_unit_test(test_args_secret_rules),
+	    cmocka_unit_test(test_args_secret_sources),
+	    cmocka_unit_test(test_args_scrub),
+	    cmocka_unit_test(test_file_secret_rules),
+	    cmocka_unit_test(test_file_mode_warning),
 	};
 
 	return cmocka_run_group_tests_name("target_config", tests, setup_tmp, teardown_tmp);
