@@ -276,7 +276,8 @@ isd_sbc_setup_write(struct isd_scsi_cmd *cmd)
 	cmd->nblocks = nb;
 	if ((!is6 && (cdb[1] & 0x08)) || verify || !lu->wce)
 		cmd->io_flags |= ISD_SCSI_IOF_FUA;
-	if (lu->bs->mem_base != NULL && !lu->bs->read_only && cmd->edtl >= nb * lu->block_size) {
+	if (lu->bs->mem_base != NULL && !lu->bs->read_only && cmd->edtl >= nb * lu->block_size &&
+	    !cmd->data_out_staged) {
 		/*
 		 * Zero copy: the data-out lands in the LU's memory where it belongs
 		 * (RDMA Read into it, or the transport's receive), and exec has

@@ -109,6 +109,13 @@ struct isd_scsi_cmd {
 	const void *data_out_preset;
 	uint32_t data_out_preset_len;
 	bool data_out_preset_used;
+	/*
+	 * (in) Data-out must be staged: the transport checks each piece only after
+	 * it has received it (iSCSI data digests), so the buffer it receives into
+	 * must not be the LU's storage (no data_out_direct); exec stores the data
+	 * once every piece checked out, and a command that is not run stores none.
+	 */
+	bool data_out_staged;
 	isd_scsi_done_cb done;
 	void *cb_arg;
 

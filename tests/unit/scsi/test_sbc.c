@@ -463,8 +463,9 @@ test_buf_ops(void **state)
 	h_fini(&h);
 }
 
-/* A WRITE to a RAM LU places its data-out straight into the LU's memory: setup
- * points iov at the blocks and allocates nothing; a short EDTL is staged. */
+/* A WRITE to a RAM LU places its data-out straight into the LU's memory (iSER): setup
+ * points iov at the blocks and allocates nothing; a short EDTL, or data_out_staged
+ * (TCP), is staged. */
 static void
 test_ram_write_direct(void **state)
 {
@@ -486,6 +487,24 @@ test_ram_write_direct(void **state)
 	cmd.buf_ops = &ops;
 	cmd.done = h_done;
 	g_allocs = g_frees = 0;
+	cmd.data_out_staged = true;
+	/* data_out_staged (TCP) gets a staging buffer */
+	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_READY);
+	assert_false(cmd.data_out_direct);
+	assert_int_equal(g_allocs, 1);
+	assert_ptr_not_equal(cmd.iov[0].iov_base, NULL);
+	isd_scsi_cmd_release(&cmd);
+	assert_int_equal(g_frees, 1);
+	g_allocs = g_frees = 0;
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.dev = h.dev;
+	cmd.nexus = &h.nx[0];
+	cmd.cdb = cdb;
+	cmd.lun = isd_scsi_lun_encode(0);
+	cmd.cdb_len = 10;
+	cmd.edtl = 2 * H_BS;
+	cmd.buf_ops = &ops;
+	cmd.done = h_done;
 	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_READY);
 	assert_true(cmd.data_out_direct);
 	assert_int_equal(cmd.iovcnt, 1);
