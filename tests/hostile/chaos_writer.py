@@ -53,24 +53,51 @@ def parse_block(data):
     return writer, lba, gen
 
 
-def read_log(path):
-    """{lba: set of issued gens}, {lba: largest acknowledged gen}, largest gen seen."""
-    issued, acked, top = {}, {}, 0
+def last_gen(path):
+    """The largest generation in LOG: the one on its last complete I line (generations
+    are issued in increasing order), read from the end so restarts stay quick."""
     try:
-        with open(path) as f:
-            lines = f.read().split("\n")
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 65536))
+            tail = f.read()
     except FileNotFoundError:
-        return issued, acked, top
-    for line in lines[:-1]:  # the last piece has no newline: empty, or a write cut off
+        return 0
+    for line in reversed(tail.split(b"\n")[1:-1] if size > 65536 else tail.split(b"\n")[:-1]):
         p = line.split()
-        kind, lba, n, gen = p[0], int(p[1]), int(p[2]), int(p[3])
-        top = max(top, gen)
-        for b in range(lba, lba + n):
-            if kind == "I":
-                issued.setdefault(b, set()).add(gen)
-            elif kind == "A":
-                acked[b] = max(acked.get(b, -1), gen)
-    return issued, acked, top
+        if p and p[0] == b"I":
+            return int(p[3])
+    return 0
+
+
+def scan_log(path, first, nblocks, held):
+    """Reads LOG once. held[i] is the generation found in block first+i (or None).
+    Returns (acked, found): acked[i] is the largest acknowledged generation of a write
+    covering block first+i (-1: none), found[i] whether held[i] was ever issued for
+    that block. The last piece of LOG without a newline (a line cut off) is ignored."""
+    acked = [-1] * nblocks
+    found = [False] * nblocks
+    with open(path, "rb") as f:
+        rest = b""
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                kind, lba, n, gen = line.split()[:4]
+                lba, n, gen = int(lba) - first, int(n), int(gen)
+                if kind == b"A":
+                    for i in range(lba, lba + n):
+                        if gen > acked[i]:
+                            acked[i] = gen
+                else:
+                    for i in range(lba, lba + n):
+                        if held[i] == gen:
+                            found[i] = True
+    return acked, found
 
 
 def main():
@@ -78,7 +105,7 @@ def main():
     port, lun, writer, first, nblocks, qd = map(int, (port, lun, writer, first, nblocks, qd))
     tm.IQN = iqn
     tm.LUN = lun
-    _, _, gen = read_log(log)
+    gen = last_gen(log)
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     c = Conn(port, timeout=30)
@@ -111,7 +138,12 @@ def main():
             c.cmdsn = (c.cmdsn + 1) & 0xFFFFFFFF
             out[itt] = (lba, n, gen, data)
             busy.update(range(lba, lba + n))
-        p = c.recv_pdu(30)
+        try:
+            p = c.recv_pdu(60)
+        except tm.Timeout:
+            sys.exit("writer %d: no PDU from the target in 60 s with %d WRITEs outstanding "
+                     "(ITTs %s, CmdSN %u, MaxCmdSN %u)" % (
+                         writer, len(out), ["0x%x" % i for i in out], c.cmdsn, c.maxcmdsn))
         if p.opcode == OP_NOP_IN:
             if p.itt == RSVD and p.u32(20) != RSVD:
                 c.nop_reply(p.u32(20))
