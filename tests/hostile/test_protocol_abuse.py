@@ -770,6 +770,43 @@ def tmf_lun_reset_storm(d):
         "nothing stored" % (st["tasks"], sorted(results))
 
 
+def tmf_flood_pipelined(d):
+    """5000 LUN RESETs and ABORT TASKs (immediate) sent in one burst, with READs between
+    them, before reading anything: every one answered once, memory bounded."""
+    c = sess(d)
+    raw = []
+    want = set()
+    reads = set()
+    for i in range(5000):
+        if i % 50 == 0:
+            h = c.cmd_bhs(r10(i % 1000, 8), 8 * BLOCK, read=True)
+            c.cmdsn += 1
+            reads.add(itt_of(h))
+            raw.append(h)
+        itt, h = tmf_pdu(c, TMF_LUN_RESET if i % 2 else TMF_ABORT_TASK, 0x40000000 + i,
+                         c.cmdsn)
+        want.add(itt)
+        raw.append(h)
+    c.send(b"".join(raw))
+    got = {}
+    deadline = time.monotonic() + 60
+    while want - set(got) and time.monotonic() < deadline:
+        p = c.wait(lambda q: q.opcode in (OP_TMF_RSP, OP_REJECT, OP_SCSI_RSP) or
+                   (q.opcode == hl.OP_DATA_IN and q.flags & 0x01), 60, "TMF Responses")
+        if p.opcode == OP_REJECT:
+            raise CaseFail("%r" % p)
+        if p.opcode == OP_TMF_RSP:
+            got[p.itt] = got.get(p.itt, 0) + 1
+    if set(got) != want or any(v != 1 for v in got.values()):
+        raise CaseFail("%d of %d TMFs answered exactly once" % (
+            sum(1 for v in got.values() if v == 1), len(want)))
+    hwm = d.hwm_kib()
+    c.logout()
+    c.close()
+    CTX.good.tur()   # the UNIT ATTENTION of the resets
+    return "5000 TMFs answered once each, peak RSS %d KiB" % hwm
+
+
 def tmf_on_discovery(d):
     c = Conn(d.port)
     cls, det, _ = c.login(hl.initiator_name(), session_type="Discovery")
@@ -881,6 +918,7 @@ def main():
         ("Data-Out abuse", case(dataout_abuse)),
         ("TMF ABORT TASK of unknown/foreign ITTs", case(tmf_abort_foreign)),
         ("TMF LUN RESET storm with I/O in flight", case(tmf_lun_reset_storm)),
+        ("TMF flood, 5000 pipelined", case(tmf_flood_pipelined)),
         ("TMF on a discovery session", case(tmf_on_discovery)),
         ("logout with tasks outstanding", case(logout_with_tasks)),
         ("logout twice, commands after logout", case(logout_twice_and_after)),
