@@ -903,6 +903,37 @@ def logout_twice_and_after(d):
     return "answered: %s; nothing after it" % ", ".join(seen)
 
 
+def logout_reasons(d):
+    """Logout reason codes against ERL 0: close another CID (none such), remove for
+    recovery, reserved reasons, then close this CID: each answered, the session usable
+    until its own connection is closed."""
+    c = sess(d)
+    out = []
+    for reason, cid, ok in ((1, 7, (1,)), (2, 0, (2,)), (2, 7, (1, 2)), (3, 0, ()),
+                            (0x7F, 0, ())):
+        itt = c.next_itt()
+        c.send_pdu(bhs(0x40 | OP_LOGOUT, 0x80 | reason, itt=itt,
+                       rest=struct.pack(">HHII", cid, 0, c.cmdsn, c.expstatsn)))
+        p = c.wait(lambda q: q.itt == itt or q.opcode == OP_REJECT, what="Logout Response")
+        got = p.bhs[2] if p.opcode == OP_LOGOUT_RSP else None
+        if (ok and got not in ok) or (not ok and p.opcode != OP_REJECT):
+            raise CaseFail("logout reason %d CID %d answered %r" % (reason, cid, p))
+        out.append("%d/CID %d -> %s" % (reason, cid, "response %d" % got if ok else
+                                         "reject 0x%02x" % p.bhs[2]))
+        c.nop_ping()
+        c.tur()
+    itt = c.next_itt()
+    c.send_pdu(bhs(0x40 | OP_LOGOUT, 0x80 | 1, itt=itt,
+                   rest=struct.pack(">HHII", 0, 0, c.cmdsn, c.expstatsn)))
+    p = c.wait(lambda q: q.itt == itt, what="Logout Response")
+    if p.opcode != OP_LOGOUT_RSP or p.bhs[2] != 0:
+        raise CaseFail("close-connection logout of its own CID answered %r" % p)
+    if not dropped(c, 5):
+        raise CaseFail("connection still open after its close-connection logout")
+    c.close()
+    return "; ".join(out) + "; 1/own CID -> response 0, closed"
+
+
 def main():
     cases = [
         ("setup: good session, baselines", setup_good),
@@ -922,6 +953,7 @@ def main():
         ("TMF on a discovery session", case(tmf_on_discovery)),
         ("logout with tasks outstanding", case(logout_with_tasks)),
         ("logout twice, commands after logout", case(logout_twice_and_after)),
+        ("logout reason codes", case(logout_reasons)),
     ]
     only = os.environ.get("ISERD_ABUSE_ONLY")
     if only:
