@@ -44,7 +44,7 @@ import threading
 import time
 
 import hostile_lib as hl
-from hostile_lib import BLOCK, CaseFail, Closed, Conn, Timeout, kv
+from hostile_lib import BLOCK, RSVD, CaseFail, Closed, Conn, Timeout, kv
 
 import chaos_writer as cw
 
@@ -140,7 +140,7 @@ def one_cycle(d, n, rng, counts):
                 data = kv([("SendTargets", "All")])
                 itt = c.next_itt()
                 c.send_pdu(hl.bhs(0x40 | hl.OP_TEXT, 0x80, dsl=len(data), itt=itt,
-                                  rest=struct.pack(">III", RSVD_, c.cmdsn, c.expstatsn)),
+                                  rest=struct.pack(">III", RSVD, c.cmdsn, c.expstatsn)),
                            data=data)
                 c.cmdsn += 1
                 c.wait(lambda q: q.itt == itt)
@@ -151,9 +151,6 @@ def one_cycle(d, n, rng, counts):
     finally:
         if c is not None:
             c.close()
-
-
-RSVD_ = hl.RSVD
 
 
 def login_cycles(d):
@@ -323,8 +320,8 @@ def kill_writers(d):
     if total_acked == 0:
         raise CaseFail("no acknowledged write to check")
     st = zero_and_fds(d, "after the checker")
-    return "%d kills + %d in %.1f s, tasks outstanding when sampled %s; %s; 0 lost acknowledged writes; " \
-        "0 sessions, 0 connections, 0 tasks, %d fds (logins_ok %d)" % (
+    return "%d kills + %d in %.1f s, tasks outstanding when sampled %s; %s; " \
+        "0 lost acknowledged writes; 0 sessions, 0 connections, 0 tasks, %d fds (logins_ok %d)" % (
             KILLS, len(ws), dt, tasks_seen, "; ".join(out), CTX.fds0, st["logins_ok"])
 
 

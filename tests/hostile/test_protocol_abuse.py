@@ -27,7 +27,6 @@ import os
 import socket
 import struct
 import sys
-import threading
 import time
 
 import hostile_lib as hl
