@@ -391,8 +391,13 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	t->cmd.task_attr = flags & ISD_CMD_ATTR_MASK;
 	t->cmd.tag = itt;
 	t->cmd.buf_ops = c->buf_ops.alloc != NULL ? &c->buf_ops : NULL;
-	/* digests are checked after the data is in: it must not be received into a LU */
-	t->cmd.data_out_staged = p->data_digest;
+	/*
+	 * Only iSER may receive into a RAM LU's own blocks: it fetches the data by
+	 * RDMA Reads it posts itself. TCP Data-Out comes PDU by PDU at the peer's
+	 * pace, and an abort, a dropped connection or a PDU that fails its checks
+	 * shows only after earlier bytes are in: staged, they never reach the LU.
+	 */
+	t->cmd.data_out_staged = !(c->ops->caps & ISD_DM_CAP_RDMA);
 	t->cmd.done = scsi_done;
 	t->cmd.cb_arg = t;
 	if (c->ops->task_init != NULL)

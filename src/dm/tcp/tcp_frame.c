@@ -146,8 +146,8 @@ isd_tcp_frame_check_dataout(const struct isd_tcp_r2t *r2t, uint32_t itt, const u
 	/* DataSN counts from 0 within each R2T's sequence (RFC 7143 §11.7.5). */
 	if (datasn != r2t->next_datasn)
 		return ISD_REJECT_PROTOCOL_ERROR;
-	/* F ends the sequence: it must carry the last bytes (RFC 7143 §11.7.1). */
-	if ((bhs[1] & ISD_BHS_F) && dsl != left)
+	/* F ends the sequence, on the PDU with its last bytes and no other (RFC 7143 §11.7.1). */
+	if (((bhs[1] & ISD_BHS_F) != 0) != (dsl == left))
 		return ISD_REJECT_PROTOCOL_ERROR;
 	return 0;
 }

@@ -463,8 +463,25 @@ test_buf_ops(void **state)
 	h_fini(&h);
 }
 
-/* A WRITE to a RAM LU places its data-out straight into the LU's memory: setup
- * points iov at the blocks and allocates nothing; a short EDTL is staged. */
+/* A WRITE(10) of 2 blocks at LBA 50 of LUN 0 with the given EDTL, not yet set up. */
+static void
+ram_write_cmd(struct isd_scsi_cmd *cmd, struct h *h, const uint8_t *cdb, uint32_t edtl,
+	      const struct isd_scsi_buf_ops *ops)
+{
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->dev = h->dev;
+	cmd->nexus = &h->nx[0];
+	cmd->cdb = cdb;
+	cmd->lun = isd_scsi_lun_encode(0);
+	cmd->cdb_len = 10;
+	cmd->edtl = edtl;
+	cmd->buf_ops = ops;
+	cmd->done = h_done;
+}
+
+/* A WRITE to a RAM LU places its data-out straight into the LU's memory (iSER): setup
+ * points iov at the blocks and allocates nothing; a short EDTL, or data_out_staged
+ * (TCP), is staged, and a staged write that is never run stores nothing. */
 static void
 test_ram_write_direct(void **state)
 {
@@ -476,16 +493,23 @@ test_ram_write_direct(void **state)
 
 	(void)state;
 	setup(&h, false, false);
-	memset(&cmd, 0, sizeof(cmd));
-	cmd.dev = h.dev;
-	cmd.nexus = &h.nx[0];
-	cmd.cdb = cdb;
-	cmd.lun = isd_scsi_lun_encode(0);
-	cmd.cdb_len = 10;
-	cmd.edtl = 2 * H_BS;
-	cmd.buf_ops = &ops;
-	cmd.done = h_done;
 	g_allocs = g_frees = 0;
+	ram_write_cmd(&cmd, &h, cdb, 2 * H_BS, &ops);
+	cmd.data_out_staged = true;
+	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_READY);
+	assert_false(cmd.data_out_direct);
+	assert_int_equal(g_allocs, 1);
+	/* data that arrived for a command that is then aborted: released, never run */
+	memset(cmd.iov[0].iov_base, 's', 2 * H_BS);
+	isd_scsi_cmd_release(&cmd);
+	assert_int_equal(g_frees, 1);
+	res = h_rw10(&h, 0, 0, 0x28, 50, 2, NULL, 0);
+	assert_good(res);
+	assert_int_not_equal(res->data[0], 's');
+	assert_int_not_equal(res->data[2 * H_BS - 1], 's');
+	g_allocs = g_frees = 0;
+
+	ram_write_cmd(&cmd, &h, cdb, 2 * H_BS, &ops);
 	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_READY);
 	assert_true(cmd.data_out_direct);
 	assert_int_equal(cmd.iovcnt, 1);
@@ -506,15 +530,7 @@ test_ram_write_direct(void **state)
 	assert_int_equal(res->data[2 * H_BS - 1], 'd');
 
 	/* EDTL short of the transfer: staged in a buffer, only whole blocks written */
-	memset(&cmd, 0, sizeof(cmd));
-	cmd.dev = h.dev;
-	cmd.nexus = &h.nx[0];
-	cmd.cdb = cdb;
-	cmd.lun = isd_scsi_lun_encode(0);
-	cmd.cdb_len = 10;
-	cmd.edtl = H_BS + 100;
-	cmd.buf_ops = &ops;
-	cmd.done = h_done;
+	ram_write_cmd(&cmd, &h, cdb, H_BS + 100, &ops);
 	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_READY);
 	assert_false(cmd.data_out_direct);
 	assert_int_equal(g_allocs, 1);
