@@ -395,7 +395,8 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	 * Only iSER may receive into a RAM LU's own blocks: it fetches the data by
 	 * RDMA Reads it posts itself. TCP Data-Out comes PDU by PDU at the peer's
 	 * pace, and an abort, a dropped connection or a PDU that fails its checks
-	 * shows only after earlier bytes are in: staged, they never reach the LU.
+	 * shows only after earlier bytes are in: staged, they never reach the LU
+	 * (data digests, TCP only, are such checks).
 	 */
 	t->cmd.data_out_staged = !(c->ops->caps & ISD_DM_CAP_RDMA);
 	t->cmd.done = scsi_done;
