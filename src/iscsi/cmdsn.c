@@ -220,6 +220,7 @@ isd_cmdsn_hold_data_out(struct isd_conn *c, struct isd_pdu *pdu)
 	if (h->n_data_outs >= ISD_HELD_MAX_DATA_OUT ||
 	    h->data_bytes + pdu->data_len > c->params.first_burst_length) {
 		isd_log_err("iscsi: too much unsolicited data for a parked command, closing");
+		c->tgt->stats.refused.held_pdus++;
 		isd_conn_release_pdu(c, pdu);
 		isd_conn_close(c);
 		return true;

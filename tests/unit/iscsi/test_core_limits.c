@@ -332,6 +332,48 @@ test_held_bytes(void **state)
 	fx_free(f);
 }
 
+/* Unsolicited Data-Outs parked with their command count as parked PDUs too. */
+static void
+test_held_data_outs(void **state)
+{
+	static uint8_t data[512];
+	struct isd_iscsi_cfg cfg;
+	uint8_t bhs[ISD_BHS_LEN];
+	struct fx *f;
+
+	(void)state;
+	base_cfg(&cfg);
+	cfg.max_held_pdus = 3;
+	f = fx_new(&cfg);
+	assert_int_equal(login_as(f, 0, TNAME_A, 1), 0);
+	/* WRITE(10) of 4 blocks, CmdSN 2 (ExpCmdSN is 1), F=0: Data-Out follows */
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_SCSI_CMD;
+	bhs[1] = ISD_CMD_W | 1;
+	put_be32(bhs + 16, 0x70);
+	put_be32(bhs + 20, 2048);
+	put_be32(bhs + 24, 2);
+	bhs[32] = 0x2a;
+	bhs[32 + 8] = 4;
+	fake_dm_inject(&f->fd[0], bhs, data, sizeof(data));
+	for (uint32_t i = 0; i < 3; i++) {
+		memset(bhs, 0, sizeof(bhs));
+		bhs[0] = ISD_OP_DATA_OUT;
+		put_be32(bhs + 16, 0x70);
+		put_be32(bhs + 20, ISD_RSVD_TAG);
+		put_be32(bhs + 36, i);
+		put_be32(bhs + 40, 512 * (i + 1));
+		assert_false(f->fd[0].terminate_called);
+		fake_dm_inject(&f->fd[0], bhs, data, sizeof(data));
+	}
+	/* the command and two Data-Outs were parked; the third was one too many */
+	assert_true(f->fd[0].terminate_called);
+	assert_int_equal(stats(f).refused.held_pdus, 1);
+	fake_dm_terminate_notify(&f->fd[0], false);
+	assert_int_equal(f->fd[0].released, f->fd[0].injected);
+	fx_free(f);
+}
+
 /* A non-immediate NOP-Out ping with ITT = CmdSN. */
 static void
 inject_nop(struct fake_dm *fd, uint32_t cmdsn)
@@ -413,6 +455,7 @@ main(void)
 		cmocka_unit_test(test_session_limit_rechecked_at_finish),
 		cmocka_unit_test(test_held_pdus_count),
 		cmocka_unit_test(test_held_bytes),
+		cmocka_unit_test(test_held_data_outs),
 		cmocka_unit_test(test_held_account_drains),
 		cmocka_unit_test(test_held_discovery_share),
 	};
