@@ -61,13 +61,13 @@ log_stats(struct daemon *d, const char *why)
 			const char *name;
 			uint64_t v;
 		} refused[] = {
-			{ "connections", st.refused.connections },
-			{ "per_address", st.refused.per_address },
-			{ "login_connections", st.refused.login_connections },
-			{ "sessions", st.refused.sessions },
-			{ "sessions_per_target", st.refused.sessions_per_target },
-			{ "discovery_sessions", st.refused.discovery_sessions },
-			{ "held_pdus", st.refused.held_pdus },
+		    {"connections", st.refused.connections},
+		    {"per_address", st.refused.per_address},
+		    {"login_connections", st.refused.login_connections},
+		    {"sessions", st.refused.sessions},
+		    {"sessions_per_target", st.refused.sessions_per_target},
+		    {"discovery_sessions", st.refused.discovery_sessions},
+		    {"held_pdus", st.refused.held_pdus},
 		};
 		struct json_object *ro = json_object_new_object();
 

@@ -34,7 +34,8 @@ isd_target_errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-#define LIMIT(n, hi) { #n, offsetof(struct isd_target_cfg, n), offsetof(struct isd_iscsi_cfg, n), hi }
+#define LIMIT(n, hi)                                                                               \
+	{ #n, offsetof(struct isd_target_cfg, n), offsetof(struct isd_iscsi_cfg, n), hi }
 const struct isd_target_limit isd_target_limits[] = {
 	LIMIT(max_connections, 1000000),
 	LIMIT(max_connections_per_address, 1000000),
