@@ -13,11 +13,11 @@ session first, then floods past one limit, and checks that
 Other source addresses are other loopback addresses (127.0.0.2...).
 """
 
-import os
 import select
 import socket
 import struct
 import sys
+import time
 
 import hostile_lib as hl
 from hostile_lib import RSVD, OP_TEXT, CaseFail, Closed, Conn, Timeout, bhs
@@ -84,9 +84,8 @@ def flood(port, srcs, n_each):
 
 
 def closed_by_peer(socks, expect, timeout=10.0):
-    """Waits until `expect` sockets have seen EOF/reset; returns how many did.
-    Those still open must have nothing to read (iserd sends nothing first)."""
-    import time
+    """Waits until `expect` sockets have seen EOF or a reset (iserd closed them at
+    accept); returns how many did. The stats tell how many stayed open."""
     dead = set()
     deadline = time.monotonic() + timeout
     while len(dead) < expect and time.monotonic() < deadline:
@@ -96,8 +95,10 @@ def closed_by_peer(socks, expect, timeout=10.0):
             try:
                 if s.recv(1) == b"":
                     dead.add(s)
-            except (ConnectionResetError, BlockingIOError):
+            except ConnectionResetError:
                 dead.add(s)
+            except BlockingIOError:
+                pass
     return len(dead)
 
 
@@ -111,6 +112,12 @@ def close_all(socks):
 
 def refused(st, name):
     return st.get("refused", {}).get(name, 0)
+
+
+def wait_refused(d, base, name, n):
+    """Waits until refused.<name> has grown by n since base; returns the stats."""
+    return d.wait_stats(lambda st: refused(st, name) == refused(base, name) + n,
+                        what="refused.%s +%d" % (name, n))
 
 
 def good_io(c, lba=100):
@@ -134,6 +141,13 @@ def back_to(d, base, what):
     return d.wait_stats(lambda st: all(st[k] == base[k] for k in
                                        ("connections", "sessions", "login_connections")),
                         what=what)
+
+
+def after_flood(d, base, good, what):
+    """The flood is gone: counters back to base, a new login works, good ends."""
+    back_to(d, base, "counters back after the " + what)
+    new_login(d.port).close()
+    good.close()
 
 
 def check_rss(d, rss0, bound_kib, what):
@@ -163,9 +177,7 @@ def case_login_flood(d):
     socks = flood(d.port, ADDRS, 6)           # 24 > 16; 6 per address stays under 12
     try:
         want = len(socks) - lim
-        st = d.wait_stats(lambda st: refused(st, "login_connections") ==
-                          refused(base, "login_connections") + want,
-                          what="refused.login_connections +%d" % want)
+        st = wait_refused(d, base, "login_connections", want)
         if st["login_connections"] != lim:
             raise CaseFail("login_connections %d, limit %d" % (st["login_connections"], lim))
         n = closed_by_peer(socks, want)
@@ -182,9 +194,7 @@ def case_login_flood(d):
             pass
     finally:
         close_all(socks)
-    back_to(d, base, "counters back after the login flood")
-    new_login(d.port).close()
-    good.close()
+    after_flood(d, base, good, "login flood")
     return "%d refused at accept, RSS +%d KiB" % (want, grew)
 
 
@@ -196,8 +206,7 @@ def case_per_address(d):
     socks = flood(d.port, [hl.HOST], 20)      # the good session is the 1st of 12
     try:
         want = 20 - (lim - 1)
-        d.wait_stats(lambda st: refused(st, "per_address") == refused(base, "per_address") +
-                     want, what="refused.per_address +%d" % want)
+        wait_refused(d, base, "per_address", want)
         n = closed_by_peer(socks, want)
         if n != want:
             raise CaseFail("%d flood sockets closed at accept, expected %d" % (n, want))
@@ -208,9 +217,7 @@ def case_per_address(d):
         other.close()
     finally:
         close_all(socks)
-    back_to(d, base, "counters back after the per-address flood")
-    new_login(d.port).close()
-    good.close()
+    after_flood(d, base, good, "per-address flood")
     return "%d refused at accept" % want
 
 
@@ -229,8 +236,7 @@ def case_max_connections(d):
         lim = LIMITS["max_connections"]
         socks = flood(d.port, ADDRS, 5)       # 10 + 20 > 24
         want = 10 + len(socks) - lim
-        st = d.wait_stats(lambda st: refused(st, "connections") == refused(base, "connections") +
-                          want, what="refused.connections +%d" % want)
+        st = wait_refused(d, base, "connections", want)
         if st["connections"] != lim:
             raise CaseFail("connections %d, limit %d" % (st["connections"], lim))
         n = closed_by_peer(socks, want)
@@ -241,9 +247,7 @@ def case_max_connections(d):
         close_all(socks)
         for c in sess:
             c.close()
-    back_to(d, base, "counters back after the connection flood")
-    new_login(d.port).close()
-    good.close()
+    after_flood(d, base, good, "connection flood")
     return "%d refused at accept" % want
 
 
@@ -270,10 +274,8 @@ def case_sessions(d):
         for i in range(4):                     # 10 sessions in all
             sess.append(new_login(d.port, ADDRS[i % 4], target=IQN_B))
         expect_no_resources(d, d.port, ADDRS[1], "11th session", target=IQN_B)
-        st = d.wait_stats(lambda st: refused(st, "sessions_per_target") ==
-                          refused(base, "sessions_per_target") + 1 and
-                          refused(st, "sessions") == refused(base, "sessions") + 1,
-                          what="refused.sessions_per_target and refused.sessions +1")
+        wait_refused(d, base, "sessions_per_target", 1)
+        st = wait_refused(d, base, "sessions", 1)
         if st["sessions"] != LIMITS["max_sessions"]:
             raise CaseFail("sessions %d, limit %d" % (st["sessions"], LIMITS["max_sessions"]))
         good_io(good)
@@ -292,16 +294,12 @@ def case_sessions(d):
                 raise CaseFail("discovery login %d failed: 0x%02x%02x" % (i, cls, det))
         expect_no_resources(d, d.port, ADDRS[3], "discovery session past the limit",
                             session_type="Discovery")
-        d.wait_stats(lambda st: refused(st, "discovery_sessions") ==
-                     refused(base, "discovery_sessions") + 1,
-                     what="refused.discovery_sessions +1")
+        wait_refused(d, base, "discovery_sessions", 1)
         good_io(good)
     finally:
         for c in disc:
             c.close()
-    back_to(d, base, "counters back after the discovery sessions")
-    new_login(d.port).close()
-    good.close()
+    after_flood(d, base, good, "discovery sessions")
     return "0x0302 for the 7th per target, the 11th in all, the 4th discovery session"
 
 
@@ -371,15 +369,12 @@ def case_held_pdus(d):
         grew = check_rss(d, rss0, bound // 1024, "held PDUs")
         for i, c in enumerate(attackers):
             expect_closed(c, "attacker %d" % i)
-        d.wait_stats(lambda st: refused(st, "held_pdus") == refused(base, "held_pdus") +
-                     len(attackers), what="refused.held_pdus +%d" % len(attackers))
+        wait_refused(d, base, "held_pdus", len(attackers))
         good_io(good)
     finally:
         for c in attackers:
             c.close()
-    back_to(d, base, "counters back after the held PDUs")
-    new_login(d.port).close()
-    good.close()
+    after_flood(d, base, good, "held PDUs")
     return "%d connections closed, RSS +%d KiB" % (len(attackers), grew)
 
 
