@@ -265,21 +265,60 @@ test_session_limit_rechecked_at_finish(void **state)
 	fx_free(f);
 }
 
-/* A SCSI command (TEST UNIT READY, or WRITE with `len` bytes of immediate data). */
+/* A session to target A (NULL: discovery) under the given held-PDU limits. */
+static struct fx *
+held_fx(uint32_t max_pdus, uint32_t max_bytes, const char *target)
+{
+	struct isd_iscsi_cfg cfg;
+	struct fx *f;
+
+	base_cfg(&cfg);
+	if (max_pdus)
+		cfg.max_held_pdus = max_pdus;
+	if (max_bytes)
+		cfg.max_held_bytes = max_bytes;
+	f = fx_new(&cfg);
+	assert_int_equal(login_as(f, 0, target, 1), 0);
+	return f;
+}
+
+/* The last PDU was one too many: the connection is closed, the refusal counted, and
+ * every parked PDU given back to the datamover. */
 static void
-inject_cmd(struct fake_dm *fd, uint32_t itt, uint32_t cmdsn, const uint8_t *data, uint32_t len)
+held_closed(struct fx *f)
+{
+	assert_true(f->fd[0].terminate_called);
+	assert_int_equal(stats(f).refused.held_pdus, 1);
+	fake_dm_terminate_notify(&f->fd[0], false);
+	assert_int_equal(f->fd[0].released, f->fd[0].injected);
+	fx_free(f);
+}
+
+/* A BHS with the fields every request here sets: opcode, flags, ITT, the word at 20
+ * (EDTL or TTT) and the one at 24 (CmdSN, or for Data-Out ExpStatSN, unused). */
+static void
+req_bhs(uint8_t *bhs, uint8_t op, uint8_t flags, uint32_t itt, uint32_t w20, uint32_t w24)
+{
+	memset(bhs, 0, ISD_BHS_LEN);
+	bhs[0] = op;
+	bhs[1] = flags;
+	put_be32(bhs + 16, itt);
+	put_be32(bhs + 20, w20);
+	put_be32(bhs + 24, w24);
+}
+
+/* TEST UNIT READY, or WRITE(10) with `len` bytes of immediate data (F=1 unless more). */
+static void
+inject_cmd(struct fake_dm *fd, uint32_t itt, uint32_t cmdsn, const uint8_t *data, uint32_t len,
+	   uint32_t edtl)
 {
 	uint8_t bhs[ISD_BHS_LEN];
 
-	memset(bhs, 0, sizeof(bhs));
-	bhs[0] = ISD_OP_SCSI_CMD;
-	bhs[1] = ISD_BHS_F | (len ? ISD_CMD_W : 0) | 1;
-	put_be32(bhs + 16, itt);
-	put_be32(bhs + 20, len);
-	put_be32(bhs + 24, cmdsn);
-	if (len > 0) {
-		bhs[32] = 0x2a;                 /* WRITE(10) */
-		put_be16(bhs + 32 + 7, (uint16_t)(len / 512));
+	req_bhs(bhs, ISD_OP_SCSI_CMD, (edtl > len ? 0 : ISD_BHS_F) | (edtl ? ISD_CMD_W : 0) | 1,
+		itt, edtl, cmdsn);
+	if (edtl > 0) {
+		bhs[32] = 0x2a;
+		put_be16(bhs + 32 + 7, (uint16_t)(edtl / 512));
 	}
 	fake_dm_inject(fd, bhs, data, len);
 }
@@ -287,49 +326,31 @@ inject_cmd(struct fake_dm *fd, uint32_t itt, uint32_t cmdsn, const uint8_t *data
 static void
 test_held_pdus_count(void **state)
 {
-	struct isd_iscsi_cfg cfg;
-	struct fx *f;
+	struct fx *f = held_fx(3, 0, TNAME_A);
 
 	(void)state;
-	base_cfg(&cfg);
-	cfg.max_held_pdus = 3;
-	f = fx_new(&cfg);
-	assert_int_equal(login_as(f, 0, TNAME_A, 1), 0);
 	/* ExpCmdSN is 1; 2, 3, 4 wait for it */
 	for (uint32_t sn = 2; sn <= 4; sn++)
-		inject_cmd(&f->fd[0], sn, sn, NULL, 0);
+		inject_cmd(&f->fd[0], sn, sn, NULL, 0, 0);
 	assert_false(f->fd[0].terminate_called);
 	assert_int_equal(stats(f).refused.held_pdus, 0);
-	inject_cmd(&f->fd[0], 5, 5, NULL, 0);
-	assert_true(f->fd[0].terminate_called);
-	assert_int_equal(stats(f).refused.held_pdus, 1);
-	/* every parked PDU was given back to the datamover */
-	fake_dm_terminate_notify(&f->fd[0], false);
-	assert_int_equal(f->fd[0].released, f->fd[0].injected);
-	fx_free(f);
+	inject_cmd(&f->fd[0], 5, 5, NULL, 0, 0);
+	held_closed(f);
 }
 
 static void
 test_held_bytes(void **state)
 {
 	static uint8_t data[4096];
-	struct isd_iscsi_cfg cfg;
-	struct fx *f;
+	/* three 4 KiB commands and their overhead */
+	struct fx *f = held_fx(0, 3 * 4096 + 1024, TNAME_A);
 
 	(void)state;
-	base_cfg(&cfg);
-	cfg.max_held_bytes = 3 * 4096 + 1024;    /* three 4 KiB commands and their overhead */
-	f = fx_new(&cfg);
-	assert_int_equal(login_as(f, 0, TNAME_A, 1), 0);
 	for (uint32_t sn = 2; sn <= 4; sn++)
-		inject_cmd(&f->fd[0], sn, sn, data, sizeof(data));
+		inject_cmd(&f->fd[0], sn, sn, data, sizeof(data), sizeof(data));
 	assert_false(f->fd[0].terminate_called);
-	inject_cmd(&f->fd[0], 5, 5, data, sizeof(data));
-	assert_true(f->fd[0].terminate_called);
-	assert_int_equal(stats(f).refused.held_pdus, 1);
-	fake_dm_terminate_notify(&f->fd[0], false);
-	assert_int_equal(f->fd[0].released, f->fd[0].injected);
-	fx_free(f);
+	inject_cmd(&f->fd[0], 5, 5, data, sizeof(data), sizeof(data));
+	held_closed(f);
 }
 
 /* Unsolicited Data-Outs parked with their command count as parked PDUs too. */
@@ -337,77 +358,39 @@ static void
 test_held_data_outs(void **state)
 {
 	static uint8_t data[512];
-	struct isd_iscsi_cfg cfg;
+	struct fx *f = held_fx(3, 0, TNAME_A);
 	uint8_t bhs[ISD_BHS_LEN];
-	struct fx *f;
 
 	(void)state;
-	base_cfg(&cfg);
-	cfg.max_held_pdus = 3;
-	f = fx_new(&cfg);
-	assert_int_equal(login_as(f, 0, TNAME_A, 1), 0);
 	/* WRITE(10) of 4 blocks, CmdSN 2 (ExpCmdSN is 1), F=0: Data-Out follows */
-	memset(bhs, 0, sizeof(bhs));
-	bhs[0] = ISD_OP_SCSI_CMD;
-	bhs[1] = ISD_CMD_W | 1;
-	put_be32(bhs + 16, 0x70);
-	put_be32(bhs + 20, 2048);
-	put_be32(bhs + 24, 2);
-	bhs[32] = 0x2a;
-	bhs[32 + 8] = 4;
-	fake_dm_inject(&f->fd[0], bhs, data, sizeof(data));
+	inject_cmd(&f->fd[0], 0x70, 2, data, sizeof(data), 2048);
 	for (uint32_t i = 0; i < 3; i++) {
-		memset(bhs, 0, sizeof(bhs));
-		bhs[0] = ISD_OP_DATA_OUT;
-		put_be32(bhs + 16, 0x70);
-		put_be32(bhs + 20, ISD_RSVD_TAG);
+		req_bhs(bhs, ISD_OP_DATA_OUT, 0, 0x70, ISD_RSVD_TAG, 0);
 		put_be32(bhs + 36, i);
 		put_be32(bhs + 40, 512 * (i + 1));
 		assert_false(f->fd[0].terminate_called);
 		fake_dm_inject(&f->fd[0], bhs, data, sizeof(data));
 	}
 	/* the command and two Data-Outs were parked; the third was one too many */
-	assert_true(f->fd[0].terminate_called);
-	assert_int_equal(stats(f).refused.held_pdus, 1);
-	fake_dm_terminate_notify(&f->fd[0], false);
-	assert_int_equal(f->fd[0].released, f->fd[0].injected);
-	fx_free(f);
-}
-
-/* A non-immediate NOP-Out ping with ITT = CmdSN. */
-static void
-inject_nop(struct fake_dm *fd, uint32_t cmdsn)
-{
-	uint8_t bhs[ISD_BHS_LEN];
-
-	memset(bhs, 0, sizeof(bhs));
-	bhs[0] = ISD_OP_NOP_OUT;
-	bhs[1] = ISD_BHS_F;
-	put_be32(bhs + 16, cmdsn);
-	put_be32(bhs + 20, ISD_RSVD_TAG);
-	put_be32(bhs + 24, cmdsn);
-	fake_dm_inject(fd, bhs, NULL, 0);
+	held_closed(f);
 }
 
 /* What was parked and then delivered leaves the account: the limit is on what waits. */
 static void
 test_held_account_drains(void **state)
 {
-	struct isd_iscsi_cfg cfg;
-	struct fx *f;
+	struct fx *f = held_fx(2, 450, TNAME_A);        /* two NOP-Outs, 200 bytes each */
+	uint8_t bhs[ISD_BHS_LEN];
 
 	(void)state;
-	base_cfg(&cfg);
-	cfg.max_held_pdus = 2;
-	cfg.max_held_bytes = 450;               /* two parked NOP-Outs (200 bytes each) */
-	f = fx_new(&cfg);
-	assert_int_equal(login_as(f, 0, TNAME_A, 1), 0);
 	for (uint32_t round = 0; round < 4; round++) {
 		uint32_t base = 1 + round * 3;
+		const uint32_t order[3] = { base + 1, base + 2, base };  /* the last fills the gap */
 
-		inject_nop(&f->fd[0], base + 1);
-		inject_nop(&f->fd[0], base + 2);
-		inject_nop(&f->fd[0], base);    /* fills the gap: all three are answered */
+		for (int i = 0; i < 3; i++) {
+			req_bhs(bhs, ISD_OP_NOP_OUT, ISD_BHS_F, order[i], ISD_RSVD_TAG, order[i]);
+			fake_dm_inject(&f->fd[0], bhs, NULL, 0);
+		}
 		assert_int_equal(f->fd[0].n_sent, 3 * (int)(round + 1));
 	}
 	assert_false(f->fd[0].terminate_called);
@@ -420,28 +403,17 @@ static void
 test_held_discovery_share(void **state)
 {
 	static uint8_t text[40000];
-	struct isd_iscsi_cfg cfg;
+	struct fx *f = held_fx(0, 0, NULL);
 	uint8_t bhs[ISD_BHS_LEN];
-	struct fx *f;
 
 	(void)state;
-	base_cfg(&cfg);
-	f = fx_new(&cfg);
-	assert_int_equal(login_as(f, 0, NULL, 1), 0);
 	memcpy(text, "X-a=", 4);
 	for (uint32_t sn = 2; sn <= 3; sn++) {
-		memset(bhs, 0, sizeof(bhs));
-		bhs[0] = ISD_OP_TEXT_REQ;
-		bhs[1] = ISD_BHS_F;
-		put_be32(bhs + 16, sn);
-		put_be32(bhs + 20, ISD_RSVD_TAG);
-		put_be32(bhs + 24, sn);
+		req_bhs(bhs, ISD_OP_TEXT_REQ, ISD_BHS_F, sn, ISD_RSVD_TAG, sn);
 		fake_dm_inject(&f->fd[0], bhs, text, sizeof(text));
 	}
 	/* the first fits, the second would pass 64 KiB */
-	assert_true(f->fd[0].terminate_called);
-	assert_int_equal(stats(f).refused.held_pdus, 1);
-	fx_free(f);
+	held_closed(f);
 }
 
 int
