@@ -120,6 +120,18 @@ def wait_refused(d, base, name, n):
                         what="refused.%s +%d" % (name, n))
 
 
+def refused_at_accept(d, base, socks, counter, want, gauge, lim):
+    """The flood past a connection limit: refused.<counter> grew by want, the
+    stats gauge (connections alive, or in login) sits at lim, and exactly want
+    of the flood's sockets were closed by iserd."""
+    st = wait_refused(d, base, counter, want)
+    if st[gauge] != lim:
+        raise CaseFail("%s %d, limit %d" % (gauge, st[gauge], lim))
+    n = closed_by_peer(socks, want)
+    if n != want:
+        raise CaseFail("%d flood sockets closed at accept, expected %d" % (n, want))
+
+
 def good_io(c, lba=100):
     """TUR, WRITE and READ on a session opened before the flood."""
     c.tur()
@@ -177,12 +189,7 @@ def case_login_flood(d):
     socks = flood(d.port, ADDRS, 6)           # 24 > 16; 6 per address stays under 12
     try:
         want = len(socks) - lim
-        st = wait_refused(d, base, "login_connections", want)
-        if st["login_connections"] != lim:
-            raise CaseFail("login_connections %d, limit %d" % (st["login_connections"], lim))
-        n = closed_by_peer(socks, want)
-        if n != want:
-            raise CaseFail("%d flood sockets closed at accept, expected %d" % (n, want))
+        refused_at_accept(d, base, socks, "login_connections", want, "login_connections", lim)
         grew = check_rss(d, rss0, lim * LOGIN_CONN_KIB, "login flood")
         good_io(good)
         # while the flood holds every login slot, a new login is refused too
@@ -206,10 +213,8 @@ def case_per_address(d):
     socks = flood(d.port, [hl.HOST], 20)      # the good session is the 1st of 12
     try:
         want = 20 - (lim - 1)
-        wait_refused(d, base, "per_address", want)
-        n = closed_by_peer(socks, want)
-        if n != want:
-            raise CaseFail("%d flood sockets closed at accept, expected %d" % (n, want))
+        # the good session and 11 of the flood: 12 alive, all from 127.0.0.1
+        refused_at_accept(d, base, socks, "per_address", want, "connections", lim)
         good_io(good)
         # another address is still served during the flood
         other = new_login(d.port, "127.0.0.8")
@@ -236,12 +241,7 @@ def case_max_connections(d):
         lim = LIMITS["max_connections"]
         socks = flood(d.port, ADDRS, 5)       # 10 + 20 > 24
         want = 10 + len(socks) - lim
-        st = wait_refused(d, base, "connections", want)
-        if st["connections"] != lim:
-            raise CaseFail("connections %d, limit %d" % (st["connections"], lim))
-        n = closed_by_peer(socks, want)
-        if n != want:
-            raise CaseFail("%d flood sockets closed at accept, expected %d" % (n, want))
+        refused_at_accept(d, base, socks, "connections", want, "connections", lim)
         good_io(good)
     finally:
         close_all(socks)
