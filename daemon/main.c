@@ -68,6 +68,7 @@ log_stats(struct daemon *d, const char *why)
 		    {"sessions_per_target", st.refused.sessions_per_target},
 		    {"discovery_sessions", st.refused.discovery_sessions},
 		    {"held_pdus", st.refused.held_pdus},
+		    {"buffers", st.refused.buffers},
 		};
 		struct json_object *ro = json_object_new_object();
 

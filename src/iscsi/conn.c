@@ -18,13 +18,34 @@ align16(size_t n)
 	return (n + 15) & ~(size_t)15;
 }
 
-/* Adapters from the SCSI layer's allocator shape to the datamover's hooks. */
+/*
+ * Command data buffers (SCSI layer allocations) go through here, so that one
+ * session's buffers stay within max_session_buffer_bytes: past it the
+ * allocation fails and the SCSI layer answers BUSY, which initiators retry.
+ * Memory comes from the datamover when it offers it (iSER: registered), else
+ * from malloc.
+ */
+static bool
+dm_bufs(const struct isd_conn *c)
+{
+	return c->ops->buf_alloc != NULL && c->ops->buf_free != NULL;
+}
+
 static void *
 isd_conn_buf_alloc(void *ctx, uint32_t len)
 {
 	struct isd_conn *c = ctx;
+	uint32_t max = c->tgt->cfg.max_session_buffer_bytes;
+	void *p;
 
-	return c->ops->buf_alloc(c, len);
+	if (max > 0 && c->buf_bytes + len > max) {
+		c->tgt->stats.refused.buffers++;
+		return NULL;
+	}
+	p = dm_bufs(c) ? c->ops->buf_alloc(c, len) : malloc(len);
+	if (p != NULL)
+		c->buf_bytes += len;
+	return p;
 }
 
 static void
@@ -32,7 +53,11 @@ isd_conn_buf_free(void *ctx, void *buf, uint32_t len)
 {
 	struct isd_conn *c = ctx;
 
-	c->ops->buf_free(c, buf, len);
+	c->buf_bytes -= len;
+	if (dm_bufs(c))
+		c->ops->buf_free(c, buf, len);
+	else
+		free(buf);
 }
 
 static bool
@@ -99,11 +124,9 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 		return -ENOMEM;
 	c->tgt = t;
 	c->ops = ops;
-	if (ops->buf_alloc != NULL && ops->buf_free != NULL) {
-		c->buf_ops.alloc = isd_conn_buf_alloc;
-		c->buf_ops.free = isd_conn_buf_free;
-		c->buf_ops.ctx = c;
-	}
+	c->buf_ops.alloc = isd_conn_buf_alloc;
+	c->buf_ops.free = isd_conn_buf_free;
+	c->buf_ops.ctx = c;
 	c->reactor = r != NULL ? r : t->reactor;
 	if (info != NULL)
 		c->info = *info;

@@ -191,8 +191,10 @@ struct isd_conn {
 	uint32_t aborted_itt[ISD_ABORTED_RING];
 	unsigned int aborted_pos;
 	bool logged_out;
-	/* data buffers from the datamover (iSER: registered memory), when it offers them */
+	/* command data buffers: from the datamover (iSER: registered memory) when it
+	 * offers them, else malloc; counted against max_session_buffer_bytes */
 	struct isd_scsi_buf_ops buf_ops;
+	uint64_t buf_bytes;             /* allocated through buf_ops now */
 	TAILQ_ENTRY(isd_conn) link;
 	/* datamover private area follows, aligned */
 	_Alignas(16) uint8_t dm_priv[];

@@ -88,6 +88,7 @@ struct isd_iscsi_cfg {
 	uint32_t max_discovery_sessions;
 	uint32_t max_held_bytes;        /* per session: PDUs parked out of CmdSN order */
 	uint32_t max_held_pdus;         /* per session: commands + Data-Outs parked */
+	uint32_t max_session_buffer_bytes;      /* per session: command data buffers */
 };
 
 #define ISD_DEFAULT_MAX_CONNECTIONS 1024
@@ -98,6 +99,7 @@ struct isd_iscsi_cfg {
 #define ISD_DEFAULT_MAX_DISCOVERY_SESSIONS 32
 #define ISD_DEFAULT_MAX_HELD_BYTES (1u << 20)
 #define ISD_DEFAULT_MAX_HELD_PDUS 64
+#define ISD_DEFAULT_MAX_SESSION_BUFFER_BYTES (64u << 20)
 void isd_iscsi_cfg_init(struct isd_iscsi_cfg *cfg);
 
 /* Counters for stats and leak checks; all return to 0 when every connection is gone. */
@@ -121,6 +123,7 @@ struct isd_iscsi_stats {
 		uint64_t sessions_per_target;   /* max_sessions_per_target, login 0x0302 */
 		uint64_t discovery_sessions;    /* max_discovery_sessions, login 0x0302 */
 		uint64_t held_pdus;             /* max_held_bytes/max_held_pdus, connection closed */
+		uint64_t buffers;               /* max_session_buffer_bytes, command answered BUSY */
 	} refused;
 };
 

@@ -23,6 +23,7 @@ isd_iscsi_cfg_init(struct isd_iscsi_cfg *cfg)
 	cfg->max_discovery_sessions = ISD_DEFAULT_MAX_DISCOVERY_SESSIONS;
 	cfg->max_held_bytes = ISD_DEFAULT_MAX_HELD_BYTES;
 	cfg->max_held_pdus = ISD_DEFAULT_MAX_HELD_PDUS;
+	cfg->max_session_buffer_bytes = ISD_DEFAULT_MAX_SESSION_BUFFER_BYTES;
 }
 
 static void

@@ -45,6 +45,7 @@ const struct isd_target_limit isd_target_limits[] = {
 	LIMIT(max_discovery_sessions, 1000000),
 	LIMIT(max_held_bytes, 1 << 30),
 	LIMIT(max_held_pdus, 1000000),
+	LIMIT(max_session_buffer_bytes, 1 << 30),
 };
 #undef LIMIT
 const int isd_target_limit_count = sizeof(isd_target_limits) / sizeof(isd_target_limits[0]);

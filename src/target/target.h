@@ -126,6 +126,7 @@ struct isd_target_cfg {
 	int64_t max_discovery_sessions;
 	int64_t max_held_bytes;
 	int64_t max_held_pdus;
+	int64_t max_session_buffer_bytes;
 	int64_t shutdown_timeout_ms;    /* how long a stop waits for sessions (default 5000) */
 	int iser_remote_inv;            /* -1 = unset (on), 0 off, 1 on: Send with Invalidate */
 	struct isd_auth_cfg discovery_auth;

@@ -4,7 +4,8 @@
 One iserd with small limits in a config file. Each case opens a well-behaved
 session first, then floods past one limit, and checks that
   - the refusal happens the documented way (socket closed at accept, login
-    status 0x0302, or the connection closed for held PDUs),
+    status 0x0302, the connection closed for held PDUs, BUSY for a command
+    past the session's buffer limit),
   - its counter in the SIGUSR1 stats ("refused": {...}) counts every refusal,
   - iserd's RSS grows no more than the documented bound for what was admitted,
   - the session opened before the flood still does TUR/WRITE/READ,
@@ -16,7 +17,9 @@ Other source addresses are other loopback addresses (127.0.0.2...).
 import select
 import socket
 import struct
+import shutil
 import sys
+import tempfile
 import time
 
 import hostile_lib as hl
@@ -32,7 +35,10 @@ LIMITS = {
     "max_discovery_sessions": 3,
     "max_held_bytes": 131072,
     "max_held_pdus": 16,
+    "max_session_buffer_bytes": 4 << 20,
 }
+IQN_FILE = hl.IQN + "-file"
+FILE_DIR = tempfile.mkdtemp(prefix="iserd-limits.")
 CONF = """
 global = {
   login_timeout = 120;
@@ -41,9 +47,10 @@ global = {
 portals = ( "tcp://127.0.0.1:@PORT@" );
 targets = (
   { name = "%s"; luns = ( { backing = "ram:16M"; } ); },
-  { name = "%s"; luns = ( { backing = "ram:1M"; } ); }
+  { name = "%s"; luns = ( { backing = "ram:1M"; } ); },
+  { name = "%s"; luns = ( { backing = "file:%s/lun.img,size=16M"; } ); }
 );
-""" % ("\n".join("  %s = %d;" % kv for kv in LIMITS.items()), hl.IQN, IQN_B)
+""" % ("\n".join("  %s = %d;" % kv for kv in LIMITS.items()), hl.IQN, IQN_B, IQN_FILE, FILE_DIR)
 
 # Worst case of one connection in the login phase, from docs/iserd.md: connection
 # and TCP state, one receive PDU, login state, request and response text and the
@@ -378,16 +385,56 @@ def case_held_pdus(d):
     return "%d connections closed, RSS +%d KiB" % (len(attackers), grew)
 
 
+def case_buffers(d):
+    """WRITEs to a file LUN that never send their data: each holds a buffer of its
+    whole transfer length; past max_session_buffer_bytes they are answered BUSY."""
+    good = hl.session(d.port)
+    base = baseline(d)
+    rss0 = d.rss_kib()
+    size, n = 1 << 20, 12
+    lim = LIMITS["max_session_buffer_bytes"]
+    want = n - lim // size
+    c = conn_from(d.port, ADDRS[0])
+    try:
+        cls, det, _ = c.login(hl.initiator_name(), target=IQN_FILE)
+        if cls != 0:
+            raise CaseFail("login to the file target failed 0x%02x%02x" % (cls, det))
+        c.tur()
+        itts = []
+        for i in range(n):
+            h = c.cmd_bhs(write10_cdb(i * (size // 512), size // 512), size, write=True)
+            itts.append(struct.unpack_from(">I", h, 16)[0])
+            c.send_pdu(h)
+            c.cmdsn = (c.cmdsn + 1) & 0xFFFFFFFF
+        busy = 0
+        for _ in range(want):                 # the R2Ts of the first ones are ignored
+            p = c.wait(lambda q: q.opcode == hl.OP_SCSI_RSP and q.itt in itts,
+                       what="BUSY for a WRITE past the buffer limit")
+            if p.bhs[3] != 0x08:
+                raise CaseFail("WRITE answered with status 0x%02x, expected BUSY" % p.bhs[3])
+            busy += 1
+        wait_refused(d, base, "buffers", want)
+        grew = check_rss(d, rss0, lim // 1024, "command buffers")
+        good_io(good)
+    finally:
+        c.close()
+    after_flood(d, base, good, "command buffers")
+    return "%d WRITEs answered BUSY, RSS +%d KiB" % (busy, grew)
+
+
 def setup():
     env = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=16"}
     return hl.Iserd(conf=CONF, env=env)
 
 
 if __name__ == "__main__":
-    sys.exit(hl.run("test_limits", [
+    rc = hl.run("test_limits", [
         ("login-flood-past-max_login_connections", case_login_flood),
         ("flood-past-max_connections_per_address", case_per_address),
         ("flood-past-max_connections", case_max_connections),
         ("sessions-past-max_sessions-per-target-discovery", case_sessions),
         ("held-pdus-past-max_held_bytes-and-max_held_pdus", case_held_pdus),
-    ], setup=setup))
+        ("writes-past-max_session_buffer_bytes", case_buffers),
+    ], setup=setup)
+    shutil.rmtree(FILE_DIR, ignore_errors=True)
+    sys.exit(rc)

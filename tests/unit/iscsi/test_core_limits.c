@@ -101,6 +101,7 @@ test_defaults(void **state)
 	assert_int_equal(cfg.max_discovery_sessions, 32);
 	assert_int_equal(cfg.max_held_bytes, 1u << 20);
 	assert_int_equal(cfg.max_held_pdus, 64);
+	assert_int_equal(cfg.max_session_buffer_bytes, 64u << 20);
 }
 
 static void

@@ -354,7 +354,7 @@ static const char g_full_conf[] =
     "  nop_timeout = 2.5;\n"
     "  max_sessions = 64; max_connections = 100; max_connections_per_address = 10;"
     " max_login_connections = 20; max_sessions_per_target = 30; max_discovery_sessions = 0;"
-    " max_held_bytes = 65536; max_held_pdus = 8;\n"
+    " max_held_bytes = 65536; max_held_pdus = 8; max_session_buffer_bytes = 1048576;\n"
     "  max_burst_length = 524288;\n"
     "  iser_remote_invalidate = false;\n"
     "  discovery_auth = { chap = \"disc:discsecret12\"; };\n"
@@ -412,6 +412,7 @@ test_file_full_example(void **state)
 	assert_true(cfg.max_discovery_sessions == 0);      /* 0 = no limit, set explicitly */
 	assert_true(cfg.max_held_bytes == 65536);
 	assert_true(cfg.max_held_pdus == 8);
+	assert_true(cfg.max_session_buffer_bytes == 1048576);
 	assert_int_equal(cfg.iser_remote_inv, 0);
 	assert_true(cfg.neg.max_burst_length == 524288);
 	assert_true(cfg.discovery_auth.require_chap);
