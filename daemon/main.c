@@ -54,6 +54,31 @@ log_stats(struct daemon *d, const char *why)
 	json_object_object_add(o, "rejects_sent", json_object_new_int64((int64_t)st.rejects_sent));
 	json_object_object_add(o, "bytes_copied", json_object_new_int64((int64_t)st.bytes_copied));
 	json_object_object_add(o, "bytes_placed", json_object_new_int64((int64_t)st.bytes_placed));
+	json_object_object_add(o, "login_connections",
+			       json_object_new_int64((int64_t)st.login_connections));
+	{
+		/* refusals by limit, named after the limit (docs/iserd.md) */
+		const struct {
+			const char *name;
+			uint64_t v;
+		} refused[] = {
+		    {"connections", st.refused.connections},
+		    {"per_address", st.refused.per_address},
+		    {"login_connections", st.refused.login_connections},
+		    {"sessions", st.refused.sessions},
+		    {"sessions_per_target", st.refused.sessions_per_target},
+		    {"discovery_sessions", st.refused.discovery_sessions},
+		    {"held_pdus", st.refused.held_pdus},
+		    {"buffers", st.refused.buffers},
+		};
+		struct json_object *ro = json_object_new_object();
+
+		for (size_t i = 0; ro != NULL && i < sizeof(refused) / sizeof(refused[0]); i++)
+			json_object_object_add(ro, refused[i].name,
+					       json_object_new_int64((int64_t)refused[i].v));
+		if (ro != NULL)
+			json_object_object_add(o, "refused", ro);
+	}
 	{
 		struct isd_iser_stats is;
 		struct json_object *io = json_object_new_object();

@@ -3,7 +3,16 @@
  * delivered in CmdSN order: one equal to ExpCmdSN runs at once and advances
  * ExpCmdSN; one ahead of it but within MaxCmdSN waits until the gap fills; one
  * outside [ExpCmdSN, MaxCmdSN] is silently dropped. Immediate requests run at
- * once and do not advance ExpCmdSN. The window bounds what can be parked here.
+ * once and do not advance ExpCmdSN. The window bounds how many commands can be
+ * parked here; max_held_pdus and max_held_bytes bound the PDUs and memory.
+ *
+ * Past either limit the connection is closed. Sessions have one connection
+ * (MaxConnections=1) over an ordered transport, so a correct initiator never
+ * leaves a CmdSN gap at all: a peer that parks this much is broken or hostile.
+ * A Reject of the newest PDU is no way out: the one out-of-resources reason,
+ * 0x06, is for immediate commands (RFC 7143 §11.17.1), and a rejected
+ * non-immediate command leaves its CmdSN unfilled, so ExpCmdSN could never
+ * pass it and the session would stall with everything parked still held.
  */
 #include <stdlib.h>
 
@@ -36,6 +45,50 @@ deliver(struct isd_conn *c, struct isd_pdu *pdu)
 	}
 }
 
+/* What a parked PDU costs: the PDU with its AHS and data, as the datamover gave it. */
+static uint64_t
+pdu_cost(const struct isd_pdu *pdu)
+{
+	return sizeof(*pdu) + (uint64_t)pdu->ahs_len + pdu->data_len;
+}
+
+/*
+ * True if one more PDU of `cost` bytes may be parked; otherwise counts the
+ * refusal and closes the connection (see the top of this file for why). A
+ * discovery session parks only Text requests and gets a far smaller share.
+ */
+static bool
+held_admit(struct isd_conn *c, uint64_t cost)
+{
+	const struct isd_iscsi_cfg *cfg = &c->tgt->cfg;
+	struct isd_session *s = c->sess;
+	uint64_t max_bytes = cfg->max_held_bytes;
+
+	if (s->type == ISD_SESSION_DISCOVERY &&
+	    (max_bytes == 0 || max_bytes > ISD_DISCOVERY_MAX_HELD_BYTES))
+		max_bytes = ISD_DISCOVERY_MAX_HELD_BYTES;
+	if ((cfg->max_held_pdus == 0 || s->held_pdus < cfg->max_held_pdus) &&
+	    (max_bytes == 0 || s->held_bytes + cost <= max_bytes))
+		return true;
+	c->tgt->stats.refused.held_pdus++;
+	isd_log_info("iscsi: %s:%u parks too many PDUs out of CmdSN order (%u PDUs, %llu bytes "
+		     "held), closing the connection",
+		     c->info.peer_addr, c->info.peer_port, s->held_pdus,
+		     (unsigned long long)s->held_bytes);
+	isd_conn_close(c);
+	return false;
+}
+
+/* Takes a parked command out of the list and its memory out of the session's account. */
+static void
+held_unlink(struct isd_session *s, struct isd_held *h)
+{
+	TAILQ_REMOVE(&s->held, h, link);
+	s->n_held--;
+	s->held_pdus -= 1 + h->n_data_outs;
+	s->held_bytes -= h->cost;
+}
+
 static void
 held_free(struct isd_conn *c, struct isd_held *h, bool release_all)
 {
@@ -60,8 +113,7 @@ drain(struct isd_conn *c)
 
 	while (c->state == ISD_CONN_FFP && (h = TAILQ_FIRST(&s->held)) != NULL &&
 	       h->cmdsn == s->exp_cmdsn) {
-		TAILQ_REMOVE(&s->held, h, link);
-		s->n_held--;
+		held_unlink(s, h);
 		s->exp_cmdsn++;
 		deliver(c, h->pdu);
 		h->pdu = NULL;
@@ -113,6 +165,10 @@ isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		if (sn_gt(pos->cmdsn, cmdsn))
 			break;
 	}
+	if (!held_admit(c, sizeof(*h) + pdu_cost(pdu))) {
+		isd_conn_release_pdu(c, pdu);
+		return;
+	}
 	h = calloc(1, sizeof(*h));
 	if (h == NULL) {
 		isd_log_err("iscsi: out of memory parking CmdSN %u, closing connection", cmdsn);
@@ -124,12 +180,15 @@ isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	h->cmdsn = cmdsn;
 	h->itt = isd_bhs_itt(pdu->bhs);
 	h->is_cmd = isd_bhs_opcode(pdu->bhs) == ISD_OP_SCSI_CMD;
+	h->cost = sizeof(*h) + pdu_cost(pdu);
 	TAILQ_INIT(&h->data_outs);
 	if (pos != NULL)
 		TAILQ_INSERT_BEFORE(pos, h, link);
 	else
 		TAILQ_INSERT_TAIL(&s->held, h, link);
 	s->n_held++;
+	s->held_pdus++;
+	s->held_bytes += h->cost;
 	isd_log_dbg("iscsi", "conn %p: CmdSN %u parked (ExpCmdSN %u)", (void *)c, cmdsn,
 		    s->exp_cmdsn);
 }
@@ -161,12 +220,20 @@ isd_cmdsn_hold_data_out(struct isd_conn *c, struct isd_pdu *pdu)
 	if (h->n_data_outs >= ISD_HELD_MAX_DATA_OUT ||
 	    h->data_bytes + pdu->data_len > c->params.first_burst_length) {
 		isd_log_err("iscsi: too much unsolicited data for a parked command, closing");
+		c->tgt->stats.refused.held_pdus++;
 		isd_conn_release_pdu(c, pdu);
 		isd_conn_close(c);
 		return true;
 	}
+	if (!held_admit(c, pdu_cost(pdu))) {
+		isd_conn_release_pdu(c, pdu);
+		return true;
+	}
 	h->n_data_outs++;
 	h->data_bytes += pdu->data_len;
+	h->cost += pdu_cost(pdu);
+	c->sess->held_pdus++;
+	c->sess->held_bytes += pdu_cost(pdu);
 	TAILQ_INSERT_TAIL(&h->data_outs, pdu, link);
 	return true;
 }
@@ -178,8 +245,7 @@ isd_cmdsn_flush(struct isd_conn *c)
 	struct isd_held *h;
 
 	while ((h = TAILQ_FIRST(&s->held)) != NULL) {
-		TAILQ_REMOVE(&s->held, h, link);
-		s->n_held--;
+		held_unlink(s, h);
 		held_free(c, h, true);
 	}
 }

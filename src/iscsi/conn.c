@@ -18,13 +18,34 @@ align16(size_t n)
 	return (n + 15) & ~(size_t)15;
 }
 
-/* Adapters from the SCSI layer's allocator shape to the datamover's hooks. */
+/*
+ * Command data buffers (SCSI layer allocations) go through here, so that one
+ * session's buffers stay within max_session_buffer_bytes: past it the
+ * allocation fails and the SCSI layer answers BUSY, which initiators retry.
+ * Memory comes from the datamover when it offers it (iSER: registered), else
+ * from malloc.
+ */
+static bool
+dm_bufs(const struct isd_conn *c)
+{
+	return c->ops->buf_alloc != NULL && c->ops->buf_free != NULL;
+}
+
 static void *
 isd_conn_buf_alloc(void *ctx, uint32_t len)
 {
 	struct isd_conn *c = ctx;
+	uint32_t max = c->tgt->cfg.max_session_buffer_bytes;
+	void *p;
 
-	return c->ops->buf_alloc(c, len);
+	if (max > 0 && c->buf_bytes + len > max) {
+		c->tgt->stats.refused.buffers++;
+		return NULL;
+	}
+	p = dm_bufs(c) ? c->ops->buf_alloc(c, len) : malloc(len);
+	if (p != NULL)
+		c->buf_bytes += len;
+	return p;
 }
 
 static void
@@ -32,7 +53,56 @@ isd_conn_buf_free(void *ctx, void *buf, uint32_t len)
 {
 	struct isd_conn *c = ctx;
 
-	c->ops->buf_free(c, buf, len);
+	c->buf_bytes -= len;
+	if (dm_bufs(c))
+		c->ops->buf_free(c, buf, len);
+	else
+		free(buf);
+}
+
+static bool
+over(uint64_t n, uint32_t limit)
+{
+	return limit > 0 && n >= limit;
+}
+
+static uint64_t
+conns_from(const struct isd_iscsi_tgt *t, const char *addr)
+{
+	const struct isd_conn *c;
+	uint64_t n = 0;
+
+	TAILQ_FOREACH(c, &t->conns, link) {
+		if (strcmp(c->info.peer_addr, addr) == 0)
+			n++;
+	}
+	return n;
+}
+
+/*
+ * The connection limits, checked before anything is allocated so that a flood
+ * costs the datamover one accept and one close. Connections count until they
+ * are freed (a closing one still holds its memory). -EAGAIN when refused.
+ */
+static int
+conn_admit(struct isd_iscsi_tgt *t, const struct isd_conn_info *info)
+{
+	const struct isd_iscsi_cfg *cfg = &t->cfg;
+	uint64_t *counter = NULL;
+
+	if (over(t->stats.connections, cfg->max_connections))
+		counter = &t->stats.refused.connections;
+	else if (info != NULL && cfg->max_connections_per_address > 0 &&
+		 over(conns_from(t, info->peer_addr), cfg->max_connections_per_address))
+		counter = &t->stats.refused.per_address;
+	else if (over(t->stats.login_connections, cfg->max_login_connections))
+		counter = &t->stats.refused.login_connections;
+	if (counter == NULL)
+		return 0;
+	(*counter)++;
+	isd_log_dbg("iscsi", "connection from %s refused: limit reached",
+		    info != NULL ? info->peer_addr : "?");
+	return -EAGAIN;
 }
 
 int
@@ -40,21 +110,23 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 		const struct isd_conn_info *info, struct isd_reactor *r, struct isd_conn **out)
 {
 	struct isd_conn *c;
+	int rc;
 
 	if (t == NULL || ops == NULL || out == NULL)
 		return -EINVAL;
 	if (t->shutting_down)
 		return -ESHUTDOWN;
+	rc = conn_admit(t, info);
+	if (rc < 0)
+		return rc;
 	c = calloc(1, sizeof(*c) + align16(ops->conn_priv_size));
 	if (c == NULL)
 		return -ENOMEM;
 	c->tgt = t;
 	c->ops = ops;
-	if (ops->buf_alloc != NULL && ops->buf_free != NULL) {
-		c->buf_ops.alloc = isd_conn_buf_alloc;
-		c->buf_ops.free = isd_conn_buf_free;
-		c->buf_ops.ctx = c;
-	}
+	c->buf_ops.alloc = isd_conn_buf_alloc;
+	c->buf_ops.free = isd_conn_buf_free;
+	c->buf_ops.ctx = c;
 	c->reactor = r != NULL ? r : t->reactor;
 	if (info != NULL)
 		c->info = *info;
@@ -74,8 +146,19 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 	isd_timer_init(&c->nop_timeout_timer, isd_nop_timeout, c);
 	TAILQ_INSERT_TAIL(&t->conns, c, link);
 	t->stats.connections++;
+	c->in_login_count = true;
+	t->stats.login_connections++;
 	*out = c;
 	return 0;
+}
+
+void
+isd_conn_login_ended(struct isd_conn *c)
+{
+	if (!c->in_login_count)
+		return;
+	c->in_login_count = false;
+	c->tgt->stats.login_connections--;
 }
 
 void
@@ -101,6 +184,7 @@ conn_free(struct isd_conn *c)
 		isd_session_destroy(c->sess);
 		c->sess = NULL;
 	}
+	isd_conn_login_ended(c);
 	c->ops->free_conn(c);
 	TAILQ_REMOVE(&t->conns, c, link);
 	t->stats.connections--;
@@ -122,6 +206,7 @@ isd_conn_close(struct isd_conn *c)
 	if (c->state == ISD_CONN_CLOSING || c->state == ISD_CONN_DEAD)
 		return;
 	c->state = ISD_CONN_CLOSING;
+	isd_conn_login_ended(c);
 	isd_reactor_timer_stop(c->reactor, &c->login_timer);
 	isd_nop_stop(c);
 	c->ops->terminate(c);
@@ -302,6 +387,7 @@ isd_dm_terminate_notify(struct isd_conn *c, int reason)
 		c->login_counted = true;
 	}
 	c->state = ISD_CONN_DEAD;
+	isd_conn_login_ended(c);
 	isd_reactor_timer_stop(c->reactor, &c->login_timer);
 	isd_nop_stop(c);
 	isd_login_free(c);

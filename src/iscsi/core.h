@@ -30,7 +30,10 @@
 #include "scsi/scsi.h"
 
 #define ISD_DEFAULT_QUEUE_DEPTH 128
-#define ISD_DISCOVERY_QUEUE_DEPTH 16
+/* A discovery session runs one Text exchange at a time: a small window keeps what a
+ * peer can park there (isd_held) small too. */
+#define ISD_DISCOVERY_QUEUE_DEPTH 4
+#define ISD_DISCOVERY_MAX_HELD_BYTES 65536     /* held-PDU cap of a discovery session */
 #define ISD_LOGIN_MAX_TEXT 65536        /* request text accumulated over C-bit PDUs */
 #define ISD_LOGIN_RSP_CHUNK 8192        /* login responses are split at this size */
 #define ISD_TEXT_MAX_REQ 65536          /* FFP text request accumulated over C-bit PDUs */
@@ -77,6 +80,7 @@ struct isd_held {
 	struct isd_pdu_list data_outs;
 	uint32_t n_data_outs;
 	uint64_t data_bytes;
+	uint64_t cost;                  /* memory held here, counted in session held_bytes */
 	TAILQ_ENTRY(isd_held) link;
 };
 
@@ -96,7 +100,9 @@ struct isd_session {
 	uint32_t active_cmds;           /* non-immediate tasks alive: they shrink the window */
 	uint32_t active_imm;            /* immediate tasks alive */
 	struct isd_held_list held;
-	uint32_t n_held;
+	uint32_t n_held;                /* parked commands */
+	uint32_t held_pdus;             /* parked PDUs: commands and their Data-Outs */
+	uint64_t held_bytes;            /* their memory (isd_held_cost) */
 	struct isd_scsi_nexus nexus;
 	bool nexus_added;
 	TAILQ_ENTRY(isd_session) link;
@@ -172,6 +178,7 @@ struct isd_conn {
 	uint32_t stat_sn;               /* next StatSN to assign */
 	uint32_t exp_stat_sn;
 	bool login_counted;             /* logins_ok/logins_failed already counted */
+	bool in_login_count;            /* counted in stats.login_connections */
 	struct isd_login *login;
 	struct isd_timer login_timer;
 	/* NOP-In pings */
@@ -186,8 +193,10 @@ struct isd_conn {
 	uint32_t aborted_itt[ISD_ABORTED_RING];
 	unsigned int aborted_pos;
 	bool logged_out;
-	/* data buffers from the datamover (iSER: registered memory), when it offers them */
+	/* command data buffers: from the datamover (iSER: registered memory) when it
+	 * offers them, else malloc; counted against max_session_buffer_bytes */
 	struct isd_scsi_buf_ops buf_ops;
+	uint64_t buf_bytes;             /* allocated through buf_ops now */
 	TAILQ_ENTRY(isd_conn) link;
 	/* datamover private area follows, aligned */
 	_Alignas(16) uint8_t dm_priv[];
@@ -246,6 +255,8 @@ struct isd_tmf_wait {
 void isd_tgt_conn_gone(struct isd_iscsi_tgt *t);
 
 /* conn.c */
+/* The connection leaves the login phase (full feature phase, or closing). */
+void isd_conn_login_ended(struct isd_conn *c);
 void isd_conn_get(struct isd_conn *c);
 void isd_conn_put(struct isd_conn *c);
 /* Core-initiated close: ops->terminate once; later terminate notify tears down. */

@@ -89,9 +89,33 @@ struct isd_iscsi_cfg {
 	uint32_t nop_interval_ms;       /* NOP-In ping after this much idle (0 = off; default 5000) */
 	uint32_t nop_timeout_ms;        /* drop the connection if the ping is not answered (default 10000) */
 	uint32_t logout_timeout_ms;     /* default 2000 */
-	uint32_t max_sessions;          /* 0 = unlimited */
+	/*
+	 * Resource limits (docs/iserd.md "Limits and worst-case memory"); 0 = no limit.
+	 * Connection limits are checked when a datamover creates the connection, so it
+	 * can close the transport at once; session limits fail the login with
+	 * 0x0302 Out of resources; the held-PDU limits close the connection.
+	 */
+	uint32_t max_connections;       /* connections alive, login and full feature */
+	uint32_t max_connections_per_address;   /* connections from one initiator address */
+	uint32_t max_login_connections; /* connections still in the login phase */
+	uint32_t max_sessions;          /* sessions over all targets, discovery included */
+	uint32_t max_sessions_per_target;
+	uint32_t max_discovery_sessions;
+	uint32_t max_held_bytes;        /* per session: PDUs parked out of CmdSN order */
+	uint32_t max_held_pdus;         /* per session: commands + Data-Outs parked */
+	uint32_t max_session_buffer_bytes;      /* per session: command data buffers */
 	uint32_t chap_algs;             /* ISD_CHAP_ALG_BIT mask of CHAP_A we accept; 0 = all */
 };
+
+#define ISD_DEFAULT_MAX_CONNECTIONS 1024
+#define ISD_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS 64
+#define ISD_DEFAULT_MAX_LOGIN_CONNECTIONS 128
+#define ISD_DEFAULT_MAX_SESSIONS 512
+#define ISD_DEFAULT_MAX_SESSIONS_PER_TARGET 256
+#define ISD_DEFAULT_MAX_DISCOVERY_SESSIONS 32
+#define ISD_DEFAULT_MAX_HELD_BYTES (1u << 20)
+#define ISD_DEFAULT_MAX_HELD_PDUS 64
+#define ISD_DEFAULT_MAX_SESSION_BUFFER_BYTES (64u << 20)
 void isd_iscsi_cfg_init(struct isd_iscsi_cfg *cfg);
 
 /* Counters for stats and leak checks; all return to 0 when every connection is gone. */
@@ -105,6 +129,18 @@ struct isd_iscsi_stats {
 	uint64_t bytes_copied;          /* payload copied into staging buffers on the data path */
 	uint64_t bytes_placed;          /* immediate/Data-Out payload copied from a receive buffer
 					 * straight into a RAM LU's memory: the store write itself */
+	uint64_t login_connections;     /* connections in the login phase now */
+	/* refusals by limit, counted since start (never decremented) */
+	struct {
+		uint64_t connections;           /* max_connections, at accept */
+		uint64_t per_address;           /* max_connections_per_address, at accept */
+		uint64_t login_connections;     /* max_login_connections, at accept */
+		uint64_t sessions;              /* max_sessions, login 0x0302 */
+		uint64_t sessions_per_target;   /* max_sessions_per_target, login 0x0302 */
+		uint64_t discovery_sessions;    /* max_discovery_sessions, login 0x0302 */
+		uint64_t held_pdus;             /* max_held_bytes/max_held_pdus, connection closed */
+		uint64_t buffers;               /* max_session_buffer_bytes, command answered BUSY */
+	} refused;
 };
 
 int isd_iscsi_tgt_create(struct isd_reactor *r, const struct isd_iscsi_cfg *cfg,
@@ -136,7 +172,9 @@ struct isd_conn_info {
  * bytes of datamover state (isd_conn_dm_priv()). The datamover initialises
  * its part, then calls isd_conn_start(), which arms the login timer; the
  * first PDU it passes up must be a Login Request. If isd_conn_create fails,
- * the datamover closes its transport itself.
+ * the datamover closes its transport itself: -EAGAIN means a connection limit
+ * (max_connections, max_connections_per_address, max_login_connections) is
+ * reached; the refusal is already counted, so it need not be logged above debug.
  */
 int isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 		    const struct isd_conn_info *info, struct isd_reactor *r, struct isd_conn **out);

@@ -149,15 +149,42 @@ list_has(const char *list, const char *item)
 	return false;
 }
 
-static uint32_t
-count_sessions(const struct isd_iscsi_tgt *t)
+/*
+ * The session limits (0 = none). A login past one fails with 0x0302 Out of
+ * resources, the status RFC 7143 §11.13.5 gives for a target short of session
+ * resources (0x0206 Too many connections is about connections within one
+ * session, which MaxConnections=1 already refuses with 0x0208). A login that
+ * reinstates a session replaces it and adds nothing. Checked at the first
+ * request, so a refused login costs little, and again when the session is
+ * created, as logins in flight at once all passed the first check.
+ */
+static uint16_t
+session_admit(struct isd_iscsi_tgt *t, const struct isd_login *l)
 {
+	const struct isd_iscsi_cfg *cfg = &t->cfg;
 	const struct isd_session *s;
-	uint32_t n = 0;
+	uint32_t all = 0, same = 0;
+	uint64_t *counter = NULL;
 
-	TAILQ_FOREACH(s, &t->sessions, link)
-		n++;
-	return n;
+	if (l->node != NULL && isd_session_find(t, l->iname, l->isid, l->node) != NULL)
+		return 0;
+	TAILQ_FOREACH(s, &t->sessions, link) {
+		all++;
+		if (s->node == l->node)
+			same++;         /* same target, or both discovery */
+	}
+	if (cfg->max_sessions > 0 && all >= cfg->max_sessions)
+		counter = &t->stats.refused.sessions;
+	else if (l->node == NULL && cfg->max_discovery_sessions > 0 &&
+		 same >= cfg->max_discovery_sessions)
+		counter = &t->stats.refused.discovery_sessions;
+	else if (l->node != NULL && cfg->max_sessions_per_target > 0 &&
+		 same >= cfg->max_sessions_per_target)
+		counter = &t->stats.refused.sessions_per_target;
+	if (counter == NULL)
+		return 0;
+	(*counter)++;
+	return ISD_LOGIN_STATUS_NO_RESOURCES;
 }
 
 /* The first request: who is logging in, to what, and with which policy. */
@@ -170,6 +197,7 @@ first_request(struct isd_conn *c, struct isd_login *l, const struct isd_kv_list 
 	const char *tname = isd_kv_get(kv, "TargetName");
 	const struct isd_key_policy *policy;
 	struct isd_key_policy pol;
+	uint16_t st;
 
 	if (iname == NULL || iname[0] == '\0')
 		return ISD_LOGIN_STATUS_MISSING_FIELDS;
@@ -205,9 +233,9 @@ first_request(struct isd_conn *c, struct isd_login *l, const struct isd_kv_list 
 			return ISD_LOGIN_STATUS_NO_SESSION;
 		return ISD_LOGIN_STATUS_CONN_ADD_FAIL;
 	}
-	if (t->cfg.max_sessions > 0 && count_sessions(t) >= t->cfg.max_sessions &&
-	    (l->node == NULL || isd_session_find(t, l->iname, l->isid, l->node) == NULL))
-		return ISD_LOGIN_STATUS_NO_RESOURCES;
+	st = session_admit(t, l);
+	if (st != 0)
+		return st;
 	/* with authentication enforced, skipping the security stage is not allowed */
 	if (csg != ISD_STAGE_SECURITY && l->auth->require_chap)
 		return ISD_LOGIN_STATUS_AUTH_FAILED;
@@ -335,7 +363,11 @@ login_finalize(struct isd_conn *c, struct isd_login *l)
 {
 	struct isd_iscsi_tgt *t = c->tgt;
 	struct isd_session *old, *s;
+	uint16_t st;
 
+	st = session_admit(t, l);
+	if (st != 0)
+		return st;
 	if (l->type == ISD_SESSION_NORMAL) {
 		/* session reinstatement (RFC 7143 §6.3.5): the old session with this
 		 * initiator, ISID and target ends now */
@@ -373,6 +405,7 @@ login_enter_ffp(struct isd_conn *c)
 		s->nexus_added = true;
 	}
 	c->state = ISD_CONN_FFP;
+	isd_conn_login_ended(c);
 	isd_reactor_timer_stop(c->reactor, &c->login_timer);
 	c->tgt->stats.logins_ok++;
 	c->login_counted = true;
@@ -622,7 +655,9 @@ isd_login_rx(struct isd_conn *c, struct isd_pdu *pdu)
 			goto fail_kv;
 		}
 	}
-	if (rsp.oom) {
+	/* our answer to at most ISD_KV_MAX keys stays far below this; the cap makes
+	 * the login's memory bound not depend on that reasoning */
+	if (rsp.oom || rsp.len > ISD_LOGIN_MAX_TEXT) {
 		st = ISD_LOGIN_STATUS_NO_RESOURCES;
 		goto fail_kv;
 	}

@@ -15,7 +15,15 @@ isd_iscsi_cfg_init(struct isd_iscsi_cfg *cfg)
 	cfg->nop_interval_ms = 5000;
 	cfg->nop_timeout_ms = 10000;
 	cfg->logout_timeout_ms = 2000;
-	cfg->max_sessions = 0;
+	cfg->max_connections = ISD_DEFAULT_MAX_CONNECTIONS;
+	cfg->max_connections_per_address = ISD_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
+	cfg->max_login_connections = ISD_DEFAULT_MAX_LOGIN_CONNECTIONS;
+	cfg->max_sessions = ISD_DEFAULT_MAX_SESSIONS;
+	cfg->max_sessions_per_target = ISD_DEFAULT_MAX_SESSIONS_PER_TARGET;
+	cfg->max_discovery_sessions = ISD_DEFAULT_MAX_DISCOVERY_SESSIONS;
+	cfg->max_held_bytes = ISD_DEFAULT_MAX_HELD_BYTES;
+	cfg->max_held_pdus = ISD_DEFAULT_MAX_HELD_PDUS;
+	cfg->max_session_buffer_bytes = ISD_DEFAULT_MAX_SESSION_BUFFER_BYTES;
 }
 
 static void

@@ -39,6 +39,22 @@ isd_target_errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+#define LIMIT(n, hi)                                                                               \
+	{ #n, offsetof(struct isd_target_cfg, n), offsetof(struct isd_iscsi_cfg, n), hi }
+const struct isd_target_limit isd_target_limits[] = {
+	LIMIT(max_connections, 1000000),
+	LIMIT(max_connections_per_address, 1000000),
+	LIMIT(max_login_connections, 1000000),
+	LIMIT(max_sessions, 1000000),
+	LIMIT(max_sessions_per_target, 1000000),
+	LIMIT(max_discovery_sessions, 1000000),
+	LIMIT(max_held_bytes, 1 << 30),
+	LIMIT(max_held_pdus, 1000000),
+	LIMIT(max_session_buffer_bytes, 1 << 30),
+};
+#undef LIMIT
+const int isd_target_limit_count = sizeof(isd_target_limits) / sizeof(isd_target_limits[0]);
+
 static void
 neg_init(struct isd_target_neg_cfg *n)
 {
@@ -62,7 +78,8 @@ isd_target_cfg_init(struct isd_target_cfg *cfg)
 	cfg->nop_interval_ms = -1;
 	cfg->nop_timeout_ms = -1;
 	cfg->logout_timeout_ms = -1;
-	cfg->max_sessions = -1;
+	for (int i = 0; i < isd_target_limit_count; i++)
+		*isd_target_limit_val(cfg, &isd_target_limits[i]) = -1;
 	cfg->max_tx_queue_bytes = -1;
 	cfg->shutdown_timeout_ms = -1;
 	cfg->iser_remote_inv = -1;
@@ -847,8 +864,12 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 	rc |= rc ? 0
 		 : check_range(cfg->nop_timeout_ms, 1, 3600000, "nop_timeout (ms)", where, err,
 			       errlen);
-	rc |=
-	    rc ? 0 : check_range(cfg->max_sessions, 0, 1000000, "max_sessions", where, err, errlen);
+	for (int i = 0; i < isd_target_limit_count && rc == 0; i++) {
+		const struct isd_target_limit *l = &isd_target_limits[i];
+
+		rc = check_range(isd_target_limit_get(cfg, l), 0, l->max, l->name, where, err,
+				 errlen);
+	}
 	rc |= rc ? 0
 		 : check_range(cfg->max_tx_queue_bytes, ISD_TCP_TXQ_MIN, ISD_TCP_TXQ_MAX,
 			       "max_tx_queue_bytes", where, err, errlen);

@@ -4,8 +4,31 @@
 #define ISD_TARGET_CONFIG_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "target/target.h"
+
+/* A global resource limit: one row each, shared by the loader, validation and start. */
+struct isd_target_limit {
+	const char *name;               /* setting in "global" */
+	size_t cfg_off;                 /* int64_t in struct isd_target_cfg (-1 = unset) */
+	size_t icfg_off;                /* uint32_t in struct isd_iscsi_cfg */
+	int64_t max;                    /* largest accepted value; 0 always means no limit */
+};
+extern const struct isd_target_limit isd_target_limits[];
+extern const int isd_target_limit_count;
+
+static inline int64_t *
+isd_target_limit_val(struct isd_target_cfg *cfg, const struct isd_target_limit *l)
+{
+	return (int64_t *)((char *)cfg + l->cfg_off);
+}
+
+static inline int64_t
+isd_target_limit_get(const struct isd_target_cfg *cfg, const struct isd_target_limit *l)
+{
+	return *(const int64_t *)((const char *)cfg + l->cfg_off);
+}
 
 void isd_target_errf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

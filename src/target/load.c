@@ -44,9 +44,8 @@ static const char *const g_global_keys[] = {
     "log_level",	"debug",
     "login_timeout",	"nop_interval",
     "nop_timeout",	"logout_timeout",
-    "shutdown_timeout", "max_sessions",
-    "max_tx_queue_bytes",
-    "discovery_auth",	"iser_remote_invalidate",
+    "shutdown_timeout", "discovery_auth",
+    "iser_remote_invalidate", "max_tx_queue_bytes",
     "chap_algorithms",	"allow_short_chap_secrets",
     "user",		"group",
     NULL,
@@ -395,9 +394,17 @@ static int
 load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg *cfg)
 {
 	const config_setting_t *s;
-	int rc;
+	const char *keys[sizeof(g_global_keys) / sizeof(g_global_keys[0]) + 16];
+	int rc, n = 0;
 
-	rc = check_keys(x, g, "global", g_global_keys, g_neg_keys);
+	/* the known settings: g_global_keys and the limits' own table */
+	for (int i = 0; g_global_keys[i] != NULL; i++)
+		keys[n++] = g_global_keys[i];
+	for (int i = 0; i < isd_target_limit_count && n < (int)(sizeof(keys) / sizeof(keys[0])) - 1;
+	     i++)
+		keys[n++] = isd_target_limits[i].name;
+	keys[n] = NULL;
+	rc = check_keys(x, g, "global", keys, g_neg_keys);
 	if (rc < 0)
 		return rc;
 	if ((s = config_setting_get_member(g, "log_level")) != NULL) {
@@ -445,9 +452,13 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 			return rc;
 		cfg->iser_remote_inv = b ? 1 : 0;
 	}
-	if ((s = config_setting_get_member(g, "max_sessions")) != NULL &&
-	    (rc = get_int64(x, s, 0, 1000000, &cfg->max_sessions)) < 0)
-		return rc;
+	for (int i = 0; i < isd_target_limit_count; i++) {
+		const struct isd_target_limit *l = &isd_target_limits[i];
+
+		if ((s = config_setting_get_member(g, l->name)) != NULL &&
+		    (rc = get_int64(x, s, 0, l->max, isd_target_limit_val(cfg, l))) < 0)
+			return rc;
+	}
 	if ((s = config_setting_get_member(g, "max_tx_queue_bytes")) != NULL &&
 	    (rc = get_int64(x, s, ISD_TCP_TXQ_MIN, ISD_TCP_TXQ_MAX, &cfg->max_tx_queue_bytes)) < 0)
 		return rc;

@@ -436,8 +436,13 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 		icfg.nop_timeout_ms = (uint32_t)cfg->nop_timeout_ms;
 	if (cfg->logout_timeout_ms != -1)
 		icfg.logout_timeout_ms = (uint32_t)cfg->logout_timeout_ms;
-	if (cfg->max_sessions != -1)
-		icfg.max_sessions = (uint32_t)cfg->max_sessions;
+	for (int i = 0; i < isd_target_limit_count; i++) {
+		const struct isd_target_limit *l = &isd_target_limits[i];
+		int64_t v = isd_target_limit_get(cfg, l);
+
+		if (v != -1)
+			*(uint32_t *)((char *)&icfg + l->icfg_off) = (uint32_t)v;
+	}
 	/* The TCP datamover's own limit: the core never sees a send queue. */
 	isd_tcp_set_max_tx_queue(cfg->max_tx_queue_bytes != -1 ? (uint64_t)cfg->max_tx_queue_bytes
 							       : ISD_TCP_TXQ_DEFAULT);

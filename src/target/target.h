@@ -130,8 +130,17 @@ struct isd_target_cfg {
 	int64_t nop_interval_ms;
 	int64_t nop_timeout_ms;
 	int64_t logout_timeout_ms;
+	/* resource limits (isd_target_limits[]); -1 = unset (the core's default), 0 = none */
+	int64_t max_connections;
+	int64_t max_connections_per_address;
+	int64_t max_login_connections;
 	int64_t max_sessions;
 	int64_t max_tx_queue_bytes;     /* TCP send queue per connection before reading stops */
+	int64_t max_sessions_per_target;
+	int64_t max_discovery_sessions;
+	int64_t max_held_bytes;
+	int64_t max_held_pdus;
+	int64_t max_session_buffer_bytes;
 	int64_t shutdown_timeout_ms;    /* how long a stop waits for sessions (default 5000) */
 	int iser_remote_inv;            /* -1 = unset (on), 0 off, 1 on: Send with Invalidate */
 	struct isd_auth_cfg discovery_auth;

@@ -177,12 +177,19 @@ int
 fake_dm_connect(struct fake_dm *fd, struct isd_iscsi_tgt *t, struct isd_reactor *r,
 		uint16_t tpgt)
 {
+	return fake_dm_connect_from(fd, t, r, tpgt, "192.0.2.1");
+}
+
+int
+fake_dm_connect_from(struct fake_dm *fd, struct isd_iscsi_tgt *t, struct isd_reactor *r,
+		     uint16_t tpgt, const char *peer_addr)
+{
 	struct isd_conn_info info;
 	struct isd_conn *c;
 	int rc;
 
 	memset(&info, 0, sizeof(info));
-	strcpy(info.peer_addr, "192.0.2.1");
+	snprintf(info.peer_addr, sizeof(info.peer_addr), "%s", peer_addr);
 	info.peer_port = 40000;
 	strcpy(info.local_addr, "192.0.2.10");
 	info.local_port = 3260;

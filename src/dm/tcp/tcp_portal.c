@@ -108,8 +108,11 @@ accept_one(struct isd_tcp_portal *p, int fd, const struct sockaddr_storage *ss, 
 
 	rc = isd_conn_create(p->tgt, &isd_tcp_dm_ops, &info, p->r, &c);
 	if (rc < 0) {
-		isd_log_warn("tcp portal %s: connection from %s refused: %s", p->name,
-			     info.peer_addr, strerror(-rc));
+		/* a connection limit (-EAGAIN) is counted (and logged at debug) by the
+		 * core: a flood must not turn into a flood of log lines */
+		if (rc != -EAGAIN)
+			isd_log_warn("tcp portal %s: connection from %s refused: %s", p->name,
+				     info.peer_addr, strerror(-rc));
 		close(fd);
 		return;
 	}

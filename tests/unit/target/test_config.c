@@ -93,6 +93,10 @@ test_args_defaults(void **state)
 	assert_true(cfg.nodes[0].luns[0].size == 1ULL << 30);
 	assert_int_equal(cfg.log_level, -1);
 	assert_false(cfg.check_only);
+	/* limits unset: the core's defaults apply (isd_iscsi_cfg_init) */
+	assert_true(cfg.max_connections == -1);
+	assert_true(cfg.max_sessions == -1);
+	assert_true(cfg.max_held_bytes == -1);
 	isd_target_cfg_fini(&cfg);
 }
 
@@ -349,7 +353,9 @@ static const char g_full_conf[] =
     "  login_timeout = 20;\n"
     "  nop_interval = 0;\n"
     "  nop_timeout = 2.5;\n"
-    "  max_sessions = 64; max_tx_queue_bytes = 1048576;\n"
+    "  max_sessions = 64; max_tx_queue_bytes = 1048576; max_connections = 100; max_connections_per_address = 10;"
+    " max_login_connections = 20; max_sessions_per_target = 30; max_discovery_sessions = 0;"
+    " max_held_bytes = 65536; max_held_pdus = 8; max_session_buffer_bytes = 1048576;\n"
     "  max_burst_length = 524288;\n"
     "  iser_remote_invalidate = false;\n"
     "  discovery_auth = { chap = \"disc:discsecret12\"; };\n"
@@ -401,6 +407,14 @@ test_file_full_example(void **state)
 	assert_true(cfg.nop_timeout_ms == 2500);
 	assert_true(cfg.max_sessions == 64);
 	assert_true(cfg.max_tx_queue_bytes == 1048576);
+	assert_true(cfg.max_connections == 100);
+	assert_true(cfg.max_connections_per_address == 10);
+	assert_true(cfg.max_login_connections == 20);
+	assert_true(cfg.max_sessions_per_target == 30);
+	assert_true(cfg.max_discovery_sessions == 0);      /* 0 = no limit, set explicitly */
+	assert_true(cfg.max_held_bytes == 65536);
+	assert_true(cfg.max_held_pdus == 8);
+	assert_true(cfg.max_session_buffer_bytes == 1048576);
 	assert_int_equal(cfg.iser_remote_inv, 0);
 	assert_true(cfg.neg.max_burst_length == 524288);
 	assert_true(cfg.discovery_auth.require_chap);
@@ -524,6 +538,13 @@ test_file_rejects_bad_values(void **state)
 			  "  acl = [ \"Bad\" ]; } );\n",
 			  "bad.conf:3: invalid initiator name 'Bad'");
 	expect_file_error("global = { log_level = \"loud\"; };\n", "bad.conf:1: log_level 'loud'");
+	expect_file_error("global = { max_held_bytes = -1; };\n",
+			  "bad.conf:1: 'max_held_bytes' out of range");
+	expect_file_error("global = { max_connections = 2000000; };\n",
+			  "bad.conf:1: 'max_connections' out of range");
+	expect_file_error("global = { max_login_connections = \"many\"; };\n",
+			  "'max_login_connections' must be an integer");
+	expect_file_error("global = { max_sesions = 1; };\n", "unknown setting 'max_sesions'");
 	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
 			  "  luns = ( { backing = \"ram:1G\"; } ); },\n"
 			  "  { name = \"iqn.2026-11.org.iserd:a\";\n"
