@@ -171,7 +171,9 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 			goto err_bs;
 		}
 		rt->registered = reg;
-		rc = isd_iser_register_memory(bs->mem_base, bs->size, why2, sizeof(why2));
+		/* a read-only LUN is registered without write access */
+		rc = isd_iser_register_memory(bs->mem_base, bs->size, l->read_only || bs->read_only,
+					      why2, sizeof(why2));
 		if (rc < 0) {
 			isd_target_errf(err, errlen, "%s: %s", l->origin,
 					why2[0] ? why2 : strerror(-rc));

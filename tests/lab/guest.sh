@@ -288,7 +288,7 @@ iserd_stat() {
 # no payload byte went through a staging or bounce buffer (immediate data stored into the LU's
 # memory counts as "bytes_placed").
 iserd_idle_check() {
-	local log=$1 zc=${2:-} i n line zero="conns 0 qps 0 cqs 0 conn_mrs 0 bufs 0 jobs 0 "
+	local log=$1 zc=${2:-} i n line zero="conns 0 qps 0 cqs 0 conn_mrs 0 bufs 0 jobs 0 remote_mrs 0 "
 	kill -0 "$ISERD_PID" 2>/dev/null || { echo "iserd is not running"; return 1; }
 	for ((i = 0; i < 100; i++)); do
 		line=$(grep "live iSER resources" "$log" | tail -1)

@@ -49,6 +49,8 @@ uint64_t isd_iser_g_conn_mrs;
 uint64_t isd_iser_g_jobs;
 uint64_t isd_iser_g_bounced;
 uint64_t isd_iser_g_remote_inv;
+uint64_t isd_iser_g_txq_holds;
+uint64_t isd_iser_g_txq_drops;
 
 static void __attribute__((format(printf, 3, 4)))
 seterr(char *err, size_t err_len, const char *fmt, ...)
@@ -485,7 +487,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	acc.responder_resources = 0;    /* nobody reads from us */
 	acc.initiator_depth = ord;
 	acc.retry_count = 7;
-	acc.rnr_retry_count = 7;        /* the initiator's Sends wait for our receives */
+	acc.rnr_retry_count = ISD_ISER_RNR_RETRY; /* finite: a peer without receives fails */
 	if (rdma_accept(id, &acc) != 0) {
 		rc = -errno;
 		isd_log_err("iser %s: rdma_accept: %s", ic->peer, strerror(errno));
@@ -707,9 +709,10 @@ isd_iser_portal_set_remote_invalidate(struct isd_iser_portal *p, bool on)
 /* ---- memory ---- */
 
 int
-isd_iser_register_memory(void *base, size_t len, char *err, size_t err_len)
+isd_iser_register_memory(void *base, size_t len, bool read_only, char *err, size_t err_len)
 {
-	return isd_rdma_mem_add(base, len, err, err_len);
+	return isd_rdma_mem_add(base, len, read_only ? ISD_RDMA_MEM_LUN_RO : ISD_RDMA_MEM_LUN, err,
+				err_len);
 }
 
 void
@@ -734,6 +737,10 @@ isd_iser_get_stats(struct isd_iser_stats *out)
 	out->jobs = isd_iser_g_jobs;
 	out->bytes_bounced = isd_iser_g_bounced;
 	out->remote_invalidations = isd_iser_g_remote_inv;
+	out->remote_mrs = rs.remote_mrs;
+	out->remote_mrs_total = rs.remote_mrs_total;
+	out->tx_queue_holds = isd_iser_g_txq_holds;
+	out->tx_queue_drops = isd_iser_g_txq_drops;
 }
 
 /* ---- ops ---- */
@@ -838,12 +845,12 @@ iser_free_conn(struct isd_conn *c)
 
 		isd_iser_get_stats(&st);
 		isd_log_info("iser %s: connection freed; live iSER resources: conns %llu qps %llu "
-			     "cqs %llu conn_mrs %llu bufs %llu jobs %llu (all MRs %llu, bounced "
-			     "%llu bytes)", ic->peer, (unsigned long long)st.conns,
+			     "cqs %llu conn_mrs %llu bufs %llu jobs %llu remote_mrs %llu (all MRs "
+			     "%llu, bounced %llu bytes)", ic->peer, (unsigned long long)st.conns,
 			     (unsigned long long)st.qps, (unsigned long long)st.cqs,
 			     (unsigned long long)st.conn_mrs, (unsigned long long)st.bufs,
-			     (unsigned long long)st.jobs, (unsigned long long)st.mrs,
-			     (unsigned long long)st.bytes_bounced);
+			     (unsigned long long)st.jobs, (unsigned long long)st.remote_mrs,
+			     (unsigned long long)st.mrs, (unsigned long long)st.bytes_bounced);
 	}
 }
 

@@ -47,6 +47,26 @@
  * and a wakeup per batch (bounded busy polling, DESIGN.md) */
 #define ISD_ISER_POLL_SPINS 2
 #define ISD_ISER_DRAIN_MS 5000          /* bound on waiting for flush completions */
+/*
+ * RNR retries of our Sends when the initiator has no receive posted: 7 would
+ * mean "retry forever" (IBTA), so a peer that stops posting receives could
+ * stall the send queue for good; 6 lets the QP fail and the connection drop.
+ */
+#define ISD_ISER_RNR_RETRY 6
+/*
+ * Control PDUs (responses, NOP-Ins, rejects...) queued in software because
+ * the send queue or the descriptors are exhausted. At the soft limit the
+ * connection stops reposting the receives the core releases (the peer gets no
+ * new credits, so it cannot make us generate more replies); below half of it
+ * they are posted again. A peer can then add at most one reply per receive
+ * still posted (ISD_ISER_RX_MAX); past the hard limit the connection is
+ * dropped. A session within its CmdSN window queues at most one response per
+ * command plus a few NOP-Ins, below the soft limit for queue depths up to 512.
+ */
+#define ISD_ISER_TXQ_SOFT 512
+#define ISD_ISER_TXQ_SOFT_BYTES (1u << 20)
+#define ISD_ISER_TXQ_MAX (ISD_ISER_TXQ_SOFT + ISD_ISER_RX_MAX + 64)
+#define ISD_ISER_TXQ_MAX_BYTES (4u << 20)
 
 /* ---- pure planning (iser_plan.c) ---- */
 
@@ -130,6 +150,22 @@ void isd_iser_credits_put_sq(struct isd_iser_credits *cr, uint32_t n);
 /* Takes one RDMA Read slot (and one SQ slot) if both are free. */
 bool isd_iser_credits_take_read(struct isd_iser_credits *cr);
 void isd_iser_credits_put_read(struct isd_iser_credits *cr);
+
+/* The software queue of control PDUs of one connection (see ISD_ISER_TXQ_SOFT). */
+struct isd_iser_txq {
+	uint32_t count;                 /* PDUs queued */
+	uint32_t bytes;                 /* their headers and data */
+	bool held;                      /* at the soft limit: receives are not reposted */
+};
+enum isd_iser_txq_verdict {
+	ISD_ISER_TXQ_OK = 0,
+	ISD_ISER_TXQ_HOLD,              /* queued; the soft limit was just reached */
+	ISD_ISER_TXQ_FULL,              /* refused: past the hard limit (nothing accounted) */
+};
+/* Accounts one more PDU of `bytes`, unless it would pass the hard limit. */
+enum isd_iser_txq_verdict isd_iser_txq_add(struct isd_iser_txq *q, uint32_t bytes);
+/* One PDU of `bytes` left the queue. True when a hold ends (receives may be reposted). */
+bool isd_iser_txq_del(struct isd_iser_txq *q, uint32_t bytes);
 
 /*
  * Remote invalidation (RFC 7145 §5.1.2; iser-facts §3.1): whether this target
@@ -249,9 +285,15 @@ struct isd_iser_job {
 	uint32_t chunk_wrs;             /* PUT: SQ slots of the posted chunk */
 	int status;                     /* first error */
 	bool queued;                    /* on ic->pending */
+	bool in_txq;                    /* SEND: counted in ic->txq (txq_bytes) */
+	uint32_t txq_bytes;
 	bool rsp_posted;
 	void *deferred_buf;             /* buffer freed by the core while WRs were in flight */
 	uint32_t deferred_len;
+	/* GET on iWARP: the sink's registrations with remote write, for this
+	 * command's bytes only; deregistered when the job is freed */
+	struct ibv_mr *sink_mr[8];
+	int sink_mrs;
 	TAILQ_ENTRY(isd_iser_job) link;
 };
 TAILQ_HEAD(isd_iser_job_list, isd_iser_job);
@@ -318,6 +360,8 @@ struct isd_iser_conn {
 	uint32_t rx_posted;
 
 	struct isd_iser_job_list pending;       /* waiting for descriptors or credits (FIFO) */
+	struct isd_iser_txq txq;                /* the control PDUs among them: bounded */
+	bool txq_full_logged;
 	struct isd_iser_job_list abandoned;     /* task gone, WRs still in flight */
 	struct isd_iser_read reads[ISD_ISER_READS_MAX];
 	uint32_t jobs;                  /* allocated jobs (leak check) */
@@ -350,6 +394,8 @@ void isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job);
 /* iser_rx.c */
 int isd_iser_rx_post(struct isd_iser_conn *ic, struct isd_iser_rx *rx);
 int isd_iser_rx_setup_ffp(struct isd_iser_conn *ic, const struct isd_params *p);
+/* Posts the receives withheld while the send queue was over its soft limit. */
+void isd_iser_rx_resume(struct isd_iser_conn *ic);
 void isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ibv_wc *wc);
 
 /* iser_conn.c */
@@ -357,6 +403,8 @@ extern uint64_t isd_iser_g_jobs;        /* live jobs, every connection */
 extern uint64_t isd_iser_g_bounced;     /* bytes copied through bounce buffers */
 extern uint64_t isd_iser_g_conn_mrs;    /* live connection MRs */
 extern uint64_t isd_iser_g_remote_inv;  /* responses sent with Invalidate */
+extern uint64_t isd_iser_g_txq_holds;   /* send queue reached its soft limit: receives held */
+extern uint64_t isd_iser_g_txq_drops;   /* connections dropped at the send queue's hard limit */
 void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
 void isd_iser_conn_poll(void *arg);
 

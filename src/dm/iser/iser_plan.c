@@ -210,6 +210,34 @@ isd_iser_credits_put_read(struct isd_iser_credits *cr)
 	isd_iser_credits_put_sq(cr, 1);
 }
 
+enum isd_iser_txq_verdict
+isd_iser_txq_add(struct isd_iser_txq *q, uint32_t bytes)
+{
+	if (q->count + 1 > ISD_ISER_TXQ_MAX || bytes > ISD_ISER_TXQ_MAX_BYTES - q->bytes)
+		return ISD_ISER_TXQ_FULL;
+	q->count++;
+	q->bytes += bytes;
+	if (!q->held && (q->count >= ISD_ISER_TXQ_SOFT || q->bytes >= ISD_ISER_TXQ_SOFT_BYTES)) {
+		q->held = true;
+		return ISD_ISER_TXQ_HOLD;
+	}
+	return ISD_ISER_TXQ_OK;
+}
+
+bool
+isd_iser_txq_del(struct isd_iser_txq *q, uint32_t bytes)
+{
+	q->count = q->count > 0 ? q->count - 1 : 0;
+	q->bytes = bytes > q->bytes ? 0 : q->bytes - bytes;
+	/* resume at half, so that a queue hovering at the limit does not flap */
+	if (q->held && q->count <= ISD_ISER_TXQ_SOFT / 2 &&
+	    q->bytes <= ISD_ISER_TXQ_SOFT_BYTES / 2) {
+		q->held = false;
+		return true;
+	}
+	return false;
+}
+
 bool
 isd_iser_remote_inv_ok(const struct isd_iser_cm *peer, bool dev_mem_mgt, bool enabled)
 {

@@ -165,6 +165,23 @@ isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ib
 	isd_dm_control_notify(ic->conn, pdu);
 }
 
+void
+isd_iser_rx_resume(struct isd_iser_conn *ic)
+{
+	int rc;
+
+	if (ic->state >= ISD_ISER_DRAINING || ic->closing || ic->rx == NULL)
+		return;
+	for (uint32_t i = 0; i < ic->rx_count; i++) {
+		rc = isd_iser_rx_post(ic, ic->rx[i]);   /* skips posted and lent ones */
+		if (rc < 0) {
+			isd_log_err("iser %s: ibv_post_recv: %s", ic->peer, strerror(-rc));
+			isd_iser_conn_fail(ic, rc);
+			return;
+		}
+	}
+}
+
 void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
 
 void
@@ -183,6 +200,8 @@ isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
 		return;
 	if (rx->login && (ic->ffp || ic->hold_tx || rx->transit))
 		return;         /* reposted, if at all, when the login response decides */
+	if (!rx->login && ic->txq.held)
+		return;         /* backpressure: posted again by isd_iser_rx_resume */
 	rc = isd_iser_rx_post(ic, rx);
 	if (rc < 0) {
 		isd_log_err("iser %s: ibv_post_recv: %s", ic->peer, strerror(-rc));

@@ -284,6 +284,51 @@ test_credits(void **state)
 
 /* Remote invalidation: only a peer that sent the CM header without
  * SEND_W_INV_NOT_SUP, on a device that can, with the target's switch on. */
+/* The control-PDU queue: held at the soft limit (count or bytes), released at
+ * half, and refused past the hard limit without accounting anything. */
+static void
+test_txq_soft_and_hard_limits(void **state)
+{
+	struct isd_iser_txq q = { 0 };
+	uint32_t i;
+
+	(void)state;
+	for (i = 1; i < ISD_ISER_TXQ_SOFT; i++)
+		assert_int_equal(isd_iser_txq_add(&q, 100), ISD_ISER_TXQ_OK);
+	assert_false(q.held);
+	assert_int_equal(isd_iser_txq_add(&q, 100), ISD_ISER_TXQ_HOLD);
+	assert_true(q.held);
+	/* a peer keeps provoking replies: at most up to the hard limit */
+	for (i = ISD_ISER_TXQ_SOFT; i < ISD_ISER_TXQ_MAX; i++)
+		assert_int_equal(isd_iser_txq_add(&q, 100), ISD_ISER_TXQ_OK);
+	assert_int_equal(q.count, ISD_ISER_TXQ_MAX);
+	assert_int_equal(isd_iser_txq_add(&q, 100), ISD_ISER_TXQ_FULL);
+	assert_int_equal(q.count, ISD_ISER_TXQ_MAX);
+	assert_int_equal(q.bytes, ISD_ISER_TXQ_MAX * 100);
+	/* draining: still held until half the soft limit */
+	while (q.count > ISD_ISER_TXQ_SOFT / 2 + 1)
+		assert_false(isd_iser_txq_del(&q, 100));
+	assert_true(q.held);
+	assert_true(isd_iser_txq_del(&q, 100));
+	assert_false(q.held);
+	while (q.count > 0)
+		assert_false(isd_iser_txq_del(&q, 100));
+	assert_int_equal(q.bytes, 0);
+	assert_false(isd_iser_txq_del(&q, 100));        /* never below zero */
+	assert_int_equal(q.count, 0);
+
+	/* bytes: big Text responses hit the byte limits first */
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(isd_iser_txq_add(&q, ISD_ISER_TXQ_SOFT_BYTES - 1), ISD_ISER_TXQ_OK);
+	assert_int_equal(isd_iser_txq_add(&q, 1), ISD_ISER_TXQ_HOLD);
+	assert_int_equal(isd_iser_txq_add(&q, ISD_ISER_TXQ_MAX_BYTES - ISD_ISER_TXQ_SOFT_BYTES),
+			 ISD_ISER_TXQ_OK);
+	assert_int_equal(isd_iser_txq_add(&q, 1), ISD_ISER_TXQ_FULL);
+	assert_int_equal(isd_iser_txq_add(&q, UINT32_MAX), ISD_ISER_TXQ_FULL);
+	assert_int_equal(q.bytes, ISD_ISER_TXQ_MAX_BYTES);
+	assert_int_equal(q.count, 3);
+}
+
 static void
 test_remote_inv_negotiation(void **state)
 {
@@ -400,6 +445,7 @@ main(void)
 		cmocka_unit_test(test_qp_sizing_from_device),
 		cmocka_unit_test(test_ord_is_min_of_peer_and_device),
 		cmocka_unit_test(test_credits),
+		cmocka_unit_test(test_txq_soft_and_hard_limits),
 		cmocka_unit_test(test_pdu_classes),
 		cmocka_unit_test(test_remote_inv_negotiation),
 		cmocka_unit_test(test_inv_stag_choice),
