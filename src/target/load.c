@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dm/iser/iser_dm.h"
+
 /* Context of one load, for messages. */
 struct load_ctx {
 	const char *path;
@@ -40,7 +42,7 @@ static const char *const g_global_keys[] = {
     "nop_timeout",	"logout_timeout",
     "shutdown_timeout", "max_sessions",
     "discovery_auth",	"iser_remote_invalidate",
-    NULL,
+    "iser_recv_memory", NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
 static const char *const g_portal_keys[] = {"url", "tpgt", NULL};
@@ -341,6 +343,10 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	}
 	if ((s = config_setting_get_member(g, "max_sessions")) != NULL &&
 	    (rc = get_int64(x, s, 0, 1000000, &cfg->max_sessions)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "iser_recv_memory")) != NULL &&
+	    (rc = get_int64(x, s, ISD_ISER_RECV_MEMORY_MIN, ISD_ISER_RECV_MEMORY_MAX,
+			    &cfg->iser_recv_memory)) < 0)
 		return rc;
 	if ((s = config_setting_get_member(g, "discovery_auth")) != NULL) {
 		rc = check_keys(x, s, "discovery_auth", g_auth_keys, NULL);

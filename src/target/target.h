@@ -120,6 +120,7 @@ struct isd_target_cfg {
 	int64_t max_sessions;
 	int64_t shutdown_timeout_ms;    /* how long a stop waits for sessions (default 5000) */
 	int iser_remote_inv;            /* -1 = unset (on), 0 off, 1 on: Send with Invalidate */
+	int64_t iser_recv_memory;       /* iSER receive buffer bytes per connection; -1 = unset */
 	struct isd_auth_cfg discovery_auth;
 	struct isd_target_neg_cfg neg;  /* defaults for every target (config "global") */
 	/* what is served */

@@ -40,6 +40,7 @@ struct isd_iser_portal {
 	uint16_t tpgt;
 	char name[96];                  /* "iser://addr:port" */
 	bool remote_inv;                /* may end commands with Send with Invalidate */
+	uint64_t recv_memory;           /* FFP receive buffer bytes per connection */
 	struct isd_rdma_dev *devs[ISD_RDMA_MAX_DEVS];
 	int ndevs;
 };
@@ -451,6 +452,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	ic->dev = dev;
 	ic->state = ISD_ISER_ACCEPTING;
 	ic->tx_limit = ISD_ISER_LOGIN_DATA;
+	ic->rx_budget = p->recv_memory;
 	TAILQ_INIT(&ic->pending);
 	TAILQ_INIT(&ic->abandoned);
 	TAILQ_INIT(&ic->tx_free_small);
@@ -610,6 +612,7 @@ isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const cha
 	p->tgt = t;
 	p->r = r;
 	p->tpgt = tpgt;
+	p->recv_memory = ISD_ISER_RECV_MEMORY_DEFAULT;
 	if (strchr(host, ':') != NULL)
 		snprintf(p->name, sizeof(p->name), "iser://[%s]:%u", host, port);
 	else
@@ -704,6 +707,12 @@ void
 isd_iser_portal_set_remote_invalidate(struct isd_iser_portal *p, bool on)
 {
 	p->remote_inv = on;
+}
+
+void
+isd_iser_portal_set_recv_memory(struct isd_iser_portal *p, uint64_t bytes)
+{
+	p->recv_memory = bytes;
 }
 
 /* ---- memory ---- */

@@ -42,6 +42,27 @@ uint16_t isd_iser_portal_port(const struct isd_iser_portal *p);
  */
 void isd_iser_portal_set_remote_invalidate(struct isd_iser_portal *p, bool on);
 
+/* Full-feature receive buffer memory per connection (config `iser_recv_memory`). */
+#define ISD_ISER_RECV_MEMORY_DEFAULT (8u << 20)
+#define ISD_ISER_RECV_MEMORY_MIN (1u << 20)
+#define ISD_ISER_RECV_MEMORY_MAX (256u << 20)
+/* Largest TargetRecvDataSegmentLength iserd offers over iSER. */
+#define ISD_ISER_TRDSL_MAX 262144u
+/*
+ * Bytes of full-feature receive buffers each connection accepted from now on
+ * may pin: their number is what `bytes` holds of buffers sized for the
+ * negotiated TargetRecvDataSegmentLength, between 16 and 256. Default
+ * ISD_ISER_RECV_MEMORY_DEFAULT.
+ */
+void isd_iser_portal_set_recv_memory(struct isd_iser_portal *p, uint64_t bytes);
+/*
+ * The TargetRecvDataSegmentLength to offer so that a session's CmdSN window
+ * (queue_depth) plus the immediate PDUs beside it find a posted receive each,
+ * within `recv_memory` bytes per connection: the largest power of two from
+ * 8192 to ISD_ISER_TRDSL_MAX that fits, else 8192. Pure.
+ */
+uint32_t isd_iser_trdsl_for(uint64_t recv_memory, uint32_t queue_depth);
+
 /*
  * Registers [base, base+len) (a RAM LUN's memory) for RDMA on every RDMA
  * device, present and future, so RDMA Writes and Reads go straight to and

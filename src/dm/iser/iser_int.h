@@ -17,6 +17,7 @@
 #include <rdma/rdma_cma.h>
 
 #include "dm/dm.h"
+#include "dm/iser/iser_dm.h"
 #include "dm/iser/iser_proto.h"
 #include "iscsi/keys.h"
 #include "iscsi/pdu.h"
@@ -39,7 +40,9 @@
 #define ISD_ISER_RX_MAX 256             /* FFP receives per connection, at most */
 #define ISD_ISER_RX_MIN 16
 #define ISD_ISER_RX_DISCOVERY 8
-#define ISD_ISER_RX_MEM_BUDGET (32u << 20) /* bytes of FFP receive buffers per connection */
+/* FFP receives beyond the CmdSN window: immediate NOP-Outs, TMFs, Logout, Text,
+ * unsolicited Data-Outs in flight */
+#define ISD_ISER_RX_SLACK 16
 #define ISD_ISER_READS_MAX 16           /* outstanding RDMA Reads we track, whatever ORD says */
 #define ISD_ISER_CQ_BUDGET 64           /* completions per poll round */
 /* Empty poll passes, one per reactor turn, before the CQ is armed again: while
@@ -108,10 +111,18 @@ struct isd_iser_rx_info {
  */
 int isd_iser_rx_check(const uint8_t *buf, uint32_t byte_len, struct isd_iser_rx_info *out);
 
-/* Data bytes each FFP receive buffer must take for these negotiated values. */
+/* Data bytes each FFP receive buffer must take for these negotiated values
+ * (8192 to ISD_ISER_TRDSL_MAX). */
 uint32_t isd_iser_rx_data_size(const struct isd_params *p);
-/* Number of FFP receives to post for buffers of data_size bytes, at most rq_max. */
-uint32_t isd_iser_rx_count(const struct isd_params *p, uint32_t data_size, uint32_t rq_max);
+/* Bytes of one receive buffer taking data_size data bytes (headers, AHS room, pad). */
+size_t isd_iser_rx_buf_size(uint32_t data_size);
+/*
+ * Number of FFP receives to post for buffers of data_size bytes: as many as
+ * `budget` bytes hold, between ISD_ISER_RX_MIN and ISD_ISER_RX_MAX, at most
+ * rq_max. Memory: at most max(budget, ISD_ISER_RX_MIN buffers).
+ */
+uint32_t isd_iser_rx_count(const struct isd_params *p, uint32_t data_size, uint32_t rq_max,
+			   uint64_t budget);
 
 /* Queue sizes for one connection on a device. */
 struct isd_iser_qp_size {
@@ -342,6 +353,7 @@ struct isd_iser_conn {
 	uint32_t tx_limit;              /* data bytes a Send may carry now */
 	bool discovery;
 	bool remote_inv;                /* negotiated: responses may carry Send with Invalidate */
+	uint64_t rx_budget;             /* bytes of FFP receive buffers (the portal's setting) */
 
 	/* login buffer and send descriptors: one registered area */
 	uint8_t *ctl_mem;

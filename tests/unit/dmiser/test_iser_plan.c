@@ -192,17 +192,62 @@ test_rx_sizing(void **state)
 	assert_int_equal(isd_iser_rx_data_size(&p), 8192);     /* never below login size */
 	p.target_recv_dsl = 262144;
 	assert_int_equal(isd_iser_rx_data_size(&p), 262144);
+	/* larger than we ever offer: not honoured */
+	p.target_recv_dsl = 16u << 20;
+	assert_int_equal(isd_iser_rx_data_size(&p), ISD_ISER_TRDSL_MAX);
+	p.rdma_extensions = false;
+	p.max_recv_dsl = 16u << 20;
+	assert_int_equal(isd_iser_rx_data_size(&p), ISD_ISER_TRDSL_MAX);
+	p.rdma_extensions = true;
 	/* 8 KiB buffers: the full 256; 256 KiB ones: bounded by the memory budget */
-	assert_int_equal(isd_iser_rx_count(&p, 8192, 1000), ISD_ISER_RX_MAX);
-	assert_true(isd_iser_rx_count(&p, 262144, 1000) <= ISD_ISER_RX_MEM_BUDGET / 262144);
-	assert_int_equal(isd_iser_rx_count(&p, 16u << 20, 1000), ISD_ISER_RX_MIN);
-	assert_int_equal(isd_iser_rx_count(&p, 8192, 100), 100);
+	assert_int_equal(isd_iser_rx_count(&p, 8192, 1000, 32u << 20), ISD_ISER_RX_MAX);
+	assert_int_equal(isd_iser_rx_count(&p, 262144, 1000, 8u << 20),
+			 (8u << 20) / isd_iser_rx_buf_size(262144));
+	assert_true(isd_iser_rx_count(&p, 262144, 1000, 8u << 20) * isd_iser_rx_buf_size(262144) <=
+		    8u << 20);
+	/* never fewer than the minimum: worst case 16 buffers of the largest size */
+	assert_int_equal(isd_iser_rx_count(&p, ISD_ISER_TRDSL_MAX, 1000, 1u << 20),
+			 ISD_ISER_RX_MIN);
+	assert_int_equal(isd_iser_rx_count(&p, 8192, 100, 32u << 20), 100);
 	/* discovery over iSER: no RDMAExtensions, 8 KiB text (iser-facts §3.3) */
 	p.session_type = ISD_SESSION_DISCOVERY;
 	p.rdma_extensions = false;
 	p.max_recv_dsl = 262144;
 	assert_int_equal(isd_iser_rx_data_size(&p), 8192);
-	assert_int_equal(isd_iser_rx_count(&p, 8192, 1000), ISD_ISER_RX_DISCOVERY);
+	assert_int_equal(isd_iser_rx_count(&p, 8192, 1000, 32u << 20), ISD_ISER_RX_DISCOVERY);
+}
+
+/* The TRDSL offered: the CmdSN window (plus slack) of receives fits the memory. */
+static void
+test_trdsl_for_recv_memory(void **state)
+{
+	(void)state;
+	/* the default: 8 MiB, queue depth 128 -> 144 receives of 32 KiB (4.8 MiB) */
+	assert_int_equal(isd_iser_trdsl_for(8u << 20, 128), 32768);
+	assert_true((128 + ISD_ISER_RX_SLACK) * isd_iser_rx_buf_size(32768) <= 8u << 20);
+	assert_true((128 + ISD_ISER_RX_SLACK) * isd_iser_rx_buf_size(65536) > 8u << 20);
+	/* the old 32 MiB allows 128 KiB */
+	assert_int_equal(isd_iser_trdsl_for(32u << 20, 128), 131072);
+	/* plenty of memory: never above the maximum */
+	assert_int_equal(isd_iser_trdsl_for(256u << 20, 1), ISD_ISER_TRDSL_MAX);
+	/* too little for any: the login size, whatever the depth */
+	assert_int_equal(isd_iser_trdsl_for(1u << 20, 4096), 8192);
+	/* a deep window counts as the 256 receives we post at most */
+	assert_int_equal(isd_iser_trdsl_for(8u << 20, 4096), isd_iser_trdsl_for(8u << 20, 240));
+	/* and with the receive count that follows, the connection stays within the memory */
+	for (uint32_t qd = 1; qd <= 4096; qd *= 2) {
+		struct isd_params p;
+		uint32_t d = isd_iser_trdsl_for(8u << 20, qd);
+		uint32_t n;
+
+		isd_params_init_defaults(&p);
+		p.rdma_extensions = true;
+		p.target_recv_dsl = d;
+		n = isd_iser_rx_count(&p, isd_iser_rx_data_size(&p), 1000, 8u << 20);
+		assert_true((uint64_t)n * isd_iser_rx_buf_size(d) <= 8u << 20);
+		if (qd + ISD_ISER_RX_SLACK <= ISD_ISER_RX_MAX)
+			assert_true(n >= qd + ISD_ISER_RX_SLACK);
+	}
 }
 
 static void
@@ -442,6 +487,7 @@ main(void)
 		cmocka_unit_test(test_rx_check_lengths),
 		cmocka_unit_test(test_rx_check_iser_opcodes),
 		cmocka_unit_test(test_rx_sizing),
+		cmocka_unit_test(test_trdsl_for_recv_memory),
 		cmocka_unit_test(test_qp_sizing_from_device),
 		cmocka_unit_test(test_ord_is_min_of_peer_and_device),
 		cmocka_unit_test(test_credits),
