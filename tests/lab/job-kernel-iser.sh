@@ -188,6 +188,9 @@ remote_mrs() {
 		[ "$total" = 0 ] || { echo "RoCE: no registration may have remote access"; return 1; }
 	fi
 }
+# A peer that knows a STag and an address of iserd's memory cannot write there (guest.sh
+# iserd_stag_probe); the LUN's last block, read back through the kernel initiator, is unchanged.
+stag_probe() { iserd_stag_probe $ISER_PORT $TARGET_SIZE $DEV; }
 # The RDMA link goes down under the kernel initiator mid-I/O (veth0 under rxe0/siw0, for FLAP_S
 # seconds) and comes back, while a writer rewrites the same 32 MiB in 64 KiB direct commands.
 # Required: if the connection survived, the writer went on without an error. If the flap broke
@@ -293,6 +296,7 @@ step "fio 4 KiB random write 32 MiB, QD 32, verify=crc32c" fio_rand4k
 step "fio 1 MiB sequential write 64 MiB, QD 32, verify=crc32c" fio_seq1m
 step "responses carry Send with Invalidate of the STags; ib_iser accepts every one" remote_inv
 step "no registration with remote access left; every iserd MR counted" remote_mrs
+step "no remote key on rxe; an RDMA Write to the LUN's STag is refused, LUN unchanged" stag_probe
 step "mkfs.ext4" _mkfs
 step "mount, copy 8 MiB file, sync, umount" _fs_write
 step "remount, compare file, umount, fsck" _fs_verify

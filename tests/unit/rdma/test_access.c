@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <string.h>
 
 #include "rdma/rdma.h"
 
@@ -128,6 +129,29 @@ test_remote_flags_and_bad_values(void **state)
 			 -EINVAL);
 }
 
+/* The registration helper for lasting MRs refuses remote rights before it
+ * touches the device: remote access exists only through isd_rdma_remote_mr_reg. */
+static void
+test_lasting_registration_refuses_remote_access(void **state)
+{
+	struct isd_rdma_dev d = { .name = "fake0" };
+	struct ibv_mr *mr = NULL;
+	static uint8_t mem[4096];
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(isd_rdma_mr_reg(&d, mem, sizeof(mem),
+					 IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE, &mr, err,
+					 sizeof(err)),
+			 -EPERM);
+	assert_null(mr);
+	assert_non_null(strstr(err, "remote access"));
+	assert_int_equal(isd_rdma_mr_reg(&d, mem, sizeof(mem), IBV_ACCESS_REMOTE_READ, &mr, err,
+					 sizeof(err)),
+			 -EPERM);
+	assert_null(mr);
+}
+
 int
 main(void)
 {
@@ -137,6 +161,7 @@ main(void)
 		cmocka_unit_test(test_roce),
 		cmocka_unit_test(test_iwarp),
 		cmocka_unit_test(test_remote_flags_and_bad_values),
+		cmocka_unit_test(test_lasting_registration_refuses_remote_access),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

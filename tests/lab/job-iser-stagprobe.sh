@@ -1,0 +1,41 @@
+# Lab job (guest side of tests/interop/test_iser_stagprobe.sh): no peer can RDMA Write into
+# iserd's memory. iserd with a 64 MiB RAM LUN on soft-RoCE (FABRIC=rxe) or soft-iWARP (FABRIC=siw);
+# libiscsi writes and reads through it over iSER (so that pool slabs exist and, on iWARP, WRITEs
+# fetched by RDMA Read had their per-command sink registrations); then (iserd_stag_probe in
+# guest.sh) on rxe no MR of iserd may have a remote key, and a peer that knows the LUN's STag and
+# address RDMA Writes to it: refused; no registration with remote access is left.
+# Env: ISERD_BIN (default /lab/files/iserd), FABRIC (rxe|siw). iserd's log: /lab/out/iserd.log.
+. /lab/guest.sh
+TARGET_IQN=iqn.2026-11.org.iserd:probe
+ISERD_BIN=${ISERD_BIN:-/lab/files/iserd}
+FABRIC=${FABRIC:-rxe}
+if [ "$FABRIC" = siw ]; then ISER_PORT=3261; else ISER_PORT=3260; fi
+LOG=$OUT/iserd.log
+URL=iser://$LAB_IP:$ISER_PORT/$TARGET_IQN/0
+
+target_start() {
+	iserd_start $LOG --portal iser://$LAB_IP:$ISER_PORT --target $TARGET_IQN --lun ram:64M
+}
+# a WRITE of 1 MiB (no immediate data past 32 KiB: fetched by RDMA Read) and its read-back
+io() {
+	dd if=/dev/urandom of=/tmp/w bs=1M count=1 status=none || return 1
+	timeout 120 /lab/files/isd_rwcheck -i iqn.2026-11.test:probe -l 2048 -c 1048576 -w /tmp/w \
+		-r /tmp/r "$URL" || return 1
+	cmp /tmp/w /tmp/r && echo "1 MiB written and read back over iSER"
+}
+remote_mrs_zero() {
+	local st
+	st=$(iserd_stats $LOG)
+	echo "$st"
+	case $st in *'"remote_mrs":0,'*) ;; *) echo "a registration with remote access is live"; return 1 ;; esac
+}
+probe() { iserd_stag_probe $ISER_PORT $((64 << 20)); }
+
+step "soft-$FABRIC up on veth0 $LAB_IP" rdma_fabric_up $FABRIC
+ulimit -l unlimited
+step "target started (iser://$LAB_IP:$ISER_PORT)" target_start
+step "WRITE and READ through libiscsi over iSER" io
+step "no remote key on rxe; an RDMA Write to the LUN's STag is refused" probe
+step "no registration with remote access left" remote_mrs_zero
+cleanup "target stopped cleanly" iserd_stop
+lab_finish
