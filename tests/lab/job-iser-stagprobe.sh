@@ -13,13 +13,17 @@ if [ "$FABRIC" = siw ]; then ISER_PORT=3261; else ISER_PORT=3260; fi
 LOG=$OUT/iserd.log
 URL=iser://$LAB_IP:$ISER_PORT/$TARGET_IQN/0
 
+# libiscsi needs InitialR2T=Yes and no immediate data over iSER (job-libiscsi-iser.sh): every
+# WRITE's data is fetched by RDMA Read
 target_start() {
-	iserd_start $LOG --portal iser://$LAB_IP:$ISER_PORT --target $TARGET_IQN --lun ram:64M
+	printf 'global = {\n\tinitial_r2t = true;\n\timmediate_data = false;\n};\n' > /tmp/iserd.conf
+	iserd_start $LOG -c /tmp/iserd.conf --portal iser://$LAB_IP:$ISER_PORT --target $TARGET_IQN \
+		--lun ram:64M
 }
-# a WRITE of 1 MiB (no immediate data past 32 KiB: fetched by RDMA Read) and its read-back
+# 1 MiB written in WRITEs of 256 KiB (what libiscsi over iSER takes) and read back
 io() {
 	dd if=/dev/urandom of=/tmp/w bs=1M count=1 status=none || return 1
-	timeout 120 /lab/files/isd_rwcheck -i iqn.2026-11.test:probe -l 2048 -c 1048576 -w /tmp/w \
+	timeout 120 /lab/files/isd_rwcheck -i iqn.2026-11.test:probe -l 2048 -c 262144 -w /tmp/w \
 		-r /tmp/r "$URL" || return 1
 	cmp /tmp/w /tmp/r && echo "1 MiB written and read back over iSER"
 }
@@ -29,7 +33,18 @@ remote_mrs_zero() {
 	echo "$st"
 	case $st in *'"remote_mrs":0,'*) ;; *) echo "a registration with remote access is live"; return 1 ;; esac
 }
-probe() { iserd_stag_probe $ISER_PORT $((64 << 20)); }
+# then the LUN's last 4 KiB (where the probe aimed) read back through libiscsi
+probe() {
+	local rc
+	iserd_stag_probe $ISER_PORT $((64 << 20)); rc=$?
+	timeout 120 /lab/files/isd_rwcheck -i iqn.2026-11.test:probe -l $(((64 << 20) / 512 - 8)) \
+		-r /tmp/lastblk -n 4096 "$URL" || return 1
+	if grep -q ISDPROBE /tmp/lastblk; then
+		echo "the probe's bytes landed in the LUN (read back over iSER)"; return 1
+	fi
+	echo "the LUN's last block does not hold the probe's bytes"
+	return $rc
+}
 
 step "soft-$FABRIC up on veth0 $LAB_IP" rdma_fabric_up $FABRIC
 ulimit -l unlimited
