@@ -373,7 +373,7 @@ struct isd_iser_conn {
 
 	struct isd_iser_job_list pending;       /* waiting for descriptors or credits (FIFO) */
 	struct isd_iser_txq txq;                /* the control PDUs among them: bounded */
-	bool txq_full_logged;
+	bool txq_hold_logged, txq_full_logged;  /* one line each per connection */
 	struct isd_iser_job_list abandoned;     /* task gone, WRs still in flight */
 	struct isd_iser_read reads[ISD_ISER_READS_MAX];
 	uint32_t jobs;                  /* allocated jobs (leak check) */

@@ -670,8 +670,11 @@ queue_send(struct isd_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *
 	}
 	if (verdict == ISD_ISER_TXQ_HOLD) {
 		isd_iser_g_txq_holds++;
-		isd_log_dbg("iser", "%s: %u control PDUs queued: receives held back", ic->peer,
-			    ic->txq.count);
+		if (!ic->txq_hold_logged)
+			isd_log_warn("iser %s: %u control PDUs (%u bytes) wait to be sent: the "
+				     "initiator is not taking our Sends; its receives are held back "
+				     "until they drain", ic->peer, ic->txq.count, ic->txq.bytes);
+		ic->txq_hold_logged = true;
 	}
 	job = job_alloc(ic, ISD_ISER_JOB_SEND);
 	if (job == NULL) {
