@@ -80,6 +80,8 @@ log_stats(struct daemon *d, const char *why)
 					       json_object_new_int64((int64_t)is.tx_queue_holds));
 			json_object_object_add(io, "tx_queue_drops",
 					       json_object_new_int64((int64_t)is.tx_queue_drops));
+			json_object_object_add(io, "tx_stall_drops",
+					       json_object_new_int64((int64_t)is.tx_stall_drops));
 			json_object_object_add(o, "iser", io);
 		}
 	}

@@ -5,7 +5,9 @@
 # over iSER (tests/integration/isd_rwcheck.c), no registration with remote access left
 # ("remote_mrs":0), then tests/integration/isd_stagprobe.c connects to the iSER portal without
 # logging in and RDMA Writes to every MR the kernel lists for iserd (rkey and iova from `rdma res
-# show mr`): each Write must be refused.
+# show mr`): each Write must be refused; then tests/integration/isd_iserflood.c logs in, stops
+# posting receives and keeps pinging: iserd must drop the connection (finite RNR retry) and free
+# it.
 # Env: ISERD, ISERD_SRC, ISERD_BUILD (set by ctest); ISERD_LAB_DIR; LAB_TIMEOUT (VM bound, s,
 # default 480); ISERD_LAB_OUT; ISERD_LAB_FABRIC (rxe, the default, or siw).
 # Exit: 0 pass, 1 fail, 77 only when the lab cannot be set up on this machine.
@@ -35,7 +37,7 @@ esac
 OUTD=${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-iser-stagprobe-$FABRIC}
 rm -rf "$OUTD"; mkdir -p "$OUTD"
 FILES=(-f "$ISERD")
-for h in isd_stagprobe:"-lrdmacm -libverbs" isd_rwcheck:-liscsi; do
+for h in isd_stagprobe:"-lrdmacm -libverbs" isd_iserflood:"-lrdmacm -libverbs" isd_rwcheck:-liscsi; do
 	# shellcheck disable=SC2086
 	gcc -O1 -o "$OUTD/${h%%:*}" "$SRC/tests/integration/${h%%:*}.c" ${h#*:} \
 		2>"$OUTD/${h%%:*}.build.log" || { echo "FAIL: cannot build ${h%%:*}"; exit 1; }

@@ -3,7 +3,8 @@
 # libiscsi writes and reads through it over iSER (so that pool slabs exist and, on iWARP, WRITEs
 # fetched by RDMA Read had their per-command sink registrations); then (iserd_stag_probe in
 # guest.sh) on rxe no MR of iserd may have a remote key, and a peer that knows the LUN's STag and
-# address RDMA Writes to it: refused; no registration with remote access is left.
+# address RDMA Writes to it: refused; no registration with remote access is left; an initiator
+# that stops posting receives (tests/integration/isd_iserflood.c) is dropped, not waited for.
 # Env: ISERD_BIN (default /lab/files/iserd), FABRIC (rxe|siw). iserd's log: /lab/out/iserd.log.
 . /lab/guest.sh
 TARGET_IQN=iqn.2026-11.org.iserd:probe
@@ -14,9 +15,11 @@ LOG=$OUT/iserd.log
 URL=iser://$LAB_IP:$ISER_PORT/$TARGET_IQN/0
 
 # libiscsi needs InitialR2T=Yes and no immediate data over iSER (job-libiscsi-iser.sh): every
-# WRITE's data is fetched by RDMA Read
+# WRITE's data is fetched by RDMA Read. No NOP-In pings: the iSER layer alone must notice a peer
+# that takes no Sends.
 target_start() {
-	printf 'global = {\n\tinitial_r2t = true;\n\timmediate_data = false;\n};\n' > /tmp/iserd.conf
+	printf 'global = {\n\tinitial_r2t = true;\n\timmediate_data = false;\n\tnop_interval = 0;\n};\n' \
+		> /tmp/iserd.conf
 	iserd_start $LOG -c /tmp/iserd.conf --portal iser://$LAB_IP:$ISER_PORT --target $TARGET_IQN \
 		--lun ram:64M
 }
@@ -46,11 +49,41 @@ probe() {
 	return $rc
 }
 
+# An initiator that logs in, then posts no more receives (tests/integration/isd_iserflood.c):
+# - rnr: it asks for rnr_retry_count 7 ("retry for ever": the IB CM gives iserd's QP the count
+#   the initiator's REQ names), sends 8 NOP-Out pings and waits. On rxe the NOP-Ins iserd answers
+#   with get RNR NAKs for ever: with NOP-In pings off (nop_interval = 0) the connection used to
+#   stay stalled; now iserd notices that its send queue made no progress for 15-30 s
+#   (ISD_ISER_TX_STALL_MS), drops and frees it. (On siw a Send without a receive ends the
+#   connection at once.)
+# - flood: it keeps pinging. The NOP-Ins iserd cannot send queue up to the soft limit (512), then
+#   iserd stops reposting receives (tx_queue_holds), so the flood runs dry and the connection
+#   ends; before, the queue grew for as long as the initiator went on.
+_flood() {  # COUNT
+	local rc
+	[ -x /lab/files/isd_iserflood ] || { echo "isd_iserflood was not built"; return 1; }
+	timeout 180 /lab/files/isd_iserflood $LAB_IP $ISER_PORT $TARGET_IQN 60 $1; rc=$?
+	grep -E "work completion error|control PDUs|none completed" $LOG | tail -3
+	[ $rc = 2 ] || { echo "the connection stayed up (exit $rc)"; return 1; }
+	iserd_idle_check $LOG
+}
+rnr() {
+	_flood 8 || return 1
+	[ "$FABRIC" = siw ] && return 0
+	[ "$(iserd_stat $LOG tx_stall_drops)" -ge 1 ] || { echo "iserd did not notice the stall"; return 1; }
+}
+flood() {
+	_flood 0 || return 1
+	[ "$(iserd_stat $LOG tx_queue_holds)" -ge 1 ] || { echo "no receive was held back"; return 1; }
+}
+
 step "soft-$FABRIC up on veth0 $LAB_IP" rdma_fabric_up $FABRIC
 ulimit -l unlimited
 step "target started (iser://$LAB_IP:$ISER_PORT)" target_start
 step "WRITE and READ through libiscsi over iSER" io
 step "no remote key on rxe; an RDMA Write to the LUN's STag is refused" probe
+step "an initiator that stops posting receives is dropped (send queue stall), connection freed" rnr
+step "an initiator that floods pings without receives meets backpressure, connection freed" flood
 step "no registration with remote access left" remote_mrs_zero
 cleanup "target stopped cleanly" iserd_stop
 lab_finish

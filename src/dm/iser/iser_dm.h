@@ -95,6 +95,8 @@ struct isd_iser_stats {
 	uint64_t tx_queue_holds;        /* times a send queue reached its soft limit and the
 					 * connection stopped reposting receives (total) */
 	uint64_t tx_queue_drops;        /* connections dropped at the send queue's hard limit */
+	uint64_t tx_stall_drops;        /* connections dropped: posted work made no progress for
+					 * ISD_ISER_TX_STALL_MS */
 };
 void isd_iser_get_stats(struct isd_iser_stats *out);
 

@@ -51,11 +51,14 @@
 #define ISD_ISER_POLL_SPINS 2
 #define ISD_ISER_DRAIN_MS 5000          /* bound on waiting for flush completions */
 /*
- * RNR retries of our Sends when the initiator has no receive posted: 7 would
- * mean "retry forever" (IBTA), so a peer that stops posting receives could
- * stall the send queue for good; 6 lets the QP fail and the connection drop.
+ * A send queue with work posted and no completion for this long (one to two
+ * periods) is stalled: the connection is dropped. The RNR retry count of our
+ * own QP is not ours to choose: the IB CM takes it from the initiator's REQ
+ * (cm_req_handler), and a hostile initiator asks for 7, "retry for ever", then
+ * posts no receives; on iWARP a peer can stop reading its TCP stream. The
+ * core's NOP-In ping catches this only when nop_interval is not 0.
  */
-#define ISD_ISER_RNR_RETRY 6
+#define ISD_ISER_TX_STALL_MS 15000
 /*
  * Control PDUs (responses, NOP-Ins, rejects...) queued in software because
  * the send queue or the descriptors are exhausted. At the soft limit the
@@ -161,6 +164,13 @@ void isd_iser_credits_put_sq(struct isd_iser_credits *cr, uint32_t n);
 /* Takes one RDMA Read slot (and one SQ slot) if both are free. */
 bool isd_iser_credits_take_read(struct isd_iser_credits *cr);
 void isd_iser_credits_put_read(struct isd_iser_credits *cr);
+
+/*
+ * The stall check, every ISD_ISER_TX_STALL_MS: true when WRs are posted
+ * (sq_used) and no send-side completion came since the last check (`done` is
+ * a running count of them, `seen` its value then).
+ */
+bool isd_iser_tx_stalled(uint32_t sq_used, uint64_t done, uint64_t seen);
 
 /* The software queue of control PDUs of one connection (see ISD_ISER_TXQ_SOFT). */
 struct isd_iser_txq {
@@ -392,6 +402,9 @@ struct isd_iser_conn {
 	struct isd_timer poll_timer;    /* continues a poll: out of budget, or spinning */
 	uint8_t spins;                  /* empty passes since the last completion */
 	struct isd_timer kick_timer;    /* deferred pending-queue run */
+	struct isd_timer stall_timer;   /* send queue progress check (ISD_ISER_TX_STALL_MS) */
+	uint64_t tx_done;               /* send-side completions, a running count */
+	uint64_t tx_done_seen;          /* tx_done at the last stall check */
 };
 
 /* iser_tx.c */
@@ -417,6 +430,7 @@ extern uint64_t isd_iser_g_conn_mrs;    /* live connection MRs */
 extern uint64_t isd_iser_g_remote_inv;  /* responses sent with Invalidate */
 extern uint64_t isd_iser_g_txq_holds;   /* send queue reached its soft limit: receives held */
 extern uint64_t isd_iser_g_txq_drops;   /* connections dropped at the send queue's hard limit */
+extern uint64_t isd_iser_g_tx_stalls;   /* connections dropped: send queue made no progress */
 void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
 void isd_iser_conn_poll(void *arg);
 

@@ -232,6 +232,12 @@ isd_iser_credits_put_read(struct isd_iser_credits *cr)
 	isd_iser_credits_put_sq(cr, 1);
 }
 
+bool
+isd_iser_tx_stalled(uint32_t sq_used, uint64_t done, uint64_t seen)
+{
+	return sq_used > 0 && done == seen;
+}
+
 enum isd_iser_txq_verdict
 isd_iser_txq_add(struct isd_iser_txq *q, uint32_t bytes)
 {

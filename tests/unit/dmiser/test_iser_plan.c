@@ -374,6 +374,16 @@ test_txq_soft_and_hard_limits(void **state)
 	assert_int_equal(q.count, 3);
 }
 
+/* The send-queue stall check: posted work and no completion since the last look. */
+static void
+test_tx_stall_check(void **state)
+{
+	(void)state;
+	assert_true(isd_iser_tx_stalled(3, 10, 10));    /* posted, nothing completed */
+	assert_false(isd_iser_tx_stalled(3, 11, 10));   /* progress */
+	assert_false(isd_iser_tx_stalled(0, 10, 10));   /* idle: nothing to wait for */
+}
+
 static void
 test_remote_inv_negotiation(void **state)
 {
@@ -492,6 +502,7 @@ main(void)
 		cmocka_unit_test(test_ord_is_min_of_peer_and_device),
 		cmocka_unit_test(test_credits),
 		cmocka_unit_test(test_txq_soft_and_hard_limits),
+		cmocka_unit_test(test_tx_stall_check),
 		cmocka_unit_test(test_pdu_classes),
 		cmocka_unit_test(test_remote_inv_negotiation),
 		cmocka_unit_test(test_inv_stag_choice),
