@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +195,8 @@ main(int argc, char **argv)
 	unsigned long count = argc > 5 ? strtoul(argv[5], NULL, 0) : 0;
 	const char *why = "?";
 
+	/* a connection the target ends can fail a write under us: an error, not a signal */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc != 5 && argc != 6) {
 		fprintf(stderr, "usage: isd_iserflood ADDR PORT TARGET_IQN SECONDS [COUNT]\n");
 		return 1;

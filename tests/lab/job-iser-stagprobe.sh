@@ -58,13 +58,20 @@ probe() {
 #   connection at once.)
 # - flood: it keeps pinging. The NOP-Ins iserd cannot send queue up to the soft limit (512), then
 #   iserd stops reposting receives (tx_queue_holds), so the flood runs dry and the connection
-#   ends; before, the queue grew for as long as the initiator went on.
+#   ends; before, the queue grew for as long as the initiator went on. (On siw, again, the first
+#   Send without a receive ends the connection.)
 _flood() {  # COUNT
-	local rc
+	local rc f0 i
 	[ -x /lab/files/isd_iserflood ] || { echo "isd_iserflood was not built"; return 1; }
+	f0=$(grep -c "connection freed" $LOG)
 	timeout 180 /lab/files/isd_iserflood $LAB_IP $ISER_PORT $TARGET_IQN 60 $1; rc=$?
 	grep -E "work completion error|control PDUs|none completed" $LOG | tail -3
 	[ $rc = 2 ] || { echo "the connection stayed up (exit $rc)"; return 1; }
+	# its teardown may still be draining
+	for ((i = 0; i < 150; i++)); do
+		[ "$(grep -c "connection freed" $LOG)" -gt "$f0" ] && break
+		sleep 0.2
+	done
 	iserd_idle_check $LOG
 }
 rnr() {
@@ -74,6 +81,7 @@ rnr() {
 }
 flood() {
 	_flood 0 || return 1
+	[ "$FABRIC" = siw ] && return 0         # the first Send without a receive ended it
 	[ "$(iserd_stat $LOG tx_queue_holds)" -ge 1 ] || { echo "no receive was held back"; return 1; }
 }
 
