@@ -252,7 +252,7 @@ iserd_start() {
 	done
 	cat "$log"; return 1
 }
-# iserd_stag_probe PORT LUN_BYTES [DEV]: no peer can RDMA Write into iserd's memory.
+# iserd_stag_probe PORT LUN_BYTES [DEV [NEXT_BYTES]]: no peer can RDMA Write into iserd's memory.
 # - rxe gives an MR an rkey only when it allows remote access (rkey 0x0 otherwise): every MR the
 #   kernel lists for iserd (`rdma res show mr`, as root) must show rkey 0x0.
 # - The RAM LUN of LUN_BYTES: its MR covers its whole mmap, found by size in /proc/PID/maps, so
@@ -261,9 +261,11 @@ iserd_start() {
 #   portal on PORT without logging in and RDMA Writes "ISDPROBE" to the LUN's last 8 bytes: the
 #   Write must be refused (a completion error, or on iWARP the connection terminated). With DEV
 #   (the LUN through an initiator) its last 4 KiB block is zeroed before and read back after: the
-#   bytes must not be there.
+#   bytes must not be there. NEXT_BYTES: a RAM LUN created after it, whose mmap the kernel merged
+#   below it (mappings grow down): the LUN is then the top LUN_BYTES of that mapping.
 iserd_stag_probe() {
-	local port=$1 lunlen=$2 dev=${3:-} mrs key range s e va='' rc lunblk=$(($2 / 4096 - 1))
+	local port=$1 lunlen=$2 dev=${3:-} next=${4:-0} mrs key range s e va='' rc
+	local lunblk=$(($2 / 4096 - 1))
 	[ -x /lab/files/isd_stagprobe ] || { echo "isd_stagprobe was not built"; return 1; }
 	mrs=$(rdma res show mr 2>/dev/null | grep "pid $ISERD_PID ")
 	echo "$mrs"
@@ -276,7 +278,7 @@ iserd_stag_probe() {
 	key=$(echo "$mrs" | sed -n "s/.* lkey \(0x[0-9a-f]*\) mrlen $lunlen .*/\1/p" | head -1)
 	while read -r range _; do
 		s=$((0x${range%-*})) e=$((0x${range#*-}))
-		[ $((e - s)) = "$lunlen" ] && va=$s
+		[ $((e - s)) = $((lunlen + next)) ] && va=$((e - lunlen))
 	done < /proc/$ISERD_PID/maps
 	[ -n "$key" ] && [ -n "$va" ] || { echo "no MR or mapping of $lunlen bytes (the LUN)"; return 1; }
 	echo "the LUN: STag $key, memory at $(printf '0x%x' $va)"

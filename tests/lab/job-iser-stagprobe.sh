@@ -1,5 +1,6 @@
 # Lab job (guest side of tests/interop/test_iser_stagprobe.sh): no peer can RDMA Write into
-# iserd's memory. iserd with a 64 MiB RAM LUN on soft-RoCE (FABRIC=rxe) or soft-iWARP (FABRIC=siw);
+# iserd's memory. iserd with a 64 MiB RAM LUN (and a read-only 16 MiB one) on soft-RoCE
+# (FABRIC=rxe) or soft-iWARP (FABRIC=siw);
 # libiscsi writes and reads through it over iSER (so that pool slabs exist and, on iWARP, WRITEs
 # fetched by RDMA Read had their per-command sink registrations); then (iserd_stag_probe in
 # guest.sh) on rxe no MR of iserd may have a remote key, and a peer that knows the LUN's STag and
@@ -18,17 +19,31 @@ URL=iser://$LAB_IP:$ISER_PORT/$TARGET_IQN/0
 # WRITE's data is fetched by RDMA Read. No NOP-In pings: the iSER layer alone must notice a peer
 # that takes no Sends.
 target_start() {
-	printf 'global = {\n\tinitial_r2t = true;\n\timmediate_data = false;\n\tnop_interval = 0;\n};\n' \
-		> /tmp/iserd.conf
-	iserd_start $LOG -c /tmp/iserd.conf --portal iser://$LAB_IP:$ISER_PORT --target $TARGET_IQN \
-		--lun ram:64M
+	cat > /tmp/iserd.conf <<-CONF
+	global = { initial_r2t = true; immediate_data = false; nop_interval = 0; };
+	portals = ( "iser://$LAB_IP:$ISER_PORT" );
+	targets = ( { name = "$TARGET_IQN";
+	    luns = ( { number = 0; backing = "ram:64M"; },
+	             { number = 1; backing = "ram:16M"; read_only = true; } ); } );
+	CONF
+	iserd_start $LOG -c /tmp/iserd.conf
 }
-# 1 MiB written in WRITEs of 256 KiB (what libiscsi over iSER takes) and read back
+# 1 MiB written in WRITEs of 256 KiB (what libiscsi over iSER takes) and read back; 1 MiB read
+# from the read-only RAM LUN 1, registered without write access (RDMA Writes from it work), and a
+# WRITE to it refused
 io() {
 	dd if=/dev/urandom of=/tmp/w bs=1M count=1 status=none || return 1
 	timeout 120 /lab/files/isd_rwcheck -i iqn.2026-11.test:probe -l 2048 -c 262144 -w /tmp/w \
 		-r /tmp/r "$URL" || return 1
-	cmp /tmp/w /tmp/r && echo "1 MiB written and read back over iSER"
+	cmp /tmp/w /tmp/r && echo "1 MiB written and read back over iSER" || return 1
+	timeout 120 /lab/files/isd_rwcheck -i iqn.2026-11.test:probe -l 0 -r /tmp/ro -n 1048576 \
+		"${URL%/0}/1" || return 1
+	cmp -n 1048576 /tmp/ro /dev/zero && echo "1 MiB read from the read-only LUN" || return 1
+	if timeout 120 /lab/files/isd_rwcheck -i iqn.2026-11.test:probe -l 0 -c 262144 -w /tmp/w \
+		"${URL%/0}/1"; then
+		echo "a WRITE to the read-only LUN succeeded"; return 1
+	fi
+	echo "a WRITE to the read-only LUN was refused"
 }
 remote_mrs_zero() {
 	local st
@@ -39,7 +54,7 @@ remote_mrs_zero() {
 # then the LUN's last 4 KiB (where the probe aimed) read back through libiscsi
 probe() {
 	local rc
-	iserd_stag_probe $ISER_PORT $((64 << 20)); rc=$?
+	iserd_stag_probe $ISER_PORT $((64 << 20)) '' $((16 << 20)); rc=$?
 	timeout 120 /lab/files/isd_rwcheck -i iqn.2026-11.test:probe -l $(((64 << 20) / 512 - 8)) \
 		-r /tmp/lastblk -n 4096 "$URL" || return 1
 	if grep -q ISDPROBE /tmp/lastblk; then
@@ -88,7 +103,7 @@ flood() {
 step "soft-$FABRIC up on veth0 $LAB_IP" rdma_fabric_up $FABRIC
 ulimit -l unlimited
 step "target started (iser://$LAB_IP:$ISER_PORT)" target_start
-step "WRITE and READ through libiscsi over iSER" io
+step "WRITE and READ through libiscsi over iSER; READ from a read-only LUN" io
 step "no remote key on rxe; an RDMA Write to the LUN's STag is refused" probe
 step "an initiator that stops posting receives is dropped (send queue stall), connection freed" rnr
 step "an initiator that floods pings without receives meets backpressure, connection freed" flood
