@@ -98,6 +98,16 @@ log_stats(struct daemon *d, const char *why)
 			json_object_object_add(
 			    io, "remote_invalidations",
 			    json_object_new_int64((int64_t)is.remote_invalidations));
+			json_object_object_add(io, "remote_mrs",
+					       json_object_new_int64((int64_t)is.remote_mrs));
+			json_object_object_add(io, "remote_mrs_total",
+					       json_object_new_int64((int64_t)is.remote_mrs_total));
+			json_object_object_add(io, "tx_queue_holds",
+					       json_object_new_int64((int64_t)is.tx_queue_holds));
+			json_object_object_add(io, "tx_queue_drops",
+					       json_object_new_int64((int64_t)is.tx_queue_drops));
+			json_object_object_add(io, "tx_stall_drops",
+					       json_object_new_int64((int64_t)is.tx_stall_drops));
 			json_object_object_add(o, "iser", io);
 		}
 	}

@@ -5,8 +5,12 @@
  *   - devices: one struct isd_rdma_dev per verbs context, with its protection
  *     domain and queried attributes, shared by every connection on it;
  *   - the memory registry: a region (a RAM LUN, a buffer-pool slab) is added
- *     once and registered on every device that is or will be open; a data
- *     path looks up the lkey of an address range with isd_rdma_mem_lkey();
+ *     once and registered on every device that is or will be open, with local
+ *     access only; a data path looks up the lkey of an address range with
+ *     isd_rdma_mem_find();
+ *   - which access rights memory gets (isd_rdma_access_plan, pure), and the
+ *     per-command registrations with remote access an iWARP RDMA Read sink
+ *     needs (isd_rdma_remote_mr_reg), counted while they live;
  *   - the registered data-buffer pool (isd_rdma_buf_alloc/free) with size
  *     classes carved from registered slabs;
  *   - completion queues whose completion channel sits on a reactor;
@@ -32,6 +36,45 @@ struct isd_reactor;
 
 #define ISD_RDMA_MAX_DEVS 16
 
+/* ---- access rights (rdma_access.c; pure) ---- */
+
+enum isd_rdma_fabric {
+	ISD_RDMA_FABRIC_IB = 0,
+	ISD_RDMA_FABRIC_ROCE,
+	ISD_RDMA_FABRIC_IWARP,
+};
+
+enum isd_rdma_mem_kind {
+	ISD_RDMA_MEM_POOL = 0,          /* registered buffer-pool slabs and big buffers */
+	ISD_RDMA_MEM_LUN,               /* a RAM LUN's memory */
+	ISD_RDMA_MEM_LUN_RO,            /* a read-only RAM LUN's memory */
+};
+
+enum isd_rdma_use {
+	ISD_RDMA_USE_STANDING = 0,      /* the registration a region keeps while it exists */
+	ISD_RDMA_USE_WRITE_SOURCE,      /* our RDMA Write reads from it (SCSI READ) */
+	ISD_RDMA_USE_READ_SINK,         /* our RDMA Read places into it (SCSI WRITE) */
+};
+
+struct isd_rdma_access {
+	int standing;                   /* IBV_ACCESS_* of the region's lifelong MR: local only */
+	int per_cmd;                    /* 0, or the access of a registration for one command */
+};
+
+/*
+ * The access rights for memory of `kind` used as `use` on `fabric`: the
+ * standing registration is local only (LOCAL_WRITE; nothing for a read-only
+ * LUN); an iWARP RDMA Read sink also needs a per-command registration with
+ * LOCAL_WRITE | REMOTE_WRITE covering that command's bytes (the sink STag
+ * travels to the peer in the Read Request). -EACCES for a read sink in a
+ * read-only LUN, -EINVAL for an unknown value.
+ */
+int isd_rdma_access_plan(enum isd_rdma_fabric fabric, enum isd_rdma_mem_kind kind,
+			 enum isd_rdma_use use, struct isd_rdma_access *out);
+/* Whether access flags grant a peer anything (remote read/write/atomic, MW bind). */
+bool isd_rdma_access_is_remote(int access);
+const char *isd_rdma_fabric_name(enum isd_rdma_fabric fabric);
+
 /* One open RDMA device (verbs context) and its PD. Refcounted; lives until the
  * last user puts it (the listening portal holds one for each device it opened). */
 struct isd_rdma_dev {
@@ -39,7 +82,7 @@ struct isd_rdma_dev {
 	struct ibv_pd *pd;
 	struct ibv_device_attr attr;
 	bool iwarp;                     /* transport is iWARP: read sinks need REMOTE_WRITE */
-	int data_access;                /* access flags for data regions on this device */
+	enum isd_rdma_fabric fabric;
 	int index;                      /* slot in the registry's per-region MR table */
 	int refs;
 	char name[IBV_SYSFS_NAME_MAX];
@@ -61,24 +104,39 @@ void isd_rdma_dev_put(struct isd_rdma_dev *d);
 
 /*
  * Registers [base, base+len) with `access` on d's PD. On ENOMEM/EPERM/EFAULT the
- * message names RLIMIT_MEMLOCK, its current value and the fix.
+ * message names RLIMIT_MEMLOCK, its current value and the fix. Local access
+ * only: remote access flags are refused (-EPERM); those registrations go
+ * through isd_rdma_remote_mr_reg.
  */
 int isd_rdma_mr_reg(struct isd_rdma_dev *d, void *base, size_t len, int access,
 		    struct ibv_mr **out, char *err, size_t err_len);
 void isd_rdma_mr_dereg(struct ibv_mr *mr);
+/*
+ * A registration with remote access for one command (an iWARP RDMA Read sink),
+ * counted in remote_mrs while it lives and in remote_mrs_total. The caller
+ * deregisters it with isd_rdma_remote_mr_dereg once the command's RDMA
+ * operations are complete, before the memory is used for anything else.
+ */
+int isd_rdma_remote_mr_reg(struct isd_rdma_dev *d, void *base, size_t len, int access,
+			   struct ibv_mr **out, char *err, size_t err_len);
+void isd_rdma_remote_mr_dereg(struct ibv_mr *mr);
 
 /* ---- memory registry ---- */
 
 /*
- * Adds a region and registers it on every open device (and on every device
- * opened later) with that device's data access flags. Returns 0, -EEXIST if
- * base is already a region, -ENOMEM, or the registration error (err says why).
+ * Adds a region of `kind` and registers it on every open device (and on every
+ * device opened later) with the standing access isd_rdma_access_plan gives it
+ * (local only). Returns 0, -EEXIST if base is already a region, -ENOMEM, or
+ * the registration error (err says why).
  */
-int isd_rdma_mem_add(void *base, size_t len, char *err, size_t err_len);
+int isd_rdma_mem_add(void *base, size_t len, enum isd_rdma_mem_kind kind, char *err,
+		     size_t err_len);
 /* Deregisters and forgets the region that starts at base. */
 void isd_rdma_mem_remove(void *base);
-/* lkey on device d of a registered region covering [addr, addr+len). 0 or -ENOENT. */
-int isd_rdma_mem_lkey(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t *lkey);
+/* lkey on device d of a registered region covering [addr, addr+len), and the
+ * region's kind (kind may be NULL). 0 or -ENOENT. */
+int isd_rdma_mem_find(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t *lkey,
+		      enum isd_rdma_mem_kind *kind);
 
 /* ---- registered data-buffer pool ---- */
 
@@ -121,7 +179,9 @@ int isd_rdma_cq_arm(struct isd_rdma_cq *cq);
 /* ---- counters for leak checks ---- */
 struct isd_rdma_stats {
 	uint64_t devs;                  /* open devices */
-	uint64_t mrs;                   /* live memory registrations */
+	uint64_t mrs;                   /* live memory registrations (remote ones included) */
+	uint64_t remote_mrs;            /* live registrations with remote access */
+	uint64_t remote_mrs_total;      /* registrations with remote access ever made */
 	uint64_t cqs;
 	uint64_t qps;                   /* maintained by users through isd_rdma_count_qp */
 	uint64_t regions;               /* registry regions */

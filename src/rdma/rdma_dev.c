@@ -19,6 +19,7 @@
 struct isd_rdma_region {
 	uint8_t *base;
 	size_t len;
+	enum isd_rdma_mem_kind kind;
 	struct ibv_mr *mr[ISD_RDMA_MAX_DEVS];
 	LIST_ENTRY(isd_rdma_region) link;
 };
@@ -78,9 +79,9 @@ isd_rdma_memlock_str(char *out, size_t len)
 		snprintf(out, len, "RLIMIT_MEMLOCK %llu KiB", (unsigned long long)rl.rlim_cur / 1024);
 }
 
-int
-isd_rdma_mr_reg(struct isd_rdma_dev *d, void *base, size_t len, int access, struct ibv_mr **out,
-		char *err, size_t err_len)
+static int
+mr_reg(struct isd_rdma_dev *d, void *base, size_t len, int access, struct ibv_mr **out, char *err,
+       size_t err_len)
 {
 	struct ibv_mr *mr = ibv_reg_mr(d->pd, base, len, access);
 	char lim[64];
@@ -106,6 +107,19 @@ isd_rdma_mr_reg(struct isd_rdma_dev *d, void *base, size_t len, int access, stru
 	return 0;
 }
 
+int
+isd_rdma_mr_reg(struct isd_rdma_dev *d, void *base, size_t len, int access, struct ibv_mr **out,
+		char *err, size_t err_len)
+{
+	if (isd_rdma_access_is_remote(access)) {
+		/* no standing remote access to target memory: per command only */
+		seterr(err, err_len, "%s: refusing a lasting registration with remote access "
+		       "0x%x", d->name, (unsigned int)access);
+		return -EPERM;
+	}
+	return mr_reg(d, base, len, access, out, err, err_len);
+}
+
 void
 isd_rdma_mr_dereg(struct ibv_mr *mr)
 {
@@ -116,13 +130,42 @@ isd_rdma_mr_dereg(struct ibv_mr *mr)
 	g_stats.mrs--;
 }
 
+int
+isd_rdma_remote_mr_reg(struct isd_rdma_dev *d, void *base, size_t len, int access,
+		       struct ibv_mr **out, char *err, size_t err_len)
+{
+	int rc = mr_reg(d, base, len, access, out, err, err_len);
+
+	if (rc == 0) {
+		g_stats.remote_mrs++;
+		g_stats.remote_mrs_total++;
+	}
+	return rc;
+}
+
+void
+isd_rdma_remote_mr_dereg(struct ibv_mr *mr)
+{
+	if (mr == NULL)
+		return;
+	/* deregistration invalidates the STag: a late RDMA Write to it fails */
+	isd_rdma_mr_dereg(mr);
+	g_stats.remote_mrs--;
+}
+
 /* Registers region g on device d. */
 static int
 region_reg(struct isd_rdma_region *g, struct isd_rdma_dev *d, char *err, size_t err_len)
 {
+	struct isd_rdma_access acc;
+	int rc;
+
 	if (g->mr[d->index] != NULL)
 		return 0;
-	return isd_rdma_mr_reg(d, g->base, g->len, d->data_access, &g->mr[d->index], err, err_len);
+	rc = isd_rdma_access_plan(d->fabric, g->kind, ISD_RDMA_USE_STANDING, &acc);
+	if (rc < 0)
+		return rc;
+	return isd_rdma_mr_reg(d, g->base, g->len, acc.standing, &g->mr[d->index], err, err_len);
 }
 
 static void
@@ -175,10 +218,15 @@ isd_rdma_dev_get(struct ibv_context *ctx, struct isd_rdma_dev **out, char *err, 
 		goto err_free;
 	}
 	d->iwarp = ctx->device->transport_type == IBV_TRANSPORT_IWARP;
-	/* iWARP RDMA Read sinks need remote write access (iser-facts §6) */
-	d->data_access = IBV_ACCESS_LOCAL_WRITE;
-	if (d->iwarp)
-		d->data_access |= IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+	d->fabric = ISD_RDMA_FABRIC_IB;
+	if (d->iwarp) {
+		d->fabric = ISD_RDMA_FABRIC_IWARP;
+	} else {
+		struct ibv_port_attr pa;
+
+		if (ibv_query_port(ctx, 1, &pa) == 0 && pa.link_layer == IBV_LINK_LAYER_ETHERNET)
+			d->fabric = ISD_RDMA_FABRIC_ROCE;
+	}
 	d->pd = ibv_alloc_pd(ctx);
 	if (d->pd == NULL) {
 		rc = -(errno ? errno : ENOMEM);
@@ -195,7 +243,7 @@ isd_rdma_dev_get(struct ibv_context *ctx, struct isd_rdma_dev **out, char *err, 
 			goto err_dereg;
 	}
 	isd_log_info("rdma: device %s open (%s, max_qp_wr %d, max_sge %d, max_sge_rd %d, "
-		     "max_qp_init_rd_atom %d)", d->name, d->iwarp ? "iWARP" : "IB/RoCE",
+		     "max_qp_init_rd_atom %d)", d->name, isd_rdma_fabric_name(d->fabric),
 		     d->attr.max_qp_wr, d->attr.max_sge, d->attr.max_sge_rd,
 		     d->attr.max_qp_init_rd_atom);
 	*out = d;
@@ -229,7 +277,7 @@ isd_rdma_dev_put(struct isd_rdma_dev *d)
 /* ---- registry ---- */
 
 int
-isd_rdma_mem_add(void *base, size_t len, char *err, size_t err_len)
+isd_rdma_mem_add(void *base, size_t len, enum isd_rdma_mem_kind kind, char *err, size_t err_len)
 {
 	struct isd_rdma_region *g;
 	struct isd_rdma_dev *d;
@@ -253,6 +301,7 @@ isd_rdma_mem_add(void *base, size_t len, char *err, size_t err_len)
 	}
 	g->base = base;
 	g->len = len;
+	g->kind = kind;
 	LIST_FOREACH(d, &g_devs, link) {
 		rc = region_reg(g, d, err, err_len);
 		if (rc < 0) {
@@ -286,7 +335,8 @@ isd_rdma_mem_remove(void *base)
 }
 
 int
-isd_rdma_mem_lkey(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t *lkey)
+isd_rdma_mem_find(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t *lkey,
+		  enum isd_rdma_mem_kind *kind)
 {
 	const uint8_t *a = addr;
 	struct isd_rdma_region *g;
@@ -296,6 +346,8 @@ isd_rdma_mem_lkey(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t
 			if (g->mr[d->index] == NULL)
 				return -ENOENT;
 			*lkey = g->mr[d->index]->lkey;
+			if (kind != NULL)
+				*kind = g->kind;
 			/* most-recently used first: slabs and LUNs hit again soon */
 			if (g != LIST_FIRST(&g_regions)) {
 				LIST_REMOVE(g, link);

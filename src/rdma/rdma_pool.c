@@ -63,7 +63,7 @@ slab_grow(int c)
 		free(s);
 		return -ENOMEM;
 	}
-	rc = isd_rdma_mem_add(mem, ISD_RDMA_POOL_SLAB, err, sizeof(err));
+	rc = isd_rdma_mem_add(mem, ISD_RDMA_POOL_SLAB, ISD_RDMA_MEM_POOL, err, sizeof(err));
 	if (rc < 0) {
 		isd_log_err("rdma: buffer pool: %s", err);
 		free(mem);
@@ -93,7 +93,7 @@ big_alloc(size_t len)
 	len = (len + POOL_ALIGN - 1) & ~(size_t)(POOL_ALIGN - 1);
 	if (posix_memalign(&mem, POOL_ALIGN, len) != 0)
 		return NULL;
-	if (isd_rdma_mem_add(mem, len, err, sizeof(err)) < 0) {
+	if (isd_rdma_mem_add(mem, len, ISD_RDMA_MEM_POOL, err, sizeof(err)) < 0) {
 		isd_log_err("rdma: buffer of %zu bytes: %s", len, err);
 		free(mem);
 		return NULL;

@@ -20,6 +20,7 @@
 
 #include "bstore/bstore.h"
 #include "dm/tcp/tcp.h"
+#include "dm/iser/iser_dm.h"
 #include "scsi/scsi.h"
 
 #define ISD_NAME_LEN_MAX 223 /* RFC 7143 §4.2.7.1: at most 223 bytes */
@@ -83,6 +84,7 @@ isd_target_cfg_init(struct isd_target_cfg *cfg)
 	cfg->max_tx_queue_bytes = -1;
 	cfg->shutdown_timeout_ms = -1;
 	cfg->iser_remote_inv = -1;
+	cfg->iser_recv_memory = -1;
 	neg_init(&cfg->neg);
 }
 
@@ -876,6 +878,9 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 	rc |= rc ? 0
 		 : check_range(cfg->shutdown_timeout_ms, 0, 600000, "shutdown_timeout (ms)", where,
 			       err, errlen);
+	rc |= rc ? 0
+		 : check_range(cfg->iser_recv_memory, ISD_ISER_RECV_MEMORY_MIN,
+			       ISD_ISER_RECV_MEMORY_MAX, "iser_recv_memory", where, err, errlen);
 	if (rc)
 		return -EINVAL;
 	rc = validate_auth(cfg, &cfg->discovery_auth, where, err, errlen);

@@ -20,6 +20,8 @@
 
 #include "dm/tcp/tcp.h"
 
+#include "dm/iser/iser_dm.h"
+
 /* Context of one load, for messages. */
 struct load_ctx {
 	const char *path;
@@ -48,6 +50,7 @@ static const char *const g_global_keys[] = {
     "iser_remote_invalidate", "max_tx_queue_bytes",
     "chap_algorithms",	"allow_short_chap_secrets",
     "user",		"group",
+    "iser_recv_memory",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
@@ -473,6 +476,10 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 		return rc;
 	if ((s = config_setting_get_member(g, "group")) != NULL &&
 	    (rc = get_string(x, s, cfg->group, sizeof(cfg->group))) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "iser_recv_memory")) != NULL &&
+	    (rc = get_int64(x, s, ISD_ISER_RECV_MEMORY_MIN, ISD_ISER_RECV_MEMORY_MAX,
+			    &cfg->iser_recv_memory)) < 0)
 		return rc;
 	if ((s = config_setting_get_member(g, "discovery_auth")) != NULL) {
 		rc = check_keys(x, s, "discovery_auth", g_auth_keys, NULL);

@@ -47,6 +47,7 @@ struct isd_target_running {
 	int portal_count;
 	bool has_iser;                  /* an iSER portal is open: register RAM LUN memory */
 	bool iser_remote_inv;           /* iSER portals may use Send with Invalidate */
+	uint64_t iser_recv_memory;      /* iSER receive buffer bytes per connection */
 	void **registered;              /* RAM LUN regions registered for RDMA */
 	int registered_count;
 	bool shutdown_started;
@@ -176,7 +177,9 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 			goto err_bs;
 		}
 		rt->registered = reg;
-		rc = isd_iser_register_memory(bs->mem_base, bs->size, why2, sizeof(why2));
+		/* a read-only LUN is registered without write access */
+		rc = isd_iser_register_memory(bs->mem_base, bs->size, l->read_only || bs->read_only,
+					      why2, sizeof(why2));
 		if (rc < 0) {
 			isd_target_errf(err, errlen, "%s: %s", l->origin,
 					why2[0] ? why2 : strerror(-rc));
@@ -233,6 +236,12 @@ build_node(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
 	isd_key_policy_init(&tn->policy);
 	apply_neg(&tn->policy, &tn->queue_depth, &cfg->neg);
 	apply_neg(&tn->policy, &tn->queue_depth, &nc->neg);
+	/* iSER: a receive for every command of the CmdSN window within the
+	 * per-connection receive memory (docs/iser.md "Memory and limits") */
+	tn->policy.target_recv_dsl = isd_iser_trdsl_for(
+	    cfg->iser_recv_memory != -1 ? (uint64_t)cfg->iser_recv_memory
+					: ISD_ISER_RECV_MEMORY_DEFAULT,
+	    tn->queue_depth);
 	if (tn->policy.first_burst_length > tn->policy.max_burst_length) {
 		isd_target_errf(err, errlen,
 				"%s: first_burst_length %u exceeds max_burst_length %u", nc->origin,
@@ -335,6 +344,7 @@ open_portal(struct isd_target_running *rt, const struct isd_target_portal_spec *
 	if (ps->transport == ISD_TRANSPORT_ISER) {
 		rt->has_iser = true;
 		isd_iser_portal_set_remote_invalidate(ls->iser, rt->iser_remote_inv);
+		isd_iser_portal_set_recv_memory(ls->iser, rt->iser_recv_memory);
 	}
 	snprintf(pc->host, sizeof(pc->host), "%s", ps->host);
 	pc->port = ps->transport == ISD_TRANSPORT_ISER ? isd_iser_portal_port(ls->iser)
@@ -461,6 +471,8 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 
 	for (int i = 0; i < cfg->portal_count; i++) {
 		rt->iser_remote_inv = cfg->iser_remote_inv != 0;
+		rt->iser_recv_memory = cfg->iser_recv_memory != -1 ? (uint64_t)cfg->iser_recv_memory
+								   : ISD_ISER_RECV_MEMORY_DEFAULT;
 		rc = open_portal(rt, &cfg->portals[i], i, err, errlen);
 		if (rc < 0)
 			goto err_teardown;

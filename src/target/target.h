@@ -143,6 +143,7 @@ struct isd_target_cfg {
 	int64_t max_session_buffer_bytes;
 	int64_t shutdown_timeout_ms;    /* how long a stop waits for sessions (default 5000) */
 	int iser_remote_inv;            /* -1 = unset (on), 0 off, 1 on: Send with Invalidate */
+	int64_t iser_recv_memory;       /* iSER receive buffer bytes per connection; -1 = unset */
 	struct isd_auth_cfg discovery_auth;
 	bool allow_short_secrets;       /* allow_short_chap_secrets / --allow-short-secrets */
 	uint32_t chap_algs;             /* chap_algorithms as ISD_CHAP_ALG_BIT mask; 0 = all */

@@ -14,7 +14,9 @@
 # remount + compare + fsck, the RDMA link (veth0) down for 2 s under a writer and back (the session
 # recovers by itself on siw, data identical; on rxe the guest kernel makes no new RDMA CM
 # connection after such a flap, so iserd's side is checked: dead connection freed, counters
-# zero -- see docs/iser.md "Link flap"), logout, iSER and core counters
+# zero -- see docs/iser.md "Link flap"), no registration with remote access left and every iserd
+# MR counted, an RDMA Write to each of iserd's MRs (tests/integration/isd_stagprobe.c, rkey and
+# iova from `rdma res show mr`) refused and the LUN unchanged, logout, iSER and core counters
 # back to zero with bytes_copied 0 (zero copy), and SIGTERM -> exit 0.
 # Step results come back in a file the guest writes.
 #
@@ -61,7 +63,16 @@ OUTD=${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-kernel-iser-$FABRIC${ISERD_LA
 rm -rf "$OUTD"; mkdir -p "$OUTD"
 echo "== guest run: kernel iSER initiator ($FABRIC) -> iserd (VM bound ${LAB_TIMEOUT:-900}s, files in $OUTD)"
 t0=$(secs)
-LAB_TIMEOUT=${LAB_TIMEOUT:-900} bash "$LAB/vmrun.sh" -f "$ISERD" -e "ISERD_BIN=/lab/files/$(basename "$ISERD")" \
+# the RDMA Write probe for the stag_probe step (tests/integration/isd_stagprobe.c)
+PROBE=()
+if gcc -O1 -o "$OUTD/isd_stagprobe" "$SRC/tests/integration/isd_stagprobe.c" -lrdmacm -libverbs \
+	2>"$OUTD/isd_stagprobe.build.log"; then
+	PROBE=(-f "$OUTD/isd_stagprobe")
+else
+	echo "note: isd_stagprobe not built (see $OUTD/isd_stagprobe.build.log); its step fails"
+fi
+LAB_TIMEOUT=${LAB_TIMEOUT:-900} bash "$LAB/vmrun.sh" -f "$ISERD" "${PROBE[@]}" \
+	-e "ISERD_BIN=/lab/files/$(basename "$ISERD")" \
 	-e "ISERD_ARGS=${ISERD_LAB_ISERD_ARGS:-}" -e "FABRIC=$FABRIC" \
 	-e "FIO_RUNTIME=${ISERD_LAB_FIO_RUNTIME:-60}" \
 	-e "FLAP_REQUIRE_RECOVERY=${ISERD_LAB_FLAP_REQUIRE_RECOVERY:-0}" \

@@ -252,6 +252,47 @@ iserd_start() {
 	done
 	cat "$log"; return 1
 }
+# iserd_stag_probe PORT LUN_BYTES [DEV [NEXT_BYTES]]: no peer can RDMA Write into iserd's memory.
+# - rxe gives an MR an rkey only when it allows remote access (rkey 0x0 otherwise): every MR the
+#   kernel lists for iserd (`rdma res show mr`, as root) must show rkey 0x0.
+# - The RAM LUN of LUN_BYTES: its MR covers its whole mmap, found by size in /proc/PID/maps, so
+#   its STag (siw's STag serves as both keys) and address are known. The
+#   verbs client /lab/files/isd_stagprobe (tests/integration/isd_stagprobe.c) connects to the iSER
+#   portal on PORT without logging in and RDMA Writes "ISDPROBE" to the LUN's last 8 bytes: the
+#   Write must be refused (a completion error, or on iWARP the connection terminated). With DEV
+#   (the LUN through an initiator) its last 4 KiB block is zeroed before and read back after: the
+#   bytes must not be there. NEXT_BYTES: a RAM LUN created after it, whose mmap the kernel merged
+#   below it (mappings grow down): the LUN is then the top LUN_BYTES of that mapping.
+iserd_stag_probe() {
+	local port=$1 lunlen=$2 dev=${3:-} next=${4:-0} mrs key range s e va='' rc
+	local lunblk=$(($2 / 4096 - 1))
+	[ -x /lab/files/isd_stagprobe ] || { echo "isd_stagprobe was not built"; return 1; }
+	mrs=$(rdma res show mr 2>/dev/null | grep "pid $ISERD_PID ")
+	echo "$mrs"
+	[ -n "$mrs" ] || { echo "the kernel lists no MR of iserd"; return 1; }
+	if [ "$FABRIC" = rxe ]; then
+		if echo "$mrs" | grep -v " rkey 0x0 "; then echo "^ MRs with a remote key"; return 1; fi
+		echo "no MR of iserd has a remote key (rkey 0x0 on every one)"
+	fi
+	# the STag to aim at: the LUN MR's key (siw's STag is both keys; rxe's rkey would be 0)
+	key=$(echo "$mrs" | sed -n "s/.* lkey \(0x[0-9a-f]*\) mrlen $lunlen .*/\1/p" | head -1)
+	while read -r range _; do
+		s=$((0x${range%-*})) e=$((0x${range#*-}))
+		[ $((e - s)) = $((lunlen + next)) ] && va=$((e - lunlen))
+	done < /proc/$ISERD_PID/maps
+	[ -n "$key" ] && [ -n "$va" ] || { echo "no MR or mapping of $lunlen bytes (the LUN)"; return 1; }
+	echo "the LUN: STag $key, memory at $(printf '0x%x' $va)"
+	if [ -n "$dev" ]; then
+		dd if=/dev/zero of=/dev/$dev bs=4K count=1 seek=$lunblk oflag=direct status=none || return 1
+	fi
+	timeout 120 /lab/files/isd_stagprobe $LAB_IP $port $key $(printf '0x%x' $((va + lunlen - 8)))
+	rc=$?
+	[ $rc = 2 ] || { echo "the RDMA Write to the LUN was not refused (exit $rc)"; return 1; }
+	[ -n "$dev" ] || return 0
+	dd if=/dev/$dev of=/tmp/lunblk bs=4K count=1 skip=$lunblk iflag=direct status=none || return 1
+	if grep -q ISDPROBE /tmp/lunblk; then echo "the probe's bytes landed in the LUN"; return 1; fi
+	echo "the LUN's last block is unchanged"
+}
 # iserd_stop: SIGTERM; iserd must exit with status 0 within 30 s
 iserd_stop() {
 	[ -n "$ISERD_PID" ] || return 0
@@ -288,7 +329,7 @@ iserd_stat() {
 # no payload byte went through a staging or bounce buffer (immediate data stored into the LU's
 # memory counts as "bytes_placed").
 iserd_idle_check() {
-	local log=$1 zc=${2:-} i n line zero="conns 0 qps 0 cqs 0 conn_mrs 0 bufs 0 jobs 0 "
+	local log=$1 zc=${2:-} i n line zero="conns 0 qps 0 cqs 0 conn_mrs 0 bufs 0 jobs 0 remote_mrs 0 "
 	kill -0 "$ISERD_PID" 2>/dev/null || { echo "iserd is not running"; return 1; }
 	for ((i = 0; i < 100; i++)); do
 		line=$(grep "live iSER resources" "$log" | tail -1)

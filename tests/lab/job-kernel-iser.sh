@@ -165,6 +165,32 @@ remote_inv() {
 	[ "$(cat /sys/module/ib_iser/parameters/always_register)" = Y ] || return 1
 	echo "ib_iser always_register=Y; no invalidation error in dmesg"
 }
+# No standing remote access to iserd's memory: with the I/O above done, no registration with
+# remote access is alive ("remote_mrs":0). On siw each WRITE that iserd fetched by RDMA Read had a
+# sink registration of its own (remote_mrs_total grows), dropped when its Reads completed; on rxe
+# there is none at all. Every MR the kernel holds for iserd (`rdma res show mr`) is one iserd
+# counts ("mrs"), so none escapes the counters.
+remote_mrs() {
+	local st live total mrs kern
+	st=$(iserd_stats $LOG)
+	live=$(echo "$st" | sed -n 's/.*"remote_mrs":\([0-9]*\).*/\1/p')
+	total=$(echo "$st" | sed -n 's/.*"remote_mrs_total":\([0-9]*\).*/\1/p')
+	mrs=$(echo "$st" | sed -n 's/.*"mrs":\([0-9]*\).*/\1/p')
+	kern=$(rdma res show mr 2>/dev/null | grep -c "pid $ISERD_PID ")
+	echo "remote MRs live ${live:-?}, made ${total:-?}; iserd's MRs: counted ${mrs:-?}, kernel $kern"
+	rdma res show mr 2>/dev/null | grep "pid $ISERD_PID " | head -20
+	[ "$live" = 0 ] || { echo "a registration with remote access outlived its command"; return 1; }
+	[ "$kern" = "$mrs" ] || { echo "the kernel holds MRs iserd does not count"; return 1; }
+	if [ "$FABRIC" = siw ]; then
+		[ -n "$total" ] && [ "$total" -gt 0 ] ||
+			{ echo "iWARP: expected per-command sink registrations"; return 1; }
+	else
+		[ "$total" = 0 ] || { echo "RoCE: no registration may have remote access"; return 1; }
+	fi
+}
+# A peer that knows a STag and an address of iserd's memory cannot write there (guest.sh
+# iserd_stag_probe); the LUN's last block, read back through the kernel initiator, is unchanged.
+stag_probe() { iserd_stag_probe $ISER_PORT $TARGET_SIZE $DEV; }
 # The RDMA link goes down under the kernel initiator mid-I/O (veth0 under rxe0/siw0, for FLAP_S
 # seconds) and comes back, while a writer rewrites the same 32 MiB in 64 KiB direct commands.
 # Required: if the connection survived, the writer went on without an error. If the flap broke
@@ -269,6 +295,8 @@ step "one direct I/O of max_hw_sectors_kb each way, compare" _dio_maxhw
 step "fio 4 KiB random write 32 MiB, QD 32, verify=crc32c" fio_rand4k
 step "fio 1 MiB sequential write 64 MiB, QD 32, verify=crc32c" fio_seq1m
 step "responses carry Send with Invalidate of the STags; ib_iser accepts every one" remote_inv
+step "no registration with remote access left; every iserd MR counted" remote_mrs
+step "no remote key on rxe; an RDMA Write to the LUN's STag is refused, LUN unchanged" stag_probe
 step "mkfs.ext4" _mkfs
 step "mount, copy 8 MiB file, sync, umount" _fs_write
 step "remount, compare file, umount, fsck" _fs_verify

@@ -40,6 +40,7 @@ struct isd_iser_portal {
 	uint16_t tpgt;
 	char name[96];                  /* "iser://addr:port" */
 	bool remote_inv;                /* may end commands with Send with Invalidate */
+	uint64_t recv_memory;           /* FFP receive buffer bytes per connection */
 	struct isd_rdma_dev *devs[ISD_RDMA_MAX_DEVS];
 	int ndevs;
 };
@@ -49,6 +50,9 @@ uint64_t isd_iser_g_conn_mrs;
 uint64_t isd_iser_g_jobs;
 uint64_t isd_iser_g_bounced;
 uint64_t isd_iser_g_remote_inv;
+uint64_t isd_iser_g_txq_holds;
+uint64_t isd_iser_g_txq_drops;
+uint64_t isd_iser_g_tx_stalls;
 
 static void __attribute__((format(printf, 3, 4)))
 seterr(char *err, size_t err_len, const char *fmt, ...)
@@ -227,12 +231,15 @@ dispatch(struct isd_iser_conn *ic, struct ibv_wc *wc)
 		isd_iser_rx_complete(ic, (struct isd_iser_rx *)tag, wc);
 		break;
 	case ISD_ISER_TAG_TX:
+		ic->tx_done++;
 		isd_iser_tx_complete(ic, (struct isd_iser_tx *)tag, status);
 		break;
 	case ISD_ISER_TAG_JOB:
+		ic->tx_done++;
 		isd_iser_job_wr_complete(ic, (struct isd_iser_job *)tag, status);
 		break;
 	case ISD_ISER_TAG_READ:
+		ic->tx_done++;
 		isd_iser_read_complete(ic, (struct isd_iser_read *)tag, status);
 		break;
 	case ISD_ISER_TAG_DRAIN_SQ:
@@ -310,6 +317,28 @@ static void
 poll_timer_cb(void *arg)
 {
 	isd_iser_conn_poll(arg);
+}
+
+/* A peer that takes none of our Sends (no receives posted and RNR retries
+ * for ever, or a stalled iWARP stream) must not hold the connection for ever. */
+static void
+stall_timer_cb(void *arg)
+{
+	struct isd_iser_conn *ic = arg;
+
+	if (ic->state >= ISD_ISER_DRAINING)
+		return;
+	if (ic->state == ISD_ISER_ESTABLISHED &&
+	    isd_iser_tx_stalled(ic->cr.sq_used, ic->tx_done, ic->tx_done_seen)) {
+		isd_log_err("iser %s: %u work requests posted and none completed for %d ms: the "
+			    "initiator takes none of our Sends; closing the connection", ic->peer,
+			    ic->cr.sq_used, ISD_ISER_TX_STALL_MS);
+		isd_iser_g_tx_stalls++;
+		isd_iser_conn_fail(ic, -ETIMEDOUT);
+		return;
+	}
+	ic->tx_done_seen = ic->tx_done;
+	isd_reactor_timer_start(ic->r, &ic->stall_timer, ISD_ISER_TX_STALL_MS);
 }
 
 /* ---- CM events of one connection ---- */
@@ -449,6 +478,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	ic->dev = dev;
 	ic->state = ISD_ISER_ACCEPTING;
 	ic->tx_limit = ISD_ISER_LOGIN_DATA;
+	ic->rx_budget = p->recv_memory;
 	TAILQ_INIT(&ic->pending);
 	TAILQ_INIT(&ic->abandoned);
 	TAILQ_INIT(&ic->tx_free_small);
@@ -457,6 +487,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	isd_timer_init(&ic->drain_timer, drain_timeout_cb, ic);
 	isd_timer_init(&ic->poll_timer, poll_timer_cb, ic);
 	isd_timer_init(&ic->kick_timer, (isd_task_cb)isd_iser_tx_kick, ic);
+	isd_timer_init(&ic->stall_timer, stall_timer_cb, ic);
 	if (strchr(info.peer_addr, ':') != NULL)
 		snprintf(ic->peer, sizeof(ic->peer), "[%s]:%u", info.peer_addr, info.peer_port);
 	else
@@ -485,7 +516,9 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	acc.responder_resources = 0;    /* nobody reads from us */
 	acc.initiator_depth = ord;
 	acc.retry_count = 7;
-	acc.rnr_retry_count = 7;        /* the initiator's Sends wait for our receives */
+	/* the initiator's QP may wait for our receives for ever (the IB CM hands
+	 * this to it): withholding receives is our backpressure */
+	acc.rnr_retry_count = 7;
 	if (rdma_accept(id, &acc) != 0) {
 		rc = -errno;
 		isd_log_err("iser %s: rdma_accept: %s", ic->peer, strerror(errno));
@@ -498,6 +531,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 		    cm.present ? "sent" : "absent", cm.zbva_not_supported,
 		    cm.send_w_inv_not_supported, peer->initiator_depth, peer->responder_resources,
 		    ord, ic->remote_inv ? "remote" : "local");
+	isd_reactor_timer_start(ic->r, &ic->stall_timer, ISD_ISER_TX_STALL_MS);
 	isd_conn_start(c);
 	return;
 
@@ -608,6 +642,7 @@ isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const cha
 	p->tgt = t;
 	p->r = r;
 	p->tpgt = tpgt;
+	p->recv_memory = ISD_ISER_RECV_MEMORY_DEFAULT;
 	if (strchr(host, ':') != NULL)
 		snprintf(p->name, sizeof(p->name), "iser://[%s]:%u", host, port);
 	else
@@ -704,12 +739,19 @@ isd_iser_portal_set_remote_invalidate(struct isd_iser_portal *p, bool on)
 	p->remote_inv = on;
 }
 
+void
+isd_iser_portal_set_recv_memory(struct isd_iser_portal *p, uint64_t bytes)
+{
+	p->recv_memory = bytes;
+}
+
 /* ---- memory ---- */
 
 int
-isd_iser_register_memory(void *base, size_t len, char *err, size_t err_len)
+isd_iser_register_memory(void *base, size_t len, bool read_only, char *err, size_t err_len)
 {
-	return isd_rdma_mem_add(base, len, err, err_len);
+	return isd_rdma_mem_add(base, len, read_only ? ISD_RDMA_MEM_LUN_RO : ISD_RDMA_MEM_LUN, err,
+				err_len);
 }
 
 void
@@ -734,6 +776,11 @@ isd_iser_get_stats(struct isd_iser_stats *out)
 	out->jobs = isd_iser_g_jobs;
 	out->bytes_bounced = isd_iser_g_bounced;
 	out->remote_invalidations = isd_iser_g_remote_inv;
+	out->remote_mrs = rs.remote_mrs;
+	out->remote_mrs_total = rs.remote_mrs_total;
+	out->tx_queue_holds = isd_iser_g_txq_holds;
+	out->tx_queue_drops = isd_iser_g_txq_drops;
+	out->tx_stall_drops = isd_iser_g_tx_stalls;
 }
 
 /* ---- ops ---- */
@@ -794,6 +841,7 @@ iser_free_conn(struct isd_conn *c)
 	isd_reactor_timer_stop(ic->r, &ic->drain_timer);
 	isd_reactor_timer_stop(ic->r, &ic->poll_timer);
 	isd_reactor_timer_stop(ic->r, &ic->kick_timer);
+	isd_reactor_timer_stop(ic->r, &ic->stall_timer);
 	if (ic->ch_on_reactor)
 		isd_reactor_del_fd(ic->r, ic->ch->fd);
 	if (ic->qp_created) {
@@ -838,12 +886,12 @@ iser_free_conn(struct isd_conn *c)
 
 		isd_iser_get_stats(&st);
 		isd_log_info("iser %s: connection freed; live iSER resources: conns %llu qps %llu "
-			     "cqs %llu conn_mrs %llu bufs %llu jobs %llu (all MRs %llu, bounced "
-			     "%llu bytes)", ic->peer, (unsigned long long)st.conns,
+			     "cqs %llu conn_mrs %llu bufs %llu jobs %llu remote_mrs %llu (all MRs "
+			     "%llu, bounced %llu bytes)", ic->peer, (unsigned long long)st.conns,
 			     (unsigned long long)st.qps, (unsigned long long)st.cqs,
 			     (unsigned long long)st.conn_mrs, (unsigned long long)st.bufs,
-			     (unsigned long long)st.jobs, (unsigned long long)st.mrs,
-			     (unsigned long long)st.bytes_bounced);
+			     (unsigned long long)st.jobs, (unsigned long long)st.remote_mrs,
+			     (unsigned long long)st.mrs, (unsigned long long)st.bytes_bounced);
 	}
 }
 

@@ -42,14 +42,37 @@ uint16_t isd_iser_portal_port(const struct isd_iser_portal *p);
  */
 void isd_iser_portal_set_remote_invalidate(struct isd_iser_portal *p, bool on);
 
+/* Full-feature receive buffer memory per connection (config `iser_recv_memory`). */
+#define ISD_ISER_RECV_MEMORY_DEFAULT (8u << 20)
+#define ISD_ISER_RECV_MEMORY_MIN (1u << 20)
+#define ISD_ISER_RECV_MEMORY_MAX (256u << 20)
+/* Largest TargetRecvDataSegmentLength iserd offers over iSER. */
+#define ISD_ISER_TRDSL_MAX 262144u
+/*
+ * Bytes of full-feature receive buffers each connection accepted from now on
+ * may pin: their number is what `bytes` holds of buffers sized for the
+ * negotiated TargetRecvDataSegmentLength, between 16 and 256. Default
+ * ISD_ISER_RECV_MEMORY_DEFAULT.
+ */
+void isd_iser_portal_set_recv_memory(struct isd_iser_portal *p, uint64_t bytes);
+/*
+ * The TargetRecvDataSegmentLength to offer so that a session's CmdSN window
+ * (queue_depth) plus the immediate PDUs beside it find a posted receive each,
+ * within `recv_memory` bytes per connection: the largest power of two from
+ * 8192 to ISD_ISER_TRDSL_MAX that fits, else 8192. Pure.
+ */
+uint32_t isd_iser_trdsl_for(uint64_t recv_memory, uint32_t queue_depth);
+
 /*
  * Registers [base, base+len) (a RAM LUN's memory) for RDMA on every RDMA
  * device, present and future, so RDMA Writes and Reads go straight to and
- * from it. On failure `err` names the cause; an RLIMIT_MEMLOCK shortfall is
- * named with its fix. isd_iser_unregister_memory() undoes it (before the
- * memory is freed).
+ * from it. Local access only (a peer can never write or read it by RDMA; an
+ * iWARP RDMA Read sink gets a registration of its own per command), and for a
+ * read-only LUN not even local write. On failure `err` names the cause; an
+ * RLIMIT_MEMLOCK shortfall is named with its fix. isd_iser_unregister_memory()
+ * undoes it (before the memory is freed).
  */
-int isd_iser_register_memory(void *base, size_t len, char *err, size_t err_len);
+int isd_iser_register_memory(void *base, size_t len, bool read_only, char *err, size_t err_len);
 void isd_iser_unregister_memory(void *base);
 
 /* Live iSER resources, for leak checks: conns, qps, conn_mrs, cqs, bufs and
@@ -66,6 +89,14 @@ struct isd_iser_stats {
 	uint64_t jobs;
 	uint64_t bytes_bounced;         /* data copied because a buffer was not registered */
 	uint64_t remote_invalidations;  /* SCSI Responses sent with Invalidate (total) */
+	uint64_t remote_mrs;            /* live registrations with remote access (iWARP read
+					 * sinks, one command each): 0 when no WRITE is running */
+	uint64_t remote_mrs_total;      /* such registrations made (total) */
+	uint64_t tx_queue_holds;        /* times a send queue reached its soft limit and the
+					 * connection stopped reposting receives (total) */
+	uint64_t tx_queue_drops;        /* connections dropped at the send queue's hard limit */
+	uint64_t tx_stall_drops;        /* connections dropped: posted work made no progress for
+					 * ISD_ISER_TX_STALL_MS */
 };
 void isd_iser_get_stats(struct isd_iser_stats *out);
 

@@ -17,6 +17,7 @@
 #include <rdma/rdma_cma.h>
 
 #include "dm/dm.h"
+#include "dm/iser/iser_dm.h"
 #include "dm/iser/iser_proto.h"
 #include "iscsi/keys.h"
 #include "iscsi/pdu.h"
@@ -39,7 +40,9 @@
 #define ISD_ISER_RX_MAX 256             /* FFP receives per connection, at most */
 #define ISD_ISER_RX_MIN 16
 #define ISD_ISER_RX_DISCOVERY 8
-#define ISD_ISER_RX_MEM_BUDGET (32u << 20) /* bytes of FFP receive buffers per connection */
+/* FFP receives beyond the CmdSN window: immediate NOP-Outs, TMFs, Logout, Text,
+ * unsolicited Data-Outs in flight */
+#define ISD_ISER_RX_SLACK 16
 #define ISD_ISER_READS_MAX 16           /* outstanding RDMA Reads we track, whatever ORD says */
 #define ISD_ISER_CQ_BUDGET 64           /* completions per poll round */
 /* Empty poll passes, one per reactor turn, before the CQ is armed again: while
@@ -47,6 +50,29 @@
  * and a wakeup per batch (bounded busy polling, DESIGN.md) */
 #define ISD_ISER_POLL_SPINS 2
 #define ISD_ISER_DRAIN_MS 5000          /* bound on waiting for flush completions */
+/*
+ * A send queue with work posted and no completion for this long (one to two
+ * periods) is stalled: the connection is dropped. The RNR retry count of our
+ * own QP is not ours to choose: the IB CM takes it from the initiator's REQ
+ * (cm_req_handler), and a hostile initiator asks for 7, "retry for ever", then
+ * posts no receives; on iWARP a peer can stop reading its TCP stream. The
+ * core's NOP-In ping catches this only when nop_interval is not 0.
+ */
+#define ISD_ISER_TX_STALL_MS 15000
+/*
+ * Control PDUs (responses, NOP-Ins, rejects...) queued in software because
+ * the send queue or the descriptors are exhausted. At the soft limit the
+ * connection stops reposting the receives the core releases (the peer gets no
+ * new credits, so it cannot make us generate more replies); below half of it
+ * they are posted again. A peer can then add at most one reply per receive
+ * still posted (ISD_ISER_RX_MAX); past the hard limit the connection is
+ * dropped. A session within its CmdSN window queues at most one response per
+ * command plus a few NOP-Ins, below the soft limit for queue depths up to 512.
+ */
+#define ISD_ISER_TXQ_SOFT 512
+#define ISD_ISER_TXQ_SOFT_BYTES (1u << 20)
+#define ISD_ISER_TXQ_MAX (ISD_ISER_TXQ_SOFT + ISD_ISER_RX_MAX + 64)
+#define ISD_ISER_TXQ_MAX_BYTES (4u << 20)
 
 /* ---- pure planning (iser_plan.c) ---- */
 
@@ -88,10 +114,18 @@ struct isd_iser_rx_info {
  */
 int isd_iser_rx_check(const uint8_t *buf, uint32_t byte_len, struct isd_iser_rx_info *out);
 
-/* Data bytes each FFP receive buffer must take for these negotiated values. */
+/* Data bytes each FFP receive buffer must take for these negotiated values
+ * (8192 to ISD_ISER_TRDSL_MAX). */
 uint32_t isd_iser_rx_data_size(const struct isd_params *p);
-/* Number of FFP receives to post for buffers of data_size bytes, at most rq_max. */
-uint32_t isd_iser_rx_count(const struct isd_params *p, uint32_t data_size, uint32_t rq_max);
+/* Bytes of one receive buffer taking data_size data bytes (headers, AHS room, pad). */
+size_t isd_iser_rx_buf_size(uint32_t data_size);
+/*
+ * Number of FFP receives to post for buffers of data_size bytes: as many as
+ * `budget` bytes hold, between ISD_ISER_RX_MIN and ISD_ISER_RX_MAX, at most
+ * rq_max. Memory: at most max(budget, ISD_ISER_RX_MIN buffers).
+ */
+uint32_t isd_iser_rx_count(const struct isd_params *p, uint32_t data_size, uint32_t rq_max,
+			   uint64_t budget);
 
 /* Queue sizes for one connection on a device. */
 struct isd_iser_qp_size {
@@ -130,6 +164,29 @@ void isd_iser_credits_put_sq(struct isd_iser_credits *cr, uint32_t n);
 /* Takes one RDMA Read slot (and one SQ slot) if both are free. */
 bool isd_iser_credits_take_read(struct isd_iser_credits *cr);
 void isd_iser_credits_put_read(struct isd_iser_credits *cr);
+
+/*
+ * The stall check, every ISD_ISER_TX_STALL_MS: true when WRs are posted
+ * (sq_used) and no send-side completion came since the last check (`done` is
+ * a running count of them, `seen` its value then).
+ */
+bool isd_iser_tx_stalled(uint32_t sq_used, uint64_t done, uint64_t seen);
+
+/* The software queue of control PDUs of one connection (see ISD_ISER_TXQ_SOFT). */
+struct isd_iser_txq {
+	uint32_t count;                 /* PDUs queued */
+	uint32_t bytes;                 /* their headers and data */
+	bool held;                      /* at the soft limit: receives are not reposted */
+};
+enum isd_iser_txq_verdict {
+	ISD_ISER_TXQ_OK = 0,
+	ISD_ISER_TXQ_HOLD,              /* queued; the soft limit was just reached */
+	ISD_ISER_TXQ_FULL,              /* refused: past the hard limit (nothing accounted) */
+};
+/* Accounts one more PDU of `bytes`, unless it would pass the hard limit. */
+enum isd_iser_txq_verdict isd_iser_txq_add(struct isd_iser_txq *q, uint32_t bytes);
+/* One PDU of `bytes` left the queue. True when a hold ends (receives may be reposted). */
+bool isd_iser_txq_del(struct isd_iser_txq *q, uint32_t bytes);
 
 /*
  * Remote invalidation (RFC 7145 §5.1.2; iser-facts §3.1): whether this target
@@ -249,9 +306,15 @@ struct isd_iser_job {
 	uint32_t chunk_wrs;             /* PUT: SQ slots of the posted chunk */
 	int status;                     /* first error */
 	bool queued;                    /* on ic->pending */
+	bool in_txq;                    /* SEND: counted in ic->txq (txq_bytes) */
+	uint32_t txq_bytes;
 	bool rsp_posted;
 	void *deferred_buf;             /* buffer freed by the core while WRs were in flight */
 	uint32_t deferred_len;
+	/* GET on iWARP: the sink's registrations with remote write, for this
+	 * command's bytes only; deregistered when the job is freed */
+	struct ibv_mr *sink_mr[8];
+	int sink_mrs;
 	TAILQ_ENTRY(isd_iser_job) link;
 };
 TAILQ_HEAD(isd_iser_job_list, isd_iser_job);
@@ -300,6 +363,7 @@ struct isd_iser_conn {
 	uint32_t tx_limit;              /* data bytes a Send may carry now */
 	bool discovery;
 	bool remote_inv;                /* negotiated: responses may carry Send with Invalidate */
+	uint64_t rx_budget;             /* bytes of FFP receive buffers (the portal's setting) */
 
 	/* login buffer and send descriptors: one registered area */
 	uint8_t *ctl_mem;
@@ -318,6 +382,8 @@ struct isd_iser_conn {
 	uint32_t rx_posted;
 
 	struct isd_iser_job_list pending;       /* waiting for descriptors or credits (FIFO) */
+	struct isd_iser_txq txq;                /* the control PDUs among them: bounded */
+	bool txq_hold_logged, txq_full_logged;  /* one line each per connection */
 	struct isd_iser_job_list abandoned;     /* task gone, WRs still in flight */
 	struct isd_iser_read reads[ISD_ISER_READS_MAX];
 	uint32_t jobs;                  /* allocated jobs (leak check) */
@@ -336,6 +402,9 @@ struct isd_iser_conn {
 	struct isd_timer poll_timer;    /* continues a poll: out of budget, or spinning */
 	uint8_t spins;                  /* empty passes since the last completion */
 	struct isd_timer kick_timer;    /* deferred pending-queue run */
+	struct isd_timer stall_timer;   /* send queue progress check (ISD_ISER_TX_STALL_MS) */
+	uint64_t tx_done;               /* send-side completions, a running count */
+	uint64_t tx_done_seen;          /* tx_done at the last stall check */
 };
 
 /* iser_tx.c */
@@ -350,6 +419,8 @@ void isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job);
 /* iser_rx.c */
 int isd_iser_rx_post(struct isd_iser_conn *ic, struct isd_iser_rx *rx);
 int isd_iser_rx_setup_ffp(struct isd_iser_conn *ic, const struct isd_params *p);
+/* Posts the receives withheld while the send queue was over its soft limit. */
+void isd_iser_rx_resume(struct isd_iser_conn *ic);
 void isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ibv_wc *wc);
 
 /* iser_conn.c */
@@ -357,6 +428,9 @@ extern uint64_t isd_iser_g_jobs;        /* live jobs, every connection */
 extern uint64_t isd_iser_g_bounced;     /* bytes copied through bounce buffers */
 extern uint64_t isd_iser_g_conn_mrs;    /* live connection MRs */
 extern uint64_t isd_iser_g_remote_inv;  /* responses sent with Invalidate */
+extern uint64_t isd_iser_g_txq_holds;   /* send queue reached its soft limit: receives held */
+extern uint64_t isd_iser_g_txq_drops;   /* connections dropped at the send queue's hard limit */
+extern uint64_t isd_iser_g_tx_stalls;   /* connections dropped: send queue made no progress */
 void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
 void isd_iser_conn_poll(void *arg);
 

@@ -110,21 +110,29 @@ isd_iser_rx_data_size(const struct isd_params *p)
 	/* never below the login size: a Text Request may carry up to 8192 */
 	if (n < ISD_ISER_LOGIN_DATA)
 		n = ISD_ISER_LOGIN_DATA;
-	if (n > ISD_MAX_DSL)
-		n = ISD_MAX_DSL;
+	/* we never offer more (isd_iser_trdsl_for): a larger value is not ours to honour */
+	if (n > ISD_ISER_TRDSL_MAX)
+		n = ISD_ISER_TRDSL_MAX;
 	return n;
 }
 
-uint32_t
-isd_iser_rx_count(const struct isd_params *p, uint32_t data_size, uint32_t rq_max)
+size_t
+isd_iser_rx_buf_size(uint32_t data_size)
 {
-	uint64_t buf = (uint64_t)ISD_ISER_HEADERS_LEN + ISD_ISER_AHS_ROOM + data_size + 4;
+	return ((size_t)ISD_ISER_HEADERS_LEN + ISD_ISER_AHS_ROOM + data_size + 4 + 63) &
+	       ~(size_t)63;
+}
+
+uint32_t
+isd_iser_rx_count(const struct isd_params *p, uint32_t data_size, uint32_t rq_max,
+		  uint64_t budget)
+{
 	uint64_t n;
 
 	if (p->session_type == ISD_SESSION_DISCOVERY) {
 		n = ISD_ISER_RX_DISCOVERY;
 	} else {
-		n = ISD_ISER_RX_MEM_BUDGET / buf;
+		n = budget / isd_iser_rx_buf_size(data_size);
 		if (n > ISD_ISER_RX_MAX)
 			n = ISD_ISER_RX_MAX;
 		if (n < ISD_ISER_RX_MIN)
@@ -133,6 +141,20 @@ isd_iser_rx_count(const struct isd_params *p, uint32_t data_size, uint32_t rq_ma
 	if (n > rq_max)
 		n = rq_max;
 	return (uint32_t)n;
+}
+
+uint32_t
+isd_iser_trdsl_for(uint64_t recv_memory, uint32_t queue_depth)
+{
+	uint64_t want = (uint64_t)queue_depth + ISD_ISER_RX_SLACK;
+
+	if (want > ISD_ISER_RX_MAX)
+		want = ISD_ISER_RX_MAX;         /* we never post more */
+	for (uint32_t d = ISD_ISER_TRDSL_MAX; d > ISD_ISER_LOGIN_DATA; d /= 2) {
+		if (want * isd_iser_rx_buf_size(d) <= recv_memory)
+			return d;
+	}
+	return ISD_ISER_LOGIN_DATA;
 }
 
 void
@@ -208,6 +230,40 @@ isd_iser_credits_put_read(struct isd_iser_credits *cr)
 	if (cr->reads > 0)
 		cr->reads--;
 	isd_iser_credits_put_sq(cr, 1);
+}
+
+bool
+isd_iser_tx_stalled(uint32_t sq_used, uint64_t done, uint64_t seen)
+{
+	return sq_used > 0 && done == seen;
+}
+
+enum isd_iser_txq_verdict
+isd_iser_txq_add(struct isd_iser_txq *q, uint32_t bytes)
+{
+	if (q->count + 1 > ISD_ISER_TXQ_MAX || bytes > ISD_ISER_TXQ_MAX_BYTES - q->bytes)
+		return ISD_ISER_TXQ_FULL;
+	q->count++;
+	q->bytes += bytes;
+	if (!q->held && (q->count >= ISD_ISER_TXQ_SOFT || q->bytes >= ISD_ISER_TXQ_SOFT_BYTES)) {
+		q->held = true;
+		return ISD_ISER_TXQ_HOLD;
+	}
+	return ISD_ISER_TXQ_OK;
+}
+
+bool
+isd_iser_txq_del(struct isd_iser_txq *q, uint32_t bytes)
+{
+	q->count = q->count > 0 ? q->count - 1 : 0;
+	q->bytes = bytes > q->bytes ? 0 : q->bytes - bytes;
+	/* resume at half, so that a queue hovering at the limit does not flap */
+	if (q->held && q->count <= ISD_ISER_TXQ_SOFT / 2 &&
+	    q->bytes <= ISD_ISER_TXQ_SOFT_BYTES / 2) {
+		q->held = false;
+		return true;
+	}
+	return false;
 }
 
 bool

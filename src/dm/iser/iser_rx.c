@@ -42,8 +42,8 @@ isd_iser_rx_setup_ffp(struct isd_iser_conn *ic, const struct isd_params *p)
 {
 	uint32_t data = isd_iser_rx_data_size(p);
 	uint32_t rq_max = ic->qs.max_recv_wr > 2 ? ic->qs.max_recv_wr - 2 : 1;
-	uint32_t n = isd_iser_rx_count(p, data, rq_max);
-	size_t one = ((size_t)ISD_ISER_HEADERS_LEN + ISD_ISER_AHS_ROOM + data + 4 + 63) & ~(size_t)63;
+	uint32_t n = isd_iser_rx_count(p, data, rq_max, ic->rx_budget);
+	size_t one = isd_iser_rx_buf_size(data);
 	struct ibv_recv_wr *wrs = NULL, *bad;
 	struct ibv_sge *sges = NULL;
 	char err[256];
@@ -100,7 +100,8 @@ isd_iser_rx_setup_ffp(struct isd_iser_conn *ic, const struct isd_params *p)
 	for (uint32_t i = 0; i < n; i++)
 		ic->rx[i]->posted = true;
 	ic->rx_posted = n;
-	isd_log_dbg("iser", "%s: %u receives of %u data bytes posted", ic->peer, n, data);
+	isd_log_dbg("iser", "%s: %u receives of %u data bytes posted (%zu bytes)", ic->peer, n,
+		    data, one * n);
 out:
 	free(wrs);
 	free(sges);
@@ -165,6 +166,23 @@ isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ib
 	isd_dm_control_notify(ic->conn, pdu);
 }
 
+void
+isd_iser_rx_resume(struct isd_iser_conn *ic)
+{
+	int rc;
+
+	if (ic->state >= ISD_ISER_DRAINING || ic->closing || ic->rx == NULL)
+		return;
+	for (uint32_t i = 0; i < ic->rx_count; i++) {
+		rc = isd_iser_rx_post(ic, ic->rx[i]);   /* skips posted and lent ones */
+		if (rc < 0) {
+			isd_log_err("iser %s: ibv_post_recv: %s", ic->peer, strerror(-rc));
+			isd_iser_conn_fail(ic, rc);
+			return;
+		}
+	}
+}
+
 void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
 
 void
@@ -183,6 +201,8 @@ isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
 		return;
 	if (rx->login && (ic->ffp || ic->hold_tx || rx->transit))
 		return;         /* reposted, if at all, when the login response decides */
+	if (!rx->login && ic->txq.held)
+		return;         /* backpressure: posted again by isd_iser_rx_resume */
 	rc = isd_iser_rx_post(ic, rx);
 	if (rc < 0) {
 		isd_log_err("iser %s: ibv_post_recv: %s", ic->peer, strerror(-rc));

@@ -96,6 +96,10 @@ job_alloc(struct isd_iser_conn *ic, enum isd_iser_job_kind kind)
 void
 isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job)
 {
+	/* first: the STags die before the memory behind them is freed or reused */
+	for (int i = 0; i < job->sink_mrs; i++)
+		isd_rdma_remote_mr_dereg(job->sink_mr[i]);
+	job->sink_mrs = 0;
 	if (job->pdu != NULL)
 		isd_pdu_free(job->pdu);
 	if (job->bounce != NULL)
@@ -120,6 +124,11 @@ job_dequeue(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	if (job->queued) {
 		TAILQ_REMOVE(&ic->pending, job, link);
 		job->queued = false;
+	}
+	if (job->in_txq) {
+		job->in_txq = false;
+		if (isd_iser_txq_del(&ic->txq, job->txq_bytes))
+			isd_iser_rx_resume(ic);
 	}
 }
 
@@ -300,16 +309,40 @@ post_send_job(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	return 1;
 }
 
-/* Fills the SGEs of one planned WR with lkeys. -EFAULT if a range is not registered. */
+/* The key of the job's own sink registration covering [addr, addr+len), if any. */
+static bool
+sink_key(const struct isd_iser_job *job, uint64_t addr, uint32_t len, uint32_t *lkey)
+{
+	for (int i = 0; i < job->sink_mrs; i++) {
+		uint64_t base = (uintptr_t)job->sink_mr[i]->addr;
+
+		if (addr >= base && len <= job->sink_mr[i]->length &&
+		    addr - base <= job->sink_mr[i]->length - len) {
+			*lkey = job->sink_mr[i]->lkey;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Fills the SGEs of one planned WR with lkeys: the job's per-command sink
+ * registration where it has one (its key is the sink STag an iWARP Read
+ * Request carries), else the registry's local key. -EFAULT if a range is not
+ * registered. */
 static int
-fill_sges(struct isd_iser_conn *ic, const struct isd_iser_wr_plan *pl, struct ibv_sge *sge)
+fill_sges(struct isd_iser_conn *ic, const struct isd_iser_job *job,
+	  const struct isd_iser_wr_plan *pl, struct ibv_sge *sge)
 {
 	for (int i = 0; i < pl->nsge; i++) {
 		uint32_t lkey;
 
-		if (isd_rdma_mem_lkey(ic->dev, (const void *)(uintptr_t)pl->sge[i].addr,
-				      pl->sge[i].length, &lkey) < 0)
+		if (job->sink_mrs > 0) {
+			if (!sink_key(job, pl->sge[i].addr, pl->sge[i].length, &lkey))
+				return -EFAULT;
+		} else if (isd_rdma_mem_find(ic->dev, (const void *)(uintptr_t)pl->sge[i].addr,
+					     pl->sge[i].length, &lkey, NULL) < 0) {
 			return -EFAULT;
+		}
 		sge[i].addr = pl->sge[i].addr;
 		sge[i].length = pl->sge[i].length;
 		sge[i].lkey = lkey;
@@ -367,7 +400,7 @@ post_put(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	for (int i = 0; i < nw; i++) {
 		struct ibv_send_wr *w = &wrs[i];
 
-		rc = fill_sges(ic, &plans[i], &sges[s]);
+		rc = fill_sges(ic, job, &plans[i], &sges[s]);
 		if (rc < 0) {
 			if (tx != NULL)
 				tx_put(ic, tx);
@@ -453,7 +486,7 @@ post_get(struct isd_iser_conn *ic, struct isd_iser_job *job)
 			isd_iser_credits_put_read(&ic->cr);
 			return nw < 0 ? nw : -EFAULT;
 		}
-		rc = fill_sges(ic, &plan, sge);
+		rc = fill_sges(ic, job, &plan, sge);
 		if (rc < 0) {
 			isd_iser_credits_put_read(&ic->cr);
 			return rc;
@@ -596,6 +629,8 @@ queue_send(struct isd_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *
 	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
 	struct isd_iser_job *job;
 	struct isd_iser_rx *lrx = ic->login_rx;
+	enum isd_iser_txq_verdict verdict;
+	uint32_t bytes;
 	int rc;
 
 	if (ic->state >= ISD_ISER_DRAINING || ic->closing) {
@@ -618,11 +653,38 @@ queue_send(struct isd_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *
 			}
 		}
 	}
+	bytes = ISD_BHS_LEN + pdu->ahs_len + (pdu->data_iov != NULL
+		? (uint32_t)isd_iov_len(pdu->data_iov, pdu->data_iovcnt) : pdu->data_len);
+	verdict = isd_iser_txq_add(&ic->txq, bytes);
+	if (verdict == ISD_ISER_TXQ_FULL) {
+		/* the peer keeps provoking replies it does not take: drop it */
+		if (!ic->txq_full_logged)
+			isd_log_err("iser %s: %u control PDUs (%u bytes) wait to be sent (limit %u, "
+				    "%u bytes); closing the connection", ic->peer, ic->txq.count,
+				    ic->txq.bytes, ISD_ISER_TXQ_MAX, ISD_ISER_TXQ_MAX_BYTES);
+		ic->txq_full_logged = true;
+		isd_iser_g_txq_drops++;
+		isd_pdu_free(pdu);
+		isd_iser_conn_fail(ic, -ENOBUFS);
+		return -ENOBUFS;
+	}
+	if (verdict == ISD_ISER_TXQ_HOLD) {
+		isd_iser_g_txq_holds++;
+		if (!ic->txq_hold_logged)
+			isd_log_warn("iser %s: %u control PDUs (%u bytes) wait to be sent: the "
+				     "initiator is not taking our Sends; its receives are held back "
+				     "until they drain", ic->peer, ic->txq.count, ic->txq.bytes);
+		ic->txq_hold_logged = true;
+	}
 	job = job_alloc(ic, ISD_ISER_JOB_SEND);
 	if (job == NULL) {
+		if (isd_iser_txq_del(&ic->txq, bytes))
+			isd_iser_rx_resume(ic);
 		isd_pdu_free(pdu);
 		return -ENOMEM;
 	}
+	job->in_txq = true;
+	job->txq_bytes = bytes;
 	job->pdu = pdu;
 	if (tt != NULL && ic->remote_inv)
 		job->inv = isd_iser_inv_stag(&tt->hdr, &job->inv_rkey);
@@ -637,22 +699,62 @@ isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu)
 	return queue_send(c, pdu, NULL);
 }
 
-/* True if every byte of [off, off+len) of iov lies in registered memory. */
-static bool
+/*
+ * Whether every byte of [off, off+len) of iov lies in registered memory
+ * (1), not (0), or in memory the transfer may not use (-EACCES: an RDMA Read
+ * into a read-only LUN).
+ */
+static int
 iov_registered(struct isd_iser_conn *ic, const struct iovec *iov, int iovcnt, uint32_t off,
-	       uint32_t len)
+	       uint32_t len, enum isd_rdma_use use)
 {
+	struct isd_rdma_access acc;
+	enum isd_rdma_mem_kind kind;
 	struct iovec s[8];
 	int n = isd_iov_slice(iov, iovcnt, off, len, s, 8);
 	uint32_t lkey;
 
 	if (n < 0)
-		return false;
+		return 0;
 	for (int i = 0; i < n; i++) {
-		if (isd_rdma_mem_lkey(ic->dev, s[i].iov_base, s[i].iov_len, &lkey) < 0)
-			return false;
+		if (isd_rdma_mem_find(ic->dev, s[i].iov_base, s[i].iov_len, &lkey, &kind) < 0)
+			return 0;
+		if (isd_rdma_access_plan(ic->dev->fabric, kind, use, &acc) < 0)
+			return -EACCES;
 	}
-	return true;
+	return 1;
+}
+
+/*
+ * A GET's sink on a fabric whose Read Request hands the sink STag to the peer
+ * (iWARP): registers exactly the bytes this command reads into, with the
+ * per-command access isd_rdma_access_plan gives, one registration per iovec
+ * entry. They are dropped in isd_iser_job_free, when the Reads are complete.
+ */
+static int
+sink_register(struct isd_iser_conn *ic, struct isd_iser_job *job)
+{
+	struct isd_rdma_access acc;
+	struct iovec s[8];
+	char err[256];
+	int n, rc;
+
+	rc = isd_rdma_access_plan(ic->dev->fabric, ISD_RDMA_MEM_POOL, ISD_RDMA_USE_READ_SINK, &acc);
+	if (rc < 0 || acc.per_cmd == 0)
+		return rc;
+	n = isd_iov_slice(job->iov, job->iovcnt, job->next, job->end - job->next, s, 8);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		rc = isd_rdma_remote_mr_reg(ic->dev, s[i].iov_base, s[i].iov_len, acc.per_cmd,
+					    &job->sink_mr[job->sink_mrs], err, sizeof(err));
+		if (rc < 0) {
+			isd_log_err("iser %s: read sink: %s", ic->peer, err);
+			return rc;
+		}
+		job->sink_mrs++;
+	}
+	return 0;
 }
 
 static struct isd_iser_task *
@@ -682,7 +784,10 @@ static int
 xfer_job(struct isd_iser_conn *ic, struct isd_task *t, const struct isd_xfer *x,
 	 enum isd_iser_job_kind kind, struct isd_iser_job **out)
 {
+	enum isd_rdma_use use = kind == ISD_ISER_JOB_GET ? ISD_RDMA_USE_READ_SINK
+							 : ISD_RDMA_USE_WRITE_SOURCE;
 	struct isd_iser_job *job;
+	int reg, rc;
 
 	if (ic->state != ISD_ISER_ESTABLISHED || ic->closing)
 		return -ENOTCONN;
@@ -690,11 +795,17 @@ xfer_job(struct isd_iser_conn *ic, struct isd_task *t, const struct isd_xfer *x,
 		return -EINVAL;
 	if (isd_iov_len(x->iov, x->iovcnt) < (size_t)x->offset + x->length)
 		return -EINVAL;
+	reg = iov_registered(ic, x->iov, x->iovcnt, x->offset, x->length, use);
+	if (reg < 0) {
+		isd_log_err("iser %s: ITT 0x%x: refusing to read data into read-only memory",
+			    ic->peer, isd_task_itt(t));
+		return reg;
+	}
 	job = job_alloc(ic, kind);
 	if (job == NULL)
 		return -ENOMEM;
 	job->task = t;
-	if (iov_registered(ic, x->iov, x->iovcnt, x->offset, x->length)) {
+	if (reg) {
 		memcpy(job->iov, x->iov, sizeof(x->iov[0]) * (size_t)x->iovcnt);
 		job->iovcnt = x->iovcnt;
 		job->next = x->offset;
@@ -721,6 +832,13 @@ xfer_job(struct isd_iser_conn *ic, struct isd_task *t, const struct isd_xfer *x,
 			isd_iov_copy_out(x->iov, x->iovcnt, x->offset, job->bounce, x->length);
 			isd_conn_count_copy(ic->conn, x->length);
 			isd_iser_g_bounced += x->length;
+		}
+	}
+	if (kind == ISD_ISER_JOB_GET) {
+		rc = sink_register(ic, job);
+		if (rc < 0) {
+			isd_iser_job_free(ic, job);
+			return rc;
 		}
 	}
 	*out = job;

@@ -192,17 +192,62 @@ test_rx_sizing(void **state)
 	assert_int_equal(isd_iser_rx_data_size(&p), 8192);     /* never below login size */
 	p.target_recv_dsl = 262144;
 	assert_int_equal(isd_iser_rx_data_size(&p), 262144);
+	/* larger than we ever offer: not honoured */
+	p.target_recv_dsl = 16u << 20;
+	assert_int_equal(isd_iser_rx_data_size(&p), ISD_ISER_TRDSL_MAX);
+	p.rdma_extensions = false;
+	p.max_recv_dsl = 16u << 20;
+	assert_int_equal(isd_iser_rx_data_size(&p), ISD_ISER_TRDSL_MAX);
+	p.rdma_extensions = true;
 	/* 8 KiB buffers: the full 256; 256 KiB ones: bounded by the memory budget */
-	assert_int_equal(isd_iser_rx_count(&p, 8192, 1000), ISD_ISER_RX_MAX);
-	assert_true(isd_iser_rx_count(&p, 262144, 1000) <= ISD_ISER_RX_MEM_BUDGET / 262144);
-	assert_int_equal(isd_iser_rx_count(&p, 16u << 20, 1000), ISD_ISER_RX_MIN);
-	assert_int_equal(isd_iser_rx_count(&p, 8192, 100), 100);
+	assert_int_equal(isd_iser_rx_count(&p, 8192, 1000, 32u << 20), ISD_ISER_RX_MAX);
+	assert_int_equal(isd_iser_rx_count(&p, 262144, 1000, 8u << 20),
+			 (8u << 20) / isd_iser_rx_buf_size(262144));
+	assert_true(isd_iser_rx_count(&p, 262144, 1000, 8u << 20) * isd_iser_rx_buf_size(262144) <=
+		    8u << 20);
+	/* never fewer than the minimum: worst case 16 buffers of the largest size */
+	assert_int_equal(isd_iser_rx_count(&p, ISD_ISER_TRDSL_MAX, 1000, 1u << 20),
+			 ISD_ISER_RX_MIN);
+	assert_int_equal(isd_iser_rx_count(&p, 8192, 100, 32u << 20), 100);
 	/* discovery over iSER: no RDMAExtensions, 8 KiB text (iser-facts §3.3) */
 	p.session_type = ISD_SESSION_DISCOVERY;
 	p.rdma_extensions = false;
 	p.max_recv_dsl = 262144;
 	assert_int_equal(isd_iser_rx_data_size(&p), 8192);
-	assert_int_equal(isd_iser_rx_count(&p, 8192, 1000), ISD_ISER_RX_DISCOVERY);
+	assert_int_equal(isd_iser_rx_count(&p, 8192, 1000, 32u << 20), ISD_ISER_RX_DISCOVERY);
+}
+
+/* The TRDSL offered: the CmdSN window (plus slack) of receives fits the memory. */
+static void
+test_trdsl_for_recv_memory(void **state)
+{
+	(void)state;
+	/* the default: 8 MiB, queue depth 128 -> 144 receives of 32 KiB (4.8 MiB) */
+	assert_int_equal(isd_iser_trdsl_for(8u << 20, 128), 32768);
+	assert_true((128 + ISD_ISER_RX_SLACK) * isd_iser_rx_buf_size(32768) <= 8u << 20);
+	assert_true((128 + ISD_ISER_RX_SLACK) * isd_iser_rx_buf_size(65536) > 8u << 20);
+	/* the old 32 MiB allows 128 KiB */
+	assert_int_equal(isd_iser_trdsl_for(32u << 20, 128), 131072);
+	/* plenty of memory: never above the maximum */
+	assert_int_equal(isd_iser_trdsl_for(256u << 20, 1), ISD_ISER_TRDSL_MAX);
+	/* too little for any: the login size, whatever the depth */
+	assert_int_equal(isd_iser_trdsl_for(1u << 20, 4096), 8192);
+	/* a deep window counts as the 256 receives we post at most */
+	assert_int_equal(isd_iser_trdsl_for(8u << 20, 4096), isd_iser_trdsl_for(8u << 20, 240));
+	/* and with the receive count that follows, the connection stays within the memory */
+	for (uint32_t qd = 1; qd <= 4096; qd *= 2) {
+		struct isd_params p;
+		uint32_t d = isd_iser_trdsl_for(8u << 20, qd);
+		uint32_t n;
+
+		isd_params_init_defaults(&p);
+		p.rdma_extensions = true;
+		p.target_recv_dsl = d;
+		n = isd_iser_rx_count(&p, isd_iser_rx_data_size(&p), 1000, 8u << 20);
+		assert_true((uint64_t)n * isd_iser_rx_buf_size(d) <= 8u << 20);
+		if (qd + ISD_ISER_RX_SLACK <= ISD_ISER_RX_MAX)
+			assert_true(n >= qd + ISD_ISER_RX_SLACK);
+	}
 }
 
 static void
@@ -284,6 +329,61 @@ test_credits(void **state)
 
 /* Remote invalidation: only a peer that sent the CM header without
  * SEND_W_INV_NOT_SUP, on a device that can, with the target's switch on. */
+/* The control-PDU queue: held at the soft limit (count or bytes), released at
+ * half, and refused past the hard limit without accounting anything. */
+static void
+test_txq_soft_and_hard_limits(void **state)
+{
+	struct isd_iser_txq q = { 0 };
+	uint32_t i;
+
+	(void)state;
+	for (i = 1; i < ISD_ISER_TXQ_SOFT; i++)
+		assert_int_equal(isd_iser_txq_add(&q, 100), ISD_ISER_TXQ_OK);
+	assert_false(q.held);
+	assert_int_equal(isd_iser_txq_add(&q, 100), ISD_ISER_TXQ_HOLD);
+	assert_true(q.held);
+	/* a peer keeps provoking replies: at most up to the hard limit */
+	for (i = ISD_ISER_TXQ_SOFT; i < ISD_ISER_TXQ_MAX; i++)
+		assert_int_equal(isd_iser_txq_add(&q, 100), ISD_ISER_TXQ_OK);
+	assert_int_equal(q.count, ISD_ISER_TXQ_MAX);
+	assert_int_equal(isd_iser_txq_add(&q, 100), ISD_ISER_TXQ_FULL);
+	assert_int_equal(q.count, ISD_ISER_TXQ_MAX);
+	assert_int_equal(q.bytes, ISD_ISER_TXQ_MAX * 100);
+	/* draining: still held until half the soft limit */
+	while (q.count > ISD_ISER_TXQ_SOFT / 2 + 1)
+		assert_false(isd_iser_txq_del(&q, 100));
+	assert_true(q.held);
+	assert_true(isd_iser_txq_del(&q, 100));
+	assert_false(q.held);
+	while (q.count > 0)
+		assert_false(isd_iser_txq_del(&q, 100));
+	assert_int_equal(q.bytes, 0);
+	assert_false(isd_iser_txq_del(&q, 100));        /* never below zero */
+	assert_int_equal(q.count, 0);
+
+	/* bytes: big Text responses hit the byte limits first */
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(isd_iser_txq_add(&q, ISD_ISER_TXQ_SOFT_BYTES - 1), ISD_ISER_TXQ_OK);
+	assert_int_equal(isd_iser_txq_add(&q, 1), ISD_ISER_TXQ_HOLD);
+	assert_int_equal(isd_iser_txq_add(&q, ISD_ISER_TXQ_MAX_BYTES - ISD_ISER_TXQ_SOFT_BYTES),
+			 ISD_ISER_TXQ_OK);
+	assert_int_equal(isd_iser_txq_add(&q, 1), ISD_ISER_TXQ_FULL);
+	assert_int_equal(isd_iser_txq_add(&q, UINT32_MAX), ISD_ISER_TXQ_FULL);
+	assert_int_equal(q.bytes, ISD_ISER_TXQ_MAX_BYTES);
+	assert_int_equal(q.count, 3);
+}
+
+/* The send-queue stall check: posted work and no completion since the last look. */
+static void
+test_tx_stall_check(void **state)
+{
+	(void)state;
+	assert_true(isd_iser_tx_stalled(3, 10, 10));    /* posted, nothing completed */
+	assert_false(isd_iser_tx_stalled(3, 11, 10));   /* progress */
+	assert_false(isd_iser_tx_stalled(0, 10, 10));   /* idle: nothing to wait for */
+}
+
 static void
 test_remote_inv_negotiation(void **state)
 {
@@ -397,9 +497,12 @@ main(void)
 		cmocka_unit_test(test_rx_check_lengths),
 		cmocka_unit_test(test_rx_check_iser_opcodes),
 		cmocka_unit_test(test_rx_sizing),
+		cmocka_unit_test(test_trdsl_for_recv_memory),
 		cmocka_unit_test(test_qp_sizing_from_device),
 		cmocka_unit_test(test_ord_is_min_of_peer_and_device),
 		cmocka_unit_test(test_credits),
+		cmocka_unit_test(test_txq_soft_and_hard_limits),
+		cmocka_unit_test(test_tx_stall_check),
 		cmocka_unit_test(test_pdu_classes),
 		cmocka_unit_test(test_remote_inv_negotiation),
 		cmocka_unit_test(test_inv_stag_choice),

@@ -76,9 +76,11 @@ test_registry_add_remove(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(isd_rdma_mem_add(lun, sizeof(lun), err, sizeof(err)), 0);
-	assert_int_equal(isd_rdma_mem_add(lun, sizeof(lun), err, sizeof(err)), -EEXIST);
-	assert_int_equal(isd_rdma_mem_add(NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(isd_rdma_mem_add(lun, sizeof(lun), ISD_RDMA_MEM_LUN, err, sizeof(err)),
+			 0);
+	assert_int_equal(isd_rdma_mem_add(lun, sizeof(lun), ISD_RDMA_MEM_LUN, err, sizeof(err)),
+			 -EEXIST);
+	assert_int_equal(isd_rdma_mem_add(NULL, 0, ISD_RDMA_MEM_POOL, err, sizeof(err)), -EINVAL);
 	isd_rdma_get_stats(&st);
 	assert_int_equal(st.regions, 1);
 	assert_int_equal(st.mrs, 0);            /* no device: nothing registered yet */

@@ -357,7 +357,7 @@ static const char g_full_conf[] =
     " max_login_connections = 20; max_sessions_per_target = 30; max_discovery_sessions = 0;"
     " max_held_bytes = 65536; max_held_pdus = 8; max_session_buffer_bytes = 1048576;\n"
     "  max_burst_length = 524288;\n"
-    "  iser_remote_invalidate = false;\n"
+    "  iser_remote_invalidate = false; iser_recv_memory = 4194304;\n"
     "  discovery_auth = { chap = \"disc:discsecret12\"; };\n"
     "};\n"
     "portals = ( \"tcp://0.0.0.0:3260\", { url = \"tcp://[::]:3260\"; tpgt = 1; } );\n"
@@ -416,6 +416,7 @@ test_file_full_example(void **state)
 	assert_true(cfg.max_held_pdus == 8);
 	assert_true(cfg.max_session_buffer_bytes == 1048576);
 	assert_int_equal(cfg.iser_remote_inv, 0);
+	assert_true(cfg.iser_recv_memory == 4194304);
 	assert_true(cfg.neg.max_burst_length == 524288);
 	assert_true(cfg.discovery_auth.require_chap);
 	assert_string_equal(cfg.discovery_auth.chap.user, "disc");
@@ -508,6 +509,9 @@ test_file_rejects_bad_values(void **state)
 			  "bad.conf:2: invalid target name 'iqn.2026-11.Org.iserd'");
 	expect_file_error("portals = ( \"nvme://0.0.0.0:3260\" );\n", "unknown transport");
 	expect_file_error("global = { max_tx_queue_bytes = 4096; };\n", "max_tx_queue_bytes");
+	expect_file_error("global = { iser_recv_memory = 4096; };\n",
+			  "bad.conf:1: 'iser_recv_memory' out of range");
+	expect_file_error("global = { iser_recv_memory = 1073741824; };\n", "bad.conf:1:");
 	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\"; } );\n",
 			  "has no LUNs");
 	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
