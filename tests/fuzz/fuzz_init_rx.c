@@ -82,9 +82,11 @@ fuzz_sense(const uint8_t *data, size_t size)
 	/* exact-size copy: a read past the sense data is an ASan report */
 	memcpy(copy, data, size);
 	if (iserd_sense_decode(copy, size, &s) == 0) {
+		const char *asc = iserd_sense_asc_str(s.asc, s.ascq); /* NULL: not in the table */
+
 		g_sink += (uint64_t)iserd_sense_format(&s, buf, sizeof(buf));
 		g_sink += strlen(iserd_sense_key_str(s.key));
-		g_sink += strlen(iserd_sense_asc_str(s.asc, s.ascq));
+		g_sink += asc != NULL ? strlen(asc) : 0;
 	}
 	free(copy);
 }

@@ -6,11 +6,15 @@
  * correctly on request, so the fuzzer gets past verification into mutual
  * CHAP and the operational stage, as well as failing it in every way. At the
  * end the connection is dropped and the target must be back to zero
- * connections, sessions and tasks.
+ * connections, sessions and tasks. Where CHAP is required for every session,
+ * a connection on which the harness did not answer the challenge must never
+ * reach full feature phase (the fuzzer cannot compute a response itself: the
+ * challenge is random).
  *
  * Input (make_corpus.py writes seeds in this layout):
- *   [0]  target: bit0-1 auth (0 none, 1 CHAP, 2 mutual CHAP, 3 discovery CHAP
- *        and mutual), bit2 ACL of one initiator name
+ *   [0]  target: bit0-1 auth (0 none, 1 CHAP for every session, 2 the same
+ *        with mutual CHAP, 3 mutual CHAP for discovery only), bit2 ACL of one
+ *        initiator name
  *   then records: [Login flags byte 1][ctl][text length be16][BHS 48 if ctl&1][text]
  *   ctl: 0x01 the BHS comes from the input (opcode, ITT, TSIH and all),
  *        0x02 append CHAP_N and the right CHAP_R for the last CHAP_A/I/C we got,
@@ -58,6 +62,8 @@ struct lf {
 	int chap_i;
 	uint8_t chap_c[1024];
 	int chap_c_len;
+	bool chap_everywhere;           /* no session without CHAP */
+	bool answered;                  /* the harness answered a challenge on this connection */
 };
 
 static void
@@ -79,8 +85,8 @@ setup(struct lf *f, uint8_t cfg)
 	memset(f, 0, sizeof(*f));
 	isd_iscsi_cfg_init(&tcfg);
 	tcfg.nop_interval_ms = 0;
-	if ((cfg & 3) == 3)
-		set_chap(&tcfg.discovery_auth, true);
+	if ((cfg & 3) != 0)
+		set_chap(&tcfg.discovery_auth, (cfg & 3) != 1);
 	if (isd_iscsi_tgt_create(g_r, &tcfg, &f->t) < 0)
 		abort();
 	snprintf(f->node.name, sizeof(f->node.name), "%s", TNAME);
@@ -95,6 +101,7 @@ setup(struct lf *f, uint8_t cfg)
 		f->node.acl = f->acl;
 		f->node.acl_count = 1;
 	}
+	f->chap_everywhere = (cfg & 3) == 1 || (cfg & 3) == 2;
 	if (isd_iscsi_tgt_add_node(f->t, &f->node) < 0)
 		abort();
 	snprintf(f->portal.host, sizeof(f->portal.host), "192.0.2.10");
@@ -124,6 +131,10 @@ take_responses(struct lf *f)
 
 	while ((p = fake_dm_pop(&f->fd)) != NULL) {
 		if (isd_bhs_opcode(p->bhs) == ISD_OP_LOGIN_RSP) {
+			/* full feature phase without the challenge answered: authentication bypass */
+			if (f->chap_everywhere && !f->answered && (p->bhs[1] & ISD_LOGIN_T) &&
+			    ISD_LOGIN_NSG(p->bhs[1]) == ISD_STAGE_FFP && p->bhs[36] == 0)
+				abort();
 			f->statsn = get_be32(p->bhs + 24) + 1;
 			if (get_be16(p->bhs + 14) != 0)
 				f->tsih = get_be16(p->bhs + 14);
@@ -155,7 +166,7 @@ add_text(uint8_t *buf, uint32_t len, const char *kv)
 }
 
 static uint32_t
-add_chap_answer(struct lf *f, uint8_t *buf, uint32_t len)
+add_chap_answer(struct lf *f, uint8_t *buf, uint32_t len, bool *answered)
 {
 	uint8_t r[ISD_CHAP_MAX_DIGEST];
 	char kv[2 * ISD_CHAP_MAX_DIGEST + 16], hex[2 * ISD_CHAP_MAX_DIGEST + 8];
@@ -169,6 +180,7 @@ add_chap_answer(struct lf *f, uint8_t *buf, uint32_t len)
 		return len;
 	len = add_text(buf, len, "CHAP_N=" USER);
 	snprintf(kv, sizeof(kv), "CHAP_R=%s", hex);
+	*answered = true;
 	return add_text(buf, len, kv);
 }
 
@@ -197,6 +209,7 @@ record(struct lf *f, struct fz *z)
 		drop_conn(f);
 		f->statsn = 0;
 		f->chap_c_len = 0;
+		f->answered = false;
 		if (fake_dm_connect(&f->fd, f->t, g_r, 1) < 0)
 			abort();
 	}
@@ -208,7 +221,7 @@ record(struct lf *f, struct fz *z)
 	memcpy(text + len, in, n);
 	len += (uint32_t)n;
 	if (ctl & 0x02)
-		len = add_chap_answer(f, text, len);
+		len = add_chap_answer(f, text, len, &f->answered);
 	fake_dm_inject(&f->fd, bhs, text, len);
 	fuzz_pump(1);
 	take_responses(f);

@@ -152,10 +152,13 @@ def login_seeds():
         login_rec(OP_TO_FFP, STD, ops)
     s["chap_mutual_same_challenge"] = b"\x02" + chap_begin + login_rec(SEC_TO_OP, CHAP_ANS, text(
         b"CHAP_I=9", b"CHAP_C=0x00000000000000000000000000000000"))
-    s["chap_discovery"] = b"\x03" + login_rec(SEC_STAY, STD, text(
+    s["chap_discovery_mutual"] = b"\x03" + login_rec(SEC_STAY, STD, text(
         b"InitiatorName=" + INAME, b"SessionType=Discovery", b"AuthMethod=CHAP")) + \
         login_rec(SEC_STAY, STD, text(b"CHAP_A=5")) + login_rec(SEC_TO_FFP, CHAP_ANS, b"")
     s["chap_skip"] = b"\x01" + login_rec(OP_TO_FFP, NAMES, ops)
+    s["chap_skip_discovery"] = b"\x01" + login_rec(OP_TO_FFP, STD, text(
+        b"InitiatorName=" + INAME, b"SessionType=Discovery", b"AuthMethod=None"))
+    s["chap_discovery_only"] = b"\x03" + login_rec(OP_TO_FFP, NAMES, ops)
     s["reinstate"] = s["none_one_pdu"] + login_rec(OP_TO_FFP, RECONNECT | NAMES, ops) + \
         login_rec(OP_TO_FFP, RECONNECT | NAMES | TSIH, ops)
     # a Login Request split over two PDUs with C=1
