@@ -76,10 +76,11 @@ Cflags: -I\${includedir}
 install(FILES ${CMAKE_BINARY_DIR}/libiserd.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 if(ISERD_TESTS)
-	# Unit tests under tests/unit/initiator are created by tests/CMakeLists.txt
-	# (this file is included after it); they need the library too.
+	# Unit tests under tests/unit/initiator and the fuzzer fuzz_init_rx are
+	# created by tests/CMakeLists.txt (this file is included after it); they
+	# need the library too.
 	foreach(_t unit_initiator_test_url unit_initiator_test_sense unit_initiator_test_tcp_detach unit_initiator_test_rx_robust
-		   unit_initiator_test_regcache)
+		   unit_initiator_test_regcache fuzz_init_rx)
 		if(TARGET ${_t})
 			target_link_libraries(${_t} PRIVATE iserd_static)
 		endif()
