@@ -3,7 +3,8 @@
 #
 # The library is the src/initiator layer plus the pure codec files of the
 # layers below it that it reuses (PDU codec, key parsing, CHAP, CRC32C, iovec
-# and TCP framing helpers). They are compiled once more, position
+# and TCP framing helpers, and the log escaping of peer values; the library
+# itself never calls isd_log_write). They are compiled once more, position
 # independent and with hidden visibility, so that the static and the shared
 # library are self-contained and export nothing but iserd_*.
 
@@ -13,6 +14,7 @@ set(_isd_init_reused
 	${CMAKE_SOURCE_DIR}/src/iscsi/keys.c
 	${CMAKE_SOURCE_DIR}/src/iscsi/chap.c
 	${CMAKE_SOURCE_DIR}/src/util/crc32c.c
+	${CMAKE_SOURCE_DIR}/src/util/log.c
 	${CMAKE_SOURCE_DIR}/src/util/iov.c
 	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_frame.c
 	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_proto.c)
@@ -78,10 +80,11 @@ install(FILES ${CMAKE_BINARY_DIR}/libiserd.pc DESTINATION ${CMAKE_INSTALL_LIBDIR
 if(ISERD_TESTS)
 	# Unit tests under tests/unit/initiator are created by tests/CMakeLists.txt
 	# (this file is included after it); they need the library too.
-	foreach(_t unit_initiator_test_url unit_initiator_test_sense unit_initiator_test_tcp_detach unit_initiator_test_rx_robust
-		   unit_initiator_test_regcache)
-		if(TARGET ${_t})
-			target_link_libraries(${_t} PRIVATE iserd_static)
+	file(GLOB _isd_init_tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/initiator/test_*.c)
+	foreach(_src ${_isd_init_tests})
+		get_filename_component(_n ${_src} NAME_WE)
+		if(TARGET unit_initiator_${_n})
+			target_link_libraries(unit_initiator_${_n} PRIVATE iserd_static)
 		endif()
 	endforeach()
 	add_test(NAME libiserd_exports
