@@ -4,7 +4,7 @@
  * algorithm the target may choose (checked against OpenSSL computed here),
  * refusal of an algorithm we did not offer, mutual CHAP with the target's
  * algorithm, refusal of our own challenge played back to us (reflection), and
- * target values escaped in the error message.
+ * target values escaped in error and log messages.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -143,7 +143,11 @@ peer_send(struct peer *p, bool transit, const char *text, size_t len)
 	assert_true(total <= sizeof(pdu));
 	memset(pdu, 0, sizeof(pdu));
 	pdu[0] = ISD_OP_LOGIN_RSP;
-	pdu[1] = transit ? (ISD_LOGIN_T | ISD_STAGE_OPERATIONAL) : 0;
+	/* in the stage of the request we answer, on to the next one */
+	pdu[1] = (uint8_t)(c->login_csg << 2);
+	if (transit)
+		pdu[1] |= ISD_LOGIN_T | (c->login_csg == ISD_STAGE_SECURITY ? ISD_STAGE_OPERATIONAL
+									  : ISD_STAGE_FFP);
 	put_be24(pdu + 5, (uint32_t)len);
 	memcpy(pdu + 8, c->isid, 6);
 	put_be32(pdu + 16, c->login_itt);
@@ -400,6 +404,36 @@ test_reflected_challenge_refused(void **state)
 	peer_close(&p);
 }
 
+static char g_log[4096];
+
+static void
+capture_log(enum iserd_log_level level, const char *msg, void *arg)
+{
+	(void)level;
+	(void)arg;
+	snprintf(g_log + strlen(g_log), sizeof(g_log) - strlen(g_log), "%s|", msg);
+}
+
+/* Operational keys we do not use are logged (debug), escaped. */
+static void
+test_log_escaped(void **state)
+{
+	static const char text[] = "MaxConnections=1\nforged\0TargetAlias=x";
+	struct peer p;
+
+	(void)state;
+	peer_open(&p, true);
+	mutual_round(&p, "7", true, NULL);
+	peer_read(&p); /* our operational offer */
+	g_log[0] = '\0';
+	iserd_set_log_fn(p.pub, capture_log, NULL);
+	iserd_set_log_level(p.pub, ISERD_LOG_DEBUG);
+	assert_int_equal(peer_send(&p, false, text, sizeof(text)), 0);
+	assert_non_null(strstr(g_log, "MaxConnections=1\\x0aforged"));
+	assert_null(strchr(g_log, '\n'));
+	peer_close(&p);
+}
+
 /* Values from the target reach the error message escaped: one line, no raw bytes. */
 static void
 test_error_message_escaped(void **state)
@@ -467,6 +501,7 @@ main(void)
 	    cmocka_unit_test(test_mutual_same_algorithm),
 	    cmocka_unit_test(test_reflected_challenge_refused),
 	    cmocka_unit_test(test_error_message_escaped),
+	    cmocka_unit_test(test_log_escaped),
 	};
 
 	return cmocka_run_group_tests_name("initiator_chap_login", tests, NULL, NULL);
