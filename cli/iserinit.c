@@ -129,6 +129,11 @@ ii_open(const struct ii_common *co, const struct iserd_url *u, enum iserd_sessio
 		}
 		iserd_set_chap(ctx, user, secret);
 	}
+	if (co->chap_algs != NULL && iserd_set_chap_algs(ctx, co->chap_algs) < 0) {
+		ii_err("bad --chap-algs '%s' (sha3-256, sha256, sha1, md5, comma separated)",
+		       co->chap_algs);
+		goto err;
+	}
 	if (co->mutual_chap != NULL) {
 		if (split_cred(co->mutual_chap, user, sizeof(user), secret, sizeof(secret)) < 0) {
 			ii_err("--mutual-chap wants USER:SECRET (the target's name and secret)");
@@ -221,6 +226,8 @@ const char *const ii_common_help =
     "      --chap USER:SECRET   CHAP credentials (or iscsi://USER%SECRET@host/...)\n"
     "      --mutual-chap USER:SECRET\n"
     "                           authenticate the target too (its name and secret)\n"
+    "      --chap-algs LIST     CHAP algorithms to offer, of sha3-256,sha256,sha1,md5\n"
+    "                           (default all; the target picks, strongest first)\n"
     "      --header-digest none|crc32c|crc32c,none|none,crc32c\n"
     "      --data-digest   none|crc32c|crc32c,none|none,crc32c\n"
     "      --reconnect[=retry|fail]\n"
@@ -256,6 +263,9 @@ ii_common_opt(struct ii_common *co, int opt, const char *arg)
 		return 1;
 	case OPT_MUTUAL:
 		co->mutual_chap = arg;
+		return 1;
+	case OPT_CHAP_ALGS:
+		co->chap_algs = arg;
 		return 1;
 	case OPT_HD:
 	case OPT_DD: {

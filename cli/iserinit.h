@@ -14,6 +14,7 @@ struct ii_common {
 	const char *initiator;
 	const char *chap;	 /* USER:SECRET */
 	const char *mutual_chap; /* USER:SECRET */
+	const char *chap_algs;	 /* "sha256,md5"; NULL: the library's default */
 	int header_digest;	 /* -1 unset */
 	int data_digest;
 	enum iserd_reconnect reconnect;
@@ -49,11 +50,13 @@ enum {
 	OPT_SIZE,
 	OPT_VPD,
 	OPT_BS,
+	OPT_CHAP_ALGS,
 };
 
 #define COMMON_LONGOPTS                                                                            \
 	{"initiator", required_argument, NULL, 'i'}, {"chap", required_argument, NULL, OPT_CHAP},  \
 	    {"mutual-chap", required_argument, NULL, OPT_MUTUAL},                                  \
+	    {"chap-algs", required_argument, NULL, OPT_CHAP_ALGS},                                 \
 	    {"header-digest", required_argument, NULL, OPT_HD},                                    \
 	    {"data-digest", required_argument, NULL, OPT_DD},                                      \
 	    {"reconnect", optional_argument, NULL, OPT_RECONNECT},                                 \

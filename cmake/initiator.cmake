@@ -3,7 +3,8 @@
 #
 # The library is the src/initiator layer plus the pure codec files of the
 # layers below it that it reuses (PDU codec, key parsing, CHAP, CRC32C, iovec
-# and TCP framing helpers). They are compiled once more, position
+# and TCP framing helpers, and the log escaping of peer values; the library
+# itself never calls isd_log_write). They are compiled once more, position
 # independent and with hidden visibility, so that the static and the shared
 # library are self-contained and export nothing but iserd_*.
 
@@ -13,6 +14,7 @@ set(_isd_init_reused
 	${CMAKE_SOURCE_DIR}/src/iscsi/keys.c
 	${CMAKE_SOURCE_DIR}/src/iscsi/chap.c
 	${CMAKE_SOURCE_DIR}/src/util/crc32c.c
+	${CMAKE_SOURCE_DIR}/src/util/log.c
 	${CMAKE_SOURCE_DIR}/src/util/iov.c
 	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_frame.c
 	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_proto.c)
@@ -79,8 +81,13 @@ if(ISERD_TESTS)
 	# Unit tests under tests/unit/initiator and the fuzzer fuzz_init_rx are
 	# created by tests/CMakeLists.txt (this file is included after it); they
 	# need the library too.
-	foreach(_t unit_initiator_test_url unit_initiator_test_sense unit_initiator_test_tcp_detach unit_initiator_test_rx_robust
-		   unit_initiator_test_regcache fuzz_init_rx)
+	file(GLOB _isd_init_tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/initiator/test_*.c)
+	set(_isd_init_targets fuzz_init_rx)
+	foreach(_src ${_isd_init_tests})
+		get_filename_component(_n ${_src} NAME_WE)
+		list(APPEND _isd_init_targets unit_initiator_${_n})
+	endforeach()
+	foreach(_t ${_isd_init_targets})
 		if(TARGET ${_t})
 			target_link_libraries(${_t} PRIVATE iserd_static)
 		endif()

@@ -167,6 +167,15 @@ ISERD_EXPORT int iserd_set_chap(struct iserd_context *ctx, const char *user, con
  */
 ISERD_EXPORT int iserd_set_mutual_chap(struct iserd_context *ctx, const char *user,
 				       const char *secret);
+/**
+ * The CHAP algorithms we offer, comma separated, of "sha3-256", "sha256",
+ * "sha1", "md5" (CHAP_A 8, 7, 6, 5; any order, any case). They are always
+ * offered strongest first, and the target chooses; a target that chooses one
+ * not offered is refused. Mutual CHAP uses the algorithm the target chose.
+ * Default (and NULL): all four, "8,7,6,5". Takes effect at the next login.
+ * @return 0 or -EINVAL (an unknown name, or none).
+ */
+ISERD_EXPORT int iserd_set_chap_algs(struct iserd_context *ctx, const char *algs);
 
 /** Digest preferences, offered in this order. */
 enum iserd_digest {

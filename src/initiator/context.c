@@ -94,6 +94,7 @@ iserd_context_create(const char *initiator_name, struct iserd_context **out)
 	c->reconnect_max = 30;
 	c->reconnect_interval_ms = 1000;
 	c->login_timeout_ms = 15000;
+	c->chap_algs = ISD_INIT_CHAP_OFFER_MASK;
 	c->state = ISD_ICTX_IDLE;
 	c->tcp.fd = -1;
 	c->cid = 0;
@@ -189,6 +190,32 @@ iserd_set_mutual_chap(struct iserd_context *pub, const char *user, const char *s
 		return -EINVAL;
 	snprintf(c->mchap_user, sizeof(c->mchap_user), "%s", user);
 	snprintf(c->mchap_secret, sizeof(c->mchap_secret), "%s", secret);
+	return 0;
+}
+
+int
+iserd_set_chap_algs(struct iserd_context *pub, const char *algs)
+{
+	unsigned int mask = 0;
+	char buf[64], *save = NULL, *tok;
+
+	if (algs == NULL) {
+		pub->c.chap_algs = ISD_INIT_CHAP_OFFER_MASK;
+		return 0;
+	}
+	if (strlen(algs) >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, algs, strlen(algs) + 1);
+	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		int alg = isd_chap_alg_from_name(tok);
+
+		if (alg < 0)
+			return -EINVAL;
+		mask |= ISD_CHAP_ALG_BIT(alg);
+	}
+	if (mask == 0)
+		return -EINVAL;
+	pub->c.chap_algs = mask;
 	return 0;
 }
 

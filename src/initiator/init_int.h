@@ -32,6 +32,7 @@
 #include <sys/queue.h>
 #include <sys/uio.h>
 
+#include "iscsi/chap.h"
 #include "iscsi/keys.h"
 #include "iscsi/pdu.h"
 #include "iserd/iserd.h"
@@ -55,6 +56,17 @@
 #define ISD_INIT_WRITEV_IOV 256
 /* Bytes gathered into one writev at most. */
 #define ISD_INIT_WRITEV_BYTES (4u << 20)
+/*
+ * The CHAP algorithms we offer (CHAP_A) unless iserd_set_chap_algs() says
+ * otherwise, always listed strongest first: SHA3-256 (8), SHA-256 (7), SHA-1
+ * (6), MD5 (5) (RFC 7143 §12.1.3, RFC 9109). The target chooses; it must
+ * choose one of those we offered.
+ */
+#define ISD_INIT_CHAP_OFFER_MASK                                                                   \
+	(ISD_CHAP_ALG_BIT(ISD_CHAP_SHA3_256) | ISD_CHAP_ALG_BIT(ISD_CHAP_SHA256) |                \
+	 ISD_CHAP_ALG_BIT(ISD_CHAP_SHA1) | ISD_CHAP_ALG_BIT(ISD_CHAP_MD5))
+/* Bytes of our mutual CHAP challenge: as long as the longest digest. */
+#define ISD_INIT_CHAP_CHALLENGE_LEN 32
 
 struct isd_ictx;
 struct isd_itask;
@@ -244,6 +256,7 @@ struct isd_ictx {
 	char chap_secret[ISERD_SECRET_MAX];
 	char mchap_user[ISERD_SECRET_MAX];
 	char mchap_secret[ISERD_SECRET_MAX];
+	unsigned int chap_algs; /* ISD_CHAP_ALG_BIT()s we offer */
 	enum iserd_digest hd_pref;
 	enum iserd_digest dd_pref;
 	uint32_t queue_depth;
@@ -282,9 +295,12 @@ struct isd_ictx {
 	enum isd_login_step lstep;
 	uint8_t login_csg;
 	struct isd_text_buf login_reply; /* answers to keys the target offered */
-	uint8_t chap_alg;
+	uint8_t chap_alg; /* the CHAP_A the target chose (0: no CHAP) */
 	uint8_t mchap_id;
-	uint8_t mchap_chal[16];
+	/* our last mutual CHAP challenge; kept across logins so that a target
+	 * that plays it back to us later is caught (mchap_sent: it is valid) */
+	uint8_t mchap_chal[ISD_INIT_CHAP_CHALLENGE_LEN];
+	bool mchap_sent;
 	char *login_text; /* accumulated Login Response text (C bit) */
 	uint32_t login_text_len;
 	uint64_t login_deadline_ns;

@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "initiator/init_int.h"
-#include "iscsi/chap.h"
 #include "util/endian.h"
+#include "util/log.h"
 
 /* ---- helpers ---- */
 
@@ -321,6 +323,7 @@ apply_op_keys(struct isd_ictx *c, const struct isd_kv_list *l)
 
 	for (i = 0; i < l->count; i++) {
 		const char *k = l->kv[i].key, *v = l->kv[i].value;
+		char esc[ISD_LOG_ESC_MAX], kesc[ISD_LOG_ESC_MAX];
 		bool b;
 		uint32_t n;
 
@@ -353,7 +356,8 @@ apply_op_keys(struct isd_ictx *c, const struct isd_kv_list *l)
 			   c->url.transport == ISERD_TRANSPORT_ISER &&
 			   c->stype == ISERD_SESSION_NORMAL) {
 			if (!parse_yes(v, &b) || !b)
-				return login_fail(c, -EPROTO, "target answered RDMAExtensions=%s", v);
+				return login_fail(c, -EPROTO, "target answered RDMAExtensions=%s",
+						  isd_log_escape_str(esc, sizeof(esc), v));
 		} else if (strcmp(k, "TargetRecvDataSegmentLength") == 0 &&
 			   c->url.transport == ISERD_TRANSPORT_ISER) {
 			if (!parse_num(v, 512, ISD_MAX_DSL, &n))
@@ -397,13 +401,16 @@ apply_op_keys(struct isd_ictx *c, const struct isd_kv_list *l)
 			/* informational here */
 		} else if (strcmp(v, "NotUnderstood") == 0 || strcmp(v, "Irrelevant") == 0 ||
 			   strcmp(v, "Reject") == 0) {
-			isd_init_log(c, ISERD_LOG_DEBUG, "target answered %s=%s; default kept", k,
-				     v);
+			isd_init_log(c, ISERD_LOG_DEBUG, "target answered %s=%s; default kept",
+				     isd_log_escape_str(kesc, sizeof(kesc), k),
+				     isd_log_escape_str(esc, sizeof(esc), v));
 		} else if (!isd_key_is_known(k)) {
 			/* A key the target offers that we do not know (RFC 7143 §6.2). */
 			isd_text_append(&c->login_reply, k, "NotUnderstood");
 		} else {
-			isd_init_log(c, ISERD_LOG_DEBUG, "ignoring %s=%s from the target", k, v);
+			isd_init_log(c, ISERD_LOG_DEBUG, "ignoring %s=%s from the target",
+				     isd_log_escape_str(kesc, sizeof(kesc), k),
+				     isd_log_escape_str(esc, sizeof(esc), v));
 		}
 	}
 	if (c->stype == ISERD_SESSION_NORMAL) {
@@ -459,14 +466,32 @@ login_complete(struct isd_ictx *c)
 		req_complete(c, r, 0, NULL);
 }
 
-/* CHAP: the target's challenge arrived; answer it (and challenge it for mutual CHAP). */
+/* Our CHAP_A list: the algorithms of the mask, strongest first ("8,7,6,5"). */
+static void
+chap_offer(const struct isd_ictx *c, char *out, size_t cap)
+{
+	static const int order[] = {ISD_CHAP_SHA3_256, ISD_CHAP_SHA256, ISD_CHAP_SHA1,
+				    ISD_CHAP_MD5};
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if ((c->chap_algs & ISD_CHAP_ALG_BIT(order[i])) != 0 && o + 3 < cap)
+			o += (size_t)snprintf(out + o, cap - o, "%s%d", o ? "," : "", order[i]);
+}
+
+/*
+ * CHAP: the target's challenge arrived; answer it (and challenge it for mutual
+ * CHAP). Every value is checked before we compute anything with our secret.
+ */
 static int
 chap_answer(struct isd_ictx *c, const struct isd_kv_list *l)
 {
 	const char *a = isd_kv_get(l, "CHAP_A"), *i = isd_kv_get(l, "CHAP_I");
 	const char *ch = isd_kv_get(l, "CHAP_C");
 	uint8_t chal[1024], resp[ISD_CHAP_MAX_DIGEST];
-	char hex[2 * ISD_CHAP_MAX_DIGEST + 3], chex[2 * 16 + 3];
+	char hex[2 * ISD_CHAP_MAX_DIGEST + 3], chex[2 * ISD_INIT_CHAP_CHALLENGE_LEN + 3];
+	char esc[ISD_LOG_ESC_MAX], offer[16];
 	struct isd_text_buf k;
 	uint64_t alg, id;
 	int clen, rlen, rc;
@@ -474,22 +499,39 @@ chap_answer(struct isd_ictx *c, const struct isd_kv_list *l)
 	if (a == NULL || i == NULL || ch == NULL)
 		return login_fail(c, -EPROTO, "target's CHAP challenge lacks %s",
 				  "CHAP_A, CHAP_I or CHAP_C");
-	if (isd_key_parse_u64(a, &alg) < 0 || isd_chap_digest_len((int)alg) == 0 || alg != 5)
-		return login_fail(c, -EPROTO, "target chose CHAP_A=%s, we offered 5 (MD5)", a);
+	/* One value, and one we offered: a target must not talk us down. */
+	if (isd_key_parse_u64(a, &alg) < 0 || alg >= 32 ||
+	    (c->chap_algs & ISD_CHAP_ALG_BIT(alg)) == 0 || isd_chap_digest_len((int)alg) == 0) {
+		chap_offer(c, offer, sizeof(offer));
+		return login_fail(c, -EPROTO, "target chose CHAP_A=%s, we offered %s",
+				  isd_log_escape_str(esc, sizeof(esc), a), offer);
+	}
 	if (isd_key_parse_u64(i, &id) < 0 || id > 255)
-		return login_fail(c, -EPROTO, "bad CHAP_I '%s'", i);
+		return login_fail(c, -EPROTO, "bad CHAP_I '%s'",
+				  isd_log_escape_str(esc, sizeof(esc), i));
 	clen = isd_key_parse_binary(ch, chal, sizeof(chal));
 	if (clen <= 0)
-		return login_fail(c, -EPROTO, "bad CHAP_C '%s'", ch);
+		return login_fail(c, -EPROTO, "bad CHAP_C '%s'",
+				  isd_log_escape_str(esc, sizeof(esc), ch));
+	/*
+	 * Our own last challenge played back: answering it would hand the
+	 * target the response it owes us (reflection, RFC 7143 §12.1.3).
+	 */
+	if (c->mchap_sent && (size_t)clen == sizeof(c->mchap_chal) &&
+	    memcmp(chal, c->mchap_chal, sizeof(c->mchap_chal)) == 0)
+		return login_fail(c, -EACCES, "target sent back our own CHAP challenge%s", "");
 	rlen = isd_chap_response((int)alg, (uint8_t)id, c->chap_secret, chal, (size_t)clen, resp,
 				 sizeof(resp));
 	if (rlen < 0 || isd_key_format_hex(resp, (size_t)rlen, hex, sizeof(hex)) < 0)
 		return login_fail(c, -EIO, "cannot compute the CHAP response%s", "");
 	c->chap_alg = (uint8_t)alg;
+	isd_init_log(c, ISERD_LOG_DEBUG, "CHAP: the target chose %s (CHAP_A=%u)",
+		     isd_chap_alg_name((int)alg), (unsigned int)alg);
 	isd_text_buf_init(&k);
 	isd_text_append(&k, "CHAP_N", c->chap_user);
 	isd_text_append(&k, "CHAP_R", hex);
 	if (c->mchap_user[0] != '\0') {
+		/* Mutual CHAP: we challenge the target with the algorithm it chose. */
 		if (isd_chap_random(&c->mchap_id, 1) < 0 ||
 		    isd_chap_random(c->mchap_chal, sizeof(c->mchap_chal)) < 0) {
 			isd_text_buf_fini(&k);
@@ -499,6 +541,7 @@ chap_answer(struct isd_ictx *c, const struct isd_kv_list *l)
 		if ((size_t)clen == sizeof(c->mchap_chal) &&
 		    memcmp(chal, c->mchap_chal, sizeof(c->mchap_chal)) == 0)
 			c->mchap_chal[0] ^= 0xff;
+		c->mchap_sent = true;
 		isd_key_format_hex(c->mchap_chal, sizeof(c->mchap_chal), chex, sizeof(chex));
 		isd_text_appendf(&k, "CHAP_I", "%u", c->mchap_id);
 		isd_text_append(&k, "CHAP_C", chex);
@@ -514,17 +557,19 @@ chap_verify_target(struct isd_ictx *c, const struct isd_kv_list *l)
 {
 	const char *n = isd_kv_get(l, "CHAP_N"), *r = isd_kv_get(l, "CHAP_R");
 	uint8_t want[ISD_CHAP_MAX_DIGEST], got[ISD_CHAP_MAX_DIGEST];
+	char esc[ISD_LOG_ESC_MAX];
 	int wl, gl;
 
 	if (n == NULL || r == NULL)
 		return login_fail(c, -EACCES,
 				  "mutual CHAP: the target did not answer our challenge%s", "");
 	if (strcmp(n, c->mchap_user) != 0)
-		return login_fail(c, -EACCES, "mutual CHAP: the target answered as '%s'", n);
+		return login_fail(c, -EACCES, "mutual CHAP: the target answered as '%s'",
+				  isd_log_escape_str(esc, sizeof(esc), n));
 	wl = isd_chap_response(c->chap_alg, c->mchap_id, c->mchap_secret, c->mchap_chal,
 			       sizeof(c->mchap_chal), want, sizeof(want));
 	gl = isd_key_parse_binary(r, got, sizeof(got));
-	if (wl <= 0 || gl != wl || memcmp(want, got, (size_t)wl) != 0)
+	if (wl <= 0 || gl != wl || CRYPTO_memcmp(want, got, (size_t)wl) != 0)
 		return login_fail(c, -EACCES,
 				  "mutual CHAP: the target's response is wrong "
 				  "(wrong target secret?)%s",
@@ -549,7 +594,7 @@ rx_login_rsp(struct isd_ictx *c, struct isd_pdu *pdu)
 	c->login_status = status;
 	isd_init_statsn_update(c, bhs);
 	if (status != 0) {
-		char what[160];
+		char what[320], esc[ISD_LOG_ESC_MAX];
 		int err = (status >> 8) == 2 ? -EACCES : (status >> 8) == 1 ? -EXDEV : -EIO;
 		const char *addr = NULL;
 		struct isd_kv_list rl;
@@ -560,7 +605,8 @@ rx_login_rsp(struct isd_ictx *c, struct isd_pdu *pdu)
 			addr = isd_kv_get(&rl, "TargetAddress");
 		}
 		snprintf(what, sizeof(what), "%s (status 0x%04x)%s%s", isd_login_status_str(status),
-			 status, addr ? ", redirected to " : "", addr ? addr : "");
+			 status, addr ? ", redirected to " : "",
+			 addr ? isd_log_escape_str(esc, sizeof(esc), addr) : "");
 		if (have)
 			isd_kv_list_fini(&rl);
 		return login_fail(c, err, "%s", what);
@@ -622,16 +668,21 @@ rx_login_rsp(struct isd_ictx *c, struct isd_pdu *pdu)
 
 		if (c->chap_user[0] != '\0' && am != NULL && strcmp(am, "CHAP") == 0) {
 			struct isd_text_buf k;
+			char offer[16];
 
+			chap_offer(c, offer, sizeof(offer));
 			isd_text_buf_init(&k);
-			isd_text_append(&k, "CHAP_A", "5");
+			isd_text_append(&k, "CHAP_A", offer);
 			c->lstep = ISD_LS_CHAP_A;
 			rc = send_login(c, false, ISD_STAGE_SECURITY, ISD_STAGE_OPERATIONAL, &k);
 			isd_text_buf_fini(&k);
 			break;
 		}
 		if (am != NULL && strcmp(am, "None") != 0 && strcmp(am, "CHAP") != 0) {
-			rc = login_fail(c, -EACCES, "target answered AuthMethod=%s", am);
+			char esc[ISD_LOG_ESC_MAX];
+
+			rc = login_fail(c, -EACCES, "target answered AuthMethod=%s",
+					isd_log_escape_str(esc, sizeof(esc), am));
 			break;
 		}
 		if (am != NULL && strcmp(am, "CHAP") == 0) {

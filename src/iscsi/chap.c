@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -48,6 +49,34 @@ isd_chap_digest_len(int alg)
 	default:
 		return 0;
 	}
+}
+
+const char *
+isd_chap_alg_name(int alg)
+{
+	switch (alg) {
+	case ISD_CHAP_MD5:
+		return "MD5";
+	case ISD_CHAP_SHA1:
+		return "SHA-1";
+	case ISD_CHAP_SHA256:
+		return "SHA-256";
+	case ISD_CHAP_SHA3_256:
+		return "SHA3-256";
+	default:
+		return "unknown";
+	}
+}
+
+int
+isd_chap_alg_from_name(const char *name)
+{
+	static const char *const names[] = {"md5", "sha1", "sha256", "sha3-256"};
+
+	for (int i = 0; name != NULL && i < 4; i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return ISD_CHAP_MD5 + i;
+	return -EINVAL;
 }
 
 /* Strength order: the index in this list (weakest first). */

@@ -21,6 +21,11 @@
 
 /* Length of the digest for an algorithm, or 0 if unsupported. */
 size_t isd_chap_digest_len(int alg);
+/* "SHA3-256" and so on, for messages; "unknown" for a number we do not implement. */
+const char *isd_chap_alg_name(int alg);
+/* The number of a configuration name, "md5", "sha1", "sha256", "sha3-256" (any
+ * case), or -EINVAL. */
+int isd_chap_alg_from_name(const char *name);
 /* Bit of an algorithm in an `allowed` mask; 0 as a mask means every one we implement. */
 #define ISD_CHAP_ALG_BIT(alg) (1u << (alg))
 /*

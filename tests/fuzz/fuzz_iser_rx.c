@@ -170,8 +170,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dsz = isd_iser_rx_data_size(&p);
 	if (dsz < ISD_ISER_LOGIN_DATA || dsz > ISD_MAX_DSL)
 		abort();
-	if (isd_iser_rx_count(&p, dsz, 1u + prm[10] * 64u) == 0)
-		abort();
+	{
+		uint64_t budget = ISD_ISER_RECV_MEMORY_MIN +
+				  (uint64_t)get_be32(prm + 12) %
+				      (ISD_ISER_RECV_MEMORY_MAX - ISD_ISER_RECV_MEMORY_MIN + 1u);
+		uint32_t rq_max = 1u + prm[10] * 64u;
+		uint32_t n = isd_iser_rx_count(&p, dsz, rq_max, budget);
+		uint32_t d = isd_iser_trdsl_for(budget, 1u + prm[11]);
+
+		/* at least one receive, never more than the queue takes or we post;
+		 * above the minimum count the buffers fit the budget */
+		if (n == 0 || n > rq_max || n > ISD_ISER_RX_MAX)
+			abort();
+		if (p.session_type == ISD_SESSION_NORMAL && n > ISD_ISER_RX_MIN &&
+		    (uint64_t)n * isd_iser_rx_buf_size(dsz) > budget)
+			abort();
+		if (d < ISD_ISER_LOGIN_DATA || d > ISD_ISER_TRDSL_MAX)
+			abort();
+	}
 	check_rx(buf, len, dsz);
 
 	isd_iser_cm_decode(buf, len, &cm);

@@ -143,6 +143,9 @@ grep -q "Authentication *CHAP" "$ISD_OUT" || isd_fail "chap: reports CHAP"
 isd_check "chap: --chap flag" "$ISERINIT" readcap --chap alice:alicesecret12 "iscsi://$T/0"
 isd_check "chap: mutual CHAP with the right secrets" "$ISERINIT" login --mutual-chap target1:targetsecret12 "iscsi://alice%alicesecret12@$T"
 grep -q "CHAP (mutual)" "$ISD_OUT" || isd_fail "chap: reports mutual CHAP"
+# iserd takes the strongest algorithm of those we offer (8,7,6,5): SHA3-256, not MD5
+isd_check "chap: mutual CHAP, verbose" "$ISERINIT" login -v --mutual-chap target1:targetsecret12 "iscsi://alice%alicesecret12@$T"
+grep -q "CHAP: the target chose SHA3-256 (CHAP_A=8)" "$ISD_OUT" || { isd_fail "chap: SHA3-256 chosen"; grep CHAP "$ISD_OUT"; }
 isd_check "chap: mutual via URL arguments" "$ISERINIT" verify --size 4M "iscsi://alice%alicesecret12@$T/0?target_user=target1&target_password=targetsecret12"
 isd_check_fails "chap: wrong secret fails" "$ISERINIT" login "iscsi://alice%wrongsecret99@$T"
 grep -q "authentication failure (status 0x0201)" "$ISD_OUT" || { isd_fail "chap: wrong secret reported in words"; cat "$ISD_OUT"; }
@@ -152,6 +155,9 @@ isd_check_fails "chap: no credentials fail" "$ISERINIT" login "iscsi://$T"
 grep -qi "CHAP\|authentication" "$ISD_OUT" || isd_fail "chap: missing credentials reported in words"
 isd_check_fails "chap: wrong mutual secret fails" "$ISERINIT" login --mutual-chap target1:notthesecret1 "iscsi://alice%alicesecret12@$T"
 grep -q "mutual CHAP" "$ISD_OUT" || isd_fail "chap: wrong mutual secret reported in words"
+isd_check "chap: --chap-algs sha1 is what iserd gets" "$ISERINIT" login -v --chap-algs sha1 "iscsi://alice%alicesecret12@$T"
+grep -q "the target chose SHA-1 (CHAP_A=6)" "$ISD_OUT" || isd_fail "chap: SHA-1 chosen when only it is offered"
+isd_check_fails "chap: bad --chap-algs refused" "$ISERINIT" login --chap-algs md4 "iscsi://alice%alicesecret12@$T"
 isd_check_fails "chap: wrong mutual name fails" "$ISERINIT" login --mutual-chap target9:targetsecret12 "iscsi://alice%alicesecret12@$T"
 isd_expect_alive chap
 isd_stop chap
@@ -285,10 +291,11 @@ if command -v tgtd >/dev/null 2>&1 && command -v tgtadm >/dev/null 2>&1; then
 		tgtadm -C "$TP" --lld iscsi --op bind --mode account --tid 1 --user bob &&
 		tgtadm -C "$TP" --lld iscsi --op new --mode account --user tgtmutual --password tgtmutual1234 &&
 		tgtadm -C "$TP" --lld iscsi --op bind --mode account --tid 1 --user tgtmutual --outgoing
-		isd_check "tgt: CHAP + mutual CHAP login" "$ISERINIT" login --mutual-chap tgtmutual:tgtmutual1234 "iscsi://bob%bobsecret1234@127.0.0.1:$TP/$TIQN"
-		isd_check_fails "tgt: wrong CHAP secret fails" "$ISERINIT" login "iscsi://bob%wrongsecret12@127.0.0.1:$TP/$TIQN"
+		# tgt numbers SHA-1 as CHAP_A 7 (RFC 7143 has SHA-256 there): MD5 only for it
+		isd_check "tgt: CHAP + mutual CHAP login" "$ISERINIT" login --chap-algs md5 --mutual-chap tgtmutual:tgtmutual1234 "iscsi://bob%bobsecret1234@127.0.0.1:$TP/$TIQN"
+		isd_check_fails "tgt: wrong CHAP secret fails" "$ISERINIT" login --chap-algs md5 "iscsi://bob%wrongsecret12@127.0.0.1:$TP/$TIQN"
 		grep -q "authentication failure" "$ISD_OUT" || isd_fail "tgt: wrong secret reported in words"
-		isd_check_fails "tgt: wrong mutual secret fails" "$ISERINIT" login --mutual-chap tgtmutual:wrongwrong123 "iscsi://bob%bobsecret1234@127.0.0.1:$TP/$TIQN"
+		isd_check_fails "tgt: wrong mutual secret fails" "$ISERINIT" login --chap-algs md5 --mutual-chap tgtmutual:wrongwrong123 "iscsi://bob%bobsecret1234@127.0.0.1:$TP/$TIQN"
 	else
 		isd_fail "tgtd setup on 127.0.0.1:$TP"
 		tail -n 20 "$ISD_TMP/tgtd.log"
