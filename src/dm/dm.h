@@ -22,6 +22,7 @@
 struct isd_conn;
 struct isd_task;
 struct isd_reactor;
+struct isd_tmf_wait;
 
 /* Capabilities the core negotiates by. */
 #define ISD_DM_CAP_DIGESTS 0x1          /* CRC32C header/data digests possible (TCP) */
@@ -64,8 +65,15 @@ struct isd_dm_ops {
 	/* Gives back a PDU received through isd_dm_control_notify(). */
 	void (*release_pdu)(struct isd_conn *c, struct isd_pdu *pdu);
 	/* Deallocate_Task_Resources: abandon any transfer of t in progress (abort, reset).
-	 * No completion notify follows for an abandoned transfer. */
-	void (*task_cleanup)(struct isd_conn *c, struct isd_task *t);
+	 * No completion notify follows for an abandoned transfer. The task is freed right
+	 * after this returns. `fence`, when not NULL, is what the abort answers to (a TMF
+	 * Response, or the PERSISTENT RESERVE OUT that fenced t's initiator): if data of
+	 * the abandoned transfer may still move (iSER: an RDMA Read into the task's
+	 * buffer, which may be the LU's own memory, or an RDMA Write into the initiator's
+	 * buffer), the datamover holds it with isd_dm_fence_hold() and lets it go with
+	 * isd_dm_fence_release() once nothing more can move, so that the answer leaves
+	 * only then. */
+	void (*task_cleanup)(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
 	/* Connection_Terminate: flush what was queued (best effort, bounded), then close.
 	 * isd_dm_terminate_notify() follows exactly once, later. */
 	void (*terminate)(struct isd_conn *c);
@@ -103,6 +111,10 @@ void isd_dm_pdu_error_notify(struct isd_conn *c, const uint8_t *bhs, int reason)
  * (each such PDU was already reported with isd_dm_pdu_error_notify): the core ends
  * the task with CHECK CONDITION and never runs it. */
 void isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status);
+/* Holds / releases the answer an abort is waiting on (see task_cleanup). Each hold is
+ * released exactly once; the release may send that answer, on any connection. */
+void isd_dm_fence_hold(struct isd_tmf_wait *fence);
+void isd_dm_fence_release(struct isd_tmf_wait *fence);
 /* Connection_Terminate_Notify: the connection is gone (peer closed, error, or after
  * ops->terminate). No other upcall for c follows. */
 void isd_dm_terminate_notify(struct isd_conn *c, int reason);

@@ -90,7 +90,7 @@ isd_task_abort(struct isd_task *t, struct isd_tmf_wait *w)
 		return true;
 	case ISD_TASK_GET_DATA:
 	case ISD_TASK_PUT_DATA:
-		c->ops->task_cleanup(c, t);
+		c->ops->task_cleanup(c, t, w);
 		break;
 	default:
 		break;

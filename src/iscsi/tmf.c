@@ -1,8 +1,9 @@
 /*
  * Task management (RFC 7143 §11.5, §11.6, §4.2.3). Aborted tasks end without
  * a SCSI Response; the TMF Response waits until every aborted task whose
- * backing-store I/O was in flight has finished, so the initiator may reuse
- * the buffers once it sees the response.
+ * backing-store I/O was in flight has finished, and every RDMA transfer the
+ * datamover had already posted for one has completed (isd_dm_fence_hold), so
+ * the initiator may reuse the buffers once it sees the response.
  */
 #include <stdlib.h>
 
@@ -36,6 +37,18 @@ isd_tmf_wait_done(struct isd_tmf_wait *w)
 	}
 	free(w);
 	isd_conn_put(c);
+}
+
+void
+isd_dm_fence_hold(struct isd_tmf_wait *fence)
+{
+	fence->pending++;
+}
+
+void
+isd_dm_fence_release(struct isd_tmf_wait *fence)
+{
+	isd_tmf_wait_done(fence);
 }
 
 static void

@@ -590,7 +590,10 @@ reservation_conflict(struct isd_scsi_lu *lu, const struct isd_scsi_op *op,
  *    writes (through the transport's abort_tasks) before the command that made
  *    it completes: the initiator that made the change sees GOOD only once no
  *    later Data-Out of the fenced writes can land, because their transfers are
- *    gone and the transport discards Data-Out for aborted tasks.
+ *    gone and the transport discards Data-Out for aborted tasks. An RDMA Read
+ *    already posted cannot be called back: the datamover holds the answer
+ *    until it has completed (task_cleanup's fence, dm.h), so what of it lands,
+ *    lands before GOOD, as part of a command that was under way.
  *
  * PREEMPT AND ABORT also aborts every task of the preempted nexuses on the LU
  * (SPC-5 5.14.11.2.5, as by CLEAR TASK SET on each). With TAS = 0 in our

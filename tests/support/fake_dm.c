@@ -102,12 +102,17 @@ fake_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
 }
 
 static void
-fake_task_cleanup(struct isd_conn *c, struct isd_task *t)
+fake_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence)
 {
 	struct fake_dm *fd = fd_of(c);
 
 	for (int i = 0; i < fd->n_xfers; i++) {
 		if (fd->xfers[i].task == t) {
+			/* like an RDMA transfer still in flight: the abort's answer waits */
+			if (fd->hold_fences && fence != NULL && fd->n_fences < FAKE_DM_MAX_XFER) {
+				isd_dm_fence_hold(fence);
+				fd->fences[fd->n_fences++] = fence;
+			}
 			memmove(&fd->xfers[i], &fd->xfers[i + 1],
 				(size_t)(fd->n_xfers - i - 1) * sizeof(fd->xfers[0]));
 			fd->n_xfers--;
@@ -153,6 +158,16 @@ fake_dm_init(struct fake_dm *fd)
 {
 	memset(fd, 0, sizeof(*fd));
 	TAILQ_INIT(&fd->sent);
+}
+
+int
+fake_dm_release_fences(struct fake_dm *fd)
+{
+	int n = fd->n_fences;
+
+	while (fd->n_fences > 0)
+		isd_dm_fence_release(fd->fences[--fd->n_fences]);
+	return n;
 }
 
 void

@@ -39,6 +39,9 @@ struct fake_dm {
 	struct fake_xfer xfers[FAKE_DM_MAX_XFER];
 	int n_xfers;
 	int task_cleanups;
+	bool hold_fences;               /* task_cleanup of a pending transfer holds its fence */
+	struct isd_tmf_wait *fences[FAKE_DM_MAX_XFER];
+	int n_fences;
 	uint8_t *read_data;             /* bytes put_data moved, concatenated */
 	uint32_t read_len;
 	int send_fail;                  /* make the next N send_control calls fail */
@@ -63,6 +66,9 @@ void fake_dm_inject_ahs(struct fake_dm *fd, const uint8_t *bhs, const uint8_t *a
 /* The oldest PDU sent and not yet popped (the caller frees it with isd_pdu_free), or NULL. */
 struct isd_pdu *fake_dm_pop(struct fake_dm *fd);
 void fake_dm_drop_sent(struct fake_dm *fd);
+/* Releases the fences task_cleanup held (hold_fences): the abandoned transfers have
+ * ended. Returns how many there were. */
+int fake_dm_release_fences(struct fake_dm *fd);
 /* Completes the oldest pending transfer. For get_data, `data` (length bytes) is copied into
  * the task's buffer first. Returns 0, or -ENOENT if nothing is pending. */
 int fake_dm_complete(struct fake_dm *fd, const void *data, int status);

@@ -310,6 +310,7 @@ struct isd_iser_job {
 	uint32_t txq_bytes;
 	bool rsp_posted;
 	void *deferred_buf;             /* buffer freed by the core while WRs were in flight */
+	struct isd_tmf_wait *fence;     /* abandoned: the abort's answer, held until the WRs end */
 	uint32_t deferred_len;
 	/* GET on iWARP: the sink's registrations with remote write, for this
 	 * command's bytes only; deregistered when the job is freed */

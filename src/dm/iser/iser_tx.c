@@ -96,6 +96,8 @@ job_alloc(struct isd_iser_conn *ic, enum isd_iser_job_kind kind)
 void
 isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job)
 {
+	struct isd_tmf_wait *fence;
+
 	/* first: the STags die before the memory behind them is freed or reused */
 	for (int i = 0; i < job->sink_mrs; i++)
 		isd_rdma_remote_mr_dereg(job->sink_mr[i]);
@@ -106,9 +108,14 @@ isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job)
 		isd_rdma_buf_free(job->bounce, job->bounce_len);
 	if (job->deferred_buf != NULL)
 		isd_rdma_buf_free(job->deferred_buf, job->deferred_len);
+	fence = job->fence;
 	ic->jobs--;
 	isd_iser_g_jobs--;
 	free(job);
+	/* last: its WRs are complete (or the QP is gone), nothing of it moves now;
+	 * the answer may be sent from here */
+	if (fence != NULL)
+		isd_dm_fence_release(fence);
 }
 
 static void
@@ -618,7 +625,7 @@ int isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
 int isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
 int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t);
+void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
 void isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
 void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
 void isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len);
@@ -926,7 +933,7 @@ isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer 
 }
 
 void
-isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t)
+isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence)
 {
 	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
 	struct isd_iser_task *tt = isd_task_dm_priv(t);
@@ -942,7 +949,13 @@ isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t)
 		isd_iser_job_free(ic, job);
 		return;
 	}
-	/* WRs still in flight: the job lives on until they complete (no notify) */
+	/* WRs still in flight: the job lives on until they complete (no notify). An
+	 * RDMA Read may still land in the task's buffer, for a RAM LU its own blocks:
+	 * the abort's answer (a PREEMPT AND ABORT's GOOD above all) waits for it */
+	if (fence != NULL) {
+		isd_dm_fence_hold(fence);
+		job->fence = fence;
+	}
 	TAILQ_INSERT_TAIL(&ic->abandoned, job, link);
 }
 

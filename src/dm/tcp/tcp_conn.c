@@ -1419,8 +1419,10 @@ tcp_notice_key_values(struct isd_conn *c, const struct isd_params *p)
 }
 
 static void
-tcp_task_cleanup(struct isd_conn *c, struct isd_task *t)
+tcp_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence)
 {
+	/* nothing moves after this: Data-Out for t that still arrives is dropped */
+	(void)fence;
 	struct isd_tcp_conn *tc = tconn(c);
 	struct isd_tcp_task *tt = isd_task_dm_priv(t);
 

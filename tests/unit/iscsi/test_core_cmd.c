@@ -1074,6 +1074,91 @@ test_pr_preempt_abort_other_session(void **state)
 	fake_dm_fini(&fb);
 }
 
+/*
+ * A transfer the datamover cannot stop at once (an RDMA Read already posted,
+ * which may land in the RAM LU's own blocks, or an RDMA Write into the
+ * initiator's buffer): the answer to the abort waits until the datamover says
+ * the transfer has ended. For ABORT TASK, the TMF Response; for PREEMPT AND
+ * ABORT, the PERSISTENT RESERVE OUT's GOOD, so no data of the fenced write can
+ * land after the preempting initiator sees it.
+ */
+static void
+test_abort_waits_for_transfer(void **state)
+{
+	static const uint8_t isid_b[6] = { 0x80, 0, 0, 0, 0x56, 0x79 };
+	struct fx *f = *state;
+	struct fake_dm fb;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16], prm[24], sk[3], buf[512] = { 0 };
+	uint32_t bsn = 700;
+	struct isd_iscsi_stats st;
+	struct isd_pdu *rsp;
+
+	f->fd.hold_fences = true;
+
+	/* ABORT TASK of a write whose data is moving */
+	rw10(cdb, 0x2a, 0, 2);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0x80, 1024, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, 512);
+	assert_int_equal(f->fd.n_xfers, 1);
+	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0x81, 0x80, f->cmdsn, f->cmdsn - 1);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	for (int i = 0; i < 20; i++)
+		isd_reactor_poll(f->r, 1);
+	assert_int_equal(f->fd.task_cleanups, 1);
+	assert_int_equal(f->fd.n_sent, 0);             /* held */
+	assert_int_equal(fake_dm_release_fences(&f->fd), 1);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_TMF_RSP);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), 0x81);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_COMPLETE);
+	isd_pdu_free(rsp);
+
+	/* PREEMPT AND ABORT from another initiator while A's write data moves */
+	fake_dm_init(&fb);
+	assert_int_equal(fake_dm_connect(&fb, f->t, f->r, 1), 0);
+	assert_int_equal(fake_dm_login(&fb, INAME "-b", TNAME, isid_b, bsn, NULL), 0);
+	memset(cdb, 0, sizeof(cdb));
+	assert_int_equal(cmd_on(f, &fb, &bsn, 0x200, cdb, NULL, 0, sk), ISD_SAM_CHECK_CONDITION);
+	prout_cdb(cdb, 0, 0);
+	prout_param(prm, 0, 0xa);
+	assert_int_equal(cmd_on(f, &f->fd, &f->cmdsn, 0x201, cdb, prm, 24, NULL), ISD_SAM_GOOD);
+	prout_cdb(cdb, 1, 1);
+	prout_param(prm, 0xa, 0);
+	assert_int_equal(cmd_on(f, &f->fd, &f->cmdsn, 0x202, cdb, prm, 24, NULL), ISD_SAM_GOOD);
+	rw10(cdb, 0x2a, 8, 2);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0x300, 1024, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	assert_int_equal(f->fd.n_xfers, 1);
+
+	prout_cdb(cdb, 0, 0);
+	prout_param(prm, 0, 0xb);
+	assert_int_equal(cmd_on(f, &fb, &bsn, 0x203, cdb, prm, 24, NULL), ISD_SAM_GOOD);
+	prout_cdb(cdb, 5, 3);
+	prout_param(prm, 0xb, 0xa);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0x204, 24, bsn++, cdb, 16);
+	fake_dm_inject(&fb, bhs, prm, 24);
+	for (int i = 0; i < 20; i++)
+		isd_reactor_poll(f->r, 1);
+	assert_int_equal(f->fd.task_cleanups, 2);
+	assert_int_equal(fb.n_sent, 0);                 /* held for A's transfer */
+	assert_int_equal(fake_dm_release_fences(&f->fd), 1);
+	rsp = wait_pdu_on(f, &fb);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_itt(rsp->bhs), 0x204);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_GOOD);
+	isd_pdu_free(rsp);
+	assert_int_equal(f->fd.n_sent, 0);              /* aborted: no response */
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.tasks, 0);
+
+	fake_dm_terminate_notify(&fb, true);
+	for (int i = 0; i < 100; i++)
+		isd_reactor_poll(f->r, 0);
+	assert_true(fb.freed);
+	fake_dm_fini(&fb);
+}
+
 /* Garbage in full feature phase: no crash, no leak, every PDU given back. */
 static void
 test_random_pdus(void **state)
@@ -1167,6 +1252,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_logout_close_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logout_recovery_unsupported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_drop_with_io_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_waits_for_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pr_preempt_abort_other_session, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_random_pdus, setup, teardown),
