@@ -56,6 +56,8 @@ log_stats(struct daemon *d, const char *why)
 	json_object_object_add(o, "bytes_placed", json_object_new_int64((int64_t)st.bytes_placed));
 	json_object_object_add(o, "login_connections",
 			       json_object_new_int64((int64_t)st.login_connections));
+	json_object_object_add(o, "cmdsn_dropped",
+			       json_object_new_int64((int64_t)st.cmdsn_dropped));
 	{
 		/* refusals by limit, named after the limit (docs/iserd.md) */
 		const struct {

@@ -151,6 +151,7 @@ isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		isd_log_dbg("iscsi", "conn %p: dropping %s CmdSN %u outside [%u, %u]", (void *)c,
 			    isd_opcode_name(isd_bhs_opcode(pdu->bhs)), cmdsn, s->exp_cmdsn,
 			    s->max_cmdsn);
+		c->tgt->stats.cmdsn_dropped++;
 		isd_conn_release_pdu(c, pdu);
 		return;
 	}
@@ -159,6 +160,7 @@ isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		if (pos->cmdsn == cmdsn) {
 			isd_log_dbg("iscsi", "conn %p: duplicate CmdSN %u dropped", (void *)c,
 				    cmdsn);
+			c->tgt->stats.cmdsn_dropped++;
 			isd_conn_release_pdu(c, pdu);
 			return;
 		}

@@ -130,6 +130,8 @@ struct isd_iscsi_stats {
 	uint64_t bytes_placed;          /* immediate/Data-Out payload copied from a receive buffer
 					 * straight into a RAM LU's memory: the store write itself */
 	uint64_t login_connections;     /* connections in the login phase now */
+	uint64_t cmdsn_dropped;         /* requests dropped outside the CmdSN window or as a
+					 * duplicate CmdSN (RFC 7143 §4.2.2.1), since start */
 	/* refusals by limit, counted since start (never decremented) */
 	struct {
 		uint64_t connections;           /* max_connections, at accept */

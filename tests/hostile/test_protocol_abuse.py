@@ -420,6 +420,7 @@ def cmdsn_window_fill(d):
     fills."""
     c = sess(d)
     c.nop_ping()
+    dropped0 = d.stats().get("cmdsn_dropped")
     exp, mx = c.cmdsn, c.maxcmdsn
     window = (mx - exp + 1) & 0xFFFFFFFF
     if not 1 <= window <= 4096:
@@ -472,6 +473,9 @@ def cmdsn_window_fill(d):
     c.tur()
     c.logout()
     c.close()
+    dropped = d.stats().get("cmdsn_dropped")
+    if dropped0 is None or dropped is None or dropped - dropped0 != 4:
+        raise CaseFail("cmdsn_dropped went from %r to %r, not up by 4" % (dropped0, dropped))
     return "window %d: %d parked (tasks counted %d), 4 out-of-window/duplicate dropped" % (
         window, window - 1, st["tasks"])
 

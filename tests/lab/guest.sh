@@ -205,6 +205,101 @@ _teardown() {  # after a failure: release whatever is still held so the target c
 	iscsiadm -m session >/dev/null 2>&1 && timeout 60 iscsiadm -m node --logoutall=all
 	true
 }
+# --- reservations that fence, through the kernel initiator (SPC-5 PREEMPT AND ABORT) ---------------
+# pr_fence TRANSPORT PORT: initiator A is the session the scenario logged in ($DEV); B is a second
+# session to TARGET_IQN under another initiator name (open-iscsi iface "fenceb", same transport).
+# A registers key 0xa, takes a Write Exclusive reservation and keeps rewriting the LUN's last
+# 8 MiB with 'A' bytes (O_DIRECT, in a loop); while those writes are under way B registers 0xb,
+# PREEMPTs AND ABORTs A into Exclusive Access and writes 'B' bytes there. A's writer must then
+# fail (RESERVATION CONFLICT, or its aborted commands timed out), and the region must read back
+# as B's, right away and again after A has given up, so no write of A landed after B's GOOD.
+# A's command timeout is 5 s meanwhile, so the kernel's error handling of the commands aborted
+# under it does not take the default 30 s. B clears the reservation and logs out.
+PRF_IQN_B=iqn.2026-11.test:fence-b
+_prf_dev() {  # IQN INITIATOR: block device of the session of INITIATOR to IQN, LUN 0
+	local i s d
+	for ((i = 0; i < 100; i++)); do
+		for s in /sys/class/iscsi_session/session*; do
+			[ "$(cat $s/targetname 2>/dev/null)" = "$1" ] || continue
+			[ "$(cat $s/initiatorname 2>/dev/null)" = "$2" ] || continue
+			for d in $s/device/target*/*:*:*:0/block/*; do
+				[ -e "$d" ] && [ -b /dev/${d##*/} ] && { echo ${d##*/}; return 0; }
+			done
+		done
+		sleep 0.2
+	done
+	return 1
+}
+_prf_b_logout() {
+	local port=$1
+	timeout 60 iscsiadm -m node -T "$TARGET_IQN" -p $LAB_IP:$port -I fenceb --logout >/dev/null 2>&1
+	iscsiadm -m node -T "$TARGET_IQN" -p $LAB_IP:$port -I fenceb -o delete >/dev/null 2>&1
+	iscsiadm -m iface -I fenceb -o delete >/dev/null 2>&1
+	true
+}
+pr_fence() {
+	local transport=$1 port=$2 A=$DEV B wpid i rc off=$(( (TARGET_SIZE >> 20) - 8 ))
+	local tmo_a
+	iscsiadm -m iface -I fenceb -o new >/dev/null &&
+	iscsiadm -m iface -I fenceb -o update -n iface.transport_name -v "$transport" >/dev/null &&
+	iscsiadm -m iface -I fenceb -o update -n iface.initiatorname -v $PRF_IQN_B >/dev/null &&
+	iscsiadm -m node -T "$TARGET_IQN" -p $LAB_IP:$port -I fenceb -o new >/dev/null ||
+		{ echo "could not set up iface fenceb"; _prf_b_logout $port; return 1; }
+	timeout 90 iscsiadm -m node -T "$TARGET_IQN" -p $LAB_IP:$port -I fenceb --login ||
+		{ _prf_b_logout $port; return 1; }
+	B=$(_prf_dev "$TARGET_IQN" $PRF_IQN_B) || { echo "no block device for B"; _prf_b_logout $port; return 1; }
+	echo "A: /dev/$A ($LAB_INITIATOR), B: /dev/$B ($PRF_IQN_B), region: MiB $off..$((off + 8))"
+	[ "$A" != "$B" ] || { echo "A and B are the same device"; _prf_b_logout $port; return 1; }
+	head -c 8M /dev/zero | tr '\0' A > /tmp/prf.a
+	head -c 8M /dev/zero | tr '\0' B > /tmp/prf.b
+	tmo_a=$(cat /sys/block/$A/device/timeout)
+	echo 5 > /sys/block/$A/device/timeout
+	rc=1
+	while :; do
+		sg_persist -n --out --register --param-sark=0xa /dev/$A || break
+		sg_persist -n --out --reserve --param-rk=0xa --prout-type=1 /dev/$A || break
+		rm -f /tmp/prf.passes
+		( n=0
+		  while timeout 150 dd if=/tmp/prf.a of=/dev/$A bs=1M count=8 seek=$off oflag=direct \
+			status=none 2>/tmp/prf.err; do n=$((n + 1)); done
+		  echo $n > /tmp/prf.passes ) &
+		wpid=$!
+		sleep 2
+		kill -0 $wpid 2>/dev/null || { echo "A's writer stopped before the preempt"; cat /tmp/prf.err; break; }
+		sg_persist -n --out --register --param-sark=0xb /dev/$B || break
+		sg_persist -n --out --preempt-abort --param-rk=0xb --param-sark=0xa --prout-type=3 /dev/$B ||
+			break
+		note "B: PREEMPT AND ABORT of A's key, Exclusive Access: GOOD"
+		timeout 120 dd if=/tmp/prf.b of=/dev/$B bs=1M count=8 seek=$off oflag=direct \
+			conv=fsync status=none || { echo "B could not write"; break; }
+		timeout 60 dd if=/dev/$B of=/tmp/prf.r bs=1M count=8 skip=$off iflag=direct status=none &&
+			cmp -s /tmp/prf.b /tmp/prf.r || { echo "B does not read its own data back"; break; }
+		for ((i = 0; i < 900; i++)); do kill -0 $wpid 2>/dev/null || break; sleep 0.2; done
+		if kill -0 $wpid 2>/dev/null; then
+			echo "A's writer still writing 180 s after the preempt"; break
+		fi
+		wait $wpid
+		note "A's writer gave up after $(cat /tmp/prf.passes) full passes: $(head -c 200 /tmp/prf.err)"
+		if timeout 150 dd if=/tmp/prf.a of=/dev/$A bs=1M count=1 seek=$off oflag=direct status=none \
+			2>/dev/null; then
+			echo "A can still write"; break
+		fi
+		sleep 1
+		timeout 60 dd if=/dev/$B of=/tmp/prf.r bs=1M count=8 skip=$off iflag=direct status=none ||
+			{ echo "B could not read"; break; }
+		cmp /tmp/prf.b /tmp/prf.r || { echo "A's data reached the LUN after B's GOOD"; break; }
+		echo "the region holds B's data only"
+		sg_persist -n --out --clear --param-rk=0xb /dev/$B || break
+		rc=0
+		break
+	done
+	[ -n "${wpid:-}" ] && kill $wpid 2>/dev/null && wait $wpid 2>/dev/null
+	[ $rc = 0 ] || sg_persist -n --out --clear --param-rk=0xb /dev/$B >/dev/null 2>&1
+	echo "$tmo_a" > /sys/block/$A/device/timeout
+	_prf_b_logout $port
+	return $rc
+}
+
 kernel_tcp_scenario() {
 	step "network up (veth0 $LAB_IP)" lab_net
 	step "target started" target_start
@@ -217,6 +312,7 @@ kernel_tcp_scenario() {
 	step "mkfs.ext4" _mkfs
 	step "mount, copy 8 MiB file, sync, umount" _fs_write
 	step "remount, compare file, umount, fsck" _fs_verify
+	step "PREEMPT AND ABORT from a second initiator fences the first's writes" pr_fence tcp 3260
 	step "logout" k_logout "$TARGET_IQN"
 	[ $LAB_FAILED = 0 ] || _teardown
 	cleanup "target stopped cleanly" target_stop

@@ -300,6 +300,7 @@ step "no remote key on rxe; an RDMA Write to the LUN's STag is refused, LUN unch
 step "mkfs.ext4" _mkfs
 step "mount, copy 8 MiB file, sync, umount" _fs_write
 step "remount, compare file, umount, fsck" _fs_verify
+step "PREEMPT AND ABORT from a second initiator fences the first's writes" pr_fence iser $ISER_PORT
 step "RDMA link down ${FLAP_S}s mid-I/O and up: the session recovers, data identical" linkflap
 # after a flap that left rxe unable to connect, linkflap has logged out already
 ki_logout_once() { [ "${FLAP_FABRIC_DEAD:-0}" = 1 ] && { echo "logged out in the flap step"; return 0; }; ki_logout; }

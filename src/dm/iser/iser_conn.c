@@ -466,8 +466,11 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	}
 	rc = isd_conn_create(p->tgt, &isd_iser_dm_ops, &info, p->r, &c);
 	if (rc < 0) {
-		isd_log_err("%s: connection from %s refused: %s", p->name, info.peer_addr,
-			    strerror(-rc));
+		/* a connection limit (-EAGAIN) is counted (and logged at debug) by the
+		 * core: a flood of connect requests must not become a flood of log lines */
+		if (rc != -EAGAIN)
+			isd_log_err("%s: connection from %s refused: %s", p->name,
+				    info.peer_addr, strerror(-rc));
 		goto err_dev;
 	}
 	ic = isd_conn_dm_priv(c);
