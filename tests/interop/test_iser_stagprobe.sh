@@ -7,9 +7,13 @@
 # logging in and RDMA Writes to every MR the kernel lists for iserd (rkey and iova from `rdma res
 # show mr`): each Write must be refused; then tests/integration/isd_iserflood.c logs in, stops
 # posting receives and keeps pinging: iserd must drop the connection (finite RNR retry) and free
-# it.
+# it; then chaos over iSER (tests/integration/isd_chaoswriter.c): login cycles ending every way,
+# writers on a RAM and a file LUN killed with SIGKILL mid-I/O and restarted, every acknowledged
+# write verified afterwards, counters and fds back where they were.
 # Env: ISERD, ISERD_SRC, ISERD_BUILD (set by ctest); ISERD_LAB_DIR; LAB_TIMEOUT (VM bound, s,
-# default 480); ISERD_LAB_OUT; ISERD_LAB_FABRIC (rxe, the default, or siw).
+# default 900); ISERD_LAB_OUT; ISERD_LAB_FABRIC (rxe, the default, or siw);
+# ISERD_LAB_CHAOS_CYCLES (login cycles, default 300), ISERD_LAB_CHAOS_KILLS (writer kills,
+# default 20): larger for a long run (bench/ has none of this: it is a correctness run).
 # Exit: 0 pass, 1 fail, 77 only when the lab cannot be set up on this machine.
 set -uo pipefail
 SRC=${ISERD_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -37,21 +41,24 @@ esac
 OUTD=${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-iser-stagprobe-$FABRIC}
 rm -rf "$OUTD"; mkdir -p "$OUTD"
 FILES=(-f "$ISERD")
-for h in isd_stagprobe:"-lrdmacm -libverbs" isd_iserflood:"-lrdmacm -libverbs" isd_rwcheck:-liscsi; do
+for h in isd_stagprobe:"-lrdmacm -libverbs" isd_iserflood:"-lrdmacm -libverbs" isd_rwcheck:-liscsi \
+	isd_chaoswriter:-liscsi; do
 	# shellcheck disable=SC2086
 	gcc -O1 -o "$OUTD/${h%%:*}" "$SRC/tests/integration/${h%%:*}.c" ${h#*:} \
 		2>"$OUTD/${h%%:*}.build.log" || { echo "FAIL: cannot build ${h%%:*}"; exit 1; }
 	FILES+=(-f "$OUTD/${h%%:*}")
 done
 echo "== guest run: RDMA Writes to iserd's STags ($FABRIC) (files in $OUTD)"
-LAB_TIMEOUT=${LAB_TIMEOUT:-480} bash "$LAB/vmrun.sh" "${FILES[@]}" \
+LAB_TIMEOUT=${LAB_TIMEOUT:-900} bash "$LAB/vmrun.sh" "${FILES[@]}" \
 	-e "ISERD_BIN=/lab/files/$(basename "$ISERD")" -e "FABRIC=$FABRIC" \
+	-e "CHAOS_CYCLES=${ISERD_LAB_CHAOS_CYCLES:-300}" -e "CHAOS_KILLS=${ISERD_LAB_CHAOS_KILLS:-20}" \
 	"$LAB/job-iser-stagprobe.sh" "$OUTD"
 vm_rc=$?
 [ -f "$OUTD/result" ] && sed 's/^/  /' "$OUTD/result"
 if [ "$vm_rc" = 0 ] && grep -qx "RESULT PASS" "$OUTD/result" 2>/dev/null; then
-	grep -E "refused|probed" "$OUTD/log" | sed 's/^/  /'
-	echo "PASS: no RDMA Write from a peer lands in iserd's memory ($FABRIC)"
+	grep -E "refused|probed|login cycles|killed with SIGKILL|blocks checked|fds:" "$OUTD/log" |
+		sed 's/^/  /'
+	echo "PASS: no RDMA Write from a peer lands in iserd's memory; chaos leaves nothing behind ($FABRIC)"
 	exit 0
 fi
 echo "FAIL: job exit status $vm_rc"

@@ -24,7 +24,8 @@ target_start() {
 	portals = ( "iser://$LAB_IP:$ISER_PORT" );
 	targets = ( { name = "$TARGET_IQN";
 	    luns = ( { number = 0; backing = "ram:64M"; },
-	             { number = 1; backing = "ram:16M"; read_only = true; } ); } );
+	             { number = 1; backing = "ram:16M"; read_only = true; },
+	             { number = 2; backing = "file:/tmp/chaos-lun.img,size=16M"; } ); } );
 	CONF
 	iserd_start $LOG -c /tmp/iserd.conf
 }
@@ -100,6 +101,54 @@ flood() {
 	[ "$(iserd_stat $LOG tx_queue_holds)" -ge 1 ] || { echo "no receive was held back"; return 1; }
 }
 
+# Chaos over iSER (tests/integration/isd_chaoswriter.c, libiscsi): CHAOS_CYCLES logins that end in
+# turn with a Logout, a dropped connection, and a dropped connection with a WRITE in flight; then
+# writers rewriting stamped blocks at QD 8, one on the RAM LUN 0 (LBAs 16384..20479, clear of what
+# the other steps write) and one on the file LUN 2, killed with SIGKILL CHAOS_KILLS times in all,
+# each time at a random moment after it had writes acknowledged, and restarted (generations go
+# on). Then every block of both ranges is checked against the writers' logs: none holds anything
+# but its writer's block of a generation issued for it, none an older generation than the last
+# one acknowledged (no acknowledged write lost). iSER and core counters back to zero, iserd's fds
+# back to where they were.
+CHAOS_CYCLES=${CHAOS_CYCLES:-300}
+CHAOS_KILLS=${CHAOS_KILLS:-20}
+_acks() { grep -c '^A' "$1" 2>/dev/null; }
+chaos() {
+	local fds0 fds i k w first p n0 url
+	[ -x /lab/files/isd_chaoswriter ] || { echo "isd_chaoswriter was not built"; return 1; }
+	fds0=$(ls /proc/$ISERD_PID/fd | wc -l)
+	timeout 900 /lab/files/isd_chaoswriter cycles "$URL" $CHAOS_CYCLES || return 1
+	rm -f /tmp/chaos.* && : > /tmp/chaos.err
+	for ((i = 0; i < CHAOS_KILLS; i++)); do
+		w=$(((i % 2) * 2)) first=$((w == 0 ? 16384 : 0)) url=${URL%/0}/$w
+		n0=$(_acks /tmp/chaos.$w)
+		/lab/files/isd_chaoswriter write "$url" $w $first 4096 8 /tmp/chaos.$w 2>>/tmp/chaos.err &
+		p=$!
+		for ((k = 0; k < 600; k++)); do
+			[ "$(_acks /tmp/chaos.$w)" -gt "${n0:-0}" ] && break
+			kill -0 $p 2>/dev/null || break
+			sleep 0.1
+		done
+		sleep 0.$((RANDOM % 10))
+		if ! kill -0 $p 2>/dev/null; then
+			wait $p; echo "writer on LUN $w exited by itself (status $?)"; cat /tmp/chaos.err; return 1
+		fi
+		kill -9 $p; wait $p 2>/dev/null
+	done
+	echo "$CHAOS_KILLS writers killed with SIGKILL mid-I/O;" \
+		"acknowledged writes: LUN 0 $(_acks /tmp/chaos.0), LUN 2 $(_acks /tmp/chaos.2)"
+	timeout 300 /lab/files/isd_chaoswriter check "$URL" 0 16384 4096 /tmp/chaos.0 || return 1
+	timeout 300 /lab/files/isd_chaoswriter check "${URL%/0}/2" 2 0 4096 /tmp/chaos.2 || return 1
+	iserd_idle_check $LOG || return 1
+	for ((k = 0; k < 50; k++)); do
+		fds=$(ls /proc/$ISERD_PID/fd | wc -l)
+		[ "$fds" -le "$fds0" ] && break
+		sleep 0.2
+	done
+	echo "iserd fds: $fds0 before, $fds after"
+	[ "$fds" -le "$fds0" ] || { echo "iserd holds more fds than before"; return 1; }
+}
+
 step "soft-$FABRIC up on veth0 $LAB_IP" rdma_fabric_up $FABRIC
 ulimit -l unlimited
 step "target started (iser://$LAB_IP:$ISER_PORT)" target_start
@@ -107,6 +156,7 @@ step "WRITE and READ through libiscsi over iSER; READ from a read-only LUN" io
 step "no remote key on rxe; an RDMA Write to the LUN's STag is refused" probe
 step "an initiator that stops posting receives is dropped (send queue stall), connection freed" rnr
 step "an initiator that floods pings without receives meets backpressure, connection freed" flood
+step "chaos: $CHAOS_CYCLES login cycles, $CHAOS_KILLS writers killed mid-I/O, no acknowledged write lost" chaos
 step "no registration with remote access left" remote_mrs_zero
 cleanup "target stopped cleanly" iserd_stop
 lab_finish
