@@ -19,8 +19,10 @@
  *   isd_chaoswriter cycles URL N
  *     N logins (initiator names chaos-2000.. chaos-2006), each ending in turn
  *     with a Logout, with the connection dropped, and with the connection
- *     dropped right after a WRITE(10) of 32 KiB went out. Exit 0 when every
- *     login and Logout succeeded.
+ *     dropped right after a WRITE(10) of 32 KiB went out, each in a child
+ *     process; a drop is the child exiting with the connection up, so the
+ *     kernel tears it down as when an initiator dies. Exit 0 when every login
+ *     and Logout succeeded.
  *
  *   isd_chaoswriter check URL WRITER FIRST NBLOCKS LOG
  *     Reads the range back and applies, per block B: let A be the largest
@@ -41,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -356,41 +359,66 @@ run_check(const char *url, uint32_t writer, uint32_t first, uint32_t nblocks, co
 	return bad ? 1 : 0;
 }
 
+static void
+ignore_cb(struct iscsi_context *iscsi, int status, void *command_data, void *private_data)
+{
+	(void)iscsi;
+	(void)status;
+	(void)command_data;
+	(void)private_data;
+}
+
+/* One login in a child process, so that this process never holds verbs state
+ * across a fork: kind 0 ends with a Logout; 1 exits with the connection up, so
+ * the kernel tears it down as when an initiator dies; 2 the same right after a
+ * WRITE went out. Returns 0 when the child's login (and Logout) succeeded. */
+static int
+cycle(const char *url, uint32_t i, int kind)
+{
+	static uint8_t data[BIG * BS];
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		struct iscsi_context *iscsi;
+		int lun;
+
+		iscsi = login(url, 2000 + i % 7, &lun);
+		if (iscsi == NULL)
+			_exit(1);
+		if (kind == 0) {
+			if (iscsi_logout_sync(iscsi) != 0) {
+				fprintf(stderr, "cycle %" PRIu32 ": logout failed: %s\n", i,
+					iscsi_get_error(iscsi));
+				_exit(1);
+			}
+			iscsi_destroy_context(iscsi);
+		} else if (kind == 2) {
+			if (iscsi_write10_task(iscsi, lun, 0, data, sizeof(data), BS, 0, 0, 0, 0, 0,
+					       ignore_cb, NULL) == NULL)
+				_exit(1);
+			(void)iscsi_service(iscsi, POLLOUT);
+		}
+		_exit(0);
+	}
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
 /* N logins that end in turn with a Logout, a dropped connection, and a dropped
  * connection with a WRITE just sent. */
 static int
 run_cycles(const char *url, uint32_t n)
 {
-	static uint8_t data[BIG * BS];
-
 	for (uint32_t i = 0; i < n; i++) {
-		struct iscsi_context *iscsi;
-		int lun;
-
-		iscsi = login(url, 2000 + i % 7, &lun);
-		if (iscsi == NULL) {
-			fprintf(stderr, "cycle %" PRIu32 ": login failed\n", i);
+		if (cycle(url, i, (int)(i % 3)) < 0) {
+			fprintf(stderr, "cycle %" PRIu32 " (%s) failed\n", i,
+				i % 3 == 0 ? "logout" : i % 3 == 1 ? "drop" : "drop with a WRITE");
 			return 1;
 		}
-		switch (i % 3) {
-		case 0:
-			if (iscsi_logout_sync(iscsi) != 0) {
-				fprintf(stderr, "cycle %" PRIu32 ": logout failed: %s\n", i,
-					iscsi_get_error(iscsi));
-				return 1;
-			}
-			break;
-		case 1:
-			break;
-		default:
-			/* the WRITE goes out; the connection is gone before its data is fetched */
-			if (iscsi_write10_task(iscsi, lun, 0, data, sizeof(data), BS, 0, 0, 0, 0, 0,
-					       NULL, NULL) == NULL)
-				return 1;
-			(void)iscsi_service(iscsi, POLLOUT);
-			break;
-		}
-		iscsi_destroy_context(iscsi);
 	}
 	printf("%" PRIu32 " login cycles (logout, drop, drop with a WRITE in flight)\n", n);
 	return 0;

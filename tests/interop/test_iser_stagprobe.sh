@@ -12,7 +12,7 @@
 # write verified afterwards, counters and fds back where they were.
 # Env: ISERD, ISERD_SRC, ISERD_BUILD (set by ctest); ISERD_LAB_DIR; LAB_TIMEOUT (VM bound, s,
 # default 900); ISERD_LAB_OUT; ISERD_LAB_FABRIC (rxe, the default, or siw);
-# ISERD_LAB_CHAOS_CYCLES (login cycles, default 300), ISERD_LAB_CHAOS_KILLS (writer kills,
+# ISERD_LAB_CHAOS_CYCLES (login cycles, default 100), ISERD_LAB_CHAOS_KILLS (writer kills,
 # default 20): larger for a long run (bench/ has none of this: it is a correctness run).
 # Exit: 0 pass, 1 fail, 77 only when the lab cannot be set up on this machine.
 set -uo pipefail
@@ -51,7 +51,7 @@ done
 echo "== guest run: RDMA Writes to iserd's STags ($FABRIC) (files in $OUTD)"
 LAB_TIMEOUT=${LAB_TIMEOUT:-900} bash "$LAB/vmrun.sh" "${FILES[@]}" \
 	-e "ISERD_BIN=/lab/files/$(basename "$ISERD")" -e "FABRIC=$FABRIC" \
-	-e "CHAOS_CYCLES=${ISERD_LAB_CHAOS_CYCLES:-300}" -e "CHAOS_KILLS=${ISERD_LAB_CHAOS_KILLS:-20}" \
+	-e "CHAOS_CYCLES=${ISERD_LAB_CHAOS_CYCLES:-100}" -e "CHAOS_KILLS=${ISERD_LAB_CHAOS_KILLS:-20}" \
 	"$LAB/job-iser-stagprobe.sh" "$OUTD"
 vm_rc=$?
 [ -f "$OUTD/result" ] && sed 's/^/  /' "$OUTD/result"

@@ -110,7 +110,7 @@ flood() {
 # but its writer's block of a generation issued for it, none an older generation than the last
 # one acknowledged (no acknowledged write lost). iSER and core counters back to zero, iserd's fds
 # back to where they were.
-CHAOS_CYCLES=${CHAOS_CYCLES:-300}
+CHAOS_CYCLES=${CHAOS_CYCLES:-100}
 CHAOS_KILLS=${CHAOS_KILLS:-20}
 _acks() { grep -c '^A' "$1" 2>/dev/null; }
 chaos() {
