@@ -458,10 +458,15 @@ cmd_discover(int argc, char **argv)
 	for (d = list; d != NULL; d = d->next) {
 		struct iserd_discovery_portal *p;
 
+		char name[1024], addr[512];
+
+		/* what the target sent, escaped: it may hold any byte but NUL */
+		iserd_escape(name, sizeof(name), d->target_name);
 		if (d->portals == NULL)
-			printf("%s\n", d->target_name);
+			printf("%s\n", name);
 		for (p = d->portals; p != NULL; p = p->next)
-			printf("%s,%d %s\n", p->address, p->tpgt, d->target_name);
+			printf("%s,%d %s\n", iserd_escape(addr, sizeof(addr), p->address), p->tpgt,
+			       name);
 	}
 	iserd_discovery_free(list);
 	ii_close(ctx);
@@ -492,7 +497,12 @@ cmd_login(int argc, char **argv)
 		return 1;
 	iserd_get_negotiated(ctx, &n);
 	printf("Logged in to %s at %s:%u\n", n.target_name, u.host, u.port);
-	printf("  TargetAlias                %s\n", n.target_alias[0] ? n.target_alias : "-");
+	{
+		char alias[1024];
+
+		printf("  TargetAlias                %s\n",
+		       n.target_alias[0] ? iserd_escape(alias, sizeof(alias), n.target_alias) : "-");
+	}
 	printf("  TargetPortalGroupTag       %u\n", n.tpgt);
 	printf("  TSIH                       %u\n", n.tsih);
 	printf("  Authentication             %s\n", n.mutual_chap ? "CHAP (mutual)"
@@ -623,7 +633,11 @@ cmd_inquiry(int argc, char **argv)
 			for (i = 4; i < len; i++)
 				printf("  supported page 0x%02x\n", buf[i]);
 		} else if (o.vpd == 0x80) {
-			printf("  Unit serial number: %.*s\n", (int)(len - 4), (char *)buf + 4);
+			char sn[sizeof(buf)], esc[4 * sizeof(buf) + 4];
+
+			memcpy(sn, buf + 4, len - 4);
+			sn[len - 4] = '\0';
+			printf("  Unit serial number: %s\n", iserd_escape(esc, sizeof(esc), sn));
 		} else {
 			hexdump(buf, len);
 		}

@@ -57,6 +57,16 @@ extern "C" {
 /** Library version as a string ("0.1.0"). */
 ISERD_EXPORT const char *iserd_version(void);
 
+/**
+ * For printing what a target sent (target names and addresses from discovery,
+ * the TargetAlias, any string of its data): copies src into dst with every
+ * byte outside printable ASCII, and the backslash, written as \xNN, so that a
+ * hostile target cannot forge output lines or send terminal escapes. Cut with
+ * "..." when dst (len >= 4 bytes) is too short; NULL renders as "(null)".
+ * @return dst.
+ */
+ISERD_EXPORT const char *iserd_escape(char *dst, size_t len, const char *src);
+
 /* ------------------------------------------------------------------------ */
 /* URLs                                                                     */
 /* ------------------------------------------------------------------------ */

@@ -11,11 +11,20 @@
 #include <time.h>
 
 #include "initiator/init_int.h"
+#include "util/log.h"
 
 const char *
 iserd_version(void)
 {
 	return "0.1.0";
+}
+
+const char *
+iserd_escape(char *dst, size_t len, const char *src)
+{
+	if (dst == NULL || len < 4)
+		return "";
+	return isd_log_escape_str(dst, len, src);
 }
 
 uint64_t
