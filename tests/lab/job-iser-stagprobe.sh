@@ -112,7 +112,7 @@ flood() {
 # back to where they were.
 CHAOS_CYCLES=${CHAOS_CYCLES:-100}
 CHAOS_KILLS=${CHAOS_KILLS:-20}
-_acks() { grep -c '^A' "$1" 2>/dev/null; }
+_acks() { local n; n=$(grep -c '^A' "$1" 2>/dev/null); echo "${n:-0}"; }
 chaos() {
 	local fds0 fds i k w first p n0 url
 	[ -x /lab/files/isd_chaoswriter ] || { echo "isd_chaoswriter was not built"; return 1; }
@@ -125,7 +125,7 @@ chaos() {
 		/lab/files/isd_chaoswriter write "$url" $w $first 4096 8 /tmp/chaos.$w 2>>/tmp/chaos.err &
 		p=$!
 		for ((k = 0; k < 600; k++)); do
-			[ "$(_acks /tmp/chaos.$w)" -gt "${n0:-0}" ] && break
+			[ "$(_acks /tmp/chaos.$w)" -gt "$n0" ] && break
 			kill -0 $p 2>/dev/null || break
 			sleep 0.1
 		done
