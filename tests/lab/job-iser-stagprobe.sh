@@ -117,7 +117,7 @@ chaos() {
 	local fds0 fds i k w first p n0 url
 	[ -x /lab/files/isd_chaoswriter ] || { echo "isd_chaoswriter was not built"; return 1; }
 	fds0=$(ls /proc/$ISERD_PID/fd | wc -l)
-	timeout 900 /lab/files/isd_chaoswriter cycles "$URL" $CHAOS_CYCLES || return 1
+	timeout $((CHAOS_CYCLES * 3 + 60)) /lab/files/isd_chaoswriter cycles "$URL" $CHAOS_CYCLES || return 1
 	rm -f /tmp/chaos.* && : > /tmp/chaos.err
 	for ((i = 0; i < CHAOS_KILLS; i++)); do
 		w=$(((i % 2) * 2)) first=$((w == 0 ? 16384 : 0)) url=${URL%/0}/$w
