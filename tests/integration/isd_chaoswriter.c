@@ -22,7 +22,7 @@
  *     dropped right after a WRITE(10) of 32 KiB went out, each in a child
  *     process; a drop is the child exiting with the connection up, so the
  *     kernel tears it down as when an initiator dies. Exit 0 when every login
- *     and Logout succeeded.
+ *     succeeded; a Logout libiscsi reports as failed is counted and printed.
  *
  *   isd_chaoswriter check URL WRITER FIRST NBLOCKS LOG
  *     Reads the range back and applies, per block B: let A be the largest
@@ -269,7 +269,10 @@ run_check(const char *url, uint32_t writer, uint32_t first, uint32_t nblocks, co
 	uint8_t *has = calloc(nblocks, 1), *found = calloc(nblocks, 1), *zero = calloc(nblocks, 1);
 	uint8_t buf[128 * BS];
 	uint32_t n_acked = 0, newer = 0, bad = 0;
-	char line[128];
+	unsigned long lines = 0, bad_lines = 0;
+	char *text = NULL;
+	size_t cap = 0;
+	ssize_t len;
 	FILE *f;
 	int lun;
 
@@ -308,18 +311,30 @@ run_check(const char *url, uint32_t writer, uint32_t first, uint32_t nblocks, co
 	iscsi_logout_sync(iscsi);
 	iscsi_destroy_context(iscsi);
 
+	/* the whole log, split at newlines; a piece that is not one well-formed line
+	 * (the last one, cut by a kill, or anything else) is counted and shown */
 	f = fopen(logpath, "r");
 	if (f == NULL)
 		return 2;
-	while (fgets(line, sizeof(line), f) != NULL) {
+	while ((len = getline(&text, &cap, f)) > 0) {
 		unsigned long lba, n;
 		uint64_t gen;
-		char kind;
+		char kind, end;
 
-		if (strchr(line, '\n') == NULL)
-			break;          /* a line cut off by the kill */
-		if (sscanf(line, "%c %lu %lu %" SCNu64, &kind, &lba, &n, &gen) != 4 || lba < first ||
-		    lba + n > (unsigned long)first + nblocks)
+		if ((size_t)len != strlen(text) || text[len - 1] != '\n' ||
+		    sscanf(text, "%c %lu %lu %" SCNu64 "%c", &kind, &lba, &n, &gen, &end) != 5 ||
+		    end != '\n' || (kind != 'A' && kind != 'I')) {
+			if (bad_lines++ < 3) {
+				printf("log line %lu unreadable (%zd bytes):", lines + 1, len);
+				for (ssize_t k = 0; k < len && k < 48; k++)
+					printf(" %02x", (unsigned char)text[k]);
+				printf("\n");
+			}
+			lines++;
+			continue;
+		}
+		lines++;
+		if (lba < first || lba + n > (unsigned long)first + nblocks)
 			continue;
 		for (unsigned long b = lba - first; b < lba - first + n; b++) {
 			if (kind == 'A' && (int64_t)gen > acked[b])
@@ -328,6 +343,7 @@ run_check(const char *url, uint32_t writer, uint32_t first, uint32_t nblocks, co
 				found[b] = 1;
 		}
 	}
+	free(text);
 	fclose(f);
 	for (uint32_t i = 0; i < nblocks; i++) {
 		const char *why = NULL;
@@ -354,8 +370,9 @@ run_check(const char *url, uint32_t writer, uint32_t first, uint32_t nblocks, co
 		}
 	}
 	printf("writer %" PRIu32 ": %" PRIu32 " blocks checked, %" PRIu32
-	       " acknowledged, %" PRIu32 " newer than acknowledged, %" PRIu32 " bad\n",
-	       writer, nblocks, n_acked, newer, bad);
+	       " acknowledged, %" PRIu32 " newer than acknowledged, %" PRIu32
+	       " bad; log %lu lines, %lu unreadable\n",
+	       writer, nblocks, n_acked, newer, bad, lines, bad_lines);
 	return bad ? 1 : 0;
 }
 
@@ -389,10 +406,13 @@ cycle(const char *url, uint32_t i, int kind)
 		if (iscsi == NULL)
 			_exit(1);
 		if (kind == 0) {
+			/* libiscsi's iSER transport may report the flush of its receives
+			 * after the target's disconnect as a failed Logout: counted, not
+			 * fatal (the login was good; what iserd keeps is checked after) */
 			if (iscsi_logout_sync(iscsi) != 0) {
-				fprintf(stderr, "cycle %" PRIu32 ": logout failed: %s\n", i,
-					iscsi_get_error(iscsi));
-				_exit(1);
+				fprintf(stderr, "cycle %" PRIu32 ": logout reported an error: %s\n",
+					i, iscsi_get_error(iscsi));
+				_exit(3);
 			}
 			iscsi_destroy_context(iscsi);
 		} else if (kind == 2) {
@@ -405,7 +425,7 @@ cycle(const char *url, uint32_t i, int kind)
 	}
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
 		return -1;
-	return WEXITSTATUS(st) == 0 ? 0 : -1;
+	return WEXITSTATUS(st) == 0 ? 0 : WEXITSTATUS(st) == 3 ? 1 : -1;
 }
 
 /* N logins that end in turn with a Logout, a dropped connection, and a dropped
@@ -413,14 +433,20 @@ cycle(const char *url, uint32_t i, int kind)
 static int
 run_cycles(const char *url, uint32_t n)
 {
+	uint32_t logout_errors = 0;
+
 	for (uint32_t i = 0; i < n; i++) {
-		if (cycle(url, i, (int)(i % 3)) < 0) {
+		int rc = cycle(url, i, (int)(i % 3));
+
+		if (rc < 0) {
 			fprintf(stderr, "cycle %" PRIu32 " (%s) failed\n", i,
 				i % 3 == 0 ? "logout" : i % 3 == 1 ? "drop" : "drop with a WRITE");
 			return 1;
 		}
+		logout_errors += rc > 0;
 	}
-	printf("%" PRIu32 " login cycles (logout, drop, drop with a WRITE in flight)\n", n);
+	printf("%" PRIu32 " login cycles (logout, drop, drop with a WRITE in flight);"
+	       " %" PRIu32 " logouts reported an error by the initiator\n", n, logout_errors);
 	return 0;
 }
 

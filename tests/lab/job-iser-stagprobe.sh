@@ -137,8 +137,11 @@ chaos() {
 	done
 	echo "$CHAOS_KILLS writers killed with SIGKILL mid-I/O;" \
 		"acknowledged writes: LUN 0 $(_acks /tmp/chaos.0), LUN 2 $(_acks /tmp/chaos.2)"
-	timeout 300 /lab/files/isd_chaoswriter check "$URL" 0 16384 4096 /tmp/chaos.0 || return 1
-	timeout 300 /lab/files/isd_chaoswriter check "${URL%/0}/2" 2 0 4096 /tmp/chaos.2 || return 1
+	if ! timeout 300 /lab/files/isd_chaoswriter check "$URL" 0 16384 4096 /tmp/chaos.0 ||
+		! timeout 300 /lab/files/isd_chaoswriter check "${URL%/0}/2" 2 0 4096 /tmp/chaos.2; then
+		cp /tmp/chaos.* $OUT/ 2>/dev/null   # the writers' logs, for a post-mortem
+		return 1
+	fi
 	iserd_idle_check $LOG || return 1
 	for ((k = 0; k < 50; k++)); do
 		fds=$(ls /proc/$ISERD_PID/fd | wc -l)
