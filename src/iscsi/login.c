@@ -357,6 +357,18 @@ has_security_keys(const struct isd_kv_list *kv)
 	return false;
 }
 
+/*
+ * Whether this login may leave the security stage: where CHAP is required,
+ * only once the exchange succeeded. Checked before any operational-stage
+ * request is processed and again before a session is created, whatever
+ * path the stages took to get there.
+ */
+static bool
+auth_satisfied(const struct isd_login *l)
+{
+	return l->auth != NULL && (!l->auth->require_chap || l->auth_state == ISD_AUTH_DONE);
+}
+
 /* The final Login Response is about to go: create the session (reinstating an old one). */
 static uint16_t
 login_finalize(struct isd_conn *c, struct isd_login *l)
@@ -365,6 +377,8 @@ login_finalize(struct isd_conn *c, struct isd_login *l)
 	struct isd_session *old, *s;
 	uint16_t st;
 
+	if (!auth_satisfied(l))
+		return ISD_LOGIN_STATUS_AUTH_FAILED;
 	st = session_admit(t, l);
 	if (st != 0)
 		return st;
@@ -486,12 +500,16 @@ check_header(struct isd_conn *c, struct isd_login *l, const struct isd_pdu *pdu)
 		return ISD_LOGIN_STATUS_INIT_ERR;
 	if (tbit && (nsg == 2 || nsg <= csg))
 		return ISD_LOGIN_STATUS_INIT_ERR;
-	if (!l->first_done)
-		return 0;
-	if (memcmp(bhs + 8, l->isid, 6) != 0 || get_be16(bhs + 14) != l->tsih)
-		return ISD_LOGIN_STATUS_INIT_ERR;
+	/*
+	 * The stage is checked from the second PDU on, also while the first
+	 * request is still being continued (C=1): a login that opens in one
+	 * stage and carries on in another would otherwise be judged by the
+	 * first request's stage but recorded in the other's.
+	 */
 	if (csg != l->stage)            /* backwards, or ahead of what we agreed to */
 		return ISD_LOGIN_STATUS_INVALID_REQUEST;
+	if (memcmp(bhs + 8, l->isid, 6) != 0 || get_be16(bhs + 14) != l->tsih)
+		return ISD_LOGIN_STATUS_INIT_ERR;
 	return 0;
 }
 
@@ -615,6 +633,10 @@ isd_login_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		}
 	}
 
+	if (csg != ISD_STAGE_SECURITY && !auth_satisfied(l)) {
+		st = ISD_LOGIN_STATUS_AUTH_FAILED;
+		goto fail_kv;
+	}
 	if (csg == ISD_STAGE_SECURITY) {
 		st = security_keys(c, l, &kv, &rsp);
 		if (st != 0)

@@ -625,6 +625,63 @@ test_login_chap_required_skip_security(void **state)
 	expect_fail(f, OP_TO_FFP, text, len, ISD_LOGIN_STATUS_AUTH_FAILED);
 }
 
+/*
+ * Found by fuzz_login: a first PDU in the operational stage with C=1 (its
+ * text continued), then the "continuation" in the security stage without
+ * AuthMethod, then operational -> full feature phase. The stage of the
+ * continued first PDU must hold, and no path may leave the security stage
+ * without CHAP where CHAP is required.
+ */
+static void
+test_login_chap_required_continued_stage_switch(void **state)
+{
+	struct fx *f = *state;
+	uint8_t text[256];
+	uint32_t len = fake_text(text, sizeof(text), "InitiatorName=" INAME,
+				 "TargetName=" TNAME, "SessionType=Normal", (const char *)NULL);
+	struct isd_iscsi_stats st;
+	struct isd_pdu *rsp;
+
+	set_chap(f, false);
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	rsp = login_step(&f->fd, ISD_LOGIN_C | (ISD_STAGE_OPERATIONAL << 2), 0, NULL, 0);
+	assert_non_null(rsp);
+	assert_int_equal(status_of(rsp), 0);
+	isd_pdu_free(rsp);
+	rsp = login_step(&f->fd, SEC_STAY, 0, text, len);
+	assert_non_null(rsp);
+	assert_int_equal(status_of(rsp) >> 8, 2);    /* initiator error: stage changed */
+	isd_pdu_free(rsp);
+	assert_true(f->fd.terminate_called);
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.sessions, 0);
+}
+
+/* A security-stage request that never negotiated AuthMethod, then T=1 to
+ * the operational stage: refused where CHAP is required. */
+static void
+test_login_chap_required_op_stage_without_auth(void **state)
+{
+	struct fx *f = *state;
+	uint8_t text[256];
+	uint32_t len = fake_text(text, sizeof(text), "InitiatorName=" INAME,
+				 "TargetName=" TNAME, (const char *)NULL);
+	struct isd_pdu *rsp;
+
+	set_chap(f, false);
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	rsp = login_step(&f->fd, SEC_STAY, 0, text, len);
+	assert_non_null(rsp);
+	assert_int_equal(status_of(rsp), 0);
+	isd_pdu_free(rsp);
+	/* T=1 to the operational stage with no AuthMethod agreed */
+	rsp = login_step(&f->fd, SEC_TO_OP, 0, NULL, 0);
+	assert_non_null(rsp);
+	assert_int_equal(status_of(rsp), ISD_LOGIN_STATUS_AUTH_FAILED);
+	isd_pdu_free(rsp);
+	assert_true(f->fd.terminate_called);
+}
+
 static void
 test_login_stage_backwards(void **state)
 {
@@ -751,6 +808,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_login_chap_required_none_offered, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_login_chap_required_skip_security, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_login_chap_required_continued_stage_switch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_login_chap_required_op_stage_without_auth, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_login_stage_backwards, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_timeout, setup, teardown),
