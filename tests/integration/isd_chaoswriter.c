@@ -163,6 +163,7 @@ struct slot {
 
 static struct slot g_slot[QD_MAX];
 static int g_logfd;
+static struct stat g_logst;     /* what g_logfd was opened on */
 static uint8_t *g_busy; /* per block of the range: a WRITE outstanding */
 static uint32_t g_first;
 static int g_failed;
@@ -173,7 +174,14 @@ log_line(char kind, const struct slot *s)
 	char buf[96];
 	int n = snprintf(buf, sizeof(buf), "%c %" PRIu32 " %" PRIu32 " %" PRIu64 "\n", kind, s->lba,
 			 s->n, s->gen);
+	struct stat st;
 
+	/* a client library that closes a descriptor it does not own would hand our
+	 * number to its next open: then stop, rather than write the log elsewhere */
+	if (fstat(g_logfd, &st) != 0 || st.st_dev != g_logst.st_dev || st.st_ino != g_logst.st_ino) {
+		fprintf(stderr, "log: descriptor %d no longer is the log (closed under us)\n", g_logfd);
+		exit(2);
+	}
 	if (write(g_logfd, buf, (size_t)n) != n) {
 		perror("log");
 		exit(2);
@@ -211,8 +219,17 @@ run_writer(const char *url, uint32_t writer, uint32_t first, uint32_t nblocks, i
 	if (qd < 1 || qd > QD_MAX || nblocks < BIG)
 		return 2;
 	g_logfd = open(logpath, O_WRONLY | O_APPEND | O_CREAT, 0644);
+	if (g_logfd >= 0) {
+		/* far above the numbers a client library's sockets and devices get */
+		int hi = fcntl(g_logfd, F_DUPFD_CLOEXEC, 900);
+
+		if (hi >= 0) {
+			close(g_logfd);
+			g_logfd = hi;
+		}
+	}
 	g_busy = calloc(nblocks, 1);
-	if (g_logfd < 0 || g_busy == NULL)
+	if (g_logfd < 0 || g_busy == NULL || fstat(g_logfd, &g_logst) != 0)
 		return 2;
 	g_first = first;
 	iscsi = login(url, writer, &lun);

@@ -72,30 +72,40 @@ kill9_perf() {
 # the host script against libiscsi-dev, -f) writes 48 MiB in 256 KiB WRITEs; without it,
 # iscsi-test-cu's Write16 suite is the writer
 kill9_writes() {
-	local pid what i n loop
+	local pid what i n loop=
 	if [ -x /lab/files/isd_rwcheck ]; then
 		head -c 48M /dev/urandom > /tmp/w.bin
 		# the write repeats, so that a fast (quiet) machine is still writing when the kill
-		# comes: the loop is killed first (no new writer), then the writer it is running
+		# comes; the loop is stopped (no new writer) only at the kill, see below
 		: > /tmp/w-kill.txt
 		(while /lab/files/isd_rwcheck -i $INI1 -c 262144 -w /tmp/w.bin "$URL" \
 			>> /tmp/w-kill.txt 2>&1; do :; done) &
 		loop=$!
 		what="isd_rwcheck (48 MiB of 256 KiB WRITEs, repeated)"
 		sleep 4
-		pid=$(awk '{print $1}' /proc/$loop/task/$loop/children 2>/dev/null)
-		kill -9 $loop 2>/dev/null; wait $loop 2>/dev/null
-		[ -n "$pid" ] || { echo "$what: no writer running after 4 s"; tail -5 /tmp/w-kill.txt; return 1; }
+		kill -0 $loop 2>/dev/null || { echo "$what: the loop ended"; tail -5 /tmp/w-kill.txt; return 1; }
 	else
 		(cd /tmp && exec iscsi-test-cu --dataloss -t "ALL.Write16" -i $INI1 -I $INI2 "$URL") > /tmp/w-kill.txt 2>&1 &
 		pid=$! what="iscsi-test-cu ALL.Write16"
 		sleep 6
+		kill -0 $pid 2>/dev/null || { echo "$what ended before the kill"; tail -5 /tmp/w-kill.txt; return 1; }
 	fi
-	kill -0 $pid 2>/dev/null || { echo "$what ended before the kill"; tail -5 /tmp/w-kill.txt; return 1; }
 	n=$(grep -c "current stats" $LOG); kill -USR1 $ISERD_PID
 	for ((i = 0; i < 20; i++)); do [ "$(grep -c "current stats" $LOG)" -gt "$n" ] && break; sleep 0.1; done
 	echo "before the kill: $(grep "current stats" $LOG | tail -1 | sed 's/.*current stats //')"
+	if [ -n "$loop" ]; then
+		# stop the loop, then take the writer it is running; between two writers
+		# (a moment) let it start the next one
+		for ((i = 0; i < 50; i++)); do
+			kill -STOP $loop
+			pid=$(awk '{print $1}' /proc/$loop/task/$loop/children 2>/dev/null)
+			[ -n "$pid" ] && break
+			kill -CONT $loop; sleep 0.05
+		done
+		[ -n "$pid" ] || { kill -9 $loop; wait $loop 2>/dev/null; echo "$what: no writer running"; tail -5 /tmp/w-kill.txt; return 1; }
+	fi
 	kill -9 $pid; wait $pid 2>/dev/null
+	[ -n "$loop" ] && { kill -9 $loop; wait $loop 2>/dev/null; }
 	echo "killed $what (pid $pid) mid-WRITE"
 	tail -3 /tmp/w-kill.txt
 	sleep 1
