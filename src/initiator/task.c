@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dm/tcp/tcp_int.h"
 #include "initiator/init_int.h"
 #include "util/endian.h"
 #include "util/iov.h"
@@ -199,7 +198,7 @@ isd_init_build_cmd(struct isd_ictx *c, struct isd_itx *x, uint8_t *bhs, struct i
 	*len = 0;
 	if (it->imm_len > 0) {
 		*iovcnt =
-		    isd_tcp_frame_slice(t->iov, t->iovcnt, 0, it->imm_len, iov, iov_max, &covered);
+		    isd_iov_slice_upto(t->iov, t->iovcnt, 0, it->imm_len, iov, iov_max, &covered);
 		if (covered < it->imm_len)
 			it->imm_len = covered; /* the rest goes out as unsolicited/R2T data */
 		*len = covered;
@@ -218,7 +217,7 @@ isd_init_build_dataout(struct isd_ictx *c, struct isd_itx *x, uint32_t max_len, 
 	(void)c;
 	if (want > max_len)
 		want = max_len;
-	*iovcnt = isd_tcp_frame_slice(t->iov, t->iovcnt, x->off, want, iov, iov_max, &covered);
+	*iovcnt = isd_iov_slice_upto(t->iov, t->iovcnt, x->off, want, iov, iov_max, &covered);
 	memset(bhs, 0, ISD_BHS_LEN);
 	bhs[0] = ISD_OP_DATA_OUT;
 	if (x->off + covered >= x->end)

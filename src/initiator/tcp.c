@@ -22,7 +22,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "dm/tcp/tcp_int.h"
 #include "initiator/init_int.h"
 #include "util/endian.h"
 #include "util/iov.h"
@@ -279,7 +278,7 @@ itx_build(struct isd_ictx *c, struct isd_itx *x)
 	x->iov[0].iov_base = x->hdr;
 	x->iov[0].iov_len = ISD_BHS_LEN;
 	if (t->hdgst) {
-		isd_tcp_put_digest(x->hdr + ISD_BHS_LEN, isd_tcp_frame_hdr_digest(bhs, NULL, 0));
+		isd_pdu_put_digest(x->hdr + ISD_BHS_LEN, isd_pdu_hdr_digest(bhs, NULL, 0));
 		x->iov[0].iov_len += ISD_INIT_DIGEST_LEN;
 	}
 	x->iovcnt = 1 + n;
@@ -289,8 +288,8 @@ itx_build(struct isd_ictx *c, struct isd_itx *x)
 
 		memset(x->trail, 0, pad);
 		if (t->ddgst) {
-			isd_tcp_put_digest(x->trail + pad,
-					   isd_tcp_frame_data_digest(x->iov + 1, n, zero_pad, pad));
+			isd_pdu_put_digest(x->trail + pad,
+					   isd_pdu_data_digest(x->iov + 1, n, zero_pad, pad));
 			tl += ISD_INIT_DIGEST_LEN;
 		}
 		x->iov[x->iovcnt].iov_base = x->trail;
@@ -407,9 +406,9 @@ rx_header_done(struct isd_ictx *c)
 	int rc;
 
 	if (t->hdgst) {
-		uint32_t want = isd_tcp_frame_hdr_digest(t->hbuf, t->hbuf + ISD_BHS_LEN, ahs_len);
+		uint32_t want = isd_pdu_hdr_digest(t->hbuf, t->hbuf + ISD_BHS_LEN, ahs_len);
 
-		if (want != isd_tcp_get_digest(t->hbuf + ISD_BHS_LEN + ahs_len)) {
+		if (want != isd_pdu_get_digest(t->hbuf + ISD_BHS_LEN + ahs_len)) {
 			isd_init_set_error(c, "header digest error from %s:%u", c->url.host,
 					   c->url.port);
 			return -EPROTO;
@@ -456,8 +455,8 @@ rx_pdu_done(struct isd_ictx *c)
 		int n;
 
 		if (t->rx_task != NULL) {
-			n = isd_tcp_frame_slice(t->rx_task->t->iov, t->rx_task->t->iovcnt,
-						t->rx_offset, t->rx_dsl, sl, 64, &covered);
+			n = isd_iov_slice_upto(t->rx_task->t->iov, t->rx_task->t->iovcnt,
+					       t->rx_offset, t->rx_dsl, sl, 64, &covered);
 			if (covered != t->rx_dsl) {
 				isd_init_set_error(c,
 						   "buffer too fragmented to check a data digest");
@@ -468,8 +467,8 @@ rx_pdu_done(struct isd_ictx *c)
 			sl[0].iov_len = t->rx_dsl;
 			n = 1;
 		}
-		crc = isd_tcp_frame_data_digest(sl, n, zero_pad, pad);
-		if (crc != isd_tcp_get_digest(t->rx_trail + pad)) {
+		crc = isd_pdu_data_digest(sl, n, zero_pad, pad);
+		if (crc != isd_pdu_get_digest(t->rx_trail + pad)) {
 			isd_init_set_error(c, "data digest error on a %s from %s:%u",
 					   isd_opcode_name(isd_bhs_opcode(t->rx->bhs)), c->url.host,
 					   c->url.port);
@@ -549,10 +548,10 @@ tcp_rx(struct isd_ictx *c)
 				} else if (t->rx_task != NULL) {
 					uint32_t covered;
 
-					cnt = isd_tcp_frame_slice(t->rx_task->t->iov,
-								  t->rx_task->t->iovcnt,
-								  t->rx_offset + t->rx_data_got,
-								  data_left, v, 64, &covered);
+					cnt = isd_iov_slice_upto(t->rx_task->t->iov,
+								 t->rx_task->t->iovcnt,
+								 t->rx_offset + t->rx_data_got,
+								 data_left, v, 64, &covered);
 					if (covered == 0) {
 						isd_init_set_error(c, "Data-In beyond the buffer");
 						return -EPROTO;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "iscsi/pdu.h"
+#include "util/crc32c.h"
 
 static_assert(ISD_BHS_LEN == 48, "RFC 7143 §11.2: the BHS is 48 bytes");
 static_assert(ISD_MAX_AHS_LEN == 1020, "TotalAHSLength is one byte of 4-byte words");
@@ -318,4 +319,26 @@ isd_reject_reason_str(uint8_t reason)
 	default:
 		return "unknown reason";
 	}
+}
+
+uint32_t
+isd_pdu_hdr_digest(const uint8_t *bhs, const uint8_t *ahs, uint32_t ahs_len)
+{
+	uint32_t crc = isd_crc32c_update(ISD_CRC32C_INIT, bhs, ISD_BHS_LEN);
+
+	if (ahs_len > 0)
+		crc = isd_crc32c_update(crc, ahs, ahs_len);
+	return isd_crc32c_final(crc);
+}
+
+uint32_t
+isd_pdu_data_digest(const struct iovec *iov, int iovcnt, const uint8_t *pad, uint32_t pad_len)
+{
+	uint32_t crc = ISD_CRC32C_INIT;
+
+	for (int i = 0; i < iovcnt; i++)
+		crc = isd_crc32c_update(crc, iov[i].iov_base, iov[i].iov_len);
+	if (pad_len > 0)
+		crc = isd_crc32c_update(crc, pad, pad_len);
+	return isd_crc32c_final(crc);
 }

@@ -169,6 +169,31 @@ TAILQ_HEAD(isd_pdu_list, isd_pdu);
 
 /* Allocates a zeroed PDU with room for data_cap bytes of data (pdu->data points there,
  * pdu->data_len = 0). Returns NULL on allocation failure. */
+/*
+ * Digests (RFC 7143 §12.1): CRC32C, on the wire least-significant byte first.
+ * The header digest covers BHS and AHS; the data digest covers the data
+ * segment and its padding.
+ */
+uint32_t isd_pdu_hdr_digest(const uint8_t *bhs, const uint8_t *ahs, uint32_t ahs_len);
+uint32_t isd_pdu_data_digest(const struct iovec *iov, int iovcnt, const uint8_t *pad,
+			     uint32_t pad_len);
+
+static inline void
+isd_pdu_put_digest(uint8_t *p, uint32_t crc)
+{
+	p[0] = (uint8_t)crc;
+	p[1] = (uint8_t)(crc >> 8);
+	p[2] = (uint8_t)(crc >> 16);
+	p[3] = (uint8_t)(crc >> 24);
+}
+
+static inline uint32_t
+isd_pdu_get_digest(const uint8_t *p)
+{
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+	       ((uint32_t)p[3] << 24);
+}
+
 struct isd_pdu *isd_pdu_alloc(uint32_t data_cap);
 void isd_pdu_free(struct isd_pdu *pdu);
 

@@ -14,6 +14,7 @@
 
 #include "reactor/reactor.h"
 #include "util/log.h"
+#include "util/str.h"
 
 /* A registered region: one MR per open device (indexed by isd_rdma_dev.index). */
 struct isd_rdma_region {
@@ -29,18 +30,6 @@ static LIST_HEAD(, isd_rdma_region) g_regions = LIST_HEAD_INITIALIZER(g_regions)
 static struct isd_rdma_dev *g_dev_slot[ISD_RDMA_MAX_DEVS];
 static struct isd_rdma_stats g_stats;
 static bool g_init_done;
-
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
 
 void
 isd_rdma_init(void)
@@ -91,14 +80,15 @@ mr_reg(struct isd_rdma_dev *d, void *base, size_t len, int access, struct ibv_mr
 		e = errno ? errno : ENOMEM;
 		if (e == ENOMEM || e == EPERM || e == EFAULT || e == EAGAIN) {
 			isd_rdma_memlock_str(lim, sizeof(lim));
-			seterr(err, err_len,
-			       "%s: cannot register %zu bytes of memory for RDMA: %s (%s; raise it: "
-			       "`ulimit -l unlimited` in the shell, LimitMEMLOCK=infinity in the "
-			       "systemd unit, or a memlock line in /etc/security/limits.conf)",
-			       d->name, len, strerror(e), lim);
+			isd_seterr(
+			    err, err_len,
+			    "%s: cannot register %zu bytes of memory for RDMA: %s (%s; raise it: "
+			    "`ulimit -l unlimited` in the shell, LimitMEMLOCK=infinity in the "
+			    "systemd unit, or a memlock line in /etc/security/limits.conf)",
+			    d->name, len, strerror(e), lim);
 		} else {
-			seterr(err, err_len, "%s: ibv_reg_mr(%zu bytes): %s", d->name, len,
-			       strerror(e));
+			isd_seterr(err, err_len, "%s: ibv_reg_mr(%zu bytes): %s", d->name, len,
+				   strerror(e));
 		}
 		return -e;
 	}
@@ -113,8 +103,10 @@ isd_rdma_mr_reg(struct isd_rdma_dev *d, void *base, size_t len, int access, stru
 {
 	if (isd_rdma_access_is_remote(access)) {
 		/* no standing remote access to target memory: per command only */
-		seterr(err, err_len, "%s: refusing a lasting registration with remote access "
-		       "0x%x", d->name, (unsigned int)access);
+		isd_seterr(err, err_len,
+			   "%s: refusing a lasting registration with remote access "
+			   "0x%x",
+			   d->name, (unsigned int)access);
 		return -EPERM;
 	}
 	return mr_reg(d, base, len, access, out, err, err_len);
@@ -201,12 +193,12 @@ isd_rdma_dev_get(struct ibv_context *ctx, struct isd_rdma_dev **out, char *err, 
 		}
 	}
 	if (slot < 0) {
-		seterr(err, err_len, "too many RDMA devices (at most %d)", ISD_RDMA_MAX_DEVS);
+		isd_seterr(err, err_len, "too many RDMA devices (at most %d)", ISD_RDMA_MAX_DEVS);
 		return -ENOSPC;
 	}
 	d = calloc(1, sizeof(*d));
 	if (d == NULL) {
-		seterr(err, err_len, "out of memory");
+		isd_seterr(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	d->ctx = ctx;
@@ -214,7 +206,7 @@ isd_rdma_dev_get(struct ibv_context *ctx, struct isd_rdma_dev **out, char *err, 
 	snprintf(d->name, sizeof(d->name), "%s", ibv_get_device_name(ctx->device));
 	if (ibv_query_device(ctx, &d->attr) != 0) {
 		rc = -(errno ? errno : EIO);
-		seterr(err, err_len, "%s: ibv_query_device: %s", d->name, strerror(-rc));
+		isd_seterr(err, err_len, "%s: ibv_query_device: %s", d->name, strerror(-rc));
 		goto err_free;
 	}
 	d->iwarp = ctx->device->transport_type == IBV_TRANSPORT_IWARP;
@@ -230,7 +222,7 @@ isd_rdma_dev_get(struct ibv_context *ctx, struct isd_rdma_dev **out, char *err, 
 	d->pd = ibv_alloc_pd(ctx);
 	if (d->pd == NULL) {
 		rc = -(errno ? errno : ENOMEM);
-		seterr(err, err_len, "%s: ibv_alloc_pd: %s", d->name, strerror(-rc));
+		isd_seterr(err, err_len, "%s: ibv_alloc_pd: %s", d->name, strerror(-rc));
 		goto err_free;
 	}
 	d->refs = 1;
@@ -284,19 +276,19 @@ isd_rdma_mem_add(void *base, size_t len, enum isd_rdma_mem_kind kind, char *err,
 	int rc;
 
 	if (base == NULL || len == 0) {
-		seterr(err, err_len, "empty memory region");
+		isd_seterr(err, err_len, "empty memory region");
 		return -EINVAL;
 	}
 	LIST_FOREACH(g, &g_regions, link) {
 		if (g->base == base) {
-			seterr(err, err_len, "memory region %p already registered", base);
+			isd_seterr(err, err_len, "memory region %p already registered", base);
 			return -EEXIST;
 		}
 	}
 	isd_rdma_init();
 	g = calloc(1, sizeof(*g));
 	if (g == NULL) {
-		seterr(err, err_len, "out of memory");
+		isd_seterr(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	g->base = base;

@@ -1,6 +1,7 @@
 #include "util/iov.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 size_t
@@ -59,21 +60,26 @@ isd_iov_copy_out(const struct iovec *iov, int iovcnt, size_t offset, void *dst, 
 	return done;
 }
 
-int
-isd_iov_slice(const struct iovec *iov, int iovcnt, size_t offset, size_t len, struct iovec *out,
-	      int out_max)
+/* Describes up to out_max entries of [offset, offset+len); *more is set when
+ * bytes were left over for lack of entries. */
+static int
+slice(const struct iovec *iov, int iovcnt, size_t offset, size_t len, struct iovec *out,
+      int out_max, size_t *covered, bool *more)
 {
 	size_t off, done = 0;
 	int n = 0;
 	int i = iov_seek(iov, iovcnt, offset, &off);
 
+	*more = false;
 	for (; i < iovcnt && done < len; i++, off = 0) {
 		size_t chunk = iov[i].iov_len - off;
 
 		if (chunk == 0)
 			continue;
-		if (n == out_max)
-			return -ENOSPC;
+		if (n == out_max) {
+			*more = true;
+			break;
+		}
 		if (chunk > len - done)
 			chunk = len - done;
 		out[n].iov_base = (char *)iov[i].iov_base + off;
@@ -81,5 +87,29 @@ isd_iov_slice(const struct iovec *iov, int iovcnt, size_t offset, size_t len, st
 		n++;
 		done += chunk;
 	}
+	*covered = done;
+	return n;
+}
+
+int
+isd_iov_slice(const struct iovec *iov, int iovcnt, size_t offset, size_t len, struct iovec *out,
+	      int out_max)
+{
+	size_t covered;
+	bool more;
+	int n = slice(iov, iovcnt, offset, len, out, out_max, &covered, &more);
+
+	return more ? -ENOSPC : n;
+}
+
+int
+isd_iov_slice_upto(const struct iovec *iov, int iovcnt, size_t offset, size_t len,
+		   struct iovec *out, int out_max, uint32_t *covered)
+{
+	size_t done;
+	bool more;
+	int n = slice(iov, iovcnt, offset, len, out, out_max, &done, &more);
+
+	*covered = (uint32_t)done;
 	return n;
 }

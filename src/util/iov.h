@@ -21,5 +21,12 @@ size_t isd_iov_copy_out(const struct iovec *iov, int iovcnt, size_t offset, void
  */
 int isd_iov_slice(const struct iovec *iov, int iovcnt, size_t offset, size_t len,
 		  struct iovec *out, int out_max);
+/*
+ * The same, but never failing for lack of entries: it stops early and reports
+ * in *covered the bytes described (short if out_max ran out or the iovec
+ * ends). Returns the number of entries. For a transfer sent piece by piece.
+ */
+int isd_iov_slice_upto(const struct iovec *iov, int iovcnt, size_t offset, size_t len,
+		       struct iovec *out, int out_max, uint32_t *covered);
 
 #endif

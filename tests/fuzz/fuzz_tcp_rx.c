@@ -191,8 +191,8 @@ send_pdu(struct tf *f, uint8_t *bhs, const uint8_t *ahs, uint32_t ahs_len, const
 		memcpy(buf + n, ahs, ahs_len);
 	n += ahs_len;
 	if (f->hd) {
-		crc = isd_tcp_frame_hdr_digest(bhs, ahs, ahs_len) ^ ((ctl & 0x04) ? 1 : 0);
-		isd_tcp_put_digest(buf + n, crc);
+		crc = isd_pdu_hdr_digest(bhs, ahs, ahs_len) ^ ((ctl & 0x04) ? 1 : 0);
+		isd_pdu_put_digest(buf + n, crc);
 		n += 4;
 	}
 	if (len > 0) {
@@ -204,8 +204,8 @@ send_pdu(struct tf *f, uint8_t *bhs, const uint8_t *ahs, uint32_t ahs_len, const
 		memset(buf + n, 0, pad);
 		n += pad;
 		if (f->dd) {
-			crc = isd_tcp_frame_data_digest(&iov, 1, zeros, pad) ^ ((ctl & 0x08) ? 1 : 0);
-			isd_tcp_put_digest(buf + n, crc);
+			crc = isd_pdu_data_digest(&iov, 1, zeros, pad) ^ ((ctl & 0x08) ? 1 : 0);
+			isd_pdu_put_digest(buf + n, crc);
 			n += 4;
 		}
 	}

@@ -26,6 +26,7 @@
 #include "iscsi/iscsi.h"
 #include "rdma/rdma.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define ISD_ISER_BACKLOG 128
 
@@ -54,18 +55,6 @@ uint64_t isd_iser_g_txq_holds;
 uint64_t isd_iser_g_txq_drops;
 uint64_t isd_iser_g_tx_stalls;
 
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
-
 static int
 set_nonblock(int fd)
 {
@@ -74,22 +63,6 @@ set_nonblock(int fd)
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
 	return 0;
-}
-
-static void
-addr_str(const struct sockaddr *sa, char *host, size_t host_len, uint16_t *port)
-{
-	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
-	char serv[16];
-
-	if (sa->sa_family == AF_IB || getnameinfo(sa, len, host, (socklen_t)host_len, serv,
-						   sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-		snprintf(host, host_len, "?");
-		*port = 0;
-		return;
-	}
-	*port = (uint16_t)strtoul(serv, NULL, 10);
 }
 
 /* ---- teardown ---- */
@@ -452,9 +425,10 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	int rc;
 
 	memset(&info, 0, sizeof(info));
-	addr_str(rdma_get_peer_addr(id), info.peer_addr, sizeof(info.peer_addr), &info.peer_port);
-	addr_str(rdma_get_local_addr(id), info.local_addr, sizeof(info.local_addr),
-		 &info.local_port);
+	isd_sockaddr_str(rdma_get_peer_addr(id), 0, info.peer_addr, sizeof(info.peer_addr),
+			 &info.peer_port);
+	isd_sockaddr_str(rdma_get_local_addr(id), 0, info.local_addr, sizeof(info.local_addr),
+			 &info.local_port);
 	info.tpgt = p->tpgt;
 	info.transport = ISD_TRANSPORT_ISER;
 	isd_iser_cm_decode(priv, priv_len, &cm);
@@ -613,7 +587,7 @@ portal_open_devices(struct isd_iser_portal *p, char *err, size_t err_len)
 
 		rc = isd_rdma_dev_get(list[i], &p->devs[p->ndevs], e, sizeof(e));
 		if (rc < 0) {
-			seterr(err, err_len, "%s: %s", p->name, e);
+			isd_seterr(err, err_len, "%s: %s", p->name, e);
 			break;
 		}
 		p->ndevs++;
@@ -633,13 +607,13 @@ isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const cha
 	int rc, e;
 
 	if (t == NULL || r == NULL || host == NULL || out == NULL) {
-		seterr(err, err_len, "iser portal: bad arguments");
+		isd_seterr(err, err_len, "iser portal: bad arguments");
 		return -EINVAL;
 	}
 	isd_rdma_init();
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
-		seterr(err, err_len, "iser portal: out of memory");
+		isd_seterr(err, err_len, "iser portal: out of memory");
 		return -ENOMEM;
 	}
 	p->tgt = t;
@@ -654,19 +628,21 @@ isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const cha
 	p->ch = rdma_create_event_channel();
 	if (p->ch == NULL) {
 		e = errno ? errno : ENODEV;
-		seterr(err, err_len, "%s: rdma_cm unavailable (%s): no RDMA device, or the "
-		       "rdma_ucm module is not loaded", p->name, strerror(e));
+		isd_seterr(err, err_len,
+			   "%s: rdma_cm unavailable (%s): no RDMA device, or the "
+			   "rdma_ucm module is not loaded",
+			   p->name, strerror(e));
 		rc = -e;
 		goto err_free;
 	}
 	rc = set_nonblock(p->ch->fd);
 	if (rc < 0) {
-		seterr(err, err_len, "%s: %s", p->name, strerror(-rc));
+		isd_seterr(err, err_len, "%s: %s", p->name, strerror(-rc));
 		goto err_free;
 	}
 	if (rdma_create_id(p->ch, &p->id, p, RDMA_PS_TCP) != 0) {
 		rc = -errno;
-		seterr(err, err_len, "%s: rdma_create_id: %s", p->name, strerror(errno));
+		isd_seterr(err, err_len, "%s: rdma_create_id: %s", p->name, strerror(errno));
 		goto err_free;
 	}
 	memset(&hints, 0, sizeof(hints));
@@ -675,7 +651,7 @@ isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const cha
 	snprintf(serv, sizeof(serv), "%u", port);
 	e = getaddrinfo(host, serv, &hints, &ai);
 	if (e != 0) {
-		seterr(err, err_len, "%s: not a numeric address: %s", p->name, gai_strerror(e));
+		isd_seterr(err, err_len, "%s: not a numeric address: %s", p->name, gai_strerror(e));
 		rc = -EINVAL;
 		goto err_free;
 	}
@@ -698,7 +674,7 @@ isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const cha
 		goto err_free;
 	rc = isd_reactor_add_fd(r, p->ch->fd, EPOLLIN, portal_cm_cb, p);
 	if (rc < 0) {
-		seterr(err, err_len, "%s: reactor: %s", p->name, strerror(-rc));
+		isd_seterr(err, err_len, "%s: reactor: %s", p->name, strerror(-rc));
 		goto err_free;
 	}
 	p->on_reactor = true;
@@ -709,13 +685,15 @@ isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const cha
 
 err_bind:
 	if (rc == -EADDRINUSE)
-		seterr(err, err_len, "%s: port in use (on iWARP the iSER portal cannot share a "
-		       "port with a TCP portal; use another port, e.g. 3261)", p->name);
+		isd_seterr(err, err_len,
+			   "%s: port in use (on iWARP the iSER portal cannot share a "
+			   "port with a TCP portal; use another port, e.g. 3261)",
+			   p->name);
 	else if (rc == -EADDRNOTAVAIL || rc == -ENODEV)
-		seterr(err, err_len, "%s: no RDMA device has this address (%s)", p->name,
-		       strerror(-rc));
+		isd_seterr(err, err_len, "%s: no RDMA device has this address (%s)", p->name,
+			   strerror(-rc));
 	else
-		seterr(err, err_len, "%s: %s", p->name, strerror(-rc));
+		isd_seterr(err, err_len, "%s: %s", p->name, strerror(-rc));
 err_free:
 	if (ai != NULL)
 		freeaddrinfo(ai);

@@ -230,10 +230,10 @@ tx_add_trail(struct isd_tcp_tx *tx, int first, uint32_t dsl)
 
 	memset(tx->trail, 0, sizeof(tx->trail));
 	if (tx->ddgst && dsl > 0) {
-		uint32_t crc = isd_tcp_frame_data_digest(tx->iov + first, tx->iovcnt - first,
-							 tx->trail, pad);
+		uint32_t crc =
+		    isd_pdu_data_digest(tx->iov + first, tx->iovcnt - first, tx->trail, pad);
 
-		isd_tcp_put_digest(tx->trail + pad, crc);
+		isd_pdu_put_digest(tx->trail + pad, crc);
 		tlen += ISD_TCP_DIGEST_LEN;
 	}
 	if (tlen > 0) {
@@ -252,8 +252,8 @@ tx_add_header(struct isd_tcp_tx *tx, const uint8_t *ahs, uint32_t ahs_len)
 	tx->iovcnt = 0;
 	tx->iov_pos = 0;
 	if (tx->hdgst)
-		isd_tcp_put_digest(tx->hdr + ISD_BHS_LEN,
-				   isd_tcp_frame_hdr_digest(tx->hdr, ahs, ahs_len));
+		isd_pdu_put_digest(tx->hdr + ISD_BHS_LEN,
+				   isd_pdu_hdr_digest(tx->hdr, ahs, ahs_len));
 	if (ahs_len == 0) {
 		if (tx->hdgst)
 			hlen += ISD_TCP_DIGEST_LEN;
@@ -289,9 +289,9 @@ tx_build_pdu(struct isd_tcp_tx *tx, struct isd_pdu *pdu)
 	if (pdu->data_len > 0) {
 		if (pdu->data_iov != NULL) {
 			uint32_t covered;
-			int n = isd_tcp_frame_slice(pdu->data_iov, pdu->data_iovcnt, 0,
-						    pdu->data_len, tx->iov + first,
-						    ISD_TCP_TX_IOV_MAX - first - 1, &covered);
+			int n = isd_iov_slice_upto(pdu->data_iov, pdu->data_iovcnt, 0,
+						   pdu->data_len, tx->iov + first,
+						   ISD_TCP_TX_IOV_MAX - first - 1, &covered);
 
 			if (covered != pdu->data_len)
 				return -EINVAL;
@@ -342,8 +342,8 @@ tx_build_datain(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 	if (len > max)
 		len = max;
 	tx->iovcnt = 1;
-	n = isd_tcp_frame_slice(tx->xiov, tx->xiovcnt, tx->next_off, len, tx->iov + 1,
-				ISD_TCP_TX_IOV_MAX - 2, &covered);
+	n = isd_iov_slice_upto(tx->xiov, tx->xiovcnt, tx->next_off, len, tx->iov + 1,
+			       ISD_TCP_TX_IOV_MAX - 2, &covered);
 	if (covered == 0)
 		return -EINVAL;         /* the buffer shrank under us: checked at put_data */
 	len = covered;                  /* a fragmented buffer gives shorter PDUs */
@@ -804,9 +804,9 @@ rx_header_done(struct isd_tcp_conn *tc)
 	uint32_t dsl = isd_bhs_dsl(bhs);
 
 	if (tc->rx_hdgst) {
-		uint32_t want = isd_tcp_frame_hdr_digest(bhs, tc->rx_ahs, tc->rx_ahs_len);
+		uint32_t want = isd_pdu_hdr_digest(bhs, tc->rx_ahs, tc->rx_ahs_len);
 
-		if (want != isd_tcp_get_digest(tc->rx_hdgst_buf)) {
+		if (want != isd_pdu_get_digest(tc->rx_hdgst_buf)) {
 			/* RFC 7143 §7.8: a header digest error leaves the stream unframed. */
 			rx_fail(tc, -EBADMSG, "header digest error");
 			return false;
@@ -943,7 +943,7 @@ rx_pdu_done(struct isd_tcp_conn *tc)
 		if (check) {
 			crc = isd_crc32c_update(ISD_CRC32C_INIT, pdu->data, pdu->data_len);
 			crc = isd_crc32c_final(isd_crc32c_update(crc, pad, tc->rx_pad));
-			if (crc != isd_tcp_get_digest(dgst)) {
+			if (crc != isd_pdu_get_digest(dgst)) {
 				isd_log_warn("tcp %s: data digest error on %s", tc->peer,
 					     isd_opcode_name(isd_bhs_opcode(bhs)));
 				free(pdu->ahs);
@@ -959,7 +959,7 @@ rx_pdu_done(struct isd_tcp_conn *tc)
 			crc = crc_iov_range(ISD_CRC32C_INIT, tc->rx_tt->iov, tc->rx_tt->iovcnt,
 					    tc->rx_offset, tc->rx_dsl);
 			crc = isd_crc32c_final(isd_crc32c_update(crc, pad, tc->rx_pad));
-			if (crc != isd_tcp_get_digest(dgst)) {
+			if (crc != isd_pdu_get_digest(dgst)) {
 				/*
 				 * Rejected (RFC 7143 §7.8), and the sequence goes on as
 				 * if the bytes had come: the header checked out against
@@ -1032,9 +1032,9 @@ rx_iov(struct isd_tcp_conn *tc, struct iovec *iov, size_t *data_part)
 				break;
 			case ISD_TCP_SINK_TASK:
 				/* Straight into the task's buffer: no copy on the write path. */
-				n = isd_tcp_frame_slice(tc->rx_tt->iov, tc->rx_tt->iovcnt,
-							tc->rx_offset + got, left, iov,
-							ISD_TCP_TX_IOV_MAX, &covered);
+				n = isd_iov_slice_upto(tc->rx_tt->iov, tc->rx_tt->iovcnt,
+						       tc->rx_offset + got, left, iov,
+						       ISD_TCP_TX_IOV_MAX, &covered);
 				break;
 			case ISD_TCP_SINK_DISCARD:
 				covered = left > sizeof(g_discard) ? sizeof(g_discard) : left;

@@ -9,59 +9,9 @@
 #include <assert.h>
 #include <string.h>
 
-#include "util/crc32c.h"
 #include "util/endian.h"
 
 static_assert(ISD_BHS_LEN == 48, "BHS is 48 bytes");
-
-uint32_t
-isd_tcp_frame_hdr_digest(const uint8_t *bhs, const uint8_t *ahs, uint32_t ahs_len)
-{
-	uint32_t crc = isd_crc32c_update(ISD_CRC32C_INIT, bhs, ISD_BHS_LEN);
-
-	if (ahs_len > 0)
-		crc = isd_crc32c_update(crc, ahs, ahs_len);
-	return isd_crc32c_final(crc);
-}
-
-uint32_t
-isd_tcp_frame_data_digest(const struct iovec *iov, int iovcnt, const uint8_t *pad,
-			  uint32_t pad_len)
-{
-	uint32_t crc = ISD_CRC32C_INIT;
-
-	for (int i = 0; i < iovcnt; i++)
-		crc = isd_crc32c_update(crc, iov[i].iov_base, iov[i].iov_len);
-	if (pad_len > 0)
-		crc = isd_crc32c_update(crc, pad, pad_len);
-	return isd_crc32c_final(crc);
-}
-
-int
-isd_tcp_frame_slice(const struct iovec *iov, int iovcnt, size_t offset, size_t len,
-		    struct iovec *out, int out_max, uint32_t *covered)
-{
-	size_t done = 0;
-	int n = 0;
-	int i;
-
-	for (i = 0; i < iovcnt && offset >= iov[i].iov_len; i++)
-		offset -= iov[i].iov_len;
-	for (; i < iovcnt && done < len && n < out_max; i++, offset = 0) {
-		size_t chunk = iov[i].iov_len - offset;
-
-		if (chunk == 0)
-			continue;
-		if (chunk > len - done)
-			chunk = len - done;
-		out[n].iov_base = (char *)iov[i].iov_base + offset;
-		out[n].iov_len = chunk;
-		n++;
-		done += chunk;
-	}
-	*covered = (uint32_t)done;
-	return n;
-}
 
 void
 isd_tcp_frame_datain(uint8_t *bhs, uint32_t itt, uint64_t lun, uint32_t datasn, uint32_t offset,

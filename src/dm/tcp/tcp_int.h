@@ -36,38 +36,6 @@
 
 /* ---- pure framing (tcp_frame.c) ---- */
 
-/* Digests go on the wire least-significant byte first (RFC 7143 §11.1, iser-facts §8.5). */
-static inline void
-isd_tcp_put_digest(uint8_t *p, uint32_t crc)
-{
-	p[0] = (uint8_t)crc;
-	p[1] = (uint8_t)(crc >> 8);
-	p[2] = (uint8_t)(crc >> 16);
-	p[3] = (uint8_t)(crc >> 24);
-}
-
-static inline uint32_t
-isd_tcp_get_digest(const uint8_t *p)
-{
-	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-	       ((uint32_t)p[3] << 24);
-}
-
-/* CRC32C over BHS and AHS (the header digest). */
-uint32_t isd_tcp_frame_hdr_digest(const uint8_t *bhs, const uint8_t *ahs, uint32_t ahs_len);
-/* CRC32C over an iovec then `pad_len` bytes of `pad` (the data digest covers the padding). */
-uint32_t isd_tcp_frame_data_digest(const struct iovec *iov, int iovcnt, const uint8_t *pad,
-				   uint32_t pad_len);
-
-/*
- * Describes [offset, offset+len) of iov in `out` (at most out_max entries).
- * Unlike isd_iov_slice it never fails for lack of entries: it stops early and
- * reports the bytes covered in *covered (short if out_max ran out or the iov
- * ends). Returns the entry count.
- */
-int isd_tcp_frame_slice(const struct iovec *iov, int iovcnt, size_t offset, size_t len,
-			struct iovec *out, int out_max, uint32_t *covered);
-
 /* Fills a Data-In BHS without status (ExpCmdSN/MaxCmdSN are stamped by the caller). */
 void isd_tcp_frame_datain(uint8_t *bhs, uint32_t itt, uint64_t lun, uint32_t datasn,
 			  uint32_t offset, uint32_t len, bool final);

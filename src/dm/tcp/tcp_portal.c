@@ -21,6 +21,7 @@
 #include "dm/tcp/tcp_int.h"
 #include "iscsi/iscsi.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define ISD_TCP_BACKLOG 128
 #define ISD_TCP_ACCEPT_BUDGET 32
@@ -37,42 +38,6 @@ struct isd_tcp_portal {
 	char name[80];                  /* "addr:port" for messages */
 	struct isd_timer pause_timer;
 };
-
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
-
-/* Numeric address and port of a socket address. */
-static void
-addr_str(const struct sockaddr *sa, socklen_t len, char *host, size_t host_len, uint16_t *port)
-{
-	char serv[16];
-
-	if (getnameinfo(sa, len, host, (socklen_t)host_len, serv, sizeof(serv),
-			NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-		snprintf(host, host_len, "?");
-		*port = 0;
-		return;
-	}
-	*port = (uint16_t)strtoul(serv, NULL, 10);
-}
-
-static void
-fmt_hostport(char *out, size_t len, const char *host, uint16_t port)
-{
-	if (strchr(host, ':') != NULL)
-		snprintf(out, len, "[%s]:%u", host, port);
-	else
-		snprintf(out, len, "%s:%u", host, port);
-}
 
 static void
 pause_end_cb(void *arg)
@@ -98,11 +63,11 @@ accept_one(struct isd_tcp_portal *p, int fd, const struct sockaddr_storage *ss, 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		isd_log_dbg("tcp", "TCP_NODELAY: %s", strerror(errno));
 	memset(&info, 0, sizeof(info));
-	addr_str((const struct sockaddr *)ss, sslen, info.peer_addr, sizeof(info.peer_addr),
-		 &info.peer_port);
+	isd_sockaddr_str((const struct sockaddr *)ss, sslen, info.peer_addr, sizeof(info.peer_addr),
+			 &info.peer_port);
 	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
-		addr_str((struct sockaddr *)&local, llen, info.local_addr, sizeof(info.local_addr),
-			 &info.local_port);
+		isd_sockaddr_str((struct sockaddr *)&local, llen, info.local_addr,
+				 sizeof(info.local_addr), &info.local_port);
 	info.tpgt = p->tpgt;
 	info.transport = ISD_TRANSPORT_TCP;
 
@@ -118,7 +83,7 @@ accept_one(struct isd_tcp_portal *p, int fd, const struct sockaddr_storage *ss, 
 	}
 	tc = isd_conn_dm_priv(c);
 	isd_tcp_conn_init(tc, c, p->r, fd);
-	fmt_hostport(tc->peer, sizeof(tc->peer), info.peer_addr, info.peer_port);
+	isd_fmt_hostport(tc->peer, sizeof(tc->peer), info.peer_addr, info.peer_port);
 	isd_log_dbg("tcp", "%s: accepted on %s", tc->peer, p->name);
 	/* On failure the socket is closed and a terminate notify follows the start. */
 	(void)isd_tcp_conn_attach(tc);
@@ -183,14 +148,14 @@ isd_tcp_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const char
 	int one = 1;
 	int rc, gai;
 
-	seterr(err, err_len, "%s", "");
+	isd_seterr(err, err_len, "%s", "");
 	/* Accept "[::1]" as written in URLs and TargetAddress. */
 	if (host != NULL && host[0] != '\0' && strcmp(host, "*") != 0) {
 		size_t len = strlen(host);
 
 		if (host[0] == '[' && len >= 2 && host[len - 1] == ']') {
 			if (len - 2 >= sizeof(hbuf)) {
-				seterr(err, err_len, "%s: address too long", host);
+				isd_seterr(err, err_len, "%s: address too long", host);
 				return -EINVAL;
 			}
 			memcpy(hbuf, host + 1, len - 2);
@@ -200,7 +165,7 @@ isd_tcp_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const char
 			node = host;
 		}
 	}
-	fmt_hostport(shown, sizeof(shown), node != NULL ? node : "*", port);
+	isd_fmt_hostport(shown, sizeof(shown), node != NULL ? node : "*", port);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -208,15 +173,15 @@ isd_tcp_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const char
 	snprintf(serv, sizeof(serv), "%u", port);
 	gai = getaddrinfo(node, serv, &hints, &res);
 	if (gai != 0 || res == NULL) {
-		seterr(err, err_len, "%s: cannot resolve: %s", shown,
-			 gai != 0 ? gai_strerror(gai) : "no address");
+		isd_seterr(err, err_len, "%s: cannot resolve: %s", shown,
+			   gai != 0 ? gai_strerror(gai) : "no address");
 		return -EINVAL;
 	}
 
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
 		rc = -ENOMEM;
-		seterr(err, err_len, "%s: %s", shown, strerror(-rc));
+		isd_seterr(err, err_len, "%s: %s", shown, strerror(-rc));
 		goto err_res;
 	}
 	p->tgt = t;
@@ -226,7 +191,7 @@ isd_tcp_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const char
 	p->fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (p->fd < 0) {
 		rc = -errno;
-		seterr(err, err_len, "%s: socket: %s", shown, strerror(-rc));
+		isd_seterr(err, err_len, "%s: socket: %s", shown, strerror(-rc));
 		goto err_free;
 	}
 	/* Restarts must not wait out TIME_WAIT connections of the previous run. */
@@ -236,24 +201,24 @@ isd_tcp_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const char
 		setsockopt(p->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(p->fd, res->ai_addr, res->ai_addrlen) < 0) {
 		rc = -errno;
-		seterr(err, err_len, "%s: %s", shown, strerror(-rc));
+		isd_seterr(err, err_len, "%s: %s", shown, strerror(-rc));
 		goto err_close;
 	}
 	if (listen(p->fd, ISD_TCP_BACKLOG) < 0) {
 		rc = -errno;
-		seterr(err, err_len, "%s: listen: %s", shown, strerror(-rc));
+		isd_seterr(err, err_len, "%s: listen: %s", shown, strerror(-rc));
 		goto err_close;
 	}
 	if (getsockname(p->fd, (struct sockaddr *)&ss, &sslen) < 0) {
 		rc = -errno;
-		seterr(err, err_len, "%s: getsockname: %s", shown, strerror(-rc));
+		isd_seterr(err, err_len, "%s: getsockname: %s", shown, strerror(-rc));
 		goto err_close;
 	}
-	addr_str((struct sockaddr *)&ss, sslen, hbuf, sizeof(hbuf), &p->port);
-	fmt_hostport(p->name, sizeof(p->name), hbuf, p->port);
+	isd_sockaddr_str((struct sockaddr *)&ss, sslen, hbuf, sizeof(hbuf), &p->port);
+	isd_fmt_hostport(p->name, sizeof(p->name), hbuf, p->port);
 	rc = isd_reactor_add_fd(r, p->fd, EPOLLIN, accept_cb, p);
 	if (rc < 0) {
-		seterr(err, err_len, "%s: cannot watch the socket: %s", shown, strerror(-rc));
+		isd_seterr(err, err_len, "%s: cannot watch the socket: %s", shown, strerror(-rc));
 		goto err_close;
 	}
 	freeaddrinfo(res);

@@ -1,7 +1,6 @@
 /*
  * Pure framing helpers of the TCP datamover (src/dm/tcp/tcp_frame.c):
- * digests with known CRC32C values, iovec slicing, Data-In/R2T headers,
- * status collapse, and the solicited Data-Out checks.
+ * Data-In/R2T headers, status collapse, and the solicited Data-Out checks.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,94 +11,7 @@
 #include <cmocka.h>
 
 #include "dm/tcp/tcp_int.h"
-#include "util/crc32c.h"
 #include "util/endian.h"
-
-/* RFC 3720 Appendix B.4: 32 bytes of zeros -> aa 36 91 8a on the wire. */
-static void
-test_digest_known_vector_le_on_wire(void **state)
-{
-	uint8_t zeros[32] = {0};
-	struct iovec iov[3] = {
-		{zeros, 5}, {zeros + 5, 20}, {zeros + 25, 7},
-	};
-	uint8_t wire[4];
-	uint32_t crc;
-
-	(void)state;
-	crc = isd_tcp_frame_data_digest(iov, 3, NULL, 0);
-	assert_int_equal(crc, 0x8a9136aa);
-	isd_tcp_put_digest(wire, crc);
-	assert_int_equal(wire[0], 0xaa);
-	assert_int_equal(wire[1], 0x36);
-	assert_int_equal(wire[2], 0x91);
-	assert_int_equal(wire[3], 0x8a);
-	assert_int_equal(isd_tcp_get_digest(wire), crc);
-}
-
-/* RFC 3720 B.4: 32 bytes 0x00..0x1f -> 0x46dd794e; the digest covers the padding. */
-static void
-test_digest_covers_padding(void **state)
-{
-	uint8_t inc[32];
-	uint8_t pad[3] = {0};
-	struct iovec iov;
-
-	(void)state;
-	for (int i = 0; i < 32; i++)
-		inc[i] = (uint8_t)i;
-	iov.iov_base = inc;
-	iov.iov_len = 32;
-	assert_int_equal(isd_tcp_frame_data_digest(&iov, 1, pad, 0), 0x46dd794e);
-	/* 29 bytes + 3 pad bytes equal the CRC of the 32-byte padded block. */
-	memset(inc + 29, 0, 3);
-	iov.iov_len = 29;
-	assert_int_equal(isd_tcp_frame_data_digest(&iov, 1, pad, 3), isd_crc32c(inc, 32));
-}
-
-static void
-test_hdr_digest_is_bhs_then_ahs(void **state)
-{
-	uint8_t buf[ISD_BHS_LEN + 8];
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(buf); i++)
-		buf[i] = (uint8_t)(i * 7);
-	assert_int_equal(isd_tcp_frame_hdr_digest(buf, NULL, 0), isd_crc32c(buf, ISD_BHS_LEN));
-	assert_int_equal(isd_tcp_frame_hdr_digest(buf, buf + ISD_BHS_LEN, 8),
-			 isd_crc32c(buf, sizeof(buf)));
-}
-
-static void
-test_slice_stops_at_out_max(void **state)
-{
-	uint8_t a[10], b[10], c[10];
-	struct iovec iov[3] = {{a, 10}, {b, 10}, {c, 10}};
-	struct iovec out[3];
-	uint32_t covered;
-	int n;
-
-	(void)state;
-	n = isd_tcp_frame_slice(iov, 3, 5, 20, out, 3, &covered);
-	assert_int_equal(n, 3);
-	assert_int_equal(covered, 20);
-	assert_ptr_equal(out[0].iov_base, a + 5);
-	assert_int_equal(out[0].iov_len, 5);
-	assert_int_equal(out[1].iov_len, 10);
-	assert_ptr_equal(out[2].iov_base, c);
-	assert_int_equal(out[2].iov_len, 5);
-	/* Only two entries allowed: the slice is short, never an error. */
-	n = isd_tcp_frame_slice(iov, 3, 5, 20, out, 2, &covered);
-	assert_int_equal(n, 2);
-	assert_int_equal(covered, 15);
-	/* Past the end of the iovec: covered reports what exists. */
-	n = isd_tcp_frame_slice(iov, 3, 25, 20, out, 3, &covered);
-	assert_int_equal(n, 1);
-	assert_int_equal(covered, 5);
-	n = isd_tcp_frame_slice(iov, 3, 30, 1, out, 3, &covered);
-	assert_int_equal(n, 0);
-	assert_int_equal(covered, 0);
-}
 
 static void
 test_datain_fields(void **state)
@@ -269,15 +181,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_digest_known_vector_le_on_wire),
-		cmocka_unit_test(test_digest_covers_padding),
-		cmocka_unit_test(test_hdr_digest_is_bhs_then_ahs),
-		cmocka_unit_test(test_slice_stops_at_out_max),
-		cmocka_unit_test(test_datain_fields),
-		cmocka_unit_test(test_collapse_rules),
-		cmocka_unit_test(test_collapse_copies_status_fields),
-		cmocka_unit_test(test_r2t_fields),
-		cmocka_unit_test(test_dataout_checks),
+	    cmocka_unit_test(test_datain_fields),
+	    cmocka_unit_test(test_collapse_rules),
+	    cmocka_unit_test(test_collapse_copies_status_fields),
+	    cmocka_unit_test(test_r2t_fields),
+	    cmocka_unit_test(test_dataout_checks),
 	};
 
 	return cmocka_run_group_tests_name("dmtcp_frame", tests, NULL, NULL);

@@ -132,7 +132,7 @@ send_pdu_raw(struct env *e, const uint8_t *bhs_in, const void *data, uint32_t le
 	isd_bhs_set_dsl(bhs, len);
 	send_all(e, bhs, sizeof(bhs));
 	if (e->hd) {
-		isd_tcp_put_digest(dg, isd_crc32c(bhs, sizeof(bhs)) ^ (corrupt_hd ? 1 : 0));
+		isd_pdu_put_digest(dg, isd_crc32c(bhs, sizeof(bhs)) ^ (corrupt_hd ? 1 : 0));
 		send_all(e, dg, 4);
 	}
 	if (len > 0) {
@@ -141,9 +141,9 @@ send_pdu_raw(struct env *e, const uint8_t *bhs_in, const void *data, uint32_t le
 		send_all(e, data, len);
 		send_all(e, pad, padlen);
 		if (e->dd) {
-			uint32_t crc = isd_tcp_frame_data_digest(&iov, 1, pad, padlen);
+			uint32_t crc = isd_pdu_data_digest(&iov, 1, pad, padlen);
 
-			isd_tcp_put_digest(dg, crc ^ (corrupt_dd ? 0x100 : 0));
+			isd_pdu_put_digest(dg, crc ^ (corrupt_dd ? 0x100 : 0));
 			send_all(e, dg, 4);
 		}
 	}
@@ -168,7 +168,7 @@ recv_pdu(struct env *e, struct rpdu *p)
 	assert_int_equal(p->bhs[4], 0);         /* targets send no AHS */
 	if (e->hd) {
 		assert_int_equal(recv_exact(e, dg, 4), 0);
-		assert_int_equal(isd_tcp_get_digest(dg), isd_crc32c(p->bhs, ISD_BHS_LEN));
+		assert_int_equal(isd_pdu_get_digest(dg), isd_crc32c(p->bhs, ISD_BHS_LEN));
 	}
 	p->len = isd_bhs_dsl(p->bhs);
 	padlen = isd_pad4(p->len);
@@ -185,8 +185,8 @@ recv_pdu(struct env *e, struct rpdu *p)
 			iov.iov_base = p->data;
 			iov.iov_len = p->len;
 			assert_int_equal(recv_exact(e, dg, 4), 0);
-			assert_int_equal(isd_tcp_get_digest(dg),
-					 isd_tcp_frame_data_digest(&iov, 1, pad, padlen));
+			assert_int_equal(isd_pdu_get_digest(dg),
+					 isd_pdu_data_digest(&iov, 1, pad, padlen));
 		}
 	}
 	if (isd_bhs_opcode(p->bhs) != ISD_OP_DATA_IN && isd_bhs_opcode(p->bhs) != ISD_OP_R2T)
@@ -1159,7 +1159,7 @@ test_ahs_under_header_digest(void **state)
 	put_be32(bhs + 28, e->exp_statsn);
 	put_be16(ahs, 5);               /* AHSLength 5, type 2 (bidi read length) + pad */
 	ahs[2] = ISD_AHS_BIDI_READ_LEN;
-	isd_tcp_put_digest(buf + ISD_BHS_LEN + 8, isd_crc32c(buf, ISD_BHS_LEN + 8));
+	isd_pdu_put_digest(buf + ISD_BHS_LEN + 8, isd_crc32c(buf, ISD_BHS_LEN + 8));
 	send_all(e, buf, sizeof(buf));
 	/* Whatever the core thinks of an AHS on a NOP-Out, it answers something. */
 	assert_int_equal(recv_pdu(e, &p), 0);
@@ -1233,7 +1233,7 @@ run_garbage(struct env *e, bool digests, unsigned int seed)
 			uint32_t ahs = isd_bhs_ahs_len(buf);
 
 			/* a valid header digest most of the time, to get past framing */
-			isd_tcp_put_digest(buf + ISD_BHS_LEN + ahs,
+			isd_pdu_put_digest(buf + ISD_BHS_LEN + ahs,
 					   isd_crc32c(buf, ISD_BHS_LEN + ahs));
 		}
 		if (!send_tolerant(e, buf, len))

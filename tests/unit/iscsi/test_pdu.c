@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "iscsi/pdu.h"
+#include "util/crc32c.h"
 
 static void
 make_bhs(uint8_t *bhs, uint8_t op, uint8_t ahs_words, uint32_t dsl)
@@ -299,19 +300,79 @@ test_names(void **state)
 	assert_string_equal(isd_reject_reason_str(0xee), "unknown reason");
 }
 
+/* RFC 3720 Appendix B.4: 32 bytes of zeros -> aa 36 91 8a on the wire. */
+static void
+test_digest_known_vector_le_on_wire(void **state)
+{
+	uint8_t zeros[32] = {0};
+	struct iovec iov[3] = {
+	    {zeros, 5},
+	    {zeros + 5, 20},
+	    {zeros + 25, 7},
+	};
+	uint8_t wire[4];
+	uint32_t crc;
+
+	(void)state;
+	crc = isd_pdu_data_digest(iov, 3, NULL, 0);
+	assert_int_equal(crc, 0x8a9136aa);
+	isd_pdu_put_digest(wire, crc);
+	assert_int_equal(wire[0], 0xaa);
+	assert_int_equal(wire[1], 0x36);
+	assert_int_equal(wire[2], 0x91);
+	assert_int_equal(wire[3], 0x8a);
+	assert_int_equal(isd_pdu_get_digest(wire), crc);
+}
+
+/* RFC 3720 B.4: 32 bytes 0x00..0x1f -> 0x46dd794e; the digest covers the padding. */
+static void
+test_digest_covers_padding(void **state)
+{
+	uint8_t inc[32];
+	uint8_t pad[3] = {0};
+	struct iovec iov;
+
+	(void)state;
+	for (int i = 0; i < 32; i++)
+		inc[i] = (uint8_t)i;
+	iov.iov_base = inc;
+	iov.iov_len = 32;
+	assert_int_equal(isd_pdu_data_digest(&iov, 1, pad, 0), 0x46dd794e);
+	/* 29 bytes + 3 pad bytes equal the CRC of the 32-byte padded block. */
+	memset(inc + 29, 0, 3);
+	iov.iov_len = 29;
+	assert_int_equal(isd_pdu_data_digest(&iov, 1, pad, 3), isd_crc32c(inc, 32));
+}
+
+static void
+test_hdr_digest_is_bhs_then_ahs(void **state)
+{
+	uint8_t buf[ISD_BHS_LEN + 8];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 7);
+	assert_int_equal(isd_pdu_hdr_digest(buf, NULL, 0), isd_crc32c(buf, ISD_BHS_LEN));
+	assert_int_equal(isd_pdu_hdr_digest(buf, buf + ISD_BHS_LEN, 8),
+			 isd_crc32c(buf, sizeof(buf)));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bhs_check_table),
-		cmocka_unit_test(test_bhs_field_access),
-		cmocka_unit_test(test_pdu_alloc),
-		cmocka_unit_test(test_ahs_ext_cdb_and_bidi),
-		cmocka_unit_test(test_ahs_empty),
-		cmocka_unit_test(test_ahs_skips_vendor_type),
-		cmocka_unit_test(test_ahs_malformed),
-		cmocka_unit_test(test_ahs_length_limits),
-		cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_bhs_check_table),
+	    cmocka_unit_test(test_bhs_field_access),
+	    cmocka_unit_test(test_pdu_alloc),
+	    cmocka_unit_test(test_ahs_ext_cdb_and_bidi),
+	    cmocka_unit_test(test_ahs_empty),
+	    cmocka_unit_test(test_ahs_skips_vendor_type),
+	    cmocka_unit_test(test_ahs_malformed),
+	    cmocka_unit_test(test_ahs_length_limits),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_digest_known_vector_le_on_wire),
+	    cmocka_unit_test(test_digest_covers_padding),
+	    cmocka_unit_test(test_hdr_digest_is_bhs_then_ahs),
 	};
 
 	return cmocka_run_group_tests_name("pdu", tests, NULL, NULL);

@@ -137,15 +137,47 @@ test_iov_slice(void **state)
 	assert_int_equal(isd_iov_slice(f.iov, 4, 0, 16, out, 3), 3);
 }
 
+static void
+test_slice_stops_at_out_max(void **state)
+{
+	uint8_t a[10], b[10], c[10];
+	struct iovec iov[3] = {{a, 10}, {b, 10}, {c, 10}};
+	struct iovec out[3];
+	uint32_t covered;
+	int n;
+
+	(void)state;
+	n = isd_iov_slice_upto(iov, 3, 5, 20, out, 3, &covered);
+	assert_int_equal(n, 3);
+	assert_int_equal(covered, 20);
+	assert_ptr_equal(out[0].iov_base, a + 5);
+	assert_int_equal(out[0].iov_len, 5);
+	assert_int_equal(out[1].iov_len, 10);
+	assert_ptr_equal(out[2].iov_base, c);
+	assert_int_equal(out[2].iov_len, 5);
+	/* Only two entries allowed: the slice is short, never an error. */
+	n = isd_iov_slice_upto(iov, 3, 5, 20, out, 2, &covered);
+	assert_int_equal(n, 2);
+	assert_int_equal(covered, 15);
+	/* Past the end of the iovec: covered reports what exists. */
+	n = isd_iov_slice_upto(iov, 3, 25, 20, out, 3, &covered);
+	assert_int_equal(n, 1);
+	assert_int_equal(covered, 5);
+	n = isd_iov_slice_upto(iov, 3, 30, 1, out, 3, &covered);
+	assert_int_equal(n, 0);
+	assert_int_equal(covered, 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_iov_len),
-		cmocka_unit_test(test_iov_copy_in_out_roundtrip),
-		cmocka_unit_test(test_iov_copy_offsets),
-		cmocka_unit_test(test_iov_copy_short),
-		cmocka_unit_test(test_iov_slice),
+	    cmocka_unit_test(test_iov_len),
+	    cmocka_unit_test(test_iov_copy_in_out_roundtrip),
+	    cmocka_unit_test(test_iov_copy_offsets),
+	    cmocka_unit_test(test_iov_copy_short),
+	    cmocka_unit_test(test_iov_slice),
+	    cmocka_unit_test(test_slice_stops_at_out_max),
 	};
 
 	return cmocka_run_group_tests_name("iov", tests, NULL, NULL);
