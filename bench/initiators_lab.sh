@@ -21,17 +21,14 @@ SECS=${2:-5}
 ROUNDS=${3:-2}
 case $FABRIC in rxe | siw) ;; *) echo "usage: $0 [rxe|siw] [SECONDS_PER_RUN] [ROUNDS]" >&2; exit 2 ;; esac
 SRC=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../tests/lib/harness.sh
+. "$SRC/tests/lib/harness.sh"
 ISERD=${ISERD:-$SRC/build/release/iserd}
 ISERINIT=${ISERINIT:-$SRC/build/release/iserinit}
 for b in "$ISERD" "$ISERINIT"; do [ -x "$b" ] || { echo "bench: no release binary $b" >&2; exit 1; }; done
 LIB=$(dirname "$(readlink -f "$ISERINIT")")/libiserd.so.0
 [ -e "$LIB" ] || { echo "bench: no $LIB" >&2; exit 1; }
-
-setup_args=(--quiet)
-[ "$FABRIC" = siw ] && setup_args+=(--siw)
-rc=0
-bash "$SRC/tests/lab/setup.sh" "${setup_args[@]}" >&2 || rc=$?
-[ $rc = 0 ] || { echo "bench: lab setup failed (exit $rc)" >&2; exit $rc; }
+isd_bench_setup "$FABRIC"
 
 OUTD=${KEEP:-$(mktemp -d "${TMPDIR:-/tmp}/iserd-bench-init.XXXXXX")}
 mkdir -p "$OUTD/files"
@@ -44,25 +41,10 @@ envs=(-e FABRIC="$FABRIC" -e SECS="$SECS" -e ROUNDS="$ROUNDS" -e ISERD_BIN=/lab/
 	-e ISERINIT_BIN=/lab/files/iserinit)
 [ -z "${LUN_MB:-}" ] || envs+=(-e "LUN_MB=$LUN_MB")
 
-echo "# bench/initiators_lab.sh $FABRIC $SECS $ROUNDS, $(date -u '+%F %H:%M') UTC"
-echo "# host: $(nproc) CPUs, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at start;" \
-	"qemu TCG, ${LAB_SMP:-2} vCPUs, ${LAB_MEM:-2048} MiB"
-echo "# other qemu-system processes on the host at start: $(pgrep -c -x qemu-system-x86 || true)"
-echo "# source: $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo unknown)," \
+isd_bench_header "bench/initiators_lab.sh $FABRIC $SECS $ROUNDS" \
 	"iserd $(stat -c %y "$ISERD" | cut -d. -f1), iserinit $(stat -c %y "$ISERINIT" | cut -d. -f1)"
-t0=$(date +%s)
 rc=0
-LAB_TIMEOUT=${LAB_TIMEOUT:-1200} bash "$SRC/tests/lab/vmrun.sh" "${envs[@]}" -f "$OUTD/files/iserd" \
-	-f "$OUTD/files/iserinit" -f "$OUTD/files/libiserd.so.0" \
-	"$SRC/tests/lab/job-bench-initiators.sh" "$OUTD/vm" >&2 || rc=$?
-t1=$(date +%s)
-if [ -f "$OUTD/vm/bench.txt" ]; then
-	cat "$OUTD/vm/bench.txt"
-else
-	echo "# no results from the guest"
-fi
-echo "# steps (PASS/FAIL with guest seconds):"
-sed 's/^/#   /' "$OUTD/vm/result" 2>/dev/null || true
-echo "# VM wall $((t1 - t0)) s, exit $rc, host load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
+isd_bench_run 1200 job-bench-initiators.sh "${envs[@]}" -f "$OUTD/files/iserd" \
+	-f "$OUTD/files/iserinit" -f "$OUTD/files/libiserd.so.0" || rc=$?
 [ -z "${KEEP:-}" ] || echo "# raw output kept in $OUTD/vm" >&2
 exit $rc

@@ -25,54 +25,33 @@ SECS=${2:-8}
 ROUNDS=${3:-2}
 case $FABRIC in rxe | siw) ;; *) echo "usage: $0 [rxe|siw] [SECONDS_PER_RUN] [ROUNDS]" >&2; exit 2 ;; esac
 SRC=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../tests/lib/harness.sh
+. "$SRC/tests/lib/harness.sh"
 ISERD=${ISERD:-$SRC/build/release/iserd}
 [ -x "$ISERD" ] || { echo "bench: no release iserd at $ISERD" >&2; exit 1; }
 for t in fio jq tgtd tgtadm; do
 	command -v $t >/dev/null || { echo "bench: $t missing (scripts/deps.sh --lab)" >&2; exit 1; }
 done
-
-setup_args=(--quiet)
-[ "$FABRIC" = siw ] && setup_args+=(--siw)
-rc=0
-bash "$SRC/tests/lab/setup.sh" "${setup_args[@]}" >&2 || rc=$?
-[ $rc = 0 ] || { echo "bench: lab setup failed (exit $rc)" >&2; exit $rc; }
+isd_bench_setup "$FABRIC"
 
 OUTD=${KEEP:-$(mktemp -d "${TMPDIR:-/tmp}/iserd-bench-iser.XXXXXX")}
-mkdir -p "$OUTD"
+mkdir -p "$OUTD/files"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$OUTD"' EXIT
 # a copy of the binary: a rebuild on the host during the run must not change what the guest runs
-cp "$ISERD" "$OUTD/iserd.bin"
+cp "$ISERD" "$OUTD/files/iserd"
 envs=(-e FABRIC="$FABRIC" -e SECS="$SECS" -e ROUNDS="$ROUNDS" -e ISERD_BIN=/lab/files/iserd)
 for v in LUN_MB TARGETS MAX_SECTORS; do
 	[ -z "${!v:-}" ] || envs+=(-e "$v=${!v}")
 done
-mkdir -p "$OUTD/files" && mv "$OUTD/iserd.bin" "$OUTD/files/iserd"
 if [ -n "${ISERD_CONF:-}" ]; then
 	# a config file for iserd (global settings: negotiation, iser_remote_invalidate...)
 	cp "$ISERD_CONF" "$OUTD/files/iserd.conf"
 	envs+=(-e ISERD_CONF=/lab/files/iserd.conf -f "$OUTD/files/iserd.conf")
 fi
 
-echo "# bench/iser_lab.sh $FABRIC $SECS $ROUNDS, $(date -u '+%F %H:%M') UTC"
-echo "# host: $(nproc) CPUs, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at start;" \
-	"qemu TCG, ${LAB_SMP:-2} vCPUs, ${LAB_MEM:-2048} MiB"
-# other QEMU guests on the host share its cores and skew the absolute numbers: say so
-echo "# other qemu-system processes on the host at start: $(pgrep -c -x qemu-system-x86 || true)"
-echo "# source: $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo unknown)," \
-	"iserd $(stat -c %y "$ISERD" | cut -d. -f1)"
+isd_bench_header "bench/iser_lab.sh $FABRIC $SECS $ROUNDS" "iserd $(stat -c %y "$ISERD" | cut -d. -f1)"
 [ -z "${ISERD_CONF:-}" ] || echo "# iserd -c $ISERD_CONF: $(grep -v '^[[:space:]]*#' "$ISERD_CONF" | tr -s '\n\t' '  ')"
-t0=$(date +%s)
 rc=0
-LAB_TIMEOUT=${LAB_TIMEOUT:-1200} bash "$SRC/tests/lab/vmrun.sh" "${envs[@]}" -f "$OUTD/files/iserd" \
-	"$SRC/tests/lab/job-bench-iser.sh" "$OUTD/vm" >&2 || rc=$?
-t1=$(date +%s)
-if [ -f "$OUTD/vm/bench.txt" ]; then
-	cat "$OUTD/vm/bench.txt"
-else
-	echo "# no results from the guest"
-fi
-echo "# steps (PASS/FAIL with guest seconds):"
-sed 's/^/#   /' "$OUTD/vm/result" 2>/dev/null || true
-echo "# VM wall $((t1 - t0)) s, exit $rc, host load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
+isd_bench_run 1200 job-bench-iser.sh "${envs[@]}" -f "$OUTD/files/iserd" || rc=$?
 [ -z "${KEEP:-}" ] || echo "# raw output kept in $OUTD/vm" >&2
 exit $rc

@@ -8,7 +8,7 @@
 set -u
 KIND=${1:-ram}
 HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/../interop/lib_iserd.sh"
+. "$HERE/../lib/harness.sh"
 
 isd_require_tools iscsi-test-cu python3 timeout stdbuf
 # iserd logs a line per login and iscsi-test-cu logs in often: keep the dump short.

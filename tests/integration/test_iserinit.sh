@@ -4,8 +4,8 @@
 # CHAP with right and wrong secrets, digests, and a target killed mid-bench
 # (a clear error without --reconnect; a finished run with --reconnect after the
 # target comes back on the same port).
-# shellcheck source=lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=../lib/harness.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 
 isd_init
 isd_require_tools python3 cmp

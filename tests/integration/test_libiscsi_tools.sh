@@ -6,7 +6,7 @@
 # Exit 77 when a tool is missing.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
+. "$HERE/../lib/harness.sh"
 
 isd_require_tools iscsi-ls iscsi-inq iscsi-readcapacity16 iscsi-perf gcc timeout cmp
 [ -f /usr/include/iscsi/iscsi.h ] || isd_skip "libiscsi-dev not installed"

@@ -20,72 +20,25 @@
 # ISERD_LAB_FABRIC (rxe, the default, or siw).
 # Exit: 0 pass, 1 fail, 77 only when the lab cannot be set up on this machine.
 set -uo pipefail
-SRC=${ISERD_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${ISERD_BUILD:-$SRC/build}
-ISERD=${ISERD:-$BUILD/iserd}
-ISERINIT=${ISERINIT:-$(dirname "$ISERD")/iserinit}
-LAB=$SRC/tests/lab
-secs() { date +%s.%N; }
-dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-
-[ -x "$ISERD" ] || { echo "FAIL: no iserd binary at '$ISERD' (set ISERD)"; exit 1; }
-[ -x "$ISERINIT" ] || { echo "FAIL: no iserinit binary at '$ISERINIT' (set ISERINIT)"; exit 1; }
-
-FABRIC=${ISERD_LAB_FABRIC:-rxe}
-case $FABRIC in
-rxe) SETUP_ARGS=() NAME="soft-RoCE" ;;
-siw) SETUP_ARGS=(--siw) NAME="soft-iWARP" ;;
-*) echo "FAIL: ISERD_LAB_FABRIC must be rxe or siw"; exit 1 ;;
-esac
-
-echo "== lab setup"
-t0=$(secs)
-bash "$LAB/setup.sh" "${SETUP_ARGS[@]}"
-rc=$?
-t_setup=$(dt "$t0" "$(secs)")
-case $rc in
-0) echo "lab setup done in ${t_setup}s" ;;
-77) echo "SKIP: the QEMU lab cannot be set up on this machine (reason above)"; exit 77 ;;
-*) echo "FAIL: lab setup failed (exit $rc)"; exit 1 ;;
-esac
-
-OUTD=${ISERD_LAB_OUT:-$BUILD/interop-iserinit-iser$([ "$FABRIC" = siw ] && echo -siw)}
-rm -rf "$OUTD"; mkdir -p "$OUTD"
+# shellcheck source=../lib/harness.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
+ISERINIT=${ISERINIT:-$(dirname "${ISERD:-${ISERD_BUILD:-$ISERD_SRC/build}/iserd}")/iserinit}
+isd_lab_init "$ISERINIT"
+isd_lab_fabric
+isd_lab_setup "${ISD_LAB_SETUP_ARGS[@]}"
+isd_lab_outdir "${ISERD_LAB_OUT:-${ISERD_BUILD:-$ISERD_SRC/build}/interop-iserinit-iser$([ "$FABRIC" = siw ] && echo -siw)}"
 # The guest sees the host's root read-only over 9p: the binaries run in place (iserinit finds
 # libiserd.so through its build RPATH or LD_LIBRARY_PATH set by the job).
 ISERD_ABS=$(readlink -f "$ISERD") ISERINIT_ABS=$(readlink -f "$ISERINIT")
-echo "== guest run: iserinit (iSER) -> ${ISERD_LAB_PARTS:-iserd lio} over $NAME (VM bound ${LAB_TIMEOUT:-900}s, files in $OUTD)"
-t0=$(secs)
-LAB_TIMEOUT=${LAB_TIMEOUT:-900} bash "$LAB/vmrun.sh" -e "ISERD_BIN=$ISERD_ABS" -e "ISERINIT_BIN=$ISERINIT_ABS" \
+echo "== guest run: iserinit (iSER) -> ${ISERD_LAB_PARTS:-iserd lio} over $ISD_LAB_FABRIC_NAME (VM bound ${LAB_TIMEOUT:-900}s, files in $OUTD)"
+isd_lab_run 900 job-iserinit-iser.sh -e "ISERD_BIN=$ISERD_ABS" -e "ISERINIT_BIN=$ISERINIT_ABS" \
 	-e "PARTS=${ISERD_LAB_PARTS:-iserd lio}" -e "BENCH_TIME=${ISERD_LAB_BENCH_TIME:-3}" \
-	-e "ISERD_ARGS=${ISERD_LAB_ISERD_ARGS:-}" -e "FABRIC=$FABRIC" \
-	"$LAB/job-iserinit-iser.sh" "$OUTD"
-vm_rc=$?
-t_vm=$(dt "$t0" "$(secs)")
-
-[ -f "$OUTD/result" ] && sed 's/^/  /' "$OUTD/result"
-boot=$(cat "$OUTD/boot.s" 2>/dev/null) end=$(cat "$OUTD/end.s" 2>/dev/null)
-echo "timings: setup ${t_setup}s, VM ${t_vm}s wall (guest boot ${boot:-?}s, job $([ -n "$end" ] && dt "$boot" "$end" || echo ?)s)"
-
-if [ "$vm_rc" = 0 ] && grep -qx "RESULT PASS" "$OUTD/result" 2>/dev/null; then
+	-e "ISERD_ARGS=${ISERD_LAB_ISERD_ARGS:-}" -e "FABRIC=$FABRIC"
+if isd_lab_passed; then
 	for f in "$OUTD"/bench-*.txt; do
 		[ -f "$f" ] && echo "  $(basename "$f" .txt): $(grep -E "IOPS" "$f" | head -1 | sed 's/^ *//')"
 	done
-	echo "PASS: iserinit over iSER against ${ISERD_LAB_PARTS:-iserd lio} ($NAME)"
+	echo "PASS: iserinit over iSER against ${ISERD_LAB_PARTS:-iserd lio} ($ISD_LAB_FABRIC_NAME)"
 	exit 0
 fi
-
-case $vm_rc in
-124) echo "FAIL: the VM ran past ${LAB_TIMEOUT:-900}s" ;;
-125) echo "FAIL: the guest never ran the job to its end" ;;
-*) echo "FAIL: job exit status $vm_rc" ;;
-esac
-show() {  # FILE TITLE LINES
-	[ -s "$1" ] || return 0
-	echo "---- $2 (last $3 lines of $1)"; tail -n "$3" "$1"
-}
-show "$OUTD/log" "guest job log" 150
-show "$OUTD/iserd.log" "iserd log" 100
-show "$OUTD/dmesg.txt" "guest dmesg" 60
-[ -f "$OUTD/job.rc" ] || { show "$OUTD/console.log" "guest console" 40; show "$OUTD/qemu.log" "qemu" 20; }
-exit 1
+isd_lab_fail "log:guest job log:150" "iserd.log:iserd log:100" "dmesg.txt:guest dmesg:60"

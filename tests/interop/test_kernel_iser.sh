@@ -29,79 +29,25 @@
 # step fails unless the session comes back, on rxe too; docs/iser.md "Link flap").
 # Exit: 0 pass, 1 fail, 77 only when the lab cannot be set up on this machine.
 set -uo pipefail
-SRC=${ISERD_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-ISERD=${ISERD:-${ISERD_BUILD:-$SRC/build}/iserd}
-LAB=$SRC/tests/lab
-secs() { date +%s.%N; }
-dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-
-[ -x "$ISERD" ] || { echo "FAIL: no iserd binary at '$ISERD' (set ISERD)"; exit 1; }
-if ! "$ISERD" --help 2>&1 | grep -q 'iser://'; then
-	echo "SKIP: this iserd build does not offer iser:// portals (see iserd --help)"
-	exit 77
-fi
-
-FABRIC=${ISERD_LAB_FABRIC:-rxe}
-case $FABRIC in
-rxe) SETUP_ARGS=() NAME="soft-RoCE" ;;
-siw) SETUP_ARGS=(--siw) NAME="soft-iWARP" ;;
-*) echo "FAIL: ISERD_LAB_FABRIC must be rxe or siw"; exit 1 ;;
-esac
-
-echo "== lab setup"
-t0=$(secs)
-bash "$LAB/setup.sh" "${SETUP_ARGS[@]}"
-rc=$?
-t_setup=$(dt "$t0" "$(secs)")
-case $rc in
-0) echo "lab setup done in ${t_setup}s" ;;
-77) echo "SKIP: the QEMU lab cannot be set up on this machine (reason above)"; exit 77 ;;
-*) echo "FAIL: lab setup failed (exit $rc)"; exit 1 ;;
-esac
-
-OUTD=${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-kernel-iser-$FABRIC${ISERD_LAB_KERNEL_SUITE:+-$ISERD_LAB_KERNEL_SUITE}}
-rm -rf "$OUTD"; mkdir -p "$OUTD"
+# shellcheck source=../lib/harness.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
+isd_lab_init
+isd_lab_need_iser
+isd_lab_fabric
+isd_lab_setup "${ISD_LAB_SETUP_ARGS[@]}"
+isd_lab_outdir "${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-kernel-iser-$FABRIC${ISERD_LAB_KERNEL_SUITE:+-$ISERD_LAB_KERNEL_SUITE}}"
 echo "== guest run: kernel iSER initiator ($FABRIC) -> iserd (VM bound ${LAB_TIMEOUT:-900}s, files in $OUTD)"
-t0=$(secs)
 # the RDMA Write probe for the stag_probe step (tests/integration/isd_stagprobe.c)
-PROBE=()
-if gcc -O1 -o "$OUTD/isd_stagprobe" "$SRC/tests/integration/isd_stagprobe.c" -lrdmacm -libverbs \
-	2>"$OUTD/isd_stagprobe.build.log"; then
-	PROBE=(-f "$OUTD/isd_stagprobe")
-else
+isd_lab_build isd_stagprobe -lrdmacm -libverbs ||
 	echo "note: isd_stagprobe not built (see $OUTD/isd_stagprobe.build.log); its step fails"
-fi
-LAB_TIMEOUT=${LAB_TIMEOUT:-900} bash "$LAB/vmrun.sh" -f "$ISERD" "${PROBE[@]}" \
-	-e "ISERD_BIN=/lab/files/$(basename "$ISERD")" \
+isd_lab_run 900 job-kernel-iser.sh -f "$ISERD" -e "ISERD_BIN=/lab/files/$(basename "$ISERD")" \
 	-e "ISERD_ARGS=${ISERD_LAB_ISERD_ARGS:-}" -e "FABRIC=$FABRIC" \
 	-e "FIO_RUNTIME=${ISERD_LAB_FIO_RUNTIME:-60}" \
-	-e "FLAP_REQUIRE_RECOVERY=${ISERD_LAB_FLAP_REQUIRE_RECOVERY:-0}" \
-	"$LAB/job-kernel-iser.sh" "$OUTD"
-vm_rc=$?
-t_vm=$(dt "$t0" "$(secs)")
-
-[ -f "$OUTD/result" ] && sed 's/^/  /' "$OUTD/result"
-boot=$(cat "$OUTD/boot.s" 2>/dev/null) end=$(cat "$OUTD/end.s" 2>/dev/null)
-echo "timings: setup ${t_setup}s, VM ${t_vm}s wall (guest boot ${boot:-?}s, job $([ -n "$end" ] && dt "$boot" "$end" || echo ?)s)"
-
-if [ "$vm_rc" = 0 ] && grep -qx "RESULT PASS" "$OUTD/result" 2>/dev/null; then
+	-e "FLAP_REQUIRE_RECOVERY=${ISERD_LAB_FLAP_REQUIRE_RECOVERY:-0}"
+if isd_lab_passed; then
 	grep -h -E "^  (write|read):|^   (READ|WRITE):" "$OUTD"/fio-*.txt 2>/dev/null | sed 's/^/  fio /'
-	echo "PASS: kernel iSER initiator against iserd ($NAME)"
+	echo "PASS: kernel iSER initiator against iserd ($ISD_LAB_FABRIC_NAME)"
 	exit 0
 fi
-
-case $vm_rc in
-124) echo "FAIL: the VM ran past ${LAB_TIMEOUT:-900}s" ;;
-125) echo "FAIL: the guest never ran the job to its end" ;;
-*) echo "FAIL: job exit status $vm_rc" ;;
-esac
-show() {  # FILE TITLE LINES
-	[ -s "$1" ] || return 0
-	echo "---- $2 (last $3 lines of $1)"; tail -n "$3" "$1"
-}
-show "$OUTD/log" "guest job log" 150
-show "$OUTD/iserd.log" "iserd log" 200
-show "$OUTD/iscsid.log" "iscsid log" 30
-show "$OUTD/dmesg.txt" "guest dmesg" 60
-[ -f "$OUTD/job.rc" ] || { show "$OUTD/console.log" "guest console" 40; show "$OUTD/qemu.log" "qemu" 20; }
-exit 1
+isd_lab_fail "log:guest job log:150" "iserd.log:iserd log:200" "iscsid.log:iscsid log:30" \
+	"dmesg.txt:guest dmesg:60"

@@ -11,56 +11,17 @@
 # arguments, e.g. -v); ISERD_LAB_OUT (where the run's files are kept; default under ISERD_BUILD).
 # Exit: 0 pass, 1 fail, 77 only when the lab cannot be set up on this machine.
 set -uo pipefail
-SRC=${ISERD_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-ISERD=${ISERD:-${ISERD_BUILD:-$SRC/build}/iserd}
-LAB=$SRC/tests/lab
-secs() { date +%s.%N; }
-dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-
-[ -x "$ISERD" ] || { echo "FAIL: no iserd binary at '$ISERD' (set ISERD)"; exit 1; }
-
-echo "== lab setup"
-t0=$(secs)
-bash "$LAB/setup.sh"
-rc=$?
-t_setup=$(dt "$t0" "$(secs)")
-case $rc in
-0) echo "lab setup done in ${t_setup}s" ;;
-77) echo "SKIP: the QEMU lab cannot be set up on this machine (reason above)"; exit 77 ;;
-*) echo "FAIL: lab setup failed (exit $rc)"; exit 1 ;;
-esac
-
-OUTD=${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-kernel-tcp}
-rm -rf "$OUTD"; mkdir -p "$OUTD"
+# shellcheck source=../lib/harness.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
+isd_lab_init
+isd_lab_setup
+isd_lab_outdir "${ISERD_LAB_OUT:-${ISERD_BUILD:-/tmp}/interop-kernel-tcp}"
 echo "== guest run: kernel iSCSI/TCP initiator -> iserd (VM bound ${LAB_TIMEOUT:-900}s, files in $OUTD)"
-t0=$(secs)
-LAB_TIMEOUT=${LAB_TIMEOUT:-900} bash "$LAB/vmrun.sh" -f "$ISERD" -e "ISERD_BIN=/lab/files/$(basename "$ISERD")" \
-	-e "ISERD_ARGS=${ISERD_LAB_ISERD_ARGS:-}" \
-	"$LAB/job-kernel-tcp.sh" "$OUTD"
-vm_rc=$?
-t_vm=$(dt "$t0" "$(secs)")
-
-[ -f "$OUTD/result" ] && sed 's/^/  /' "$OUTD/result"
-boot=$(cat "$OUTD/boot.s" 2>/dev/null) end=$(cat "$OUTD/end.s" 2>/dev/null)
-echo "timings: setup ${t_setup}s, VM ${t_vm}s wall (guest boot ${boot:-?}s, job $([ -n "$end" ] && dt "$boot" "$end" || echo ?)s)"
-
-if [ "$vm_rc" = 0 ] && grep -qx "RESULT PASS" "$OUTD/result" 2>/dev/null; then
+isd_lab_run 900 job-kernel-tcp.sh -f "$ISERD" -e "ISERD_BIN=/lab/files/$(basename "$ISERD")" \
+	-e "ISERD_ARGS=${ISERD_LAB_ISERD_ARGS:-}"
+if isd_lab_passed; then
 	echo "PASS: kernel iSCSI/TCP initiator against iserd"
 	exit 0
 fi
-
-case $vm_rc in
-124) echo "FAIL: timed out (VM bound ${LAB_TIMEOUT:-900}s; the job gets 60s less)" ;;
-125) echo "FAIL: the guest never ran the job to its end" ;;
-*) echo "FAIL: job exit status $vm_rc" ;;
-esac
-show() {  # FILE TITLE LINES
-	[ -s "$1" ] || return 0
-	echo "---- $2 (last $3 lines of $1)"; tail -n "$3" "$1"
-}
-show "$OUTD/log" "guest job log" 150
-show "$OUTD/iserd.log" "iserd log" 200
-show "$OUTD/iscsid.log" "iscsid log" 30
-show "$OUTD/dmesg.txt" "guest dmesg" 60
-[ -f "$OUTD/job.rc" ] || { show "$OUTD/console.log" "guest console" 40; show "$OUTD/qemu.log" "qemu" 20; }
-exit 1
+isd_lab_fail "log:guest job log:150" "iserd.log:iserd log:200" "iscsid.log:iscsid log:30" \
+	"dmesg.txt:guest dmesg:60"

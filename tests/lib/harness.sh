@@ -1,6 +1,8 @@
 # shellcheck shell=bash
-# Shared helpers for the shell tests under tests/integration and tests/interop.
-# Source it, then:
+# The host-side test harness: every shell test (tests/integration, tests/interop,
+# tests/conformance) and the lab benchmarks (bench/*_lab.sh) source this file.
+#
+# iserd on loopback (tests/integration, tests/conformance):
 #   isd_init                      checks $ISERD, makes $ISD_TMP, installs the EXIT trap
 #   isd_require_tools T...        exit 77 (skipped) unless every tool T is on PATH
 #   isd_start NAME [ARGS...]      starts "$ISERD --portal tcp://127.0.0.1:PORT ARGS..." on a
@@ -13,6 +15,29 @@
 #   isd_finish                    prints totals and exits 0/1
 # Each iserd instance gets its own log; any failure prints the logs at exit.
 # Only PIDs started here are ever signalled.
+#
+# The QEMU lab (tests/lab), host side (tests/interop wrappers, bench/*_lab.sh):
+#   isd_lab_init [BINARY...]      finds iserd ($ISERD, else $ISERD_BUILD/iserd, else build/iserd);
+#                                 exit 1 if it or a named extra binary is missing
+#   isd_lab_need_iser             exit 77 (skipped) unless this iserd offers iser:// portals
+#   isd_lab_fabric                FABRIC (ISERD_LAB_FABRIC: rxe, the default, or siw), its name
+#                                 ISD_LAB_FABRIC_NAME and the setup arguments ISD_LAB_SETUP_ARGS
+#   isd_lab_setup [ARGS...]       tests/lab/setup.sh ARGS; exit 77 when the lab cannot run on this
+#                                 machine, 1 when setup fails
+#   isd_lab_outdir DIR            empties DIR for the run's files; OUTD=DIR
+#   isd_lab_build NAME LIBS...    builds tests/integration/NAME.c for the guest into $OUTD (the
+#                                 guest runs host binaries); adds it to ISD_LAB_FILES; 1 on failure
+#   isd_lab_run TIMEOUT JOB ARGS...  boots the VM on tests/lab/JOB (ARGS go to vmrun.sh, with
+#                                 ISD_LAB_FILES first), bounded by LAB_TIMEOUT or TIMEOUT seconds;
+#                                 prints the job's step results and timings; ISD_LAB_RC = exit
+#   isd_lab_passed                true when the job exited 0 with RESULT PASS
+#   isd_lab_fail FILE:TITLE:LINES...  says why the run failed, prints the tails of those files
+#                                 of $OUTD (and the console when the guest never finished), exit 1
+# Lab benchmarks (bench/*_lab.sh; results on stdout, progress on stderr):
+#   isd_bench_setup FABRIC        tests/lab/setup.sh --quiet for rxe or siw; exits with its status
+#   isd_bench_header LINE EXTRA   the "# ..." header: command, host, other guests, source, EXTRA
+#   isd_bench_run TIMEOUT JOB ARGS...  boots the VM on tests/lab/JOB into $OUTD/vm, prints the
+#                                 guest's bench.txt, its steps and the wall time; returns the status
 
 set -u
 
@@ -294,4 +319,148 @@ isd_finish() {
 	done
 	[ "$ISD_NFAIL" -eq 0 ] && exit 0
 	exit 1
+}
+
+# ---------------------------------------------------------------- the QEMU lab, host side
+
+ISD_LAB=$ISERD_SRC/tests/lab
+ISD_LAB_FILES=()
+ISD_LAB_RC=
+ISD_LAB_T_SETUP=?
+
+isd_secs() { date +%s.%N; }
+isd_dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+isd_lab_init() {
+	local b
+	ISERD=${ISERD:-${ISERD_BUILD:-$ISERD_SRC/build}/iserd}
+	[ -x "$ISERD" ] || { echo "FAIL: no iserd binary at '$ISERD' (set ISERD)"; exit 1; }
+	for b in "$@"; do
+		[ -x "$b" ] || { echo "FAIL: no binary at '$b'"; exit 1; }
+	done
+}
+
+isd_lab_need_iser() {
+	if ! "$ISERD" --help 2>&1 | grep -q 'iser://'; then
+		echo "SKIP: this iserd build does not offer iser:// portals (see iserd --help)"
+		exit 77
+	fi
+}
+
+isd_lab_fabric() {
+	FABRIC=${ISERD_LAB_FABRIC:-rxe}
+	case $FABRIC in
+	rxe) ISD_LAB_SETUP_ARGS=() ISD_LAB_FABRIC_NAME="soft-RoCE" ;;
+	siw) ISD_LAB_SETUP_ARGS=(--siw) ISD_LAB_FABRIC_NAME="soft-iWARP" ;;
+	*) echo "FAIL: ISERD_LAB_FABRIC must be rxe or siw"; exit 1 ;;
+	esac
+}
+
+isd_lab_setup() {
+	local t0 rc
+	echo "== lab setup"
+	t0=$(isd_secs)
+	bash "$ISD_LAB/setup.sh" "$@"
+	rc=$?
+	ISD_LAB_T_SETUP=$(isd_dt "$t0" "$(isd_secs)")
+	case $rc in
+	0) echo "lab setup done in ${ISD_LAB_T_SETUP}s" ;;
+	77) echo "SKIP: the QEMU lab cannot be set up on this machine (reason above)"; exit 77 ;;
+	*) echo "FAIL: lab setup failed (exit $rc)"; exit 1 ;;
+	esac
+}
+
+isd_lab_outdir() {
+	OUTD=$1
+	rm -rf "$OUTD"
+	mkdir -p "$OUTD"
+}
+
+isd_lab_build() {
+	local name=$1
+	shift
+	gcc -O1 -o "$OUTD/$name" "$ISERD_SRC/tests/integration/$name.c" "$@" \
+		2>"$OUTD/$name.build.log" || return 1
+	ISD_LAB_FILES+=(-f "$OUTD/$name")
+}
+
+isd_lab_run() {
+	local timeout=$1 job=$2 t0 t_vm boot end
+	shift 2
+	ISD_LAB_TIMEOUT=${LAB_TIMEOUT:-$timeout}
+	t0=$(isd_secs)
+	LAB_TIMEOUT=$ISD_LAB_TIMEOUT bash "$ISD_LAB/vmrun.sh" "${ISD_LAB_FILES[@]}" "$@" \
+		"$ISD_LAB/$job" "$OUTD"
+	ISD_LAB_RC=$?
+	t_vm=$(isd_dt "$t0" "$(isd_secs)")
+	[ -f "$OUTD/result" ] && sed 's/^/  /' "$OUTD/result"
+	boot=$(cat "$OUTD/boot.s" 2>/dev/null) end=$(cat "$OUTD/end.s" 2>/dev/null)
+	echo "timings: setup ${ISD_LAB_T_SETUP}s, VM ${t_vm}s wall (guest boot ${boot:-?}s," \
+		"job $([ -n "$end" ] && isd_dt "$boot" "$end" || echo ?)s)"
+	return 0
+}
+
+isd_lab_passed() {
+	[ "$ISD_LAB_RC" = 0 ] && grep -qx "RESULT PASS" "$OUTD/result" 2>/dev/null
+}
+
+isd_lab_show() {  # FILE TITLE LINES
+	[ -s "$1" ] || return 0
+	echo "---- $2 (last $3 lines of $1)"
+	tail -n "$3" "$1"
+}
+
+isd_lab_fail() {
+	local spec f rest title lines
+	case $ISD_LAB_RC in
+	124) echo "FAIL: the VM ran past ${ISD_LAB_TIMEOUT}s" ;;
+	125) echo "FAIL: the guest never ran the job to its end" ;;
+	*) echo "FAIL: job exit status $ISD_LAB_RC" ;;
+	esac
+	for spec in "$@"; do
+		f=${spec%%:*} rest=${spec#*:}
+		title=${rest%%:*} lines=${rest##*:}
+		isd_lab_show "$OUTD/$f" "$title" "$lines"
+	done
+	if [ ! -f "$OUTD/job.rc" ]; then
+		isd_lab_show "$OUTD/console.log" "guest console" 40
+		isd_lab_show "$OUTD/qemu.log" "qemu" 20
+	fi
+	exit 1
+}
+
+# ---------------------------------------------------------------- lab benchmarks
+
+isd_bench_setup() {
+	local args=(--quiet) rc=0
+	[ "$1" = siw ] && args+=(--siw)
+	bash "$ISD_LAB/setup.sh" "${args[@]}" >&2 || rc=$?
+	[ $rc = 0 ] || { echo "bench: lab setup failed (exit $rc)" >&2; exit $rc; }
+}
+
+isd_bench_header() {
+	echo "# $1, $(date -u '+%F %H:%M') UTC"
+	echo "# host: $(nproc) CPUs, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at start;" \
+		"qemu TCG, ${LAB_SMP:-2} vCPUs, ${LAB_MEM:-2048} MiB"
+	# other QEMU guests on the host share its cores and skew the absolute numbers: say so
+	echo "# other qemu-system processes on the host at start: $(pgrep -c -x qemu-system-x86 || true)"
+	echo "# source: $(git -C "$ISERD_SRC" describe --always --dirty 2>/dev/null || echo unknown), $2"
+}
+
+isd_bench_run() {
+	local timeout=$1 job=$2 t0 t1 rc=0
+	shift 2
+	t0=$(date +%s)
+	LAB_TIMEOUT=${LAB_TIMEOUT:-$timeout} bash "$ISD_LAB/vmrun.sh" "$@" "$ISD_LAB/$job" "$OUTD/vm" >&2 ||
+		rc=$?
+	t1=$(date +%s)
+	if [ -f "$OUTD/vm/bench.txt" ]; then
+		cat "$OUTD/vm/bench.txt"
+	else
+		echo "# no results from the guest"
+	fi
+	echo "# steps (PASS/FAIL with guest seconds):"
+	sed 's/^/#   /' "$OUTD/vm/result" 2>/dev/null || true
+	echo "# VM wall $((t1 - t0)) s, exit $rc, host load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
+	return $rc
 }
