@@ -82,52 +82,26 @@ log_stats(struct daemon *d, const char *why)
 			json_object_object_add(o, "refused", ro);
 	}
 	{
-		struct isd_iser_stats is;
-		struct json_object *io = json_object_new_object();
+		/* each datamover's own counters, under its name */
+		static const struct {
+			const char *name;
+			isd_stats_list_fn list;
+		} parts[] = {
+		    {"iser", isd_iser_stats_list},
+		    {"tcp", isd_tcp_stats_list},
+		};
+		struct isd_stat sv[64];
 
-		isd_iser_get_stats(&is);
-		if (io != NULL) {
-			json_object_object_add(io, "conns", json_object_new_int64((int64_t)is.conns));
-			json_object_object_add(io, "qps", json_object_new_int64((int64_t)is.qps));
-			json_object_object_add(io, "cqs", json_object_new_int64((int64_t)is.cqs));
-			json_object_object_add(io, "mrs", json_object_new_int64((int64_t)is.mrs));
-			json_object_object_add(io, "conn_mrs",
-					       json_object_new_int64((int64_t)is.conn_mrs));
-			json_object_object_add(io, "bufs", json_object_new_int64((int64_t)is.bufs));
-			json_object_object_add(io, "jobs", json_object_new_int64((int64_t)is.jobs));
-			json_object_object_add(io, "bytes_bounced",
-					       json_object_new_int64((int64_t)is.bytes_bounced));
-			json_object_object_add(
-			    io, "remote_invalidations",
-			    json_object_new_int64((int64_t)is.remote_invalidations));
-			json_object_object_add(io, "remote_mrs",
-					       json_object_new_int64((int64_t)is.remote_mrs));
-			json_object_object_add(io, "remote_mrs_total",
-					       json_object_new_int64((int64_t)is.remote_mrs_total));
-			json_object_object_add(io, "tx_queue_holds",
-					       json_object_new_int64((int64_t)is.tx_queue_holds));
-			json_object_object_add(io, "tx_queue_drops",
-					       json_object_new_int64((int64_t)is.tx_queue_drops));
-			json_object_object_add(io, "tx_stall_drops",
-					       json_object_new_int64((int64_t)is.tx_stall_drops));
-			json_object_object_add(o, "iser", io);
-		}
-	}
-	{
-		struct isd_tcp_stats ts;
-		struct json_object *to = json_object_new_object();
+		for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++) {
+			struct json_object *po = json_object_new_object();
+			int n = parts[p].list(sv, (int)(sizeof(sv) / sizeof(sv[0])));
 
-		isd_tcp_get_stats(&ts);
-		if (to != NULL) {
-			json_object_object_add(to, "rx_paused",
-					       json_object_new_int64((int64_t)ts.rx_paused));
-			json_object_object_add(to, "tx_queued_bytes",
-					       json_object_new_int64((int64_t)ts.tx_queued_bytes));
-			json_object_object_add(to, "tx_queued_peak",
-					       json_object_new_int64((int64_t)ts.tx_queued_peak));
-			json_object_object_add(to, "txq_drops",
-					       json_object_new_int64((int64_t)ts.txq_drops));
-			json_object_object_add(o, "tcp", to);
+			if (po == NULL)
+				continue;
+			for (int i = 0; i < n && i < (int)(sizeof(sv) / sizeof(sv[0])); i++)
+				json_object_object_add(po, sv[i].name,
+						       json_object_new_int64((int64_t)sv[i].value));
+			json_object_object_add(o, parts[p].name, po);
 		}
 	}
 	isd_log_info("%s stats %s", why, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

@@ -764,6 +764,37 @@ isd_iser_get_stats(struct isd_iser_stats *out)
 	out->tx_stall_drops = isd_iser_g_tx_stalls;
 }
 
+int
+isd_iser_stats_list(struct isd_stat *out, int max)
+{
+	struct isd_iser_stats st;
+	int n = 0;
+
+	isd_iser_get_stats(&st);
+#define ADD(f)                                                                                     \
+	do {                                                                                       \
+		if (n < max)                                                                       \
+			out[n] = ISD_STAT(#f, st.f);                                               \
+		n++;                                                                               \
+	} while (0)
+	ADD(conns);
+	ADD(qps);
+	ADD(cqs);
+	ADD(mrs);
+	ADD(conn_mrs);
+	ADD(bufs);
+	ADD(jobs);
+	ADD(bytes_bounced);
+	ADD(remote_invalidations);
+	ADD(remote_mrs);
+	ADD(remote_mrs_total);
+	ADD(tx_queue_holds);
+	ADD(tx_queue_drops);
+	ADD(tx_stall_drops);
+#undef ADD
+	return n;
+}
+
 /* ---- ops ---- */
 
 static void

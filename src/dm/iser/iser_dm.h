@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/stats.h"
+
 struct isd_iscsi_tgt;
 struct isd_reactor;
 struct isd_iser_portal;
@@ -99,5 +101,7 @@ struct isd_iser_stats {
 					 * ISD_ISER_TX_STALL_MS */
 };
 void isd_iser_get_stats(struct isd_iser_stats *out);
+/* The same counters by name (isd_stats_list_fn, util/stats.h). */
+int isd_iser_stats_list(struct isd_stat *out, int max);
 
 #endif

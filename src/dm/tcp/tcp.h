@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/stats.h"
+
 struct isd_iscsi_tgt;
 struct isd_reactor;
 struct isd_tcp_portal;
@@ -48,5 +50,7 @@ struct isd_tcp_stats {
 	uint64_t txq_drops;             /* connections dropped at the hard ceiling */
 };
 void isd_tcp_get_stats(struct isd_tcp_stats *out);
+/* The same counters by name (isd_stats_list_fn, util/stats.h). */
+int isd_tcp_stats_list(struct isd_stat *out, int max);
 
 #endif

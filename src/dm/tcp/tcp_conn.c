@@ -64,6 +64,27 @@ isd_tcp_get_stats(struct isd_tcp_stats *out)
 	out->txq_drops = g_txq_drops;
 }
 
+int
+isd_tcp_stats_list(struct isd_stat *out, int max)
+{
+	struct isd_tcp_stats st;
+	int n = 0;
+
+	isd_tcp_get_stats(&st);
+#define ADD(f)                                                                                     \
+	do {                                                                                       \
+		if (n < max)                                                                       \
+			out[n] = ISD_STAT(#f, st.f);                                               \
+		n++;                                                                               \
+	} while (0)
+	ADD(rx_paused);
+	ADD(tx_queued_bytes);
+	ADD(tx_queued_peak);
+	ADD(txq_drops);
+#undef ADD
+	return n;
+}
+
 static struct isd_tcp_conn *
 tconn(struct isd_conn *c)
 {
