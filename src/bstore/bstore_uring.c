@@ -725,7 +725,7 @@ dev_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd
 const struct isd_bstore_kind isd_bstore_kind_file = {
 	.scheme = "file",
 	.usage = "file:PATH[,size=SIZE][,ro]",
-	.help = "regular file; size= creates it",
+	.help = "regular file; size= creates",
 	.product = "FILEDISK",
 	.thin = true,
 	.parse = file_parse,
