@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bstore/bstore_int.h"
+#include "util/str.h"
 
 int
 isd_parse_size(const char *s, uint64_t *out)
@@ -67,18 +68,6 @@ isd_parse_size(const char *s, uint64_t *out)
 }
 
 void
-isd_bstore_errf(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && err_len > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_len, fmt, ap);
-		va_end(ap);
-	}
-}
-
-void
 isd_bstore_size_format(uint64_t v, char *buf, size_t len)
 {
 	static const char sfx[] = "TGMK";
@@ -102,12 +91,11 @@ isd_bstore_parse_size_spec(const struct isd_bstore_kind *kind, const char *rest,
 	char sz[32];
 
 	if (*rest == '\0') {
-		isd_bstore_errf(why, whylen, "%s: needs a size, e.g. %s:1G", kind->scheme,
-				kind->scheme);
+		isd_seterr(why, whylen, "%s: needs a size, e.g. %s:1G", kind->scheme, kind->scheme);
 		return -EINVAL;
 	}
 	if (isd_parse_size(rest, &out->size) < 0 || out->size == 0) {
-		isd_bstore_errf(why, whylen, "bad size '%s' (use e.g. 512M, 1G)", rest);
+		isd_seterr(why, whylen, "bad size '%s' (use e.g. 512M, 1G)", rest);
 		return -EINVAL;
 	}
 	out->kind = kind;
@@ -163,7 +151,7 @@ isd_bstore_spec_parse(const char *spec, struct isd_bstore_spec *out, char *why, 
 	memset(out, 0, sizeof(*out));
 	if (k == NULL) {
 		isd_bstore_kinds_usage(list, sizeof(list), ", ", " or ");
-		isd_bstore_errf(why, whylen, "expected %s", list);
+		isd_seterr(why, whylen, "expected %s", list);
 		return -EINVAL;
 	}
 	rc = k->parse(spec + strlen(k->scheme) + 1, out, why, whylen);
@@ -182,7 +170,7 @@ isd_bstore_open_spec(struct isd_reactor *r, const struct isd_bstore_spec *spec,
 	if (err_len > 0)
 		err[0] = '\0';
 	if (r == NULL) {
-		isd_bstore_errf(err, err_len, "%s", "backing store needs a reactor");
+		isd_seterr(err, err_len, "%s", "backing store needs a reactor");
 		return -EINVAL;
 	}
 	return spec->kind->create(r, spec, out, err, err_len);
@@ -200,7 +188,7 @@ isd_bstore_open(struct isd_reactor *r, const char *spec, struct isd_bstore **out
 	if (err_len > 0)
 		err[0] = '\0';
 	if (spec == NULL || strlen(spec) >= ISD_BSTORE_SPEC_MAX) {
-		isd_bstore_errf(err, err_len, "%s", "backing store spec missing or too long");
+		isd_seterr(err, err_len, "%s", "backing store spec missing or too long");
 		return -EINVAL;
 	}
 	/* two paths' worth: too big for every caller's stack */

@@ -143,8 +143,6 @@ void isd_bstore_size_format(uint64_t v, char *buf, size_t len);
  */
 int isd_bstore_parse_size_spec(const struct isd_bstore_kind *kind, const char *rest,
 			       struct isd_bstore_spec *out, char *why, size_t whylen);
-void isd_bstore_errf(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 static inline int isd_bstore_read(struct isd_bstore *bs, const struct iovec *iov, int iovcnt,
 				  uint64_t off, isd_bstore_cb cb, void *arg)

@@ -17,6 +17,7 @@
 
 #include "bstore/bstore_int.h"
 #include "reactor/reactor.h"
+#include "util/str.h"
 
 struct ram_req {
 	struct isd_timer timer;
@@ -253,7 +254,7 @@ ram_kind_create(struct isd_reactor *r, const struct isd_bstore_spec *spec,
 
 	/* read_only is the SCSI layer's to enforce: the memory stays writable, as before */
 	if (rc < 0)
-		isd_bstore_errf(err, err_len, "cannot allocate '%s'", spec->canon);
+		isd_seterr(err, err_len, "cannot allocate '%s'", spec->canon);
 	return rc;
 }
 

@@ -32,6 +32,7 @@
 #include "bstore/bstore_int.h"
 #include "reactor/reactor.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define URING_DEPTH 256
 #define URING_MAX_IOV 1024
@@ -602,13 +603,13 @@ parse_path_opts(const char *rest, bool is_file, struct isd_bstore_spec *out, cha
 	char opt[64], sz[32];
 
 	if (plen == 0) {
-		isd_bstore_errf(why, whylen, "%s",
-				is_file ? "file: needs a path, e.g. file:/var/lib/disk.img,size=10G"
-					: "dev: needs a device path, e.g. dev:/dev/sdb");
+		isd_seterr(why, whylen, "%s",
+			   is_file ? "file: needs a path, e.g. file:/var/lib/disk.img,size=10G"
+				   : "dev: needs a device path, e.g. dev:/dev/sdb");
 		return -EINVAL;
 	}
 	if (plen >= sizeof(out->path)) {
-		isd_bstore_errf(why, whylen, "path too long");
+		isd_seterr(why, whylen, "path too long");
 		return -EINVAL;
 	}
 	memcpy(out->path, rest, plen);
@@ -621,25 +622,24 @@ parse_path_opts(const char *rest, bool is_file, struct isd_bstore_spec *out, cha
 		comma = strchr(o, ',');
 		olen = comma ? (size_t)(comma - o) : strlen(o);
 		if (olen >= sizeof(opt)) {
-			isd_bstore_errf(why, whylen,
-					"unknown option '%.*s' (paths cannot contain ',')",
-					(int)olen, o);
+			isd_seterr(why, whylen, "unknown option '%.*s' (paths cannot contain ',')",
+				   (int)olen, o);
 			return -EINVAL;
 		}
 		memcpy(opt, o, olen);
 		opt[olen] = '\0';
 		if (is_file && strncmp(opt, "size=", 5) == 0) {
 			if (isd_parse_size(opt + 5, &out->size) < 0 || out->size == 0) {
-				isd_bstore_errf(why, whylen, "bad size '%s' (use e.g. 512M, 1G)",
-						opt + 5);
+				isd_seterr(why, whylen, "bad size '%s' (use e.g. 512M, 1G)",
+					   opt + 5);
 				return -EINVAL;
 			}
 		} else if (strcmp(opt, "ro") == 0) {
 			out->read_only = true;
 		} else {
-			isd_bstore_errf(why, whylen,
-					"unknown option '%s' (%s; paths cannot contain ',')", opt,
-					is_file ? "size=SIZE or ro" : "ro");
+			isd_seterr(why, whylen,
+				   "unknown option '%s' (%s; paths cannot contain ',')", opt,
+				   is_file ? "size=SIZE or ro" : "ro");
 			return -EINVAL;
 		}
 	}
@@ -678,12 +678,12 @@ file_check(const struct isd_bstore_spec *spec, char *why, size_t whylen)
 		/* file:PATH,size=S creates a missing file */
 		if (e == ENOENT && spec->size != 0)
 			return 0;
-		isd_bstore_errf(why, whylen, "%s", strerror(e));
+		isd_seterr(why, whylen, "%s", strerror(e));
 		return -e;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		isd_bstore_errf(why, whylen, "not a regular file%s",
-				S_ISBLK(st.st_mode) ? " (use dev: for block devices)" : "");
+		isd_seterr(why, whylen, "not a regular file%s",
+			   S_ISBLK(st.st_mode) ? " (use dev: for block devices)" : "");
 		return -EINVAL;
 	}
 	return 0;
@@ -697,11 +697,11 @@ dev_check(const struct isd_bstore_spec *spec, char *why, size_t whylen)
 	if (stat(spec->path, &st) < 0) {
 		int e = errno;
 
-		isd_bstore_errf(why, whylen, "%s", strerror(e));
+		isd_seterr(why, whylen, "%s", strerror(e));
 		return -e;
 	}
 	if (!S_ISBLK(st.st_mode)) {
-		isd_bstore_errf(why, whylen, "not a block device");
+		isd_seterr(why, whylen, "not a block device");
 		return -ENOTBLK;
 	}
 	return 0;

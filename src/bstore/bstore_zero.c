@@ -21,6 +21,7 @@
 
 #include "bstore/bstore.h"
 #include "reactor/reactor.h"
+#include "util/str.h"
 
 struct zero_req {
 	struct isd_timer timer;
@@ -156,7 +157,7 @@ zero_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct is
 	struct zero_bs *zb = calloc(1, sizeof(*zb));
 
 	if (zb == NULL) {
-		isd_bstore_errf(err, err_len, "cannot allocate '%s'", spec->canon);
+		isd_seterr(err, err_len, "cannot allocate '%s'", spec->canon);
 		return -ENOMEM;
 	}
 	TAILQ_INIT(&zb->inflight);
