@@ -119,7 +119,7 @@ isd_target_usage(void)
 	n = (size_t)(mark - g_usage);
 	memcpy(text, g_usage, n);
 	for (unsigned i = 0; i < isd_bstore_kind_count && n < sizeof(text); i++)
-		n += (size_t)snprintf(text + n, sizeof(text) - n, "%30s%-28s%s\n", "",
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%30s%-27s %s\n", "",
 				      isd_bstore_kinds[i]->usage, isd_bstore_kinds[i]->help);
 	if (n < sizeof(text))
 		snprintf(text + n, sizeof(text) - n, "%s", mark + 7);
