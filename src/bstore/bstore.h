@@ -1,6 +1,8 @@
 /*
- * Backing stores: where a logical unit's blocks live. RAM (one contiguous
- * region, registrable for RDMA), file and block device (io_uring).
+ * Backing stores: where a logical unit's blocks live. Each kind (ram:, file:,
+ * dev:, ...) is a struct isd_bstore_kind found by its scheme in a registry the
+ * build generates from the list ISD_BSTORE_KINDS in CMakeLists.txt, so that
+ * nothing above this layer names a kind.
  * All I/O is asynchronous: the callback runs once, from the reactor, never
  * inside the submitting call (so the SCSI layer's stack never recurses).
  */
@@ -47,17 +49,100 @@ struct isd_bstore {
 	char desc[128];                 /* "ram:1G", "file:/path" for logs */
 };
 
+#define ISD_BSTORE_SPEC_MAX 4200       /* "file:" + PATH_MAX + ",size=..." */
+#define ISD_BSTORE_PATH_MAX 4096
+
+struct isd_bstore_kind;
+
 /*
- * Opens a store from a spec: "ram:SIZE", "file:PATH[,size=SIZE]", "dev:PATH".
- * SIZE takes K/M/G/T suffixes (powers of two). A file that does not exist is
- * created when size= is given. Errors: -EINVAL (bad spec, message in err),
- * -ENOENT, -EACCES, -ENOMEM... `err` gets a one-line reason.
+ * A backing spec parsed by its kind: what a configuration keeps, what the
+ * check and create hooks take. Fields a kind has no use for stay zero.
+ */
+struct isd_bstore_spec {
+	const struct isd_bstore_kind *kind;
+	char canon[ISD_BSTORE_SPEC_MAX];        /* canonical spec, "ram:1G", without ",ro" */
+	char path[ISD_BSTORE_PATH_MAX];         /* file or device path, "" for none */
+	uint64_t size;                  /* bytes; 0 = the store's own size */
+	bool read_only;
+};
+
+/*
+ * One kind of backing store. A kind is declared in its own source as
+ * `const struct isd_bstore_kind isd_bstore_kind_<scheme>` and registered by
+ * adding <scheme> to ISD_BSTORE_KINDS in CMakeLists.txt (see docs/iserd.md,
+ * "Adding a backing store").
+ */
+struct isd_bstore_kind {
+	const char *scheme;             /* "ram": specs are "ram:..." */
+	const char *usage;              /* syntax for messages and --help: "ram:SIZE" */
+	const char *help;               /* a few words for --help (under 30 columns) */
+	const char *product;            /* default INQUIRY product id, at most 16 chars */
+	/*
+	 * Thin provisioned whatever the store says; when false the LU is thin
+	 * only if the opened store can discard (a device without discard is
+	 * not offered UNMAP).
+	 */
+	bool thin;
+	/*
+	 * Parses what follows "scheme:" into out (kind and canon included).
+	 * 0, or -EINVAL with a one-line reason in why.
+	 */
+	int (*parse)(const char *rest, struct isd_bstore_spec *out, char *why, size_t whylen);
+	/*
+	 * Optional: says whether the store could be opened, without opening or
+	 * allocating anything (--check, and before create for the OS's own
+	 * words). 0 or -errno with the reason, without the spec, in why.
+	 */
+	int (*check)(const struct isd_bstore_spec *spec, char *why, size_t whylen);
+	/* Opens the store on r. 0, or -errno with a one-line reason in err. */
+	int (*create)(struct isd_reactor *r, const struct isd_bstore_spec *spec,
+		      struct isd_bstore **out, char *err, size_t err_len);
+};
+
+/* The registered kinds in ISD_BSTORE_KINDS order (generated: bstore_kinds.c). */
+extern const struct isd_bstore_kind *const isd_bstore_kinds[];
+extern const unsigned isd_bstore_kind_count;
+
+/* The kind whose "scheme:" starts spec, or NULL. */
+const struct isd_bstore_kind *isd_bstore_kind_find(const char *spec);
+/*
+ * Parses a whole spec ("ram:1G", "file:/x,ro") with its kind's parser. An
+ * unknown scheme gives -EINVAL and "expected ram:SIZE, ... or dev:PATH[,ro]".
+ */
+int isd_bstore_spec_parse(const char *spec, struct isd_bstore_spec *out, char *why,
+			  size_t whylen);
+/*
+ * The usage strings of all kinds joined by sep, the last two by last_sep:
+ * ("ram:SIZE, file:... or dev:PATH[,ro]"). Returns what snprintf would.
+ */
+int isd_bstore_kinds_usage(char *buf, size_t len, const char *sep, const char *last_sep);
+
+/*
+ * Opens a store from a spec: "ram:SIZE", "file:PATH[,size=SIZE][,ro]", "dev:PATH[,ro]",
+ * or any other registered kind's. SIZE takes K/M/G/T suffixes (powers of
+ * two). Errors: -EINVAL (bad spec, message in err), -ENOENT, -EACCES,
+ * -ENOMEM... `err` gets a one-line reason.
  */
 int isd_bstore_open(struct isd_reactor *r, const char *spec, struct isd_bstore **out,
 		    char *err, size_t err_len);
+/* Opens a parsed spec with its kind's create (callers wanting the OS's words run check first). */
+int isd_bstore_open_spec(struct isd_reactor *r, const struct isd_bstore_spec *spec,
+			 struct isd_bstore **out, char *err, size_t err_len);
 void isd_bstore_close(struct isd_bstore *bs);
 /* "1G" -> 1073741824; -EINVAL for garbage or overflow. */
 int isd_parse_size(const char *s, uint64_t *out);
+
+/* ---- helpers for the kinds' parsers ---- */
+
+/* 1073741824 -> "1G": the largest exact suffix, so every spelling has one canonical form. */
+void isd_bstore_size_format(uint64_t v, char *buf, size_t len);
+/*
+ * The whole of rest is a non-zero SIZE (ram:SIZE, zero:SIZE): fills out->size
+ * and out->canon ("<scheme>:<canonical size>"). Errors name the scheme:
+ * "ram: needs a size, e.g. ram:1G", "bad size '12Q' (use e.g. 512M, 1G)".
+ */
+int isd_bstore_parse_size_spec(const struct isd_bstore_kind *kind, const char *rest,
+			       struct isd_bstore_spec *out, char *why, size_t whylen);
 
 static inline int isd_bstore_read(struct isd_bstore *bs, const struct iovec *iov, int iovcnt,
 				  uint64_t off, isd_bstore_cb cb, void *arg)

@@ -1,4 +1,4 @@
-/* Constructors of the backing store kinds; isd_bstore_open() picks one from the spec. */
+/* What the stores of this directory share beyond the public header. */
 #ifndef ISD_BSTORE_INT_H
 #define ISD_BSTORE_INT_H
 

@@ -17,6 +17,7 @@
 
 #include "bstore/bstore_int.h"
 #include "reactor/reactor.h"
+#include "util/str.h"
 
 struct ram_req {
 	struct isd_timer timer;
@@ -236,3 +237,33 @@ isd_bstore_ram_create(struct isd_reactor *r, uint64_t size, struct isd_bstore **
 	*out = &rb->bs;
 	return 0;
 }
+
+extern const struct isd_bstore_kind isd_bstore_kind_ram;
+
+static int
+ram_parse(const char *rest, struct isd_bstore_spec *out, char *why, size_t whylen)
+{
+	return isd_bstore_parse_size_spec(&isd_bstore_kind_ram, rest, out, why, whylen);
+}
+
+static int
+ram_kind_create(struct isd_reactor *r, const struct isd_bstore_spec *spec,
+		struct isd_bstore **out, char *err, size_t err_len)
+{
+	int rc = isd_bstore_ram_create(r, spec->size, out);
+
+	/* read_only is the SCSI layer's to enforce: the memory stays writable, as before */
+	if (rc < 0)
+		isd_seterr(err, err_len, "cannot allocate '%s'", spec->canon);
+	return rc;
+}
+
+const struct isd_bstore_kind isd_bstore_kind_ram = {
+	.scheme = "ram",
+	.usage = "ram:SIZE",
+	.help = "memory, lost at exit",
+	.product = "RAMDISK",
+	.thin = true,
+	.parse = ram_parse,
+	.create = ram_kind_create,
+};

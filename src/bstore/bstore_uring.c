@@ -32,6 +32,7 @@
 #include "bstore/bstore_int.h"
 #include "reactor/reactor.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define URING_DEPTH 256
 #define URING_MAX_IOV 1024
@@ -583,3 +584,163 @@ err_free:
 	free(ubs);
 	return rc;
 }
+
+/* ---- the file: and dev: kinds ---------------------------------------- */
+
+extern const struct isd_bstore_kind isd_bstore_kind_file;
+extern const struct isd_bstore_kind isd_bstore_kind_dev;
+
+/*
+ * "PATH[,opt...]": size=SIZE (file only) and ro. A path cannot contain a
+ * comma; that is documented with the specs.
+ */
+static int
+parse_path_opts(const char *rest, bool is_file, struct isd_bstore_spec *out, char *why,
+		size_t whylen)
+{
+	const char *comma = strchr(rest, ',');
+	size_t plen = comma ? (size_t)(comma - rest) : strlen(rest);
+	char opt[64], sz[32];
+
+	if (plen == 0) {
+		isd_seterr(why, whylen, "%s",
+			   is_file ? "file: needs a path, e.g. file:/var/lib/disk.img,size=10G"
+				   : "dev: needs a device path, e.g. dev:/dev/sdb");
+		return -EINVAL;
+	}
+	if (plen >= sizeof(out->path)) {
+		isd_seterr(why, whylen, "path too long");
+		return -EINVAL;
+	}
+	memcpy(out->path, rest, plen);
+	out->path[plen] = '\0';
+	out->size = 0;
+	while (comma != NULL) {
+		const char *o = comma + 1;
+		size_t olen;
+
+		comma = strchr(o, ',');
+		olen = comma ? (size_t)(comma - o) : strlen(o);
+		if (olen >= sizeof(opt)) {
+			isd_seterr(why, whylen, "unknown option '%.*s' (paths cannot contain ',')",
+				   (int)olen, o);
+			return -EINVAL;
+		}
+		memcpy(opt, o, olen);
+		opt[olen] = '\0';
+		if (is_file && strncmp(opt, "size=", 5) == 0) {
+			if (isd_parse_size(opt + 5, &out->size) < 0 || out->size == 0) {
+				isd_seterr(why, whylen, "bad size '%s' (use e.g. 512M, 1G)",
+					   opt + 5);
+				return -EINVAL;
+			}
+		} else if (strcmp(opt, "ro") == 0) {
+			out->read_only = true;
+		} else {
+			isd_seterr(why, whylen,
+				   "unknown option '%s' (%s; paths cannot contain ',')", opt,
+				   is_file ? "size=SIZE or ro" : "ro");
+			return -EINVAL;
+		}
+	}
+	out->kind = is_file ? &isd_bstore_kind_file : &isd_bstore_kind_dev;
+	/* canonical: the read_only flag travels separately */
+	if (out->size != 0) {
+		isd_bstore_size_format(out->size, sz, sizeof(sz));
+		snprintf(out->canon, sizeof(out->canon), "file:%s,size=%s", out->path, sz);
+	} else {
+		snprintf(out->canon, sizeof(out->canon), "%s:%s", is_file ? "file" : "dev",
+			 out->path);
+	}
+	return 0;
+}
+
+static int
+file_parse(const char *rest, struct isd_bstore_spec *out, char *why, size_t whylen)
+{
+	return parse_path_opts(rest, true, out, why, whylen);
+}
+
+static int
+dev_parse(const char *rest, struct isd_bstore_spec *out, char *why, size_t whylen)
+{
+	return parse_path_opts(rest, false, out, why, whylen);
+}
+
+static int
+file_check(const struct isd_bstore_spec *spec, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (stat(spec->path, &st) < 0) {
+		int e = errno;
+
+		/* file:PATH,size=S creates a missing file */
+		if (e == ENOENT && spec->size != 0)
+			return 0;
+		isd_seterr(why, whylen, "%s", strerror(e));
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		isd_seterr(why, whylen, "not a regular file%s",
+			   S_ISBLK(st.st_mode) ? " (use dev: for block devices)" : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+dev_check(const struct isd_bstore_spec *spec, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (stat(spec->path, &st) < 0) {
+		int e = errno;
+
+		isd_seterr(why, whylen, "%s", strerror(e));
+		return -e;
+	}
+	if (!S_ISBLK(st.st_mode)) {
+		isd_seterr(why, whylen, "not a block device");
+		return -ENOTBLK;
+	}
+	return 0;
+}
+
+static int
+file_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_bstore **out,
+	    char *err, size_t err_len)
+{
+	return isd_bstore_uring_open(r, spec->path, false, spec->size, spec->read_only, out, err,
+				     err_len);
+}
+
+static int
+dev_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_bstore **out,
+	   char *err, size_t err_len)
+{
+	return isd_bstore_uring_open(r, spec->path, true, 0, spec->read_only, out, err, err_len);
+}
+
+const struct isd_bstore_kind isd_bstore_kind_file = {
+	.scheme = "file",
+	.usage = "file:PATH[,size=SIZE][,ro]",
+	.help = "regular file; size= creates",
+	.product = "FILEDISK",
+	.thin = true,
+	.parse = file_parse,
+	.check = file_check,
+	.create = file_create,
+};
+
+/* Thin only when the device can discard: a disk without it gets no UNMAP. */
+const struct isd_bstore_kind isd_bstore_kind_dev = {
+	.scheme = "dev",
+	.usage = "dev:PATH[,ro]",
+	.help = "block device",
+	.product = "BLOCKDEV",
+	.thin = false,
+	.parse = dev_parse,
+	.check = dev_check,
+	.create = dev_create,
+};

@@ -74,9 +74,9 @@ static const char g_usage[] =
     "  -t, --target IQN          add a target (iqn.YYYY-MM.domain[:id], eui.*, naa.*);\n"
     "                            default " ISD_TARGET_DEFAULT_NAME "\n"
     "      --alias ALIAS         TargetAlias of the current target\n"
-    "  -l, --lun SPEC            add the next LUN (0, 1, ...) of the current target:\n"
-    "                            ram:SIZE | file:PATH[,size=SIZE][,ro] | dev:PATH[,ro]\n"
-    "                            (SIZE: 512M, 1G, ...; default ram:1G)\n"
+    "  -l, --lun SPEC            add the next LUN (0, 1, ...) of the current target;\n"
+    "                            SPEC is one of (SIZE: 512M, 1G, ...; default ram:1G):\n"
+    "@KINDS@"
     "      --chap USER:SECRET    require CHAP from initiators of the current target;\n"
     "                            SECRET may be @FILE (the file's one line; refused\n"
     "                            if others may read it) or env:VAR (from the\n"
@@ -102,10 +102,28 @@ static const char g_usage[] =
     "Signals: SIGINT/SIGTERM stop cleanly (a second one forces the exit).\n"
     "Exit status: 0 ok, 1 runtime failure (open, listen...), 2 bad flag or config.\n";
 
+/*
+ * g_usage with @KINDS@ replaced by one line per registered backing store
+ * kind, so that --help lists exactly what --lun accepts. Built once.
+ */
 const char *
 isd_target_usage(void)
 {
-	return g_usage;
+	static char text[sizeof(g_usage) + 64 * 128];
+	const char *mark;
+	size_t n;
+
+	if (text[0] != '\0')
+		return text;
+	mark = strstr(g_usage, "@KINDS@");
+	n = (size_t)(mark - g_usage);
+	memcpy(text, g_usage, n);
+	for (unsigned i = 0; i < isd_bstore_kind_count && n < sizeof(text); i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%30s%-27s %s\n", "",
+				      isd_bstore_kinds[i]->usage, isd_bstore_kinds[i]->help);
+	if (n < sizeof(text))
+		snprintf(text + n, sizeof(text) - n, "%s", mark + 7);
+	return text;
 }
 
 struct opt_item {

@@ -230,127 +230,32 @@ isd_target_size_parse(const char *s, uint64_t *out)
 }
 
 /*
- * The spec handed to isd_bstore_open() is rebuilt with the largest exact
- * suffix, so that whatever spelling the user chose ("1g", "1024M") the store
- * sees one canonical form.
+ * The backing store's kind parses the spec and rebuilds it canonically, so
+ * that whatever spelling the user chose ("1g", "1024M") the store sees one form.
  */
-static void
-size_format(uint64_t v, char *buf, size_t len)
-{
-	static const char sfx[] = "TGMK";
-	static const unsigned shifts[] = {40, 30, 20, 10};
-
-	for (int i = 0; i < 4; i++) {
-		uint64_t unit = 1ULL << shifts[i];
-
-		if (v >= unit && v % unit == 0) {
-			snprintf(buf, len, "%llu%c", (unsigned long long)(v / unit), sfx[i]);
-			return;
-		}
-	}
-	snprintf(buf, len, "%llu", (unsigned long long)v);
-}
-
-/*
- * "PATH[,opt...]" of file: and dev: specs, with the options isd_bstore_open()
- * understands: size=SIZE (file only) and ro. As there, a path cannot contain
- * a comma.
- */
-static int
-parse_path_opts(const char *rest, bool is_file, struct isd_target_lun_cfg *out, char *why,
-		size_t whylen)
-{
-	const char *comma = strchr(rest, ',');
-	size_t plen = comma ? (size_t)(comma - rest) : strlen(rest);
-	char opt[64];
-
-	if (plen == 0) {
-		isd_target_errf(why, whylen, "%s",
-				is_file ? "file: needs a path, e.g. file:/var/lib/disk.img,size=10G"
-					: "dev: needs a device path, e.g. dev:/dev/sdb");
-		return -EINVAL;
-	}
-	if (plen >= sizeof(out->path)) {
-		isd_target_errf(why, whylen, "path too long");
-		return -EINVAL;
-	}
-	memcpy(out->path, rest, plen);
-	out->path[plen] = '\0';
-	out->size = 0;
-	while (comma != NULL) {
-		const char *o = comma + 1;
-		size_t olen;
-
-		comma = strchr(o, ',');
-		olen = comma ? (size_t)(comma - o) : strlen(o);
-		if (olen >= sizeof(opt)) {
-			isd_target_errf(why, whylen,
-					"unknown option '%.*s' (paths cannot contain ',')",
-					(int)olen, o);
-			return -EINVAL;
-		}
-		memcpy(opt, o, olen);
-		opt[olen] = '\0';
-		if (is_file && strncmp(opt, "size=", 5) == 0) {
-			if (isd_target_size_parse(opt + 5, &out->size) < 0) {
-				isd_target_errf(why, whylen, "bad size '%s' (use e.g. 512M, 1G)",
-						opt + 5);
-				return -EINVAL;
-			}
-		} else if (strcmp(opt, "ro") == 0) {
-			out->read_only = true;
-		} else {
-			isd_target_errf(why, whylen,
-					"unknown option '%s' (%s; paths cannot contain ',')", opt,
-					is_file ? "size=SIZE or ro" : "ro");
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
 int
 isd_target_lun_spec_parse(const char *spec, struct isd_target_lun_cfg *out, char *why,
 			  size_t whylen)
 {
-	char sz[32];
-	const char *rest;
+	struct isd_bstore_spec *ps = malloc(sizeof(*ps));
+	int rc;
 
-	if (strncmp(spec, "ram:", 4) == 0) {
-		rest = spec + 4;
-		if (*rest == '\0') {
-			isd_target_errf(why, whylen, "ram: needs a size, e.g. ram:1G");
-			return -EINVAL;
-		}
-		if (isd_target_size_parse(rest, &out->size) < 0) {
-			isd_target_errf(why, whylen, "bad size '%s' (use e.g. 512M, 1G)", rest);
-			return -EINVAL;
-		}
-		out->kind = ISD_TARGET_BS_RAM;
-		out->path[0] = '\0';
-		size_format(out->size, sz, sizeof(sz));
-		snprintf(out->spec, sizeof(out->spec), "ram:%s", sz);
-		return 0;
+	if (ps == NULL) {
+		isd_target_errf(why, whylen, "out of memory");
+		return -ENOMEM;
 	}
-	if (strncmp(spec, "file:", 5) == 0 || strncmp(spec, "dev:", 4) == 0) {
-		bool is_file = spec[0] == 'f';
-
-		if (parse_path_opts(strchr(spec, ':') + 1, is_file, out, why, whylen) < 0)
-			return -EINVAL;
-		out->kind = is_file ? ISD_TARGET_BS_FILE : ISD_TARGET_BS_DEV;
-		/* canonical: the read_only flag travels separately and is appended at open */
-		if (out->size != 0) {
-			size_format(out->size, sz, sizeof(sz));
-			snprintf(out->spec, sizeof(out->spec), "file:%s,size=%s", out->path, sz);
-		} else {
-			snprintf(out->spec, sizeof(out->spec), "%s:%s", is_file ? "file" : "dev",
-				 out->path);
-		}
-		return 0;
+	rc = isd_bstore_spec_parse(spec, ps, why, whylen);
+	if (rc == 0) {
+		out->kind = ps->kind;
+		snprintf(out->spec, sizeof(out->spec), "%s", ps->canon);
+		snprintf(out->path, sizeof(out->path), "%s", ps->path);
+		out->size = ps->size;
+		/* ",ro" adds to a read_only the caller may have set; it never clears it */
+		if (ps->read_only)
+			out->read_only = true;
 	}
-	isd_target_errf(why, whylen,
-			"expected ram:SIZE, file:PATH[,size=SIZE][,ro] or dev:PATH[,ro]");
-	return -EINVAL;
+	free(ps);
+	return rc < 0 ? -EINVAL : 0;
 }
 
 static bool
@@ -906,32 +811,38 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 	return 0;
 }
 
+/* The lun as its kind's hooks take it. */
+void
+isd_target_lun_bspec(const struct isd_target_lun_cfg *l, struct isd_bstore_spec *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->kind = l->kind;
+	snprintf(out->canon, sizeof(out->canon), "%s", l->spec);
+	snprintf(out->path, sizeof(out->path), "%s", l->path);
+	out->size = l->size;
+	out->read_only = l->read_only;
+}
+
 int
 isd_target_lun_check_path(const struct isd_target_lun_cfg *l, char *err, size_t errlen)
 {
-	struct stat st;
+	struct isd_bstore_spec *ps;
+	char why[256] = "";
+	int rc;
 
-	if (l->kind == ISD_TARGET_BS_RAM)
+	if (l->kind->check == NULL)
 		return 0;
-	if (stat(l->path, &st) < 0) {
-		int e = errno;
-
-		/* file:PATH,size=S creates a missing file */
-		if (e == ENOENT && l->kind == ISD_TARGET_BS_FILE && l->size != 0)
-			return 0;
-		isd_target_errf(err, errlen, "%s: %s", l->origin, strerror(e));
-		return -e;
+	ps = malloc(sizeof(*ps));
+	if (ps == NULL) {
+		isd_target_errf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	if (l->kind == ISD_TARGET_BS_DEV && !S_ISBLK(st.st_mode)) {
-		isd_target_errf(err, errlen, "%s: not a block device", l->origin);
-		return -ENOTBLK;
-	}
-	if (l->kind == ISD_TARGET_BS_FILE && !S_ISREG(st.st_mode)) {
-		isd_target_errf(err, errlen, "%s: not a regular file%s", l->origin,
-				S_ISBLK(st.st_mode) ? " (use dev: for block devices)" : "");
-		return -EINVAL;
-	}
-	return 0;
+	isd_target_lun_bspec(l, ps);
+	rc = l->kind->check(ps, why, sizeof(why));
+	free(ps);
+	if (rc < 0)
+		isd_target_errf(err, errlen, "%s: %s", l->origin, why[0] ? why : strerror(-rc));
+	return rc;
 }
 
 int

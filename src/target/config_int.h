@@ -43,7 +43,9 @@ struct isd_target_lun_cfg *isd_target_node_add_lun(struct isd_target_node_cfg *n
 struct isd_target_ini_cfg *isd_target_node_add_ini(struct isd_target_node_cfg *n);
 int isd_target_node_add_acl(struct isd_target_node_cfg *n, const char *initiator);
 struct isd_target_portal_spec *isd_target_cfg_add_portal(struct isd_target_cfg *cfg);
-/* stat()s a file:/dev: backing: "ORIGIN: No such file or directory". 0 or -errno. */
+/* Runs the backing kind's check hook: "ORIGIN: No such file or directory". 0 or -errno. */
 int isd_target_lun_check_path(const struct isd_target_lun_cfg *l, char *err, size_t errlen);
+/* Fills out (kind, canonical spec, path, size, read_only) from l. */
+void isd_target_lun_bspec(const struct isd_target_lun_cfg *l, struct isd_bstore_spec *out);
 
 #endif

@@ -553,10 +553,12 @@ load_lun(struct load_ctx *x, const config_setting_t *g, struct isd_target_node_c
 		return rc;
 	memset(&lc, 0, sizeof(lc));
 	s = config_setting_get_member(g, "backing");
-	if (s == NULL)
-		return fail(x, g,
-			    "lun needs a backing (ram:SIZE, file:PATH[,size=SIZE], "
-			    "dev:PATH)");
+	if (s == NULL) {
+		char kinds[512];
+
+		isd_bstore_kinds_usage(kinds, sizeof(kinds), ", ", ", ");
+		return fail(x, g, "lun needs a backing (%s)", kinds);
+	}
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
 		return fail(x, s, "'backing' must be a string");
 	if (isd_target_lun_spec_parse(config_setting_get_string(s), &lc, why, sizeof(why)) < 0)

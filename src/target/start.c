@@ -45,10 +45,10 @@ struct isd_target_running {
 	struct isd_portal_cfg *portal_cfgs; /* registered with tgt, for SendTargets */
 	struct isd_target_listener *listeners;
 	int portal_count;
-	bool has_iser;                  /* an iSER portal is open: register RAM LUN memory */
+	bool has_iser;                  /* an iSER portal is open: register LUN memory (mem_base) */
 	bool iser_remote_inv;           /* iSER portals may use Send with Invalidate */
 	uint64_t iser_recv_memory;      /* iSER receive buffer bytes per connection */
-	void **registered;              /* RAM LUN regions registered for RDMA */
+	void **registered;              /* LUN memory regions (mem_base) registered for RDMA */
 	int registered_count;
 	bool shutdown_started;
 	bool shutdown_done;
@@ -137,15 +137,20 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 	uint64_t h = lun_hash(nc->name, l->number);
 	int rc;
 
-	char spec[ISD_TARGET_SPEC_MAX + 8];
+	struct isd_bstore_spec *ps;
 
 	/* the reason a path cannot be used, in the words of the OS, before the store's own */
 	rc = isd_target_lun_check_path(l, err, errlen);
 	if (rc < 0)
 		return rc;
-	snprintf(spec, sizeof(spec), "%s%s", l->spec,
-		 l->read_only && l->kind != ISD_TARGET_BS_RAM ? ",ro" : "");
-	rc = isd_bstore_open(rt->r, spec, &bs, why, sizeof(why));
+	ps = malloc(sizeof(*ps));
+	if (ps == NULL) {
+		isd_target_errf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	isd_target_lun_bspec(l, ps);
+	rc = isd_bstore_open_spec(rt->r, ps, &bs, why, sizeof(why));
+	free(ps);
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: %s", l->origin, why[0] ? why : strerror(-rc));
 		return rc;
@@ -192,10 +197,7 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 	lu.read_only = l->read_only || bs->read_only;
 	snprintf(lu.vendor, sizeof(lu.vendor), "%s", l->vendor[0] ? l->vendor : "ISERD");
 	snprintf(lu.product, sizeof(lu.product), "%s",
-		 l->product[0]			 ? l->product
-		 : l->kind == ISD_TARGET_BS_RAM	 ? "RAMDISK"
-		 : l->kind == ISD_TARGET_BS_FILE ? "FILEDISK"
-						 : "BLOCKDEV");
+		 l->product[0] ? l->product : l->kind->product);
 	snprintf(lu.revision, sizeof(lu.revision), "%.4s", ISD_VERSION);
 	if (l->serial[0])
 		snprintf(lu.serial, sizeof(lu.serial), "%s", l->serial);
@@ -203,7 +205,9 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 		snprintf(lu.serial, sizeof(lu.serial), "%016llx", (unsigned long long)h);
 	lu.naa_id = h & ((1ULL << 60) - 1);
 	lu.write_cache = true;
-	lu.thin = l->kind != ISD_TARGET_BS_DEV || bs->can_discard;
+	/* the SCSI layer also requires bs->can_discard; a kind that is not thin
+	 * by nature (a disk) is thin exactly when it can discard */
+	lu.thin = l->kind->thin || bs->can_discard;
 	rc = isd_scsi_dev_add_lu(dev, l->number, &lu);
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: cannot add LUN %u: %s", l->origin, l->number,
@@ -211,7 +215,7 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 		goto err_bs;
 	}
 	human_size(bs->size, size, sizeof(size));
-	isd_log_info("  LUN %u: %s, %s, %u-byte blocks%s, %s %s, serial %s", l->number, spec, size,
+	isd_log_info("  LUN %u: %s, %s, %u-byte blocks%s, %s %s, serial %s", l->number, l->spec, size,
 		     lu.block_size, lu.read_only ? ", read-only" : "", lu.vendor, lu.product,
 		     lu.serial);
 	return 0;

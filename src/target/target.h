@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bstore/bstore.h"
 #include "iscsi/iscsi.h"
 #include "util/log.h"
 
@@ -33,19 +34,13 @@ struct isd_target_running;
 #define ISD_TARGET_DEFAULT_PORTAL "tcp://127.0.0.1:3260"
 #define ISD_TARGET_DEFAULT_LUN "ram:1G"
 #define ISD_TARGET_DEFAULT_PORT 3260
-#define ISD_TARGET_SPEC_MAX 4200        /* a backing spec: "file:" + PATH_MAX + ",size=..." */
+#define ISD_TARGET_SPEC_MAX ISD_BSTORE_SPEC_MAX   /* a backing spec */
 #define ISD_TARGET_ORIGIN_MAX 4300      /* where a setting came from, for messages */
 
 /* Exit codes of the daemon (documented in iserd(8)). */
 #define ISD_EXIT_OK 0
 #define ISD_EXIT_RUNTIME 1              /* could not open, listen, allocate... */
 #define ISD_EXIT_USAGE 2                /* bad flag or bad configuration */
-
-enum isd_target_bs_kind {
-	ISD_TARGET_BS_RAM = 0,
-	ISD_TARGET_BS_FILE,
-	ISD_TARGET_BS_DEV,
-};
 
 /* Negotiation limits of one target node. -1 = not set (the core's default). */
 struct isd_target_neg_cfg {
@@ -68,15 +63,15 @@ enum isd_target_digest {
 
 struct isd_target_lun_cfg {
 	uint32_t number;
-	char spec[ISD_TARGET_SPEC_MAX]; /* as isd_bstore_open() takes it: "ram:1G" (",ro" added
-					 * at open when read_only) */
-	enum isd_target_bs_kind kind;
-	char path[4096];                /* file or device path ("" for ram) */
+	char spec[ISD_TARGET_SPEC_MAX]; /* canonical, as the kind rebuilt it: "ram:1G" (without
+					 * ",ro": read_only travels separately) */
+	const struct isd_bstore_kind *kind;     /* from the backing store registry */
+	char path[ISD_BSTORE_PATH_MAX]; /* file or device path ("" for kinds without one) */
 	uint64_t size;                  /* bytes; 0 = the file's or device's own size */
 	uint32_t block_size;            /* 0 = 512 */
 	bool read_only;
 	char vendor[9];                 /* "" = "ISERD" */
-	char product[17];               /* "" = "RAMDISK"/"FILEDISK"/"BLOCKDEV" */
+	char product[17];               /* "" = the kind's ("RAMDISK", "FILEDISK"...) */
 	char serial[33];                /* "" = derived from the target name and LUN */
 	char origin[ISD_TARGET_ORIGIN_MAX];     /* "--lun ram:1G" or "FILE:LINE" */
 };
@@ -182,8 +177,8 @@ int isd_target_cfg_load_file(const char *path, struct isd_target_cfg *cfg, char 
 			     size_t errlen);
 /* Checks the whole model (names, unique LUNs/targets/portals, limits). 0 or -EINVAL + err. */
 int isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errlen);
-/* For --check: stat()s every file/dev backing without opening it, and looks up user and
- * group. 0 or -errno + err. */
+/* For --check: runs every backing's check hook (file/dev: stat() without opening), and
+ * looks up user and group. 0 or -errno + err. */
 int isd_target_cfg_check_backing(const struct isd_target_cfg *cfg, char *err, size_t errlen);
 
 /* Full usage text for --help (also in iserd(8)). */
@@ -195,8 +190,9 @@ int isd_target_name_check(const char *name, char *why, size_t whylen);
 /* "tcp://ADDR[:PORT]", "tcp://[V6]:PORT"; "iser://" is refused (-ENOTSUP). */
 int isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out, char *why,
 			    size_t whylen);
-/* "ram:SIZE", "file:PATH[,size=SIZE][,ro]", "dev:PATH[,ro]" into kind/path/size/read_only/spec
- * (spec rebuilt canonically, without ",ro"). Paths cannot contain ','. */
+/* Any registered backing spec ("ram:SIZE", "file:PATH[,size=SIZE][,ro]"...) into
+ * kind/path/size/read_only/spec (spec rebuilt canonically, without ",ro"), by the
+ * kind's own parser. Paths cannot contain ','. */
 int isd_target_lun_spec_parse(const char *spec, struct isd_target_lun_cfg *out, char *why,
 			      size_t whylen);
 /* "1G" -> 1073741824 (K/M/G/T/P, powers of two; "0" and overflow are errors). */

@@ -88,7 +88,7 @@ test_args_defaults(void **state)
 	assert_string_equal(cfg.nodes[0].name, ISD_TARGET_DEFAULT_NAME);
 	assert_int_equal(cfg.nodes[0].lun_count, 1);
 	assert_int_equal(cfg.nodes[0].luns[0].number, 0);
-	assert_int_equal(cfg.nodes[0].luns[0].kind, ISD_TARGET_BS_RAM);
+	assert_string_equal(cfg.nodes[0].luns[0].kind->scheme, "ram");
 	assert_string_equal(cfg.nodes[0].luns[0].spec, "ram:1G");
 	assert_true(cfg.nodes[0].luns[0].size == 1ULL << 30);
 	assert_int_equal(cfg.log_level, -1);
@@ -132,13 +132,13 @@ test_args_good_flags(void **state)
 	assert_int_equal(a->lun_count, 3);
 	assert_string_equal(a->luns[0].spec, "ram:64M");
 	assert_int_equal(a->luns[1].number, 1);
-	assert_int_equal(a->luns[1].kind, ISD_TARGET_BS_FILE);
+	assert_string_equal(a->luns[1].kind->scheme, "file");
 	assert_string_equal(a->luns[1].path, "/tmp/x.img");
 	assert_string_equal(a->luns[1].spec, "file:/tmp/x.img,size=1G");
 	assert_true(a->luns[1].read_only);
 	assert_false(a->luns[0].read_only);
 	assert_int_equal(a->luns[2].number, 2);
-	assert_int_equal(a->luns[2].kind, ISD_TARGET_BS_DEV);
+	assert_string_equal(a->luns[2].kind->scheme, "dev");
 	assert_string_equal(a->luns[2].origin, "--lun dev:/dev/null");
 	assert_true(a->auth.require_chap);
 	assert_string_equal(a->auth.chap.user, "user");
