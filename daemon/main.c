@@ -18,8 +18,7 @@
 #include <unistd.h>
 
 #include "reactor/reactor.h"
-#include "dm/iser/iser_dm.h"
-#include "dm/tcp/tcp.h"
+#include "dm/dm_kind.h"
 #include "target/target.h"
 #include "util/log.h"
 
@@ -82,26 +81,23 @@ log_stats(struct daemon *d, const char *why)
 			json_object_object_add(o, "refused", ro);
 	}
 	{
-		/* each datamover's own counters, under its name */
-		static const struct {
-			const char *name;
-			isd_stats_list_fn list;
-		} parts[] = {
-		    {"iser", isd_iser_stats_list},
-		    {"tcp", isd_tcp_stats_list},
-		};
+		/* each datamover's own counters, under its scheme */
 		struct isd_stat sv[64];
 
-		for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++) {
-			struct json_object *po = json_object_new_object();
-			int n = parts[p].list(sv, (int)(sizeof(sv) / sizeof(sv[0])));
+		for (unsigned k = 0; k < isd_dm_kind_count; k++) {
+			struct json_object *po;
+			int n;
 
+			if (isd_dm_kinds[k]->stats == NULL)
+				continue;
+			po = json_object_new_object();
 			if (po == NULL)
 				continue;
+			n = isd_dm_kinds[k]->stats(sv, (int)(sizeof(sv) / sizeof(sv[0])));
 			for (int i = 0; i < n && i < (int)(sizeof(sv) / sizeof(sv[0])); i++)
 				json_object_object_add(po, sv[i].name,
 						       json_object_new_int64((int64_t)sv[i].value));
-			json_object_object_add(o, parts[p].name, po);
+			json_object_object_add(o, isd_dm_kinds[k]->scheme, po);
 		}
 	}
 	isd_log_info("%s stats %s", why, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

@@ -19,8 +19,6 @@
 #include <unistd.h>
 
 #include "bstore/bstore.h"
-#include "dm/tcp/tcp.h"
-#include "dm/iser/iser_dm.h"
 #include "scsi/scsi.h"
 
 #define ISD_NAME_LEN_MAX 223 /* RFC 7143 §4.2.7.1: at most 223 bytes */
@@ -81,11 +79,36 @@ isd_target_cfg_init(struct isd_target_cfg *cfg)
 	cfg->logout_timeout_ms = -1;
 	for (int i = 0; i < isd_target_limit_count; i++)
 		*isd_target_limit_val(cfg, &isd_target_limits[i]) = -1;
-	cfg->max_tx_queue_bytes = -1;
 	cfg->shutdown_timeout_ms = -1;
-	cfg->iser_remote_inv = -1;
-	cfg->iser_recv_memory = -1;
+	for (int k = 0; k < ISD_TARGET_DM_KINDS_MAX; k++)
+		for (int j = 0; j < ISD_DM_KNOBS_MAX; j++)
+			cfg->dm_setting[k][j] = -1;
 	neg_init(&cfg->neg);
+}
+
+int64_t *
+isd_target_dm_setting(struct isd_target_cfg *cfg, const char *name, const struct isd_dm_knob **knob)
+{
+	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
+		const struct isd_dm_kind *kind = isd_dm_kinds[k];
+
+		for (int j = 0; j < kind->knob_count && j < ISD_DM_KNOBS_MAX; j++) {
+			if (strcmp(kind->knobs[j].name, name) == 0) {
+				if (knob != NULL)
+					*knob = &kind->knobs[j];
+				return &cfg->dm_setting[k][j];
+			}
+		}
+	}
+	return NULL;
+}
+
+int64_t
+isd_target_dm_setting_get(const struct isd_target_cfg *cfg, const char *name)
+{
+	int64_t *v = isd_target_dm_setting((struct isd_target_cfg *)cfg, name, NULL);
+
+	return v != NULL ? *v : -1;
 }
 
 static void
@@ -345,18 +368,39 @@ isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out, cha
 
 	memset(out, 0, sizeof(*out));
 	out->tpgt = -1;
-	out->transport = ISD_TRANSPORT_TCP;
-	if (strncmp(url, "iser://", 7) == 0) {
-		p = url + 7;
-		out->transport = ISD_TRANSPORT_ISER;
-	} else if (strncmp(url, "tcp://", 6) == 0) {
-		p = url + 6;
-	} else if (strstr(url, "://") != NULL) {
-		isd_target_errf(why, whylen, "unknown transport (expected tcp://ADDR[:PORT] or iser://ADDR[:PORT])");
-		return -EINVAL;
+	p = strstr(url, "://");
+	if (p != NULL) {
+		size_t slen = (size_t)(p - url);
+
+		for (unsigned k = 0; k < isd_dm_kind_count && out->kind == NULL; k++) {
+			if (strlen(isd_dm_kinds[k]->scheme) == slen &&
+			    strncmp(url, isd_dm_kinds[k]->scheme, slen) == 0)
+				out->kind = isd_dm_kinds[k];
+		}
+		if (out->kind == NULL) {
+			char list[256] = "";
+
+			for (unsigned k = 0; k < isd_dm_kind_count; k++)
+				snprintf(list + strlen(list), sizeof(list) - strlen(list),
+					 "%s%s://ADDR[:PORT]",
+					 k == 0 ? "" : k + 1 == isd_dm_kind_count ? " or " : ", ",
+					 isd_dm_kinds[k]->scheme);
+			isd_target_errf(why, whylen, "unknown transport (expected %s)", list);
+			return -EINVAL;
+		}
+		p += 3;
 	} else {
 		p = url; /* a bare ADDR[:PORT] means TCP */
+		for (unsigned k = 0; k < isd_dm_kind_count && out->kind == NULL; k++) {
+			if (isd_dm_kinds[k]->transport == ISD_TRANSPORT_TCP)
+				out->kind = isd_dm_kinds[k];
+		}
+		if (out->kind == NULL) {
+			isd_target_errf(why, whylen, "no TCP datamover in this build: name a scheme");
+			return -EINVAL;
+		}
 	}
+	out->transport = out->kind->transport;
 	if (*p == '[') {
 		host = p + 1;
 		hend = strchr(host, ']');
@@ -778,14 +822,15 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 				 errlen);
 	}
 	rc |= rc ? 0
-		 : check_range(cfg->max_tx_queue_bytes, ISD_TCP_TXQ_MIN, ISD_TCP_TXQ_MAX,
-			       "max_tx_queue_bytes", where, err, errlen);
-	rc |= rc ? 0
 		 : check_range(cfg->shutdown_timeout_ms, 0, 600000, "shutdown_timeout (ms)", where,
 			       err, errlen);
-	rc |= rc ? 0
-		 : check_range(cfg->iser_recv_memory, ISD_ISER_RECV_MEMORY_MIN,
-			       ISD_ISER_RECV_MEMORY_MAX, "iser_recv_memory", where, err, errlen);
+	for (unsigned k = 0; k < isd_dm_kind_count && rc == 0; k++) {
+		const struct isd_dm_kind *kind = isd_dm_kinds[k];
+
+		for (int j = 0; j < kind->knob_count && rc == 0; j++)
+			rc = check_range(cfg->dm_setting[k][j], kind->knobs[j].min,
+					 kind->knobs[j].max, kind->knobs[j].name, where, err, errlen);
+	}
 	if (rc)
 		return -EINVAL;
 	rc = validate_auth(cfg, &cfg->discovery_auth, where, err, errlen);

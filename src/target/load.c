@@ -18,10 +18,6 @@
 
 #include "iscsi/chap.h"
 
-#include "dm/tcp/tcp.h"
-
-#include "dm/iser/iser_dm.h"
-
 /* Context of one load, for messages. */
 struct load_ctx {
 	const char *path;
@@ -47,10 +43,8 @@ static const char *const g_global_keys[] = {
     "login_timeout",	"nop_interval",
     "nop_timeout",	"logout_timeout",
     "shutdown_timeout", "discovery_auth",
-    "iser_remote_invalidate", "max_tx_queue_bytes",
     "chap_algorithms",	"allow_short_chap_secrets",
     "user",		"group",
-    "iser_recv_memory",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
@@ -397,15 +391,21 @@ static int
 load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg *cfg)
 {
 	const config_setting_t *s;
-	const char *keys[sizeof(g_global_keys) / sizeof(g_global_keys[0]) + 16];
+	const char *keys[sizeof(g_global_keys) / sizeof(g_global_keys[0]) + 16 +
+			 ISD_TARGET_DM_KINDS_MAX * ISD_DM_KNOBS_MAX];
 	int rc, n = 0;
 
-	/* the known settings: g_global_keys and the limits' own table */
+	/* the known settings: g_global_keys, the limits' own table, the datamovers' knobs */
 	for (int i = 0; g_global_keys[i] != NULL; i++)
 		keys[n++] = g_global_keys[i];
 	for (int i = 0; i < isd_target_limit_count && n < (int)(sizeof(keys) / sizeof(keys[0])) - 1;
 	     i++)
 		keys[n++] = isd_target_limits[i].name;
+	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++)
+		for (int j = 0; j < isd_dm_kinds[k]->knob_count && j < ISD_DM_KNOBS_MAX &&
+				n < (int)(sizeof(keys) / sizeof(keys[0])) - 1;
+		     j++)
+			keys[n++] = isd_dm_kinds[k]->knobs[j].name;
 	keys[n] = NULL;
 	rc = check_keys(x, g, "global", keys, g_neg_keys);
 	if (rc < 0)
@@ -447,13 +447,28 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	if ((s = config_setting_get_member(g, "shutdown_timeout")) != NULL &&
 	    (rc = get_seconds_ms(x, s, &cfg->shutdown_timeout_ms)) < 0)
 		return rc;
-	if ((s = config_setting_get_member(g, "iser_remote_invalidate")) != NULL) {
-		bool b;
+	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
+		const struct isd_dm_kind *kind = isd_dm_kinds[k];
 
-		rc = get_bool(x, s, &b);
-		if (rc < 0)
-			return rc;
-		cfg->iser_remote_inv = b ? 1 : 0;
+		for (int j = 0; j < kind->knob_count && j < ISD_DM_KNOBS_MAX; j++) {
+			const struct isd_dm_knob *kn = &kind->knobs[j];
+
+			s = config_setting_get_member(g, kn->name);
+			if (s == NULL)
+				continue;
+			if (kn->is_bool) {
+				bool b;
+
+				rc = get_bool(x, s, &b);
+				if (rc < 0)
+					return rc;
+				cfg->dm_setting[k][j] = b ? 1 : 0;
+			} else {
+				rc = get_int64(x, s, kn->min, kn->max, &cfg->dm_setting[k][j]);
+				if (rc < 0)
+					return rc;
+			}
+		}
 	}
 	for (int i = 0; i < isd_target_limit_count; i++) {
 		const struct isd_target_limit *l = &isd_target_limits[i];
@@ -462,9 +477,6 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 		    (rc = get_int64(x, s, 0, l->max, isd_target_limit_val(cfg, l))) < 0)
 			return rc;
 	}
-	if ((s = config_setting_get_member(g, "max_tx_queue_bytes")) != NULL &&
-	    (rc = get_int64(x, s, ISD_TCP_TXQ_MIN, ISD_TCP_TXQ_MAX, &cfg->max_tx_queue_bytes)) < 0)
-		return rc;
 	if ((s = config_setting_get_member(g, "allow_short_chap_secrets")) != NULL &&
 	    (rc = get_bool(x, s, &cfg->allow_short_secrets)) < 0)
 		return rc;
@@ -476,10 +488,6 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 		return rc;
 	if ((s = config_setting_get_member(g, "group")) != NULL &&
 	    (rc = get_string(x, s, cfg->group, sizeof(cfg->group))) < 0)
-		return rc;
-	if ((s = config_setting_get_member(g, "iser_recv_memory")) != NULL &&
-	    (rc = get_int64(x, s, ISD_ISER_RECV_MEMORY_MIN, ISD_ISER_RECV_MEMORY_MAX,
-			    &cfg->iser_recv_memory)) < 0)
 		return rc;
 	if ((s = config_setting_get_member(g, "discovery_auth")) != NULL) {
 		rc = check_keys(x, s, "discovery_auth", g_auth_keys, NULL);

@@ -19,21 +19,23 @@
 #include <unistd.h>
 
 #include "bstore/bstore.h"
-#include "dm/tcp/tcp.h"
+#include "dm/dm_kind.h"
 #include "iscsi/iscsi.h"
 #include "reactor/reactor.h"
 #include "scsi/scsi.h"
-#include "dm/iser/iser_dm.h"
 
 #define ISD_TARGET_QUEUE_DEPTH 128
 
-/* A listening portal of either datamover. */
+/* A listening portal of a registered datamover kind. */
 struct isd_target_listener {
-	enum isd_transport transport;
-	union {
-		struct isd_tcp_portal *tcp;
-		struct isd_iser_portal *iser;
-	};
+	const struct isd_dm_kind *kind;
+	void *portal;                   /* the kind's handle; NULL when not open */
+};
+
+/* LUN memory a datamover registered (dm_kind.h register_memory). */
+struct isd_target_region {
+	const struct isd_dm_kind *kind;
+	void *base;
 };
 
 /* Owned by the daemon's reactor thread; freed by isd_target_stop(). */
@@ -45,10 +47,8 @@ struct isd_target_running {
 	struct isd_portal_cfg *portal_cfgs; /* registered with tgt, for SendTargets */
 	struct isd_target_listener *listeners;
 	int portal_count;
-	bool has_iser;                  /* an iSER portal is open: register LUN memory (mem_base) */
-	bool iser_remote_inv;           /* iSER portals may use Send with Invalidate */
-	uint64_t iser_recv_memory;      /* iSER receive buffer bytes per connection */
-	void **registered;              /* LUN memory regions (mem_base) registered for RDMA */
+	bool kind_open[ISD_TARGET_DM_KINDS_MAX]; /* a portal of isd_dm_kinds[k] is open */
+	struct isd_target_region *registered;   /* LUN memory (mem_base) registered */
 	int registered_count;
 	bool shutdown_started;
 	bool shutdown_done;
@@ -167,15 +167,19 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 		rc = -EINVAL;
 		goto err_bs;
 	}
-	if (rt->has_iser && bs->mem_base != NULL) {
+	for (unsigned k = 0; k < isd_dm_kind_count && bs->mem_base != NULL; k++) {
 		/*
-		 * Zero copy over iSER: the LUN memory itself is registered once, so
-		 * RDMA Writes and Reads go straight to and from it.
+		 * Zero copy (iSER): the LUN memory itself is registered once with each
+		 * datamover that moves data straight to and from memory, so RDMA Writes
+		 * and Reads go to and from it.
 		 */
-		void **reg = realloc(rt->registered,
-				     (size_t)(rt->registered_count + 1) * sizeof(*reg));
+		const struct isd_dm_kind *kind = isd_dm_kinds[k];
+		struct isd_target_region *reg;
 		char why2[256] = "";
 
+		if (!rt->kind_open[k] || kind->register_memory == NULL)
+			continue;
+		reg = realloc(rt->registered, (size_t)(rt->registered_count + 1) * sizeof(*reg));
 		if (reg == NULL) {
 			rc = -ENOMEM;
 			isd_target_errf(err, errlen, "out of memory");
@@ -183,8 +187,8 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 		}
 		rt->registered = reg;
 		/* a read-only LUN is registered without write access */
-		rc = isd_iser_register_memory(bs->mem_base, bs->size, l->read_only || bs->read_only,
-					      why2, sizeof(why2));
+		rc = kind->register_memory(bs->mem_base, bs->size, l->read_only || bs->read_only,
+					   why2, sizeof(why2));
 		if (rc < 0) {
 			isd_target_errf(err, errlen, "%s: %s", l->origin,
 					why2[0] ? why2 : strerror(-rc));
@@ -192,7 +196,8 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 		}
 		/* the store must not drop pages the adapter has pinned (no MADV_DONTNEED) */
 		bs->mem_pinned = true;
-		rt->registered[rt->registered_count++] = bs->mem_base;
+		rt->registered[rt->registered_count].kind = kind;
+		rt->registered[rt->registered_count++].base = bs->mem_base;
 	}
 	lu.read_only = l->read_only || bs->read_only;
 	snprintf(lu.vendor, sizeof(lu.vendor), "%s", l->vendor[0] ? l->vendor : "ISERD");
@@ -240,12 +245,13 @@ build_node(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
 	isd_key_policy_init(&tn->policy);
 	apply_neg(&tn->policy, &tn->queue_depth, &cfg->neg);
 	apply_neg(&tn->policy, &tn->queue_depth, &nc->neg);
-	/* iSER: a receive for every command of the CmdSN window within the
-	 * per-connection receive memory (docs/iser.md "Memory and limits") */
-	tn->policy.target_recv_dsl = isd_iser_trdsl_for(
-	    cfg->iser_recv_memory != -1 ? (uint64_t)cfg->iser_recv_memory
-					: ISD_ISER_RECV_MEMORY_DEFAULT,
-	    tn->queue_depth);
+	/* a datamover that sizes receives by the CmdSN window (iSER: a receive for
+	 * every command within its per-connection receive memory, docs/iser.md
+	 * "Memory and limits") says what TargetRecvDataSegmentLength to offer */
+	for (unsigned k = 0; k < isd_dm_kind_count; k++) {
+		if (isd_dm_kinds[k]->target_recv_dsl != NULL)
+			tn->policy.target_recv_dsl = isd_dm_kinds[k]->target_recv_dsl(tn->queue_depth);
+	}
 	if (tn->policy.first_burst_length > tn->policy.max_burst_length) {
 		isd_target_errf(err, errlen,
 				"%s: first_burst_length %u exceeds max_burst_length %u", nc->origin,
@@ -332,27 +338,21 @@ open_portal(struct isd_target_running *rt, const struct isd_target_portal_spec *
 
 	struct isd_target_listener *ls = &rt->listeners[i];
 
-	ls->transport = ps->transport;
-	if (ps->transport == ISD_TRANSPORT_ISER)
-		rc = isd_iser_portal_listen(rt->tgt, rt->r, ps->host, ps->port, tpgt, &ls->iser,
-					    err, errlen);
-	else
-		rc = isd_tcp_portal_listen(rt->tgt, rt->r, ps->host, ps->port, tpgt, &ls->tcp, err,
-					   errlen);
+	ls->kind = ps->kind;
+	rc = ps->kind->listen(rt->tgt, rt->r, ps->host, ps->port, tpgt, &ls->portal, err, errlen);
 	if (rc < 0) {
+		ls->portal = NULL;
 		if (err != NULL && errlen > 0 && err[0] == '\0')
 			isd_target_errf(err, errlen, "%s%s%s:%u: %s", v6 ? "[" : "", ps->host,
 					v6 ? "]" : "", ps->port, strerror(-rc));
 		return rc;
 	}
-	if (ps->transport == ISD_TRANSPORT_ISER) {
-		rt->has_iser = true;
-		isd_iser_portal_set_remote_invalidate(ls->iser, rt->iser_remote_inv);
-		isd_iser_portal_set_recv_memory(ls->iser, rt->iser_recv_memory);
+	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
+		if (isd_dm_kinds[k] == ps->kind)
+			rt->kind_open[k] = true;
 	}
 	snprintf(pc->host, sizeof(pc->host), "%s", ps->host);
-	pc->port = ps->transport == ISD_TRANSPORT_ISER ? isd_iser_portal_port(ls->iser)
-						       : isd_tcp_portal_port(ls->tcp);
+	pc->port = ps->kind->port(ls->portal);
 	pc->tpgt = tpgt;
 	pc->transport = ps->transport;
 	rc = isd_iscsi_tgt_add_portal(rt->tgt, pc);
@@ -361,8 +361,8 @@ open_portal(struct isd_target_running *rt, const struct isd_target_portal_spec *
 				strerror(-rc));
 		return rc;
 	}
-	isd_log_info("listening on %s://%s%s%s:%u (tpgt %u)",
-		     ps->transport == ISD_TRANSPORT_ISER ? "iser" : "tcp", v6 ? "[" : "", ps->host,
+	isd_log_info("listening on %s://%s%s%s:%u (tpgt %u)", ps->kind->scheme, v6 ? "[" : "",
+		     ps->host,
 		     v6 ? "]" : "", pc->port, tpgt);
 	return 0;
 }
@@ -373,10 +373,8 @@ close_listeners(struct isd_target_running *rt)
 	for (int i = 0; i < rt->portal_count; i++) {
 		struct isd_target_listener *ls = &rt->listeners[i];
 
-		if (ls->transport == ISD_TRANSPORT_ISER && ls->iser != NULL)
-			isd_iser_portal_close(ls->iser);
-		else if (ls->transport == ISD_TRANSPORT_TCP && ls->tcp != NULL)
-			isd_tcp_portal_close(ls->tcp);
+		if (ls->kind != NULL && ls->portal != NULL)
+			ls->kind->close(ls->portal);
 		memset(ls, 0, sizeof(*ls));
 	}
 }
@@ -395,7 +393,7 @@ teardown(struct isd_target_running *rt, bool core_may_be_busy)
 		isd_iscsi_tgt_destroy(rt->tgt);
 	/* deregister before the stores that own the memory are closed */
 	for (int i = 0; i < rt->registered_count; i++)
-		isd_iser_unregister_memory(rt->registered[i]);
+		rt->registered[i].kind->unregister_memory(rt->registered[i].base);
 	free(rt->registered);
 	for (int i = 0; i < rt->node_count; i++) {
 		struct isd_tnode *tn = &rt->nodes[i];
@@ -457,9 +455,20 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 		if (v != -1)
 			*(uint32_t *)((char *)&icfg + l->icfg_off) = (uint32_t)v;
 	}
-	/* The TCP datamover's own limit: the core never sees a send queue. */
-	isd_tcp_set_max_tx_queue(cfg->max_tx_queue_bytes != -1 ? (uint64_t)cfg->max_tx_queue_bytes
-							       : ISD_TCP_TXQ_DEFAULT);
+	/* each datamover's own settings (the core never sees a send queue or a receive) */
+	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
+		const struct isd_dm_kind *kind = isd_dm_kinds[k];
+		int64_t v[ISD_DM_KNOBS_MAX];
+
+		for (int j = 0; j < kind->knob_count && j < ISD_DM_KNOBS_MAX; j++)
+			v[j] = cfg->dm_setting[k][j] != -1 ? cfg->dm_setting[k][j] : kind->knobs[j].dflt;
+		rc = kind->configure != NULL ? kind->configure(v) : 0;
+		if (rc < 0) {
+			isd_target_errf(err, errlen, "%s://: settings refused: %s", kind->scheme,
+					strerror(-rc));
+			goto err_teardown;
+		}
+	}
 	icfg.discovery_auth = cfg->discovery_auth;
 	icfg.chap_algs = cfg->chap_algs;
 	apply_neg(&icfg.discovery_policy, NULL, &cfg->neg);
@@ -474,9 +483,6 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 			     cfg->discovery_auth.mutual ? " (mutual)" : "");
 
 	for (int i = 0; i < cfg->portal_count; i++) {
-		rt->iser_remote_inv = cfg->iser_remote_inv != 0;
-		rt->iser_recv_memory = cfg->iser_recv_memory != -1 ? (uint64_t)cfg->iser_recv_memory
-								   : ISD_ISER_RECV_MEMORY_DEFAULT;
 		rc = open_portal(rt, &cfg->portals[i], i, err, errlen);
 		if (rc < 0)
 			goto err_teardown;

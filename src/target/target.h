@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "bstore/bstore.h"
+#include "dm/dm_kind.h"
 #include "iscsi/iscsi.h"
 #include "util/log.h"
 
@@ -36,6 +37,7 @@ struct isd_target_running;
 #define ISD_TARGET_DEFAULT_PORT 3260
 #define ISD_TARGET_SPEC_MAX ISD_BSTORE_SPEC_MAX   /* a backing spec */
 #define ISD_TARGET_ORIGIN_MAX 4300      /* where a setting came from, for messages */
+#define ISD_TARGET_DM_KINDS_MAX 8       /* registered datamovers (ISD_DM_KINDS) */
 
 /* Exit codes of the daemon (documented in iserd(8)). */
 #define ISD_EXIT_OK 0
@@ -104,7 +106,8 @@ struct isd_target_node_cfg {
 };
 
 struct isd_target_portal_spec {
-	enum isd_transport transport;
+	const struct isd_dm_kind *kind; /* the datamover its URL scheme names */
+	enum isd_transport transport;   /* kind->transport */
 	char host[64];                  /* without brackets */
 	uint16_t port;
 	int tpgt;                       /* -1 = 1 */
@@ -130,15 +133,14 @@ struct isd_target_cfg {
 	int64_t max_connections_per_address;
 	int64_t max_login_connections;
 	int64_t max_sessions;
-	int64_t max_tx_queue_bytes;     /* TCP send queue per connection before reading stops */
 	int64_t max_sessions_per_target;
 	int64_t max_discovery_sessions;
 	int64_t max_held_bytes;
 	int64_t max_held_pdus;
 	int64_t max_session_buffer_bytes;
 	int64_t shutdown_timeout_ms;    /* how long a stop waits for sessions (default 5000) */
-	int iser_remote_inv;            /* -1 = unset (on), 0 off, 1 on: Send with Invalidate */
-	int64_t iser_recv_memory;       /* iSER receive buffer bytes per connection; -1 = unset */
+	/* the datamovers' own settings (their knobs, dm_kind.h): [kind][knob], -1 = unset */
+	int64_t dm_setting[ISD_TARGET_DM_KINDS_MAX][ISD_DM_KNOBS_MAX];
 	struct isd_auth_cfg discovery_auth;
 	bool allow_short_secrets;       /* allow_short_chap_secrets / --allow-short-secrets */
 	uint32_t chap_algs;             /* chap_algorithms as ISD_CHAP_ALG_BIT mask; 0 = all */
@@ -157,6 +159,14 @@ struct isd_target_cfg {
 };
 
 void isd_target_cfg_init(struct isd_target_cfg *cfg);
+/*
+ * Where a datamover setting by that name (a key of the global section) is
+ * kept, and its knob; NULL when no registered datamover has one.
+ */
+int64_t *isd_target_dm_setting(struct isd_target_cfg *cfg, const char *name,
+			       const struct isd_dm_knob **knob);
+/* Its value as set, or -1 (unset or unknown). */
+int64_t isd_target_dm_setting_get(const struct isd_target_cfg *cfg, const char *name);
 void isd_target_cfg_fini(struct isd_target_cfg *cfg);
 
 /*

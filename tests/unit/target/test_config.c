@@ -406,7 +406,7 @@ test_file_full_example(void **state)
 	assert_true(cfg.nop_interval_ms == 0);
 	assert_true(cfg.nop_timeout_ms == 2500);
 	assert_true(cfg.max_sessions == 64);
-	assert_true(cfg.max_tx_queue_bytes == 1048576);
+	assert_true(isd_target_dm_setting_get(&cfg, "max_tx_queue_bytes") == 1048576);
 	assert_true(cfg.max_connections == 100);
 	assert_true(cfg.max_connections_per_address == 10);
 	assert_true(cfg.max_login_connections == 20);
@@ -415,8 +415,9 @@ test_file_full_example(void **state)
 	assert_true(cfg.max_held_bytes == 65536);
 	assert_true(cfg.max_held_pdus == 8);
 	assert_true(cfg.max_session_buffer_bytes == 1048576);
-	assert_int_equal(cfg.iser_remote_inv, 0);
-	assert_true(cfg.iser_recv_memory == 4194304);
+	assert_int_equal(isd_target_dm_setting_get(&cfg, "iser_remote_invalidate"), 0);
+	assert_true(isd_target_dm_setting_get(&cfg, "iser_recv_memory") == 4194304);
+	assert_true(isd_target_dm_setting_get(&cfg, "no_such_setting") == -1);
 	assert_true(cfg.neg.max_burst_length == 524288);
 	assert_true(cfg.discovery_auth.require_chap);
 	assert_string_equal(cfg.discovery_auth.chap.user, "disc");
