@@ -1,0 +1,892 @@
+/*
+ * The target-side iSER datamover on the fake verbs device
+ * (tests/support/fakeverbs): the real iSCSI core with a RAM LU behind an iSER
+ * portal, and a fake initiator on the other end of a loopback "wire". Login
+ * over Sends, a READ by RDMA Write, a WRITE by RDMA Read, logout and teardown
+ * with every iSER counter back to 0; and the failure paths: a failed post in
+ * put_data/get_data, a disconnect with an RDMA Read outstanding, an initiator
+ * that posts no receives (RNR), an RDMA Write to a key without remote access,
+ * and ABORT TASK while its RDMA Read is in flight (the fence).
+ *
+ * The datamover's ops and the core's upcalls are wrapped (test_fv_iser.wrap,
+ * ld --wrap) to check the seam rule of dm/dm.h: no call up from inside a call
+ * down.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bstore/bstore.h"
+#include "dm/dm.h"
+#include "dm/iser/iser_dm.h"
+#include "dm/iser/iser_proto.h"
+#include "fake_dm.h"
+#include "fakeverbs.h"
+#include "iscsi/iscsi.h"
+#include "iscsi/pdu.h"
+#include "rdma/rdma.h"
+#include "reactor/reactor.h"
+#include "scsi/scsi.h"
+#include "util/endian.h"
+
+#define TNAME "iqn.2024-01.org.example:fv"
+#define INAME "iqn.1993-08.org.debian:01:fvtest"
+
+#define RXN 32                          /* initiator receives */
+#define RXSZ (ISD_ISER_HEADERS_LEN + 264 + 8192 + 64)
+#define TXN 64
+#define TXSZ (ISD_ISER_HEADERS_LEN + 8192)
+#define DATA_LEN (256u * 1024)
+#define WR_RX 1000                      /* wr_id of receive i: WR_RX + i */
+
+/* ---- the seam check: no call up from inside a call down ---- */
+
+static int g_down;                      /* call-down depth */
+static int g_violations;
+static const char *g_down_op;
+static unsigned int g_downs, g_ups;     /* calls seen: the wraps are in place */
+
+#define DOWN(name, call) \
+	do { \
+		const char *_prev = g_down_op; \
+		g_down++; \
+		g_downs++; \
+		g_down_op = name; \
+		call; \
+		g_down--; \
+		g_down_op = _prev; \
+	} while (0)
+
+static void
+up(const char *name)
+{
+	g_ups++;
+	if (g_down > 0) {
+		g_violations++;
+		fprintf(stderr, "seam: %s called up from inside %s\n", name, g_down_op);
+	}
+}
+
+int __real_isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+int __wrap_isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+int __real_isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+int __wrap_isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+int __real_isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
+int __wrap_isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
+int __real_isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
+int __wrap_isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
+void __real_isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t,
+				  struct isd_tmf_wait *fence);
+void __wrap_isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t,
+				  struct isd_tmf_wait *fence);
+void __real_isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
+void __wrap_isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
+void __real_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status);
+void __wrap_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status);
+void __real_isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu);
+void __wrap_isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu);
+void __real_isd_dm_terminate_notify(struct isd_conn *c, int reason);
+void __wrap_isd_dm_terminate_notify(struct isd_conn *c, int reason);
+
+int
+__wrap_isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+{
+	int rc;
+
+	DOWN("put_data", rc = __real_isd_iser_put_data(c, t, x));
+	return rc;
+}
+
+int
+__wrap_isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+{
+	int rc;
+
+	DOWN("get_data", rc = __real_isd_iser_get_data(c, t, x));
+	return rc;
+}
+
+int
+__wrap_isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	int rc;
+
+	DOWN("send_control", rc = __real_isd_iser_send_control(c, pdu));
+	return rc;
+}
+
+int
+__wrap_isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu)
+{
+	int rc;
+
+	DOWN("send_response", rc = __real_isd_iser_send_response(c, t, pdu));
+	return rc;
+}
+
+void
+__wrap_isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence)
+{
+	DOWN("task_cleanup", __real_isd_iser_task_cleanup(c, t, fence));
+}
+
+void
+__wrap_isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	DOWN("release_pdu", __real_isd_iser_release_pdu(c, pdu));
+}
+
+void
+__wrap_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status)
+{
+	up("data_completion_notify");
+	__real_isd_dm_data_completion_notify(c, t, status);
+}
+
+void
+__wrap_isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu)
+{
+	up("control_notify");
+	__real_isd_dm_control_notify(c, pdu);
+}
+
+void
+__wrap_isd_dm_terminate_notify(struct isd_conn *c, int reason)
+{
+	up("terminate_notify");
+	__real_isd_dm_terminate_notify(c, reason);
+}
+
+/* ---- fixture ---- */
+
+struct rcvd {
+	int idx;                        /* receive buffer */
+	uint32_t len;
+};
+
+struct fx {
+	struct isd_reactor *r;
+	struct isd_iscsi_tgt *t;
+	struct isd_tnode node;
+	struct isd_scsi_dev *dev;
+	struct isd_bstore *bs;
+	struct isd_iser_portal *portal;
+	uint16_t port;
+	struct fv_ini *ini;
+	uint8_t *rxmem, *txmem, *data;
+	struct ibv_mr *rxmr, *txmr, *datamr;
+	int tx_next;
+	struct rcvd q[256];
+	int nq;
+	int sends_ok, send_errs, recv_errs;
+	uint32_t cmdsn, itt, expstatsn;
+};
+
+static const uint8_t g_isid[6] = { 0x80, 0, 0, 0, 0x43, 0x21 };
+
+static void
+ini_poll(struct fx *f)
+{
+	struct ibv_wc wc[32];
+	int n;
+
+	while ((n = ibv_poll_cq(f->ini->cq, 32, wc)) > 0) {
+		for (int i = 0; i < n; i++) {
+			if (wc[i].wr_id >= WR_RX) {
+				if (wc[i].status != IBV_WC_SUCCESS) {
+					f->recv_errs++;
+					continue;
+				}
+				assert_int_equal(wc[i].opcode, IBV_WC_RECV);
+				assert_true(f->nq < 256);
+				f->q[f->nq].idx = (int)(wc[i].wr_id - WR_RX);
+				f->q[f->nq].len = wc[i].byte_len;
+				f->nq++;
+			} else if (wc[i].status == IBV_WC_SUCCESS) {
+				f->sends_ok++;
+			} else {
+				f->send_errs++;
+			}
+		}
+	}
+}
+
+static void
+pump_once(struct fx *f)
+{
+	isd_reactor_poll(f->r, 1);
+	ini_poll(f);
+}
+
+#define PUMP_UNTIL(f, cond) \
+	do { \
+		for (int _i = 0; _i < 3000 && !(cond); _i++) \
+			pump_once(f); \
+	} while (0)
+
+static void
+pump(struct fx *f, int n)
+{
+	for (int i = 0; i < n; i++)
+		pump_once(f);
+}
+
+static void
+post_rx(struct fx *f, int idx)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)(f->rxmem + (size_t)idx * RXSZ),
+		.length = RXSZ,
+		.lkey = f->rxmr->lkey,
+	};
+	struct ibv_recv_wr wr = { .wr_id = WR_RX + (uint64_t)idx, .sg_list = &sge, .num_sge = 1 };
+	struct ibv_recv_wr *bad;
+
+	assert_int_equal(ibv_post_recv(f->ini->qp, &wr, &bad), 0);
+}
+
+/* Sends one iSER control PDU (the iSER header with these STags, BHS, data). */
+static void
+ini_send(struct fx *f, const struct isd_iser_hdr *h, const uint8_t *bhs, const void *data,
+	 uint32_t len)
+{
+	struct isd_iser_hdr def = { .opcode = ISD_ISER_OP_CTRL };
+	uint8_t *p = f->txmem + (size_t)(f->tx_next % TXN) * TXSZ;
+	struct ibv_sge sge = { .addr = (uintptr_t)p, .lkey = f->txmr->lkey };
+	struct ibv_send_wr wr = { .wr_id = 1 + (uint64_t)(f->tx_next % TXN), .sg_list = &sge,
+				  .num_sge = 1, .opcode = IBV_WR_SEND,
+				  .send_flags = IBV_SEND_SIGNALED };
+	struct ibv_send_wr *bad;
+
+	assert_true(len <= 8192);
+	f->tx_next++;
+	isd_iser_hdr_encode(h != NULL ? h : &def, p);
+	memcpy(p + ISD_ISER_HDR_LEN, bhs, ISD_BHS_LEN);
+	isd_bhs_set_dsl(p + ISD_ISER_HDR_LEN, len);
+	if (len > 0)
+		memcpy(p + ISD_ISER_HEADERS_LEN, data, len);
+	sge.length = ISD_ISER_HEADERS_LEN + ((len + 3) & ~3u);
+	assert_int_equal(ibv_post_send(f->ini->qp, &wr, &bad), 0);
+}
+
+/* The oldest received PDU: its BHS (and data) in the receive buffer, which
+ * stays the caller's until rx_done(). -1 if none arrived. */
+static int
+wait_pdu(struct fx *f, uint8_t **bhs, uint8_t **data, uint32_t *dlen)
+{
+	struct rcvd r;
+	uint8_t *b;
+
+	PUMP_UNTIL(f, f->nq > 0);
+	if (f->nq == 0)
+		return -1;
+	r = f->q[0];
+	memmove(&f->q[0], &f->q[1], sizeof(f->q[0]) * (size_t)(f->nq - 1));
+	f->nq--;
+	b = f->rxmem + (size_t)r.idx * RXSZ;
+	assert_true(r.len >= ISD_ISER_HEADERS_LEN);
+	assert_int_equal(b[0] & ISD_ISER_OP_MASK, ISD_ISER_OP_CTRL);
+	*bhs = b + ISD_ISER_HDR_LEN;
+	if (data != NULL)
+		*data = b + ISD_ISER_HEADERS_LEN + (*bhs)[4] * 4;
+	if (dlen != NULL)
+		*dlen = isd_bhs_dsl(*bhs);
+	f->expstatsn = get_be32(*bhs + 24) + 1;
+	return r.idx;
+}
+
+static void
+rx_done(struct fx *f, int idx)
+{
+	post_rx(f, idx);
+}
+
+static void
+iser_stats_zero(void)
+{
+	struct isd_iser_stats st;
+
+	isd_iser_get_stats(&st);
+	assert_int_equal(st.conns, 0);
+	assert_int_equal(st.qps, 0);
+	assert_int_equal(st.cqs, 0);
+	assert_int_equal(st.conn_mrs, 0);
+	assert_int_equal(st.bufs, 0);
+	assert_int_equal(st.jobs, 0);
+	assert_int_equal(st.remote_mrs, 0);
+}
+
+static uint64_t
+iser_conns(void)
+{
+	struct isd_iser_stats st;
+
+	isd_iser_get_stats(&st);
+	return st.conns;
+}
+
+static void
+login(struct fx *f)
+{
+	uint8_t bhs[ISD_BHS_LEN], text[1024], *rb, *rd;
+	char in[300], tn[300];
+	uint32_t len, dlen;
+	int idx;
+
+	snprintf(in, sizeof(in), "InitiatorName=%s", INAME);
+	snprintf(tn, sizeof(tn), "TargetName=%s", TNAME);
+	len = fake_text(text, sizeof(text), in, tn, "SessionType=Normal", "RDMAExtensions=Yes",
+			"HeaderDigest=None", "DataDigest=None", "ImmediateData=No",
+			"InitialR2T=Yes", "MaxBurstLength=262144", "FirstBurstLength=65536",
+			"TargetRecvDataSegmentLength=8192",
+			"InitiatorRecvDataSegmentLength=8192", (const char *)NULL);
+	fake_login_bhs(bhs, ISD_LOGIN_T | (ISD_STAGE_OPERATIONAL << 2) | ISD_STAGE_FFP, g_isid, 0,
+		       0x1000, f->cmdsn);
+	ini_send(f, NULL, bhs, text, len);
+	idx = wait_pdu(f, &rb, &rd, &dlen);
+	assert_true(idx >= 0);
+	assert_int_equal(isd_bhs_opcode(rb), ISD_OP_LOGIN_RSP);
+	assert_int_equal((rb[36] << 8) | rb[37], 0);
+	assert_true(rb[1] & ISD_LOGIN_T);
+	assert_int_equal(ISD_LOGIN_NSG(rb[1]), ISD_STAGE_FFP);
+	f->expstatsn = get_be32(rb + 24) + 1;
+	rx_done(f, idx);
+}
+
+static void
+cmd_bhs(struct fx *f, uint8_t *bhs, uint8_t flags, uint32_t itt, uint32_t edtl,
+	const uint8_t *cdb)
+{
+	memset(bhs, 0, ISD_BHS_LEN);
+	bhs[0] = ISD_OP_SCSI_CMD;
+	bhs[1] = ISD_BHS_F | flags | 1;
+	put_be32(bhs + 16, itt);
+	put_be32(bhs + 20, edtl);
+	put_be32(bhs + 24, f->cmdsn++);
+	put_be32(bhs + 28, f->expstatsn);
+	memcpy(bhs + 32, cdb, 16);
+}
+
+static void
+rw10(uint8_t *cdb, uint8_t op, uint32_t lba, uint16_t blocks)
+{
+	memset(cdb, 0, 16);
+	cdb[0] = op;
+	put_be32(cdb + 2, lba);
+	put_be16(cdb + 7, blocks);
+}
+
+/* Sends a SCSI command; read/write STags point into f->data at offset 0. */
+static void
+send_cmd(struct fx *f, uint8_t flags, uint32_t itt, uint32_t edtl, const uint8_t *cdb,
+	 uint32_t rkey)
+{
+	struct isd_iser_hdr h = { .opcode = ISD_ISER_OP_CTRL };
+	uint8_t bhs[ISD_BHS_LEN];
+
+	if (flags & ISD_CMD_R) {
+		h.rsv = true;
+		h.read_stag = rkey;
+		h.read_va = (uintptr_t)f->data;
+	}
+	if (flags & ISD_CMD_W) {
+		h.wsv = true;
+		h.write_stag = rkey;
+		h.write_va = (uintptr_t)f->data;
+	}
+	cmd_bhs(f, bhs, flags, itt, edtl, cdb);
+	ini_send(f, &h, bhs, NULL, 0);
+}
+
+/* Waits for the SCSI Response to itt; returns its status (or -1). */
+static int
+wait_scsi_rsp(struct fx *f, uint32_t itt)
+{
+	uint8_t *b;
+	int idx, st;
+
+	idx = wait_pdu(f, &b, NULL, NULL);
+	if (idx < 0)
+		return -1;
+	assert_int_equal(isd_bhs_opcode(b), ISD_OP_SCSI_RSP);
+	assert_int_equal(isd_bhs_itt(b), itt);
+	st = b[3];
+	rx_done(f, idx);
+	return st;
+}
+
+static void
+tur(struct fx *f)
+{
+	uint8_t cdb[16] = { 0 };
+	uint32_t itt = f->itt++;
+
+	send_cmd(f, 0, itt, 0, cdb, 0);
+	assert_true(wait_scsi_rsp(f, itt) >= 0);
+}
+
+static int
+setup_opts(void **state, const struct fv_ini_opts *o_in)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct isd_iscsi_cfg cfg;
+	struct isd_scsi_lu_cfg lcfg;
+	struct fv_ini_opts o = *o_in;
+	uint8_t cm[ISD_ISER_CM_LEN];
+	struct isd_iser_cm c = { .send_w_inv_not_supported = true };
+	char err[256];
+
+	assert_non_null(f);
+	fv_reset();
+	g_violations = 0;
+	assert_int_equal(isd_reactor_create(&f->r), 0);
+	isd_iscsi_cfg_init(&cfg);
+	cfg.nop_interval_ms = 0;
+	assert_int_equal(isd_iscsi_tgt_create(f->r, &cfg, &f->t), 0);
+	assert_int_equal(isd_scsi_dev_create(TNAME, &f->dev), 0);
+	assert_int_equal(isd_bstore_open(f->r, "ram:1M", &f->bs, err, sizeof(err)), 0);
+	assert_non_null(f->bs->mem_base);
+	/* as iserd does: the LU's memory is registered (local access only) */
+	assert_int_equal(isd_iser_register_memory(f->bs->mem_base, f->bs->size, false, err,
+						  sizeof(err)), 0);
+	f->bs->mem_pinned = true;
+	memset(&lcfg, 0, sizeof(lcfg));
+	lcfg.bstore = f->bs;
+	lcfg.block_size = 512;
+	snprintf(lcfg.vendor, sizeof(lcfg.vendor), "ISERD");
+	snprintf(lcfg.product, sizeof(lcfg.product), "RAM");
+	snprintf(lcfg.revision, sizeof(lcfg.revision), "0001");
+	snprintf(lcfg.serial, sizeof(lcfg.serial), "fv0");
+	lcfg.naa_id = 0x123456789ull;
+	assert_int_equal(isd_scsi_dev_add_lu(f->dev, 0, &lcfg), 0);
+	snprintf(f->node.name, sizeof(f->node.name), "%s", TNAME);
+	f->node.dev = f->dev;
+	f->node.queue_depth = 64;
+	isd_key_policy_init(&f->node.policy);
+	assert_int_equal(isd_iscsi_tgt_add_node(f->t, &f->node), 0);
+	assert_int_equal(isd_iser_portal_listen(f->t, f->r, "0.0.0.0", 0, 1, &f->portal, err,
+						sizeof(err)), 0);
+	f->port = isd_iser_portal_port(f->portal);
+	assert_true(f->port != 0);
+
+	/* the initiator, like libiscsi: no remote invalidation */
+	isd_iser_cm_encode(&c, cm);
+	o.priv = cm;
+	o.priv_len = sizeof(cm);
+	if (o.initiator_depth == 0)
+		o.initiator_depth = 16;
+	assert_int_equal(fv_ini_connect(f->port, &o, &f->ini), 0);
+	f->rxmem = calloc(RXN, RXSZ);
+	f->txmem = calloc(TXN, TXSZ);
+	f->data = calloc(1, DATA_LEN);
+	assert_non_null(f->rxmem);
+	assert_non_null(f->txmem);
+	assert_non_null(f->data);
+	f->rxmr = ibv_reg_mr(f->ini->pd, f->rxmem, (size_t)RXN * RXSZ, IBV_ACCESS_LOCAL_WRITE);
+	f->txmr = ibv_reg_mr(f->ini->pd, f->txmem, (size_t)TXN * TXSZ, 0);
+	f->datamr = ibv_reg_mr(f->ini->pd, f->data, DATA_LEN,
+			       IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
+				   IBV_ACCESS_REMOTE_WRITE);
+	assert_non_null(f->rxmr);
+	assert_non_null(f->txmr);
+	assert_non_null(f->datamr);
+	for (int i = 0; i < RXN; i++)
+		post_rx(f, i);
+	PUMP_UNTIL(f, f->ini->state != FV_INI_CONNECTING);
+	assert_int_equal(f->ini->state, FV_INI_CONNECTED);
+	assert_true(f->ini->rep_len >= 1);
+	assert_true(f->ini->rep[0] & ISD_ISER_CM_SEND_W_INV_NOT_SUP);
+	f->cmdsn = 10;
+	f->itt = 1;
+	login(f);
+	tur(f);                 /* takes the POWER ON unit attention */
+	tur(f);
+	*state = f;
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	struct fv_ini_opts o = { 0 };
+
+	return setup_opts(state, &o);
+}
+
+static int
+setup_late_established(void **state)
+{
+	struct fv_ini_opts o = { .hold_established = true };
+
+	return setup_opts(state, &o);
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	struct isd_iscsi_stats st;
+	struct fv_stats fs;
+
+	if (f->ini->state != FV_INI_DISCONNECTED)
+		fv_ini_disconnect(f->ini);
+	PUMP_UNTIL(f, iser_conns() == 0);
+	pump(f, 5);
+	iser_stats_zero();
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.connections, 0);
+	assert_int_equal(st.sessions, 0);
+	assert_int_equal(st.tasks, 0);
+	ibv_dereg_mr(f->rxmr);
+	ibv_dereg_mr(f->txmr);
+	if (f->datamr != NULL)
+		ibv_dereg_mr(f->datamr);
+	fv_ini_destroy(f->ini);
+	isd_iser_portal_close(f->portal);
+	isd_iser_unregister_memory(f->bs->mem_base);
+	isd_iscsi_tgt_destroy(f->t);
+	isd_scsi_dev_destroy(f->dev);
+	isd_reactor_destroy(f->r);
+	isd_rdma_pool_trim();
+	fv_get_stats(&fs);
+	assert_int_equal(fs.bugs, 0);
+	assert_int_equal(fv_live_objects(), 0);
+	assert_int_equal(g_violations, 0);
+	free(f->rxmem);
+	free(f->txmem);
+	free(f->data);
+	free(f);
+	return 0;
+}
+
+static void
+fill(uint8_t *p, size_t n, uint8_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed + i * 7 + (i >> 9));
+}
+
+static uint8_t *
+lu_mem(struct fx *f)
+{
+	return f->bs->mem_base;
+}
+
+/* ---- tests ---- */
+
+/* READ by RDMA Write into the initiator's buffer, then the response; WRITE by
+ * RDMA Read from it; logout; the target disconnects. */
+static void
+test_read_write_logout(void **state)
+{
+	struct fx *f = *state;
+	uint8_t cdb[16], bhs[ISD_BHS_LEN], *b;
+	struct fv_stats fs;
+	uint32_t itt;
+	int idx;
+
+	fill(lu_mem(f) + 4096, 16384, 0x11);
+	rw10(cdb, 0x28, 8, 32);         /* READ(10) LBA 8, 16 KiB */
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_R, itt, 16384, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	assert_memory_equal(f->data, lu_mem(f) + 4096, 16384);
+	fv_get_stats(&fs);
+	assert_true(fs.writes >= 1);
+	assert_int_equal(fs.write_bytes, 16384);
+
+	fill(f->data, 65536, 0x5a);
+	rw10(cdb, 0x2a, 256, 128);      /* WRITE(10) LBA 256, 64 KiB, all solicited */
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_W, itt, 65536, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	assert_memory_equal(lu_mem(f) + 256 * 512, f->data, 65536);
+	fv_get_stats(&fs);
+	assert_true(fs.reads >= 1);
+	assert_int_equal(fs.read_bytes, 65536);
+	assert_int_equal(fs.rnr_naks, 0);
+
+	/* logout */
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_LOGOUT_REQ | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F | ISD_LOGOUT_CLOSE_SESSION;
+	put_be32(bhs + 16, f->itt++);
+	put_be32(bhs + 24, f->cmdsn);
+	put_be32(bhs + 28, f->expstatsn);
+	ini_send(f, NULL, bhs, NULL, 0);
+	idx = wait_pdu(f, &b, NULL, NULL);
+	assert_true(idx >= 0);
+	assert_int_equal(isd_bhs_opcode(b), ISD_OP_LOGOUT_RSP);
+	assert_int_equal(b[2], 0);
+	/* the target hangs up */
+	PUMP_UNTIL(f, f->ini->state == FV_INI_DISCONNECTED && iser_conns() == 0);
+	assert_true(f->ini->target_disconnected);
+	assert_int_equal(iser_conns(), 0);
+	assert_int_equal(f->send_errs, 0);
+	/* the seam check saw the traffic */
+	assert_true(g_downs > 5);
+	assert_true(g_ups > 5);
+}
+
+/* The first Login Request beats ESTABLISHED: the target tells rdma_cm
+ * (rdma_notify) and answers once established. */
+static void
+test_login_before_established(void **state)
+{
+	struct fx *f = *state;
+
+	assert_true(f->ini->established);       /* through rdma_notify */
+	test_read_write_logout(state);
+}
+
+/* ibv_post_send fails under put_data's RDMA Writes: the connection closes, the
+ * command never answers, nothing leaks. */
+static void
+test_post_fail_put_data(void **state)
+{
+	struct fx *f = *state;
+	struct ibv_qp *tqp = fv_ini_target_qp(f->ini);
+	uint8_t cdb[16];
+	struct fv_stats fs;
+
+	assert_non_null(tqp);
+	fv_qp_fail_post_send(tqp, 1, ENOMEM);
+	rw10(cdb, 0x28, 0, 8);
+	send_cmd(f, ISD_CMD_R, f->itt++, 4096, cdb, f->datamr->rkey);
+	PUMP_UNTIL(f, iser_conns() == 0);
+	assert_int_equal(iser_conns(), 0);
+	fv_get_stats(&fs);
+	assert_int_equal(fs.post_failures, 1);
+	assert_int_equal(fs.writes, 0);
+	assert_int_equal(f->nq, 0);     /* no SCSI Response */
+	assert_int_equal(f->ini->state, FV_INI_DISCONNECTED);
+}
+
+/* The same under get_data's RDMA Read. */
+static void
+test_post_fail_get_data(void **state)
+{
+	struct fx *f = *state;
+	struct ibv_qp *tqp = fv_ini_target_qp(f->ini);
+	uint8_t cdb[16];
+	struct fv_stats fs;
+
+	fill(lu_mem(f), 4096, 0x33);
+	fill(f->data, 4096, 0x44);
+	fv_qp_fail_post_send(tqp, 1, EAGAIN);
+	rw10(cdb, 0x2a, 0, 8);
+	send_cmd(f, ISD_CMD_W, f->itt++, 4096, cdb, f->datamr->rkey);
+	PUMP_UNTIL(f, iser_conns() == 0);
+	assert_int_equal(iser_conns(), 0);
+	fv_get_stats(&fs);
+	assert_int_equal(fs.post_failures, 1);
+	assert_int_equal(fs.reads, 0);
+	assert_int_equal(f->nq, 0);
+	assert_int_equal(lu_mem(f)[0], 0x33);   /* nothing written */
+}
+
+/* The initiator disconnects while the target's RDMA Read is outstanding: the
+ * Read is flushed, the command fails, the connection is torn down. */
+static void
+test_disconnect_mid_read(void **state)
+{
+	struct fx *f = *state;
+	struct ibv_qp *tqp = fv_ini_target_qp(f->ini);
+	uint8_t cdb[16];
+	struct fv_stats fs;
+
+	fill(lu_mem(f), 8192, 0x21);
+	fill(f->data, 8192, 0x77);
+	fv_qp_hold(tqp, true);
+	rw10(cdb, 0x2a, 0, 16);
+	send_cmd(f, ISD_CMD_W, f->itt++, 8192, cdb, f->datamr->rkey);
+	PUMP_UNTIL(f, fv_qp_pending_sends(tqp) > 0);
+	assert_int_equal(fv_qp_pending_sends(tqp), 1);
+	fv_ini_disconnect(f->ini);
+	PUMP_UNTIL(f, iser_conns() == 0);
+	assert_int_equal(iser_conns(), 0);
+	fv_get_stats(&fs);
+	assert_true(fs.flushed >= 1);
+	assert_int_equal(fs.reads, 0);
+	assert_int_equal(lu_mem(f)[0], 0x21);
+}
+
+/* The initiator takes its time to post receives: the target's replies wait
+ * (RNR, retried for ever) and all arrive once it does. */
+static void
+test_rnr_backpressure(void **state)
+{
+	struct fx *f = *state;
+	struct ibv_qp *tqp = fv_ini_target_qp(f->ini);
+	uint8_t bhs[ISD_BHS_LEN];
+	struct fv_stats fs;
+	int n = RXN + 8, got = 0;
+	int held[RXN];
+
+	for (int i = 0; i < n; i++) {
+		memset(bhs, 0, sizeof(bhs));
+		bhs[0] = ISD_OP_NOP_OUT;
+		bhs[1] = ISD_BHS_F;
+		put_be32(bhs + 16, 0x500 + (uint32_t)i);        /* a ping: NOP-In answers */
+		put_be32(bhs + 20, ISD_RSVD_TAG);
+		put_be32(bhs + 24, f->cmdsn++);
+		put_be32(bhs + 28, f->expstatsn);
+		ini_send(f, NULL, bhs, NULL, 0);
+		pump(f, 2);
+	}
+	PUMP_UNTIL(f, f->nq == RXN && fv_qp_pending_sends(tqp) > 0);
+	pump(f, 20);
+	assert_int_equal(f->nq, RXN);   /* every receive is used */
+	assert_int_equal(fv_qp_posted_recvs(f->ini->qp), 0);
+	assert_true(fv_qp_pending_sends(tqp) > 0);
+	fv_get_stats(&fs);
+	assert_true(fs.rnr_naks >= 1);
+	/* take them all, posting the receives again only now */
+	for (int i = 0; i < RXN; i++) {
+		uint8_t *b;
+
+		held[i] = wait_pdu(f, &b, NULL, NULL);
+		assert_int_equal(isd_bhs_opcode(b), ISD_OP_NOP_IN);
+		assert_int_equal(isd_bhs_itt(b), 0x500 + (uint32_t)got);
+		got++;
+	}
+	for (int i = 0; i < RXN; i++)
+		rx_done(f, held[i]);
+	while (got < n) {
+		uint8_t *b;
+		int idx = wait_pdu(f, &b, NULL, NULL);
+
+		assert_true(idx >= 0);
+		assert_int_equal(isd_bhs_opcode(b), ISD_OP_NOP_IN);
+		assert_int_equal(isd_bhs_itt(b), 0x500 + (uint32_t)got);
+		got++;
+		rx_done(f, idx);
+	}
+	assert_int_equal(fv_qp_pending_sends(tqp), 0);
+	tur(f);                                 /* still in business */
+}
+
+/* The same initiator, but the RNR retries run out: the connection closes. */
+static void
+test_rnr_exhausted(void **state)
+{
+	struct fx *f = *state;
+	struct ibv_qp *tqp = fv_ini_target_qp(f->ini);
+	uint8_t bhs[ISD_BHS_LEN];
+	struct fv_stats fs;
+
+	fv_qp_set_rnr_error(tqp, true);
+	for (int i = 0; i < RXN + 2; i++) {
+		memset(bhs, 0, sizeof(bhs));
+		bhs[0] = ISD_OP_NOP_OUT;
+		bhs[1] = ISD_BHS_F;
+		put_be32(bhs + 16, 0x600 + (uint32_t)i);
+		put_be32(bhs + 20, ISD_RSVD_TAG);
+		put_be32(bhs + 24, f->cmdsn++);
+		put_be32(bhs + 28, f->expstatsn);
+		ini_send(f, NULL, bhs, NULL, 0);
+		pump(f, 2);
+	}
+	PUMP_UNTIL(f, iser_conns() == 0);
+	assert_int_equal(iser_conns(), 0);
+	fv_get_stats(&fs);
+	assert_true(fs.rnr_naks >= 1);
+	assert_true(fs.wc_errors >= 1);
+}
+
+/* A READ whose STag has no remote write access: the RDMA Write fails with a
+ * remote access error and the connection closes cleanly. */
+static void
+test_remote_access_error(void **state)
+{
+	struct fx *f = *state;
+	struct ibv_mr *local = ibv_reg_mr(f->ini->pd, f->data, DATA_LEN, IBV_ACCESS_LOCAL_WRITE);
+	uint8_t cdb[16];
+	struct fv_stats fs;
+
+	assert_non_null(local);
+	rw10(cdb, 0x28, 0, 8);
+	send_cmd(f, ISD_CMD_R, f->itt++, 4096, cdb, local->rkey);
+	PUMP_UNTIL(f, iser_conns() == 0);
+	assert_int_equal(iser_conns(), 0);
+	fv_get_stats(&fs);
+	assert_int_equal(fs.writes, 0);
+	assert_true(fs.wc_errors >= 1);
+	ibv_dereg_mr(local);
+}
+
+/* ABORT TASK while the task's RDMA Read is in flight: the TMF Response is not
+ * even posted until the Read has landed (isd_dm_fence_hold/release), and the
+ * aborted command gets no response. */
+static void
+test_abort_fence(void **state)
+{
+	struct fx *f = *state;
+	struct ibv_qp *tqp = fv_ini_target_qp(f->ini);
+	uint8_t cdb[16], bhs[ISD_BHS_LEN], *b;
+	uint32_t itt = f->itt++, tmf_itt = f->itt++;
+	int idx;
+
+	fill(lu_mem(f), 8192, 0x01);
+	fill(f->data, 8192, 0x99);
+	fv_qp_hold(tqp, true);
+	rw10(cdb, 0x2a, 0, 16);
+	send_cmd(f, ISD_CMD_W, itt, 8192, cdb, f->datamr->rkey);
+	PUMP_UNTIL(f, fv_qp_pending_sends(tqp) == 1);
+	assert_int_equal(fv_qp_pending_sends(tqp), 1);  /* the Read */
+
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_TMF_REQ | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F | ISD_TMF_ABORT_TASK;
+	put_be32(bhs + 16, tmf_itt);
+	put_be32(bhs + 20, itt);
+	put_be32(bhs + 24, f->cmdsn);
+	put_be32(bhs + 28, f->expstatsn);
+	put_be32(bhs + 32, f->cmdsn - 1);
+	ini_send(f, NULL, bhs, NULL, 0);
+	pump(f, 50);
+	/* fenced: the TMF Response waits for the Read, not even posted */
+	assert_int_equal(fv_qp_pending_sends(tqp), 1);
+	assert_int_equal(f->nq, 0);
+	assert_int_equal(lu_mem(f)[0], 0x01);
+
+	/* the Read lands; then the answer goes */
+	assert_int_equal(fv_qp_step(tqp, 1), 1);
+	assert_memory_equal(lu_mem(f), f->data, 8192);
+	fv_qp_hold(tqp, false);
+	idx = wait_pdu(f, &b, NULL, NULL);
+	assert_true(idx >= 0);
+	assert_int_equal(isd_bhs_opcode(b), ISD_OP_TMF_RSP);
+	assert_int_equal(isd_bhs_itt(b), tmf_itt);
+	assert_int_equal(b[2], ISD_TMF_RSP_COMPLETE);
+	rx_done(f, idx);
+	pump(f, 20);
+	assert_int_equal(f->nq, 0);     /* no response for the aborted WRITE */
+	tur(f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_read_write_logout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_before_established,
+						setup_late_established, teardown),
+		cmocka_unit_test_setup_teardown(test_post_fail_put_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_post_fail_get_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disconnect_mid_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rnr_backpressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rnr_exhausted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_access_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_fence, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
