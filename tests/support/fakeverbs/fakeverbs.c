@@ -58,10 +58,19 @@ struct fv_cc {
 	int cqs;
 };
 
+struct fv_qp;
+
+/* What polling a completion gives back to its send queue. */
+struct fv_slot {
+	struct fv_qp *qp;               /* NULL: a receive, or the QP is gone */
+	int slots;
+};
+
 struct fv_cq {
 	struct ibv_cq cq;
 	struct fv_cc *cc;
 	struct ibv_wc *ring;
+	struct fv_slot *slot;
 	int cap, head, count;
 	bool armed;
 	unsigned int events, acked;
@@ -98,6 +107,10 @@ struct fv_qp {
 	struct fv_swr_list sq;
 	struct fv_rwr_list rq;
 	int nsq, nrq;
+	/* send queue slots in use: a WR holds its slot until a completion at
+	 * or after it is polled (unsignaled WRs until the next signaled one's) */
+	int sq_inuse;
+	int unsig_run;                  /* executed unsignaled WRs not yet retired */
 	uint32_t max_send_wr, max_recv_wr, max_send_sge, max_recv_sge;
 	bool sig_all;
 	bool hold;
@@ -460,7 +473,9 @@ ibv_create_cq(struct ibv_context *context, int cqe, void *cq_context,
 		return NULL;
 	}
 	q->ring = calloc((size_t)cqe, sizeof(*q->ring));
-	if (q->ring == NULL) {
+	q->slot = calloc((size_t)cqe, sizeof(*q->slot));
+	if (q->ring == NULL || q->slot == NULL) {
+		free(q->slot);
 		free(q);
 		errno = ENOMEM;
 		return NULL;
@@ -494,6 +509,7 @@ ibv_destroy_cq(struct ibv_cq *cq)
 		q->cc->cqs--;
 	g_st.cqs--;
 	free(q->ring);
+	free(q->slot);
 	free(q);
 	return 0;
 }
@@ -521,13 +537,17 @@ ibv_ack_cq_events(struct ibv_cq *cq, unsigned int nevents)
 }
 
 static void
-cq_push(struct fv_cq *q, const struct ibv_wc *wc)
+cq_push(struct fv_cq *q, const struct ibv_wc *wc, struct fv_qp *owner, int slots)
 {
+	int at = (q->head + q->count) % q->cap;
+
 	if (q->count == q->cap) {
 		bug("CQ overrun (%d entries): a completion is lost", q->cap);
 		return;
 	}
-	q->ring[(q->head + q->count) % q->cap] = *wc;
+	q->ring[at] = *wc;
+	q->slot[at].qp = owner;
+	q->slot[at].slots = slots;
 	q->count++;
 	if (wc->status == IBV_WC_WR_FLUSH_ERR)
 		g_st.flushed++;
@@ -550,6 +570,8 @@ fv_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
 
 	for (i = 0; i < n && q->count > 0; i++) {
 		wc[i] = q->ring[q->head];
+		if (q->slot[q->head].qp != NULL)
+			q->slot[q->head].qp->sq_inuse -= q->slot[q->head].slots;
 		q->head = (q->head + 1) % q->cap;
 		q->count--;
 	}
@@ -585,8 +607,10 @@ complete_send(struct fv_qp *q, const struct fv_swr *w, enum ibv_wc_status st, ui
 {
 	struct ibv_wc wc;
 
-	if (st == IBV_WC_SUCCESS && !(w->flags & IBV_SEND_SIGNALED) && !q->sig_all)
+	if (st == IBV_WC_SUCCESS && !(w->flags & IBV_SEND_SIGNALED) && !q->sig_all) {
+		q->unsig_run++;
 		return;
+	}
 	memset(&wc, 0, sizeof(wc));
 	wc.wr_id = w->wr_id;
 	wc.status = st;
@@ -594,7 +618,8 @@ complete_send(struct fv_qp *q, const struct fv_swr *w, enum ibv_wc_status st, ui
 	wc.byte_len = len;
 	wc.qp_num = q->qp.qp_num;
 	wc.vendor_err = st == IBV_WC_SUCCESS ? 0 : 0xf0;
-	cq_push(q->scq, &wc);
+	cq_push(q->scq, &wc, q, q->unsig_run + 1);
+	q->unsig_run = 0;
 }
 
 static void
@@ -619,7 +644,7 @@ complete_recv(struct fv_qp *q, const struct fv_rwr *r, enum ibv_wc_status st, ui
 			wc.imm_data = w->imm;
 		}
 	}
-	cq_push(q->rcq, &wc);
+	cq_push(q->rcq, &wc, NULL, 0);
 }
 
 static void qp_error(struct fv_qp *q);
@@ -855,8 +880,11 @@ fv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad
 			*bad = wr;
 			return EINVAL;
 		}
-		if ((uint32_t)q->nsq >= q->max_send_wr) {
+		if ((uint32_t)q->sq_inuse >= q->max_send_wr) {
+			/* the real queue is full: unsignaled WRs hold their slots
+			 * until a later signaled completion is polled */
 			g_st.post_failures++;
+			g_st.sq_full++;
 			*bad = wr;
 			return ENOMEM;
 		}
@@ -875,6 +903,7 @@ fv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad
 		w->rkey = wr->wr.rdma.rkey;
 		w->inv_rkey = wr->invalidate_rkey;
 		w->imm = wr->imm_data;
+		q->sq_inuse++;
 		if (qp->state == IBV_QPS_ERR) {
 			complete_send(q, w, IBV_WC_WR_FLUSH_ERR, 0);
 			free(w);
@@ -989,6 +1018,10 @@ qp_destroy(struct fv_qp *q)
 
 	if (q->peer != NULL)
 		q->peer->peer = NULL;
+	for (int i = 0; i < q->scq->cap; i++) {
+		if (q->scq->slot[i].qp == q)
+			q->scq->slot[i].qp = NULL;
+	}
 	while ((w = TAILQ_FIRST(&q->sq)) != NULL) {
 		TAILQ_REMOVE(&q->sq, w, link);
 		free(w);
@@ -1043,6 +1076,12 @@ int
 fv_qp_pending_sends(struct ibv_qp *qp)
 {
 	return ((struct fv_qp *)qp)->nsq;
+}
+
+int
+fv_qp_sq_inuse(struct ibv_qp *qp)
+{
+	return ((struct fv_qp *)qp)->sq_inuse;
 }
 
 int

@@ -56,6 +56,7 @@ struct fv_stats {
 	uint64_t flushed;               /* WRs completed with IBV_WC_WR_FLUSH_ERR */
 	uint64_t wc_errors;             /* other error completions */
 	uint64_t post_failures;         /* posts failed by a knob or a check */
+	uint64_t sq_full;               /* of which: send queue full (ENOMEM) */
 	uint64_t cq_events;             /* completion events written to channels */
 	/* misuse the real stack would punish (hang, EBUSY, overrun): 0 in a good run */
 	uint64_t bugs;
@@ -76,6 +77,9 @@ void fv_qp_hold(struct ibv_qp *qp, bool hold);
 int fv_qp_step(struct ibv_qp *qp, int n);
 /* Send WRs posted and not executed (held, or waiting for the peer's receive). */
 int fv_qp_pending_sends(struct ibv_qp *qp);
+/* Send queue slots in use: WRs not yet retired by a polled completion (an
+ * unsignaled WR is retired by the next signaled one's). */
+int fv_qp_sq_inuse(struct ibv_qp *qp);
 /* Receives posted and not consumed. */
 int fv_qp_posted_recvs(struct ibv_qp *qp);
 /* Make the nth ibv_post_send (1: the next) on qp fail with err (a positive errno,

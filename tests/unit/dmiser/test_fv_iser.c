@@ -169,6 +169,15 @@ __wrap_isd_dm_terminate_notify(struct isd_conn *c, int reason)
 struct rcvd {
 	int idx;                        /* receive buffer */
 	uint32_t len;
+	unsigned int wc_flags;
+	uint32_t inv_rkey;
+};
+
+/* How a fixture is set up. */
+struct fx_cfg {
+	struct fv_ini_opts o;
+	enum fv_fabric fabric;
+	bool remote_inv;                /* device, portal and initiator all allow it */
 };
 
 struct fx {
@@ -187,6 +196,7 @@ struct fx {
 	int nq;
 	int sends_ok, send_errs, recv_errs;
 	uint32_t cmdsn, itt, expstatsn;
+	struct rcvd last;               /* the last PDU wait_pdu returned */
 };
 
 static const uint8_t g_isid[6] = { 0x80, 0, 0, 0, 0x43, 0x21 };
@@ -208,6 +218,8 @@ ini_poll(struct fx *f)
 				assert_true(f->nq < 256);
 				f->q[f->nq].idx = (int)(wc[i].wr_id - WR_RX);
 				f->q[f->nq].len = wc[i].byte_len;
+				f->q[f->nq].wc_flags = wc[i].wc_flags;
+				f->q[f->nq].inv_rkey = wc[i].invalidated_rkey;
 				f->nq++;
 			} else if (wc[i].status == IBV_WC_SUCCESS) {
 				f->sends_ok++;
@@ -288,6 +300,7 @@ wait_pdu(struct fx *f, uint8_t **bhs, uint8_t **data, uint32_t *dlen)
 	if (f->nq == 0)
 		return -1;
 	r = f->q[0];
+	f->last = r;
 	memmove(&f->q[0], &f->q[1], sizeof(f->q[0]) * (size_t)(f->nq - 1));
 	f->nq--;
 	b = f->rxmem + (size_t)r.idx * RXSZ;
@@ -433,18 +446,20 @@ tur(struct fx *f)
 }
 
 static int
-setup_opts(void **state, const struct fv_ini_opts *o_in)
+setup_opts(void **state, const struct fx_cfg *fc)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct isd_iscsi_cfg cfg;
 	struct isd_scsi_lu_cfg lcfg;
-	struct fv_ini_opts o = *o_in;
+	struct fv_ini_opts o = fc->o;
 	uint8_t cm[ISD_ISER_CM_LEN];
-	struct isd_iser_cm c = { .send_w_inv_not_supported = true };
+	struct isd_iser_cm c = { .send_w_inv_not_supported = !fc->remote_inv };
 	char err[256];
 
 	assert_non_null(f);
 	fv_reset();
+	fv_cfg.fabric = fc->fabric;
+	fv_cfg.mem_mgt_ext = fc->remote_inv;
 	g_violations = 0;
 	assert_int_equal(isd_reactor_create(&f->r), 0);
 	isd_iscsi_cfg_init(&cfg);
@@ -473,10 +488,11 @@ setup_opts(void **state, const struct fv_ini_opts *o_in)
 	assert_int_equal(isd_iscsi_tgt_add_node(f->t, &f->node), 0);
 	assert_int_equal(isd_iser_portal_listen(f->t, f->r, "0.0.0.0", 0, 1, &f->portal, err,
 						sizeof(err)), 0);
+	isd_iser_portal_set_remote_invalidate(f->portal, fc->remote_inv);
 	f->port = isd_iser_portal_port(f->portal);
 	assert_true(f->port != 0);
 
-	/* the initiator, like libiscsi: no remote invalidation */
+	/* the initiator, like libiscsi: no remote invalidation (unless asked) */
 	isd_iser_cm_encode(&c, cm);
 	o.priv = cm;
 	o.priv_len = sizeof(cm);
@@ -502,7 +518,7 @@ setup_opts(void **state, const struct fv_ini_opts *o_in)
 	PUMP_UNTIL(f, f->ini->state != FV_INI_CONNECTING);
 	assert_int_equal(f->ini->state, FV_INI_CONNECTED);
 	assert_true(f->ini->rep_len >= 1);
-	assert_true(f->ini->rep[0] & ISD_ISER_CM_SEND_W_INV_NOT_SUP);
+	assert_int_equal(!!(f->ini->rep[0] & ISD_ISER_CM_SEND_W_INV_NOT_SUP), !fc->remote_inv);
 	f->cmdsn = 10;
 	f->itt = 1;
 	login(f);
@@ -515,17 +531,33 @@ setup_opts(void **state, const struct fv_ini_opts *o_in)
 static int
 setup(void **state)
 {
-	struct fv_ini_opts o = { 0 };
+	struct fx_cfg fc = { .fabric = FV_FABRIC_IB };
 
-	return setup_opts(state, &o);
+	return setup_opts(state, &fc);
 }
 
 static int
 setup_late_established(void **state)
 {
-	struct fv_ini_opts o = { .hold_established = true };
+	struct fx_cfg fc = { .o.hold_established = true };
 
-	return setup_opts(state, &o);
+	return setup_opts(state, &fc);
+}
+
+static int
+setup_iwarp(void **state)
+{
+	struct fx_cfg fc = { .fabric = FV_FABRIC_IWARP };
+
+	return setup_opts(state, &fc);
+}
+
+static int
+setup_remote_inv(void **state)
+{
+	struct fx_cfg fc = { .fabric = FV_FABRIC_ROCE, .remote_inv = true };
+
+	return setup_opts(state, &fc);
 }
 
 static int
@@ -612,6 +644,10 @@ test_read_write_logout(void **state)
 	assert_true(fs.reads >= 1);
 	assert_int_equal(fs.read_bytes, 65536);
 	assert_int_equal(fs.rnr_naks, 0);
+	assert_int_equal(fs.sq_full, 0);
+	/* every WR retired: the unsignaled Writes by their signaled Send */
+	pump(f, 5);
+	assert_int_equal(fv_qp_sq_inuse(fv_ini_target_qp(f->ini)), 0);
 
 	/* logout */
 	memset(bhs, 0, sizeof(bhs));
@@ -872,6 +908,53 @@ test_abort_fence(void **state)
 	tur(f);
 }
 
+/* iWARP: an RDMA Read's sink needs remote write (RFC 5040); iserd registers
+ * exactly the command's bytes for it and drops the registration after. */
+static void
+test_iwarp_read_sink(void **state)
+{
+	struct fx *f = *state;
+	struct isd_iser_stats st;
+	uint8_t cdb[16];
+	uint32_t itt;
+
+	fill(f->data, 32768, 0x3c);
+	rw10(cdb, 0x2a, 64, 64);
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_W, itt, 32768, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	assert_memory_equal(lu_mem(f) + 64 * 512, f->data, 32768);
+	isd_iser_get_stats(&st);
+	assert_true(st.remote_mrs_total >= 1);
+	assert_int_equal(st.remote_mrs, 0);
+	fill(lu_mem(f), 8192, 0x42);
+	rw10(cdb, 0x28, 0, 16);
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_R, itt, 8192, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	assert_memory_equal(f->data, lu_mem(f), 8192);
+}
+
+/* Device, portal and initiator allow remote invalidation: the REP says so and
+ * the READ's response is a Send with Invalidate of its read STag. */
+static void
+test_remote_invalidate(void **state)
+{
+	struct fx *f = *state;
+	struct isd_iser_stats st;
+	uint8_t cdb[16];
+	uint32_t itt;
+
+	rw10(cdb, 0x28, 0, 8);
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_R, itt, 4096, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	assert_true(f->last.wc_flags & IBV_WC_WITH_INV);
+	assert_int_equal(f->last.inv_rkey, f->datamr->rkey);
+	isd_iser_get_stats(&st);
+	assert_true(st.remote_invalidations >= 1);
+}
+
 int
 main(void)
 {
@@ -886,6 +969,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rnr_exhausted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_access_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_fence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iwarp_read_sink, setup_iwarp, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_invalidate, setup_remote_inv, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
