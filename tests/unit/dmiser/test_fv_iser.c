@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -43,7 +44,7 @@
 #define RXSZ (ISD_ISER_HEADERS_LEN + 264 + 8192 + 64)
 #define TXN 64
 #define TXSZ (ISD_ISER_HEADERS_LEN + 8192)
-#define DATA_LEN (256u * 1024)
+#define DATA_LEN (2u << 20)
 #define WR_RX 1000                      /* wr_id of receive i: WR_RX + i */
 
 /* ---- the seam check: no call up from inside a call down ---- */
@@ -178,6 +179,8 @@ struct fx_cfg {
 	struct fv_ini_opts o;
 	enum fv_fabric fabric;
 	bool remote_inv;                /* device, portal and initiator all allow it */
+	bool lun_unregistered;          /* the RAM LU's memory is not registered: bounce */
+	bool file_lun;                  /* a file LU: data in registered pool buffers */
 };
 
 struct fx {
@@ -197,6 +200,7 @@ struct fx {
 	int sends_ok, send_errs, recv_errs;
 	uint32_t cmdsn, itt, expstatsn;
 	struct rcvd last;               /* the last PDU wait_pdu returned */
+	char path[64];                  /* the file LU's file */
 };
 
 static const uint8_t g_isid[6] = { 0x80, 0, 0, 0, 0x43, 0x21 };
@@ -466,12 +470,27 @@ setup_opts(void **state, const struct fx_cfg *fc)
 	cfg.nop_interval_ms = 0;
 	assert_int_equal(isd_iscsi_tgt_create(f->r, &cfg, &f->t), 0);
 	assert_int_equal(isd_scsi_dev_create(TNAME, &f->dev), 0);
-	assert_int_equal(isd_bstore_open(f->r, "ram:1M", &f->bs, err, sizeof(err)), 0);
-	assert_non_null(f->bs->mem_base);
+	if (fc->file_lun) {
+		char spec[128];
+		int fd;
+
+		snprintf(f->path, sizeof(f->path), "/tmp/isd_fv_XXXXXX");
+		fd = mkstemp(f->path);
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, 4 << 20), 0);
+		close(fd);
+		snprintf(spec, sizeof(spec), "file:%s", f->path);
+		assert_int_equal(isd_bstore_open(f->r, spec, &f->bs, err, sizeof(err)), 0);
+	} else {
+		assert_int_equal(isd_bstore_open(f->r, "ram:4M", &f->bs, err, sizeof(err)), 0);
+		assert_non_null(f->bs->mem_base);
+	}
 	/* as iserd does: the LU's memory is registered (local access only) */
-	assert_int_equal(isd_iser_register_memory(f->bs->mem_base, f->bs->size, false, err,
-						  sizeof(err)), 0);
-	f->bs->mem_pinned = true;
+	if (!fc->lun_unregistered && !fc->file_lun) {
+		assert_int_equal(isd_iser_register_memory(f->bs->mem_base, f->bs->size, false,
+							  err, sizeof(err)), 0);
+		f->bs->mem_pinned = true;
+	}
 	memset(&lcfg, 0, sizeof(lcfg));
 	lcfg.bstore = f->bs;
 	lcfg.block_size = 512;
@@ -545,6 +564,22 @@ setup_late_established(void **state)
 }
 
 static int
+setup_pool(void **state)
+{
+	struct fx_cfg fc = { .lun_unregistered = true };
+
+	return setup_opts(state, &fc);
+}
+
+static int
+setup_file(void **state)
+{
+	struct fx_cfg fc = { .file_lun = true };
+
+	return setup_opts(state, &fc);
+}
+
+static int
 setup_iwarp(void **state)
 {
 	struct fx_cfg fc = { .fabric = FV_FABRIC_IWARP };
@@ -582,7 +617,8 @@ teardown(void **state)
 		ibv_dereg_mr(f->datamr);
 	fv_ini_destroy(f->ini);
 	isd_iser_portal_close(f->portal);
-	isd_iser_unregister_memory(f->bs->mem_base);
+	if (f->bs->mem_base != NULL)
+		isd_iser_unregister_memory(f->bs->mem_base);    /* a no-op if not registered */
 	isd_iscsi_tgt_destroy(f->t);
 	isd_scsi_dev_destroy(f->dev);
 	isd_reactor_destroy(f->r);
@@ -591,6 +627,8 @@ teardown(void **state)
 	assert_int_equal(fs.bugs, 0);
 	assert_int_equal(fv_live_objects(), 0);
 	assert_int_equal(g_violations, 0);
+	if (f->path[0] != '\0')
+		unlink(f->path);
 	free(f->rxmem);
 	free(f->txmem);
 	free(f->data);
@@ -955,6 +993,125 @@ test_remote_invalidate(void **state)
 	assert_true(st.remote_invalidations >= 1);
 }
 
+/* A 2 MiB READ and WRITE: more than one RDMA WR each (ISD_ISER_WR_BYTES),
+ * the Writes chained with the response Send. */
+static void
+test_large_transfers(void **state)
+{
+	struct fx *f = *state;
+	struct fv_stats fs;
+	uint8_t cdb[16];
+	uint32_t itt, len = 2u << 20;
+
+	fill(lu_mem(f) + (1u << 20), len, 0x17);
+	rw10(cdb, 0x28, 2048, (uint16_t)(len / 512));
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_R, itt, len, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	assert_memory_equal(f->data, lu_mem(f) + (1u << 20), len);
+	fv_get_stats(&fs);
+	assert_true(fs.writes >= 2);
+	assert_int_equal(fs.write_bytes, len);
+
+	fill(f->data, len, 0x71);
+	rw10(cdb, 0x2a, 0, (uint16_t)(len / 512));
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_W, itt, len, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	assert_memory_equal(lu_mem(f), f->data, len);
+	fv_get_stats(&fs);
+	assert_true(fs.reads >= 2);
+	assert_int_equal(fs.read_bytes, len);
+}
+
+/* The RAM LU's memory is not registered (iserd always registers it; this is
+ * the fallback): the data is bounced through registered pool buffers, which
+ * all come back. */
+static void
+test_bounce_unregistered_lun(void **state)
+{
+	struct fx *f = *state;
+	struct isd_iser_stats st;
+	uint64_t bounced;
+	uint8_t cdb[16];
+	uint32_t itt;
+
+	isd_iser_get_stats(&st);
+	bounced = st.bytes_bounced;
+
+	fill(f->data, 65536, 0x29);
+	rw10(cdb, 0x2a, 8, 128);
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_W, itt, 65536, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	assert_memory_equal(lu_mem(f) + 8 * 512, f->data, 65536);
+	memset(f->data, 0, 65536);
+	rw10(cdb, 0x28, 8, 128);
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_R, itt, 65536, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	assert_memory_equal(f->data, lu_mem(f) + 8 * 512, 65536);
+	isd_iser_get_stats(&st);
+	assert_int_equal(st.bytes_bounced - bounced, 2 * 65536);
+	assert_int_equal(st.bufs, 0);
+}
+
+/* A file LU: the data moves by RDMA straight to and from registered pool
+ * buffers (nothing bounced), which all come back. */
+static void
+test_file_lun_pool_buffers(void **state)
+{
+	struct fx *f = *state;
+	struct isd_iser_stats st;
+	uint64_t bounced;
+	uint8_t cdb[16], *copy = malloc(131072);
+	uint32_t itt;
+
+	assert_non_null(copy);
+	isd_iser_get_stats(&st);
+	bounced = st.bytes_bounced;
+	fill(f->data, 131072, 0x66);
+	memcpy(copy, f->data, 131072);
+	rw10(cdb, 0x2a, 100, 256);
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_W, itt, 131072, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	memset(f->data, 0, 131072);
+	rw10(cdb, 0x28, 100, 256);
+	itt = f->itt++;
+	send_cmd(f, ISD_CMD_R, itt, 131072, cdb, f->datamr->rkey);
+	assert_int_equal(wait_scsi_rsp(f, itt), 0);
+	assert_memory_equal(f->data, copy, 131072);
+	isd_iser_get_stats(&st);
+	assert_int_equal(st.bytes_bounced, bounced);
+	assert_int_equal(st.bufs, 0);
+	free(copy);
+}
+
+/* The initiator disconnects with a READ's RDMA Writes and response Send
+ * queued on the target's QP: all flushed, the command fails, nothing leaks. */
+static void
+test_disconnect_mid_write_chain(void **state)
+{
+	struct fx *f = *state;
+	struct ibv_qp *tqp = fv_ini_target_qp(f->ini);
+	struct fv_stats fs;
+	uint8_t cdb[16];
+
+	fv_qp_hold(tqp, true);
+	rw10(cdb, 0x28, 0, 2048);       /* 1 MiB: a Write and the Send */
+	send_cmd(f, ISD_CMD_R, f->itt++, 1u << 20, cdb, f->datamr->rkey);
+	PUMP_UNTIL(f, fv_qp_pending_sends(tqp) >= 2);
+	assert_true(fv_qp_pending_sends(tqp) >= 2);
+	fv_ini_disconnect(f->ini);
+	PUMP_UNTIL(f, iser_conns() == 0);
+	assert_int_equal(iser_conns(), 0);
+	fv_get_stats(&fs);
+	assert_true(fs.flushed >= 2);
+	assert_int_equal(fs.writes, 0);
+	assert_int_equal(f->nq, 0);
+}
+
 int
 main(void)
 {
@@ -965,12 +1122,16 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_post_fail_put_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_fail_get_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_mid_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disconnect_mid_write_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rnr_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rnr_exhausted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_access_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_fence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iwarp_read_sink, setup_iwarp, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_invalidate, setup_remote_inv, teardown),
+		cmocka_unit_test_setup_teardown(test_large_transfers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounce_unregistered_lun, setup_pool, teardown),
+		cmocka_unit_test_setup_teardown(test_file_lun_pool_buffers, setup_file, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
