@@ -115,6 +115,7 @@ struct fv_qp {
 	bool sig_all;
 	bool hold;
 	bool rnr_error;
+	bool refuse_in_error;           /* posts to the QP in error fail (EINVAL) */
 	int fail_send_nth, fail_send_err;
 	int fail_recv_nth, fail_recv_err;
 	bool progressing;
@@ -866,7 +867,8 @@ fv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad
 		*bad = wr;
 		return q->fail_send_err;
 	}
-	if (qp->state != IBV_QPS_RTS && qp->state != IBV_QPS_ERR && qp->state != IBV_QPS_SQD) {
+	if ((qp->state != IBV_QPS_RTS && qp->state != IBV_QPS_ERR && qp->state != IBV_QPS_SQD) ||
+	    (qp->state == IBV_QPS_ERR && q->refuse_in_error)) {
 		g_st.post_failures++;
 		*bad = wr;
 		return EINVAL;
@@ -926,7 +928,7 @@ fv_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad
 		*bad = wr;
 		return q->fail_recv_err;
 	}
-	if (qp->state == IBV_QPS_RESET) {
+	if (qp->state == IBV_QPS_RESET || (qp->state == IBV_QPS_ERR && q->refuse_in_error)) {
 		g_st.post_failures++;
 		*bad = wr;
 		return EINVAL;
@@ -1110,6 +1112,12 @@ fv_qp_set_rnr_error(struct ibv_qp *qp, bool error)
 	((struct fv_qp *)qp)->rnr_error = error;
 	if (error)
 		progress((struct fv_qp *)qp, -1, false);
+}
+
+void
+fv_qp_refuse_posts_in_error(struct ibv_qp *qp, bool refuse)
+{
+	((struct fv_qp *)qp)->refuse_in_error = refuse;
 }
 
 void

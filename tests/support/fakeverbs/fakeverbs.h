@@ -89,6 +89,9 @@ void fv_qp_fail_post_recv(struct ibv_qp *qp, int nth, int err);
 /* A Send that finds no receive: wait for one (default; an RNR retry count of 7)
  * or complete with IBV_WC_RNR_RETRY_EXC_ERR. */
 void fv_qp_set_rnr_error(struct ibv_qp *qp, bool error);
+/* Posts to qp once it is in error fail with EINVAL instead of completing
+ * flushed (the drain markers of a teardown then cannot be posted). */
+void fv_qp_refuse_posts_in_error(struct ibv_qp *qp, bool refuse);
 /* Moves qp to the error state: every queued WR is flushed (IBV_WC_WR_FLUSH_ERR). */
 void fv_qp_to_error(struct ibv_qp *qp);
 enum ibv_qp_state fv_qp_state(struct ibv_qp *qp);
