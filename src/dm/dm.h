@@ -12,6 +12,7 @@
 #ifndef ISD_DM_H
 #define ISD_DM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -59,8 +60,27 @@ struct isd_dm_ops {
 	 * (TCP: R2Ts and Data-Outs; iSER: RDMA Reads). isd_dm_data_completion_notify()
 	 * follows exactly once if this returns 0. */
 	int (*get_data)(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+	/*
+	 * Optional. Login_Response: the core calls it right before it queues each Login
+	 * Response with send_control, so that a datamover never has to read the core's
+	 * headers to follow the login. `final` is true for the one Login Response that
+	 * ends the login (T=1, NSG=FullFeaturePhase, status 0): `negotiated` then holds
+	 * the session's values, and the datamover readies what full feature phase needs
+	 * before that response can reach the initiator (iSER: posts its full-feature
+	 * receives, sized for them, and stops using the login receive buffer). `final` is
+	 * false for every other Login Response: it answers one Login Request and
+	 * another may follow (iSER: the login receive buffer is posted again once both
+	 * this call came and the request's PDU was released); `negotiated` is the values
+	 * in force (RFC defaults). The response itself still goes out within login
+	 * limits; notice_key_values follows the final one. NULL (TCP): the datamover
+	 * needs nothing until notice_key_values.
+	 */
+	void (*login_response)(struct isd_conn *c, const struct isd_params *negotiated,
+			       bool final);
 	/* Notice_Key_Values: the negotiated values, called after the final Login Response
-	 * has been queued with send_control (digests apply to PDUs queued after it). */
+	 * has been queued with send_control (digests apply to PDUs queued after it), and
+	 * again in full feature phase when the initiator declares a new
+	 * MaxRecvDataSegmentLength. */
 	void (*notice_key_values)(struct isd_conn *c, const struct isd_params *p);
 	/* Gives back a PDU received through isd_dm_control_notify(). */
 	void (*release_pdu)(struct isd_conn *c, struct isd_pdu *pdu);

@@ -95,6 +95,20 @@ fake_notice_key_values(struct isd_conn *c, const struct isd_params *p)
 }
 
 static void
+fake_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final)
+{
+	struct fake_dm *fd = fd_of(c);
+
+	fd->login_rsps++;
+	if (!final)
+		return;
+	fd->login_finals++;
+	fd->sent_at_final = fd->n_sent;
+	fd->final_after_notice = fd->noticed;
+	fd->final_params = *negotiated;
+}
+
+static void
 fake_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
 {
 	fd_of(c)->released++;
@@ -146,6 +160,7 @@ struct isd_dm_ops fake_dm_ops = {
 	.send_control = fake_send_control,
 	.put_data = fake_put_data,
 	.get_data = fake_get_data,
+	.login_response = fake_login_response,
 	.notice_key_values = fake_notice_key_values,
 	.release_pdu = fake_release_pdu,
 	.task_cleanup = fake_task_cleanup,

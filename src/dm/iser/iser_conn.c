@@ -788,29 +788,19 @@ isd_iser_get_stats(struct isd_iser_stats *out)
 
 /* ---- ops ---- */
 
+/* After the final Login Response was queued (its FFP receives went up in
+ * login_response): Sends queued from now on are full-feature Sends. */
 static void
 iser_notice_key_values(struct isd_conn *c, const struct isd_params *p)
 {
 	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
-	int rc;
 
 	if (ic->state >= ISD_ISER_DRAINING)
 		return;
-	ic->ffp = true;
 	ic->discovery = p->session_type == ISD_SESSION_DISCOVERY;
 	/* Linux ib_iser and libiscsi post 128-byte FFP receives whatever IRDSL says
 	 * (iser-facts §4.5); discovery keeps the 8 KiB login buffer */
 	ic->tx_limit = ic->discovery ? ISD_ISER_LOGIN_DATA : ISD_ISER_INI_FFP_DATA;
-	rc = isd_iser_rx_setup_ffp(ic, p);
-	if (rc < 0) {
-		isd_log_err("iser %s: cannot set up full-feature receives: %s", ic->peer,
-			    strerror(-rc));
-		isd_iser_conn_fail(ic, rc);
-		return;
-	}
-	/* the final Login Response was held until the receives were up */
-	ic->hold_tx = false;
-	isd_iser_tx_kick(ic);
 }
 
 static void
@@ -821,7 +811,6 @@ iser_terminate(struct isd_conn *c)
 	if (ic->state >= ISD_ISER_DRAINING || ic->closing)
 		return;
 	ic->closing = true;
-	ic->hold_tx = false;
 	if (ic->state != ISD_ISER_ESTABLISHED) {
 		isd_iser_conn_fail(ic, 0);
 		return;
@@ -909,6 +898,7 @@ void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
 void isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len);
 /* iser_rx.c */
 void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final);
 
 const struct isd_dm_ops isd_iser_dm_ops = {
 	.name = "iser",
@@ -918,6 +908,7 @@ const struct isd_dm_ops isd_iser_dm_ops = {
 	.send_control = isd_iser_send_control,
 	.put_data = isd_iser_put_data,
 	.get_data = isd_iser_get_data,
+	.login_response = isd_iser_login_response,
 	.notice_key_values = iser_notice_key_values,
 	.release_pdu = isd_iser_release_pdu,
 	.task_cleanup = isd_iser_task_cleanup,

@@ -780,11 +780,78 @@ test_login_response_continuation(void **state)
 	free(text);
 }
 
+/*
+ * The datamover learns the login's course from the core (dm.h, login_response),
+ * never from headers: a request with T=1 NSG=FFP answered by a paged (C=1)
+ * response is not the end; the final response is announced with the negotiated
+ * values before it is queued, and before notice_key_values.
+ */
+static void
+test_login_response_tells_datamover(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *text = calloc(1, 8192);
+	uint32_t len = 0;
+	struct isd_pdu *rsp;
+	int n;
+
+	assert_non_null(text);
+	len += (uint32_t)sprintf((char *)text + len, "InitiatorName=%s", INAME) + 1;
+	len += (uint32_t)sprintf((char *)text + len, "TargetName=%s", TNAME) + 1;
+	len += (uint32_t)sprintf((char *)text + len, "MaxRecvDataSegmentLength=%u", 16384) + 1;
+	for (n = 0; n < 120; n++)
+		len += (uint32_t)sprintf((char *)text + len,
+					 "X-org.example.an-unknown-key-with-a-rather-long-name-%03d=1", n) + 1;
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, text, len);
+	assert_non_null(rsp);
+	assert_true(rsp->bhs[1] & ISD_LOGIN_C);
+	isd_pdu_free(rsp);
+	assert_int_equal(f->fd.login_rsps, 1);
+	assert_int_equal(f->fd.login_finals, 0);
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, NULL, 0);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[1], OP_TO_FFP);
+	isd_pdu_free(rsp);
+	assert_int_equal(f->fd.login_rsps, 2);
+	assert_int_equal(f->fd.login_finals, 1);
+	assert_int_equal(f->fd.sent_at_final, 0);       /* the final response not queued yet */
+	assert_false(f->fd.final_after_notice);
+	assert_true(f->fd.noticed);
+	assert_int_equal(f->fd.final_params.max_xmit_dsl, 16384);
+	assert_int_equal(f->fd.final_params.session_type, ISD_SESSION_NORMAL);
+	free(text);
+}
+
+/* A refused login is announced as not final. */
+static void
+test_login_response_refused_not_final(void **state)
+{
+	struct fx *f = *state;
+	uint8_t text[512];
+	uint32_t len;
+	struct isd_pdu *rsp;
+
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	len = fake_text(text, sizeof(text), "InitiatorName=" INAME,
+			"TargetName=iqn.2024-01.org.example:nope", (const char *)NULL);
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, text, len);
+	assert_non_null(rsp);
+	assert_int_not_equal(status_of(rsp), 0);
+	isd_pdu_free(rsp);
+	assert_int_equal(f->fd.login_rsps, 1);
+	assert_int_equal(f->fd.login_finals, 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_login_normal_one_pdu, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_response_tells_datamover, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_login_response_refused_not_final, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_login_discovery_and_sendtargets, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_login_missing_initiator_name, setup, teardown),
