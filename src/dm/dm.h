@@ -49,6 +49,15 @@ struct isd_dm_ops {
 	uint32_t caps;                  /* ISD_DM_CAP_* */
 	size_t conn_priv_size;          /* bytes reserved for the datamover in each isd_conn */
 	size_t task_priv_size;          /* bytes reserved for the datamover in each isd_task */
+	/*
+	 * The most data bytes the peer takes in one control PDU in full feature phase
+	 * of a session with RDMAExtensions=Yes, whatever InitiatorRecvDataSegmentLength
+	 * says (isd_conn_tx_dsl returns it there): the core cuts a NOP-In echo to it and
+	 * pages Text Responses in pieces of at most max(it, 512) bytes (text.c keeps a
+	 * 512-byte floor). 0: no limit beyond the negotiated one. iSER: 128, what Linux
+	 * ib_iser and libiscsi really post (see iser_conn.c).
+	 */
+	uint32_t ffp_ctl_max_dsl;
 
 	/* Send_Control: queue one PDU. Takes ownership of pdu (frees it with isd_pdu_free
 	 * once sent or on teardown). Returns 0, or -errno (pdu still freed). */

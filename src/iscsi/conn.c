@@ -7,9 +7,6 @@
 #include <string.h>
 
 #include "iscsi/core.h"
-
-/* What the field's iSER initiators really receive in full feature phase. */
-#define ISD_ISER_FFP_RX_DSL 128
 #include "util/log.h"
 
 static size_t
@@ -230,13 +227,14 @@ isd_conn_tx_dsl(const struct isd_conn *c)
 
 	if (p->rdma_extensions && p->initiator_recv_dsl > 0) {
 		/*
-		 * Linux ib_iser and libiscsi post 128-byte full-feature receive
-		 * buffers whatever InitiatorRecvDataSegmentLength says (iser-facts
-		 * §4.5): a longer Send kills their connection. Text and NOP-In data
-		 * then go out in 128-byte pieces (continuation), never longer.
+		 * The datamover may know that its peers receive less in full feature
+		 * phase than they declared (iSER: 128 bytes, see its ops table): a
+		 * NOP-In echo is cut to it, Text Responses are paged by it (text.c).
 		 */
-		if (c->state == ISD_CONN_FFP && p->initiator_recv_dsl > ISD_ISER_FFP_RX_DSL)
-			return ISD_ISER_FFP_RX_DSL;
+		uint32_t lim = c->ops->ffp_ctl_max_dsl;
+
+		if (c->state == ISD_CONN_FFP && lim > 0 && p->initiator_recv_dsl > lim)
+			return lim;
 		return p->initiator_recv_dsl;
 	}
 	return p->max_xmit_dsl;

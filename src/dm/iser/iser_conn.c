@@ -905,6 +905,15 @@ const struct isd_dm_ops isd_iser_dm_ops = {
 	.caps = ISD_DM_CAP_RDMA,
 	.conn_priv_size = sizeof(struct isd_iser_conn),
 	.task_priv_size = sizeof(struct isd_iser_task),
+	/*
+	 * Linux ib_iser and libiscsi post 128-byte full-feature receive buffers
+	 * whatever InitiatorRecvDataSegmentLength says (iser-facts §4.5), for the
+	 * unsolicited control PDUs they do not expect a large answer to (NOP-In,
+	 * Reject, Async Message, Text): a longer Send fails their receive and kills
+	 * the connection. The core keeps its control PDUs within this; what still
+	 * comes longer is cut (sense data) or logged (isd_iser_fit_data).
+	 */
+	.ffp_ctl_max_dsl = ISD_ISER_INI_FFP_DATA,
 	.send_control = isd_iser_send_control,
 	.put_data = isd_iser_put_data,
 	.get_data = isd_iser_get_data,

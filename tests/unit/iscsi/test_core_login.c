@@ -823,6 +823,60 @@ test_login_response_tells_datamover(void **state)
 	free(text);
 }
 
+/*
+ * An RDMA session's NOP-In echo in full feature phase carries at most what the
+ * datamover's ffp_ctl_max_dsl says (iSER: 128), or, with 0, the
+ * InitiatorRecvDataSegmentLength the initiator declared.
+ */
+static uint32_t
+rdma_nop_echo_len(struct fx *f, uint32_t ffp_ctl_max_dsl)
+{
+	struct isd_dm_ops saved = fake_dm_ops;
+	uint8_t bhs[ISD_BHS_LEN], text[512], ping[1000];
+	struct isd_pdu *rsp;
+	uint32_t len, dsl;
+
+	fake_dm_ops.caps = ISD_DM_CAP_RDMA;
+	fake_dm_ops.ffp_ctl_max_dsl = ffp_ctl_max_dsl;
+	fake_dm_init(&f->fd);
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	len = fake_text(text, sizeof(text), "InitiatorName=" INAME, "TargetName=" TNAME,
+			"SessionType=Normal", "RDMAExtensions=Yes",
+			"InitiatorRecvDataSegmentLength=8192",
+			"TargetRecvDataSegmentLength=8192", (const char *)NULL);
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, text, len);
+	assert_non_null(rsp);
+	assert_int_equal(status_of(rsp), 0);
+	assert_true(fake_text_get(rsp, "RDMAExtensions", (char *)text, sizeof(text)));
+	assert_string_equal((char *)text, "Yes");
+	isd_pdu_free(rsp);
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_NOP_OUT | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F;
+	put_be32(bhs + 16, 0x10);
+	put_be32(bhs + 20, ISD_RSVD_TAG);
+	put_be32(bhs + 24, 5);
+	memset(ping, 0x5a, sizeof(ping));
+	fake_dm_inject(&f->fd, bhs, ping, sizeof(ping));
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_NOP_IN);
+	dsl = isd_bhs_dsl(rsp->bhs);
+	isd_pdu_free(rsp);
+	drop_conn(f, &f->fd);
+	fake_dm_ops = saved;
+	return dsl;
+}
+
+static void
+test_ffp_ctl_max_dsl_from_datamover(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(rdma_nop_echo_len(f, 128), 128);
+	assert_int_equal(rdma_nop_echo_len(f, 0), 1000);
+}
+
 /* A refused login is announced as not final. */
 static void
 test_login_response_refused_not_final(void **state)
@@ -851,6 +905,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_login_response_tells_datamover, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_login_response_refused_not_final, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ffp_ctl_max_dsl_from_datamover, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_login_discovery_and_sendtargets, setup,
 						teardown),
