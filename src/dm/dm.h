@@ -7,7 +7,9 @@
  * Calls down (core -> datamover) are the ops table; calls up (datamover ->
  * core) are the isd_dm_*_notify functions the core implements. Everything runs
  * on the connection's reactor thread. A datamover never calls up from inside
- * a call down, except where noted.
+ * a call down, not even when the connection fails inside that call (a post
+ * that fails): what follows from it comes from a later reactor callback. The
+ * one exception is noted at free_conn.
  */
 #ifndef ISD_DM_H
 #define ISD_DM_H
@@ -63,11 +65,18 @@ struct isd_dm_ops {
 	 * once sent or on teardown). Returns 0, or -errno (pdu still freed). */
 	int (*send_control)(struct isd_conn *c, struct isd_pdu *pdu);
 	/* Put_Data: move x->length bytes of read data to the initiator, then x->rsp if set.
-	 * isd_dm_data_completion_notify() follows exactly once if this returns 0. */
+	 * Returns 0: isd_dm_data_completion_notify() follows at most once, from a later
+	 * reactor callback, never from inside this call (also when the transfer fails
+	 * while being posted: the notify then carries -errno). It always follows unless
+	 * task_cleanup abandons the transfer first, or the connection ends first: a
+	 * transfer still pending at isd_dm_terminate_notify may get none (TCP drops it
+	 * silently; iSER fails it with -ECONNABORTED just before terminate notify), and
+	 * the core ends its task at terminate notify with task_cleanup. Returns -errno:
+	 * the transfer never started, no notify follows, and x->rsp was freed. */
 	int (*put_data)(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 	/* Get_Data: fetch x->length bytes of solicited write data into x->iov at x->offset
-	 * (TCP: R2Ts and Data-Outs; iSER: RDMA Reads). isd_dm_data_completion_notify()
-	 * follows exactly once if this returns 0. */
+	 * (TCP: R2Ts and Data-Outs; iSER: RDMA Reads). Returns 0 or -errno exactly as
+	 * put_data: the notify follows once, later, only after 0. */
 	int (*get_data)(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 	/*
 	 * Optional. Login_Response: the core calls it right before it queues each Login
@@ -107,7 +116,10 @@ struct isd_dm_ops {
 	 * isd_dm_terminate_notify() follows exactly once, later. */
 	void (*terminate)(struct isd_conn *c);
 	/* Deallocate_Connection_Resources: called by the core after terminate notify, once
-	 * no task refers to the connection; the datamover frees its private state. */
+	 * no task refers to the connection; the datamover frees its private state. The
+	 * exception to "no call up from a call down": fences still held by transfers it
+	 * drops here (iSER, when flush completions never came) are released from inside
+	 * this call with isd_dm_fence_release(). */
 	void (*free_conn)(struct isd_conn *c);
 	/* Optional. Called when the core creates a task from a SCSI Command PDU, before
 	 * any put_data/get_data: the datamover takes what it carried for this command

@@ -58,6 +58,10 @@ fake_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 	uint8_t *nb;
 	int rc;
 
+	if (fd->xfer_fail < 0) {
+		isd_pdu_free(x->rsp);
+		return fd->xfer_fail;
+	}
 	rc = record_xfer(fd, t, x, true);
 	if (rc < 0) {
 		isd_pdu_free(x->rsp);
@@ -82,6 +86,8 @@ fake_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 static int
 fake_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 {
+	if (fd_of(c)->xfer_fail < 0)
+		return fd_of(c)->xfer_fail;
 	return record_xfer(fd_of(c), t, x, false);
 }
 

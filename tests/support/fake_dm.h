@@ -50,6 +50,8 @@ struct fake_dm {
 	uint8_t *read_data;             /* bytes put_data moved, concatenated */
 	uint32_t read_len;
 	int send_fail;                  /* make the next N send_control calls fail */
+	int xfer_fail;                  /* put_data/get_data return this (-errno) at once: no
+					 * notify follows (dm.h), put_data's rsp is freed */
 };
 
 /* caps can be changed by a test before connecting */

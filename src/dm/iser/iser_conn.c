@@ -94,6 +94,12 @@ addr_str(const struct sockaddr *sa, char *host, size_t host_len, uint16_t *port)
 
 /* ---- teardown ---- */
 
+/*
+ * Runs from the reactor, never from inside a call down (dm.h): the connection
+ * may have failed inside put_data/get_data/send_control/terminate, when a post
+ * failed. The transfers that never got posted end here, each with its one
+ * completion notify, then the connection's terminate notify.
+ */
 static void
 notify_cb(void *arg)
 {
@@ -101,6 +107,8 @@ notify_cb(void *arg)
 
 	if (ic->notified)
 		return;
+	/* every posted WR has completed by now: fail what never got posted */
+	isd_iser_jobs_fail_pending(ic);
 	ic->notified = true;
 	/* the core may free the connection inside: ic is not touched after this */
 	isd_dm_terminate_notify(ic->conn, ic->term_reason);
@@ -113,8 +121,8 @@ drained(struct isd_iser_conn *ic)
 		return;
 	ic->state = ISD_ISER_DEAD;
 	isd_reactor_timer_stop(ic->r, &ic->drain_timer);
-	/* every posted WR has completed by now: fail what never got posted */
-	isd_iser_jobs_fail_pending(ic);
+	/* drained() may run inside a call down (isd_iser_conn_fail when a post
+	 * fails): the notifies wait for the reactor */
 	isd_reactor_defer(ic->r, &ic->notify_timer);
 }
 
@@ -341,6 +349,16 @@ stall_timer_cb(void *arg)
 	isd_reactor_timer_start(ic->r, &ic->stall_timer, ISD_ISER_TX_STALL_MS);
 }
 
+void
+isd_iser_conn_init_timers(struct isd_iser_conn *ic)
+{
+	isd_timer_init(&ic->notify_timer, notify_cb, ic);
+	isd_timer_init(&ic->drain_timer, drain_timeout_cb, ic);
+	isd_timer_init(&ic->poll_timer, poll_timer_cb, ic);
+	isd_timer_init(&ic->kick_timer, (isd_task_cb)isd_iser_tx_kick, ic);
+	isd_timer_init(&ic->stall_timer, stall_timer_cb, ic);
+}
+
 /* ---- CM events of one connection ---- */
 
 static void
@@ -486,11 +504,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	TAILQ_INIT(&ic->abandoned);
 	TAILQ_INIT(&ic->tx_free_small);
 	TAILQ_INIT(&ic->tx_free_big);
-	isd_timer_init(&ic->notify_timer, notify_cb, ic);
-	isd_timer_init(&ic->drain_timer, drain_timeout_cb, ic);
-	isd_timer_init(&ic->poll_timer, poll_timer_cb, ic);
-	isd_timer_init(&ic->kick_timer, (isd_task_cb)isd_iser_tx_kick, ic);
-	isd_timer_init(&ic->stall_timer, stall_timer_cb, ic);
+	isd_iser_conn_init_timers(ic);
 	if (strchr(info.peer_addr, ':') != NULL)
 		snprintf(ic->peer, sizeof(ic->peer), "[%s]:%u", info.peer_addr, info.peer_port);
 	else

@@ -432,6 +432,8 @@ extern uint64_t isd_iser_g_txq_holds;   /* send queue reached its soft limit: re
 extern uint64_t isd_iser_g_txq_drops;   /* connections dropped at the send queue's hard limit */
 extern uint64_t isd_iser_g_tx_stalls;   /* connections dropped: send queue made no progress */
 void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
+/* Sets up the connection's timers with their callbacks (before any is started). */
+void isd_iser_conn_init_timers(struct isd_iser_conn *ic);
 void isd_iser_conn_poll(void *arg);
 
 #endif

@@ -1,0 +1,292 @@
+/*
+ * The iSER datamover's side of the Datamover Interface (dm.h), without an RDMA
+ * device: a connection's state is built by hand, the QP is a fake whose
+ * post_send/post_recv fail (ibv_post_* are inline calls through the context's
+ * ops), and the core's upcalls and accessors are replaced at link time
+ * (-Wl,--wrap, see tests/CMakeLists.txt), so the test sees every upcall and
+ * whether it came from inside a call down.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dm/iser/iser_int.h"
+#include "rdma/rdma.h"
+#include "reactor/reactor.h"
+
+void isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final);
+void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
+int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
+
+/* ---- the fake core ---- */
+
+static struct isd_iser_conn *g_ic;
+static struct isd_iser_task g_tt;
+static int g_task_dummy;
+#define TASK ((struct isd_task *)&g_task_dummy)
+#define CONN ((struct isd_conn *)&g_ic)
+static bool g_in_call_down;
+static int g_completions, g_completion_status, g_completions_in_call_down;
+static int g_terminates;
+
+void *__wrap_isd_conn_dm_priv(struct isd_conn *c);
+void *__wrap_isd_task_dm_priv(struct isd_task *t);
+void __wrap_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status);
+void __wrap_isd_dm_terminate_notify(struct isd_conn *c, int reason);
+void __wrap_isd_conn_count_copy(struct isd_conn *c, uint64_t bytes);
+int __wrap_ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask);
+uint32_t __wrap_isd_task_itt(struct isd_task *t);
+
+uint32_t
+__wrap_isd_task_itt(struct isd_task *t)
+{
+	assert_ptr_equal(t, TASK);
+	return 0x10;
+}
+
+void *
+__wrap_isd_conn_dm_priv(struct isd_conn *c)
+{
+	assert_ptr_equal(c, CONN);
+	return g_ic;
+}
+
+void *
+__wrap_isd_task_dm_priv(struct isd_task *t)
+{
+	assert_ptr_equal(t, TASK);
+	return &g_tt;
+}
+
+void
+__wrap_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status)
+{
+	assert_ptr_equal(c, CONN);
+	assert_ptr_equal(t, TASK);
+	g_completions++;
+	g_completion_status = status;
+	if (g_in_call_down)
+		g_completions_in_call_down++;
+}
+
+void
+__wrap_isd_dm_terminate_notify(struct isd_conn *c, int reason)
+{
+	(void)reason;
+	assert_ptr_equal(c, CONN);
+	g_terminates++;
+}
+
+void
+__wrap_isd_conn_count_copy(struct isd_conn *c, uint64_t bytes)
+{
+	(void)c;
+	(void)bytes;
+}
+
+int
+__wrap_ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask)
+{
+	(void)qp;
+	(void)attr;
+	(void)mask;
+	return 0;
+}
+
+/* ---- the fake QP ---- */
+
+static int g_post_send_rc, g_post_recv_rc, g_recvs_posted;
+
+static int
+fake_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
+{
+	(void)qp;
+	*bad = wr;
+	return g_post_send_rc;
+}
+
+static int
+fake_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+	(void)qp;
+	*bad = wr;
+	if (g_post_recv_rc == 0)
+		g_recvs_posted++;
+	return g_post_recv_rc;
+}
+
+struct fx {
+	struct isd_reactor *r;
+	struct ibv_context ctx;
+	struct ibv_qp qp;
+	struct isd_rdma_dev dev;
+	struct isd_iser_conn ic;
+	struct isd_iser_rx login_rx;
+	uint8_t buf[8192];
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct isd_iser_conn *ic = &f->ic;
+
+	assert_non_null(f);
+	assert_int_equal(isd_reactor_create(&f->r), 0);
+	f->ctx.ops.post_send = fake_post_send;
+	f->ctx.ops.post_recv = fake_post_recv;
+	f->qp.context = &f->ctx;
+	ic->conn = CONN;
+	ic->r = f->r;
+	ic->state = ISD_ISER_ESTABLISHED;
+	snprintf(ic->peer, sizeof(ic->peer), "test");
+	ic->dev = &f->dev;
+	ic->qp_created = true;
+	ic->qp = &f->qp;
+	ic->qs.wr_sge = 4;
+	ic->qs.rd_sge = 1;
+	ic->tx_limit = ISD_ISER_LOGIN_DATA;
+	isd_iser_credits_init(&ic->cr, 64, 4);
+	TAILQ_INIT(&ic->pending);
+	TAILQ_INIT(&ic->abandoned);
+	TAILQ_INIT(&ic->tx_free_small);
+	TAILQ_INIT(&ic->tx_free_big);
+	f->login_rx.tag.type = ISD_ISER_TAG_RX;
+	f->login_rx.ic = ic;
+	f->login_rx.login = true;
+	f->login_rx.buf = f->buf;
+	f->login_rx.size = sizeof(f->buf);
+	f->login_rx.pdu.owner = &f->login_rx;
+	ic->login_rx = &f->login_rx;
+	/* the real callbacks: teardown runs as in iser_conn.c */
+	isd_iser_conn_init_timers(ic);
+	g_ic = ic;
+	memset(&g_tt, 0, sizeof(g_tt));
+	g_tt.magic = ISD_ISER_TASK_MAGIC;
+	g_tt.hdr.rsv = true;
+	g_tt.hdr.read_stag = 0x1234;
+	g_tt.hdr.read_va = 0x10000;
+	g_tt.hdr.wsv = true;
+	g_tt.hdr.write_stag = 0x5678;
+	g_tt.hdr.write_va = 0x20000;
+	g_in_call_down = false;
+	g_completions = g_completion_status = g_completions_in_call_down = 0;
+	g_terminates = 0;
+	g_post_send_rc = g_post_recv_rc = 0;
+	g_recvs_posted = 0;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(f->ic.jobs, 0);
+	isd_reactor_timer_stop(f->r, &f->ic.drain_timer);
+	isd_reactor_timer_stop(f->r, &f->ic.notify_timer);
+	isd_reactor_timer_stop(f->r, &f->ic.kick_timer);
+	isd_reactor_destroy(f->r);
+	isd_rdma_pool_trim();
+	free(f);
+	return 0;
+}
+
+static void
+run_reactor(struct fx *f)
+{
+	for (int i = 0; i < 4; i++)
+		(void)isd_reactor_poll(f->r, 0);
+}
+
+/*
+ * Posting fails inside put_data (the bounce buffer is in no device's
+ * registration, so its SGEs get no key; the QP's posts fail too): the
+ * connection fails from inside the call down, and with it the transfer. The
+ * completion notify must not come from inside put_data (dm.h): put_data returns
+ * 0 and the notify follows exactly once, from the reactor, before the
+ * terminate notify.
+ */
+static void
+xfer_fails_while_posting(struct fx *f, bool put)
+{
+	struct iovec iov = { f->buf, 4096 };
+	struct isd_xfer x = { .iov = &iov, .iovcnt = 1, .offset = 0, .length = 4096 };
+	int rc;
+
+	g_post_send_rc = EIO;
+	g_post_recv_rc = EIO;
+	g_in_call_down = true;
+	rc = put ? isd_iser_put_data(CONN, TASK, &x) : isd_iser_get_data(CONN, TASK, &x);
+	g_in_call_down = false;
+	assert_int_equal(rc, 0);
+	assert_int_equal(g_completions_in_call_down, 0);
+	assert_int_equal(g_completions, 0);
+	assert_true(f->ic.state >= ISD_ISER_DRAINING);
+	run_reactor(f);
+	assert_int_equal(g_completions, 1);
+	assert_true(g_completion_status < 0);
+	assert_int_equal(g_terminates, 1);
+	assert_null(g_tt.job);
+	assert_int_equal(f->ic.jobs, 0);
+
+	/* a call down on the failed connection: refused at once, no notify, ever */
+	g_in_call_down = true;
+	rc = put ? isd_iser_put_data(CONN, TASK, &x) : isd_iser_get_data(CONN, TASK, &x);
+	g_in_call_down = false;
+	assert_int_equal(rc, -ENOTCONN);
+	run_reactor(f);
+	assert_int_equal(g_completions, 1);
+}
+
+static void
+test_put_data_post_failure_notifies_later(void **state)
+{
+	xfer_fails_while_posting(*state, true);
+}
+
+static void
+test_get_data_post_failure_notifies_later(void **state)
+{
+	xfer_fails_while_posting(*state, false);
+}
+
+/* put_data refused synchronously frees x->rsp and never notifies. */
+static void
+test_put_data_refused_frees_rsp(void **state)
+{
+	struct fx *f = *state;
+	struct iovec iov = { f->buf, 4096 };
+	struct isd_xfer x = { .iov = &iov, .iovcnt = 1, .offset = 0, .length = 4096 };
+
+	x.rsp = isd_pdu_alloc(0);
+	assert_non_null(x.rsp);
+	g_tt.hdr.rsv = false;                   /* a READ without a read STag */
+	assert_int_equal(isd_iser_put_data(CONN, TASK, &x), -EINVAL);
+	run_reactor(f);
+	assert_int_equal(g_completions, 0);     /* and ASan sees no leak of x.rsp */
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_data_post_failure_notifies_later, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_get_data_post_failure_notifies_later, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_put_data_refused_frees_rsp, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
