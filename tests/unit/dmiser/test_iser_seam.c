@@ -277,6 +277,49 @@ test_put_data_refused_frees_rsp(void **state)
 	assert_int_equal(g_completions, 0);     /* and ASan sees no leak of x.rsp */
 }
 
+/*
+ * The login buffer follows what the core says (login_response), whatever the
+ * Login Request or Response headers hold: posted again after a non-final
+ * response once the request is released (in either order), never on release
+ * alone, never after the final response.
+ */
+static void
+test_login_buffer_follows_login_response(void **state)
+{
+	struct fx *f = *state;
+	struct isd_iser_rx *lrx = &f->login_rx;
+	static struct isd_iser_rx *no_rx[1];
+	struct isd_params p;
+
+	memset(&p, 0, sizeof(p));
+	/* a request comes in; released without an answer: not posted */
+	lrx->lent = true;
+	isd_iser_release_pdu(CONN, &lrx->pdu);
+	assert_int_equal(g_recvs_posted, 0);
+	/* the core answers (not final): posted at once, the PDU being back */
+	isd_iser_login_response(CONN, &p, false);
+	assert_int_equal(g_recvs_posted, 1);
+	assert_true(lrx->posted);
+	/* the next request: answered while the core still holds it */
+	lrx->posted = false;
+	lrx->lent = true;
+	isd_iser_login_response(CONN, &p, false);
+	assert_int_equal(g_recvs_posted, 1);
+	isd_iser_release_pdu(CONN, &lrx->pdu);
+	assert_int_equal(g_recvs_posted, 2);
+	/* the last request: the final response retires the buffer (the FFP receives
+	 * are taken as set up: ic->rx is not NULL) */
+	lrx->posted = false;
+	lrx->lent = true;
+	f->ic.rx = no_rx;
+	isd_iser_login_response(CONN, &p, true);
+	assert_true(f->ic.login_done);
+	isd_iser_release_pdu(CONN, &lrx->pdu);
+	assert_int_equal(g_recvs_posted, 2);
+	assert_false(lrx->posted);
+	f->ic.rx = NULL;
+}
+
 int
 main(void)
 {
@@ -286,6 +329,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_get_data_post_failure_notifies_later, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_put_data_refused_frees_rsp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_buffer_follows_login_response, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
