@@ -126,9 +126,13 @@ struct isd_dm_ops {
 	 * (iSER: the read/write STags and VAs from the iSER header) into its task area. */
 	void (*task_init)(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
 	/* Optional. Allocator for task data buffers (iSER: registered memory). NULL: the
-	 * SCSI layer uses malloc. Returned buffers are released with buf_free. */
+	 * SCSI layer uses malloc. Returned buffers are released with buf_free, which
+	 * names the task the buffer was allocated for: when that task's transfer was
+	 * abandoned by task_cleanup (its buffer is released right after, while the task
+	 * still exists) the datamover finds the transfer from the task in O(1) and may
+	 * keep the buffer until its work requests are complete (iSER). */
 	void *(*buf_alloc)(struct isd_conn *c, uint32_t len);
-	void (*buf_free)(struct isd_conn *c, void *buf, uint32_t len);
+	void (*buf_free)(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len);
 	/* Optional. Send_Control of the SCSI Response that ends task t, sent when no
 	 * data is left to move (a read's response with data goes with put_data's
 	 * x->rsp instead). Same contract as send_control; the datamover may tie the

@@ -31,7 +31,8 @@ dm_bufs(const struct isd_conn *c)
 static void *
 isd_conn_buf_alloc(void *ctx, uint32_t len)
 {
-	struct isd_conn *c = ctx;
+	struct isd_task *t = ctx;
+	struct isd_conn *c = t->conn;
 	uint32_t max = c->tgt->cfg.max_session_buffer_bytes;
 	void *p;
 
@@ -48,11 +49,12 @@ isd_conn_buf_alloc(void *ctx, uint32_t len)
 static void
 isd_conn_buf_free(void *ctx, void *buf, uint32_t len)
 {
-	struct isd_conn *c = ctx;
+	struct isd_task *t = ctx;
+	struct isd_conn *c = t->conn;
 
 	c->buf_bytes -= len;
 	if (dm_bufs(c))
-		c->ops->buf_free(c, buf, len);
+		c->ops->buf_free(c, t, buf, len);
 	else
 		free(buf);
 }
@@ -123,7 +125,7 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 	c->ops = ops;
 	c->buf_ops.alloc = isd_conn_buf_alloc;
 	c->buf_ops.free = isd_conn_buf_free;
-	c->buf_ops.ctx = c;
+	c->buf_ops.ctx = NULL;           /* each task's copy points at the task */
 	c->reactor = r != NULL ? r : t->reactor;
 	if (info != NULL)
 		c->info = *info;

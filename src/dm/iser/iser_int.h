@@ -308,7 +308,8 @@ struct isd_iser_job {
 	uint32_t txq_bytes;
 	uint32_t tx_limit;              /* data bytes its Send may carry (ic->tx_limit when queued) */
 	bool rsp_posted;
-	void *deferred_buf;             /* buffer freed by the core while WRs were in flight */
+	void *deferred_buf;             /* the task's buffer, released by the core while WRs
+					 * were in flight (buf_free): freed with the job */
 	struct isd_tmf_wait *fence;     /* abandoned: the abort's answer, held until the WRs end */
 	uint32_t deferred_len;
 	/* GET on iWARP: the sink's registrations with remote write, for this
@@ -333,6 +334,10 @@ struct isd_iser_task {
 	uint32_t first_sol;             /* first solicited offset: write VA points at it */
 	bool first_sol_set;
 	struct isd_iser_job *job;       /* transfer in progress */
+	/* the transfer task_cleanup abandoned with WRs in flight: buf_free hands it
+	 * the task's buffer. Valid until the task is freed, which dm.h says comes
+	 * right after task_cleanup, before any completion can end the job. */
+	struct isd_iser_job *abandoned;
 };
 #define ISD_ISER_TASK_MAGIC 0x49534552u /* "ISER" */
 

@@ -626,7 +626,7 @@ int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_x
 void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
 void isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
 void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
-void isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len);
+void isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len);
 
 static int
 queue_send(struct isd_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *tt)
@@ -938,6 +938,9 @@ isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wai
 		isd_dm_fence_hold(fence);
 		job->fence = fence;
 	}
+	/* the task's buffer is released right after this (buf_free): it finds the
+	 * job here */
+	tt->abandoned = job;
 	TAILQ_INSERT_TAIL(&ic->abandoned, job, link);
 }
 
@@ -961,24 +964,44 @@ isd_iser_buf_alloc(struct isd_conn *c, uint32_t len)
 	return isd_rdma_buf_alloc(len);
 }
 
+/* Whether [b, b+len) holds any byte the job moves. */
+static bool
+job_uses(const struct isd_iser_job *job, const uint8_t *b, uint32_t len)
+{
+	for (int i = 0; i < job->iovcnt; i++) {
+		const uint8_t *p = job->iov[i].iov_base;
+
+		if (job->iov[i].iov_len > 0 && p < b + len && b < p + job->iov[i].iov_len)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The core releases the buffer of task t. If t's transfer was abandoned with
+ * WRs in flight (task_cleanup), they may still write into or read from it: the
+ * job keeps it and frees it when its last WR completes (isd_iser_job_free).
+ * The task points at its abandoned job: no search.
+ */
 void
-isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len)
+isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len)
 {
 	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_task *tt = t != NULL ? isd_task_dm_priv(t) : NULL;
 	struct isd_iser_job *job;
-	uint8_t *b = buf;
 
-	/* an abandoned transfer may still be writing into or reading from it */
-	TAILQ_FOREACH(job, &ic->abandoned, link) {
-		for (int i = 0; i < job->iovcnt; i++) {
-			uint8_t *p = job->iov[i].iov_base;
-
-			if (job->inflight > 0 && job->deferred_buf == NULL && p >= b &&
-			    p < b + len) {
+	if (tt != NULL && tt->magic == ISD_ISER_TASK_MAGIC && tt->abandoned != NULL) {
+		job = tt->abandoned;
+		if (job->inflight > 0 && job_uses(job, buf, len)) {
+			if (job->deferred_buf == NULL) {
 				job->deferred_buf = buf;
 				job->deferred_len = len;
 				return;
 			}
+			/* a command has one data buffer (isd_scsi_buf_alloc) */
+			isd_log_err("iser %s: ITT 0x%x: a second buffer of an abandoned transfer "
+				    "is released while its work requests are in flight", ic->peer,
+				    isd_task_itt(t));
 		}
 	}
 	isd_rdma_buf_free(buf, len);

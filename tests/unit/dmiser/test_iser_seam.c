@@ -26,6 +26,7 @@ void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
 int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
+void isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len);
 
 /* ---- the fake core ---- */
 
@@ -45,6 +46,25 @@ void __wrap_isd_dm_terminate_notify(struct isd_conn *c, int reason);
 void __wrap_isd_conn_count_copy(struct isd_conn *c, uint64_t bytes);
 int __wrap_ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask);
 uint32_t __wrap_isd_task_itt(struct isd_task *t);
+int __wrap_isd_rdma_mem_find(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t *lkey,
+			     enum isd_rdma_mem_kind *kind);
+int __real_isd_rdma_mem_find(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t *lkey,
+			     enum isd_rdma_mem_kind *kind);
+
+/* true: every range counts as pool memory registered on the fake device */
+static bool g_mem_registered;
+
+int
+__wrap_isd_rdma_mem_find(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t *lkey,
+			 enum isd_rdma_mem_kind *kind)
+{
+	if (!g_mem_registered)
+		return __real_isd_rdma_mem_find(d, addr, len, lkey, kind);
+	*lkey = 0x77;
+	if (kind != NULL)
+		*kind = ISD_RDMA_MEM_POOL;
+	return 0;
+}
 
 uint32_t
 __wrap_isd_task_itt(struct isd_task *t)
@@ -183,6 +203,7 @@ setup(void **state)
 	g_terminates = 0;
 	g_post_send_rc = g_post_recv_rc = 0;
 	g_recvs_posted = 0;
+	g_mem_registered = false;
 	*state = f;
 	return 0;
 }
@@ -320,6 +341,59 @@ test_login_buffer_follows_login_response(void **state)
 	f->ic.rx = NULL;
 }
 
+static uint64_t
+live_bufs(void)
+{
+	struct isd_rdma_stats st;
+
+	isd_rdma_get_stats(&st);
+	return st.bufs;
+}
+
+/*
+ * A READ's transfer is abandoned (task_cleanup) with its RDMA Write in flight:
+ * the task's buffer, released right after, stays with the job (found through
+ * the task, no search) until the Write completes; another task's buffer goes at
+ * once. The bufs and jobs counters come back to where they were.
+ */
+static void
+test_buf_release_by_owner(void **state)
+{
+	struct fx *f = *state;
+	uint64_t bufs0 = live_bufs();
+	void *buf = isd_rdma_buf_alloc(4096), *other = isd_rdma_buf_alloc(4096);
+	struct iovec iov = { (uint8_t *)buf + 512, 2048 };
+	struct isd_xfer x = { .iov = &iov, .iovcnt = 1, .offset = 0, .length = 2048 };
+	struct isd_iser_job *job;
+
+	assert_non_null(buf);
+	assert_non_null(other);
+	assert_int_equal(live_bufs(), bufs0 + 2);
+	g_mem_registered = true;
+	assert_int_equal(isd_iser_put_data(CONN, TASK, &x), 0);
+	job = g_tt.job;
+	assert_non_null(job);
+	assert_int_equal(job->inflight, 1);            /* the Write is posted */
+	assert_int_equal(f->ic.jobs, 1);
+	isd_iser_task_cleanup(CONN, TASK, NULL);
+	assert_null(g_tt.job);
+	assert_ptr_equal(g_tt.abandoned, job);
+	/* not this task's: freed at once */
+	isd_iser_buf_free(CONN, NULL, other, 4096);
+	assert_int_equal(live_bufs(), bufs0 + 1);
+	/* this task's: the Write may still read it */
+	isd_iser_buf_free(CONN, TASK, buf, 4096);
+	assert_int_equal(live_bufs(), bufs0 + 1);
+	assert_ptr_equal(job->deferred_buf, buf);
+	/* the Write completes: the job goes, and the buffer with it */
+	isd_iser_job_wr_complete(&f->ic, job, 0);
+	assert_int_equal(f->ic.jobs, 0);
+	assert_int_equal(live_bufs(), bufs0);
+	assert_int_equal(f->ic.cr.sq_used, 0);
+	run_reactor(f);
+	assert_int_equal(g_completions, 0);             /* abandoned: no notify */
+}
+
 int
 main(void)
 {
@@ -331,6 +405,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_put_data_refused_frees_rsp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_buffer_follows_login_response, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_buf_release_by_owner, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
