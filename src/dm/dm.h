@@ -75,8 +75,9 @@ struct isd_dm_ops {
 	 * the transfer never started, no notify follows, and x->rsp was freed. */
 	int (*put_data)(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 	/* Get_Data: fetch x->length bytes of solicited write data into x->iov at x->offset
-	 * (TCP: R2Ts and Data-Outs; iSER: RDMA Reads). Returns 0 or -errno exactly as
-	 * put_data: the notify follows once, later, only after 0. */
+	 * (TCP: R2Ts and Data-Outs; iSER: RDMA Reads). Returns 0 or -errno with
+	 * put_data's contract: after 0, at most one notify, always later; after -errno,
+	 * none. */
 	int (*get_data)(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 	/*
 	 * Optional. Login_Response: the core calls it right before it queues each Login
