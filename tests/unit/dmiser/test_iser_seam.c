@@ -150,8 +150,8 @@ struct fx {
 	struct ibv_qp qp;
 	struct isd_rdma_dev dev;
 	struct isd_iser_conn ic;
-	struct isd_iser_rx login_rx;
 	uint8_t buf[8192];
+	struct isd_iser_rx login_rx;    /* last: it ends in a flexible array */
 };
 
 static int
