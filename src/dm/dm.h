@@ -7,11 +7,14 @@
  * Calls down (core -> datamover) are the ops table; calls up (datamover ->
  * core) are the isd_dm_*_notify functions the core implements. Everything runs
  * on the connection's reactor thread. A datamover never calls up from inside
- * a call down, except where noted.
+ * a call down, not even when the connection fails inside that call (a post
+ * that fails): what follows from it comes from a later reactor callback. The
+ * one exception is noted at free_conn.
  */
 #ifndef ISD_DM_H
 #define ISD_DM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -48,19 +51,55 @@ struct isd_dm_ops {
 	uint32_t caps;                  /* ISD_DM_CAP_* */
 	size_t conn_priv_size;          /* bytes reserved for the datamover in each isd_conn */
 	size_t task_priv_size;          /* bytes reserved for the datamover in each isd_task */
+	/*
+	 * The most data bytes the peer takes in one control PDU in full feature phase
+	 * of a session with RDMAExtensions=Yes, whatever InitiatorRecvDataSegmentLength
+	 * says (isd_conn_tx_dsl returns it there): the core cuts a NOP-In echo to it and
+	 * pages Text Responses in pieces of at most max(it, 512) bytes (text.c keeps a
+	 * 512-byte floor). 0: no limit beyond the negotiated one. iSER: 128, what Linux
+	 * ib_iser and libiscsi really post (see iser_conn.c).
+	 */
+	uint32_t ffp_ctl_max_dsl;
 
 	/* Send_Control: queue one PDU. Takes ownership of pdu (frees it with isd_pdu_free
 	 * once sent or on teardown). Returns 0, or -errno (pdu still freed). */
 	int (*send_control)(struct isd_conn *c, struct isd_pdu *pdu);
 	/* Put_Data: move x->length bytes of read data to the initiator, then x->rsp if set.
-	 * isd_dm_data_completion_notify() follows exactly once if this returns 0. */
+	 * Returns 0: isd_dm_data_completion_notify() follows at most once, from a later
+	 * reactor callback, never from inside this call (also when the transfer fails
+	 * while being posted: the notify then carries -errno). It always follows unless
+	 * task_cleanup abandons the transfer first, or the connection ends first: a
+	 * transfer still pending at isd_dm_terminate_notify may get none (TCP drops it
+	 * silently; iSER fails it with -ECONNABORTED just before terminate notify), and
+	 * the core ends its task at terminate notify with task_cleanup. Returns -errno:
+	 * the transfer never started, no notify follows, and x->rsp was freed. */
 	int (*put_data)(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
 	/* Get_Data: fetch x->length bytes of solicited write data into x->iov at x->offset
-	 * (TCP: R2Ts and Data-Outs; iSER: RDMA Reads). isd_dm_data_completion_notify()
-	 * follows exactly once if this returns 0. */
+	 * (TCP: R2Ts and Data-Outs; iSER: RDMA Reads). Returns 0 or -errno with
+	 * put_data's contract: after 0, at most one notify, always later; after -errno,
+	 * none. */
 	int (*get_data)(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+	/*
+	 * Optional. Login_Response: the core calls it right before it queues each Login
+	 * Response with send_control, so that a datamover never has to read the core's
+	 * headers to follow the login. `final` is true for the one Login Response that
+	 * ends the login (T=1, NSG=FullFeaturePhase, status 0): `negotiated` then holds
+	 * the session's values, and the datamover readies what full feature phase needs
+	 * before that response can reach the initiator (iSER: posts its full-feature
+	 * receives, sized for them, and stops using the login receive buffer). `final` is
+	 * false for every other Login Response: it answers one Login Request and
+	 * another may follow (iSER: the login receive buffer is posted again once both
+	 * this call came and the request's PDU was released); `negotiated` is the values
+	 * in force (RFC defaults). The response itself still goes out within login
+	 * limits; notice_key_values follows the final one. NULL (TCP): the datamover
+	 * needs nothing until notice_key_values.
+	 */
+	void (*login_response)(struct isd_conn *c, const struct isd_params *negotiated,
+			       bool final);
 	/* Notice_Key_Values: the negotiated values, called after the final Login Response
-	 * has been queued with send_control (digests apply to PDUs queued after it). */
+	 * has been queued with send_control (digests apply to PDUs queued after it), and
+	 * again in full feature phase when the initiator declares a new
+	 * MaxRecvDataSegmentLength. */
 	void (*notice_key_values)(struct isd_conn *c, const struct isd_params *p);
 	/* Gives back a PDU received through isd_dm_control_notify(). */
 	void (*release_pdu)(struct isd_conn *c, struct isd_pdu *pdu);
@@ -78,16 +117,23 @@ struct isd_dm_ops {
 	 * isd_dm_terminate_notify() follows exactly once, later. */
 	void (*terminate)(struct isd_conn *c);
 	/* Deallocate_Connection_Resources: called by the core after terminate notify, once
-	 * no task refers to the connection; the datamover frees its private state. */
+	 * no task refers to the connection; the datamover frees its private state. The
+	 * exception to "no call up from a call down": fences still held by transfers it
+	 * drops here (iSER, when flush completions never came) are released from inside
+	 * this call with isd_dm_fence_release(). */
 	void (*free_conn)(struct isd_conn *c);
 	/* Optional. Called when the core creates a task from a SCSI Command PDU, before
 	 * any put_data/get_data: the datamover takes what it carried for this command
 	 * (iSER: the read/write STags and VAs from the iSER header) into its task area. */
 	void (*task_init)(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
 	/* Optional. Allocator for task data buffers (iSER: registered memory). NULL: the
-	 * SCSI layer uses malloc. Returned buffers are released with buf_free. */
+	 * SCSI layer uses malloc. Returned buffers are released with buf_free, which
+	 * names the task the buffer was allocated for: when that task's transfer was
+	 * abandoned by task_cleanup (its buffer is released right after, while the task
+	 * still exists) the datamover finds the transfer from the task in O(1) and may
+	 * keep the buffer until its work requests are complete (iSER). */
 	void *(*buf_alloc)(struct isd_conn *c, uint32_t len);
-	void (*buf_free)(struct isd_conn *c, void *buf, uint32_t len);
+	void (*buf_free)(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len);
 	/* Optional. Send_Control of the SCSI Response that ends task t, sent when no
 	 * data is left to move (a read's response with data goes with put_data's
 	 * x->rsp instead). Same contract as send_control; the datamover may tie the

@@ -7,9 +7,6 @@
 #include <string.h>
 
 #include "iscsi/core.h"
-
-/* What the field's iSER initiators really receive in full feature phase. */
-#define ISD_ISER_FFP_RX_DSL 128
 #include "util/log.h"
 
 static size_t
@@ -34,7 +31,8 @@ dm_bufs(const struct isd_conn *c)
 static void *
 isd_conn_buf_alloc(void *ctx, uint32_t len)
 {
-	struct isd_conn *c = ctx;
+	struct isd_task *t = ctx;
+	struct isd_conn *c = t->conn;
 	uint32_t max = c->tgt->cfg.max_session_buffer_bytes;
 	void *p;
 
@@ -51,11 +49,12 @@ isd_conn_buf_alloc(void *ctx, uint32_t len)
 static void
 isd_conn_buf_free(void *ctx, void *buf, uint32_t len)
 {
-	struct isd_conn *c = ctx;
+	struct isd_task *t = ctx;
+	struct isd_conn *c = t->conn;
 
 	c->buf_bytes -= len;
 	if (dm_bufs(c))
-		c->ops->buf_free(c, buf, len);
+		c->ops->buf_free(c, t, buf, len);
 	else
 		free(buf);
 }
@@ -126,7 +125,7 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 	c->ops = ops;
 	c->buf_ops.alloc = isd_conn_buf_alloc;
 	c->buf_ops.free = isd_conn_buf_free;
-	c->buf_ops.ctx = c;
+	c->buf_ops.ctx = NULL;           /* each task's copy points at the task */
 	c->reactor = r != NULL ? r : t->reactor;
 	if (info != NULL)
 		c->info = *info;
@@ -230,13 +229,14 @@ isd_conn_tx_dsl(const struct isd_conn *c)
 
 	if (p->rdma_extensions && p->initiator_recv_dsl > 0) {
 		/*
-		 * Linux ib_iser and libiscsi post 128-byte full-feature receive
-		 * buffers whatever InitiatorRecvDataSegmentLength says (iser-facts
-		 * §4.5): a longer Send kills their connection. Text and NOP-In data
-		 * then go out in 128-byte pieces (continuation), never longer.
+		 * The datamover may know that its peers receive less in full feature
+		 * phase than they declared (iSER: 128 bytes, see its ops table): a
+		 * NOP-In echo is cut to it, Text Responses are paged by it (text.c).
 		 */
-		if (c->state == ISD_CONN_FFP && p->initiator_recv_dsl > ISD_ISER_FFP_RX_DSL)
-			return ISD_ISER_FFP_RX_DSL;
+		uint32_t lim = c->ops->ffp_ctl_max_dsl;
+
+		if (c->state == ISD_CONN_FFP && lim > 0 && p->initiator_recv_dsl > lim)
+			return lim;
 		return p->initiator_recv_dsl;
 	}
 	return p->max_xmit_dsl;

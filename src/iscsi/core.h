@@ -194,7 +194,8 @@ struct isd_conn {
 	unsigned int aborted_pos;
 	bool logged_out;
 	/* command data buffers: from the datamover (iSER: registered memory) when it
-	 * offers them, else malloc; counted against max_session_buffer_bytes */
+	 * offers them, else malloc; counted against max_session_buffer_bytes. The
+	 * template of every task's buf_ops (whose ctx is the task). */
 	struct isd_scsi_buf_ops buf_ops;
 	uint64_t buf_bytes;             /* allocated through buf_ops now */
 	TAILQ_ENTRY(isd_conn) link;
@@ -230,6 +231,7 @@ struct isd_task {
 	bool data_bad;                  /* some Data-Out failed its data digest: never run */
 	struct isd_tmf_wait *tmf_wait;  /* TMF response waiting for this task's exec */
 	struct isd_scsi_cmd cmd;
+	struct isd_scsi_buf_ops buf_ops;        /* conn's buf_ops with ctx = this task */
 	struct isd_pdu *held_pdu;       /* command PDU whose immediate data is cmd's buffer */
 	uint8_t cdb[260];
 	TAILQ_ENTRY(isd_task) link;

@@ -30,6 +30,18 @@ login_rsp_header(struct isd_conn *c, struct isd_pdu *pdu, const uint8_t *req_bhs
 	pdu->bhs[37] = (uint8_t)status;
 }
 
+/*
+ * Queues a Login Response, telling the datamover first whether it ends the
+ * login (dm.h, login_response): every Login Response goes through here.
+ */
+static int
+login_rsp_send(struct isd_conn *c, struct isd_pdu *pdu, bool final)
+{
+	if (c->ops->login_response != NULL && isd_conn_can_send(c))
+		c->ops->login_response(c, &c->params, final);
+	return isd_conn_send(c, pdu);
+}
+
 /* Answers with a failure status, then closes the connection (RFC 7143 §11.13.5). */
 static void
 login_fail(struct isd_conn *c, const uint8_t *req_bhs, uint16_t status)
@@ -45,7 +57,7 @@ login_fail(struct isd_conn *c, const uint8_t *req_bhs, uint16_t status)
 	pdu = isd_conn_pdu_alloc(c, ISD_OP_LOGIN_RSP, 0);
 	if (pdu != NULL) {
 		login_rsp_header(c, pdu, req_bhs, 0, 0, status);
-		isd_conn_send(c, pdu);
+		login_rsp_send(c, pdu, false);
 	}
 	isd_conn_close(c);
 }
@@ -467,7 +479,7 @@ login_send_rsp(struct isd_conn *c, struct isd_login *l, const uint8_t *req_bhs)
 	pdu->data_len = chunk;
 	isd_bhs_set_dsl(pdu->bhs, chunk);
 	l->rsp_off += chunk;
-	if (isd_conn_send(c, pdu) < 0)
+	if (login_rsp_send(c, pdu, final) < 0)
 		return;
 	if (!last)
 		return;
@@ -596,7 +608,7 @@ isd_login_rx(struct isd_conn *c, struct isd_pdu *pdu)
 
 			if (r != NULL) {
 				login_rsp_header(c, r, req_bhs, (uint8_t)(csg << 2), l->tsih, 0);
-				isd_conn_send(c, r);
+				login_rsp_send(c, r, false);
 			}
 		}
 		return;

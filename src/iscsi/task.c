@@ -390,7 +390,11 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	t->cmd.write_flag = wr;
 	t->cmd.task_attr = flags & ISD_CMD_ATTR_MASK;
 	t->cmd.tag = itt;
-	t->cmd.buf_ops = c->buf_ops.alloc != NULL ? &c->buf_ops : NULL;
+	/* buffers are allocated and released for this task: the datamover learns
+	 * whose buffer it releases (buf_free) */
+	t->buf_ops = c->buf_ops;
+	t->buf_ops.ctx = t;
+	t->cmd.buf_ops = c->buf_ops.alloc != NULL ? &t->buf_ops : NULL;
 	/*
 	 * Only iSER may receive into a RAM LU's own blocks: it fetches the data by
 	 * RDMA Reads it posts itself. TCP Data-Out comes PDU by PDU at the peer's

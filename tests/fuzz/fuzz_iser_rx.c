@@ -72,8 +72,7 @@ check_rx(const uint8_t *buf, uint32_t len, uint32_t max_dsl)
 	}
 	if (isd_iser_inv_stag(&info.hdr, &rkey))
 		g_sink += rkey;
-	g_sink += isd_iser_pdu_is_unexpected(bhs) + isd_iser_is_transit_login_req(bhs) +
-		  isd_iser_is_final_login_rsp(bhs);
+	g_sink += isd_iser_pdu_is_unexpected(bhs);
 }
 
 static void

@@ -58,6 +58,10 @@ fake_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 	uint8_t *nb;
 	int rc;
 
+	if (fd->xfer_fail < 0) {
+		isd_pdu_free(x->rsp);
+		return fd->xfer_fail;
+	}
 	rc = record_xfer(fd, t, x, true);
 	if (rc < 0) {
 		isd_pdu_free(x->rsp);
@@ -82,6 +86,8 @@ fake_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 static int
 fake_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 {
+	if (fd_of(c)->xfer_fail < 0)
+		return fd_of(c)->xfer_fail;
 	return record_xfer(fd_of(c), t, x, false);
 }
 
@@ -92,6 +98,20 @@ fake_notice_key_values(struct isd_conn *c, const struct isd_params *p)
 
 	fd->noticed = true;
 	fd->params = *p;
+}
+
+static void
+fake_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final)
+{
+	struct fake_dm *fd = fd_of(c);
+
+	fd->login_rsps++;
+	if (!final)
+		return;
+	fd->login_finals++;
+	fd->sent_at_final = fd->n_sent;
+	fd->final_after_notice = fd->noticed;
+	fd->final_params = *negotiated;
 }
 
 static void
@@ -146,6 +166,7 @@ struct isd_dm_ops fake_dm_ops = {
 	.send_control = fake_send_control,
 	.put_data = fake_put_data,
 	.get_data = fake_get_data,
+	.login_response = fake_login_response,
 	.notice_key_values = fake_notice_key_values,
 	.release_pdu = fake_release_pdu,
 	.task_cleanup = fake_task_cleanup,

@@ -35,6 +35,11 @@ struct fake_dm {
 	bool terminate_notified;
 	bool freed;
 	bool noticed;
+	int login_rsps;                 /* login_response calls, final or not */
+	int login_finals;               /* ... with final true */
+	int sent_at_final;              /* n_sent when login_response(final) came */
+	bool final_after_notice;        /* login_response(final) came after notice_key_values */
+	struct isd_params final_params; /* `negotiated` of login_response(final) */
 	struct isd_params params;       /* from notice_key_values */
 	struct fake_xfer xfers[FAKE_DM_MAX_XFER];
 	int n_xfers;
@@ -45,6 +50,8 @@ struct fake_dm {
 	uint8_t *read_data;             /* bytes put_data moved, concatenated */
 	uint32_t read_len;
 	int send_fail;                  /* make the next N send_control calls fail */
+	int xfer_fail;                  /* put_data/get_data return this (-errno) at once: no
+					 * notify follows (dm.h), put_data's rsp is freed */
 };
 
 /* caps can be changed by a test before connecting */

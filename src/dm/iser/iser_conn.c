@@ -67,6 +67,12 @@ set_nonblock(int fd)
 
 /* ---- teardown ---- */
 
+/*
+ * Runs from the reactor, never from inside a call down (dm.h): the connection
+ * may have failed inside put_data/get_data/send_control/terminate, when a post
+ * failed. The transfers that never got posted end here, each with its one
+ * completion notify, then the connection's terminate notify.
+ */
 static void
 notify_cb(void *arg)
 {
@@ -74,6 +80,8 @@ notify_cb(void *arg)
 
 	if (ic->notified)
 		return;
+	/* every posted WR has completed by now: fail what never got posted */
+	isd_iser_jobs_fail_pending(ic);
 	ic->notified = true;
 	/* the core may free the connection inside: ic is not touched after this */
 	isd_dm_terminate_notify(ic->conn, ic->term_reason);
@@ -86,8 +94,8 @@ drained(struct isd_iser_conn *ic)
 		return;
 	ic->state = ISD_ISER_DEAD;
 	isd_reactor_timer_stop(ic->r, &ic->drain_timer);
-	/* every posted WR has completed by now: fail what never got posted */
-	isd_iser_jobs_fail_pending(ic);
+	/* drained() may run inside a call down (isd_iser_conn_fail when a post
+	 * fails): the notifies wait for the reactor */
 	isd_reactor_defer(ic->r, &ic->notify_timer);
 }
 
@@ -314,6 +322,16 @@ stall_timer_cb(void *arg)
 	isd_reactor_timer_start(ic->r, &ic->stall_timer, ISD_ISER_TX_STALL_MS);
 }
 
+void
+isd_iser_conn_init_timers(struct isd_iser_conn *ic)
+{
+	isd_timer_init(&ic->notify_timer, notify_cb, ic);
+	isd_timer_init(&ic->drain_timer, drain_timeout_cb, ic);
+	isd_timer_init(&ic->poll_timer, poll_timer_cb, ic);
+	isd_timer_init(&ic->kick_timer, (isd_task_cb)isd_iser_tx_kick, ic);
+	isd_timer_init(&ic->stall_timer, stall_timer_cb, ic);
+}
+
 /* ---- CM events of one connection ---- */
 
 static void
@@ -460,11 +478,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	TAILQ_INIT(&ic->abandoned);
 	TAILQ_INIT(&ic->tx_free_small);
 	TAILQ_INIT(&ic->tx_free_big);
-	isd_timer_init(&ic->notify_timer, notify_cb, ic);
-	isd_timer_init(&ic->drain_timer, drain_timeout_cb, ic);
-	isd_timer_init(&ic->poll_timer, poll_timer_cb, ic);
-	isd_timer_init(&ic->kick_timer, (isd_task_cb)isd_iser_tx_kick, ic);
-	isd_timer_init(&ic->stall_timer, stall_timer_cb, ic);
+	isd_iser_conn_init_timers(ic);
 	if (strchr(info.peer_addr, ':') != NULL)
 		snprintf(ic->peer, sizeof(ic->peer), "[%s]:%u", info.peer_addr, info.peer_port);
 	else
@@ -797,29 +811,19 @@ isd_iser_stats_list(struct isd_stat *out, int max)
 
 /* ---- ops ---- */
 
+/* After the final Login Response was queued (its FFP receives went up in
+ * login_response): Sends queued from now on are full-feature Sends. */
 static void
 iser_notice_key_values(struct isd_conn *c, const struct isd_params *p)
 {
 	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
-	int rc;
 
 	if (ic->state >= ISD_ISER_DRAINING)
 		return;
-	ic->ffp = true;
 	ic->discovery = p->session_type == ISD_SESSION_DISCOVERY;
 	/* Linux ib_iser and libiscsi post 128-byte FFP receives whatever IRDSL says
 	 * (iser-facts §4.5); discovery keeps the 8 KiB login buffer */
 	ic->tx_limit = ic->discovery ? ISD_ISER_LOGIN_DATA : ISD_ISER_INI_FFP_DATA;
-	rc = isd_iser_rx_setup_ffp(ic, p);
-	if (rc < 0) {
-		isd_log_err("iser %s: cannot set up full-feature receives: %s", ic->peer,
-			    strerror(-rc));
-		isd_iser_conn_fail(ic, rc);
-		return;
-	}
-	/* the final Login Response was held until the receives were up */
-	ic->hold_tx = false;
-	isd_iser_tx_kick(ic);
 }
 
 static void
@@ -830,7 +834,6 @@ iser_terminate(struct isd_conn *c)
 	if (ic->state >= ISD_ISER_DRAINING || ic->closing)
 		return;
 	ic->closing = true;
-	ic->hold_tx = false;
 	if (ic->state != ISD_ISER_ESTABLISHED) {
 		isd_iser_conn_fail(ic, 0);
 		return;
@@ -915,18 +918,29 @@ int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_x
 void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
 void isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
 void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
-void isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len);
+void isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len);
 /* iser_rx.c */
 void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final);
 
 const struct isd_dm_ops isd_iser_dm_ops = {
 	.name = "iser",
 	.caps = ISD_DM_CAP_RDMA,
 	.conn_priv_size = sizeof(struct isd_iser_conn),
 	.task_priv_size = sizeof(struct isd_iser_task),
+	/*
+	 * Linux ib_iser and libiscsi post 128-byte full-feature receive buffers
+	 * whatever InitiatorRecvDataSegmentLength says (iser-facts §4.5), for the
+	 * unsolicited control PDUs they do not expect a large answer to (NOP-In,
+	 * Reject, Async Message, Text): a longer Send fails their receive and kills
+	 * the connection. The core keeps its control PDUs within this; what still
+	 * comes longer is cut (sense data) or logged (isd_iser_fit_data).
+	 */
+	.ffp_ctl_max_dsl = ISD_ISER_INI_FFP_DATA,
 	.send_control = isd_iser_send_control,
 	.put_data = isd_iser_put_data,
 	.get_data = isd_iser_get_data,
+	.login_response = isd_iser_login_response,
 	.notice_key_values = iser_notice_key_values,
 	.release_pdu = isd_iser_release_pdu,
 	.task_cleanup = isd_iser_task_cleanup,

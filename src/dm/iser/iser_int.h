@@ -209,10 +209,6 @@ bool isd_iser_inv_stag(const struct isd_iser_hdr *h, uint32_t *rkey);
 
 /* NOP-In ping (ITT reserved), Async Message, Reject: PDUs the initiator did not ask for. */
 bool isd_iser_pdu_is_unexpected(const uint8_t *bhs);
-/* A successful Login Response with T=1 and NSG=FullFeaturePhase. */
-bool isd_iser_is_final_login_rsp(const uint8_t *bhs);
-/* A Login Request with T=1 and NSG=FullFeaturePhase. */
-bool isd_iser_is_transit_login_req(const uint8_t *bhs);
 /*
  * Makes an outgoing PDU's data segment fit `limit` bytes: a SCSI Response's
  * sense data is truncated (its 2-byte length and the DSL adjusted). Returns the
@@ -253,7 +249,9 @@ struct isd_iser_rx {
 	bool login;                     /* the login buffer */
 	bool posted;
 	bool lent;                      /* its PDU is with the core */
-	bool transit;                   /* login request with T=1 NSG=3: repost only if refused */
+	bool rearm;                     /* login: the core answered the request in it with a
+					 * non-final Login Response (login_response): post it
+					 * again once the PDU is released */
 	struct isd_iser_hdr hdr;        /* the iSER header of the PDU in the buffer */
 	struct isd_pdu pdu;             /* last: it ends in a flexible array */
 };
@@ -308,8 +306,10 @@ struct isd_iser_job {
 	bool queued;                    /* on ic->pending */
 	bool in_txq;                    /* SEND: counted in ic->txq (txq_bytes) */
 	uint32_t txq_bytes;
+	uint32_t tx_limit;              /* data bytes its Send may carry (ic->tx_limit when queued) */
 	bool rsp_posted;
-	void *deferred_buf;             /* buffer freed by the core while WRs were in flight */
+	void *deferred_buf;             /* the task's buffer, released by the core while WRs
+					 * were in flight (buf_free): freed with the job */
 	struct isd_tmf_wait *fence;     /* abandoned: the abort's answer, held until the WRs end */
 	uint32_t deferred_len;
 	/* GET on iWARP: the sink's registrations with remote write, for this
@@ -334,6 +334,10 @@ struct isd_iser_task {
 	uint32_t first_sol;             /* first solicited offset: write VA points at it */
 	bool first_sol_set;
 	struct isd_iser_job *job;       /* transfer in progress */
+	/* the transfer task_cleanup abandoned with WRs in flight: buf_free hands it
+	 * the task's buffer. Valid until the task is freed, which dm.h says comes
+	 * right after task_cleanup, before any completion can end the job. */
+	struct isd_iser_job *abandoned;
 };
 #define ISD_ISER_TASK_MAGIC 0x49534552u /* "ISER" */
 
@@ -359,9 +363,9 @@ struct isd_iser_conn {
 	struct ibv_qp *qp;
 	struct isd_iser_qp_size qs;
 	struct isd_iser_credits cr;
-	bool ffp;                       /* notice_key_values seen */
-	bool hold_tx;                   /* final login response queued; FFP receives not yet up */
-	uint32_t tx_limit;              /* data bytes a Send may carry now */
+	bool login_done;                /* login_response(final): FFP receives posted, the login
+					 * buffer retired */
+	uint32_t tx_limit;              /* data bytes a Send queued now may carry */
 	bool discovery;
 	bool remote_inv;                /* negotiated: responses may carry Send with Invalidate */
 	uint64_t rx_budget;             /* bytes of FFP receive buffers (the portal's setting) */
@@ -433,6 +437,8 @@ extern uint64_t isd_iser_g_txq_holds;   /* send queue reached its soft limit: re
 extern uint64_t isd_iser_g_txq_drops;   /* connections dropped at the send queue's hard limit */
 extern uint64_t isd_iser_g_tx_stalls;   /* connections dropped: send queue made no progress */
 void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
+/* Sets up the connection's timers with their callbacks (before any is started). */
+void isd_iser_conn_init_timers(struct isd_iser_conn *ic);
 void isd_iser_conn_poll(void *arg);
 
 #endif

@@ -295,24 +295,6 @@ isd_iser_pdu_is_unexpected(const uint8_t *bhs)
 	}
 }
 
-bool
-isd_iser_is_final_login_rsp(const uint8_t *bhs)
-{
-	uint8_t f = isd_bhs_flags(bhs);
-
-	return isd_bhs_opcode(bhs) == ISD_OP_LOGIN_RSP && (f & ISD_LOGIN_T) &&
-	       !(f & ISD_LOGIN_C) && ISD_LOGIN_NSG(f) == ISD_STAGE_FFP && bhs[36] == 0;
-}
-
-bool
-isd_iser_is_transit_login_req(const uint8_t *bhs)
-{
-	uint8_t f = isd_bhs_flags(bhs);
-
-	return isd_bhs_opcode(bhs) == ISD_OP_LOGIN_REQ && (f & ISD_LOGIN_T) &&
-	       ISD_LOGIN_NSG(f) == ISD_STAGE_FFP;
-}
-
 int
 isd_iser_fit_data(uint8_t *bhs, uint8_t *data, uint32_t data_len, uint32_t limit)
 {

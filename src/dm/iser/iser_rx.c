@@ -162,7 +162,6 @@ isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ib
 	pdu->owner = rx;
 	rx->hdr = info.hdr;
 	rx->lent = true;
-	rx->transit = rx->login && isd_iser_is_transit_login_req(pdu->bhs);
 	isd_dm_control_notify(ic->conn, pdu);
 }
 
@@ -184,6 +183,49 @@ isd_iser_rx_resume(struct isd_iser_conn *ic)
 }
 
 void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final);
+
+/*
+ * The core is about to queue a Login Response (dm.h). The login buffer is
+ * receive-side flow control, and the core says which way it goes: after a
+ * non-final response another Login Request may come, so the buffer is posted
+ * again (now, or when the core releases the request it holds); after the final
+ * one, the full-feature receives go up before the response can reach the
+ * initiator, and the login buffer stays retired. Nothing here reads a header.
+ */
+void
+isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final)
+{
+	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_rx *lrx = ic->login_rx;
+	int rc;
+
+	if (ic->state >= ISD_ISER_DRAINING || ic->closing || ic->login_done)
+		return;
+	if (final) {
+		ic->login_done = true;
+		if (lrx != NULL)
+			lrx->rearm = false;
+		rc = isd_iser_rx_setup_ffp(ic, negotiated);
+		if (rc < 0) {
+			isd_log_err("iser %s: cannot set up full-feature receives: %s", ic->peer,
+				    strerror(-rc));
+			isd_iser_conn_fail(ic, rc);
+		}
+		return;
+	}
+	if (lrx == NULL)
+		return;
+	if (lrx->lent) {
+		lrx->rearm = true;      /* posted by release_pdu */
+		return;
+	}
+	rc = isd_iser_rx_post(ic, lrx);
+	if (rc < 0) {
+		isd_log_err("iser %s: ibv_post_recv: %s", ic->peer, strerror(-rc));
+		isd_iser_conn_fail(ic, rc);
+	}
+}
 
 void
 isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
@@ -199,8 +241,14 @@ isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
 	rx->lent = false;
 	if (ic->state >= ISD_ISER_DRAINING || ic->closing)
 		return;
-	if (rx->login && (ic->ffp || ic->hold_tx || rx->transit))
-		return;         /* reposted, if at all, when the login response decides */
+	if (rx->login) {
+		/* posted again only for the next Login Request the core said may come
+		 * (login_response with final false); after the final one, full feature
+		 * PDUs land in the FFP receives */
+		if (!rx->rearm || ic->login_done)
+			return;
+		rx->rearm = false;
+	}
 	if (!rx->login && ic->txq.held)
 		return;         /* backpressure: posted again by isd_iser_rx_resume */
 	rc = isd_iser_rx_post(ic, rx);

@@ -203,17 +203,17 @@ tx_put(struct isd_iser_conn *ic, struct isd_iser_tx *tx)
 	TAILQ_INSERT_HEAD(tx->big ? &ic->tx_free_big : &ic->tx_free_small, tx, link);
 }
 
-/* Data bytes pdu will carry within the connection's current limit, or -EMSGSIZE. */
+/*
+ * Data bytes pdu will carry within `limit` (the connection's limit when it was
+ * queued: the final Login Response, queued before notice_key_values, still
+ * goes into the initiator's 8 KiB login buffer), or -EMSGSIZE.
+ */
 static int
-pdu_fit(struct isd_iser_conn *ic, struct isd_pdu *pdu)
+pdu_fit(struct isd_iser_conn *ic, struct isd_pdu *pdu, uint32_t limit)
 {
-	uint32_t len = pdu->data_len, limit = ic->tx_limit;
+	uint32_t len = pdu->data_len;
 	int n;
 
-	/* the final Login Response goes out after notice_key_values, into the
-	 * initiator's 8 KiB login buffer */
-	if (isd_bhs_opcode(pdu->bhs) == ISD_OP_LOGIN_RSP)
-		limit = ISD_ISER_LOGIN_DATA;
 	if (pdu->data_iov != NULL)
 		len = (uint32_t)isd_iov_len(pdu->data_iov, pdu->data_iovcnt);
 	n = isd_iser_fit_data(pdu->bhs, pdu->data_iov ? NULL : pdu->data, len, limit);
@@ -283,7 +283,7 @@ post_send_job(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	bool unexp = isd_iser_pdu_is_unexpected(pdu->bhs);
 	int n, rc;
 
-	n = pdu_fit(ic, pdu);
+	n = pdu_fit(ic, pdu, job->tx_limit);
 	if (n < 0) {
 		isd_log_err("iser %s: %s too large for a Send (%u data, %u AHS bytes)", ic->peer,
 			    isd_opcode_name(isd_bhs_opcode(pdu->bhs)), pdu->data_len, pdu->ahs_len);
@@ -373,7 +373,7 @@ post_put(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	if (job->inflight > 0)
 		return 0;               /* a chunk is on the wire */
 	if (need_send) {
-		n = pdu_fit(ic, job->pdu);
+		n = pdu_fit(ic, job->pdu, job->tx_limit);
 		if (n < 0)
 			return n;
 		tx = tx_get(ic, (uint32_t)n > ISD_ISER_TX_SMALL_DATA);
@@ -528,7 +528,7 @@ isd_iser_tx_kick(struct isd_iser_conn *ic)
 	struct isd_iser_job *job, *next;
 	int rc = 0;
 
-	if (ic->state != ISD_ISER_ESTABLISHED || ic->hold_tx)
+	if (ic->state != ISD_ISER_ESTABLISHED)
 		return;
 	for (job = TAILQ_FIRST(&ic->pending); job != NULL; job = next) {
 		next = TAILQ_NEXT(job, link);
@@ -553,8 +553,6 @@ isd_iser_tx_kick(struct isd_iser_conn *ic)
 		}
 		if (rc == 0)
 			break;          /* keep the order of Sends */
-		if (ic->hold_tx)
-			break;
 	}
 	if (ic->closing && ic->cr.sq_used == 0 && TAILQ_EMPTY(&ic->pending))
 		isd_iser_conn_fail(ic, ic->term_reason);
@@ -628,37 +626,19 @@ int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_x
 void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
 void isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
 void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
-void isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len);
+void isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len);
 
 static int
 queue_send(struct isd_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *tt)
 {
 	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
 	struct isd_iser_job *job;
-	struct isd_iser_rx *lrx = ic->login_rx;
 	enum isd_iser_txq_verdict verdict;
 	uint32_t bytes;
-	int rc;
 
 	if (ic->state >= ISD_ISER_DRAINING || ic->closing) {
 		isd_pdu_free(pdu);
 		return -ENOTCONN;
-	}
-	if (isd_bhs_opcode(pdu->bhs) == ISD_OP_LOGIN_RSP && !ic->ffp) {
-		if (isd_iser_is_final_login_rsp(pdu->bhs)) {
-			/* hold it until notice_key_values has posted the FFP receives */
-			ic->hold_tx = true;
-		} else if (lrx != NULL && lrx->transit) {
-			/* the target did not go to FFP: the next request needs the buffer */
-			lrx->transit = false;
-			if (!lrx->lent && !lrx->posted) {
-				rc = isd_iser_rx_post(ic, lrx);
-				if (rc < 0) {
-					isd_pdu_free(pdu);
-					return rc;
-				}
-			}
-		}
 	}
 	bytes = ISD_BHS_LEN + pdu->ahs_len + (pdu->data_iov != NULL
 		? (uint32_t)isd_iov_len(pdu->data_iov, pdu->data_iovcnt) : pdu->data_len);
@@ -692,6 +672,7 @@ queue_send(struct isd_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *
 	}
 	job->in_txq = true;
 	job->txq_bytes = bytes;
+	job->tx_limit = ic->tx_limit;
 	job->pdu = pdu;
 	if (tt != NULL && ic->remote_inv)
 		job->inv = isd_iser_inv_stag(&tt->hdr, &job->inv_rkey);
@@ -880,6 +861,7 @@ isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer 
 	job->rkey = tt->hdr.read_stag;
 	job->remote_va = tt->hdr.read_va + x->offset;
 	job->pdu = x->rsp;
+	job->tx_limit = ic->tx_limit;
 	if (x->rsp != NULL && ic->remote_inv)
 		job->inv = isd_iser_inv_stag(&tt->hdr, &job->inv_rkey);
 	tt->job = job;
@@ -956,6 +938,9 @@ isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wai
 		isd_dm_fence_hold(fence);
 		job->fence = fence;
 	}
+	/* the task's buffer is released right after this (buf_free): it finds the
+	 * job here */
+	tt->abandoned = job;
 	TAILQ_INSERT_TAIL(&ic->abandoned, job, link);
 }
 
@@ -979,24 +964,44 @@ isd_iser_buf_alloc(struct isd_conn *c, uint32_t len)
 	return isd_rdma_buf_alloc(len);
 }
 
+/* Whether [b, b+len) holds any byte the job moves. */
+static bool
+job_uses(const struct isd_iser_job *job, const uint8_t *b, uint32_t len)
+{
+	for (int i = 0; i < job->iovcnt; i++) {
+		const uint8_t *p = job->iov[i].iov_base;
+
+		if (job->iov[i].iov_len > 0 && p < b + len && b < p + job->iov[i].iov_len)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The core releases the buffer of task t. If t's transfer was abandoned with
+ * WRs in flight (task_cleanup), they may still write into or read from it: the
+ * job keeps it and frees it when its last WR completes (isd_iser_job_free).
+ * The task points at its abandoned job: no search.
+ */
 void
-isd_iser_buf_free(struct isd_conn *c, void *buf, uint32_t len)
+isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len)
 {
 	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_task *tt = t != NULL ? isd_task_dm_priv(t) : NULL;
 	struct isd_iser_job *job;
-	uint8_t *b = buf;
 
-	/* an abandoned transfer may still be writing into or reading from it */
-	TAILQ_FOREACH(job, &ic->abandoned, link) {
-		for (int i = 0; i < job->iovcnt; i++) {
-			uint8_t *p = job->iov[i].iov_base;
-
-			if (job->inflight > 0 && job->deferred_buf == NULL && p >= b &&
-			    p < b + len) {
+	if (tt != NULL && tt->magic == ISD_ISER_TASK_MAGIC && tt->abandoned != NULL) {
+		job = tt->abandoned;
+		if (job->inflight > 0 && job_uses(job, buf, len)) {
+			if (job->deferred_buf == NULL) {
 				job->deferred_buf = buf;
 				job->deferred_len = len;
 				return;
 			}
+			/* a command has one data buffer (isd_scsi_buf_alloc) */
+			isd_log_err("iser %s: ITT 0x%x: a second buffer of an abandoned transfer "
+				    "is released while its work requests are in flight", ic->peer,
+				    isd_task_itt(t));
 		}
 	}
 	isd_rdma_buf_free(buf, len);

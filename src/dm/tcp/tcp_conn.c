@@ -1496,6 +1496,8 @@ const struct isd_dm_ops isd_tcp_dm_ops = {
 	.send_control = tcp_send_control,
 	.put_data = tcp_put_data,
 	.get_data = tcp_get_data,
+	/* .login_response = NULL: TCP needs nothing before notice_key_values (its
+	 * receive side is a byte stream, the same in login and full feature phase) */
 	.notice_key_values = tcp_notice_key_values,
 	.release_pdu = tcp_release_pdu,
 	.task_cleanup = tcp_task_cleanup,

@@ -447,19 +447,6 @@ test_pdu_classes(void **state)
 	assert_true(isd_iser_pdu_is_unexpected(bhs));
 	bhs[0] = ISD_OP_SCSI_RSP;
 	assert_false(isd_iser_pdu_is_unexpected(bhs));
-
-	memset(bhs, 0, sizeof(bhs));
-	bhs[0] = ISD_OP_LOGIN_RSP;
-	bhs[1] = ISD_LOGIN_T | (ISD_STAGE_OPERATIONAL << 2) | ISD_STAGE_FFP;
-	assert_true(isd_iser_is_final_login_rsp(bhs));
-	bhs[36] = 2;                                    /* initiator error */
-	assert_false(isd_iser_is_final_login_rsp(bhs));
-	bhs[36] = 0;
-	bhs[1] = ISD_LOGIN_T | ISD_STAGE_OPERATIONAL;   /* security -> operational */
-	assert_false(isd_iser_is_final_login_rsp(bhs));
-	bhs[0] = ISD_OP_LOGIN_REQ | ISD_BHS_I;
-	bhs[1] = ISD_LOGIN_T | (ISD_STAGE_OPERATIONAL << 2) | ISD_STAGE_FFP;
-	assert_true(isd_iser_is_transit_login_req(bhs));
 }
 
 /* Sense data is cut to fit a 128-byte receive; other PDUs cannot be shortened. */

@@ -927,6 +927,61 @@ test_conn_drop_with_io_in_flight(void **state)
 	assert_int_equal(st.connections, 0);
 }
 
+/*
+ * A transfer that fails: either put_data/get_data refuses it at once (-errno,
+ * no notify follows) or it fails later (a notify with -errno, from the
+ * reactor). Either way the core ends the task once and closes the connection.
+ */
+static void
+xfer_failure(struct fx *f, bool read, bool at_once)
+{
+	uint8_t bhs[ISD_BHS_LEN], cdb[16], buf[4096];
+	struct isd_iscsi_stats st;
+
+	memset(buf, 0x3c, sizeof(buf));
+	f->fd.xfer_fail = at_once ? -EIO : 0;
+	rw10(cdb, read ? 0x28 : 0x2a, 0, 8);
+	cmd_bhs(bhs, ISD_BHS_F | (read ? ISD_CMD_R : ISD_CMD_W), 0xe1, 4096, f->cmdsn++, cdb,
+		16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	for (int i = 0; i < 200 && f->fd.n_xfers == 0 && !f->fd.terminate_called; i++)
+		isd_reactor_poll(f->r, 1);
+	if (!at_once) {
+		assert_int_equal(f->fd.n_xfers, 1);
+		assert_false(f->fd.terminate_called);
+		assert_int_equal(fake_dm_complete(&f->fd, read ? NULL : buf, -EIO), 0);
+	}
+	assert_int_equal(f->fd.n_xfers, 0);
+	assert_true(f->fd.terminate_called);
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.tasks, 0);
+	/* no SCSI Response went out for the failed task */
+	fake_dm_drop_sent(&f->fd);
+}
+
+static void
+test_put_data_refused_at_once(void **state)
+{
+	xfer_failure(*state, true, true);
+}
+
+static void
+test_put_data_fails_later(void **state)
+{
+	xfer_failure(*state, true, false);
+}
+
+static void
+test_get_data_refused_at_once(void **state)
+{
+	xfer_failure(*state, false, true);
+}
+
+static void
+test_get_data_fails_later(void **state)
+{
+	xfer_failure(*state, false, false);
+}
 
 /* ---- a reservation change from another session ---- */
 
@@ -1251,6 +1306,10 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logout_close_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logout_recovery_unsupported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_data_refused_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_data_fails_later, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_data_refused_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_data_fails_later, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_drop_with_io_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_waits_for_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pr_preempt_abort_other_session, setup,

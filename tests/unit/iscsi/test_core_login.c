@@ -780,11 +780,134 @@ test_login_response_continuation(void **state)
 	free(text);
 }
 
+/*
+ * The datamover learns the login's course from the core (dm.h, login_response),
+ * never from headers: a request with T=1 NSG=FFP answered by a paged (C=1)
+ * response is not the end; the final response is announced with the negotiated
+ * values before it is queued, and before notice_key_values.
+ */
+static void
+test_login_response_tells_datamover(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *text = calloc(1, 8192);
+	uint32_t len = 0;
+	struct isd_pdu *rsp;
+	int n;
+
+	assert_non_null(text);
+	len += (uint32_t)sprintf((char *)text + len, "InitiatorName=%s", INAME) + 1;
+	len += (uint32_t)sprintf((char *)text + len, "TargetName=%s", TNAME) + 1;
+	len += (uint32_t)sprintf((char *)text + len, "MaxRecvDataSegmentLength=%u", 16384) + 1;
+	for (n = 0; n < 120; n++)
+		len += (uint32_t)sprintf((char *)text + len,
+					 "X-org.example.an-unknown-key-with-a-rather-long-name-%03d=1", n) + 1;
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, text, len);
+	assert_non_null(rsp);
+	assert_true(rsp->bhs[1] & ISD_LOGIN_C);
+	isd_pdu_free(rsp);
+	assert_int_equal(f->fd.login_rsps, 1);
+	assert_int_equal(f->fd.login_finals, 0);
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, NULL, 0);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[1], OP_TO_FFP);
+	isd_pdu_free(rsp);
+	assert_int_equal(f->fd.login_rsps, 2);
+	assert_int_equal(f->fd.login_finals, 1);
+	assert_int_equal(f->fd.sent_at_final, 0);       /* the final response not queued yet */
+	assert_false(f->fd.final_after_notice);
+	assert_true(f->fd.noticed);
+	assert_int_equal(f->fd.final_params.max_xmit_dsl, 16384);
+	assert_int_equal(f->fd.final_params.session_type, ISD_SESSION_NORMAL);
+	free(text);
+}
+
+/*
+ * An RDMA session's NOP-In echo in full feature phase carries at most what the
+ * datamover's ffp_ctl_max_dsl says (iSER: 128), or, with 0, the
+ * InitiatorRecvDataSegmentLength the initiator declared.
+ */
+static uint32_t
+rdma_nop_echo_len(struct fx *f, uint32_t ffp_ctl_max_dsl)
+{
+	struct isd_dm_ops saved = fake_dm_ops;
+	uint8_t bhs[ISD_BHS_LEN], text[512], ping[1000];
+	struct isd_pdu *rsp;
+	uint32_t len, dsl;
+
+	fake_dm_ops.caps = ISD_DM_CAP_RDMA;
+	fake_dm_ops.ffp_ctl_max_dsl = ffp_ctl_max_dsl;
+	fake_dm_init(&f->fd);
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	len = fake_text(text, sizeof(text), "InitiatorName=" INAME, "TargetName=" TNAME,
+			"SessionType=Normal", "RDMAExtensions=Yes",
+			"InitiatorRecvDataSegmentLength=8192",
+			"TargetRecvDataSegmentLength=8192", (const char *)NULL);
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, text, len);
+	assert_non_null(rsp);
+	assert_int_equal(status_of(rsp), 0);
+	assert_true(fake_text_get(rsp, "RDMAExtensions", (char *)text, sizeof(text)));
+	assert_string_equal((char *)text, "Yes");
+	isd_pdu_free(rsp);
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_NOP_OUT | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F;
+	put_be32(bhs + 16, 0x10);
+	put_be32(bhs + 20, ISD_RSVD_TAG);
+	put_be32(bhs + 24, 5);
+	memset(ping, 0x5a, sizeof(ping));
+	fake_dm_inject(&f->fd, bhs, ping, sizeof(ping));
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_NOP_IN);
+	dsl = isd_bhs_dsl(rsp->bhs);
+	isd_pdu_free(rsp);
+	drop_conn(f, &f->fd);
+	fake_dm_ops = saved;
+	return dsl;
+}
+
+static void
+test_ffp_ctl_max_dsl_from_datamover(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(rdma_nop_echo_len(f, 128), 128);
+	assert_int_equal(rdma_nop_echo_len(f, 0), 1000);
+}
+
+/* A refused login is announced as not final. */
+static void
+test_login_response_refused_not_final(void **state)
+{
+	struct fx *f = *state;
+	uint8_t text[512];
+	uint32_t len;
+	struct isd_pdu *rsp;
+
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	len = fake_text(text, sizeof(text), "InitiatorName=" INAME,
+			"TargetName=iqn.2024-01.org.example:nope", (const char *)NULL);
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, text, len);
+	assert_non_null(rsp);
+	assert_int_not_equal(status_of(rsp), 0);
+	isd_pdu_free(rsp);
+	assert_int_equal(f->fd.login_rsps, 1);
+	assert_int_equal(f->fd.login_finals, 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_login_normal_one_pdu, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_response_tells_datamover, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_login_response_refused_not_final, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ffp_ctl_max_dsl_from_datamover, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_login_discovery_and_sendtargets, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_login_missing_initiator_name, setup, teardown),
