@@ -746,10 +746,9 @@ test_post_fail_put_data(void **state)
 /*
  * The same, on a QP that refuses posts once in error: the teardown's drain
  * markers cannot be posted, so isd_iser_conn_fail() finds the connection
- * drained at once, inside put_data, and fails the job there: on main the
- * core gets data_completion_notify from inside put_data (a call up from a
- * call down). Known; skipped unless ISD_FV_KNOWN_BUGS is set, until the seam
- * change that defers it lands.
+ * drained at once. The job must still fail later, from the deferred
+ * terminate callback, not inside put_data (a call up from a call down, which
+ * the --wrap check catches): it did before the seam change that defers it.
  */
 static void
 test_post_fail_no_drain_marker(void **state)
@@ -758,8 +757,6 @@ test_post_fail_no_drain_marker(void **state)
 	struct ibv_qp *tqp = fv_ini_target_qp(f->ini);
 	uint8_t cdb[16];
 
-	if (getenv("ISD_FV_KNOWN_BUGS") == NULL)
-		skip();
 	fv_qp_refuse_posts_in_error(tqp, true);
 	fv_qp_fail_post_send(tqp, 1, ENOMEM);
 	rw10(cdb, 0x28, 0, 8);
