@@ -26,7 +26,7 @@ static uint32_t g_next_key = 0x1100;
 static uint32_t g_next_qpn = 0x40;
 static uint16_t g_next_port = 20000;
 
-static void
+static void __attribute__((format(printf, 1, 2)))
 bug(const char *fmt, ...)
 {
 	va_list ap;
