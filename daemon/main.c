@@ -19,7 +19,7 @@
 
 #include "reactor/reactor.h"
 #include "dm/dm_kind.h"
-#include "target/target.h"
+#include "server/target.h"
 #include "util/log.h"
 
 #define ISERD_SHUTDOWN_MS 5000

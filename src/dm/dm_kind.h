@@ -1,10 +1,10 @@
 /*
- * A datamover as the server (src/target) knows it: a kind registered under a
+ * A datamover as the server (src/server) knows it: a kind registered under a
  * URL scheme ("tcp" for tcp://ADDR[:PORT], "iser" for iser://...), with its
  * portal lifecycle, its settings, what it needs of the LUNs and its counters.
  * Each datamover declares `const struct isd_dm_kind isd_dm_kind_<scheme>` in
  * its own directory; the list ISD_DM_KINDS in CMakeLists.txt registers it, and
- * nothing above names a datamover. The per-connection seam is dm.h.
+ * nothing above names a datamover. The per-connection seam is iscsi/dm.h.
  */
 #ifndef ISD_DM_KIND_H
 #define ISD_DM_KIND_H

@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "dm/dm.h"
+#include "iscsi/dm.h"
 #include "iscsi/iscsi.h"
 #include "iscsi/keys.h"
 #include "iscsi/chap.h"

@@ -1,6 +1,6 @@
 /*
  * The iSCSI protocol core, target role: what the layers above (target/,
- * daemon/) and the datamovers below (through dm/dm.h) see of it.
+ * daemon/) and the datamovers below (through iscsi/dm.h) see of it.
  *
  * The layer above describes target nodes (struct isd_tnode) and registers them;
  * a datamover that accepted a transport connection creates an isd_conn with

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dm/dm.h"
+#include "iscsi/dm.h"
 #include "iscsi/iscsi.h"
 
 #define FAKE_DM_MAX_XFER 64

@@ -1,7 +1,7 @@
 /*
  * The iSER datamover (RFC 7145 over rdma_cm/verbs): listening portals,
  * connection resources, Sends/Receives for control PDUs, RDMA Write for
- * Put_Data and RDMA Read for Get_Data. Implements struct isd_dm_ops (dm/dm.h)
+ * Put_Data and RDMA Read for Get_Data. Implements struct isd_dm_ops (iscsi/dm.h)
  * with caps ISD_DM_CAP_RDMA.
  */
 #ifndef ISD_DM_ISER_DM_H

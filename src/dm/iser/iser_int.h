@@ -16,7 +16,7 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
-#include "dm/dm.h"
+#include "iscsi/dm.h"
 #include "dm/iser/iser_dm.h"
 #include "dm/iser/iser_proto.h"
 #include "iscsi/keys.h"

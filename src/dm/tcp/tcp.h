@@ -1,7 +1,7 @@
 /*
  * The TCP datamover (RFC 7143 over TCP): listening portals, PDU framing with
  * optional CRC32C digests, R2T/Data-Out for solicited data, Data-In with
- * phase-collapsed status. Implements struct isd_dm_ops (dm/dm.h).
+ * phase-collapsed status. Implements struct isd_dm_ops (iscsi/dm.h).
  */
 #ifndef ISD_DM_TCP_H
 #define ISD_DM_TCP_H

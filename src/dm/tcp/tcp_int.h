@@ -11,7 +11,7 @@
 #include <sys/queue.h>
 #include <sys/uio.h>
 
-#include "dm/dm.h"
+#include "iscsi/dm.h"
 #include "iscsi/pdu.h"
 #include "reactor/reactor.h"
 

@@ -18,7 +18,7 @@
 
 #include "bstore/bstore.h"
 #include "reactor/reactor.h"
-#include "target/target.h"
+#include "server/target.h"
 
 static struct isd_bstore_spec g_spec;   /* 8K: kept off the stack */
 

@@ -9,7 +9,7 @@
  * and ABORT TASK while its RDMA Read is in flight (the fence).
  *
  * The datamover's ops and the core's upcalls are wrapped (test_fv_iser.wrap,
- * ld --wrap) to check the seam rule of dm/dm.h: no call up from inside a call
+ * ld --wrap) to check the seam rule of iscsi/dm.h: no call up from inside a call
  * down.
  */
 #include <errno.h>
@@ -25,7 +25,7 @@
 #include <cmocka.h>
 
 #include "bstore/bstore.h"
-#include "dm/dm.h"
+#include "iscsi/dm.h"
 #include "dm/iser/iser_dm.h"
 #include "dm/iser/iser_proto.h"
 #include "fake_dm.h"

@@ -1,6 +1,8 @@
 /*
  * The Datamover Interface (RFC 5047 §7, RFC 7145 §3): the seam between the
- * iSCSI core and a datamover (TCP today, iSER next). The core talks in whole
+ * iSCSI core and a datamover (TCP, iSER). It is the core's contract and lives
+ * with the core, as the kernel keeps iscsit_transport with its target core;
+ * how a datamover registers with the server is dm/dm_kind.h. The core talks in whole
  * PDUs and whole data transfers with their buffers; a datamover never hands
  * the core a byte stream and the core never sees a socket or a verb.
  *

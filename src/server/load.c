@@ -4,7 +4,7 @@
  * so that a typo ("max_burst_lenght") is an error naming the line, not a
  * setting silently ignored.
  */
-#include "target/config_int.h"
+#include "server/config_int.h"
 
 #include <errno.h>
 #include <libconfig.h>

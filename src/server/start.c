@@ -6,7 +6,7 @@
  * connection is accepted before the reactor runs, by which time every node
  * exists. Teardown runs in the reverse order.
  */
-#include "target/config_int.h"
+#include "server/config_int.h"
 
 #include <errno.h>
 #include <grp.h>

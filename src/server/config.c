@@ -3,7 +3,7 @@
  * the flag and file front ends, and whole-model validation. Nothing here
  * opens a file or a socket, so --check and the unit tests can run it freely.
  */
-#include "target/config_int.h"
+#include "server/config_int.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "dm/dm_kind.h"
-#include "target/target.h"
+#include "server/target.h"
 
 static void
 test_every_kind_is_complete(void **state)
@@ -144,7 +144,7 @@ test_settings_from_file(void **state)
 static char *
 slurp(const char *rel)
 {
-	const char *marker = strstr(__FILE__, "tests/unit/target/");
+	const char *marker = strstr(__FILE__, "tests/unit/server/");
 	char path[4096];
 	FILE *f;
 	char *buf;

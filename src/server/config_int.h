@@ -1,4 +1,4 @@
-/* Internal to src/target: helpers shared by the flag parser, the file loader
+/* Internal to src/server: helpers shared by the flag parser, the file loader
  * and validation. Not part of the layer's interface (target.h is). */
 #ifndef ISD_TARGET_CONFIG_INT_H
 #define ISD_TARGET_CONFIG_INT_H
@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "target/target.h"
+#include "server/target.h"
 
 /* A global resource limit: one row each, shared by the loader, validation and start. */
 struct isd_target_limit {

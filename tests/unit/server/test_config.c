@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 
 #include "reactor/reactor.h"
-#include "target/target.h"
+#include "server/target.h"
 
 #define MAX_ARGS 32
 
@@ -651,7 +651,7 @@ test_shipped_example_is_valid(void **state)
 {
 	struct isd_target_cfg cfg;
 	char err[512] = "", path[4096];
-	const char *marker = strstr(__FILE__, "tests/unit/target/");
+	const char *marker = strstr(__FILE__, "tests/unit/server/");
 
 	(void)state;
 	if (marker == NULL)

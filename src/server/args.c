@@ -4,7 +4,7 @@
  * fragile, and prints its own messages, while every error here must be one
  * line that names the offending flag.
  */
-#include "target/config_int.h"
+#include "server/config_int.h"
 
 #include <errno.h>
 #include <stdio.h>
