@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 
+#include "rdma/rdma_int.h"
 #include "reactor/reactor.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -452,9 +453,6 @@ isd_rdma_count_qp(int delta)
 {
 	g_stats.qps += (uint64_t)(int64_t)delta;
 }
-
-/* Implemented in rdma_pool.c */
-void isd_rdma_pool_stats(uint64_t *bufs, uint64_t *slab_bytes);
 
 void
 isd_rdma_get_stats(struct isd_rdma_stats *out)

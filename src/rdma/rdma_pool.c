@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rdma/rdma_int.h"
 #include "util/log.h"
 
 #define POOL_MIN_SHIFT 12
@@ -169,8 +170,6 @@ isd_rdma_pool_trim(void)
 	memset(g_free, 0, sizeof(g_free));
 	g_slab_bytes = 0;
 }
-
-void isd_rdma_pool_stats(uint64_t *bufs, uint64_t *slab_bytes);
 
 void
 isd_rdma_pool_stats(uint64_t *bufs, uint64_t *slab_bytes)

@@ -441,4 +441,20 @@ void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
 void isd_iser_conn_init_timers(struct isd_iser_conn *ic);
 void isd_iser_conn_poll(void *arg);
 
+/*
+ * The ops of isd_iser_dm_ops (the table is in iser_conn.c): iser_tx.c and
+ * iser_rx.c. Separate objects from the table, so tests can watch the seam
+ * with ld --wrap (tests/unit/dmiser/test_fv_iser.wrap).
+ */
+int isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
+int isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
+int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
+void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
+void isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
+void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
+void isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len);
+void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
+void isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final);
+
 #endif

@@ -182,9 +182,6 @@ isd_iser_rx_resume(struct isd_iser_conn *ic)
 	}
 }
 
-void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
-void isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final);
-
 /*
  * The core is about to queue a Login Response (dm.h). The login buffer is
  * receive-side flow control, and the core says which way it goes: after a

@@ -619,15 +619,6 @@ isd_iser_read_complete(struct isd_iser_conn *ic, struct isd_iser_read *rd, int s
 
 /* ---- the ops ---- */
 
-int isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
-int isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
-int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
-void isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
-void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
-void isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len);
-
 static int
 queue_send(struct isd_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *tt)
 {
