@@ -19,7 +19,7 @@
  *       MaxRecvDataSegmentLength 8192, 512, 65536 or 4096, bit7 MaxBurstLength
  *       4096 (else 65536)
  *   raw mode: [1] bytes per write 1 + 16 * [1] (more where the stream would
- *       take over 256 writes); [2..] the stream
+ *       take over 64 writes); [2..] the stream
  *   framed mode, records: [ctl][AHS words][data length be16][BHS 48][AHS][data]
  *     ctl: 0x01 CmdSN stamped (advanced unless immediate or Data-Out),
  *          0x02 Data-Out answers the oldest R2T (ITT, TTT, BufferOffset,
@@ -393,10 +393,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *rest;
 		size_t n = fz_take(&z, z.left, &rest);
 
-		/* at most 256 writes an input: byte by byte through a long stream costs
+		/* at most 64 writes an input: byte by byte through a long stream costs
 		 * syscalls, not coverage (short inputs reach every split point) */
-		if (n / chunk > 256)
-			chunk = n / 256 + 1;
+		if (n / chunk > 64)
+			chunk = n / 64 + 1;
 		send_bytes(&f, rest, n, chunk);
 	}
 	fuzz_pump(4);
