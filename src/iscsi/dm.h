@@ -57,8 +57,8 @@ struct isd_dm_ops {
 	 * The most data bytes the peer takes in one control PDU in full feature phase
 	 * of a session with RDMAExtensions=Yes, whatever InitiatorRecvDataSegmentLength
 	 * says (isd_conn_tx_dsl returns it there): the core cuts a NOP-In echo to it and
-	 * pages Text Responses in pieces of at most max(it, 512) bytes (text.c keeps a
-	 * 512-byte floor). 0: no limit beyond the negotiated one. iSER: 128, what Linux
+	 * pages Text Responses in pieces of at most that many bytes (C=1 and a TTT while
+	 * more follows). 0: no limit beyond the negotiated one. iSER: 128, what Linux
 	 * ib_iser and libiscsi really post (see iser_conn.c).
 	 */
 	uint32_t ffp_ctl_max_dsl;

@@ -121,7 +121,9 @@ text_send_chunk(struct isd_conn *c, const uint8_t *req_bhs)
 
 	if (c->sess->type == ISD_SESSION_DISCOVERY && max > ISD_DISCOVERY_MAX_CHUNK)
 		max = ISD_DISCOVERY_MAX_CHUNK;
-	if (max < 512)
+	/* over iSER in full feature phase the datamover's limit (128 bytes: what
+	 * ib_iser's receives hold) pages the response; a piece never comes out empty */
+	if (max == 0)
 		max = 512;
 	chunk = left > max ? max : left;
 	last = chunk == left;

@@ -877,6 +877,89 @@ test_ffp_ctl_max_dsl_from_datamover(void **state)
 	assert_int_equal(rdma_nop_echo_len(f, 0), 1000);
 }
 
+/*
+ * Text Responses of an RDMA session in full feature phase are paged in pieces
+ * of at most the datamover's ffp_ctl_max_dsl (iSER: 128; ib_iser's receives
+ * hold no more), with C=1 and a TTT while more follows; the initiator fetches
+ * each next piece with an empty Text Request carrying that TTT. Returns the
+ * number of pieces; *total gets the bytes of all of them.
+ */
+static int
+rdma_sendtargets_pieces(struct fx *f, uint32_t ffp_ctl_max_dsl, uint32_t *total)
+{
+	static struct isd_portal_cfg extra[6];
+	struct isd_dm_ops saved = fake_dm_ops;
+	uint8_t bhs[ISD_BHS_LEN], text[512];
+	struct isd_pdu *rsp;
+	uint32_t len, ttt = ISD_RSVD_TAG, cmdsn = 1;
+	int pieces = 0;
+	bool more = true;
+
+	/* a response longer than one 128-byte piece: more portals to list */
+	for (int i = 0; i < 6; i++) {
+		if (extra[i].port == 0) {
+			snprintf(extra[i].host, sizeof(extra[i].host), "2001:db8:aaaa:bbbb::%d", i + 1);
+			extra[i].port = 3260;
+			extra[i].tpgt = 1;
+			assert_int_equal(isd_iscsi_tgt_add_portal(f->t, &extra[i]), 0);
+		}
+	}
+	fake_dm_ops.caps = ISD_DM_CAP_RDMA;
+	fake_dm_ops.ffp_ctl_max_dsl = ffp_ctl_max_dsl;
+	fake_dm_init(&f->fd);
+	assert_int_equal(fake_dm_connect(&f->fd, f->t, f->r, 1), 0);
+	len = fake_text(text, sizeof(text), "InitiatorName=" INAME, "TargetName=" TNAME,
+			"SessionType=Normal", "RDMAExtensions=Yes",
+			"InitiatorRecvDataSegmentLength=8192",
+			"TargetRecvDataSegmentLength=8192", (const char *)NULL);
+	rsp = login_step(&f->fd, OP_TO_FFP, 0, text, len);
+	assert_non_null(rsp);
+	assert_int_equal(status_of(rsp), 0);
+	isd_pdu_free(rsp);
+	*total = 0;
+	while (more) {
+		memset(bhs, 0, sizeof(bhs));
+		bhs[0] = ISD_OP_TEXT_REQ | ISD_BHS_I;
+		bhs[1] = ISD_BHS_F;
+		put_be32(bhs + 16, 0x20);
+		put_be32(bhs + 20, ttt);
+		put_be32(bhs + 24, 5 + cmdsn - 1);
+		if (ttt == ISD_RSVD_TAG) {
+			len = fake_text(text, sizeof(text), "SendTargets=All", (const char *)NULL);
+			fake_dm_inject(&f->fd, bhs, text, len);
+		} else {
+			fake_dm_inject(&f->fd, bhs, NULL, 0);
+		}
+		rsp = fake_dm_pop(&f->fd);
+		assert_non_null(rsp);
+		assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_TEXT_RSP);
+		if (ffp_ctl_max_dsl > 0)
+			assert_true(isd_bhs_dsl(rsp->bhs) <= ffp_ctl_max_dsl);
+		*total += isd_bhs_dsl(rsp->bhs);
+		more = (rsp->bhs[1] & ISD_BHS_F) == 0;
+		ttt = isd_bhs_ttt(rsp->bhs);
+		assert_true(more ? ttt != ISD_RSVD_TAG : ttt == ISD_RSVD_TAG);
+		isd_pdu_free(rsp);
+		pieces++;
+		assert_true(pieces < 100);
+	}
+	drop_conn(f, &f->fd);
+	fake_dm_ops = saved;
+	return pieces;
+}
+
+static void
+test_rdma_text_response_paged_by_datamover(void **state)
+{
+	struct fx *f = *state;
+	uint32_t all, paged;
+
+	assert_int_equal(rdma_sendtargets_pieces(f, 0, &all), 1);
+	assert_true(all > 2 * 128);
+	assert_true(rdma_sendtargets_pieces(f, 128, &paged) >= 3);
+	assert_int_equal(paged, all);
+}
+
 /* A refused login is announced as not final. */
 static void
 test_login_response_refused_not_final(void **state)
@@ -905,6 +988,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_login_response_tells_datamover, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_login_response_refused_not_final, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rdma_text_response_paged_by_datamover, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ffp_ctl_max_dsl_from_datamover, setup,
 						teardown),
