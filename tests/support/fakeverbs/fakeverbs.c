@@ -135,6 +135,9 @@ struct fv_id {
 	int unacked;                    /* events handed out and not acked */
 	bool zombie;                    /* destroyed with events unacked */
 	struct fv_ini *ini;             /* a connect request's initiator */
+	/* the active side (rdma_resolve_addr/rdma_connect) */
+	bool addr_resolved, route_resolved;
+	struct fv_ini *aini;            /* rdma_connect's half of the wire (QP: id->qp) */
 };
 
 struct fv_event {
@@ -649,6 +652,8 @@ complete_recv(struct fv_qp *q, const struct fv_rwr *r, enum ibv_wc_status st, ui
 }
 
 static void qp_error(struct fv_qp *q);
+static void ini_hang_up(struct fv_ini *ini);
+static void aini_free(struct fv_id *f);
 
 enum sge_use {
 	USE_SOURCE = 0,                 /* gathered: local read is implied */
@@ -1258,6 +1263,20 @@ rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm_id **id, void 
 	return 0;
 }
 
+/* The active id's fake initiator: owns nothing but itself (QP: the id's). */
+static void
+aini_free(struct fv_id *f)
+{
+	struct fv_ini *ini = f->aini;
+
+	if (ini == NULL)
+		return;
+	if (ini->tid != NULL)
+		ini->tid->ini = NULL;
+	f->aini = NULL;
+	free(ini);
+}
+
 static void
 listener_del(struct fv_id *f)
 {
@@ -1277,6 +1296,7 @@ rdma_destroy_id(struct rdma_cm_id *id)
 	listener_del(f);
 	if (f->ini != NULL)
 		f->ini->tid = NULL;
+	aini_free(f);
 	g_st.ids--;
 	if (f->unacked > 0) {
 		bug("rdma_destroy_id with %d events unacknowledged (librdmacm waits for ever)",
@@ -1402,8 +1422,12 @@ rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd, struct ibv_qp_init_attr
 void
 rdma_destroy_qp(struct rdma_cm_id *id)
 {
+	struct fv_id *f = (struct fv_id *)id;
+
 	if (id->qp == NULL)
 		return;
+	if (f->aini != NULL)
+		f->aini->qp = NULL;
 	qp_destroy((struct fv_qp *)id->qp);
 	id->qp = NULL;
 }
@@ -1441,6 +1465,9 @@ rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *param)
 	}
 	ini->state = FV_INI_CONNECTED;
 	join((struct fv_qp *)id->qp, (struct fv_qp *)ini->qp);
+	/* an rdma_cm initiator: the REP completes its connect (it sends the RTU) */
+	if (ini->aid != NULL)
+		ev_post(ini->aid, RDMA_CM_EVENT_ESTABLISHED, 0, &ini->acc, ini->rep, ini->rep_len);
 	if (!ini->established && !ini->hold_est) {
 		ini->established = true;
 		ev_post(f, RDMA_CM_EVENT_ESTABLISHED, 0, NULL, NULL, 0);
@@ -1467,10 +1494,13 @@ rdma_reject(struct rdma_cm_id *id, const void *private_data, uint8_t private_dat
 {
 	struct fv_id *f = (struct fv_id *)id;
 
-	(void)private_data;
-	(void)private_data_len;
-	if (f->ini != NULL && f->ini->state == FV_INI_CONNECTING)
+	if (f->ini != NULL && f->ini->state == FV_INI_CONNECTING) {
 		f->ini->state = FV_INI_REJECTED;
+		/* an rdma_cm initiator gets REJECTED, status 28 (IB_CM_REJ_CONSUMER_DEFINED) */
+		if (f->ini->aid != NULL)
+			ev_post(f->ini->aid, RDMA_CM_EVENT_REJECTED, 28, NULL, private_data,
+				private_data_len);
+	}
 	return 0;
 }
 
@@ -1495,6 +1525,15 @@ rdma_disconnect(struct rdma_cm_id *id)
 			/* the fake initiator answers the DREQ at once */
 			if (ini->qp != NULL)
 				qp_error((struct fv_qp *)ini->qp);
+			/* an rdma_cm initiator is told (librdmacm moves its QP to
+			 * error on DISCONNECTED, as above) */
+			if (ini->aid != NULL) {
+				ini->aid->peer_hung_up = true;
+				ev_post(ini->aid, RDMA_CM_EVENT_DISCONNECTED, 0, NULL, NULL, 0);
+			}
+		} else if (f->aini != NULL && f->aini->state == FV_INI_CONNECTED) {
+			/* the active side hangs up */
+			ini_hang_up(f->aini);
 		}
 		ev_post(f, RDMA_CM_EVENT_DISCONNECTED, 0, NULL, NULL, 0);
 	}
@@ -1504,33 +1543,70 @@ rdma_disconnect(struct rdma_cm_id *id)
 
 /* ---- the fake initiator ---- */
 
+static struct fv_id *
+listener_find(uint16_t port)
+{
+	for (int i = 0; i < MAX_LISTENERS; i++) {
+		if (g_listeners[i] != NULL && g_listeners[i]->port == port)
+			return g_listeners[i];
+	}
+	return NULL;
+}
+
+/* The target's new id for ini (whose QP is set), on listener l's channel, and
+ * its CONNECT_REQUEST. peer: the initiator's address as the target sees it. */
+static int
+ini_request(struct fv_id *l, struct fv_ini *ini, const struct sockaddr *peer,
+	    const struct rdma_conn_param *cp)
+{
+	struct fv_id *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -ENOMEM;
+	f->id.verbs = &g_ctx;
+	f->id.channel = l->id.channel;
+	f->id.context = NULL;
+	f->id.ps = l->id.ps;
+	f->id.qp_type = IBV_QPT_RC;
+	f->id.port_num = 1;
+	f->ini = ini;
+	memcpy(&f->id.route.addr.src_addr, &l->id.route.addr.src_addr,
+	       sizeof(struct sockaddr_in6));
+	memcpy(&f->id.route.addr.dst_addr, peer,
+	       peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					   : sizeof(struct sockaddr_in));
+	if (f->id.route.addr.src_addr.sa_family == AF_INET &&
+	    ((struct sockaddr_in *)&f->id.route.addr.src_addr)->sin_addr.s_addr == 0)
+		inet_pton(AF_INET, "192.0.2.10",
+			  &((struct sockaddr_in *)&f->id.route.addr.src_addr)->sin_addr);
+	g_st.ids++;
+	ini->tid = f;
+	ev_post(f, RDMA_CM_EVENT_CONNECT_REQUEST, 0, cp, cp->private_data, cp->private_data_len);
+	/* (the event's listen_id is not set: the datamover does not read it) */
+	return 0;
+}
+
 int
 fv_ini_connect(uint16_t port, const struct fv_ini_opts *o, struct fv_ini **out)
 {
 	struct fv_ini_opts def = { 0 };
 	struct ibv_qp_init_attr qa;
 	struct rdma_conn_param cp;
-	struct fv_id *l = NULL, *f;
-	struct sockaddr_in *sin;
+	struct sockaddr_in sin;
+	struct fv_id *l;
 	struct fv_ini *ini;
 	struct fv_qp *q;
+	int rc;
 
 	fv_init();
 	if (o == NULL)
 		o = &def;
-	for (int i = 0; i < MAX_LISTENERS; i++) {
-		if (g_listeners[i] != NULL && g_listeners[i]->port == port)
-			l = g_listeners[i];
-	}
+	l = listener_find(port);
 	if (l == NULL)
 		return -ECONNREFUSED;
 	ini = calloc(1, sizeof(*ini));
-	f = calloc(1, sizeof(*f));
-	if (ini == NULL || f == NULL) {
-		free(ini);
-		free(f);
+	if (ini == NULL)
 		return -ENOMEM;
-	}
 	ini->hold_est = o->hold_established;
 	ini->pd = ibv_alloc_pd(&g_ctx);
 	ini->cq = ibv_create_cq(&g_ctx, 4096, ini, NULL, 0);
@@ -1547,35 +1623,123 @@ fv_ini_connect(uint16_t port, const struct fv_ini_opts *o, struct fv_ini **out)
 		abort();
 	ini->qp = &q->qp;
 
-	/* the target's new id, on the listener's channel */
-	f->id.verbs = &g_ctx;
-	f->id.channel = l->id.channel;
-	f->id.context = NULL;
-	f->id.ps = l->id.ps;
-	f->id.qp_type = IBV_QPT_RC;
-	f->id.port_num = 1;
-	f->ini = ini;
-	memcpy(&f->id.route.addr.src_addr, &l->id.route.addr.src_addr,
-	       sizeof(struct sockaddr_in6));
-	sin = (struct sockaddr_in *)&f->id.route.addr.dst_addr;
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons(50000);
-	inet_pton(AF_INET, o->addr ? o->addr : "192.0.2.1", &sin->sin_addr);
-	if (f->id.route.addr.src_addr.sa_family == AF_INET &&
-	    ((struct sockaddr_in *)&f->id.route.addr.src_addr)->sin_addr.s_addr == 0)
-		inet_pton(AF_INET, "192.0.2.10",
-			  &((struct sockaddr_in *)&f->id.route.addr.src_addr)->sin_addr);
-	g_st.ids++;
-	ini->tid = f;
-
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(50000);
+	inet_pton(AF_INET, o->addr ? o->addr : "192.0.2.1", &sin.sin_addr);
 	memset(&cp, 0, sizeof(cp));
 	cp.initiator_depth = o->initiator_depth;
 	cp.responder_resources = o->responder_resources;
 	cp.retry_count = 7;
 	cp.rnr_retry_count = 7;
-	ev_post(f, RDMA_CM_EVENT_CONNECT_REQUEST, 0, &cp, o->priv, o->priv_len);
-	/* (the event's listen_id is not set: the datamover does not read it) */
+	cp.private_data = o->priv;
+	cp.private_data_len = (uint8_t)o->priv_len;
+	rc = ini_request(l, ini, (struct sockaddr *)&sin, &cp);
+	if (rc < 0) {
+		fv_ini_destroy(ini);
+		return rc;
+	}
 	*out = ini;
+	return 0;
+}
+
+/* ---- the active side of rdma_cm: an initiator that is an rdma_cm client ---- */
+
+int
+rdma_resolve_addr(struct rdma_cm_id *id, struct sockaddr *src_addr, struct sockaddr *dst_addr,
+		  int timeout_ms)
+{
+	struct fv_id *f = (struct fv_id *)id;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&id->route.addr.src_addr;
+
+	(void)timeout_ms;
+	if (dst_addr == NULL ||
+	    (dst_addr->sa_family != AF_INET && dst_addr->sa_family != AF_INET6)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (fv_cfg.no_devices) {
+		/* no RDMA device on the route: the resolution fails */
+		ev_post(f, RDMA_CM_EVENT_ADDR_ERROR, -EADDRNOTAVAIL, NULL, NULL, 0);
+		return 0;
+	}
+	memcpy(&id->route.addr.dst_addr, dst_addr,
+	       dst_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					       : sizeof(struct sockaddr_in));
+	if (src_addr != NULL) {
+		memcpy(&id->route.addr.src_addr, src_addr,
+		       src_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						       : sizeof(struct sockaddr_in));
+	} else {
+		memset(sin, 0, sizeof(*sin));
+		sin->sin_family = AF_INET;
+		inet_pton(AF_INET, "192.0.2.1", &sin->sin_addr);
+	}
+	if (sa_port(&id->route.addr.src_addr) == 0)
+		sa_set_port(&id->route.addr.src_addr, g_next_port++);
+	f->port = sa_port(&id->route.addr.src_addr);
+	id->verbs = &g_ctx;
+	id->port_num = 1;
+	f->addr_resolved = true;
+	ev_post(f, RDMA_CM_EVENT_ADDR_RESOLVED, 0, NULL, NULL, 0);
+	return 0;
+}
+
+int
+rdma_resolve_route(struct rdma_cm_id *id, int timeout_ms)
+{
+	struct fv_id *f = (struct fv_id *)id;
+
+	(void)timeout_ms;
+	if (!f->addr_resolved) {
+		errno = EINVAL;
+		return -1;
+	}
+	f->route_resolved = true;
+	ev_post(f, RDMA_CM_EVENT_ROUTE_RESOLVED, 0, NULL, NULL, 0);
+	return 0;
+}
+
+int
+rdma_connect(struct rdma_cm_id *id, struct rdma_conn_param *param)
+{
+	struct fv_id *f = (struct fv_id *)id;
+	struct rdma_conn_param cp, def = { 0 };
+	struct fv_ini *ini;
+	struct fv_id *l;
+	int rc;
+
+	if (!f->route_resolved || id->qp == NULL || f->aini != NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (param == NULL)
+		param = &def;
+	l = listener_find(sa_port(&id->route.addr.dst_addr));
+	if (l == NULL) {
+		/* nobody listens there: the IB CM rejects the REQ (invalid service ID) */
+		ev_post(f, RDMA_CM_EVENT_REJECTED, 8, NULL, NULL, 0);
+		return 0;
+	}
+	ini = calloc(1, sizeof(*ini));
+	if (ini == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	ini->qp = id->qp;
+	ini->aid = f;
+	f->aini = ini;
+	/* the passive side sees the depths from its own end: the initiator's
+	 * responder resources (IRD) are its initiator depth, and the reverse */
+	cp = *param;
+	cp.initiator_depth = param->responder_resources;
+	cp.responder_resources = param->initiator_depth;
+	rc = ini_request(l, ini, &id->route.addr.src_addr, &cp);
+	if (rc < 0) {
+		aini_free(f);
+		errno = -rc;
+		return -1;
+	}
 	return 0;
 }
 
@@ -1594,8 +1758,9 @@ fv_ini_establish(struct fv_ini *ini)
 	}
 }
 
-void
-fv_ini_disconnect(struct fv_ini *ini)
+/* The initiator hangs up: its QP to error, DISCONNECTED to the target. */
+static void
+ini_hang_up(struct fv_ini *ini)
 {
 	struct fv_id *f = ini->tid;
 
@@ -1608,6 +1773,12 @@ fv_ini_disconnect(struct fv_ini *ini)
 		f->peer_hung_up = true;
 		ev_post(f, RDMA_CM_EVENT_DISCONNECTED, 0, NULL, NULL, 0);
 	}
+}
+
+void
+fv_ini_disconnect(struct fv_ini *ini)
+{
+	ini_hang_up(ini);
 }
 
 void

@@ -129,6 +129,7 @@ struct fv_ini {
 	bool established;               /* ESTABLISHED was queued to the target */
 	bool hold_est;                  /* from the options */
 	struct fv_id *tid;              /* the target's id (NULL once destroyed) */
+	struct fv_id *aid;              /* an rdma_cm initiator's id (rdma_connect), or NULL */
 };
 
 /* Connects to the listener on port: returns at once, with a CONNECT_REQUEST
