@@ -30,6 +30,7 @@
 #include "dm/iser/iser_proto.h"
 #include "fake_dm.h"
 #include "fakeverbs.h"
+#include "fv_target.h"
 #include "iscsi/iscsi.h"
 #include "iscsi/pdu.h"
 #include "rdma/rdma.h"
@@ -37,7 +38,7 @@
 #include "scsi/scsi.h"
 #include "util/endian.h"
 
-#define TNAME "iqn.2024-01.org.example:fv"
+#define TNAME FV_TARGET_NAME
 #define INAME "iqn.1993-08.org.debian:01:fvtest"
 
 #define RXN 32                          /* initiator receives */
@@ -184,13 +185,7 @@ struct fx_cfg {
 };
 
 struct fx {
-	struct isd_reactor *r;
-	struct isd_iscsi_tgt *t;
-	struct isd_tnode node;
-	struct isd_scsi_dev *dev;
-	struct isd_bstore *bs;
-	struct isd_iser_portal *portal;
-	uint16_t port;
+	struct fv_target tg;            /* r, t, node, dev, bs, portal, port */
 	struct fv_ini *ini;
 	uint8_t *rxmem, *txmem, *data;
 	struct ibv_mr *rxmr, *txmr, *datamr;
@@ -200,7 +195,6 @@ struct fx {
 	int sends_ok, send_errs, recv_errs;
 	uint32_t cmdsn, itt, expstatsn;
 	struct rcvd last;               /* the last PDU wait_pdu returned */
-	char path[64];                  /* the file LU's file */
 };
 
 static const uint8_t g_isid[6] = { 0x80, 0, 0, 0, 0x43, 0x21 };
@@ -237,7 +231,7 @@ ini_poll(struct fx *f)
 static void
 pump_once(struct fx *f)
 {
-	isd_reactor_poll(f->r, 1);
+	isd_reactor_poll(f->tg.r, 1);
 	ini_poll(f);
 }
 
@@ -325,28 +319,10 @@ rx_done(struct fx *f, int idx)
 	post_rx(f, idx);
 }
 
-static void
-iser_stats_zero(void)
-{
-	struct isd_iser_stats st;
-
-	isd_iser_get_stats(&st);
-	assert_int_equal(st.conns, 0);
-	assert_int_equal(st.qps, 0);
-	assert_int_equal(st.cqs, 0);
-	assert_int_equal(st.conn_mrs, 0);
-	assert_int_equal(st.bufs, 0);
-	assert_int_equal(st.jobs, 0);
-	assert_int_equal(st.remote_mrs, 0);
-}
-
 static uint64_t
 iser_conns(void)
 {
-	struct isd_iser_stats st;
-
-	isd_iser_get_stats(&st);
-	return st.conns;
+	return fv_target_iser_conns();
 }
 
 static void
@@ -453,63 +429,18 @@ static int
 setup_opts(void **state, const struct fx_cfg *fc)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct isd_iscsi_cfg cfg;
-	struct isd_scsi_lu_cfg lcfg;
 	struct fv_ini_opts o = fc->o;
 	uint8_t cm[ISD_ISER_CM_LEN];
 	struct isd_iser_cm c = { .send_w_inv_not_supported = !fc->remote_inv };
-	char err[256];
 
 	assert_non_null(f);
 	fv_reset();
 	fv_cfg.fabric = fc->fabric;
 	fv_cfg.mem_mgt_ext = fc->remote_inv;
 	g_violations = 0;
-	assert_int_equal(isd_reactor_create(&f->r), 0);
-	isd_iscsi_cfg_init(&cfg);
-	cfg.nop_interval_ms = 0;
-	assert_int_equal(isd_iscsi_tgt_create(f->r, &cfg, &f->t), 0);
-	assert_int_equal(isd_scsi_dev_create(TNAME, &f->dev), 0);
-	if (fc->file_lun) {
-		char spec[128];
-		int fd;
-
-		snprintf(f->path, sizeof(f->path), "/tmp/isd_fv_XXXXXX");
-		fd = mkstemp(f->path);
-		assert_true(fd >= 0);
-		assert_int_equal(ftruncate(fd, 4 << 20), 0);
-		close(fd);
-		snprintf(spec, sizeof(spec), "file:%s", f->path);
-		assert_int_equal(isd_bstore_open(f->r, spec, &f->bs, err, sizeof(err)), 0);
-	} else {
-		assert_int_equal(isd_bstore_open(f->r, "ram:4M", &f->bs, err, sizeof(err)), 0);
-		assert_non_null(f->bs->mem_base);
-	}
-	/* as iserd does: the LU's memory is registered (local access only) */
-	if (!fc->lun_unregistered && !fc->file_lun) {
-		assert_int_equal(isd_iser_register_memory(f->bs->mem_base, f->bs->size, false,
-							  err, sizeof(err)), 0);
-		f->bs->mem_pinned = true;
-	}
-	memset(&lcfg, 0, sizeof(lcfg));
-	lcfg.bstore = f->bs;
-	lcfg.block_size = 512;
-	snprintf(lcfg.vendor, sizeof(lcfg.vendor), "ISERD");
-	snprintf(lcfg.product, sizeof(lcfg.product), "RAM");
-	snprintf(lcfg.revision, sizeof(lcfg.revision), "0001");
-	snprintf(lcfg.serial, sizeof(lcfg.serial), "fv0");
-	lcfg.naa_id = 0x123456789ull;
-	assert_int_equal(isd_scsi_dev_add_lu(f->dev, 0, &lcfg), 0);
-	snprintf(f->node.name, sizeof(f->node.name), "%s", TNAME);
-	f->node.dev = f->dev;
-	f->node.queue_depth = 64;
-	isd_key_policy_init(&f->node.policy);
-	assert_int_equal(isd_iscsi_tgt_add_node(f->t, &f->node), 0);
-	assert_int_equal(isd_iser_portal_listen(f->t, f->r, "0.0.0.0", 0, 1, &f->portal, err,
-						sizeof(err)), 0);
-	isd_iser_portal_set_remote_invalidate(f->portal, fc->remote_inv);
-	f->port = isd_iser_portal_port(f->portal);
-	assert_true(f->port != 0);
+	fv_target_start(&f->tg, &(struct fv_target_cfg){ .remote_inv = fc->remote_inv,
+							.lun_unregistered = fc->lun_unregistered,
+							.file_lun = fc->file_lun });
 
 	/* the initiator, like libiscsi: no remote invalidation (unless asked) */
 	isd_iser_cm_encode(&c, cm);
@@ -517,7 +448,7 @@ setup_opts(void **state, const struct fx_cfg *fc)
 	o.priv_len = sizeof(cm);
 	if (o.initiator_depth == 0)
 		o.initiator_depth = 16;
-	assert_int_equal(fv_ini_connect(f->port, &o, &f->ini), 0);
+	assert_int_equal(fv_ini_connect(f->tg.port, &o, &f->ini), 0);
 	f->rxmem = calloc(RXN, RXSZ);
 	f->txmem = calloc(TXN, TXSZ);
 	f->data = calloc(1, DATA_LEN);
@@ -599,36 +530,23 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	struct isd_iscsi_stats st;
 	struct fv_stats fs;
 
 	if (f->ini->state != FV_INI_DISCONNECTED)
 		fv_ini_disconnect(f->ini);
 	PUMP_UNTIL(f, iser_conns() == 0);
 	pump(f, 5);
-	iser_stats_zero();
-	isd_iscsi_tgt_get_stats(f->t, &st);
-	assert_int_equal(st.connections, 0);
-	assert_int_equal(st.sessions, 0);
-	assert_int_equal(st.tasks, 0);
+	fv_target_assert_idle(&f->tg);
 	ibv_dereg_mr(f->rxmr);
 	ibv_dereg_mr(f->txmr);
 	if (f->datamr != NULL)
 		ibv_dereg_mr(f->datamr);
 	fv_ini_destroy(f->ini);
-	isd_iser_portal_close(f->portal);
-	if (f->bs->mem_base != NULL)
-		isd_iser_unregister_memory(f->bs->mem_base);    /* a no-op if not registered */
-	isd_iscsi_tgt_destroy(f->t);
-	isd_scsi_dev_destroy(f->dev);
-	isd_reactor_destroy(f->r);
-	isd_rdma_pool_trim();
+	fv_target_stop(&f->tg);
 	fv_get_stats(&fs);
 	assert_int_equal(fs.bugs, 0);
 	assert_int_equal(fv_live_objects(), 0);
 	assert_int_equal(g_violations, 0);
-	if (f->path[0] != '\0')
-		unlink(f->path);
 	free(f->rxmem);
 	free(f->txmem);
 	free(f->data);
@@ -646,7 +564,7 @@ fill(uint8_t *p, size_t n, uint8_t seed)
 static uint8_t *
 lu_mem(struct fx *f)
 {
-	return f->bs->mem_base;
+	return f->tg.bs->mem_base;
 }
 
 /* ---- tests ---- */
