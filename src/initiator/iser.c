@@ -703,6 +703,15 @@ iser_disconnect(struct isd_ictx *c)
 	s->outstanding = 0;
 	for (i = 0; i < s->nslots; i++)
 		slot_release(c, &s->slots[i]);
+	if (s->comp != NULL) {
+		/* Completion events written and not read must be acked too, or
+		 * ibv_destroy_cq waits for ever (the kernel counts them reported). */
+		struct ibv_cq *ev_cq;
+		void *ev_ctx;
+
+		while (ibv_get_cq_event(s->comp, &ev_cq, &ev_ctx) == 0)
+			ibv_ack_cq_events(ev_cq, 1);
+	}
 	if (s->cq != NULL)
 		ibv_destroy_cq(s->cq);
 	s->cq = NULL;
