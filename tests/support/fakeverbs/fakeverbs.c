@@ -148,6 +148,7 @@ struct fv_event {
 
 #define MAX_LISTENERS 16
 static struct fv_id *g_listeners[MAX_LISTENERS];
+static struct fv_ini *g_active_last;    /* the last rdma_connect's, while its id lives */
 
 /* ---- the device ---- */
 
@@ -1274,6 +1275,8 @@ aini_free(struct fv_id *f)
 	if (ini->tid != NULL)
 		ini->tid->ini = NULL;
 	f->aini = NULL;
+	if (g_active_last == ini)
+		g_active_last = NULL;
 	free(ini);
 }
 
@@ -1729,6 +1732,7 @@ rdma_connect(struct rdma_cm_id *id, struct rdma_conn_param *param)
 	ini->qp = id->qp;
 	ini->aid = f;
 	f->aini = ini;
+	g_active_last = ini;
 	/* the passive side sees the depths from its own end: the initiator's
 	 * responder resources (IRD) are its initiator depth, and the reverse */
 	cp = *param;
@@ -1778,7 +1782,21 @@ ini_hang_up(struct fv_ini *ini)
 void
 fv_ini_disconnect(struct fv_ini *ini)
 {
+	struct fv_id *a = ini->aid;
+	bool was = ini->state == FV_INI_DISCONNECTED;
+
 	ini_hang_up(ini);
+	/* an rdma_cm initiator did not ask: the link dropped, and its id hears so */
+	if (!was && a != NULL && !a->disconnected && !a->peer_hung_up) {
+		a->peer_hung_up = true;
+		ev_post(a, RDMA_CM_EVENT_DISCONNECTED, 0, NULL, NULL, 0);
+	}
+}
+
+struct fv_ini *
+fv_active_last(void)
+{
+	return g_active_last;
 }
 
 void

@@ -140,8 +140,15 @@ int fv_ini_connect(uint16_t port, const struct fv_ini_opts *o, struct fv_ini **o
 struct ibv_qp *fv_ini_target_qp(struct fv_ini *ini);
 /* Queues ESTABLISHED to the target (with hold_established). */
 void fv_ini_establish(struct fv_ini *ini);
-/* The initiator hangs up: its QP to error, DISCONNECTED to the target. */
+/* The initiator hangs up: its QP to error, DISCONNECTED to the target. On an
+ * rdma_cm initiator's half (fv_active_last) the link drops: its id gets
+ * DISCONNECTED too. */
 void fv_ini_disconnect(struct fv_ini *ini);
+/* The initiator half of the last rdma_connect (an rdma_cm client such as
+ * libiserd), while its id lives: qp is the client's, fv_ini_target_qp the
+ * target's. Not for fv_ini_destroy (rdma_destroy_id frees it). pd and cq are
+ * NULL. */
+struct fv_ini *fv_active_last(void);
 /* Destroys QP, CQ and PD (the caller's MRs on ini->pd first). */
 void fv_ini_destroy(struct fv_ini *ini);
 
