@@ -111,6 +111,7 @@ struct isd_iiser {
 	uint32_t ntx;
 	struct iser_tx *tx_free;
 	uint32_t outstanding; /* posted WRs not completed */
+	uint32_t batch_left;  /* polled by cq_poll and not handled yet (dropped on a teardown) */
 	struct isd_itx_list pending; /* items waiting for a send descriptor */
 	struct isd_pdu *rxpdu;
 };
@@ -660,6 +661,9 @@ drain(struct isd_iiser *s)
 	uint64_t deadline = isd_init_now_ns() + (uint64_t)DRAIN_TMO_MS * 1000000ull;
 	struct ibv_wc wc[32];
 
+	/* completions cq_poll took and will not handle count as done */
+	s->outstanding = s->outstanding > s->batch_left ? s->outstanding - s->batch_left : 0;
+	s->batch_left = 0;
 	while (s->outstanding > 0 && isd_init_now_ns() < deadline) {
 		int n = ibv_poll_cq(s->cq, 32, wc), i;
 
@@ -1084,6 +1088,8 @@ cq_poll(struct isd_ictx *c)
 			s = st(c);
 			if (s->cq == NULL)
 				return 0;
+			/* what is left of the batch if this one ends the connection */
+			s->batch_left = (uint32_t)(n - i - 1);
 			if (s->outstanding > 0)
 				s->outstanding--;
 			if (wc[i].status != IBV_WC_SUCCESS) {

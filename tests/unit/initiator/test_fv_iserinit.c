@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -64,11 +65,26 @@ pump_once(struct fx *f)
 }
 
 /* Pumps until *flag (bounded); returns whether it came. */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Pumps until *flag (bounded); returns whether it came. Nothing here may block
+ * for long: the teardown's drain once waited out its 4 s timeout for
+ * completions cq_poll had taken and dropped. */
 static bool
 pump_until(struct fx *f, const bool *flag)
 {
+	double t0 = now_s();
+
 	for (int i = 0; i < 20000 && !*flag; i++)
 		pump_once(f);
+	assert_true(now_s() - t0 < 2.0);
 	return *flag;
 }
 
@@ -124,7 +140,7 @@ static void
 log_fn(enum iserd_log_level level, const char *msg, void *arg)
 {
 	(void)arg;
-	if (level <= ISERD_LOG_WARN)
+	if (level <= ISERD_LOG_WARN || getenv("FV_DEBUG") != NULL)
 		fprintf(stderr, "iserd: %s\n", msg);
 }
 
@@ -138,6 +154,8 @@ setup(void **state)
 	fv_target_start(&f->tg, &(struct fv_target_cfg){ .lun_mib = LUN_MIB });
 	assert_int_equal(iserd_context_create(INAME, &f->ctx), 0);
 	iserd_set_log_fn(f->ctx, log_fn, NULL);
+	if (getenv("FV_DEBUG") != NULL)
+		iserd_set_log_level(f->ctx, ISERD_LOG_DEBUG);
 	iserd_set_reconnect(f->ctx, ISERD_RECONNECT_OFF, 0, 0);
 	f->len = 4u << 20;
 	f->out = malloc(f->len);
