@@ -10,7 +10,9 @@
  * The wire: a fake initiator (struct fv_ini, driven by the test with plain
  * ibv_post_send/ibv_post_recv/ibv_poll_cq on its own QP and CQ) connects to a
  * listening rdma_cm id; the target's QP, created by rdma_create_qp on the
- * CONNECT_REQUEST id, is joined to it at rdma_accept. Send WRs execute when
+ * CONNECT_REQUEST id, is joined to it at rdma_accept. An rdma_cm client
+ * (rdma_resolve_addr, rdma_resolve_route, rdma_connect: libiserd) gets such a
+ * fake initiator behind its id, with its own QP on the wire. Send WRs execute when
  * posted (unless held): Sends land in the peer's posted receives, RDMA Writes
  * and Reads are memcpy through the MRs their keys name, with bounds and access
  * checks. Everything runs on the caller's thread; the fake never calls back.
