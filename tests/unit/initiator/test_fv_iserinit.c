@@ -266,7 +266,8 @@ test_wrong_target(void **state)
 	assert_true(rc < 0);
 	assert_false(iserd_is_logged_in(f->ctx));
 	assert_int_equal(iserd_get_login_status(f->ctx) >> 8, 2);      /* initiator error */
-	assert_non_null(strstr(iserd_get_error(f->ctx), ""));
+	assert_int_equal(iserd_get_login_status(f->ctx), 0x0203);     /* not found */
+	assert_non_null(strstr(iserd_get_error(f->ctx), "target not found"));
 	fprintf(stderr, "(expected) %d: %s\n", rc, iserd_get_error(f->ctx));
 }
 
