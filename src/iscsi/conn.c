@@ -40,7 +40,7 @@ isd_conn_buf_alloc(void *ctx, uint32_t len)
 		c->tgt->stats.refused.buffers++;
 		return NULL;
 	}
-	p = dm_bufs(c) ? c->ops->buf_alloc(c, len) : malloc(len);
+	p = dm_bufs(c) ? c->ops->buf_alloc(&c->dmc, len) : malloc(len);
 	if (p != NULL)
 		c->buf_bytes += len;
 	return p;
@@ -54,7 +54,7 @@ isd_conn_buf_free(void *ctx, void *buf, uint32_t len)
 
 	c->buf_bytes -= len;
 	if (dm_bufs(c))
-		c->ops->buf_free(c, t, buf, len);
+		c->ops->buf_free(&c->dmc, &t->dmt, buf, len);
 	else
 		free(buf);
 }
@@ -106,7 +106,7 @@ conn_admit(struct isd_iscsi_tgt *t, const struct isd_conn_info *info)
 
 int
 isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
-		const struct isd_conn_info *info, struct isd_reactor *r, struct isd_conn **out)
+		const struct isd_conn_info *info, struct isd_reactor *r, struct isd_dm_conn **out)
 {
 	struct isd_conn *c;
 	int rc;
@@ -132,6 +132,12 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 	c->state = ISD_CONN_LOGIN;
 	c->refs = 1;
 	isd_params_init_defaults(&c->params);
+	c->dmc.ops = ops;
+	c->dmc.up = &isd_conn_dm_upcalls;
+	c->dmc.r = c->reactor;
+	c->dmc.params = &c->params;
+	c->dmc.active = false;
+	c->dmc.priv = c->dm_priv;
 	/* A random-looking initial StatSN exercises serial arithmetic in initiators
 	 * from the first PDU on (RFC 7143 leaves the choice to the target). */
 	c->stat_sn = (uint32_t)(isd_now_ns() * 2654435761u);
@@ -147,7 +153,7 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 	t->stats.connections++;
 	c->in_login_count = true;
 	t->stats.login_connections++;
-	*out = c;
+	*out = &c->dmc;
 	return 0;
 }
 
@@ -161,8 +167,10 @@ isd_conn_login_ended(struct isd_conn *c)
 }
 
 void
-isd_conn_start(struct isd_conn *c)
+isd_conn_start(struct isd_dm_conn *dc)
 {
+	struct isd_conn *c = isd_conn_of(dc);
+
 	c->last_rx_ns = isd_now_ns();
 	if (c->tgt->cfg.login_timeout_ms > 0)
 		isd_reactor_timer_start(c->reactor, &c->login_timer, c->tgt->cfg.login_timeout_ms);
@@ -184,7 +192,7 @@ conn_free(struct isd_conn *c)
 		c->sess = NULL;
 	}
 	isd_conn_login_ended(c);
-	c->ops->free_conn(c);
+	c->ops->free_conn(&c->dmc);
 	TAILQ_REMOVE(&t->conns, c, link);
 	t->stats.connections--;
 	free(c);
@@ -208,7 +216,7 @@ isd_conn_close(struct isd_conn *c)
 	isd_conn_login_ended(c);
 	isd_reactor_timer_stop(c->reactor, &c->login_timer);
 	isd_nop_stop(c);
-	c->ops->terminate(c);
+	c->ops->terminate(&c->dmc);
 }
 
 uint32_t
@@ -257,7 +265,7 @@ isd_conn_send(struct isd_conn *c, struct isd_pdu *pdu)
 		isd_pdu_free(pdu);
 		return -ENOTCONN;
 	}
-	rc = c->ops->send_control(c, pdu);
+	rc = c->ops->send_control(&c->dmc, pdu);
 	if (rc < 0) {
 		isd_log_dbg("iscsi", "conn %p: send_control failed (%d), closing", (void *)c, rc);
 		isd_conn_close(c);
@@ -276,7 +284,7 @@ isd_conn_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *p
 		isd_pdu_free(pdu);
 		return -ENOTCONN;
 	}
-	rc = c->ops->send_response(c, t, pdu);
+	rc = c->ops->send_response(&c->dmc, &t->dmt, pdu);
 	if (rc < 0) {
 		isd_log_dbg("iscsi", "conn %p: send_response failed (%d), closing", (void *)c, rc);
 		isd_conn_close(c);
@@ -287,7 +295,7 @@ isd_conn_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *p
 void
 isd_conn_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
 {
-	c->ops->release_pdu(c, pdu);
+	c->ops->release_pdu(&c->dmc, pdu);
 }
 
 struct isd_pdu *
@@ -342,8 +350,10 @@ isd_conn_abort_all_tasks(struct isd_conn *c)
 /* --- upcalls --- */
 
 void
-isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu)
+isd_conn_control_notify(struct isd_dm_conn *dc, struct isd_pdu *pdu)
 {
+	struct isd_conn *c = isd_conn_of(dc);
+
 	if (c->state == ISD_CONN_CLOSING || c->state == ISD_CONN_DEAD) {
 		isd_conn_release_pdu(c, pdu);
 		return;
@@ -358,8 +368,10 @@ isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu)
 }
 
 void
-isd_dm_pdu_error_notify(struct isd_conn *c, const uint8_t *bhs, int reason)
+isd_conn_pdu_error_notify(struct isd_dm_conn *dc, const uint8_t *bhs, int reason)
 {
+	struct isd_conn *c = isd_conn_of(dc);
+
 	if (c->state == ISD_CONN_LOGIN) {
 		/* nothing to reject during login: the login is broken */
 		isd_conn_close(c);
@@ -375,8 +387,9 @@ isd_dm_pdu_error_notify(struct isd_conn *c, const uint8_t *bhs, int reason)
 }
 
 void
-isd_dm_terminate_notify(struct isd_conn *c, int reason)
+isd_conn_terminate_notify(struct isd_dm_conn *dc, int reason)
 {
+	struct isd_conn *c = isd_conn_of(dc);
 	struct isd_session *s = c->sess;
 
 	if (c->state == ISD_CONN_DEAD)
@@ -450,60 +463,18 @@ isd_conn_ffp_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	isd_cmdsn_rx(c, pdu);
 }
 
-/* --- accessors for datamovers --- */
+/* --- upcalls for datamovers (the table is dm_up.c) --- */
 
-void *
-isd_conn_dm_priv(struct isd_conn *c)
+void
+isd_conn_stamp_sn(struct isd_dm_conn *dc, uint8_t *bhs)
 {
-	return c->dm_priv;
-}
-
-struct isd_conn *
-isd_conn_from_dm_priv(void *priv)
-{
-	return (struct isd_conn *)((uint8_t *)priv - offsetof(struct isd_conn, dm_priv));
-}
-
-void *
-isd_task_dm_priv(struct isd_task *t)
-{
-	return t->dm_priv;
-}
-
-struct isd_reactor *
-isd_conn_reactor(struct isd_conn *c)
-{
-	return c->reactor;
-}
-
-const struct isd_params *
-isd_conn_params(struct isd_conn *c)
-{
-	return &c->params;
-}
-
-uint32_t
-isd_task_itt(struct isd_task *t)
-{
-	return t->itt;
-}
-
-uint64_t
-isd_task_lun(struct isd_task *t)
-{
-	return t->lun;
+	isd_conn_fill_sn(isd_conn_of(dc), bhs, false);
 }
 
 void
-isd_conn_stamp_sn(struct isd_conn *c, uint8_t *bhs)
+isd_conn_count_copy(struct isd_dm_conn *dc, uint64_t bytes)
 {
-	isd_conn_fill_sn(c, bhs, false);
-}
-
-void
-isd_conn_count_copy(struct isd_conn *c, uint64_t bytes)
-{
-	c->tgt->stats.bytes_copied += bytes;
+	isd_conn_of(dc)->tgt->stats.bytes_copied += bytes;
 }
 
 void

@@ -18,6 +18,7 @@
 #define ISD_ISCSI_CORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -174,6 +175,7 @@ struct isd_conn {
 	int refs;
 	struct isd_session *sess;
 	struct isd_params params;       /* in force (RFC defaults during login) */
+	struct isd_dm_conn dmc;         /* what the datamover sees of it (dm.h) */
 	uint16_t cid;
 	uint32_t stat_sn;               /* next StatSN to assign */
 	uint32_t exp_stat_sn;
@@ -234,6 +236,7 @@ struct isd_task {
 	struct isd_scsi_buf_ops buf_ops;        /* conn's buf_ops with ctx = this task */
 	struct isd_pdu *held_pdu;       /* command PDU whose immediate data is cmd's buffer */
 	uint8_t cdb[260];
+	struct isd_dm_task dmt;         /* what the datamover sees of it (dm.h) */
 	TAILQ_ENTRY(isd_task) link;
 	_Alignas(16) uint8_t dm_priv[];
 };
@@ -255,6 +258,31 @@ struct isd_tmf_wait {
 
 /* tgt.c */
 void isd_tgt_conn_gone(struct isd_iscsi_tgt *t);
+
+/* The core's objects around what a datamover sees of them. */
+static inline struct isd_conn *
+isd_conn_of(struct isd_dm_conn *dc)
+{
+	return (struct isd_conn *)((char *)dc - offsetof(struct isd_conn, dmc));
+}
+
+static inline struct isd_task *
+isd_task_of(struct isd_dm_task *dt)
+{
+	return (struct isd_task *)((char *)dt - offsetof(struct isd_task, dmt));
+}
+
+/* The upcalls of dm.h as the target core implements them (conn.c, task.c, tmf.c);
+ * the table is dm_up.c. */
+extern const struct isd_dm_upcalls isd_conn_dm_upcalls;
+void isd_conn_control_notify(struct isd_dm_conn *dc, struct isd_pdu *pdu);
+void isd_conn_pdu_error_notify(struct isd_dm_conn *dc, const uint8_t *bhs, int reason);
+void isd_conn_data_completion_notify(struct isd_dm_conn *dc, struct isd_dm_task *dt, int status);
+void isd_conn_terminate_notify(struct isd_dm_conn *dc, int reason);
+void isd_conn_fence_hold(struct isd_tmf_wait *fence);
+void isd_conn_fence_release(struct isd_tmf_wait *fence);
+void isd_conn_stamp_sn(struct isd_dm_conn *dc, uint8_t *bhs);
+void isd_conn_count_copy(struct isd_dm_conn *dc, uint64_t bytes);
 
 /* conn.c */
 /* The connection leaves the login phase (full feature phase, or closing). */

@@ -160,6 +160,8 @@ void isd_iscsi_tgt_shutdown(struct isd_iscsi_tgt *t, void (*cb)(void *arg), void
 void isd_iscsi_tgt_get_stats(struct isd_iscsi_tgt *t, struct isd_iscsi_stats *out);
 
 /* What a datamover knows about a new connection. */
+struct isd_dm_conn;
+
 struct isd_conn_info {
 	char peer_addr[64];             /* numeric, for logs and ACLs */
 	uint16_t peer_port;
@@ -170,8 +172,9 @@ struct isd_conn_info {
 };
 
 /*
- * Creates a connection in the login state with room for ops->conn_priv_size
- * bytes of datamover state (isd_conn_dm_priv()). The datamover initialises
+ * Creates a passive connection in the login state with room for
+ * ops->conn_priv_size bytes of datamover state (isd_dmc_priv()), and returns
+ * what the datamover sees of it (dm.h). The datamover initialises
  * its part, then calls isd_conn_start(), which arms the login timer; the
  * first PDU it passes up must be a Login Request. If isd_conn_create fails,
  * the datamover closes its transport itself: -EAGAIN means a connection limit
@@ -179,7 +182,8 @@ struct isd_conn_info {
  * reached; the refusal is already counted, so it need not be logged above debug.
  */
 int isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
-		    const struct isd_conn_info *info, struct isd_reactor *r, struct isd_conn **out);
-void isd_conn_start(struct isd_conn *c);
+		    const struct isd_conn_info *info, struct isd_reactor *r,
+		    struct isd_dm_conn **out);
+void isd_conn_start(struct isd_dm_conn *c);
 
 #endif

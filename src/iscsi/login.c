@@ -38,7 +38,7 @@ static int
 login_rsp_send(struct isd_conn *c, struct isd_pdu *pdu, bool final)
 {
 	if (c->ops->login_response != NULL && isd_conn_can_send(c))
-		c->ops->login_response(c, &c->params, final);
+		c->ops->login_response(&c->dmc, &c->params, final);
 	return isd_conn_send(c, pdu);
 }
 
@@ -424,7 +424,7 @@ login_enter_ffp(struct isd_conn *c)
 	struct isd_session *s = c->sess;
 	char esc[ISD_LOG_ESC_MAX];
 
-	c->ops->notice_key_values(c, &c->params);
+	c->ops->notice_key_values(&c->dmc, &c->params);
 	if (s->node != NULL && s->node->dev != NULL) {
 		isd_tmf_register_dev(c->tgt, s->node->dev);
 		isd_scsi_nexus_add(s->node->dev, &s->nexus);

@@ -39,6 +39,7 @@ task_alloc(struct isd_conn *c, bool immediate)
 	if (t == NULL)
 		return NULL;
 	t->conn = c;
+	t->dmt.priv = t->dm_priv;
 	t->immediate = immediate;
 	TAILQ_INSERT_TAIL(&c->tasks, t, link);
 	if (immediate)
@@ -90,7 +91,7 @@ isd_task_abort(struct isd_task *t, struct isd_tmf_wait *w)
 		return true;
 	case ISD_TASK_GET_DATA:
 	case ISD_TASK_PUT_DATA:
-		c->ops->task_cleanup(c, t, w);
+		c->ops->task_cleanup(&c->dmc, &t->dmt, w);
 		break;
 	default:
 		break;
@@ -181,7 +182,7 @@ task_respond(struct isd_task *t)
 	x.length = len;
 	x.rsp = rsp;
 	t->state = ISD_TASK_PUT_DATA;
-	rc = c->ops->put_data(c, t, &x);
+	rc = c->ops->put_data(&c->dmc, &t->dmt, &x);
 	if (rc < 0) {
 		isd_log_dbg("iscsi", "conn %p: put_data failed (%d)", (void *)c, rc);
 		t->state = ISD_TASK_DONE;
@@ -253,7 +254,7 @@ task_after_unsol(struct isd_task *t)
 			x.offset = t->unsol_got;
 			x.length = want - t->unsol_got;
 			t->state = ISD_TASK_GET_DATA;
-			rc = c->ops->get_data(c, t, &x);
+			rc = c->ops->get_data(&c->dmc, &t->dmt, &x);
 			if (rc < 0) {
 				isd_log_dbg("iscsi", "conn %p: get_data failed (%d)", (void *)c,
 					    rc);
@@ -268,8 +269,11 @@ task_after_unsol(struct isd_task *t)
 }
 
 void
-isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status)
+isd_conn_data_completion_notify(struct isd_dm_conn *dc, struct isd_dm_task *dt, int status)
 {
+	struct isd_conn *c = isd_conn_of(dc);
+	struct isd_task *t = isd_task_of(dt);
+
 	isd_conn_get(c);
 	if (t->state == ISD_TASK_GET_DATA) {
 		if (status == -EILSEQ && c->state == ISD_CONN_FFP) {
@@ -306,7 +310,7 @@ copy_in(struct isd_task *t, uint32_t offset, const uint8_t *data, uint32_t len)
 	if (cmd->data_out_direct)
 		isd_conn_count_placed(t->conn, n);
 	else
-		isd_conn_count_copy(t->conn, n);
+		isd_conn_count_copy(&t->conn->dmc, n);
 }
 
 static void
@@ -374,6 +378,8 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	t->itt = itt;
 	t->cmdsn = isd_bhs_cmdsn(bhs);
 	t->lun = isd_bhs_lun(bhs);
+	t->dmt.itt = itt;
+	t->dmt.lun = t->lun;
 	t->edtl = edtl;
 	t->unsol_limit = fin ? dsl : unsol_limit;
 	memcpy(t->cdb, bhs + 32, 16);
@@ -406,7 +412,7 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	t->cmd.done = scsi_done;
 	t->cmd.cb_arg = t;
 	if (c->ops->task_init != NULL)
-		c->ops->task_init(c, t, pdu);
+		c->ops->task_init(&c->dmc, &t->dmt, pdu);
 
 	if (rd && wr) {
 		/* bidirectional commands are not supported */

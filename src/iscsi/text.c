@@ -201,7 +201,7 @@ text_other_keys(struct isd_conn *c, const struct isd_kv_list *kv, struct isd_tex
 		   keys->params.max_xmit_dsl != c->params.max_xmit_dsl) {
 		/* the one declaration that may change in FFP: how much the peer takes */
 		c->params.max_xmit_dsl = keys->params.max_xmit_dsl;
-		c->ops->notice_key_values(c, &c->params);
+		c->ops->notice_key_values(&c->dmc, &c->params);
 	}
 out:
 	free(rest);

@@ -40,13 +40,13 @@ isd_tmf_wait_done(struct isd_tmf_wait *w)
 }
 
 void
-isd_dm_fence_hold(struct isd_tmf_wait *fence)
+isd_conn_fence_hold(struct isd_tmf_wait *fence)
 {
 	fence->pending++;
 }
 
 void
-isd_dm_fence_release(struct isd_tmf_wait *fence)
+isd_conn_fence_release(struct isd_tmf_wait *fence)
 {
 	isd_tmf_wait_done(fence);
 }

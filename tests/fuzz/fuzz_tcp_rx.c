@@ -229,7 +229,7 @@ setup(struct tf *f, uint8_t cfg)
 	static uint8_t out[OUT_CAP];     /* one per process: no mmap/munmap per input */
 	struct isd_conn_info info;
 	struct isd_tcp_conn *tc;
-	struct isd_conn *c;
+	struct isd_dm_conn *c;
 	int sv[2];
 
 	memset(f, 0, sizeof(*f));
@@ -259,7 +259,7 @@ setup(struct tf *f, uint8_t cfg)
 	info.transport = ISD_TRANSPORT_TCP;
 	if (isd_conn_create(f->t, &isd_tcp_dm_ops, &info, g_r, &c) < 0)
 		abort();
-	tc = isd_conn_dm_priv(c);
+	tc = isd_dmc_priv(c);
 	isd_tcp_conn_init(tc, c, g_r, sv[0]);
 	(void)isd_tcp_conn_attach(tc);
 	isd_conn_start(c);

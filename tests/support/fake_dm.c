@@ -14,13 +14,13 @@ struct fake_priv {
 };
 
 static struct fake_dm *
-fd_of(struct isd_conn *c)
+fd_of(struct isd_dm_conn *c)
 {
-	return ((struct fake_priv *)isd_conn_dm_priv(c))->fd;
+	return ((struct fake_priv *)isd_dmc_priv(c))->fd;
 }
 
 static int
-fake_send_control(struct isd_conn *c, struct isd_pdu *pdu)
+fake_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
 	struct fake_dm *fd = fd_of(c);
 
@@ -35,7 +35,7 @@ fake_send_control(struct isd_conn *c, struct isd_pdu *pdu)
 }
 
 static int
-record_xfer(struct fake_dm *fd, struct isd_task *t, const struct isd_xfer *x, bool put)
+record_xfer(struct fake_dm *fd, struct isd_dm_task *t, const struct isd_xfer *x, bool put)
 {
 	struct fake_xfer *fx;
 
@@ -52,7 +52,7 @@ record_xfer(struct fake_dm *fd, struct isd_task *t, const struct isd_xfer *x, bo
 }
 
 static int
-fake_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+fake_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x)
 {
 	struct fake_dm *fd = fd_of(c);
 	uint8_t *nb;
@@ -84,7 +84,7 @@ fake_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 }
 
 static int
-fake_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+fake_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x)
 {
 	if (fd_of(c)->xfer_fail < 0)
 		return fd_of(c)->xfer_fail;
@@ -92,7 +92,7 @@ fake_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 }
 
 static void
-fake_notice_key_values(struct isd_conn *c, const struct isd_params *p)
+fake_notice_key_values(struct isd_dm_conn *c, const struct isd_params *p)
 {
 	struct fake_dm *fd = fd_of(c);
 
@@ -101,7 +101,7 @@ fake_notice_key_values(struct isd_conn *c, const struct isd_params *p)
 }
 
 static void
-fake_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final)
+fake_login_response(struct isd_dm_conn *c, const struct isd_params *negotiated, bool final)
 {
 	struct fake_dm *fd = fd_of(c);
 
@@ -115,14 +115,14 @@ fake_login_response(struct isd_conn *c, const struct isd_params *negotiated, boo
 }
 
 static void
-fake_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
+fake_release_pdu(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
 	fd_of(c)->released++;
 	isd_pdu_free(pdu);
 }
 
 static void
-fake_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence)
+fake_task_cleanup(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_tmf_wait *fence)
 {
 	struct fake_dm *fd = fd_of(c);
 
@@ -130,7 +130,7 @@ fake_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *f
 		if (fd->xfers[i].task == t) {
 			/* like an RDMA transfer still in flight: the abort's answer waits */
 			if (fd->hold_fences && fence != NULL && fd->n_fences < FAKE_DM_MAX_XFER) {
-				isd_dm_fence_hold(fence);
+				isd_dm_fence_hold(c, fence);
 				fd->fences[fd->n_fences++] = fence;
 			}
 			memmove(&fd->xfers[i], &fd->xfers[i + 1],
@@ -143,13 +143,13 @@ fake_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *f
 }
 
 static void
-fake_terminate(struct isd_conn *c)
+fake_terminate(struct isd_dm_conn *c)
 {
 	fd_of(c)->terminate_called = true;
 }
 
 static void
-fake_free_conn(struct isd_conn *c)
+fake_free_conn(struct isd_dm_conn *c)
 {
 	struct fake_dm *fd = fd_of(c);
 
@@ -187,7 +187,7 @@ fake_dm_release_fences(struct fake_dm *fd)
 	int n = fd->n_fences;
 
 	while (fd->n_fences > 0)
-		isd_dm_fence_release(fd->fences[--fd->n_fences]);
+		isd_dm_fence_release(fd->conn, fd->fences[--fd->n_fences]);
 	return n;
 }
 
@@ -221,7 +221,7 @@ fake_dm_connect_from(struct fake_dm *fd, struct isd_iscsi_tgt *t, struct isd_rea
 		     uint16_t tpgt, const char *peer_addr)
 {
 	struct isd_conn_info info;
-	struct isd_conn *c;
+	struct isd_dm_conn *c;
 	int rc;
 
 	memset(&info, 0, sizeof(info));
@@ -234,7 +234,7 @@ fake_dm_connect_from(struct fake_dm *fd, struct isd_iscsi_tgt *t, struct isd_rea
 	rc = isd_conn_create(t, &fake_dm_ops, &info, r, &c);
 	if (rc < 0)
 		return rc;
-	((struct fake_priv *)isd_conn_dm_priv(c))->fd = fd;
+	((struct fake_priv *)isd_dmc_priv(c))->fd = fd;
 	fd->conn = c;
 	isd_conn_start(c);
 	return 0;

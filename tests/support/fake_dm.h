@@ -17,7 +17,7 @@
 #define FAKE_DM_MAX_XFER 64
 
 struct fake_xfer {
-	struct isd_task *task;
+	struct isd_dm_task *task;
 	bool put;                       /* put_data (else get_data) */
 	const struct iovec *iov;
 	int iovcnt;
@@ -26,7 +26,7 @@ struct fake_xfer {
 };
 
 struct fake_dm {
-	struct isd_conn *conn;          /* NULL once free_conn ran */
+	struct isd_dm_conn *conn;          /* NULL once free_conn ran */
 	struct isd_pdu_list sent;       /* PDUs from send_control and put_data's rsp, in order */
 	int n_sent;
 	int released;                   /* received PDUs given back */

@@ -437,7 +437,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	struct isd_conn_info info;
 	struct isd_rdma_dev *dev = NULL;
 	struct isd_iser_conn *ic;
-	struct isd_conn *c;
+	struct isd_dm_conn *c;
 	char err[256];
 	uint8_t ord;
 	int rc;
@@ -465,7 +465,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 				    info.peer_addr, strerror(-rc));
 		goto err_dev;
 	}
-	ic = isd_conn_dm_priv(c);
+	ic = isd_dmc_priv(c);
 	memset(ic, 0, sizeof(*ic));
 	ic->conn = c;
 	ic->r = p->r;
@@ -814,9 +814,9 @@ isd_iser_stats_list(struct isd_stat *out, int max)
 /* After the final Login Response was queued (its FFP receives went up in
  * login_response): Sends queued from now on are full-feature Sends. */
 static void
-iser_notice_key_values(struct isd_conn *c, const struct isd_params *p)
+iser_notice_key_values(struct isd_dm_conn *c, const struct isd_params *p)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
 
 	if (ic->state >= ISD_ISER_DRAINING)
 		return;
@@ -827,9 +827,9 @@ iser_notice_key_values(struct isd_conn *c, const struct isd_params *p)
 }
 
 static void
-iser_terminate(struct isd_conn *c)
+iser_terminate(struct isd_dm_conn *c)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
 
 	if (ic->state >= ISD_ISER_DRAINING || ic->closing)
 		return;
@@ -847,9 +847,9 @@ iser_terminate(struct isd_conn *c)
 }
 
 static void
-iser_free_conn(struct isd_conn *c)
+iser_free_conn(struct isd_dm_conn *c)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
 	struct isd_iser_job *job;
 
 	isd_reactor_timer_stop(ic->r, &ic->notify_timer);

@@ -283,7 +283,7 @@ struct isd_iser_job {
 	struct isd_iser_tag tag;        /* ISD_ISER_TAG_JOB */
 	enum isd_iser_job_kind kind;
 	struct isd_iser_conn *ic;
-	struct isd_task *task;          /* NULL once abandoned */
+	struct isd_dm_task *task;          /* NULL once abandoned */
 	struct isd_pdu *pdu;            /* SEND: the PDU; PUT: the response (may be NULL) */
 	struct iovec iov[8];            /* the task buffer (PUT/GET) */
 	int iovcnt;
@@ -327,7 +327,7 @@ struct isd_iser_read {
 	uint32_t bytes;
 };
 
-/* Per-task area (isd_task_dm_priv). */
+/* Per-task area (isd_dmt_priv). */
 struct isd_iser_task {
 	uint32_t magic;
 	struct isd_iser_hdr hdr;        /* from the command's iSER header */
@@ -348,9 +348,9 @@ enum isd_iser_state {
 	ISD_ISER_DEAD,                  /* drained; terminate notify sent or pending */
 };
 
-/* Per-connection state (isd_conn_dm_priv). Lives on the portal's reactor. */
+/* Per-connection state (isd_dmc_priv). Lives on the portal's reactor. */
 struct isd_iser_conn {
-	struct isd_conn *conn;
+	struct isd_dm_conn *conn;
 	struct isd_reactor *r;
 	enum isd_iser_state state;
 	char peer[80];
@@ -446,15 +446,15 @@ void isd_iser_conn_poll(void *arg);
  * iser_rx.c. Separate objects from the table, so tests can watch the seam
  * with ld --wrap (tests/unit/dmiser/test_fv_iser.wrap).
  */
-int isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
-int isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
-int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
-void isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd);
-void *isd_iser_buf_alloc(struct isd_conn *c, uint32_t len);
-void isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len);
-void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
-void isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final);
+int isd_iser_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu);
+int isd_iser_send_response(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu);
+int isd_iser_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x);
+int isd_iser_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x);
+void isd_iser_task_cleanup(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_tmf_wait *fence);
+void isd_iser_task_init(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_pdu *cmd);
+void *isd_iser_buf_alloc(struct isd_dm_conn *c, uint32_t len);
+void isd_iser_buf_free(struct isd_dm_conn *c, struct isd_dm_task *t, void *buf, uint32_t len);
+void isd_iser_release_pdu(struct isd_dm_conn *c, struct isd_pdu *pdu);
+void isd_iser_login_response(struct isd_dm_conn *c, const struct isd_params *negotiated, bool final);
 
 #endif

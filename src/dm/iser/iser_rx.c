@@ -191,9 +191,9 @@ isd_iser_rx_resume(struct isd_iser_conn *ic)
  * initiator, and the login buffer stays retired. Nothing here reads a header.
  */
 void
-isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final)
+isd_iser_login_response(struct isd_dm_conn *c, const struct isd_params *negotiated, bool final)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
 	struct isd_iser_rx *lrx = ic->login_rx;
 	int rc;
 
@@ -225,9 +225,9 @@ isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated,
 }
 
 void
-isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
+isd_iser_release_pdu(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
 	struct isd_iser_rx *rx = pdu->owner;
 	int rc;
 

@@ -115,7 +115,7 @@ isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	/* last: its WRs are complete (or the QP is gone), nothing of it moves now;
 	 * the answer may be sent from here */
 	if (fence != NULL)
-		isd_dm_fence_release(fence);
+		isd_dm_fence_release(ic->conn, fence);
 }
 
 static void
@@ -143,7 +143,7 @@ job_dequeue(struct isd_iser_conn *ic, struct isd_iser_job *job)
 static void
 job_finish(struct isd_iser_conn *ic, struct isd_iser_job *job, int status)
 {
-	struct isd_task *task = job->task;
+	struct isd_dm_task *task = job->task;
 	struct isd_iser_task *tt;
 
 	job_dequeue(ic, job);
@@ -153,12 +153,12 @@ job_finish(struct isd_iser_conn *ic, struct isd_iser_job *job, int status)
 		isd_iser_job_free(ic, job);
 		return;
 	}
-	tt = isd_task_dm_priv(task);
+	tt = isd_dmt_priv(task);
 	tt->job = NULL;
 	if (status == 0 && job->kind == ISD_ISER_JOB_GET && job->bounce != NULL) {
 		isd_iov_copy_in(job->orig_iov, job->orig_iovcnt, job->orig_offset, job->bounce,
 				job->bounce_len);
-		isd_conn_count_copy(ic->conn, job->bounce_len);
+		isd_dm_count_copy(ic->conn, job->bounce_len);
 		isd_iser_g_bounced += job->bounce_len;
 	}
 	isd_iser_job_free(ic, job);
@@ -620,9 +620,9 @@ isd_iser_read_complete(struct isd_iser_conn *ic, struct isd_iser_read *rd, int s
 /* ---- the ops ---- */
 
 static int
-queue_send(struct isd_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *tt)
+queue_send(struct isd_dm_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *tt)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
 	struct isd_iser_job *job;
 	enum isd_iser_txq_verdict verdict;
 	uint32_t bytes;
@@ -673,7 +673,7 @@ queue_send(struct isd_conn *c, struct isd_pdu *pdu, const struct isd_iser_task *
 }
 
 int
-isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu)
+isd_iser_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
 	return queue_send(c, pdu, NULL);
 }
@@ -737,13 +737,13 @@ sink_register(struct isd_iser_conn *ic, struct isd_iser_job *job)
 }
 
 static struct isd_iser_task *
-task_priv(struct isd_iser_conn *ic, struct isd_task *t)
+task_priv(struct isd_iser_conn *ic, struct isd_dm_task *t)
 {
-	struct isd_iser_task *tt = isd_task_dm_priv(t);
+	struct isd_iser_task *tt = isd_dmt_priv(t);
 
 	if (tt->magic != ISD_ISER_TASK_MAGIC) {
 		isd_log_err("iser %s: task 0x%x has no iSER header (the core did not call "
-			    "task_init)", ic->peer, isd_task_itt(t));
+			    "task_init)", ic->peer, isd_dmt_itt(t));
 		return NULL;
 	}
 	return tt;
@@ -751,16 +751,16 @@ task_priv(struct isd_iser_conn *ic, struct isd_task *t)
 
 /* The SCSI Response that ends t: with Invalidate of its STag when negotiated. */
 int
-isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu)
+isd_iser_send_response(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu)
 {
-	struct isd_iser_task *tt = isd_task_dm_priv(t);
+	struct isd_iser_task *tt = isd_dmt_priv(t);
 
 	return queue_send(c, pdu, tt->magic == ISD_ISER_TASK_MAGIC ? tt : NULL);
 }
 
 /* Common set-up of a PUT/GET job. */
 static int
-xfer_job(struct isd_iser_conn *ic, struct isd_task *t, const struct isd_xfer *x,
+xfer_job(struct isd_iser_conn *ic, struct isd_dm_task *t, const struct isd_xfer *x,
 	 enum isd_iser_job_kind kind, struct isd_iser_job **out)
 {
 	enum isd_rdma_use use = kind == ISD_ISER_JOB_GET ? ISD_RDMA_USE_READ_SINK
@@ -777,7 +777,7 @@ xfer_job(struct isd_iser_conn *ic, struct isd_task *t, const struct isd_xfer *x,
 	reg = iov_registered(ic, x->iov, x->iovcnt, x->offset, x->length, use);
 	if (reg < 0) {
 		isd_log_err("iser %s: ITT 0x%x: refusing to read data into read-only memory",
-			    ic->peer, isd_task_itt(t));
+			    ic->peer, isd_dmt_itt(t));
 		return reg;
 	}
 	job = job_alloc(ic, kind);
@@ -809,7 +809,7 @@ xfer_job(struct isd_iser_conn *ic, struct isd_task *t, const struct isd_xfer *x,
 		job->orig_offset = x->offset;
 		if (kind == ISD_ISER_JOB_PUT) {
 			isd_iov_copy_out(x->iov, x->iovcnt, x->offset, job->bounce, x->length);
-			isd_conn_count_copy(ic->conn, x->length);
+			isd_dm_count_copy(ic->conn, x->length);
 			isd_iser_g_bounced += x->length;
 		}
 	}
@@ -825,9 +825,9 @@ xfer_job(struct isd_iser_conn *ic, struct isd_task *t, const struct isd_xfer *x,
 }
 
 int
-isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+isd_iser_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
 	struct isd_iser_task *tt = task_priv(ic, t);
 	struct isd_iser_job *job;
 	int rc;
@@ -838,7 +838,7 @@ isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer 
 	}
 	if (!tt->hdr.rsv) {
 		isd_log_err("iser %s: READ ITT 0x%x came without a read STag", ic->peer,
-			    isd_task_itt(t));
+			    isd_dmt_itt(t));
 		rc = -EINVAL;
 		goto err;
 	}
@@ -866,9 +866,9 @@ err:
 }
 
 int
-isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+isd_iser_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
 	struct isd_iser_task *tt = task_priv(ic, t);
 	struct isd_iser_job *job;
 	int rc;
@@ -877,7 +877,7 @@ isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer 
 		return -EINVAL;
 	if (!tt->hdr.wsv) {
 		isd_log_err("iser %s: WRITE ITT 0x%x needs solicited data but came without a "
-			    "write STag", ic->peer, isd_task_itt(t));
+			    "write STag", ic->peer, isd_dmt_itt(t));
 		return -EINVAL;
 	}
 	if (ic->cr.ord == 0) {
@@ -906,10 +906,10 @@ isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer 
 }
 
 void
-isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence)
+isd_iser_task_cleanup(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_tmf_wait *fence)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
-	struct isd_iser_task *tt = isd_task_dm_priv(t);
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
+	struct isd_iser_task *tt = isd_dmt_priv(t);
 	struct isd_iser_job *job;
 
 	if (tt->magic != ISD_ISER_TASK_MAGIC || tt->job == NULL)
@@ -926,7 +926,7 @@ isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wai
 	 * RDMA Read may still land in the task's buffer, for a RAM LU its own blocks:
 	 * the abort's answer (a PREEMPT AND ABORT's GOOD above all) waits for it */
 	if (fence != NULL) {
-		isd_dm_fence_hold(fence);
+		isd_dm_fence_hold(ic->conn, fence);
 		job->fence = fence;
 	}
 	/* the task's buffer is released right after this (buf_free): it finds the
@@ -936,10 +936,10 @@ isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wai
 }
 
 void
-isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu *cmd)
+isd_iser_task_init(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_pdu *cmd)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
-	struct isd_iser_task *tt = isd_task_dm_priv(t);
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
+	struct isd_iser_task *tt = isd_dmt_priv(t);
 	const struct isd_iser_rx *rx = cmd != NULL ? cmd->owner : NULL;
 
 	memset(tt, 0, sizeof(*tt));
@@ -949,7 +949,7 @@ isd_iser_task_init(struct isd_conn *c, struct isd_task *t, const struct isd_pdu 
 }
 
 void *
-isd_iser_buf_alloc(struct isd_conn *c, uint32_t len)
+isd_iser_buf_alloc(struct isd_dm_conn *c, uint32_t len)
 {
 	(void)c;
 	return isd_rdma_buf_alloc(len);
@@ -975,10 +975,10 @@ job_uses(const struct isd_iser_job *job, const uint8_t *b, uint32_t len)
  * The task points at its abandoned job: no search.
  */
 void
-isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len)
+isd_iser_buf_free(struct isd_dm_conn *c, struct isd_dm_task *t, void *buf, uint32_t len)
 {
-	struct isd_iser_conn *ic = isd_conn_dm_priv(c);
-	struct isd_iser_task *tt = t != NULL ? isd_task_dm_priv(t) : NULL;
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
+	struct isd_iser_task *tt = t != NULL ? isd_dmt_priv(t) : NULL;
 	struct isd_iser_job *job;
 
 	if (tt != NULL && tt->magic == ISD_ISER_TASK_MAGIC && tt->abandoned != NULL) {
@@ -992,7 +992,7 @@ isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t le
 			/* a command has one data buffer (isd_scsi_buf_alloc) */
 			isd_log_err("iser %s: ITT 0x%x: a second buffer of an abandoned transfer "
 				    "is released while its work requests are in flight", ic->peer,
-				    isd_task_itt(t));
+				    isd_dmt_itt(t));
 		}
 	}
 	isd_rdma_buf_free(buf, len);

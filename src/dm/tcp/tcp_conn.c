@@ -4,6 +4,12 @@
  * digest, data, padding, data digest), a FIFO of outgoing items written with
  * sendmsg, and R2T/Data-Out for solicited data.
  *
+ * Both roles run here. A passive connection (a target's: tcp_portal.c
+ * accepted it) sends Data-In and R2Ts and takes solicited Data-Out straight
+ * into the task's buffer. An active one (an initiator's: tcp_connect opened
+ * it) sends Data-Out and takes Data-In payload straight into the task's
+ * buffer at its BufferOffset, once the core has checked the header.
+ *
  * Everything here runs on the connection's reactor thread. Upcalls into the
  * core (isd_dm_*_notify) are made only from reactor callbacks, never from
  * inside an op the core called; every upcall may re-enter the ops (the core
@@ -18,6 +24,9 @@
 #include "dm/tcp/tcp.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +40,11 @@
 #include "util/endian.h"
 #include "util/iov.h"
 #include "util/log.h"
+#include "util/str.h"
 
 static void tx_flush(struct isd_tcp_conn *tc);
 static void close_now(struct isd_tcp_conn *tc, int reason);
+static void connect_done(struct isd_tcp_conn *tc);
 
 /* Skipped data segments land here; the content is never looked at. */
 static __thread uint8_t g_discard[65536];
@@ -86,9 +97,9 @@ isd_tcp_stats_list(struct isd_stat *out, int max)
 }
 
 static struct isd_tcp_conn *
-tconn(struct isd_conn *c)
+tconn(struct isd_dm_conn *c)
 {
-	return isd_conn_dm_priv(c);
+	return isd_dmc_priv(c);
 }
 
 /* ---------------------------------------------------------------- events */
@@ -99,7 +110,7 @@ update_events(struct isd_tcp_conn *tc)
 	uint32_t want = 0;
 	int rc;
 
-	if (tc->state == ISD_TCP_CLOSED || tc->fd < 0)
+	if (tc->state == ISD_TCP_CLOSED || tc->state == ISD_TCP_CONNECTING || tc->fd < 0)
 		return;
 	if (tc->state == ISD_TCP_OPEN && !tc->rx_paused)
 		want |= EPOLLIN;
@@ -171,7 +182,7 @@ tx_free(struct isd_tcp_tx *tx)
 static uint64_t
 txq_hard_limit(struct isd_tcp_conn *tc)
 {
-	uint64_t dsl = isd_conn_params(tc->conn)->max_xmit_dsl;
+	uint64_t dsl = isd_dmc_params(tc->conn)->max_xmit_dsl;
 	uint64_t pdu, window;
 
 	if (dsl < 8192 || dsl > ISD_MAX_DSL)
@@ -193,8 +204,11 @@ tx_enqueue(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 {
 	uint64_t n = sizeof(*tx);
 
-	if (tx->pdu != NULL)
-		n += ISD_BHS_LEN + tx->pdu->ahs_len + tx->pdu->data_len;
+	if (tx->pdu != NULL) {
+		n += ISD_BHS_LEN + tx->pdu->ahs_len;
+		if (tx->pdu->data_iov == NULL)
+			n += tx->pdu->data_len; /* borrowed data is the task's */
+	}
 	tx->qbytes = (uint32_t)n;
 	TAILQ_INSERT_TAIL(&tc->txq, tx, link);
 	tc->txq_len++;
@@ -202,6 +216,15 @@ tx_enqueue(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 	g_tx_queued_bytes += n;
 	if (tc->txq_bytes > g_tx_queued_peak)
 		g_tx_queued_peak = tc->txq_bytes;
+	if (tc->conn->active) {
+		/*
+		 * An initiator's queue is bounded by its own commands (queue depth,
+		 * their Data-Out), not by the peer; and it must go on reading the
+		 * responses that let it send more.
+		 */
+		kick(tc);
+		return 0;
+	}
 	if (tc->txq_bytes > txq_hard_limit(tc)) {
 		g_txq_drops++;
 		isd_log_warn("tcp %s: %llu bytes queued for a peer that does not read, dropping "
@@ -330,6 +353,46 @@ tx_build_pdu(struct isd_tcp_tx *tx, struct isd_pdu *pdu)
 }
 
 /*
+ * Active: builds the next Data-Out of a put_data job, at most `max` bytes (the
+ * target's MaxRecvDataSegmentLength): DataSN counts from 0 in each sequence,
+ * F marks its last PDU (RFC 7143 §11.7).
+ */
+static int
+tx_build_dataout(struct isd_tcp_tx *tx, uint32_t max)
+{
+	uint32_t len = tx->end_off - tx->next_off, covered;
+	bool final;
+	int n;
+
+	if (len > max)
+		len = max;
+	n = isd_iov_slice_upto(tx->xiov, tx->xiovcnt, tx->next_off, len, tx->iov + 1,
+			       ISD_TCP_TX_IOV_MAX - 2, &covered);
+	if (covered == 0)
+		return -EINVAL;
+	len = covered;
+	final = tx->next_off + len == tx->end_off;
+	memset(tx->hdr, 0, ISD_BHS_LEN);
+	tx->hdr[0] = ISD_OP_DATA_OUT;
+	if (final)
+		tx->hdr[1] = ISD_BHS_F;
+	isd_bhs_set_dsl(tx->hdr, len);
+	put_be64(tx->hdr + 8, isd_dmt_lun(tx->task));
+	put_be32(tx->hdr + 16, isd_dmt_itt(tx->task));
+	put_be32(tx->hdr + 20, tx->ttt);
+	put_be32(tx->hdr + 36, tx->datasn++);
+	put_be32(tx->hdr + 40, tx->next_off);
+	tx_add_header(tx, NULL, 0);
+	tx->iovcnt = 1 + n;
+	tx_add_trail(tx, 1, len);
+	tx->next_off += len;
+	tx->data_done = final;
+	tx->last = final;
+	tx->built = true;
+	return 0;
+}
+
+/*
  * Builds the next wire PDU of a put_data job: a Data-In of at most
  * MaxRecvDataSegmentLength (the initiator's), or the SCSI Response after the
  * data. Digests are computed here, with the settings taken at enqueue time.
@@ -337,8 +400,8 @@ tx_build_pdu(struct isd_tcp_tx *tx, struct isd_pdu *pdu)
 static int
 tx_build_datain(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 {
-	struct isd_tcp_task *tt = isd_task_dm_priv(tx->task);
-	uint32_t max = isd_conn_params(tc->conn)->max_xmit_dsl;
+	struct isd_tcp_task *tt = isd_dmt_priv(tx->task);
+	uint32_t max = isd_dmc_params(tc->conn)->max_xmit_dsl;
 	uint32_t len, covered;
 	bool final;
 	int n;
@@ -359,6 +422,8 @@ tx_build_datain(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 	}
 	if (max < 512 || max > ISD_MAX_DSL)
 		max = 8192;
+	if (tc->conn->active)
+		return tx_build_dataout(tx, max);
 	len = tx->end_off - tx->next_off;
 	if (len > max)
 		len = max;
@@ -369,12 +434,12 @@ tx_build_datain(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 		return -EINVAL;         /* the buffer shrank under us: checked at put_data */
 	len = covered;                  /* a fragmented buffer gives shorter PDUs */
 	final = tx->next_off + len == tx->end_off;
-	isd_tcp_frame_datain(tx->hdr, isd_task_itt(tx->task), isd_task_lun(tx->task),
+	isd_tcp_frame_datain(tx->hdr, isd_dmt_itt(tx->task), isd_dmt_lun(tx->task),
 			     tt->datain_sn++, tx->next_off, len, final);
 	if (final && tx->collapse)
 		isd_tcp_frame_collapse(tx->hdr, tx->pdu->bhs);
 	else
-		isd_conn_stamp_sn(tc->conn, tx->hdr);
+		isd_dm_stamp_sn(tc->conn, tx->hdr);
 	tx_add_header(tx, NULL, 0);
 	tx->iovcnt = 1 + n;
 	tx_add_trail(tx, 1, len);
@@ -395,7 +460,7 @@ tx_build_datain(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 static void
 tx_complete(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 {
-	struct isd_task *t = NULL;
+	struct isd_dm_task *t = NULL;
 
 	if (tx->kind == ISD_TCP_TX_DATAIN && !tx->detached)
 		t = tx->task;
@@ -545,6 +610,8 @@ rx_drop(struct isd_tcp_conn *tc)
 	tc->rx_state = ISD_TCP_RX_BHS;
 	tc->rx_got = 0;
 	tc->rx_tt = NULL;
+	tc->rx_iov = NULL;
+	tc->rx_dt = NULL;
 }
 
 static void
@@ -575,6 +642,12 @@ close_now(struct isd_tcp_conn *tc, int reason)
 	if (tc->state == ISD_TCP_CLOSED)
 		return;
 	tc->state = ISD_TCP_CLOSED;
+	isd_reactor_timer_stop(tc->r, &tc->connect_timer);
+	if (tc->ai_list != NULL) {
+		freeaddrinfo(tc->ai_list);
+		tc->ai_list = NULL;
+		tc->ai_next = NULL;
+	}
 	isd_reactor_timer_stop(tc->r, &tc->flush_timer);
 	isd_reactor_timer_stop(tc->r, &tc->kick_timer);
 	if (tc->fd >= 0) {
@@ -661,7 +734,7 @@ ttt_lookup(struct isd_tcp_conn *tc, uint32_t ttt)
 static uint32_t
 r2t_limit(struct isd_tcp_conn *tc)
 {
-	uint32_t n = isd_conn_params(tc->conn)->max_outstanding_r2t;
+	uint32_t n = isd_dmc_params(tc->conn)->max_outstanding_r2t;
 
 	if (n == 0)
 		n = 1;
@@ -686,7 +759,7 @@ r2t_outstanding(const struct isd_tcp_task *tt)
 static int
 r2t_issue(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 {
-	uint32_t burst = isd_conn_params(tc->conn)->max_burst_length;
+	uint32_t burst = isd_dmc_params(tc->conn)->max_burst_length;
 	uint32_t limit = r2t_limit(tc);
 
 	if (burst < 512 || burst > ISD_MAX_DSL)
@@ -729,9 +802,9 @@ r2t_issue(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 		tx->kind = ISD_TCP_TX_R2T;
 		tx->task = tt->task;
 		tx->hdgst = tc->tx_hdgst;
-		isd_tcp_frame_r2t(tx->hdr, isd_task_itt(tt->task), isd_task_lun(tt->task), ttt,
+		isd_tcp_frame_r2t(tx->hdr, isd_dmt_itt(tt->task), isd_dmt_lun(tt->task), ttt,
 				  tt->r2tsn++, r2t->offset, len);
-		isd_conn_stamp_sn(tc->conn, tx->hdr);
+		isd_dm_stamp_sn(tc->conn, tx->hdr);
 		tx_add_header(tx, NULL, 0);
 		tx->built = true;
 		tx->last = true;
@@ -739,7 +812,7 @@ r2t_issue(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 		if (tx_enqueue(tc, tx) < 0)
 			return 0;       /* closed: no completion follows, the core sees terminate */
 		isd_log_dbg("tcp", "%s: R2T itt 0x%x ttt 0x%x off %u len %u", tc->peer,
-			    isd_task_itt(tt->task), ttt, r2t->offset, len);
+			    isd_dmt_itt(tt->task), ttt, r2t->offset, len);
 	}
 	return 0;
 }
@@ -815,6 +888,50 @@ rx_discard(struct isd_tcp_conn *tc, int reason)
 }
 
 /*
+ * Active: a Data-In header. The core checks it against its task and names the
+ * buffer its payload goes to (or none: skipped). Returns false if the
+ * connection closed.
+ */
+static bool
+rx_datain_header(struct isd_tcp_conn *tc, uint32_t dsl)
+{
+	struct isd_dm_task *t = NULL;
+	const struct iovec *iov = NULL;
+	int iovcnt = 0, rc;
+
+	if (tc->rx_ahs_len != 0) {
+		rx_fail(tc, -EPROTO, "Data-In with an AHS");
+		return false;
+	}
+	rc = isd_dm_data_in(tc->conn, tc->rx_bhs, &t, &iov, &iovcnt);
+	if (tc->state != ISD_TCP_OPEN)
+		return false;
+	if (rc < 0) {
+		isd_log_dbg("tcp", "%s: Data-In refused by the core (%d)", tc->peer, rc);
+		close_now(tc, rc);
+		return false;
+	}
+	if (t == NULL) {
+		rx_discard(tc, 0);
+	} else {
+		uint64_t end = (uint64_t)get_be32(tc->rx_bhs + 40) + dsl;
+
+		if (end > isd_iov_len(iov, iovcnt)) {
+			/* The core checked it; this only guards the datamover's own writes. */
+			rx_fail(tc, -EPROTO, "Data-In beyond the task's buffer");
+			return false;
+		}
+		tc->rx_sink = ISD_TCP_SINK_DATAIN;
+		tc->rx_dt = t;
+		tc->rx_iov = iov;
+		tc->rx_iovcnt = iovcnt;
+		tc->rx_offset = get_be32(tc->rx_bhs + 40);
+	}
+	rx_enter_data(tc);
+	return true;
+}
+
+/*
  * BHS, AHS and header digest are in: check the digest and the lengths, and
  * pick where the data segment goes. Returns false if the connection closed.
  */
@@ -847,13 +964,15 @@ rx_header_done(struct isd_tcp_conn *tc)
 		rx_enter_data(tc);
 		return true;
 	}
-	if (isd_bhs_opcode(bhs) == ISD_OP_DATA_OUT) {
+	if (tc->conn->active && isd_bhs_opcode(bhs) == ISD_OP_DATA_IN)
+		return rx_datain_header(tc, dsl);
+	if (!tc->conn->active && isd_bhs_opcode(bhs) == ISD_OP_DATA_OUT) {
 		struct isd_tcp_ttt_slot *s = ttt_lookup(tc, isd_bhs_ttt(bhs));
 
 		if (s != NULL) {
 			struct isd_tcp_task *tt = s->tt;
 			struct isd_tcp_r2t *r2t = &tt->r2t[s->r2t_idx];
-			int reason = isd_tcp_frame_check_dataout(r2t, isd_task_itt(tt->task), bhs);
+			int reason = isd_tcp_frame_check_dataout(r2t, isd_dmt_itt(tt->task), bhs);
 
 			if (reason == 0 && tc->rx_ahs_len != 0)
 				reason = ISD_REJECT_PROTOCOL_ERROR;
@@ -1004,6 +1123,29 @@ rx_pdu_done(struct isd_tcp_conn *tc)
 			rx_dataout_done(tc, tt, tc->rx_r2t_idx);
 		}
 		break;
+	case ISD_TCP_SINK_DATAIN:
+		if (check) {
+			crc = crc_iov_range(ISD_CRC32C_INIT, tc->rx_iov, tc->rx_iovcnt,
+					    tc->rx_offset, tc->rx_dsl);
+			crc = isd_crc32c_final(isd_crc32c_update(crc, pad, tc->rx_pad));
+			if (crc != isd_pdu_get_digest(dgst)) {
+				isd_log_warn("tcp %s: data digest error on Data-In", tc->peer);
+				isd_dm_pdu_error_notify(tc->conn, bhs, ISD_REJECT_DIGEST_ERROR);
+				break;
+			}
+		}
+		tc->rx_iov = NULL;
+		tc->rx_dt = NULL;
+		pdu = isd_pdu_alloc(0);
+		if (pdu == NULL) {
+			rx_fail(tc, -ENOMEM, "out of memory for a received PDU");
+			break;
+		}
+		/* The payload is in the task's buffer; the header goes up alone. */
+		memcpy(pdu->bhs, bhs, ISD_BHS_LEN);
+		pdu->owner = tc;
+		isd_dm_control_notify(tc->conn, pdu);
+		break;
 	case ISD_TCP_SINK_DISCARD:
 		if (tc->rx_reject != 0)
 			isd_dm_pdu_error_notify(tc->conn, bhs, tc->rx_reject);
@@ -1056,6 +1198,11 @@ rx_iov(struct isd_tcp_conn *tc, struct iovec *iov, size_t *data_part)
 				n = isd_iov_slice_upto(tc->rx_tt->iov, tc->rx_tt->iovcnt,
 						       tc->rx_offset + got, left, iov,
 						       ISD_TCP_TX_IOV_MAX, &covered);
+				break;
+			case ISD_TCP_SINK_DATAIN:
+				/* Straight into the caller's buffer: no copy on the read path. */
+				n = isd_iov_slice_upto(tc->rx_iov, tc->rx_iovcnt, tc->rx_offset + got,
+						       left, iov, ISD_TCP_TX_IOV_MAX, &covered);
 				break;
 			case ISD_TCP_SINK_DISCARD:
 				covered = left > sizeof(g_discard) ? sizeof(g_discard) : left;
@@ -1166,6 +1313,10 @@ io_cb(void *arg, uint32_t events)
 {
 	struct isd_tcp_conn *tc = arg;
 
+	if (tc->state == ISD_TCP_CONNECTING) {
+		connect_done(tc);
+		return;
+	}
 	if ((events & EPOLLOUT) && tc->state != ISD_TCP_CLOSED) {
 		tc->tx_blocked = false;
 		tx_flush(tc);
@@ -1177,12 +1328,131 @@ io_cb(void *arg, uint32_t events)
 		close_now(tc, 0);
 }
 
+/* ---------------------------------------------------------------- connect (active) */
+
+/* Starts a nonblocking connect to the next address. Returns 0 (in progress) or
+ * -errno when none is left. */
+static int
+connect_next(struct isd_tcp_conn *tc)
+{
+	int one = 1;
+
+	while (tc->ai_next != NULL) {
+		struct addrinfo *ai = tc->ai_next;
+		int fd, rc;
+
+		tc->ai_next = ai->ai_next;
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			tc->connect_err = -errno;
+			continue;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+			tc->connect_err = -errno;
+			close(fd);
+			continue;
+		}
+		rc = isd_reactor_add_fd(tc->r, fd, EPOLLOUT, io_cb, tc);
+		if (rc < 0) {
+			tc->connect_err = rc;
+			close(fd);
+			continue;
+		}
+		tc->fd = fd;
+		tc->registered = true;
+		tc->ev_mask = EPOLLOUT;
+		return 0;
+	}
+	return tc->connect_err != 0 ? tc->connect_err : -EHOSTUNREACH;
+}
+
+static void
+connect_failed_cb(void *arg)
+{
+	struct isd_tcp_conn *tc = arg;
+	int rc = tc->connect_err != 0 ? tc->connect_err : -EHOSTUNREACH;
+
+	close_now(tc, rc);
+	/* No terminate notify for a connection that never opened. */
+	isd_reactor_timer_stop(tc->r, &tc->notify_timer);
+	tc->notify_pending = false;
+	/* The core may free the connection inside: nothing after this. */
+	isd_dm_connected(tc->conn, rc);
+}
+
+/* The socket became writable while connecting: connected, or on to the next address. */
+static void
+connect_done(struct isd_tcp_conn *tc)
+{
+	int err = 0, rc;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(tc->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err == EINPROGRESS || err == EALREADY)
+		return;
+	if (err != 0) {
+		tc->connect_err = -err;
+		isd_reactor_del_fd(tc->r, tc->fd);
+		tc->registered = false;
+		close(tc->fd);
+		tc->fd = -1;
+		if (connect_next(tc) < 0)
+			connect_failed_cb(tc);
+		return;
+	}
+	freeaddrinfo(tc->ai_list);
+	tc->ai_list = NULL;
+	tc->ai_next = NULL;
+	tc->state = ISD_TCP_OPEN;
+	rc = isd_reactor_mod_fd(tc->r, tc->fd, EPOLLIN);
+	if (rc < 0) {
+		tc->connect_err = rc;
+		connect_failed_cb(tc);
+		return;
+	}
+	tc->ev_mask = EPOLLIN;
+	isd_log_dbg("tcp", "%s: connected", tc->peer);
+	/* The core may free the connection inside, or queue the first Login Request. */
+	isd_dm_connected(tc->conn, 0);
+}
+
+static int
+tcp_connect(struct isd_dm_conn *c, const char *host, uint16_t port)
+{
+	struct isd_tcp_conn *tc = tconn(c);
+	struct addrinfo hints = {0};
+	char portstr[8];
+	int rc;
+
+	isd_tcp_conn_init(tc, c, isd_dmc_reactor(c), -1);
+	tc->state = ISD_TCP_CONNECTING;
+	isd_fmt_hostport(tc->peer, sizeof(tc->peer), host, port);
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG;
+	rc = getaddrinfo(host, portstr, &hints, &tc->ai_list);
+	if (rc != 0) {
+		tc->state = ISD_TCP_CLOSED;
+		return rc == EAI_SYSTEM ? -errno : -ENXIO;  /* no such host */
+	}
+	tc->ai_next = tc->ai_list;
+	if (connect_next(tc) < 0) {
+		/* Reported from the loop, never from inside this call. */
+		isd_reactor_defer(tc->r, &tc->connect_timer);
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------- setup */
 
 void
-isd_tcp_conn_init(struct isd_tcp_conn *tc, struct isd_conn *c, struct isd_reactor *r, int fd)
+isd_tcp_conn_init(struct isd_tcp_conn *tc, struct isd_dm_conn *c, struct isd_reactor *r, int fd)
 {
-	const struct isd_params *p = isd_conn_params(c);
+	const struct isd_params *p = isd_dmc_params(c);
 
 	memset(tc, 0, sizeof(*tc));
 	tc->conn = c;
@@ -1192,6 +1462,7 @@ isd_tcp_conn_init(struct isd_tcp_conn *tc, struct isd_conn *c, struct isd_reacto
 	isd_timer_init(&tc->notify_timer, notify_cb, tc);
 	isd_timer_init(&tc->flush_timer, flush_timeout_cb, tc);
 	isd_timer_init(&tc->kick_timer, kick_cb, tc);
+	isd_timer_init(&tc->connect_timer, connect_failed_cb, tc);
 	TAILQ_INIT(&tc->txq);
 	TAILQ_INIT(&tc->r2t_wait);
 	for (int i = 0; i < ISD_TCP_TTT_SLOTS; i++)
@@ -1218,7 +1489,7 @@ isd_tcp_conn_attach(struct isd_tcp_conn *tc)
 /* ---------------------------------------------------------------- ops */
 
 static int
-tcp_send_control(struct isd_conn *c, struct isd_pdu *pdu)
+tcp_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
 	struct isd_tcp_conn *tc = tconn(c);
 	struct isd_tcp_tx *tx;
@@ -1256,10 +1527,54 @@ err_free:
 	return rc;
 }
 
-static struct isd_tcp_task *
-task_state(struct isd_task *t)
+static struct isd_tcp_task *task_state(struct isd_dm_task *t);
+
+/* Active: the SCSI Command of task t, its immediate data borrowed from the task's buffer. */
+static int
+tcp_send_command(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu)
 {
-	struct isd_tcp_task *tt = isd_task_dm_priv(t);
+	struct isd_tcp_conn *tc = tconn(c);
+	struct isd_tcp_tx *tx;
+	int rc;
+
+	if (tc->state != ISD_TCP_OPEN) {
+		rc = -ENOTCONN;
+		goto err_free;
+	}
+	if ((pdu->ahs_len & 3) != 0 || pdu->ahs_len > ISD_MAX_AHS_LEN ||
+	    (pdu->ahs_len > 0 && pdu->ahs == NULL) || pdu->data_len > ISD_MAX_DSL ||
+	    (pdu->data_len > 0 && pdu->data == NULL && pdu->data_iov == NULL)) {
+		rc = -EINVAL;
+		goto err_free;
+	}
+	tx = calloc(1, sizeof(*tx));
+	if (tx == NULL) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	(void)task_state(t);
+	tx->kind = ISD_TCP_TX_PDU;
+	tx->task = t;           /* task_cleanup takes it back */
+	tx->pdu = pdu;
+	tx->hdgst = tc->tx_hdgst;
+	tx->ddgst = tc->tx_ddgst;
+	rc = tx_build_pdu(tx, pdu);
+	if (rc < 0) {
+		free(tx);
+		goto err_free;
+	}
+	(void)tx_enqueue(tc, tx);
+	return 0;
+
+err_free:
+	isd_pdu_free(pdu);
+	return rc;
+}
+
+static struct isd_tcp_task *
+task_state(struct isd_dm_task *t)
+{
+	struct isd_tcp_task *tt = isd_dmt_priv(t);
 
 	if (tt->magic != ISD_TCP_TASK_MAGIC) {
 		memset(tt, 0, sizeof(*tt));
@@ -1282,7 +1597,7 @@ xfer_check(const struct isd_xfer *x)
 }
 
 static int
-tcp_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+tcp_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x)
 {
 	struct isd_tcp_conn *tc = tconn(c);
 	struct isd_tcp_tx *tx;
@@ -1312,6 +1627,8 @@ tcp_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 	tx->end_off = x->offset + x->length;
 	tx->data_done = x->length == 0;
 	tx->collapse = x->length > 0 && isd_tcp_frame_can_collapse(x->rsp);
+	tx->ttt = x->ttt;
+	tx->datasn = 0;
 	(void)tx_enqueue(tc, tx);      /* < 0: closed, no completion follows */
 	return 0;
 
@@ -1343,6 +1660,13 @@ task_forget(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 		TAILQ_REMOVE(&tc->r2t_wait, tt, wait_link);
 		tt->waiting = false;
 	}
+	if (tc->rx_dt == tt->task && tc->rx_sink == ISD_TCP_SINK_DATAIN) {
+		/* Between a Data-In header and its payload: skip the rest of it. */
+		tc->rx_dt = NULL;
+		tc->rx_iov = NULL;
+		tc->rx_sink = ISD_TCP_SINK_DISCARD;
+		tc->rx_reject = 0;
+	}
 	if (tc->rx_tt == tt) {
 		/* Only between a Data-Out header and its data: skip the rest of it. */
 		tc->rx_tt = NULL;
@@ -1361,7 +1685,7 @@ task_forget(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 		if (rc == 0)
 			rc = tx_detach(tc, tx);
 		isd_log_dbg("tcp", "%s: itt 0x%x abandoned mid-PDU, finishing it from a copy",
-			    tc->peer, isd_task_itt(tt->task));
+			    tc->peer, isd_dmt_itt(tt->task));
 	}
 	if (rc < 0) {
 		isd_log_warn("tcp %s: out of memory while abandoning a transfer", tc->peer);
@@ -1376,7 +1700,7 @@ task_forget(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 }
 
 static int
-tcp_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+tcp_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x)
 {
 	struct isd_tcp_conn *tc = tconn(c);
 	struct isd_tcp_task *tt;
@@ -1409,7 +1733,7 @@ tcp_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
 }
 
 static void
-tcp_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
+tcp_release_pdu(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
 	(void)c;
 	if (pdu == NULL)
@@ -1421,7 +1745,7 @@ tcp_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
 }
 
 static void
-tcp_notice_key_values(struct isd_conn *c, const struct isd_params *p)
+tcp_notice_key_values(struct isd_dm_conn *c, const struct isd_params *p)
 {
 	struct isd_tcp_conn *tc = tconn(c);
 
@@ -1440,12 +1764,12 @@ tcp_notice_key_values(struct isd_conn *c, const struct isd_params *p)
 }
 
 static void
-tcp_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence)
+tcp_task_cleanup(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_tmf_wait *fence)
 {
 	/* nothing moves after this: Data-Out for t that still arrives is dropped */
 	(void)fence;
 	struct isd_tcp_conn *tc = tconn(c);
-	struct isd_tcp_task *tt = isd_task_dm_priv(t);
+	struct isd_tcp_task *tt = isd_dmt_priv(t);
 
 	if (tt->magic != ISD_TCP_TASK_MAGIC)
 		return;         /* never had a transfer here */
@@ -1455,7 +1779,7 @@ tcp_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fe
 }
 
 static void
-tcp_terminate(struct isd_conn *c)
+tcp_terminate(struct isd_dm_conn *c)
 {
 	struct isd_tcp_conn *tc = tconn(c);
 
@@ -1474,7 +1798,7 @@ tcp_terminate(struct isd_conn *c)
 }
 
 static void
-tcp_free_conn(struct isd_conn *c)
+tcp_free_conn(struct isd_dm_conn *c)
 {
 	struct isd_tcp_conn *tc = tconn(c);
 
@@ -1485,6 +1809,7 @@ tcp_free_conn(struct isd_conn *c)
 	isd_reactor_timer_stop(tc->r, &tc->notify_timer);
 	isd_reactor_timer_stop(tc->r, &tc->flush_timer);
 	isd_reactor_timer_stop(tc->r, &tc->kick_timer);
+	isd_reactor_timer_stop(tc->r, &tc->connect_timer);
 	tc->notify_pending = false;
 }
 
@@ -1493,7 +1818,9 @@ const struct isd_dm_ops isd_tcp_dm_ops = {
 	.caps = ISD_DM_CAP_DIGESTS,
 	.conn_priv_size = sizeof(struct isd_tcp_conn),
 	.task_priv_size = sizeof(struct isd_tcp_task),
+	.connect = tcp_connect,
 	.send_control = tcp_send_control,
+	.send_command = tcp_send_command,
 	.put_data = tcp_put_data,
 	.get_data = tcp_get_data,
 	/* .login_response = NULL: TCP needs nothing before notice_key_values (its

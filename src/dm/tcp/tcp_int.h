@@ -73,14 +73,15 @@ int isd_tcp_frame_check_dataout(const struct isd_tcp_r2t *r2t, uint32_t itt, con
 enum isd_tcp_tx_kind {
 	ISD_TCP_TX_PDU = 0,             /* a PDU from send_control (freed when sent) */
 	ISD_TCP_TX_R2T,                 /* an R2T header we built */
-	ISD_TCP_TX_DATAIN,              /* a put_data: Data-In PDUs built one at a time, then rsp */
+	ISD_TCP_TX_DATAIN,              /* a put_data: Data-In PDUs built one at a time, then rsp;
+					 * on an active connection Data-Out PDUs */
 };
 
 /* One item of the send FIFO. Owned by the connection; freed when written or dropped. */
 struct isd_tcp_tx {
 	TAILQ_ENTRY(isd_tcp_tx) link;
 	enum isd_tcp_tx_kind kind;
-	struct isd_task *task;          /* R2T, DATAIN: the task it belongs to */
+	struct isd_dm_task *task;          /* R2T, DATAIN: the task it belongs to */
 	uint32_t qbytes;                /* what it counts in the connection's txq_bytes */
 	struct isd_pdu *pdu;            /* PDU: the PDU; DATAIN: the rsp to send after the data */
 	bool hdgst;                     /* digest settings snapshot at enqueue time */
@@ -91,6 +92,8 @@ struct isd_tcp_tx {
 	uint32_t next_off;              /* next byte to build a Data-In for */
 	uint32_t end_off;
 	bool collapse;                  /* rsp rides on the last Data-In */
+	uint32_t ttt;                   /* active: the Data-Outs' Target Transfer Tag */
+	uint32_t datasn;                /* active: the next Data-Out's DataSN */
 	bool data_done;                 /* every Data-In built; next comes rsp (if any) */
 	bool detached;                  /* task cleaned up: finish the current PDU, then drop */
 	uint8_t *detached_buf;          /* private copy of the rest of a half-sent PDU */
@@ -106,10 +109,10 @@ struct isd_tcp_tx {
 };
 TAILQ_HEAD(isd_tcp_tx_list, isd_tcp_tx);
 
-/* Per-task state, in isd_task_dm_priv() (the core hands it zeroed). */
+/* Per-task state, in isd_dmt_priv() (the core hands it zeroed). */
 struct isd_tcp_task {
 	uint32_t magic;                 /* ISD_TCP_TASK_MAGIC once initialised */
-	struct isd_task *task;
+	struct isd_dm_task *task;
 	uint32_t datain_sn;             /* next Data-In DataSN (continues across put_data) */
 	uint32_t r2tsn;                 /* next R2TSN */
 	uint32_t tx_refs;               /* send items that reference the task */
@@ -144,17 +147,19 @@ enum isd_tcp_rx_sink {
 	ISD_TCP_SINK_PDU = 0,           /* into pdu->data, passed up */
 	ISD_TCP_SINK_TASK,              /* solicited Data-Out: straight into the task buffer */
 	ISD_TCP_SINK_DISCARD,           /* skipped (over the limit, rejected Data-Out) */
+	ISD_TCP_SINK_DATAIN,            /* active: Data-In payload into the task's buffer */
 };
 
 enum isd_tcp_conn_state {
+	ISD_TCP_CONNECTING = -1,        /* active: connect() in progress */
 	ISD_TCP_OPEN = 0,
 	ISD_TCP_FLUSHING,               /* terminate(): writing what is queued, no reading */
 	ISD_TCP_CLOSED,                 /* socket closed; terminate notify pending or done */
 };
 
-/* Per-connection state, in isd_conn_dm_priv(). Lives on the connection's reactor. */
+/* Per-connection state, in isd_dmc_priv(). Lives on the connection's reactor. */
 struct isd_tcp_conn {
-	struct isd_conn *conn;
+	struct isd_dm_conn *conn;
 	struct isd_reactor *r;
 	int fd;
 	enum isd_tcp_conn_state state;
@@ -190,7 +195,16 @@ struct isd_tcp_conn {
 	int rx_reject;                  /* DISCARD: reject reason to report, 0 = none */
 	struct isd_tcp_task *rx_tt;     /* TASK sink */
 	int rx_r2t_idx;
-	uint32_t rx_offset;             /* TASK sink: BufferOffset */
+	uint32_t rx_offset;             /* TASK, DATAIN sinks: BufferOffset */
+	const struct iovec *rx_iov;     /* DATAIN sink: the task's buffer */
+	int rx_iovcnt;
+	struct isd_dm_task *rx_dt;      /* DATAIN sink: the task */
+
+	/* active: connecting */
+	struct addrinfo *ai_list;       /* getaddrinfo() result while connecting */
+	struct addrinfo *ai_next;       /* next address to try */
+	int connect_err;                /* last failure (-errno) */
+	struct isd_timer connect_timer; /* deferred isd_dm_connected() of a failure */
 
 	/* send */
 	struct isd_tcp_tx_list txq;
@@ -205,7 +219,7 @@ struct isd_tcp_conn {
 };
 
 /* Sets up the per-connection state of a freshly accepted socket (tcp_conn.c). */
-void isd_tcp_conn_init(struct isd_tcp_conn *tc, struct isd_conn *c, struct isd_reactor *r, int fd);
+void isd_tcp_conn_init(struct isd_tcp_conn *tc, struct isd_dm_conn *c, struct isd_reactor *r, int fd);
 /* Registers the socket with the reactor; on failure the connection is closed and a
  * terminate notify follows. */
 int isd_tcp_conn_attach(struct isd_tcp_conn *tc);

@@ -55,7 +55,7 @@ accept_one(struct isd_tcp_portal *p, int fd, const struct sockaddr_storage *ss, 
 	socklen_t llen = sizeof(local);
 	struct isd_conn_info info;
 	struct isd_tcp_conn *tc;
-	struct isd_conn *c;
+	struct isd_dm_conn *c;
 	int one = 1;
 	int rc;
 
@@ -81,7 +81,7 @@ accept_one(struct isd_tcp_portal *p, int fd, const struct sockaddr_storage *ss, 
 		close(fd);
 		return;
 	}
-	tc = isd_conn_dm_priv(c);
+	tc = isd_dmc_priv(c);
 	isd_tcp_conn_init(tc, c, p->r, fd);
 	isd_fmt_hostport(tc->peer, sizeof(tc->peer), info.peer_addr, info.peer_port);
 	isd_log_dbg("tcp", "%s: accepted on %s", tc->peer, p->name);

@@ -76,29 +76,29 @@ up(const char *name)
 	}
 }
 
-int __real_isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-int __wrap_isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-int __real_isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-int __wrap_isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-int __real_isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
-int __wrap_isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu);
-int __real_isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
-int __wrap_isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu);
-void __real_isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t,
+int __real_isd_iser_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x);
+int __wrap_isd_iser_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x);
+int __real_isd_iser_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x);
+int __wrap_isd_iser_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x);
+int __real_isd_iser_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu);
+int __wrap_isd_iser_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu);
+int __real_isd_iser_send_response(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu);
+int __wrap_isd_iser_send_response(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu);
+void __real_isd_iser_task_cleanup(struct isd_dm_conn *c, struct isd_dm_task *t,
 				  struct isd_tmf_wait *fence);
-void __wrap_isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t,
+void __wrap_isd_iser_task_cleanup(struct isd_dm_conn *c, struct isd_dm_task *t,
 				  struct isd_tmf_wait *fence);
-void __real_isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
-void __wrap_isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
-void __real_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status);
-void __wrap_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status);
-void __real_isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu);
-void __wrap_isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu);
-void __real_isd_dm_terminate_notify(struct isd_conn *c, int reason);
-void __wrap_isd_dm_terminate_notify(struct isd_conn *c, int reason);
+void __real_isd_iser_release_pdu(struct isd_dm_conn *c, struct isd_pdu *pdu);
+void __wrap_isd_iser_release_pdu(struct isd_dm_conn *c, struct isd_pdu *pdu);
+void __real_isd_conn_data_completion_notify(struct isd_dm_conn *c, struct isd_dm_task *t, int status);
+void __wrap_isd_conn_data_completion_notify(struct isd_dm_conn *c, struct isd_dm_task *t, int status);
+void __real_isd_conn_control_notify(struct isd_dm_conn *c, struct isd_pdu *pdu);
+void __wrap_isd_conn_control_notify(struct isd_dm_conn *c, struct isd_pdu *pdu);
+void __real_isd_conn_terminate_notify(struct isd_dm_conn *c, int reason);
+void __wrap_isd_conn_terminate_notify(struct isd_dm_conn *c, int reason);
 
 int
-__wrap_isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+__wrap_isd_iser_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x)
 {
 	int rc;
 
@@ -107,7 +107,7 @@ __wrap_isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct is
 }
 
 int
-__wrap_isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x)
+__wrap_isd_iser_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x)
 {
 	int rc;
 
@@ -116,7 +116,7 @@ __wrap_isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct is
 }
 
 int
-__wrap_isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu)
+__wrap_isd_iser_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
 	int rc;
 
@@ -125,7 +125,7 @@ __wrap_isd_iser_send_control(struct isd_conn *c, struct isd_pdu *pdu)
 }
 
 int
-__wrap_isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu)
+__wrap_isd_iser_send_response(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu)
 {
 	int rc;
 
@@ -134,36 +134,36 @@ __wrap_isd_iser_send_response(struct isd_conn *c, struct isd_task *t, struct isd
 }
 
 void
-__wrap_isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence)
+__wrap_isd_iser_task_cleanup(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_tmf_wait *fence)
 {
 	DOWN("task_cleanup", __real_isd_iser_task_cleanup(c, t, fence));
 }
 
 void
-__wrap_isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu)
+__wrap_isd_iser_release_pdu(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
 	DOWN("release_pdu", __real_isd_iser_release_pdu(c, pdu));
 }
 
 void
-__wrap_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status)
+__wrap_isd_conn_data_completion_notify(struct isd_dm_conn *c, struct isd_dm_task *t, int status)
 {
 	up("data_completion_notify");
-	__real_isd_dm_data_completion_notify(c, t, status);
+	__real_isd_conn_data_completion_notify(c, t, status);
 }
 
 void
-__wrap_isd_dm_control_notify(struct isd_conn *c, struct isd_pdu *pdu)
+__wrap_isd_conn_control_notify(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
 	up("control_notify");
-	__real_isd_dm_control_notify(c, pdu);
+	__real_isd_conn_control_notify(c, pdu);
 }
 
 void
-__wrap_isd_dm_terminate_notify(struct isd_conn *c, int reason)
+__wrap_isd_conn_terminate_notify(struct isd_dm_conn *c, int reason)
 {
 	up("terminate_notify");
-	__real_isd_dm_terminate_notify(c, reason);
+	__real_isd_conn_terminate_notify(c, reason);
 }
 
 /* ---- fixture ---- */

@@ -2,9 +2,8 @@
  * The iSER datamover's side of the Datamover Interface (dm.h), without an RDMA
  * device: a connection's state is built by hand, the QP is a fake whose
  * post_send/post_recv fail (ibv_post_* are inline calls through the context's
- * ops), and the core's upcalls and accessors are replaced at link time
- * (-Wl,--wrap, see tests/CMakeLists.txt), so the test sees every upcall and
- * whether it came from inside a call down.
+ * ops), and the connection's upcall table is this test's, so the test sees
+ * every upcall and whether it came from inside a call down.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,35 +16,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dm/iser/iser_dm.h"
 #include "dm/iser/iser_int.h"
 #include "rdma/rdma.h"
 #include "reactor/reactor.h"
 
-void isd_iser_login_response(struct isd_conn *c, const struct isd_params *negotiated, bool final);
-void isd_iser_release_pdu(struct isd_conn *c, struct isd_pdu *pdu);
-int isd_iser_put_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-int isd_iser_get_data(struct isd_conn *c, struct isd_task *t, const struct isd_xfer *x);
-void isd_iser_task_cleanup(struct isd_conn *c, struct isd_task *t, struct isd_tmf_wait *fence);
-void isd_iser_buf_free(struct isd_conn *c, struct isd_task *t, void *buf, uint32_t len);
+void isd_iser_login_response(struct isd_dm_conn *c, const struct isd_params *negotiated, bool final);
+void isd_iser_release_pdu(struct isd_dm_conn *c, struct isd_pdu *pdu);
+int isd_iser_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x);
+int isd_iser_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x);
+void isd_iser_task_cleanup(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_tmf_wait *fence);
+void isd_iser_buf_free(struct isd_dm_conn *c, struct isd_dm_task *t, void *buf, uint32_t len);
 
 /* ---- the fake core ---- */
 
 static struct isd_iser_conn *g_ic;
 static struct isd_iser_task g_tt;
-static int g_task_dummy;
-#define TASK ((struct isd_task *)&g_task_dummy)
-#define CONN ((struct isd_conn *)&g_ic)
+static struct isd_dm_task g_task = {.priv = &g_tt, .itt = 0x10};
+static struct isd_dm_conn g_conn;
+#define TASK (&g_task)
+#define CONN (&g_conn)
 static bool g_in_call_down;
 static int g_completions, g_completion_status, g_completions_in_call_down;
 static int g_terminates;
 
-void *__wrap_isd_conn_dm_priv(struct isd_conn *c);
-void *__wrap_isd_task_dm_priv(struct isd_task *t);
-void __wrap_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status);
-void __wrap_isd_dm_terminate_notify(struct isd_conn *c, int reason);
-void __wrap_isd_conn_count_copy(struct isd_conn *c, uint64_t bytes);
 int __wrap_ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask);
-uint32_t __wrap_isd_task_itt(struct isd_task *t);
 int __wrap_isd_rdma_mem_find(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t *lkey,
 			     enum isd_rdma_mem_kind *kind);
 int __real_isd_rdma_mem_find(struct isd_rdma_dev *d, const void *addr, size_t len, uint32_t *lkey,
@@ -66,29 +61,8 @@ __wrap_isd_rdma_mem_find(struct isd_rdma_dev *d, const void *addr, size_t len, u
 	return 0;
 }
 
-uint32_t
-__wrap_isd_task_itt(struct isd_task *t)
-{
-	assert_ptr_equal(t, TASK);
-	return 0x10;
-}
-
-void *
-__wrap_isd_conn_dm_priv(struct isd_conn *c)
-{
-	assert_ptr_equal(c, CONN);
-	return g_ic;
-}
-
-void *
-__wrap_isd_task_dm_priv(struct isd_task *t)
-{
-	assert_ptr_equal(t, TASK);
-	return &g_tt;
-}
-
-void
-__wrap_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int status)
+static void
+fake_data_completion_notify(struct isd_dm_conn *c, struct isd_dm_task *t, int status)
 {
 	assert_ptr_equal(c, CONN);
 	assert_ptr_equal(t, TASK);
@@ -98,20 +72,18 @@ __wrap_isd_dm_data_completion_notify(struct isd_conn *c, struct isd_task *t, int
 		g_completions_in_call_down++;
 }
 
-void
-__wrap_isd_dm_terminate_notify(struct isd_conn *c, int reason)
+static void
+fake_terminate_notify(struct isd_dm_conn *c, int reason)
 {
 	(void)reason;
 	assert_ptr_equal(c, CONN);
 	g_terminates++;
 }
 
-void
-__wrap_isd_conn_count_copy(struct isd_conn *c, uint64_t bytes)
-{
-	(void)c;
-	(void)bytes;
-}
+static const struct isd_dm_upcalls g_up = {
+	.data_completion_notify = fake_data_completion_notify,
+	.terminate_notify = fake_terminate_notify,
+};
 
 int
 __wrap_ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask)
@@ -165,6 +137,10 @@ setup(void **state)
 	f->ctx.ops.post_send = fake_post_send;
 	f->ctx.ops.post_recv = fake_post_recv;
 	f->qp.context = &f->ctx;
+	g_conn.ops = &isd_iser_dm_ops;
+	g_conn.up = &g_up;
+	g_conn.r = f->r;
+	g_conn.priv = ic;
 	ic->conn = CONN;
 	ic->r = f->r;
 	ic->state = ISD_ISER_ESTABLISHED;

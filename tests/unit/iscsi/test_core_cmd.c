@@ -244,10 +244,10 @@ static int g_rsp_calls;
 static uint32_t g_rsp_itt;
 
 static int
-rec_send_response(struct isd_conn *c, struct isd_task *t, struct isd_pdu *pdu)
+rec_send_response(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu)
 {
 	g_rsp_calls++;
-	g_rsp_itt = isd_task_itt(t);
+	g_rsp_itt = isd_dmt_itt(t);
 	assert_int_equal(isd_bhs_opcode(pdu->bhs), ISD_OP_SCSI_RSP);
 	assert_int_equal(isd_bhs_itt(pdu->bhs), g_rsp_itt);
 	return fake_dm_ops.send_control(c, pdu);
