@@ -1,12 +1,13 @@
 # libiserd (the initiator library behind include/iserd/iserd.h) and the
 # iserinit CLI. Included once from the top-level CMakeLists.txt.
 #
-# The library is the src/initiator layer plus the pure codec files of the
-# layers below it that it reuses (PDU codec, key parsing, CHAP, CRC32C, iovec
-# and TCP framing helpers, and the log escaping of peer values; the library
-# itself never calls isd_log_write). They are compiled once more, position
-# independent and with hidden visibility, so that the static and the shared
-# library are self-contained and export nothing but iserd_*.
+# The library is the src/initiator layer plus the files of the layers below
+# it that it stands on: the PDU codec, key parsing, CHAP, CRC32C, iovecs and
+# strings, the reactor, and the TCP datamover (the same one the target uses,
+# in its active role). They are compiled once more, position independent and
+# with hidden visibility, so that the static and the shared library are
+# self-contained and export nothing but iserd_*. Log lines of those layers go
+# to the context's log function (ISD_LOG_LIBRARY: never to stderr).
 
 file(GLOB _isd_init_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/initiator/*.c)
 set(_isd_init_reused
@@ -16,13 +17,17 @@ set(_isd_init_reused
 	${CMAKE_SOURCE_DIR}/src/util/crc32c.c
 	${CMAKE_SOURCE_DIR}/src/util/log.c
 	${CMAKE_SOURCE_DIR}/src/util/iov.c
+	${CMAKE_SOURCE_DIR}/src/util/str.c
+	${CMAKE_SOURCE_DIR}/src/reactor/reactor.c
 	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_frame.c
+	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_conn.c
 	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_proto.c)
 
 add_library(isd_initiator_obj OBJECT ${_isd_init_srcs} ${_isd_init_reused})
 set_target_properties(isd_initiator_obj PROPERTIES
 	POSITION_INDEPENDENT_CODE ON
 	C_VISIBILITY_PRESET hidden)
+target_compile_definitions(isd_initiator_obj PRIVATE ISD_LOG_LIBRARY)
 target_include_directories(isd_initiator_obj PUBLIC ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
 
 set(_isd_init_deps ${ISAL_LIB} PkgConfig::CRYPTO PkgConfig::IBVERBS PkgConfig::RDMACM)

@@ -125,8 +125,7 @@ iserd_context_destroy(struct iserd_context *pub)
 	if (pub == NULL)
 		return;
 	c = &pub->c;
-	if (c->ops != NULL)
-		c->ops->disconnect(c);
+	isd_init_x_disconnect(c);
 	/* Callbacks run from here may not submit anything new. */
 	c->state = ISD_ICTX_FAILED;
 	c->reconnect = ISERD_RECONNECT_OFF;
@@ -137,6 +136,7 @@ iserd_context_destroy(struct iserd_context *pub)
 	isd_text_buf_fini(&c->login_reply);
 	free(c->login_text);
 	isd_init_iser_free(c);
+	isd_init_x_fini(c);
 	free(c->tcp.rxbuf);
 	isd_pdu_free(c->tcp.rx);
 	/* Best effort: scrub the secrets. */
@@ -277,7 +277,7 @@ iserd_get_fd(const struct iserd_context *pub)
 {
 	const struct isd_ictx *c = &pub->c;
 
-	return c->ops != NULL ? c->ops->get_fd(c) : -1;
+	return isd_init_x_get_fd(c);
 }
 
 int
@@ -285,9 +285,7 @@ iserd_which_events(const struct iserd_context *pub)
 {
 	const struct isd_ictx *c = &pub->c;
 
-	if (c->ops == NULL || c->ops->get_fd(c) < 0)
-		return 0;
-	return c->ops->which_events(c);
+	return isd_init_x_which_events(c);
 }
 
 static int
@@ -332,6 +330,9 @@ iserd_next_timeout_ms(const struct iserd_context *pub)
 	default:
 		break;
 	}
+	t = isd_init_x_next_timeout_ms(c);
+	if (t >= 0 && (best < 0 || t < best))
+		best = t;
 	return best;
 }
 
@@ -347,11 +348,7 @@ iserd_service(struct iserd_context *pub, int revents)
 		c->pending_fail = 0;
 		isd_init_conn_failed(c, rc);
 	}
-	if (c->ops != NULL && c->ops->get_fd(c) >= 0) {
-		rc = c->ops->service(c, revents);
-		if (rc < 0)
-			isd_init_conn_failed(c, rc);
-	}
+	isd_init_x_service(c, revents);
 	isd_init_timers(c);
 	c->in_service = false;
 	if (c->state == ISD_ICTX_FAILED)

@@ -33,6 +33,7 @@
 #include <sys/uio.h>
 
 #include "iscsi/chap.h"
+#include "iscsi/dm.h"
 #include "iscsi/keys.h"
 #include "iscsi/pdu.h"
 #include "iserd/iserd.h"
@@ -129,6 +130,9 @@ struct isd_itask {
 	uint32_t datain_bytes;
 	uint64_t lun_field; /* LUN as on the wire */
 	uint32_t imm_len;   /* immediate data in the command PDU */
+	struct isd_dm_task dmt; /* what the datamover sees of it (xport.c) */
+	bool unsol_out;	    /* the unsolicited Data-Out sequence is queued */
+	uint8_t r2t_out;    /* Data-Out sequences for R2Ts queued */
 	struct isd_itx cmd;
 	struct isd_itx seq[ISD_INIT_MAX_R2T + 1]; /* [0] unsolicited; others R2Ts */
 	TAILQ_ENTRY(isd_itask) link;		  /* ctx->waiting or ctx->sent */
@@ -273,7 +277,12 @@ struct isd_ictx {
 	struct iserd_url url;
 	enum iserd_session_type stype;
 	enum isd_ictx_state state;
-	const struct isd_init_xport_ops *ops;
+	const struct isd_init_xport_ops *ops; /* iSER (iser.c), else NULL */
+	const struct isd_dm_ops *dm;	      /* TCP: the datamover, else NULL */
+	struct isd_reactor *r;		      /* the datamover's loop (xport.c) */
+	struct isd_init_dmc *dmc;	      /* the datamover's open connection */
+	struct isd_init_dmc *dead;	      /* closed, freed at the end of service */
+	uint8_t *task_privs;		      /* the datamover's area of each slot */
 	struct isd_itcp tcp;
 	struct isd_iiser *iser; /* iSER transport state (iser.c), NULL until used */
 	uint8_t isid[6];
@@ -371,7 +380,33 @@ void isd_init_fail_reqs(struct isd_ictx *ctx, int rc);
 struct isd_pdu *isd_init_ctl_pdu(struct isd_ictx *ctx, uint8_t opcode, uint32_t data_len);
 void isd_init_send_pdu(struct isd_ictx *ctx, struct isd_pdu *pdu);
 
+/* xport.c: the connection, through a datamover (TCP) or iser.c */
+struct isd_init_dmc;
+int isd_init_x_setup(struct isd_ictx *ctx);
+void isd_init_x_fini(struct isd_ictx *ctx);
+int isd_init_x_connect(struct isd_ictx *ctx);
+void isd_init_x_disconnect(struct isd_ictx *ctx);
+void isd_init_x_send_pdu(struct isd_ictx *ctx, struct isd_pdu *pdu);
+/* Sends the SCSI Command of a task (+ immediate data, it->imm_len) and its
+ * unsolicited Data-Out up to unsol_end. */
+void isd_init_x_send_cmd(struct isd_ictx *ctx, struct isd_itask *it, uint32_t unsol_end);
+/* Answers an R2T with a Data-Out sequence; -EPROTO past MaxOutstandingR2T. */
+int isd_init_x_r2t(struct isd_ictx *ctx, struct isd_itask *it, uint32_t ttt, uint32_t off,
+		   uint32_t len);
+/* Takes back what is still queued of a task (status_came: the target has the command). */
+void isd_init_x_detach(struct isd_ictx *ctx, struct isd_itask *it, bool status_came);
+/* True while a PDU of the task is still being written (its slot waits). */
+bool isd_init_x_task_busy(struct isd_ictx *ctx, const struct isd_itask *it);
+void isd_init_x_enable(struct isd_ictx *ctx);
+int isd_init_x_get_fd(const struct isd_ictx *ctx);
+int isd_init_x_which_events(const struct isd_ictx *ctx);
+int isd_init_x_next_timeout_ms(const struct isd_ictx *ctx);
+void isd_init_x_service(struct isd_ictx *ctx, int revents);
+
 /* task.c */
+/* The BHS of a task's SCSI Command (F set unless unsolicited Data-Out follows). */
+void isd_init_cmd_bhs(struct isd_ictx *ctx, struct isd_itask *it, bool unsol_follows,
+		      uint8_t *bhs);
 int isd_init_slots_alloc(struct isd_ictx *ctx);
 void isd_init_slots_free(struct isd_ictx *ctx);
 /* Sends waiting tasks while the CmdSN window allows. */

@@ -36,17 +36,7 @@ isd_init_ctl_pdu(struct isd_ictx *c, uint8_t opcode, uint32_t data_len)
 void
 isd_init_send_pdu(struct isd_ictx *c, struct isd_pdu *pdu)
 {
-	struct isd_itx *x = calloc(1, sizeof(*x));
-
-	if (x == NULL) {
-		isd_pdu_free(pdu);
-		isd_init_set_error(c, "out of memory");
-		c->pending_fail = -ENOMEM;
-		return;
-	}
-	x->kind = ISD_ITX_PDU;
-	x->pdu = pdu;
-	c->ops->queue(c, x);
+	isd_init_x_send_pdu(c, pdu);
 }
 
 static uint32_t
@@ -449,7 +439,7 @@ login_complete(struct isd_ictx *c)
 	n->chap = c->chap_user[0] != '\0' && c->chap_alg != 0;
 	n->mutual_chap = n->chap && c->mchap_user[0] != '\0';
 	c->state = ISD_ICTX_FFP;
-	c->ops->enable(c);
+	isd_init_x_enable(c);
 	c->last_rx_ns = isd_init_now_ns();
 	c->nop_sent_ns = 0;
 	if (c->ever_logged_in)
@@ -743,7 +733,7 @@ start_connect(struct isd_ictx *c)
 {
 	int rc;
 
-	rc = c->ops->connect(c);
+	rc = isd_init_x_connect(c);
 	if (rc < 0)
 		return rc;
 	c->state = ISD_ICTX_CONNECTING;
@@ -802,7 +792,6 @@ iserd_connect_async(struct iserd_context *pub, const struct iserd_url *url,
 		}
 		c->cmdsn = 1;
 	}
-	c->ops = url->transport == ISERD_TRANSPORT_ISER ? &isd_init_iser_ops : &isd_init_tcp_ops;
 	c->exp_cmdsn = 0;
 	c->max_cmdsn = 0;
 	c->reconnect_attempt = 0;
@@ -843,8 +832,7 @@ isd_init_conn_failed(struct isd_ictx *c, int rc)
 			    c->reconnect != ISERD_RECONNECT_OFF;
 	char reason[512];
 
-	if (c->ops != NULL)
-		c->ops->disconnect(c);
+	isd_init_x_disconnect(c);
 	snprintf(reason, sizeof(reason), "%s", c->err[0] ? c->err : strerror(-rc));
 	switch (st) {
 	case ISD_ICTX_CONNECTING:
@@ -1016,7 +1004,7 @@ rx_logout_rsp(struct isd_ictx *c, struct isd_pdu *pdu)
 		return -EPROTO;
 	}
 	TAILQ_REMOVE(&c->reqs, r, link);
-	c->ops->disconnect(c);
+	isd_init_x_disconnect(c);
 	c->state = ISD_ICTX_IDLE;
 	isd_init_tasks_conn_lost(c, -ECONNRESET, false);
 	isd_init_fail_reqs(c, -ECONNRESET);

@@ -157,32 +157,21 @@ isd_init_kick(struct isd_ictx *c)
 				it->imm_len = fb < p->max_xmit_dsl ? fb : p->max_xmit_dsl;
 			unsol_end = p->initial_r2t ? it->imm_len : fb;
 		}
-		c->ops->queue(c, &it->cmd);
-		if (unsol_end > it->imm_len) {
-			struct isd_itx *x = &it->seq[0];
-
-			x->ttt = ISD_RSVD_TAG;
-			x->off = it->imm_len;
-			x->end = unsol_end;
-			x->datasn = 0;
-			c->ops->queue(c, x);
-		}
+		isd_init_x_send_cmd(c, it, unsol_end);
 	}
 }
 
 void
-isd_init_build_cmd(struct isd_ictx *c, struct isd_itx *x, uint8_t *bhs, struct iovec *iov,
-		   int *iovcnt, int iov_max, uint32_t *len)
+isd_init_cmd_bhs(struct isd_ictx *c, struct isd_itask *it, bool unsol_follows, uint8_t *bhs)
 {
-	struct isd_itask *it = x->task;
 	struct iserd_task *t = it->t;
-	uint32_t covered = 0;
 	uint8_t flags = 0x01; /* SIMPLE task attribute */
 
+	(void)c;
 	memset(bhs, 0, ISD_BHS_LEN);
 	bhs[0] = ISD_OP_SCSI_CMD;
 	/* F: no unsolicited Data-Out follows (RFC 7143 §11.3.1). */
-	if (!it->seq[0].queued || it->seq[0].ttt != ISD_RSVD_TAG)
+	if (!unsol_follows)
 		flags |= ISD_BHS_F;
 	if (t->dir == ISERD_DIR_READ)
 		flags |= ISD_CMD_R;
@@ -194,6 +183,17 @@ isd_init_build_cmd(struct isd_ictx *c, struct isd_itx *x, uint8_t *bhs, struct i
 	put_be32(bhs + 20, t->xfer_len);
 	put_be32(bhs + 24, it->cmdsn);
 	memcpy(bhs + 32, t->cdb, t->cdb_len);
+}
+
+void
+isd_init_build_cmd(struct isd_ictx *c, struct isd_itx *x, uint8_t *bhs, struct iovec *iov,
+		   int *iovcnt, int iov_max, uint32_t *len)
+{
+	struct isd_itask *it = x->task;
+	struct iserd_task *t = it->t;
+	uint32_t covered = 0;
+
+	isd_init_cmd_bhs(c, it, it->seq[0].queued && it->seq[0].ttt == ISD_RSVD_TAG, bhs);
 	*iovcnt = 0;
 	*len = 0;
 	if (it->imm_len > 0) {
@@ -203,7 +203,6 @@ isd_init_build_cmd(struct isd_ictx *c, struct isd_itx *x, uint8_t *bhs, struct i
 			it->imm_len = covered; /* the rest goes out as unsolicited/R2T data */
 		*len = covered;
 	}
-	(void)c;
 }
 
 void
@@ -247,7 +246,7 @@ isd_init_task_queued(const struct isd_itask *it)
 void
 isd_init_slot_release(struct isd_ictx *c, struct isd_itask *it)
 {
-	if (it->state != ISD_IT_ZOMBIE || isd_init_task_queued(it))
+	if (it->state != ISD_IT_ZOMBIE || isd_init_x_task_busy(c, it))
 		return;
 	it->state = ISD_IT_FREE;
 	c->free_stack[c->nfree++] = it->idx;
@@ -260,8 +259,8 @@ isd_init_task_done(struct isd_ictx *c, struct isd_itask *it, int rc)
 	iserd_cb cb = it->cb;
 	void *arg = it->cb_arg;
 
-	if (isd_init_task_queued(it) && c->ops != NULL)
-		c->ops->detach_task(c, it);
+	if (it->state == ISD_IT_SENT || it->state == ISD_IT_DOOMED)
+		isd_init_x_detach(c, it, rc == 0);
 	if (it->state == ISD_IT_WAITING)
 		TAILQ_REMOVE(&c->waiting, it, link);
 	else if (it->state == ISD_IT_SENT)
@@ -352,8 +351,7 @@ isd_init_rx_scsi_rsp(struct isd_ictx *c, struct isd_pdu *pdu)
 	    t->sense_info.key == 0x6 && t->sense_info.asc == 0x29 && t->retries < 8) {
 		/* The POWER ON / RESET / I_T NEXUS LOSS unit attention that a
 		 * reconnect we made transparently brings: send the command again. */
-		if (isd_init_task_queued(it))
-			c->ops->detach_task(c, it);
+		isd_init_x_detach(c, it, true);
 		TAILQ_REMOVE(&c->sent, it, link);
 		it->state = ISD_IT_WAITING;
 		t->retries++;
@@ -373,8 +371,6 @@ isd_init_rx_r2t(struct isd_ictx *c, struct isd_pdu *pdu)
 	const uint8_t *bhs = pdu->bhs;
 	struct isd_itask *it = isd_init_task_by_itt(c, isd_bhs_itt(bhs));
 	uint32_t off = get_be32(bhs + 40), len = get_be32(bhs + 44);
-	struct isd_itx *x = NULL;
-	size_t k;
 
 	if (it == NULL || it->state != ISD_IT_SENT) {
 		/* A command we already completed (aborted): nothing to send. */
@@ -389,22 +385,7 @@ isd_init_rx_r2t(struct isd_ictx *c, struct isd_pdu *pdu)
 				   off, len, it->t->xfer_len);
 		return -EPROTO;
 	}
-	for (k = 1; k < ISD_INIT_MAX_R2T + 1; k++) {
-		if (!it->seq[k].queued) {
-			x = &it->seq[k];
-			break;
-		}
-	}
-	if (x == NULL) {
-		isd_init_set_error(c, "target exceeded MaxOutstandingR2T");
-		return -EPROTO;
-	}
-	x->ttt = isd_bhs_ttt(bhs);
-	x->off = off;
-	x->end = off + len;
-	x->datasn = 0;
-	c->ops->queue(c, x);
-	return 0;
+	return isd_init_x_r2t(c, it, isd_bhs_ttt(bhs), off, len);
 }
 
 int

@@ -250,6 +250,18 @@ next_timeout_ms(struct isd_reactor *r, int timeout_ms)
 	return ms > 60000 ? 60000 : (int)ms;
 }
 
+int
+isd_reactor_next_timeout_ms(struct isd_reactor *r)
+{
+	return next_timeout_ms(r, -1);
+}
+
+int
+isd_reactor_fd(const struct isd_reactor *r)
+{
+	return r->epfd;
+}
+
 static void
 run_timers(struct isd_reactor *r)
 {

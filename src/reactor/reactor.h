@@ -51,6 +51,14 @@ void isd_reactor_stop(struct isd_reactor *r);
 /* One iteration: waits at most timeout_ms (-1 forever, 0 poll). Returns 0 or -errno. */
 int isd_reactor_poll(struct isd_reactor *r, int timeout_ms);
 
+/*
+ * For a loop that embeds this one (the initiator library: its caller polls):
+ * the epoll descriptor, readable when an fd is ready, and the milliseconds
+ * until the next timer or deferred call is due (0: now; -1: none).
+ */
+int isd_reactor_fd(const struct isd_reactor *r);
+int isd_reactor_next_timeout_ms(struct isd_reactor *r);
+
 uint64_t isd_now_ns(void);
 
 #endif

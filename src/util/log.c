@@ -98,6 +98,16 @@ isd_log_component_enabled(const char *component)
 	return strstr(g_components, key) != NULL;
 }
 
+static __thread isd_log_sink_fn t_sink;
+static __thread void *t_sink_arg;
+
+void
+isd_log_set_sink(isd_log_sink_fn fn, void *arg)
+{
+	t_sink = fn;
+	t_sink_arg = arg;
+}
+
 void
 isd_log_write(enum isd_log_level level, const char *component, const char *fmt, ...)
 {
@@ -129,6 +139,13 @@ isd_log_write(enum isd_log_level level, const char *component, const char *fmt, 
 			line[o++] = (char)c;
 	}
 	line[o] = '\0';
+	if (t_sink != NULL) {
+		t_sink(t_sink_arg, (int)level, line);
+		return;
+	}
+#ifdef ISD_LOG_LIBRARY
+	return;
+#endif
 	fprintf(g_stream ? g_stream : stderr, "%02d:%02d:%02d.%03ld %s%s%s: %s\n", tm.tm_hour,
 		tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level], component ? " " : "",
 		component ? component : "", line);

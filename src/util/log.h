@@ -26,6 +26,14 @@ bool isd_log_component_enabled(const char *component);
 /* Where lines go (default stderr; NULL restores it). For tests. */
 void isd_log_set_stream(FILE *f);
 /*
+ * This thread's lines go to fn instead (NULL: back to the stream), level and
+ * the finished, escaped line. The initiator library sets it around its event
+ * loop so that the datamover's lines reach the context's log function. Built
+ * with ISD_LOG_LIBRARY (the library's copy), lines without a sink are dropped.
+ */
+typedef void (*isd_log_sink_fn)(void *arg, int level, const char *line);
+void isd_log_set_sink(isd_log_sink_fn fn, void *arg);
+/*
  * Renders src[0..srclen) for a log line: printable ASCII stays, every other
  * byte and the backslash become \xNN. When the result does not fit dstlen, it
  * is cut at a whole character and ends in "..." Always NUL-terminates (dstlen
