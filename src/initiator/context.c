@@ -105,9 +105,7 @@ iserd_context_create(const char *initiator_name, struct iserd_context **out)
 	c->login_timeout_ms = 15000;
 	c->chap_algs = ISD_INIT_CHAP_OFFER_MASK;
 	c->state = ISD_ICTX_IDLE;
-	c->tcp.fd = -1;
 	c->cid = 0;
-	TAILQ_INIT(&c->tcp.txq);
 	TAILQ_INIT(&c->reqs);
 	TAILQ_INIT(&c->waiting);
 	TAILQ_INIT(&c->sent);
@@ -137,8 +135,6 @@ iserd_context_destroy(struct iserd_context *pub)
 	free(c->login_text);
 	isd_init_iser_free(c);
 	isd_init_x_fini(c);
-	free(c->tcp.rxbuf);
-	isd_pdu_free(c->tcp.rx);
 	/* Best effort: scrub the secrets. */
 	memset(c->chap_secret, 0, sizeof(c->chap_secret));
 	memset(c->mchap_secret, 0, sizeof(c->mchap_secret));

@@ -6,18 +6,20 @@
  *   context.c  context, options, errors, event loop entry (service, timers)
  *   session.c  login (keys, CHAP), logout, discovery text, NOP, TMF, reconnect
  *   task.c     SCSI commands: CmdSN window, immediate/unsolicited data, R2T, Data-In, status
- *   tcp.c      the TCP transport: connect, PDU framing and digests, readv/writev
+ *   xport.c    the connection: the TCP datamover of src/dm (active role) on the
+ *              context's reactor, or the iSER transport below; the core's upcalls
+ *   iser.c     the iSER transport (RDMA), until the iSER datamover takes the
+ *              active role as the TCP one has
  *   cdb.c      CDB builders and parsers (no iSCSI knowledge)
  *   sense.c    sense decoding and strings (no iSCSI knowledge)
  *   url.c      URL parsing
  *   sync.c     blocking twins (a poll() loop over the async calls)
  *
- * The transport (struct isd_init_xport_ops) moves PDUs: it is told to send a
- * tx item (a control PDU, a SCSI Command, or a Data-Out sequence taken from
- * the caller's buffer) and hands complete received PDUs back, placing Data-In
- * payload in the task's buffer itself. iSER will provide the same ops with
- * RDMA underneath (Data-Out/Data-In then become STags advertised in the
- * command).
+ * Over TCP the session and task code meet the same datamover the target
+ * uses (iscsi/dm.h), through xport.c. The iSER transport still has a seam of
+ * its own (struct isd_init_xport_ops): it is told to send a tx item (a control
+ * PDU, a SCSI Command, or a Data-Out sequence taken from the caller's buffer)
+ * and hands complete received PDUs back.
  *
  * Ownership: a context is used from one thread. Everything in it is owned by
  * it; tasks and their buffers are the caller's, borrowed from submission to
@@ -53,10 +55,6 @@
 #define ISD_INIT_MAX_R2T 8
 /* iovec entries of one outgoing PDU (header, data slices, trailer). */
 #define ISD_INIT_TX_IOV 34
-/* iovec entries gathered into one writev. */
-#define ISD_INIT_WRITEV_IOV 256
-/* Bytes gathered into one writev at most. */
-#define ISD_INIT_WRITEV_BYTES (4u << 20)
 /*
  * The CHAP algorithms we offer (CHAP_A) unless iserd_set_chap_algs() says
  * otherwise, always listed strongest first: SHA3-256 (8), SHA-256 (7), SHA-1
@@ -186,50 +184,12 @@ struct isd_init_xport_ops {
 	/* Reads and writes; returns 0, or -errno when the connection failed. */
 	int (*service)(struct isd_ictx *ctx, int revents);
 };
-extern const struct isd_init_xport_ops isd_init_tcp_ops;
 /* iser.c: the iSER transport (RDMA); its state hangs off ctx->iser. */
 extern const struct isd_init_xport_ops isd_init_iser_ops;
 struct isd_iiser;
 void isd_init_iser_free(struct isd_ictx *ctx);
 /* Data bytes we accept in one PDU over iSER (InitiatorRecvDataSegmentLength). */
 #define ISD_INIT_ISER_RECV_DSL 8192u
-
-/* ---- TCP transport state ---- */
-
-enum isd_tcp_rx_st {
-	ISD_ITCP_RX_BHS = 0,
-	ISD_ITCP_RX_HDR,  /* AHS + header digest */
-	ISD_ITCP_RX_DATA, /* data + padding + data digest */
-};
-
-struct addrinfo;
-
-struct isd_itcp {
-	int fd;
-	struct addrinfo *ai_list; /* getaddrinfo() result while connecting */
-	struct addrinfo *ai_next; /* next address to try */
-	bool connecting;
-	bool want_write; /* EAGAIN on write: wait for POLLOUT */
-	struct isd_itx_list txq;
-	/* negotiated framing */
-	bool hdgst;
-	bool ddgst;
-	/* receive */
-	enum isd_tcp_rx_st rx_state;
-	uint8_t hbuf[ISD_BHS_LEN + ISD_MAX_AHS_LEN + ISD_INIT_DIGEST_LEN];
-	uint32_t rx_got;     /* bytes of the current stage present */
-	uint32_t rx_hdr_len; /* BHS + AHS + digest */
-	struct isd_pdu *rx;  /* the PDU being received (bhs, data view of rxbuf) */
-	uint32_t rx_dsl;
-	uint32_t rx_trail_len;
-	uint8_t rx_trail[3 + ISD_INIT_DIGEST_LEN];
-	uint32_t rx_data_got;
-	uint8_t *rxbuf; /* data of non-Data-In PDUs */
-	uint32_t rxbuf_cap;
-	struct isd_itask *rx_task; /* Data-In: straight into the task's buffer */
-	bool rx_discard;	   /* Data-In for a task that is gone: skip the payload */
-	uint32_t rx_offset;
-};
 
 /* ---- the context ---- */
 
@@ -283,7 +243,6 @@ struct isd_ictx {
 	struct isd_init_dmc *dmc;	      /* the datamover's open connection */
 	struct isd_init_dmc *dead;	      /* closed, freed at the end of service */
 	uint8_t *task_privs;		      /* the datamover's area of each slot */
-	struct isd_itcp tcp;
 	struct isd_iiser *iser; /* iSER transport state (iser.c), NULL until used */
 	uint8_t isid[6];
 	uint16_t tsih;
@@ -383,9 +342,16 @@ void isd_init_send_pdu(struct isd_ictx *ctx, struct isd_pdu *pdu);
 /* xport.c: the connection, through a datamover (TCP) or iser.c */
 struct isd_init_dmc;
 int isd_init_x_setup(struct isd_ictx *ctx);
+/* Gives each command slot its datamover area (task.c, with the slots). */
+int isd_init_x_slots_bind(struct isd_ictx *ctx);
+void isd_init_x_slots_unbind(struct isd_ictx *ctx);
 void isd_init_x_fini(struct isd_ictx *ctx);
 int isd_init_x_connect(struct isd_ictx *ctx);
 void isd_init_x_disconnect(struct isd_ictx *ctx);
+/* TCP on a socket already connected (tests: one end of a socketpair). 0 or -errno. */
+int isd_init_x_adopt_tcp(struct isd_ictx *ctx, int fd);
+/* The open datamover connection, or NULL (tests look at its state). */
+struct isd_dm_conn *isd_init_x_dmc(struct isd_ictx *ctx);
 void isd_init_x_send_pdu(struct isd_ictx *ctx, struct isd_pdu *pdu);
 /* Sends the SCSI Command of a task (+ immediate data, it->imm_len) and its
  * unsolicited Data-Out up to unsol_end. */

@@ -44,12 +44,17 @@ isd_init_slots_alloc(struct isd_ictx *c)
 		c->free_stack[i] = n - 1 - i;
 	}
 	c->nfree = n;
+	if (isd_init_x_slots_bind(c) < 0) {
+		isd_init_slots_free(c);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
 void
 isd_init_slots_free(struct isd_ictx *c)
 {
+	isd_init_x_slots_unbind(c);
 	free(c->slots);
 	free(c->free_stack);
 	c->slots = NULL;

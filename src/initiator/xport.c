@@ -250,43 +250,50 @@ isd_init_x_setup(struct isd_ictx *c)
 	return 0;
 }
 
+int
+isd_init_x_slots_bind(struct isd_ictx *c)
+{
+	/* Each slot's datamover area, the size the largest datamover asks for. */
+	size_t sz = align16(isd_tcp_dm_ops.task_priv_size);
+
+	free(c->task_privs);
+	c->task_privs = calloc(c->nslots, sz);
+	if (c->task_privs == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c->nslots; i++)
+		c->slots[i].dmt.priv = c->task_privs + i * sz;
+	return 0;
+}
+
+void
+isd_init_x_slots_unbind(struct isd_ictx *c)
+{
+	free(c->task_privs);
+	c->task_privs = NULL;
+}
+
 void
 isd_init_x_fini(struct isd_ictx *c)
 {
 	isd_init_x_disconnect(c);
 	reap(c);
-	free(c->task_privs);
-	c->task_privs = NULL;
 	if (c->r != NULL)
 		isd_reactor_destroy(c->r);
 	c->r = NULL;
 }
 
-int
-isd_init_x_connect(struct isd_ictx *c)
+/* The datamover's connection object for a new TCP connection (c->dmc). */
+static int
+dmc_new(struct isd_ictx *c)
 {
 	struct isd_init_dmc *d;
 	int rc;
 
-	if (c->url.transport == ISERD_TRANSPORT_ISER) {
-		c->dm = NULL;
-		c->ops = &isd_init_iser_ops;
-		return c->ops->connect(c);
-	}
 	c->ops = NULL;
 	c->dm = &isd_tcp_dm_ops;
 	rc = isd_init_x_setup(c);
 	if (rc < 0)
 		return rc;
-	if (c->slots != NULL && c->task_privs == NULL) {
-		size_t sz = align16(c->dm->task_priv_size);
-
-		c->task_privs = calloc(c->nslots, sz);
-		if (c->task_privs == NULL)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < c->nslots; i++)
-			c->slots[i].dmt.priv = c->task_privs + i * sz;
-	}
 	d = calloc(1, sizeof(*d) + align16(c->dm->conn_priv_size));
 	if (d == NULL)
 		return -ENOMEM;
@@ -298,7 +305,23 @@ isd_init_x_connect(struct isd_ictx *c)
 	d->dc.active = true;
 	d->dc.priv = d->priv;
 	c->dmc = d;
-	rc = c->dm->connect(&d->dc, c->url.host, c->url.port);
+	return 0;
+}
+
+int
+isd_init_x_connect(struct isd_ictx *c)
+{
+	int rc;
+
+	if (c->url.transport == ISERD_TRANSPORT_ISER) {
+		c->dm = NULL;
+		c->ops = &isd_init_iser_ops;
+		return c->ops->connect(c);
+	}
+	rc = dmc_new(c);
+	if (rc < 0)
+		return rc;
+	rc = c->dm->connect(&c->dmc->dc, c->url.host, c->url.port);
 	if (rc < 0) {
 		if (rc == -ENXIO)
 			isd_init_set_error(c, "cannot resolve %s", c->url.host);
@@ -309,6 +332,27 @@ isd_init_x_connect(struct isd_ictx *c)
 		return rc;
 	}
 	return 0;
+}
+
+int
+isd_init_x_adopt_tcp(struct isd_ictx *c, int fd)
+{
+	int rc = dmc_new(c);
+
+	if (rc < 0)
+		return rc;
+	rc = isd_tcp_adopt(&c->dmc->dc, fd, c->url.host);
+	if (rc < 0) {
+		dm_close(c);
+		reap(c);
+	}
+	return rc;
+}
+
+struct isd_dm_conn *
+isd_init_x_dmc(struct isd_ictx *c)
+{
+	return c->dmc != NULL ? &c->dmc->dc : NULL;
 }
 
 void

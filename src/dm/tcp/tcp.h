@@ -1,7 +1,8 @@
 /*
  * The TCP datamover (RFC 7143 over TCP): listening portals, PDU framing with
  * optional CRC32C digests, R2T/Data-Out for solicited data, Data-In with
- * phase-collapsed status. Implements struct isd_dm_ops (iscsi/dm.h).
+ * phase-collapsed status; the active role (an initiator's connection) too.
+ * Implements struct isd_dm_ops (iscsi/dm.h).
  */
 #ifndef ISD_DM_TCP_H
 #define ISD_DM_TCP_H
@@ -14,8 +15,12 @@
 struct isd_iscsi_tgt;
 struct isd_reactor;
 struct isd_tcp_portal;
+struct isd_dm_conn;
 
 extern const struct isd_dm_ops isd_tcp_dm_ops;
+/* Active role on a socket already connected (instead of ops->connect); c is set up
+ * as for connect. Returns 0 or -errno (fd not taken). */
+int isd_tcp_adopt(struct isd_dm_conn *c, int fd, const char *peer);
 
 /*
  * Listens on host:port (numeric IPv4 or IPv6 address, or a name resolved once)

@@ -911,6 +911,12 @@ rx_datain_header(struct isd_tcp_conn *tc, uint32_t dsl)
 		close_now(tc, rc);
 		return false;
 	}
+	if (t != NULL &&
+	    ((struct isd_tcp_task *)isd_dmt_priv(t))->magic != ISD_TCP_TASK_MAGIC) {
+		/* Not a task whose command went out here, or one the core cleaned up
+		 * from inside the upcall: nothing of it may be written. */
+		t = NULL;
+	}
 	if (t == NULL) {
 		rx_discard(tc, 0);
 	} else {
@@ -1444,6 +1450,30 @@ tcp_connect(struct isd_dm_conn *c, const char *host, uint16_t port)
 		/* Reported from the loop, never from inside this call. */
 		isd_reactor_defer(tc->r, &tc->connect_timer);
 	}
+	return 0;
+}
+
+/*
+ * Active, without connect: takes a socket already connected (a test's
+ * socketpair, a caller's own connect) as the connection. Returns 0, or -errno
+ * (fd not taken).
+ */
+int
+isd_tcp_adopt(struct isd_dm_conn *c, int fd, const char *peer)
+{
+	struct isd_tcp_conn *tc = tconn(c);
+	int rc;
+
+	isd_tcp_conn_init(tc, c, isd_dmc_reactor(c), fd);
+	snprintf(tc->peer, sizeof(tc->peer), "%s", peer);
+	rc = isd_reactor_add_fd(tc->r, fd, EPOLLIN, io_cb, tc);
+	if (rc < 0) {
+		tc->fd = -1;
+		tc->state = ISD_TCP_CLOSED;
+		return rc;
+	}
+	tc->registered = true;
+	tc->ev_mask = EPOLLIN;
 	return 0;
 }
 

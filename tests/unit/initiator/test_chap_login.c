@@ -54,15 +54,11 @@ peer_open(struct peer *p, bool mutual)
 		assert_int_equal(iserd_set_mutual_chap(p->pub, TUSER, TSECRET), 0);
 	iserd_set_reconnect(p->pub, ISERD_RECONNECT_OFF, 0, 0);
 	assert_int_equal(isd_init_slots_alloc(c), 0);
-	c->ops = &isd_init_tcp_ops;
 	c->stype = ISERD_SESSION_NORMAL;
 	snprintf(c->url.host, sizeof(c->url.host), "peer");
 	snprintf(c->url.target, sizeof(c->url.target), "iqn.2026-11.org.test:t");
-	c->tcp.fd = sv[0];
-	c->tcp.rxbuf = malloc(ISD_INIT_MAX_RECV_DSL + 8192);
-	c->tcp.rxbuf_cap = ISD_INIT_MAX_RECV_DSL + 8192;
-	c->tcp.rx = isd_pdu_alloc(0);
 	c->login_deadline_ns = isd_init_now_ns() + 60000000000ull;
+	assert_int_equal(isd_init_x_adopt_tcp(c, sv[0]), 0);
 	p->fd = sv[1];
 }
 

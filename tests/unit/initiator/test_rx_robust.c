@@ -62,14 +62,9 @@ make_ctx(int fd, enum isd_ictx_state st)
 	c = &pub->c;
 	assert_int_equal(iserd_set_queue_depth(pub, 8), 0);
 	assert_int_equal(isd_init_slots_alloc(c), 0);
-	c->ops = &isd_init_tcp_ops;
 	c->stype = ISERD_SESSION_NORMAL;
 	snprintf(c->url.host, sizeof(c->url.host), "peer");
 	snprintf(c->url.target, sizeof(c->url.target), "iqn.2026-11.org.test:t");
-	c->tcp.fd = fd;
-	c->tcp.rxbuf = malloc(ISD_INIT_MAX_RECV_DSL + 8192);
-	c->tcp.rxbuf_cap = ISD_INIT_MAX_RECV_DSL + 8192;
-	c->tcp.rx = isd_pdu_alloc(0);
 	isd_params_init_defaults(&c->params);
 	c->params.max_recv_dsl = ISD_INIT_MAX_RECV_DSL;
 	c->params.max_xmit_dsl = 8192;
@@ -91,6 +86,7 @@ make_ctx(int fd, enum isd_ictx_state st)
 		if (rnd() & 1)
 			iserd_set_mutual_chap(pub, "tgt", "tgtsecretsecret");
 	}
+	assert_int_equal(isd_init_x_adopt_tcp(c, fd), 0);
 	return pub;
 }
 

@@ -1,11 +1,12 @@
 /*
- * Unit test of the TCP transport's send path (src/initiator/tcp.c, task.c)
- * over a socketpair whose peer plays the target: a write's Data-Out is half
- * written when the target answers early with CHECK CONDITION. The command must
- * complete at once (the caller gets its buffer back), the half-sent PDU must
- * be finished from a private copy so the byte stream stays well formed, and
- * the command's slot must stay reserved until that PDU is out (no ITT or send
- * item reuse while it is queued).
+ * Unit test of the initiator's send path on the TCP datamover's active role
+ * (src/initiator/task.c, xport.c, src/dm/tcp/tcp_conn.c) over a socketpair
+ * whose peer plays the target: a write's Data-Out is half written when the
+ * target answers early with CHECK CONDITION. The command must complete at
+ * once (the caller gets its buffer back), the half-sent PDU must be finished
+ * from the datamover's private copy so the byte stream stays well formed, and
+ * nothing else of the command may follow. The slot is free at once: the copy
+ * is the datamover's, and a new command gets a new ITT.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "dm/tcp/tcp_int.h"
 #include "initiator/init_int.h"
 #include "util/endian.h"
 
@@ -59,15 +61,8 @@ ffp_context(int fd)
 	c = &pub->c;
 	assert_int_equal(iserd_set_queue_depth(pub, 4), 0);
 	assert_int_equal(isd_init_slots_alloc(c), 0);
-	c->ops = &isd_init_tcp_ops;
 	c->stype = ISERD_SESSION_NORMAL;
 	snprintf(c->url.host, sizeof(c->url.host), "peer");
-	c->tcp.fd = fd;
-	c->tcp.rxbuf = malloc(ISD_INIT_MAX_RECV_DSL + 8192);
-	c->tcp.rxbuf_cap = ISD_INIT_MAX_RECV_DSL + 8192;
-	c->tcp.rx = isd_pdu_alloc(0);
-	assert_non_null(c->tcp.rxbuf);
-	assert_non_null(c->tcp.rx);
 	isd_params_init_defaults(&c->params);
 	c->params.max_recv_dsl = ISD_INIT_MAX_RECV_DSL;
 	c->params.max_xmit_dsl = 262144;
@@ -80,6 +75,7 @@ ffp_context(int fd)
 	c->max_cmdsn = 64;
 	c->state = ISD_ICTX_FFP;
 	c->ever_logged_in = true;
+	assert_int_equal(isd_init_x_adopt_tcp(c, fd), 0);
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 	return pub;
 }
@@ -138,6 +134,7 @@ test_detach_half_written_dataout(void **state)
 	size_t len = 0, cap = 0, off;
 	int sv[2], i, small = 16384;
 	uint32_t itt, dataout_bytes = 0;
+	struct isd_tcp_conn *tc;
 	bool saw_cmd = false;
 
 	(void)state;
@@ -158,8 +155,9 @@ test_detach_half_written_dataout(void **state)
 
 	/* Write until the socket is full: a Data-Out PDU is left half written. */
 	assert_int_equal(iserd_service(pub, POLLOUT), 0);
-	assert_true(c->tcp.want_write);
-	assert_true(c->tcp.txq.tqh_first != NULL && c->tcp.txq.tqh_first->started);
+	tc = isd_init_x_dmc(c)->priv;
+	assert_true(tc->tx_blocked);
+	assert_true(tc->txq.tqh_first != NULL && tc->txq.tqh_first->started);
 
 	/* The target answers early. */
 	peer_send_check_condition(sv[1], itt);
@@ -171,16 +169,18 @@ test_detach_half_written_dataout(void **state)
 	assert_null(t.priv);
 	/* The caller owns its buffer again: scribble over it. */
 	memset(data, 0xee, WRITE_LEN);
-	/* The slot is held until the half-sent PDU is out. */
-	assert_int_equal(c->nfree, 3);
+	/* The slot is free; the half-sent PDU is the datamover's copy now. */
+	assert_int_equal(c->nfree, 4);
+	assert_true(tc->txq.tqh_first != NULL && tc->txq.tqh_first->detached);
+	assert_null(tc->txq.tqh_first->link.tqe_next);
 
 	/* Let the rest flow; only the half-written PDU may follow, from the copy. */
-	for (i = 0; i < 1000 && c->tcp.txq.tqh_first != NULL; i++) {
+	for (i = 0; i < 1000 && tc->txq.tqh_first != NULL; i++) {
 		peer_drain(sv[1], &stream, &len, &cap);
 		assert_int_equal(iserd_service(pub, POLLOUT), 0);
 	}
 	peer_drain(sv[1], &stream, &len, &cap);
-	assert_null(c->tcp.txq.tqh_first);
+	assert_null(tc->txq.tqh_first);
 	assert_int_equal(c->nfree, 4);
 
 	/* The stream is whole PDUs: the command, then Data-Out whose payload is the
