@@ -442,6 +442,10 @@ isd_init_x_send_cmd(struct isd_ictx *c, struct isd_itask *it, uint32_t unsol_end
 	memset(it->dmt.priv, 0, c->dm->task_priv_size);
 	it->dmt.itt = it->itt;
 	it->dmt.lun = it->lun_field;
+	it->dmt.iov = t->iov;
+	it->dmt.iovcnt = t->iovcnt;
+	it->dmt.write_len = t->dir == ISERD_DIR_WRITE ? t->xfer_len : 0;
+	it->dmt.read_len = t->dir == ISERD_DIR_READ ? t->xfer_len : 0;
 	it->unsol_out = false;
 	it->r2t_out = 0;
 	if (it->imm_len > 0) {

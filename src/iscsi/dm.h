@@ -212,6 +212,17 @@ struct isd_dm_task {
 	void *priv;                             /* ops->task_priv_size bytes, zeroed, 16-aligned */
 	uint32_t itt;                           /* for Data-In/Data-Out/R2T headers */
 	uint64_t lun;                           /* LUN field as on the wire */
+	/*
+	 * Active only, set before send_command: the command's whole data buffer,
+	 * borrowed until task_cleanup or the end of the task, and how many bytes of
+	 * it the target reads from (a write) or writes into (a read). iSER
+	 * advertises it to the target (STags in the iSER header); TCP places Data-In
+	 * through isd_dm_data_in instead.
+	 */
+	const struct iovec *iov;
+	int iovcnt;
+	uint32_t write_len;                     /* bytes the target takes (WRITE) */
+	uint32_t read_len;                      /* bytes the target gives (READ) */
 };
 
 /* --- upcalls (datamover -> core) --- */
