@@ -5,6 +5,10 @@
 # goes first from round to round; then iserinit's writes alone (iscsi-perf cannot
 # write). Initiator and target share the machine's CPUs.
 #
+# With ISERINIT_B=/path/to/another/iserinit (an earlier build, its libiserd.so beside
+# it), every run of ours is also made with that one, next to it in the same round,
+# and the summary adds the ratio iserinit/iserinit_B: a before/after comparison.
+#
 # Usage: bench/initiators_loopback.sh [SECONDS_PER_RUN] [ROUNDS] > bench/results/NAME.txt
 # Needs: a release build (cmake --preset release && cmake --build --preset release),
 # libiscsi-bin (iscsi-perf; scripts/deps.sh --lab installs it). Prints one line per
@@ -17,6 +21,7 @@ ROUNDS=${2:-3}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 ISERD=${ISERD:-$SRC/build/release/iserd}
 ISERINIT=${ISERINIT:-$SRC/build/release/iserinit}
+ISERINIT_B=${ISERINIT_B:-}
 IQN=iqn.2026-11.org.iserd:bench
 PORT=${PORT:-3463}
 URL=iscsi://127.0.0.1:$PORT/$IQN/0
@@ -29,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v iscsi-perf >/dev/null || { echo "bench: iscsi-perf missing (scripts/deps.sh --lab)" >&2; exit 1; }
-for b in "$ISERD" "$ISERINIT"; do
+for b in "$ISERD" "$ISERINIT" ${ISERINIT_B:+"$ISERINIT_B"}; do
 	[ -x "$b" ] || { echo "bench: no release binary $b" >&2; exit 1; }
 done
 
@@ -53,10 +58,11 @@ perf() {
 	iops=$(tr '\r' '\n' <"$W/out" | grep -o 'iops average [0-9]*' | tail -1 | awk '{print $3}')
 	awk -v i="${iops:-0}" -v b="$bs" -v c="$cpu" 'BEGIN { printf "%d %.1f %s", i, i * b / 1048576, c }'
 }
-# ours RW BS_BYTES QD: one iserinit bench run; prints "IOPS MiB/s cpu" (errors must be 0)
+# ours RW BS_BYTES QD [BINARY]: one iserinit bench run; prints "IOPS MiB/s cpu" (errors
+# must be 0)
 ours() {
-	local cpu
-	cpu=$(timed timeout $((SECS + 20)) "$ISERINIT" bench --rw "$1" --bs "$2" --qd "$3" \
+	local cpu bin=${4:-$ISERINIT}
+	cpu=$(timed timeout $((SECS + 20)) "$bin" bench --rw "$1" --bs "$2" --qd "$3" \
 		--time "$SECS" --json "$URL") || true
 	python3 - "$W/out" "$cpu" <<-'EOF'
 		import json, sys
@@ -91,12 +97,27 @@ for r in $(seq "$ROUNDS"); do
 		echo "round $r $name read: iserinit $a | iscsi-perf $b  ($order)"
 		RES["$name ours"]+="${a%% *} "
 		RES["$name perf"]+="${b%% *} "
+		if [ -n "$ISERINIT_B" ]; then
+			c=$(ours "$rw" "$bs" "$qd" "$ISERINIT_B")
+			echo "round $r $name read: iserinit_B $c"
+			RES["$name B"]+="${c%% *} "
+		fi
 	done
 	for wl in $WRITES; do
 		IFS=: read -r name rw bs qd <<<"$wl"
-		a=$(ours "$rw" "$bs" "$qd")
+		if [ -n "$ISERINIT_B" ] && [ $((r % 2)) -eq 0 ]; then
+			c=$(ours "$rw" "$bs" "$qd" "$ISERINIT_B")
+			a=$(ours "$rw" "$bs" "$qd")
+		else
+			a=$(ours "$rw" "$bs" "$qd")
+			[ -z "$ISERINIT_B" ] || c=$(ours "$rw" "$bs" "$qd" "$ISERINIT_B")
+		fi
 		echo "round $r $name write: iserinit $a"
 		RES["$name write"]+="${a%% *} "
+		if [ -n "$ISERINIT_B" ]; then
+			echo "round $r $name write: iserinit_B $c"
+			RES["$name writeB"]+="${c%% *} "
+		fi
 	done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -115,3 +136,14 @@ for wl in $WRITES; do
 	awk -v n="$name" -v i="$i" -v b="$bs" 'BEGIN {
 		printf "%-12s write  iserinit %7d (%7.1f MiB/s)  iscsi-perf  (cannot write)\n", n, i, i * b / 1048576 }'
 done
+if [ -n "$ISERINIT_B" ]; then
+	echo "# iserinit against iserinit_B ($ISERINIT_B): medians of IOPS, ratio iserinit/iserinit_B"
+	for wl in $READS $WRITES; do
+		IFS=: read -r name rw _ <<<"$wl"
+		case $rw in *read) k="$name ours"; kb="$name B";; *) k="$name write"; kb="$name writeB";; esac
+		i=$(echo "${RES["$k"]}" | median)
+		j=$(echo "${RES["$kb"]}" | median)
+		awk -v n="$name" -v rw="$rw" -v i="$i" -v j="$j" 'BEGIN {
+			printf "%-12s %-9s iserinit %7d  iserinit_B %7d  ratio %.2f\n", n, rw, i, j, (j > 0 ? i / j : 0) }'
+	done
+fi

@@ -45,6 +45,7 @@
 static void tx_flush(struct isd_tcp_conn *tc);
 static void close_now(struct isd_tcp_conn *tc, int reason);
 static void connect_done(struct isd_tcp_conn *tc);
+static bool rx_bhs_waiting(const struct isd_tcp_conn *tc);
 
 /* Skipped data segments land here; the content is never looked at. */
 static __thread uint8_t g_discard[65536];
@@ -262,6 +263,8 @@ tx_unlink(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 	if (tc->rx_paused && tc->txq_bytes <= g_txq_limit / 2) {
 		tc->rx_paused = false;
 		isd_log_dbg("tcp", "%s: send queue drained, reading again", tc->peer);
+		if (rx_bhs_waiting(tc))
+			isd_reactor_defer(tc->r, &tc->rx_timer);
 	}
 }
 
@@ -456,18 +459,6 @@ tx_build_datain(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 	return 0;
 }
 
-/* The head item finished its last wire PDU: drop it, then tell the core if it was data. */
-static void
-tx_complete(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
-{
-	struct isd_dm_task *t = NULL;
-
-	if (tx->kind == ISD_TCP_TX_DATAIN && !tx->detached)
-		t = tx->task;
-	tx_unlink(tc, tx);
-	if (t != NULL)
-		isd_dm_data_completion_notify(tc->conn, t, 0);
-}
 
 /* Advances the item's iovec past n written bytes. Returns true once all of it is written. */
 static bool
@@ -487,31 +478,57 @@ tx_advance(struct isd_tcp_tx *tx, size_t n)
 	return true;
 }
 
+/*
+ * Writes queued items: as many wire PDUs as fit one sendmsg (ISD_TCP_TX_GATHER
+ * iovec entries), several items at a time, within the byte budget. The
+ * accounting of a write is done for every item it covered before any upcall:
+ * a completion (put_data's notify) may make the core queue or abandon items,
+ * so finished items leave the queue first and are notified after.
+ */
 static void
 tx_flush(struct isd_tcp_conn *tc)
 {
 	size_t budget = ISD_TCP_TX_BYTE_BUDGET;
-	struct isd_tcp_tx *tx;
 
-	while (tc->state != ISD_TCP_CLOSED && (tx = TAILQ_FIRST(&tc->txq)) != NULL) {
+	while (tc->state != ISD_TCP_CLOSED && !TAILQ_EMPTY(&tc->txq)) {
+		struct iovec iov[ISD_TCP_TX_GATHER];
+		struct isd_tcp_tx *items[ISD_TCP_TX_GATHER], *tx;
 		struct msghdr m = {0};
-		ssize_t n;
-		int rc;
+		int niov = 0, nitems = 0, rc;
+		size_t want = 0, n;
+		ssize_t w;
 
-		if (!tx->built) {
-			rc = tx->kind == ISD_TCP_TX_DATAIN ? tx_build_datain(tc, tx) : -EINVAL;
-			if (rc < 0) {
-				isd_log_warn("tcp %s: cannot frame a Data-In (%s)", tc->peer,
-					     strerror(-rc));
-				close_now(tc, rc);
-				return;
+		/* gather */
+		TAILQ_FOREACH(tx, &tc->txq, link) {
+			int k;
+
+			if (!tx->built) {
+				rc = tx->kind == ISD_TCP_TX_DATAIN ? tx_build_datain(tc, tx) : -EINVAL;
+				if (rc < 0) {
+					isd_log_warn("tcp %s: cannot frame a data PDU (%s)", tc->peer,
+						     strerror(-rc));
+					close_now(tc, rc);
+					return;
+				}
 			}
+			k = tx->iovcnt - tx->iov_pos;
+			if (niov > 0 && (niov + k > ISD_TCP_TX_GATHER || want >= budget))
+				break;
+			memcpy(iov + niov, tx->iov + tx->iov_pos, (size_t)k * sizeof(*iov));
+			niov += k;
+			for (int e = tx->iov_pos; e < tx->iovcnt; e++)
+				want += tx->iov[e].iov_len;
+			items[nitems++] = tx;
+			/* its next wire PDU is built only once this one is out */
+			if (!tx->last)
+				break;
 		}
-		if (tx->iov_pos < tx->iovcnt) {
-			m.msg_iov = tx->iov + tx->iov_pos;
-			m.msg_iovlen = (size_t)(tx->iovcnt - tx->iov_pos);
-			n = sendmsg(tc->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (n < 0) {
+		n = 0;
+		if (niov > 0) {
+			m.msg_iov = iov;
+			m.msg_iovlen = (size_t)niov;
+			w = sendmsg(tc->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w < 0) {
 				if (errno == EINTR)
 					continue;
 				if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -524,21 +541,45 @@ tx_flush(struct isd_tcp_conn *tc)
 				close_now(tc, rc);
 				return;
 			}
-			tx->started = true;
-			budget = (size_t)n > budget ? 0 : budget - (size_t)n;
-			if (!tx_advance(tx, (size_t)n)) {
-				if (budget == 0)
-					break;
-				continue;
+			n = (size_t)w;
+			budget = n > budget ? 0 : budget - n;
+		}
+		/* account: each covered item advances; finished ones leave the queue */
+		for (int i = 0; i < nitems; i++) {
+			size_t left = 0;
+
+			tx = items[i];
+			for (int e = tx->iov_pos; e < tx->iovcnt; e++)
+				left += tx->iov[e].iov_len;
+			if (n < left) {
+				if (n > 0) {
+					tx->started = true;
+					(void)tx_advance(tx, n);
+				}
+				n = 0;
+				break;
+			}
+			n -= left;
+			tx->iov_pos = tx->iovcnt;
+			/* one wire PDU is out */
+			tx->built = false;
+			tx->started = false;
+			if (tx->last) {
+				if (tx->kind == ISD_TCP_TX_DATAIN && !tx->detached)
+					tc->tx_done[tc->tx_ndone++] = tx->task;
+				tx_unlink(tc, tx);
 			}
 		}
-		/* One wire PDU is out. */
-		tx->built = false;
-		tx->started = false;
-		if (tx->last) {
-			tx_complete(tc, tx);
-			/* The core may have terminated inside the upcall: the loop re-checks. */
+		/* notify, in order; the core may terminate, queue or abandon tasks inside
+		 * (task_forget clears an abandoned task's entry) */
+		for (uint32_t i = 0; i < tc->tx_ndone; i++) {
+			struct isd_dm_task *t = tc->tx_done[i];
+
+			tc->tx_done[i] = NULL;
+			if (t != NULL && tc->state != ISD_TCP_CLOSED)
+				isd_dm_data_completion_notify(tc->conn, t, 0);
 		}
+		tc->tx_ndone = 0;
 		if (budget == 0)
 			break;
 	}
@@ -643,6 +684,7 @@ close_now(struct isd_tcp_conn *tc, int reason)
 		return;
 	tc->state = ISD_TCP_CLOSED;
 	isd_reactor_timer_stop(tc->r, &tc->connect_timer);
+	isd_reactor_timer_stop(tc->r, &tc->rx_timer);
 	if (tc->ai_list != NULL) {
 		freeaddrinfo(tc->ai_list);
 		tc->ai_list = NULL;
@@ -1187,6 +1229,12 @@ rx_iov(struct isd_tcp_conn *tc, struct iovec *iov, size_t *data_part)
 			iov[n].iov_len = ISD_TCP_DIGEST_LEN - got;
 			n++;
 		}
+		if (isd_bhs_dsl(tc->rx_bhs) == 0) {
+			/* no data segment: the PDU ends with this stage */
+			iov[n].iov_base = tc->rx_ahead;
+			iov[n].iov_len = ISD_BHS_LEN;
+			n++;
+		}
 		*data_part = 0;
 		return n;
 	case ISD_TCP_RX_DATA:
@@ -1229,6 +1277,10 @@ rx_iov(struct isd_tcp_conn *tc, struct iovec *iov, size_t *data_part)
 			iov[n].iov_len = tc->rx_trail_len - got;
 			n++;
 		}
+		/* the PDU ends with this stage: the next one's BHS may come along */
+		iov[n].iov_base = tc->rx_ahead;
+		iov[n].iov_len = ISD_BHS_LEN;
+		n++;
 		return n;
 	}
 	return 0;
@@ -1282,36 +1334,74 @@ rx_stage_done(struct isd_tcp_conn *tc, unsigned int *pdus)
 	return false;
 }
 
+/* A whole BHS read ahead waits in rx_bhs: no EPOLLIN may come for it. */
+static bool
+rx_bhs_waiting(const struct isd_tcp_conn *tc)
+{
+	return tc->state == ISD_TCP_OPEN && tc->rx_state == ISD_TCP_RX_BHS &&
+	       tc->rx_got == ISD_BHS_LEN;
+}
+
 static void
 rx_run(struct isd_tcp_conn *tc)
 {
-	unsigned int pdus = 0;
+	unsigned int pdus = 0, pdu_budget = tc->conn->active ? ISD_TCP_RX_PDU_BUDGET_ACTIVE
+							     : ISD_TCP_RX_PDU_BUDGET;
 	size_t bytes = 0;
 
 	/* A full send queue stops reading (tx_enqueue); a PDU half read waits for the resume. */
-	while (tc->state == ISD_TCP_OPEN && !tc->rx_paused && pdus < ISD_TCP_RX_PDU_BUDGET &&
+	while (tc->state == ISD_TCP_OPEN && !tc->rx_paused && pdus < pdu_budget &&
 	       bytes < ISD_TCP_RX_BYTE_BUDGET) {
-		struct iovec iov[ISD_TCP_TX_IOV_MAX + 1];
-		bool stop = false;
-		size_t data_part, got;
-		int n = rx_iov(tc, iov, &data_part);
+		uint32_t stage = rx_stage_len(tc);
 
-		(void)data_part;
-		if (n == 0) {
-			/* Only if a task buffer were shorter than checked at get_data. */
-			rx_fail(tc, -EFAULT, "no room for received data");
+		if (tc->rx_got < stage) {
+			struct iovec iov[ISD_TCP_TX_IOV_MAX + 2];
+			bool stop = false;
+			size_t data_part, got;
+			int n = rx_iov(tc, iov, &data_part);
+
+			(void)data_part;
+			if (n == 0) {
+				/* Only if a task buffer were shorter than checked at get_data. */
+				rx_fail(tc, -EFAULT, "no room for received data");
+				return;
+			}
+			got = rx_readv(tc, iov, n, &stop);
+			if (stop)
+				return;
+			bytes += got;
+			tc->rx_got += (uint32_t)got;
+			if (tc->rx_got < stage)
+				continue;
+			/* what came past the stage is the next BHS (rx_iov asks for it
+			 * only when this stage ends a PDU) */
+			tc->rx_ahead_len = tc->rx_got - stage;
+			tc->rx_got = stage;
+		}
+		if (!rx_stage_done(tc, &pdus)) {
+			tc->rx_ahead_len = 0;
 			return;
 		}
-		got = rx_readv(tc, iov, n, &stop);
-		if (stop)
-			return;
-		bytes += got;
-		tc->rx_got += (uint32_t)got;
-		if (tc->rx_got < rx_stage_len(tc))
-			continue;
-		if (!rx_stage_done(tc, &pdus))
-			return;
+		if (tc->rx_ahead_len > 0) {
+			if (tc->state == ISD_TCP_OPEN && tc->rx_state == ISD_TCP_RX_BHS &&
+			    tc->rx_got == 0) {
+				memcpy(tc->rx_bhs, tc->rx_ahead, tc->rx_ahead_len);
+				tc->rx_got = tc->rx_ahead_len;
+			}
+			tc->rx_ahead_len = 0;
+		}
 	}
+	if (rx_bhs_waiting(tc) && !tc->rx_paused)
+		isd_reactor_defer(tc->r, &tc->rx_timer);
+}
+
+static void
+rx_timer_cb(void *arg)
+{
+	struct isd_tcp_conn *tc = arg;
+
+	if (tc->state == ISD_TCP_OPEN && !tc->rx_paused)
+		rx_run(tc);
 }
 
 static void
@@ -1493,6 +1583,7 @@ isd_tcp_conn_init(struct isd_tcp_conn *tc, struct isd_dm_conn *c, struct isd_rea
 	isd_timer_init(&tc->flush_timer, flush_timeout_cb, tc);
 	isd_timer_init(&tc->kick_timer, kick_cb, tc);
 	isd_timer_init(&tc->connect_timer, connect_failed_cb, tc);
+	isd_timer_init(&tc->rx_timer, rx_timer_cb, tc);
 	TAILQ_INIT(&tc->txq);
 	TAILQ_INIT(&tc->r2t_wait);
 	for (int i = 0; i < ISD_TCP_TTT_SLOTS; i++)
@@ -1704,6 +1795,10 @@ task_forget(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 		tc->rx_reject = 0;
 	}
 	tt->get_active = false;
+	for (uint32_t i = 0; i < tc->tx_ndone; i++) {
+		if (tc->tx_done[i] == tt->task)
+			tc->tx_done[i] = NULL;  /* written, not yet notified: no notify now */
+	}
 	for (tx = TAILQ_FIRST(&tc->txq); tx != NULL; tx = next) {
 		next = TAILQ_NEXT(tx, link);
 		if (tx->task != tt->task || tx->detached)
@@ -1840,6 +1935,7 @@ tcp_free_conn(struct isd_dm_conn *c)
 	isd_reactor_timer_stop(tc->r, &tc->flush_timer);
 	isd_reactor_timer_stop(tc->r, &tc->kick_timer);
 	isd_reactor_timer_stop(tc->r, &tc->connect_timer);
+	isd_reactor_timer_stop(tc->r, &tc->rx_timer);
 	tc->notify_pending = false;
 }
 

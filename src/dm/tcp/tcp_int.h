@@ -22,8 +22,12 @@
 #define ISD_TCP_TTT_SLOTS 256
 /* iovec entries one outgoing PDU may use; a Data-In is shortened to fit. */
 #define ISD_TCP_TX_IOV_MAX 64
+/* iovec entries one sendmsg gathers, over as many queued PDUs as fit. */
+#define ISD_TCP_TX_GATHER 256
 /* Receive budget per readiness event, for fairness between connections. */
 #define ISD_TCP_RX_PDU_BUDGET 16
+/* An initiator's connection is alone on its context's reactor: a longer turn. */
+#define ISD_TCP_RX_PDU_BUDGET_ACTIVE 256
 #define ISD_TCP_RX_BYTE_BUDGET (1u << 20)
 /* Send budget per event. */
 #define ISD_TCP_TX_BYTE_BUDGET (4u << 20)
@@ -187,6 +191,11 @@ struct isd_tcp_conn {
 	uint32_t rx_ahs_len;
 	uint8_t rx_hdgst_buf[ISD_TCP_DIGEST_LEN];
 	uint8_t rx_trail[3 + ISD_TCP_DIGEST_LEN];
+	/* The next PDU's BHS, read with the end of this one (one read call per PDU on
+	 * a stream of them); rx_ahead_len bytes of it are there. */
+	uint8_t rx_ahead[ISD_BHS_LEN];
+	uint32_t rx_ahead_len;
+	struct isd_timer rx_timer;      /* deferred rx_run: a whole BHS waits in rx_bhs */
 	uint32_t rx_got;                /* bytes of the current stage read */
 	uint32_t rx_dsl;
 	uint32_t rx_pad;
@@ -208,6 +217,9 @@ struct isd_tcp_conn {
 
 	/* send */
 	struct isd_tcp_tx_list txq;
+	/* put_data items a write just finished, notified after the write's accounting */
+	struct isd_dm_task *tx_done[ISD_TCP_TX_GATHER];
+	uint32_t tx_ndone;
 	uint32_t txq_len;
 	uint64_t txq_bytes;             /* memory the queued items own (see tx_enqueue) */
 
