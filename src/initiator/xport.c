@@ -592,6 +592,12 @@ isd_init_x_service(struct isd_ictx *c, int revents)
 	if (c->dmc != NULL) {
 		isd_log_set_sink(log_sink, c);
 		rc = isd_reactor_poll(c->r, 0);
+		/* what the callbacks just queued (deferred sends) goes out now, not after
+		 * another turn of the caller's poll() */
+		for (int i = 0; i < 4 && rc == 0 && c->dmc != NULL &&
+				isd_reactor_next_timeout_ms(c->r) == 0;
+		     i++)
+			rc = isd_reactor_poll(c->r, 0);
 		isd_log_set_sink(NULL, NULL);
 		if (rc < 0 && c->dmc != NULL) {
 			isd_init_set_error(c, "event loop failed: %s", strerror(-rc));

@@ -164,13 +164,45 @@ flush_timeout_cb(void *arg)
 
 /* ---------------------------------------------------------------- tx items */
 
+/* A zeroed send item: from the connection's cache of spent ones, else new. */
+static struct isd_tcp_tx *
+tx_new(struct isd_tcp_conn *tc)
+{
+	struct isd_tcp_tx *tx = TAILQ_FIRST(&tc->tx_cache);
+
+	if (tx == NULL)
+		return calloc(1, sizeof(*tx));
+	TAILQ_REMOVE(&tc->tx_cache, tx, link);
+	tc->tx_cached--;
+	memset(tx, 0, sizeof(*tx));
+	return tx;
+}
+
+/* Frees what a spent item owns; keeps the item itself for reuse, up to a few. */
 static void
-tx_free(struct isd_tcp_tx *tx)
+tx_free(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 {
 	if (tx->pdu != NULL)
 		isd_pdu_free(tx->pdu);
 	free(tx->detached_buf);
-	free(tx);
+	if (tc->tx_cached >= ISD_TCP_TX_CACHE || tc->state == ISD_TCP_CLOSED) {
+		free(tx);
+		return;
+	}
+	TAILQ_INSERT_HEAD(&tc->tx_cache, tx, link);
+	tc->tx_cached++;
+}
+
+static void
+tx_cache_drop(struct isd_tcp_conn *tc)
+{
+	struct isd_tcp_tx *tx;
+
+	while ((tx = TAILQ_FIRST(&tc->tx_cache)) != NULL) {
+		TAILQ_REMOVE(&tc->tx_cache, tx, link);
+		free(tx);
+	}
+	tc->tx_cached = 0;
 }
 
 /*
@@ -259,7 +291,7 @@ tx_unlink(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 	tc->txq_len--;
 	tc->txq_bytes -= tx->qbytes;
 	g_tx_queued_bytes -= tx->qbytes;
-	tx_free(tx);
+	tx_free(tc, tx);
 	if (tc->rx_paused && tc->txq_bytes <= g_txq_limit / 2) {
 		tc->rx_paused = false;
 		isd_log_dbg("tcp", "%s: send queue drained, reading again", tc->peer);
@@ -714,6 +746,7 @@ close_now(struct isd_tcp_conn *tc, int reason)
 	while ((tx = TAILQ_FIRST(&tc->txq)) != NULL)
 		tx_unlink(tc, tx);
 	tc->rx_paused = false;
+	tx_cache_drop(tc);
 	rx_drop(tc);
 	r2t_forget_all(tc);
 	tc->term_reason = reason;
@@ -824,11 +857,11 @@ r2t_issue(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 			break;
 		if (len > burst)
 			len = burst;
-		tx = calloc(1, sizeof(*tx));
+		tx = tx_new(tc);
 		if (tx == NULL)
 			return -ENOMEM;
 		if (ttt_alloc(tc, tt, idx, &ttt) < 0) {
-			free(tx);
+			tx_free(tc, tx);
 			if (!tt->waiting) {
 				tt->waiting = true;
 				TAILQ_INSERT_TAIL(&tc->r2t_wait, tt, wait_link);
@@ -893,7 +926,9 @@ rx_readv(struct isd_tcp_conn *tc, struct iovec *iov, int n, bool *stop)
 	ssize_t got;
 
 	do {
-		got = readv(tc->fd, iov, n);
+		/* recv() is the cheaper call for the common one-piece read (a BHS) */
+		got = n == 1 ? recv(tc->fd, iov[0].iov_base, iov[0].iov_len, 0)
+			     : readv(tc->fd, iov, n);
 	} while (got < 0 && errno == EINTR);
 	if (got > 0)
 		return (size_t)got;
@@ -1585,6 +1620,7 @@ isd_tcp_conn_init(struct isd_tcp_conn *tc, struct isd_dm_conn *c, struct isd_rea
 	isd_timer_init(&tc->connect_timer, connect_failed_cb, tc);
 	isd_timer_init(&tc->rx_timer, rx_timer_cb, tc);
 	TAILQ_INIT(&tc->txq);
+	TAILQ_INIT(&tc->tx_cache);
 	TAILQ_INIT(&tc->r2t_wait);
 	for (int i = 0; i < ISD_TCP_TTT_SLOTS; i++)
 		tc->ttt[i].ttt = ISD_RSVD_TAG;
@@ -1609,10 +1645,16 @@ isd_tcp_conn_attach(struct isd_tcp_conn *tc)
 
 /* ---------------------------------------------------------------- ops */
 
+static struct isd_tcp_task *task_state(struct isd_dm_task *t);
+
+/*
+ * Queues one whole PDU (send_control), or the SCSI Command of task t on an
+ * active connection (send_command: its immediate data is borrowed from the
+ * task's buffer, and task_cleanup takes the item back). Takes pdu.
+ */
 static int
-tcp_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu)
+queue_pdu(struct isd_tcp_conn *tc, struct isd_dm_task *t, struct isd_pdu *pdu)
 {
-	struct isd_tcp_conn *tc = tconn(c);
 	struct isd_tcp_tx *tx;
 	int rc;
 
@@ -1626,18 +1668,22 @@ tcp_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu)
 		rc = -EINVAL;
 		goto err_free;
 	}
-	tx = calloc(1, sizeof(*tx));
+	tx = tx_new(tc);
 	if (tx == NULL) {
 		rc = -ENOMEM;
 		goto err_free;
 	}
+	if (t != NULL)
+		(void)task_state(t);
 	tx->kind = ISD_TCP_TX_PDU;
+	tx->task = t;
 	tx->pdu = pdu;
 	tx->hdgst = tc->tx_hdgst;
 	tx->ddgst = tc->tx_ddgst;
 	rc = tx_build_pdu(tx, pdu);
 	if (rc < 0) {
-		free(tx);
+		tx->pdu = NULL;         /* freed below */
+		tx_free(tc, tx);
 		goto err_free;
 	}
 	(void)tx_enqueue(tc, tx);      /* < 0: closed, the PDU went with it */
@@ -1648,48 +1694,20 @@ err_free:
 	return rc;
 }
 
-static struct isd_tcp_task *task_state(struct isd_dm_task *t);
+static int
+tcp_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu)
+{
+	return queue_pdu(tconn(c), NULL, pdu);
+}
 
-/* Active: the SCSI Command of task t, its immediate data borrowed from the task's buffer. */
 static int
 tcp_send_command(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu)
 {
-	struct isd_tcp_conn *tc = tconn(c);
-	struct isd_tcp_tx *tx;
-	int rc;
-
-	if (tc->state != ISD_TCP_OPEN) {
-		rc = -ENOTCONN;
-		goto err_free;
+	if (!c->active) {
+		isd_pdu_free(pdu);
+		return -EOPNOTSUPP;
 	}
-	if ((pdu->ahs_len & 3) != 0 || pdu->ahs_len > ISD_MAX_AHS_LEN ||
-	    (pdu->ahs_len > 0 && pdu->ahs == NULL) || pdu->data_len > ISD_MAX_DSL ||
-	    (pdu->data_len > 0 && pdu->data == NULL && pdu->data_iov == NULL)) {
-		rc = -EINVAL;
-		goto err_free;
-	}
-	tx = calloc(1, sizeof(*tx));
-	if (tx == NULL) {
-		rc = -ENOMEM;
-		goto err_free;
-	}
-	(void)task_state(t);
-	tx->kind = ISD_TCP_TX_PDU;
-	tx->task = t;           /* task_cleanup takes it back */
-	tx->pdu = pdu;
-	tx->hdgst = tc->tx_hdgst;
-	tx->ddgst = tc->tx_ddgst;
-	rc = tx_build_pdu(tx, pdu);
-	if (rc < 0) {
-		free(tx);
-		goto err_free;
-	}
-	(void)tx_enqueue(tc, tx);
-	return 0;
-
-err_free:
-	isd_pdu_free(pdu);
-	return rc;
+	return queue_pdu(tconn(c), t, pdu);
 }
 
 static struct isd_tcp_task *
@@ -1731,7 +1749,7 @@ tcp_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer
 	rc = xfer_check(x);
 	if (rc < 0)
 		goto err_free;
-	tx = calloc(1, sizeof(*tx));
+	tx = tx_new(tc);
 	if (tx == NULL) {
 		rc = -ENOMEM;
 		goto err_free;
