@@ -21,7 +21,8 @@ set(_isd_init_reused
 	${CMAKE_SOURCE_DIR}/src/reactor/reactor.c
 	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_frame.c
 	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_conn.c
-	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_proto.c)
+	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_proto.c
+	${CMAKE_SOURCE_DIR}/src/rdma/rdma_regcache.c)
 
 add_library(isd_initiator_obj OBJECT ${_isd_init_srcs} ${_isd_init_reused})
 set_target_properties(isd_initiator_obj PROPERTIES

@@ -38,7 +38,7 @@
 
 #include "dm/iser/iser_proto.h"
 #include "initiator/init_int.h"
-#include "initiator/regcache.h"
+#include "rdma/rdma_regcache.h"
 #include "util/endian.h"
 
 /* Data bytes of each receive buffer: our InitiatorRecvDataSegmentLength (and the
