@@ -429,6 +429,7 @@ void isd_iser_rx_resume(struct isd_iser_conn *ic);
 void isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ibv_wc *wc);
 
 /* iser_conn.c */
+extern uint64_t isd_iser_g_conns;       /* live connections of the passive role */
 extern uint64_t isd_iser_g_jobs;        /* live jobs, every connection */
 extern uint64_t isd_iser_g_bounced;     /* bytes copied through bounce buffers */
 extern uint64_t isd_iser_g_conn_mrs;    /* live connection MRs */
@@ -440,6 +441,13 @@ void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
 /* Sets up the connection's timers with their callbacks (before any is started). */
 void isd_iser_conn_init_timers(struct isd_iser_conn *ic);
 void isd_iser_conn_poll(void *arg);
+int isd_iser_set_nonblock(int fd);
+/* The connection's own CM event channel (ic->ch, nonblocking). */
+int isd_iser_conn_channel(struct isd_iser_conn *ic);
+/* Puts ic->ch on the reactor: the connection's CM events from now on. */
+int isd_iser_conn_watch(struct isd_iser_conn *ic);
+/* CQ, QP (sized by ic->qs) and send descriptors on ic->dev for ic->id. */
+int isd_iser_conn_create_qp(struct isd_iser_conn *ic, uint8_t ord);
 
 /*
  * The ops of isd_iser_dm_ops (the table is in iser_conn.c): iser_tx.c and
