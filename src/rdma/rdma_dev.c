@@ -432,10 +432,18 @@ isd_rdma_cq_arm(struct isd_rdma_cq *cq)
 void
 isd_rdma_cq_destroy(struct isd_rdma_cq *cq)
 {
+	struct ibv_cq *ev_cq;
+	void *ev_ctx;
+
 	if (cq == NULL)
 		return;
 	if (cq->on_reactor)
 		isd_reactor_del_fd(cq->r, cq->ch->fd);
+	/* events written and not read yet count as reported: libibverbs waits for
+	 * their ack in ibv_destroy_cq (an initiator's connection is freed from any
+	 * callback, with events still in the channel) */
+	while (ibv_get_cq_event(cq->ch, &ev_cq, &ev_ctx) == 0)
+		cq->unacked++;
 	if (cq->unacked > 0)
 		ibv_ack_cq_events(cq->cq, cq->unacked);
 	if (ibv_destroy_cq(cq->cq) != 0)

@@ -61,8 +61,15 @@ notify_cb(void *arg)
 		return;
 	/* every posted WR has completed by now: fail what never got posted */
 	isd_iser_jobs_fail_pending(ic);
+	if (ic->freed)
+		return;         /* the core gave up on the connection in a notify */
 	ic->notified = true;
 	/* the core may free the connection inside: ic is not touched after this */
+	if (ic->conn->active && !ic->connected_up) {
+		/* an active connection that never opened ends its connect instead */
+		isd_dm_connected(ic->conn, ic->term_reason < 0 ? ic->term_reason : -ECONNABORTED);
+		return;
+	}
 	isd_dm_terminate_notify(ic->conn, ic->term_reason);
 }
 
@@ -124,6 +131,9 @@ isd_iser_conn_fail(struct isd_iser_conn *ic, int reason)
 		return;
 	ic->state = ISD_ISER_DRAINING;
 	ic->term_reason = reason;
+	/* an active connection not established has nobody to disconnect from */
+	if (ic->conn->active && !ic->connected_up)
+		ic->disconnect_sent = true;
 	if (ic->id != NULL && !ic->disconnect_sent) {
 		ic->disconnect_sent = true;
 		(void)rdma_disconnect(ic->id);
@@ -309,6 +319,22 @@ isd_iser_conn_init_timers(struct isd_iser_conn *ic)
 	isd_timer_init(&ic->poll_timer, poll_timer_cb, ic);
 	isd_timer_init(&ic->kick_timer, (isd_task_cb)isd_iser_tx_kick, ic);
 	isd_timer_init(&ic->stall_timer, stall_timer_cb, ic);
+	isd_timer_init(&ic->connect_timer, isd_iser_active_connect_timeout, ic);
+}
+
+void
+isd_iser_conn_init(struct isd_iser_conn *ic, struct isd_dm_conn *c, struct isd_reactor *r)
+{
+	memset(ic, 0, sizeof(*ic));
+	ic->conn = c;
+	ic->r = r;
+	ic->tx_limit = ISD_ISER_LOGIN_DATA;
+	TAILQ_INIT(&ic->pending);
+	TAILQ_INIT(&ic->abandoned);
+	TAILQ_INIT(&ic->tx_free_small);
+	TAILQ_INIT(&ic->tx_free_big);
+	TAILQ_INIT(&ic->aregs);
+	isd_iser_conn_init_timers(ic);
 }
 
 /* ---- CM events of one connection ---- */
@@ -326,6 +352,10 @@ conn_cm_cb(void *arg, uint32_t events)
 
 		rdma_ack_cm_event(ev);
 		isd_log_dbg("iser", "%s: %s (%d)", ic->peer, rdma_event_str(type), status);
+		if (ic->state == ISD_ISER_CONNECTING) {
+			isd_iser_active_cm_event(ic, type, status);
+			continue;
+		}
 		switch (type) {
 		case RDMA_CM_EVENT_ESTABLISHED:
 			if (ic->state == ISD_ISER_ACCEPTING) {
@@ -334,6 +364,14 @@ conn_cm_cb(void *arg, uint32_t events)
 			}
 			break;
 		case RDMA_CM_EVENT_DISCONNECTED:
+			if (ic->conn->active) {
+				/* the target's last PDUs (a Login Response refusing the login,
+				 * say, sent right before it hung up) may still sit in the CQ:
+				 * they go up first, so that the core sees why */
+				isd_iser_conn_poll(ic);
+				if (ic->state >= ISD_ISER_DRAINING)
+					break;
+			}
 			ic->disconnect_sent = true; /* still call it once: see below */
 			(void)rdma_disconnect(ic->id);
 			isd_iser_conn_fail(ic, -ECONNRESET);
@@ -488,7 +526,9 @@ iser_notice_key_values(struct isd_dm_conn *c, const struct isd_params *p)
 {
 	struct isd_iser_conn *ic = isd_dmc_priv(c);
 
-	if (ic->state >= ISD_ISER_DRAINING)
+	/* active: its receives and Sends keep their login size (8192 bytes), which
+	 * is what the initiator core declares and what a target's receives take */
+	if (ic->state >= ISD_ISER_DRAINING || c->active)
 		return;
 	ic->discovery = p->session_type == ISD_SESSION_DISCOVERY;
 	/* Linux ib_iser and libiscsi post 128-byte FFP receives whatever IRDSL says
@@ -527,8 +567,19 @@ iser_free_conn(struct isd_dm_conn *c)
 	isd_reactor_timer_stop(ic->r, &ic->poll_timer);
 	isd_reactor_timer_stop(ic->r, &ic->kick_timer);
 	isd_reactor_timer_stop(ic->r, &ic->stall_timer);
+	isd_reactor_timer_stop(ic->r, &ic->connect_timer);
+	/* free_conn may run inside an upcall of this connection (an active one is
+	 * closed from any of them): the code that called up stops at DEAD */
+	ic->freed = true;
+	ic->state = ISD_ISER_DEAD;
 	if (ic->ch_on_reactor)
 		isd_reactor_del_fd(ic->r, ic->ch->fd);
+	if (ic->conn->active && ic->connected_up && !ic->disconnect_sent) {
+		/* closed without terminate (logout done, or given up): the target
+		 * learns it now, not from a retry timeout */
+		ic->disconnect_sent = true;
+		(void)rdma_disconnect(ic->id);
+	}
 	if (ic->qp_created) {
 		rdma_destroy_qp(ic->id);
 		isd_rdma_count_qp(-1);
@@ -549,6 +600,7 @@ iser_free_conn(struct isd_dm_conn *c)
 		isd_iser_g_conn_mrs--;
 	isd_rdma_mr_dereg(ic->rx_mr);
 	isd_rdma_mr_dereg(ic->ctl_mr);
+	isd_iser_active_free(ic);
 	if (ic->rx != NULL) {
 		for (uint32_t i = 0; i < ic->rx_count; i++)
 			free(ic->rx[i]);
@@ -587,6 +639,8 @@ const struct isd_dm_ops isd_iser_dm_ops = {
 	.caps = ISD_DM_CAP_RDMA,
 	.conn_priv_size = sizeof(struct isd_iser_conn),
 	.task_priv_size = sizeof(struct isd_iser_task),
+	.connect = isd_iser_active_connect,
+	.send_command = isd_iser_send_command,
 	/*
 	 * Linux ib_iser and libiscsi post 128-byte full-feature receive buffers
 	 * whatever InitiatorRecvDataSegmentLength says (iser-facts §4.5), for the
@@ -609,4 +663,5 @@ const struct isd_dm_ops isd_iser_dm_ops = {
 	.buf_alloc = isd_iser_buf_alloc,
 	.buf_free = isd_iser_buf_free,
 	.send_response = isd_iser_send_response,
+	.mem_unregister = isd_iser_mem_unregister,
 };

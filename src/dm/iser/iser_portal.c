@@ -105,19 +105,11 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 		goto err_dev;
 	}
 	ic = isd_dmc_priv(c);
-	memset(ic, 0, sizeof(*ic));
-	ic->conn = c;
-	ic->r = p->r;
+	isd_iser_conn_init(ic, c, p->r);
 	ic->id = id;
 	ic->dev = dev;
 	ic->state = ISD_ISER_ACCEPTING;
-	ic->tx_limit = ISD_ISER_LOGIN_DATA;
 	ic->rx_budget = p->recv_memory;
-	TAILQ_INIT(&ic->pending);
-	TAILQ_INIT(&ic->abandoned);
-	TAILQ_INIT(&ic->tx_free_small);
-	TAILQ_INIT(&ic->tx_free_big);
-	isd_iser_conn_init_timers(ic);
 	if (strchr(info.peer_addr, ':') != NULL)
 		snprintf(ic->peer, sizeof(ic->peer), "[%s]:%u", info.peer_addr, info.peer_port);
 	else
