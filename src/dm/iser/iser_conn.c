@@ -193,6 +193,12 @@ dispatch(struct isd_iser_conn *ic, struct ibv_wc *wc)
 		 * late Send, a peer gone mid-transfer) are expected */
 		log_wc_error(ic, wc);
 		isd_iser_conn_fail(ic, -EIO);
+	} else if (wc->status == IBV_WC_WR_FLUSH_ERR && ic->conn->active &&
+		   ic->state < ISD_ISER_DRAINING) {
+		/* an initiator's QP went to error under it (the link, the device):
+		 * the connection is gone, whatever CM event may follow */
+		isd_log_warn("iser %s: work requests flushed; closing the connection", ic->peer);
+		isd_iser_conn_fail(ic, -ECONNRESET);
 	}
 	if (tag == NULL)
 		return;         /* an unsignalled WR completing in error */
