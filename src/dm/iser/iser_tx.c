@@ -574,8 +574,9 @@ post_out(struct isd_iser_conn *ic, struct isd_iser_job *job)
 			return 0;
 		}
 		isd_iser_hdr_encode(&h, tx->buf);
-		isd_bhs_dataout(tx->buf + ISD_ISER_HDR_LEN, isd_dmt_lun(t), isd_dmt_itt(t), job->ttt,
-				job->datasn, job->next, len, job->next + len == job->end);
+		isd_bhs_dataout(tx->buf + ISD_ISER_HDR_LEN, isd_dmt_lun(t), isd_dmt_itt(t),
+				job->ttt, job->datasn, job->next, len,
+				job->next + len == job->end);
 		sge[0].addr = (uintptr_t)tx->buf;
 		sge[0].length = ISD_ISER_HEADERS_LEN;
 		sge[0].lkey = tx->lkey;
@@ -655,13 +656,15 @@ isd_iser_tx_complete(struct isd_iser_conn *ic, struct isd_iser_tx *tx, int statu
 		ic->cr.unexpected--;
 	tx_put(ic, tx);
 	if (job != NULL) {
+		bool rest;
+
 		job->inflight--;
 		if (status < 0 && job->status == 0)
 			job->status = status;
 		/* done once nothing is in flight and nothing is left to post (a
 		 * Data-Out sequence waiting for descriptors is still queued) */
-		if (job->inflight == 0 &&
-		    (job->task == NULL || job->status < 0 || (!job->queued && job->next >= job->end)))
+		rest = job->queued || job->next < job->end;
+		if (job->inflight == 0 && (job->task == NULL || job->status < 0 || !rest))
 			job_finish(ic, job, job->status);
 	}
 }
