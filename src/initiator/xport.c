@@ -203,7 +203,8 @@ up_terminate_notify(struct isd_dm_conn *dc, int reason)
 	case -ENOTCONN:
 	case -ECONNRESET:
 	case -EPIPE:
-		isd_init_set_error(c, "%s:%u closed the connection", c->url.host, c->url.port);
+		isd_init_set_error(c, "%s:%u closed the %sconnection", c->url.host, c->url.port,
+				   (dc->ops->caps & ISD_DM_CAP_RDMA) ? "iSER " : "");
 		break;
 	default:
 		isd_init_set_error(c, "connection to %s:%u failed: %s", c->url.host, c->url.port,
