@@ -4,6 +4,10 @@
 # the same kind of LUN: a file on tmpfs (tgt's rdwr backing store; iserd's io_uring
 # file store), and iserd also its RAM LUN. Reads only (iscsi-perf reads).
 #
+# With ISERD_B=/path/to/another/iserd (an earlier build), that one runs too, on its own
+# port with the same LUNs, and each round measures it next to the others: the summary
+# adds the ratio iserd/iserd_B, a before/after comparison in the same run.
+#
 # Usage: bench/tcp_loopback.sh [SECONDS_PER_RUN] [ROUNDS] > bench/results/NAME.txt
 # Needs: a release build (cmake --preset release && cmake --build --preset release),
 # libiscsi-bin and tgt (scripts/deps.sh --lab installs both). Prints one line per run
@@ -13,6 +17,7 @@ SECS=${1:-5}
 ROUNDS=${2:-3}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 ISERD=${ISERD:-$SRC/build/release/iserd}
+ISERD_B=${ISERD_B:-}
 IQN=iqn.2026-11.org.iserd:bench
 W=$(mktemp -d /dev/shm/iserd-bench.XXXXXX)
 PIDS=()
@@ -30,14 +35,22 @@ for t in iscsi-perf tgtd tgtadm; do
 	command -v $t >/dev/null || { echo "bench: $t missing (scripts/deps.sh --lab)" >&2; exit 1; }
 done
 [ -x "$ISERD" ] || { echo "bench: no release iserd at $ISERD" >&2; exit 1; }
+[ -z "$ISERD_B" ] || [ -x "$ISERD_B" ] || { echo "bench: no iserd at $ISERD_B" >&2; exit 1; }
 
 truncate -s 1G "$W/tgt.img"
 truncate -s 1G "$W/iserd.img"
 P_ISERD=3461
 P_TGT=3462
+P_ISERD_B=3464
 "$ISERD" -q --portal tcp://127.0.0.1:$P_ISERD --target $IQN --lun "file:$W/iserd.img" \
 	--lun ram:1G >"$W/iserd.log" 2>&1 &
 PIDS+=($!)
+if [ -n "$ISERD_B" ]; then
+	truncate -s 1G "$W/iserd_b.img"
+	"$ISERD_B" -q --portal tcp://127.0.0.1:$P_ISERD_B --target $IQN --lun "file:$W/iserd_b.img" \
+		--lun ram:1G >"$W/iserd_b.log" 2>&1 &
+	PIDS+=($!)
+fi
 tgtd -f --iscsi portal=127.0.0.1:$P_TGT >"$W/tgtd.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do tgtadm --op show --mode system >/dev/null 2>&1 && break; sleep 0.1; done
@@ -71,6 +84,15 @@ for r in $(seq "$ROUNDS"); do
 		RES["$name iserd-file"]+="$(echo "$a" | awk '{print $3}') "
 		RES["$name tgt-file"]+="$(echo "$b" | awk '{print $3}') "
 		RES["$name iserd-ram"]+="$(echo "$c" | awk '{print $3}') "
+		if [ -n "$ISERD_B" ]; then
+			# shellcheck disable=SC2086
+			d=$(run "$name iserd_B-file" "iscsi://127.0.0.1:$P_ISERD_B/$IQN/0" $args)
+			# shellcheck disable=SC2086
+			e=$(run "$name iserd_B-ram" "iscsi://127.0.0.1:$P_ISERD_B/$IQN/1" $args)
+			echo "round $r: $d | $e"
+			RES["$name iserd_B-file"]+="$(echo "$d" | awk '{print $3}') "
+			RES["$name iserd_B-ram"]+="$(echo "$e" | awk '{print $3}') "
+		fi
 	done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -83,3 +105,14 @@ for name in rand4k_qd32 seq64k_qd8; do
 		printf "%-12s iserd-file %8d  tgt-file %8d  ratio iserd/tgt %.2f  iserd-ram %8d\n",
 		n, i, t, (t > 0 ? i / t : 0), m }'
 done
+if [ -n "$ISERD_B" ]; then
+	echo "# iserd against iserd_B ($ISERD_B): medians of IOPS, ratio iserd/iserd_B"
+	for name in rand4k_qd32 seq64k_qd8; do
+		for lun in file ram; do
+			i=$(echo "${RES["$name iserd-$lun"]}" | median)
+			j=$(echo "${RES["$name iserd_B-$lun"]}" | median)
+			awk -v n="$name" -v l="$lun" -v i="$i" -v j="$j" 'BEGIN {
+				printf "%-12s %-4s iserd %8d  iserd_B %8d  ratio %.2f\n", n, l, i, j, (j > 0 ? i / j : 0) }'
+		done
+	done
+fi

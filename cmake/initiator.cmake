@@ -3,9 +3,10 @@
 #
 # The library is the src/initiator layer plus the files of the layers below
 # it that it stands on: the PDU codec, key parsing, CHAP, CRC32C, iovecs and
-# strings, the reactor, and the TCP datamover (the same one the target uses,
-# in its active role). They are compiled once more, position independent and
-# with hidden visibility, so that the static and the shared library are
+# strings, the reactor, the RDMA layer, and the TCP and iSER datamovers (the
+# same ones the target uses, in their active role; not the iSER portals).
+# They are compiled once more, position independent and with hidden
+# visibility, so that the static and the shared library are
 # self-contained and export nothing but iserd_*. Log lines of those layers go
 # to the context's log function (ISD_LOG_LIBRARY: never to stderr).
 
@@ -21,7 +22,16 @@ set(_isd_init_reused
 	${CMAKE_SOURCE_DIR}/src/reactor/reactor.c
 	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_frame.c
 	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_conn.c
-	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_proto.c)
+	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_active.c
+	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_conn.c
+	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_plan.c
+	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_proto.c
+	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_rx.c
+	${CMAKE_SOURCE_DIR}/src/dm/iser/iser_tx.c
+	${CMAKE_SOURCE_DIR}/src/rdma/rdma_access.c
+	${CMAKE_SOURCE_DIR}/src/rdma/rdma_dev.c
+	${CMAKE_SOURCE_DIR}/src/rdma/rdma_pool.c
+	${CMAKE_SOURCE_DIR}/src/rdma/rdma_regcache.c)
 
 add_library(isd_initiator_obj OBJECT ${_isd_init_srcs} ${_isd_init_reused})
 set_target_properties(isd_initiator_obj PROPERTIES

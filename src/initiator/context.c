@@ -133,7 +133,6 @@ iserd_context_destroy(struct iserd_context *pub)
 	isd_init_slots_free(c);
 	isd_text_buf_fini(&c->login_reply);
 	free(c->login_text);
-	isd_init_iser_free(c);
 	isd_init_x_fini(c);
 	/* Best effort: scrub the secrets. */
 	memset(c->chap_secret, 0, sizeof(c->chap_secret));

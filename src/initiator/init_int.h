@@ -1,25 +1,21 @@
 /*
  * libiserd internals: the context (one session, one connection), the
- * per-command state, and the transport seam.
+ * per-command state, and the connection's calls (xport.c).
  *
  * Layering inside src/initiator:
  *   context.c  context, options, errors, event loop entry (service, timers)
  *   session.c  login (keys, CHAP), logout, discovery text, NOP, TMF, reconnect
  *   task.c     SCSI commands: CmdSN window, immediate/unsolicited data, R2T, Data-In, status
- *   xport.c    the connection: the TCP datamover of src/dm (active role) on the
- *              context's reactor, or the iSER transport below; the core's upcalls
- *   iser.c     the iSER transport (RDMA), until the iSER datamover takes the
- *              active role as the TCP one has
+ *   xport.c    the connection: a datamover of src/dm (TCP or iSER, active role)
+ *              on the context's reactor; the core's upcalls
  *   cdb.c      CDB builders and parsers (no iSCSI knowledge)
  *   sense.c    sense decoding and strings (no iSCSI knowledge)
  *   url.c      URL parsing
  *   sync.c     blocking twins (a poll() loop over the async calls)
  *
- * Over TCP the session and task code meet the same datamover the target
- * uses (iscsi/dm.h), through xport.c. The iSER transport still has a seam of
- * its own (struct isd_init_xport_ops): it is told to send a tx item (a control
- * PDU, a SCSI Command, or a Data-Out sequence taken from the caller's buffer)
- * and hands complete received PDUs back.
+ * The session and task code meet the same datamovers the target uses
+ * (iscsi/dm.h), through xport.c only: nothing in src/initiator makes a socket
+ * or a verbs call.
  *
  * Ownership: a context is used from one thread. Everything in it is owned by
  * it; tasks and their buffers are the caller's, borrowed from submission to
@@ -34,6 +30,7 @@
 #include <sys/queue.h>
 #include <sys/uio.h>
 
+#include "dm/iser/iser_dm.h"
 #include "iscsi/chap.h"
 #include "iscsi/dm.h"
 #include "iscsi/keys.h"
@@ -47,14 +44,11 @@
 #endif
 
 #define ISD_INIT_DEFAULT_NAME "iqn.2026-11.org.iserd:initiator"
-#define ISD_INIT_DIGEST_LEN 4
 /* Most data we accept in one PDU (our MaxRecvDataSegmentLength). */
 #define ISD_INIT_MAX_RECV_DSL 262144u
 /* Data-Out sequences one command may have queued at once: the unsolicited
  * one and up to this many R2Ts (we offer MaxOutstandingR2T = this). */
 #define ISD_INIT_MAX_R2T 8
-/* iovec entries of one outgoing PDU (header, data slices, trailer). */
-#define ISD_INIT_TX_IOV 34
 /*
  * The CHAP algorithms we offer (CHAP_A) unless iserd_set_chap_algs() says
  * otherwise, always listed strongest first: SHA3-256 (8), SHA-256 (7), SHA-1
@@ -70,39 +64,6 @@
 struct isd_ictx;
 struct isd_itask;
 
-/* ---- send items ---- */
-
-enum isd_itx_kind {
-	ISD_ITX_PDU = 0, /* a control PDU (isd_pdu, owned, freed once written) */
-	ISD_ITX_CMD,	 /* a SCSI Command (+ immediate data) of a task */
-	ISD_ITX_DATAOUT, /* a Data-Out sequence of a task, one PDU at a time */
-};
-
-/* One entry of the send queue. Owned by the context (control) or embedded in a task. */
-struct isd_itx {
-	TAILQ_ENTRY(isd_itx) link;
-	enum isd_itx_kind kind;
-	bool queued;
-	struct isd_itask *task; /* CMD, DATAOUT */
-	struct isd_pdu *pdu;	/* PDU */
-	/* DATAOUT sequence */
-	uint32_t ttt;
-	uint32_t off; /* next byte to send */
-	uint32_t end;
-	uint32_t datasn;
-	/* the wire PDU being written */
-	bool built;
-	bool started;	 /* some bytes are in the socket */
-	bool detached;	 /* task gone: finish this PDU from `bounce`, then drop */
-	uint8_t *bounce; /* private copy of the unwritten rest */
-	uint8_t hdr[ISD_BHS_LEN + ISD_INIT_DIGEST_LEN];
-	uint8_t trail[3 + ISD_INIT_DIGEST_LEN];
-	struct iovec iov[ISD_INIT_TX_IOV];
-	int iovcnt;
-	int iov_pos;
-};
-TAILQ_HEAD(isd_itx_list, isd_itx);
-
 /* ---- commands ---- */
 
 enum isd_itask_state {
@@ -110,8 +71,6 @@ enum isd_itask_state {
 	ISD_IT_WAITING, /* queued for the CmdSN window or a reconnect */
 	ISD_IT_SENT,	/* on the wire, waiting for status */
 	ISD_IT_DOOMED,	/* being failed by a connection loss (on no list) */
-	ISD_IT_ZOMBIE,	/* completed, but a half-written PDU of it is still being sent
-			 * (from a private copy): the slot is reused once it is out */
 };
 
 /* One outstanding SCSI command: a slot of ctx->slots. */
@@ -131,8 +90,6 @@ struct isd_itask {
 	struct isd_dm_task dmt; /* what the datamover sees of it (xport.c) */
 	bool unsol_out;	    /* the unsolicited Data-Out sequence is queued */
 	uint8_t r2t_out;    /* Data-Out sequences for R2Ts queued */
-	struct isd_itx cmd;
-	struct isd_itx seq[ISD_INIT_MAX_R2T + 1]; /* [0] unsolicited; others R2Ts */
 	TAILQ_ENTRY(isd_itask) link;		  /* ctx->waiting or ctx->sent */
 };
 TAILQ_HEAD(isd_itask_list, isd_itask);
@@ -163,33 +120,10 @@ struct isd_ireq {
 };
 TAILQ_HEAD(isd_ireq_list, isd_ireq);
 
-/* ---- transport seam ---- */
-
-struct isd_init_xport_ops {
-	const char *name;
-	/* Starts a non-blocking connect to ctx->url; 0 or -errno. Completion shows as
-	 * connected() from service. */
-	int (*connect)(struct isd_ictx *ctx);
-	/* Closes the connection at once, dropping queued items. */
-	void (*disconnect)(struct isd_ictx *ctx);
-	/* Appends an item to the send queue. */
-	void (*queue)(struct isd_ictx *ctx, struct isd_itx *x);
-	/* Removes a task's items from the send queue; an item half written is finished
-	 * from a private copy. */
-	void (*detach_task)(struct isd_ictx *ctx, struct isd_itask *it);
-	/* Negotiated values apply from now on (digests). */
-	void (*enable)(struct isd_ictx *ctx);
-	int (*get_fd)(const struct isd_ictx *ctx);
-	int (*which_events)(const struct isd_ictx *ctx);
-	/* Reads and writes; returns 0, or -errno when the connection failed. */
-	int (*service)(struct isd_ictx *ctx, int revents);
-};
-/* iser.c: the iSER transport (RDMA); its state hangs off ctx->iser. */
-extern const struct isd_init_xport_ops isd_init_iser_ops;
-struct isd_iiser;
-void isd_init_iser_free(struct isd_ictx *ctx);
-/* Data bytes we accept in one PDU over iSER (InitiatorRecvDataSegmentLength). */
-#define ISD_INIT_ISER_RECV_DSL 8192u
+/* Data bytes we accept in one PDU over iSER (InitiatorRecvDataSegmentLength,
+ * and MaxRecvDataSegmentLength of a discovery session): what each receive of
+ * the iSER datamover's active role takes. */
+#define ISD_INIT_ISER_RECV_DSL ISD_ISER_INI_RECV_DSL
 
 /* ---- the context ---- */
 
@@ -237,13 +171,11 @@ struct isd_ictx {
 	struct iserd_url url;
 	enum iserd_session_type stype;
 	enum isd_ictx_state state;
-	const struct isd_init_xport_ops *ops; /* iSER (iser.c), else NULL */
-	const struct isd_dm_ops *dm;	      /* TCP: the datamover, else NULL */
+	const struct isd_dm_ops *dm;	      /* the datamover (TCP or iSER) */
 	struct isd_reactor *r;		      /* the datamover's loop (xport.c) */
 	struct isd_init_dmc *dmc;	      /* the datamover's open connection */
 	struct isd_init_dmc *dead;	      /* closed, freed at the end of service */
 	uint8_t *task_privs;		      /* the datamover's area of each slot */
-	struct isd_iiser *iser; /* iSER transport state (iser.c), NULL until used */
 	uint8_t isid[6];
 	uint16_t tsih;
 	uint16_t cid;
@@ -339,7 +271,7 @@ void isd_init_fail_reqs(struct isd_ictx *ctx, int rc);
 struct isd_pdu *isd_init_ctl_pdu(struct isd_ictx *ctx, uint8_t opcode, uint32_t data_len);
 void isd_init_send_pdu(struct isd_ictx *ctx, struct isd_pdu *pdu);
 
-/* xport.c: the connection, through a datamover (TCP) or iser.c */
+/* xport.c: the connection, through a datamover (TCP or iSER) */
 struct isd_init_dmc;
 int isd_init_x_setup(struct isd_ictx *ctx);
 /* Gives each command slot its datamover area (task.c, with the slots). */
@@ -359,10 +291,8 @@ void isd_init_x_send_cmd(struct isd_ictx *ctx, struct isd_itask *it, uint32_t un
 /* Answers an R2T with a Data-Out sequence; -EPROTO past MaxOutstandingR2T. */
 int isd_init_x_r2t(struct isd_ictx *ctx, struct isd_itask *it, uint32_t ttt, uint32_t off,
 		   uint32_t len);
-/* Takes back what is still queued of a task (status_came: the target has the command). */
-void isd_init_x_detach(struct isd_ictx *ctx, struct isd_itask *it, bool status_came);
-/* True while a PDU of the task is still being written (its slot waits). */
-bool isd_init_x_task_busy(struct isd_ictx *ctx, const struct isd_itask *it);
+/* The task ends (or goes back to waiting): the datamover gives back what it holds of it. */
+void isd_init_x_detach(struct isd_ictx *ctx, struct isd_itask *it);
 void isd_init_x_enable(struct isd_ictx *ctx);
 int isd_init_x_get_fd(const struct isd_ictx *ctx);
 int isd_init_x_which_events(const struct isd_ictx *ctx);
@@ -385,19 +315,9 @@ int isd_init_rx_datain_hdr(struct isd_ictx *ctx, const uint8_t *bhs, struct isd_
 			   uint32_t *offset);
 /* Data-In fully received (payload already in the buffer). */
 int isd_init_rx_datain_done(struct isd_ictx *ctx, struct isd_itask *it, const uint8_t *bhs);
-/* A completed task's last queued item left the send queue: free the slot. */
-void isd_init_slot_release(struct isd_ictx *ctx, struct isd_itask *it);
-/* True while any of the task's send items is queued. */
-bool isd_init_task_queued(const struct isd_itask *it);
 /* Completes a task with rc (0: status present in the task). */
 void isd_init_task_done(struct isd_ictx *ctx, struct isd_itask *it, int rc);
 /* Connection lost: fails (rc) or requeues every sent/waiting task. */
 void isd_init_tasks_conn_lost(struct isd_ictx *ctx, int rc, bool retry);
-/* Fills the Data-Out PDU of a DATAOUT item: hdr, iov of the caller's buffer. */
-void isd_init_build_dataout(struct isd_ictx *ctx, struct isd_itx *x, uint32_t max_len, uint8_t *bhs,
-			    struct iovec *iov, int *iovcnt, int iov_max, uint32_t *len);
-/* Fills the SCSI Command PDU (+ immediate data) of a CMD item. */
-void isd_init_build_cmd(struct isd_ictx *ctx, struct isd_itx *x, uint8_t *bhs, struct iovec *iov,
-			int *iovcnt, int iov_max, uint32_t *len);
 
 #endif

@@ -31,16 +31,7 @@ isd_init_slots_alloc(struct isd_ictx *c)
 	}
 	c->nslots = n;
 	for (i = 0; i < n; i++) {
-		struct isd_itask *it = &c->slots[i];
-		size_t k;
-
-		it->idx = i;
-		it->cmd.kind = ISD_ITX_CMD;
-		it->cmd.task = it;
-		for (k = 0; k < ISD_INIT_MAX_R2T + 1; k++) {
-			it->seq[k].kind = ISD_ITX_DATAOUT;
-			it->seq[k].task = it;
-		}
+		c->slots[i].idx = i;
 		c->free_stack[i] = n - 1 - i;
 	}
 	c->nfree = n;
@@ -191,73 +182,6 @@ isd_init_cmd_bhs(struct isd_ictx *c, struct isd_itask *it, bool unsol_follows, u
 }
 
 void
-isd_init_build_cmd(struct isd_ictx *c, struct isd_itx *x, uint8_t *bhs, struct iovec *iov,
-		   int *iovcnt, int iov_max, uint32_t *len)
-{
-	struct isd_itask *it = x->task;
-	struct iserd_task *t = it->t;
-	uint32_t covered = 0;
-
-	isd_init_cmd_bhs(c, it, it->seq[0].queued && it->seq[0].ttt == ISD_RSVD_TAG, bhs);
-	*iovcnt = 0;
-	*len = 0;
-	if (it->imm_len > 0) {
-		*iovcnt =
-		    isd_iov_slice_upto(t->iov, t->iovcnt, 0, it->imm_len, iov, iov_max, &covered);
-		if (covered < it->imm_len)
-			it->imm_len = covered; /* the rest goes out as unsolicited/R2T data */
-		*len = covered;
-	}
-}
-
-void
-isd_init_build_dataout(struct isd_ictx *c, struct isd_itx *x, uint32_t max_len, uint8_t *bhs,
-		       struct iovec *iov, int *iovcnt, int iov_max, uint32_t *len)
-{
-	struct isd_itask *it = x->task;
-	struct iserd_task *t = it->t;
-	uint32_t want = x->end - x->off, covered = 0;
-
-	(void)c;
-	if (want > max_len)
-		want = max_len;
-	*iovcnt = isd_iov_slice_upto(t->iov, t->iovcnt, x->off, want, iov, iov_max, &covered);
-	memset(bhs, 0, ISD_BHS_LEN);
-	bhs[0] = ISD_OP_DATA_OUT;
-	if (x->off + covered >= x->end)
-		bhs[1] = ISD_BHS_F;
-	put_be64(bhs + 8, it->lun_field);
-	put_be32(bhs + 16, it->itt);
-	put_be32(bhs + 20, x->ttt);
-	put_be32(bhs + 36, x->datasn++);
-	put_be32(bhs + 40, x->off);
-	x->off += covered;
-	*len = covered;
-}
-
-bool
-isd_init_task_queued(const struct isd_itask *it)
-{
-	size_t k;
-
-	if (it->cmd.queued)
-		return true;
-	for (k = 0; k < ISD_INIT_MAX_R2T + 1; k++)
-		if (it->seq[k].queued)
-			return true;
-	return false;
-}
-
-void
-isd_init_slot_release(struct isd_ictx *c, struct isd_itask *it)
-{
-	if (it->state != ISD_IT_ZOMBIE || isd_init_x_task_busy(c, it))
-		return;
-	it->state = ISD_IT_FREE;
-	c->free_stack[c->nfree++] = it->idx;
-}
-
-void
 isd_init_task_done(struct isd_ictx *c, struct isd_itask *it, int rc)
 {
 	struct iserd_task *t = it->t;
@@ -265,15 +189,14 @@ isd_init_task_done(struct isd_ictx *c, struct isd_itask *it, int rc)
 	void *arg = it->cb_arg;
 
 	if (it->state == ISD_IT_SENT || it->state == ISD_IT_DOOMED)
-		isd_init_x_detach(c, it, rc == 0);
+		isd_init_x_detach(c, it);
 	if (it->state == ISD_IT_WAITING)
 		TAILQ_REMOVE(&c->waiting, it, link);
 	else if (it->state == ISD_IT_SENT)
 		TAILQ_REMOVE(&c->sent, it, link);
 	it->t = NULL;
-	/* A half-written PDU still on its way keeps the slot (and its items) busy. */
-	it->state = ISD_IT_ZOMBIE;
-	isd_init_slot_release(c, it);
+	it->state = ISD_IT_FREE;
+	c->free_stack[c->nfree++] = it->idx;
 	t->priv = NULL;
 	if (cb != NULL)
 		cb(isd_init_pub(c), rc, t, arg);
@@ -356,7 +279,7 @@ isd_init_rx_scsi_rsp(struct isd_ictx *c, struct isd_pdu *pdu)
 	    t->sense_info.key == 0x6 && t->sense_info.asc == 0x29 && t->retries < 8) {
 		/* The POWER ON / RESET / I_T NEXUS LOSS unit attention that a
 		 * reconnect we made transparently brings: send the command again. */
-		isd_init_x_detach(c, it, true);
+		isd_init_x_detach(c, it);
 		TAILQ_REMOVE(&c->sent, it, link);
 		it->state = ISD_IT_WAITING;
 		t->retries++;

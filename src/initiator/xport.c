@@ -1,12 +1,9 @@
 /*
  * The initiator's connection: what the session and task code ask of a
  * transport, done through a datamover of src/dm on the context's own reactor
- * (the active side of dm.h), plus the initiator core's upcalls.
- *
- * TCP runs on the TCP datamover the target uses. iSER still runs on the
- * initiator's own transport (iser.c, struct isd_init_xport_ops) until the
- * iSER datamover serves the active role too; every function here takes
- * either path.
+ * (the active side of dm.h), plus the initiator core's upcalls. TCP and iSER
+ * run on the datamovers the target uses (isd_tcp_dm_ops, isd_iser_dm_ops);
+ * nothing here knows a socket or a verb.
  *
  * The datamover's connection (struct isd_init_dmc) is freed only between
  * reactor iterations: a failure found inside an upcall closes it at once
@@ -19,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dm/iser/iser_dm.h"
 #include "dm/tcp/tcp.h"
 #include "initiator/init_int.h"
 #include "reactor/reactor.h"
@@ -107,7 +105,11 @@ up_control_notify(struct isd_dm_conn *dc, struct isd_pdu *pdu)
 
 	c->last_rx_ns = isd_init_now_ns();
 	c->nop_sent_ns = 0;
-	if (op == ISD_OP_DATA_IN) {
+	if ((op == ISD_OP_DATA_IN || op == ISD_OP_R2T) && (ops->caps & ISD_DM_CAP_RDMA)) {
+		isd_init_set_error(c, "target sent a %s over iSER (it must use RDMA)",
+				   isd_opcode_name(op));
+		rc = -EPROTO;
+	} else if (op == ISD_OP_DATA_IN) {
 		/* header checked in up_data_in, payload placed: the status part */
 		rc = isd_init_rx_datain_done(c, isd_init_task_by_itt(c, isd_bhs_itt(pdu->bhs)),
 					     pdu->bhs);
@@ -201,7 +203,8 @@ up_terminate_notify(struct isd_dm_conn *dc, int reason)
 	case -ENOTCONN:
 	case -ECONNRESET:
 	case -EPIPE:
-		isd_init_set_error(c, "%s:%u closed the connection", c->url.host, c->url.port);
+		isd_init_set_error(c, "%s:%u closed the %sconnection", c->url.host, c->url.port,
+				   (dc->ops->caps & ISD_DM_CAP_RDMA) ? "iSER " : "");
 		break;
 	default:
 		isd_init_set_error(c, "connection to %s:%u failed: %s", c->url.host, c->url.port,
@@ -209,6 +212,22 @@ up_terminate_notify(struct isd_dm_conn *dc, int reason)
 		break;
 	}
 	dm_fail(c, reason < 0 ? reason : -ECONNRESET);
+}
+
+/* What a failed iSER connect ran into, as the rdma_cm events say it. */
+static const char *
+iser_connect_error(int status)
+{
+	switch (status) {
+	case -ECONNREFUSED:
+		return "rejected (no iSER portal there?)";
+	case -ETIMEDOUT:
+		return "timed out";
+	case -EHOSTUNREACH:
+		return "no RDMA route to it (address or route resolution failed)";
+	default:
+		return strerror(-status);
+	}
 }
 
 static void
@@ -219,8 +238,12 @@ up_connected(struct isd_dm_conn *dc, int status)
 	if (c->dmc == NULL || &c->dmc->dc != dc)
 		return;
 	if (status < 0) {
-		isd_init_set_error(c, "cannot connect to %s:%u: %s", c->url.host, c->url.port,
-				   strerror(-status));
+		if (dc->ops->caps & ISD_DM_CAP_RDMA)
+			isd_init_set_error(c, "iSER connect to %s:%u failed: %s", c->url.host,
+					   c->url.port, iser_connect_error(status));
+		else
+			isd_init_set_error(c, "cannot connect to %s:%u: %s", c->url.host,
+					   c->url.port, strerror(-status));
 		dm_close(c);
 	}
 	isd_init_connected(c, status);
@@ -254,7 +277,9 @@ int
 isd_init_x_slots_bind(struct isd_ictx *c)
 {
 	/* Each slot's datamover area, the size the largest datamover asks for. */
-	size_t sz = align16(isd_tcp_dm_ops.task_priv_size);
+	size_t sz = align16(isd_tcp_dm_ops.task_priv_size > isd_iser_dm_ops.task_priv_size
+				    ? isd_tcp_dm_ops.task_priv_size
+				    : isd_iser_dm_ops.task_priv_size);
 
 	free(c->task_privs);
 	c->task_privs = calloc(c->nslots, sz);
@@ -282,15 +307,14 @@ isd_init_x_fini(struct isd_ictx *c)
 	c->r = NULL;
 }
 
-/* The datamover's connection object for a new TCP connection (c->dmc). */
+/* The datamover's connection object for a new connection on dm (c->dmc). */
 static int
-dmc_new(struct isd_ictx *c)
+dmc_new(struct isd_ictx *c, const struct isd_dm_ops *dm)
 {
 	struct isd_init_dmc *d;
 	int rc;
 
-	c->ops = NULL;
-	c->dm = &isd_tcp_dm_ops;
+	c->dm = dm;
 	rc = isd_init_x_setup(c);
 	if (rc < 0)
 		return rc;
@@ -303,6 +327,7 @@ dmc_new(struct isd_ictx *c)
 	d->dc.r = c->r;
 	d->dc.params = &c->params;
 	d->dc.active = true;
+	d->dc.queue_depth = c->stype == ISERD_SESSION_NORMAL ? c->queue_depth : 1;
 	d->dc.priv = d->priv;
 	c->dmc = d;
 	return 0;
@@ -313,12 +338,8 @@ isd_init_x_connect(struct isd_ictx *c)
 {
 	int rc;
 
-	if (c->url.transport == ISERD_TRANSPORT_ISER) {
-		c->dm = NULL;
-		c->ops = &isd_init_iser_ops;
-		return c->ops->connect(c);
-	}
-	rc = dmc_new(c);
+	rc = dmc_new(c, c->url.transport == ISERD_TRANSPORT_ISER ? &isd_iser_dm_ops
+								 : &isd_tcp_dm_ops);
 	if (rc < 0)
 		return rc;
 	rc = c->dm->connect(&c->dmc->dc, c->url.host, c->url.port);
@@ -337,7 +358,7 @@ isd_init_x_connect(struct isd_ictx *c)
 int
 isd_init_x_adopt_tcp(struct isd_ictx *c, int fd)
 {
-	int rc = dmc_new(c);
+	int rc = dmc_new(c, &isd_tcp_dm_ops);
 
 	if (rc < 0)
 		return rc;
@@ -358,40 +379,35 @@ isd_init_x_dmc(struct isd_ictx *c)
 void
 isd_init_x_disconnect(struct isd_ictx *c)
 {
-	if (c->ops != NULL)
-		c->ops->disconnect(c);
 	dm_close(c);
+}
+
+int
+iserd_mem_unregister(struct iserd_context *pub, const void *addr, size_t len)
+{
+	struct isd_ictx *c = &pub->c;
+
+	/* what a datamover keeps registered lives with its connection */
+	if (c->dmc != NULL && c->dm->mem_unregister != NULL)
+		c->dm->mem_unregister(&c->dmc->dc, addr, len);
+	return 0;
 }
 
 void
 isd_init_x_send_pdu(struct isd_ictx *c, struct isd_pdu *pdu)
 {
-	struct isd_itx *x;
 	int rc;
 
-	if (c->dm != NULL) {
-		if (c->dmc == NULL) {
-			isd_pdu_free(pdu);
-			return;
-		}
-		rc = c->dm->send_control(&c->dmc->dc, pdu);
-		if (rc < 0) {
-			isd_init_set_error(c, "cannot send to %s:%u: %s", c->url.host, c->url.port,
-					   strerror(-rc));
-			dm_fail(c, rc);
-		}
-		return;
-	}
-	x = calloc(1, sizeof(*x));
-	if (x == NULL) {
+	if (c->dmc == NULL) {
 		isd_pdu_free(pdu);
-		isd_init_set_error(c, "out of memory");
-		c->pending_fail = -ENOMEM;
 		return;
 	}
-	x->kind = ISD_ITX_PDU;
-	x->pdu = pdu;
-	c->ops->queue(c, x);
+	rc = c->dm->send_control(&c->dmc->dc, pdu);
+	if (rc < 0) {
+		isd_init_set_error(c, "cannot send to %s:%u: %s", c->url.host, c->url.port,
+				   strerror(-rc));
+		dm_fail(c, rc);
+	}
 }
 
 /* Queues a Data-Out sequence [off, end) of task it with Target Transfer Tag ttt. */
@@ -424,19 +440,6 @@ isd_init_x_send_cmd(struct isd_ictx *c, struct isd_itask *it, uint32_t unsol_end
 	struct isd_pdu *pdu;
 	int rc;
 
-	if (c->dm == NULL) {
-		c->ops->queue(c, &it->cmd);
-		if (unsol_end > it->imm_len) {
-			struct isd_itx *x = &it->seq[0];
-
-			x->ttt = ISD_RSVD_TAG;
-			x->off = it->imm_len;
-			x->end = unsol_end;
-			x->datasn = 0;
-			c->ops->queue(c, x);
-		}
-		return;
-	}
 	if (c->dmc == NULL)
 		return;
 	memset(it->dmt.priv, 0, c->dm->task_priv_size);
@@ -446,6 +449,7 @@ isd_init_x_send_cmd(struct isd_ictx *c, struct isd_itask *it, uint32_t unsol_end
 	it->dmt.iovcnt = t->iovcnt;
 	it->dmt.write_len = t->dir == ISERD_DIR_WRITE ? t->xfer_len : 0;
 	it->dmt.read_len = t->dir == ISERD_DIR_READ ? t->xfer_len : 0;
+	it->dmt.unsol_len = t->dir == ISERD_DIR_WRITE ? unsol_end : 0;
 	it->unsol_out = false;
 	it->r2t_out = 0;
 	if (it->imm_len > 0) {
@@ -483,57 +487,24 @@ isd_init_x_send_cmd(struct isd_ictx *c, struct isd_itask *it, uint32_t unsol_end
 int
 isd_init_x_r2t(struct isd_ictx *c, struct isd_itask *it, uint32_t ttt, uint32_t off, uint32_t len)
 {
-	struct isd_itx *x = NULL;
-	size_t k;
-
-	if (c->dm != NULL) {
-		if (it->r2t_out >= ISD_INIT_MAX_R2T) {
-			isd_init_set_error(c, "target exceeded MaxOutstandingR2T");
-			return -EPROTO;
-		}
-		send_dataout(c, it, ttt, off, off + len);
-		return 0;
-	}
-	for (k = 1; k < ISD_INIT_MAX_R2T + 1; k++) {
-		if (!it->seq[k].queued) {
-			x = &it->seq[k];
-			break;
-		}
-	}
-	if (x == NULL) {
+	if (it->r2t_out >= ISD_INIT_MAX_R2T) {
 		isd_init_set_error(c, "target exceeded MaxOutstandingR2T");
 		return -EPROTO;
 	}
-	x->ttt = ttt;
-	x->off = off;
-	x->end = off + len;
-	x->datasn = 0;
-	c->ops->queue(c, x);
+	send_dataout(c, it, ttt, off, off + len);
 	return 0;
 }
 
-bool
-isd_init_x_task_busy(struct isd_ictx *c, const struct isd_itask *it)
-{
-	if (c->dm != NULL)
-		return false;   /* task_cleanup finishes a half-written PDU from a copy */
-	return isd_init_task_queued(it);
-}
-
 void
-isd_init_x_detach(struct isd_ictx *c, struct isd_itask *it, bool status_came)
+isd_init_x_detach(struct isd_ictx *c, struct isd_itask *it)
 {
-	if (c->dm == NULL) {
-		if (c->ops != NULL && isd_init_task_queued(it))
-			c->ops->detach_task(c, it);
-		return;
-	}
 	/*
-	 * A status means the target had the whole command: what may still be
-	 * queued of it is Data-Out (a target may answer a write before taking all
-	 * of its unsolicited data).
+	 * Even with its status in, a task may hold what the datamover must give
+	 * back now: Data-Out still queued (a target may answer a write before
+	 * taking all of its unsolicited data), the registration of its buffer
+	 * (iSER), which the caller may free once the callback ran.
 	 */
-	if (c->dmc != NULL && (!status_came || it->unsol_out || it->r2t_out > 0))
+	if (c->dmc != NULL)
 		c->dm->task_cleanup(&c->dmc->dc, &it->dmt, NULL);
 	it->unsol_out = false;
 	it->r2t_out = 0;
@@ -542,10 +513,6 @@ isd_init_x_detach(struct isd_ictx *c, struct isd_itask *it, bool status_came)
 void
 isd_init_x_enable(struct isd_ictx *c)
 {
-	if (c->dm == NULL) {
-		c->ops->enable(c);
-		return;
-	}
 	if (c->dmc != NULL)
 		c->dm->notice_key_values(&c->dmc->dc, &c->params);
 }
@@ -553,25 +520,19 @@ isd_init_x_enable(struct isd_ictx *c)
 int
 isd_init_x_get_fd(const struct isd_ictx *c)
 {
-	if (c->dm != NULL)
-		return c->dmc != NULL ? isd_reactor_fd(c->r) : -1;
-	return c->ops != NULL ? c->ops->get_fd(c) : -1;
+	return c->dmc != NULL ? isd_reactor_fd(c->r) : -1;
 }
 
 int
 isd_init_x_which_events(const struct isd_ictx *c)
 {
-	if (c->dm != NULL)
-		return c->dmc != NULL ? POLLIN : 0;
-	if (c->ops == NULL || c->ops->get_fd(c) < 0)
-		return 0;
-	return c->ops->which_events(c);
+	return c->dmc != NULL ? POLLIN : 0;
 }
 
 int
 isd_init_x_next_timeout_ms(const struct isd_ictx *c)
 {
-	if (c->dm == NULL || c->dmc == NULL)
+	if (c->dmc == NULL)
 		return -1;
 	return isd_reactor_next_timeout_ms(c->r);
 }
@@ -581,14 +542,7 @@ isd_init_x_service(struct isd_ictx *c, int revents)
 {
 	int rc;
 
-	if (c->dm == NULL) {
-		if (c->ops != NULL && c->ops->get_fd(c) >= 0) {
-			rc = c->ops->service(c, revents);
-			if (rc < 0)
-				isd_init_conn_failed(c, rc);
-		}
-		return;
-	}
+	(void)revents;
 	if (c->dmc != NULL) {
 		isd_log_set_sink(log_sink, c);
 		rc = isd_reactor_poll(c->r, 0);

@@ -88,13 +88,17 @@ struct isd_dm_ops {
 	 * Active only: Send_Control of the SCSI Command that starts task t. Its
 	 * immediate data, if any, is pdu->data_iov (the task's buffer, borrowed until
 	 * task_cleanup). The datamover ties the PDU to t, so that task_cleanup can take
-	 * it back (TCP: a PDU partly written is finished from a private copy). Same
-	 * return contract as send_control.
+	 * it back (TCP: a PDU partly written is finished from a private copy; iSER:
+	 * registers t's buffer for the target's RDMA and names it in the iSER header,
+	 * and holds the registration until task_cleanup). Same return contract as
+	 * send_control.
 	 */
 	int (*send_command)(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu);
 	/* Put_Data, passive: move x->length bytes of read data to the initiator, then
-	 * x->rsp if set. Active (TCP): send x->length bytes of write data as Data-Out
-	 * PDUs with Target Transfer Tag x->ttt (DataSN from 0, F on the last).
+	 * x->rsp if set. Active: send x->length bytes of write data as Data-Out PDUs
+	 * with Target Transfer Tag x->ttt (DataSN from 0, F on the last), each within
+	 * the target's MaxRecvDataSegmentLength (params->max_xmit_dsl; iSER: Sends of
+	 * the unsolicited data, the only Data-Out there is).
 	 * Returns 0: isd_dm_data_completion_notify() follows at most once, from a later
 	 * reactor callback, never from inside this call (also when the transfer fails
 	 * while being posted: the notify then carries -errno). It always follows unless
@@ -170,6 +174,10 @@ struct isd_dm_ops {
 	 * Send to the task (iSER: Send with Invalidate of the initiator's STag). The
 	 * task is freed right after this returns. NULL: send_control is used. */
 	int (*send_response)(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu);
+	/* Active, optional: the caller is done with [addr, addr+len) (about to free
+	 * it): what the datamover keeps registered of it goes now, or when the last
+	 * command using it ends (iSER's registration cache). */
+	void (*mem_unregister)(struct isd_dm_conn *c, const void *addr, size_t len);
 };
 
 /* --- the connection and task as a datamover sees them --- */
@@ -204,6 +212,9 @@ struct isd_dm_conn {
 	const struct isd_params *params;        /* negotiated values in force (RFC
 						 * defaults during login) */
 	bool active;                            /* initiator role: opened by connect */
+	uint32_t queue_depth;                   /* active: commands the core has outstanding
+						 * at most (iSER posts a receive for each
+						 * one's response) */
 	void *priv;                             /* ops->conn_priv_size bytes, zeroed, 16-aligned */
 };
 
@@ -223,6 +234,10 @@ struct isd_dm_task {
 	int iovcnt;
 	uint32_t write_len;                     /* bytes the target takes (WRITE) */
 	uint32_t read_len;                      /* bytes the target gives (READ) */
+	/* of write_len, the bytes that go unsolicited (immediate data and unsolicited
+	 * Data-Out): the target solicits the rest (iSER: its write VA points at the
+	 * first byte after them, RFC 7145 §9.3) */
+	uint32_t unsol_len;
 };
 
 /* --- upcalls (datamover -> core) --- */

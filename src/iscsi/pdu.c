@@ -11,6 +11,7 @@
 
 #include "iscsi/pdu.h"
 #include "util/crc32c.h"
+#include "util/endian.h"
 
 static_assert(ISD_BHS_LEN == 48, "RFC 7143 §11.2: the BHS is 48 bytes");
 static_assert(ISD_MAX_AHS_LEN == 1020, "TotalAHSLength is one byte of 4-byte words");
@@ -92,6 +93,22 @@ static bool
 vendor_opcode(uint8_t op)
 {
 	return (op >= 0x1c && op <= 0x1e) || (op >= 0x3c && op <= 0x3e);
+}
+
+void
+isd_bhs_dataout(uint8_t *bhs, uint64_t lun, uint32_t itt, uint32_t ttt, uint32_t datasn,
+		uint32_t offset, uint32_t len, bool final)
+{
+	memset(bhs, 0, ISD_BHS_LEN);
+	bhs[0] = ISD_OP_DATA_OUT;
+	if (final)
+		bhs[1] = ISD_BHS_F;
+	isd_bhs_set_dsl(bhs, len);
+	put_be64(bhs + 8, lun);
+	put_be32(bhs + 16, itt);
+	put_be32(bhs + 20, ttt);
+	put_be32(bhs + 36, datasn);
+	put_be32(bhs + 40, offset);
 }
 
 int

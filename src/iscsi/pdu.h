@@ -252,6 +252,11 @@ static inline uint32_t isd_pad4(uint32_t len)
 	return (4 - (len & 3)) & 3;
 }
 
+/* Fills the BHS of an initiator's Data-Out (RFC 7143 §11.7): DataSN counts
+ * from 0 in each sequence, F marks its last PDU. */
+void isd_bhs_dataout(uint8_t *bhs, uint64_t lun, uint32_t itt, uint32_t ttt, uint32_t datasn,
+		     uint32_t offset, uint32_t len, bool final);
+
 /* Validates a received BHS in isolation: known opcode for the direction, AHS length,
  * DSL within max_dsl. Returns 0, or an ISD_REJECT_* reason (> 0). */
 int isd_bhs_check(const uint8_t *bhs, bool target_side, uint32_t max_dsl);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,9 @@ static LIST_HEAD(, isd_rdma_region) g_regions = LIST_HEAD_INITIALIZER(g_regions)
 static struct isd_rdma_dev *g_dev_slot[ISD_RDMA_MAX_DEVS];
 static struct isd_rdma_stats g_stats;
 static bool g_init_done;
+/* The device list is process-wide: libiserd opens devices from each context's
+ * own thread (the daemon, one reactor thread, never contends for it). */
+static pthread_mutex_t g_dev_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void
 isd_rdma_init(void)
@@ -172,8 +176,8 @@ region_dereg_dev(struct isd_rdma_dev *d)
 	}
 }
 
-int
-isd_rdma_dev_get(struct ibv_context *ctx, struct isd_rdma_dev **out, char *err, size_t err_len)
+static int
+dev_get_locked(struct ibv_context *ctx, struct isd_rdma_dev **out, char *err, size_t err_len)
 {
 	struct isd_rdma_dev *d;
 	struct isd_rdma_region *g;
@@ -253,17 +257,34 @@ err_free:
 	return rc;
 }
 
+int
+isd_rdma_dev_get(struct ibv_context *ctx, struct isd_rdma_dev **out, char *err, size_t err_len)
+{
+	int rc;
+
+	pthread_mutex_lock(&g_dev_lock);
+	rc = dev_get_locked(ctx, out, err, err_len);
+	pthread_mutex_unlock(&g_dev_lock);
+	return rc;
+}
+
 void
 isd_rdma_dev_put(struct isd_rdma_dev *d)
 {
-	if (d == NULL || --d->refs > 0)
+	if (d == NULL)
 		return;
+	pthread_mutex_lock(&g_dev_lock);
+	if (--d->refs > 0) {
+		pthread_mutex_unlock(&g_dev_lock);
+		return;
+	}
 	region_dereg_dev(d);
 	LIST_REMOVE(d, link);
 	g_dev_slot[d->index] = NULL;
 	if (ibv_dealloc_pd(d->pd) != 0)
 		isd_log_warn("rdma: %s: ibv_dealloc_pd failed: %s", d->name, strerror(errno));
 	g_stats.devs--;
+	pthread_mutex_unlock(&g_dev_lock);
 	free(d);
 }
 
@@ -432,10 +453,18 @@ isd_rdma_cq_arm(struct isd_rdma_cq *cq)
 void
 isd_rdma_cq_destroy(struct isd_rdma_cq *cq)
 {
+	struct ibv_cq *ev_cq;
+	void *ev_ctx;
+
 	if (cq == NULL)
 		return;
 	if (cq->on_reactor)
 		isd_reactor_del_fd(cq->r, cq->ch->fd);
+	/* events written and not read yet count as reported: libibverbs waits for
+	 * their ack in ibv_destroy_cq (an initiator's connection is freed from any
+	 * callback, with events still in the channel) */
+	while (ibv_get_cq_event(cq->ch, &ev_cq, &ev_ctx) == 0)
+		cq->unacked++;
 	if (cq->unacked > 0)
 		ibv_ack_cq_events(cq->cq, cq->unacked);
 	if (ibv_destroy_cq(cq->cq) != 0)

@@ -1,19 +1,17 @@
 /*
- * iSER portals and connections: rdma_cm listening, CONNECT_REQUEST (QP, CQ,
- * login receive posted before rdma_accept), CM events, the completion
- * dispatcher, teardown (disconnect, QP to error, drain markers, then one
- * terminate notify) and the ops table.
+ * iSER connections of both roles: CM events, the completion dispatcher,
+ * teardown (disconnect, QP to error, drain markers, then one terminate
+ * notify), the QP and CQ of a connection, and the ops table. Accepting
+ * (the passive role's portals) is iser_portal.c; connecting (the active
+ * role) is iser_active.c.
  *
- * Event channels: the portal owns one for its listening id; every accepted id
- * is migrated to a channel of its own, so a connection's lifetime does not
- * depend on its portal.
+ * Event channels: every connection has one of its own (an accepted id is
+ * migrated to it), so a connection's lifetime does not depend on its portal.
  */
 #include "dm/iser/iser_dm.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,30 +21,11 @@
 #include <rdma/rdma_cma.h>
 
 #include "dm/iser/iser_int.h"
-#include "iscsi/iscsi.h"
 #include "rdma/rdma.h"
 #include "util/log.h"
 #include "util/str.h"
 
-#define ISD_ISER_BACKLOG 128
-
-/* A listening rdma_cm id. Owned by whoever called listen; lives on reactor r. */
-struct isd_iser_portal {
-	struct isd_iscsi_tgt *tgt;
-	struct isd_reactor *r;
-	struct rdma_event_channel *ch;
-	struct rdma_cm_id *id;
-	bool on_reactor;
-	uint16_t port;
-	uint16_t tpgt;
-	char name[96];                  /* "iser://addr:port" */
-	bool remote_inv;                /* may end commands with Send with Invalidate */
-	uint64_t recv_memory;           /* FFP receive buffer bytes per connection */
-	struct isd_rdma_dev *devs[ISD_RDMA_MAX_DEVS];
-	int ndevs;
-};
-
-static uint64_t g_conns;
+uint64_t isd_iser_g_conns;
 uint64_t isd_iser_g_conn_mrs;
 uint64_t isd_iser_g_jobs;
 uint64_t isd_iser_g_bounced;
@@ -55,8 +34,8 @@ uint64_t isd_iser_g_txq_holds;
 uint64_t isd_iser_g_txq_drops;
 uint64_t isd_iser_g_tx_stalls;
 
-static int
-set_nonblock(int fd)
+int
+isd_iser_set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 
@@ -82,8 +61,15 @@ notify_cb(void *arg)
 		return;
 	/* every posted WR has completed by now: fail what never got posted */
 	isd_iser_jobs_fail_pending(ic);
+	if (ic->freed)
+		return;         /* the core gave up on the connection in a notify */
 	ic->notified = true;
 	/* the core may free the connection inside: ic is not touched after this */
+	if (ic->conn->active && !ic->connected_up) {
+		/* an active connection that never opened ends its connect instead */
+		isd_dm_connected(ic->conn, ic->term_reason < 0 ? ic->term_reason : -ECONNABORTED);
+		return;
+	}
 	isd_dm_terminate_notify(ic->conn, ic->term_reason);
 }
 
@@ -145,6 +131,9 @@ isd_iser_conn_fail(struct isd_iser_conn *ic, int reason)
 		return;
 	ic->state = ISD_ISER_DRAINING;
 	ic->term_reason = reason;
+	/* an active connection not established has nobody to disconnect from */
+	if (ic->conn->active && !ic->connected_up)
+		ic->disconnect_sent = true;
 	if (ic->id != NULL && !ic->disconnect_sent) {
 		ic->disconnect_sent = true;
 		(void)rdma_disconnect(ic->id);
@@ -204,6 +193,12 @@ dispatch(struct isd_iser_conn *ic, struct ibv_wc *wc)
 		 * late Send, a peer gone mid-transfer) are expected */
 		log_wc_error(ic, wc);
 		isd_iser_conn_fail(ic, -EIO);
+	} else if (wc->status == IBV_WC_WR_FLUSH_ERR && ic->conn->active &&
+		   ic->state < ISD_ISER_DRAINING) {
+		/* an initiator's QP went to error under it (the link, the device):
+		 * the connection is gone, whatever CM event may follow */
+		isd_log_warn("iser %s: work requests flushed; closing the connection", ic->peer);
+		isd_iser_conn_fail(ic, -ECONNRESET);
 	}
 	if (tag == NULL)
 		return;         /* an unsignalled WR completing in error */
@@ -330,6 +325,22 @@ isd_iser_conn_init_timers(struct isd_iser_conn *ic)
 	isd_timer_init(&ic->poll_timer, poll_timer_cb, ic);
 	isd_timer_init(&ic->kick_timer, (isd_task_cb)isd_iser_tx_kick, ic);
 	isd_timer_init(&ic->stall_timer, stall_timer_cb, ic);
+	isd_timer_init(&ic->connect_timer, isd_iser_active_connect_timeout, ic);
+}
+
+void
+isd_iser_conn_init(struct isd_iser_conn *ic, struct isd_dm_conn *c, struct isd_reactor *r)
+{
+	memset(ic, 0, sizeof(*ic));
+	ic->conn = c;
+	ic->r = r;
+	ic->tx_limit = ISD_ISER_LOGIN_DATA;
+	TAILQ_INIT(&ic->pending);
+	TAILQ_INIT(&ic->abandoned);
+	TAILQ_INIT(&ic->tx_free_small);
+	TAILQ_INIT(&ic->tx_free_big);
+	TAILQ_INIT(&ic->aregs);
+	isd_iser_conn_init_timers(ic);
 }
 
 /* ---- CM events of one connection ---- */
@@ -347,6 +358,10 @@ conn_cm_cb(void *arg, uint32_t events)
 
 		rdma_ack_cm_event(ev);
 		isd_log_dbg("iser", "%s: %s (%d)", ic->peer, rdma_event_str(type), status);
+		if (ic->state == ISD_ISER_CONNECTING) {
+			isd_iser_active_cm_event(ic, type, status);
+			continue;
+		}
 		switch (type) {
 		case RDMA_CM_EVENT_ESTABLISHED:
 			if (ic->state == ISD_ISER_ACCEPTING) {
@@ -355,6 +370,14 @@ conn_cm_cb(void *arg, uint32_t events)
 			}
 			break;
 		case RDMA_CM_EVENT_DISCONNECTED:
+			if (ic->conn->active) {
+				/* the target's last PDUs (a Login Response refusing the login,
+				 * say, sent right before it hung up) may still sit in the CQ:
+				 * they go up first, so that the core sees why */
+				isd_iser_conn_poll(ic);
+				if (ic->state >= ISD_ISER_DRAINING)
+					break;
+			}
 			ic->disconnect_sent = true; /* still call it once: see below */
 			(void)rdma_disconnect(ic->id);
 			isd_iser_conn_fail(ic, -ECONNRESET);
@@ -377,26 +400,34 @@ conn_cm_cb(void *arg, uint32_t events)
 
 /* ---- accepting ---- */
 
-static int
-conn_setup(struct isd_iser_conn *ic, uint8_t ord)
+/* ---- connection resources ---- */
+
+int
+isd_iser_conn_channel(struct isd_iser_conn *ic)
+{
+	ic->ch = rdma_create_event_channel();
+	if (ic->ch == NULL)
+		return -(errno ? errno : ENOMEM);
+	return isd_iser_set_nonblock(ic->ch->fd);
+}
+
+int
+isd_iser_conn_watch(struct isd_iser_conn *ic)
+{
+	int rc = isd_reactor_add_fd(ic->r, ic->ch->fd, EPOLLIN, conn_cm_cb, ic);
+
+	if (rc < 0)
+		return rc;
+	ic->ch_on_reactor = true;
+	return 0;
+}
+
+int
+isd_iser_conn_create_qp(struct isd_iser_conn *ic, uint8_t ord)
 {
 	struct ibv_qp_init_attr qa;
 	int rc;
 
-	ic->ch = rdma_create_event_channel();
-	if (ic->ch == NULL)
-		return -(errno ? errno : ENOMEM);
-	rc = set_nonblock(ic->ch->fd);
-	if (rc < 0)
-		return rc;
-	if (rdma_migrate_id(ic->id, ic->ch) != 0)
-		return -(errno ? errno : EIO);
-	rc = isd_reactor_add_fd(ic->r, ic->ch->fd, EPOLLIN, conn_cm_cb, ic);
-	if (rc < 0)
-		return rc;
-	ic->ch_on_reactor = true;
-
-	isd_iser_qp_size(&ic->dev->attr, &ic->qs);
 	rc = isd_rdma_cq_create(ic->dev, ic->r, (int)ic->qs.cq_depth, isd_iser_conn_poll, ic,
 				&ic->cq);
 	if (rc < 0)
@@ -420,324 +451,7 @@ conn_setup(struct isd_iser_conn *ic, uint8_t ord)
 	if (qa.cap.max_send_wr < ic->qs.max_send_wr)
 		ic->qs.max_send_wr = qa.cap.max_send_wr;
 	isd_iser_credits_init(&ic->cr, ic->qs.max_send_wr - 1, ord);
-	rc = isd_iser_tx_setup(ic);
-	if (rc < 0)
-		return rc;
-	/* the login receive goes up before rdma_accept (iser-facts §3.1) */
-	return isd_iser_rx_post(ic, ic->login_rx);
-}
-
-static void
-connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
-		const struct rdma_conn_param *peer, const uint8_t *priv, size_t priv_len)
-{
-	struct rdma_conn_param acc;
-	struct isd_iser_cm cm, rep_cm = { .zbva_not_supported = true };
-	uint8_t rep[ISD_ISER_CM_LEN];
-	struct isd_conn_info info;
-	struct isd_rdma_dev *dev = NULL;
-	struct isd_iser_conn *ic;
-	struct isd_dm_conn *c;
-	char err[256];
-	uint8_t ord;
-	int rc;
-
-	memset(&info, 0, sizeof(info));
-	isd_sockaddr_str(rdma_get_peer_addr(id), 0, info.peer_addr, sizeof(info.peer_addr),
-			 &info.peer_port);
-	isd_sockaddr_str(rdma_get_local_addr(id), 0, info.local_addr, sizeof(info.local_addr),
-			 &info.local_port);
-	info.tpgt = p->tpgt;
-	info.transport = ISD_TRANSPORT_ISER;
-	isd_iser_cm_decode(priv, priv_len, &cm);
-
-	rc = isd_rdma_dev_get(id->verbs, &dev, err, sizeof(err));
-	if (rc < 0) {
-		isd_log_err("%s: connection from %s refused: %s", p->name, info.peer_addr, err);
-		goto err_reject;
-	}
-	rc = isd_conn_create(p->tgt, &isd_iser_dm_ops, &info, p->r, &c);
-	if (rc < 0) {
-		/* a connection limit (-EAGAIN) is counted (and logged at debug) by the
-		 * core: a flood of connect requests must not become a flood of log lines */
-		if (rc != -EAGAIN)
-			isd_log_err("%s: connection from %s refused: %s", p->name,
-				    info.peer_addr, strerror(-rc));
-		goto err_dev;
-	}
-	ic = isd_dmc_priv(c);
-	memset(ic, 0, sizeof(*ic));
-	ic->conn = c;
-	ic->r = p->r;
-	ic->id = id;
-	ic->dev = dev;
-	ic->state = ISD_ISER_ACCEPTING;
-	ic->tx_limit = ISD_ISER_LOGIN_DATA;
-	ic->rx_budget = p->recv_memory;
-	TAILQ_INIT(&ic->pending);
-	TAILQ_INIT(&ic->abandoned);
-	TAILQ_INIT(&ic->tx_free_small);
-	TAILQ_INIT(&ic->tx_free_big);
-	isd_iser_conn_init_timers(ic);
-	if (strchr(info.peer_addr, ':') != NULL)
-		snprintf(ic->peer, sizeof(ic->peer), "[%s]:%u", info.peer_addr, info.peer_port);
-	else
-		snprintf(ic->peer, sizeof(ic->peer), "%s:%u", info.peer_addr, info.peer_port);
-	id->context = ic;
-	g_conns++;
-	ic->remote_inv = isd_iser_remote_inv_ok(
-	    &cm, (dev->attr.device_cap_flags & IBV_DEVICE_MEM_MGT_EXTENSIONS) != 0, p->remote_inv);
-	/* the REP tells the initiator which way its STags are invalidated */
-	rep_cm.send_w_inv_not_supported = !ic->remote_inv;
-
-	ord = isd_iser_ord(peer, dev->attr.max_qp_init_rd_atom);
-	if (ord == 0)
-		isd_log_warn("iser %s: the initiator accepts no RDMA Reads (its responder "
-			     "resources are 0): SCSI writes that need solicited data will fail "
-			     "and close the connection", ic->peer);
-	rc = conn_setup(ic, ord);
-	if (rc < 0) {
-		isd_log_err("iser %s: connection setup failed: %s", ic->peer, strerror(-rc));
-		goto err_conn;
-	}
-	isd_iser_cm_encode(&rep_cm, rep);
-	memset(&acc, 0, sizeof(acc));
-	acc.private_data = rep;
-	acc.private_data_len = sizeof(rep);
-	acc.responder_resources = 0;    /* nobody reads from us */
-	acc.initiator_depth = ord;
-	acc.retry_count = 7;
-	/* the initiator's QP may wait for our receives for ever (the IB CM hands
-	 * this to it): withholding receives is our backpressure */
-	acc.rnr_retry_count = 7;
-	if (rdma_accept(id, &acc) != 0) {
-		rc = -errno;
-		isd_log_err("iser %s: rdma_accept: %s", ic->peer, strerror(errno));
-		goto err_conn;
-	}
-	isd_log_dbg("iser", "%s: accepted on %s (%s; peer flags %s ZBVA-not-sup %d SEND_W_INV-not-sup "
-		    "%d, its IRD (responder resources) %u, its ORD (initiator depth) %u; "
-		    "our ORD %u; %s invalidation)",
-		    ic->peer, dev->name, dev->iwarp ? "iWARP" : "IB/RoCE",
-		    cm.present ? "sent" : "absent", cm.zbva_not_supported,
-		    cm.send_w_inv_not_supported, peer->initiator_depth, peer->responder_resources,
-		    ord, ic->remote_inv ? "remote" : "local");
-	isd_reactor_timer_start(ic->r, &ic->stall_timer, ISD_ISER_TX_STALL_MS);
-	isd_conn_start(c);
-	return;
-
-err_conn:
-	/* the isd_conn exists: reject, then let the core free it through the usual
-	 * terminate notify -> free_conn path (which destroys the id) */
-	ic->disconnect_sent = true;
-	(void)rdma_reject(id, NULL, 0);
-	isd_iser_conn_fail(ic, rc);
-	return;
-err_dev:
-	isd_rdma_dev_put(dev);
-err_reject:
-	(void)rdma_reject(id, NULL, 0);
-	rdma_destroy_id(id);
-}
-
-static void
-portal_cm_cb(void *arg, uint32_t events)
-{
-	struct isd_iser_portal *p = arg;
-	struct rdma_cm_event *ev;
-
-	(void)events;
-	while (rdma_get_cm_event(p->ch, &ev) == 0) {
-		if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
-			struct rdma_conn_param peer = ev->param.conn;
-			struct rdma_cm_id *id = ev->id;
-			uint8_t priv[64];
-			size_t len = 0;
-
-			if (peer.private_data != NULL) {
-				len = peer.private_data_len < sizeof(priv) ? peer.private_data_len
-									   : sizeof(priv);
-				memcpy(priv, peer.private_data, len);
-			}
-			peer.private_data = NULL;
-			rdma_ack_cm_event(ev);
-			connect_request(p, id, &peer, priv, len);
-			continue;
-		}
-		isd_log_info("%s: %s on the listener", p->name, rdma_event_str(ev->event));
-		rdma_ack_cm_event(ev);
-	}
-}
-
-/* ---- portals ---- */
-
-static void
-portal_free(struct isd_iser_portal *p)
-{
-	if (p->on_reactor)
-		isd_reactor_del_fd(p->r, p->ch->fd);
-	if (p->id != NULL)
-		rdma_destroy_id(p->id);
-	if (p->ch != NULL)
-		rdma_destroy_event_channel(p->ch);
-	for (int i = 0; i < p->ndevs; i++)
-		isd_rdma_dev_put(p->devs[i]);
-	free(p);
-}
-
-/* Opens every RDMA device now, so that registered memory is registered (and an
- * RLIMIT_MEMLOCK shortfall reported) at start, not at the first login. */
-static int
-portal_open_devices(struct isd_iser_portal *p, char *err, size_t err_len)
-{
-	struct ibv_context **list;
-	int n = 0, rc = 0;
-
-	list = rdma_get_devices(&n);
-	if (list == NULL)
-		return 0;
-	for (int i = 0; i < n && p->ndevs < ISD_RDMA_MAX_DEVS; i++) {
-		char e[256];
-
-		rc = isd_rdma_dev_get(list[i], &p->devs[p->ndevs], e, sizeof(e));
-		if (rc < 0) {
-			isd_seterr(err, err_len, "%s: %s", p->name, e);
-			break;
-		}
-		p->ndevs++;
-	}
-	rdma_free_devices(list);
-	return rc;
-}
-
-int
-isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const char *host,
-		       uint16_t port, uint16_t tpgt, struct isd_iser_portal **out, char *err,
-		       size_t err_len)
-{
-	struct addrinfo hints, *ai = NULL;
-	struct isd_iser_portal *p;
-	char serv[8];
-	int rc, e;
-
-	if (t == NULL || r == NULL || host == NULL || out == NULL) {
-		isd_seterr(err, err_len, "iser portal: bad arguments");
-		return -EINVAL;
-	}
-	isd_rdma_init();
-	p = calloc(1, sizeof(*p));
-	if (p == NULL) {
-		isd_seterr(err, err_len, "iser portal: out of memory");
-		return -ENOMEM;
-	}
-	p->tgt = t;
-	p->r = r;
-	p->tpgt = tpgt;
-	p->recv_memory = ISD_ISER_RECV_MEMORY_DEFAULT;
-	if (strchr(host, ':') != NULL)
-		snprintf(p->name, sizeof(p->name), "iser://[%s]:%u", host, port);
-	else
-		snprintf(p->name, sizeof(p->name), "iser://%s:%u", host, port);
-
-	p->ch = rdma_create_event_channel();
-	if (p->ch == NULL) {
-		e = errno ? errno : ENODEV;
-		isd_seterr(err, err_len,
-			   "%s: rdma_cm unavailable (%s): no RDMA device, or the "
-			   "rdma_ucm module is not loaded",
-			   p->name, strerror(e));
-		rc = -e;
-		goto err_free;
-	}
-	rc = set_nonblock(p->ch->fd);
-	if (rc < 0) {
-		isd_seterr(err, err_len, "%s: %s", p->name, strerror(-rc));
-		goto err_free;
-	}
-	if (rdma_create_id(p->ch, &p->id, p, RDMA_PS_TCP) != 0) {
-		rc = -errno;
-		isd_seterr(err, err_len, "%s: rdma_create_id: %s", p->name, strerror(errno));
-		goto err_free;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(serv, sizeof(serv), "%u", port);
-	e = getaddrinfo(host, serv, &hints, &ai);
-	if (e != 0) {
-		isd_seterr(err, err_len, "%s: not a numeric address: %s", p->name, gai_strerror(e));
-		rc = -EINVAL;
-		goto err_free;
-	}
-	if (ai->ai_family == AF_INET6)
-		(void)rdma_set_option(p->id, RDMA_OPTION_ID, RDMA_OPTION_ID_AFONLY,
-				      &(int){ 1 }, sizeof(int));
-	if (rdma_bind_addr(p->id, ai->ai_addr) != 0) {
-		rc = -errno;
-		goto err_bind;
-	}
-	if (rdma_listen(p->id, ISD_ISER_BACKLOG) != 0) {
-		rc = -errno;
-		goto err_bind;
-	}
-	freeaddrinfo(ai);
-	ai = NULL;
-	p->port = ntohs(rdma_get_src_port(p->id));
-	rc = portal_open_devices(p, err, err_len);
-	if (rc < 0)
-		goto err_free;
-	rc = isd_reactor_add_fd(r, p->ch->fd, EPOLLIN, portal_cm_cb, p);
-	if (rc < 0) {
-		isd_seterr(err, err_len, "%s: reactor: %s", p->name, strerror(-rc));
-		goto err_free;
-	}
-	p->on_reactor = true;
-	isd_log_info("%s: listening (tpgt %u, %d RDMA device%s)", p->name, tpgt, p->ndevs,
-		     p->ndevs == 1 ? "" : "s");
-	*out = p;
-	return 0;
-
-err_bind:
-	if (rc == -EADDRINUSE)
-		isd_seterr(err, err_len,
-			   "%s: port in use (on iWARP the iSER portal cannot share a "
-			   "port with a TCP portal; use another port, e.g. 3261)",
-			   p->name);
-	else if (rc == -EADDRNOTAVAIL || rc == -ENODEV)
-		isd_seterr(err, err_len, "%s: no RDMA device has this address (%s)", p->name,
-			   strerror(-rc));
-	else
-		isd_seterr(err, err_len, "%s: %s", p->name, strerror(-rc));
-err_free:
-	if (ai != NULL)
-		freeaddrinfo(ai);
-	portal_free(p);
-	return rc;
-}
-
-void
-isd_iser_portal_close(struct isd_iser_portal *p)
-{
-	if (p != NULL)
-		portal_free(p);
-}
-
-uint16_t
-isd_iser_portal_port(const struct isd_iser_portal *p)
-{
-	return p->port;
-}
-
-void
-isd_iser_portal_set_remote_invalidate(struct isd_iser_portal *p, bool on)
-{
-	p->remote_inv = on;
-}
-
-void
-isd_iser_portal_set_recv_memory(struct isd_iser_portal *p, uint64_t bytes)
-{
-	p->recv_memory = bytes;
+	return isd_iser_tx_setup(ic);
 }
 
 /* ---- memory ---- */
@@ -762,7 +476,7 @@ isd_iser_get_stats(struct isd_iser_stats *out)
 
 	isd_rdma_get_stats(&rs);
 	memset(out, 0, sizeof(*out));
-	out->conns = g_conns;
+	out->conns = isd_iser_g_conns;
 	out->qps = rs.qps;
 	out->mrs = rs.mrs;
 	out->conn_mrs = isd_iser_g_conn_mrs;
@@ -818,7 +532,9 @@ iser_notice_key_values(struct isd_dm_conn *c, const struct isd_params *p)
 {
 	struct isd_iser_conn *ic = isd_dmc_priv(c);
 
-	if (ic->state >= ISD_ISER_DRAINING)
+	/* active: its receives and Sends keep their login size (8192 bytes), which
+	 * is what the initiator core declares and what a target's receives take */
+	if (ic->state >= ISD_ISER_DRAINING || c->active)
 		return;
 	ic->discovery = p->session_type == ISD_SESSION_DISCOVERY;
 	/* Linux ib_iser and libiscsi post 128-byte FFP receives whatever IRDSL says
@@ -857,8 +573,19 @@ iser_free_conn(struct isd_dm_conn *c)
 	isd_reactor_timer_stop(ic->r, &ic->poll_timer);
 	isd_reactor_timer_stop(ic->r, &ic->kick_timer);
 	isd_reactor_timer_stop(ic->r, &ic->stall_timer);
+	isd_reactor_timer_stop(ic->r, &ic->connect_timer);
+	/* free_conn may run inside an upcall of this connection (an active one is
+	 * closed from any of them): the code that called up stops at DEAD */
+	ic->freed = true;
+	ic->state = ISD_ISER_DEAD;
 	if (ic->ch_on_reactor)
 		isd_reactor_del_fd(ic->r, ic->ch->fd);
+	if (ic->conn->active && ic->connected_up && !ic->disconnect_sent) {
+		/* closed without terminate (logout done, or given up): the target
+		 * learns it now, not from a retry timeout */
+		ic->disconnect_sent = true;
+		(void)rdma_disconnect(ic->id);
+	}
 	if (ic->qp_created) {
 		rdma_destroy_qp(ic->id);
 		isd_rdma_count_qp(-1);
@@ -879,6 +606,7 @@ iser_free_conn(struct isd_dm_conn *c)
 		isd_iser_g_conn_mrs--;
 	isd_rdma_mr_dereg(ic->rx_mr);
 	isd_rdma_mr_dereg(ic->ctl_mr);
+	isd_iser_active_free(ic);
 	if (ic->rx != NULL) {
 		for (uint32_t i = 0; i < ic->rx_count; i++)
 			free(ic->rx[i]);
@@ -895,7 +623,8 @@ iser_free_conn(struct isd_dm_conn *c)
 	isd_rdma_dev_put(ic->dev);
 	if (ic->jobs != 0)
 		isd_log_warn("iser %s: %u transfer jobs leaked", ic->peer, ic->jobs);
-	g_conns--;
+	if (!ic->conn->active)
+		isd_iser_g_conns--;
 	{
 		struct isd_iser_stats st;
 
@@ -916,6 +645,8 @@ const struct isd_dm_ops isd_iser_dm_ops = {
 	.caps = ISD_DM_CAP_RDMA,
 	.conn_priv_size = sizeof(struct isd_iser_conn),
 	.task_priv_size = sizeof(struct isd_iser_task),
+	.connect = isd_iser_active_connect,
+	.send_command = isd_iser_send_command,
 	/*
 	 * Linux ib_iser and libiscsi post 128-byte full-feature receive buffers
 	 * whatever InitiatorRecvDataSegmentLength says (iser-facts §4.5), for the
@@ -938,4 +669,5 @@ const struct isd_dm_ops isd_iser_dm_ops = {
 	.buf_alloc = isd_iser_buf_alloc,
 	.buf_free = isd_iser_buf_free,
 	.send_response = isd_iser_send_response,
+	.mem_unregister = isd_iser_mem_unregister,
 };

@@ -44,6 +44,14 @@ uint16_t isd_iser_portal_port(const struct isd_iser_portal *p);
  */
 void isd_iser_portal_set_remote_invalidate(struct isd_iser_portal *p, bool on);
 
+/*
+ * Data bytes each receive of an active connection (an initiator's) takes, in
+ * login and in full feature phase alike: what the initiator core declares as
+ * InitiatorRecvDataSegmentLength and MaxRecvDataSegmentLength over iSER. 8192
+ * is also the login phase's limit (RFC 7145 §5.1), so one size serves both.
+ */
+#define ISD_ISER_INI_RECV_DSL 8192u
+
 /* Full-feature receive buffer memory per connection (config `iser_recv_memory`). */
 #define ISD_ISER_RECV_MEMORY_DEFAULT (8u << 20)
 #define ISD_ISER_RECV_MEMORY_MIN (1u << 20)

@@ -21,6 +21,7 @@
 #include "dm/iser/iser_proto.h"
 #include "iscsi/keys.h"
 #include "iscsi/pdu.h"
+#include "rdma/rdma_regcache.h"
 #include "reactor/reactor.h"
 
 /* ---- limits ---- */
@@ -138,6 +139,11 @@ struct isd_iser_qp_size {
 	uint32_t rd_sge;                /* SGEs per RDMA Read (max_sge_rd; 1 on some iWARP) */
 };
 void isd_iser_qp_size(const struct ibv_device_attr *a, struct isd_iser_qp_size *out);
+/* The same for an active connection: a command Send and a Data-Out Send in
+ * flight for each of `depth` commands plus control Sends; a receive for each
+ * one's response plus ISD_ISER_RX_SLACK; each queue's drain marker. */
+void isd_iser_qp_size_active(const struct ibv_device_attr *a, uint32_t depth,
+			     struct isd_iser_qp_size *out);
 /*
  * The ORD for rdma_accept (RDMA Reads we may have in flight): min(the peer's
  * responder resources (its IRD), our max_qp_init_rd_atom), like LIO isert.
@@ -265,7 +271,9 @@ struct isd_iser_tx {
 	bool big;
 	bool unexpected;                /* counts against credits.unexpected */
 	uint32_t wrs;                   /* SQ slots its completion returns */
-	struct isd_iser_job *job;       /* put_data whose response this is */
+	struct isd_iser_job *job;       /* put_data whose response this is; active: the
+					 * Data-Out sequence it carries a PDU of */
+	struct isd_iser_areg *areg;     /* active: the registration its data SGE reads */
 	TAILQ_ENTRY(isd_iser_tx) link;
 };
 TAILQ_HEAD(isd_iser_tx_list, isd_iser_tx);
@@ -273,7 +281,9 @@ TAILQ_HEAD(isd_iser_tx_list, isd_iser_tx);
 enum isd_iser_job_kind {
 	ISD_ISER_JOB_PUT = 0,           /* RDMA Writes, then the response Send */
 	ISD_ISER_JOB_GET,               /* RDMA Reads */
-	ISD_ISER_JOB_SEND,              /* a control PDU waiting for a descriptor */
+	ISD_ISER_JOB_SEND,              /* a control PDU waiting for a descriptor (active:
+					 * also a SCSI Command) */
+	ISD_ISER_JOB_OUT,               /* active: unsolicited Data-Out PDUs as Sends */
 };
 
 /* One queued or running transfer (or a queued control PDU). Owned by the
@@ -283,7 +293,7 @@ struct isd_iser_job {
 	struct isd_iser_tag tag;        /* ISD_ISER_TAG_JOB */
 	enum isd_iser_job_kind kind;
 	struct isd_iser_conn *ic;
-	struct isd_dm_task *task;          /* NULL once abandoned */
+	struct isd_dm_task *task;       /* NULL once abandoned */
 	struct isd_pdu *pdu;            /* SEND: the PDU; PUT: the response (may be NULL) */
 	struct iovec iov[8];            /* the task buffer (PUT/GET) */
 	int iovcnt;
@@ -312,6 +322,13 @@ struct isd_iser_job {
 					 * were in flight (buf_free): freed with the job */
 	struct isd_tmf_wait *fence;     /* abandoned: the abort's answer, held until the WRs end */
 	uint32_t deferred_len;
+	/* active: the iSER header of a SCSI Command (STags), and the registration
+	 * its immediate data (SEND) or its Data-Out PDUs (OUT) are read from */
+	struct isd_iser_hdr ihdr;
+	struct isd_iser_areg *areg;
+	uint32_t ttt;                   /* OUT: Target Transfer Tag, next DataSN, bytes */
+	uint32_t datasn;                /* per PDU at most */
+	uint32_t max_pdu;
 	/* GET on iWARP: the sink's registrations with remote write, for this
 	 * command's bytes only; deregistered when the job is freed */
 	struct ibv_mr *sink_mr[8];
@@ -338,11 +355,34 @@ struct isd_iser_task {
 	 * the task's buffer. Valid until the task is freed, which dm.h says comes
 	 * right after task_cleanup, before any completion can end the job. */
 	struct isd_iser_job *abandoned;
+	/* active */
+	struct isd_iser_job *cmd;       /* its SCSI Command, queued and not posted yet */
+	struct isd_iser_areg *areg;     /* its buffer's registration */
 };
 #define ISD_ISER_TASK_MAGIC 0x49534552u /* "ISER" */
 
+/*
+ * Active: the registration of one command's buffer: the target's STag for it
+ * (RDMA Read of write data, RDMA Write of read data) and the lkey our Sends of
+ * immediate and unsolicited data read it with. Refcounted: the task holds one
+ * reference until task_cleanup, a queued job or posted Send that reads from it
+ * one more, so that a Send in flight never reads memory already deregistered.
+ */
+struct isd_iser_areg {
+	uint32_t refs;
+	struct isd_regcache_ent *ent;   /* the caller's buffer (one contiguous range) */
+	uint8_t *bounce;                /* or a registered copy of it */
+	struct ibv_mr *bounce_mr;
+	uint32_t len;                   /* bytes of the command's data */
+	uint64_t base;                  /* address of its first byte */
+	uint32_t lkey, rkey;
+	TAILQ_ENTRY(isd_iser_areg) link;        /* ic->aregs */
+};
+TAILQ_HEAD(isd_iser_areg_list, isd_iser_areg);
+
 enum isd_iser_state {
-	ISD_ISER_ACCEPTING = 0,         /* rdma_accept sent, no ESTABLISHED yet */
+	ISD_ISER_CONNECTING = 0,        /* active: resolving, rdma_connect sent */
+	ISD_ISER_ACCEPTING,             /* rdma_accept sent, no ESTABLISHED yet */
 	ISD_ISER_ESTABLISHED,
 	ISD_ISER_DRAINING,              /* disconnected; waiting for the flush markers */
 	ISD_ISER_DEAD,                  /* drained; terminate notify sent or pending */
@@ -410,6 +450,14 @@ struct isd_iser_conn {
 	struct isd_timer stall_timer;   /* send queue progress check (ISD_ISER_TX_STALL_MS) */
 	uint64_t tx_done;               /* send-side completions, a running count */
 	uint64_t tx_done_seen;          /* tx_done at the last stall check */
+
+	/* active */
+	bool connected_up;              /* isd_dm_connected(0) went up: terminate notify
+					 * ends the connection, not isd_dm_connected */
+	bool freed;                     /* free_conn ran (maybe inside an upcall) */
+	struct isd_timer connect_timer;
+	struct isd_regcache *rcache;    /* registrations of the caller's buffers */
+	struct isd_iser_areg_list aregs;        /* every live one, freed with the connection */
 };
 
 /* iser_tx.c */
@@ -420,6 +468,9 @@ void isd_iser_job_wr_complete(struct isd_iser_conn *ic, struct isd_iser_job *job
 void isd_iser_read_complete(struct isd_iser_conn *ic, struct isd_iser_read *rd, int status);
 void isd_iser_jobs_fail_pending(struct isd_iser_conn *ic);
 void isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job);
+/* Active: put_data's path on this role's connections. */
+int isd_iser_active_put_data(struct isd_iser_conn *ic, struct isd_dm_task *t,
+			     const struct isd_xfer *x);
 
 /* iser_rx.c */
 int isd_iser_rx_post(struct isd_iser_conn *ic, struct isd_iser_rx *rx);
@@ -427,8 +478,12 @@ int isd_iser_rx_setup_ffp(struct isd_iser_conn *ic, const struct isd_params *p);
 /* Posts the receives withheld while the send queue was over its soft limit. */
 void isd_iser_rx_resume(struct isd_iser_conn *ic);
 void isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ibv_wc *wc);
+/* Active: every receive posted before rdma_connect, of ISD_ISER_INI_RECV_DSL data
+ * bytes each: login and full feature phase use the same ones. */
+int isd_iser_rx_setup_active(struct isd_iser_conn *ic);
 
 /* iser_conn.c */
+extern uint64_t isd_iser_g_conns;       /* live connections of the passive role */
 extern uint64_t isd_iser_g_jobs;        /* live jobs, every connection */
 extern uint64_t isd_iser_g_bounced;     /* bytes copied through bounce buffers */
 extern uint64_t isd_iser_g_conn_mrs;    /* live connection MRs */
@@ -439,7 +494,35 @@ extern uint64_t isd_iser_g_tx_stalls;   /* connections dropped: send queue made 
 void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
 /* Sets up the connection's timers with their callbacks (before any is started). */
 void isd_iser_conn_init_timers(struct isd_iser_conn *ic);
+/* The connection's state before its id exists (both roles). */
+void isd_iser_conn_init(struct isd_iser_conn *ic, struct isd_dm_conn *c, struct isd_reactor *r);
 void isd_iser_conn_poll(void *arg);
+int isd_iser_set_nonblock(int fd);
+
+/* iser_active.c */
+int isd_iser_active_connect(struct isd_dm_conn *c, const char *host, uint16_t port);
+/* A CM event of an active connection before ESTABLISHED. */
+void isd_iser_active_cm_event(struct isd_iser_conn *ic, enum rdma_cm_event_type type,
+			      int status);
+void isd_iser_active_connect_timeout(void *arg);
+/* The registration of t's buffer (t->iov, the larger of t->write_len and
+ * t->read_len bytes): the caller's own memory through the cache when it is one
+ * contiguous range, else a registered copy (written now for a write). One
+ * reference for the caller. 0 or -errno (logged). */
+int isd_iser_areg_get(struct isd_iser_conn *ic, struct isd_dm_task *t,
+		      struct isd_iser_areg **out);
+/* Takes a reference; drops one (the last frees the registration). */
+void isd_iser_areg_ref(struct isd_iser_areg *a);
+void isd_iser_areg_unref(struct isd_iser_conn *ic, struct isd_iser_areg *a);
+/* free_conn: every registration, whatever its references; the cache. */
+void isd_iser_active_free(struct isd_iser_conn *ic);
+void isd_iser_mem_unregister(struct isd_dm_conn *c, const void *addr, size_t len);
+/* The connection's own CM event channel (ic->ch, nonblocking). */
+int isd_iser_conn_channel(struct isd_iser_conn *ic);
+/* Puts ic->ch on the reactor: the connection's CM events from now on. */
+int isd_iser_conn_watch(struct isd_iser_conn *ic);
+/* CQ, QP (sized by ic->qs) and send descriptors on ic->dev for ic->id. */
+int isd_iser_conn_create_qp(struct isd_iser_conn *ic, uint8_t ord);
 
 /*
  * The ops of isd_iser_dm_ops (the table is in iser_conn.c): iser_tx.c and
@@ -447,6 +530,7 @@ void isd_iser_conn_poll(void *arg);
  * with ld --wrap (tests/unit/dmiser/test_fv_iser.wrap).
  */
 int isd_iser_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu);
+int isd_iser_send_command(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu);
 int isd_iser_send_response(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu);
 int isd_iser_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x);
 int isd_iser_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x);

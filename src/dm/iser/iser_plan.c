@@ -181,6 +181,20 @@ isd_iser_qp_size(const struct ibv_device_attr *a, struct isd_iser_qp_size *out)
 		out->cq_depth = (uint32_t)a->max_cqe;
 }
 
+void
+isd_iser_qp_size_active(const struct ibv_device_attr *a, uint32_t depth,
+			struct isd_iser_qp_size *out)
+{
+	uint32_t max_wr = a->max_qp_wr > 2 ? (uint32_t)a->max_qp_wr - 1 : 1;
+
+	isd_iser_qp_size(a, out);
+	out->max_send_wr = min_u32(2 * depth + ISD_ISER_TX_BIG + 16 + 1, max_wr);
+	out->max_recv_wr = min_u32(depth + ISD_ISER_RX_SLACK + 1, max_wr);
+	out->cq_depth = out->max_send_wr + out->max_recv_wr;
+	if (a->max_cqe > 0 && out->cq_depth > (uint32_t)a->max_cqe)
+		out->cq_depth = (uint32_t)a->max_cqe;
+}
+
 uint8_t
 isd_iser_ord(const struct rdma_conn_param *ev, int dev_max_init_rd_atom)
 {

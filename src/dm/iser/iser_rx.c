@@ -37,12 +37,10 @@ isd_iser_rx_post(struct isd_iser_conn *ic, struct isd_iser_rx *rx)
 	return 0;
 }
 
-int
-isd_iser_rx_setup_ffp(struct isd_iser_conn *ic, const struct isd_params *p)
+/* n receives of `data` data bytes each, in one registered area, all posted. */
+static int
+rx_setup(struct isd_iser_conn *ic, uint32_t data, uint32_t n)
 {
-	uint32_t data = isd_iser_rx_data_size(p);
-	uint32_t rq_max = ic->qs.max_recv_wr > 2 ? ic->qs.max_recv_wr - 2 : 1;
-	uint32_t n = isd_iser_rx_count(p, data, rq_max, ic->rx_budget);
 	size_t one = isd_iser_rx_buf_size(data);
 	struct ibv_recv_wr *wrs = NULL, *bad;
 	struct ibv_sge *sges = NULL;
@@ -108,6 +106,26 @@ out:
 	return rc;
 }
 
+int
+isd_iser_rx_setup_ffp(struct isd_iser_conn *ic, const struct isd_params *p)
+{
+	uint32_t data = isd_iser_rx_data_size(p);
+	uint32_t rq_max = ic->qs.max_recv_wr > 2 ? ic->qs.max_recv_wr - 2 : 1;
+
+	return rx_setup(ic, data, isd_iser_rx_count(p, data, rq_max, ic->rx_budget));
+}
+
+int
+isd_iser_rx_setup_active(struct isd_iser_conn *ic)
+{
+	/* a response for each command, the unsolicited PDUs beside them; the
+	 * queue keeps one slot for the drain marker */
+	uint32_t n = ic->conn->queue_depth + ISD_ISER_RX_SLACK;
+	uint32_t rq_max = ic->qs.max_recv_wr > 1 ? ic->qs.max_recv_wr - 1 : 1;
+
+	return rx_setup(ic, ISD_ISER_INI_RECV_DSL, n < rq_max ? n : rq_max);
+}
+
 static void
 hello_rx(struct isd_iser_conn *ic, const struct isd_iser_rx *rx, uint32_t len)
 {
@@ -136,7 +154,7 @@ isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ib
 		ic->rx_posted--;
 	if (wc->status != IBV_WC_SUCCESS || ic->state >= ISD_ISER_DRAINING)
 		return;
-	if (ic->state == ISD_ISER_ACCEPTING) {
+	if (ic->state == ISD_ISER_ACCEPTING && !ic->conn->active) {
 		/* the first Login Request can beat ESTABLISHED (iser-facts §3.1): tell
 		 * rdma_cm the connection is up; our Sends wait for ESTABLISHED */
 		(void)rdma_notify(ic->id, IBV_EVENT_COMM_EST);
@@ -228,9 +246,14 @@ void
 isd_iser_release_pdu(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
 	struct isd_iser_conn *ic = isd_dmc_priv(c);
-	struct isd_iser_rx *rx = pdu->owner;
+	struct isd_iser_rx *rx;
 	int rc;
 
+	/* an active connection may be freed inside the control notify that lent
+	 * the PDU: its receive buffers went with it, the PDU too */
+	if (ic->freed)
+		return;
+	rx = pdu->owner;
 	if (rx == NULL || rx->ic != ic) {
 		isd_log_err("iser %s: release of a PDU that is not ours", ic->peer);
 		return;

@@ -88,6 +88,7 @@ job_alloc(struct isd_iser_conn *ic, enum isd_iser_job_kind kind)
 	job->tag.type = ISD_ISER_TAG_JOB;
 	job->kind = kind;
 	job->ic = ic;
+	job->ihdr.opcode = ISD_ISER_OP_CTRL;
 	ic->jobs++;
 	isd_iser_g_jobs++;
 	return job;
@@ -108,6 +109,14 @@ isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job)
 		isd_rdma_buf_free(job->bounce, job->bounce_len);
 	if (job->deferred_buf != NULL)
 		isd_rdma_buf_free(job->deferred_buf, job->deferred_len);
+	if (job->areg != NULL)
+		isd_iser_areg_unref(ic, job->areg);
+	if (job->kind == ISD_ISER_JOB_SEND && job->task != NULL) {
+		struct isd_iser_task *tt = isd_dmt_priv(job->task);
+
+		if (tt->cmd == job)
+			tt->cmd = NULL;
+	}
 	fence = job->fence;
 	ic->jobs--;
 	isd_iser_g_jobs--;
@@ -198,6 +207,9 @@ tx_get(struct isd_iser_conn *ic, bool big)
 static void
 tx_put(struct isd_iser_conn *ic, struct isd_iser_tx *tx)
 {
+	if (tx->areg != NULL)
+		isd_iser_areg_unref(ic, tx->areg);
+	tx->areg = NULL;
 	tx->job = NULL;
 	tx->unexpected = false;
 	TAILQ_INSERT_HEAD(tx->big ? &ic->tx_free_big : &ic->tx_free_small, tx, link);
@@ -229,16 +241,19 @@ pdu_fit(struct isd_iser_conn *ic, struct isd_pdu *pdu, uint32_t limit)
 	return n;
 }
 
-/* Copies iSER header + BHS + AHS + data into tx and describes it in wr/sge.
- * A job with `inv` set makes it a Send with Invalidate of the job's STag. */
+/* Copies iSER header (the job's) + BHS + AHS + data into tx and describes it in
+ * wr/sge. A job with `inv` set makes it a Send with Invalidate of the job's
+ * STag. A job with a registration (active: a SCSI Command) sends its data_len
+ * bytes of immediate data from there, as a second SGE (sge has room for two). */
 static void
 tx_build(struct isd_iser_tx *tx, struct isd_pdu *pdu, uint32_t data_len,
 	 const struct isd_iser_job *job, struct ibv_send_wr *wr, struct ibv_sge *sge)
 {
-	struct isd_iser_hdr h = { .opcode = ISD_ISER_OP_CTRL };
+	static const struct isd_iser_hdr plain = { .opcode = ISD_ISER_OP_CTRL };
+	bool zcopy = job != NULL && job->areg != NULL && data_len > 0;
 	uint8_t *p = tx->buf;
 
-	isd_iser_hdr_encode(&h, p);
+	isd_iser_hdr_encode(job != NULL ? &job->ihdr : &plain, p);
 	p += ISD_ISER_HDR_LEN;
 	memcpy(p, pdu->bhs, ISD_BHS_LEN);
 	p += ISD_BHS_LEN;
@@ -246,7 +261,7 @@ tx_build(struct isd_iser_tx *tx, struct isd_pdu *pdu, uint32_t data_len,
 		memcpy(p, pdu->ahs, pdu->ahs_len);
 		p += pdu->ahs_len;
 	}
-	if (data_len > 0) {
+	if (data_len > 0 && !zcopy) {
 		if (pdu->data_iov != NULL)
 			isd_iov_copy_out(pdu->data_iov, pdu->data_iovcnt, 0, p, data_len);
 		else
@@ -260,6 +275,12 @@ tx_build(struct isd_iser_tx *tx, struct isd_pdu *pdu, uint32_t data_len,
 	wr->wr_id = (uintptr_t)&tx->tag;
 	wr->sg_list = sge;
 	wr->num_sge = 1;
+	if (zcopy) {
+		sge[1].addr = job->areg->base;
+		sge[1].length = data_len;
+		sge[1].lkey = job->areg->lkey;
+		wr->num_sge = 2;
+	}
 	wr->opcode = IBV_WR_SEND;
 	wr->send_flags = IBV_SEND_SIGNALED;
 	if (job != NULL && job->inv) {
@@ -278,12 +299,14 @@ post_send_job(struct isd_iser_conn *ic, struct isd_iser_job *job)
 {
 	struct isd_pdu *pdu = job->pdu;
 	struct ibv_send_wr wr, *bad;
-	struct ibv_sge sge;
+	struct ibv_sge sge[2];
 	struct isd_iser_tx *tx;
 	bool unexp = isd_iser_pdu_is_unexpected(pdu->bhs);
 	int n, rc;
 
-	n = pdu_fit(ic, pdu, job->tx_limit);
+	/* a SCSI Command's immediate data goes from its registration: only the
+	 * headers take room in the descriptor */
+	n = job->areg != NULL ? 0 : pdu_fit(ic, pdu, job->tx_limit);
 	if (n < 0) {
 		isd_log_err("iser %s: %s too large for a Send (%u data, %u AHS bytes)", ic->peer,
 			    isd_opcode_name(isd_bhs_opcode(pdu->bhs)), pdu->data_len, pdu->ahs_len);
@@ -298,13 +321,16 @@ post_send_job(struct isd_iser_conn *ic, struct isd_iser_job *job)
 		tx_put(ic, tx);
 		return 0;
 	}
-	tx_build(tx, pdu, (uint32_t)n, job, &wr, &sge);
+	tx_build(tx, pdu, job->areg != NULL ? pdu->data_len : (uint32_t)n, job, &wr, sge);
 	rc = ibv_post_send(ic->qp, &wr, &bad);
 	if (rc != 0) {
 		isd_iser_credits_put_sq(&ic->cr, 1);
 		tx_put(ic, tx);
 		return -rc;
 	}
+	/* the Send reads the registration until it completes */
+	tx->areg = job->areg;
+	job->areg = NULL;
 	tx->wrs = 1;
 	tx->unexpected = unexp;
 	if (unexp)
@@ -522,6 +548,63 @@ post_get(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	return 1;
 }
 
+/* Active: unsolicited Data-Out PDUs as Sends, each its headers from a descriptor
+ * and its data straight from the command's registration, at most max_pdu bytes.
+ * Returns 1 all posted, 0 waiting for a descriptor or a credit, -errno. */
+static int
+post_out(struct isd_iser_conn *ic, struct isd_iser_job *job)
+{
+	struct isd_dm_task *t = job->task;
+	struct ibv_send_wr wr, *bad;
+	struct ibv_sge sge[2];
+	struct isd_iser_tx *tx;
+	int rc;
+
+	while (job->next < job->end) {
+		uint32_t len = job->end - job->next;
+		struct isd_iser_hdr h = { .opcode = ISD_ISER_OP_CTRL };
+
+		if (len > job->max_pdu)
+			len = job->max_pdu;
+		tx = tx_get(ic, false);
+		if (tx == NULL)
+			return 0;
+		if (!isd_iser_credits_take_sq(&ic->cr, 1)) {
+			tx_put(ic, tx);
+			return 0;
+		}
+		isd_iser_hdr_encode(&h, tx->buf);
+		isd_bhs_dataout(tx->buf + ISD_ISER_HDR_LEN, isd_dmt_lun(t), isd_dmt_itt(t),
+				job->ttt, job->datasn, job->next, len,
+				job->next + len == job->end);
+		sge[0].addr = (uintptr_t)tx->buf;
+		sge[0].length = ISD_ISER_HEADERS_LEN;
+		sge[0].lkey = tx->lkey;
+		sge[1].addr = job->areg->base + job->next;
+		sge[1].length = len;
+		sge[1].lkey = job->areg->lkey;
+		memset(&wr, 0, sizeof(wr));
+		wr.wr_id = (uintptr_t)&tx->tag;
+		wr.sg_list = sge;
+		wr.num_sge = 2;
+		wr.opcode = IBV_WR_SEND;
+		wr.send_flags = IBV_SEND_SIGNALED;
+		rc = ibv_post_send(ic->qp, &wr, &bad);
+		if (rc != 0) {
+			isd_iser_credits_put_sq(&ic->cr, 1);
+			tx_put(ic, tx);
+			return -rc;
+		}
+		tx->wrs = 1;
+		tx->job = job;
+		job->inflight++;
+		job->datasn++;
+		job->next += len;
+	}
+	job_dequeue(ic, job);
+	return 1;
+}
+
 void
 isd_iser_tx_kick(struct isd_iser_conn *ic)
 {
@@ -543,6 +626,9 @@ isd_iser_tx_kick(struct isd_iser_conn *ic)
 			rc = post_get(ic, job);
 			if (rc == 0)
 				continue;       /* Reads wait for ORD; Sends may pass */
+			break;
+		case ISD_ISER_JOB_OUT:
+			rc = post_out(ic, job);
 			break;
 		}
 		if (rc < 0) {
@@ -570,10 +656,15 @@ isd_iser_tx_complete(struct isd_iser_conn *ic, struct isd_iser_tx *tx, int statu
 		ic->cr.unexpected--;
 	tx_put(ic, tx);
 	if (job != NULL) {
+		bool rest;
+
 		job->inflight--;
 		if (status < 0 && job->status == 0)
 			job->status = status;
-		if (job->inflight == 0)
+		/* done once nothing is in flight and nothing is left to post (a
+		 * Data-Out sequence waiting for descriptors is still queued) */
+		rest = job->queued || job->next < job->end;
+		if (job->inflight == 0 && (job->task == NULL || job->status < 0 || !rest))
 			job_finish(ic, job, job->status);
 	}
 }
@@ -631,6 +722,22 @@ queue_send(struct isd_dm_conn *c, struct isd_pdu *pdu, const struct isd_iser_tas
 		isd_pdu_free(pdu);
 		return -ENOTCONN;
 	}
+	if (ic->conn->active) {
+		/* an initiator sends what its own core asks for, bounded by its queue
+		 * depth: the bound on replies a peer provokes is the passive role's */
+		job = job_alloc(ic, ISD_ISER_JOB_SEND);
+		if (job == NULL) {
+			isd_pdu_free(pdu);
+			return -ENOMEM;
+		}
+		/* the datamover frames: DataSegmentLength is the data it sends, as on TCP */
+		isd_bhs_set_dsl(pdu->bhs, pdu->data_len);
+		job->tx_limit = ic->tx_limit;
+		job->pdu = pdu;
+		job_enqueue(ic, job);
+		isd_iser_tx_kick(ic);
+		return 0;
+	}
 	bytes = ISD_BHS_LEN + pdu->ahs_len + (pdu->data_iov != NULL
 		? (uint32_t)isd_iov_len(pdu->data_iov, pdu->data_iovcnt) : pdu->data_len);
 	verdict = isd_iser_txq_add(&ic->txq, bytes);
@@ -676,6 +783,103 @@ int
 isd_iser_send_control(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
 	return queue_send(c, pdu, NULL);
+}
+
+/*
+ * Active: the SCSI Command that starts t, its buffer registered and named in
+ * the iSER header (RFC 7145 §9.3): the read STag and VA at its first byte for a
+ * read, the write STag and VA at the first byte the target solicits for a
+ * write with any (immediate and unsolicited data go in Sends). Its immediate
+ * data goes from that registration too, as the Send's second SGE.
+ */
+int
+isd_iser_send_command(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_pdu *pdu)
+{
+	struct isd_iser_conn *ic = isd_dmc_priv(c);
+	struct isd_iser_task *tt = isd_dmt_priv(t);
+	struct isd_iser_job *job;
+	int rc;
+
+	memset(tt, 0, sizeof(*tt));
+	tt->magic = ISD_ISER_TASK_MAGIC;
+	if (!c->active || ic->state != ISD_ISER_ESTABLISHED || ic->closing) {
+		rc = -ENOTCONN;
+		goto err;
+	}
+	if (pdu->ahs_len > ISD_ISER_AHS_ROOM || pdu->data_len > t->write_len ||
+	    t->unsol_len > t->write_len || (t->write_len > 0 && t->read_len > 0)) {
+		rc = -EINVAL;
+		goto err;
+	}
+	if (t->write_len > 0 || t->read_len > 0) {
+		rc = isd_iser_areg_get(ic, t, &tt->areg);
+		if (rc < 0)
+			goto err;
+	}
+	job = job_alloc(ic, ISD_ISER_JOB_SEND);
+	if (job == NULL) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	if (t->write_len > t->unsol_len) {
+		job->ihdr.wsv = true;
+		job->ihdr.write_stag = tt->areg->rkey;
+		job->ihdr.write_va = tt->areg->base + t->unsol_len;
+	} else if (t->read_len > 0) {
+		job->ihdr.rsv = true;
+		job->ihdr.read_stag = tt->areg->rkey;
+		job->ihdr.read_va = tt->areg->base;
+	}
+	if (pdu->data_len > 0) {
+		job->areg = tt->areg;
+		isd_iser_areg_ref(job->areg);
+	}
+	job->task = t;
+	job->pdu = pdu;
+	job->tx_limit = ic->tx_limit;
+	isd_bhs_set_dsl(pdu->bhs, pdu->data_len);
+	tt->cmd = job;
+	job_enqueue(ic, job);
+	isd_iser_tx_kick(ic);
+	return 0;
+err:
+	isd_pdu_free(pdu);
+	return rc;
+}
+
+/* Active: the unsolicited Data-Out of t ([x->offset, +x->length) of its buffer). */
+int
+isd_iser_active_put_data(struct isd_iser_conn *ic, struct isd_dm_task *t, const struct isd_xfer *x)
+{
+	struct isd_iser_task *tt = isd_dmt_priv(t);
+	const struct isd_params *p = isd_dmc_params(ic->conn);
+	struct isd_iser_job *job;
+
+	if (x->rsp != NULL)
+		isd_pdu_free(x->rsp);   /* a passive-only field */
+	if (ic->state != ISD_ISER_ESTABLISHED || ic->closing)
+		return -ENOTCONN;
+	if (tt->magic != ISD_ISER_TASK_MAGIC || tt->areg == NULL || x->length == 0 ||
+	    x->offset > tt->areg->len || x->length > tt->areg->len - x->offset)
+		return -EINVAL;
+	if (tt->job != NULL)
+		return -EBUSY;
+	job = job_alloc(ic, ISD_ISER_JOB_OUT);
+	if (job == NULL)
+		return -ENOMEM;
+	job->task = t;
+	job->areg = tt->areg;
+	isd_iser_areg_ref(job->areg);
+	job->next = x->offset;
+	job->end = x->offset + x->length;
+	job->ttt = x->ttt;
+	/* the target's MaxRecvDataSegmentLength, within what a Send may carry */
+	job->max_pdu = p->max_xmit_dsl >= 512 && p->max_xmit_dsl <= ISD_ISER_TRDSL_MAX
+		       ? p->max_xmit_dsl : ISD_ISER_LOGIN_DATA;
+	tt->job = job;
+	job_enqueue(ic, job);
+	isd_iser_tx_kick(ic);
+	return 0;
 }
 
 /*
@@ -828,10 +1032,13 @@ int
 isd_iser_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer *x)
 {
 	struct isd_iser_conn *ic = isd_dmc_priv(c);
-	struct isd_iser_task *tt = task_priv(ic, t);
+	struct isd_iser_task *tt;
 	struct isd_iser_job *job;
 	int rc;
 
+	if (c->active)
+		return isd_iser_active_put_data(ic, t, x);
+	tt = task_priv(ic, t);
 	if (tt == NULL) {
 		rc = -EINVAL;
 		goto err;
@@ -912,7 +1119,25 @@ isd_iser_task_cleanup(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_t
 	struct isd_iser_task *tt = isd_dmt_priv(t);
 	struct isd_iser_job *job;
 
-	if (tt->magic != ISD_ISER_TASK_MAGIC || tt->job == NULL)
+	if (tt->magic != ISD_ISER_TASK_MAGIC)
+		return;
+	if (tt->cmd != NULL) {
+		/* active: its SCSI Command never left */
+		job = tt->cmd;
+		job_dequeue(ic, job);
+		isd_iser_job_free(ic, job);     /* clears tt->cmd */
+	}
+	if (tt->areg != NULL) {
+		struct isd_iser_areg *a = tt->areg;
+
+		/* active: a read bounced through a copy lands in the caller's buffer now
+		 * (its status came, or it is given up and the bytes do not matter) */
+		if (a->bounce != NULL && t->read_len > 0)
+			isd_iov_copy_in(t->iov, t->iovcnt, 0, a->bounce, t->read_len);
+		tt->areg = NULL;
+		isd_iser_areg_unref(ic, a);     /* Sends in flight hold their own */
+	}
+	if (tt->job == NULL)
 		return;
 	job = tt->job;
 	tt->job = NULL;

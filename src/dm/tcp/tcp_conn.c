@@ -389,8 +389,7 @@ tx_build_pdu(struct isd_tcp_tx *tx, struct isd_pdu *pdu)
 
 /*
  * Active: builds the next Data-Out of a put_data job, at most `max` bytes (the
- * target's MaxRecvDataSegmentLength): DataSN counts from 0 in each sequence,
- * F marks its last PDU (RFC 7143 §11.7).
+ * target's MaxRecvDataSegmentLength).
  */
 static int
 tx_build_dataout(struct isd_tcp_tx *tx, uint32_t max)
@@ -407,16 +406,8 @@ tx_build_dataout(struct isd_tcp_tx *tx, uint32_t max)
 		return -EINVAL;
 	len = covered;
 	final = tx->next_off + len == tx->end_off;
-	memset(tx->hdr, 0, ISD_BHS_LEN);
-	tx->hdr[0] = ISD_OP_DATA_OUT;
-	if (final)
-		tx->hdr[1] = ISD_BHS_F;
-	isd_bhs_set_dsl(tx->hdr, len);
-	put_be64(tx->hdr + 8, isd_dmt_lun(tx->task));
-	put_be32(tx->hdr + 16, isd_dmt_itt(tx->task));
-	put_be32(tx->hdr + 20, tx->ttt);
-	put_be32(tx->hdr + 36, tx->datasn++);
-	put_be32(tx->hdr + 40, tx->next_off);
+	isd_bhs_dataout(tx->hdr, isd_dmt_lun(tx->task), isd_dmt_itt(tx->task), tx->ttt,
+			tx->datasn++, tx->next_off, len, final);
 	tx_add_header(tx, NULL, 0);
 	tx->iovcnt = 1 + n;
 	tx_add_trail(tx, 1, len);

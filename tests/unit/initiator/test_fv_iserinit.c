@@ -1,5 +1,5 @@
 /*
- * The initiator library's iSER transport (src/initiator/iser.c: rdma_cm
+ * The initiator library over iSER (the iSER datamover's active role: rdma_cm
  * address/route resolution and connect, its QP, CQ and registration cache)
  * against the real target (core, RAM LU, iSER portal) in the same process, on
  * the fake verbs device (tests/support/fakeverbs): the rdma_cm client's QP and

@@ -1,6 +1,6 @@
 /*
- * Unit tests for src/initiator/regcache.c, the iSER initiator's registration
- * cache, with a fake reg/dereg in place of ibv_reg_mr/ibv_dereg_mr. Each fake
+ * Unit tests for src/rdma/rdma_regcache.c, the registration cache of the iSER
+ * datamover's active role, with a fake reg/dereg in place of ibv_reg_mr/ibv_dereg_mr. Each fake
  * registration is a heap record, so ASan reports a double dereg and the
  * teardown checks that every reg got exactly one dereg.
  */
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "initiator/regcache.h"
+#include "rdma/rdma_regcache.h"
 
 #define PG ISD_REGCACHE_PAGE
 /* Fake addresses: nothing is touched, the fake only records them. */
@@ -537,5 +537,5 @@ main(void)
 	    T(test_regcache_full_table),
 	};
 
-	return cmocka_run_group_tests_name("initiator_regcache", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("rdma_regcache", tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /*
- * Registration cache of the iSER initiator (regcache.h): the table, lookups,
- * LRU eviction and deferred deregistration, with no verbs dependency.
+ * Registration cache of the iSER datamover's active role (rdma_regcache.h):
+ * the table, lookups, LRU eviction and deferred deregistration, with no verbs
+ * dependency.
  */
-#include "initiator/regcache.h"
+#include "rdma/rdma_regcache.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 /*
- * The registration cache of the iSER initiator: the caller's buffers are
- * registered for RDMA once and reused by later commands on the same range.
+ * The registration cache of the iSER datamover's active role (an initiator):
+ * the caller's buffers are registered for RDMA once and reused by later
+ * commands on the same range.
  *
  * Ranges are page-rounded outward and kept in a small fixed table. A lookup
  * whose range lies inside a live entry is a hit; a miss registers the range,
@@ -10,11 +11,11 @@
  * it goes at its last put.
  *
  * No verbs here: registration goes through the reg/dereg callbacks given at
- * init (iser.c wraps ibv_reg_mr/ibv_dereg_mr), so the logic is unit-tested
- * with fakes. Not thread-safe: one per context, like the rest of libiserd.
+ * init (the iSER datamover wraps isd_rdma_remote_mr_reg/dereg), so the logic
+ * is unit-tested with fakes. Not thread-safe: one per connection.
  */
-#ifndef ISD_INITIATOR_REGCACHE_H
-#define ISD_INITIATOR_REGCACHE_H
+#ifndef ISD_RDMA_REGCACHE_H
+#define ISD_RDMA_REGCACHE_H
 
 #include <stdbool.h>
 #include <stddef.h>
