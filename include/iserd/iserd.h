@@ -313,8 +313,8 @@ ISERD_EXPORT int iserd_get_negotiated(const struct iserd_context *ctx,
  * iSER (iser://) registers the caller's data buffers for RDMA through a
  * registration cache keyed by address range: a buffer reused across commands
  * is registered once and stays registered (and pinned) until it is evicted
- * (least recently used; at most 64 ranges and 1 GiB) or the context is
- * destroyed. Before unmapping memory that may be cached (munmap, or free() of
+ * (least recently used; at most 64 ranges and 1 GiB), the connection ends
+ * (a reconnect registers anew) or the context is destroyed. Before unmapping memory that may be cached (munmap, or free() of
  * a large malloc block), call this so that a later mapping at the same
  * address is not served by the stale registration. Ranges still in use by a
  * command are dropped once that command completes. No-op for TCP.

@@ -92,7 +92,9 @@ struct isd_rdma_dev {
 /*
  * Raises RLIMIT_MEMLOCK's soft limit to its hard limit (to infinity if we may).
  * Idempotent. Never fails: what could not be raised shows up later in the
- * registration error message.
+ * registration error message. The daemon's iSER portal calls it before it
+ * registers anything; the initiator library never does (a library does not
+ * change its process's limits: its caller decides).
  */
 void isd_rdma_init(void);
 

@@ -190,7 +190,6 @@ dev_get_locked(struct ibv_context *ctx, struct isd_rdma_dev **out, char *err, si
 			return 0;
 		}
 	}
-	isd_rdma_init();
 	for (int i = 0; i < ISD_RDMA_MAX_DEVS; i++) {
 		if (g_dev_slot[i] == NULL) {
 			slot = i;
@@ -307,7 +306,6 @@ isd_rdma_mem_add(void *base, size_t len, enum isd_rdma_mem_kind kind, char *err,
 			return -EEXIST;
 		}
 	}
-	isd_rdma_init();
 	g = calloc(1, sizeof(*g));
 	if (g == NULL) {
 		isd_seterr(err, err_len, "out of memory");
