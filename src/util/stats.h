@@ -18,4 +18,14 @@ typedef int (*isd_stats_list_fn)(struct isd_stat *out, int max);
 
 #define ISD_STAT(n, v) ((struct isd_stat){ .name = (n), .value = (uint64_t)(v) })
 
+/* For an isd_stats_list_fn: puts one counter at out[*n] if there is room, and
+ * counts it in *n either way. */
+static inline void
+isd_stat_add(struct isd_stat *out, int max, int *n, const char *name, uint64_t value)
+{
+	if (*n < max)
+		out[*n] = ISD_STAT(name, value);
+	(*n)++;
+}
+
 #endif

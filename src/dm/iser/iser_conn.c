@@ -499,12 +499,7 @@ isd_iser_stats_list(struct isd_stat *out, int max)
 	int n = 0;
 
 	isd_iser_get_stats(&st);
-#define ADD(f)                                                                                     \
-	do {                                                                                       \
-		if (n < max)                                                                       \
-			out[n] = ISD_STAT(#f, st.f);                                               \
-		n++;                                                                               \
-	} while (0)
+#define ADD(f) isd_stat_add(out, max, &n, #f, st.f)
 	ADD(conns);
 	ADD(qps);
 	ADD(cqs);

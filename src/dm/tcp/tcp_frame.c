@@ -17,15 +17,9 @@ void
 isd_tcp_frame_datain(uint8_t *bhs, uint32_t itt, uint64_t lun, uint32_t datasn, uint32_t offset,
 		     uint32_t len, bool final)
 {
-	memset(bhs, 0, ISD_BHS_LEN);
+	/* a Data-Out's layout, the other opcode, no TTT (RFC 7143 §11.7) */
+	isd_bhs_dataout(bhs, lun, itt, ISD_RSVD_TAG, datasn, offset, len, final);
 	bhs[0] = ISD_OP_DATA_IN;
-	bhs[1] = final ? ISD_BHS_F : 0;
-	isd_bhs_set_dsl(bhs, len);
-	put_be64(bhs + 8, lun);
-	put_be32(bhs + 16, itt);
-	put_be32(bhs + 20, ISD_RSVD_TAG);
-	put_be32(bhs + 36, datasn);
-	put_be32(bhs + 40, offset);
 }
 
 bool
