@@ -726,6 +726,37 @@ rx_login_rsp(struct isd_ictx *c, struct isd_pdu *pdu)
 	return rc;
 }
 
+/*
+ * A request of full feature phase: its record and its PDU (immediate, F set,
+ * its ITT), or -errno with nothing kept. The caller fills in the rest and
+ * queues both.
+ */
+static int
+ffp_req(struct isd_ictx *c, enum isd_ireq_kind kind, uint8_t opcode, iserd_cb cb, void *cb_arg,
+	struct isd_ireq **rp, struct isd_pdu **pp)
+{
+	struct isd_ireq *r;
+	struct isd_pdu *pdu;
+
+	if (c->state != ISD_ICTX_FFP) {
+		isd_init_set_error(c, "not logged in");
+		return -ENOTCONN;
+	}
+	r = req_new(c, kind, cb, cb_arg);
+	if (r == NULL)
+		return -ENOMEM;
+	pdu = isd_init_ctl_pdu(c, opcode | ISD_BHS_I, 0);
+	if (pdu == NULL) {
+		free(r);
+		return -ENOMEM;
+	}
+	pdu->bhs[1] = ISD_BHS_F;
+	put_be32(pdu->bhs + 16, r->itt);
+	*rp = r;
+	*pp = pdu;
+	return 0;
+}
+
 /* ---- connect / reconnect ---- */
 
 static int
@@ -936,19 +967,12 @@ isd_init_timers(struct isd_ictx *c)
 			isd_init_conn_failed(c, -ETIMEDOUT);
 		} else if (c->nop_sent_ns == 0 &&
 			   now - c->last_rx_ns >= (uint64_t)c->nop_interval_ms * 1000000ull) {
-			struct isd_ireq *r = req_new(c, ISD_IREQ_NOP, NULL, NULL);
+			struct isd_ireq *r;
 			struct isd_pdu *pdu;
 
-			if (r == NULL)
+			if (ffp_req(c, ISD_IREQ_NOP, ISD_OP_NOP_OUT, NULL, NULL, &r, &pdu) < 0)
 				break;
-			pdu = isd_init_ctl_pdu(c, ISD_OP_NOP_OUT | ISD_BHS_I, 0);
-			if (pdu == NULL) {
-				free(r);
-				break;
-			}
 			r->internal = true;
-			pdu->bhs[1] = ISD_BHS_F;
-			put_be32(pdu->bhs + 16, r->itt);
 			put_be32(pdu->bhs + 20, ISD_RSVD_TAG);
 			put_be32(pdu->bhs + 24, c->cmdsn);
 			TAILQ_INSERT_TAIL(&c->reqs, r, link);
@@ -969,21 +993,11 @@ iserd_logout_async(struct iserd_context *pub, iserd_cb cb, void *cb_arg)
 	struct isd_ictx *c = &pub->c;
 	struct isd_ireq *r;
 	struct isd_pdu *pdu;
+	int rc = ffp_req(c, ISD_IREQ_LOGOUT, ISD_OP_LOGOUT_REQ, cb, cb_arg, &r, &pdu);
 
-	if (c->state != ISD_ICTX_FFP) {
-		isd_init_set_error(c, "not logged in");
-		return -ENOTCONN;
-	}
-	r = req_new(c, ISD_IREQ_LOGOUT, cb, cb_arg);
-	if (r == NULL)
-		return -ENOMEM;
-	pdu = isd_init_ctl_pdu(c, ISD_OP_LOGOUT_REQ | ISD_BHS_I, 0);
-	if (pdu == NULL) {
-		free(r);
-		return -ENOMEM;
-	}
-	pdu->bhs[1] = ISD_BHS_F | ISD_LOGOUT_CLOSE_SESSION;
-	put_be32(pdu->bhs + 16, r->itt);
+	if (rc < 0)
+		return rc;
+	pdu->bhs[1] |= ISD_LOGOUT_CLOSE_SESSION;
 	put_be16(pdu->bhs + 20, c->cid);
 	put_be32(pdu->bhs + 24, c->cmdsn);
 	TAILQ_INSERT_TAIL(&c->reqs, r, link);
@@ -1184,21 +1198,10 @@ iserd_nop_async(struct iserd_context *pub, iserd_cb cb, void *cb_arg)
 	struct isd_ictx *c = &pub->c;
 	struct isd_ireq *r;
 	struct isd_pdu *pdu;
+	int rc = ffp_req(c, ISD_IREQ_NOP, ISD_OP_NOP_OUT, cb, cb_arg, &r, &pdu);
 
-	if (c->state != ISD_ICTX_FFP) {
-		isd_init_set_error(c, "not logged in");
-		return -ENOTCONN;
-	}
-	r = req_new(c, ISD_IREQ_NOP, cb, cb_arg);
-	if (r == NULL)
-		return -ENOMEM;
-	pdu = isd_init_ctl_pdu(c, ISD_OP_NOP_OUT | ISD_BHS_I, 0);
-	if (pdu == NULL) {
-		free(r);
-		return -ENOMEM;
-	}
-	pdu->bhs[1] = ISD_BHS_F;
-	put_be32(pdu->bhs + 16, r->itt);
+	if (rc < 0)
+		return rc;
 	put_be32(pdu->bhs + 20, ISD_RSVD_TAG);
 	put_be32(pdu->bhs + 24, c->cmdsn);
 	TAILQ_INSERT_TAIL(&c->reqs, r, link);
@@ -1254,19 +1257,10 @@ send_tmf(struct isd_ictx *c, uint8_t function, uint64_t lun_field, struct isd_it
 {
 	struct isd_ireq *r;
 	struct isd_pdu *pdu;
+	int rc = ffp_req(c, ISD_IREQ_TMF, ISD_OP_TMF_REQ, cb, cb_arg, &r, &pdu);
 
-	if (c->state != ISD_ICTX_FFP) {
-		isd_init_set_error(c, "not logged in");
-		return -ENOTCONN;
-	}
-	r = req_new(c, ISD_IREQ_TMF, cb, cb_arg);
-	if (r == NULL)
-		return -ENOMEM;
-	pdu = isd_init_ctl_pdu(c, ISD_OP_TMF_REQ | ISD_BHS_I, 0);
-	if (pdu == NULL) {
-		free(r);
-		return -ENOMEM;
-	}
+	if (rc < 0)
+		return rc;
 	r->tmf_function = function;
 	r->tmf_lun = lun_field;
 	r->tmf_ref = ref;
