@@ -22,7 +22,7 @@ LOG=$OUT/iserd.log
 URL=iser://$LAB_IP:$ISER_PORT/$IQN/0
 
 # libiscsi 1.19 sends unsolicited Data-Out PDUs over iSER without their payload (a 76-byte Send
-# whose DataSegmentLength says otherwise; iser-facts §4.2.6): iserd rightly drops such a connection
+# whose DataSegmentLength says otherwise; docs/iser.md W7): iserd rightly drops such a connection
 # ("malformed receive ... lengths do not add up"); the same was seen for a COMPARE AND WRITE with
 # immediate data. tgt hides it by forcing InitialR2T=Yes and ImmediateData=No for iSER; iserd does
 # the same when told (initial_r2t = true, immediate_data = false). INITIAL_R2T=no runs iserd's

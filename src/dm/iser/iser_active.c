@@ -3,7 +3,7 @@
  * rdma_cm client side of the connect (address and route resolution, QP and
  * receives, rdma_connect with the iSER CM header, ESTABLISHED), and the
  * registrations of the caller's buffers that the target's RDMA Reads and
- * Writes reach (RFC 7145 as the live peers speak it; shared/docs/iser-facts.md).
+ * Writes reach (RFC 7145 as the live peers speak it: docs/iser.md, "Wire facts").
  *
  * Registration: a buffer that is one contiguous range is registered through
  * a cache keyed by address range (rdma/rdma_regcache.h: page-rounded; LRU;

@@ -533,7 +533,7 @@ iser_notice_key_values(struct isd_dm_conn *c, const struct isd_params *p)
 		return;
 	ic->discovery = p->session_type == ISD_SESSION_DISCOVERY;
 	/* Linux ib_iser and libiscsi post 128-byte FFP receives whatever IRDSL says
-	 * (iser-facts §4.5); discovery keeps the 8 KiB login buffer */
+	 * (docs/iser.md W8); discovery keeps the 8 KiB login buffer */
 	ic->tx_limit = ic->discovery ? ISD_ISER_LOGIN_DATA : ISD_ISER_INI_FFP_DATA;
 }
 
@@ -644,7 +644,7 @@ const struct isd_dm_ops isd_iser_dm_ops = {
 	.send_command = isd_iser_send_command,
 	/*
 	 * Linux ib_iser and libiscsi post 128-byte full-feature receive buffers
-	 * whatever InitiatorRecvDataSegmentLength says (iser-facts §4.5), for the
+	 * whatever InitiatorRecvDataSegmentLength says (docs/iser.md W8), for the
 	 * unsolicited control PDUs they do not expect a large answer to (NOP-In,
 	 * Reject, Async Message, Text): a longer Send fails their receive and kills
 	 * the connection. The core keeps its control PDUs within this; what still

@@ -26,7 +26,7 @@
 
 /* ---- limits ---- */
 
-#define ISD_ISER_LOGIN_DATA 8192        /* login/text data both ways (iser-facts §3.2) */
+#define ISD_ISER_LOGIN_DATA 8192        /* login/text data both ways (docs/iser.md W4) */
 #define ISD_ISER_AHS_ROOM 264           /* ext-CDB (up to 244+4) + bidi read length (8), rounded */
 /* Data bytes a Linux ib_iser / libiscsi initiator can take in one FFP receive (§4.5). */
 #define ISD_ISER_INI_FFP_DATA 128
@@ -100,7 +100,7 @@ int isd_iser_plan_wrs(const struct iovec *iov, int iovcnt, uint32_t offset, uint
 		      uint32_t max_sge, uint32_t max_wr_bytes, struct isd_iser_wr_plan *out,
 		      int out_max, uint32_t *covered);
 
-/* A received Send, checked (iser-facts §2.1, §7). */
+/* A received Send, checked (docs/iser.md W1, W9). */
 struct isd_iser_rx_info {
 	struct isd_iser_hdr hdr;
 	uint32_t ahs_len;
@@ -195,7 +195,7 @@ enum isd_iser_txq_verdict isd_iser_txq_add(struct isd_iser_txq *q, uint32_t byte
 bool isd_iser_txq_del(struct isd_iser_txq *q, uint32_t bytes);
 
 /*
- * Remote invalidation (RFC 7145 §5.1.2; iser-facts §3.1): whether this target
+ * Remote invalidation (RFC 7145 §5.1.2; docs/iser.md W3): whether this target
  * ends commands with Send with Invalidate. Only when the initiator sent the CM
  * header without SEND_W_INV_NOT_SUP (Linux ib_iser with register_always, its
  * default; libiscsi and iserinit set the flag: they register with ibv_reg_mr,

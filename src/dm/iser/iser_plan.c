@@ -99,7 +99,7 @@ isd_iser_rx_data_size(const struct isd_params *p)
 	uint32_t n;
 
 	/* discovery over iSER: Text requests of at most 8192 bytes, no RDMAExtensions
-	 * (iser-facts §3.3); a normal session without RDMAExtensions is a peer error
+	 * (docs/iser.md W5); a normal session without RDMAExtensions is a peer error
 	 * the core fails, but size for the MRDSL it declared anyway */
 	if (p->session_type == ISD_SESSION_DISCOVERY)
 		n = ISD_ISER_LOGIN_DATA;

@@ -62,7 +62,7 @@ conn_setup(struct isd_iser_conn *ic, uint8_t ord)
 	rc = isd_iser_conn_create_qp(ic, ord);
 	if (rc < 0)
 		return rc;
-	/* the login receive goes up before rdma_accept (iser-facts §3.1) */
+	/* the login receive goes up before rdma_accept (docs/iser.md W3) */
 	return isd_iser_rx_post(ic, ic->login_rx);
 }
 

@@ -1,6 +1,6 @@
 /*
  * iSER wire formats (RFC 7145 §9, as every live peer implements them; see
- * shared/docs/iser-facts.md §2): the 28-byte iSER header that starts every
+ * docs/iser.md W1): the 28-byte iSER header that starts every
  * Send, the legacy Hello/HelloReply, and the 4-byte RDMA CM private data.
  * Pure encode/decode; nothing here touches verbs.
  *

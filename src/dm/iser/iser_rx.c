@@ -131,7 +131,7 @@ hello_rx(struct isd_iser_conn *ic, const struct isd_iser_rx *rx, uint32_t len)
 {
 	struct isd_iser_hello h;
 
-	/* iser-facts §2.2: only the illumos initiator sends Hello; no Linux peer
+	/* docs/iser.md W2: only the illumos initiator sends Hello; no Linux peer
 	 * does. We do not run the RFC 5046 Hello exchange: drop the connection. */
 	if (isd_iser_hello_decode(rx->buf, len, &h) == 0)
 		isd_log_err("iser %s: iSER Hello received (version %u..%u, IRD %u); Hello is not "
@@ -155,7 +155,7 @@ isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, struct ib
 	if (wc->status != IBV_WC_SUCCESS || ic->state >= ISD_ISER_DRAINING)
 		return;
 	if (ic->state == ISD_ISER_ACCEPTING && !ic->conn->active) {
-		/* the first Login Request can beat ESTABLISHED (iser-facts §3.1): tell
+		/* the first Login Request can beat ESTABLISHED (docs/iser.md W3): tell
 		 * rdma_cm the connection is up; our Sends wait for ESTABLISHED */
 		(void)rdma_notify(ic->id, IBV_EVENT_COMM_EST);
 	}

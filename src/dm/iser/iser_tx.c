@@ -1094,7 +1094,7 @@ isd_iser_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd
 	}
 	if (tt->job != NULL)
 		return -EBUSY;
-	/* the write VA points at the first solicited byte (iser-facts §4.2) */
+	/* the write VA points at the first solicited byte (docs/iser.md W6) */
 	if (!tt->first_sol_set) {
 		tt->first_sol = x->offset;
 		tt->first_sol_set = true;

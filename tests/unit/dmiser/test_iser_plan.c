@@ -1,7 +1,7 @@
 /*
  * The pure parts of the iSER datamover: splitting transfers into RDMA work
  * requests, receive checks and sizing, queue sizing, send credits, and the
- * 128-byte rule toward Linux initiators (shared/docs/iser-facts.md §2.1, §4.5,
+ * 128-byte rule toward Linux initiators (docs/iser.md W1, W8,
  * §6, §9).
  */
 #include <setjmp.h>
@@ -146,7 +146,7 @@ test_rx_check_lengths(void **state)
 	assert_int_equal(isd_iser_rx_check(buf, len, &in), 0);
 	assert_int_equal(in.dsl, 100);
 	assert_true(in.hdr.wsv);
-	/* up to 4 pad bytes are tolerated (iser-facts §2.1), more are not */
+	/* up to 4 pad bytes are tolerated (docs/iser.md W1), more are not */
 	assert_int_equal(isd_iser_rx_check(buf, len + 3, &in), 0);
 	assert_int_equal(isd_iser_rx_check(buf, len + 4, &in), 0);
 	assert_int_equal(isd_iser_rx_check(buf, len + 5, &in), -EINVAL);
@@ -209,7 +209,7 @@ test_rx_sizing(void **state)
 	assert_int_equal(isd_iser_rx_count(&p, ISD_ISER_TRDSL_MAX, 1000, 1u << 20),
 			 ISD_ISER_RX_MIN);
 	assert_int_equal(isd_iser_rx_count(&p, 8192, 100, 32u << 20), 100);
-	/* discovery over iSER: no RDMAExtensions, 8 KiB text (iser-facts §3.3) */
+	/* discovery over iSER: no RDMAExtensions, 8 KiB text (docs/iser.md W5) */
 	p.session_type = ISD_SESSION_DISCOVERY;
 	p.rdma_extensions = false;
 	p.max_recv_dsl = 262144;
