@@ -551,7 +551,7 @@ isd_init_x_service(struct isd_ictx *c, int revents)
 		for (int i = 0; i < 4 && rc == 0 && c->dmc != NULL &&
 				isd_reactor_next_timeout_ms(c->r) == 0;
 		     i++)
-			rc = isd_reactor_poll(c->r, 0);
+			isd_reactor_run_due(c->r);
 		isd_log_set_sink(NULL, NULL);
 		if (rc < 0 && c->dmc != NULL) {
 			isd_init_set_error(c, "event loop failed: %s", strerror(-rc));

@@ -256,6 +256,14 @@ isd_reactor_next_timeout_ms(struct isd_reactor *r)
 	return next_timeout_ms(r, -1);
 }
 
+static void run_timers(struct isd_reactor *r);
+
+void
+isd_reactor_run_due(struct isd_reactor *r)
+{
+	run_timers(r);
+}
+
 int
 isd_reactor_fd(const struct isd_reactor *r)
 {

@@ -58,6 +58,8 @@ int isd_reactor_poll(struct isd_reactor *r, int timeout_ms);
  */
 int isd_reactor_fd(const struct isd_reactor *r);
 int isd_reactor_next_timeout_ms(struct isd_reactor *r);
+/* Runs the timers and deferred calls due now, without waiting for or reading fds. */
+void isd_reactor_run_due(struct isd_reactor *r);
 
 uint64_t isd_now_ns(void);
 

@@ -159,6 +159,17 @@ flush_timeout_cb(void *arg)
 
 /* ---------------------------------------------------------------- tx items */
 
+/* Counts the queued items that point at a task (task_forget looks for them only
+ * when there are some). An item points at its task only while the task lives:
+ * it leaves the queue, or lets go (tx_detach), before the core frees the task. */
+static void
+task_tx_ref(struct isd_dm_task *t, int d)
+{
+	struct isd_tcp_task *tt = isd_dmt_priv(t);
+
+	tt->tx_refs = (uint32_t)((int)tt->tx_refs + d);
+}
+
 /* A zeroed send item: from the connection's cache of spent ones, else new. */
 static struct isd_tcp_tx *
 tx_new(struct isd_tcp_conn *tc)
@@ -239,6 +250,8 @@ tx_enqueue(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 	}
 	tx->qbytes = (uint32_t)n;
 	TAILQ_INSERT_TAIL(&tc->txq, tx, link);
+	if (tx->task != NULL)
+		task_tx_ref(tx->task, 1);
 	tc->txq_len++;
 	tc->txq_bytes += n;
 	g_tx_queued_bytes += n;
@@ -283,6 +296,8 @@ static void
 tx_unlink(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 {
 	TAILQ_REMOVE(&tc->txq, tx, link);
+	if (tx->task != NULL)
+		task_tx_ref(tx->task, -1);
 	tc->txq_len--;
 	tc->txq_bytes -= tx->qbytes;
 	g_tx_queued_bytes -= tx->qbytes;
@@ -648,6 +663,8 @@ tx_detach(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 	tx->iov_pos = 0;
 	tx->detached = true;
 	tx->last = true;
+	if (tx->task != NULL)
+		task_tx_ref(tx->task, -1);
 	tx->task = NULL;
 	tx->xiov = NULL;
 	return 0;
@@ -733,6 +750,8 @@ close_now(struct isd_tcp_conn *tc, int reason)
 		tx_unlink(tc, tx);
 	tc->rx_paused = false;
 	tx_cache_drop(tc);
+	isd_pdu_free(tc->rx_spare);
+	tc->rx_spare = NULL;
 	rx_drop(tc);
 	r2t_forget_all(tc);
 	tc->term_reason = reason;
@@ -951,6 +970,38 @@ rx_discard(struct isd_tcp_conn *tc, int reason)
 }
 
 /*
+ * A PDU to receive into with room for dsl data bytes. An active connection
+ * keeps one small one aside (its core gives each PDU back before the next
+ * comes), so a stream of responses and Data-Ins allocates nothing.
+ */
+static struct isd_pdu *
+rx_pdu_get(struct isd_tcp_conn *tc, uint32_t dsl)
+{
+	struct isd_pdu *pdu = tc->rx_spare;
+
+	if (pdu == NULL || dsl > ISD_TCP_RX_SPARE_DATA) {
+		if (tc->conn->active && dsl <= ISD_TCP_RX_SPARE_DATA) {
+			pdu = isd_pdu_alloc(ISD_TCP_RX_SPARE_DATA);
+			if (pdu != NULL)
+				pdu->owner = &tc->rx_spare;     /* one of the spare's size */
+			return pdu;
+		}
+		pdu = isd_pdu_alloc(dsl);
+		if (pdu != NULL)
+			pdu->owner = tc;
+		return pdu;
+	}
+	tc->rx_spare = NULL;
+	pdu->ahs = NULL;
+	pdu->ahs_len = 0;
+	pdu->data = pdu->inline_data;
+	pdu->data_len = 0;
+	pdu->data_iov = NULL;
+	pdu->data_iovcnt = 0;
+	return pdu;
+}
+
+/*
  * Active: a Data-In header. The core checks it against its task and names the
  * buffer its payload goes to (or none: skipped). Returns false if the
  * connection closed.
@@ -1063,7 +1114,7 @@ rx_header_done(struct isd_tcp_conn *tc)
 		}
 		/* Unsolicited, or a TTT we do not know (any more): the core decides. */
 	}
-	tc->rx_pdu = isd_pdu_alloc(dsl);
+	tc->rx_pdu = rx_pdu_get(tc, dsl);
 	if (tc->rx_pdu == NULL) {
 		rx_fail(tc, -ENOMEM, "out of memory for a received PDU");
 		return false;
@@ -1074,7 +1125,6 @@ rx_header_done(struct isd_tcp_conn *tc)
 	tc->rx_ahs = NULL;
 	tc->rx_ahs_len = 0;
 	tc->rx_pdu->data_len = dsl;
-	tc->rx_pdu->owner = tc;
 	tc->rx_sink = ISD_TCP_SINK_PDU;
 	rx_enter_data(tc);
 	return true;
@@ -1205,14 +1255,13 @@ rx_pdu_done(struct isd_tcp_conn *tc)
 		}
 		tc->rx_iov = NULL;
 		tc->rx_dt = NULL;
-		pdu = isd_pdu_alloc(0);
+		pdu = rx_pdu_get(tc, 0);
 		if (pdu == NULL) {
 			rx_fail(tc, -ENOMEM, "out of memory for a received PDU");
 			break;
 		}
 		/* The payload is in the task's buffer; the header goes up alone. */
 		memcpy(pdu->bhs, bhs, ISD_BHS_LEN);
-		pdu->owner = tc;
 		isd_dm_control_notify(tc->conn, pdu);
 		break;
 	case ISD_TCP_SINK_DISCARD:
@@ -1774,11 +1823,14 @@ static int
 task_forget(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 {
 	struct isd_tcp_tx *tx, *next;
+	bool changed = false;
 	int rc = 0;
 
 	for (int i = 0; i < ISD_TCP_TASK_R2T_MAX; i++) {
-		if (tt->r2t[i].in_use && tc->state != ISD_TCP_CLOSED)
+		if (tt->r2t[i].in_use && tc->state != ISD_TCP_CLOSED) {
 			ttt_free(tc, tt->r2t[i].ttt);
+			changed = true;
+		}
 		tt->r2t[i].in_use = false;
 	}
 	if (tt->waiting) {
@@ -1803,10 +1855,13 @@ task_forget(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 		if (tc->tx_done[i] == tt->task)
 			tc->tx_done[i] = NULL;  /* written, not yet notified: no notify now */
 	}
-	for (tx = TAILQ_FIRST(&tc->txq); tx != NULL; tx = next) {
+	/* the queue is walked only for a task with items in it (most tasks end with
+	 * none: an initiator's read, a target's write) */
+	for (tx = tt->tx_refs > 0 ? TAILQ_FIRST(&tc->txq) : NULL; tx != NULL; tx = next) {
 		next = TAILQ_NEXT(tx, link);
 		if (tx->task != tt->task || tx->detached)
 			continue;
+		changed = true;
 		if (!tx->started) {
 			tx_unlink(tc, tx);
 			continue;
@@ -1821,9 +1876,9 @@ task_forget(struct isd_tcp_conn *tc, struct isd_tcp_task *tt)
 		close_now(tc, rc);
 		return rc;
 	}
-	if (tc->state != ISD_TCP_CLOSED)
+	if (changed && tc->state != ISD_TCP_CLOSED)
 		r2t_resume_waiters(tc);
-	if (tc->state != ISD_TCP_CLOSED)
+	if (changed && tc->state != ISD_TCP_CLOSED)
 		update_events(tc);      /* reading may resume */
 	return 0;
 }
@@ -1864,12 +1919,17 @@ tcp_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd_xfer
 static void
 tcp_release_pdu(struct isd_dm_conn *c, struct isd_pdu *pdu)
 {
-	(void)c;
+	struct isd_tcp_conn *tc = tconn(c);
+
 	if (pdu == NULL)
 		return;
 	/* The AHS is a separate allocation of ours; isd_pdu_free does not know it. */
 	free(pdu->ahs);
 	pdu->ahs = NULL;
+	if (pdu->owner == &tc->rx_spare && tc->rx_spare == NULL && tc->state != ISD_TCP_CLOSED) {
+		tc->rx_spare = pdu;
+		return;
+	}
 	isd_pdu_free(pdu);
 }
 

@@ -22,6 +22,8 @@
 #define ISD_TCP_TTT_SLOTS 256
 /* iovec entries one outgoing PDU may use; a Data-In is shortened to fit. */
 #define ISD_TCP_TX_IOV_MAX 64
+/* Data bytes of the PDU an active connection keeps aside for the next small one. */
+#define ISD_TCP_RX_SPARE_DATA 512
 /* Spent send items a connection keeps for reuse (no allocation per PDU sent). */
 #define ISD_TCP_TX_CACHE 64
 /* iovec entries one sendmsg gathers, over as many queued PDUs as fit. */
@@ -203,6 +205,7 @@ struct isd_tcp_conn {
 	uint32_t rx_pad;
 	uint32_t rx_trail_len;          /* padding + data digest bytes */
 	struct isd_pdu *rx_pdu;
+	struct isd_pdu *rx_spare;       /* active: a small PDU kept for the next one */
 	int rx_reject;                  /* DISCARD: reject reason to report, 0 = none */
 	struct isd_tcp_task *rx_tt;     /* TASK sink */
 	int rx_r2t_idx;
