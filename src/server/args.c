@@ -57,7 +57,7 @@ static const struct opt_def g_opts[] = {
 
 static const char g_usage[] =
     "Usage: iserd [OPTIONS]\n"
-    "Userspace iSCSI target (iSCSI over TCP today; iSER in progress).\n"
+    "Userspace iSCSI target: iSCSI over TCP (tcp://) and iSER (iser://, rdma-core).\n"
     "Runs in the foreground and logs to stderr. Without options it serves one\n"
     "1 GiB RAM LUN as " ISD_TARGET_DEFAULT_NAME " on 127.0.0.1:3260.\n"
     "\n"
