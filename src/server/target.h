@@ -35,6 +35,7 @@ struct isd_target_running;
 #define ISD_TARGET_DEFAULT_PORTAL "tcp://127.0.0.1:3260"
 #define ISD_TARGET_DEFAULT_LUN "ram:1G"
 #define ISD_TARGET_DEFAULT_PORT 3260
+#define ISD_TARGET_DEFAULT_CONTROL_SOCKET "/run/iserd/iserd.sock"
 #define ISD_TARGET_SPEC_MAX ISD_BSTORE_SPEC_MAX   /* a backing spec */
 #define ISD_TARGET_ORIGIN_MAX 4300      /* where a setting came from, for messages */
 #define ISD_TARGET_DM_KINDS_MAX 8       /* registered datamovers (ISD_DM_KINDS) */
@@ -101,6 +102,8 @@ struct isd_target_node_cfg {
 	struct isd_target_ini_cfg *ini; /* per-initiator credentials, looked up before auth */
 	int ini_count;
 	struct isd_target_neg_cfg neg;
+	char **portals;                 /* URLs of the portals it is bound to; none = every portal */
+	int portal_bind_count;
 	bool from_flags;                /* created by --target (gets the default LUN) */
 	char origin[ISD_TARGET_ORIGIN_MAX];
 };
@@ -144,6 +147,10 @@ struct isd_target_cfg {
 	struct isd_auth_cfg discovery_auth;
 	bool allow_short_secrets;       /* allow_short_chap_secrets / --allow-short-secrets */
 	uint32_t chap_algs;             /* chap_algorithms as ISD_CHAP_ALG_BIT mask; 0 = all */
+	char control_socket[108];       /* Unix socket of the control interface ("" = the default
+					 * ISD_TARGET_DEFAULT_CONTROL_SOCKET; "none" = off) */
+	int control_mode;               /* its permission bits; -1 = 0600 */
+	char metrics_listen[128];       /* "ADDR:PORT" of the Prometheus HTTP listener ("" = off) */
 	char user[64];                  /* drop to this user after start ("" = stay) */
 	char group[64];                 /* and this group ("" = the user's primary group) */
 	struct isd_target_neg_cfg neg;  /* defaults for every target (config "global") */
