@@ -6,6 +6,9 @@
  *
  * Signals arrive through a signalfd on the reactor, so every reaction to them
  * runs as an ordinary reactor callback and needs no async-signal-safety.
+ * SIGHUP reloads the configuration (the difference is applied live), SIGUSR1
+ * logs the counters; the control socket (src/ctl) serves iserctl on the same
+ * reactor.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -17,8 +20,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "ctl/control.h"
 #include "reactor/reactor.h"
 #include "dm/dm_kind.h"
+#include "server/live.h"
 #include "server/target.h"
 #include "util/log.h"
 
@@ -32,76 +37,68 @@ struct daemon {
 	bool drained; /* every connection closed: safe to free all */
 	uint64_t shutdown_ms;
 	struct isd_timer shutdown_timer;
+	/* a reload parses the command line again (the file it names may have changed):
+	 * our own copy, taken before the secrets in argv were overwritten */
+	int argc;
+	char **argv;
+	char config_file[4096];
+	struct isd_ctl *ctl;
+	struct isd_ctl_env ctl_env;
 };
 
 static void
 log_stats(struct daemon *d, const char *why)
 {
-	struct isd_iscsi_stats st;
-	struct json_object *o;
+	struct json_object *o = isd_ctl_process_stats(d->rt);
 
-	isd_target_get_stats(d->rt, &st);
-	o = json_object_new_object();
 	if (o == NULL)
 		return;
-	json_object_object_add(o, "sessions", json_object_new_int64((int64_t)st.sessions));
-	json_object_object_add(o, "connections", json_object_new_int64((int64_t)st.connections));
-	json_object_object_add(o, "tasks", json_object_new_int64((int64_t)st.tasks));
-	json_object_object_add(o, "logins_ok", json_object_new_int64((int64_t)st.logins_ok));
-	json_object_object_add(o, "logins_failed",
-			       json_object_new_int64((int64_t)st.logins_failed));
-	json_object_object_add(o, "rejects_sent", json_object_new_int64((int64_t)st.rejects_sent));
-	json_object_object_add(o, "bytes_copied", json_object_new_int64((int64_t)st.bytes_copied));
-	json_object_object_add(o, "bytes_placed", json_object_new_int64((int64_t)st.bytes_placed));
-	json_object_object_add(o, "login_connections",
-			       json_object_new_int64((int64_t)st.login_connections));
-	json_object_object_add(o, "cmdsn_dropped",
-			       json_object_new_int64((int64_t)st.cmdsn_dropped));
-	{
-		/* refusals by limit, named after the limit (docs/iserd.md) */
-		const struct {
-			const char *name;
-			uint64_t v;
-		} refused[] = {
-		    {"connections", st.refused.connections},
-		    {"per_address", st.refused.per_address},
-		    {"login_connections", st.refused.login_connections},
-		    {"sessions", st.refused.sessions},
-		    {"sessions_per_target", st.refused.sessions_per_target},
-		    {"discovery_sessions", st.refused.discovery_sessions},
-		    {"held_pdus", st.refused.held_pdus},
-		    {"buffers", st.refused.buffers},
-		};
-		struct json_object *ro = json_object_new_object();
-
-		for (size_t i = 0; ro != NULL && i < sizeof(refused) / sizeof(refused[0]); i++)
-			json_object_object_add(ro, refused[i].name,
-					       json_object_new_int64((int64_t)refused[i].v));
-		if (ro != NULL)
-			json_object_object_add(o, "refused", ro);
-	}
-	{
-		/* each datamover's own counters, under its scheme */
-		struct isd_stat sv[64];
-
-		for (unsigned k = 0; k < isd_dm_kind_count; k++) {
-			struct json_object *po;
-			int n;
-
-			if (isd_dm_kinds[k]->stats == NULL)
-				continue;
-			po = json_object_new_object();
-			if (po == NULL)
-				continue;
-			n = isd_dm_kinds[k]->stats(sv, (int)(sizeof(sv) / sizeof(sv[0])));
-			for (int i = 0; i < n && i < (int)(sizeof(sv) / sizeof(sv[0])); i++)
-				json_object_object_add(po, sv[i].name,
-						       json_object_new_int64((int64_t)sv[i].value));
-			json_object_object_add(o, isd_dm_kinds[k]->scheme, po);
-		}
-	}
 	isd_log_info("%s stats %s", why, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
+}
+
+/*
+ * SIGHUP and the control method config.reload: the command line and the file
+ * it names are read again, validated, and the difference is applied to the
+ * running target (server/live.h). An invalid file changes nothing.
+ */
+static int
+reload(void *arg, struct isd_live_diff *diff, char *err, size_t errlen)
+{
+	struct daemon *d = arg;
+	struct isd_target_cfg next;
+	int rc;
+
+	memset(diff, 0, sizeof(*diff));
+	isd_target_cfg_init(&next);
+	rc = isd_target_cfg_parse_args(d->argc, d->argv, &next, err, errlen);
+	if (rc == 0)
+		rc = isd_target_cfg_validate(&next, err, errlen);
+	if (rc == 0)
+		rc = isd_live_apply(d->rt, &next, diff, err, errlen);
+	isd_target_cfg_fini(&next);
+	return rc;
+}
+
+static void
+on_sighup(struct daemon *d)
+{
+	struct isd_live_diff diff;
+	char err[1024] = "";
+	int rc;
+
+	isd_log_info("SIGHUP: reloading%s%s", d->config_file[0] ? " " : "", d->config_file);
+	rc = reload(d, &diff, err, sizeof(err));
+	if (rc < 0) {
+		isd_log_err("reload failed: %s", err[0] ? err : strerror(-rc));
+		return;
+	}
+	isd_log_info("reloaded: targets +%d -%d ~%d (%d untouched), LUNs +%d -%d ~%d, portals +%d "
+		     "-%d, ACL/credential changes %d, global changes %d",
+		     diff.targets_added, diff.targets_removed, diff.targets_changed,
+		     diff.unchanged_targets, diff.luns_added, diff.luns_removed, diff.luns_changed,
+		     diff.portals_added, diff.portals_removed, diff.acl_changed,
+		     diff.globals_changed);
 }
 
 static void
@@ -153,11 +150,14 @@ on_signal(void *arg, uint32_t events)
 			d->stopping = true;
 			isd_log_info("%s: shutting down", signame(si.ssi_signo));
 			isd_reactor_timer_start(d->r, &d->shutdown_timer, d->shutdown_ms);
+			/* no changes while the sessions drain */
+			isd_ctl_stop(d->ctl);
+			d->ctl = NULL;
 			isd_target_shutdown(d->rt, on_drained, d);
 			break;
 		case SIGHUP:
-			isd_log_warn("SIGHUP ignored: configuration reload is not supported; "
-				     "restart iserd to apply changes");
+			if (!d->stopping)
+				on_sighup(d);
 			break;
 		case SIGUSR1:
 			log_stats(d, "current");
@@ -216,6 +216,66 @@ count_luns(const struct isd_target_cfg *cfg)
 	return n;
 }
 
+static int
+copy_args(struct daemon *d, int argc, char **argv)
+{
+	d->argv = calloc((size_t)argc + 1, sizeof(char *));
+	if (d->argv == NULL)
+		return -ENOMEM;
+	for (d->argc = 0; d->argc < argc; d->argc++) {
+		d->argv[d->argc] = strdup(argv[d->argc]);
+		if (d->argv[d->argc] == NULL)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void
+free_args(struct daemon *d)
+{
+	for (int i = 0; i < d->argc; i++) {
+		explicit_bzero(d->argv[i], strlen(d->argv[i]));
+		free(d->argv[i]);
+	}
+	free(d->argv);
+	d->argv = NULL;
+	d->argc = 0;
+}
+
+/*
+ * The control socket: the configured path, or the default one (whose
+ * directory is created; failing there is a warning, not the end), or none.
+ */
+static int
+start_control(struct daemon *d, const struct isd_target_cfg *cfg)
+{
+	const char *path = cfg->control_socket[0] ? cfg->control_socket
+						   : ISD_TARGET_DEFAULT_CONTROL_SOCKET;
+	bool dflt = cfg->control_socket[0] == '\0';
+	char err[512] = "";
+	int rc;
+
+	if (strcmp(path, "none") == 0)
+		return 0;
+	d->ctl_env.rt = d->rt;
+	d->ctl_env.config_file = d->config_file;
+	d->ctl_env.started_ns = isd_now_ns();
+	d->ctl_env.reload = reload;
+	d->ctl_env.reload_arg = d;
+	rc = isd_ctl_start(d->r, &d->ctl_env, path,
+			   cfg->control_mode != -1 ? (unsigned)cfg->control_mode : 0600, dflt,
+			   &d->ctl, err, sizeof(err));
+	if (rc < 0 && dflt) {
+		isd_log_warn("%s; running without a control socket (control_socket sets another "
+			     "path)",
+			     err);
+		return 0;
+	}
+	if (rc < 0)
+		fprintf(stderr, "iserd: %s\n", err);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -226,6 +286,10 @@ main(int argc, char **argv)
 	int rc, status = ISD_EXIT_RUNTIME, scrubbed;
 
 	isd_target_cfg_init(&cfg);
+	if (copy_args(&d, argc, argv) < 0) {
+		fprintf(stderr, "iserd: out of memory\n");
+		return ISD_EXIT_RUNTIME;
+	}
 	rc = isd_target_cfg_parse_args(argc, argv, &cfg, err, sizeof(err));
 	/* the parser took its copies: no literal secret stays in /proc/PID/cmdline */
 	scrubbed = isd_target_args_scrub(argc, argv);
@@ -309,6 +373,12 @@ main(int argc, char **argv)
 		isd_target_stop(d.rt);
 		goto out_sfd;
 	}
+	snprintf(d.config_file, sizeof(d.config_file), "%s", cfg.config_file);
+	rc = start_control(&d, &cfg);
+	if (rc < 0) {
+		isd_target_stop(d.rt);
+		goto out_sfd;
+	}
 	/* the model holds secrets; the running target has its own copy */
 	isd_target_cfg_fini(&cfg);
 	isd_log_info("ready");
@@ -321,6 +391,8 @@ main(int argc, char **argv)
 		status = ISD_EXIT_OK;
 	}
 	log_stats(&d, "final");
+	isd_ctl_stop(d.ctl);
+	d.ctl = NULL;
 	isd_reactor_timer_stop(d.r, &d.shutdown_timer);
 	isd_target_stop(d.rt);
 	if (d.stopping && !d.drained) {
@@ -328,6 +400,7 @@ main(int argc, char **argv)
 		isd_reactor_del_fd(d.r, d.sfd);
 		close(d.sfd);
 		isd_log_info("stopped");
+		free_args(&d);
 		return status;
 	}
 	isd_log_info("stopped");
@@ -340,5 +413,6 @@ out_sig:
 		close(d.sfd);
 out_cfg:
 	isd_target_cfg_fini(&cfg);
+	free_args(&d);
 	return status;
 }

@@ -85,6 +85,24 @@ isd_log_enable(const char *components)
 	return 0;
 }
 
+enum isd_log_level
+isd_log_get_level(void)
+{
+	return g_level;
+}
+
+void
+isd_log_get_components(char *buf, size_t len)
+{
+	size_t n = strlen(g_components);
+
+	/* stored as ",a,b,": show "a,b" */
+	if (n >= 2)
+		snprintf(buf, len, "%.*s", (int)(n - 2), g_components + 1);
+	else if (len > 0)
+		buf[0] = '\0';
+}
+
 bool
 isd_log_component_enabled(const char *component)
 {

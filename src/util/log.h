@@ -23,6 +23,9 @@ void isd_log_set_level(enum isd_log_level level);
 /* Comma-separated component names, or "all". Returns 0 or -EINVAL. */
 int isd_log_enable(const char *components);
 bool isd_log_component_enabled(const char *component);
+enum isd_log_level isd_log_get_level(void);
+/* The components given to isd_log_enable() ("all", "iscsi,tcp"), "" for none. */
+void isd_log_get_components(char *buf, size_t len);
 /* Where lines go (default stderr; NULL restores it). For tests. */
 void isd_log_set_stream(FILE *f);
 /*
