@@ -14,7 +14,11 @@
  *     one write(2) on an O_APPEND fd, so a kill -9 falls between two lines:
  *       I LBA N GEN    before the command is sent (issued)
  *       A LBA N GEN    after its SCSI Response came back GOOD (acknowledged)
- *     Any other outcome of a WRITE ends the process with status 1.
+ *     A WRITE answered with UNIT ATTENTION (a LUN added or removed, a capacity
+ *     changed: a live change of the target) was not executed; like a real
+ *     initiator the writer goes on (the block is written again later), prints
+ *     one line and never logs it acknowledged. Any other outcome of a WRITE
+ *     ends the process with status 1.
  *
  *   isd_chaoswriter cycles URL N
  *     N logins (initiator names chaos-2000.. chaos-2006), each ending in turn
@@ -194,7 +198,11 @@ write_cb(struct iscsi_context *iscsi, int status, void *command_data, void *priv
 	struct scsi_task *t = command_data;
 	struct slot *s = private_data;
 
-	if (status != SCSI_STATUS_GOOD) {
+	if (status == SCSI_STATUS_CHECK_CONDITION && t != NULL &&
+	    t->sense.key == SCSI_SENSE_UNIT_ATTENTION) {
+		fprintf(stderr, "WRITE(10) at %" PRIu32 " x %" PRIu32 ": unit attention %04x, going on\n",
+			s->lba, s->n, t->sense.ascq);
+	} else if (status != SCSI_STATUS_GOOD) {
 		fprintf(stderr, "WRITE(10) at %" PRIu32 " x %" PRIu32 ": status %d: %s\n", s->lba,
 			s->n, status, iscsi_get_error(iscsi));
 		g_failed = 1;
