@@ -69,6 +69,8 @@ struct isd_iscsi_tgt {
 	void (*shutdown_cb)(void *arg);
 	void *shutdown_arg;
 	struct isd_timer shutdown_timer;
+	void (*conn_gone_cb)(void *arg);        /* isd_iscsi_tgt_set_conn_gone */
+	void *conn_gone_arg;
 };
 
 /* A command PDU whose CmdSN is ahead of ExpCmdSN, parked until the gap fills,
@@ -200,6 +202,9 @@ struct isd_conn {
 	 * template of every task's buf_ops (whose ctx is the task). */
 	struct isd_scsi_buf_ops buf_ops;
 	uint64_t buf_bytes;             /* allocated through buf_ops now */
+	/* an Async logout request was sent: closed when this fires (live.c) */
+	struct isd_timer logout_timer;
+	bool logout_requested;
 	TAILQ_ENTRY(isd_conn) link;
 	/* datamover private area follows, aligned */
 	_Alignas(16) uint8_t dm_priv[];
@@ -361,6 +366,9 @@ void isd_nop_stop(struct isd_conn *c);
 
 /* logout.c */
 void isd_logout_rx(struct isd_conn *c, struct isd_pdu *pdu);
+
+/* live.c */
+void isd_live_logout_timeout(void *arg);
 
 /* reject.c */
 void isd_reject_send(struct isd_conn *c, const uint8_t *bhs, uint8_t reason);

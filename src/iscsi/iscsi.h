@@ -79,6 +79,7 @@ struct isd_tnode {
 	int ini_auth_count;
 	struct isd_key_policy policy;   /* negotiation limits for sessions to this node */
 	uint32_t queue_depth;           /* CmdSN window per session (MaxCmdSN - ExpCmdSN + 1) */
+	bool removed;                   /* isd_iscsi_tgt_remove_node() took it out */
 	TAILQ_ENTRY(isd_tnode) link;
 };
 
@@ -158,6 +159,40 @@ struct isd_tnode *isd_iscsi_tgt_find_node(struct isd_iscsi_tgt *t, const char *n
  * gone, from the reactor. */
 void isd_iscsi_tgt_shutdown(struct isd_iscsi_tgt *t, void (*cb)(void *arg), void *arg);
 void isd_iscsi_tgt_get_stats(struct isd_iscsi_tgt *t, struct isd_iscsi_stats *out);
+
+/* ---- changes while running (src/server/live.c) ---- */
+
+/*
+ * The instance's settings, changed in place for what comes next: timeouts,
+ * limits and discovery auth apply to connections and logins from then on.
+ */
+struct isd_iscsi_cfg *isd_iscsi_tgt_cfg(struct isd_iscsi_tgt *t);
+/*
+ * Takes a node out: logins naming it fail from now on (not found; one that
+ * was past its first request gets 0x0204 target removed), connections still
+ * logging in to it are closed. Its sessions stay until they end; the caller
+ * keeps the node (and its device) alive while isd_iscsi_tgt_node_busy().
+ * -ENOENT when it is not registered.
+ */
+int isd_iscsi_tgt_remove_node(struct isd_iscsi_tgt *t, struct isd_tnode *node);
+/* Logged-in sessions to node (NULL: discovery sessions). */
+int isd_iscsi_tgt_node_sessions(struct isd_iscsi_tgt *t, const struct isd_tnode *node);
+/* True while a connection (logging in, logged in or closing) still refers to node. */
+bool isd_iscsi_tgt_node_busy(struct isd_iscsi_tgt *t, const struct isd_tnode *node);
+/* Asks every logged-in session of node to log out (isd_iscsi_tgt_session_logout);
+ * returns how many were asked. */
+int isd_iscsi_tgt_node_logout(struct isd_iscsi_tgt *t, const struct isd_tnode *node);
+/*
+ * Asks a session to log out: an Async Message with AsyncEvent 1 (logout
+ * requested, RFC 7143 §11.9.1) whose Parameter3 gives the initiator the
+ * logout timeout (in seconds, rounded up) to do so; the connection is closed
+ * if it is still there when that time has passed. -ENOENT for no such TSIH.
+ */
+int isd_iscsi_tgt_session_logout(struct isd_iscsi_tgt *t, uint16_t tsih);
+/* Closes connection cid of session tsih at once. -ENOENT. */
+int isd_iscsi_tgt_conn_drop(struct isd_iscsi_tgt *t, uint16_t tsih, uint16_t cid);
+/* cb(arg) runs each time a connection has been freed (inside the core: defer real work). */
+void isd_iscsi_tgt_set_conn_gone(struct isd_iscsi_tgt *t, void (*cb)(void *arg), void *arg);
 
 /* What a datamover knows about a new connection. */
 struct isd_dm_conn;

@@ -154,6 +154,7 @@ struct isd_scsi_cmd {
 	uint64_t io_end;
 	void *aux_buf;                  /* second buffer (compare reads), freed by release */
 	uint32_t aux_len;
+	struct isd_scsi_lu *lu_ref;     /* the LU this command holds (setup to release) */
 };
 
 /* Backing store description used to create a logical unit. */
@@ -234,6 +235,26 @@ void isd_scsi_set_sense(struct isd_scsi_cmd *cmd, uint8_t key, uint8_t asc, uint
  * the format is not supported. */
 uint32_t isd_scsi_lun_decode(uint64_t lun_field);
 uint64_t isd_scsi_lun_encode(uint32_t lun);
+
+/*
+ * Removes a LU while the device runs. Commands that arrive for it from now on
+ * fail with LOGICAL UNIT NOT SUPPORTED; those already set up on it run to
+ * their release. Then gone(arg, store) runs (for the caller to deregister the
+ * store's memory), and the store is closed and the LU freed: at once when no
+ * command holds it, else from the release of the last one. Every other LU of
+ * the device raises REPORTED LUNS DATA HAS CHANGED on each nexus.
+ * -ENOENT for an unknown LU number.
+ */
+int isd_scsi_dev_remove_lu(struct isd_scsi_dev *dev, uint32_t lun,
+			   void (*gone)(void *arg, struct isd_bstore *bs), void *arg);
+/* Raises REPORTED LUNS DATA HAS CHANGED (3Fh/0Eh) on every nexus of every LU (a LU
+ * was added). */
+void isd_scsi_dev_luns_changed(struct isd_scsi_dev *dev);
+/* Commands set up on LU lun and not yet released (0 for an unknown LU). */
+uint32_t isd_scsi_lu_busy(struct isd_scsi_dev *dev, uint32_t lun);
+/* Write-protects (or not) a LU for commands set up from now on; a store opened
+ * read-only stays so (-EROFS). -ENOENT for an unknown LU number. */
+int isd_scsi_lu_set_read_only(struct isd_scsi_dev *dev, uint32_t lun, bool read_only);
 
 /* The LU's store changed size: re-reads it and raises CAPACITY DATA HAS CHANGED
  * (2Ah/09h) on every nexus. -ENOENT for an unknown LU number. */

@@ -175,6 +175,11 @@ int64_t *isd_target_dm_setting(struct isd_target_cfg *cfg, const char *name,
 /* Its value as set, or -1 (unset or unknown). */
 int64_t isd_target_dm_setting_get(const struct isd_target_cfg *cfg, const char *name);
 void isd_target_cfg_fini(struct isd_target_cfg *cfg);
+/* Deep copies (secrets included; fini zeroes them). 0, or -ENOMEM with dst empty. */
+int isd_target_cfg_copy(struct isd_target_cfg *dst, const struct isd_target_cfg *src);
+int isd_target_node_cfg_copy(struct isd_target_node_cfg *dst,
+			     const struct isd_target_node_cfg *src);
+void isd_target_node_cfg_fini(struct isd_target_node_cfg *n);
 
 /*
  * Parses the daemon's command line (argv[0] is skipped). If it names a config
