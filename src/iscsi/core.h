@@ -108,6 +108,8 @@ struct isd_session {
 	uint64_t held_bytes;            /* their memory (isd_held_cost) */
 	struct isd_scsi_nexus nexus;
 	bool nexus_added;
+	uint64_t login_ns;              /* when the login completed (isd_now_ns) */
+	struct isd_io_stats io;         /* its SCSI commands (task alloc to task free) */
 	TAILQ_ENTRY(isd_session) link;
 };
 
@@ -237,6 +239,7 @@ struct isd_task {
 	uint32_t unsol_datasn;          /* next expected DataSN of the unsolicited burst */
 	bool data_bad;                  /* some Data-Out failed its data digest: never run */
 	struct isd_tmf_wait *tmf_wait;  /* TMF response waiting for this task's exec */
+	uint64_t start_ns;              /* arrival, for the session's latency figures */
 	struct isd_scsi_cmd cmd;
 	struct isd_scsi_buf_ops buf_ops;        /* conn's buf_ops with ctx = this task */
 	struct isd_pdu *held_pdu;       /* command PDU whose immediate data is cmd's buffer */

@@ -16,6 +16,7 @@
 
 #include "iscsi/chap.h"
 #include "iscsi/keys.h"
+#include "util/iostats.h"
 
 struct isd_reactor;
 struct isd_scsi_dev;
@@ -205,6 +206,34 @@ struct isd_conn_info {
 	uint16_t tpgt;                  /* of the portal it arrived on */
 	enum isd_transport transport;
 };
+
+/* A logged-in session as the layers above see it (statistics, listings). */
+struct isd_iscsi_session_info {
+	uint16_t tsih;
+	bool discovery;
+	char target[ISD_NAME_MAX];      /* "" for discovery */
+	char initiator[ISD_NAME_MAX];   /* as the initiator sent it: escape before logging */
+	uint8_t isid[6];
+	uint16_t cid;
+	struct isd_conn_info conn;      /* addresses, ports, transport of its connection */
+	uint64_t age_ms;                /* since the login completed */
+	uint32_t in_flight;             /* tasks alive (immediate ones included) */
+	struct isd_params params;       /* negotiated */
+	uint32_t max_recv_dsl;          /* what the initiator may send us in one PDU (iSER:
+					 * TargetRecvDataSegmentLength) */
+	uint32_t max_xmit_dsl;          /* what we send it in one PDU */
+	uint32_t queue_depth;           /* CmdSN window */
+	struct isd_io_stats io;         /* its SCSI commands, from arrival to the task's end */
+};
+
+/* Calls fn for each session in the session table (logged in, discovery included),
+ * in login order. Returns the count. fn must not log a session out. */
+int isd_iscsi_tgt_for_each_session(struct isd_iscsi_tgt *t,
+				   void (*fn)(void *arg, const struct isd_iscsi_session_info *si),
+				   void *arg);
+/* Calls fn for each registered node, in registration order. Returns the count. */
+int isd_iscsi_tgt_for_each_node(struct isd_iscsi_tgt *t,
+				void (*fn)(void *arg, struct isd_tnode *node), void *arg);
 
 /*
  * Creates a passive connection in the login state with room for

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bstore/bstore.h"
+#include "reactor/reactor.h"
 #include "scsi/scsi_int.h"
 #include "util/endian.h"
 #include "util/log.h"
@@ -611,6 +612,8 @@ isd_scsi_cmd_done(struct isd_scsi_cmd *cmd)
 {
 	if (cmd->status != ISD_SAM_GOOD && cmd->dir == ISD_SCSI_DIR_IN)
 		cmd->data_in_len = 0;
+	/* counted before the transport sees it: done may release the command */
+	isd_scsi_io_done(cmd, false);
 	if (cmd->done != NULL)
 		cmd->done(cmd);
 }
@@ -822,8 +825,8 @@ op_setup(struct isd_scsi_cmd *cmd, const struct isd_scsi_op *op)
 	return rc;
 }
 
-int
-isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
+static int
+cmd_setup(struct isd_scsi_cmd *cmd)
 {
 	const struct isd_scsi_op *op;
 	struct isd_scsi_nexus *nexus = isd_scsi_cmd_nexus(cmd);
@@ -893,6 +896,19 @@ isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 	return op_setup(cmd, op);
 }
 
+int
+isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
+{
+	uint64_t t0 = isd_now_ns();
+	int rc = cmd_setup(cmd);
+
+	/* counted once the LU it goes to is known; one finished here is complete */
+	isd_scsi_io_start(cmd, t0);
+	if (rc == ISD_SCSI_SETUP_DONE)
+		isd_scsi_io_done(cmd, false);
+	return rc;
+}
+
 void
 isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd)
 {
@@ -921,6 +937,7 @@ isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd)
 	cmd->status = ISD_SAM_TASK_ABORTED;
 	cmd->sense_len = 0;
 	cmd->data_in_len = 0;
+	isd_scsi_io_done(cmd, false);
 }
 
 void
@@ -932,6 +949,8 @@ isd_scsi_cmd_cancel(struct isd_scsi_cmd *cmd)
 void
 isd_scsi_cmd_release(struct isd_scsi_cmd *cmd)
 {
+	/* set up, then neither run nor aborted: the transport gave it up */
+	isd_scsi_io_done(cmd, true);
 	buf_free(cmd);
 	cmd->iovcnt = 0;
 	cmd->op = NULL;

@@ -165,6 +165,8 @@ struct isd_scsi_lu {
 	void (*gone)(void *arg, struct isd_bstore *bs);  /* before the store is closed */
 	void *gone_arg;
 	struct isd_scsi_lu *removed_next;       /* on dev->removed */
+
+	struct isd_io_stats io;         /* commands to this LU */
 };
 
 struct isd_scsi_dev {
@@ -173,6 +175,7 @@ struct isd_scsi_dev {
 	struct isd_scsi_lu *lus[ISD_SCSI_MAX_LUNS];
 	uint32_t nlus;
 	struct isd_scsi_lu *removed;            /* removed LUs with commands still alive */
+	struct isd_io_stats io;         /* every command to the device, LU or not */
 };
 
 #define ISD_SCSI_MAX_XFER (16u << 20)   /* bytes; bounds every data buffer */
@@ -228,6 +231,11 @@ void isd_scsi_fence(struct isd_scsi_cmd *cmd);
 bool isd_scsi_may_store(struct isd_scsi_cmd *cmd);
 /* Takes the highest-priority pending UA of the nexus into key/asc; false if none. */
 bool isd_scsi_ua_take(struct isd_scsi_itn *itn, uint16_t *asc_ascq);
+
+/* stats.c: a command starts (end of setup, t0 taken before it) and completes (exactly
+ * once: abandoned = released without completing, counted as aborted). */
+void isd_scsi_io_start(struct isd_scsi_cmd *cmd, uint64_t t0);
+void isd_scsi_io_done(struct isd_scsi_cmd *cmd, bool abandoned);
 
 /* pr.c */
 struct isd_scsi_pr_reg *isd_scsi_pr_find(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *n);

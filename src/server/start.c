@@ -711,3 +711,9 @@ isd_target_drop_privileges(const struct isd_target_cfg *cfg, char *err, size_t e
 		     (unsigned int)gid);
 	return 0;
 }
+
+struct isd_iscsi_tgt *
+isd_target_core(struct isd_target_running *rt)
+{
+	return rt != NULL ? rt->tgt : NULL;
+}

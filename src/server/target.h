@@ -267,6 +267,8 @@ int isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 void isd_target_shutdown(struct isd_target_running *rt, void (*cb)(void *arg), void *arg);
 /* Counters of the iSCSI core. */
 void isd_target_get_stats(struct isd_target_running *rt, struct isd_iscsi_stats *out);
+/* The iSCSI core instance it runs (its nodes, sessions), for readers in this layer. */
+struct isd_iscsi_tgt *isd_target_core(struct isd_target_running *rt);
 /*
  * Frees everything start built. Call it before any connection was accepted or
  * after the shutdown callback ran; if a shutdown was started but never
