@@ -577,8 +577,8 @@ isd_live_lun_can_write(struct isd_target_running *rt, struct isd_target_node *n,
 }
 
 int
-isd_live_lun_set_read_only(struct isd_target_running *rt, const char *target, uint32_t lun,
-			   bool read_only, char *err, size_t errlen)
+isd_live_lun_set_read_only_int(struct isd_target_running *rt, const char *target, uint32_t lun,
+			       bool read_only, bool check, char *err, size_t errlen)
 {
 	struct isd_target_cfg *cand;
 	struct isd_target_node_cfg *nc;
@@ -605,7 +605,7 @@ isd_live_lun_set_read_only(struct isd_target_running *rt, const char *target, ui
 		goto out;
 	}
 	nc->luns[li].read_only = read_only;
-	rc = model_check(cand, true, err, errlen);
+	rc = model_check(cand, check, err, errlen);
 	if (rc < 0)
 		goto out;
 	rc = isd_scsi_lu_set_read_only(n->tn.dev, lun, read_only);
@@ -621,6 +621,13 @@ isd_live_lun_set_read_only(struct isd_target_running *rt, const char *target, ui
 out:
 	model_drop(cand);
 	return rc;
+}
+
+int
+isd_live_lun_set_read_only(struct isd_target_running *rt, const char *target, uint32_t lun,
+			   bool read_only, char *err, size_t errlen)
+{
+	return isd_live_lun_set_read_only_int(rt, target, lun, read_only, true, err, errlen);
 }
 
 /* ---- ACLs and CHAP ---- */
