@@ -397,6 +397,13 @@ test_lun_add_remove(void **state)
 	assert_int_equal(scsi_cmd(f, &f->a, 0, cdb, sizeof(rl), true, NULL, rl, &len),
 			 ISD_SAM_GOOD);
 	assert_int_equal(get_be32(rl), 16);
+	{
+		struct isd_live_lun_stats ls[4];
+
+		assert_int_equal(isd_live_lun_stats(f->rt, TA, ls, 4), 2);
+		assert_string_equal(ls[1].spec, "ram:2M");
+		assert_int_equal(ls[1].size, 2u << 20);
+	}
 	drain_ua(f, &f->a, 1);
 	assert_int_equal(capacity(f, &f->a, 1), 2u << 20);
 	/* TB's session saw nothing */
