@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ctl/control.h"
+#include "ctl/ctl.h"
 #include "reactor/reactor.h"
 #include "dm/dm_kind.h"
 #include "server/live.h"
@@ -32,6 +33,7 @@
 struct daemon {
 	struct isd_reactor *r;
 	struct isd_target_running *rt;
+	struct isd_metrics_http *metrics;      /* NULL when metrics_listen is off */
 	int sfd;
 	bool stopping;
 	bool drained; /* every connection closed: safe to free all */
@@ -366,16 +368,31 @@ main(int argc, char **argv)
 		status = rc == -EINVAL ? ISD_EXIT_USAGE : ISD_EXIT_RUNTIME;
 		goto out_sfd;
 	}
+	/* like a portal: bound before privileges go, so a low port works too */
+	if (cfg.metrics_listen[0] != '\0') {
+		rc = isd_metrics_http_start(d.r, d.rt, cfg.metrics_listen, &d.metrics, err,
+					    sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr, "iserd: %s\n", err);
+			status = rc == -EINVAL ? ISD_EXIT_USAGE : ISD_EXIT_RUNTIME;
+			isd_target_stop(d.rt);
+			goto out_sfd;
+		}
+	}
+	/* the control socket too: its directory under /run may need root */
+	snprintf(d.config_file, sizeof(d.config_file), "%s", cfg.config_file);
+	rc = start_control(&d, &cfg);
+	if (rc < 0) {
+		isd_metrics_http_stop(d.metrics);
+		isd_target_stop(d.rt);
+		goto out_sfd;
+	}
 	/* after every portal listens and every LUN is open and registered */
 	rc = isd_target_drop_privileges(&cfg, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "iserd: %s\n", err);
-		isd_target_stop(d.rt);
-		goto out_sfd;
-	}
-	snprintf(d.config_file, sizeof(d.config_file), "%s", cfg.config_file);
-	rc = start_control(&d, &cfg);
-	if (rc < 0) {
+		isd_ctl_stop(d.ctl);
+		isd_metrics_http_stop(d.metrics);
 		isd_target_stop(d.rt);
 		goto out_sfd;
 	}
@@ -394,6 +411,7 @@ main(int argc, char **argv)
 	isd_ctl_stop(d.ctl);
 	d.ctl = NULL;
 	isd_reactor_timer_stop(d.r, &d.shutdown_timer);
+	isd_metrics_http_stop(d.metrics);
 	isd_target_stop(d.rt);
 	if (d.stopping && !d.drained) {
 		/* connections still hold fds on the reactor: exit without freeing it */

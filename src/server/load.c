@@ -45,6 +45,7 @@ static const char *const g_global_keys[] = {
     "shutdown_timeout", "discovery_auth",
     "chap_algorithms",	"allow_short_chap_secrets",
     "user",		"group",
+    "metrics_listen",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
@@ -489,6 +490,19 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	if ((s = config_setting_get_member(g, "group")) != NULL &&
 	    (rc = get_string(x, s, cfg->group, sizeof(cfg->group))) < 0)
 		return rc;
+	if ((s = config_setting_get_member(g, "metrics_listen")) != NULL) {
+		char host[64], why[160];
+		uint16_t port;
+
+		rc = get_string(x, s, cfg->metrics_listen, sizeof(cfg->metrics_listen));
+		if (rc < 0)
+			return rc;
+		/* "" keeps it off, as when the setting is absent */
+		if (cfg->metrics_listen[0] != '\0' &&
+		    isd_target_listen_parse(cfg->metrics_listen, host, sizeof(host), &port, why,
+					    sizeof(why)) < 0)
+			return fail(x, s, "metrics_listen: %s", why);
+	}
 	if ((s = config_setting_get_member(g, "discovery_auth")) != NULL) {
 		rc = check_keys(x, s, "discovery_auth", g_auth_keys, NULL);
 		if (rc < 0)
