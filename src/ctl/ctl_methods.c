@@ -1154,6 +1154,7 @@ isd_ctl_process_stats(struct isd_target_running *rt)
 	struct isd_iscsi_stats st;
 	struct json_object *o = json_object_new_object(), *ro;
 	struct isd_stat sv[64];
+	int n;
 
 	isd_target_get_stats(rt, &st);
 	add_int(o, "sessions", (int64_t)st.sessions);
@@ -1168,19 +1169,13 @@ isd_ctl_process_stats(struct isd_target_running *rt)
 	add_int(o, "cmdsn_dropped", (int64_t)st.cmdsn_dropped);
 	/* refusals by limit, named after the limit (docs/iserd.md) */
 	ro = json_object_new_object();
-	add_int(ro, "connections", (int64_t)st.refused.connections);
-	add_int(ro, "per_address", (int64_t)st.refused.per_address);
-	add_int(ro, "login_connections", (int64_t)st.refused.login_connections);
-	add_int(ro, "sessions", (int64_t)st.refused.sessions);
-	add_int(ro, "sessions_per_target", (int64_t)st.refused.sessions_per_target);
-	add_int(ro, "discovery_sessions", (int64_t)st.refused.discovery_sessions);
-	add_int(ro, "held_pdus", (int64_t)st.refused.held_pdus);
-	add_int(ro, "buffers", (int64_t)st.refused.buffers);
+	n = isd_iscsi_refused_list(&st, sv, (int)(sizeof(sv) / sizeof(sv[0])));
+	for (int i = 0; i < n && i < (int)(sizeof(sv) / sizeof(sv[0])); i++)
+		add_int(ro, sv[i].name, (int64_t)sv[i].value);
 	json_object_object_add(o, "refused", ro);
 	/* each datamover's own counters, under its scheme */
 	for (unsigned k = 0; k < isd_dm_kind_count; k++) {
 		struct json_object *po;
-		int n;
 
 		if (isd_dm_kinds[k]->stats == NULL)
 			continue;

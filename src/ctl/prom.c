@@ -355,19 +355,8 @@ render_process(struct pbuf *b, struct isd_target_running *rt)
 
 	isd_target_get_stats(rt, &st);
 	/* refusals by limit, named after the limit (docs/iserd.md "Limits") */
-	const struct {
-		const char *name;
-		uint64_t v;
-	} refused[] = {
-	    {"connections", st.refused.connections},
-	    {"per_address", st.refused.per_address},
-	    {"login_connections", st.refused.login_connections},
-	    {"sessions", st.refused.sessions},
-	    {"sessions_per_target", st.refused.sessions_per_target},
-	    {"discovery_sessions", st.refused.discovery_sessions},
-	    {"held_pdus", st.refused.held_pdus},
-	    {"buffers", st.refused.buffers},
-	};
+	struct isd_stat refused[16];
+	int nref = isd_iscsi_refused_list(&st, refused, 16);
 
 	pb_family(b, "iserd_build_info", "gauge", "The iserd version running (always 1).");
 	pb_printf(b, "iserd_build_info{version=\"%s\"} 1\n", ISD_VERSION);
@@ -398,9 +387,9 @@ render_process(struct pbuf *b, struct isd_target_running *rt)
 	pb_printf(b, "iserd_cmdsn_dropped_total %llu\n", (unsigned long long)st.cmdsn_dropped);
 	pb_family(b, "iserd_refused_total", "counter",
 		  "Connections, logins, PDUs or buffers refused at a limit, by the limit's name.");
-	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+	for (int i = 0; i < nref && i < 16; i++)
 		pb_printf(b, "iserd_refused_total{limit=\"%s\"} %llu\n", refused[i].name,
-			  (unsigned long long)refused[i].v);
+			  (unsigned long long)refused[i].value);
 
 	/* each datamover's own counters: names differ by kind, some are totals and some
 	 * current values, so they share one gauge family keyed by datamover and name */

@@ -147,6 +147,11 @@ struct isd_iscsi_stats {
 	} refused;
 };
 
+struct isd_stat;
+/* The refusals of st by limit, named after the limit (docs/iserd.md "Limits"), for
+ * whoever shows them: fills out[0..max), returns how many there are. */
+int isd_iscsi_refused_list(const struct isd_iscsi_stats *st, struct isd_stat *out, int max);
+
 int isd_iscsi_tgt_create(struct isd_reactor *r, const struct isd_iscsi_cfg *cfg,
 			 struct isd_iscsi_tgt **out);
 /* Frees the instance; every connection must be gone (see isd_iscsi_tgt_shutdown). */

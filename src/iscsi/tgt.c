@@ -5,6 +5,7 @@
 
 #include "iscsi/core.h"
 #include "util/log.h"
+#include "util/stats.h"
 
 void
 isd_iscsi_cfg_init(struct isd_iscsi_cfg *cfg)
@@ -150,4 +151,20 @@ isd_tgt_conn_gone(struct isd_iscsi_tgt *t)
 		t->conn_gone_cb(t->conn_gone_arg);
 	if (t->shutting_down && t->shutdown_cb != NULL && TAILQ_EMPTY(&t->conns))
 		isd_reactor_defer(t->reactor, &t->shutdown_timer);
+}
+
+int
+isd_iscsi_refused_list(const struct isd_iscsi_stats *st, struct isd_stat *out, int max)
+{
+	int n = 0;
+
+	isd_stat_add(out, max, &n, "connections", st->refused.connections);
+	isd_stat_add(out, max, &n, "per_address", st->refused.per_address);
+	isd_stat_add(out, max, &n, "login_connections", st->refused.login_connections);
+	isd_stat_add(out, max, &n, "sessions", st->refused.sessions);
+	isd_stat_add(out, max, &n, "sessions_per_target", st->refused.sessions_per_target);
+	isd_stat_add(out, max, &n, "discovery_sessions", st->refused.discovery_sessions);
+	isd_stat_add(out, max, &n, "held_pdus", st->refused.held_pdus);
+	isd_stat_add(out, max, &n, "buffers", st->refused.buffers);
+	return n;
 }
