@@ -23,8 +23,17 @@ void isd_log_set_level(enum isd_log_level level);
 /* Comma-separated component names, or "all". Returns 0 or -EINVAL. */
 int isd_log_enable(const char *components);
 bool isd_log_component_enabled(const char *component);
-/* Where lines go (default stderr; NULL restores it). For tests. */
+/*
+ * Where lines go (default stderr; NULL restores it). For tests.
+ *
+ * When the stream is journald's (JOURNAL_STREAM names its device and inode,
+ * as systemd sets it for a unit whose stderr goes to the journal), each line
+ * starts with its syslog priority as "<N>" (error 3, warn 4, info 6, debug 7)
+ * and carries no timestamp; otherwise it starts with the local time.
+ */
 void isd_log_set_stream(FILE *f);
+/* True when JOURNAL_STREAM names f's device and inode. */
+bool isd_log_stream_is_journal(FILE *f);
 /*
  * This thread's lines go to fn instead (NULL: back to the stream), level and
  * the finished, escaped line. The initiator library sets it around its event
