@@ -22,6 +22,8 @@
 #include "server/target.h"
 #include "util/log.h"
 
+#include "notify.h"
+
 #define ISERD_SHUTDOWN_MS 5000
 
 struct daemon {
@@ -151,6 +153,7 @@ on_signal(void *arg, uint32_t events)
 				break;
 			}
 			d->stopping = true;
+			isd_notify_stopping();
 			isd_log_info("%s: shutting down", signame(si.ssi_signo));
 			isd_reactor_timer_start(d->r, &d->shutdown_timer, d->shutdown_ms);
 			isd_target_shutdown(d->rt, on_drained, d);
@@ -312,6 +315,7 @@ main(int argc, char **argv)
 	/* the model holds secrets; the running target has its own copy */
 	isd_target_cfg_fini(&cfg);
 	isd_log_info("ready");
+	isd_notify_ready("serving");
 
 	rc = isd_reactor_run(d.r);
 	if (rc < 0) {
