@@ -136,6 +136,11 @@ if(ISERD_TESTS)
 			target_link_libraries(${_t} PRIVATE iserd_static)
 		endif()
 	endforeach()
+	# tests/unit/cli: the CLI's libc-only helpers, compiled in
+	if(TARGET unit_cli_test_iserinit_env)
+		target_sources(unit_cli_test_iserinit_env PRIVATE ${CMAKE_SOURCE_DIR}/cli/iserinit_env.c)
+		target_include_directories(unit_cli_test_iserinit_env PRIVATE ${CMAKE_SOURCE_DIR}/cli)
+	endif()
 	add_test(NAME libiserd_exports
 		COMMAND ${CMAKE_COMMAND} -DLIB=$<TARGET_FILE:iserd_shared>
 			-P ${CMAKE_SOURCE_DIR}/cmake/check_exports.cmake)
