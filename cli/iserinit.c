@@ -131,7 +131,8 @@ ii_open(const struct ii_common *co, const struct iserd_url *u, enum iserd_sessio
 	}
 	rc = iserd_context_create(initiator, &ctx);
 	if (rc < 0) {
-		ii_err("bad initiator name '%s'%s%s", iserd_escape(esc, sizeof(esc), initiator ? initiator : ""),
+		ii_err("bad initiator name '%s'%s%s",
+		       iserd_escape(esc, sizeof(esc), initiator ? initiator : ""),
 		       iname_from ? " in " : "", iname_from ? iname_from : "");
 		return NULL;
 	}
@@ -180,7 +181,8 @@ ii_open(const struct ii_common *co, const struct iserd_url *u, enum iserd_sessio
 			goto err;
 		}
 		if (r > 0 && iserd_set_mutual_chap(ctx, user, secret) < 0) {
-			ii_err("bad LIBISCSI_CHAP_TARGET_USERNAME or LIBISCSI_CHAP_TARGET_PASSWORD");
+			ii_err("bad LIBISCSI_CHAP_TARGET_USERNAME or "
+			       "LIBISCSI_CHAP_TARGET_PASSWORD");
 			goto err;
 		}
 	}

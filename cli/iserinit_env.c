@@ -46,8 +46,8 @@ trim(char *s)
 	while (*s == ' ' || *s == '\t')
 		s++;
 	n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' ||
-			 s[n - 1] == '\r'))
+	while (n > 0 &&
+	       (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
 		s[--n] = '\0';
 	return s;
 }
@@ -119,7 +119,8 @@ ii_env_cred(const char *user_var, const char *secret_var, char *user, size_t uca
 	if ((u == NULL || u[0] == '\0') && (s == NULL || s[0] == '\0'))
 		return 0;
 	if (u == NULL || u[0] == '\0' || s == NULL || s[0] == '\0') {
-		set_err(err, errlen, "%s is set but %s is not", u != NULL && u[0] ? user_var : secret_var,
+		set_err(err, errlen, "%s is set but %s is not",
+			u != NULL && u[0] ? user_var : secret_var,
 			u != NULL && u[0] ? secret_var : user_var);
 		return -1;
 	}

@@ -81,9 +81,10 @@ if(ISERD_TESTS)
 	# pkg-config and with find_package(iserd), run them
 	add_test(NAME install_consumers
 		COMMAND bash ${CMAKE_SOURCE_DIR}/tests/install/test_install.sh)
+	set(_isd_install_env ISERD_SRC=${CMAKE_SOURCE_DIR} ISERD_BUILD=${CMAKE_BINARY_DIR}
+		ISERD_SANITIZE=${ISERD_SANITIZE} CC=${CMAKE_C_COMPILER})
 	set_tests_properties(install_consumers PROPERTIES LABELS install SKIP_RETURN_CODE 77
-		TIMEOUT 600 ENVIRONMENT
-		"ISERD_SRC=${CMAKE_SOURCE_DIR};ISERD_BUILD=${CMAKE_BINARY_DIR};ISERD_SANITIZE=${ISERD_SANITIZE};CC=${CMAKE_C_COMPILER}")
+		TIMEOUT 600 ENVIRONMENT "${_isd_install_env}")
 	# dpkg-buildpackage -b of debian/ on a copy of the tree, dpkg -c, lintian
 	add_test(NAME package_debian COMMAND bash ${CMAKE_SOURCE_DIR}/tests/install/test_debian.sh)
 	set_tests_properties(package_debian PROPERTIES LABELS package SKIP_RETURN_CODE 77

@@ -194,7 +194,7 @@ isd_log_write(enum isd_log_level level, const char *component, const char *fmt, 
 			component ? component : "", line);
 		return;
 	}
-	fprintf(out, "%02d:%02d:%02d.%03ld %s%s%s: %s\n", tm.tm_hour,
-		tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level], component ? " " : "",
+	fprintf(out, "%02d:%02d:%02d.%03ld %s%s%s: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+		ts.tv_nsec / 1000000, names[level], component ? " " : "",
 		component ? component : "", line);
 }

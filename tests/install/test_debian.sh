@@ -46,7 +46,8 @@ if ! (cd "$tmp/iserd" && DEB_BUILD_OPTIONS="parallel=$jobs nocheck" \
 	exit 1
 fi
 pass "dpkg-buildpackage -b -us -uc"
-grep -E '^dpkg-gensymbols: warning|^dh_missing|^dh_install: warning' "$tmp/build.log" | sed 's/^/  | /'
+grep -E '^dpkg-gensymbols: warning|^dh_missing|^dh_install: warning' "$tmp/build.log" |
+	sed 's/^/  | /'
 
 arch=$(dpkg --print-architecture)
 ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)

@@ -104,8 +104,8 @@ version=$(pkg-config --modversion libiserd)
 flags=$(pkg-config --cflags --libs libiserd)
 inc=$(pkg-config --variable=includedir libiserd)
 lib=$(pkg-config --variable=libdir libiserd)
-if [ "$(realpath -m "$inc")" = "$prefix/include" ] && [ "$(realpath -m "$lib")" = "$prefix/$libdir" ]
-then
+if [ "$(realpath -m "$inc")" = "$prefix/include" ] &&
+	[ "$(realpath -m "$lib")" = "$prefix/$libdir" ]; then
 	pass "pkg-config --cflags --libs libiserd: $flags"
 else
 	fail "pkg-config flags do not point into $prefix: $flags"

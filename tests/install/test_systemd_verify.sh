@@ -31,7 +31,8 @@ for page in $(sed -n 's/^Documentation=//p' "$unit"); do
 	esac
 done
 cp "$unit" "$tmp/iserd.service"
-out=$(cd "$tmp" && MANPATH="$tmp/man" systemd-analyze verify "${man_opt[@]}" "$tmp/iserd.service" 2>&1)
+out=$(cd "$tmp" &&
+	MANPATH="$tmp/man" systemd-analyze verify "${man_opt[@]}" "$tmp/iserd.service" 2>&1)
 rc=$?
 # verify also reports on system units it loads (network-online.target, ...):
 # only what concerns iserd.service counts, and its exit status.
