@@ -1,8 +1,10 @@
 /*
  * iserinit: the iserd initiator command line.
  *
- *   iserinit [-i IQN] SUBCOMMAND [OPTIONS] URL
+ *   iserinit [OPTIONS] SUBCOMMAND [OPTIONS] URL [OPTIONS]
  *
+ * Options and the URL come in any order after the subcommand (GNU
+ * getopt_long permutes them); the common options may also come before it.
  * Subcommands: discover, login, inquiry, readcap, report-luns, read, write,
  * verify, bench (iserinit_bench.c). Errors are one line on stderr with the
  * target's sense data or login status in words; exit status 0 on success, 1
@@ -22,7 +24,6 @@
 #include "iserinit.h"
 
 const char *ii_cmd = NULL;
-static const char *g_global_initiator;
 
 void
 ii_err(const char *fmt, ...)
@@ -110,9 +111,29 @@ ii_open(const struct ii_common *co, const struct iserd_url *u, enum iserd_sessio
 	char user[ISERD_SECRET_MAX], secret[ISERD_SECRET_MAX];
 	int rc;
 
-	rc = iserd_context_create(co->initiator, &ctx);
+	char iname[ISERD_NAME_MAX], why[512], esc[ISERD_NAME_MAX * 4];
+	const char *initiator = co->initiator, *iname_from = NULL;
+	int r;
+
+	/* -i wins; then open-iscsi's initiatorname.iscsi; then the library's default */
+	if (initiator == NULL) {
+		const char *path = ii_initiatorname_path();
+
+		r = ii_read_initiatorname(path, iname, sizeof(iname), why, sizeof(why));
+		if (r < 0) {
+			ii_err("%s", why);
+			return NULL;
+		}
+		if (r > 0) {
+			initiator = iname;
+			iname_from = path;
+		}
+	}
+	rc = iserd_context_create(initiator, &ctx);
 	if (rc < 0) {
-		ii_err("bad initiator name '%s'", co->initiator ? co->initiator : "");
+		ii_err("bad initiator name '%s'%s%s",
+		       iserd_escape(esc, sizeof(esc), initiator ? initiator : ""),
+		       iname_from ? " in " : "", iname_from ? iname_from : "");
 		return NULL;
 	}
 	if (co->verbose) {
@@ -128,6 +149,18 @@ ii_open(const struct ii_common *co, const struct iserd_url *u, enum iserd_sessio
 			goto err;
 		}
 		iserd_set_chap(ctx, user, secret);
+	} else {
+		/* as libiscsi reads them (a URL's USER%SECRET still wins, at connect) */
+		r = ii_env_cred("LIBISCSI_CHAP_USERNAME", "LIBISCSI_CHAP_PASSWORD", user,
+				sizeof(user), secret, sizeof(secret), why, sizeof(why));
+		if (r < 0) {
+			ii_err("%s", why);
+			goto err;
+		}
+		if (r > 0 && iserd_set_chap(ctx, user, secret) < 0) {
+			ii_err("bad LIBISCSI_CHAP_USERNAME or LIBISCSI_CHAP_PASSWORD");
+			goto err;
+		}
 	}
 	if (co->chap_algs != NULL && iserd_set_chap_algs(ctx, co->chap_algs) < 0) {
 		ii_err("bad --chap-algs '%s' (sha3-256, sha256, sha1, md5, comma separated)",
@@ -140,6 +173,18 @@ ii_open(const struct ii_common *co, const struct iserd_url *u, enum iserd_sessio
 			goto err;
 		}
 		iserd_set_mutual_chap(ctx, user, secret);
+	} else {
+		r = ii_env_cred("LIBISCSI_CHAP_TARGET_USERNAME", "LIBISCSI_CHAP_TARGET_PASSWORD",
+				user, sizeof(user), secret, sizeof(secret), why, sizeof(why));
+		if (r < 0) {
+			ii_err("%s", why);
+			goto err;
+		}
+		if (r > 0 && iserd_set_mutual_chap(ctx, user, secret) < 0) {
+			ii_err("bad LIBISCSI_CHAP_TARGET_USERNAME or "
+			       "LIBISCSI_CHAP_TARGET_PASSWORD");
+			goto err;
+		}
 	}
 	iserd_set_digests(ctx, co->header_digest >= 0 ? co->header_digest : ISERD_DIGEST_NONE,
 			  co->data_digest >= 0 ? co->data_digest : ISERD_DIGEST_NONE);
@@ -222,10 +267,14 @@ ii_readcap(struct iserd_context *ctx, uint64_t lun, struct iserd_readcap16 *rc16
 /* ---- option parsing shared by the subcommands ---- */
 
 const char *const ii_common_help =
-    "  -i, --initiator IQN      our InitiatorName (default iqn.2026-11.org.iserd:initiator)\n"
-    "      --chap USER:SECRET   CHAP credentials (or iscsi://USER%SECRET@host/...)\n"
+    "  -i, --initiator IQN      our InitiatorName (default: InitiatorName= of\n"
+    "                           /etc/iscsi/initiatorname.iscsi, else\n"
+    "                           iqn.2026-11.org.iserd:initiator)\n"
+    "      --chap USER:SECRET   CHAP credentials (or iscsi://USER%SECRET@host/...;\n"
+    "                           default LIBISCSI_CHAP_USERNAME, _PASSWORD)\n"
     "      --mutual-chap USER:SECRET\n"
-    "                           authenticate the target too (its name and secret)\n"
+    "                           authenticate the target too (its name and secret;\n"
+    "                           default LIBISCSI_CHAP_TARGET_USERNAME, _PASSWORD)\n"
     "      --chap-algs LIST     CHAP algorithms to offer, of sha3-256,sha256,sha1,md5\n"
     "                           (default all; the target picks, strongest first)\n"
     "      --header-digest none|crc32c|crc32c,none|none,crc32c\n"
@@ -314,7 +363,6 @@ void
 ii_common_init(struct ii_common *co)
 {
 	memset(co, 0, sizeof(*co));
-	co->initiator = g_global_initiator;
 	co->header_digest = -1;
 	co->data_digest = -1;
 }
@@ -361,8 +409,8 @@ sub_parse(int argc, char **argv, const char *usage, const char *extra, bool full
 	ii_common_init(&o->co);
 	o->vpd = -1;
 	o->bs = 1 << 20;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+i:vho:f:", lo, NULL)) != -1) {
+	optind = 0; /* a new scan (main parsed the leading options) */
+	while ((opt = getopt_long(argc, argv, "i:vho:f:", lo, NULL)) != -1) {
 		r = ii_common_opt(&o->co, opt, optarg);
 		if (r < 0)
 			return 2;
@@ -1070,7 +1118,12 @@ usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: iserinit [-i INITIATOR-IQN] SUBCOMMAND [OPTIONS] URL\n\n"
+	fprintf(f, "usage: iserinit [OPTIONS] SUBCOMMAND [OPTIONS] URL [OPTIONS]\n\n"
+		   "Options may come before or after the URL; the common ones (-i, --chap,\n"
+		   "--timeout, ...) also before the subcommand. \"--\" ends them.\n"
+		   "Defaults from the environment: LIBISCSI_CHAP_USERNAME/_PASSWORD and\n"
+		   "LIBISCSI_CHAP_TARGET_USERNAME/_PASSWORD (CHAP, mutual CHAP), the\n"
+		   "InitiatorName= of /etc/iscsi/initiatorname.iscsi; options win.\n\n"
 		   "URL: iscsi://[user[%%password]@]host[:port]/target-iqn/lun\n"
 		   "     iser://host[:port]/target-iqn/lun: the same over iSER (RDMA)\n\n"
 		   "Subcommands:\n");
@@ -1082,39 +1135,69 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
-	int i = 1;
+	/* the common options may come before the subcommand too */
+	static const struct option lo[] = {
+	    COMMON_LONGOPTS,
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ii_common probe;
+	char **sub;
+	int opt, lead, n, rc;
 	size_t k;
 
-	while (i < argc && argv[i][0] == '-') {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+	/* "+": stop at the subcommand; what follows it is the subcommand's to parse */
+	ii_common_init(&probe);
+	opterr = 1;
+	while ((opt = getopt_long(argc, argv, "+i:vhV", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
 			usage(stdout);
 			return 0;
-		}
-		if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+		case 'V':
 			printf("iserinit %s\n", iserd_version());
 			return 0;
+		case '?':
+			usage(stderr);
+			return 2;
+		default:
+			/* checked here so that a bad value is refused before the subcommand */
+			if (ii_common_opt(&probe, opt, optarg) < 0)
+				return 2;
+			break;
 		}
-		if ((strcmp(argv[i], "-i") == 0 || strcmp(argv[i], "--initiator") == 0) &&
-		    i + 1 < argc) {
-			g_global_initiator = argv[i + 1];
-			i += 2;
-			continue;
-		}
-		fprintf(stderr, "iserinit: unknown option '%s'\n", argv[i]);
+	}
+	if (optind >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	if (i >= argc) {
+	for (k = 0; k < sizeof(g_cmds) / sizeof(g_cmds[0]); k++)
+		if (strcmp(argv[optind], g_cmds[k].name) == 0)
+			break;
+	if (k == sizeof(g_cmds) / sizeof(g_cmds[0])) {
+		fprintf(stderr, "iserinit: unknown subcommand '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
-	for (k = 0; k < sizeof(g_cmds) / sizeof(g_cmds[0]); k++) {
-		if (strcmp(argv[i], g_cmds[k].name) == 0) {
-			ii_cmd = g_cmds[k].name;
-			return g_cmds[k].fn(argc - i, argv + i);
-		}
+	ii_cmd = g_cmds[k].name;
+	/*
+	 * The subcommand sees "SUBCOMMAND [leading options] [the rest]": the
+	 * options before it are parsed with those after it, in order (a later
+	 * one wins), and positional arguments may come anywhere among them.
+	 */
+	lead = optind - 1;
+	n = argc - 1;
+	sub = calloc((size_t)n + 1, sizeof(*sub));
+	if (sub == NULL) {
+		ii_err("out of memory");
+		return 1;
 	}
-	fprintf(stderr, "iserinit: unknown subcommand '%s'\n", argv[i]);
-	usage(stderr);
-	return 2;
+	sub[0] = argv[optind];
+	memcpy(sub + 1, argv + 1, (size_t)lead * sizeof(*sub));
+	memcpy(sub + 1 + lead, argv + optind + 1, (size_t)(argc - optind - 1) * sizeof(*sub));
+	sub[n] = NULL;
+	optind = 0; /* GNU getopt: 0 starts a new scan, permutation state included */
+	rc = g_cmds[k].fn(n, sub);
+	free(sub);
+	return rc;
 }

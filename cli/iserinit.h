@@ -3,6 +3,7 @@
 #define ISERINIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <getopt.h>
@@ -72,5 +73,25 @@ int ii_common_opt(struct ii_common *co, int opt, const char *arg);
 void ii_common_init(struct ii_common *co);
 
 int ii_cmd_bench(int argc, char **argv);
+
+/* iserinit_env.c: what the environment and open-iscsi's files supply. */
+/* The file the initiator name is read from: $ISERINIT_INITIATORNAME_FILE
+ * (for tests) or /etc/iscsi/initiatorname.iscsi. */
+const char *ii_initiatorname_path(void);
+/*
+ * The last "InitiatorName=NAME" line of an open-iscsi initiatorname.iscsi
+ * file into out. Returns 1 when found, 0 when the file has none or cannot be
+ * read for want of it or of permission (a user's view of root's 0600 file),
+ * -1 with err set on a bad line or another error.
+ */
+int ii_read_initiatorname(const char *path, char *out, size_t cap, char *err, size_t errlen);
+/*
+ * CHAP credentials from the environment variables user_var and secret_var
+ * (libiscsi's LIBISCSI_CHAP_USERNAME/_PASSWORD and _TARGET_ ones). Returns 1
+ * when both are set, 0 when neither is, -1 with err set when only one is or
+ * a value does not fit.
+ */
+int ii_env_cred(const char *user_var, const char *secret_var, char *user, size_t ucap, char *secret,
+		size_t scap, char *err, size_t errlen);
 
 #endif

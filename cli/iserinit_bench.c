@@ -273,8 +273,8 @@ ii_cmd_bench(int argc, char **argv)
 	b.nsess = 1;
 	b.time_s = 10;
 	b.lat_min_ns = UINT64_MAX;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+i:vh", lo, NULL)) != -1) {
+	optind = 0; /* a new scan (main parsed the leading options) */
+	while ((opt = getopt_long(argc, argv, "i:vh", lo, NULL)) != -1) {
 		r = ii_common_opt(&co, opt, optarg);
 		if (r < 0)
 			return 2;

@@ -45,7 +45,14 @@ set(_isd_init_map ${CMAKE_SOURCE_DIR}/src/initiator/libiserd.map)
 
 add_library(iserd_static STATIC $<TARGET_OBJECTS:isd_initiator_obj>)
 set_target_properties(iserd_static PROPERTIES OUTPUT_NAME iserd)
-target_link_libraries(iserd_static PUBLIC ${_isd_init_deps})
+# Installed, the static library's dependencies are plain -l names: the
+# exported iserd::iserd_static needs no pkg-config targets of the consumer's.
+foreach(_d ${_isd_init_deps})
+	target_link_libraries(iserd_static PUBLIC $<BUILD_INTERFACE:${_d}>)
+endforeach()
+target_link_libraries(iserd_static PUBLIC $<INSTALL_INTERFACE:isal> $<INSTALL_INTERFACE:crypto>
+	$<INSTALL_INTERFACE:ibverbs> $<INSTALL_INTERFACE:rdmacm>)
+set_target_properties(iserd_static PROPERTIES EXPORT_NAME iserd_static)
 target_include_directories(iserd_static PUBLIC
 	$<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>)
 
@@ -54,6 +61,7 @@ set_target_properties(iserd_shared PROPERTIES
 	OUTPUT_NAME iserd
 	VERSION ${PROJECT_VERSION}
 	SOVERSION 0
+	EXPORT_NAME iserd
 	LINK_DEPENDS ${_isd_init_map})
 target_link_options(iserd_shared PRIVATE -Wl,--version-script=${_isd_init_map})
 if(NOT ISERD_SANITIZE AND NOT ISERD_FUZZ)
@@ -70,17 +78,38 @@ add_executable(iserinit ${_iserinit_srcs})
 target_link_libraries(iserinit PRIVATE iserd_shared PkgConfig::JSONC m)
 set_target_properties(iserinit PROPERTIES BUILD_RPATH ${CMAKE_BINARY_DIR})
 
-include(GNUInstallDirs)
 install(FILES ${CMAKE_SOURCE_DIR}/include/iserd/iserd.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/iserd)
-install(TARGETS iserd_static iserd_shared
+# The export set iserdTargets becomes the CMake package (cmake/install.cmake).
+install(TARGETS iserd_static iserd_shared EXPORT iserdTargets
 	ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-	LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+	LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+	INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS iserinit RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${CMAKE_SOURCE_DIR}/docs/iserinit.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 OPTIONAL)
+# prefix is found from the .pc file's own place (pkg-config's ${pcfiledir}),
+# so that the installed tree may be moved or installed under DESTDIR and
+# still be right; an absolute libdir (outside the prefix) keeps the prefix.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+	set(_isd_pc_prefix "${CMAKE_INSTALL_PREFIX}")
+else()
+	file(RELATIVE_PATH _isd_pc_up "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
+	string(REGEX REPLACE "/$" "" _isd_pc_up "${_isd_pc_up}")
+	set(_isd_pc_prefix "\${pcfiledir}/${_isd_pc_up}")
+endif()
+if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+	set(_isd_pc_inc "${CMAKE_INSTALL_INCLUDEDIR}")
+else()
+	set(_isd_pc_inc "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+endif()
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+	set(_isd_pc_lib "${CMAKE_INSTALL_LIBDIR}")
+else()
+	set(_isd_pc_lib "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
+endif()
 file(WRITE ${CMAKE_BINARY_DIR}/libiserd.pc
-"prefix=${CMAKE_INSTALL_PREFIX}
-libdir=\${prefix}/${CMAKE_INSTALL_LIBDIR}
-includedir=\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}
+"prefix=${_isd_pc_prefix}
+libdir=${_isd_pc_lib}
+includedir=${_isd_pc_inc}
 
 Name: libiserd
 Description: iSCSI initiator library of iserd (iSCSI over TCP and iSER)
@@ -107,6 +136,11 @@ if(ISERD_TESTS)
 			target_link_libraries(${_t} PRIVATE iserd_static)
 		endif()
 	endforeach()
+	# tests/unit/cli: the CLI's libc-only helpers, compiled in
+	if(TARGET unit_cli_test_iserinit_env)
+		target_sources(unit_cli_test_iserinit_env PRIVATE ${CMAKE_SOURCE_DIR}/cli/iserinit_env.c)
+		target_include_directories(unit_cli_test_iserinit_env PRIVATE ${CMAKE_SOURCE_DIR}/cli)
+	endif()
 	add_test(NAME libiserd_exports
 		COMMAND ${CMAKE_COMMAND} -DLIB=$<TARGET_FILE:iserd_shared>
 			-P ${CMAKE_SOURCE_DIR}/cmake/check_exports.cmake)

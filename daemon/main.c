@@ -28,6 +28,8 @@
 #include "server/target.h"
 #include "util/log.h"
 
+#include "notify.h"
+
 #define ISERD_SHUTDOWN_MS 5000
 
 struct daemon {
@@ -72,6 +74,7 @@ reload(void *arg, struct isd_live_diff *diff, char *err, size_t errlen)
 	int rc;
 
 	memset(diff, 0, sizeof(*diff));
+	isd_notify_reloading();
 	isd_target_cfg_init(&next);
 	rc = isd_target_cfg_parse_args(d->argc, d->argv, &next, err, errlen);
 	if (rc == 0)
@@ -79,6 +82,8 @@ reload(void *arg, struct isd_live_diff *diff, char *err, size_t errlen)
 	if (rc == 0)
 		rc = isd_live_apply(d->rt, &next, diff, err, errlen);
 	isd_target_cfg_fini(&next);
+	/* applied or not, iserd serves on: systemd's reload is over */
+	isd_notify_ready(rc == 0 ? "serving (reloaded)" : "serving (reload failed)");
 	return rc;
 }
 
@@ -150,6 +155,7 @@ on_signal(void *arg, uint32_t events)
 				break;
 			}
 			d->stopping = true;
+			isd_notify_stopping();
 			isd_log_info("%s: shutting down", signame(si.ssi_signo));
 			isd_reactor_timer_start(d->r, &d->shutdown_timer, d->shutdown_ms);
 			/* no changes while the sessions drain */
@@ -399,6 +405,7 @@ main(int argc, char **argv)
 	/* the model holds secrets; the running target has its own copy */
 	isd_target_cfg_fini(&cfg);
 	isd_log_info("ready");
+	isd_notify_ready("serving");
 
 	rc = isd_reactor_run(d.r);
 	if (rc < 0) {

@@ -1,17 +1,40 @@
 #!/bin/bash
-# Installs every Debian package iserd needs to build, run and test (Debian 12).
-# Usage: scripts/deps.sh [--lab]   (--lab adds the QEMU interop lab's packages)
+# Installs the Debian 12 packages iserd needs, in three sets:
+#   scripts/deps.sh            building and running: compiler, CMake, Ninja,
+#                              pkg-config, the -dev libraries (libsystemd-dev
+#                              for sd_notify), the verbs providers (iSER);
+#                              what scripts/run.sh uses
+#   scripts/deps.sh --test     and the test toolchain: clang (fuzzing), cmocka,
+#                              libiscsi's tools, promtool, systemd-analyze and
+#                              man (the unit file test), debhelper and lintian
+#                              (the Debian package test); what scripts/test.sh uses
+#   scripts/deps.sh --lab      and the QEMU interop lab's packages (implies --test)
+# Packages already installed are left alone; nothing is installed when all are.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
-PKGS=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+
+test_set=0
+lab_set=0
+for a in "$@"; do
+	case "$a" in
+	--test) test_set=1 ;;
+	--lab) test_set=1; lab_set=1 ;;
+	*) echo "usage: scripts/deps.sh [--test] [--lab]" >&2; exit 2 ;;
+	esac
+done
+
+PKGS=(build-essential cmake ninja-build pkg-config
       libisal-dev libconfig-dev libjson-c-dev libssl-dev liburing-dev
-      libibverbs-dev librdmacm-dev libcmocka-dev
-      libiscsi-bin libiscsi-dev python3)
-if [ "${1:-}" = "--lab" ]; then
+      libibverbs-dev librdmacm-dev libsystemd-dev ibverbs-providers)
+if [ "$test_set" = 1 ]; then
+	PKGS+=(clang libclang-rt-14-dev libcmocka-dev libiscsi-bin libiscsi-dev python3
+	       prometheus systemd man-db debhelper dpkg-dev lintian)
+fi
+if [ "$lab_set" = 1 ]; then
 	PKGS+=(qemu-system-x86 busybox-static cpio kmod open-iscsi rdma-core ibverbs-utils
-	       rdmacm-utils ibverbs-providers fio sg3-utils iproute2 e2fsprogs tgt xz-utils)
+	       rdmacm-utils fio sg3-utils iproute2 e2fsprogs tgt xz-utils)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Installs what iserd needs (Debian 12), builds the release preset and runs
+# Installs what building and running iserd needs (Debian 12; scripts/deps.sh
+# without --test: no test tools), builds the release preset and runs
 # iserd in the foreground. Without arguments it serves one 1 GiB RAM LUN as
 # iqn.2026-11.org.iserd:target0 on 127.0.0.1:3260; any arguments are passed
 # to iserd (see `iserd --help`), e.g.:

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The whole test suite, as CI runs it (STYLE.md §3.6):
-#   1. Debian packages, the QEMU lab's included (scripts/deps.sh --lab);
+#   1. Debian packages: build, test toolchain and the QEMU lab's (scripts/deps.sh --test --lab);
 #   2. the asan preset (AddressSanitizer + UBSan) is configured and built;
 #   3. when clang is there, a bounded fuzz smoke: the fuzz preset is built and each
 #      libFuzzer target runs for $ISERD_FUZZ_SECONDS (default 30) s on a copy of its
@@ -18,7 +18,7 @@ die() {
 }
 
 if [ "${ISERD_SKIP_DEPS:-0}" != 1 ]; then
-	scripts/deps.sh --lab || die "scripts/deps.sh --lab failed"
+	scripts/deps.sh --test --lab || die "scripts/deps.sh --test --lab failed"
 fi
 
 JOBS=()

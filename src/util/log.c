@@ -3,18 +3,54 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static enum isd_log_level g_level = ISD_LOG_INFO;
 static char g_components[256];
 static bool g_all;
 static FILE *g_stream;
+/* -1: not yet looked at; 0: plain lines; 1: the stream is journald's */
+static int g_journal = -1;
+
+/*
+ * systemd sets JOURNAL_STREAM=DEV:INO when it connects stderr to journald.
+ * It is inherited by children whose stderr may point elsewhere (a shell
+ * started from a unit, a redirect), so it counts only when the device and
+ * inode are those of the stream we write to.
+ */
+bool
+isd_log_stream_is_journal(FILE *f)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char *end;
+	int fd;
+
+	if (v == NULL || f == NULL)
+		return false;
+	errno = 0;
+	dev = strtoull(v, &end, 10);
+	if (errno != 0 || end == v || *end != ':')
+		return false;
+	v = end + 1;
+	ino = strtoull(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0')
+		return false;
+	fd = fileno(f);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void
 isd_log_set_stream(FILE *f)
 {
 	g_stream = f;
+	g_journal = -1; /* looked at again at the next line */
 }
 
 /* True for the bytes a log line shows as they are. */
@@ -130,7 +166,10 @@ void
 isd_log_write(enum isd_log_level level, const char *component, const char *fmt, ...)
 {
 	static const char *names[] = {"error", "warn", "info", "debug"};
+	/* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG of syslog(3) */
+	static const int prio[] = {3, 4, 6, 7};
 	struct timespec ts;
+	FILE *out;
 	struct tm tm;
 	char buf[1024], line[1024];
 	size_t o = 0;
@@ -164,7 +203,16 @@ isd_log_write(enum isd_log_level level, const char *component, const char *fmt, 
 #ifdef ISD_LOG_LIBRARY
 	return;
 #endif
-	fprintf(g_stream ? g_stream : stderr, "%02d:%02d:%02d.%03ld %s%s%s: %s\n", tm.tm_hour,
-		tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level], component ? " " : "",
+	out = g_stream ? g_stream : stderr;
+	if (g_journal < 0)
+		g_journal = isd_log_stream_is_journal(out);
+	if (g_journal) {
+		/* sd-daemon(3) priority prefix; journald stamps the time itself */
+		fprintf(out, "<%d>%s%s%s: %s\n", prio[level], names[level], component ? " " : "",
+			component ? component : "", line);
+		return;
+	}
+	fprintf(out, "%02d:%02d:%02d.%03ld %s%s%s: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+		ts.tv_nsec / 1000000, names[level], component ? " " : "",
 		component ? component : "", line);
 }

@@ -26,8 +26,17 @@ bool isd_log_component_enabled(const char *component);
 enum isd_log_level isd_log_get_level(void);
 /* The components given to isd_log_enable() ("all", "iscsi,tcp"), "" for none. */
 void isd_log_get_components(char *buf, size_t len);
-/* Where lines go (default stderr; NULL restores it). For tests. */
+/*
+ * Where lines go (default stderr; NULL restores it). For tests.
+ *
+ * When the stream is journald's (JOURNAL_STREAM names its device and inode,
+ * as systemd sets it for a unit whose stderr goes to the journal), each line
+ * starts with its syslog priority as "<N>" (error 3, warn 4, info 6, debug 7)
+ * and carries no timestamp; otherwise it starts with the local time.
+ */
 void isd_log_set_stream(FILE *f);
+/* True when JOURNAL_STREAM names f's device and inode. */
+bool isd_log_stream_is_journal(FILE *f);
 /*
  * This thread's lines go to fn instead (NULL: back to the stream), level and
  * the finished, escaped line. The initiator library sets it around its event

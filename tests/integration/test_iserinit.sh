@@ -3,7 +3,9 @@
 # every subcommand, read/write round trip, bench with --json, CHAP and mutual
 # CHAP with right and wrong secrets, digests, and a target killed mid-bench
 # (a clear error without --reconnect; a finished run with --reconnect after the
-# target comes back on the same port).
+# target comes back on the same port); options before and after the URL (GNU
+# order), CHAP from libiscsi's environment variables, the initiator name from
+# an initiatorname.iscsi file.
 # shellcheck source=../lib/harness.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 
@@ -24,6 +26,11 @@ BENCH_SUMMARY="$ISD_TMP/bench-summary.txt"
 : >"$BENCH_SUMMARY"
 
 IQN=iqn.2026-11.org.iserd:target0
+# The caller's own settings would change what is tested: no CHAP from the
+# environment, no initiator name from this machine's /etc/iscsi.
+unset LIBISCSI_CHAP_USERNAME LIBISCSI_CHAP_PASSWORD LIBISCSI_CHAP_TARGET_USERNAME \
+	LIBISCSI_CHAP_TARGET_PASSWORD
+export ISERINIT_INITIATORNAME_FILE=$ISD_TMP/no-initiatorname.iscsi
 
 # check_json FILE DESC: the bench JSON parses, errors == 0 and some I/O was done.
 check_json() {
@@ -116,6 +123,33 @@ isd_check_fails "iserd: bad URL fails" "$ISERINIT" inquiry "iscsi://127.0.0.1:$P
 # RDMA/iSER (the iSER transport itself is tested in tests/interop/test_iserinit_iser.sh)
 isd_check_fails "iserd: iser:// to a TCP portal fails clearly" "$ISERINIT" inquiry "iser://127.0.0.1:$P/$IQN/0"
 grep -qiE "rdma|iser" "$ISD_OUT" || isd_fail "iserd: iser:// message"
+
+# ---- options where people type them: before or after the URL, GNU order ----
+U0="iscsi://127.0.0.1:$P/$IQN/0"
+isd_check "order: bench URL --time 1 --qd 4 --json" "$ISERINIT" bench "$U0" --time 1 --qd 4 --json
+cp "$ISD_OUT" "$ISD_TMP/bench.json" && check_json "$ISD_TMP/bench.json" "order: bench with options after the URL"
+isd_check "order: read URL -o FILE --length 4K" "$ISERINIT" read "$U0" -o "$ISD_TMP/order.bin" --length 4K
+[ "$(stat -c %s "$ISD_TMP/order.bin" 2>/dev/null)" = 4096 ] || isd_fail "order: read wrote 4096 bytes"
+isd_check "order: common options before the subcommand" "$ISERINIT" --timeout 5 -v readcap "$U0"
+isd_check "order: options on both sides" "$ISERINIT" -i iqn.2026-12.org.iserd.test:both inquiry --vpd 0x80 "$U0" --timeout 5
+isd_check "order: -- ends the options" "$ISERINIT" readcap -- "$U0"
+isd_check_fails "order: two URLs are still too many" "$ISERINIT" readcap "$U0" "$U0"
+grep -q "too many arguments" "$ISD_OUT" || isd_fail "order: 'too many arguments' said"
+isd_check_fails "order: a subcommand's option before it is refused" "$ISERINIT" --qd 4 bench "$U0"
+isd_check_fails "order: a bad value before the subcommand is refused" "$ISERINIT" --timeout 0 readcap "$U0"
+
+# ---- the initiator name from open-iscsi's file; -i wins ----
+INAME=$ISD_TMP/initiatorname.iscsi
+printf '## DO NOT EDIT OR REMOVE THIS FILE!\nInitiatorName=iqn.2026-12.org.iserd.test:fromfile\n' >"$INAME"
+isd_check "initiatorname.iscsi: its name is used" env ISERINIT_INITIATORNAME_FILE="$INAME" "$ISERINIT" readcap "$U0"
+grep -q "for iqn.2026-12.org.iserd.test:fromfile" "${ISD_LOG_OF[plain]}" ||
+	isd_fail "initiatorname.iscsi: iserd saw iqn.2026-12.org.iserd.test:fromfile"
+isd_check "initiatorname.iscsi: -i wins" env ISERINIT_INITIATORNAME_FILE="$INAME" "$ISERINIT" readcap "$U0" -i iqn.2026-12.org.iserd.test:option
+grep -q "for iqn.2026-12.org.iserd.test:option" "${ISD_LOG_OF[plain]}" ||
+	isd_fail "initiatorname.iscsi: iserd saw iqn.2026-12.org.iserd.test:option"
+printf 'InitiatorName=\n' >"$INAME.bad"
+isd_check_fails "initiatorname.iscsi: an empty name is refused" env ISERINIT_INITIATORNAME_FILE="$INAME.bad" "$ISERINIT" readcap "$U0"
+grep -q "empty InitiatorName" "$ISD_OUT" || isd_fail "initiatorname.iscsi: the bad line is named"
 isd_expect_alive plain
 isd_stop plain
 
@@ -159,6 +193,25 @@ isd_check "chap: --chap-algs sha1 is what iserd gets" "$ISERINIT" login -v --cha
 grep -q "the target chose SHA-1 (CHAP_A=6)" "$ISD_OUT" || isd_fail "chap: SHA-1 chosen when only it is offered"
 isd_check_fails "chap: bad --chap-algs refused" "$ISERINIT" login --chap-algs md4 "iscsi://alice%alicesecret12@$T"
 isd_check_fails "chap: wrong mutual name fails" "$ISERINIT" login --mutual-chap target9:targetsecret12 "iscsi://alice%alicesecret12@$T"
+# libiscsi's environment variables, as iscsi-inq and QEMU users set them
+CHAP_ENV=(LIBISCSI_CHAP_USERNAME=alice LIBISCSI_CHAP_PASSWORD=alicesecret12)
+isd_check "chap: LIBISCSI_CHAP_USERNAME/PASSWORD" env "${CHAP_ENV[@]}" "$ISERINIT" login "iscsi://$T"
+grep -q "Authentication *CHAP" "$ISD_OUT" || isd_fail "chap: CHAP from the environment"
+isd_check "chap: mutual from LIBISCSI_CHAP_TARGET_USERNAME/PASSWORD" env "${CHAP_ENV[@]}" \
+	LIBISCSI_CHAP_TARGET_USERNAME=target1 LIBISCSI_CHAP_TARGET_PASSWORD=targetsecret12 \
+	"$ISERINIT" login "iscsi://$T"
+grep -q "CHAP (mutual)" "$ISD_OUT" || isd_fail "chap: mutual CHAP from the environment"
+isd_check_fails "chap: a wrong LIBISCSI_CHAP_TARGET_PASSWORD fails" env "${CHAP_ENV[@]}" \
+	LIBISCSI_CHAP_TARGET_USERNAME=target1 LIBISCSI_CHAP_TARGET_PASSWORD=notthesecret1 \
+	"$ISERINIT" login "iscsi://$T"
+isd_check "chap: --chap wins over the environment" env LIBISCSI_CHAP_USERNAME=alice \
+	LIBISCSI_CHAP_PASSWORD=wrongsecret99 "$ISERINIT" readcap "iscsi://$T/0" --chap alice:alicesecret12
+isd_check "chap: the URL's credentials win over the environment" env LIBISCSI_CHAP_USERNAME=alice \
+	LIBISCSI_CHAP_PASSWORD=wrongsecret99 "$ISERINIT" login "iscsi://alice%alicesecret12@$T"
+isd_check_fails "chap: LIBISCSI_CHAP_USERNAME without the password" env LIBISCSI_CHAP_USERNAME=alice \
+	"$ISERINIT" login "iscsi://$T"
+grep -q "LIBISCSI_CHAP_USERNAME is set but LIBISCSI_CHAP_PASSWORD is not" "$ISD_OUT" ||
+	isd_fail "chap: the missing variable is named"
 isd_expect_alive chap
 isd_stop chap
 

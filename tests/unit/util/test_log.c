@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -106,6 +107,92 @@ test_backstop(void **state)
 	}
 }
 
+/* Writes one line of each level to f, then reads f back from the start. */
+static char *
+logged_levels(FILE *f)
+{
+	static char out[4096];
+	size_t n;
+
+	isd_log_set_level(ISD_LOG_DEBUG);
+	isd_log_set_stream(f);
+	isd_log_write(ISD_LOG_ERR, NULL, "e %d", 1);
+	isd_log_write(ISD_LOG_WARN, NULL, "w");
+	isd_log_write(ISD_LOG_INFO, NULL, "i");
+	isd_log_write(ISD_LOG_DEBUG, "tcp", "d");
+	isd_log_set_stream(NULL);
+	isd_log_set_level(ISD_LOG_INFO);
+	fflush(f);
+	rewind(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	return out;
+}
+
+static void
+test_journal_prefixes(void **state)
+{
+	struct stat st;
+	char env[64];
+	FILE *f = tmpfile();
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(fstat(fileno(f), &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	assert_int_equal(setenv("JOURNAL_STREAM", env, 1), 0);
+	assert_true(isd_log_stream_is_journal(f));
+	/* journald: syslog priorities, no timestamp (the journal has its own) */
+	assert_string_equal(logged_levels(f), "<3>error: e 1\n"
+					      "<4>warn: w\n"
+					      "<6>info: i\n"
+					      "<7>debug tcp: d\n");
+	fclose(f);
+}
+
+static void
+test_journal_other_stream(void **state)
+{
+	struct stat st;
+	char env[64], *out;
+	FILE *f = tmpfile();
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(fstat(fileno(f), &st), 0);
+	/* inherited from a unit but stderr now goes elsewhere: the inode differs */
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + 1);
+	assert_int_equal(setenv("JOURNAL_STREAM", env, 1), 0);
+	assert_false(isd_log_stream_is_journal(f));
+	out = logged_levels(f);
+	assert_true(out[0] >= '0' && out[0] <= '9' && out[2] == ':'); /* HH:MM:SS.mmm */
+	assert_non_null(strstr(out, " error: e 1\n"));
+	assert_null(strchr(out, '<'));
+	fclose(f);
+
+	/* malformed values, a memory stream (no fd) and no variable: plain text */
+	f = tmpfile();
+	assert_non_null(f);
+	assert_int_equal(fstat(fileno(f), &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llux", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	assert_int_equal(setenv("JOURNAL_STREAM", env, 1), 0);
+	assert_false(isd_log_stream_is_journal(f));
+	assert_int_equal(setenv("JOURNAL_STREAM", ":", 1), 0);
+	assert_false(isd_log_stream_is_journal(f));
+	assert_int_equal(setenv("JOURNAL_STREAM", "", 1), 0);
+	assert_false(isd_log_stream_is_journal(f));
+	out = logged("x");
+	assert_null(strchr(out, '<'));
+	free(out);
+	assert_int_equal(unsetenv("JOURNAL_STREAM"), 0);
+	assert_false(isd_log_stream_is_journal(f));
+	assert_null(strchr(logged_levels(f), '<'));
+	fclose(f);
+}
+
 int
 main(void)
 {
@@ -113,6 +200,8 @@ main(void)
 	    cmocka_unit_test(test_escape_plain_and_bytes),
 	    cmocka_unit_test(test_escape_bounded),
 	    cmocka_unit_test(test_backstop),
+	    cmocka_unit_test(test_journal_prefixes),
+	    cmocka_unit_test(test_journal_other_stream),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
