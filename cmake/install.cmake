@@ -47,8 +47,7 @@ function(_isd_install_iserctl)
 			set_target_properties(iserctl PROPERTIES INSTALL_RPATH "$ORIGIN/${_up}")
 		endif()
 	endif()
-	install(FILES ${CMAKE_SOURCE_DIR}/docs/iserctl.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
-		OPTIONAL)
+	install(FILES ${CMAKE_SOURCE_DIR}/docs/iserctl.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 endfunction()
 cmake_language(DEFER CALL _isd_install_iserctl)
 
