@@ -73,7 +73,7 @@ has iserd /usr/sbin/iserd /lib/systemd/system/iserd.service /usr/share/man/man8/
 if [ -f "$src/cli/iserctl.c" ]; then
 	has iserd /usr/sbin/iserctl
 fi
-[ -f "$src/docs/iserctl.8" ] && has iserd /usr/share/man/man8/iserctl.8.gz
+has iserd /usr/share/man/man8/iserctl.8.gz
 has iserinit /usr/bin/iserinit /usr/share/man/man1/iserinit.1.gz
 has libiserd0 "/usr/lib/$ma/libiserd.so.0" "/usr/lib/$ma/libiserd.so.0\\..*"
 has libiserd-dev /usr/include/iserd/iserd.h "/usr/lib/$ma/libiserd.so" "/usr/lib/$ma/libiserd.a" \

@@ -51,7 +51,7 @@ want=(sbin/iserd bin/iserinit "$libdir/libiserd.so.0" "$libdir/libiserd.so" "$li
       share/man/man8/iserd.8 share/man/man1/iserinit.1
       share/doc/iserd/examples/iserd.conf.example)
 [ -x "$build/iserctl" ] && want+=(sbin/iserctl)
-[ -f "$src/docs/iserctl.8" ] && want+=(share/man/man8/iserctl.8)
+want+=(share/man/man8/iserctl.8)
 missing=0
 for f in "${want[@]}"; do
 	[ -e "$prefix/$f" ] || { fail "installed: $f missing"; missing=1; }
