@@ -70,9 +70,7 @@ has() {
 }
 has iserd /usr/sbin/iserd /lib/systemd/system/iserd.service /usr/share/man/man8/iserd.8.gz \
 	/usr/share/doc/iserd/examples/iserd.conf.example /usr/share/doc/iserd/copyright
-if [ -f "$src/cli/iserctl.c" ]; then
-	has iserd /usr/sbin/iserctl
-fi
+has iserd /usr/sbin/iserctl
 has iserd /usr/share/man/man8/iserctl.8.gz
 has iserinit /usr/bin/iserinit /usr/share/man/man1/iserinit.1.gz
 has libiserd0 "/usr/lib/$ma/libiserd.so.0" "/usr/lib/$ma/libiserd.so.0\\..*"

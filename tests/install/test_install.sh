@@ -1,7 +1,7 @@
 #!/bin/bash
 # `cmake --install` of the build tree into a temporary prefix, then what a
 # user of the installed tree does:
-#   - every file the install promises is there (daemon, iserctl when built,
+#   - every file the install promises is there (daemon, iserctl,
 #     iserinit, man pages, example config, unit file, library, header,
 #     libiserd.pc, the CMake package);
 #   - libiserd.pc is relative to its own place (no build-time prefix in it);
@@ -50,7 +50,7 @@ want=(sbin/iserd bin/iserinit "$libdir/libiserd.so.0" "$libdir/libiserd.so" "$li
       "$libdir/cmake/iserd/iserdTargets.cmake" lib/systemd/system/iserd.service
       share/man/man8/iserd.8 share/man/man1/iserinit.1
       share/doc/iserd/examples/iserd.conf.example)
-[ -x "$build/iserctl" ] && want+=(sbin/iserctl)
+want+=(sbin/iserctl)
 want+=(share/man/man8/iserctl.8)
 missing=0
 for f in "${want[@]}"; do
