@@ -43,6 +43,11 @@ struct isd_target_lun_cfg *isd_target_node_add_lun(struct isd_target_node_cfg *n
 struct isd_target_ini_cfg *isd_target_node_add_ini(struct isd_target_node_cfg *n);
 int isd_target_node_add_acl(struct isd_target_node_cfg *n, const char *initiator);
 struct isd_target_portal_spec *isd_target_cfg_add_portal(struct isd_target_cfg *cfg);
+/* Appends a portal URL the node is bound to. 0 or -ENOMEM. */
+int isd_target_node_add_portal(struct isd_target_node_cfg *n, const char *url);
+/* The configured portal a URL names (same kind, address and port), or NULL. */
+const struct isd_target_portal_spec *isd_target_cfg_find_portal(const struct isd_target_cfg *cfg,
+								 const char *url);
 /* Runs the backing kind's check hook: "ORIGIN: No such file or directory". 0 or -errno. */
 int isd_target_lun_check_path(const struct isd_target_lun_cfg *l, char *err, size_t errlen);
 /* Fills out (kind, canonical spec, path, size, read_only) from l. */

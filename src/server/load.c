@@ -45,12 +45,13 @@ static const char *const g_global_keys[] = {
     "shutdown_timeout", "discovery_auth",
     "chap_algorithms",	"allow_short_chap_secrets",
     "user",		"group",
+    "control_socket",	"control_mode",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
 static const char *const g_portal_keys[] = {"url", "tpgt", NULL};
 static const char *const g_target_keys[] = {
-    "name", "alias", "tpgt", "luns", "acl", "chap", "mutual_chap", NULL,
+    "name", "alias", "tpgt", "luns", "acl", "chap", "mutual_chap", "portals", NULL,
 };
 static const char *const g_lun_keys[] = {
     "number", "backing", "block_size", "read_only", "vendor", "product", "serial", NULL,
@@ -387,6 +388,30 @@ load_chap_algs(struct load_ctx *x, const config_setting_t *l, uint32_t *mask)
 	return 0;
 }
 
+/* Permission bits: an octal string ("0660") or an integer (0660 in libconfig is octal too). */
+static int
+load_mode(struct load_ctx *x, const config_setting_t *s, int *out)
+{
+	int64_t v;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		const char *str = config_setting_get_string(s);
+		char *end;
+
+		errno = 0;
+		v = strtol(str, &end, 8);
+		if (str[0] < '0' || str[0] > '7' || *end != '\0' || errno != 0 || v > 0777)
+			return fail(x, s, "'%s' must be octal permission bits such as \"0660\"",
+				    config_setting_name(s));
+		*out = (int)v;
+		return 0;
+	}
+	if (get_int64(x, s, 0, 0777, &v) < 0)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
 static int
 load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg *cfg)
 {
@@ -488,6 +513,16 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 		return rc;
 	if ((s = config_setting_get_member(g, "group")) != NULL &&
 	    (rc = get_string(x, s, cfg->group, sizeof(cfg->group))) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "control_socket")) != NULL) {
+		rc = get_string(x, s, cfg->control_socket, sizeof(cfg->control_socket));
+		if (rc < 0)
+			return rc;
+		if (cfg->control_socket[0] == '\0')
+			return fail(x, s, "control_socket must be a path or \"none\"");
+	}
+	if ((s = config_setting_get_member(g, "control_mode")) != NULL &&
+	    (rc = load_mode(x, s, &cfg->control_mode)) < 0)
 		return rc;
 	if ((s = config_setting_get_member(g, "discovery_auth")) != NULL) {
 		rc = check_keys(x, s, "discovery_auth", g_auth_keys, NULL);
@@ -707,6 +742,24 @@ load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 			rc = load_acl_entry(x, config_setting_get_elem(s, (unsigned)i), n);
 			if (rc < 0)
 				return rc;
+		}
+	}
+	if ((s = config_setting_get_member(g, "portals")) != NULL) {
+		/* URLs of configured portals; validation checks each names one */
+		if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
+			return fail(x, s, "portals must be a list of URLs [ \"tcp://...\" ]");
+		for (int i = 0; i < config_setting_length(s); i++) {
+			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+			struct isd_target_portal_spec ps;
+			const char *url;
+
+			if (config_setting_type(e) != CONFIG_TYPE_STRING)
+				return fail(x, e, "portals must be strings \"tcp://ADDR:PORT\"");
+			url = config_setting_get_string(e);
+			if (isd_target_portal_parse(url, &ps, why, sizeof(why)) < 0)
+				return fail(x, e, "portal %s: %s", url, why);
+			if (isd_target_node_add_portal(n, url) < 0)
+				return -ENOMEM;
 		}
 	}
 	rc = load_auth(x, g, &n->auth);

@@ -7,6 +7,7 @@
  * exists. Teardown runs in the reverse order.
  */
 #include "server/config_int.h"
+#include "server/running_int.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -25,36 +26,6 @@
 #include "scsi/scsi.h"
 
 #define ISD_TARGET_QUEUE_DEPTH 128
-
-/* A listening portal of a registered datamover kind. */
-struct isd_target_listener {
-	const struct isd_dm_kind *kind;
-	void *portal;                   /* the kind's handle; NULL when not open */
-};
-
-/* LUN memory a datamover registered (dm_kind.h register_memory). */
-struct isd_target_region {
-	const struct isd_dm_kind *kind;
-	void *base;
-};
-
-/* Owned by the daemon's reactor thread; freed by isd_target_stop(). */
-struct isd_target_running {
-	struct isd_reactor *r;
-	struct isd_iscsi_tgt *tgt;
-	struct isd_tnode *nodes; /* registered with tgt; must outlive it */
-	int node_count;
-	struct isd_portal_cfg *portal_cfgs; /* registered with tgt, for SendTargets */
-	struct isd_target_listener *listeners;
-	int portal_count;
-	bool kind_open[ISD_TARGET_DM_KINDS_MAX]; /* a portal of isd_dm_kinds[k] is open */
-	struct isd_target_region *registered;   /* LUN memory (mem_base) registered */
-	int registered_count;
-	bool shutdown_started;
-	bool shutdown_done;
-	void (*shutdown_cb)(void *arg);
-	void *shutdown_arg;
-};
 
 /* FNV-1a: a stable, dependency-free hash so that serials and NAA ids survive restarts. */
 static uint64_t
@@ -167,38 +138,10 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 		rc = -EINVAL;
 		goto err_bs;
 	}
-	for (unsigned k = 0; k < isd_dm_kind_count && bs->mem_base != NULL; k++) {
-		/*
-		 * Zero copy (iSER): the LUN memory itself is registered once with each
-		 * datamover that moves data straight to and from memory, so RDMA Writes
-		 * and Reads go to and from it.
-		 */
-		const struct isd_dm_kind *kind = isd_dm_kinds[k];
-		struct isd_target_region *reg;
-		char why2[256] = "";
-
-		if (!rt->kind_open[k] || kind->register_memory == NULL)
-			continue;
-		reg = realloc(rt->registered, (size_t)(rt->registered_count + 1) * sizeof(*reg));
-		if (reg == NULL) {
-			rc = -ENOMEM;
-			isd_target_errf(err, errlen, "out of memory");
-			goto err_bs;
-		}
-		rt->registered = reg;
-		/* a read-only LUN is registered without write access */
-		rc = kind->register_memory(bs->mem_base, bs->size, l->read_only || bs->read_only,
-					   why2, sizeof(why2));
-		if (rc < 0) {
-			isd_target_errf(err, errlen, "%s: %s", l->origin,
-					why2[0] ? why2 : strerror(-rc));
-			goto err_bs;
-		}
-		/* the store must not drop pages the adapter has pinned (no MADV_DONTNEED) */
-		bs->mem_pinned = true;
-		rt->registered[rt->registered_count].kind = kind;
-		rt->registered[rt->registered_count++].base = bs->mem_base;
-	}
+	/* zero copy: datamovers that move data straight to and from memory register it */
+	rc = isd_target_lunmem_add(rt, bs, l->read_only, l->origin, err, errlen);
+	if (rc < 0)
+		goto err_bs;
 	lu.read_only = l->read_only || bs->read_only;
 	snprintf(lu.vendor, sizeof(lu.vendor), "%s", l->vendor[0] ? l->vendor : "ISERD");
 	snprintf(lu.product, sizeof(lu.product), "%s",
@@ -217,6 +160,7 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: cannot add LUN %u: %s", l->origin, l->number,
 				strerror(-rc));
+		isd_target_lunmem_forget(rt, bs);
 		goto err_bs;
 	}
 	human_size(bs->size, size, sizeof(size));
@@ -314,6 +258,10 @@ build_node(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
 		if (rc < 0)
 			return rc;
 	}
+	rc = isd_target_node_bind(rt, tn, (const char *const *)nc->portals, nc->portal_bind_count,
+				  err, errlen);
+	if (rc < 0)
+		return rc;
 	rc = isd_iscsi_tgt_add_node(rt->tgt, tn);
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: cannot register target %s: %s", nc->origin,
@@ -327,63 +275,11 @@ err_nomem:
 	return -ENOMEM;
 }
 
-static int
-open_portal(struct isd_target_running *rt, const struct isd_target_portal_spec *ps, int i,
-	    char *err, size_t errlen)
-{
-	struct isd_portal_cfg *pc = &rt->portal_cfgs[i];
-	uint16_t tpgt = ps->tpgt == -1 ? 1 : (uint16_t)ps->tpgt;
-	bool v6 = strchr(ps->host, ':') != NULL;
-	int rc;
-
-	struct isd_target_listener *ls = &rt->listeners[i];
-
-	ls->kind = ps->kind;
-	rc = ps->kind->listen(rt->tgt, rt->r, ps->host, ps->port, tpgt, &ls->portal, err, errlen);
-	if (rc < 0) {
-		ls->portal = NULL;
-		if (err != NULL && errlen > 0 && err[0] == '\0')
-			isd_target_errf(err, errlen, "%s%s%s:%u: %s", v6 ? "[" : "", ps->host,
-					v6 ? "]" : "", ps->port, strerror(-rc));
-		return rc;
-	}
-	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
-		if (isd_dm_kinds[k] == ps->kind)
-			rt->kind_open[k] = true;
-	}
-	snprintf(pc->host, sizeof(pc->host), "%s", ps->host);
-	pc->port = ps->kind->port(ls->portal);
-	pc->tpgt = tpgt;
-	pc->transport = ps->transport;
-	rc = isd_iscsi_tgt_add_portal(rt->tgt, pc);
-	if (rc < 0) {
-		isd_target_errf(err, errlen, "%s: cannot register portal: %s", ps->origin,
-				strerror(-rc));
-		return rc;
-	}
-	isd_log_info("listening on %s://%s%s%s:%u (tpgt %u)", ps->kind->scheme, v6 ? "[" : "",
-		     ps->host,
-		     v6 ? "]" : "", pc->port, tpgt);
-	return 0;
-}
-
-static void
-close_listeners(struct isd_target_running *rt)
-{
-	for (int i = 0; i < rt->portal_count; i++) {
-		struct isd_target_listener *ls = &rt->listeners[i];
-
-		if (ls->kind != NULL && ls->portal != NULL)
-			ls->kind->close(ls->portal);
-		memset(ls, 0, sizeof(*ls));
-	}
-}
-
 /* Frees what build/open created; valid on a half-built instance. */
 static void
 teardown(struct isd_target_running *rt, bool core_may_be_busy)
 {
-	close_listeners(rt);
+	isd_target_portals_close(rt);
 	if (core_may_be_busy) {
 		/* connections may still point at the core, the nodes and the devices */
 		isd_log_warn("sessions still open at exit; leaving them to the OS");
@@ -391,10 +287,8 @@ teardown(struct isd_target_running *rt, bool core_may_be_busy)
 	}
 	if (rt->tgt != NULL)
 		isd_iscsi_tgt_destroy(rt->tgt);
-	/* deregister before the stores that own the memory are closed */
-	for (int i = 0; i < rt->registered_count; i++)
-		rt->registered[i].kind->unregister_memory(rt->registered[i].base);
-	free(rt->registered);
+	isd_target_portals_free(rt);
+	isd_target_lunmem_free(rt);
 	for (int i = 0; i < rt->node_count; i++) {
 		struct isd_tnode *tn = &rt->nodes[i];
 
@@ -408,10 +302,9 @@ teardown(struct isd_target_running *rt, bool core_may_be_busy)
 			explicit_bzero(tn->ini_auth,
 				       (size_t)tn->ini_auth_count * sizeof(*tn->ini_auth));
 		free(tn->ini_auth);
+		isd_target_node_unbind(tn);
 	}
 	free(rt->nodes);
-	free(rt->portal_cfgs);
-	free(rt->listeners);
 	free(rt);
 }
 
@@ -433,11 +326,8 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 		goto err_nomem;
 	rt->r = r;
 	rt->nodes = calloc((size_t)cfg->node_count, sizeof(*rt->nodes));
-	rt->portal_cfgs = calloc((size_t)cfg->portal_count, sizeof(*rt->portal_cfgs));
-	rt->listeners = calloc((size_t)cfg->portal_count, sizeof(*rt->listeners));
-	if (rt->nodes == NULL || rt->portal_cfgs == NULL || rt->listeners == NULL)
+	if (rt->nodes == NULL)
 		goto err_free;
-	rt->portal_count = cfg->portal_count;
 
 	isd_iscsi_cfg_init(&icfg);
 	if (cfg->login_timeout_ms != -1)
@@ -483,7 +373,7 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 			     cfg->discovery_auth.mutual ? " (mutual)" : "");
 
 	for (int i = 0; i < cfg->portal_count; i++) {
-		rc = open_portal(rt, &cfg->portals[i], i, err, errlen);
+		rc = isd_target_portal_open(rt, &cfg->portals[i], err, errlen);
 		if (rc < 0)
 			goto err_teardown;
 	}
@@ -498,8 +388,6 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 
 err_free:
 	free(rt->nodes);
-	free(rt->portal_cfgs);
-	free(rt->listeners);
 	free(rt);
 err_nomem:
 	isd_target_errf(err, errlen, "out of memory");
@@ -529,7 +417,7 @@ isd_target_shutdown(struct isd_target_running *rt, void (*cb)(void *arg), void *
 	rt->shutdown_cb = cb;
 	rt->shutdown_arg = arg;
 	/* no new connections while the old ones drain */
-	close_listeners(rt);
+	isd_target_portals_close(rt);
 	isd_iscsi_tgt_shutdown(rt->tgt, shutdown_done, rt);
 }
 
