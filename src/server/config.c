@@ -39,6 +39,16 @@ isd_target_errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+const struct isd_target_chap_alg isd_target_chap_algs[] = {
+	{"sha3-256", ISD_CHAP_SHA3_256},
+	{"sha256", ISD_CHAP_SHA256},
+	{"sha1", ISD_CHAP_SHA1},
+	{"md5", ISD_CHAP_MD5},
+};
+const int isd_target_chap_alg_count = sizeof(isd_target_chap_algs) / sizeof(isd_target_chap_algs[0]);
+
+const char *const isd_target_log_level_names[4] = {"error", "warn", "info", "debug"};
+
 #define LIMIT(n, hi)                                                                               \
 	{ #n, offsetof(struct isd_target_cfg, n), offsetof(struct isd_iscsi_cfg, n), hi }
 const struct isd_target_limit isd_target_limits[] = {

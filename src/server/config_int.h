@@ -30,6 +30,16 @@ isd_target_limit_get(const struct isd_target_cfg *cfg, const struct isd_target_l
 	return *(const int64_t *)((const char *)cfg + l->cfg_off);
 }
 
+/* chap_algorithms names, strongest first (the file's spelling and the saver's). */
+struct isd_target_chap_alg {
+	const char *name;
+	int alg;                        /* ISD_CHAP_* */
+};
+extern const struct isd_target_chap_alg isd_target_chap_algs[];
+extern const int isd_target_chap_alg_count;
+/* log_level names, indexed by enum isd_log_level. */
+extern const char *const isd_target_log_level_names[4];
+
 void isd_target_errf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

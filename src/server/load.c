@@ -357,16 +357,6 @@ load_auth(struct load_ctx *x, const config_setting_t *g, struct isd_auth_cfg *a)
 static int
 load_chap_algs(struct load_ctx *x, const config_setting_t *l, uint32_t *mask)
 {
-	static const struct {
-		const char *name;
-		int alg;
-	} names[] = {
-	    {"md5", ISD_CHAP_MD5},
-	    {"sha1", ISD_CHAP_SHA1},
-	    {"sha256", ISD_CHAP_SHA256},
-	    {"sha3-256", ISD_CHAP_SHA3_256},
-	};
-
 	if (!config_setting_is_aggregate(l) || config_setting_is_group(l))
 		return fail(x, l, "chap_algorithms must be a list [ \"sha256\", ... ]");
 	*mask = 0;
@@ -375,9 +365,9 @@ load_chap_algs(struct load_ctx *x, const config_setting_t *l, uint32_t *mask)
 		const char *v = config_setting_get_string(e);
 		uint32_t bit = 0;
 
-		for (size_t k = 0; v != NULL && k < sizeof(names) / sizeof(names[0]); k++)
-			if (strcasecmp(v, names[k].name) == 0)
-				bit = ISD_CHAP_ALG_BIT(names[k].alg);
+		for (int k = 0; v != NULL && k < isd_target_chap_alg_count; k++)
+			if (strcasecmp(v, isd_target_chap_algs[k].name) == 0)
+				bit = ISD_CHAP_ALG_BIT(isd_target_chap_algs[k].alg);
 		if (bit == 0)
 			return fail(x, e, "chap_algorithms: '%s' is not one of %s", v ? v : "?",
 				    "sha3-256, sha256, sha1, md5");
@@ -436,7 +426,6 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	if (rc < 0)
 		return rc;
 	if ((s = config_setting_get_member(g, "log_level")) != NULL) {
-		static const char *const names[] = {"error", "warn", "info", "debug"};
 		char v[16];
 
 		rc = get_string(x, s, v, sizeof(v));
@@ -444,7 +433,7 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 			return rc;
 		cfg->log_level = -1;
 		for (int i = 0; i < 4; i++)
-			if (strcasecmp(v, names[i]) == 0)
+			if (strcasecmp(v, isd_target_log_level_names[i]) == 0)
 				cfg->log_level = i;
 		if (strcasecmp(v, "warning") == 0)
 			cfg->log_level = ISD_LOG_WARN;
