@@ -77,9 +77,16 @@ add_seconds(config_setting_t *g, const char *name, int64_t ms)
 	if (ms % 1000 == 0)
 		return add_int(g, name, ms / 1000);
 	s = add(g, name, CONFIG_TYPE_FLOAT);
-	return s != NULL && config_setting_set_float(s, (double)ms / 1000.0) == CONFIG_TRUE
-		       ? 0
-		       : -ENOMEM;
+	if (s == NULL || config_setting_set_float(s, (double)ms / 1000.0) != CONFIG_TRUE)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Appends a string to an array. */
+static int
+add_elem(config_setting_t *a, const char *v)
+{
+	return config_setting_set_string_elem(a, -1, v) != NULL ? 0 : -ENOMEM;
 }
 
 static int
@@ -184,9 +191,7 @@ add_global(config_setting_t *root, const struct isd_target_cfg *cfg)
 		for (int i = 0; i < isd_target_chap_alg_count && rc == 0; i++) {
 			if (!(cfg->chap_algs & ISD_CHAP_ALG_BIT(isd_target_chap_algs[i].alg)))
 				continue;
-			rc = config_setting_set_string_elem(s, -1, isd_target_chap_algs[i].name) != NULL
-				     ? 0
-				     : -ENOMEM;
+			rc = add_elem(s, isd_target_chap_algs[i].name);
 		}
 	}
 	if (rc == 0 && cfg->user[0] != '\0')
@@ -327,8 +332,7 @@ add_target(config_setting_t *l, const struct isd_target_node_cfg *nc)
 		s = add(g, "portals", CONFIG_TYPE_ARRAY);
 		rc = s != NULL ? 0 : -ENOMEM;
 		for (int i = 0; i < nc->portal_bind_count && rc == 0; i++)
-			rc = config_setting_set_string_elem(s, -1, nc->portals[i]) != NULL ? 0
-											     : -ENOMEM;
+			rc = add_elem(s, nc->portals[i]);
 	}
 	return rc;
 }
@@ -414,8 +418,7 @@ sync_dir(const char *path, char *err, size_t errlen)
 }
 
 int
-isd_target_cfg_save(const struct isd_target_cfg *cfg, const char *path, char *err,
-		    size_t errlen)
+isd_target_cfg_save(const struct isd_target_cfg *cfg, const char *path, char *err, size_t errlen)
 {
 	char tmp[4096 + 8];
 	config_t lc;
