@@ -336,6 +336,23 @@ err_inval:
 	return -EINVAL;
 }
 
+/* One line naming the portals a node is now reachable on, with the ports bound. */
+static void
+log_binding(const struct isd_target_running *rt, const struct isd_tnode *tn)
+{
+	char list[512] = "";
+
+	for (int i = 0; i < tn->portal_count; i++)
+		for (int j = 0; j < rt->portal_count; j++)
+			if (&rt->portals[j]->pc == tn->portals[i])
+				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+					 i ? ", " : "", rt->portals[j]->url);
+	if (!tn->bound)
+		isd_log_info("target %s: reachable on every portal", tn->name);
+	else
+		isd_log_info("target %s: only on %s", tn->name, list);
+}
+
 int
 isd_target_node_bind(struct isd_target_running *rt, struct isd_tnode *tn, const char *const *urls,
 		     int n, char *err, size_t errlen)
@@ -350,6 +367,8 @@ isd_target_node_bind(struct isd_target_running *rt, struct isd_tnode *tn, const 
 	tn->portals = arr;
 	tn->portal_count = n > 0 ? n : 0;
 	tn->bound = n > 0;
+	if (n > 0)
+		log_binding(rt, tn);
 	return 0;
 }
 
@@ -445,16 +464,7 @@ isd_live_target_bind(struct isd_target_running *rt, const char *target,
 		}
 		model_set_bindings(nc, urls, n);
 	}
-	if (n == 0) {
-		isd_log_info("target %s: reachable on every portal", tn->name);
-	} else {
-		char list[512] = "";
-
-		for (int i = 0; i < n; i++)
-			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
-				 i ? ", " : "", portal_urls[i]);
-		isd_log_info("target %s: bound to %s", tn->name, list);
-	}
+	log_binding(rt, tn);
 	return 0;
 }
 
