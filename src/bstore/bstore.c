@@ -202,6 +202,25 @@ isd_bstore_open(struct isd_reactor *r, const char *spec, struct isd_bstore **out
 	return rc;
 }
 
+int
+isd_bstore_resize(struct isd_bstore *bs, uint64_t size, char *why, size_t whylen)
+{
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	if (size == 0) {
+		isd_seterr(why, whylen, "%s", "size 0");
+		return -EINVAL;
+	}
+	if (bs->ops->resize == NULL) {
+		isd_seterr(why, whylen, "%s: the size cannot change while it runs (%s stores)",
+			   bs->desc, bs->ops->name);
+		return -ENOTSUP;
+	}
+	if (size == bs->size)
+		return 0;
+	return bs->ops->resize(bs, size, why, whylen);
+}
+
 void
 isd_bstore_close(struct isd_bstore *bs)
 {

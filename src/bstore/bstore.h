@@ -30,6 +30,11 @@ struct isd_bstore_ops {
 	int (*discard)(struct isd_bstore *bs, uint64_t offset, uint64_t len, isd_bstore_cb cb,
 		       void *arg);
 	void (*destroy)(struct isd_bstore *bs);
+	/*
+	 * Optional: makes the store size bytes long while it runs (a LUN resize).
+	 * 0, or -errno with a one-line reason in why; NULL: the kind cannot.
+	 */
+	int (*resize)(struct isd_bstore *bs, uint64_t size, char *why, size_t whylen);
 };
 
 struct isd_bstore {
@@ -129,6 +134,14 @@ int isd_bstore_open(struct isd_reactor *r, const char *spec, struct isd_bstore *
 int isd_bstore_open_spec(struct isd_reactor *r, const struct isd_bstore_spec *spec,
 			 struct isd_bstore **out, char *err, size_t err_len);
 void isd_bstore_close(struct isd_bstore *bs);
+/*
+ * Changes a store's size while it runs: file: grows the file when it is
+ * shorter (never truncates it: a smaller size only stops using its tail),
+ * dev: any size up to the device's own (re-read now, so that a grown device
+ * is seen), zero: any size; ram: -ENOTSUP (its memory is mapped once and may
+ * be registered for RDMA). 0 or -errno with a one-line reason in why.
+ */
+int isd_bstore_resize(struct isd_bstore *bs, uint64_t size, char *why, size_t whylen);
 /* "1G" -> 1073741824; -EINVAL for garbage or overflow. */
 int isd_parse_size(const char *s, uint64_t *out);
 

@@ -491,6 +491,56 @@ uring_destroy(struct isd_bstore *bs)
 	free(ubs);
 }
 
+/*
+ * A file grows when the new size is past its end; it is never truncated, so
+ * that a smaller LUN keeps the data past its end (as size= at open does). A
+ * device is sized again: a device that grew is seen, and the new size must fit.
+ */
+static int
+uring_resize(struct isd_bstore *bs, uint64_t size, char *why, size_t whylen)
+{
+	struct uring_bs *ubs = (struct uring_bs *)bs;
+	struct stat st;
+	uint64_t have;
+
+	if (ubs->is_dev) {
+		if (ioctl(ubs->fd, BLKGETSIZE64, &have) < 0) {
+			int e = errno;
+
+			snprintf(why, whylen, "cannot size %s: %s", bs->desc, strerror(e));
+			return -e;
+		}
+		if (size > have) {
+			snprintf(why, whylen, "%s has only %llu bytes", bs->desc,
+				 (unsigned long long)have);
+			return -EINVAL;
+		}
+		bs->size = size;
+		return 0;
+	}
+	if (fstat(ubs->fd, &st) < 0) {
+		int e = errno;
+
+		snprintf(why, whylen, "cannot stat %s: %s", bs->desc, strerror(e));
+		return -e;
+	}
+	if ((uint64_t)st.st_size < size) {
+		if (bs->read_only) {
+			snprintf(why, whylen, "%s is opened read-only and shorter than %llu bytes",
+				 bs->desc, (unsigned long long)size);
+			return -EROFS;
+		}
+		if (ftruncate(ubs->fd, (off_t)size) < 0) {
+			int e = errno;
+
+			snprintf(why, whylen, "cannot extend %s: %s", bs->desc, strerror(e));
+			return -e;
+		}
+	}
+	bs->size = size;
+	return 0;
+}
+
 static const struct isd_bstore_ops uring_ops = {
 	.name = "uring",
 	.read = uring_read,
@@ -498,6 +548,7 @@ static const struct isd_bstore_ops uring_ops = {
 	.flush = uring_flush,
 	.discard = uring_discard,
 	.destroy = uring_destroy,
+	.resize = uring_resize,
 };
 
 int

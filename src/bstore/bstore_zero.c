@@ -135,6 +135,15 @@ zero_destroy(struct isd_bstore *bs)
 	free(zb);
 }
 
+static int
+zero_resize(struct isd_bstore *bs, uint64_t size, char *why, size_t whylen)
+{
+	(void)why;
+	(void)whylen;
+	bs->size = size;
+	return 0;
+}
+
 static const struct isd_bstore_ops zero_ops = {
 	.name = "zero",
 	.read = zero_read,
@@ -142,6 +151,7 @@ static const struct isd_bstore_ops zero_ops = {
 	.flush = zero_flush,
 	.discard = zero_discard,
 	.destroy = zero_destroy,
+	.resize = zero_resize,
 };
 
 static int

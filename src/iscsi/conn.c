@@ -149,6 +149,7 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 	isd_timer_init(&c->login_timer, isd_login_timeout, c);
 	isd_timer_init(&c->nop_timer, isd_nop_tick, c);
 	isd_timer_init(&c->nop_timeout_timer, isd_nop_timeout, c);
+	isd_timer_init(&c->logout_timer, isd_live_logout_timeout, c);
 	TAILQ_INSERT_TAIL(&t->conns, c, link);
 	t->stats.connections++;
 	c->in_login_count = true;
@@ -215,6 +216,7 @@ isd_conn_close(struct isd_conn *c)
 	c->state = ISD_CONN_CLOSING;
 	isd_conn_login_ended(c);
 	isd_reactor_timer_stop(c->reactor, &c->login_timer);
+	isd_reactor_timer_stop(c->reactor, &c->logout_timer);
 	isd_nop_stop(c);
 	c->ops->terminate(&c->dmc);
 }
@@ -402,6 +404,7 @@ isd_conn_terminate_notify(struct isd_dm_conn *dc, int reason)
 	c->state = ISD_CONN_DEAD;
 	isd_conn_login_ended(c);
 	isd_reactor_timer_stop(c->reactor, &c->login_timer);
+	isd_reactor_timer_stop(c->reactor, &c->logout_timer);
 	isd_nop_stop(c);
 	isd_login_free(c);
 	isd_text_reset(c);

@@ -69,6 +69,8 @@ struct isd_iscsi_tgt {
 	void (*shutdown_cb)(void *arg);
 	void *shutdown_arg;
 	struct isd_timer shutdown_timer;
+	void (*conn_gone_cb)(void *arg);        /* isd_iscsi_tgt_set_conn_gone */
+	void *conn_gone_arg;
 };
 
 /* A command PDU whose CmdSN is ahead of ExpCmdSN, parked until the gap fills,
@@ -106,6 +108,8 @@ struct isd_session {
 	uint64_t held_bytes;            /* their memory (isd_held_cost) */
 	struct isd_scsi_nexus nexus;
 	bool nexus_added;
+	uint64_t login_ns;              /* when the login completed (isd_now_ns) */
+	struct isd_io_stats io;         /* its SCSI commands (task alloc to task free) */
 	TAILQ_ENTRY(isd_session) link;
 };
 
@@ -200,6 +204,9 @@ struct isd_conn {
 	 * template of every task's buf_ops (whose ctx is the task). */
 	struct isd_scsi_buf_ops buf_ops;
 	uint64_t buf_bytes;             /* allocated through buf_ops now */
+	/* an Async logout request was sent: closed when this fires (live.c) */
+	struct isd_timer logout_timer;
+	bool logout_requested;
 	TAILQ_ENTRY(isd_conn) link;
 	/* datamover private area follows, aligned */
 	_Alignas(16) uint8_t dm_priv[];
@@ -232,6 +239,7 @@ struct isd_task {
 	uint32_t unsol_datasn;          /* next expected DataSN of the unsolicited burst */
 	bool data_bad;                  /* some Data-Out failed its data digest: never run */
 	struct isd_tmf_wait *tmf_wait;  /* TMF response waiting for this task's exec */
+	uint64_t start_ns;              /* arrival, for the session's latency figures */
 	struct isd_scsi_cmd cmd;
 	struct isd_scsi_buf_ops buf_ops;        /* conn's buf_ops with ctx = this task */
 	struct isd_pdu *held_pdu;       /* command PDU whose immediate data is cmd's buffer */
@@ -363,6 +371,9 @@ void isd_nop_stop(struct isd_conn *c);
 
 /* logout.c */
 void isd_logout_rx(struct isd_conn *c, struct isd_pdu *pdu);
+
+/* live.c */
+void isd_live_logout_timeout(void *arg);
 
 /* reject.c */
 void isd_reject_send(struct isd_conn *c, const uint8_t *bhs, uint8_t reason);

@@ -16,6 +16,7 @@
 
 #include "iscsi/chap.h"
 #include "iscsi/keys.h"
+#include "util/iostats.h"
 
 struct isd_reactor;
 struct isd_scsi_dev;
@@ -89,6 +90,7 @@ struct isd_tnode {
 	bool bound;
 	const struct isd_portal_cfg **portals;
 	int portal_count;
+	bool removed;                   /* isd_iscsi_tgt_remove_node() took it out */
 	TAILQ_ENTRY(isd_tnode) link;
 };
 
@@ -183,6 +185,40 @@ struct isd_tnode *isd_iscsi_tgt_find_node(struct isd_iscsi_tgt *t, const char *n
 void isd_iscsi_tgt_shutdown(struct isd_iscsi_tgt *t, void (*cb)(void *arg), void *arg);
 void isd_iscsi_tgt_get_stats(struct isd_iscsi_tgt *t, struct isd_iscsi_stats *out);
 
+/* ---- changes while running (src/server/live.c) ---- */
+
+/*
+ * The instance's settings, changed in place for what comes next: timeouts,
+ * limits and discovery auth apply to connections and logins from then on.
+ */
+struct isd_iscsi_cfg *isd_iscsi_tgt_cfg(struct isd_iscsi_tgt *t);
+/*
+ * Takes a node out: logins naming it fail from now on (not found; one that
+ * was past its first request gets 0x0204 target removed), connections still
+ * logging in to it are closed. Its sessions stay until they end; the caller
+ * keeps the node (and its device) alive while isd_iscsi_tgt_node_busy().
+ * -ENOENT when it is not registered.
+ */
+int isd_iscsi_tgt_remove_node(struct isd_iscsi_tgt *t, struct isd_tnode *node);
+/* Logged-in sessions to node (NULL: discovery sessions). */
+int isd_iscsi_tgt_node_sessions(struct isd_iscsi_tgt *t, const struct isd_tnode *node);
+/* True while a connection (logging in, logged in or closing) still refers to node. */
+bool isd_iscsi_tgt_node_busy(struct isd_iscsi_tgt *t, const struct isd_tnode *node);
+/* Asks every logged-in session of node to log out (isd_iscsi_tgt_session_logout);
+ * returns how many were asked. */
+int isd_iscsi_tgt_node_logout(struct isd_iscsi_tgt *t, const struct isd_tnode *node);
+/*
+ * Asks a session to log out: an Async Message with AsyncEvent 1 (logout
+ * requested, RFC 7143 §11.9.1) whose Parameter3 gives the initiator the
+ * logout timeout (in seconds, rounded up) to do so; the connection is closed
+ * if it is still there when that time has passed. -ENOENT for no such TSIH.
+ */
+int isd_iscsi_tgt_session_logout(struct isd_iscsi_tgt *t, uint16_t tsih);
+/* Closes connection cid of session tsih at once. -ENOENT. */
+int isd_iscsi_tgt_conn_drop(struct isd_iscsi_tgt *t, uint16_t tsih, uint16_t cid);
+/* cb(arg) runs each time a connection has been freed (inside the core: defer real work). */
+void isd_iscsi_tgt_set_conn_gone(struct isd_iscsi_tgt *t, void (*cb)(void *arg), void *arg);
+
 /* What a datamover knows about a new connection. */
 struct isd_dm_conn;
 
@@ -194,6 +230,34 @@ struct isd_conn_info {
 	uint16_t tpgt;                  /* of the portal it arrived on */
 	enum isd_transport transport;
 };
+
+/* A logged-in session as the layers above see it (statistics, listings). */
+struct isd_iscsi_session_info {
+	uint16_t tsih;
+	bool discovery;
+	char target[ISD_NAME_MAX];      /* "" for discovery */
+	char initiator[ISD_NAME_MAX];   /* as the initiator sent it: escape before logging */
+	uint8_t isid[6];
+	uint16_t cid;
+	struct isd_conn_info conn;      /* addresses, ports, transport of its connection */
+	uint64_t age_ms;                /* since the login completed */
+	uint32_t in_flight;             /* tasks alive (immediate ones included) */
+	struct isd_params params;       /* negotiated */
+	uint32_t max_recv_dsl;          /* what the initiator may send us in one PDU (iSER:
+					 * TargetRecvDataSegmentLength) */
+	uint32_t max_xmit_dsl;          /* what we send it in one PDU */
+	uint32_t queue_depth;           /* CmdSN window */
+	struct isd_io_stats io;         /* its SCSI commands, from arrival to the task's end */
+};
+
+/* Calls fn for each session in the session table (logged in, discovery included),
+ * in login order. Returns the count. fn must not log a session out. */
+int isd_iscsi_tgt_for_each_session(struct isd_iscsi_tgt *t,
+				   void (*fn)(void *arg, const struct isd_iscsi_session_info *si),
+				   void *arg);
+/* Calls fn for each registered node, in registration order. Returns the count. */
+int isd_iscsi_tgt_for_each_node(struct isd_iscsi_tgt *t,
+				void (*fn)(void *arg, struct isd_tnode *node), void *arg);
 
 /*
  * Creates a passive connection in the login state with room for

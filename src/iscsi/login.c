@@ -396,6 +396,9 @@ login_finalize(struct isd_conn *c, struct isd_login *l)
 	st = session_admit(t, l);
 	if (st != 0)
 		return st;
+	/* the node was removed while this login ran (isd_iscsi_tgt_remove_node) */
+	if (l->node != NULL && l->node->removed)
+		return ISD_LOGIN_STATUS_TGT_REMOVED;
 	if (l->type == ISD_SESSION_NORMAL) {
 		/* session reinstatement (RFC 7143 §6.3.5): the old session with this
 		 * initiator, ISID and target ends now */

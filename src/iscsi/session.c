@@ -79,6 +79,7 @@ isd_session_create(struct isd_iscsi_tgt *t, struct isd_conn *c, struct isd_login
 	memcpy(s->isid, l->isid, 6);
 	s->conn = c;
 	s->exp_cmdsn = l->cmdsn;
+	s->login_ns = isd_now_ns();     /* created by the final Login Response */
 	if (s->node != NULL)
 		s->queue_depth = s->node->queue_depth ? s->node->queue_depth
 						      : ISD_DEFAULT_QUEUE_DEPTH;

@@ -47,8 +47,31 @@ task_alloc(struct isd_conn *c, bool immediate)
 	else
 		c->sess->active_cmds++;
 	c->tgt->stats.tasks++;
+	t->start_ns = isd_now_ns();
+	isd_io_stats_start(&c->sess->io);
 	isd_conn_get(c);
 	return t;
+}
+
+/* The session's figures: a task that got no response to send counts as aborted. */
+static void
+task_count_done(struct isd_task *t)
+{
+	struct isd_session *s = t->conn->sess;
+	enum isd_io_dir dir;
+	uint64_t bytes, now = isd_now_ns();
+	int err;
+
+	if (s == NULL)
+		return;
+	if (t->aborted || t->state != ISD_TASK_DONE) {
+		dir = isd_scsi_cdb_io_dir(t->cmd.cdb, t->cmd.cdb_len);
+		bytes = 0;
+		err = ISD_IO_ERR_ABORTED;
+	} else {
+		isd_scsi_cmd_io_result(&t->cmd, &dir, &bytes, &err);
+	}
+	isd_io_stats_done(&s->io, dir, bytes, err, now > t->start_ns ? now - t->start_ns : 0);
 }
 
 void
@@ -57,6 +80,7 @@ isd_task_free(struct isd_task *t)
 	struct isd_conn *c = t->conn;
 	struct isd_tmf_wait *w = t->tmf_wait;
 
+	task_count_done(t);
 	TAILQ_REMOVE(&c->tasks, t, link);
 	if (t->immediate)
 		c->sess->active_imm--;

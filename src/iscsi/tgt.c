@@ -215,6 +215,8 @@ isd_iscsi_tgt_get_stats(struct isd_iscsi_tgt *t, struct isd_iscsi_stats *out)
 void
 isd_tgt_conn_gone(struct isd_iscsi_tgt *t)
 {
+	if (t->conn_gone_cb != NULL)
+		t->conn_gone_cb(t->conn_gone_arg);
 	if (t->shutting_down && t->shutdown_cb != NULL && TAILQ_EMPTY(&t->conns))
 		isd_reactor_defer(t->reactor, &t->shutdown_timer);
 }

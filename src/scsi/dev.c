@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bstore/bstore.h"
+#include "reactor/reactor.h"
 #include "scsi/scsi_int.h"
 #include "util/endian.h"
 #include "util/log.h"
@@ -79,6 +80,31 @@ lu_free(struct isd_scsi_lu *lu)
 	free(lu);
 }
 
+/* A removed LU whose last command was released: out of dev->removed, then freed. */
+static void
+lu_reap(struct isd_scsi_lu *lu)
+{
+	struct isd_scsi_lu **pp = &lu->dev->removed;
+
+	while (*pp != NULL && *pp != lu)
+		pp = &(*pp)->removed_next;
+	if (*pp == lu)
+		*pp = lu->removed_next;
+	/* the caller deregisters the store's memory before the store goes */
+	if (lu->gone != NULL)
+		lu->gone(lu->gone_arg, lu->bs);
+	lu_free(lu);
+}
+
+static void
+lu_put(struct isd_scsi_lu *lu)
+{
+	if (lu->refs > 0)
+		lu->refs--;
+	if (lu->refs == 0 && lu->removed)
+		lu_reap(lu);
+}
+
 void
 isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 {
@@ -87,7 +113,69 @@ isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++)
 		if (dev->lus[i] != NULL)
 			lu_free(dev->lus[i]);
+	/* no command may be in flight: removed LUs still listed go now */
+	while (dev->removed != NULL)
+		lu_reap(dev->removed);
 	free(dev);
+}
+
+void
+isd_scsi_dev_luns_changed(struct isd_scsi_dev *dev)
+{
+	if (dev == NULL)
+		return;
+	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++)
+		if (dev->lus[i] != NULL)
+			isd_scsi_ua_raise_all(dev->lus[i], ISD_UA_LUNS_CHANGED, false, 0);
+}
+
+int
+isd_scsi_dev_remove_lu(struct isd_scsi_dev *dev, uint32_t lun,
+		       void (*gone)(void *arg, struct isd_bstore *bs), void *arg)
+{
+	struct isd_scsi_lu *lu;
+
+	if (dev == NULL || lun >= ISD_SCSI_MAX_LUNS || dev->lus[lun] == NULL)
+		return -ENOENT;
+	lu = dev->lus[lun];
+	/* from now on the number names nothing: new commands get LU NOT SUPPORTED */
+	dev->lus[lun] = NULL;
+	dev->nlus--;
+	lu->removed = true;
+	lu->gone = gone;
+	lu->gone_arg = arg;
+	isd_scsi_dev_luns_changed(dev);
+	if (lu->refs == 0) {
+		if (gone != NULL)
+			gone(arg, lu->bs);
+		lu_free(lu);
+		return 0;
+	}
+	lu->removed_next = dev->removed;
+	dev->removed = lu;
+	return 0;
+}
+
+uint32_t
+isd_scsi_lu_busy(struct isd_scsi_dev *dev, uint32_t lun)
+{
+	if (dev == NULL || lun >= ISD_SCSI_MAX_LUNS || dev->lus[lun] == NULL)
+		return 0;
+	return dev->lus[lun]->refs;
+}
+
+int
+isd_scsi_lu_set_read_only(struct isd_scsi_dev *dev, uint32_t lun, bool read_only)
+{
+	struct isd_scsi_lu *lu;
+
+	if (dev == NULL || lun >= ISD_SCSI_MAX_LUNS || dev->lus[lun] == NULL)
+		return -ENOENT;
+	lu = dev->lus[lun];
+	if (!read_only && lu->bs->read_only)
+		return -EROFS;
+	lu->read_only = read_only;
+	return 0;
 }
 
 /* Copies an INQUIRY string, space padded, printable ASCII only (SPC-5 4.3.1). */
@@ -312,6 +400,7 @@ static const uint16_t g_ua_asc[] = {
 	ISD_ASC_REGISTRATIONS_PREEMPTED,
 	ISD_ASC_CAPACITY_CHANGED,
 	ISD_ASC_COMMANDS_CLEARED,
+	ISD_ASC_REPORTED_LUNS_CHANGED,
 };
 
 bool
@@ -523,6 +612,8 @@ isd_scsi_cmd_done(struct isd_scsi_cmd *cmd)
 {
 	if (cmd->status != ISD_SAM_GOOD && cmd->dir == ISD_SCSI_DIR_IN)
 		cmd->data_in_len = 0;
+	/* counted before the transport sees it: done may release the command */
+	isd_scsi_io_done(cmd, false);
 	if (cmd->done != NULL)
 		cmd->done(cmd);
 }
@@ -734,8 +825,8 @@ op_setup(struct isd_scsi_cmd *cmd, const struct isd_scsi_op *op)
 	return rc;
 }
 
-int
-isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
+static int
+cmd_setup(struct isd_scsi_cmd *cmd)
 {
 	const struct isd_scsi_op *op;
 	struct isd_scsi_nexus *nexus = isd_scsi_cmd_nexus(cmd);
@@ -765,6 +856,9 @@ isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 		return op_setup(cmd, op);
 	}
 	cmd->lu = lu;
+	/* held until release, so that a removal waits for this command */
+	cmd->lu_ref = lu;
+	lu->refs++;
 	itn = isd_scsi_itn_get(lu, nexus);
 	if (itn == NULL) {
 		cmd->status = ISD_SAM_BUSY;
@@ -802,6 +896,19 @@ isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 	return op_setup(cmd, op);
 }
 
+int
+isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
+{
+	uint64_t t0 = isd_now_ns();
+	int rc = cmd_setup(cmd);
+
+	/* counted once the LU it goes to is known; one finished here is complete */
+	isd_scsi_io_start(cmd, t0);
+	if (rc == ISD_SCSI_SETUP_DONE)
+		isd_scsi_io_done(cmd, false);
+	return rc;
+}
+
 void
 isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd)
 {
@@ -830,6 +937,7 @@ isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd)
 	cmd->status = ISD_SAM_TASK_ABORTED;
 	cmd->sense_len = 0;
 	cmd->data_in_len = 0;
+	isd_scsi_io_done(cmd, false);
 }
 
 void
@@ -841,7 +949,15 @@ isd_scsi_cmd_cancel(struct isd_scsi_cmd *cmd)
 void
 isd_scsi_cmd_release(struct isd_scsi_cmd *cmd)
 {
+	/* set up, then neither run nor aborted: the transport gave it up */
+	isd_scsi_io_done(cmd, true);
 	buf_free(cmd);
 	cmd->iovcnt = 0;
 	cmd->op = NULL;
+	if (cmd->lu_ref != NULL) {
+		struct isd_scsi_lu *lu = cmd->lu_ref;
+
+		cmd->lu_ref = NULL;
+		lu_put(lu);
+	}
 }

@@ -23,6 +23,8 @@
 #include <sys/queue.h>
 #include <sys/uio.h>
 
+#include "util/iostats.h"
+
 struct isd_bstore;
 struct isd_scsi_lu;
 struct isd_scsi_dev;
@@ -154,6 +156,9 @@ struct isd_scsi_cmd {
 	uint64_t io_end;
 	void *aux_buf;                  /* second buffer (compare reads), freed by release */
 	uint32_t aux_len;
+	struct isd_scsi_lu *lu_ref;     /* the LU this command holds (setup to release) */
+	uint64_t io_start_ns;           /* when setup took it (I/O statistics) */
+	bool io_open;                   /* counted in flight, completion not yet counted */
 };
 
 /* Backing store description used to create a logical unit. */
@@ -235,9 +240,58 @@ void isd_scsi_set_sense(struct isd_scsi_cmd *cmd, uint8_t key, uint8_t asc, uint
 uint32_t isd_scsi_lun_decode(uint64_t lun_field);
 uint64_t isd_scsi_lun_encode(uint32_t lun);
 
+/*
+ * Removes a LU while the device runs. Commands that arrive for it from now on
+ * fail with LOGICAL UNIT NOT SUPPORTED; those already set up on it run to
+ * their release. Then gone(arg, store) runs (for the caller to deregister the
+ * store's memory), and the store is closed and the LU freed: at once when no
+ * command holds it, else from the release of the last one. Every other LU of
+ * the device raises REPORTED LUNS DATA HAS CHANGED on each nexus.
+ * -ENOENT for an unknown LU number.
+ */
+int isd_scsi_dev_remove_lu(struct isd_scsi_dev *dev, uint32_t lun,
+			   void (*gone)(void *arg, struct isd_bstore *bs), void *arg);
+/* Raises REPORTED LUNS DATA HAS CHANGED (3Fh/0Eh) on every nexus of every LU (a LU
+ * was added). */
+void isd_scsi_dev_luns_changed(struct isd_scsi_dev *dev);
+/* Commands set up on LU lun and not yet released (0 for an unknown LU). */
+uint32_t isd_scsi_lu_busy(struct isd_scsi_dev *dev, uint32_t lun);
+/* Write-protects (or not) a LU for commands set up from now on; a store opened
+ * read-only stays so (-EROFS). -ENOENT for an unknown LU number. */
+int isd_scsi_lu_set_read_only(struct isd_scsi_dev *dev, uint32_t lun, bool read_only);
+
 /* The LU's store changed size: re-reads it and raises CAPACITY DATA HAS CHANGED
  * (2Ah/09h) on every nexus. -ENOENT for an unknown LU number. */
 int isd_scsi_lu_capacity_changed(struct isd_scsi_dev *dev, uint32_t lun);
+
+/*
+ * I/O statistics. The device counts every command it is given (a LUN that
+ * does not exist included), each LU the commands to it: a command starts in
+ * isd_scsi_cmd_setup() and completes exactly once, when its status is known:
+ * in setup (finished there), at cmd->done, at isd_scsi_cmd_abort(), or at
+ * isd_scsi_cmd_release() for one the transport abandoned (counted as aborted).
+ */
+struct isd_scsi_lu_info {
+	uint32_t lun;
+	uint64_t size;                  /* bytes */
+	uint32_t block_size;
+	bool read_only;
+	struct isd_io_stats io;
+};
+
+/* One LU's description and counters; -ENOENT when there is no such LU. */
+int isd_scsi_dev_lu_info(struct isd_scsi_dev *dev, uint32_t lun, struct isd_scsi_lu_info *out);
+/* Fills out[0..max) with the LU numbers, ascending; returns how many LUs there are. */
+int isd_scsi_dev_luns(struct isd_scsi_dev *dev, uint32_t *out, int max);
+/* Every command given to the device, LU or not. */
+void isd_scsi_dev_io_stats(struct isd_scsi_dev *dev, struct isd_io_stats *out);
+/* How a command counts (for a transport keeping its own, per-session, figures):
+ * direction by opcode, bytes moved if it ended GOOD (data-in sent when the
+ * transport's R bit is set, data-out taken), err an enum isd_io_err or -1 for GOOD. */
+void isd_scsi_cmd_io_result(const struct isd_scsi_cmd *cmd, enum isd_io_dir *dir,
+			    uint64_t *bytes, int *err);
+/* The direction of a CDB by its opcode. */
+enum isd_io_dir isd_scsi_cdb_io_dir(const uint8_t *cdb, uint32_t cdb_len);
 
 /*
  * Residuals (for the transport): data-in is cmd->data_in_len bytes (never more

@@ -37,6 +37,7 @@
 #define ISD_ASC_REGISTRATIONS_PREEMPTED 0x2a05
 #define ISD_ASC_CAPACITY_CHANGED 0x2a09
 #define ISD_ASC_COMMANDS_CLEARED 0x2f00
+#define ISD_ASC_REPORTED_LUNS_CHANGED 0x3f0e
 #define ISD_ASC_SAVING_NOT_SUPPORTED 0x3900
 #define ISD_ASC_MEDIUM_REMOVAL_PREVENTED 0x5302
 #define ISD_ASC_INSUFFICIENT_REG_RESOURCES 0x5504
@@ -51,6 +52,7 @@ enum {
 	ISD_UA_REG_PREEMPTED = 1u << 5,         /* 2Ah/05h */
 	ISD_UA_CAPACITY_CHANGED = 1u << 6,      /* 2Ah/09h */
 	ISD_UA_CMDS_CLEARED = 1u << 7,          /* 2Fh/00h: another nexus aborted our tasks */
+	ISD_UA_LUNS_CHANGED = 1u << 8,          /* 3Fh/0Eh: a LU was added or removed */
 };
 
 /* cmd->io_flags */
@@ -154,6 +156,17 @@ struct isd_scsi_lu {
 	bool pr_held;
 	uint8_t pr_type;
 	struct isd_scsi_pr_reg *pr_holder;      /* NULL for all-registrants types */
+	/*
+	 * Commands set up on the LU and not yet released: a removed LU (no longer
+	 * in dev->lus) is freed, and its store closed, when the last one is.
+	 */
+	uint32_t refs;
+	bool removed;
+	void (*gone)(void *arg, struct isd_bstore *bs);  /* before the store is closed */
+	void *gone_arg;
+	struct isd_scsi_lu *removed_next;       /* on dev->removed */
+
+	struct isd_io_stats io;         /* commands to this LU */
 };
 
 struct isd_scsi_dev {
@@ -161,6 +174,8 @@ struct isd_scsi_dev {
 	struct isd_scsi_task_ops task_ops;      /* the transport's (abort_tasks NULL: none) */
 	struct isd_scsi_lu *lus[ISD_SCSI_MAX_LUNS];
 	uint32_t nlus;
+	struct isd_scsi_lu *removed;            /* removed LUs with commands still alive */
+	struct isd_io_stats io;         /* every command to the device, LU or not */
 };
 
 #define ISD_SCSI_MAX_XFER (16u << 20)   /* bytes; bounds every data buffer */
@@ -216,6 +231,11 @@ void isd_scsi_fence(struct isd_scsi_cmd *cmd);
 bool isd_scsi_may_store(struct isd_scsi_cmd *cmd);
 /* Takes the highest-priority pending UA of the nexus into key/asc; false if none. */
 bool isd_scsi_ua_take(struct isd_scsi_itn *itn, uint16_t *asc_ascq);
+
+/* stats.c: a command starts (end of setup, t0 taken before it) and completes (exactly
+ * once: abandoned = released without completing, counted as aborted). */
+void isd_scsi_io_start(struct isd_scsi_cmd *cmd, uint64_t t0);
+void isd_scsi_io_done(struct isd_scsi_cmd *cmd, bool abandoned);
 
 /* pr.c */
 struct isd_scsi_pr_reg *isd_scsi_pr_find(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *n);

@@ -154,6 +154,99 @@ isd_target_cfg_fini(struct isd_target_cfg *cfg)
 	isd_target_cfg_init(cfg);
 }
 
+/* Duplicates count strings; NULL (and nothing allocated) on ENOMEM, NULL for none. */
+static int
+strv_dup(char ***dst, char *const *src, int count)
+{
+	*dst = NULL;
+	if (count <= 0)
+		return 0;
+	*dst = calloc((size_t)count, sizeof(char *));
+	if (*dst == NULL)
+		return -ENOMEM;
+	for (int i = 0; i < count; i++) {
+		(*dst)[i] = strdup(src[i]);
+		if ((*dst)[i] == NULL) {
+			while (i-- > 0)
+				free((*dst)[i]);
+			free(*dst);
+			*dst = NULL;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static void *
+arr_dup(const void *src, int count, size_t elem)
+{
+	void *p;
+
+	if (count <= 0 || src == NULL)
+		return NULL;
+	p = malloc((size_t)count * elem);
+	if (p != NULL)
+		memcpy(p, src, (size_t)count * elem);
+	return p;
+}
+
+int
+isd_target_node_cfg_copy(struct isd_target_node_cfg *dst, const struct isd_target_node_cfg *src)
+{
+	*dst = *src;
+	dst->luns = arr_dup(src->luns, src->lun_count, sizeof(*src->luns));
+	dst->ini = arr_dup(src->ini, src->ini_count, sizeof(*src->ini));
+	dst->acl = NULL;
+	dst->portals = NULL;
+	if ((src->lun_count > 0 && dst->luns == NULL) || (src->ini_count > 0 && dst->ini == NULL) ||
+	    strv_dup(&dst->acl, src->acl, src->acl_count) < 0 ||
+	    strv_dup(&dst->portals, src->portals, src->portal_bind_count) < 0) {
+		dst->acl_count = dst->acl == NULL ? 0 : dst->acl_count;
+		dst->portal_bind_count = dst->portals == NULL ? 0 : dst->portal_bind_count;
+		node_fini(dst);
+		memset(dst, 0, sizeof(*dst));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void
+isd_target_node_cfg_fini(struct isd_target_node_cfg *n)
+{
+	node_fini(n);
+	memset(n, 0, sizeof(*n));
+}
+
+int
+isd_target_cfg_copy(struct isd_target_cfg *dst, const struct isd_target_cfg *src)
+{
+	*dst = *src;
+	dst->portals = arr_dup(src->portals, src->portal_count, sizeof(*src->portals));
+	dst->nodes = NULL;
+	dst->node_count = 0;
+	dst->warnings = NULL;
+	dst->warning_count = 0;
+	if (src->portal_count > 0 && dst->portals == NULL)
+		goto err;
+	if (strv_dup(&dst->warnings, src->warnings, src->warning_count) < 0)
+		goto err;
+	dst->warning_count = src->warning_count;
+	if (src->node_count > 0) {
+		dst->nodes = calloc((size_t)src->node_count, sizeof(*dst->nodes));
+		if (dst->nodes == NULL)
+			goto err;
+		for (int i = 0; i < src->node_count; i++) {
+			if (isd_target_node_cfg_copy(&dst->nodes[i], &src->nodes[i]) < 0)
+				goto err;
+			dst->node_count++;
+		}
+	}
+	return 0;
+err:
+	isd_target_cfg_fini(dst);
+	return -ENOMEM;
+}
+
 int
 isd_target_cfg_warn(struct isd_target_cfg *cfg, const char *fmt, ...)
 {

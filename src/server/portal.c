@@ -7,7 +7,6 @@
  * target `portals` lists, in the control socket's methods and in the running
  * model. A URL whose port is 0 (any) also matches the port the listener got.
  */
-#include "server/config_int.h"
 #include "server/live.h"
 #include "server/running_int.h"
 
@@ -37,10 +36,10 @@ kind_index(const struct isd_dm_kind *kind)
 	return -1;
 }
 
-/* Registers one store's memory with one kind and records it. */
-static int
-lunmem_register(struct isd_target_running *rt, const struct isd_target_lunmem *m,
-		const struct isd_dm_kind *kind, const char *origin, char *err, size_t errlen)
+int
+isd_target_mem_register(struct isd_target_running *rt, const struct isd_dm_kind *kind,
+			struct isd_bstore *bs, bool read_only, const char *origin, char *err,
+			size_t errlen)
 {
 	struct isd_target_region *reg;
 	char why[256] = "";
@@ -53,98 +52,30 @@ lunmem_register(struct isd_target_running *rt, const struct isd_target_lunmem *m
 	}
 	rt->registered = reg;
 	/* a read-only LUN is registered without write access */
-	rc = kind->register_memory(m->bs->mem_base, m->bs->size, m->read_only || m->bs->read_only,
-				   why, sizeof(why));
+	rc = kind->register_memory(bs->mem_base, bs->size, read_only, why, sizeof(why));
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: %s", origin, why[0] ? why : strerror(-rc));
 		return rc;
 	}
 	/* the store must not drop pages the adapter has pinned (no MADV_DONTNEED) */
-	m->bs->mem_pinned = true;
-	rt->registered[rt->registered_count].kind = kind;
-	rt->registered[rt->registered_count++].base = m->bs->mem_base;
+	bs->mem_pinned = true;
+	reg = &rt->registered[rt->registered_count++];
+	reg->kind = kind;
+	reg->base = bs->mem_base;
+	reg->read_only = read_only;
 	return 0;
 }
 
-/* Unregisters base from every kind it was registered with. */
-static void
-lunmem_unregister(struct isd_target_running *rt, const void *base)
+/* Whether LUN lun of the running model's target name is read-only now. */
+static bool
+lun_read_only(struct isd_target_running *rt, const char *name, uint32_t lun)
 {
-	int j = 0;
+	const struct isd_target_node_cfg *nc = isd_target_cfg_find_node(&rt->cfg, name);
 
-	for (int i = 0; i < rt->registered_count; i++) {
-		if (rt->registered[i].base == base)
-			rt->registered[i].kind->unregister_memory(rt->registered[i].base);
-		else
-			rt->registered[j++] = rt->registered[i];
-	}
-	rt->registered_count = j;
-}
-
-int
-isd_target_lunmem_add(struct isd_target_running *rt, struct isd_bstore *bs, bool read_only,
-		      const char *origin, char *err, size_t errlen)
-{
-	struct isd_target_lunmem *m;
-	int rc;
-
-	if (bs->mem_base == NULL)
-		return 0;
-	m = realloc(rt->lunmem, (size_t)(rt->lunmem_count + 1) * sizeof(*m));
-	if (m == NULL) {
-		isd_target_errf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	rt->lunmem = m;
-	m = &rt->lunmem[rt->lunmem_count];
-	m->bs = bs;
-	m->read_only = read_only;
-	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
-		/*
-		 * Zero copy (iSER): the LUN memory itself is registered once with each
-		 * datamover that moves data straight to and from memory, so RDMA Writes
-		 * and Reads go to and from it.
-		 */
-		const struct isd_dm_kind *kind = isd_dm_kinds[k];
-
-		if (!rt->kind_open[k] || kind->register_memory == NULL)
-			continue;
-		rc = lunmem_register(rt, m, kind, origin, err, errlen);
-		if (rc < 0) {
-			lunmem_unregister(rt, bs->mem_base);
-			return rc;
-		}
-	}
-	rt->lunmem_count++;
-	return 0;
-}
-
-void
-isd_target_lunmem_forget(struct isd_target_running *rt, const struct isd_bstore *bs)
-{
-	int j = 0;
-
-	if (bs->mem_base == NULL)
-		return;
-	lunmem_unregister(rt, bs->mem_base);
-	for (int i = 0; i < rt->lunmem_count; i++)
-		if (rt->lunmem[i].bs != bs)
-			rt->lunmem[j++] = rt->lunmem[i];
-	rt->lunmem_count = j;
-}
-
-void
-isd_target_lunmem_free(struct isd_target_running *rt)
-{
-	/* deregister before the stores that own the memory are closed */
-	for (int i = 0; i < rt->registered_count; i++)
-		rt->registered[i].kind->unregister_memory(rt->registered[i].base);
-	free(rt->registered);
-	rt->registered = NULL;
-	rt->registered_count = 0;
-	free(rt->lunmem);
-	rt->lunmem = NULL;
-	rt->lunmem_count = 0;
+	for (int i = 0; nc != NULL && i < nc->lun_count; i++)
+		if (nc->luns[i].number == lun)
+			return nc->luns[i].read_only;
+	return false;
 }
 
 /*
@@ -155,33 +86,42 @@ static int
 kind_first_open(struct isd_target_running *rt, const struct isd_dm_kind *kind, char *err,
 		size_t errlen)
 {
-	int k = kind_index(kind), rc;
+	struct isd_target_node *n;
+	int k = kind_index(kind), rc, j;
 
 	if (k < 0 || rt->kind_open[k])
 		return 0;
-	for (int i = 0; i < rt->lunmem_count && kind->register_memory != NULL; i++) {
-		char origin[64];
+	TAILQ_FOREACH(n, &rt->nodes, link) {
+		for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS && kind->register_memory != NULL; i++) {
+			struct isd_bstore *bs = n->bs[i];
+			char origin[ISD_NAME_MAX + 64];
 
-		snprintf(origin, sizeof(origin), "%s:// LUN memory", kind->scheme);
-		rc = lunmem_register(rt, &rt->lunmem[i], kind, origin, err, errlen);
-		if (rc < 0) {
-			/* all or nothing: the kind was not open, so every entry of it is new */
-			int n = 0;
-
-			for (int j = 0; j < rt->registered_count; j++) {
-				struct isd_target_region *g = &rt->registered[j];
-
-				if (g->kind == kind)
-					kind->unregister_memory(g->base);
-				else
-					rt->registered[n++] = *g;
-			}
-			rt->registered_count = n;
-			return rc;
+			if (bs == NULL || bs->mem_base == NULL)
+				continue;
+			snprintf(origin, sizeof(origin), "%s LUN %u", n->tn.name, i);
+			rc = isd_target_mem_register(rt, kind, bs,
+						     bs->read_only || lun_read_only(rt, n->tn.name, i),
+						     origin, err, errlen);
+			if (rc < 0)
+				goto err_undo;
 		}
 	}
 	rt->kind_open[k] = true;
 	return 0;
+
+err_undo:
+	/* all or nothing: the kind was not open, so every registration with it is new */
+	j = 0;
+	for (int r = 0; r < rt->registered_count; r++) {
+		struct isd_target_region *g = &rt->registered[r];
+
+		if (g->kind == kind)
+			kind->unregister_memory(g->base);
+		else
+			rt->registered[j++] = *g;
+	}
+	rt->registered_count = j;
+	return rc;
 }
 
 /* The same portal as ps names: kind, address, and port as asked or as bound. */
@@ -444,14 +384,12 @@ isd_live_target_bind(struct isd_target_running *rt, const char *target,
 	rc = resolve_urls(rt, portal_urls, n, &arr, err, errlen);
 	if (rc < 0)
 		return rc;
-	if (rt->model != NULL) {
-		nc = isd_target_cfg_find_node(rt->model, tn->name);
-		urls = nc != NULL ? model_urls(rt, arr, n) : NULL;
-		if (nc != NULL && urls == NULL) {
-			free(arr);
-			isd_target_errf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
+	nc = isd_target_cfg_find_node(&rt->cfg, tn->name);
+	urls = nc != NULL ? model_urls(rt, arr, n) : NULL;
+	if (nc != NULL && urls == NULL) {
+		free(arr);
+		isd_target_errf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
 	free(tn->portals);
 	tn->portals = arr;
@@ -472,7 +410,7 @@ int
 isd_live_portal_add(struct isd_target_running *rt, const struct isd_target_portal_spec *ps,
 		    char *err, size_t errlen)
 {
-	struct isd_target_portal_spec *ms = NULL;
+	struct isd_target_portal_spec *ms;
 	char url[ISD_TARGET_URL_MAX];
 	int rc;
 
@@ -497,21 +435,17 @@ isd_live_portal_add(struct isd_target_running *rt, const struct isd_target_porta
 		return -EEXIST;
 	}
 	/* room in the model first: a failure after listening would be hard to undo */
-	if (rt->model != NULL) {
-		ms = isd_target_cfg_add_portal(rt->model);
-		if (ms == NULL) {
-			isd_target_errf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		rt->model->portal_count--;
+	ms = isd_target_cfg_add_portal(&rt->cfg);
+	if (ms == NULL) {
+		isd_target_errf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
+	rt->cfg.portal_count--;
 	rc = isd_target_portal_open(rt, ps, err, errlen);
 	if (rc < 0)
 		return rc;
-	if (ms != NULL) {
-		*ms = *ps;
-		rt->model->portal_count++;
-	}
+	*ms = *ps;
+	rt->cfg.portal_count++;
 	return 0;
 }
 
@@ -534,6 +468,28 @@ model_unbind_portal(struct isd_target_cfg *model, const struct isd_target_portal
 		}
 		nc->portal_bind_count = j;
 	}
+}
+
+/* Drops a portal from the model: its spec, and its URL from every binding. */
+static void
+model_remove_portal(struct isd_target_cfg *model, const struct isd_target_portal *p)
+{
+	bool dropped = false;
+	int j = 0;
+
+	model_unbind_portal(model, p);
+	for (int k = 0; k < model->portal_count; k++) {
+		struct isd_target_portal_spec *ms = &model->portals[k];
+
+		/* validation keeps two model portals from naming the same one */
+		if (!dropped && ms->kind == p->spec.kind && isd_addr_same(ms->host, p->spec.host) &&
+		    ms->port == p->spec.port) {
+			dropped = true;
+			continue;
+		}
+		model->portals[j++] = *ms;
+	}
+	model->portal_count = j;
 }
 
 int
@@ -574,24 +530,7 @@ isd_live_portal_remove(struct isd_target_running *rt, const char *url, char *err
 		}
 	}
 	portal_close(p);
-	if (rt->model != NULL) {
-		bool dropped = false;
-		int j = 0;
-
-		model_unbind_portal(rt->model, p);
-		for (int k = 0; k < rt->model->portal_count; k++) {
-			struct isd_target_portal_spec *ms = &rt->model->portals[k];
-
-			/* validation keeps two model portals from naming the same one */
-			if (!dropped && ms->kind == p->spec.kind &&
-			    isd_addr_same(ms->host, p->spec.host) && ms->port == p->spec.port) {
-				dropped = true;
-				continue;
-			}
-			rt->model->portals[j++] = *ms;
-		}
-		rt->model->portal_count = j;
-	}
+	model_remove_portal(&rt->cfg, p);
 	isd_log_info("stopped listening on %s (connections that came in on it stay)", p->url);
 	free(p);
 	memmove(&rt->portals[i], &rt->portals[i + 1],

@@ -6,7 +6,6 @@
  * connection is accepted before the reactor runs, by which time every node
  * exists. Teardown runs in the reverse order.
  */
-#include "server/config_int.h"
 #include "server/running_int.h"
 
 #include <errno.h>
@@ -24,8 +23,7 @@
 #include "iscsi/iscsi.h"
 #include "reactor/reactor.h"
 #include "scsi/scsi.h"
-
-#define ISD_TARGET_QUEUE_DEPTH 128
+#include "server/live.h"
 
 /* FNV-1a: a stable, dependency-free hash so that serials and NAA ids survive restarts. */
 static uint64_t
@@ -98,10 +96,49 @@ apply_neg(struct isd_key_policy *pol, uint32_t *qd, const struct isd_target_neg_
 		*qd = (uint32_t)n->queue_depth;
 }
 
-static int
-open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
-	 const struct isd_target_lun_cfg *l, struct isd_scsi_dev *dev, char *err, size_t errlen)
+static void
+unregister_base(struct isd_target_running *rt, const void *base)
 {
+	int j = 0;
+
+	for (int i = 0; i < rt->registered_count; i++) {
+		if (rt->registered[i].base == base)
+			rt->registered[i].kind->unregister_memory(rt->registered[i].base);
+		else
+			rt->registered[j++] = rt->registered[i];
+	}
+	rt->registered_count = j;
+}
+
+bool
+isd_target_mem_registered(struct isd_target_running *rt, const void *base, bool *read_only)
+{
+	for (int i = 0; i < rt->registered_count; i++) {
+		if (rt->registered[i].base == base) {
+			if (read_only != NULL)
+				*read_only = rt->registered[i].read_only;
+			return true;
+		}
+	}
+	return false;
+}
+
+void
+isd_target_lun_gone(void *arg, struct isd_bstore *bs)
+{
+	struct isd_target_running *rt = arg;
+
+	/* the adapter must let go of the memory before the store unmaps it */
+	if (bs != NULL && bs->mem_base != NULL)
+		unregister_base(rt, bs->mem_base);
+}
+
+int
+isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
+		    const struct isd_target_lun_cfg *l, struct isd_target_node *n, char *err,
+		    size_t errlen)
+{
+	struct isd_scsi_dev *dev = n->tn.dev;
 	struct isd_scsi_lu_cfg lu;
 	struct isd_bstore *bs;
 	char why[256] = "", size[32];
@@ -138,10 +175,21 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 		rc = -EINVAL;
 		goto err_bs;
 	}
-	/* zero copy: datamovers that move data straight to and from memory register it */
-	rc = isd_target_lunmem_add(rt, bs, l->read_only, l->origin, err, errlen);
-	if (rc < 0)
-		goto err_bs;
+	for (unsigned k = 0; k < isd_dm_kind_count && bs->mem_base != NULL; k++) {
+		/*
+		 * Zero copy (iSER): the LUN memory itself is registered once with each
+		 * datamover that moves data straight to and from memory, so RDMA Writes
+		 * and Reads go to and from it.
+		 */
+		const struct isd_dm_kind *kind = isd_dm_kinds[k];
+
+		if (!rt->kind_open[k] || kind->register_memory == NULL)
+			continue;
+		rc = isd_target_mem_register(rt, kind, bs, l->read_only || bs->read_only, l->origin,
+					     err, errlen);
+		if (rc < 0)
+			goto err_bs;
+	}
 	lu.read_only = l->read_only || bs->read_only;
 	snprintf(lu.vendor, sizeof(lu.vendor), "%s", l->vendor[0] ? l->vendor : "ISERD");
 	snprintf(lu.product, sizeof(lu.product), "%s",
@@ -160,9 +208,9 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: cannot add LUN %u: %s", l->origin, l->number,
 				strerror(-rc));
-		isd_target_lunmem_forget(rt, bs);
 		goto err_bs;
 	}
+	n->bs[l->number] = bs;
 	human_size(bs->size, size, sizeof(size));
 	isd_log_info("  LUN %u: %s, %s, %u-byte blocks%s, %s %s, serial %s", l->number, l->spec, size,
 		     lu.block_size, lu.read_only ? ", read-only" : "", lu.vendor, lu.product,
@@ -171,20 +219,16 @@ open_lun(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 
 err_bs:
 	/* a LU that failed to be added did not take the store over */
+	if (bs->mem_base != NULL)
+		unregister_base(rt, bs->mem_base);
 	isd_bstore_close(bs);
 	return rc;
 }
 
-static int
-build_node(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
-	   const struct isd_target_node_cfg *nc, struct isd_tnode *tn, char *err, size_t errlen)
+int
+isd_target_node_policy(const struct isd_target_cfg *cfg, const struct isd_target_node_cfg *nc,
+		       struct isd_tnode *tn, char *err, size_t errlen)
 {
-	int rc;
-
-	snprintf(tn->name, sizeof(tn->name), "%s", nc->name);
-	snprintf(tn->alias, sizeof(tn->alias), "%s", nc->alias);
-	tn->tpgt = nc->tpgt == -1 ? 1 : (uint16_t)nc->tpgt;
-	tn->auth = nc->auth;
 	tn->queue_depth = ISD_TARGET_QUEUE_DEPTH;
 	isd_key_policy_init(&tn->policy);
 	apply_neg(&tn->policy, &tn->queue_depth, &cfg->neg);
@@ -211,6 +255,64 @@ build_node(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
 		    tn->policy.initial_r2t, tn->policy.max_outstanding_r2t,
 		    tn->policy.allow_header_digest, tn->policy.allow_data_digest,
 		    tn->policy.prefer_digest, tn->queue_depth);
+	return 0;
+}
+
+struct isd_target_node *
+isd_target_node_find(struct isd_target_running *rt, const char *name)
+{
+	struct isd_target_node *n;
+
+	TAILQ_FOREACH(n, &rt->nodes, link) {
+		if (strcasecmp(n->tn.name, name) == 0)
+			return n;
+	}
+	return NULL;
+}
+
+void
+isd_target_node_free(struct isd_target_running *rt, struct isd_target_node *n)
+{
+	struct isd_tnode *tn = &n->tn;
+
+	/* deregister before the stores that own the memory are closed */
+	for (int i = 0; i < ISD_SCSI_MAX_LUNS; i++) {
+		if (n->bs[i] != NULL && n->bs[i]->mem_base != NULL)
+			unregister_base(rt, n->bs[i]->mem_base);
+	}
+	if (tn->dev != NULL)
+		isd_scsi_dev_destroy(tn->dev);
+	for (int j = 0; j < tn->acl_count; j++)
+		free(tn->acl[j]);
+	free(tn->acl);
+	explicit_bzero(&tn->auth, sizeof(tn->auth));
+	if (tn->ini_auth != NULL)
+		explicit_bzero(tn->ini_auth, (size_t)tn->ini_auth_count * sizeof(*tn->ini_auth));
+	free(tn->ini_auth);
+	isd_target_node_unbind(tn);
+	free(n);
+}
+
+int
+isd_target_node_build(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
+		      const struct isd_target_node_cfg *nc, struct isd_target_node **out,
+		      char *err, size_t errlen)
+{
+	struct isd_target_node *n;
+	struct isd_tnode *tn;
+	int rc;
+
+	n = calloc(1, sizeof(*n));
+	if (n == NULL)
+		goto err_nomem;
+	tn = &n->tn;
+	snprintf(tn->name, sizeof(tn->name), "%s", nc->name);
+	snprintf(tn->alias, sizeof(tn->alias), "%s", nc->alias);
+	tn->tpgt = nc->tpgt == -1 ? 1 : (uint16_t)nc->tpgt;
+	tn->auth = nc->auth;
+	rc = isd_target_node_policy(cfg, nc, tn, err, errlen);
+	if (rc < 0)
+		goto err_free;
 	if (nc->acl_count > 0) {
 		tn->acl = calloc((size_t)nc->acl_count, sizeof(char *));
 		if (tn->acl == NULL)
@@ -237,7 +339,7 @@ build_node(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: cannot create the SCSI device: %s", nc->origin,
 				strerror(-rc));
-		return rc;
+		goto err_free;
 	}
 	isd_log_info("target %s%s%s%s, tpgt %u, %d LUN%s%s%s", nc->name, nc->alias[0] ? " (" : "",
 		     nc->alias, nc->alias[0] ? ")" : "", tn->tpgt, nc->lun_count,
@@ -254,58 +356,115 @@ build_node(struct isd_target_running *rt, const struct isd_target_cfg *cfg,
 			     ic && ic->auth.mutual ? ", own mutual CHAP" : "");
 	}
 	for (int i = 0; i < nc->lun_count; i++) {
-		rc = open_lun(rt, nc, &nc->luns[i], tn->dev, err, errlen);
+		rc = isd_target_lun_open(rt, nc, &nc->luns[i], n, err, errlen);
 		if (rc < 0)
-			return rc;
+			goto err_free;
 	}
 	rc = isd_target_node_bind(rt, tn, (const char *const *)nc->portals, nc->portal_bind_count,
 				  err, errlen);
 	if (rc < 0)
-		return rc;
+		goto err_free;
 	rc = isd_iscsi_tgt_add_node(rt->tgt, tn);
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: cannot register target %s: %s", nc->origin,
 				nc->name, strerror(-rc));
-		return rc;
+		goto err_free;
 	}
+	TAILQ_INSERT_TAIL(&rt->nodes, n, link);
+	if (out != NULL)
+		*out = n;
 	return 0;
 
 err_nomem:
 	isd_target_errf(err, errlen, "out of memory");
-	return -ENOMEM;
+	rc = -ENOMEM;
+err_free:
+	if (n != NULL)
+		isd_target_node_free(rt, n);
+	return rc;
 }
 
 /* Frees what build/open created; valid on a half-built instance. */
 static void
 teardown(struct isd_target_running *rt, bool core_may_be_busy)
 {
+	struct isd_target_node *n;
+
 	isd_target_portals_close(rt);
 	if (core_may_be_busy) {
 		/* connections may still point at the core, the nodes and the devices */
 		isd_log_warn("sessions still open at exit; leaving them to the OS");
 		return;
 	}
+	isd_reactor_timer_stop(rt->r, &rt->reap_timer);
 	if (rt->tgt != NULL)
 		isd_iscsi_tgt_destroy(rt->tgt);
-	isd_target_portals_free(rt);
-	isd_target_lunmem_free(rt);
-	for (int i = 0; i < rt->node_count; i++) {
-		struct isd_tnode *tn = &rt->nodes[i];
-
-		if (tn->dev != NULL)
-			isd_scsi_dev_destroy(tn->dev);
-		for (int j = 0; j < tn->acl_count; j++)
-			free(tn->acl[j]);
-		free(tn->acl);
-		explicit_bzero(&tn->auth, sizeof(tn->auth));
-		if (tn->ini_auth != NULL)
-			explicit_bzero(tn->ini_auth,
-				       (size_t)tn->ini_auth_count * sizeof(*tn->ini_auth));
-		free(tn->ini_auth);
-		isd_target_node_unbind(tn);
+	while ((n = TAILQ_FIRST(&rt->nodes)) != NULL) {
+		TAILQ_REMOVE(&rt->nodes, n, link);
+		isd_target_node_free(rt, n);
 	}
-	free(rt->nodes);
+	while ((n = TAILQ_FIRST(&rt->removed)) != NULL) {
+		TAILQ_REMOVE(&rt->removed, n, link);
+		isd_target_node_free(rt, n);
+	}
+	isd_target_portals_free(rt);
+	/* what no LUN accounts for any more (there should be nothing) */
+	for (int i = 0; i < rt->registered_count; i++)
+		rt->registered[i].kind->unregister_memory(rt->registered[i].base);
+	free(rt->registered);
+	isd_target_cfg_fini(&rt->cfg);
 	free(rt);
+}
+
+/* Frees the removed targets that no connection refers to any more. */
+static void
+reap_removed(void *arg)
+{
+	struct isd_target_running *rt = arg;
+	struct isd_target_node *n, *tmp;
+
+	for (n = TAILQ_FIRST(&rt->removed); n != NULL; n = tmp) {
+		tmp = TAILQ_NEXT(n, link);
+		if (isd_iscsi_tgt_node_busy(rt->tgt, &n->tn))
+			continue;
+		TAILQ_REMOVE(&rt->removed, n, link);
+		isd_log_info("target %s: last session gone, freed", n->tn.name);
+		isd_target_node_free(rt, n);
+	}
+}
+
+/* From inside the core as a connection is freed: the work waits for the reactor. */
+static void
+conn_gone(void *arg)
+{
+	struct isd_target_running *rt = arg;
+
+	if (!TAILQ_EMPTY(&rt->removed))
+		isd_reactor_defer(rt->r, &rt->reap_timer);
+}
+
+void
+isd_target_icfg_from(const struct isd_target_cfg *cfg, struct isd_iscsi_cfg *icfg)
+{
+	isd_iscsi_cfg_init(icfg);
+	if (cfg->login_timeout_ms != -1)
+		icfg->login_timeout_ms = (uint32_t)cfg->login_timeout_ms;
+	if (cfg->nop_interval_ms != -1)
+		icfg->nop_interval_ms = (uint32_t)cfg->nop_interval_ms;
+	if (cfg->nop_timeout_ms != -1)
+		icfg->nop_timeout_ms = (uint32_t)cfg->nop_timeout_ms;
+	if (cfg->logout_timeout_ms != -1)
+		icfg->logout_timeout_ms = (uint32_t)cfg->logout_timeout_ms;
+	for (int i = 0; i < isd_target_limit_count; i++) {
+		const struct isd_target_limit *l = &isd_target_limits[i];
+		int64_t v = isd_target_limit_get(cfg, l);
+
+		if (v != -1)
+			*(uint32_t *)((char *)icfg + l->icfg_off) = (uint32_t)v;
+	}
+	icfg->discovery_auth = cfg->discovery_auth;
+	icfg->chap_algs = cfg->chap_algs;
+	apply_neg(&icfg->discovery_policy, NULL, &cfg->neg);
 }
 
 int
@@ -325,26 +484,13 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 	if (rt == NULL)
 		goto err_nomem;
 	rt->r = r;
-	rt->nodes = calloc((size_t)cfg->node_count, sizeof(*rt->nodes));
-	if (rt->nodes == NULL)
+	TAILQ_INIT(&rt->nodes);
+	TAILQ_INIT(&rt->removed);
+	isd_timer_init(&rt->reap_timer, reap_removed, rt);
+	if (isd_target_cfg_copy(&rt->cfg, cfg) < 0)
 		goto err_free;
 
-	isd_iscsi_cfg_init(&icfg);
-	if (cfg->login_timeout_ms != -1)
-		icfg.login_timeout_ms = (uint32_t)cfg->login_timeout_ms;
-	if (cfg->nop_interval_ms != -1)
-		icfg.nop_interval_ms = (uint32_t)cfg->nop_interval_ms;
-	if (cfg->nop_timeout_ms != -1)
-		icfg.nop_timeout_ms = (uint32_t)cfg->nop_timeout_ms;
-	if (cfg->logout_timeout_ms != -1)
-		icfg.logout_timeout_ms = (uint32_t)cfg->logout_timeout_ms;
-	for (int i = 0; i < isd_target_limit_count; i++) {
-		const struct isd_target_limit *l = &isd_target_limits[i];
-		int64_t v = isd_target_limit_get(cfg, l);
-
-		if (v != -1)
-			*(uint32_t *)((char *)&icfg + l->icfg_off) = (uint32_t)v;
-	}
+	isd_target_icfg_from(cfg, &icfg);
 	/* each datamover's own settings (the core never sees a send queue or a receive) */
 	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
 		const struct isd_dm_kind *kind = isd_dm_kinds[k];
@@ -359,15 +505,13 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 			goto err_teardown;
 		}
 	}
-	icfg.discovery_auth = cfg->discovery_auth;
-	icfg.chap_algs = cfg->chap_algs;
-	apply_neg(&icfg.discovery_policy, NULL, &cfg->neg);
 	rc = isd_iscsi_tgt_create(r, &icfg, &rt->tgt);
 	explicit_bzero(&icfg.discovery_auth, sizeof(icfg.discovery_auth));
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "cannot create the iSCSI target: %s", strerror(-rc));
 		goto err_teardown;
 	}
+	isd_iscsi_tgt_set_conn_gone(rt->tgt, conn_gone, rt);
 	if (cfg->discovery_auth.require_chap)
 		isd_log_info("discovery sessions need CHAP%s",
 			     cfg->discovery_auth.mutual ? " (mutual)" : "");
@@ -378,8 +522,7 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 			goto err_teardown;
 	}
 	for (int i = 0; i < cfg->node_count; i++) {
-		rt->node_count = i + 1;
-		rc = build_node(rt, cfg, &cfg->nodes[i], &rt->nodes[i], err, errlen);
+		rc = isd_target_node_build(rt, cfg, &cfg->nodes[i], NULL, err, errlen);
 		if (rc < 0)
 			goto err_teardown;
 	}
@@ -387,7 +530,6 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 	return 0;
 
 err_free:
-	free(rt->nodes);
 	free(rt);
 err_nomem:
 	isd_target_errf(err, errlen, "out of memory");
@@ -419,6 +561,12 @@ isd_target_shutdown(struct isd_target_running *rt, void (*cb)(void *arg), void *
 	/* no new connections while the old ones drain */
 	isd_target_portals_close(rt);
 	isd_iscsi_tgt_shutdown(rt->tgt, shutdown_done, rt);
+}
+
+const struct isd_target_cfg *
+isd_target_running_cfg(const struct isd_target_running *rt)
+{
+	return &rt->cfg;
 }
 
 void
@@ -489,4 +637,10 @@ isd_target_drop_privileges(const struct isd_target_cfg *cfg, char *err, size_t e
 	isd_log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned int)pw->pw_uid,
 		     (unsigned int)gid);
 	return 0;
+}
+
+struct isd_iscsi_tgt *
+isd_target_core(struct isd_target_running *rt)
+{
+	return rt != NULL ? rt->tgt : NULL;
 }

@@ -175,6 +175,11 @@ int64_t *isd_target_dm_setting(struct isd_target_cfg *cfg, const char *name,
 /* Its value as set, or -1 (unset or unknown). */
 int64_t isd_target_dm_setting_get(const struct isd_target_cfg *cfg, const char *name);
 void isd_target_cfg_fini(struct isd_target_cfg *cfg);
+/* Deep copies (secrets included; fini zeroes them). 0, or -ENOMEM with dst empty. */
+int isd_target_cfg_copy(struct isd_target_cfg *dst, const struct isd_target_cfg *src);
+int isd_target_node_cfg_copy(struct isd_target_node_cfg *dst,
+			     const struct isd_target_node_cfg *src);
+void isd_target_node_cfg_fini(struct isd_target_node_cfg *n);
 
 /*
  * Parses the daemon's command line (argv[0] is skipped). If it names a config
@@ -262,6 +267,8 @@ int isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 void isd_target_shutdown(struct isd_target_running *rt, void (*cb)(void *arg), void *arg);
 /* Counters of the iSCSI core. */
 void isd_target_get_stats(struct isd_target_running *rt, struct isd_iscsi_stats *out);
+/* The iSCSI core instance it runs (its nodes, sessions), for readers in this layer. */
+struct isd_iscsi_tgt *isd_target_core(struct isd_target_running *rt);
 /*
  * Frees everything start built. Call it before any connection was accepted or
  * after the shutdown callback ran; if a shutdown was started but never

@@ -37,14 +37,12 @@ static const char g_text[] =
 	"targets = (\n"
 	"  { name = \"" NAME_A "\"; luns = ( { backing = \"ram:1M\"; } );\n"
 	"    portals = [ \"tcp://127.0.0.2:0\" ]; },\n"
-	"  { name = \"" NAME_B "\"; luns = ( { backing = \"ram:1M\"; } ); }\n"
+	"  { name = \"" NAME_B "\"; luns = ( { backing = \"ram:1M\"; read_only = true; } ); }\n"
 	");\n";
 
 struct fx {
 	struct isd_reactor *r;
 	struct isd_target_running *rt;
-	struct isd_target_cfg model;    /* the running model when nobody else keeps one */
-	bool own_model;
 };
 
 static void
@@ -71,11 +69,6 @@ setup(void **state)
 	if (isd_target_start(&cfg, f->r, &f->rt, err, sizeof(err)) != 0)
 		fail_msg("start: %s", err);
 	isd_target_cfg_fini(&cfg);
-	if (f->rt->model == NULL) {
-		load(&f->model);
-		f->rt->model = &f->model;
-		f->own_model = true;
-	}
 	*state = f;
 	return 0;
 }
@@ -86,8 +79,6 @@ teardown(void **state)
 	struct fx *f = *state;
 
 	isd_target_stop(f->rt);
-	if (f->own_model)
-		isd_target_cfg_fini(&f->model);
 	isd_reactor_destroy(f->r);
 	assert_int_equal(fv_live_objects(), 0);
 	fv_reset();
@@ -148,7 +139,7 @@ test_add_bind_remove(void **state)
 	struct fx *f = *state;
 	struct isd_target_portal_spec ps;
 	struct isd_tnode *a = node(f, NAME_A);
-	struct isd_target_node_cfg *ma = isd_target_cfg_find_node(f->rt->model, NAME_A);
+	struct isd_target_node_cfg *ma = isd_target_cfg_find_node(&f->rt->cfg, NAME_A);
 	char err[512], p2[ISD_TARGET_URL_MAX], p3[ISD_TARGET_URL_MAX];
 	const char *both[2], *bad[1];
 
@@ -157,7 +148,7 @@ test_add_bind_remove(void **state)
 	snprintf(ps.origin, sizeof(ps.origin), "test");
 	assert_int_equal(isd_live_portal_add(f->rt, &ps, err, sizeof(err)), 0);
 	assert_int_equal(f->rt->portal_count, 3);
-	assert_int_equal(f->rt->model->portal_count, 3);
+	assert_int_equal(f->rt->cfg.portal_count, 3);
 	snprintf(p2, sizeof(p2), "%s", f->rt->portals[1]->url);
 	snprintf(p3, sizeof(p3), "%s", f->rt->portals[2]->url);
 	assert_true(listening(p3));
@@ -165,7 +156,7 @@ test_add_bind_remove(void **state)
 	/* a portal that already listens */
 	assert_int_equal(isd_target_portal_parse(p3, &ps, NULL, 0), 0);
 	assert_int_equal(isd_live_portal_add(f->rt, &ps, err, sizeof(err)), -EEXIST);
-	assert_int_equal(f->rt->model->portal_count, 3);
+	assert_int_equal(f->rt->cfg.portal_count, 3);
 
 	/* bind A to the new portal and the second; what fails changes nothing */
 	bad[0] = "tcp://127.0.0.9:1";
@@ -192,7 +183,7 @@ test_add_bind_remove(void **state)
 	assert_int_equal(isd_live_portal_remove(f->rt, p2, err, sizeof(err)), 0);
 	assert_false(listening(p2));
 	assert_int_equal(f->rt->portal_count, 2);
-	assert_int_equal(f->rt->model->portal_count, 2);
+	assert_int_equal(f->rt->cfg.portal_count, 2);
 	assert_int_equal(a->portal_count, 1);
 	assert_ptr_equal(a->portals[0], &f->rt->portals[1]->pc);
 	assert_int_equal(ma->portal_bind_count, 1);
@@ -208,7 +199,7 @@ test_add_bind_remove(void **state)
 	assert_int_equal(ma->portal_bind_count, 0);
 	assert_int_equal(isd_live_portal_remove(f->rt, p3, err, sizeof(err)), 0);
 	assert_false(listening(p3));
-	assert_int_equal(f->rt->model->portal_count, 1);
+	assert_int_equal(f->rt->cfg.portal_count, 1);
 	assert_int_equal(isd_live_portal_remove(f->rt, "tcp://nonsense:x", err, sizeof(err)),
 			 -EINVAL);
 }
@@ -226,8 +217,7 @@ test_iser_portal_registers_lun_memory(void **state)
 			iser = (int)k;
 	if (iser < 0)
 		skip();
-	/* two RAM LUNs, no iSER portal yet: nothing registered */
-	assert_int_equal(f->rt->lunmem_count, 2);
+	/* two RAM LUNs (B's read-only), no iSER portal yet: nothing registered */
 	assert_int_equal(f->rt->registered_count, 0);
 	assert_false(f->rt->kind_open[iser]);
 	assert_int_equal(isd_target_portal_parse("iser://0.0.0.0:0", &ps, NULL, 0), 0);
@@ -236,9 +226,15 @@ test_iser_portal_registers_lun_memory(void **state)
 	assert_true(f->rt->kind_open[iser]);
 	assert_int_equal(f->rt->registered_count, 2);
 	for (int i = 0; i < 2; i++) {
+		struct isd_target_node *n = isd_target_node_find(f->rt, i ? NAME_B : NAME_A);
+
+		assert_non_null(n);
+		assert_non_null(n->bs[0]);
 		assert_ptr_equal(f->rt->registered[i].kind, isd_dm_kinds[iser]);
-		assert_ptr_equal(f->rt->registered[i].base, f->rt->lunmem[i].bs->mem_base);
-		assert_true(f->rt->lunmem[i].bs->mem_pinned);
+		assert_ptr_equal(f->rt->registered[i].base, n->bs[0]->mem_base);
+		/* B's LUN is read-only: registered without write access */
+		assert_int_equal(f->rt->registered[i].read_only, i == 1);
+		assert_true(n->bs[0]->mem_pinned);
 	}
 	/* a second iSER portal registers nothing more; removing both keeps the
 	 * registrations (connections may still use them) until stop */
@@ -250,7 +246,7 @@ test_iser_portal_registers_lun_memory(void **state)
 	snprintf(url, sizeof(url), "%s", f->rt->portals[2]->url);
 	assert_int_equal(isd_live_portal_remove(f->rt, url, err, sizeof(err)), 0);
 	assert_int_equal(f->rt->registered_count, 2);
-	assert_int_equal(f->rt->model->portal_count, 2);
+	assert_int_equal(f->rt->cfg.portal_count, 2);
 }
 
 int
