@@ -20,6 +20,7 @@
 
 #include "bstore/bstore.h"
 #include "scsi/scsi.h"
+#include "util/str.h"
 
 #define ISD_NAME_LEN_MAX 223 /* RFC 7143 §4.2.7.1: at most 223 bytes */
 #define ISD_MAX_DSL 16777215 /* RFC 7143 §13: 2^24 - 1 */
@@ -37,6 +38,16 @@ isd_target_errf(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
+
+const struct isd_target_chap_alg isd_target_chap_algs[] = {
+	{"sha3-256", ISD_CHAP_SHA3_256},
+	{"sha256", ISD_CHAP_SHA256},
+	{"sha1", ISD_CHAP_SHA1},
+	{"md5", ISD_CHAP_MD5},
+};
+const int isd_target_chap_alg_count = sizeof(isd_target_chap_algs) / sizeof(isd_target_chap_algs[0]);
+
+const char *const isd_target_log_level_names[4] = {"error", "warn", "info", "debug"};
 
 #define LIMIT(n, hi)                                                                               \
 	{ #n, offsetof(struct isd_target_cfg, n), offsetof(struct isd_iscsi_cfg, n), hi }
@@ -80,6 +91,7 @@ isd_target_cfg_init(struct isd_target_cfg *cfg)
 	for (int i = 0; i < isd_target_limit_count; i++)
 		*isd_target_limit_val(cfg, &isd_target_limits[i]) = -1;
 	cfg->shutdown_timeout_ms = -1;
+	cfg->control_mode = -1;
 	for (int k = 0; k < ISD_TARGET_DM_KINDS_MAX; k++)
 		for (int j = 0; j < ISD_DM_KNOBS_MAX; j++)
 			cfg->dm_setting[k][j] = -1;
@@ -332,6 +344,39 @@ isd_target_cfg_add_portal(struct isd_target_cfg *cfg)
 {
 	return grow((void **)&cfg->portals, &cfg->portal_count,
 		    sizeof(struct isd_target_portal_spec));
+}
+
+int
+isd_target_node_add_portal(struct isd_target_node_cfg *n, const char *url)
+{
+	char **slot;
+	char *copy = strdup(url);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	slot = grow((void **)&n->portals, &n->portal_bind_count, sizeof(char *));
+	if (slot == NULL) {
+		free(copy);
+		return -ENOMEM;
+	}
+	*slot = copy;
+	return 0;
+}
+
+const struct isd_target_portal_spec *
+isd_target_cfg_find_portal(const struct isd_target_cfg *cfg, const char *url)
+{
+	struct isd_target_portal_spec ps;
+
+	if (isd_target_portal_parse(url, &ps, NULL, 0) < 0)
+		return NULL;
+	for (int i = 0; i < cfg->portal_count; i++) {
+		const struct isd_target_portal_spec *p = &cfg->portals[i];
+
+		if (p->kind == ps.kind && p->port == ps.port && isd_addr_same(p->host, ps.host))
+			return p;
+	}
+	return NULL;
 }
 
 /* ---- value parsers ---------------------------------------------------- */
@@ -861,6 +906,22 @@ validate_node(const struct isd_target_cfg *cfg, const struct isd_target_node_cfg
 			return -EINVAL;
 		}
 	}
+	for (int i = 0; i < n->portal_bind_count; i++) {
+		const struct isd_target_portal_spec *p = isd_target_cfg_find_portal(cfg, n->portals[i]);
+
+		if (p == NULL) {
+			isd_target_errf(err, errlen, "%s: target %s: portal %s is not configured",
+					n->origin, n->name, n->portals[i]);
+			return -EINVAL;
+		}
+		for (int j = 0; j < i; j++) {
+			if (isd_target_cfg_find_portal(cfg, n->portals[j]) == p) {
+				isd_target_errf(err, errlen, "%s: target %s: portal %s named twice",
+						n->origin, n->name, n->portals[i]);
+				return -EINVAL;
+			}
+		}
+	}
 	rc = validate_auth(cfg, &n->auth, n->origin, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -920,6 +981,7 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 	rc |= rc ? 0
 		 : check_range(cfg->shutdown_timeout_ms, 0, 600000, "shutdown_timeout (ms)", where,
 			       err, errlen);
+	rc |= rc ? 0 : check_range(cfg->control_mode, 0, 0777, "control_mode", where, err, errlen);
 	for (unsigned k = 0; k < isd_dm_kind_count && rc == 0; k++) {
 		const struct isd_dm_kind *kind = isd_dm_kinds[k];
 
