@@ -436,6 +436,10 @@ isd_live_apply(struct isd_target_running *rt, const struct isd_target_cfg *next,
 	memset(&d, 0, sizeof(d));
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
+	if (rt->shutdown_started) {
+		isd_target_errf(err, errlen, "shutting down; nothing changed");
+		return -ESHUTDOWN;
+	}
 	rc = isd_target_cfg_validate(next, err, errlen);
 	if (rc < 0)
 		return rc;
