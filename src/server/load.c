@@ -533,7 +533,7 @@ set_origin(struct load_ctx *x, const config_setting_t *s, char *out, size_t cap)
 static int
 load_portals(struct load_ctx *x, const config_setting_t *l, struct isd_target_cfg *cfg)
 {
-	char why[160];
+	char why[160], esc[ISD_LOG_ESC_MAX];
 	int rc;
 
 	if (!config_setting_is_aggregate(l) || config_setting_is_group(l))
@@ -560,7 +560,9 @@ load_portals(struct load_ctx *x, const config_setting_t *l, struct isd_target_cf
 			return fail(x, u, "portal must be a string \"tcp://ADDR:PORT\"");
 		if (isd_target_portal_parse(config_setting_get_string(u), &ps, why, sizeof(why)) <
 		    0)
-			return fail(x, u, "portal %s: %s", config_setting_get_string(u), why);
+			return fail(x, u, "portal %s: %s",
+				    isd_log_escape_str(esc, sizeof(esc), config_setting_get_string(u)),
+				    why);
 		ps.tpgt = (int)tpgt;
 		set_origin(x, u, ps.origin, sizeof(ps.origin));
 		p = isd_target_cfg_add_portal(cfg);
@@ -685,7 +687,7 @@ load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 {
 	struct isd_target_node_cfg *n;
 	const config_setting_t *s;
-	char name[ISD_NAME_MAX], why[160], origin[ISD_TARGET_ORIGIN_MAX];
+	char name[ISD_NAME_MAX], why[160], origin[ISD_TARGET_ORIGIN_MAX], esc[ISD_LOG_ESC_MAX];
 	int64_t v;
 	int rc;
 
@@ -746,7 +748,8 @@ load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 				return fail(x, e, "portals must be strings \"tcp://ADDR:PORT\"");
 			url = config_setting_get_string(e);
 			if (isd_target_portal_parse(url, &ps, why, sizeof(why)) < 0)
-				return fail(x, e, "portal %s: %s", url, why);
+				return fail(x, e, "portal %s: %s",
+					    isd_log_escape_str(esc, sizeof(esc), url), why);
 			if (isd_target_node_add_portal(n, url) < 0)
 				return -ENOMEM;
 		}
