@@ -461,6 +461,18 @@ isd_live_portal_add(struct isd_target_running *rt, const struct isd_target_porta
 	return 0;
 }
 
+int
+isd_live_portal_listening(struct isd_target_running *rt, const struct isd_target_portal_spec *ps,
+			  char *url, size_t len)
+{
+	const struct isd_target_portal *p = isd_target_portal_find(rt, ps);
+
+	if (p == NULL || p->handle == NULL)
+		return -ENOENT;
+	snprintf(url, len, "%s", p->url);
+	return 0;
+}
+
 /* Drops a portal's URL from every model node bound to it. */
 static void
 model_unbind_portal(struct isd_target_cfg *model, const struct isd_target_portal *p)
