@@ -46,6 +46,7 @@ static const char *const g_global_keys[] = {
     "chap_algorithms",	"allow_short_chap_secrets",
     "user",		"group",
     "control_socket",	"control_mode",
+    "metrics_listen",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
@@ -513,6 +514,19 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	if ((s = config_setting_get_member(g, "control_mode")) != NULL &&
 	    (rc = load_mode(x, s, &cfg->control_mode)) < 0)
 		return rc;
+	if ((s = config_setting_get_member(g, "metrics_listen")) != NULL) {
+		char host[64], why[160];
+		uint16_t port;
+
+		rc = get_string(x, s, cfg->metrics_listen, sizeof(cfg->metrics_listen));
+		if (rc < 0)
+			return rc;
+		/* "" keeps it off, as when the setting is absent */
+		if (cfg->metrics_listen[0] != '\0' &&
+		    isd_target_listen_parse(cfg->metrics_listen, host, sizeof(host), &port, why,
+					    sizeof(why)) < 0)
+			return fail(x, s, "metrics_listen: %s", why);
+	}
 	if ((s = config_setting_get_member(g, "discovery_auth")) != NULL) {
 		rc = check_keys(x, s, "discovery_auth", g_auth_keys, NULL);
 		if (rc < 0)
