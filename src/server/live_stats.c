@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "scsi/scsi.h"
 #include "server/live.h"
@@ -72,6 +73,22 @@ node_dev(struct isd_target_running *rt, const char *target)
 	return n != NULL ? n->dev : NULL;
 }
 
+static void
+lun_spec(struct isd_target_running *rt, const char *target, uint32_t lun, char *buf, size_t len)
+{
+	const struct isd_target_cfg *cfg = isd_target_running_cfg(rt);
+
+	for (int i = 0; i < cfg->node_count; i++) {
+		const struct isd_target_node_cfg *nc = &cfg->nodes[i];
+
+		if (strcasecmp(nc->name, target) != 0)
+			continue;
+		for (int j = 0; j < nc->lun_count; j++)
+			if (nc->luns[j].number == lun)
+				snprintf(buf, len, "%s", nc->luns[j].spec);
+	}
+}
+
 int
 isd_live_lun_stats(struct isd_target_running *rt, const char *target,
 		   struct isd_live_lun_stats *out, int max)
@@ -93,8 +110,9 @@ isd_live_lun_stats(struct isd_target_running *rt, const char *target,
 		out[k].size = li.size;
 		out[k].block_size = li.block_size;
 		out[k].read_only = li.read_only;
-		/* spec: "" here, filled from the running model */
+		/* the backing store as the running model names it */
 		out[k].spec[0] = '\0';
+		lun_spec(rt, target, li.lun, out[k].spec, sizeof(out[k].spec));
 		out[k].io = li.io;
 		k++;
 	}
