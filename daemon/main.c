@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "ctl/ctl.h"
 #include "reactor/reactor.h"
 #include "dm/dm_kind.h"
 #include "server/target.h"
@@ -27,6 +28,7 @@
 struct daemon {
 	struct isd_reactor *r;
 	struct isd_target_running *rt;
+	struct isd_metrics_http *metrics;      /* NULL when metrics_listen is off */
 	int sfd;
 	bool stopping;
 	bool drained; /* every connection closed: safe to free all */
@@ -302,10 +304,22 @@ main(int argc, char **argv)
 		status = rc == -EINVAL ? ISD_EXIT_USAGE : ISD_EXIT_RUNTIME;
 		goto out_sfd;
 	}
+	/* like a portal: bound before privileges go, so a low port works too */
+	if (cfg.metrics_listen[0] != '\0') {
+		rc = isd_metrics_http_start(d.r, d.rt, cfg.metrics_listen, &d.metrics, err,
+					    sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr, "iserd: %s\n", err);
+			status = rc == -EINVAL ? ISD_EXIT_USAGE : ISD_EXIT_RUNTIME;
+			isd_target_stop(d.rt);
+			goto out_sfd;
+		}
+	}
 	/* after every portal listens and every LUN is open and registered */
 	rc = isd_target_drop_privileges(&cfg, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "iserd: %s\n", err);
+		isd_metrics_http_stop(d.metrics);
 		isd_target_stop(d.rt);
 		goto out_sfd;
 	}
@@ -322,6 +336,7 @@ main(int argc, char **argv)
 	}
 	log_stats(&d, "final");
 	isd_reactor_timer_stop(d.r, &d.shutdown_timer);
+	isd_metrics_http_stop(d.metrics);
 	isd_target_stop(d.rt);
 	if (d.stopping && !d.drained) {
 		/* connections still hold fds on the reactor: exit without freeing it */

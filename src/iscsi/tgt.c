@@ -1,4 +1,5 @@
 /* The target instance: configuration, nodes, portals, counters, shutdown. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,11 +171,17 @@ isd_iscsi_tgt_conn_portal(struct isd_iscsi_tgt *t, const struct isd_conn_info *i
 	const struct isd_portal_cfg *p, *wild = NULL;
 
 	TAILQ_FOREACH(p, &t->portals, link) {
+		struct in6_addr a;
+
 		if (p->transport != info->transport || p->port != info->local_port)
 			continue;
 		if (isd_addr_same(p->host, info->local_addr))
 			return p;
-		if (wild == NULL && isd_tgt_wildcard_host(p->host))
+		/* a host name ("localhost") listens on what it resolved to: as good a guess
+		 * as a wildcard, since two portals cannot share an address and port */
+		if (wild == NULL &&
+		    (isd_tgt_wildcard_host(p->host) || (inet_pton(AF_INET6, p->host, &a) != 1 &&
+							 inet_pton(AF_INET, p->host, &a) != 1)))
 			wild = p;
 	}
 	return wild;

@@ -26,6 +26,7 @@ enum opt_id {
 	OPT_DEBUG,
 	OPT_CHECK,
 	OPT_CONTROL_SOCKET,
+	OPT_METRICS_LISTEN,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -52,6 +53,7 @@ static const struct opt_def g_opts[] = {
     {"debug", 'd', "COMPONENTS", OPT_DEBUG},
     {"check", 0, NULL, OPT_CHECK},
     {"control-socket", 0, "PATH", OPT_CONTROL_SOCKET},
+    {"metrics-listen", 0, "ADDR:PORT", OPT_METRICS_LISTEN},
     {"help", 'h', NULL, OPT_HELP},
     {"version", 'V', NULL, OPT_VERSION},
 };
@@ -99,6 +101,12 @@ static const char g_usage[] =
     "  -q, --quiet               warnings and errors only\n"
     "  -d, --debug COMPONENTS    debug messages of components, comma-separated\n"
     "                            (e.g. iscsi,tcp,scsi,bstore,target; or all)\n"
+    "\n"
+    "Monitoring:\n"
+    "      --metrics-listen ADDR:PORT\n"
+    "                            serve statistics in Prometheus text format at\n"
+    "                            http://ADDR:PORT/metrics (IPv6: [::1]:9580); off\n"
+    "                            by default\n"
     "\n"
     "  -h, --help                this text\n"
     "  -V, --version             print the version\n"
@@ -468,6 +476,7 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 	int flag_level = -1;
 	const char *flag_debug = NULL;
 	const char *flag_socket = NULL;
+	const char *flag_metrics = NULL;
 
 	items = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*items));
 	if (items == NULL) {
@@ -534,6 +543,23 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 			}
 			flag_socket = items[i].val;
 			break;
+		case OPT_METRICS_LISTEN: {
+			char host[64], why[160];
+			uint16_t port;
+
+			if (strlen(items[i].val) >= sizeof(cfg->metrics_listen) ||
+			    isd_target_listen_parse(items[i].val, host, sizeof(host), &port, why,
+						    sizeof(why)) < 0) {
+				isd_target_errf(err, errlen, "--metrics-listen: %s",
+						strlen(items[i].val) >= sizeof(cfg->metrics_listen)
+						    ? "too long"
+						    : why);
+				rc = -EINVAL;
+				goto out;
+			}
+			flag_metrics = items[i].val;
+			break;
+		}
 		case OPT_ALLOW_SHORT:
 			cfg->allow_short_secrets = true;
 			break;
@@ -558,6 +584,8 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 		snprintf(cfg->debug, sizeof(cfg->debug), "%s", flag_debug);
 	if (flag_socket != NULL)
 		snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s", flag_socket);
+	if (flag_metrics != NULL)
+		snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "%s", flag_metrics);
 
 	/* pass 2: what is served, in command-line order */
 	for (int i = 0; i < n_items; i++) {

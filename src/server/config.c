@@ -45,7 +45,8 @@ const struct isd_target_chap_alg isd_target_chap_algs[] = {
 	{"sha1", ISD_CHAP_SHA1},
 	{"md5", ISD_CHAP_MD5},
 };
-const int isd_target_chap_alg_count = sizeof(isd_target_chap_algs) / sizeof(isd_target_chap_algs[0]);
+const int isd_target_chap_alg_count =
+	(int)(sizeof(isd_target_chap_algs) / sizeof(isd_target_chap_algs[0]));
 
 const char *const isd_target_log_level_names[4] = {"error", "warn", "info", "debug"};
 
@@ -501,6 +502,23 @@ isd_target_name_check(const char *name, char *why, size_t whylen)
 }
 
 int
+isd_target_host_check(const char *host, char *why, size_t whylen)
+{
+	/* an address or a host name (and an IPv6 zone): nothing a message must escape */
+	for (const char *c = host; *c != '\0'; c++) {
+		if (!isalnum((unsigned char)*c) && strchr(".:-_%", *c) == NULL) {
+			isd_target_errf(why, whylen, "bad character in address");
+			return -EINVAL;
+		}
+	}
+	if (host[0] == '\0') {
+		isd_target_errf(why, whylen, "missing address (e.g. tcp://0.0.0.0:3260)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
 isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out, char *why,
 			size_t whylen)
 {
@@ -583,6 +601,8 @@ isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out, cha
 	}
 	memcpy(out->host, host, hlen);
 	out->host[hlen] = '\0';
+	if (isd_target_host_check(out->host, why, whylen) < 0)
+		return -EINVAL;
 	out->port = ISD_TARGET_DEFAULT_PORT;
 	if (port != NULL) {
 		char *end;

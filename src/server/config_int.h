@@ -53,6 +53,8 @@ struct isd_target_lun_cfg *isd_target_node_add_lun(struct isd_target_node_cfg *n
 struct isd_target_ini_cfg *isd_target_node_add_ini(struct isd_target_node_cfg *n);
 int isd_target_node_add_acl(struct isd_target_node_cfg *n, const char *initiator);
 struct isd_target_portal_spec *isd_target_cfg_add_portal(struct isd_target_cfg *cfg);
+/* A portal's address: letters, digits and . : - _ % only, not empty. 0 or -EINVAL + why. */
+int isd_target_host_check(const char *host, char *why, size_t whylen);
 /* Appends a portal URL the node is bound to. 0 or -ENOMEM. */
 int isd_target_node_add_portal(struct isd_target_node_cfg *n, const char *url);
 /* The configured portal a URL names (same kind, address and port), or NULL. */

@@ -46,6 +46,7 @@ static const char *const g_global_keys[] = {
     "chap_algorithms",	"allow_short_chap_secrets",
     "user",		"group",
     "control_socket",	"control_mode",
+    "metrics_listen",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
@@ -513,6 +514,19 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	if ((s = config_setting_get_member(g, "control_mode")) != NULL &&
 	    (rc = load_mode(x, s, &cfg->control_mode)) < 0)
 		return rc;
+	if ((s = config_setting_get_member(g, "metrics_listen")) != NULL) {
+		char host[64], why[160];
+		uint16_t port;
+
+		rc = get_string(x, s, cfg->metrics_listen, sizeof(cfg->metrics_listen));
+		if (rc < 0)
+			return rc;
+		/* "" keeps it off, as when the setting is absent */
+		if (cfg->metrics_listen[0] != '\0' &&
+		    isd_target_listen_parse(cfg->metrics_listen, host, sizeof(host), &port, why,
+					    sizeof(why)) < 0)
+			return fail(x, s, "metrics_listen: %s", why);
+	}
 	if ((s = config_setting_get_member(g, "discovery_auth")) != NULL) {
 		rc = check_keys(x, s, "discovery_auth", g_auth_keys, NULL);
 		if (rc < 0)
@@ -533,7 +547,7 @@ set_origin(struct load_ctx *x, const config_setting_t *s, char *out, size_t cap)
 static int
 load_portals(struct load_ctx *x, const config_setting_t *l, struct isd_target_cfg *cfg)
 {
-	char why[160];
+	char why[160], esc[ISD_LOG_ESC_MAX];
 	int rc;
 
 	if (!config_setting_is_aggregate(l) || config_setting_is_group(l))
@@ -560,7 +574,9 @@ load_portals(struct load_ctx *x, const config_setting_t *l, struct isd_target_cf
 			return fail(x, u, "portal must be a string \"tcp://ADDR:PORT\"");
 		if (isd_target_portal_parse(config_setting_get_string(u), &ps, why, sizeof(why)) <
 		    0)
-			return fail(x, u, "portal %s: %s", config_setting_get_string(u), why);
+			return fail(x, u, "portal %s: %s",
+				    isd_log_escape_str(esc, sizeof(esc), config_setting_get_string(u)),
+				    why);
 		ps.tpgt = (int)tpgt;
 		set_origin(x, u, ps.origin, sizeof(ps.origin));
 		p = isd_target_cfg_add_portal(cfg);
@@ -685,7 +701,7 @@ load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 {
 	struct isd_target_node_cfg *n;
 	const config_setting_t *s;
-	char name[ISD_NAME_MAX], why[160], origin[ISD_TARGET_ORIGIN_MAX];
+	char name[ISD_NAME_MAX], why[160], origin[ISD_TARGET_ORIGIN_MAX], esc[ISD_LOG_ESC_MAX];
 	int64_t v;
 	int rc;
 
@@ -746,7 +762,8 @@ load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 				return fail(x, e, "portals must be strings \"tcp://ADDR:PORT\"");
 			url = config_setting_get_string(e);
 			if (isd_target_portal_parse(url, &ps, why, sizeof(why)) < 0)
-				return fail(x, e, "portal %s: %s", url, why);
+				return fail(x, e, "portal %s: %s",
+					    isd_log_escape_str(esc, sizeof(esc), url), why);
 			if (isd_target_node_add_portal(n, url) < 0)
 				return -ENOMEM;
 		}

@@ -88,6 +88,7 @@ kind_first_open(struct isd_target_running *rt, const struct isd_dm_kind *kind, c
 {
 	struct isd_target_node *n;
 	int k = kind_index(kind), rc, j;
+	bool ro;
 
 	if (k < 0 || rt->kind_open[k])
 		return 0;
@@ -99,9 +100,8 @@ kind_first_open(struct isd_target_running *rt, const struct isd_dm_kind *kind, c
 			if (bs == NULL || bs->mem_base == NULL)
 				continue;
 			snprintf(origin, sizeof(origin), "%s LUN %u", n->tn.name, i);
-			rc = isd_target_mem_register(rt, kind, bs,
-						     bs->read_only || lun_read_only(rt, n->tn.name, i),
-						     origin, err, errlen);
+			ro = bs->read_only || lun_read_only(rt, n->tn.name, i);
+			rc = isd_target_mem_register(rt, kind, bs, ro, origin, err, errlen);
 			if (rc < 0)
 				goto err_undo;
 		}
@@ -234,7 +234,7 @@ resolve_urls(struct isd_target_running *rt, const char *const *urls, int n,
 	     const struct isd_portal_cfg ***out, char *err, size_t errlen)
 {
 	const struct isd_portal_cfg **arr = NULL;
-	char why[160];
+	char why[160], esc[ISD_TARGET_URL_MAX * 4];
 
 	*out = NULL;
 	if (n <= 0)
@@ -248,21 +248,25 @@ resolve_urls(struct isd_target_running *rt, const char *const *urls, int n,
 		struct isd_target_portal_spec ps;
 		struct isd_target_portal *p;
 
-		if (urls[i] == NULL ||
-		    isd_target_portal_parse(urls[i], &ps, why, sizeof(why)) < 0) {
-			isd_target_errf(err, errlen, "portal %s: %s", urls[i] ? urls[i] : "(null)",
-					urls[i] ? why : "missing");
+		if (urls[i] == NULL) {
+			isd_target_errf(err, errlen, "portal %d of %d missing", i + 1, n);
+			goto err_inval;
+		}
+		/* the caller's text (the control socket's) goes into err escaped */
+		isd_log_escape_str(esc, sizeof(esc), urls[i]);
+		if (isd_target_portal_parse(urls[i], &ps, why, sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "portal %s: %s", esc, why);
 			goto err_inval;
 		}
 		p = isd_target_portal_find(rt, &ps);
 		if (p == NULL || !p->registered) {
-			isd_target_errf(err, errlen, "no portal %s", urls[i]);
+			isd_target_errf(err, errlen, "no portal %s", esc);
 			free(arr);
 			return -ENOENT;
 		}
 		for (int j = 0; j < i; j++) {
 			if (arr[j] == &p->pc) {
-				isd_target_errf(err, errlen, "portal %s named twice", urls[i]);
+				isd_target_errf(err, errlen, "portal %s named twice", esc);
 				goto err_inval;
 			}
 		}
@@ -374,7 +378,10 @@ isd_live_target_bind(struct isd_target_running *rt, const char *target,
 
 	tn = isd_iscsi_tgt_find_node(rt->tgt, target);
 	if (tn == NULL) {
-		isd_target_errf(err, errlen, "no target %s", target);
+		char esc[ISD_LOG_ESC_MAX];
+
+		isd_log_escape_str(esc, sizeof(esc), target);
+		isd_target_errf(err, errlen, "no target %s", esc);
 		return -ENOENT;
 	}
 	if (n < 0) {
@@ -411,11 +418,16 @@ isd_live_portal_add(struct isd_target_running *rt, const struct isd_target_porta
 		    char *err, size_t errlen)
 {
 	struct isd_target_portal_spec *ms;
-	char url[ISD_TARGET_URL_MAX];
+	char url[ISD_TARGET_URL_MAX], why[160];
 	int rc;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
+	if (memchr(ps->host, '\0', sizeof(ps->host)) == NULL ||
+	    isd_target_host_check(ps->host, why, sizeof(why)) < 0) {
+		isd_target_errf(err, errlen, "portal: bad address");
+		return -EINVAL;
+	}
 	isd_target_portal_url(ps, url, sizeof(url));
 	if (rt->shutdown_started) {
 		isd_target_errf(err, errlen, "portal %s: the target is shutting down", url);
@@ -446,6 +458,18 @@ isd_live_portal_add(struct isd_target_running *rt, const struct isd_target_porta
 		return rc;
 	*ms = *ps;
 	rt->cfg.portal_count++;
+	return 0;
+}
+
+int
+isd_live_portal_listening(struct isd_target_running *rt, const struct isd_target_portal_spec *ps,
+			  char *url, size_t len)
+{
+	const struct isd_target_portal *p = isd_target_portal_find(rt, ps);
+
+	if (p == NULL || p->handle == NULL)
+		return -ENOENT;
+	snprintf(url, len, "%s", p->url);
 	return 0;
 }
 
@@ -498,11 +522,12 @@ isd_live_portal_remove(struct isd_target_running *rt, const char *url, char *err
 	const struct isd_tnode *busy = NULL;
 	struct isd_target_portal_spec ps;
 	struct isd_target_portal *p = NULL;
-	char why[160];
+	char why[160], esc[ISD_TARGET_URL_MAX * 4];
 	int rc, i;
 
+	isd_log_escape_str(esc, sizeof(esc), url);
 	if (isd_target_portal_parse(url, &ps, why, sizeof(why)) < 0) {
-		isd_target_errf(err, errlen, "portal %s: %s", url, why);
+		isd_target_errf(err, errlen, "portal %s: %s", esc, why);
 		return -EINVAL;
 	}
 	for (i = 0; i < rt->portal_count; i++) {
@@ -512,7 +537,7 @@ isd_live_portal_remove(struct isd_target_running *rt, const char *url, char *err
 		}
 	}
 	if (p == NULL) {
-		isd_target_errf(err, errlen, "no portal %s", url);
+		isd_target_errf(err, errlen, "no portal %s", esc);
 		return -ENOENT;
 	}
 	if (p->registered) {

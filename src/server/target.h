@@ -217,6 +217,10 @@ int isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out,
  * kind's own parser. Paths cannot contain ','. */
 int isd_target_lun_spec_parse(const char *spec, struct isd_target_lun_cfg *out, char *why,
 			      size_t whylen);
+/* A listener that is not a portal (metrics_listen): "ADDR:PORT" or "[V6]:PORT", the
+ * address numeric, port 0..65535 (0: any). host gets the address without brackets. */
+int isd_target_listen_parse(const char *s, char *host, size_t hostlen, uint16_t *port,
+			    char *why, size_t whylen);
 /* "1G" -> 1073741824 (K/M/G/T/P, powers of two; "0" and overflow are errors). */
 int isd_target_size_parse(const char *s, uint64_t *out);
 /*

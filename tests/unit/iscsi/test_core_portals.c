@@ -25,7 +25,7 @@
 #define INAME "iqn.1993-08.org.debian:01:abcdef"
 
 /* the fake datamover's connections arrive on 192.0.2.10:3260 */
-enum { P_HERE, P_OTHER, P_ISER, P_WILD, P_COUNT };
+enum { P_HERE, P_OTHER, P_ISER, P_WILD, P_NAME, P_COUNT };
 
 struct fx {
 	struct isd_reactor *r;
@@ -62,6 +62,7 @@ setup(void **state)
 	portal(&f->p[P_OTHER], "198.51.100.1", 3260, ISD_TRANSPORT_TCP);
 	portal(&f->p[P_ISER], "192.0.2.10", 3260, ISD_TRANSPORT_ISER);
 	portal(&f->p[P_WILD], "::", 3261, ISD_TRANSPORT_TCP);
+	portal(&f->p[P_NAME], "localhost", 3262, ISD_TRANSPORT_TCP);
 	for (int i = 0; i < P_COUNT; i++)
 		assert_int_equal(isd_iscsi_tgt_add_portal(f->t, &f->p[i]), 0);
 	snprintf(f->a.name, sizeof(f->a.name), "%s", NAME_A);
@@ -138,6 +139,9 @@ test_conn_portal(void **state)
 	assert_ptr_equal(isd_iscsi_tgt_conn_portal(f->t, &i), &f->p[P_OTHER]);
 	i = info_of("203.0.113.5", 3261, ISD_TRANSPORT_TCP);
 	assert_ptr_equal(isd_iscsi_tgt_conn_portal(f->t, &i), &f->p[P_WILD]);
+	/* a portal named by a host name: by its port */
+	i = info_of("127.0.0.1", 3262, ISD_TRANSPORT_TCP);
+	assert_ptr_equal(isd_iscsi_tgt_conn_portal(f->t, &i), &f->p[P_NAME]);
 	i = info_of("203.0.113.5", 3260, ISD_TRANSPORT_TCP);
 	assert_null(isd_iscsi_tgt_conn_portal(f->t, &i));
 	i = info_of("203.0.113.5", 3261, ISD_TRANSPORT_ISER);
@@ -220,7 +224,8 @@ test_sendtargets_filters(void **state)
 	discovery_on(f, &i);
 	send_targets(f, "All", out, sizeof(out));
 	assert_string_equal(out, "TargetName=" NAME_B "|TargetAddress=192.0.2.10:3260,1|"
-				 "TargetAddress=198.51.100.1:3260,1|TargetAddress=192.0.2.10:3261,1|");
+				 "TargetAddress=198.51.100.1:3260,1|TargetAddress=192.0.2.10:3261,1|"
+				 "TargetAddress=localhost:3262,1|");
 	send_targets(f, NAME_A, out, sizeof(out));
 	assert_string_equal(out, "");
 
@@ -261,13 +266,14 @@ test_remove_portal(void **state)
 	send_targets(f, "All", out, sizeof(out));
 	assert_string_equal(out, "TargetName=" NAME_A "|TargetAddress=192.0.2.10:3260,1|"
 				 "TargetName=" NAME_B "|TargetAddress=192.0.2.10:3260,1|"
-				 "TargetAddress=192.0.2.10:3261,1|");
+				 "TargetAddress=192.0.2.10:3261,1|TargetAddress=localhost:3262,1|");
 	/* the portal a connection came in on is gone: only unbound nodes answer there */
 	assert_int_equal(isd_iscsi_tgt_remove_portal(f->t, &f->p[P_WILD], NULL), 0);
 	i = info_of("192.0.2.10", 3261, ISD_TRANSPORT_TCP);
 	discovery_on(f, &i);
 	send_targets(f, "All", out, sizeof(out));
-	assert_string_equal(out, "TargetName=" NAME_B "|TargetAddress=192.0.2.10:3260,1|");
+	assert_string_equal(out, "TargetName=" NAME_B "|TargetAddress=192.0.2.10:3260,1|"
+				 "TargetAddress=localhost:3262,1|");
 }
 
 int

@@ -59,7 +59,8 @@ parse(struct isd_target_cfg *cfg, char *err, size_t errlen, const char *text, ..
 	return isd_target_cfg_parse_args(argc, argv, cfg, err, errlen);
 }
 
-#define TARGET "targets = ( { name = \"iqn.2026-11.org.iserd:t\"; luns = ( { backing = \"ram:1M\"; } ); "
+#define TARGET                                                                                     \
+	"targets = ( { name = \"iqn.2026-11.org.iserd:t\"; luns = ( { backing = \"ram:1M\"; } ); "
 #define PORTALS "portals = ( \"tcp://127.0.0.1:3260\", \"tcp://[::1]:3261\" );\n"
 
 static void
@@ -186,6 +187,10 @@ test_portal_bindings(void **state)
 		   "named twice", NULL);
 	expect_bad(PORTALS TARGET "portals = [ \"udp://x\" ]; } );\n", "unknown transport", NULL);
 	expect_bad(PORTALS TARGET "portals = [ 1 ]; } );\n", "portals must be strings", NULL);
+	/* nothing in an address that a message would have to escape */
+	expect_bad(PORTALS TARGET "portals = [ \"tcp://127.0.0.1\\n:3260\" ]; } );\n",
+		   "bad character in address", NULL);
+	expect_bad("portals = ( \"tcp://a b:3260\" );\n", "bad character in address", NULL);
 	expect_bad(PORTALS TARGET "portals = \"tcp://127.0.0.1:3260\"; } );\n",
 		   "portals must be a list", NULL);
 }

@@ -120,7 +120,7 @@ test_start_binds(void **state)
 {
 	struct fx *f = *state;
 	struct isd_tnode *a = node(f, NAME_A), *b = node(f, NAME_B);
-	char url[ISD_TARGET_URL_MAX];
+	char url[ISD_TARGET_URL_MAX], got[ISD_TARGET_URL_MAX];
 
 	assert_int_equal(f->rt->portal_count, 2);
 	assert_true(a->bound);
@@ -131,6 +131,11 @@ test_start_binds(void **state)
 	snprintf(url, sizeof(url), "tcp://127.0.0.2:%u", f->rt->portals[1]->pc.port);
 	assert_string_equal(f->rt->portals[1]->url, url);
 	assert_true(listening(url));
+	/* the model keeps the port asked for; the URL listened on has the one bound */
+	assert_int_equal(f->rt->cfg.portals[1].port, 0);
+	assert_int_equal(isd_live_portal_listening(f->rt, &f->rt->cfg.portals[1], got, sizeof(got)),
+			 0);
+	assert_string_equal(got, url);
 }
 
 static void
@@ -200,6 +205,8 @@ test_add_bind_remove(void **state)
 	assert_int_equal(isd_live_portal_remove(f->rt, p3, err, sizeof(err)), 0);
 	assert_false(listening(p3));
 	assert_int_equal(f->rt->cfg.portal_count, 1);
+	assert_int_equal(isd_target_portal_parse("tcp://127.0.0.3:0", &ps, NULL, 0), 0);
+	assert_int_equal(isd_live_portal_listening(f->rt, &ps, p3, sizeof(p3)), -ENOENT);
 	assert_int_equal(isd_live_portal_remove(f->rt, "tcp://nonsense:x", err, sizeof(err)),
 			 -EINVAL);
 }

@@ -233,6 +233,7 @@ static const char g_every_key[] =
 	"  chap_algorithms = [ \"sha256\", \"md5\" ];\n"
 	"  user = \"nobody\"; group = \"nogroup\";\n"
 	"  control_socket = \"/tmp/iserd test \\\"quoted\\\".sock\"; control_mode = \"0660\";\n"
+	"  metrics_listen = \"127.0.0.1:9580\";\n"
 	"  discovery_auth = { chap = \"disc:short\"; mutual_chap = { user = \"tgt\";\n"
 	"    secret_env = \"ISD_TEST_SAVE_SECRET\"; }; };\n"
 	"  max_recv_data_segment_length = 65536; max_burst_length = 262144;\n"
