@@ -1,7 +1,8 @@
 /*
  * The metrics listener: a minimal HTTP/1.0 and 1.1 server on the daemon's
  * reactor that answers GET /metrics with the Prometheus exposition
- * (isd_ctl_prometheus) and closes the connection after each answer.
+ * (isd_ctl_prometheus) and closes the connection after each answer (once the
+ * client closed too, or a second later: see client_flush).
  *
  * Whatever connects here may be hostile, so everything is bounded: at most
  * ISD_METRICS_MAX_CLIENTS clients at once (one more is told 503 and closed at
@@ -26,6 +27,10 @@
 #include "util/log.h"
 #include "util/str.h"
 
+/* After the answer: how long, and how much, of what the client still sends is read. */
+#define ISD_METRICS_LINGER_MS 1000
+#define ISD_METRICS_LINGER_BYTES (64u << 10)
+
 struct mclient {
 	struct isd_metrics_http *m;
 	int fd;                         /* -1: slot free */
@@ -33,6 +38,8 @@ struct mclient {
 	size_t head_len;
 	char *out;                      /* the answer, head and body */
 	size_t out_len, out_off;
+	bool lingering;                 /* answer sent: reading what is left until EOF */
+	size_t drained;                 /* bytes read and dropped while lingering */
 	struct isd_timer idle;
 };
 
@@ -57,6 +64,8 @@ client_close(struct mclient *c)
 	c->out = NULL;
 	c->out_len = c->out_off = 0;
 	c->head_len = 0;
+	c->lingering = false;
+	c->drained = 0;
 }
 
 static void
@@ -87,9 +96,30 @@ client_flush(struct mclient *c)
 		}
 		c->out_off += (size_t)n;
 	}
-	/* all out: our side is done, and closing at once keeps the slot count honest */
+	/*
+	 * All out. Closing now, with request bytes still unread (a body, the rest of
+	 * an oversized head), would reset the connection and could destroy the
+	 * answer before the client read it; so our side is shut and what the client
+	 * still sends is read and dropped until it closes, briefly and boundedly.
+	 */
 	shutdown(c->fd, SHUT_WR);
-	client_close(c);
+	c->lingering = true;
+	isd_reactor_mod_fd(c->m->r, c->fd, EPOLLIN);
+	isd_reactor_timer_start(c->m->r, &c->idle, ISD_METRICS_LINGER_MS);
+}
+
+static void
+client_linger(struct mclient *c)
+{
+	char buf[4096];
+	ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n > 0)
+		c->drained += (size_t)n;
+	if (n <= 0 || c->drained > ISD_METRICS_LINGER_BYTES)
+		client_close(c);
 }
 
 static void
@@ -166,7 +196,8 @@ client_request(struct mclient *c, size_t end)
 	for (size_t i = 0; i < tlen; i++)
 		if ((unsigned char)sp1[1 + i] <= 0x20 || (unsigned char)sp1[1 + i] >= 0x7f)
 			goto bad;
-	if (vlen != 8 || (memcmp(sp2 + 1, "HTTP/1.0", 8) != 0 && memcmp(sp2 + 1, "HTTP/1.1", 8) != 0))
+	if (vlen != 8 ||
+	    (memcmp(sp2 + 1, "HTTP/1.0", 8) != 0 && memcmp(sp2 + 1, "HTTP/1.1", 8) != 0))
 		goto bad;
 	if (mlen != 3 || memcmp(p, "GET", 3) != 0) {
 		client_error(c, 405, "Method Not Allowed", "Allow: GET\r\n");
@@ -190,11 +221,12 @@ bad:
 	client_error(c, 400, "Bad Request", NULL);
 }
 
-/* Where the head ends (after its blank line), or 0 while it has not. */
+/* Where the head ends (after its blank line), or 0 while it has not; from is where
+ * the bytes not yet looked at begin. */
 static size_t
-head_end(const char *h, size_t len)
+head_end(const char *h, size_t len, size_t from)
 {
-	for (size_t i = 0; i + 1 < len; i++) {
+	for (size_t i = from > 2 ? from - 2 : 0; i + 1 < len; i++) {
 		if (h[i] != '\n')
 			continue;
 		if (h[i + 1] == '\n')
@@ -212,6 +244,10 @@ client_event(void *arg, uint32_t events)
 	ssize_t n;
 	size_t end;
 
+	if (c->lingering) {
+		client_linger(c);
+		return;
+	}
 	if (c->out != NULL) {
 		client_flush(c);
 		return;
@@ -232,7 +268,7 @@ client_event(void *arg, uint32_t events)
 		return;
 	}
 	c->head_len += (size_t)n;
-	end = head_end(c->head, c->head_len);
+	end = head_end(c->head, c->head_len, c->head_len - (size_t)n);
 	if (end > 0) {
 		client_request(c, end);
 		return;

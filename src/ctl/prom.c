@@ -474,7 +474,8 @@ isd_ctl_prometheus(struct isd_target_running *rt, char **out, size_t *len)
 		char peer[160];
 
 		isd_ctl_prom_label_escape(peer, sizeof(peer), sn.sess[i].s.peer_addr);
-		pb_printf(&b, "iserd_session_info{%s,discovery=\"%s\",transport=\"%s\",peer=\"%s\"} 1\n",
+		pb_printf(&b,
+			  "iserd_session_info{%s,discovery=\"%s\",transport=\"%s\",peer=\"%s\"} 1\n",
 			  sn.sess[i].labels, sn.sess[i].discovery ? "true" : "false",
 			  transport_name(sn.sess[i].s.transport), peer);
 	}
