@@ -211,13 +211,13 @@ isd_bstore_resize(struct isd_bstore *bs, uint64_t size, char *why, size_t whylen
 		isd_seterr(why, whylen, "%s", "size 0");
 		return -EINVAL;
 	}
+	if (size == bs->size)
+		return 0;
 	if (bs->ops->resize == NULL) {
 		isd_seterr(why, whylen, "%s: the size cannot change while it runs (%s stores)",
 			   bs->desc, bs->ops->name);
 		return -ENOTSUP;
 	}
-	if (size == bs->size)
-		return 0;
 	return bs->ops->resize(bs, size, why, whylen);
 }
 

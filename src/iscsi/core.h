@@ -266,6 +266,8 @@ struct isd_tmf_wait {
 
 /* tgt.c */
 void isd_tgt_conn_gone(struct isd_iscsi_tgt *t);
+/* 0.0.0.0, ::, or no address: a portal listening on every address. */
+bool isd_tgt_wildcard_host(const char *host);
 
 /* The core's objects around what a datamover sees of them. */
 static inline struct isd_conn *

@@ -23,6 +23,7 @@ struct isd_scsi_dev;
 struct isd_dm_ops;
 struct isd_conn;
 struct isd_iscsi_tgt;
+struct isd_conn_info;
 
 #define ISD_NAME_MAX 224                /* iSCSI names are at most 223 bytes */
 #define ISD_ALIAS_MAX 256
@@ -80,6 +81,15 @@ struct isd_tnode {
 	int ini_auth_count;
 	struct isd_key_policy policy;   /* negotiation limits for sessions to this node */
 	uint32_t queue_depth;           /* CmdSN window per session (MaxCmdSN - ExpCmdSN + 1) */
+	/*
+	 * The portals it is reachable on: with bound false every portal; with bound
+	 * true only those in portals[] (none at all is possible). A login arriving on
+	 * another portal fails as if the node did not exist, and SendTargets on
+	 * another portal does not name it. The registrar owns the array.
+	 */
+	bool bound;
+	const struct isd_portal_cfg **portals;
+	int portal_count;
 	bool removed;                   /* isd_iscsi_tgt_remove_node() took it out */
 	TAILQ_ENTRY(isd_tnode) link;
 };
@@ -160,6 +170,20 @@ void isd_iscsi_tgt_destroy(struct isd_iscsi_tgt *t);
  * ownership and keeps them alive until destroy. */
 int isd_iscsi_tgt_add_node(struct isd_iscsi_tgt *t, struct isd_tnode *node);
 int isd_iscsi_tgt_add_portal(struct isd_iscsi_tgt *t, struct isd_portal_cfg *portal);
+/*
+ * Unregisters a portal (its listener is closed by the caller; connections that
+ * arrived on it stay): SendTargets stops naming it and bound nodes lose it.
+ * -EBUSY, and nothing changes, when a registered node is bound to it and to no
+ * other portal (*busy, if not NULL, names it); -ENOENT when it is not registered.
+ */
+int isd_iscsi_tgt_remove_portal(struct isd_iscsi_tgt *t, struct isd_portal_cfg *portal,
+				const struct isd_tnode **busy);
+/* The registered portal a connection arrived on (transport, local address and port; a
+ * portal on a wildcard address matches any address), or NULL. */
+const struct isd_portal_cfg *isd_iscsi_tgt_conn_portal(struct isd_iscsi_tgt *t,
+						       const struct isd_conn_info *info);
+/* Whether node n may be reached on portal p (NULL: a portal no longer registered). */
+bool isd_tnode_on_portal(const struct isd_tnode *n, const struct isd_portal_cfg *p);
 struct isd_tnode *isd_iscsi_tgt_find_node(struct isd_iscsi_tgt *t, const char *name);
 /* Closes every connection (Async logout request is not awaited); cb runs once all are
  * gone, from the reactor. */

@@ -227,7 +227,9 @@ first_request(struct isd_conn *c, struct isd_login *l, const struct isd_kv_list 
 		if (tname == NULL || tname[0] == '\0')
 			return ISD_LOGIN_STATUS_MISSING_FIELDS;
 		l->node = isd_iscsi_tgt_find_node(t, tname);
-		if (l->node == NULL)
+		/* not served on this portal: exactly as if it did not exist */
+		if (l->node == NULL ||
+		    !isd_tnode_on_portal(l->node, isd_iscsi_tgt_conn_portal(t, &c->info)))
 			return ISD_LOGIN_STATUS_TGT_NOT_FOUND;
 		if (!acl_allows(l->node, l->iname))
 			return ISD_LOGIN_STATUS_TGT_FORBIDDEN;

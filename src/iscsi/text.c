@@ -30,13 +30,6 @@ new_ttt(struct isd_conn *c)
 	return ttt;
 }
 
-static bool
-is_wildcard(const char *host)
-{
-	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
-	       strcmp(host, "[::]") == 0 || host[0] == '\0';
-}
-
 static int
 append_address(struct isd_text_buf *out, const char *host, uint16_t port, uint16_t tpgt)
 {
@@ -58,6 +51,11 @@ acl_allows(const struct isd_tnode *n, const char *iname)
 	return false;
 }
 
+/*
+ * A target and its addresses: the portals it is bound to, of the asking
+ * connection's transport only (an iSER initiator cannot use a TCP portal, and a
+ * TCP one need not learn of RDMA addresses).
+ */
 static int
 append_node(struct isd_conn *c, const struct isd_tnode *n, struct isd_text_buf *out)
 {
@@ -68,24 +66,31 @@ append_node(struct isd_conn *c, const struct isd_tnode *n, struct isd_text_buf *
 
 	rc = isd_text_append(out, "TargetName", n->name);
 	TAILQ_FOREACH(p, &t->portals, link) {
-		const char *host = is_wildcard(p->host) ? c->info.local_addr : p->host;
+		const char *host = isd_tgt_wildcard_host(p->host) ? c->info.local_addr : p->host;
 
-		if (host[0] == '\0')
+		if (host[0] == '\0' || p->transport != c->info.transport ||
+		    !isd_tnode_on_portal(n, p))
 			continue;
 		rc = append_address(out, host, p->port, p->tpgt ? p->tpgt : n->tpgt);
 		any = true;
 	}
-	if (!any && c->info.local_addr[0] != '\0')
+	if (!any && !n->bound && c->info.local_addr[0] != '\0')
 		rc = append_address(out, c->info.local_addr, c->info.local_port,
 				    c->info.tpgt ? c->info.tpgt : n->tpgt);
 	return rc;
 }
 
-/* Appends the SendTargets answer for `value` ("All", a target name, or ""). */
+/*
+ * Appends the SendTargets answer for `value` ("All", a target name, or ""). A
+ * discovery session names only the targets reachable on the portal it came in
+ * on: a target bound to other portals is not announced there (a portal on a
+ * management network does not list what only the storage network serves).
+ */
 int
 isd_text_send_targets(struct isd_conn *c, const char *value, struct isd_text_buf *out)
 {
 	struct isd_session *s = c->sess;
+	const struct isd_portal_cfg *here = isd_iscsi_tgt_conn_portal(c->tgt, &c->info);
 	struct isd_tnode *n;
 
 	if (s->type == ISD_SESSION_NORMAL) {
@@ -97,13 +102,13 @@ isd_text_send_targets(struct isd_conn *c, const char *value, struct isd_text_buf
 	}
 	if (strcmp(value, "All") == 0) {
 		TAILQ_FOREACH(n, &c->tgt->nodes, link) {
-			if (acl_allows(n, s->iname))
+			if (acl_allows(n, s->iname) && isd_tnode_on_portal(n, here))
 				append_node(c, n, out);
 		}
 		return out->oom ? -ENOMEM : 0;
 	}
 	n = isd_iscsi_tgt_find_node(c->tgt, value);
-	if (n != NULL && acl_allows(n, s->iname))
+	if (n != NULL && acl_allows(n, s->iname) && isd_tnode_on_portal(n, here))
 		return append_node(c, n, out);
 	return 0;
 }

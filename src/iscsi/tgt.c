@@ -1,11 +1,14 @@
 /* The target instance: configuration, nodes, portals, counters, shutdown. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "iscsi/core.h"
 #include "util/log.h"
 #include "util/stats.h"
+#include "util/str.h"
 
 void
 isd_iscsi_cfg_init(struct isd_iscsi_cfg *cfg)
@@ -121,6 +124,79 @@ isd_iscsi_tgt_add_portal(struct isd_iscsi_tgt *t, struct isd_portal_cfg *portal)
 		return -EINVAL;
 	TAILQ_INSERT_TAIL(&t->portals, portal, link);
 	return 0;
+}
+
+int
+isd_iscsi_tgt_remove_portal(struct isd_iscsi_tgt *t, struct isd_portal_cfg *portal,
+			    const struct isd_tnode **busy)
+{
+	struct isd_portal_cfg *p;
+	struct isd_tnode *n;
+
+	TAILQ_FOREACH(p, &t->portals, link) {
+		if (p == portal)
+			break;
+	}
+	if (p == NULL)
+		return -ENOENT;
+	/* a node bound only here would become reachable nowhere: the caller must rebind it */
+	TAILQ_FOREACH(n, &t->nodes, link) {
+		if (n->bound && n->portal_count == 1 && n->portals[0] == portal) {
+			if (busy != NULL)
+				*busy = n;
+			return -EBUSY;
+		}
+	}
+	TAILQ_FOREACH(n, &t->nodes, link) {
+		int j = 0;
+
+		for (int i = 0; i < n->portal_count; i++)
+			if (n->portals[i] != portal)
+				n->portals[j++] = n->portals[i];
+		n->portal_count = j;
+	}
+	TAILQ_REMOVE(&t->portals, portal, link);
+	return 0;
+}
+
+bool
+isd_tgt_wildcard_host(const char *host)
+{
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
+	       strcmp(host, "[::]") == 0 || host[0] == '\0';
+}
+
+const struct isd_portal_cfg *
+isd_iscsi_tgt_conn_portal(struct isd_iscsi_tgt *t, const struct isd_conn_info *info)
+{
+	const struct isd_portal_cfg *p, *wild = NULL;
+
+	TAILQ_FOREACH(p, &t->portals, link) {
+		struct in6_addr a;
+
+		if (p->transport != info->transport || p->port != info->local_port)
+			continue;
+		if (isd_addr_same(p->host, info->local_addr))
+			return p;
+		/* a host name ("localhost") listens on what it resolved to: as good a guess
+		 * as a wildcard, since two portals cannot share an address and port */
+		if (wild == NULL &&
+		    (isd_tgt_wildcard_host(p->host) || (inet_pton(AF_INET6, p->host, &a) != 1 &&
+							 inet_pton(AF_INET, p->host, &a) != 1)))
+			wild = p;
+	}
+	return wild;
+}
+
+bool
+isd_tnode_on_portal(const struct isd_tnode *n, const struct isd_portal_cfg *p)
+{
+	if (!n->bound)
+		return true;
+	for (int i = 0; p != NULL && i < n->portal_count; i++)
+		if (n->portals[i] == p)
+			return true;
+	return false;
 }
 
 void

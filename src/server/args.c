@@ -25,6 +25,7 @@ enum opt_id {
 	OPT_QUIET,
 	OPT_DEBUG,
 	OPT_CHECK,
+	OPT_CONTROL_SOCKET,
 	OPT_METRICS_LISTEN,
 	OPT_HELP,
 	OPT_VERSION,
@@ -51,6 +52,7 @@ static const struct opt_def g_opts[] = {
     {"quiet", 'q', NULL, OPT_QUIET},
     {"debug", 'd', "COMPONENTS", OPT_DEBUG},
     {"check", 0, NULL, OPT_CHECK},
+    {"control-socket", 0, "PATH", OPT_CONTROL_SOCKET},
     {"metrics-listen", 0, "ADDR:PORT", OPT_METRICS_LISTEN},
     {"help", 'h', NULL, OPT_HELP},
     {"version", 'V', NULL, OPT_VERSION},
@@ -67,6 +69,8 @@ static const char g_usage[] =
     "  -c, --config FILE         read a libconfig file (see iserd(8), docs/iserd.md);\n"
     "                            the flags below add to it\n"
     "      --check               validate the configuration, open nothing, exit 0\n"
+    "      --control-socket PATH Unix socket of the control interface (iserctl);\n"
+    "                            default " ISD_TARGET_DEFAULT_CONTROL_SOCKET ", none = off\n"
     "\n"
     "Quick start (repeatable; LUN, ACL and CHAP flags attach to the last --target):\n"
     "  -p, --portal URL          listen on tcp://ADDR[:PORT] (IPv6: tcp://[::1]:3260) or\n"
@@ -471,6 +475,7 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 	int n_items = 0, cur = -1, rc;
 	int flag_level = -1;
 	const char *flag_debug = NULL;
+	const char *flag_socket = NULL;
 	const char *flag_metrics = NULL;
 
 	items = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*items));
@@ -526,6 +531,18 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 		case OPT_CHECK:
 			cfg->check_only = true;
 			break;
+		case OPT_CONTROL_SOCKET:
+			/* applied after the file, which it overrides */
+			if (items[i].val[0] == '\0' ||
+			    strlen(items[i].val) >= sizeof(cfg->control_socket)) {
+				isd_target_errf(err, errlen,
+						"--control-socket: a path of 1..%zu bytes, or none",
+						sizeof(cfg->control_socket) - 1);
+				rc = -EINVAL;
+				goto out;
+			}
+			flag_socket = items[i].val;
+			break;
 		case OPT_METRICS_LISTEN: {
 			char host[64], why[160];
 			uint16_t port;
@@ -565,6 +582,8 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 		cfg->log_level = flag_level;
 	if (flag_debug != NULL)
 		snprintf(cfg->debug, sizeof(cfg->debug), "%s", flag_debug);
+	if (flag_socket != NULL)
+		snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s", flag_socket);
 	if (flag_metrics != NULL)
 		snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "%s", flag_metrics);
 

@@ -20,6 +20,7 @@
 
 #include "bstore/bstore.h"
 #include "scsi/scsi.h"
+#include "util/str.h"
 
 #define ISD_NAME_LEN_MAX 223 /* RFC 7143 §4.2.7.1: at most 223 bytes */
 #define ISD_MAX_DSL 16777215 /* RFC 7143 §13: 2^24 - 1 */
@@ -37,6 +38,17 @@ isd_target_errf(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
+
+const struct isd_target_chap_alg isd_target_chap_algs[] = {
+	{"sha3-256", ISD_CHAP_SHA3_256},
+	{"sha256", ISD_CHAP_SHA256},
+	{"sha1", ISD_CHAP_SHA1},
+	{"md5", ISD_CHAP_MD5},
+};
+const int isd_target_chap_alg_count =
+	(int)(sizeof(isd_target_chap_algs) / sizeof(isd_target_chap_algs[0]));
+
+const char *const isd_target_log_level_names[4] = {"error", "warn", "info", "debug"};
 
 #define LIMIT(n, hi)                                                                               \
 	{ #n, offsetof(struct isd_target_cfg, n), offsetof(struct isd_iscsi_cfg, n), hi }
@@ -80,6 +92,7 @@ isd_target_cfg_init(struct isd_target_cfg *cfg)
 	for (int i = 0; i < isd_target_limit_count; i++)
 		*isd_target_limit_val(cfg, &isd_target_limits[i]) = -1;
 	cfg->shutdown_timeout_ms = -1;
+	cfg->control_mode = -1;
 	for (int k = 0; k < ISD_TARGET_DM_KINDS_MAX; k++)
 		for (int j = 0; j < ISD_DM_KNOBS_MAX; j++)
 			cfg->dm_setting[k][j] = -1;
@@ -334,6 +347,39 @@ isd_target_cfg_add_portal(struct isd_target_cfg *cfg)
 		    sizeof(struct isd_target_portal_spec));
 }
 
+int
+isd_target_node_add_portal(struct isd_target_node_cfg *n, const char *url)
+{
+	char **slot;
+	char *copy = strdup(url);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	slot = grow((void **)&n->portals, &n->portal_bind_count, sizeof(char *));
+	if (slot == NULL) {
+		free(copy);
+		return -ENOMEM;
+	}
+	*slot = copy;
+	return 0;
+}
+
+const struct isd_target_portal_spec *
+isd_target_cfg_find_portal(const struct isd_target_cfg *cfg, const char *url)
+{
+	struct isd_target_portal_spec ps;
+
+	if (isd_target_portal_parse(url, &ps, NULL, 0) < 0)
+		return NULL;
+	for (int i = 0; i < cfg->portal_count; i++) {
+		const struct isd_target_portal_spec *p = &cfg->portals[i];
+
+		if (p->kind == ps.kind && p->port == ps.port && isd_addr_same(p->host, ps.host))
+			return p;
+	}
+	return NULL;
+}
+
 /* ---- value parsers ---------------------------------------------------- */
 
 int
@@ -456,6 +502,23 @@ isd_target_name_check(const char *name, char *why, size_t whylen)
 }
 
 int
+isd_target_host_check(const char *host, char *why, size_t whylen)
+{
+	/* an address or a host name (and an IPv6 zone): nothing a message must escape */
+	for (const char *c = host; *c != '\0'; c++) {
+		if (!isalnum((unsigned char)*c) && strchr(".:-_%", *c) == NULL) {
+			isd_target_errf(why, whylen, "bad character in address");
+			return -EINVAL;
+		}
+	}
+	if (host[0] == '\0') {
+		isd_target_errf(why, whylen, "missing address (e.g. tcp://0.0.0.0:3260)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
 isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out, char *why,
 			size_t whylen)
 {
@@ -538,6 +601,8 @@ isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out, cha
 	}
 	memcpy(out->host, host, hlen);
 	out->host[hlen] = '\0';
+	if (isd_target_host_check(out->host, why, whylen) < 0)
+		return -EINVAL;
 	out->port = ISD_TARGET_DEFAULT_PORT;
 	if (port != NULL) {
 		char *end;
@@ -861,6 +926,22 @@ validate_node(const struct isd_target_cfg *cfg, const struct isd_target_node_cfg
 			return -EINVAL;
 		}
 	}
+	for (int i = 0; i < n->portal_bind_count; i++) {
+		const struct isd_target_portal_spec *p = isd_target_cfg_find_portal(cfg, n->portals[i]);
+
+		if (p == NULL) {
+			isd_target_errf(err, errlen, "%s: target %s: portal %s is not configured",
+					n->origin, n->name, n->portals[i]);
+			return -EINVAL;
+		}
+		for (int j = 0; j < i; j++) {
+			if (isd_target_cfg_find_portal(cfg, n->portals[j]) == p) {
+				isd_target_errf(err, errlen, "%s: target %s: portal %s named twice",
+						n->origin, n->name, n->portals[i]);
+				return -EINVAL;
+			}
+		}
+	}
 	rc = validate_auth(cfg, &n->auth, n->origin, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -920,6 +1001,7 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 	rc |= rc ? 0
 		 : check_range(cfg->shutdown_timeout_ms, 0, 600000, "shutdown_timeout (ms)", where,
 			       err, errlen);
+	rc |= rc ? 0 : check_range(cfg->control_mode, 0, 0777, "control_mode", where, err, errlen);
 	for (unsigned k = 0; k < isd_dm_kind_count && rc == 0; k++) {
 		const struct isd_dm_kind *kind = isd_dm_kinds[k];
 

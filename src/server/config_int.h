@@ -30,6 +30,16 @@ isd_target_limit_get(const struct isd_target_cfg *cfg, const struct isd_target_l
 	return *(const int64_t *)((const char *)cfg + l->cfg_off);
 }
 
+/* chap_algorithms names, strongest first (the file's spelling and the saver's). */
+struct isd_target_chap_alg {
+	const char *name;
+	int alg;                        /* ISD_CHAP_* */
+};
+extern const struct isd_target_chap_alg isd_target_chap_algs[];
+extern const int isd_target_chap_alg_count;
+/* log_level names, indexed by enum isd_log_level. */
+extern const char *const isd_target_log_level_names[4];
+
 void isd_target_errf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -43,6 +53,13 @@ struct isd_target_lun_cfg *isd_target_node_add_lun(struct isd_target_node_cfg *n
 struct isd_target_ini_cfg *isd_target_node_add_ini(struct isd_target_node_cfg *n);
 int isd_target_node_add_acl(struct isd_target_node_cfg *n, const char *initiator);
 struct isd_target_portal_spec *isd_target_cfg_add_portal(struct isd_target_cfg *cfg);
+/* A portal's address: letters, digits and . : - _ % only, not empty. 0 or -EINVAL + why. */
+int isd_target_host_check(const char *host, char *why, size_t whylen);
+/* Appends a portal URL the node is bound to. 0 or -ENOMEM. */
+int isd_target_node_add_portal(struct isd_target_node_cfg *n, const char *url);
+/* The configured portal a URL names (same kind, address and port), or NULL. */
+const struct isd_target_portal_spec *isd_target_cfg_find_portal(const struct isd_target_cfg *cfg,
+								 const char *url);
 /* Runs the backing kind's check hook: "ORIGIN: No such file or directory". 0 or -errno. */
 int isd_target_lun_check_path(const struct isd_target_lun_cfg *l, char *err, size_t errlen);
 /* Fills out (kind, canonical spec, path, size, read_only) from l. */

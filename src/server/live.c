@@ -192,6 +192,10 @@ isd_live_target_add_int(struct isd_target_running *rt, const struct isd_target_n
 		isd_target_errf(err, errlen, "a target needs a name");
 		return -EINVAL;
 	}
+	if (rt->shutdown_started) {
+		isd_target_errf(err, errlen, "shutting down");
+		return -ESHUTDOWN;
+	}
 	if (node_index(&rt->cfg, nc->name) >= 0 || isd_target_node_find(rt, nc->name) != NULL) {
 		isd_target_errf(err, errlen, "target %s exists",
 				isd_log_escape_str(esc, sizeof(esc), nc->name));

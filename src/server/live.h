@@ -98,6 +98,10 @@ int isd_live_portal_add(struct isd_target_running *rt, const struct isd_target_p
  * bound to it and to no other portal. */
 int isd_live_portal_remove(struct isd_target_running *rt, const char *url, char *err,
 			   size_t errlen);
+/* The URL a portal of the model (ps, as configured: port 0 asks for any) listens on,
+ * with the port it got: "tcp://127.0.0.1:41033". 0, or -ENOENT when it does not run. */
+int isd_live_portal_listening(struct isd_target_running *rt,
+			      const struct isd_target_portal_spec *ps, char *url, size_t len);
 
 /* ---- sessions and connections ---- */
 

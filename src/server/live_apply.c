@@ -75,23 +75,44 @@ strv_same_set(char *const *a, int na, char *const *b, int nb)
 	return true;
 }
 
+/* Listens on the portals next adds (before targets that may be bound to them). */
 static int
-count_portal_changes(const struct isd_target_cfg *cur, const struct isd_target_cfg *next,
-		     struct isd_live_diff *d)
+add_portals(struct isd_target_running *rt, const struct isd_target_cfg *next,
+	    struct isd_live_diff *d, char *err, size_t errlen)
 {
-	int n = 0;
+	for (int i = 0; i < next->portal_count; i++) {
+		int rc;
 
-	for (int i = 0; i < next->portal_count; i++)
-		if (!portal_in(&next->portals[i], cur)) {
-			d->portals_added++;
-			n++;
+		if (portal_in(&next->portals[i], &rt->cfg))
+			continue;
+		rc = isd_live_portal_add(rt, &next->portals[i], err, errlen);
+		if (rc < 0)
+			return rc;
+		d->portals_added++;
+	}
+	return 0;
+}
+
+/* Stops the portals next lacks (once no target is bound to them alone). */
+static int
+remove_portals(struct isd_target_running *rt, const struct isd_target_cfg *next,
+	       struct isd_live_diff *d, char *err, size_t errlen)
+{
+	for (int i = 0; i < rt->cfg.portal_count;) {
+		char url[128];
+		int rc;
+
+		if (portal_in(&rt->cfg.portals[i], next)) {
+			i++;
+			continue;
 		}
-	for (int i = 0; i < cur->portal_count; i++)
-		if (!portal_in(&cur->portals[i], next)) {
-			d->portals_removed++;
-			n++;
-		}
-	return n;
+		isd_target_portal_url(&rt->cfg.portals[i], url, sizeof(url));
+		rc = isd_live_portal_remove(rt, url, err, errlen);
+		if (rc < 0)
+			return rc;
+		d->portals_removed++;
+	}
+	return 0;
 }
 
 /* ---- comparing targets ---- */
@@ -415,29 +436,16 @@ isd_live_apply(struct isd_target_running *rt, const struct isd_target_cfg *next,
 	memset(&d, 0, sizeof(d));
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
+	if (rt->shutdown_started) {
+		isd_target_errf(err, errlen, "shutting down; nothing changed");
+		return -ESHUTDOWN;
+	}
 	rc = isd_target_cfg_validate(next, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = refuse_static(&rt->cfg, next, err, errlen);
 	if (rc < 0)
 		return rc;
-	if (count_portal_changes(&rt->cfg, next, &d) > 0) {
-		/* listening on new portals comes with isd_live_portal_add (not here yet) */
-		isd_target_errf(err, errlen, "portals cannot change while iserd runs (restart it); "
-				"nothing changed");
-		return -EINVAL;
-	}
-	for (int i = 0; i < next->node_count; i++) {
-		const struct isd_target_node_cfg *c = node_in(&rt->cfg, next->nodes[i].name);
-
-		if (c != NULL && !strv_same_set(c->portals, c->portal_bind_count,
-						next->nodes[i].portals,
-						next->nodes[i].portal_bind_count)) {
-			isd_target_errf(err, errlen, "target %s: portal bindings cannot change while "
-					"iserd runs (restart it); nothing changed", c->name);
-			return -EINVAL;
-		}
-	}
 	/* what the running model becomes once every step went through */
 	final = malloc(sizeof(*final));
 	if (final == NULL || isd_target_cfg_copy(final, next) < 0) {
@@ -447,7 +455,10 @@ isd_live_apply(struct isd_target_running *rt, const struct isd_target_cfg *next,
 	}
 
 	global_neg = !neg_same(&rt->cfg.neg, &next->neg);
-	rc = apply_globals(rt, next, &d);
+	/* a busy address is the likeliest failure: first, before anything else changed */
+	rc = add_portals(rt, next, &d, err, errlen);
+	if (rc == 0)
+		rc = apply_globals(rt, next, &d);
 	if (rc < 0)
 		goto out;
 	/* targets that go: their names first, as each removal replaces the model */
@@ -495,6 +506,10 @@ isd_live_apply(struct isd_target_running *rt, const struct isd_target_cfg *next,
 		}
 		d.targets_changed++;
 		rc = apply_node_settings(rt, next, n, nx, err, errlen);
+		if (rc == 0 && !strv_same_set(c->portals, c->portal_bind_count, nx->portals,
+					      nx->portal_bind_count))
+			rc = isd_live_target_bind(rt, nx->name, (const char *const *)nx->portals,
+						  nx->portal_bind_count, err, errlen);
 		if (rc == 0)
 			rc = apply_access(rt, nx, &d, err, errlen);
 		if (rc == 0)
@@ -502,15 +517,19 @@ isd_live_apply(struct isd_target_running *rt, const struct isd_target_cfg *next,
 		if (rc < 0)
 			goto out;
 	}
+	rc = remove_portals(rt, next, &d, err, errlen);
+	if (rc < 0)
+		goto out;
 	/* every step went through: the running model is next, origins and all */
 	isd_target_cfg_fini(&rt->cfg);
 	rt->cfg = *final;
 	free(final);
 	final = NULL;
-	isd_log_info("configuration applied: targets +%d -%d ~%d (%d unchanged), LUNs +%d -%d ~%d, "
-		     "ACL/CHAP changes %d%s",
-		     d.targets_added, d.targets_removed, d.targets_changed, d.unchanged_targets,
-		     d.luns_added, d.luns_removed, d.luns_changed, d.acl_changed,
+	isd_log_info("configuration applied: portals +%d -%d, targets +%d -%d ~%d (%d unchanged), "
+		     "LUNs +%d -%d ~%d, ACL/CHAP changes %d%s",
+		     d.portals_added, d.portals_removed, d.targets_added, d.targets_removed,
+		     d.targets_changed, d.unchanged_targets, d.luns_added, d.luns_removed,
+		     d.luns_changed, d.acl_changed,
 		     d.globals_changed ? ", global settings changed" : "");
 	rc = 0;
 out:

@@ -45,13 +45,14 @@ static const char *const g_global_keys[] = {
     "shutdown_timeout", "discovery_auth",
     "chap_algorithms",	"allow_short_chap_secrets",
     "user",		"group",
+    "control_socket",	"control_mode",
     "metrics_listen",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
 static const char *const g_portal_keys[] = {"url", "tpgt", NULL};
 static const char *const g_target_keys[] = {
-    "name", "alias", "tpgt", "luns", "acl", "chap", "mutual_chap", NULL,
+    "name", "alias", "tpgt", "luns", "acl", "chap", "mutual_chap", "portals", NULL,
 };
 static const char *const g_lun_keys[] = {
     "number", "backing", "block_size", "read_only", "vendor", "product", "serial", NULL,
@@ -357,16 +358,6 @@ load_auth(struct load_ctx *x, const config_setting_t *g, struct isd_auth_cfg *a)
 static int
 load_chap_algs(struct load_ctx *x, const config_setting_t *l, uint32_t *mask)
 {
-	static const struct {
-		const char *name;
-		int alg;
-	} names[] = {
-	    {"md5", ISD_CHAP_MD5},
-	    {"sha1", ISD_CHAP_SHA1},
-	    {"sha256", ISD_CHAP_SHA256},
-	    {"sha3-256", ISD_CHAP_SHA3_256},
-	};
-
 	if (!config_setting_is_aggregate(l) || config_setting_is_group(l))
 		return fail(x, l, "chap_algorithms must be a list [ \"sha256\", ... ]");
 	*mask = 0;
@@ -375,9 +366,9 @@ load_chap_algs(struct load_ctx *x, const config_setting_t *l, uint32_t *mask)
 		const char *v = config_setting_get_string(e);
 		uint32_t bit = 0;
 
-		for (size_t k = 0; v != NULL && k < sizeof(names) / sizeof(names[0]); k++)
-			if (strcasecmp(v, names[k].name) == 0)
-				bit = ISD_CHAP_ALG_BIT(names[k].alg);
+		for (int k = 0; v != NULL && k < isd_target_chap_alg_count; k++)
+			if (strcasecmp(v, isd_target_chap_algs[k].name) == 0)
+				bit = ISD_CHAP_ALG_BIT(isd_target_chap_algs[k].alg);
 		if (bit == 0)
 			return fail(x, e, "chap_algorithms: '%s' is not one of %s", v ? v : "?",
 				    "sha3-256, sha256, sha1, md5");
@@ -385,6 +376,30 @@ load_chap_algs(struct load_ctx *x, const config_setting_t *l, uint32_t *mask)
 	}
 	if (*mask == 0)
 		return fail(x, l, "chap_algorithms must name at least one algorithm");
+	return 0;
+}
+
+/* Permission bits: an octal string ("0660") or an integer (0660 in libconfig is octal too). */
+static int
+load_mode(struct load_ctx *x, const config_setting_t *s, int *out)
+{
+	int64_t v;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		const char *str = config_setting_get_string(s);
+		char *end;
+
+		errno = 0;
+		v = strtol(str, &end, 8);
+		if (str[0] < '0' || str[0] > '7' || *end != '\0' || errno != 0 || v > 0777)
+			return fail(x, s, "'%s' must be octal permission bits such as \"0660\"",
+				    config_setting_name(s));
+		*out = (int)v;
+		return 0;
+	}
+	if (get_int64(x, s, 0, 0777, &v) < 0)
+		return -EINVAL;
+	*out = (int)v;
 	return 0;
 }
 
@@ -412,7 +427,6 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	if (rc < 0)
 		return rc;
 	if ((s = config_setting_get_member(g, "log_level")) != NULL) {
-		static const char *const names[] = {"error", "warn", "info", "debug"};
 		char v[16];
 
 		rc = get_string(x, s, v, sizeof(v));
@@ -420,7 +434,7 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 			return rc;
 		cfg->log_level = -1;
 		for (int i = 0; i < 4; i++)
-			if (strcasecmp(v, names[i]) == 0)
+			if (strcasecmp(v, isd_target_log_level_names[i]) == 0)
 				cfg->log_level = i;
 		if (strcasecmp(v, "warning") == 0)
 			cfg->log_level = ISD_LOG_WARN;
@@ -490,6 +504,16 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	if ((s = config_setting_get_member(g, "group")) != NULL &&
 	    (rc = get_string(x, s, cfg->group, sizeof(cfg->group))) < 0)
 		return rc;
+	if ((s = config_setting_get_member(g, "control_socket")) != NULL) {
+		rc = get_string(x, s, cfg->control_socket, sizeof(cfg->control_socket));
+		if (rc < 0)
+			return rc;
+		if (cfg->control_socket[0] == '\0')
+			return fail(x, s, "control_socket must be a path or \"none\"");
+	}
+	if ((s = config_setting_get_member(g, "control_mode")) != NULL &&
+	    (rc = load_mode(x, s, &cfg->control_mode)) < 0)
+		return rc;
 	if ((s = config_setting_get_member(g, "metrics_listen")) != NULL) {
 		char host[64], why[160];
 		uint16_t port;
@@ -523,7 +547,7 @@ set_origin(struct load_ctx *x, const config_setting_t *s, char *out, size_t cap)
 static int
 load_portals(struct load_ctx *x, const config_setting_t *l, struct isd_target_cfg *cfg)
 {
-	char why[160];
+	char why[160], esc[ISD_LOG_ESC_MAX];
 	int rc;
 
 	if (!config_setting_is_aggregate(l) || config_setting_is_group(l))
@@ -550,7 +574,9 @@ load_portals(struct load_ctx *x, const config_setting_t *l, struct isd_target_cf
 			return fail(x, u, "portal must be a string \"tcp://ADDR:PORT\"");
 		if (isd_target_portal_parse(config_setting_get_string(u), &ps, why, sizeof(why)) <
 		    0)
-			return fail(x, u, "portal %s: %s", config_setting_get_string(u), why);
+			return fail(x, u, "portal %s: %s",
+				    isd_log_escape_str(esc, sizeof(esc), config_setting_get_string(u)),
+				    why);
 		ps.tpgt = (int)tpgt;
 		set_origin(x, u, ps.origin, sizeof(ps.origin));
 		p = isd_target_cfg_add_portal(cfg);
@@ -675,7 +701,7 @@ load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 {
 	struct isd_target_node_cfg *n;
 	const config_setting_t *s;
-	char name[ISD_NAME_MAX], why[160], origin[ISD_TARGET_ORIGIN_MAX];
+	char name[ISD_NAME_MAX], why[160], origin[ISD_TARGET_ORIGIN_MAX], esc[ISD_LOG_ESC_MAX];
 	int64_t v;
 	int rc;
 
@@ -721,6 +747,25 @@ load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 			rc = load_acl_entry(x, config_setting_get_elem(s, (unsigned)i), n);
 			if (rc < 0)
 				return rc;
+		}
+	}
+	if ((s = config_setting_get_member(g, "portals")) != NULL) {
+		/* URLs of configured portals; validation checks each names one */
+		if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
+			return fail(x, s, "portals must be a list of URLs [ \"tcp://...\" ]");
+		for (int i = 0; i < config_setting_length(s); i++) {
+			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+			struct isd_target_portal_spec ps;
+			const char *url;
+
+			if (config_setting_type(e) != CONFIG_TYPE_STRING)
+				return fail(x, e, "portals must be strings \"tcp://ADDR:PORT\"");
+			url = config_setting_get_string(e);
+			if (isd_target_portal_parse(url, &ps, why, sizeof(why)) < 0)
+				return fail(x, e, "portal %s: %s",
+					    isd_log_escape_str(esc, sizeof(esc), url), why);
+			if (isd_target_node_add_portal(n, url) < 0)
+				return -ENOMEM;
 		}
 	}
 	rc = load_auth(x, g, &n->auth);

@@ -13,11 +13,20 @@
 #include "server/config_int.h"
 
 #define ISD_TARGET_QUEUE_DEPTH 128
+/* "iser://[" + host + "]:65535" */
+#define ISD_TARGET_URL_MAX 96
 
-/* A listening portal of a registered datamover kind. */
-struct isd_target_listener {
-	const struct isd_dm_kind *kind;
-	void *portal;                   /* the kind's handle; NULL when not open */
+/*
+ * A listening portal of a registered datamover kind. Each is its own
+ * allocation: the core keeps a pointer to pc on its portal list, and nodes
+ * bound to the portal point at pc, so it must not move when others come and go.
+ */
+struct isd_target_portal {
+	struct isd_target_portal_spec spec;     /* as asked (port 0: any) */
+	struct isd_portal_cfg pc;               /* as listening (the port bound) */
+	bool registered;                        /* pc is on the core's list */
+	void *handle;                           /* the kind's; NULL once closed */
+	char url[ISD_TARGET_URL_MAX];           /* with the port bound */
 };
 
 /* LUN memory a datamover registered (dm_kind.h register_memory). */
@@ -48,10 +57,10 @@ struct isd_target_running {
 	struct isd_target_node_list removed;    /* out of tgt; freed once unused */
 	struct isd_timer reap_timer;            /* frees what `removed` no longer needs */
 	struct isd_target_cfg cfg;              /* the model as it runs (isd_target_running_cfg) */
-	struct isd_portal_cfg *portal_cfgs; /* registered with tgt, for SendTargets */
-	struct isd_target_listener *listeners;
+	struct isd_target_portal **portals;     /* in the order they were opened */
 	int portal_count;
-	bool kind_open[ISD_TARGET_DM_KINDS_MAX]; /* a portal of isd_dm_kinds[k] is open */
+	/* a portal of isd_dm_kinds[k] was opened: LUN memory is registered with it */
+	bool kind_open[ISD_TARGET_DM_KINDS_MAX];
 	struct isd_target_region *registered;   /* LUN memory (mem_base) registered */
 	int registered_count;
 	bool shutdown_started;
@@ -82,5 +91,34 @@ int isd_target_node_policy(const struct isd_target_cfg *cfg, const struct isd_ta
 			   struct isd_tnode *tn, char *err, size_t errlen);
 /* The core's cfg from the model (timeouts, limits, discovery). */
 void isd_target_icfg_from(const struct isd_target_cfg *cfg, struct isd_iscsi_cfg *icfg);
+
+/* ---- portal.c ---- */
+
+/* Listens on ps, registers the portal with the core and, for the first portal of
+ * its kind, registers every LUN's memory with the kind. 0 or -errno + err. */
+int isd_target_portal_open(struct isd_target_running *rt, const struct isd_target_portal_spec *ps,
+			   char *err, size_t errlen);
+/* Stops every listener (connections stay); the portals stay registered. */
+void isd_target_portals_close(struct isd_target_running *rt);
+/* Frees every portal; the core must be destroyed first (or never have them). */
+void isd_target_portals_free(struct isd_target_running *rt);
+/* The running portal a URL names (its port as asked or as bound), or NULL. */
+struct isd_target_portal *isd_target_portal_find(struct isd_target_running *rt,
+						 const struct isd_target_portal_spec *ps);
+/*
+ * Sets the portals node tn is reachable on from their URLs (n = 0: every
+ * portal). Validates every URL first; on failure tn is unchanged. The array
+ * is tn's own (freed by isd_target_node_unbind).
+ */
+int isd_target_node_bind(struct isd_target_running *rt, struct isd_tnode *tn,
+			 const char *const *urls, int n, char *err, size_t errlen);
+void isd_target_node_unbind(struct isd_tnode *tn);
+/*
+ * Registers a LUN store's memory with one datamover kind and records it
+ * (read_only: without write access); origin prefixes err. 0 or -errno.
+ */
+int isd_target_mem_register(struct isd_target_running *rt, const struct isd_dm_kind *kind,
+			    struct isd_bstore *bs, bool read_only, const char *origin, char *err,
+			    size_t errlen);
 
 #endif

@@ -182,31 +182,13 @@ isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_
 		 * and Reads go to and from it.
 		 */
 		const struct isd_dm_kind *kind = isd_dm_kinds[k];
-		struct isd_target_region *reg;
-		char why2[256] = "";
 
 		if (!rt->kind_open[k] || kind->register_memory == NULL)
 			continue;
-		reg = realloc(rt->registered, (size_t)(rt->registered_count + 1) * sizeof(*reg));
-		if (reg == NULL) {
-			rc = -ENOMEM;
-			isd_target_errf(err, errlen, "out of memory");
+		rc = isd_target_mem_register(rt, kind, bs, l->read_only || bs->read_only, l->origin,
+					     err, errlen);
+		if (rc < 0)
 			goto err_bs;
-		}
-		rt->registered = reg;
-		/* a read-only LUN is registered without write access */
-		rc = kind->register_memory(bs->mem_base, bs->size, l->read_only || bs->read_only,
-					   why2, sizeof(why2));
-		if (rc < 0) {
-			isd_target_errf(err, errlen, "%s: %s", l->origin,
-					why2[0] ? why2 : strerror(-rc));
-			goto err_bs;
-		}
-		/* the store must not drop pages the adapter has pinned (no MADV_DONTNEED) */
-		bs->mem_pinned = true;
-		rt->registered[rt->registered_count].kind = kind;
-		rt->registered[rt->registered_count].read_only = l->read_only || bs->read_only;
-		rt->registered[rt->registered_count++].base = bs->mem_base;
 	}
 	lu.read_only = l->read_only || bs->read_only;
 	snprintf(lu.vendor, sizeof(lu.vendor), "%s", l->vendor[0] ? l->vendor : "ISERD");
@@ -307,6 +289,7 @@ isd_target_node_free(struct isd_target_running *rt, struct isd_target_node *n)
 	if (tn->ini_auth != NULL)
 		explicit_bzero(tn->ini_auth, (size_t)tn->ini_auth_count * sizeof(*tn->ini_auth));
 	free(tn->ini_auth);
+	isd_target_node_unbind(tn);
 	free(n);
 }
 
@@ -377,6 +360,10 @@ isd_target_node_build(struct isd_target_running *rt, const struct isd_target_cfg
 		if (rc < 0)
 			goto err_free;
 	}
+	rc = isd_target_node_bind(rt, tn, (const char *const *)nc->portals, nc->portal_bind_count,
+				  err, errlen);
+	if (rc < 0)
+		goto err_free;
 	rc = isd_iscsi_tgt_add_node(rt->tgt, tn);
 	if (rc < 0) {
 		isd_target_errf(err, errlen, "%s: cannot register target %s: %s", nc->origin,
@@ -397,65 +384,13 @@ err_free:
 	return rc;
 }
 
-static int
-open_portal(struct isd_target_running *rt, const struct isd_target_portal_spec *ps, int i,
-	    char *err, size_t errlen)
-{
-	struct isd_portal_cfg *pc = &rt->portal_cfgs[i];
-	uint16_t tpgt = ps->tpgt == -1 ? 1 : (uint16_t)ps->tpgt;
-	bool v6 = strchr(ps->host, ':') != NULL;
-	int rc;
-
-	struct isd_target_listener *ls = &rt->listeners[i];
-
-	ls->kind = ps->kind;
-	rc = ps->kind->listen(rt->tgt, rt->r, ps->host, ps->port, tpgt, &ls->portal, err, errlen);
-	if (rc < 0) {
-		ls->portal = NULL;
-		if (err != NULL && errlen > 0 && err[0] == '\0')
-			isd_target_errf(err, errlen, "%s%s%s:%u: %s", v6 ? "[" : "", ps->host,
-					v6 ? "]" : "", ps->port, strerror(-rc));
-		return rc;
-	}
-	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
-		if (isd_dm_kinds[k] == ps->kind)
-			rt->kind_open[k] = true;
-	}
-	snprintf(pc->host, sizeof(pc->host), "%s", ps->host);
-	pc->port = ps->kind->port(ls->portal);
-	pc->tpgt = tpgt;
-	pc->transport = ps->transport;
-	rc = isd_iscsi_tgt_add_portal(rt->tgt, pc);
-	if (rc < 0) {
-		isd_target_errf(err, errlen, "%s: cannot register portal: %s", ps->origin,
-				strerror(-rc));
-		return rc;
-	}
-	isd_log_info("listening on %s://%s%s%s:%u (tpgt %u)", ps->kind->scheme, v6 ? "[" : "",
-		     ps->host,
-		     v6 ? "]" : "", pc->port, tpgt);
-	return 0;
-}
-
-static void
-close_listeners(struct isd_target_running *rt)
-{
-	for (int i = 0; i < rt->portal_count; i++) {
-		struct isd_target_listener *ls = &rt->listeners[i];
-
-		if (ls->kind != NULL && ls->portal != NULL)
-			ls->kind->close(ls->portal);
-		memset(ls, 0, sizeof(*ls));
-	}
-}
-
 /* Frees what build/open created; valid on a half-built instance. */
 static void
 teardown(struct isd_target_running *rt, bool core_may_be_busy)
 {
 	struct isd_target_node *n;
 
-	close_listeners(rt);
+	isd_target_portals_close(rt);
 	if (core_may_be_busy) {
 		/* connections may still point at the core, the nodes and the devices */
 		isd_log_warn("sessions still open at exit; leaving them to the OS");
@@ -472,13 +407,12 @@ teardown(struct isd_target_running *rt, bool core_may_be_busy)
 		TAILQ_REMOVE(&rt->removed, n, link);
 		isd_target_node_free(rt, n);
 	}
+	isd_target_portals_free(rt);
 	/* what no LUN accounts for any more (there should be nothing) */
 	for (int i = 0; i < rt->registered_count; i++)
 		rt->registered[i].kind->unregister_memory(rt->registered[i].base);
 	free(rt->registered);
 	isd_target_cfg_fini(&rt->cfg);
-	free(rt->portal_cfgs);
-	free(rt->listeners);
 	free(rt);
 }
 
@@ -553,11 +487,6 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 	TAILQ_INIT(&rt->nodes);
 	TAILQ_INIT(&rt->removed);
 	isd_timer_init(&rt->reap_timer, reap_removed, rt);
-	rt->portal_cfgs = calloc((size_t)cfg->portal_count, sizeof(*rt->portal_cfgs));
-	rt->listeners = calloc((size_t)cfg->portal_count, sizeof(*rt->listeners));
-	if (rt->portal_cfgs == NULL || rt->listeners == NULL)
-		goto err_free;
-	rt->portal_count = cfg->portal_count;
 	if (isd_target_cfg_copy(&rt->cfg, cfg) < 0)
 		goto err_free;
 
@@ -588,7 +517,7 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 			     cfg->discovery_auth.mutual ? " (mutual)" : "");
 
 	for (int i = 0; i < cfg->portal_count; i++) {
-		rc = open_portal(rt, &cfg->portals[i], i, err, errlen);
+		rc = isd_target_portal_open(rt, &cfg->portals[i], err, errlen);
 		if (rc < 0)
 			goto err_teardown;
 	}
@@ -601,8 +530,6 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 	return 0;
 
 err_free:
-	free(rt->portal_cfgs);
-	free(rt->listeners);
 	free(rt);
 err_nomem:
 	isd_target_errf(err, errlen, "out of memory");
@@ -632,7 +559,7 @@ isd_target_shutdown(struct isd_target_running *rt, void (*cb)(void *arg), void *
 	rt->shutdown_cb = cb;
 	rt->shutdown_arg = arg;
 	/* no new connections while the old ones drain */
-	close_listeners(rt);
+	isd_target_portals_close(rt);
 	isd_iscsi_tgt_shutdown(rt->tgt, shutdown_done, rt);
 }
 

@@ -1,11 +1,13 @@
 #include "util/str.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void
 isd_seterr(char *err, size_t err_len, const char *fmt, ...)
@@ -47,4 +49,32 @@ isd_fmt_hostport(char *out, size_t len, const char *host, uint16_t port)
 		snprintf(out, len, "[%s]:%u", host, port);
 	else
 		snprintf(out, len, "%s:%u", host, port);
+}
+
+/* An address as 16 bytes, IPv4 as IPv4-mapped IPv6, so that "::ffff:10.0.0.1" on a
+ * dual-stack socket and "10.0.0.1" compare equal. */
+static bool
+addr_bytes(const char *s, struct in6_addr *out)
+{
+	struct in_addr v4;
+
+	if (inet_pton(AF_INET6, s, out) == 1)
+		return true;
+	if (inet_pton(AF_INET, s, &v4) != 1)
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->s6_addr[10] = 0xff;
+	out->s6_addr[11] = 0xff;
+	memcpy(&out->s6_addr[12], &v4, 4);
+	return true;
+}
+
+bool
+isd_addr_same(const char *a, const char *b)
+{
+	struct in6_addr x, y;
+
+	if (addr_bytes(a, &x) && addr_bytes(b, &y))
+		return memcmp(&x, &y, sizeof(x)) == 0;
+	return strcasecmp(a, b) == 0;
 }

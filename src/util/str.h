@@ -2,6 +2,7 @@
 #ifndef ISD_UTIL_STR_H
 #define ISD_UTIL_STR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -20,5 +21,13 @@ void isd_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *host, size
 
 /* "host:port", or "[host]:port" when host holds a ':' (IPv6). */
 void isd_fmt_hostport(char *out, size_t len, const char *host, uint16_t port);
+
+/*
+ * Whether two numeric addresses name the same address: "10.0.0.1" equals
+ * "::ffff:10.0.0.1" (a dual-stack socket's view of it), "::1" equals
+ * "0:0:0:0:0:0:0:1". Anything that is not a numeric address compares as text,
+ * ignoring case.
+ */
+bool isd_addr_same(const char *a, const char *b);
 
 #endif

@@ -221,8 +221,6 @@ fake_dm_connect_from(struct fake_dm *fd, struct isd_iscsi_tgt *t, struct isd_rea
 		     uint16_t tpgt, const char *peer_addr)
 {
 	struct isd_conn_info info;
-	struct isd_dm_conn *c;
-	int rc;
 
 	memset(&info, 0, sizeof(info));
 	snprintf(info.peer_addr, sizeof(info.peer_addr), "%s", peer_addr);
@@ -231,7 +229,17 @@ fake_dm_connect_from(struct fake_dm *fd, struct isd_iscsi_tgt *t, struct isd_rea
 	info.local_port = 3260;
 	info.tpgt = tpgt;
 	info.transport = ISD_TRANSPORT_TCP;
-	rc = isd_conn_create(t, &fake_dm_ops, &info, r, &c);
+	return fake_dm_connect_info(fd, t, r, &info);
+}
+
+int
+fake_dm_connect_info(struct fake_dm *fd, struct isd_iscsi_tgt *t, struct isd_reactor *r,
+		     const struct isd_conn_info *info)
+{
+	struct isd_dm_conn *c;
+	int rc;
+
+	rc = isd_conn_create(t, &fake_dm_ops, info, r, &c);
 	if (rc < 0)
 		return rc;
 	((struct fake_priv *)isd_dmc_priv(c))->fd = fd;

@@ -66,6 +66,9 @@ int fake_dm_connect(struct fake_dm *fd, struct isd_iscsi_tgt *t, struct isd_reac
 /* The same from initiator address peer_addr (fake_dm_connect uses 192.0.2.1). */
 int fake_dm_connect_from(struct fake_dm *fd, struct isd_iscsi_tgt *t, struct isd_reactor *r,
 			 uint16_t tpgt, const char *peer_addr);
+/* The same as arriving with info (local address and port, transport: the portal). */
+int fake_dm_connect_info(struct fake_dm *fd, struct isd_iscsi_tgt *t, struct isd_reactor *r,
+			 const struct isd_conn_info *info);
 /* Builds a PDU from a BHS and data (DataSegmentLength set from len) and passes it up. */
 void fake_dm_inject(struct fake_dm *fd, const uint8_t *bhs, const void *data, uint32_t len);
 void fake_dm_inject_ahs(struct fake_dm *fd, const uint8_t *bhs, const uint8_t *ahs,

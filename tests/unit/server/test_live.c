@@ -731,6 +731,41 @@ test_apply_changes(void **state)
 }
 
 static void
+test_apply_portals(void **state)
+{
+	struct fx *f = *state;
+	struct isd_target_cfg next;
+	struct isd_target_portal_spec *ps;
+	struct isd_live_diff d;
+	char why[128];
+
+	/* a portal more, and TB bound to it alone */
+	copy_running(f, &next);
+	ps = isd_target_cfg_add_portal(&next);
+	assert_non_null(ps);
+	assert_int_equal(isd_target_portal_parse("tcp://127.0.0.2:0", ps, why, sizeof(why)), 0);
+	ps->tpgt = -1;
+	snprintf(ps->origin, sizeof(ps->origin), "test");
+	if (isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)) != 0)
+		fail_msg("apply: %s", f->err);
+	assert_int_equal(d.portals_added, 1);
+	assert_int_equal(d.unchanged_targets, 2);
+	assert_int_equal(isd_target_running_cfg(f->rt)->portal_count, 2);
+	assert_int_equal(f->a.fd.n_sent + f->b.fd.n_sent, 0);
+	/* and back: the portal goes, sessions stay */
+	isd_target_cfg_fini(&next);
+	copy_running(f, &next);
+	next.portal_count = 1;
+	if (isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)) != 0)
+		fail_msg("apply: %s", f->err);
+	assert_int_equal(d.portals_removed, 1);
+	assert_int_equal(isd_target_running_cfg(f->rt)->portal_count, 1);
+	isd_target_cfg_fini(&next);
+	assert_int_equal(tur(f, &f->a, 0, NULL), ISD_SAM_GOOD);
+	assert_int_equal(tur(f, &f->b, 0, NULL), ISD_SAM_GOOD);
+}
+
+static void
 test_apply_refused(void **state)
 {
 	struct fx *f = *state;
@@ -746,9 +781,9 @@ test_apply_refused(void **state)
 	isd_target_cfg_fini(&next);
 
 	copy_running(f, &next);
-	next.portals[0].port = 1;
+	snprintf(next.control_socket, sizeof(next.control_socket), "/tmp/elsewhere.sock");
 	assert_int_equal(isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)), -EINVAL);
-	assert_non_null(strstr(f->err, "portals"));
+	assert_non_null(strstr(f->err, "control_socket"));
 	isd_target_cfg_fini(&next);
 
 	/* invalid: a duplicate LUN; nothing changed, one error */
@@ -786,6 +821,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_session_logout_and_drop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_unchanged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_portals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_refused, setup, teardown),
 	};
 
