@@ -942,6 +942,8 @@ m_portal_list(struct rpc *x)
 
 		isd_target_portal_url(&cfg->portals[i], url, sizeof(url));
 		add_str(o, "url", url);
+		if (isd_live_portal_listening(x->env->rt, &cfg->portals[i], url, sizeof(url)) == 0)
+			add_str(o, "listening", url);
 		add_str(o, "transport", transport_name(cfg->portals[i].transport));
 		add_int(o, "tpgt", cfg->portals[i].tpgt == -1 ? 1 : cfg->portals[i].tpgt);
 		json_object_array_add(a, o);
@@ -982,13 +984,9 @@ m_portal_add(struct rpc *x)
 	{
 		struct json_object *o = json_object_new_object();
 
-		/* the port really listened on (":0" picks one) is in the running model */
-		const struct isd_target_cfg *cfg = isd_target_running_cfg(x->env->rt);
-
-		if (cfg->portal_count > 0) {
-			isd_target_portal_url(&cfg->portals[cfg->portal_count - 1], url, sizeof(url));
+		/* the port really listened on (":0" picks one) */
+		if (isd_live_portal_listening(x->env->rt, &ps, url, sizeof(url)) == 0)
 			add_str(o, "url", url);
-		}
 		return o;
 	}
 }
