@@ -87,6 +87,9 @@ class Iserd:
                 for lun in self.luns:
                     argv += ["--lun", lun]
             argv += self.args
+            if "--control-socket" not in argv and "control_socket" not in (self.conf or ""):
+                # its own control socket, never the system's
+                argv += ["--control-socket", os.path.join(self.tmp, "control.sock")]
             print("starting: %s" % " ".join(argv), flush=True)
             with open(self.log, "wb") as logf:
                 self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,

@@ -6,7 +6,8 @@
 #   isd_init                      checks $ISERD, makes $ISD_TMP, installs the EXIT trap
 #   isd_require_tools T...        exit 77 (skipped) unless every tool T is on PATH
 #   isd_start NAME [ARGS...]      starts "$ISERD --portal tcp://127.0.0.1:PORT ARGS..." on a
-#                                 free port; sets ISD_PORT and ISD_PORT_OF[NAME]
+#                                 free port, with its own control socket ISD_CTL_OF[NAME] in
+#                                 $ISD_TMP; sets ISD_PORT and ISD_PORT_OF[NAME]
 #   isd_stop NAME                 SIGTERM, expects exit 0 within 10 s and a clean log
 #   isd_alive NAME                true while that instance runs
 #   isd_check DESC CMD...         runs CMD (bounded by $ISD_CMD_TIMEOUT), records PASS/FAIL
@@ -53,6 +54,7 @@ ISD_FAILED_NAMES=()
 declare -A ISD_PID_OF=()
 declare -A ISD_PORT_OF=()
 declare -A ISD_LOG_OF=()
+declare -A ISD_CTL_OF=()
 ISD_ALL_LOGS=()
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:print_summary=1}
@@ -159,8 +161,10 @@ isd_start() {
 		fi
 		log="$ISD_TMP/iserd-$name-$try.log"
 		ISD_ALL_LOGS+=("$log")
-		isd_log "starting iserd [$name] on 127.0.0.1:$port: $ISERD --portal tcp://127.0.0.1:$port $*"
-		"$ISERD" --portal "tcp://127.0.0.1:$port" "$@" >"$log" 2>&1 &
+		isd_log "starting iserd [$name] on 127.0.0.1:$port: $ISERD --portal tcp://127.0.0.1:$port $* --control-socket $ISD_TMP/$name.sock"
+		# each instance its own control socket (ISD_CTL_OF[NAME]), never the system's
+		"$ISERD" --portal "tcp://127.0.0.1:$port" "$@" --control-socket "$ISD_TMP/$name.sock" \
+			>"$log" 2>&1 &
 		pid=$!
 		# Bounded wait (20 s; an ASan build starting a 1G RAM LUN can be slow).
 		for i in $(seq 1 200); do
@@ -171,6 +175,7 @@ isd_start() {
 				ISD_PID_OF[$name]=$pid
 				ISD_PORT_OF[$name]=$port
 				ISD_LOG_OF[$name]=$log
+				ISD_CTL_OF[$name]=$ISD_TMP/$name.sock
 				ISD_PORT=$port
 				return 0
 			fi
