@@ -111,7 +111,9 @@ static const char g_usage[] =
     "  -h, --help                this text\n"
     "  -V, --version             print the version\n"
     "\n"
-    "Signals: SIGINT/SIGTERM stop cleanly (a second one forces the exit).\n"
+    "Signals: SIGINT/SIGTERM stop cleanly (a second one forces the exit); SIGHUP\n"
+    "reloads the configuration, applying only what changed (iserctl config reload).\n"
+    "A running iserd is changed and watched with iserctl(8) over the control socket.\n"
     "Exit status: 0 ok, 1 runtime failure (open, listen...), 2 bad flag or config.\n";
 
 /*
