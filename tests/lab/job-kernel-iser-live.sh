@@ -203,7 +203,8 @@ _writer() {
 		n=$((n + 1))
 		echo "=== pass $n at $(now)" >> $OUT/fio-live.txt
 		_fio_pass $n --do_verify=1 >> $OUT/fio-live.txt 2>&1; rc=$?
-		if [ $rc != 0 ] || ! tail -60 $OUT/fio-live.txt | grep -q "err= 0"; then
+		if [ $rc != 0 ] || ! sed -n "/^=== pass $n at/,\$p" $OUT/fio-live.txt | grep -q "err= 0"
+		then
 			echo "pass $n: fio exit $rc" > /tmp/live.failed; return 1
 		fi
 		echo $n > /tmp/live.passes
@@ -230,15 +231,16 @@ writer_end() {
 }
 
 # --- the changes, each made while A has writes in flight ---
-# in_flight: waits until the writer has commands under way on A (not between two passes)
+# in_flight: waits until the writer has writes under way on A (in a pass's write phase, not in
+# its verify phase nor between two passes)
 in_flight() {
-	local i r w
-	for ((i = 0; i < 300; i++)); do
-		read -r r w < /sys/block/$DEV_A/inflight
-		[ $((r + w)) -gt 0 ] && { note "A: $r reads, $w writes in flight"; return 0; }
+	local i w
+	for ((i = 0; i < 600; i++)); do
+		read -r _ w < /sys/block/$DEV_A/inflight
+		[ "$w" -gt 0 ] && { note "A: $w writes in flight"; return 0; }
 		sleep 0.1
 	done
-	echo "no I/O in flight on A for 30 s"; return 1
+	echo "no write in flight on A for 60 s"; return 1
 }
 lun_add() {
 	in_flight || return 1
