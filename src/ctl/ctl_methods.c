@@ -1165,6 +1165,7 @@ isd_ctl_process_stats(struct isd_target_running *rt)
 	add_int(o, "bytes_placed", (int64_t)st.bytes_placed);
 	add_int(o, "login_connections", (int64_t)st.login_connections);
 	add_int(o, "cmdsn_dropped", (int64_t)st.cmdsn_dropped);
+	add_int(o, "control_clients_refused", (int64_t)isd_ctl_clients_refused());
 	/* refusals by limit, named after the limit (docs/iserd.md) */
 	ro = json_object_new_object();
 	n = isd_iscsi_refused_list(&st, sv, (int)(sizeof(sv) / sizeof(sv[0])));
