@@ -1486,11 +1486,14 @@ isd_ctl_handle(const struct isd_ctl_env *env, struct json_object *req, const cha
 	    !json_object_is_type(params, json_type_object))
 		return error_answer(id, ISD_RPC_INVALID_PARAMS,
 				    "'params' must be an object (named parameters)", NULL);
+	/* "target.list\u0000x" is not target.list: a NUL byte names no method */
 	for (size_t i = 0; i < sizeof(g_methods) / sizeof(g_methods[0]); i++)
 		if (strcmp(g_methods[i].name, x.method) == 0)
 			fn = g_methods[i].fn;
 	if (strcmp(x.method, "help") == 0)
 		fn = m_help;
+	if (strlen(x.method) != (size_t)json_object_get_string_len(v))
+		fn = NULL;
 	if (fn == NULL) {
 		char esc[ISD_LOG_ESC_MAX], m[ISD_LOG_ESC_MAX + 32];
 

@@ -10,10 +10,11 @@
  *   - the answer is "" (notifications only) or one JSON text: an object, or
  *     a non-empty array of them, each with "jsonrpc": "2.0" and exactly one
  *     of result and error (error: integer code, string message);
+ *   - a request whose method name holds a NUL byte gets no result;
  *   - after the restore, the running model has the initial targets, their
  *     LUNs (number and backing) and the initial number of portals.
  *
- * What must not reach outside the process (see the checks in skip_input()):
+ * What must not reach outside the process (see bad_value()):
  *   - config.save writes a file wherever its path says: inputs naming it are
  *     skipped (the env has no config file either);
  *   - "file:" and "dev:" backings open, create and truncate (lun.resize) any
@@ -137,23 +138,31 @@ bad_value(struct json_object *v)
 	}
 }
 
-static bool
-skip_input(const uint8_t *data, size_t size)
+/* The input as the handler will see it (NULL when it does not parse). */
+static struct json_object *
+parse_input(const uint8_t *data, size_t size)
 {
-	struct json_tokener *tok;
+	struct json_tokener *tok = json_tokener_new_ex(ISD_CTL_JSON_DEPTH);
 	struct json_object *v;
-	bool bad;
 
-	if (size > ISD_CTL_MSG_MAX)
-		return true;            /* the socket never hands over more */
-	tok = json_tokener_new_ex(ISD_CTL_JSON_DEPTH);
 	if (tok == NULL)
 		abort();
 	v = json_tokener_parse_ex(tok, (const char *)data, (int)size);
-	bad = v != NULL && bad_value(v);
-	json_object_put(v);
 	json_tokener_free(tok);
-	return bad;
+	return v;
+}
+
+/* A request whose method name holds a NUL byte names no method: it gets no result. */
+static bool
+nul_method(struct json_object *req)
+{
+	struct json_object *m, *id;
+
+	return json_object_is_type(req, json_type_object) &&
+	       json_object_object_get_ex(req, "id", &id) &&
+	       json_object_object_get_ex(req, "method", &m) &&
+	       json_object_is_type(m, json_type_string) &&
+	       strlen(json_object_get_string(m)) != (size_t)json_object_get_string_len(m);
 }
 
 /* ---- the running target ---- */
@@ -241,7 +250,7 @@ check_response(struct json_object *o)
 }
 
 static void
-check_answer(const char *ans)
+check_answer(const char *ans, struct json_object *req)
 {
 	struct json_tokener *tok;
 	struct json_object *v;
@@ -263,6 +272,8 @@ check_answer(const char *ans)
 			check_response(json_object_array_get_idx(v, i));
 	} else {
 		check_response(v);
+		if (nul_method(req) && json_object_object_get_ex(v, "result", NULL))
+			fail("a method name with a NUL byte ran a method", ans);
 	}
 	json_object_put(v);
 	json_tokener_free(tok);
@@ -313,17 +324,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct isd_live_diff diff;
 	char err[1024] = "";
+	struct json_object *req;
 	char *ans;
 
 	if (g_rt == NULL)
 		setup();
-	if (skip_input(data, size))
-		return -1;      /* libFuzzer: do not add to the corpus */
+	if (size > ISD_CTL_MSG_MAX)
+		return -1;      /* the socket never hands over more */
+	req = parse_input(data, size);
+	if (req != NULL && bad_value(req)) {
+		json_object_put(req);
+		return -1;      /* libFuzzer: do not add it to the corpus */
+	}
 	ans = isd_ctl_handle_text(&g_env, (const char *)data, size, "fuzz");
 	if (ans == NULL)
 		fail("isd_ctl_handle_text returned NULL", NULL);
-	check_answer(ans);
+	check_answer(ans, req);
 	free(ans);
+	json_object_put(req);
 
 	if (isd_live_apply(g_rt, &g_initial, &diff, err, sizeof(err)) < 0)
 		fail("restore failed", err);
