@@ -201,7 +201,8 @@ setup(void)
 	if (isd_target_cfg_parse_args((int)(sizeof(argv) / sizeof(argv[0])), argv, &cfg, err,
 				      sizeof(err)) < 0 ||
 	    isd_target_cfg_validate(&cfg, err, sizeof(err)) < 0 ||
-	    isd_reactor_create(&g_r) < 0 || isd_target_start(&cfg, g_r, &g_rt, err, sizeof(err)) < 0 ||
+	    isd_reactor_create(&g_r) < 0 ||
+	    isd_target_start(&cfg, g_r, &g_rt, err, sizeof(err)) < 0 ||
 	    isd_target_cfg_copy(&g_initial, isd_target_running_cfg(g_rt)) < 0) {
 		fprintf(stderr, "fuzz_ctl: setup: %s\n", err[0] ? err : "failed");
 		abort();

@@ -638,16 +638,19 @@ def ctl_seeds():
                          b'"iqn.2026-11.org.iserd:\u00e9\ud83d\ude00\xc3\xa9"},"id":"\u2028"}')
     s["json_lone_surrogate"] = (b'{"jsonrpc":"2.0","method":"target.show","params":'
                                 b'{"target":"\ud800"},"id":1}')
-    s["json_bad_utf8"] = b'{"jsonrpc":"2.0","method":"target.show","params":{"target":"\xff\xfe"},"id":1}'
+    s["json_bad_utf8"] = (b'{"jsonrpc":"2.0","method":"target.show","params":'
+                          b'{"target":"\xff\xfe"},"id":1}')
     s["json_nul_raw"] = b'{"jsonrpc":"2.0","method":"target.list\x00","id":1}'
     s["json_nul_escaped"] = b'{"jsonrpc":"2.0","method":"target.list\\u0000x","id":1}'
-    s["json_dup_keys"] = b'{"jsonrpc":"2.0","method":"target.list","method":"log.get","id":1,"id":2}'
+    s["json_dup_keys"] = (b'{"jsonrpc":"2.0","method":"target.list","method":"log.get",'
+                          b'"id":1,"id":2}')
     s["json_control_chars"] = (b'{"jsonrpc":"2.0","method":"acl.add","params":{"target":"' +
                                CT.encode() + b'","initiator":"iqn.1993-08.x:\u001b[31m"},"id":1}')
     s["json_long_string"] = rpc("target.show", {"target": "iqn.2026-11.org.x:" + "a" * 5000})
     s["json_comments"] = b'/* c */ {"jsonrpc":"2.0","method":"target.list","id":1} // c'
     s["json_single_quotes"] = b"{'jsonrpc':'2.0','method':'target.list','id':1}"
-    s["json_nan"] = b'{"jsonrpc":"2.0","method":"lun.show","params":{"target":"x","lun":NaN},"id":Infinity}'
+    s["json_nan"] = (b'{"jsonrpc":"2.0","method":"lun.show","params":{"target":"x","lun":NaN},'
+                     b'"id":Infinity}')
     return s
 
 
