@@ -13,7 +13,8 @@
 #
 # Env: ISERD_FUZZ_WORK=DIR keeps the work there (default a fresh mktemp dir,
 # removed when everything passed); ISERD_FUZZ_JOBS=N runs N libFuzzer jobs
-# per target (-jobs/-workers; default 1); ISERD_FUZZ_ARGS adds libFuzzer
+# per target (-jobs/-workers; default 1); tests/fuzz/<name>.dict, when there,
+# is the target's dictionary (-dict); ISERD_FUZZ_ARGS adds libFuzzer
 # options; ISERD_FUZZ_MERGE=1 merges the new inputs each run found back into
 # tests/fuzz/corpus/<name> (-merge=1: only inputs that add coverage) for a
 # person to review and commit; ISERD_JOBS=N limits build parallelism.
@@ -63,6 +64,8 @@ for name in "${targets[@]}"; do
 	echo "fuzz.sh: $name for $label on a copy of tests/fuzz/corpus/$name ($njobs job(s))"
 	par=()
 	[ "$njobs" -gt 1 ] && par=(-jobs="$njobs" -workers="$njobs")
+	# a target's dictionary (method and parameter names...), when it has one
+	[ -f "tests/fuzz/$name.dict" ] && par+=(-dict="$PWD/tests/fuzz/$name.dict")
 	# shellcheck disable=SC2086
 	(cd "$work" && "$OLDPWD/build/fuzz/tests/$name" "${limit[@]}" -timeout=25 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art/" \

@@ -43,10 +43,12 @@ if [ "${ISERD_SKIP_FUZZ:-0}" != 1 ] && command -v clang >/dev/null 2>&1; then
 			if [ -d "tests/fuzz/corpus/$name" ]; then
 				cp -r "tests/fuzz/corpus/$name/." "$corpus/"
 			fi
+			dict=()
+			[ -f "tests/fuzz/$name.dict" ] && dict=(-dict="$PWD/tests/fuzz/$name.dict")
 			echo "fuzz smoke: $name for ${secs}s on a copy of tests/fuzz/corpus/$name"
 			# -timeout: one input running longer than 25 s counts as a hang.
 			timeout -k 10 $((secs + 120)) "$bin" -max_total_time="$secs" -timeout=25 \
-				-rss_limit_mb=2048 -print_final_stats=1 \
+				-rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
 				-artifact_prefix="$work/artifacts-$name/" "$corpus" >"$work/$name.log" 2>&1
 			rc=$?
 			if [ "$rc" -ne 0 ]; then

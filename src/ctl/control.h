@@ -78,7 +78,14 @@ struct json_object *isd_ctl_handle(const struct isd_ctl_env *env, struct json_ob
  * nothing is to be answered (notifications only). */
 struct json_object *isd_ctl_handle_value(const struct isd_ctl_env *env, struct json_object *v,
 					 const char *peer);
-/* The process counters (iSCSI core, each datamover), as today's stats line has them. */
+/*
+ * Control clients turned away at ISD_CTL_CLIENTS_MAX since the process started,
+ * by every control socket it ran ("control_clients_refused" of the process
+ * stats, iserd_control_clients_refused_total). Reactor thread only.
+ */
+uint64_t isd_ctl_clients_refused(void);
+/* The process counters (iSCSI core, each datamover, the control socket's refusals),
+ * as today's stats line has them. */
 struct json_object *isd_ctl_process_stats(struct isd_target_running *rt);
 /* What a reload changed. */
 struct json_object *isd_ctl_diff_json(const struct isd_live_diff *d);

@@ -1165,6 +1165,7 @@ isd_ctl_process_stats(struct isd_target_running *rt)
 	add_int(o, "bytes_placed", (int64_t)st.bytes_placed);
 	add_int(o, "login_connections", (int64_t)st.login_connections);
 	add_int(o, "cmdsn_dropped", (int64_t)st.cmdsn_dropped);
+	add_int(o, "control_clients_refused", (int64_t)isd_ctl_clients_refused());
 	/* refusals by limit, named after the limit (docs/iserd.md) */
 	ro = json_object_new_object();
 	n = isd_iscsi_refused_list(&st, sv, (int)(sizeof(sv) / sizeof(sv[0])));
@@ -1485,11 +1486,14 @@ isd_ctl_handle(const struct isd_ctl_env *env, struct json_object *req, const cha
 	    !json_object_is_type(params, json_type_object))
 		return error_answer(id, ISD_RPC_INVALID_PARAMS,
 				    "'params' must be an object (named parameters)", NULL);
+	/* "target.list\u0000x" is not target.list: a NUL byte names no method */
 	for (size_t i = 0; i < sizeof(g_methods) / sizeof(g_methods[0]); i++)
 		if (strcmp(g_methods[i].name, x.method) == 0)
 			fn = g_methods[i].fn;
 	if (strcmp(x.method, "help") == 0)
 		fn = m_help;
+	if (strlen(x.method) != (size_t)json_object_get_string_len(v))
+		fn = NULL;
 	if (fn == NULL) {
 		char esc[ISD_LOG_ESC_MAX], m[ISD_LOG_ESC_MAX + 32];
 

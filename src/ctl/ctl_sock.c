@@ -45,8 +45,20 @@ struct isd_ctl {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ctl_client *clients;
 	int nclients;
-	uint64_t refused;               /* clients turned away at ISD_CTL_CLIENTS_MAX */
 };
+
+/*
+ * Clients turned away at ISD_CTL_CLIENTS_MAX. Per process, not per socket: the
+ * statistics are the process's, and a socket restarted (or a second one in a
+ * test) must not reset what was counted.
+ */
+static uint64_t ctl_refused;
+
+uint64_t
+isd_ctl_clients_refused(void)
+{
+	return ctl_refused;
+}
 
 static void
 client_free(struct ctl_client *cl)
@@ -294,7 +306,7 @@ on_accept(void *arg, uint32_t events)
 			    "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32003,\"message\":\"too many "
 			    "control clients\"},\"id\":null}\n";
 
-			c->refused++;
+			ctl_refused++;
 			(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(fd);
 			continue;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl/control.h"
 #include "ctl/ctl.h"
 #include "dm/dm_kind.h"
 #include "scsi/scsi.h"
@@ -385,6 +386,10 @@ render_process(struct pbuf *b, struct isd_target_running *rt)
 	pb_family(b, "iserd_cmdsn_dropped_total", "counter",
 		  "Requests dropped outside the CmdSN window or as a duplicate CmdSN.");
 	pb_printf(b, "iserd_cmdsn_dropped_total %llu\n", (unsigned long long)st.cmdsn_dropped);
+	pb_family(b, "iserd_control_clients_refused_total", "counter",
+		  "Control socket clients turned away: more than 16 were connected.");
+	pb_printf(b, "iserd_control_clients_refused_total %llu\n",
+		  (unsigned long long)isd_ctl_clients_refused());
 	pb_family(b, "iserd_refused_total", "counter",
 		  "Connections, logins, PDUs or buffers refused at a limit, by the limit's name.");
 	for (int i = 0; i < nref && i < 16; i++)

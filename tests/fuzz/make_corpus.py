@@ -475,7 +475,187 @@ def tcp_rx_seeds():
     return s
 
 
+# ---------------------------------------------------------------- fuzz_ctl
+
+CT = "iqn.2026-11.org.iserd:fz"       # the fuzzer's targets (fuzz_ctl.c setup())
+CT2 = "iqn.2026-11.org.iserd:fz2"
+CINI = "iqn.1993-08.org.debian:01:fz"
+
+
+def rpc(method, params=None, rid=1, extra=None):
+    import json
+    o = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        o["params"] = params
+    if rid is not None:
+        o["id"] = rid
+    if extra:
+        o.update(extra)
+    return json.dumps(o).encode()
+
+
+def ctl_seeds():
+    """One request text per file, as iserctl sends it (the fuzzer skips inputs
+    naming config.save or file:/dev: backings, so none are here)."""
+    s = {}
+    chap = {"user": "u", "secret": "0123456789abcdef"}
+    good = {
+        "server_info": ("server.info", None),
+        "target_list": ("target.list", {}),
+        "target_show": ("target.show", {"target": CT}),
+        "target_add": ("target.add", {"target": "iqn.2026-11.org.iserd:new", "alias": "a",
+                                      "tpgt": 2, "luns": [{"lun": 0, "backing": "ram:1M"},
+                                                          {"lun": 3, "backing": "zero:1G",
+                                                           "read_only": True,
+                                                           "block_size": 4096,
+                                                           "vendor": "V", "product": "P",
+                                                           "serial": "S1"}],
+                                      "acl": [CINI], "chap": chap, "mutual_chap":
+                                      {"user": "t", "secret": "fedcba9876543210"},
+                                      "portals": ["tcp://127.0.0.1:0"]}),
+        "target_add_min": ("target.add", {"target": "iqn.2026-11.org.iserd:min"}),
+        "target_remove": ("target.remove", {"target": CT}),
+        "target_remove_force": ("target.remove", {"target": CT2, "force": True}),
+        "target_set_auth": ("target.set_auth", {"target": CT, "chap": chap}),
+        "target_set_auth_off": ("target.set_auth", {"target": CT}),
+        "target_bind": ("target.bind", {"target": CT, "portals": ["tcp://127.0.0.1:0"]}),
+        "target_bind_all": ("target.bind", {"target": CT, "portals": []}),
+        "lun_list": ("lun.list", {"target": CT2}),
+        "lun_show": ("lun.show", {"target": CT, "lun": 0}),
+        "lun_add": ("lun.add", {"target": CT, "lun": 1, "backing": "ram:64K"}),
+        "lun_add_zero_ro": ("lun.add", {"target": CT, "lun": 255, "backing": "zero:1T,ro"}),
+        "lun_remove": ("lun.remove", {"target": CT2, "lun": 1}),
+        "lun_resize": ("lun.resize", {"target": CT, "lun": 0, "size": 2097152}),
+        "lun_resize_str": ("lun.resize", {"target": CT, "lun": 0, "size": "2M"}),
+        "lun_set_read_only": ("lun.set_read_only", {"target": CT, "lun": 0,
+                                                    "read_only": True}),
+        "portal_list": ("portal.list", None),
+        "portal_add": ("portal.add", {"url": "tcp://127.0.0.1:0", "tpgt": 3}),
+        "portal_add_v6": ("portal.add", {"url": "tcp://[::1]:0"}),
+        "portal_remove": ("portal.remove", {"url": "tcp://127.0.0.1:0"}),
+        "acl_list": ("acl.list", {"target": CT2}),
+        "acl_add": ("acl.add", {"target": CT, "initiator": CINI, "chap": chap}),
+        "acl_remove": ("acl.remove", {"target": CT2, "initiator": CINI}),
+        "acl_set_auth": ("acl.set_auth", {"target": CT2, "initiator": CINI, "chap": chap,
+                                          "mutual_chap": chap}),
+        "discovery_set_auth": ("discovery.set_auth", {"chap": chap}),
+        "discovery_set_auth_off": ("discovery.set_auth", {}),
+        "session_list": ("session.list", {"target": CT}),
+        "session_logout": ("session.logout", {"tsih": 1}),
+        "connection_drop": ("connection.drop", {"tsih": 1, "cid": 0}),
+        "stats_get": ("stats.get", {}),
+        "stats_get_target": ("stats.get", {"target": CT2}),
+        "stats_prometheus": ("stats.prometheus", None),
+        "log_get": ("log.get", None),
+        "log_set": ("log.set", {"level": "warn", "debug": ""}),
+        "config_reload": ("config.reload", None),
+    }
+    for k, (m, p) in good.items():
+        s["ok_" + k] = rpc(m, p)
+    bad = {
+        "unknown_method": rpc("no.such", {}),
+        "method_int": b'{"jsonrpc":"2.0","method":7,"id":1}',
+        "no_jsonrpc": b'{"method":"target.list","id":1}',
+        "jsonrpc_1": b'{"jsonrpc":"1.0","method":"target.list","id":1}',
+        "params_array": rpc("target.list", [1, 2]),
+        "params_string": b'{"jsonrpc":"2.0","method":"target.show","params":"x","id":1}',
+        "unknown_param": rpc("target.show", {"target": CT, "nope": 1}),
+        "target_bad_name": rpc("target.add", {"target": "iqn.bad name"}),
+        "target_exists": rpc("target.add", {"target": CT}),
+        "target_missing": rpc("target.show", {"target": "iqn.2026-11.org.iserd:none"}),
+        "lun_big": rpc("lun.add", {"target": CT, "lun": 4294967296, "backing": "ram:1M"}),
+        "lun_neg": rpc("lun.show", {"target": CT, "lun": -1}),
+        "lun_float": rpc("lun.show", {"target": CT, "lun": 1.5}),
+        "lun_dup": rpc("lun.add", {"target": CT, "lun": 0, "backing": "ram:1M"}),
+        "backing_bad": rpc("lun.add", {"target": CT, "lun": 2, "backing": "ram:12Q"}),
+        "backing_none": rpc("lun.add", {"target": CT, "lun": 2, "backing": "nope:1"}),
+        "block_size": rpc("lun.add", {"target": CT, "lun": 2, "backing": "ram:1M",
+                                      "block_size": 1000}),
+        "resize_odd": rpc("lun.resize", {"target": CT, "lun": 0, "size": 1000}),
+        "resize_zero": rpc("lun.resize", {"target": CT, "lun": 0, "size": 0}),
+        "resize_huge": b'{"jsonrpc":"2.0","method":"lun.resize","params":{"target":"' +
+                       CT.encode() + b'","lun":0,"size":18446744073709551615},"id":1}',
+        "resize_str_bad": rpc("lun.resize", {"target": CT, "lun": 0, "size": "1E"}),
+        "ro_not_bool": rpc("lun.set_read_only", {"target": CT, "lun": 0, "read_only": 1}),
+        "portal_bad": rpc("portal.add", {"url": "udp://1.2.3.4:5"}),
+        "portal_iser": rpc("portal.add", {"url": "iser://127.0.0.1:0"}),
+        "portal_remove_last": rpc("portal.remove", {"url": "tcp://127.0.0.1:0"}, rid="x"),
+        "portal_tpgt_big": rpc("portal.add", {"url": "tcp://127.0.0.1:0", "tpgt": 70000}),
+        "chap_not_object": rpc("target.set_auth", {"target": CT, "chap": "u:secret"}),
+        "chap_extra_key": rpc("acl.add", {"target": CT, "initiator": CINI,
+                                          "chap": {"user": "u", "secret": "s", "x": 1}}),
+        "chap_short": rpc("discovery.set_auth", {"chap": {"user": "u", "secret": "s"}}),
+        "chap_nul": b'{"jsonrpc":"2.0","method":"discovery.set_auth","params":{"chap":'
+                    b'{"user":"u\u0000v","secret":"0123456789abcdef"}},"id":1}',
+        "tsih_big": rpc("session.logout", {"tsih": 65536}),
+        "cid_str": rpc("connection.drop", {"tsih": 1, "cid": "0"}),
+        "log_bad_level": rpc("log.set", {"level": "loud"}),
+        "log_debug_all": rpc("log.set", {"debug": "all"}),
+        "reload_params": rpc("config.reload", {"x": 1}),
+    }
+    for k, v in bad.items():
+        s["bad_" + k] = v
+    # ids, notifications, batches
+    s["id_string"] = rpc("target.list", None, rid="abc")
+    s["id_null"] = rpc("target.list", None, rid=None, extra={"id": None})
+    s["id_float"] = b'{"jsonrpc":"2.0","method":"target.list","id":1.5}'
+    s["id_object"] = b'{"jsonrpc":"2.0","method":"target.list","id":{"a":[1]}}'
+    s["id_huge"] = b'{"jsonrpc":"2.0","method":"target.list","id":' + b"9" * 400 + b"}"
+    s["notification"] = rpc("lun.add", {"target": CT, "lun": 5, "backing": "ram:4K"}, rid=None)
+    s["batch"] = b"[" + b",".join([rpc("target.list"), rpc("lun.list", {"target": CT}, rid=2),
+                                   rpc("log.get", None, rid=None)]) + b"]"
+    s["batch_changes"] = b"[" + b",".join([
+        rpc("target.add", {"target": "iqn.2026-11.org.iserd:b"}, rid=1),
+        rpc("lun.add", {"target": "iqn.2026-11.org.iserd:b", "lun": 1, "backing": "ram:1M"},
+            rid=2),
+        rpc("lun.resize", {"target": "iqn.2026-11.org.iserd:b", "lun": 1, "size": "2M"}, rid=3),
+        rpc("target.remove", {"target": "iqn.2026-11.org.iserd:b", "force": True}, rid=4),
+        rpc("portal.add", {"url": "tcp://127.0.0.1:0"}, rid=5),
+        rpc("portal.list", None, rid=6)]) + b"]"
+    s["batch_notifications"] = b"[" + rpc("target.list", rid=None) + b"," + \
+        rpc("log.get", rid=None) + b"]"
+    s["batch_empty"] = b"[]"
+    s["batch_junk"] = b"[1, \"x\", null, [], {}]"
+    s["batch_big"] = b"[" + b",".join([rpc("server.info", None, rid=i)
+                                       for i in range(300)]) + b"]"
+    s["batch_nested"] = b"[[" + rpc("target.list") + b"]]"
+    # malformed text
+    s["json_empty"] = b""
+    s["json_space"] = b" \n"
+    s["json_truncated"] = rpc("target.list")[:-3]
+    s["json_trailing"] = rpc("target.list") + b"}"
+    s["json_two_values"] = rpc("target.list") + b"\n" + rpc("log.get")
+    s["json_scalar"] = b"42"
+    s["json_string"] = b'"target.list"'
+    s["json_deep"] = b"[" * 40 + b"]" * 40
+    s["json_deep_params"] = (b'{"jsonrpc":"2.0","method":"target.add","params":{"target":' +
+                             b'{"a":' * 30 + b"1" + b"}" * 30 + b'},"id":1}')
+    s["json_huge_number"] = (b'{"jsonrpc":"2.0","method":"lun.show","params":{"target":"' +
+                             CT.encode() + b'","lun":1e400},"id":1e400}')
+    s["json_neg_zero"] = (b'{"jsonrpc":"2.0","method":"lun.show","params":{"target":"' +
+                          CT.encode() + b'","lun":-0},"id":-0}')
+    s["json_unicode"] = (b'{"jsonrpc":"2.0","method":"target.show","params":{"target":'
+                         b'"iqn.2026-11.org.iserd:\u00e9\ud83d\ude00\xc3\xa9"},"id":"\u2028"}')
+    s["json_lone_surrogate"] = (b'{"jsonrpc":"2.0","method":"target.show","params":'
+                                b'{"target":"\ud800"},"id":1}')
+    s["json_bad_utf8"] = (b'{"jsonrpc":"2.0","method":"target.show","params":'
+                          b'{"target":"\xff\xfe"},"id":1}')
+    s["json_nul_raw"] = b'{"jsonrpc":"2.0","method":"target.list\x00","id":1}'
+    s["json_nul_escaped"] = b'{"jsonrpc":"2.0","method":"target.list\\u0000x","id":1}'
+    s["json_dup_keys"] = (b'{"jsonrpc":"2.0","method":"target.list","method":"log.get",'
+                          b'"id":1,"id":2}')
+    s["json_control_chars"] = (b'{"jsonrpc":"2.0","method":"acl.add","params":{"target":"' +
+                               CT.encode() + b'","initiator":"iqn.1993-08.x:\u001b[31m"},"id":1}')
+    s["json_long_string"] = rpc("target.show", {"target": "iqn.2026-11.org.x:" + "a" * 5000})
+    s["json_comments"] = b'/* c */ {"jsonrpc":"2.0","method":"target.list","id":1} // c'
+    s["json_single_quotes"] = b"{'jsonrpc':'2.0','method':'target.list','id':1}"
+    s["json_nan"] = (b'{"jsonrpc":"2.0","method":"lun.show","params":{"target":"x","lun":NaN},'
+                     b'"id":Infinity}')
+    return s
+
+
 GENERATORS = {
+    "fuzz_ctl": ctl_seeds,
     "fuzz_tcp_rx": tcp_rx_seeds,
     "fuzz_iser_rx": iser_rx_seeds,
     "fuzz_init_rx": init_rx_seeds,

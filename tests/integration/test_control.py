@@ -25,6 +25,7 @@ Exits 0 when every check passed, 1 otherwise, 77 when a tool is missing.
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -509,6 +510,7 @@ def main():
     deep = b"[" * 100 + b"]" * 100 + b"\n"
     a = raw(sock, deep)
     check("nesting deeper than 32: parse error", a and a[0]["error"]["code"] == -32700, a)
+    refused0 = ctl.json("stats")["process"]["control_clients_refused"]
     conns = []
     for _ in range(20):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -526,6 +528,14 @@ def main():
     for s in conns:
         s.close()
     time.sleep(0.5)
+    # 20 at once: the last 4 at least were turned away, and counted
+    refused = ctl.json("stats")["process"]["control_clients_refused"] - refused0
+    check("past 16 clients: the refusals are counted (iserctl --json stats)",
+          4 <= refused <= 20, refused)
+    r = ctl.run("stats", "--prometheus")
+    check("past 16 clients: iserd_control_clients_refused_total in the metrics",
+          re.search(r"^iserd_control_clients_refused_total %d$" % (refused0 + refused),
+                    r.stdout, re.M) is not None, r.stdout[-2000:])
     check("after all the bad requests the state is unchanged", state() == before)
     check("iserd is still running", d.proc.poll() is None, d.read_log()[-3000:])
     return finish(d, tmp)
