@@ -369,7 +369,7 @@ print_sessions(struct json_object *arr)
 	       "INFL", "INITIATOR -> TARGET");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *s = json_object_array_get_idx(arr, i);
-		char peer[96], a[16];
+		char peer[96], a[24];
 
 		snprintf(peer, sizeof(peer), "%s:%" PRId64, jstr(s, "peer_address"),
 			 jint(s, "peer_port"));

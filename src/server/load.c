@@ -472,7 +472,7 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 			if (s == NULL)
 				continue;
 			if (kn->is_bool) {
-				bool b;
+				bool b = false;
 
 				rc = get_bool(x, s, &b);
 				if (rc < 0)
