@@ -68,6 +68,11 @@ task_count_done(struct isd_task *t)
 		dir = isd_scsi_cdb_io_dir(t->cmd.cdb, t->cmd.cdb_len);
 		bytes = 0;
 		err = ISD_IO_ERR_ABORTED;
+	} else if (t->cmd.io_counted) {
+		/* what the SCSI layer counted at completion */
+		dir = (enum isd_io_dir)t->cmd.io_dir;
+		bytes = t->cmd.io_bytes;
+		err = t->cmd.io_err;
 	} else {
 		isd_scsi_cmd_io_result(&t->cmd, &dir, &bytes, &err);
 	}
@@ -450,6 +455,8 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 			t->cmd.data_out_preset = pdu->data;
 			t->cmd.data_out_preset_len = dsl;
 		}
+		/* the LUN's latency starts at the PDU's arrival too: one clock read */
+		t->cmd.arrival_ns = t->start_ns;
 		rc = isd_scsi_cmd_setup(&t->cmd);
 		t->setup_ok = true;
 		if (rc < 0) {

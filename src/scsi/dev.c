@@ -899,7 +899,7 @@ cmd_setup(struct isd_scsi_cmd *cmd)
 int
 isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 {
-	uint64_t t0 = isd_now_ns();
+	uint64_t t0 = cmd->arrival_ns != 0 ? cmd->arrival_ns : isd_now_ns();
 	int rc = cmd_setup(cmd);
 
 	/* counted once the LU it goes to is known; one finished here is complete */

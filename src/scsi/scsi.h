@@ -157,8 +157,17 @@ struct isd_scsi_cmd {
 	void *aux_buf;                  /* second buffer (compare reads), freed by release */
 	uint32_t aux_len;
 	struct isd_scsi_lu *lu_ref;     /* the LU this command holds (setup to release) */
-	uint64_t io_start_ns;           /* when setup took it (I/O statistics) */
+	/* I/O statistics. The transport may set arrival_ns (isd_now_ns() when the command
+	 * arrived) before setup, which then reads no clock of its own; 0 = setup reads it. */
+	uint64_t arrival_ns;
+	uint64_t io_start_ns;           /* when setup took it */
 	bool io_open;                   /* counted in flight, completion not yet counted */
+	/* what the completion counted, for the transport's own figures (valid once
+	 * io_counted): one computation, not two */
+	bool io_counted;
+	int8_t io_err;                  /* enum isd_io_err, or -1 for GOOD */
+	uint8_t io_dir;                 /* enum isd_io_dir */
+	uint64_t io_bytes;
 };
 
 /* Backing store description used to create a logical unit. */

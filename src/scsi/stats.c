@@ -138,6 +138,10 @@ isd_scsi_io_done(struct isd_scsi_cmd *cmd, bool abandoned)
 	} else {
 		isd_scsi_cmd_io_result(cmd, &dir, &bytes, &err);
 	}
+	cmd->io_counted = true;
+	cmd->io_dir = (uint8_t)dir;
+	cmd->io_err = (int8_t)err;
+	cmd->io_bytes = bytes;
 	now = isd_now_ns();
 	now = now > cmd->io_start_ns ? now - cmd->io_start_ns : 0;
 	if (cmd->dev != NULL)
