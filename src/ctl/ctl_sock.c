@@ -34,7 +34,7 @@ struct ctl_client {
 	char *out;                      /* answers not yet written */
 	size_t out_off, out_len, out_cap;
 	bool closing;                   /* close once out is written */
-	bool want_out;                  /* EPOLLOUT armed */
+	uint32_t events;                /* what the reactor watches for it */
 	struct ctl_client *next;
 };
 
@@ -105,11 +105,13 @@ client_flush(struct ctl_client *cl)
 			return -1;
 		}
 	}
-	bool want = cl->out_len > 0;
+	/* a closing client is only written to: its end of file, always readable,
+	 * must not wake the reactor again and again */
+	uint32_t want = (cl->closing ? 0 : EPOLLIN) | (cl->out_len > 0 ? EPOLLOUT : 0);
 
-	if (want != cl->want_out) {
-		isd_reactor_mod_fd(cl->ctl->r, cl->fd, EPOLLIN | (want ? EPOLLOUT : 0));
-		cl->want_out = want;
+	if (want != cl->events) {
+		isd_reactor_mod_fd(cl->ctl->r, cl->fd, want);
+		cl->events = want;
 	}
 	return 0;
 }
@@ -241,7 +243,8 @@ on_client(void *arg, uint32_t events)
 {
 	struct ctl_client *cl = arg;
 
-	if (events & EPOLLOUT) {
+	/* a hang-up too: the write fails and frees a client that is closing */
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
 		if (client_flush(cl) < 0)
 			return;
 	}
@@ -273,10 +276,17 @@ on_client(void *arg, uint32_t events)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (n <= 0) {
+		if (n < 0) {
 			/* the client is gone: answers to it have nowhere to go */
 			client_free(cl);
 			return;
+		}
+		if (n == 0) {
+			/* end of its requests (socat and the like half-close after sending):
+			 * write what is answered, then close; a request cut short is dropped */
+			cl->closing = true;
+			cl->in_len = 0;
+			break;
 		}
 		cl->in_len += (size_t)n;
 		if (!client_parse(cl)) {
@@ -323,6 +333,7 @@ on_accept(void *arg, uint32_t events)
 				 (int)uc.pid);
 		else
 			snprintf(cl->peer, sizeof(cl->peer), "a client");
+		cl->events = EPOLLIN;
 		if (isd_reactor_add_fd(c->r, fd, EPOLLIN, on_client, cl) < 0) {
 			close(fd);
 			free(cl);

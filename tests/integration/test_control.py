@@ -152,13 +152,15 @@ def replaced(ctl, ini_suffix, old, wait=15):
     return False
 
 
-def raw(sock, data, read=True, timeout=10):
+def raw(sock, data, read=True, timeout=10, half_close=False):
     """Sends bytes on the control socket, returns the answers (list of parsed JSON)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     s.connect(sock)
     try:
         s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
     except (BrokenPipeError, ConnectionResetError):
         pass
     buf = b""
@@ -482,6 +484,9 @@ def main():
     before = state()
     a = raw(sock, b"{this is not json\n")
     check("not JSON: parse error -32700", a and a[0].get("error", {}).get("code") == -32700, a)
+    a = raw(sock, b'{"jsonrpc":"2.0","method":"server.info","id":5}', half_close=True)
+    check("a client that half-closes after its request still gets the answer",
+          a and a[0].get("id") == 5 and "result" in a[0], a)
     a = rpc(sock, "no.such.method")
     check("unknown method: -32601", a and a["error"]["code"] == -32601, a)
     a = rpc(sock, "lun.add", {"target": TA, "lun": "zero", "backing": "ram:1M"})
