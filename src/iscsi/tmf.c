@@ -167,7 +167,6 @@ isd_tmf_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	uint64_t lun = isd_bhs_lun(pdu->bhs);
 	uint32_t itt = isd_bhs_itt(pdu->bhs);
 	uint32_t rtt = get_be32(pdu->bhs + 20);
-	uint32_t refcmdsn = get_be32(pdu->bhs + 32);
 	struct isd_tmf_wait *w;
 	struct isd_task *t;
 	uint8_t response = ISD_TMF_RSP_COMPLETE;
@@ -197,9 +196,18 @@ isd_tmf_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		if (t != NULL && !t->aborted) {
 			abort_task(t, w);
 		} else if (t == NULL) {
-			/* RFC 7143 §11.5.1: a task that already completed counts as aborted */
-			response = sn_lt(refcmdsn, s->exp_cmdsn) ? ISD_TMF_RSP_COMPLETE
-								 : ISD_TMF_RSP_NO_TASK;
+			/*
+			 * No such task. Its RefCmdSN before ExpCmdSN: it ran and its
+			 * response went out, so it "does not exist" (RFC 7143 §11.5.1 c)
+			 * and the initiator keeps that response. A RefCmdSN inside the
+			 * window names a command not received yet (or parked out of
+			 * order); §11.5.1 b would answer "Function complete" and take it
+			 * as received, but the core cannot yet drop that command when it
+			 * arrives, and telling the initiator a write was aborted that
+			 * then lands would be worse than the plain truth: "does not
+			 * exist" there too (docs/iserd.md, under "Reservations").
+			 */
+			response = ISD_TMF_RSP_NO_TASK;
 		}
 		break;
 	case ISD_TMF_ABORT_TASK_SET:

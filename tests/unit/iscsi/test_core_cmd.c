@@ -698,13 +698,21 @@ test_tmf_abort_task(void **state)
 	isd_iscsi_tgt_get_stats(f->t, &st);
 	assert_int_equal(st.tasks, 0);
 
-	/* unknown task: "complete" for an old RefCmdSN, "does not exist" otherwise */
+	/* unknown task: "does not exist", whether its RefCmdSN is already past (the
+	 * task ran and answered: RFC 7143 §11.5.1 c), inside the window (not received
+	 * yet: the core answers the truth rather than abort a command it would still
+	 * run, tmf.c) or beyond it */
 	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0x82, 0x1234, f->cmdsn, f->cmdsn - 1);
 	fake_dm_inject(&f->fd, bhs, NULL, 0);
 	rsp = fake_dm_pop(&f->fd);
-	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_COMPLETE);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_NO_TASK);
 	isd_pdu_free(rsp);
-	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0x83, 0x1234, f->cmdsn, f->cmdsn + 3);
+	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0x84, 0x1235, f->cmdsn, f->cmdsn + 3);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_NO_TASK);
+	isd_pdu_free(rsp);
+	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0x83, 0x1234, f->cmdsn, f->cmdsn + 100000);
 	fake_dm_inject(&f->fd, bhs, NULL, 0);
 	rsp = fake_dm_pop(&f->fd);
 	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_NO_TASK);
