@@ -18,6 +18,7 @@ set(_isd_init_reused
 	${CMAKE_SOURCE_DIR}/src/util/crc32c.c
 	${CMAKE_SOURCE_DIR}/src/util/log.c
 	${CMAKE_SOURCE_DIR}/src/util/iov.c
+	${CMAKE_SOURCE_DIR}/src/util/mem.c
 	${CMAKE_SOURCE_DIR}/src/util/str.c
 	${CMAKE_SOURCE_DIR}/src/reactor/reactor.c
 	${CMAKE_SOURCE_DIR}/src/dm/tcp/tcp_frame.c

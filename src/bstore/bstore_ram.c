@@ -17,6 +17,7 @@
 
 #include "bstore/bstore_int.h"
 #include "reactor/reactor.h"
+#include "util/mem.h"
 #include "util/str.h"
 
 struct ram_req {
@@ -33,11 +34,7 @@ struct ram_bs {
 	size_t map_len;
 	size_t page;
 	TAILQ_HEAD(, ram_req) inflight;
-	TAILQ_HEAD(, ram_req) free_reqs;        /* recycled so steady-state I/O does not malloc */
-	unsigned nfree;
 };
-
-#define RAM_FREE_MAX 256
 
 static void
 ram_complete(void *arg)
@@ -49,28 +46,17 @@ ram_complete(void *arg)
 	int status = req->status;
 
 	TAILQ_REMOVE(&rb->inflight, req, link);
-	if (rb->nfree < RAM_FREE_MAX) {
-		TAILQ_INSERT_HEAD(&rb->free_reqs, req, link);
-		rb->nfree++;
-	} else {
-		free(req);
-	}
+	isd_mem_free(req);
 	cb(cb_arg, status);
 }
 
 static int
 ram_defer(struct ram_bs *rb, int status, isd_bstore_cb cb, void *arg)
 {
-	struct ram_req *req = TAILQ_FIRST(&rb->free_reqs);
+	struct ram_req *req = isd_mem_alloc(sizeof(*req));
 
-	if (req != NULL) {
-		TAILQ_REMOVE(&rb->free_reqs, req, link);
-		rb->nfree--;
-	} else {
-		req = calloc(1, sizeof(*req));
-		if (req == NULL)
-			return -ENOMEM;
-	}
+	if (req == NULL)
+		return -ENOMEM;
 	isd_timer_init(&req->timer, ram_complete, req);
 	req->owner = rb;
 	req->cb = cb;
@@ -181,11 +167,7 @@ ram_destroy(struct isd_bstore *bs)
 	while ((req = TAILQ_FIRST(&rb->inflight)) != NULL) {
 		TAILQ_REMOVE(&rb->inflight, req, link);
 		isd_reactor_timer_stop(bs->reactor, &req->timer);
-		free(req);
-	}
-	while ((req = TAILQ_FIRST(&rb->free_reqs)) != NULL) {
-		TAILQ_REMOVE(&rb->free_reqs, req, link);
-		free(req);
+		isd_mem_free(req);
 	}
 	if (bs->mem_base != NULL)
 		munmap(bs->mem_base, rb->map_len);
@@ -216,7 +198,6 @@ isd_bstore_ram_create(struct isd_reactor *r, uint64_t size, struct isd_bstore **
 	if (rb == NULL)
 		return -ENOMEM;
 	TAILQ_INIT(&rb->inflight);
-	TAILQ_INIT(&rb->free_reqs);
 	rb->page = (size_t)page;
 	rb->map_len = (size_t)((size + rb->page - 1) / rb->page * rb->page);
 	/* NORESERVE: a thin 1T RAM LU only costs what is written to it. */

@@ -32,6 +32,7 @@
 #include "bstore/bstore_int.h"
 #include "reactor/reactor.h"
 #include "util/log.h"
+#include "util/mem.h"
 #include "util/str.h"
 
 #define URING_DEPTH 256
@@ -94,7 +95,7 @@ req_finish(struct uring_req *req, int status)
 	void *arg = req->arg;
 
 	ubs->inflight--;
-	free(req);
+	isd_mem_free(req);
 	cb(arg, status);
 }
 
@@ -327,7 +328,7 @@ req_alloc(struct uring_bs *ubs, enum uring_op op, const struct iovec *iov, int i
 
 	if (iovcnt < 0 || iovcnt > URING_MAX_IOV)
 		return NULL;
-	req = calloc(1, sizeof(*req) + (size_t)iovcnt * sizeof(struct iovec));
+	req = isd_mem_zalloc(sizeof(*req) + (size_t)iovcnt * sizeof(struct iovec));
 	if (req == NULL)
 		return NULL;
 	req->ubs = ubs;
@@ -470,7 +471,7 @@ uring_destroy(struct isd_bstore *bs)
 		TAILQ_REMOVE(&ubs->deferred, req, link);
 		isd_reactor_timer_stop(bs->reactor, &req->timer);
 		ubs->inflight--;
-		free(req);
+		isd_mem_free(req);
 	}
 	/*
 	 * The owner promised nothing is in flight; if it lied, wait for the

@@ -21,6 +21,7 @@
 
 #include "bstore/bstore.h"
 #include "reactor/reactor.h"
+#include "util/mem.h"
 #include "util/str.h"
 
 struct zero_req {
@@ -46,7 +47,7 @@ zero_complete(void *arg)
 	void *cb_arg = req->arg;
 
 	TAILQ_REMOVE(&req->owner->inflight, req, link);
-	free(req);
+	isd_mem_free(req);
 	cb(cb_arg, 0);
 }
 
@@ -54,7 +55,7 @@ zero_complete(void *arg)
 static int
 zero_defer(struct zero_bs *zb, isd_bstore_cb cb, void *arg)
 {
-	struct zero_req *req = calloc(1, sizeof(*req));
+	struct zero_req *req = isd_mem_zalloc(sizeof(*req));
 
 	if (req == NULL)
 		return -ENOMEM;
@@ -130,7 +131,7 @@ zero_destroy(struct isd_bstore *bs)
 	while ((req = TAILQ_FIRST(&zb->inflight)) != NULL) {
 		TAILQ_REMOVE(&zb->inflight, req, link);
 		isd_reactor_timer_stop(bs->reactor, &req->timer);
-		free(req);
+		isd_mem_free(req);
 	}
 	free(zb);
 }

@@ -23,6 +23,7 @@
 #include "server/live.h"
 #include "server/target.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 /* One request being handled. */
 struct rpc {
@@ -1166,6 +1167,19 @@ isd_ctl_process_stats(struct isd_target_running *rt)
 	add_int(o, "login_connections", (int64_t)st.login_connections);
 	add_int(o, "cmdsn_dropped", (int64_t)st.cmdsn_dropped);
 	add_int(o, "control_clients_refused", (int64_t)isd_ctl_clients_refused());
+	{
+		/* the data path's block cache: malloc_calls stops growing once warm */
+		struct isd_mem_stats ms;
+		struct json_object *mo = json_object_new_object();
+
+		isd_mem_get_stats(&ms);
+		add_int(mo, "requests", (int64_t)ms.allocs);
+		add_int(mo, "malloc_calls", (int64_t)ms.sys_allocs);
+		add_int(mo, "free_calls", (int64_t)ms.sys_frees);
+		add_int(mo, "cached_bytes", (int64_t)ms.cached_bytes);
+		add_int(mo, "cached_blocks", (int64_t)ms.cached_blocks);
+		json_object_object_add(o, "block_cache", mo);
+	}
 	/* refusals by limit, named after the limit (docs/iserd.md) */
 	ro = json_object_new_object();
 	n = isd_iscsi_refused_list(&st, sv, (int)(sizeof(sv) / sizeof(sv[0])));

@@ -23,6 +23,7 @@
 #include "scsi/scsi.h"
 #include "server/live.h"
 #include "server/target.h"
+#include "util/mem.h"
 
 /* ---- output buffer ---- */
 
@@ -390,6 +391,25 @@ render_process(struct pbuf *b, struct isd_target_running *rt)
 		  "Control socket clients turned away: more than 16 were connected.");
 	pb_printf(b, "iserd_control_clients_refused_total %llu\n",
 		  (unsigned long long)isd_ctl_clients_refused());
+	{
+		struct isd_mem_stats ms;
+
+		isd_mem_get_stats(&ms);
+		pb_family(b, "iserd_block_cache_requests_total", "counter",
+			  "Data-path blocks (tasks, PDUs, send items, store requests, buffers) "
+			  "asked of the per-thread block cache.");
+		pb_printf(b, "iserd_block_cache_requests_total %llu\n",
+			  (unsigned long long)ms.allocs);
+		pb_family(b, "iserd_block_cache_malloc_calls_total", "counter",
+			  "Of those, the ones the cache passed to malloc: flat once the "
+			  "working set is cached.");
+		pb_printf(b, "iserd_block_cache_malloc_calls_total %llu\n",
+			  (unsigned long long)ms.sys_allocs);
+		pb_family(b, "iserd_block_cache_bytes", "gauge",
+			  "Bytes kept on the block cache's free lists, all threads.");
+		pb_printf(b, "iserd_block_cache_bytes %llu\n",
+			  (unsigned long long)ms.cached_bytes);
+	}
 	pb_family(b, "iserd_refused_total", "counter",
 		  "Connections, logins, PDUs or buffers refused at a limit, by the limit's name.");
 	for (int i = 0; i < nref && i < 16; i++)

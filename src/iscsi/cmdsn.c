@@ -18,6 +18,7 @@
 
 #include "iscsi/core.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 static void
 deliver(struct isd_conn *c, struct isd_pdu *pdu)
@@ -100,7 +101,7 @@ held_free(struct isd_conn *c, struct isd_held *h, bool release_all)
 	}
 	if (release_all && h->pdu != NULL)
 		isd_conn_release_pdu(c, h->pdu);
-	free(h);
+	isd_mem_free(h);
 }
 
 /* Delivers parked requests whose turn has come. */
@@ -171,7 +172,7 @@ isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		isd_conn_release_pdu(c, pdu);
 		return;
 	}
-	h = calloc(1, sizeof(*h));
+	h = isd_mem_zalloc(sizeof(*h));
 	if (h == NULL) {
 		isd_log_err("iscsi: out of memory parking CmdSN %u, closing connection", cmdsn);
 		isd_conn_release_pdu(c, pdu);

@@ -8,6 +8,7 @@
 
 #include "iscsi/core.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 static size_t
 align16(size_t n)
@@ -40,7 +41,7 @@ isd_conn_buf_alloc(void *ctx, uint32_t len)
 		c->tgt->stats.refused.buffers++;
 		return NULL;
 	}
-	p = dm_bufs(c) ? c->ops->buf_alloc(&c->dmc, len) : malloc(len);
+	p = dm_bufs(c) ? c->ops->buf_alloc(&c->dmc, len) : isd_mem_alloc(len);
 	if (p != NULL)
 		c->buf_bytes += len;
 	return p;
@@ -56,7 +57,7 @@ isd_conn_buf_free(void *ctx, void *buf, uint32_t len)
 	if (dm_bufs(c))
 		c->ops->buf_free(&c->dmc, &t->dmt, buf, len);
 	else
-		free(buf);
+		isd_mem_free(buf);
 }
 
 static bool

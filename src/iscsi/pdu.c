@@ -12,6 +12,7 @@
 #include "iscsi/pdu.h"
 #include "util/crc32c.h"
 #include "util/endian.h"
+#include "util/mem.h"
 
 static_assert(ISD_BHS_LEN == 48, "RFC 7143 §11.2: the BHS is 48 bytes");
 static_assert(ISD_MAX_AHS_LEN == 1020, "TotalAHSLength is one byte of 4-byte words");
@@ -31,7 +32,7 @@ isd_pdu_alloc(uint32_t data_cap)
 	struct isd_pdu *pdu;
 
 	/* One block: the struct and its inline data storage, so a send is one free(). */
-	pdu = calloc(1, sizeof(*pdu) + (size_t)data_cap);
+	pdu = isd_mem_zalloc(sizeof(*pdu) + (size_t)data_cap);
 	if (pdu == NULL)
 		return NULL;
 	pdu->data = pdu->inline_data;
@@ -46,7 +47,7 @@ isd_pdu_alloc(uint32_t data_cap)
 void
 isd_pdu_free(struct isd_pdu *pdu)
 {
-	free(pdu);
+	isd_mem_free(pdu);
 }
 
 static bool

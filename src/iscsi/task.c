@@ -11,6 +11,7 @@
 #include "iscsi/core.h"
 #include "util/iov.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 static uint32_t
 min_u32(uint32_t a, uint32_t b)
@@ -34,7 +35,7 @@ static struct isd_task *
 task_alloc(struct isd_conn *c, bool immediate)
 {
 	size_t priv = (c->ops->task_priv_size + 15) & ~(size_t)15;
-	struct isd_task *t = calloc(1, sizeof(*t) + priv);
+	struct isd_task *t = isd_mem_zalloc(sizeof(*t) + priv);
 
 	if (t == NULL)
 		return NULL;
@@ -96,7 +97,7 @@ isd_task_free(struct isd_task *t)
 	if (t->held_pdu != NULL)
 		isd_conn_release_pdu(c, t->held_pdu);
 	c->tgt->stats.tasks--;
-	free(t);
+	isd_mem_free(t);
 	if (w != NULL)
 		isd_tmf_wait_done(w);
 	isd_conn_put(c);

@@ -6,6 +6,9 @@ Starts iserd with a RAM LUN and --metrics-listen on a free loopback port, runs
 the LUN's read/write command and byte counters in GET /metrics equal what
 bench reports it did, exactly; that a session shows up while bench runs; that
 nothing is left in flight; and that `promtool check metrics` accepts the text.
+A second run of the same load, with the block cache warm, makes (almost) no
+malloc calls: iserd_block_cache_malloc_calls_total grows by less than one per
+thousand I/Os.
 Then the listener's answers to other paths and methods. At the end iserd gets
 SIGTERM and must exit 0 without a sanitizer report.
 
@@ -201,6 +204,23 @@ def main():
             raise hl.CaseFail("promtool: rc %d: %s %s" % (r.returncode, r.stdout, r.stderr))
         return "promtool check metrics: clean"
 
+    def steady_state():
+        # the same load twice: the second run finds the block cache warm, so its
+        # data path asks malloc for nothing (a new session's login does not use it)
+        def both():
+            n = 0
+            for rw in ("randwrite", "randread"):
+                n += bench(iserinit, url, "--rw", rw, "--bs", "4K", "--qd", "16",
+                           "--time", "1")["ios"]
+            return n
+        both()
+        m0 = samples(scrape(mport))["iserd_block_cache_malloc_calls_total"]
+        ios = both()
+        m1 = samples(scrape(mport))["iserd_block_cache_malloc_calls_total"]
+        if ios < 1000 or (m1 - m0) * 1000 > ios:
+            raise hl.CaseFail("%d block-cache malloc calls over %d I/Os" % (m1 - m0, ios))
+        return "%d block-cache malloc calls over %d I/Os once warm" % (m1 - m0, ios)
+
     def other_requests():
         for req, want in ((b"GET / HTTP/1.1\r\n\r\n", 404),
                           (b"GET /metrics/x HTTP/1.0\r\n\r\n", 404),
@@ -217,6 +237,7 @@ def main():
         check("LUN counters equal bench", exact)
     if "text" in state:
         check("promtool", prom)
+    check("steady state allocates nothing", steady_state)
     check("other paths and methods", other_requests)
     err = d.stop()
     if err:

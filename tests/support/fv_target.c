@@ -13,6 +13,7 @@
 
 #include "bstore/bstore.h"
 #include "dm/iser/iser_dm.h"
+#include "dm/tcp/tcp.h"
 #include "rdma/rdma.h"
 #include "reactor/reactor.h"
 #include "scsi/scsi.h"
@@ -71,6 +72,12 @@ fv_target_start(struct fv_target *ft, const struct fv_target_cfg *fc)
 	isd_iser_portal_set_remote_invalidate(ft->portal, fc->remote_inv);
 	ft->port = isd_iser_portal_port(ft->portal);
 	assert_true(ft->port != 0);
+	if (fc->tcp) {
+		assert_int_equal(isd_tcp_portal_listen(ft->t, ft->r, "127.0.0.1", 0, 1,
+						       &ft->tcp_portal, err, sizeof(err)), 0);
+		ft->tcp_port = isd_tcp_portal_port(ft->tcp_portal);
+		assert_true(ft->tcp_port != 0);
+	}
 }
 
 uint64_t
@@ -105,6 +112,8 @@ fv_target_assert_idle(struct fv_target *ft)
 void
 fv_target_stop(struct fv_target *ft)
 {
+	if (ft->tcp_portal != NULL)
+		isd_tcp_portal_close(ft->tcp_portal);
 	isd_iser_portal_close(ft->portal);
 	if (ft->bs->mem_base != NULL)
 		isd_iser_unregister_memory(ft->bs->mem_base);    /* a no-op if not registered */

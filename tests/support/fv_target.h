@@ -4,6 +4,8 @@
  * fake device. Used by the target datamover's test (fake initiator,
  * tests/unit/dmiser/test_fv_iser.c) and by the initiator library's
  * (libiserd over rdma_cm, tests/unit/initiator/test_fv_iserinit.c).
+ * With cfg.tcp it also listens on a TCP portal (loopback), for tests that
+ * want a real kernel transport under the same target.
  * The functions assert (cmocka) instead of returning errors.
  */
 #ifndef ISD_TEST_FV_TARGET_H
@@ -21,6 +23,7 @@ struct fv_target_cfg {
 	bool lun_unregistered;          /* the RAM LU's memory is not registered: bounce */
 	bool file_lun;                  /* a file LU: data in registered pool buffers */
 	uint32_t lun_mib;               /* 0: 4 MiB */
+	bool tcp;                       /* also a TCP portal on 127.0.0.1 */
 };
 
 struct fv_target {
@@ -31,6 +34,8 @@ struct fv_target {
 	struct isd_bstore *bs;
 	struct isd_iser_portal *portal;
 	uint16_t port;                  /* the portal's (on 0.0.0.0) */
+	struct isd_tcp_portal *tcp_portal;      /* cfg.tcp */
+	uint16_t tcp_port;
 	char path[64];                  /* the file LU's file */
 };
 

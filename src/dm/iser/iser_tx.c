@@ -16,6 +16,7 @@
 #include "rdma/rdma.h"
 #include "util/iov.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 #define ISD_ISER_POST_MAX_WRS 64        /* RDMA WRs in one post */
 
@@ -81,7 +82,7 @@ isd_iser_tx_setup(struct isd_iser_conn *ic)
 static struct isd_iser_job *
 job_alloc(struct isd_iser_conn *ic, enum isd_iser_job_kind kind)
 {
-	struct isd_iser_job *job = calloc(1, sizeof(*job));
+	struct isd_iser_job *job = isd_mem_zalloc(sizeof(*job));
 
 	if (job == NULL)
 		return NULL;
@@ -120,7 +121,7 @@ isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	fence = job->fence;
 	ic->jobs--;
 	isd_iser_g_jobs--;
-	free(job);
+	isd_mem_free(job);
 	/* last: its WRs are complete (or the QP is gone), nothing of it moves now;
 	 * the answer may be sent from here */
 	if (fence != NULL)

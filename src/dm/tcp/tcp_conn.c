@@ -40,6 +40,7 @@
 #include "util/endian.h"
 #include "util/iov.h"
 #include "util/log.h"
+#include "util/mem.h"
 #include "util/str.h"
 
 static void tx_flush(struct isd_tcp_conn *tc);
@@ -170,45 +171,23 @@ task_tx_ref(struct isd_dm_task *t, int d)
 	tt->tx_refs = (uint32_t)((int)tt->tx_refs + d);
 }
 
-/* A zeroed send item: from the connection's cache of spent ones, else new. */
+/* A zeroed send item. */
 static struct isd_tcp_tx *
 tx_new(struct isd_tcp_conn *tc)
 {
-	struct isd_tcp_tx *tx = TAILQ_FIRST(&tc->tx_cache);
-
-	if (tx == NULL)
-		return calloc(1, sizeof(*tx));
-	TAILQ_REMOVE(&tc->tx_cache, tx, link);
-	tc->tx_cached--;
-	memset(tx, 0, sizeof(*tx));
-	return tx;
+	(void)tc;
+	return isd_mem_zalloc(sizeof(struct isd_tcp_tx));
 }
 
-/* Frees what a spent item owns; keeps the item itself for reuse, up to a few. */
+/* Frees a spent item and what it owns. */
 static void
 tx_free(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 {
+	(void)tc;
 	if (tx->pdu != NULL)
 		isd_pdu_free(tx->pdu);
 	free(tx->detached_buf);
-	if (tc->tx_cached >= ISD_TCP_TX_CACHE || tc->state == ISD_TCP_CLOSED) {
-		free(tx);
-		return;
-	}
-	TAILQ_INSERT_HEAD(&tc->tx_cache, tx, link);
-	tc->tx_cached++;
-}
-
-static void
-tx_cache_drop(struct isd_tcp_conn *tc)
-{
-	struct isd_tcp_tx *tx;
-
-	while ((tx = TAILQ_FIRST(&tc->tx_cache)) != NULL) {
-		TAILQ_REMOVE(&tc->tx_cache, tx, link);
-		free(tx);
-	}
-	tc->tx_cached = 0;
+	isd_mem_free(tx);
 }
 
 /*
@@ -749,7 +728,6 @@ close_now(struct isd_tcp_conn *tc, int reason)
 	while ((tx = TAILQ_FIRST(&tc->txq)) != NULL)
 		tx_unlink(tc, tx);
 	tc->rx_paused = false;
-	tx_cache_drop(tc);
 	isd_pdu_free(tc->rx_spare);
 	tc->rx_spare = NULL;
 	rx_drop(tc);
@@ -1655,7 +1633,6 @@ isd_tcp_conn_init(struct isd_tcp_conn *tc, struct isd_dm_conn *c, struct isd_rea
 	isd_timer_init(&tc->connect_timer, connect_failed_cb, tc);
 	isd_timer_init(&tc->rx_timer, rx_timer_cb, tc);
 	TAILQ_INIT(&tc->txq);
-	TAILQ_INIT(&tc->tx_cache);
 	TAILQ_INIT(&tc->r2t_wait);
 	for (int i = 0; i < ISD_TCP_TTT_SLOTS; i++)
 		tc->ttt[i].ttt = ISD_RSVD_TAG;

@@ -24,8 +24,6 @@
 #define ISD_TCP_TX_IOV_MAX 64
 /* Data bytes of the PDU an active connection keeps aside for the next small one. */
 #define ISD_TCP_RX_SPARE_DATA 512
-/* Spent send items a connection keeps for reuse (no allocation per PDU sent). */
-#define ISD_TCP_TX_CACHE 64
 /* iovec entries one sendmsg gathers, over as many queued PDUs as fit. */
 #define ISD_TCP_TX_GATHER 256
 /* Receive budget per readiness event, for fairness between connections. */
@@ -222,8 +220,6 @@ struct isd_tcp_conn {
 
 	/* send */
 	struct isd_tcp_tx_list txq;
-	struct isd_tcp_tx_list tx_cache;        /* spent items kept for reuse */
-	uint32_t tx_cached;
 	/* put_data items a write just finished, notified after the write's accounting */
 	struct isd_dm_task *tx_done[ISD_TCP_TX_GATHER];
 	uint32_t tx_ndone;
