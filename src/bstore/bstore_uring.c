@@ -2,20 +2,39 @@
  * File and block-device backing stores over io_uring.
  *
  * One ring per reactor, created when the first store opens on that reactor and
- * freed with the last one; its completions arrive on an eventfd the reactor
- * watches. Buffered I/O: FUA is a RWF_DSYNC write, SYNCHRONIZE CACHE an
- * fdatasync, so the page cache is the volatile write cache the LU reports.
+ * freed with the last one. Buffered I/O: FUA is a RWF_DSYNC write, SYNCHRONIZE
+ * CACHE an fdatasync, so the page cache is the volatile write cache the LU
+ * reports.
+ *
+ * Requests are put in the submission queue as they come and submitted once a
+ * reactor turn, by a turn-end call (one io_uring_enter for everything the
+ * turn's commands asked). Right after the submit that call reaps the
+ * completion queue: a read or write the page cache could serve completed
+ * inside io_uring_enter, so its command goes on at once, in the same turn.
+ * Completions that come later (the kernel went to the disk, or punted the
+ * request to its io-wq workers) wake the reactor through an eventfd watched
+ * edge-triggered, so it is never read: one wakeup, no read(2), per batch.
+ *
+ * Files on tmpfs or ramfs are memory, but those file systems cannot do a
+ * read or write without blocking the way io_uring asks first (RWF_NOWAIT is
+ * "not supported" there), so io_uring would hand every request to a worker
+ * thread: a thread switch and about 10 us per I/O for a memory copy. Their
+ * reads and writes are done by the reactor itself instead, with preadv and
+ * pwritev at the end of the turn, as a RAM LUN's are; nothing there waits
+ * for a device.
  *
  * A request that does not fit in the submission queue waits on a list and goes
  * out when completions have made room. Short reads and writes resubmit the
  * rest. Stores and rings belong to their reactor's thread; only the list of
  * rings is shared (guarded by a mutex, touched at open and close only).
  */
+#define _GNU_SOURCE /* pwritev2 */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,6 +46,7 @@
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "bstore/bstore_int.h"
@@ -56,7 +76,7 @@ struct uring_req {
 	uint64_t len;                   /* discard length */
 	isd_bstore_cb cb;
 	void *arg;
-	struct isd_timer timer;         /* UOP_BLKDISCARD completion */
+	struct isd_timer timer;         /* UOP_BLKDISCARD completion; a memory file's I/O */
 	int status;
 	TAILQ_ENTRY(uring_req) link;    /* on the ring's pending list */
 	int iovcnt;
@@ -67,6 +87,7 @@ struct uring_ctx {
 	struct isd_reactor *r;
 	struct io_uring ring;
 	int efd;
+	struct isd_timer flush;         /* turn-end: submit what the turn queued, reap */
 	unsigned refs;
 	unsigned inflight;              /* SQEs handed to the kernel and not yet reaped */
 	TAILQ_HEAD(, uring_req) pending;
@@ -77,6 +98,7 @@ struct uring_bs {
 	struct isd_bstore bs;
 	int fd;
 	bool is_dev;
+	bool memfs;                     /* a file on tmpfs/ramfs: preadv/pwritev at turn end */
 	struct uring_ctx *ctx;
 	unsigned inflight;              /* this store's requests not yet completed */
 	TAILQ_HEAD(, uring_req) deferred;       /* completions waiting on a reactor timer */
@@ -149,7 +171,7 @@ req_queue(struct uring_ctx *ctx, struct uring_req *req)
 		TAILQ_INSERT_TAIL(&ctx->pending, req, link);
 		return;
 	}
-	ring_submit(ctx);
+	isd_reactor_at_turn_end(ctx->r, &ctx->flush);
 }
 
 static void
@@ -165,7 +187,7 @@ ring_drain_pending(struct uring_ctx *ctx)
 		any = true;
 	}
 	if (any)
-		ring_submit(ctx);
+		isd_reactor_at_turn_end(ctx->r, &ctx->flush);
 }
 
 /* Drops `n` bytes from the front of the request's iovec after a short transfer. */
@@ -239,15 +261,25 @@ ring_reap(struct uring_ctx *ctx)
 	ring_drain_pending(ctx);
 }
 
+/* Edge-triggered: each completion the kernel posts is a new edge, so the
+ * eventfd's count is never read (it only grows, and saturates harmlessly). */
 static void
 ring_event(void *arg, uint32_t events)
 {
 	struct uring_ctx *ctx = arg;
-	uint64_t v;
 
 	(void)events;
-	if (read(ctx->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		isd_log_warn("bstore: eventfd read: %s", strerror(errno));
+	ring_reap(ctx);
+}
+
+/* Turn end: one submit for the turn's requests, then what completed inline. */
+static void
+ring_flush(void *arg)
+{
+	struct uring_ctx *ctx = arg;
+
+	if (io_uring_sq_ready(&ctx->ring) > 0)
+		ring_submit(ctx);
 	ring_reap(ctx);
 }
 
@@ -274,6 +306,7 @@ ring_get(struct isd_reactor *r, struct uring_ctx **out)
 	ctx->r = r;
 	ctx->refs = 1;
 	TAILQ_INIT(&ctx->pending);
+	isd_timer_init(&ctx->flush, ring_flush, ctx);
 	rc = io_uring_queue_init(URING_DEPTH, &ctx->ring, 0);
 	if (rc < 0)
 		goto err_free;
@@ -285,7 +318,7 @@ ring_get(struct isd_reactor *r, struct uring_ctx **out)
 	rc = io_uring_register_eventfd(&ctx->ring, ctx->efd);
 	if (rc < 0)
 		goto err_efd;
-	rc = isd_reactor_add_fd(r, ctx->efd, EPOLLIN, ring_event, ctx);
+	rc = isd_reactor_add_fd(r, ctx->efd, EPOLLIN | EPOLLET, ring_event, ctx);
 	if (rc < 0)
 		goto err_efd;
 	LIST_INSERT_HEAD(&g_rings, ctx, link);
@@ -314,6 +347,7 @@ ring_put(struct uring_ctx *ctx)
 	}
 	LIST_REMOVE(ctx, link);
 	pthread_mutex_unlock(&g_ring_lock);
+	isd_reactor_timer_stop(ctx->r, &ctx->flush);
 	isd_reactor_del_fd(ctx->r, ctx->efd);
 	close(ctx->efd);
 	io_uring_queue_exit(&ctx->ring);
@@ -361,6 +395,47 @@ req_defer(struct uring_req *req, int status)
 	isd_reactor_defer(req->ubs->bs.reactor, &req->timer);
 }
 
+/* A memory file's read or write, done by the reactor (see the top of the file). */
+static int
+memfs_rw(struct uring_req *req)
+{
+	int fd = req->ubs->fd;
+
+	while (req->iovcnt > 0) {
+		ssize_t n;
+
+		if (req->op == UOP_READ)
+			n = preadv(fd, req->iov, req->iovcnt, (off_t)req->off);
+		else
+			n = pwritev2(fd, req->iov, req->iovcnt, (off_t)req->off,
+				     req->fua ? RWF_DSYNC : 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0) {
+			if (req->op == UOP_WRITE)
+				return -EIO;
+			/* past the end of a file shorter than its LU: zeros */
+			for (int i = 0; i < req->iovcnt; i++)
+				memset(req->iov[i].iov_base, 0, req->iov[i].iov_len);
+			return 0;
+		}
+		req_advance(req, (size_t)n);
+	}
+	return 0;
+}
+
+static void
+memfs_run(void *arg)
+{
+	struct uring_req *req = arg;
+
+	TAILQ_REMOVE(&req->ubs->deferred, req, link);
+	req_finish(req, memfs_rw(req));
+}
+
 static int
 uring_rw(struct isd_bstore *bs, enum uring_op op, const struct iovec *iov, int iovcnt,
 	 uint64_t off, bool fua, isd_bstore_cb cb, void *arg)
@@ -389,6 +464,12 @@ uring_rw(struct isd_bstore *bs, enum uring_op op, const struct iovec *iov, int i
 	if (n == 0) {
 		/* Nothing to move: complete from the reactor without bothering the kernel. */
 		req_defer(req, 0);
+		return 0;
+	}
+	if (ubs->memfs) {
+		isd_timer_init(&req->timer, memfs_run, req);
+		TAILQ_INSERT_TAIL(&ubs->deferred, req, link);
+		isd_reactor_at_turn_end(bs->reactor, &req->timer);
 		return 0;
 	}
 	req_queue(ubs->ctx, req);
@@ -610,6 +691,12 @@ isd_bstore_uring_open(struct isd_reactor *r, const char *path, bool is_dev, uint
 		ubs->bs.size = size;
 		ubs->bs.can_discard = true;
 		ubs->bs.discard_zeroes = true;  /* a punched hole reads as zeros */
+		{
+			struct statfs sfs;
+
+			ubs->memfs = fstatfs(ubs->fd, &sfs) == 0 &&
+				     (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+		}
 	}
 	if (ubs->bs.size == 0) {
 		rc = -EINVAL;

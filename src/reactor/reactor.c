@@ -33,6 +33,7 @@ struct isd_reactor {
 	int wakefd;                     /* eventfd written by isd_reactor_stop() */
 	volatile int stop;
 	TAILQ_HEAD(isd_timer_list, isd_timer) timers; /* sorted by deadline */
+	struct isd_timer_list turn_end;         /* in the order armed */
 	struct isd_reactor_fd **fds;    /* index: fd number */
 	int nfds;
 	struct isd_reactor_fd *dead;    /* freed after the current dispatch round */
@@ -68,6 +69,7 @@ isd_reactor_create(struct isd_reactor **out)
 	if (r == NULL)
 		return -ENOMEM;
 	TAILQ_INIT(&r->timers);
+	TAILQ_INIT(&r->turn_end);
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (r->epfd < 0) {
 		rc = -errno;
@@ -207,8 +209,12 @@ isd_reactor_timer_stop(struct isd_reactor *r, struct isd_timer *t)
 {
 	if (!t->armed)
 		return;
-	TAILQ_REMOVE(&r->timers, t, link);
+	if (t->turn_end)
+		TAILQ_REMOVE(&r->turn_end, t, link);
+	else
+		TAILQ_REMOVE(&r->timers, t, link);
 	t->armed = false;
+	t->turn_end = false;
 }
 
 void
@@ -236,12 +242,40 @@ isd_reactor_defer(struct isd_reactor *r, struct isd_timer *t)
 	isd_reactor_timer_start(r, t, 0);
 }
 
+void
+isd_reactor_at_turn_end(struct isd_reactor *r, struct isd_timer *t)
+{
+	if (t->armed && t->turn_end)
+		return;
+	isd_reactor_timer_stop(r, t);
+	TAILQ_INSERT_TAIL(&r->turn_end, t, link);
+	t->armed = true;
+	t->turn_end = true;
+}
+
+static void
+run_turn_end(struct isd_reactor *r)
+{
+	struct isd_timer *t;
+	int budget = 1024;
+
+	/* one that re-arms itself runs again in this round, up to the budget */
+	while ((t = TAILQ_FIRST(&r->turn_end)) != NULL && budget-- > 0) {
+		TAILQ_REMOVE(&r->turn_end, t, link);
+		t->armed = false;
+		t->turn_end = false;
+		t->cb(t->arg);
+	}
+}
+
 static int
 next_timeout_ms(struct isd_reactor *r, int timeout_ms)
 {
 	struct isd_timer *t = TAILQ_FIRST(&r->timers);
 	uint64_t now, ms;
 
+	if (!TAILQ_EMPTY(&r->turn_end))
+		return 0;
 	if (t == NULL)
 		return timeout_ms;
 	now = isd_now_ns();
@@ -265,6 +299,7 @@ void
 isd_reactor_run_due(struct isd_reactor *r)
 {
 	run_timers(r);
+	run_turn_end(r);
 }
 
 int
@@ -316,6 +351,7 @@ isd_reactor_poll(struct isd_reactor *r, int timeout_ms)
 	}
 	free_dead(r);
 	run_timers(r);
+	run_turn_end(r);
 	return 0;
 }
 

@@ -3,7 +3,14 @@
  * owned by this reactor's thread; nothing here takes a lock.
  *
  * Callbacks never run inside the call that registers them: a deferred call or
- * a timer of 0 ms runs on the next loop iteration.
+ * a timer of 0 ms runs on the next loop iteration; a turn-end call runs at the
+ * end of the current one.
+ *
+ * One turn of the loop: wait for fds (not at all when something is due),
+ * dispatch their events, run the timers and deferred calls that are due,
+ * then the turn-end calls, which is where a component that batches work
+ * (the io_uring store submits its queued requests there, once a turn)
+ * flushes it.
  */
 #ifndef ISD_REACTOR_H
 #define ISD_REACTOR_H
@@ -25,6 +32,7 @@ struct isd_timer {
 	isd_task_cb cb;
 	void *arg;
 	bool armed;
+	bool turn_end;                  /* armed by isd_reactor_at_turn_end() */
 	TAILQ_ENTRY(isd_timer) link;
 };
 
@@ -43,6 +51,13 @@ void isd_reactor_timer_start(struct isd_reactor *r, struct isd_timer *t, uint64_
 void isd_reactor_timer_stop(struct isd_reactor *r, struct isd_timer *t);
 /* Runs t->cb on the next loop iteration (a 0 ms timer). */
 void isd_reactor_defer(struct isd_reactor *r, struct isd_timer *t);
+/*
+ * Runs t->cb once at the end of this loop turn, after the fd callbacks and the
+ * due timers, before the loop waits again (from inside a turn-end call: later
+ * in the same round). Arming an armed one does nothing; isd_reactor_timer_stop()
+ * disarms it. For batching: arm it when the first piece of work is queued.
+ */
+void isd_reactor_at_turn_end(struct isd_reactor *r, struct isd_timer *t);
 
 /* Runs until isd_reactor_stop(); returns 0, or -errno if epoll itself failed. */
 int isd_reactor_run(struct isd_reactor *r);
@@ -58,7 +73,8 @@ int isd_reactor_poll(struct isd_reactor *r, int timeout_ms);
  */
 int isd_reactor_fd(const struct isd_reactor *r);
 int isd_reactor_next_timeout_ms(struct isd_reactor *r);
-/* Runs the timers and deferred calls due now, without waiting for or reading fds. */
+/* Runs the timers, deferred and turn-end calls due now, without waiting for or
+ * reading fds. */
 void isd_reactor_run_due(struct isd_reactor *r);
 
 uint64_t isd_now_ns(void);

@@ -120,6 +120,72 @@ stop_cb(void *arg)
 	isd_reactor_stop(arg);
 }
 
+struct turn {
+	struct isd_reactor *r;
+	struct isd_timer t;
+	struct order *o;
+	int again;                      /* times it re-arms itself */
+};
+
+static void
+turn_cb(void *arg)
+{
+	struct turn *x = arg;
+
+	x->o->seq[x->o->n++] = 9;
+	if (x->again-- > 0)
+		isd_reactor_at_turn_end(x->r, &x->t);
+}
+
+static void
+defer_then_turn_end(void *arg)
+{
+	struct turn *x = arg;
+
+	x->o->seq[x->o->n++] = 1;
+	isd_reactor_at_turn_end(x->r, &x->t);
+	isd_reactor_at_turn_end(x->r, &x->t);   /* armed twice: runs once */
+}
+
+/* A turn-end call runs after the turn's timers, in the same turn, once however
+ * often it was armed; one that re-arms itself runs again in that turn; a
+ * stopped one never runs; it keeps the loop from sleeping. */
+static void
+test_turn_end(void **state)
+{
+	struct isd_reactor *r;
+	struct order o = {0};
+	struct turn x = { .o = &o, .again = 2 };
+	struct isd_timer d;
+
+	(void)state;
+	assert_int_equal(isd_reactor_create(&r), 0);
+	x.r = r;
+	isd_timer_init(&x.t, turn_cb, &x);
+	isd_timer_init(&d, defer_then_turn_end, &x);
+	isd_reactor_defer(r, &d);
+	assert_int_equal(isd_reactor_poll(r, 0), 0);
+	assert_int_equal(o.n, 4);
+	assert_int_equal(o.seq[0], 1);
+	assert_int_equal(o.seq[1], 9);
+	assert_int_equal(o.seq[2], 9);
+	assert_int_equal(o.seq[3], 9);
+	assert_int_equal(isd_reactor_next_timeout_ms(r), -1);
+	/* armed from outside the loop: due at once, and stop disarms it */
+	isd_reactor_at_turn_end(r, &x.t);
+	assert_int_equal(isd_reactor_next_timeout_ms(r), 0);
+	isd_reactor_timer_stop(r, &x.t);
+	assert_int_equal(isd_reactor_next_timeout_ms(r), -1);
+	assert_int_equal(isd_reactor_poll(r, 0), 0);
+	assert_int_equal(o.n, 4);
+	/* run_due (an embedding loop) runs it too */
+	x.again = 0;
+	isd_reactor_at_turn_end(r, &x.t);
+	isd_reactor_run_due(r);
+	assert_int_equal(o.n, 5);
+	isd_reactor_destroy(r);
+}
+
 static void
 test_run_until_stop(void **state)
 {
@@ -142,6 +208,7 @@ main(void)
 		cmocka_unit_test(test_timer_stop_prevents_callback),
 		cmocka_unit_test(test_fd_events_and_removal_in_callback),
 		cmocka_unit_test(test_run_until_stop),
+		cmocka_unit_test(test_turn_end),
 	};
 
 	return cmocka_run_group_tests_name("reactor", tests, NULL, NULL);
