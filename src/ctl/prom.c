@@ -320,6 +320,15 @@ render_io(struct pbuf *b, const char *prefix, const char *what, const struct io_
 			pb_printf(b, "%s{%s,class=\"%s\"} %llu\n", name, o[i].labels,
 				  isd_io_err_names[e], (unsigned long long)o[i].io->errors[e]);
 
+	snprintf(name, sizeof(name), "%s_xcopy_bytes_total", prefix);
+	snprintf(help, sizeof(help),
+		 "%s: data bytes EXTENDED COPY commands moved inside the target (never over the "
+		 "wire; not in the bytes_total family).", what);
+	pb_family(b, name, "counter", help);
+	for (int i = 0; i < n; i++)
+		pb_printf(b, "%s{%s} %llu\n", name, o[i].labels,
+			  (unsigned long long)o[i].io->xcopy_bytes);
+
 	snprintf(name, sizeof(name), "%s_in_flight", prefix);
 	snprintf(help, sizeof(help), "%s: SCSI commands started and not yet completed.", what);
 	pb_family(b, name, "gauge", help);
