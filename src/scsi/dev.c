@@ -115,11 +115,14 @@ void
 isd_scsi_lu_get(struct isd_scsi_lu *lu)
 {
 	lu->refs++;
+	lu->copy_refs++;
 }
 
 void
 isd_scsi_lu_put(struct isd_scsi_lu *lu)
 {
+	if (lu->copy_refs > 0)
+		lu->copy_refs--;
 	lu_put(lu);
 }
 
@@ -148,7 +151,7 @@ isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++) {
 		if (dev->lus[i] == NULL)
 			continue;
-		if (dev->lus[i]->refs > 0)
+		if (dev->lus[i]->copy_refs > 0)
 			lu_orphan(dev->lus[i]);
 		else
 			lu_free(dev->lus[i]);
@@ -156,7 +159,7 @@ isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 	/* no command of this device may be in flight: removed LUs still listed go now */
 	while ((lu = dev->removed) != NULL) {
 		dev->removed = lu->removed_next;
-		if (lu->refs > 0) {
+		if (lu->copy_refs > 0) {
 			if (lu->gone != NULL)
 				lu->gone(lu->gone_arg, lu->bs);
 			lu_orphan(lu);

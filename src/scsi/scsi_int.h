@@ -171,6 +171,7 @@ struct isd_scsi_lu {
 	 * in dev->lus) is freed, and its store closed, when the last one is.
 	 */
 	uint32_t refs;
+	uint32_t copy_refs;             /* of refs, those EXTENDED COPY holds (any device's) */
 	bool removed;
 	void (*gone)(void *arg, struct isd_bstore *bs);  /* before the store is closed */
 	void *gone_arg;

@@ -393,12 +393,12 @@ parse_list(struct isd_scsi_cmd *cmd, const uint8_t *p, uint32_t len, struct xcop
 			isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_TOO_MANY_TARGET_DESCS);
 			return false;
 		}
-		if (t != 0xe4) {
-			illegal_param(cmd, ISD_ASC_UNSUPPORTED_TARGET_DESC, off);
-			return false;
-		}
 		if (end - off < XCOPY_TGT_LEN) {
 			param_len_error(cmd);
+			return false;
+		}
+		if (t != 0xe4) {
+			illegal_param(cmd, ISD_ASC_UNSUPPORTED_TARGET_DESC, off);
 			return false;
 		}
 		job->ntgt++;
@@ -417,7 +417,7 @@ parse_list(struct isd_scsi_cmd *cmd, const uint8_t *p, uint32_t len, struct xcop
 			illegal_param(cmd, ISD_ASC_UNSUPPORTED_SEGMENT_DESC, off);
 			return false;
 		}
-		if (end - off < 4 || end - off < XCOPY_SEG_B2B_LEN) {
+		if (end - off < XCOPY_SEG_B2B_LEN) {
 			param_len_error(cmd);
 			return false;
 		}
@@ -676,6 +676,13 @@ isd_xcopy_exec(struct isd_scsi_cmd *cmd)
 	}
 	job->cmd = cmd;
 	if (!parse_list(cmd, cmd->iov[0].iov_base, cmd->data_out_len, job, &hold, &track)) {
+		/* a segment the copy could not process (COPY ABORTED, not a bad list):
+		 * its failed segment details are held like those of a failed copy */
+		if (track && cmd->sense_len > 2 && (cmd->sense[2] & 0x0f) == ISD_SK_COPY_ABORTED &&
+		    held_start(cmd, job->list_id, hold) == 0) {
+			job->tracked = true;
+			held_finish(job);
+		}
 		job_free(job);
 		isd_scsi_cmd_done(cmd);
 		return;
