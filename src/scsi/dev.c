@@ -576,6 +576,7 @@ lu_reset(struct isd_scsi_lu *lu, uint32_t ua, struct isd_scsi_nexus *from)
 	struct isd_scsi_itn *itn;
 
 	lu->spc2_held = false;
+	lu->reset_gen++;
 	TAILQ_FOREACH(itn, &lu->itns, link) {
 		itn->prevent = false;
 		if (from == NULL || itn->nexus_id != from->id)

@@ -172,6 +172,7 @@ struct isd_scsi_lu {
 	 */
 	uint32_t refs;
 	uint32_t copy_refs;             /* of refs, those EXTENDED COPY holds (any device's) */
+	uint32_t reset_gen;             /* LU resets so far: a copy through it stops at one */
 	bool removed;
 	void (*gone)(void *arg, struct isd_bstore *bs);  /* before the store is closed */
 	void *gone_arg;

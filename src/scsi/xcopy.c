@@ -75,6 +75,7 @@ struct xcopy_seg {
 struct xcopy_job {
 	struct isd_scsi_cmd *cmd;
 	struct isd_scsi_lu *tgt[XCOPY_MAX_TGT];         /* held */
+	uint32_t gen[XCOPY_MAX_TGT];                    /* their reset_gen at the start */
 	uint32_t ntgt;
 	struct xcopy_seg seg[XCOPY_MAX_SEG];
 	uint32_t nseg;
@@ -446,6 +447,7 @@ parse_list(struct isd_scsi_cmd *cmd, const uint8_t *p, uint32_t len, struct xcop
 			job->ntgt = i;
 			return false;
 		}
+		job->gen[i] = job->tgt[i]->reset_gen;
 	}
 	for (uint32_t i = 0; i < job->nseg; i++) {
 		const struct xcopy_seg *s = &job->seg[i];
@@ -587,7 +589,9 @@ chunk_allowed(struct xcopy_job *job, const struct xcopy_seg *s, uint32_t n)
 	struct isd_scsi_cmd *cmd = job->cmd;
 	struct isd_scsi_lu *src = job->tgt[s->src], *dst = job->tgt[s->dst];
 
-	if (src->removed || dst->removed) {
+	/* removed, or reset (which aborts what any initiator had running there) */
+	if (src->removed || dst->removed || src->reset_gen != job->gen[s->src] ||
+	    dst->reset_gen != job->gen[s->dst]) {
 		copy_aborted(cmd, ISD_ASC_COPY_TARGET_NOT_REACHABLE, job->cur,
 			     s->nblocks - job->pos, -1, false);
 		return false;

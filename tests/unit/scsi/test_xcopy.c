@@ -4,6 +4,9 @@
  * within a LU, between LUs and between targets of one process with the data
  * checked, the descriptor list VMware ESXi sends, aborts and failing stores.
  */
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "scsi_harness.h"
 
 #define XC_HDR 16
@@ -629,47 +632,77 @@ noop_done(struct isd_scsi_cmd *cmd)
 	g_done_calls++;
 }
 
-/* ABORT TASK (the transport cancels the exec): the copy stops between chunks. */
+/* A copy of 4 MiB (four chunks) from lun a of dev to lun b of dev_b, sent to lun a and
+ * left running after exec: the first chunk went at submission, its completion waits
+ * for the reactor. */
+static void
+start_copy(struct h *h, struct isd_scsi_cmd *cmd, uint8_t *cdb, struct isd_scsi_dev *dev_b,
+	   uint32_t a, uint32_t b)
+{
+	static uint8_t list[XC_HDR + 2 * XC_TGT + XC_SEG];
+	uint8_t na[16], nb_[16];
+	uint32_t n = sizeof(list);
+
+	naa_of(h, h->dev, a, na);
+	naa_of(h, dev_b, b, nb_);
+	xc_hdr(list, 3, 0, 2 * XC_TGT, XC_SEG);
+	xc_e4(list + XC_HDR, na, H_BS);
+	xc_e4(list + XC_HDR + XC_TGT, nb_, H_BS);
+	xc_b2b(list + XC_HDR + 2 * XC_TGT, 0, 1, 8192, 0, 0);
+	memset(cdb, 0, 16);
+	cdb[0] = 0x83;
+	put_be32(cdb + 10, n);
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->dev = h->dev;
+	cmd->nexus = &h->nx[0];
+	cmd->lun = isd_scsi_lun_encode(a);
+	cmd->cdb = cdb;
+	cmd->cdb_len = 16;
+	cmd->edtl = n;
+	cmd->done = noop_done;
+	g_done_calls = 0;
+	assert_int_equal(isd_scsi_cmd_setup(cmd), ISD_SCSI_SETUP_READY);
+	memcpy(cmd->iov[0].iov_base, list, n);
+	isd_scsi_cmd_exec(cmd);
+	assert_int_equal(g_done_calls, 0);
+}
+
+static void
+finish_copy(struct h *h, struct isd_scsi_cmd *cmd)
+{
+	(void)cmd;
+	for (int i = 0; i < 100 && g_done_calls == 0; i++)
+		isd_reactor_poll(h->r, 10);
+	assert_int_equal(g_done_calls, 1);
+}
+
+static void *
+two_luns(struct h *h, void **dst)
+{
+	void *src = add_ram(h, h->dev, 20, "ram:8M", 0x0aaa);
+
+	*dst = add_ram(h, h->dev, 21, "ram:8M", 0x0bbb);
+	h_clear_ua(h, 20);
+	h_clear_ua(h, 21);
+	memset(src, 0x5a, 8u << 20);
+	memset(*dst, 0, 8u << 20);
+	return src;
+}
+
+/* ABORT TASK or a LU reset of the LU it was sent to (the transport cancels the
+ * exec): the copy stops between chunks. */
 static void
 test_xcopy_abort_between_chunks(void **state)
 {
 	struct h *h = *state;
-	void *src = add_ram(h, h->dev, 20, "ram:8M", 0x0aaa);
-	void *dst = add_ram(h, h->dev, 21, "ram:8M", 0x0bbb);
-	uint8_t list[128], a[16], b[16], cdb[16] = { 0x83 };
 	struct isd_scsi_cmd cmd;
-	uint32_t n = XC_HDR + 2 * XC_TGT + XC_SEG;
-	const uint16_t nb = 8192;       /* 4 MiB: four chunks */
+	uint8_t cdb[16];
+	void *dst;
 
-	h_clear_ua(h, 20);
-	h_clear_ua(h, 21);
-	memset(src, 0x5a, 8u << 20);
-	memset(dst, 0, 8u << 20);
-	naa_of(h, h->dev, 20, a);
-	naa_of(h, h->dev, 21, b);
-	xc_hdr(list, 3, 0, 2 * XC_TGT, XC_SEG);
-	xc_e4(list + XC_HDR, a, H_BS);
-	xc_e4(list + XC_HDR + XC_TGT, b, H_BS);
-	xc_b2b(list + XC_HDR + 2 * XC_TGT, 0, 1, nb, 0, 0);
-	put_be32(cdb + 10, n);
-	memset(&cmd, 0, sizeof(cmd));
-	cmd.dev = h->dev;
-	cmd.nexus = &h->nx[0];
-	cmd.lun = isd_scsi_lun_encode(20);
-	cmd.cdb = cdb;
-	cmd.cdb_len = 16;
-	cmd.edtl = n;
-	cmd.done = noop_done;
-	g_done_calls = 0;
-	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_READY);
-	memcpy(cmd.iov[0].iov_base, list, n);
-	isd_scsi_cmd_exec(&cmd);
-	/* the first chunk went at submission; its completion waits for the reactor */
-	assert_int_equal(g_done_calls, 0);
+	two_luns(h, &dst);
+	start_copy(h, &cmd, cdb, h->dev, 20, 21);
 	isd_scsi_cmd_cancel(&cmd);
-	for (int i = 0; i < 100 && g_done_calls == 0; i++)
-		isd_reactor_poll(h->r, 10);
-	assert_int_equal(g_done_calls, 1);
+	finish_copy(h, &cmd);
 	assert_int_equal(cmd.status, ISD_SAM_TASK_ABORTED);
 	isd_scsi_cmd_release(&cmd);
 	/* one chunk copied, the rest not */
@@ -680,6 +713,128 @@ test_xcopy_abort_between_chunks(void **state)
 	assert_int_equal(lu_xcopy_bytes(h->dev, 20), 1u << 20);
 	/* the results held say it failed */
 	assert_int_equal(rcr(h, 20, 0x00, 3)->data[4], 0x02);
+}
+
+/* A LU reset of the destination (the copy manager's own commands there are aborted). */
+static void
+test_xcopy_reset_of_a_copy_target(void **state)
+{
+	struct h *h = *state;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16];
+	void *dst;
+
+	two_luns(h, &dst);
+	start_copy(h, &cmd, cdb, h->dev, 20, 21);
+	assert_int_equal(isd_scsi_lu_reset(h->dev, isd_scsi_lun_encode(21), &h->nx[1]), 0);
+	finish_copy(h, &cmd);
+	assert_int_equal(cmd.status, ISD_SAM_CHECK_CONDITION);
+	assert_int_equal(cmd.sense[2] & 0x0f, ISD_SK_COPY_ABORTED);
+	assert_int_equal(cmd.sense[12], 0x0d);
+	assert_int_equal(get_be32(cmd.sense + 3), 8192 - 2048);        /* residue */
+	isd_scsi_cmd_release(&cmd);
+	assert_int_equal(((uint8_t *)dst)[1u << 20], 0);
+}
+
+static int g_gone;
+
+static void
+gone(void *arg, struct isd_bstore *bs)
+{
+	(void)arg, (void)bs;
+	g_gone++;
+}
+
+/* The destination is removed while the copy runs: the copy stops at its next chunk
+ * and the LU (its store) lives until then. */
+static void
+test_xcopy_target_removed_mid_copy(void **state)
+{
+	struct h *h = *state;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16];
+	void *dst;
+
+	two_luns(h, &dst);
+	start_copy(h, &cmd, cdb, h->dev, 20, 21);
+	g_gone = 0;
+	assert_int_equal(isd_scsi_dev_remove_lu(h->dev, 21, gone, NULL), 0);
+	assert_int_equal(g_gone, 0);
+	finish_copy(h, &cmd);
+	assert_int_equal(cmd.sense[2] & 0x0f, ISD_SK_COPY_ABORTED);
+	assert_int_equal(cmd.sense[12], 0x0d);
+	assert_int_equal(cmd.sense[13], 0x02);
+	/* gone once the copy let go of it */
+	assert_int_equal(g_gone, 1);
+	isd_scsi_cmd_release(&cmd);
+}
+
+/* The other target goes away entirely while a copy into its LU runs. */
+static void
+test_xcopy_other_target_destroyed_mid_copy(void **state)
+{
+	struct h *h = *state;
+	struct isd_scsi_dev *dev2;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16];
+	void *dst;
+
+	two_luns(h, &dst);
+	assert_int_equal(isd_scsi_dev_create("iqn.2024-01.test:other", &dev2), 0);
+	add_ram(h, dev2, 3, "ram:8M", 0x0ddd);
+	start_copy(h, &cmd, cdb, dev2, 20, 3);
+	isd_scsi_dev_destroy(dev2);
+	finish_copy(h, &cmd);
+	assert_int_equal(cmd.sense[2] & 0x0f, ISD_SK_COPY_ABORTED);
+	assert_int_equal(cmd.sense[13], 0x02);
+	isd_scsi_cmd_release(&cmd);
+}
+
+/*
+ * File LUs: the chunks go through the store's asynchronous read (io_uring) into
+ * the copy's one buffer, then to the destination; RAM to file writes straight
+ * from the RAM LU's memory.
+ */
+static void
+test_xcopy_file_luns(void **state)
+{
+	struct h *h = *state;
+	char path[] = "/tmp/isd_xcopy_XXXXXX", spec[64];
+	uint8_t list[XC_HDR + 3 * XC_TGT + 2 * XC_SEG], nf[16], n0[16], n1[16];
+	uint8_t *back = malloc(3u << 20);
+	void *src = add_ram(h, h->dev, 10, "ram:4M", 0x0eee);
+	int fd = mkstemp(path);
+	uint32_t off;
+
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(spec, sizeof(spec), "file:%s,size=4M", path);
+	add_ram(h, h->dev, 11, spec, 0x0fff);   /* the same call opens any kind */
+	h_clear_ua(h, 10);
+	h_clear_ua(h, 11);
+	fill(src, 0, 8192, 5);
+	memset(h->mem[1], 0, 1u << 20);
+	naa_of(h, h->dev, 11, nf);
+	naa_of(h, h->dev, 10, n0);
+	naa_of(h, h->dev, 1, n1);
+	/* 3 MiB RAM -> file, then 1 MiB of it file -> another RAM LU */
+	xc_hdr(list, 8, 0, 3 * XC_TGT, 2 * XC_SEG);
+	xc_e4(list + XC_HDR, n0, H_BS);
+	xc_e4(list + XC_HDR + XC_TGT, nf, H_BS);
+	xc_e4(list + XC_HDR + 2 * XC_TGT, n1, H_BS);
+	off = XC_HDR + 3 * XC_TGT;
+	xc_b2b(list + off, 0, 1, 6144, 100, 0);
+	xc_b2b(list + off + XC_SEG, 1, 2, 2048, 10, 0);
+	assert_good(xcopy(h, 10, list, off + 2 * XC_SEG));
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, back, 3u << 20, 0), 3u << 20);
+	close(fd);
+	unlink(path);
+	assert_memory_equal(back, (uint8_t *)src + 100 * H_BS, 3u << 20);
+	assert_memory_equal(h->mem[1], (uint8_t *)src + 110 * H_BS, 1u << 20);
+	assert_int_equal(lu_xcopy_bytes(h->dev, 10), 4u << 20);
+	free(back);
 }
 
 /* A store whose I/O fails: COPY ABORTED with the segment and what was left of it. */
@@ -772,6 +927,11 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_xcopy_advertised, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xcopy_abort_between_chunks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xcopy_reset_of_a_copy_target, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xcopy_target_removed_mid_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xcopy_other_target_destroyed_mid_copy, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_xcopy_file_luns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xcopy_store_errors, setup, teardown),
 	};
 
