@@ -154,6 +154,23 @@ job_itn(struct isd_scsi_cmd *cmd)
 	return isd_scsi_itn_find(cmd->lu, isd_scsi_cmd_nexus(cmd)->id);
 }
 
+/* A free slot, else the oldest one of a completed copy; NULL when all are running. */
+static struct isd_xcopy_held_one *
+held_pick(struct isd_xcopy_held *h)
+{
+	struct isd_xcopy_held_one *old = NULL;
+
+	for (int i = 0; i < XCOPY_HELD; i++) {
+		struct isd_xcopy_held_one *o = &h->r[i];
+
+		if (!o->used)
+			return o;
+		if (o->cm_status != CM_IN_PROGRESS && (old == NULL || o->seq < old->seq))
+			old = o;
+	}
+	return old;
+}
+
 /*
  * A slot for a copy about to run: a completed one with the same list id is
  * replaced, else a free slot, else the oldest completed one. -EBUSY when the
@@ -163,7 +180,7 @@ static int
 held_start(struct isd_scsi_cmd *cmd, uint8_t list_id, bool hold)
 {
 	struct isd_scsi_itn *itn = isd_scsi_itn_get(cmd->lu, isd_scsi_cmd_nexus(cmd));
-	struct isd_xcopy_held_one *r, *pick = NULL;
+	struct isd_xcopy_held_one *r, *pick;
 
 	if (itn == NULL)
 		return -ENOMEM;
@@ -175,18 +192,7 @@ held_start(struct isd_scsi_cmd *cmd, uint8_t list_id, bool hold)
 		if (itn->xcopy == NULL)
 			return -ENOMEM;
 	}
-	pick = r;
-	for (int i = 0; pick == NULL && i < XCOPY_HELD; i++)
-		if (!itn->xcopy->r[i].used)
-			pick = &itn->xcopy->r[i];
-	/* all in use: the oldest completed one goes */
-	for (int i = 0; r == NULL && i < XCOPY_HELD; i++) {
-		struct isd_xcopy_held_one *o = &itn->xcopy->r[i];
-
-		if (o->used && o->cm_status != CM_IN_PROGRESS && (pick == NULL || pick->used) &&
-		    (pick == NULL || o->seq < pick->seq))
-			pick = o;
-	}
+	pick = r != NULL ? r : held_pick(itn->xcopy);
 	if (pick == NULL)
 		return -ENOMEM;
 	memset(pick, 0, sizeof(*pick));

@@ -676,10 +676,12 @@ finish_copy(struct h *h, struct isd_scsi_cmd *cmd)
 	assert_int_equal(g_done_calls, 1);
 }
 
+static void *g_two_src;        /* the source LU of two_luns() */
+
 static void *
 two_luns(struct h *h, void **dst)
 {
-	void *src = add_ram(h, h->dev, 20, "ram:8M", 0x0aaa);
+	void *src = g_two_src = add_ram(h, h->dev, 20, "ram:8M", 0x0aaa);
 
 	*dst = add_ram(h, h->dev, 21, "ram:8M", 0x0bbb);
 	h_clear_ua(h, 20);
@@ -713,6 +715,38 @@ test_xcopy_abort_between_chunks(void **state)
 	assert_int_equal(lu_xcopy_bytes(h->dev, 20), 1u << 20);
 	/* the results held say it failed */
 	assert_int_equal(rcr(h, 20, 0x00, 3)->data[4], 0x02);
+}
+
+/* While a copy runs: COPY STATUS says so, and its list id cannot be used again. */
+static void
+test_xcopy_list_id_in_use(void **state)
+{
+	struct h *h = *state;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16], list[128];
+	struct h_res *r;
+	uint32_t n;
+	void *dst;
+
+	two_luns(h, &dst);
+	start_copy(h, &cmd, cdb, h->dev, 20, 21);
+	r = rcr(h, 20, 0x00, 3);
+	assert_good(r);
+	assert_int_equal(r->data[4], 0x00);                     /* in progress */
+	/* the same list id from the same nexus: refused; another one runs */
+	n = one_seg_list(h, list, 20, 8, 0, 8);
+	list[0] = 3;
+	assert_sense(xcopy(h, 20, list, n), ISD_SK_ILLEGAL_REQUEST, 0x00, 0x16);
+	list[0] = 4;
+	assert_good(xcopy(h, 20, list, n));
+	g_done_calls = 0;
+	finish_copy(h, &cmd);
+	assert_int_equal(cmd.status, ISD_SAM_GOOD);
+	isd_scsi_cmd_release(&cmd);
+	assert_memory_equal(dst, g_two_src, 4u << 20);
+	r = rcr(h, 20, 0x00, 3);
+	assert_int_equal(r->data[4], 0x01);
+	assert_int_equal(get_be32(r->data + 8), 4096);          /* KiB */
 }
 
 /* A LU reset of the destination (the copy manager's own commands there are aborted). */
@@ -927,6 +961,7 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_xcopy_advertised, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xcopy_abort_between_chunks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xcopy_list_id_in_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xcopy_reset_of_a_copy_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xcopy_target_removed_mid_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xcopy_other_target_destroyed_mid_copy, setup,
