@@ -434,7 +434,8 @@ parse_list(struct isd_scsi_cmd *cmd, const uint8_t *p, uint32_t len, struct xcop
 		}
 		/* DC and CAT change nothing for block to block with equal block sizes */
 		if ((d[1] & 0xfc) || d[8] || d[9]) {
-			illegal_param(cmd, ISD_ASC_INVALID_FIELD_PARAM, off + ((d[1] & 0xfc) ? 1 : 8));
+			illegal_param(cmd, ISD_ASC_INVALID_FIELD_PARAM,
+				      off + ((d[1] & 0xfc) ? 1 : 8));
 			return false;
 		}
 		s = &job->seg[job->nseg++];
@@ -475,7 +476,8 @@ parse_list(struct isd_scsi_cmd *cmd, const uint8_t *p, uint32_t len, struct xcop
 				      XCOPY_HDR + tlen + i * XCOPY_SEG_B2B_LEN + 10);
 			return false;
 		}
-		if (!range_ok(src, s->src_lba, s->nblocks) || !range_ok(dst, s->dst_lba, s->nblocks)) {
+		if (!range_ok(src, s->src_lba, s->nblocks) ||
+		    !range_ok(dst, s->dst_lba, s->nblocks)) {
 			copy_aborted(cmd, ISD_ASC_NO_ADDITIONAL, i, s->nblocks,
 				     !range_ok(src, s->src_lba, s->nblocks) ? 12 : 20, true);
 			return false;
