@@ -245,7 +245,7 @@ test_xcopy_vmware_sequence(void **state)
 	off = XC_HDR + 2 * XC_TGT;
 	xc_b2b(list + off, 0, 1, seg_blocks, 2048, 8192);
 	xc_b2b(list + off + XC_SEG, 0, 1, seg_blocks, 2048 + seg_blocks, 8192 + seg_blocks);
-	/* ESXi sends it to the destination LU */
+	/* sent to the destination LU here; any LU of the process can be the copy manager */
 	assert_good(xcopy(h, 11, list, off + 2 * XC_SEG));
 	assert_memory_equal((uint8_t *)src + 2048 * H_BS, (uint8_t *)dst + 8192 * H_BS, 8u << 20);
 	/* around it, nothing was touched */
