@@ -291,6 +291,7 @@ io_json(const struct isd_io_stats *io)
 		add_int(e, isd_io_err_names[i], (int64_t)io->errors[i]);
 	json_object_object_add(o, "errors", e);
 	add_int(o, "in_flight", io->in_flight);
+	add_int(o, "xcopy_bytes", (int64_t)io->xcopy_bytes);
 	lat = json_object_new_object();
 	add_int(lat, "p50", (int64_t)isd_io_stats_quantile_us(io, 0.50));
 	add_int(lat, "p99", (int64_t)isd_io_stats_quantile_us(io, 0.99));

@@ -289,7 +289,7 @@ struct io_owner {
 /* The I/O families of one kind of owner: prefix "iserd_lun", "iserd_target"... */
 static void
 render_io(struct pbuf *b, const char *prefix, const char *what, const struct io_owner *o,
-	  int n)
+	  int n, bool xcopy)
 {
 	char name[96], help[256];
 
@@ -320,6 +320,18 @@ render_io(struct pbuf *b, const char *prefix, const char *what, const struct io_
 		for (int e = 0; e < ISD_IO_ERRS; e++)
 			pb_printf(b, "%s{%s,class=\"%s\"} %llu\n", name, o[i].labels,
 				  isd_io_err_names[e], (unsigned long long)o[i].io->errors[e]);
+
+	/* EXTENDED COPY is counted where it runs, by LUN (and target), not by session */
+	if (xcopy) {
+		snprintf(name, sizeof(name), "%s_xcopy_bytes_total", prefix);
+		snprintf(help, sizeof(help),
+			 "%s: data bytes EXTENDED COPY commands moved inside the target (never "
+			 "over the wire; not in the bytes_total family).", what);
+		pb_family(b, name, "counter", help);
+		for (int i = 0; i < n; i++)
+			pb_printf(b, "%s{%s} %llu\n", name, o[i].labels,
+				  (unsigned long long)o[i].io->xcopy_bytes);
+	}
 
 	snprintf(name, sizeof(name), "%s_in_flight", prefix);
 	snprintf(help, sizeof(help), "%s: SCSI commands started and not yet completed.", what);
@@ -463,7 +475,7 @@ isd_ctl_prometheus(struct isd_target_running *rt, char **out, size_t *len)
 	for (int i = 0; i < sn.ntgts; i++)
 		own[i] = (struct io_owner){sn.tgts[i].labels, &sn.tgts[i].io};
 	render_io(&b, "iserd_target", "Per target (its LUNs and LUNs that do not exist)",
-		  own, sn.ntgts);
+		  own, sn.ntgts, true);
 
 	pb_family(&b, "iserd_lun_size_bytes", "gauge", "Size of the LUN.");
 	for (int i = 0; i < sn.nluns; i++)
@@ -479,7 +491,7 @@ isd_ctl_prometheus(struct isd_target_running *rt, char **out, size_t *len)
 			  sn.luns[i].st.read_only ? 1 : 0);
 	for (int i = 0; i < sn.nluns; i++)
 		own[i] = (struct io_owner){sn.luns[i].labels, &sn.luns[i].st.io};
-	render_io(&b, "iserd_lun", "Per LUN", own, sn.nluns);
+	render_io(&b, "iserd_lun", "Per LUN", own, sn.nluns, true);
 
 	pb_family(&b, "iserd_session_info", "gauge",
 		  "One per session logged in (always 1): its transport, peer and age in the "
@@ -503,7 +515,7 @@ isd_ctl_prometheus(struct isd_target_running *rt, char **out, size_t *len)
 		if (!sn.sess[i].discovery)
 			own[nown++] = (struct io_owner){sn.sess[i].labels, &sn.sess[i].s.io};
 	}
-	render_io(&b, "iserd_session", "Per session", own, nown);
+	render_io(&b, "iserd_session", "Per session", own, nown, false);
 	if (b.oom)
 		goto oom;
 	free(own);

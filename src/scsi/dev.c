@@ -18,6 +18,9 @@
 /* Commands from a transport that gives no nexus are all one anonymous nexus. */
 static struct isd_scsi_nexus g_anon_nexus;
 
+/* Every device of the process, for the copy manager's designator lookup (scsi_int.h). */
+static TAILQ_HEAD(, isd_scsi_dev) g_devs = TAILQ_HEAD_INITIALIZER(g_devs);
+
 struct isd_scsi_nexus *
 isd_scsi_cmd_nexus(struct isd_scsi_cmd *cmd)
 {
@@ -62,6 +65,7 @@ isd_scsi_dev_create(const char *name, struct isd_scsi_dev **out)
 	if (dev == NULL)
 		return -ENOMEM;
 	snprintf(dev->name, sizeof(dev->name), "%s", name != NULL ? name : "");
+	TAILQ_INSERT_TAIL(&g_devs, dev, link);
 	*out = dev;
 	return 0;
 }
@@ -73,6 +77,7 @@ lu_free(struct isd_scsi_lu *lu)
 
 	while ((itn = TAILQ_FIRST(&lu->itns)) != NULL) {
 		TAILQ_REMOVE(&lu->itns, itn, link);
+		isd_xcopy_held_free(itn);
 		free(itn);
 	}
 	isd_scsi_pr_clear_all(lu);
@@ -84,11 +89,12 @@ lu_free(struct isd_scsi_lu *lu)
 static void
 lu_reap(struct isd_scsi_lu *lu)
 {
-	struct isd_scsi_lu **pp = &lu->dev->removed;
+	/* a LU whose device went while a copy of another device held it is on no list */
+	struct isd_scsi_lu **pp = lu->dev != NULL ? &lu->dev->removed : NULL;
 
-	while (*pp != NULL && *pp != lu)
+	while (pp != NULL && *pp != NULL && *pp != lu)
 		pp = &(*pp)->removed_next;
-	if (*pp == lu)
+	if (pp != NULL && *pp == lu)
 		*pp = lu->removed_next;
 	/* the caller deregisters the store's memory before the store goes */
 	if (lu->gone != NULL)
@@ -106,17 +112,103 @@ lu_put(struct isd_scsi_lu *lu)
 }
 
 void
+isd_scsi_lu_get(struct isd_scsi_lu *lu)
+{
+	lu->refs++;
+	lu->copy_refs++;
+}
+
+void
+isd_scsi_lu_put(struct isd_scsi_lu *lu)
+{
+	if (lu->copy_refs > 0)
+		lu->copy_refs--;
+	lu_put(lu);
+}
+
+/*
+ * The device goes while an EXTENDED COPY of another device still holds one of
+ * its LUs: the LU leaves the device (no lookup finds it) and is freed by the
+ * copy's last put. Its store stays open until then.
+ */
+static void
+lu_orphan(struct isd_scsi_lu *lu)
+{
+	lu->removed = true;
+	lu->dev = NULL;
+	lu->gone = NULL;
+	lu->removed_next = NULL;
+}
+
+void
 isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 {
+	struct isd_scsi_lu *lu;
+
 	if (dev == NULL)
 		return;
-	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++)
-		if (dev->lus[i] != NULL)
+	TAILQ_REMOVE(&g_devs, dev, link);
+	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++) {
+		if (dev->lus[i] == NULL)
+			continue;
+		if (dev->lus[i]->copy_refs > 0)
+			lu_orphan(dev->lus[i]);
+		else
 			lu_free(dev->lus[i]);
-	/* no command may be in flight: removed LUs still listed go now */
-	while (dev->removed != NULL)
-		lu_reap(dev->removed);
+	}
+	/* no command of this device may be in flight: removed LUs still listed go now */
+	while ((lu = dev->removed) != NULL) {
+		dev->removed = lu->removed_next;
+		if (lu->copy_refs > 0) {
+			if (lu->gone != NULL)
+				lu->gone(lu->gone_arg, lu->bs);
+			lu_orphan(lu);
+		} else {
+			lu->dev = NULL;
+			lu_reap(lu);
+		}
+	}
 	free(dev);
+}
+
+void
+isd_scsi_lu_naa(const struct isd_scsi_lu *lu, uint8_t out[16])
+{
+	/* NAA IEEE Registered Extended (6h): NAA | 60 bits | 64-bit extension (the LUN). */
+	put_be64(out, (6ull << 60) | lu->naa_id);
+	put_be64(out + 8, lu->lun);
+}
+
+static struct isd_scsi_lu *
+dev_find_naa(struct isd_scsi_dev *dev, const uint8_t *naa, uint32_t len)
+{
+	uint8_t id[16];
+
+	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++) {
+		if (dev->lus[i] == NULL)
+			continue;
+		isd_scsi_lu_naa(dev->lus[i], id);
+		if (memcmp(id, naa, len) == 0)
+			return dev->lus[i];
+	}
+	return NULL;
+}
+
+struct isd_scsi_lu *
+isd_scsi_lu_find_naa(struct isd_scsi_dev *prefer, const uint8_t *naa, uint32_t len)
+{
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_lu *lu;
+
+	if (len != 16)
+		return NULL;
+	if (prefer != NULL && (lu = dev_find_naa(prefer, naa, len)) != NULL)
+		return lu;
+	TAILQ_FOREACH(dev, &g_devs, link) {
+		if (dev != prefer && (lu = dev_find_naa(dev, naa, len)) != NULL)
+			return lu;
+	}
+	return NULL;
 }
 
 void
@@ -337,6 +429,12 @@ itn_set_names(struct isd_scsi_itn *itn, const struct isd_scsi_nexus *nexus)
 }
 
 struct isd_scsi_itn *
+isd_scsi_itn_find(struct isd_scsi_lu *lu, uint64_t nexus_id)
+{
+	return itn_find(lu, nexus_id);
+}
+
+struct isd_scsi_itn *
 isd_scsi_itn_get(struct isd_scsi_lu *lu, struct isd_scsi_nexus *nexus)
 {
 	struct isd_scsi_itn *itn = itn_find(lu, nexus->id);
@@ -441,6 +539,7 @@ isd_scsi_nexus_add(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus)
 			itn_set_names(itn, nexus);
 			itn->ua = ISD_UA_POWER_ON;
 			itn->prevent = false;
+			isd_xcopy_held_free(itn);
 		} else if (isd_scsi_itn_get(lu, nexus) == NULL) {
 			/* Created on its first command instead. */
 			isd_log_warn("scsi: no memory for nexus state on LUN %u", i);
@@ -465,6 +564,7 @@ isd_scsi_nexus_remove(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus)
 		itn = itn_find(lu, nexus->id);
 		if (itn != NULL) {
 			TAILQ_REMOVE(&lu->itns, itn, link);
+			isd_xcopy_held_free(itn);
 			free(itn);
 		}
 	}
@@ -476,6 +576,7 @@ lu_reset(struct isd_scsi_lu *lu, uint32_t ua, struct isd_scsi_nexus *from)
 	struct isd_scsi_itn *itn;
 
 	lu->spc2_held = false;
+	lu->reset_gen++;
 	TAILQ_FOREACH(itn, &lu->itns, link) {
 		itn->prevent = false;
 		if (from == NULL || itn->nexus_id != from->id)
@@ -662,6 +763,15 @@ reservation_conflict(struct isd_scsi_lu *lu, const struct isd_scsi_op *op,
 	default:
 		return false;
 	}
+}
+
+bool
+isd_scsi_lu_conflict(struct isd_scsi_lu *lu, struct isd_scsi_nexus *nexus, bool write)
+{
+	static const struct isd_scsi_op rd = { .flags = ISD_OPF_PR_READ };
+	static const struct isd_scsi_op wr = { .flags = 0 };
+
+	return reservation_conflict(lu, write ? &wr : &rd, nexus);
 }
 
 /* ---- fencing: what a reservation change does to commands already under way ---- */

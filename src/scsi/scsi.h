@@ -52,6 +52,7 @@ struct isd_scsi_dev;
 #define ISD_SK_ILLEGAL_REQUEST 0x5
 #define ISD_SK_UNIT_ATTENTION 0x6
 #define ISD_SK_DATA_PROTECT 0x7
+#define ISD_SK_COPY_ABORTED 0xa
 #define ISD_SK_ABORTED_COMMAND 0xb
 #define ISD_SK_MISCOMPARE 0xe
 

@@ -16,8 +16,13 @@
 
 #include "scsi/scsi.h"
 
+struct isd_xcopy_held;
+
 /* Additional sense codes (ASC << 8 | ASCQ) we report. */
 #define ISD_ASC_NO_ADDITIONAL 0x0000
+#define ISD_ASC_OPERATION_IN_PROGRESS 0x0016
+#define ISD_ASC_COPY_TARGET_NOT_REACHABLE 0x0d02
+#define ISD_ASC_COPY_TARGET_WRONG_TYPE 0x0d03
 #define ISD_ASC_WRITE_ERROR 0x0c00
 #define ISD_ASC_UNRECOVERED_READ 0x1100
 #define ISD_ASC_PARAM_LIST_LENGTH 0x1a00
@@ -28,6 +33,10 @@
 #define ISD_ASC_LU_NOT_SUPPORTED 0x2500
 #define ISD_ASC_INVALID_FIELD_PARAM 0x2600
 #define ISD_ASC_INVALID_RELEASE_PR 0x2604
+#define ISD_ASC_TOO_MANY_TARGET_DESCS 0x2606
+#define ISD_ASC_UNSUPPORTED_TARGET_DESC 0x2607
+#define ISD_ASC_TOO_MANY_SEGMENT_DESCS 0x2608
+#define ISD_ASC_UNSUPPORTED_SEGMENT_DESC 0x2609
 #define ISD_ASC_WRITE_PROTECTED 0x2700
 #define ISD_ASC_POWER_ON_RESET 0x2900
 #define ISD_ASC_BUS_DEVICE_RESET 0x2903
@@ -100,6 +109,7 @@ struct isd_scsi_itn {
 	char tport[256];
 	uint32_t ua;                    /* ISD_UA_* pending */
 	bool prevent;                   /* PREVENT ALLOW MEDIUM REMOVAL */
+	struct isd_xcopy_held *xcopy;   /* EXTENDED COPY results held for this nexus (xcopy.c) */
 	bool pr_abort;                  /* preempted by the PREEMPT AND ABORT being processed */
 };
 
@@ -161,6 +171,8 @@ struct isd_scsi_lu {
 	 * in dev->lus) is freed, and its store closed, when the last one is.
 	 */
 	uint32_t refs;
+	uint32_t copy_refs;             /* of refs, those EXTENDED COPY holds (any device's) */
+	uint32_t reset_gen;             /* LU resets so far: a copy through it stops at one */
 	bool removed;
 	void (*gone)(void *arg, struct isd_bstore *bs);  /* before the store is closed */
 	void *gone_arg;
@@ -171,6 +183,7 @@ struct isd_scsi_lu {
 
 struct isd_scsi_dev {
 	char name[224];
+	TAILQ_ENTRY(isd_scsi_dev) link;         /* on the process's list of devices */
 	struct isd_scsi_task_ops task_ops;      /* the transport's (abort_tasks NULL: none) */
 	struct isd_scsi_lu *lus[ISD_SCSI_MAX_LUNS];
 	uint32_t nlus;
@@ -202,6 +215,26 @@ int isd_scsi_data_in(struct isd_scsi_cmd *cmd, const void *buf, uint32_t len);
 int isd_scsi_setup_data_out(struct isd_scsi_cmd *cmd, uint32_t xfer_len);
 /* Setup of a data-in command whose response exec builds. */
 int isd_scsi_setup_data_in(struct isd_scsi_cmd *cmd, uint32_t alloc_len);
+
+/*
+ * Logical units across devices, for the copy manager (xcopy.c). Every device of
+ * the process is on one list; the daemon serves all of them from one reactor,
+ * and these run on that reactor's thread. isd_scsi_lu_find_naa() finds a LU
+ * that is in service (a removed one is not found) by the 16 bytes of its NAA
+ * designator (VPD 0x83), looking in `prefer` first. isd_scsi_lu_get() keeps a
+ * LU (and its store) alive, removed or its device destroyed meanwhile, until
+ * the matching isd_scsi_lu_put().
+ */
+void isd_scsi_lu_naa(const struct isd_scsi_lu *lu, uint8_t out[16]);
+struct isd_scsi_lu *isd_scsi_lu_find_naa(struct isd_scsi_dev *prefer, const uint8_t *naa,
+					 uint32_t len);
+void isd_scsi_lu_get(struct isd_scsi_lu *lu);
+void isd_scsi_lu_put(struct isd_scsi_lu *lu);
+/* Whether a command of `nexus` that reads (or writes) the LU conflicts with a
+ * reservation held there. */
+bool isd_scsi_lu_conflict(struct isd_scsi_lu *lu, struct isd_scsi_nexus *nexus, bool write);
+/* The nexus's state at the LU if it has any (never creates it). */
+struct isd_scsi_itn *isd_scsi_itn_find(struct isd_scsi_lu *lu, uint64_t nexus_id);
 
 /* The command's nexus, or one shared anonymous nexus when the transport gave none. */
 struct isd_scsi_nexus *isd_scsi_cmd_nexus(struct isd_scsi_cmd *cmd);
@@ -288,6 +321,16 @@ int isd_sbc_setup_unmap(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd);
 int isd_sbc_setup_caw(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_caw(struct isd_scsi_cmd *cmd);
+
+/* xcopy.c: EXTENDED COPY (LID1) and RECEIVE COPY RESULTS */
+int isd_xcopy_setup(struct isd_scsi_cmd *cmd);
+void isd_xcopy_exec(struct isd_scsi_cmd *cmd);
+int isd_xcopy_setup_results(struct isd_scsi_cmd *cmd);
+void isd_xcopy_exec_results(struct isd_scsi_cmd *cmd);
+/* The Third-party Copy VPD page (8Fh) into b (at most 128 bytes); returns its length. */
+uint32_t isd_xcopy_vpd(struct isd_scsi_lu *lu, uint8_t *b);
+/* Drops the results held for a nexus (its state at a LU goes away). */
+void isd_xcopy_held_free(struct isd_scsi_itn *itn);
 
 /* VPD / mode page builders shared with tests through the public commands only. */
 uint32_t isd_spc_mode_pages(struct isd_scsi_lu *lu, uint8_t page, uint8_t pc, uint8_t *buf);

@@ -69,6 +69,7 @@ inquiry_std(struct isd_scsi_lu *lu, uint8_t *b)
 	b[2] = 0x06;
 	b[3] = 0x10 | 0x02;             /* HISUP, response data format 2 */
 	b[4] = INQ_STD_LEN - 5;
+	b[5] = 0x08;                    /* 3PC: EXTENDED COPY (xcopy.c) */
 	b[7] = 0x02;                    /* CMDQUE */
 	memcpy(b + 8, lu != NULL ? lu->vendor : "ISERD   ", 8);
 	memcpy(b + 16, lu != NULL ? lu->product : "iserd disk      ", 16);
@@ -81,7 +82,7 @@ inquiry_std(struct isd_scsi_lu *lu, uint8_t *b)
 	return INQ_STD_LEN;
 }
 
-static const uint8_t g_vpd_pages[] = { 0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2 };
+static const uint8_t g_vpd_pages[] = { 0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb2 };
 
 static uint32_t
 vpd_designator(uint8_t *d, uint8_t proto_codeset, uint8_t piv_assoc_type, const void *id,
@@ -102,9 +103,8 @@ vpd_83(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *nexus, uint8_t *b)
 	uint8_t id[300];
 	uint32_t n;
 
-	/* NAA IEEE Registered Extended (6h): NAA | 60 bits | 64-bit extension (the LUN). */
-	put_be64(id, (6ull << 60) | lu->naa_id);
-	put_be64(id + 8, lu->lun);
+	/* NAA IEEE Registered Extended (6h): what EXTENDED COPY's 0xE4 descriptors name */
+	isd_scsi_lu_naa(lu, id);
 	off += vpd_designator(b + off, 0x01, 0x03, id, 16);
 	/* T10 vendor ID: vendor, then product and serial (ASCII). */
 	memcpy(id, lu->vendor, 8);
@@ -150,6 +150,8 @@ vpd_page(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *nexus, uint8_t pag
 		return 4 + n;
 	case 0x83:
 		return vpd_83(lu, nexus, b);
+	case 0x8f:
+		return isd_xcopy_vpd(lu, b);
 	case 0xb0:      /* Block Limits */
 		memset(b + 2, 0, 62);
 		put_be16(b + 2, 0x3c);

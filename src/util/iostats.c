@@ -63,6 +63,7 @@ isd_io_stats_sum(struct isd_io_stats *dst, const struct isd_io_stats *src)
 		dst->lat[i] += src->lat[i];
 	dst->lat_sum_ns += src->lat_sum_ns;
 	dst->in_flight += src->in_flight;
+	dst->xcopy_bytes += src->xcopy_bytes;
 }
 
 uint64_t

@@ -47,6 +47,10 @@ struct isd_io_stats {
 	uint64_t lat[ISD_IO_LAT_BUCKETS];       /* every completed command, all directions */
 	uint64_t lat_sum_ns;
 	uint32_t in_flight;             /* started and not yet completed */
+	/* data moved inside the target by EXTENDED COPY commands sent here (read from
+	 * one LU and written to another, or the same, without crossing the wire);
+	 * not part of bytes[] */
+	uint64_t xcopy_bytes;
 };
 
 extern const char *const isd_io_dir_names[ISD_IO_DIRS];  /* "read", "write", "other" */

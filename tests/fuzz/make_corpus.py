@@ -237,7 +237,46 @@ def scsi_params_seeds():
     s["raw_write_same_unmap"] = sp_rec(6, 0, 0, bytes([0x93, 0x08]) + bytes(8) +
                                        struct.pack(">I", 8) + bytes(2) + bytes(512))
     s["lu_reset"] = reg(0, 0x1111) + sp_rec(7, 0, 0, b"") + sp_rec(4, 0, 0, b"")
+    # EXTENDED COPY (LID1) lists naming the fuzz LU by its NAA designator, and
+    # RECEIVE COPY RESULTS after them
+    n = naa_fuzz_lu()
+    # (a TEST UNIT READY first takes the power-on unit attention)
+    xc = lambda plist: sp_rec(6, 0, 0, bytes(16)) + \
+        sp_rec(6, 0, 0, bytes([0x83]) + bytes(9) + struct.pack(">I", len(plist)) + bytes(2) +
+               plist)
+    rcr = lambda sa, lid: sp_rec(6, 0, 0, bytes([0x84, sa, lid]) + bytes(7) +
+                                 struct.pack(">I", 96) + bytes(2))
+    s["xcopy_within_lu"] = xc(xcopy_list(1, 0, [n], [(0, 0, 8, 0, 64)])) + rcr(0, 1) + \
+        rcr(3, 0) + rcr(4, 1)
+    s["xcopy_failed_segment"] = xc(xcopy_list(2, 0, [n, n], [(0, 1, 8, 0, 8), (0, 2, 8, 0, 8),
+                                                         (0, 0, 16, 500, 0)])) + rcr(4, 2)
+    s["xcopy_too_many_targets"] = xc(xcopy_list(3, 0, [n] * 9, [(0, 0, 1, 0, 1)]))
+    s["xcopy_zero_length"] = xc(b"")
+    bad = bytearray(xcopy_list(0, 3 << 3, [n], [(0, 0, 1, 0, 1)]))
+    bad[16 + 32] = 0x03                 # stream to stream
+    s["xcopy_bad_segment_type"] = xc(bytes(bad))
     return s
+
+
+def fnv1a(data, h):
+    for c in data:
+        h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def naa_fuzz_lu():
+    """VPD 83h's NAA designator of fuzz_core.h's LU 0 (no naa_id configured: derived
+    from its serial and the device name as src/scsi/dev.c does)."""
+    h = fnv1a(b"fuzz0", fnv1a(b"iqn.2024-01.org.example:fuzz", 0xcbf29ce484222325))
+    return struct.pack(">QQ", (6 << 60) | (h & 0x0FFFFFFFFFFFFFFF), 0)
+
+
+def xcopy_list(list_id, flags, naas, segs):
+    tg = b"".join(bytes([0xE4, 0, 0, 0, 0x01, 0x03, 0, 16]) + d + bytes(5) +
+                  (512).to_bytes(3, "big") for d in naas)
+    sg = b"".join(struct.pack(">BBHHHHHQQ", 0x02, 0, 24, a, b, 0, nb, sl, dl)
+                  for a, b, nb, sl, dl in segs)
+    return struct.pack(">BBHIII", list_id, flags, len(tg), 0, len(sg), 0) + tg + sg
 
 
 # ---------------------------------------------------------------- fuzz_init_rx

@@ -215,6 +215,11 @@ test_exposition(void **state)
 	expect_line(text, "iserd_lun_errors_total{" LBL ",lun=\"0\",class=\"unit_attention\"} 1");
 	expect_line(text, "iserd_lun_errors_total{" LBL ",lun=\"1\",class=\"data_protect\"} 1");
 	expect_line(text, "iserd_lun_in_flight{" LBL ",lun=\"0\"} 0");
+	/* EXTENDED COPY bytes: by LUN and target, not by session */
+	expect_line(text, "# TYPE iserd_lun_xcopy_bytes_total counter");
+	expect_line(text, "iserd_lun_xcopy_bytes_total{" LBL ",lun=\"0\"} 0");
+	expect_line(text, "iserd_target_xcopy_bytes_total{" LBL "} 0");
+	assert_null(strstr(text, "iserd_session_xcopy_bytes_total"));
 	expect_line(text, "# TYPE iserd_lun_latency_seconds histogram");
 	expect_line(text, "iserd_lun_latency_seconds_bucket{" LBL ",lun=\"0\",le=\"+Inf\"} 4");
 	expect_line(text, "iserd_lun_latency_seconds_count{" LBL ",lun=\"0\"} 4");

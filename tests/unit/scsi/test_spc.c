@@ -62,8 +62,8 @@ test_inquiry_vpd(void **state)
 	res = h_run(&h, 0, 0, cdb, 6, NULL, 0);
 	assert_good(res);
 	assert_int_equal(res->data[1], 0x00);
-	assert_int_equal(get_be16(res->data + 2), 6);
-	assert_memory_equal(res->data + 4, "\x00\x80\x83\xb0\xb1\xb2", 6);
+	assert_int_equal(get_be16(res->data + 2), 7);
+	assert_memory_equal(res->data + 4, "\x00\x80\x83\x8f\xb0\xb1\xb2", 7);
 
 	cdb[2] = 0x80;
 	res = h_run(&h, 0, 0, cdb, 6, NULL, 0);
