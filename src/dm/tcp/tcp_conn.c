@@ -46,7 +46,7 @@
 static void tx_flush(struct isd_tcp_conn *tc);
 static void close_now(struct isd_tcp_conn *tc, int reason);
 static void connect_done(struct isd_tcp_conn *tc);
-static bool rx_bhs_waiting(const struct isd_tcp_conn *tc);
+static bool rx_staged(const struct isd_tcp_conn *tc);
 
 /* Skipped data segments land here; the content is never looked at. */
 static __thread uint8_t g_discard[65536];
@@ -284,7 +284,7 @@ tx_unlink(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 	if (tc->rx_paused && tc->txq_bytes <= g_txq_limit / 2) {
 		tc->rx_paused = false;
 		isd_log_dbg("tcp", "%s: send queue drained, reading again", tc->peer);
-		if (rx_bhs_waiting(tc))
+		if (rx_staged(tc))
 			isd_reactor_defer(tc->r, &tc->rx_timer);
 	}
 }
@@ -664,6 +664,7 @@ rx_drop(struct isd_tcp_conn *tc)
 	tc->rx_ahs_len = 0;
 	tc->rx_state = ISD_TCP_RX_BHS;
 	tc->rx_got = 0;
+	tc->rx_stg_off = tc->rx_stg_len = 0;     /* staged bytes belong to the stream gone */
 	tc->rx_tt = NULL;
 	tc->rx_iov = NULL;
 	tc->rx_dt = NULL;
@@ -1250,9 +1251,13 @@ rx_pdu_done(struct isd_tcp_conn *tc)
 	return tc->state == ISD_TCP_OPEN;
 }
 
-/* Builds the iovec for what the current stage still needs. Returns entries, sets *data_part. */
+/*
+ * Builds the iovec for what the current stage still needs. Returns entries, sets
+ * *data_part. With `ahead`, a stage that ends a PDU also asks for what follows
+ * it, into the (empty) staging buffer.
+ */
 static int
-rx_iov(struct isd_tcp_conn *tc, struct iovec *iov, size_t *data_part)
+rx_iov(struct isd_tcp_conn *tc, struct iovec *iov, size_t *data_part, bool ahead)
 {
 	uint32_t got = tc->rx_got;
 	int n = 0;
@@ -1277,10 +1282,10 @@ rx_iov(struct isd_tcp_conn *tc, struct iovec *iov, size_t *data_part)
 			iov[n].iov_len = ISD_TCP_DIGEST_LEN - got;
 			n++;
 		}
-		if (isd_bhs_dsl(tc->rx_bhs) == 0) {
+		if (ahead && isd_bhs_dsl(tc->rx_bhs) == 0) {
 			/* no data segment: the PDU ends with this stage */
-			iov[n].iov_base = tc->rx_ahead;
-			iov[n].iov_len = ISD_BHS_LEN;
+			iov[n].iov_base = tc->rx_stg;
+			iov[n].iov_len = ISD_TCP_RX_STAGE;
 			n++;
 		}
 		*data_part = 0;
@@ -1325,10 +1330,12 @@ rx_iov(struct isd_tcp_conn *tc, struct iovec *iov, size_t *data_part)
 			iov[n].iov_len = tc->rx_trail_len - got;
 			n++;
 		}
-		/* the PDU ends with this stage: the next one's BHS may come along */
-		iov[n].iov_base = tc->rx_ahead;
-		iov[n].iov_len = ISD_BHS_LEN;
-		n++;
+		/* the PDU ends with this stage: the next ones may come along */
+		if (ahead) {
+			iov[n].iov_base = tc->rx_stg;
+			iov[n].iov_len = ISD_TCP_RX_STAGE;
+			n++;
+		}
 		return n;
 	}
 	return 0;
@@ -1382,12 +1389,31 @@ rx_stage_done(struct isd_tcp_conn *tc, unsigned int *pdus)
 	return false;
 }
 
-/* A whole BHS read ahead waits in rx_bhs: no EPOLLIN may come for it. */
+/* Bytes wait in the staging buffer: no EPOLLIN will come for them. */
 static bool
-rx_bhs_waiting(const struct isd_tcp_conn *tc)
+rx_staged(const struct isd_tcp_conn *tc)
 {
-	return tc->state == ISD_TCP_OPEN && tc->rx_state == ISD_TCP_RX_BHS &&
-	       tc->rx_got == ISD_BHS_LEN;
+	return tc->state == ISD_TCP_OPEN && tc->rx_stg_len > tc->rx_stg_off;
+}
+
+/* Copies up to `len` staged bytes into iov (n entries); returns how many. */
+static size_t
+rx_from_stage(struct isd_tcp_conn *tc, const struct iovec *iov, int n, size_t len)
+{
+	size_t avail = tc->rx_stg_len - tc->rx_stg_off, done = 0;
+
+	if (len > avail)
+		len = avail;
+	for (int i = 0; i < n && done < len; i++) {
+		size_t k = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
+
+		memcpy(iov[i].iov_base, tc->rx_stg + tc->rx_stg_off + done, k);
+		done += k;
+	}
+	tc->rx_stg_off += (uint32_t)done;
+	if (tc->rx_stg_off == tc->rx_stg_len)
+		tc->rx_stg_off = tc->rx_stg_len = 0;
+	return done;
 }
 
 static void
@@ -1404,42 +1430,57 @@ rx_run(struct isd_tcp_conn *tc)
 
 		if (tc->rx_got < stage) {
 			struct iovec iov[ISD_TCP_TX_IOV_MAX + 2];
-			bool stop = false;
+			bool stop = false, staged = tc->rx_stg_len > tc->rx_stg_off;
+			bool direct = !staged && stage - tc->rx_got >= ISD_TCP_RX_STAGE;
 			size_t data_part, got;
-			int n = rx_iov(tc, iov, &data_part);
+			int n;
 
-			(void)data_part;
+			if (!staged && !direct) {
+				/* a small rest: one recv takes it and what follows */
+				struct iovec one = { tc->rx_stg, ISD_TCP_RX_STAGE };
+
+				got = rx_readv(tc, &one, 1, &stop);
+				if (stop)
+					return;
+				tc->rx_stg_off = 0;
+				tc->rx_stg_len = (uint32_t)got;
+				bytes += got;
+			}
+			n = rx_iov(tc, iov, &data_part, direct);
 			if (n == 0) {
 				/* Only if a task buffer were shorter than checked at get_data. */
 				rx_fail(tc, -EFAULT, "no room for received data");
 				return;
 			}
-			got = rx_readv(tc, iov, n, &stop);
-			if (stop)
-				return;
-			bytes += got;
-			tc->rx_got += (uint32_t)got;
-			if (tc->rx_got < stage)
-				continue;
-			/* what came past the stage is the next BHS (rx_iov asks for it
-			 * only when this stage ends a PDU) */
-			tc->rx_ahead_len = tc->rx_got - stage;
-			tc->rx_got = stage;
+			if (!direct) {
+				size_t want = 0;
+
+				for (int i = 0; i < n; i++)
+					want += iov[i].iov_len;
+				tc->rx_got += (uint32_t)rx_from_stage(tc, iov, n, want);
+				if (tc->rx_got < stage)
+					continue;
+			} else {
+				got = rx_readv(tc, iov, n, &stop);
+				if (stop)
+					return;
+				bytes += got;
+				tc->rx_got += (uint32_t)got;
+				if (tc->rx_got < stage)
+					continue;
+				/* what came past the stage starts the next PDUs (rx_iov asks
+				 * for it only when this stage ends a PDU) */
+				tc->rx_stg_off = 0;
+				tc->rx_stg_len = tc->rx_got - stage;
+				tc->rx_got = stage;
+			}
 		}
 		if (!rx_stage_done(tc, &pdus)) {
-			tc->rx_ahead_len = 0;
+			tc->rx_stg_off = tc->rx_stg_len = 0;
 			return;
 		}
-		if (tc->rx_ahead_len > 0) {
-			if (tc->state == ISD_TCP_OPEN && tc->rx_state == ISD_TCP_RX_BHS &&
-			    tc->rx_got == 0) {
-				memcpy(tc->rx_bhs, tc->rx_ahead, tc->rx_ahead_len);
-				tc->rx_got = tc->rx_ahead_len;
-			}
-			tc->rx_ahead_len = 0;
-		}
 	}
-	if (rx_bhs_waiting(tc) && !tc->rx_paused)
+	if (rx_staged(tc) && !tc->rx_paused)
 		isd_reactor_defer(tc->r, &tc->rx_timer);
 }
 

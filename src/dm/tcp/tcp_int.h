@@ -31,6 +31,14 @@
 /* An initiator's connection is alone on its context's reactor: a longer turn. */
 #define ISD_TCP_RX_PDU_BUDGET_ACTIVE 256
 #define ISD_TCP_RX_BYTE_BUDGET (1u << 20)
+/*
+ * Receive staging: what is left of a stage under this size is read with one
+ * recv of this size into the connection's staging buffer, which then holds the
+ * starts of the PDUs that follow (a batch of SCSI Commands, small Data-Outs)
+ * and is handed out by copying: one recv for many PDUs instead of one each.
+ * Larger remainders (a big Data-Out) are read straight into place.
+ */
+#define ISD_TCP_RX_STAGE 16384
 /* Send budget per event. */
 #define ISD_TCP_TX_BYTE_BUDGET (4u << 20)
 /* A data segment this far over our limit is not worth skipping: drop the connection. */
@@ -193,11 +201,9 @@ struct isd_tcp_conn {
 	uint32_t rx_ahs_len;
 	uint8_t rx_hdgst_buf[ISD_TCP_DIGEST_LEN];
 	uint8_t rx_trail[3 + ISD_TCP_DIGEST_LEN];
-	/* The next PDU's BHS, read with the end of this one (one read call per PDU on
-	 * a stream of them); rx_ahead_len bytes of it are there. */
-	uint8_t rx_ahead[ISD_BHS_LEN];
-	uint32_t rx_ahead_len;
-	struct isd_timer rx_timer;      /* deferred rx_run: a whole BHS waits in rx_bhs */
+	/* Bytes read and not yet consumed: rx_stg[rx_stg_off, rx_stg_len). */
+	uint32_t rx_stg_off, rx_stg_len;
+	struct isd_timer rx_timer;      /* deferred rx_run: staged bytes wait (no EPOLLIN comes) */
 	uint32_t rx_got;                /* bytes of the current stage read */
 	uint32_t rx_dsl;
 	uint32_t rx_pad;
@@ -231,6 +237,7 @@ struct isd_tcp_conn {
 	uint32_t ttt_used;
 	struct isd_tcp_ttt_slot ttt[ISD_TCP_TTT_SLOTS];
 	TAILQ_HEAD(, isd_tcp_task) r2t_wait;
+	uint8_t rx_stg[ISD_TCP_RX_STAGE];     /* last: the receive staging buffer */
 };
 
 /* Sets up the per-connection state of a freshly accepted socket (tcp_conn.c). */
