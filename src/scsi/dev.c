@@ -211,6 +211,19 @@ lu_update_capacity(struct isd_scsi_lu *lu)
 }
 
 int
+isd_scsi_phys_block_check(uint32_t block_size, uint32_t physical_block_size)
+{
+	uint32_t p = physical_block_size;
+
+	if (p == 0)
+		return 0;
+	if (block_size == 0 || p < block_size || p > ISD_SCSI_MAX_PHYS_BLOCK || (p & (p - 1)) != 0 ||
+	    p % block_size != 0)
+		return -EINVAL;
+	return 0;
+}
+
+int
 isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scsi_lu_cfg *cfg)
 {
 	struct isd_scsi_lu *lu;
@@ -221,6 +234,8 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 	if (cfg->block_size != 512 && cfg->block_size != 4096)
 		return -EINVAL;
 	if (cfg->bstore->size < cfg->block_size)
+		return -EINVAL;
+	if (isd_scsi_phys_block_check(cfg->block_size, cfg->physical_block_size) < 0)
 		return -EINVAL;
 	if (dev->lus[lun] != NULL)
 		return -EEXIST;
@@ -233,6 +248,9 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 	lu->lun = lun;
 	lu->bs = cfg->bstore;
 	lu->block_size = cfg->block_size;
+	if (cfg->physical_block_size != 0)
+		while ((cfg->block_size << lu->lbppb_exp) < cfg->physical_block_size)
+			lu->lbppb_exp++;
 	lu_update_capacity(lu);
 	lu->read_only = cfg->read_only || cfg->bstore->read_only;
 	lu->thin = cfg->thin && cfg->bstore->can_discard;
@@ -260,6 +278,16 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 	lu->max_unmap_descs = lu->thin ? 256 : 0;
 	/* As LIO: at most 0xffff blocks per WRITE SAME, which bounds the time one command holds the LU. */
 	lu->max_ws_blocks = 0xffff;
+	/*
+	 * WRITE ATOMIC only where a write is one copy into memory made on this
+	 * reactor (a RAM store): nothing else on the LU sees half of it. A file
+	 * store's write is a request the kernel may split, so it gets none.
+	 */
+	if (cfg->bstore->mem_base != NULL) {
+		lu->max_atomic_blocks = lu->max_xfer_blocks;
+		lu->atomic_align = 1u << lu->lbppb_exp;
+		lu->atomic_gran = 1u << lu->lbppb_exp;
+	}
 	dev->lus[lun] = lu;
 	dev->nlus++;
 	return 0;
@@ -873,7 +901,8 @@ cmd_setup(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 4);
 		return ISD_SCSI_SETUP_DONE;
 	}
-	if (op == NULL || ((op->flags & ISD_OPF_THIN) && !lu->thin)) {
+	if (op == NULL || ((op->flags & ISD_OPF_THIN) && !lu->thin) ||
+	    ((op->flags & ISD_OPF_ATOMIC) && lu->max_atomic_blocks == 0)) {
 		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_INVALID_OPCODE);
 		isd_scsi_sense_field(cmd, true, 0, 7);
 		return ISD_SCSI_SETUP_DONE;

@@ -32,6 +32,7 @@ struct isd_scsi_dev;
 #define ISD_SCSI_MAX_LUNS 256
 #define ISD_SCSI_SENSE_MAX 96           /* fixed-format sense we build: 18 bytes + info */
 #define ISD_SCSI_MAX_IOV 4
+#define ISD_SCSI_MAX_PHYS_BLOCK 65536   /* bytes: largest physical block a LU may report */
 
 /* SAM status codes */
 #define ISD_SAM_GOOD 0x00
@@ -174,6 +175,8 @@ struct isd_scsi_cmd {
 struct isd_scsi_lu_cfg {
 	struct isd_bstore *bstore;      /* taken over by the LU */
 	uint32_t block_size;            /* 512 or 4096 */
+	uint32_t physical_block_size;   /* 0 = block_size; else a power-of-two multiple of it,
+					 * at most ISD_SCSI_MAX_PHYS_BLOCK */
 	bool read_only;
 	char vendor[9];                 /* INQUIRY strings, space padded by the LU */
 	char product[17];
@@ -183,6 +186,10 @@ struct isd_scsi_lu_cfg {
 	bool write_cache;               /* WCE: honour SYNCHRONIZE CACHE and FUA */
 	bool thin;                      /* UNMAP / WRITE SAME UNMAP supported */
 };
+
+/* Whether a physical block size suits a logical block size (0 = the same): a
+ * power-of-two multiple of it, at most ISD_SCSI_MAX_PHYS_BLOCK. 0 or -EINVAL. */
+int isd_scsi_phys_block_check(uint32_t block_size, uint32_t physical_block_size);
 
 int isd_scsi_dev_create(const char *name, struct isd_scsi_dev **out);
 /* Frees the device and its LUs; no command may be in flight. */

@@ -71,6 +71,7 @@ enum {
 #define ISD_OPF_PR_READ 0x0010u         /* allowed under Write Exclusive types */
 #define ISD_OPF_SPC2_ALLOW 0x0020u      /* allowed while another nexus holds RESERVE */
 #define ISD_OPF_THIN 0x0040u            /* only on thin-provisioned LUs */
+#define ISD_OPF_ATOMIC 0x0080u          /* only on LUs that write atomically (lu->max_atomic_blocks) */
 
 #define ISD_SCSI_NO_SA 0xffffu
 
@@ -127,6 +128,7 @@ struct isd_scsi_lu {
 	uint32_t lun;
 	struct isd_bstore *bs;
 	uint32_t block_size;
+	uint8_t lbppb_exp;              /* LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT */
 	uint64_t nblocks;
 	bool read_only;
 	bool thin;
@@ -142,6 +144,11 @@ struct isd_scsi_lu {
 	uint32_t max_unmap_blocks;
 	uint32_t max_unmap_descs;
 	uint32_t max_ws_blocks;
+	/* Block Limits atomic fields: 0 = no WRITE ATOMIC. Alignment and granularity are
+	 * the physical block, so an atomic write never shares one with another write. */
+	uint32_t max_atomic_blocks;
+	uint32_t atomic_align;
+	uint32_t atomic_gran;
 
 	TAILQ_HEAD(, isd_scsi_itn) itns;
 
@@ -288,6 +295,13 @@ int isd_sbc_setup_unmap(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd);
 int isd_sbc_setup_caw(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_caw(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_orwrite(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_orwrite(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_write_atomic(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_write_atomic(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_prefetch(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_read_defect_data(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_read_defect_data(struct isd_scsi_cmd *cmd);
 
 /* VPD / mode page builders shared with tests through the public commands only. */
 uint32_t isd_spc_mode_pages(struct isd_scsi_lu *lu, uint8_t page, uint8_t pc, uint8_t *buf);
