@@ -561,7 +561,11 @@ isd_sbc_setup_write_same(struct isd_scsi_cmd *cmd)
 	if (nb == 0) {
 		if (lba >= lu->nblocks)
 			return lba_out_of_range(cmd);
-		nb = lu->nblocks - lba > lu->max_ws_blocks ? UINT32_MAX : (uint32_t)(lu->nblocks - lba);
+		if (lu->nblocks - lba > lu->max_ws_blocks) {
+			isd_scsi_invalid_cdb(cmd, len_byte, -1);
+			return ISD_SCSI_SETUP_DONE;
+		}
+		nb = (uint32_t)(lu->nblocks - lba);
 	}
 	if (nb > lu->max_ws_blocks) {
 		isd_scsi_invalid_cdb(cmd, len_byte, -1);
