@@ -518,7 +518,13 @@ isd_scsi_lu_reset(struct isd_scsi_dev *dev, uint64_t lun, struct isd_scsi_nexus 
 
 	if (lu == NULL)
 		return -ENOENT;
-	lu_reset(lu, ISD_UA_LUN_RESET, from);
+	/*
+	 * SAM-5 6.3.3: a logical unit reset establishes 29h/03h for every I_T
+	 * nexus, the one that asked included (as LIO does; libiscsi's
+	 * MultipathIO.Reset checks each path, the resetting one too).
+	 */
+	(void)from;
+	lu_reset(lu, ISD_UA_LUN_RESET, NULL);
 	return 0;
 }
 

@@ -241,8 +241,8 @@ void isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd);
 void isd_scsi_cmd_cancel(struct isd_scsi_cmd *cmd);
 
 /* Task management at the LU (after the transport aborted its tasks): LUN RESET
- * clears reservations (non-persistent) and raises a unit attention for the other
- * nexuses. Returns 0, or -ENOENT for an unknown LUN. */
+ * clears reservations (non-persistent) and raises a unit attention for every
+ * nexus, `from` (the sender) included. Returns 0, or -ENOENT for an unknown LUN. */
 int isd_scsi_lu_reset(struct isd_scsi_dev *dev, uint64_t lun, struct isd_scsi_nexus *from);
 /* TARGET WARM/COLD RESET: every LU. */
 void isd_scsi_dev_reset(struct isd_scsi_dev *dev, struct isd_scsi_nexus *from);

@@ -263,6 +263,8 @@ test_ua_order_and_request_sense(void **state)
 	h_clear_ua(&h, 0);
 	assert_int_equal(isd_scsi_lu_reset(h.dev, isd_scsi_lun_encode(0), &h.nx[0]), 0);
 	assert_int_equal(isd_scsi_lu_reset(h.dev, isd_scsi_lun_encode(7), &h.nx[0]), -ENOENT);
+	/* the nexus that reset the LU gets the unit attention too (SAM-5 6.3.3) */
+	assert_sense(h_run(&h, 0, 0, tur, 6, NULL, 0), ISD_SK_UNIT_ATTENTION, 0x29, 0x03);
 	assert_good(h_run(&h, 0, 0, tur, 6, NULL, 0));
 	/* nexus 1: LUN reset, then capacity change, then mode change by nexus 0 */
 	res = h_run(&h, 0, 0, ms, 6, NULL, 0);
