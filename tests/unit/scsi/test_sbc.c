@@ -725,6 +725,17 @@ write_atomic(struct h *h, uint32_t lun, uint64_t lba, uint16_t nb, uint16_t boun
 	return h_run_edtl(h, 0, lun, cdb, 16, edtl, d, edtl);
 }
 
+/* REPORT SUPPORTED OPERATION CODES, one command (reporting options 001b): SUPPORT. */
+static uint8_t
+rsoc_support(struct h *h, uint32_t lun, uint8_t opcode)
+{
+	uint8_t cdb[12] = { 0xa3, 0x0c, 0x01, opcode, 0, 0, 0, 0, 0, 64, 0, 0 };
+	struct h_res *res = h_run(h, 0, lun, cdb, 12, NULL, 0);
+
+	assert_int_equal(res->status, ISD_SAM_GOOD);
+	return res->data[1] & 0x07;
+}
+
 /* SBC-4 5.48: within the Block Limits atomic fields, all of the data or none. */
 static void
 test_write_atomic(void **state)
@@ -781,6 +792,9 @@ test_write_atomic(void **state)
 	}
 	/* a file store does not write atomically: no WRITE ATOMIC, limits 0 */
 	add_file_lu(&h, path);
+	assert_int_equal(rsoc_support(&h, 0, 0x9c), 3);
+	assert_int_equal(rsoc_support(&h, 1, 0x9c), 1);
+	assert_int_equal(rsoc_support(&h, 1, 0x8b), 3);
 	assert_sense(write_atomic(&h, 1, 0, 1, 0, H_BS, d), ISD_SK_ILLEGAL_REQUEST, 0x20, 0);
 	res = inquiry_b0(&h, 1);
 	assert_int_equal(get_be32(res->data + 44), 0);
