@@ -244,6 +244,7 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 		return -ENOMEM;
 	TAILQ_INIT(&lu->itns);
 	TAILQ_INIT(&lu->regs);
+	TAILQ_INIT(&lu->gate_wait);
 	lu->dev = dev;
 	lu->lun = lun;
 	lu->bs = cfg->bstore;
@@ -648,6 +649,8 @@ isd_scsi_cmd_done(struct isd_scsi_cmd *cmd)
 		cmd->data_in_len = 0;
 	/* counted before the transport sees it: done may release the command */
 	isd_scsi_io_done(cmd, false);
+	if (cmd->io_flags & ISD_SCSI_IOF_GATED)
+		isd_sbc_gate_leave(cmd);
 	if (cmd->done != NULL)
 		cmd->done(cmd);
 }

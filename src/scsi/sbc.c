@@ -99,6 +99,88 @@ byte_off(const struct isd_scsi_lu *lu, uint64_t lba)
 	return lba * lu->block_size;
 }
 
+/* ---- the write gate ---- */
+
+/*
+ * On a file or a block device the read and the write of a read-modify-write
+ * (COMPARE AND WRITE, ORWRITE) are two requests, and a write of another
+ * command to the same blocks must not land between them, nor one already
+ * under way land after the read. Every command that writes to such a store
+ * passes the LU's gate from the start of its exec to its completion: writes
+ * share it, a read-modify-write has it alone. Commands enter in arrival order
+ * (one that cannot enter makes the later ones queue behind it), so a stream
+ * of writes cannot starve a read-modify-write, nor the reverse. RAM stores do
+ * not need it: their read-modify-write is one step on the reactor.
+ */
+static bool
+is_rmw(const struct isd_scsi_cmd *cmd)
+{
+	return cmd->cdb[0] == 0x89 || cmd->cdb[0] == 0x8b;
+}
+
+static bool
+gate_open(const struct isd_scsi_lu *lu, bool rmw)
+{
+	return !lu->gate_rmw && (!rmw || lu->gate_writers == 0);
+}
+
+static void
+gate_take(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+
+	cmd->io_flags |= ISD_SCSI_IOF_GATED;
+	if (is_rmw(cmd))
+		lu->gate_rmw = true;
+	else
+		lu->gate_writers++;
+}
+
+/*
+ * At the start of a writing command's exec: true to go on, false when cmd
+ * waits in the queue, to run its exec again from the start once it is let in.
+ */
+static bool
+gate_enter(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+
+	if (lu->bs->mem_base != NULL || (cmd->io_flags & ISD_SCSI_IOF_GATED))
+		return true;
+	if (TAILQ_EMPTY(&lu->gate_wait) && gate_open(lu, is_rmw(cmd))) {
+		gate_take(cmd);
+		return true;
+	}
+	TAILQ_INSERT_TAIL(&lu->gate_wait, cmd, link);
+	return false;
+}
+
+void
+isd_sbc_gate_leave(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	struct isd_scsi_cmd *next;
+
+	cmd->io_flags &= ~ISD_SCSI_IOF_GATED;
+	if (is_rmw(cmd))
+		lu->gate_rmw = false;
+	else
+		lu->gate_writers--;
+	/* A command let in may finish at once and come back here: each pass takes
+	 * the head afresh. */
+	while ((next = TAILQ_FIRST(&lu->gate_wait)) != NULL && gate_open(lu, is_rmw(next))) {
+		const struct isd_scsi_op *op = next->op;
+
+		TAILQ_REMOVE(&lu->gate_wait, next, link);
+		gate_take(next);
+		/* aborted, or fenced off, while it waited: it stores nothing */
+		if (!isd_scsi_may_store(next))
+			isd_scsi_cmd_done(next);
+		else
+			op->exec(next);
+	}
+}
+
 /* ---- capacity ---- */
 
 int
@@ -332,6 +414,8 @@ isd_sbc_exec_write(struct isd_scsi_cmd *cmd)
 	struct iovec iov;
 	int rc;
 
+	if (!gate_enter(cmd))
+		return;
 	if (nb > cmd->nblocks)
 		nb = cmd->nblocks;
 	if (nb == 0) {
@@ -650,6 +734,8 @@ isd_sbc_exec_write_same(struct isd_scsi_cmd *cmd)
 	uint64_t chunk;
 	int rc;
 
+	if (!gate_enter(cmd))
+		return;
 	if (!ndob) {
 		if (data_out_short(cmd))
 			return;
@@ -766,6 +852,8 @@ isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd)
 	uint32_t len = cmd->data_out_len;
 	uint32_t bddl, ndesc;
 
+	if (!gate_enter(cmd))
+		return;
 	if (cmd->data_out_len < cmd->xfer_len || p == NULL) {
 		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
 		isd_scsi_cmd_done(cmd);
@@ -817,9 +905,9 @@ isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd)
  * write, and write it. On a RAM store the read (the LU's memory itself), the
  * computation and the write's copy all happen in one step on the LU's
  * reactor, where every command of the LU runs: no other command can come in
- * between, so the read-modify-write is atomic against all of them. A file
- * store reads first; a write to the same blocks in that window is not
- * excluded (known limit).
+ * between, so the read-modify-write is atomic against all of them. A file or
+ * device store reads first: the write gate (above) keeps every other write of
+ * the LU out from before the read until the write has completed.
  *
  * rmw_apply() returns false when it finished the command (a miscompare);
  * otherwise it leaves in *out what to write at cmd->lba.
@@ -869,6 +957,9 @@ rmw_exec(struct isd_scsi_cmd *cmd)
 {
 	struct isd_scsi_lu *lu = cmd->lu;
 
+	/* alone at the LU's write gate (file and device stores) until it completes */
+	if (!gate_enter(cmd))
+		return;
 	/* the whole data-out or nothing: a part of it is not what the CDB describes */
 	if (data_out_short(cmd))
 		return;

@@ -62,6 +62,7 @@ enum {
 #define ISD_SCSI_IOF_NDOB 0x8u          /* WRITE SAME: no data-out, pattern is zeros */
 #define ISD_SCSI_IOF_VERIFY_ONE 0x10u   /* VERIFY BYTCHK 11b: one block compared to each */
 #define ISD_SCSI_IOF_IMMED 0x20u
+#define ISD_SCSI_IOF_GATED 0x40u        /* holds the LU's write gate (sbc.c) until done */
 
 /* Command table flags. */
 #define ISD_OPF_HAS_SA 0x0001u          /* opcode carries a service action in byte 1 */
@@ -149,6 +150,14 @@ struct isd_scsi_lu {
 	uint32_t max_atomic_blocks;
 	uint32_t atomic_align;
 	uint32_t atomic_gran;
+	/*
+	 * The write gate of a store that is not memory (sbc.c): commands that write
+	 * pass it from exec to completion, any number at once, or one
+	 * read-modify-write (COMPARE AND WRITE, ORWRITE) alone; in arrival order.
+	 */
+	uint32_t gate_writers;
+	bool gate_rmw;
+	TAILQ_HEAD(, isd_scsi_cmd) gate_wait;   /* by cmd->link */
 
 	TAILQ_HEAD(, isd_scsi_itn) itns;
 
@@ -299,6 +308,8 @@ int isd_sbc_setup_orwrite(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_orwrite(struct isd_scsi_cmd *cmd);
 int isd_sbc_setup_write_atomic(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_write_atomic(struct isd_scsi_cmd *cmd);
+/* A command that held the write gate is done: lets the next ones in. */
+void isd_sbc_gate_leave(struct isd_scsi_cmd *cmd);
 int isd_sbc_setup_prefetch(struct isd_scsi_cmd *cmd);
 int isd_sbc_setup_read_defect_data(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_read_defect_data(struct isd_scsi_cmd *cmd);

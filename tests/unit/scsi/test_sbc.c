@@ -839,6 +839,124 @@ test_prefetch_defects(void **state)
 	h_fini(&h);
 }
 
+/* ---- the write gate (file stores) ---- */
+
+struct gcmd {
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16];
+	int done;
+	int order;              /* completion rank */
+};
+
+static int g_rank;
+
+static void
+gcmd_done(struct isd_scsi_cmd *cmd)
+{
+	struct gcmd *g = cmd->cb_arg;
+
+	g->done++;
+	g->order = ++g_rank;
+}
+
+/* Sets up a command on LUN 1 and puts its data-out in place, as a transport would. */
+static void
+gcmd_setup(struct h *h, struct gcmd *g, const uint8_t *cdb, const void *data, uint32_t len)
+{
+	memset(g, 0, sizeof(*g));
+	memcpy(g->cdb, cdb, 16);
+	g->cmd.dev = h->dev;
+	g->cmd.nexus = &h->nx[0];
+	g->cmd.lun = isd_scsi_lun_encode(1);
+	g->cmd.cdb = g->cdb;
+	g->cmd.cdb_len = 16;
+	g->cmd.edtl = len;
+	g->cmd.done = gcmd_done;
+	g->cmd.cb_arg = g;
+	assert_int_equal(isd_scsi_cmd_setup(&g->cmd), ISD_SCSI_SETUP_READY);
+	memcpy(g->cmd.iov[0].iov_base, data, len);
+}
+
+static void
+gcmd_wait(struct h *h, struct gcmd *a, struct gcmd *b)
+{
+	for (int i = 0; i < 1000 && (a->done == 0 || b->done == 0); i++)
+		assert_int_equal(isd_reactor_poll(h->r, 10), 0);
+	assert_int_equal(a->done, 1);
+	assert_int_equal(b->done, 1);
+	assert_int_equal(a->cmd.status, ISD_SAM_GOOD);
+	assert_int_equal(b->cmd.status, ISD_SAM_GOOD);
+	isd_scsi_cmd_release(&a->cmd);
+	isd_scsi_cmd_release(&b->cmd);
+}
+
+/*
+ * A file store reads before it writes: a WRITE to the same block that comes
+ * while a COMPARE AND WRITE or ORWRITE reads waits until that has written, and
+ * one that is under way when they come keeps them waiting until it is stored.
+ */
+static void
+test_rmw_write_gate(void **state)
+{
+	char path[] = "/tmp/isd_sbc_XXXXXX";
+	uint8_t caw[16] = { 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 1 };
+	uint8_t orw[16] = { 0x8b, 0, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 1 };
+	uint8_t wr[16] = { 0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 1 };
+	uint8_t cw[2 * H_BS], a[H_BS], b[H_BS], want[H_BS];
+	struct gcmd g1, g2;
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	add_file_lu(&h, path);
+	/* COMPARE AND WRITE (zeros -> 0x11) reading, then a WRITE of 0x22 */
+	memset(cw, 0, H_BS);
+	memset(cw + H_BS, 0x11, H_BS);
+	memset(a, 0x22, sizeof(a));
+	gcmd_setup(&h, &g1, caw, cw, sizeof(cw));
+	gcmd_setup(&h, &g2, wr, a, sizeof(a));
+	isd_scsi_cmd_exec(&g1.cmd);
+	isd_scsi_cmd_exec(&g2.cmd);
+	assert_int_equal(g1.done + g2.done, 0);
+	gcmd_wait(&h, &g1, &g2);
+	assert_true(g1.order < g2.order);
+	res = h_rw10(&h, 0, 1, 0x28, 50, 1, NULL, 0);
+	assert_memory_equal(res->data, a, H_BS);
+	/* a WRITE of 0x0f under way, then an ORWRITE of 0xf0: waits, then ORs into 0x0f */
+	memset(a, 0x0f, sizeof(a));
+	memset(b, 0xf0, sizeof(b));
+	gcmd_setup(&h, &g1, wr, a, sizeof(a));
+	gcmd_setup(&h, &g2, orw, b, sizeof(b));
+	isd_scsi_cmd_exec(&g1.cmd);
+	isd_scsi_cmd_exec(&g2.cmd);
+	gcmd_wait(&h, &g1, &g2);
+	assert_true(g1.order < g2.order);
+	memset(want, 0xff, sizeof(want));
+	res = h_rw10(&h, 0, 1, 0x28, 50, 1, NULL, 0);
+	assert_memory_equal(res->data, want, H_BS);
+	/* a queued WRITE that is cancelled while it waits stores nothing */
+	memset(cw, 0xff, H_BS);
+	memset(cw + H_BS, 0x33, H_BS);
+	gcmd_setup(&h, &g1, caw, cw, sizeof(cw));
+	gcmd_setup(&h, &g2, wr, a, sizeof(a));
+	isd_scsi_cmd_exec(&g1.cmd);
+	isd_scsi_cmd_exec(&g2.cmd);
+	isd_scsi_cmd_cancel(&g2.cmd);
+	for (int i = 0; i < 1000 && (g1.done == 0 || g2.done == 0); i++)
+		assert_int_equal(isd_reactor_poll(h.r, 10), 0);
+	assert_int_equal(g1.cmd.status, ISD_SAM_GOOD);
+	assert_int_equal(g2.done, 1);
+	assert_int_equal(g2.cmd.status, ISD_SAM_TASK_ABORTED);
+	isd_scsi_cmd_release(&g1.cmd);
+	isd_scsi_cmd_release(&g2.cmd);
+	memset(want, 0x33, sizeof(want));
+	res = h_rw10(&h, 0, 1, 0x28, 50, 1, NULL, 0);
+	assert_memory_equal(res->data, want, H_BS);
+	h_fini(&h);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -851,6 +969,7 @@ main(void)
 		cmocka_unit_test(test_compare_and_write),
 		cmocka_unit_test(test_write_same),
 		cmocka_unit_test(test_orwrite),
+		cmocka_unit_test(test_rmw_write_gate),
 		cmocka_unit_test(test_physical_block_check),
 		cmocka_unit_test(test_physical_block),
 		cmocka_unit_test(test_write_atomic),
