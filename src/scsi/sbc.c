@@ -909,8 +909,9 @@ isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd)
  * device store reads first: the write gate (above) keeps every other write of
  * the LU out from before the read until the write has completed.
  *
- * rmw_apply() returns false when it finished the command (a miscompare);
- * otherwise it leaves in *out what to write at cmd->lba.
+ * caw_apply() and orwrite_apply() return false when they finished the command
+ * (a miscompare, no memory); otherwise they leave in *out what to write at
+ * cmd->lba.
  */
 static bool caw_apply(struct isd_scsi_cmd *cmd, const uint8_t *medium, struct iovec *out);
 static bool orwrite_apply(struct isd_scsi_cmd *cmd, const uint8_t *medium, struct iovec *out);

@@ -149,7 +149,7 @@ struct isd_scsi_cmd {
 	uint64_t lba;
 	uint32_t nblocks;
 	void *priv;
-	TAILQ_ENTRY(isd_scsi_cmd) link;
+	TAILQ_ENTRY(isd_scsi_cmd) link;        /* in the LU's write-gate queue (sbc.c) */
 	const void *op;                 /* the decoded command's descriptor */
 	uint32_t io_flags;              /* ISD_SCSI_IOF_* (scsi_int.h) */
 	uint32_t data_out_len;          /* data-out the buffer takes: min(edtl, xfer_len) */

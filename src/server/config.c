@@ -394,10 +394,6 @@ isd_target_size_parse(const char *s, uint64_t *out)
 	return 0;
 }
 
-/*
- * The backing store's kind parses the spec and rebuilds it canonically, so
- * that whatever spelling the user chose ("1g", "1024M") the store sees one form.
- */
 #define PBS_OPT "physical_block_size="
 
 /*
@@ -436,7 +432,7 @@ lun_opts_take(const char *spec, char *rest, size_t restlen, struct isd_target_lu
 				isd_target_errf(why, whylen, "spec too long");
 				return -EINVAL;
 			}
-			if (p != spec && n > 0)
+			if (p != spec)
 				rest[n++] = ',';
 			memcpy(rest + n, p, len);
 			n += len;
@@ -449,6 +445,10 @@ lun_opts_take(const char *spec, char *rest, size_t restlen, struct isd_target_lu
 	return 0;
 }
 
+/*
+ * The backing store's kind parses the spec and rebuilds it canonically, so
+ * that whatever spelling the user chose ("1g", "1024M") the store sees one form.
+ */
 int
 isd_target_lun_spec_parse(const char *spec, struct isd_target_lun_cfg *out, char *why,
 			  size_t whylen)
