@@ -394,6 +394,8 @@ lun_json(struct rpc *x, const struct isd_target_node_cfg *n, const struct isd_ta
 		add_int(o, "block_size", l->block_size ? l->block_size : 512);
 		add_bool(o, "read_only", l->read_only);
 	}
+	if (l->physical_block_size != 0)
+		add_int(o, "physical_block_size", l->physical_block_size);
 	add_str(o, "vendor", l->vendor[0] ? l->vendor : "ISERD");
 	add_str(o, "product", l->product);
 	add_str(o, "serial", l->serial);
@@ -549,21 +551,24 @@ m_target_show(struct rpc *x)
 	return target_json(x, n, true);
 }
 
-/* A LUN description {"lun": N, "backing": SPEC, "read_only"?, "block_size"?, "vendor"?,
- * "product"?, "serial"?} into l. Used by target.add (each element) and lun.add. */
+/* A LUN description {"lun": N, "backing": SPEC, "read_only"?, "block_size"?,
+ * "physical_block_size"?, "vendor"?, "product"?, "serial"?} into l. Used by target.add
+ * (each element) and lun.add. */
 static bool
 lun_from(struct rpc *x, struct isd_target_lun_cfg *l)
 {
 	static const char *const keys[] = {"target", "lun", "backing", "read_only", "block_size",
-					   "vendor", "product", "serial", NULL};
+					   "physical_block_size", "vendor", "product", "serial",
+					   NULL};
 	char spec[ISD_TARGET_SPEC_MAX + 8], why[256];
-	uint64_t bs = 0;
+	uint64_t bs = 0, pbs = 0;
 	bool ro = false;
 
 	memset(l, 0, sizeof(*l));
 	if (!p_only(x, keys) || !p_lun(x, &l->number) ||
 	    !p_str(x, "backing", true, spec, sizeof(spec)) || !p_bool(x, "read_only", false, &ro) ||
 	    !p_uint(x, "block_size", false, 65536, &bs, NULL) ||
+	    !p_uint(x, "physical_block_size", false, 1u << 20, &pbs, NULL) ||
 	    !p_str(x, "vendor", false, l->vendor, sizeof(l->vendor)) ||
 	    !p_str(x, "product", false, l->product, sizeof(l->product)) ||
 	    !p_str(x, "serial", false, l->serial, sizeof(l->serial)))
@@ -579,6 +584,10 @@ lun_from(struct rpc *x, struct isd_target_lun_cfg *l)
 	if (bs != 0 && bs != 512 && bs != 4096)
 		return fail(x, ISD_RPC_INVALID_PARAMS, "block_size must be 512 or 4096");
 	l->block_size = (uint32_t)bs;
+	/* as in a file, the key wins over a ",physical_block_size=" in the spec; checked
+	 * with the rest of the model */
+	if (pbs != 0)
+		l->physical_block_size = (uint32_t)pbs;
 	origin_of(x, l->origin, sizeof(l->origin));
 	return true;
 }

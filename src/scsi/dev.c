@@ -303,6 +303,19 @@ lu_update_capacity(struct isd_scsi_lu *lu)
 }
 
 int
+isd_scsi_phys_block_check(uint32_t block_size, uint32_t physical_block_size)
+{
+	uint32_t p = physical_block_size;
+
+	if (p == 0)
+		return 0;
+	if (block_size == 0 || p < block_size || p > ISD_SCSI_MAX_PHYS_BLOCK || (p & (p - 1)) != 0 ||
+	    p % block_size != 0)
+		return -EINVAL;
+	return 0;
+}
+
+int
 isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scsi_lu_cfg *cfg)
 {
 	struct isd_scsi_lu *lu;
@@ -314,6 +327,8 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 		return -EINVAL;
 	if (cfg->bstore->size < cfg->block_size)
 		return -EINVAL;
+	if (isd_scsi_phys_block_check(cfg->block_size, cfg->physical_block_size) < 0)
+		return -EINVAL;
 	if (dev->lus[lun] != NULL)
 		return -EEXIST;
 	lu = calloc(1, sizeof(*lu));
@@ -321,10 +336,14 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 		return -ENOMEM;
 	TAILQ_INIT(&lu->itns);
 	TAILQ_INIT(&lu->regs);
+	TAILQ_INIT(&lu->gate_wait);
 	lu->dev = dev;
 	lu->lun = lun;
 	lu->bs = cfg->bstore;
 	lu->block_size = cfg->block_size;
+	if (cfg->physical_block_size != 0)
+		while ((cfg->block_size << lu->lbppb_exp) < cfg->physical_block_size)
+			lu->lbppb_exp++;
 	lu_update_capacity(lu);
 	lu->read_only = cfg->read_only || cfg->bstore->read_only;
 	lu->thin = cfg->thin && cfg->bstore->can_discard;
@@ -352,6 +371,16 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 	lu->max_unmap_descs = lu->thin ? 256 : 0;
 	/* As LIO: at most 0xffff blocks per WRITE SAME, which bounds the time one command holds the LU. */
 	lu->max_ws_blocks = 0xffff;
+	/*
+	 * WRITE ATOMIC only where a write is one copy into memory made on this
+	 * reactor (a RAM store): nothing else on the LU sees half of it. A file
+	 * store's write is a request the kernel may split, so it gets none.
+	 */
+	if (cfg->bstore->mem_base != NULL) {
+		lu->max_atomic_blocks = lu->max_xfer_blocks;
+		lu->atomic_align = 1u << lu->lbppb_exp;
+		lu->atomic_gran = 1u << lu->lbppb_exp;
+	}
 	dev->lus[lun] = lu;
 	dev->nlus++;
 	return 0;
@@ -591,7 +620,13 @@ isd_scsi_lu_reset(struct isd_scsi_dev *dev, uint64_t lun, struct isd_scsi_nexus 
 
 	if (lu == NULL)
 		return -ENOENT;
-	lu_reset(lu, ISD_UA_LUN_RESET, from);
+	/*
+	 * SAM-5 6.3.3: a logical unit reset establishes 29h/03h for every I_T
+	 * nexus, the one that asked included (as LIO does; libiscsi's
+	 * MultipathIO.Reset checks each path, the resetting one too).
+	 */
+	(void)from;
+	lu_reset(lu, ISD_UA_LUN_RESET, NULL);
 	return 0;
 }
 
@@ -715,6 +750,8 @@ isd_scsi_cmd_done(struct isd_scsi_cmd *cmd)
 		cmd->data_in_len = 0;
 	/* counted before the transport sees it: done may release the command */
 	isd_scsi_io_done(cmd, false);
+	if (cmd->io_flags & ISD_SCSI_IOF_GATED)
+		isd_sbc_gate_leave(cmd);
 	if (cmd->done != NULL)
 		cmd->done(cmd);
 }
@@ -983,7 +1020,8 @@ cmd_setup(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 4);
 		return ISD_SCSI_SETUP_DONE;
 	}
-	if (op == NULL || ((op->flags & ISD_OPF_THIN) && !lu->thin)) {
+	if (op == NULL || ((op->flags & ISD_OPF_THIN) && !lu->thin) ||
+	    ((op->flags & ISD_OPF_ATOMIC) && lu->max_atomic_blocks == 0)) {
 		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_INVALID_OPCODE);
 		isd_scsi_sense_field(cmd, true, 0, 7);
 		return ISD_SCSI_SETUP_DONE;

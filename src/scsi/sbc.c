@@ -1,6 +1,7 @@
 /*
  * Block commands (SBC-4): capacity, READ/WRITE/VERIFY in all CDB sizes,
- * SYNCHRONIZE CACHE, WRITE SAME, UNMAP, COMPARE AND WRITE, GET LBA STATUS.
+ * SYNCHRONIZE CACHE, WRITE SAME, UNMAP, COMPARE AND WRITE, ORWRITE, WRITE
+ * ATOMIC, PRE-FETCH, READ DEFECT DATA, GET LBA STATUS.
  *
  * Every transfer is bounded by the Block Limits MAXIMUM TRANSFER LENGTH, so
  * no CDB can make us allocate more than ISD_SCSI_MAX_XFER. Reads from a RAM
@@ -8,7 +9,7 @@
  * Writes land in a separate buffer first and reach the store only once the
  * whole data-out has arrived. The reservation is checked again whenever data
  * is handed to the store (isd_scsi_cmd_exec for one-step commands, each step
- * of WRITE SAME and UNMAP, the write half of COMPARE AND WRITE): see the
+ * of WRITE SAME and UNMAP, the write half of COMPARE AND WRITE and ORWRITE): see the
  * fencing notes in dev.c.
  */
 #include <errno.h>
@@ -83,10 +84,101 @@ io_error(struct isd_scsi_cmd *cmd, int err, bool write)
 		isd_scsi_check(cmd, ISD_SK_MEDIUM_ERROR, ISD_ASC_UNRECOVERED_READ);
 }
 
+/* The Expected Data Transfer Length is not the data-out the CDB describes, for a
+ * command that must have all of it or none (WRITE SAME, COMPARE AND WRITE). */
+static int
+data_out_size_mismatch(struct isd_scsi_cmd *cmd)
+{
+	isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_INVALID_FIELD_CDB);
+	return ISD_SCSI_SETUP_DONE;
+}
+
 static uint64_t
 byte_off(const struct isd_scsi_lu *lu, uint64_t lba)
 {
 	return lba * lu->block_size;
+}
+
+/* ---- the write gate ---- */
+
+/*
+ * On a file or a block device the read and the write of a read-modify-write
+ * (COMPARE AND WRITE, ORWRITE) are two requests, and a write of another
+ * command to the same blocks must not land between them, nor one already
+ * under way land after the read. Every command that writes to such a store
+ * passes the LU's gate from the start of its exec to its completion: writes
+ * share it, a read-modify-write has it alone. Commands enter in arrival order
+ * (one that cannot enter makes the later ones queue behind it), so a stream
+ * of writes cannot starve a read-modify-write, nor the reverse. RAM stores do
+ * not need it: their read-modify-write is one step on the reactor.
+ */
+static bool
+is_rmw(const struct isd_scsi_cmd *cmd)
+{
+	return cmd->cdb[0] == 0x89 || cmd->cdb[0] == 0x8b;
+}
+
+static bool
+gate_open(const struct isd_scsi_lu *lu, bool rmw)
+{
+	return !lu->gate_rmw && (!rmw || lu->gate_writers == 0);
+}
+
+static void
+gate_take(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+
+	cmd->io_flags |= ISD_SCSI_IOF_GATED;
+	if (is_rmw(cmd))
+		lu->gate_rmw = true;
+	else
+		lu->gate_writers++;
+}
+
+/*
+ * At the start of a writing command's exec: true to go on, false when cmd
+ * waits in the queue, to run its exec again from the start once it is let in.
+ */
+static bool
+gate_enter(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+
+	if (lu->bs->mem_base != NULL || (cmd->io_flags & ISD_SCSI_IOF_GATED))
+		return true;
+	if (TAILQ_EMPTY(&lu->gate_wait) && gate_open(lu, is_rmw(cmd))) {
+		gate_take(cmd);
+		return true;
+	}
+	TAILQ_INSERT_TAIL(&lu->gate_wait, cmd, link);
+	return false;
+}
+
+void
+isd_sbc_gate_leave(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	struct isd_scsi_cmd *next;
+
+	cmd->io_flags &= ~ISD_SCSI_IOF_GATED;
+	if (is_rmw(cmd))
+		lu->gate_rmw = false;
+	else
+		lu->gate_writers--;
+	/* A command let in may finish at once and come back here: each pass takes
+	 * the head afresh. */
+	while ((next = TAILQ_FIRST(&lu->gate_wait)) != NULL && gate_open(lu, is_rmw(next))) {
+		const struct isd_scsi_op *op = next->op;
+
+		TAILQ_REMOVE(&lu->gate_wait, next, link);
+		gate_take(next);
+		/* aborted, or fenced off, while it waited: it stores nothing */
+		if (!isd_scsi_may_store(next))
+			isd_scsi_cmd_done(next);
+		else
+			op->exec(next);
+	}
 }
 
 /* ---- capacity ---- */
@@ -135,7 +227,8 @@ isd_sbc_exec_read_capacity16(struct isd_scsi_cmd *cmd)
 	memset(b, 0, sizeof(b));
 	put_be64(b, lu->nblocks - 1);
 	put_be32(b + 8, lu->block_size);
-	if (lu->thin)
+	b[13] = lu->lbppb_exp;                  /* LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT */
+	if (lu->thin)                           /* LOWEST ALIGNED LBA 0 */
 		b[14] = 0x80 | (lu->lbprz ? 0x40 : 0);  /* LBPME, LBPRZ */
 	isd_scsi_data_in(cmd, b, sizeof(b));
 	isd_scsi_cmd_done(cmd);
@@ -321,6 +414,8 @@ isd_sbc_exec_write(struct isd_scsi_cmd *cmd)
 	struct iovec iov;
 	int rc;
 
+	if (!gate_enter(cmd))
+		return;
 	if (nb > cmd->nblocks)
 		nb = cmd->nblocks;
 	if (nb == 0) {
@@ -545,8 +640,18 @@ isd_sbc_setup_write_same(struct isd_scsi_cmd *cmd)
 	rw_decode(cdb, &lba, &nb, &len_byte);
 	if (!range_ok(lu, lba, nb))
 		return lba_out_of_range(cmd);
-	/* WSNZ = 1 in Block Limits: 0 blocks is not "to the end", it is invalid. */
-	if (nb == 0 || nb > lu->max_ws_blocks) {
+	/* WSNZ = 0 in Block Limits: 0 blocks means every block from LBA to the last
+	 * one (SBC-4 5.49), which MAXIMUM WRITE SAME LENGTH still bounds. */
+	if (nb == 0) {
+		if (lba >= lu->nblocks)
+			return lba_out_of_range(cmd);
+		if (lu->nblocks - lba > lu->max_ws_blocks) {
+			isd_scsi_invalid_cdb(cmd, len_byte, -1);
+			return ISD_SCSI_SETUP_DONE;
+		}
+		nb = (uint32_t)(lu->nblocks - lba);
+	}
+	if (nb > lu->max_ws_blocks) {
 		isd_scsi_invalid_cdb(cmd, len_byte, -1);
 		return ISD_SCSI_SETUP_DONE;
 	}
@@ -561,6 +666,10 @@ isd_sbc_setup_write_same(struct isd_scsi_cmd *cmd)
 		cmd->dir = ISD_SCSI_DIR_NONE;
 		return ISD_SCSI_SETUP_READY;
 	}
+	/* The data-out is exactly one block: an initiator that means to send more or
+	 * less does not mean what the CDB says, and nothing is written. */
+	if (cmd->edtl != lu->block_size)
+		return data_out_size_mismatch(cmd);
 	return isd_scsi_setup_data_out(cmd, lu->block_size);
 }
 
@@ -625,6 +734,8 @@ isd_sbc_exec_write_same(struct isd_scsi_cmd *cmd)
 	uint64_t chunk;
 	int rc;
 
+	if (!gate_enter(cmd))
+		return;
 	if (!ndob) {
 		if (data_out_short(cmd))
 			return;
@@ -741,6 +852,8 @@ isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd)
 	uint32_t len = cmd->data_out_len;
 	uint32_t bddl, ndesc;
 
+	if (!gate_enter(cmd))
+		return;
 	if (cmd->data_out_len < cmd->xfer_len || p == NULL) {
 		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
 		isd_scsi_cmd_done(cmd);
@@ -785,7 +898,80 @@ isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd)
 	unmap_step(cmd);
 }
 
-/* ---- COMPARE AND WRITE ---- */
+/* ---- COMPARE AND WRITE, ORWRITE: read-modify-write ---- */
+
+/*
+ * Both read the command's range, work out from it and the data-out what to
+ * write, and write it. On a RAM store the read (the LU's memory itself), the
+ * computation and the write's copy all happen in one step on the LU's
+ * reactor, where every command of the LU runs: no other command can come in
+ * between, so the read-modify-write is atomic against all of them. A file or
+ * device store reads first: the write gate (above) keeps every other write of
+ * the LU out from before the read until the write has completed.
+ *
+ * caw_apply() and orwrite_apply() return false when they finished the command
+ * (a miscompare, no memory); otherwise they leave in *out what to write at
+ * cmd->lba.
+ */
+static bool caw_apply(struct isd_scsi_cmd *cmd, const uint8_t *medium, struct iovec *out);
+static bool orwrite_apply(struct isd_scsi_cmd *cmd, const uint8_t *medium, struct iovec *out);
+
+static void
+rmw_write(struct isd_scsi_cmd *cmd, const uint8_t *medium)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	struct iovec iov;
+	bool go;
+	int rc;
+
+	go = cmd->cdb[0] == 0x89 ? caw_apply(cmd, medium, &iov) : orwrite_apply(cmd, medium, &iov);
+	if (!go) {
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	/* A file store read the medium first: the reservation may have moved since. */
+	if (!isd_scsi_may_store(cmd)) {
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	rc = isd_bstore_write(lu->bs, &iov, 1, byte_off(lu, cmd->lba),
+			      cmd->io_flags & ISD_SCSI_IOF_FUA, write_done, cmd);
+	if (rc < 0)
+		write_done(cmd, rc);
+}
+
+static void
+rmw_read_done(void *arg, int status)
+{
+	struct isd_scsi_cmd *cmd = arg;
+
+	if (status < 0) {
+		io_error(cmd, status, false);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	rmw_write(cmd, cmd->aux_buf);
+}
+
+static void
+rmw_exec(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+
+	/* alone at the LU's write gate (file and device stores) until it completes */
+	if (!gate_enter(cmd))
+		return;
+	/* the whole data-out or nothing: a part of it is not what the CDB describes */
+	if (data_out_short(cmd))
+		return;
+	if (lu->bs->mem_base != NULL) {
+		rmw_write(cmd, (const uint8_t *)lu->bs->mem_base + byte_off(lu, cmd->lba));
+		return;
+	}
+	read_range_aux(cmd, rmw_read_done);
+}
+
+/* COMPARE AND WRITE */
 
 int
 isd_sbc_setup_caw(struct isd_scsi_cmd *cmd)
@@ -814,6 +1000,10 @@ isd_sbc_setup_caw(struct isd_scsi_cmd *cmd)
 			isd_scsi_invalid_cdb(cmd, 13, 7);
 		return ISD_SCSI_SETUP_DONE;
 	}
+	/* Likewise a data-out of another size than the two instances: compared and
+	 * written against the wrong blocks, it would do what nobody asked. */
+	if (cmd->edtl != 2 * nb * lu->block_size)
+		return data_out_size_mismatch(cmd);
 	cmd->lba = lba;
 	cmd->nblocks = nb;
 	if ((cdb[1] & 0x08) || !lu->wce)
@@ -822,66 +1012,211 @@ isd_sbc_setup_caw(struct isd_scsi_cmd *cmd)
 	return isd_scsi_setup_data_out(cmd, 2 * nb * lu->block_size);
 }
 
-/* Compares the first half of the data-out with `medium`; on a match writes the second. */
-static void
-caw_compare_write(struct isd_scsi_cmd *cmd, const uint8_t *medium)
+/* Compares the first half of the data-out with `medium`; on a match the second is written. */
+static bool
+caw_apply(struct isd_scsi_cmd *cmd, const uint8_t *medium, struct iovec *out)
 {
-	struct isd_scsi_lu *lu = cmd->lu;
-	uint32_t half = cmd->nblocks * lu->block_size;
+	uint32_t half = cmd->nblocks * cmd->lu->block_size;
 	const uint8_t *data = cmd->iov[0].iov_base;
-	struct iovec iov;
 	long d;
-	int rc;
 
 	d = first_diff(data, medium, half);
 	if (d >= 0) {
 		/* SBC-4 5.3: INFORMATION = offset of the first byte that did not match. */
 		miscompare(cmd, (uint64_t)d);
-		isd_scsi_cmd_done(cmd);
-		return;
+		return false;
 	}
-	/* A file store read the medium first: the reservation may have moved since. */
-	if (!isd_scsi_may_store(cmd)) {
-		isd_scsi_cmd_done(cmd);
-		return;
-	}
-	iov.iov_base = (uint8_t *)cmd->iov[0].iov_base + half;
-	iov.iov_len = half;
-	rc = isd_bstore_write(lu->bs, &iov, 1, byte_off(lu, cmd->lba),
-			      cmd->io_flags & ISD_SCSI_IOF_FUA, write_done, cmd);
-	if (rc < 0)
-		write_done(cmd, rc);
-}
-
-static void
-caw_read_done(void *arg, int status)
-{
-	struct isd_scsi_cmd *cmd = arg;
-
-	if (status < 0) {
-		io_error(cmd, status, false);
-		isd_scsi_cmd_done(cmd);
-		return;
-	}
-	caw_compare_write(cmd, cmd->aux_buf);
+	out->iov_base = (uint8_t *)cmd->iov[0].iov_base + half;
+	out->iov_len = half;
+	return true;
 }
 
 void
 isd_sbc_exec_caw(struct isd_scsi_cmd *cmd)
 {
-	struct isd_scsi_lu *lu = cmd->lu;
+	rmw_exec(cmd);
+}
 
+/* ORWRITE (16) (SBC-3 5.9): each block becomes its old contents OR the data-out. */
+
+int
+isd_sbc_setup_orwrite(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	const uint8_t *cdb = cmd->cdb;
+	uint64_t lba = get_be64(cdb + 2);
+	uint32_t nb = get_be32(cdb + 10);
+
+	if (cdb[1] & 0xe0) {                    /* ORPROTECT: no protection information */
+		isd_scsi_invalid_cdb(cmd, 1, 7);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (lu->read_only)
+		return write_protected(cmd);
+	if (!range_ok(lu, lba, nb))
+		return lba_out_of_range(cmd);
+	cmd->dir = ISD_SCSI_DIR_OUT;
+	if (nb == 0)
+		return ISD_SCSI_SETUP_DONE;
+	if (nb > lu->max_xfer_blocks) {
+		isd_scsi_invalid_cdb(cmd, 10, -1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	cmd->lba = lba;
+	cmd->nblocks = nb;
+	if ((cdb[1] & 0x08) || !lu->wce)
+		cmd->io_flags |= ISD_SCSI_IOF_FUA;
+	/* staged, never placed in the LU: the data-out is an operand, not the result */
+	return isd_scsi_setup_data_out(cmd, nb * lu->block_size);
+}
+
+/* The result goes to aux_buf: the data-out may be the transport's (read-only) buffer,
+ * and on a file store aux_buf already holds the medium. */
+static bool
+orwrite_apply(struct isd_scsi_cmd *cmd, const uint8_t *medium, struct iovec *out)
+{
+	uint32_t len = cmd->nblocks * cmd->lu->block_size;
+	const uint8_t *data = cmd->iov[0].iov_base;
+	uint8_t *res = cmd->aux_buf;
+
+	if (res == NULL) {
+		res = malloc(len);
+		if (res == NULL) {
+			cmd->status = ISD_SAM_BUSY;
+			return false;
+		}
+		cmd->aux_buf = res;
+		cmd->aux_len = len;
+	}
+	for (uint32_t i = 0; i < len; i++)
+		res[i] = medium[i] | data[i];
+	out->iov_base = res;
+	out->iov_len = len;
+	return true;
+}
+
+void
+isd_sbc_exec_orwrite(struct isd_scsi_cmd *cmd)
+{
+	rmw_exec(cmd);
+}
+
+/* ---- WRITE ATOMIC (16) ---- */
+
+/*
+ * SBC-4 5.48, within the Block Limits atomic fields (LUs with max_atomic_blocks
+ * only: see isd_scsi_dev_add_lu). The data-out is always staged, never placed
+ * in the LU as it arrives, and reaches the store in one write once all of it
+ * is in: on RAM one copy, which no other command of the LU can come between.
+ */
+int
+isd_sbc_setup_write_atomic(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	const uint8_t *cdb = cmd->cdb;
+	uint64_t lba = get_be64(cdb + 2);
+	uint32_t nb = get_be16(cdb + 12);
+
+	if (cdb[1] & 0xe0) {                    /* WRPROTECT */
+		isd_scsi_invalid_cdb(cmd, 1, 7);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (lu->read_only)
+		return write_protected(cmd);
+	if (!range_ok(lu, lba, nb))
+		return lba_out_of_range(cmd);
+	cmd->dir = ISD_SCSI_DIR_OUT;
+	if (nb == 0)
+		return ISD_SCSI_SETUP_DONE;
+	/* ATOMIC BOUNDARY: MAXIMUM ATOMIC BOUNDARY SIZE is 0, only 0 is valid */
+	if (get_be16(cdb + 10) != 0) {
+		isd_scsi_invalid_cdb(cmd, 10, -1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (nb > lu->max_atomic_blocks || nb % lu->atomic_gran != 0) {
+		isd_scsi_invalid_cdb(cmd, 12, -1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	if (lba % lu->atomic_align != 0) {
+		isd_scsi_invalid_cdb(cmd, 2, -1);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	cmd->lba = lba;
+	cmd->nblocks = nb;
+	if ((cdb[1] & 0x08) || !lu->wce)
+		cmd->io_flags |= ISD_SCSI_IOF_FUA;
+	return isd_scsi_setup_data_out(cmd, nb * lu->block_size);
+}
+
+void
+isd_sbc_exec_write_atomic(struct isd_scsi_cmd *cmd)
+{
+	/* all of it or none: a short data-out writes nothing (a plain WRITE writes
+	 * the whole blocks that came) */
 	if (data_out_short(cmd))
 		return;
-	/*
-	 * On RAM the compare and the write's copy both happen now, with nothing
-	 * in between: atomic against every other command of this reactor. A
-	 * file store reads first; commands to the same blocks in that window are
-	 * not excluded (known limit).
-	 */
-	if (lu->bs->mem_base != NULL) {
-		caw_compare_write(cmd, (const uint8_t *)lu->bs->mem_base + byte_off(lu, cmd->lba));
-		return;
+	isd_sbc_exec_write(cmd);
+}
+
+/* ---- PRE-FETCH (10), (16) ---- */
+
+/*
+ * SBC-4 5.10: the blocks are brought into the cache. The stores have no cache
+ * of ours to load (RAM is the medium; a file's page cache is the kernel's):
+ * none of the range can be transferred, which SBC answers with GOOD, never
+ * CONDITION MET, whether IMMED is set or not. Only the range is checked.
+ */
+int
+isd_sbc_setup_prefetch(struct isd_scsi_cmd *cmd)
+{
+	const uint8_t *cdb = cmd->cdb;
+	uint64_t lba;
+	uint32_t nb;
+
+	if (cdb[0] == 0x34) {
+		lba = get_be32(cdb + 2);
+		nb = get_be16(cdb + 7);
+	} else {
+		lba = get_be64(cdb + 2);
+		nb = get_be32(cdb + 10);
 	}
-	read_range_aux(cmd, caw_read_done);
+	/* A PREFETCH LENGTH of 0 means "to the last logical block". */
+	if (!range_ok(cmd->lu, lba, nb) || lba >= cmd->lu->nblocks)
+		return lba_out_of_range(cmd);
+	return ISD_SCSI_SETUP_DONE;
+}
+
+/* ---- READ DEFECT DATA (10), (12) ---- */
+
+/*
+ * SBC-4 5.19/5.20: no defects, ever. The lists asked for (REQ_PLIST,
+ * REQ_GLIST) are reported valid and empty, in the format asked for; 111b is
+ * reserved.
+ */
+int
+isd_sbc_setup_read_defect_data(struct isd_scsi_cmd *cmd)
+{
+	const uint8_t *cdb = cmd->cdb;
+	bool is10 = cdb[0] == 0x37;
+	uint8_t f = is10 ? cdb[2] : cdb[1];
+
+	if ((f & 0x07) == 0x07) {
+		isd_scsi_invalid_cdb(cmd, is10 ? 2 : 1, 2);
+		return ISD_SCSI_SETUP_DONE;
+	}
+	cmd->io_pos = f & 0x1f;
+	return isd_scsi_setup_data_in(cmd, is10 ? get_be16(cdb + 7) : get_be32(cdb + 6));
+}
+
+void
+isd_sbc_exec_read_defect_data(struct isd_scsi_cmd *cmd)
+{
+	uint8_t b[8];
+
+	/* PLISTV, GLISTV as requested, the format; DEFECT LIST LENGTH 0 (and, in the
+	 * 12-byte header, GENERATION CODE 0: not supported) */
+	memset(b, 0, sizeof(b));
+	b[1] = (uint8_t)cmd->io_pos;
+	isd_scsi_data_in(cmd, b, cmd->cdb[0] == 0x37 ? 4 : 8);
+	isd_scsi_cmd_done(cmd);
 }

@@ -32,6 +32,7 @@ struct isd_scsi_dev;
 #define ISD_SCSI_MAX_LUNS 256
 #define ISD_SCSI_SENSE_MAX 96           /* fixed-format sense we build: 18 bytes + info */
 #define ISD_SCSI_MAX_IOV 4
+#define ISD_SCSI_MAX_PHYS_BLOCK 65536   /* bytes: largest physical block a LU may report */
 
 /* SAM status codes */
 #define ISD_SAM_GOOD 0x00
@@ -149,7 +150,7 @@ struct isd_scsi_cmd {
 	uint64_t lba;
 	uint32_t nblocks;
 	void *priv;
-	TAILQ_ENTRY(isd_scsi_cmd) link;
+	TAILQ_ENTRY(isd_scsi_cmd) link;        /* in the LU's write-gate queue (sbc.c) */
 	const void *op;                 /* the decoded command's descriptor */
 	uint32_t io_flags;              /* ISD_SCSI_IOF_* (scsi_int.h) */
 	uint32_t data_out_len;          /* data-out the buffer takes: min(edtl, xfer_len) */
@@ -175,6 +176,8 @@ struct isd_scsi_cmd {
 struct isd_scsi_lu_cfg {
 	struct isd_bstore *bstore;      /* taken over by the LU */
 	uint32_t block_size;            /* 512 or 4096 */
+	uint32_t physical_block_size;   /* 0 = block_size; else a power-of-two multiple of it,
+					 * at most ISD_SCSI_MAX_PHYS_BLOCK */
 	bool read_only;
 	char vendor[9];                 /* INQUIRY strings, space padded by the LU */
 	char product[17];
@@ -184,6 +187,10 @@ struct isd_scsi_lu_cfg {
 	bool write_cache;               /* WCE: honour SYNCHRONIZE CACHE and FUA */
 	bool thin;                      /* UNMAP / WRITE SAME UNMAP supported */
 };
+
+/* Whether a physical block size suits a logical block size (0 = the same): a
+ * power-of-two multiple of it, at most ISD_SCSI_MAX_PHYS_BLOCK. 0 or -EINVAL. */
+int isd_scsi_phys_block_check(uint32_t block_size, uint32_t physical_block_size);
 
 int isd_scsi_dev_create(const char *name, struct isd_scsi_dev **out);
 /* Frees the device and its LUs; no command may be in flight. */
@@ -235,8 +242,8 @@ void isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd);
 void isd_scsi_cmd_cancel(struct isd_scsi_cmd *cmd);
 
 /* Task management at the LU (after the transport aborted its tasks): LUN RESET
- * clears reservations (non-persistent) and raises a unit attention for the other
- * nexuses. Returns 0, or -ENOENT for an unknown LUN. */
+ * clears reservations (non-persistent) and raises a unit attention for every
+ * nexus, `from` (the sender) included. Returns 0, or -ENOENT for an unknown LUN. */
 int isd_scsi_lu_reset(struct isd_scsi_dev *dev, uint64_t lun, struct isd_scsi_nexus *from);
 /* TARGET WARM/COLD RESET: every LU. */
 void isd_scsi_dev_reset(struct isd_scsi_dev *dev, struct isd_scsi_nexus *from);

@@ -71,6 +71,7 @@ enum {
 #define ISD_SCSI_IOF_NDOB 0x8u          /* WRITE SAME: no data-out, pattern is zeros */
 #define ISD_SCSI_IOF_VERIFY_ONE 0x10u   /* VERIFY BYTCHK 11b: one block compared to each */
 #define ISD_SCSI_IOF_IMMED 0x20u
+#define ISD_SCSI_IOF_GATED 0x40u        /* holds the LU's write gate (sbc.c) until done */
 
 /* Command table flags. */
 #define ISD_OPF_HAS_SA 0x0001u          /* opcode carries a service action in byte 1 */
@@ -80,6 +81,7 @@ enum {
 #define ISD_OPF_PR_READ 0x0010u         /* allowed under Write Exclusive types */
 #define ISD_OPF_SPC2_ALLOW 0x0020u      /* allowed while another nexus holds RESERVE */
 #define ISD_OPF_THIN 0x0040u            /* only on thin-provisioned LUs */
+#define ISD_OPF_ATOMIC 0x0080u          /* only on LUs that write atomically (lu->max_atomic_blocks) */
 
 #define ISD_SCSI_NO_SA 0xffffu
 
@@ -137,6 +139,7 @@ struct isd_scsi_lu {
 	uint32_t lun;
 	struct isd_bstore *bs;
 	uint32_t block_size;
+	uint8_t lbppb_exp;              /* LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT */
 	uint64_t nblocks;
 	bool read_only;
 	bool thin;
@@ -152,6 +155,19 @@ struct isd_scsi_lu {
 	uint32_t max_unmap_blocks;
 	uint32_t max_unmap_descs;
 	uint32_t max_ws_blocks;
+	/* Block Limits atomic fields: 0 = no WRITE ATOMIC. Alignment and granularity are
+	 * the physical block, so an atomic write never shares one with another write. */
+	uint32_t max_atomic_blocks;
+	uint32_t atomic_align;
+	uint32_t atomic_gran;
+	/*
+	 * The write gate of a store that is not memory (sbc.c): commands that write
+	 * pass it from exec to completion, any number at once, or one
+	 * read-modify-write (COMPARE AND WRITE, ORWRITE) alone; in arrival order.
+	 */
+	uint32_t gate_writers;
+	bool gate_rmw;
+	TAILQ_HEAD(, isd_scsi_cmd) gate_wait;   /* by cmd->link */
 
 	TAILQ_HEAD(, isd_scsi_itn) itns;
 
@@ -321,6 +337,15 @@ int isd_sbc_setup_unmap(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd);
 int isd_sbc_setup_caw(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_caw(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_orwrite(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_orwrite(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_write_atomic(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_write_atomic(struct isd_scsi_cmd *cmd);
+/* A command that held the write gate is done: lets the next ones in. */
+void isd_sbc_gate_leave(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_prefetch(struct isd_scsi_cmd *cmd);
+int isd_sbc_setup_read_defect_data(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_read_defect_data(struct isd_scsi_cmd *cmd);
 
 /* xcopy.c: EXTENDED COPY (LID1) and RECEIVE COPY RESULTS */
 int isd_xcopy_setup(struct isd_scsi_cmd *cmd);

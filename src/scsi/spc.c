@@ -155,16 +155,23 @@ vpd_page(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *nexus, uint8_t pag
 	case 0xb0:      /* Block Limits */
 		memset(b + 2, 0, 62);
 		put_be16(b + 2, 0x3c);
-		b[4] = 0x01;                            /* WSNZ: WRITE SAME of 0 blocks refused */
+		/* WSNZ 0: a WRITE SAME of 0 blocks runs to the last LBA (within MAXIMUM
+		 * WRITE SAME LENGTH) */
 		b[5] = 0xff;                            /* MAXIMUM COMPARE AND WRITE LENGTH */
-		put_be16(b + 6, 1);                     /* OPTIMAL TRANSFER LENGTH GRANULARITY */
+		/* OPTIMAL TRANSFER LENGTH GRANULARITY: the physical block */
+		put_be16(b + 6, (uint16_t)(1u << lu->lbppb_exp));
 		put_be32(b + 8, lu->max_xfer_blocks);
 		put_be32(b + 12, lu->max_xfer_blocks);  /* OPTIMAL TRANSFER LENGTH */
 		put_be32(b + 20, lu->max_unmap_blocks);
 		put_be32(b + 24, lu->max_unmap_descs);
-		if (lu->thin)
-			put_be32(b + 28, 1);            /* OPTIMAL UNMAP GRANULARITY */
+		if (lu->thin)                           /* OPTIMAL UNMAP GRANULARITY */
+			put_be32(b + 28, 1u << lu->lbppb_exp);
 		put_be64(b + 36, lu->max_ws_blocks);
+		/* MAXIMUM ATOMIC TRANSFER LENGTH, ATOMIC ALIGNMENT, ATOMIC TRANSFER LENGTH
+		 * GRANULARITY; the two ATOMIC BOUNDARY fields stay 0: no boundaries. */
+		put_be32(b + 44, lu->max_atomic_blocks);
+		put_be32(b + 48, lu->atomic_align);
+		put_be32(b + 52, lu->atomic_gran);
 		return 64;
 	case 0xb1:      /* Block Device Characteristics */
 		memset(b + 2, 0, 62);
@@ -559,7 +566,8 @@ isd_spc_exec_mode_select(struct isd_scsi_cmd *cmd)
 static bool
 op_listed(const struct isd_scsi_op *op, struct isd_scsi_lu *lu)
 {
-	return !(op->flags & ISD_OPF_THIN) || (lu != NULL && lu->thin);
+	return (!(op->flags & ISD_OPF_THIN) || (lu != NULL && lu->thin)) &&
+	       (!(op->flags & ISD_OPF_ATOMIC) || (lu != NULL && lu->max_atomic_blocks != 0));
 }
 
 static bool

@@ -32,6 +32,8 @@ isd_scsi_cdb_io_dir(const uint8_t *cdb, uint32_t cdb_len)
 	case 0x41:      /* WRITE SAME(10) */
 	case 0x93:      /* WRITE SAME(16) */
 	case 0x89:      /* COMPARE AND WRITE */
+	case 0x8b:      /* ORWRITE(16) */
+	case 0x9c:      /* WRITE ATOMIC(16) */
 	case 0x42:      /* UNMAP */
 		return ISD_IO_WRITE;
 	default:

@@ -394,6 +394,57 @@ isd_target_size_parse(const char *s, uint64_t *out)
 	return 0;
 }
 
+#define PBS_OPT "physical_block_size="
+
+/*
+ * Takes the options that belong to the LU, not to its store, out of a spec:
+ * ",physical_block_size=N". The rest goes to the store's kind.
+ */
+static int
+lun_opts_take(const char *spec, char *rest, size_t restlen, struct isd_target_lun_cfg *out,
+	      char *why, size_t whylen)
+{
+	const char *p = spec;
+	size_t n = 0;
+
+	while (*p != '\0') {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (p != spec && strncmp(p, PBS_OPT, strlen(PBS_OPT)) == 0) {
+			uint64_t v;
+			char num[24];
+			size_t vl = len - strlen(PBS_OPT);
+
+			if (vl == 0 || vl >= sizeof(num)) {
+				isd_target_errf(why, whylen, "bad %.*s", (int)len, p);
+				return -EINVAL;
+			}
+			memcpy(num, p + strlen(PBS_OPT), vl);
+			num[vl] = '\0';
+			if (isd_parse_size(num, &v) < 0 || v == 0 || v > UINT32_MAX) {
+				isd_target_errf(why, whylen, "bad %.*s", (int)len, p);
+				return -EINVAL;
+			}
+			out->physical_block_size = (uint32_t)v;
+		} else {
+			if (n + (p != spec ? 1 : 0) + len >= restlen) {
+				isd_target_errf(why, whylen, "spec too long");
+				return -EINVAL;
+			}
+			if (p != spec)
+				rest[n++] = ',';
+			memcpy(rest + n, p, len);
+			n += len;
+		}
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	rest[n] = '\0';
+	return 0;
+}
+
 /*
  * The backing store's kind parses the spec and rebuilds it canonically, so
  * that whatever spelling the user chose ("1g", "1024M") the store sees one form.
@@ -403,13 +454,16 @@ isd_target_lun_spec_parse(const char *spec, struct isd_target_lun_cfg *out, char
 			  size_t whylen)
 {
 	struct isd_bstore_spec *ps = malloc(sizeof(*ps));
+	char rest[ISD_TARGET_SPEC_MAX + 64];
 	int rc;
 
 	if (ps == NULL) {
 		isd_target_errf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = isd_bstore_spec_parse(spec, ps, why, whylen);
+	rc = lun_opts_take(spec, rest, sizeof(rest), out, why, whylen);
+	if (rc == 0)
+		rc = isd_bstore_spec_parse(rest, ps, why, whylen);
 	if (rc == 0) {
 		out->kind = ps->kind;
 		snprintf(out->spec, sizeof(out->spec), "%s", ps->canon);
@@ -868,6 +922,13 @@ validate_lun(const struct isd_target_node_cfg *n, const struct isd_target_lun_cf
 	}
 	if (bs != 512 && bs != 4096) {
 		isd_target_errf(err, errlen, "%s: block_size must be 512 or 4096", l->origin);
+		return -EINVAL;
+	}
+	if (isd_scsi_phys_block_check(bs, l->physical_block_size) < 0) {
+		isd_target_errf(err, errlen,
+				"%s: physical_block_size %u is not a power-of-two multiple of "
+				"block_size %u up to %u",
+				l->origin, l->physical_block_size, bs, ISD_SCSI_MAX_PHYS_BLOCK);
 		return -EINVAL;
 	}
 	if (l->size != 0 && l->size % bs != 0) {

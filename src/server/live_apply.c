@@ -179,12 +179,21 @@ neg_same(const struct isd_target_neg_cfg *a, const struct isd_target_neg_cfg *b)
 	       a->data_digest == b->data_digest;
 }
 
+static uint32_t
+lun_phys_block(const struct isd_target_lun_cfg *l)
+{
+	if (l->physical_block_size != 0)
+		return l->physical_block_size;
+	return l->block_size ? l->block_size : 512;
+}
+
 /* The same store and identity: what remains may be a size or a read-only change. */
 static bool
 lun_same_store(const struct isd_target_lun_cfg *a, const struct isd_target_lun_cfg *b)
 {
 	return a->kind == b->kind && strcmp(a->path, b->path) == 0 &&
 	       (a->block_size ? a->block_size : 512) == (b->block_size ? b->block_size : 512) &&
+	       lun_phys_block(a) == lun_phys_block(b) &&
 	       strcmp(a->vendor, b->vendor) == 0 && strcmp(a->product, b->product) == 0 &&
 	       strcmp(a->serial, b->serial) == 0;
 }

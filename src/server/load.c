@@ -55,7 +55,8 @@ static const char *const g_target_keys[] = {
     "name", "alias", "tpgt", "luns", "acl", "chap", "mutual_chap", "portals", NULL,
 };
 static const char *const g_lun_keys[] = {
-    "number", "backing", "block_size", "read_only", "vendor", "product", "serial", NULL,
+    "number", "backing", "block_size", "physical_block_size", "read_only", "vendor", "product",
+    "serial", NULL,
 };
 static const char *const g_auth_keys[] = {"chap", "mutual_chap", NULL};
 static const char *const g_cred_keys[] = {"user", "secret", "secret_file", "secret_env", NULL};
@@ -629,6 +630,14 @@ load_lun(struct load_ctx *x, const config_setting_t *g, struct isd_target_node_c
 		if (rc < 0)
 			return rc;
 		lc.block_size = (uint32_t)v;
+	}
+	/* validated with block_size (validate_lun); a ",physical_block_size=" in the
+	 * backing spec is the same setting, and this key wins over it */
+	if ((s = config_setting_get_member(g, "physical_block_size")) != NULL) {
+		rc = get_int64(x, s, 0, 1 << 20, &v);
+		if (rc < 0)
+			return rc;
+		lc.physical_block_size = (uint32_t)v;
 	}
 	if ((s = config_setting_get_member(g, "read_only")) != NULL &&
 	    (rc = get_bool(x, s, &lc.read_only)) < 0)

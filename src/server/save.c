@@ -256,6 +256,8 @@ add_lun(config_setting_t *l, const struct isd_target_lun_cfg *lc)
 		rc = add_string(g, "backing", lc->spec);
 	if (rc == 0 && lc->block_size != 0)
 		rc = add_int(g, "block_size", lc->block_size);
+	if (rc == 0 && lc->physical_block_size != 0)
+		rc = add_int(g, "physical_block_size", lc->physical_block_size);
 	if (rc == 0 && lc->read_only)
 		rc = add_bool(g, "read_only", true);
 	if (rc == 0 && lc->vendor[0] != '\0')

@@ -166,6 +166,7 @@ isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_
 	memset(&lu, 0, sizeof(lu));
 	lu.bstore = bs;
 	lu.block_size = l->block_size ? l->block_size : 512;
+	lu.physical_block_size = l->physical_block_size;
 	if (bs->size < lu.block_size || bs->size % lu.block_size != 0) {
 		isd_target_errf(
 		    err, errlen,
@@ -212,9 +213,10 @@ isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_
 	}
 	n->bs[l->number] = bs;
 	human_size(bs->size, size, sizeof(size));
-	isd_log_info("  LUN %u: %s, %s, %u-byte blocks%s, %s %s, serial %s", l->number, l->spec, size,
-		     lu.block_size, lu.read_only ? ", read-only" : "", lu.vendor, lu.product,
-		     lu.serial);
+	isd_log_info("  LUN %u: %s, %s, %u-byte blocks (%u physical)%s, %s %s, serial %s",
+		     l->number, l->spec, size, lu.block_size,
+		     lu.physical_block_size ? lu.physical_block_size : lu.block_size,
+		     lu.read_only ? ", read-only" : "", lu.vendor, lu.product, lu.serial);
 	return 0;
 
 err_bs:

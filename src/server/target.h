@@ -72,6 +72,7 @@ struct isd_target_lun_cfg {
 	char path[ISD_BSTORE_PATH_MAX]; /* file or device path ("" for kinds without one) */
 	uint64_t size;                  /* bytes; 0 = the file's or device's own size */
 	uint32_t block_size;            /* 0 = 512 */
+	uint32_t physical_block_size;   /* 0 = block_size (see isd_scsi_phys_block_check) */
 	bool read_only;
 	char vendor[9];                 /* "" = "ISERD" */
 	char product[17];               /* "" = the kind's ("RAMDISK", "FILEDISK"...) */

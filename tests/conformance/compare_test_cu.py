@@ -2,8 +2,8 @@
 """Compares an iscsi-test-cu run (its verbose CUnit text output) with the
 expected-failures list.
 
-Usage: compare_test_cu.py --log LOG --expected FILE --kind ram|file [--family ALL]
-                          [--timed-out] [--json OUT]
+Usage: compare_test_cu.py --log LOG --expected FILE --kind ram|file|ro|phys|mpath [--family ALL]
+                          [--timed-out] [--json OUT] [--skips SKIPS.md]
 
 A test fails the comparison when it FAILED and is not listed (for this kind of LUN).
 Listed tests that passed are printed so the list can shrink. A log that ends inside
@@ -15,6 +15,10 @@ a "#### CLIENT CRASH: signal N (SIGX) in NAME" line makes the test that was runn
 failure with the reason "client crashed (SIGX)" (listable like any failure); a crash
 between tests becomes a failing pseudo-test "NAME (client crashed: SIGX after ...)";
 the CUnit summaries of all invocations are added up.
+
+With --skips, a test that skipped fails the comparison unless the file names it
+(as `ALL.Suite.Test`, globs allowed, anywhere on a line of its table), with the
+reason it does not apply.
 """
 
 import argparse
@@ -149,7 +153,7 @@ def load_expected(path, kind):
             reason = raw.split("#", 1)[1].strip() if "#" in raw else ""
             if ":" in line.split(".", 1)[0]:
                 k, _, pat = line.partition(":")
-                if k not in ("ram", "file"):
+                if k not in KINDS:
                     print("%s:%d: unknown prefix %r" % (path, n, k))
                     continue
                 if k != kind:
@@ -160,17 +164,30 @@ def load_expected(path, kind):
     return pats
 
 
+# run_test_cu.sh's kinds of run, usable as expected-failures prefixes
+KINDS = ("ram", "file", "ro", "phys", "mpath")
+
+SKIP_NAME_RE = re.compile(r"`(ALL\.[A-Za-z0-9_.*?\[\]-]+)`")
+
+
+def load_skips(path):
+    """The test names (patterns) listed in skips.md, in backquotes."""
+    with open(path) as f:
+        return SKIP_NAME_RE.findall(f.read())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--log", required=True)
     ap.add_argument("--expected", required=True)
-    ap.add_argument("--kind", required=True, choices=("ram", "file"))
+    ap.add_argument("--kind", required=True, choices=KINDS)
     ap.add_argument("--family", default="ALL")
     ap.add_argument("--timed-out", action="store_true")
     ap.add_argument("--max-not-run", type=int, default=0, metavar="PERCENT",
                     help="tolerate tests that never ran because the client crashed at start-up "
                          "(test_cu_resume.sh), up to PERCENT of all tests (default 0)")
     ap.add_argument("--json")
+    ap.add_argument("--skips", help="skips.md: every skipped test must be listed there")
     args = ap.parse_args()
 
     with open(args.log, errors="replace") as f:
@@ -221,6 +238,14 @@ def main():
             reasons.setdefault(r, []).append(t.name)
     for r, names in sorted(reasons.items(), key=lambda x: -len(x[1])):
         print("SKIPPED %3d: %s (e.g. %s)" % (len(names), r, names[0]))
+    if args.skips:
+        allowed = load_skips(args.skips)
+        for t in tests:
+            if t.status() == "skipped" and not any(
+                    fnmatch.fnmatchcase(t.name, p) for p in allowed):
+                print("FAIL: %s skipped and not listed in %s: %s" % (
+                    t.name, args.skips, t.why()))
+                ok = False
     for pat, reason in expected:
         if pat not in used:
             print("note: expected-failures entry '%s' matched no test in this run" % pat)

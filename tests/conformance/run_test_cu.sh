@@ -2,9 +2,16 @@
 # Runs libiscsi's conformance suite iscsi-test-cu (family ALL, --dataloss, two
 # initiator names) against iserd on 127.0.0.1 with one LUN of the given kind and
 # compares the results with tests/conformance/expected-failures.
-# Usage: run_test_cu.sh ram|file
+# Usage: run_test_cu.sh KIND, KIND one of
+#   ram    a 64 MiB RAM LUN
+#   file   a 64 MiB file LUN
+#   ro     a read-only RAM LUN, suite ReadOnly (the other suites write)
+#   phys   a RAM LUN of 512-byte logical, 4096-byte physical blocks
+#   mpath  a RAM LUN behind two TCP portals, suite MultipathIO given both URLs
+# The last three also require every test they skip to be listed, with the reason,
+# in tests/conformance/skips.md.
 # Env: ISD_TEST_CU_TIMEOUT (seconds, default 900), ISD_TEST_CU_FILTER (-t pattern,
-#      default ALL), ISERD, ISERD_SRC, ISERD_BUILD.
+#      default ALL or the kind's suite), ISERD, ISERD_SRC, ISERD_BUILD.
 set -u
 KIND=${1:-ram}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,8 +26,10 @@ IQN=iqn.2026-11.org.iserd:test-cu-$KIND
 INI1=iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test
 INI2=iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test-2
 LIMIT=${ISD_TEST_CU_TIMEOUT:-900}
-FILTER=${ISD_TEST_CU_FILTER:-ALL}
 SIZE=64M
+SUITE=ALL
+SKIPS=()        # --skips FILE: every skipped test must be listed there
+ARGS=()
 
 case "$KIND" in
 ram) LUN="ram:$SIZE" ;;
@@ -28,19 +37,53 @@ file)
 	truncate -s "$SIZE" "$ISD_TMP/lun.img"
 	LUN="file:$ISD_TMP/lun.img"
 	;;
-*) echo "usage: $0 ram|file" >&2; exit 2 ;;
+ro)
+	# read_only has no flag of its own: a config file gives it
+	LUN="ram:$SIZE (read-only)"
+	cat >"$ISD_TMP/ro.conf" <<EOF
+targets = ( { name = "$IQN"; luns = ( { backing = "ram:$SIZE"; read_only = true; } ); } );
+EOF
+	ARGS=(--config "$ISD_TMP/ro.conf")
+	SUITE='ALL.ReadOnly.*'
+	SKIPS=(--skips "$HERE/skips.md")
+	;;
+phys)
+	LUN="ram:$SIZE,physical_block_size=4096"
+	SKIPS=(--skips "$HERE/skips.md")
+	;;
+mpath)
+	LUN="ram:$SIZE"
+	# the second portal: a port nothing listens on (the harness picks the first)
+	for _ in $(seq 1 20); do
+		PORT2=$((4000 + RANDOM % 700))
+		isd_port_listening "$PORT2" || break
+	done
+	ARGS=(--portal "tcp://127.0.0.1:$PORT2")
+	SUITE='ALL.MultipathIO.*'
+	SKIPS=(--skips "$HERE/skips.md")
+	;;
+*) echo "usage: $0 ram|file|ro|phys|mpath" >&2; exit 2 ;;
 esac
+FILTER=${ISD_TEST_CU_FILTER:-$SUITE}
+if [ "$KIND" != ro ]; then
+	ARGS+=(--target "$IQN" --lun "$LUN")
+fi
 
-if ! isd_start cu --target "$IQN" --lun "$LUN"; then
+if ! isd_start cu "${ARGS[@]}"; then
 	isd_fail "iserd starts with --lun $LUN"
 	isd_finish
 fi
 URL="iscsi://127.0.0.1:$ISD_PORT/$IQN/0"
+URLS=("$URL")
+if [ "$KIND" = mpath ]; then
+	# iscsi-test-cu takes one URL per path (up to 4); its MultipathIO tests need two
+	URLS+=("iscsi://127.0.0.1:$PORT2/$IQN/0")
+fi
 LOG="$ISD_TMP/iscsi-test-cu.log"
-isd_log "iscsi-test-cu -t $FILTER --dataloss $URL (limit ${LIMIT}s)"
+isd_log "iscsi-test-cu -t $FILTER --dataloss ${URLS[*]} (limit ${LIMIT}s)"
 start=$(date +%s)
 (cd "$ISD_TMP" && timeout -k 10 "$LIMIT" stdbuf -oL -eL iscsi-test-cu --dataloss -t "$FILTER" \
-	-i "$INI1" -I "$INI2" "$URL" >"$LOG" 2>&1)
+	-i "$INI1" -I "$INI2" "${URLS[@]}" >"$LOG" 2>&1)
 rc=$?
 isd_log "iscsi-test-cu exited with status $rc after $(($(date +%s) - start)) s"
 
@@ -58,10 +101,10 @@ fi
 isd_expect_alive cu
 
 if python3 "$HERE/compare_test_cu.py" --log "$LOG" --expected "$HERE/expected-failures" \
-	--kind "$KIND" "${TO[@]}"; then
-	isd_pass "iscsi-test-cu results match tests/conformance/expected-failures"
+	--kind "$KIND" "${TO[@]}" "${SKIPS[@]}"; then
+	isd_pass "iscsi-test-cu results ($KIND) match tests/conformance/expected-failures${SKIPS:+ and skips.md}"
 else
-	isd_fail "iscsi-test-cu results do not match tests/conformance/expected-failures"
+	isd_fail "iscsi-test-cu results ($KIND) do not match tests/conformance/expected-failures${SKIPS:+ and skips.md}"
 	if [ -n "${ISD_TEST_CU_SHOW_LOG:-}" ]; then
 		cat "$LOG"
 	fi

@@ -1,7 +1,7 @@
 /*
  * CDB fuzzer: arbitrary bytes as a CDB (byte 0 is the opcode) through setup
- * and exec on a small thin RAM LU, the reactor polled until the command is
- * done. Input layout:
+ * and exec on a small thin RAM LU (512-byte blocks, 4096-byte physical ones),
+ * the reactor polled until the command is done. Input layout:
  *   [0..15]  the CDB (zero padded when shorter)
  *   [16]     flags: bit0-1 nexus, bit2 LUN 1 (absent) instead of 0,
  *            bit3 EDTL = byte 17 * 64 instead of "everything",
@@ -47,6 +47,8 @@ fuzz_init(void)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.bstore = bs;
 	cfg.block_size = 512;
+	/* 8 blocks per physical block: WRITE ATOMIC alignment and granularity checks */
+	cfg.physical_block_size = 4096;
 	cfg.thin = true;
 	cfg.write_cache = true;
 	if (isd_scsi_dev_add_lu(g_dev, 0, &cfg) < 0)

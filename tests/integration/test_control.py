@@ -493,6 +493,17 @@ def main():
     check("wrong type: -32602", a and a["error"]["code"] == -32602, a)
     a = rpc(sock, "lun.add", {"target": TA, "lun": 5, "backing": "ram:1M", "colour": "red"})
     check("unknown parameter: -32602", a and a["error"]["code"] == -32602, a)
+    a = rpc(sock, "lun.add", {"target": TA, "lun": 6, "backing": "ram:1M",
+                              "physical_block_size": 1536})
+    check("physical_block_size not a power-of-two multiple of 512: refused",
+          a and "error" in a and "physical_block_size 1536" in a["error"]["message"], a)
+    a = rpc(sock, "lun.add", {"target": TA, "lun": 6, "backing": "ram:1M",
+                              "physical_block_size": 4096})
+    b = rpc(sock, "lun.show", {"target": TA, "lun": 6})
+    check("lun.add with physical_block_size 4096, lun.show reports it",
+          a and "result" in a and b and b.get("result", {}).get("physical_block_size") == 4096,
+          (a, b))
+    rpc(sock, "lun.remove", {"target": TA, "lun": 6})
     a = rpc(sock, "target.add", [1, 2, 3])
     check("positional params: -32602", a and a["error"]["code"] == -32602, a)
     a = raw(sock, b'{"jsonrpc":"1.0","method":"target.list","id":1}\n')

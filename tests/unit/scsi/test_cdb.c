@@ -11,10 +11,14 @@ struct row {
 	uint8_t status;
 	uint8_t key, asc, ascq;
 	int xfer;               /* expected xfer_len after setup, -1: don't care */
+	uint32_t edtl;          /* 0: 16 MiB */
 };
 
-#define GOOD(x) ISD_SAM_GOOD, 0, 0, 0, x
-#define CC(k, a, q) ISD_SAM_CHECK_CONDITION, k, a, q, -1
+#define GOOD(x) ISD_SAM_GOOD, 0, 0, 0, x, 0
+#define CC(k, a, q) ISD_SAM_CHECK_CONDITION, k, a, q, -1, 0
+/* with an EDTL of e bytes */
+#define GOOD_E(x, e) ISD_SAM_GOOD, 0, 0, 0, x, e
+#define CC_E(k, a, q, e) ISD_SAM_CHECK_CONDITION, k, a, q, -1, e
 #define IR ISD_SK_ILLEGAL_REQUEST
 #define BE32(v) (uint8_t)((v) >> 24), (uint8_t)((v) >> 16), (uint8_t)((v) >> 8), (uint8_t)(v)
 #define BE16(v) (uint8_t)((v) >> 8), (uint8_t)(v)
@@ -55,10 +59,17 @@ static const struct row g_rows[] = {
 	{ "SYNC CACHE10", { 0x35, 0, 0, 0, 0, 0, 0, 0, 0 }, 10, GOOD(0) },
 	{ "SYNC CACHE10 past end", { 0x35, 0, BE32(CAP - 1), 0, BE16(2) }, 10, CC(IR, 0x21, 0x00) },
 	{ "SYNC CACHE16", { 0x91, 0, 0, 0, 0, 0, BE32(5), BE32(5) }, 16, GOOD(0) },
-	{ "WRITE SAME10 0 blocks (WSNZ)", { 0x41, 0, BE32(0), 0, BE16(0) }, 10,
-	  CC(IR, 0x24, 0x00) },
+	/* WSNZ 0: 0 blocks is to the last LBA */
+	{ "WRITE SAME10 0 blocks", { 0x41, 0, BE32(CAP - 2), 0, BE16(0) }, 10, GOOD_E(512, 512) },
+	{ "WRITE SAME10 0 blocks at capacity", { 0x41, 0, BE32(CAP), 0, BE16(0) }, 10,
+	  CC_E(IR, 0x21, 0x00, 512) },
 	{ "WRITE SAME10 ANCHOR", { 0x41, 0x10, BE32(0), 0, BE16(1) }, 10, CC(IR, 0x24, 0x00) },
-	{ "WRITE SAME10", { 0x41, 0, BE32(0), 0, BE16(3) }, 10, GOOD(512) },
+	{ "WRITE SAME10", { 0x41, 0, BE32(0), 0, BE16(3) }, 10, GOOD_E(512, 512) },
+	/* a data-out of other than one block: refused before any arrives */
+	{ "WRITE SAME10 EDTL 2 blocks", { 0x41, 0, BE32(0), 0, BE16(3) }, 10,
+	  CC_E(IR, 0x24, 0x00, 1024) },
+	{ "WRITE SAME16 EDTL half a block", { 0x93, 0, 0, 0, 0, 0, BE32(0), BE32(3) }, 16,
+	  CC_E(IR, 0x24, 0x00, 256) },
 	{ "WRITE SAME16 NDOB", { 0x93, 0x01, 0, 0, 0, 0, BE32(0), BE32(3) }, 16, GOOD(0) },
 	{ "WRITE SAME16 past end", { 0x93, 0, 0, 0, 0, 0, BE32(CAP - 1), BE32(3) }, 16,
 	  CC(IR, 0x21, 0x00) },
@@ -71,7 +82,39 @@ static const struct row g_rows[] = {
 	/* the table runs with EDTL 16 MiB: data for a 0-block CAW means a wrapped count */
 	{ "CAW 0 blocks with data", { 0x89, 0, 0, 0, 0, 0, BE32(0), 0, 0, 0, 0 }, 16,
 	  CC(IR, 0x24, 0x00) },
-	{ "CAW 2 blocks", { 0x89, 0, 0, 0, 0, 0, BE32(0), 0, 0, 0, 2 }, 16, GOOD(2048) },
+	{ "CAW 2 blocks", { 0x89, 0, 0, 0, 0, 0, BE32(0), 0, 0, 0, 2 }, 16, GOOD_E(2048, 2048) },
+	{ "CAW 2 blocks EDTL 16 MiB", { 0x89, 0, 0, 0, 0, 0, BE32(0), 0, 0, 0, 2 }, 16,
+	  CC(IR, 0x24, 0x00) },
+	{ "CAW 3 blocks EDTL 4 blocks", { 0x89, 0, 0, 0, 0, 0, BE32(0), 0, 0, 0, 3 }, 16,
+	  CC_E(IR, 0x24, 0x00, 2048) },
+	{ "ORWRITE", { 0x8b, 0, 0, 0, 0, 0, BE32(CAP - 2), BE32(2) }, 16, GOOD(1024) },
+	{ "ORWRITE 0 blocks", { 0x8b, 0, 0, 0, 0, 0, BE32(CAP), BE32(0) }, 16, GOOD(0) },
+	{ "ORWRITE 0 blocks past end", { 0x8b, 0, 0, 0, 0, 0, BE32(CAP + 1), BE32(0) }, 16,
+	  CC(IR, 0x21, 0x00) },
+	{ "ORWRITE past end", { 0x8b, 0, 0, 0, 0, 0, BE32(CAP - 1), BE32(2) }, 16,
+	  CC(IR, 0x21, 0x00) },
+	{ "ORWRITE LBA 2^63", { 0x8b, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, BE32(1) }, 16,
+	  CC(IR, 0x21, 0x00) },
+	{ "ORWRITE ORPROTECT", { 0x8b, 0x20, 0, 0, 0, 0, BE32(0), BE32(1) }, 16,
+	  CC(IR, 0x24, 0x00) },
+	{ "ORWRITE over max transfer", { 0x8b, 0, 0, 0, 0, 0, BE32(0), BE32(0x10000000) }, 16,
+	  CC(IR, 0x21, 0x00) },
+	{ "PRE-FETCH10", { 0x34, 0x02, BE32(CAP - 8), 0x03, BE16(8) }, 10, GOOD(0) },
+	{ "PRE-FETCH10 0 blocks", { 0x34, 0, BE32(5), 0, BE16(0) }, 10, GOOD(0) },
+	{ "PRE-FETCH10 0 blocks at capacity", { 0x34, 0, BE32(CAP), 0, BE16(0) }, 10,
+	  CC(IR, 0x21, 0x00) },
+	{ "PRE-FETCH10 past end", { 0x34, 0, BE32(CAP - 1), 0, BE16(2) }, 10, CC(IR, 0x21, 0x00) },
+	{ "PRE-FETCH10 LBA -1", { 0x34, 0, BE32(0xffffffffu), 0, BE16(1) }, 10,
+	  CC(IR, 0x21, 0x00) },
+	{ "PRE-FETCH16", { 0x90, 0, 0, 0, 0, 0, BE32(0), BE32(CAP) }, 16, GOOD(0) },
+	{ "PRE-FETCH16 wrap", { 0x90, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, BE32(2) },
+	  16, CC(IR, 0x21, 0x00) },
+	{ "READ DEFECT DATA10", { 0x37, 0, 0x18, 0, 0, 0, 0, BE16(32) }, 10, GOOD(32) },
+	{ "READ DEFECT DATA10 format 7", { 0x37, 0, 0x07, 0, 0, 0, 0, BE16(32) }, 10,
+	  CC(IR, 0x24, 0x00) },
+	{ "READ DEFECT DATA12", { 0xb7, 0x05, 0, 0, 0, 0, BE32(32) }, 12, GOOD(32) },
+	{ "READ DEFECT DATA12 format 7", { 0xb7, 0x1f, 0, 0, 0, 0, BE32(32) }, 12,
+	  CC(IR, 0x24, 0x00) },
 	{ "READ CAPACITY10 PMI 0 LBA 1", { 0x25, 0, BE32(1), 0, 0, 0, 0 }, 10, CC(IR, 0x24, 0x00) },
 	{ "READ CAPACITY10", { 0x25 }, 10, GOOD(8) },
 	{ "READ CAPACITY16", { 0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, BE32(32) }, 16, GOOD(32) },
@@ -138,7 +181,8 @@ test_cdb_table(void **state)
 	h_clear_ua(&h, 0);
 	for (size_t i = 0; i < sizeof(g_rows) / sizeof(g_rows[0]); i++) {
 		const struct row *r = &g_rows[i];
-		struct h_res *res = h_run(&h, 0, 0, r->cdb, r->cdb_len, NULL, 0);
+		struct h_res *res = h_run_edtl(&h, 0, 0, r->cdb, r->cdb_len,
+					       r->edtl != 0 ? r->edtl : 16u << 20, NULL, 0);
 
 		if (res->status != r->status || res->key != r->key || res->asc != r->asc ||
 		    res->ascq != r->ascq || (r->xfer >= 0 && res->xfer_len != (uint32_t)r->xfer)) {
@@ -219,6 +263,8 @@ test_ua_order_and_request_sense(void **state)
 	h_clear_ua(&h, 0);
 	assert_int_equal(isd_scsi_lu_reset(h.dev, isd_scsi_lun_encode(0), &h.nx[0]), 0);
 	assert_int_equal(isd_scsi_lu_reset(h.dev, isd_scsi_lun_encode(7), &h.nx[0]), -ENOENT);
+	/* the nexus that reset the LU gets the unit attention too (SAM-5 6.3.3) */
+	assert_sense(h_run(&h, 0, 0, tur, 6, NULL, 0), ISD_SK_UNIT_ATTENTION, 0x29, 0x03);
 	assert_good(h_run(&h, 0, 0, tur, 6, NULL, 0));
 	/* nexus 1: LUN reset, then capacity change, then mode change by nexus 0 */
 	res = h_run(&h, 0, 0, ms, 6, NULL, 0);

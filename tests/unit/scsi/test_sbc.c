@@ -1,5 +1,6 @@
 /* Block commands against RAM and file stores: data round trips, EDTL rules,
- * VERIFY, COMPARE AND WRITE, WRITE SAME, UNMAP, capacity, write protection. */
+ * VERIFY, COMPARE AND WRITE, ORWRITE, WRITE ATOMIC, WRITE SAME, UNMAP, PRE-FETCH,
+ * READ DEFECT DATA, capacity, physical blocks, write protection. */
 #include <unistd.h>
 
 #include "scsi_harness.h"
@@ -189,14 +190,14 @@ caw_sequence(struct h *h, uint32_t lun)
 	memcpy(d, a, sizeof(a));
 	d[700] ^= 1;
 	memset(d + sizeof(a), 0xee, sizeof(a));
-	res = h_run(h, 0, lun, cdb, 16, d, sizeof(d));
+	res = h_run_edtl(h, 0, lun, cdb, 16, sizeof(d), d, sizeof(d));
 	assert_sense(res, ISD_SK_MISCOMPARE, 0x1d, 0x00);
 	assert_int_equal(get_be32(res->sense + 3), 700);
 	res = h_rw10(h, 0, lun, 0x28, 30, 2, NULL, 0);
 	assert_memory_equal(res->data, a, sizeof(a));
 	/* matching: the write instance lands */
 	d[700] ^= 1;
-	assert_good(h_run(h, 0, lun, cdb, 16, d, sizeof(d)));
+	assert_good(h_run_edtl(h, 0, lun, cdb, 16, sizeof(d), d, sizeof(d)));
 	res = h_rw10(h, 0, lun, 0x28, 30, 2, NULL, 0);
 	assert_memory_equal(res->data, d + sizeof(a), sizeof(a));
 	/* short data-out: refused, nothing written */
@@ -236,7 +237,7 @@ test_write_same(void **state)
 	fill(pat, sizeof(pat), 1);
 	memset(a, 0x11, sizeof(a));
 	assert_good(h_rw10(&h, 0, 0, 0x2a, 39, 4, a, sizeof(a)));
-	assert_good(h_run(&h, 0, 0, ws10, 10, pat, sizeof(pat)));
+	assert_good(h_run_edtl(&h, 0, 0, ws10, 10, H_BS, pat, sizeof(pat)));
 	res = h_rw10(&h, 0, 0, 0x28, 39, 5, NULL, 0);
 	assert_int_equal(res->data[0], 0x11);
 	for (int i = 1; i < 4; i++)
@@ -249,7 +250,7 @@ test_write_same(void **state)
 		assert_int_equal(res->data[i], 0);
 	assert_memory_equal(res->data + 2 * H_BS, pat, H_BS);
 	/* the whole LU, in chunks */
-	assert_good(h_run(&h, 0, 0, big, 16, pat, sizeof(pat)));
+	assert_good(h_run_edtl(&h, 0, 0, big, 16, H_BS, pat, sizeof(pat)));
 	res = h_rw10(&h, 0, 0, 0x28, H_BLOCKS - 1, 1, NULL, 0);
 	assert_memory_equal(res->data, pat, H_BS);
 	/* short data-out: refused */
@@ -374,6 +375,8 @@ test_read_only(void **state)
 	uint8_t ws[10] = { 0x41, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
 	uint8_t caw[16] = { 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
 	uint8_t um[10] = { 0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0 };
+	uint8_t orw[16] = { 0x8b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t wa[16] = { 0x9c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
 	struct h h;
 
 	(void)state;
@@ -383,6 +386,8 @@ test_read_only(void **state)
 	assert_sense(h_run(&h, 0, 0, ws, 10, a, sizeof(a)), ISD_SK_DATA_PROTECT, 0x27, 0);
 	assert_sense(h_run(&h, 0, 0, caw, 16, a, sizeof(a)), ISD_SK_DATA_PROTECT, 0x27, 0);
 	assert_sense(h_run(&h, 0, 0, um, 10, a, 24), ISD_SK_DATA_PROTECT, 0x27, 0);
+	assert_sense(h_run(&h, 0, 0, orw, 16, a, sizeof(a)), ISD_SK_DATA_PROTECT, 0x27, 0);
+	assert_sense(h_run(&h, 0, 0, wa, 16, a, sizeof(a)), ISD_SK_DATA_PROTECT, 0x27, 0);
 	assert_good(h_rw10(&h, 0, 0, 0x28, 0, 1, NULL, 0));
 	h_fini(&h);
 }
@@ -540,6 +545,418 @@ test_ram_write_direct(void **state)
 	h_fini(&h);
 }
 
+/* ---- ORWRITE ---- */
+
+static struct h_res *
+orwrite(struct h *h, uint32_t lun, uint64_t lba, uint32_t nb, uint32_t edtl, const uint8_t *d)
+{
+	uint8_t cdb[16] = { 0x8b };
+
+	put_be64(cdb + 2, lba);
+	put_be32(cdb + 10, nb);
+	return h_run_edtl(h, 0, lun, cdb, 16, edtl, d, edtl);
+}
+
+static void
+orwrite_sequence(struct h *h, uint32_t lun)
+{
+	uint8_t z[3 * H_BS], d[3 * H_BS], want[3 * H_BS];
+	struct h_res *res;
+
+	memset(z, 0, sizeof(z));
+	assert_good(h_rw10(h, 0, lun, 0x2a, 60, 3, z, sizeof(z)));
+	memset(d, 0xa5, sizeof(d));
+	assert_good(orwrite(h, lun, 60, 3, sizeof(d), d));
+	res = h_rw10(h, 0, lun, 0x28, 60, 3, NULL, 0);
+	assert_memory_equal(res->data, d, sizeof(d));
+	memset(d, 0x5a, sizeof(d));
+	d[100] = 0x01;
+	assert_good(orwrite(h, lun, 60, 3, sizeof(d), d));
+	memset(want, 0xff, sizeof(want));
+	want[100] = 0xa5;
+	res = h_rw10(h, 0, lun, 0x28, 60, 3, NULL, 0);
+	assert_memory_equal(res->data, want, sizeof(want));
+	/* a data-out short by one block: refused, nothing ORed in (not even the first
+	 * two blocks, which a plain WRITE would store) */
+	assert_good(h_rw10(h, 0, lun, 0x2a, 60, 3, z, sizeof(z)));
+	assert_sense(orwrite(h, lun, 60, 3, 2 * H_BS, d), ISD_SK_ILLEGAL_REQUEST, 0x24, 0x00);
+	res = h_rw10(h, 0, lun, 0x28, 60, 3, NULL, 0);
+	assert_memory_equal(res->data, z, sizeof(z));
+	/* out of range: nothing written */
+	assert_sense(orwrite(h, lun, H_BLOCKS - 2, 3, sizeof(d), d), ISD_SK_ILLEGAL_REQUEST,
+		     0x21, 0x00);
+	assert_sense(orwrite(h, lun, UINT64_MAX, 1, H_BS, d), ISD_SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	assert_good(orwrite(h, lun, H_BLOCKS, 0, 0, NULL));
+}
+
+/* SBC-3 5.9: each block becomes old OR data-out, on RAM and on a file store. */
+static void
+test_orwrite(void **state)
+{
+	char path[] = "/tmp/isd_sbc_XXXXXX";
+	uint8_t d[H_BS];
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	orwrite_sequence(&h, 0);
+	add_file_lu(&h, path);
+	orwrite_sequence(&h, 1);
+	/* the data-out is an operand, never placed in the LU as it arrives */
+	memset(d, 0x0f, sizeof(d));
+	assert_good(orwrite(&h, 0, 0, 1, sizeof(d), d));
+	assert_false(h.mem[0] == NULL);
+	h_fini(&h);
+	unlink(path);
+}
+
+/* ---- WRITE ATOMIC, physical blocks ---- */
+
+/* A RAM LU at `lun` with `phys`-byte physical blocks (512-byte logical ones). */
+static int
+add_ram_lu_spec(struct h *h, uint32_t lun, const char *spec, uint32_t phys)
+{
+	struct isd_scsi_lu_cfg cfg;
+	struct isd_bstore *bs;
+	char err[128];
+	int rc;
+
+	assert_int_equal(isd_bstore_open(h->r, spec, &bs, err, sizeof(err)), 0);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.bstore = bs;
+	cfg.block_size = H_BS;
+	cfg.physical_block_size = phys;
+	cfg.thin = true;
+	cfg.write_cache = true;
+	rc = isd_scsi_dev_add_lu(h->dev, lun, &cfg);
+	if (rc < 0) {
+		isd_bstore_close(bs);
+		return rc;
+	}
+	h->mem[lun] = bs->mem_base;
+	h_clear_ua(h, lun);
+	return 0;
+}
+
+static int
+add_phys_lu(struct h *h, uint32_t lun, uint32_t phys)
+{
+	return add_ram_lu_spec(h, lun, "ram:1M", phys);
+}
+
+static void
+test_physical_block_check(void **state)
+{
+	(void)state;
+	assert_int_equal(isd_scsi_phys_block_check(512, 0), 0);
+	assert_int_equal(isd_scsi_phys_block_check(512, 512), 0);
+	assert_int_equal(isd_scsi_phys_block_check(512, 4096), 0);
+	assert_int_equal(isd_scsi_phys_block_check(4096, 65536), 0);
+	assert_int_equal(isd_scsi_phys_block_check(512, 256), -EINVAL);    /* smaller */
+	assert_int_equal(isd_scsi_phys_block_check(512, 1536), -EINVAL);   /* not a power of 2 */
+	assert_int_equal(isd_scsi_phys_block_check(4096, 2048), -EINVAL);
+	assert_int_equal(isd_scsi_phys_block_check(512, 131072), -EINVAL); /* over the bound */
+	assert_int_equal(isd_scsi_phys_block_check(512, 0x80000000u), -EINVAL);
+	assert_int_equal(isd_scsi_phys_block_check(0, 4096), -EINVAL);
+}
+
+static struct h_res *
+inquiry_b0(struct h *h, uint32_t lun)
+{
+	uint8_t cdb[6] = { 0x12, 0x01, 0xb0, 0, 64, 0 };
+
+	return h_run(h, 0, lun, cdb, 6, NULL, 0);
+}
+
+static struct h_res *
+rc16(struct h *h, uint32_t lun)
+{
+	uint8_t cdb[16] = { 0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32 };
+
+	return h_run(h, 0, lun, cdb, 16, NULL, 0);
+}
+
+/* 512-byte logical, 4096-byte physical blocks: READ CAPACITY (16) and Block Limits. */
+static void
+test_physical_block(void **state)
+{
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	h_init(&h);
+	h_add_ram_lu(&h, 0, true, false);
+	h_clear_ua(&h, 0);
+	assert_int_equal(add_phys_lu(&h, 1, 4096), 0);
+	assert_int_equal(add_phys_lu(&h, 2, 1000), -EINVAL);
+	assert_int_equal(add_phys_lu(&h, 2, 256), -EINVAL);
+	res = rc16(&h, 0);
+	assert_int_equal(res->data[13] & 0x0f, 0);
+	res = rc16(&h, 1);
+	assert_int_equal(get_be32(res->data + 8), 512);
+	assert_int_equal(res->data[13] & 0x0f, 3);                  /* 2^3 per physical */
+	assert_int_equal(get_be16(res->data + 14) & 0x3fff, 0);     /* LOWEST ALIGNED LBA */
+	res = inquiry_b0(&h, 0);
+	assert_int_equal(res->data[4] & 0x01, 0);                   /* WSNZ */
+	assert_int_equal(get_be16(res->data + 6), 1);
+	assert_int_equal(get_be32(res->data + 48), 1);
+	assert_int_equal(get_be32(res->data + 52), 1);
+	res = inquiry_b0(&h, 1);
+	assert_int_equal(get_be16(res->data + 6), 8);               /* OPTIMAL GRANULARITY */
+	assert_int_equal(get_be32(res->data + 28), 8);              /* OPTIMAL UNMAP GRAN. */
+	assert_true(get_be32(res->data + 44) >= 256);               /* MAX ATOMIC */
+	assert_true(get_be32(res->data + 44) <= get_be32(res->data + 8));
+	assert_int_equal(get_be32(res->data + 48), 8);              /* ATOMIC ALIGNMENT */
+	assert_int_equal(get_be32(res->data + 52), 8);              /* ATOMIC GRANULARITY */
+	assert_int_equal(get_be32(res->data + 56), 0);              /* no atomic boundary */
+	assert_int_equal(get_be32(res->data + 60), 0);
+	h_fini(&h);
+}
+
+static struct h_res *
+write_atomic(struct h *h, uint32_t lun, uint64_t lba, uint16_t nb, uint16_t boundary,
+	     uint32_t edtl, const uint8_t *d)
+{
+	uint8_t cdb[16] = { 0x9c };
+
+	put_be64(cdb + 2, lba);
+	put_be16(cdb + 10, boundary);
+	put_be16(cdb + 12, nb);
+	return h_run_edtl(h, 0, lun, cdb, 16, edtl, d, edtl);
+}
+
+/* REPORT SUPPORTED OPERATION CODES, one command (reporting options 001b): SUPPORT. */
+static uint8_t
+rsoc_support(struct h *h, uint32_t lun, uint8_t opcode)
+{
+	uint8_t cdb[12] = { 0xa3, 0x0c, 0x01, opcode, 0, 0, 0, 0, 0, 64, 0, 0 };
+	struct h_res *res = h_run(h, 0, lun, cdb, 12, NULL, 0);
+
+	assert_int_equal(res->status, ISD_SAM_GOOD);
+	return res->data[1] & 0x07;
+}
+
+/* SBC-4 5.48: within the Block Limits atomic fields, all of the data or none. */
+static void
+test_write_atomic(void **state)
+{
+	char path[] = "/tmp/isd_sbc_XXXXXX";
+	static uint8_t d[16 * H_BS], z[16 * H_BS];
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	h_init(&h);
+	h_add_ram_lu(&h, 0, true, false);
+	h_clear_ua(&h, 0);
+	assert_int_equal(add_phys_lu(&h, 2, 4096), 0);
+	fill(d, sizeof(d), 3);
+	/* 1 block anywhere on a LU whose physical block is its logical one */
+	assert_good(write_atomic(&h, 0, 7, 1, 0, H_BS, d));
+	res = h_rw10(&h, 0, 0, 0x28, 7, 1, NULL, 0);
+	assert_memory_equal(res->data, d, H_BS);
+	assert_good(write_atomic(&h, 0, H_BLOCKS, 0, 0, 0, NULL));
+	/* physical blocks of 8: aligned multiples of 8 only */
+	assert_good(write_atomic(&h, 2, 8, 16, 0, 16 * H_BS, d));
+	res = h_rw10(&h, 0, 2, 0x28, 8, 16, NULL, 0);
+	assert_memory_equal(res->data, d, 16 * H_BS);
+	assert_sense(write_atomic(&h, 2, 1, 8, 0, 8 * H_BS, d), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	assert_int_equal(get_be16(g_res.sense + 16), 2);            /* field: the LBA */
+	assert_sense(write_atomic(&h, 2, 0, 1, 0, H_BS, d), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	assert_int_equal(get_be16(g_res.sense + 16), 12);           /* the length */
+	/* range before the limits (libiscsi WriteAtomic16.BeyondEol) */
+	assert_sense(write_atomic(&h, 2, H_BLOCKS - 8, 16, 0, 16 * H_BS, d),
+		     ISD_SK_ILLEGAL_REQUEST, 0x21, 0);
+	assert_sense(write_atomic(&h, 2, UINT64_MAX - 7, 8, 0, 8 * H_BS, d),
+		     ISD_SK_ILLEGAL_REQUEST, 0x21, 0);
+	/* an ATOMIC BOUNDARY with MAXIMUM ATOMIC BOUNDARY SIZE 0 */
+	assert_sense(write_atomic(&h, 0, 0, 2, 1, 2 * H_BS, d), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	/* past the end AND over MAXIMUM ATOMIC TRANSFER LENGTH: the range is checked first */
+	assert_sense(write_atomic(&h, 0, 0, 0xffff, 0, 0, NULL), ISD_SK_ILLEGAL_REQUEST, 0x21, 0);
+	/* over it on a LU big enough: 32 MiB, 65536 blocks */
+	assert_int_equal(add_ram_lu_spec(&h, 3, "ram:32M", 0), 0);
+	assert_sense(write_atomic(&h, 3, 0, 0xffff, 0, 0, NULL), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	assert_int_equal(get_be16(g_res.sense + 16), 12);
+	/* a short data-out stores nothing, not even its whole blocks */
+	memset(z, 0, sizeof(z));
+	assert_good(h_rw10(&h, 0, 2, 0x2a, 32, 16, z, sizeof(z)));
+	assert_sense(write_atomic(&h, 2, 32, 16, 0, 12 * H_BS, d), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	res = h_rw10(&h, 0, 2, 0x28, 32, 16, NULL, 0);
+	assert_memory_equal(res->data, z, sizeof(z));
+	/* WRPROTECT */
+	{
+		uint8_t cdb[16] = { 0x9c, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+
+		assert_sense(h_run_edtl(&h, 0, 0, cdb, 16, H_BS, d, H_BS), ISD_SK_ILLEGAL_REQUEST,
+			     0x24, 0);
+	}
+	/* a file store does not write atomically: no WRITE ATOMIC, limits 0 */
+	add_file_lu(&h, path);
+	assert_int_equal(rsoc_support(&h, 0, 0x9c), 3);
+	assert_int_equal(rsoc_support(&h, 1, 0x9c), 1);
+	assert_int_equal(rsoc_support(&h, 1, 0x8b), 3);
+	assert_sense(write_atomic(&h, 1, 0, 1, 0, H_BS, d), ISD_SK_ILLEGAL_REQUEST, 0x20, 0);
+	res = inquiry_b0(&h, 1);
+	assert_int_equal(get_be32(res->data + 44), 0);
+	assert_int_equal(get_be32(res->data + 48), 0);
+	assert_int_equal(get_be32(res->data + 52), 0);
+	h_fini(&h);
+	unlink(path);
+}
+
+/* ---- PRE-FETCH, READ DEFECT DATA ---- */
+
+static void
+test_prefetch_defects(void **state)
+{
+	uint8_t pf10[10] = { 0x34, 0x02, 0, 0, 0, 0, 0, 0, 8, 0 };
+	uint8_t rdd10[10] = { 0x37, 0, 0x1d, 0, 0, 0, 0, 0, 64, 0 };
+	uint8_t rdd12[12] = { 0xb7, 0x0b, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0 };
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	/* no cache to load: GOOD, not CONDITION MET, IMMED or not */
+	res = h_run(&h, 0, 0, pf10, 10, NULL, 0);
+	assert_int_equal(res->status, ISD_SAM_GOOD);
+	assert_int_equal(res->xfer_len, 0);
+	/* empty lists, PLISTV/GLISTV and the format as asked */
+	res = h_run(&h, 0, 0, rdd10, 10, NULL, 0);
+	assert_int_equal(res->status, ISD_SAM_GOOD);
+	assert_int_equal(res->len, 4);
+	assert_int_equal(res->data[1], 0x1d);
+	assert_int_equal(get_be16(res->data + 2), 0);
+	res = h_run(&h, 0, 0, rdd12, 12, NULL, 0);
+	assert_int_equal(res->status, ISD_SAM_GOOD);
+	assert_int_equal(res->len, 8);
+	assert_int_equal(res->data[1], 0x0b);
+	assert_int_equal(get_be32(res->data + 4), 0);
+	/* allocation length 2: the header cut short */
+	rdd10[8] = 2;
+	res = h_run(&h, 0, 0, rdd10, 10, NULL, 0);
+	assert_int_equal(res->len, 2);
+	h_fini(&h);
+}
+
+/* ---- the write gate (file stores) ---- */
+
+struct gcmd {
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16];
+	int done;
+	int order;              /* completion rank */
+};
+
+static int g_rank;
+
+static void
+gcmd_done(struct isd_scsi_cmd *cmd)
+{
+	struct gcmd *g = cmd->cb_arg;
+
+	g->done++;
+	g->order = ++g_rank;
+}
+
+/* Sets up a command on LUN 1 and puts its data-out in place, as a transport would. */
+static void
+gcmd_setup(struct h *h, struct gcmd *g, const uint8_t *cdb, const void *data, uint32_t len)
+{
+	memset(g, 0, sizeof(*g));
+	memcpy(g->cdb, cdb, 16);
+	g->cmd.dev = h->dev;
+	g->cmd.nexus = &h->nx[0];
+	g->cmd.lun = isd_scsi_lun_encode(1);
+	g->cmd.cdb = g->cdb;
+	g->cmd.cdb_len = 16;
+	g->cmd.edtl = len;
+	g->cmd.done = gcmd_done;
+	g->cmd.cb_arg = g;
+	assert_int_equal(isd_scsi_cmd_setup(&g->cmd), ISD_SCSI_SETUP_READY);
+	memcpy(g->cmd.iov[0].iov_base, data, len);
+}
+
+static void
+gcmd_wait(struct h *h, struct gcmd *a, struct gcmd *b)
+{
+	for (int i = 0; i < 1000 && (a->done == 0 || b->done == 0); i++)
+		assert_int_equal(isd_reactor_poll(h->r, 10), 0);
+	assert_int_equal(a->done, 1);
+	assert_int_equal(b->done, 1);
+	assert_int_equal(a->cmd.status, ISD_SAM_GOOD);
+	assert_int_equal(b->cmd.status, ISD_SAM_GOOD);
+	isd_scsi_cmd_release(&a->cmd);
+	isd_scsi_cmd_release(&b->cmd);
+}
+
+/*
+ * A file store reads before it writes: a WRITE to the same block that comes
+ * while a COMPARE AND WRITE or ORWRITE reads waits until that has written, and
+ * one that is under way when they come keeps them waiting until it is stored.
+ */
+static void
+test_rmw_write_gate(void **state)
+{
+	char path[] = "/tmp/isd_sbc_XXXXXX";
+	uint8_t caw[16] = { 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 1 };
+	uint8_t orw[16] = { 0x8b, 0, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 1 };
+	uint8_t wr[16] = { 0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 1 };
+	uint8_t cw[2 * H_BS], a[H_BS], b[H_BS], want[H_BS];
+	struct gcmd g1, g2;
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	add_file_lu(&h, path);
+	/* COMPARE AND WRITE (zeros -> 0x11) reading, then a WRITE of 0x22 */
+	memset(cw, 0, H_BS);
+	memset(cw + H_BS, 0x11, H_BS);
+	memset(a, 0x22, sizeof(a));
+	gcmd_setup(&h, &g1, caw, cw, sizeof(cw));
+	gcmd_setup(&h, &g2, wr, a, sizeof(a));
+	isd_scsi_cmd_exec(&g1.cmd);
+	isd_scsi_cmd_exec(&g2.cmd);
+	assert_int_equal(g1.done + g2.done, 0);
+	gcmd_wait(&h, &g1, &g2);
+	assert_true(g1.order < g2.order);
+	res = h_rw10(&h, 0, 1, 0x28, 50, 1, NULL, 0);
+	assert_memory_equal(res->data, a, H_BS);
+	/* a WRITE of 0x0f under way, then an ORWRITE of 0xf0: waits, then ORs into 0x0f */
+	memset(a, 0x0f, sizeof(a));
+	memset(b, 0xf0, sizeof(b));
+	gcmd_setup(&h, &g1, wr, a, sizeof(a));
+	gcmd_setup(&h, &g2, orw, b, sizeof(b));
+	isd_scsi_cmd_exec(&g1.cmd);
+	isd_scsi_cmd_exec(&g2.cmd);
+	gcmd_wait(&h, &g1, &g2);
+	assert_true(g1.order < g2.order);
+	memset(want, 0xff, sizeof(want));
+	res = h_rw10(&h, 0, 1, 0x28, 50, 1, NULL, 0);
+	assert_memory_equal(res->data, want, H_BS);
+	/* a queued WRITE that is cancelled while it waits stores nothing */
+	memset(cw, 0xff, H_BS);
+	memset(cw + H_BS, 0x33, H_BS);
+	gcmd_setup(&h, &g1, caw, cw, sizeof(cw));
+	gcmd_setup(&h, &g2, wr, a, sizeof(a));
+	isd_scsi_cmd_exec(&g1.cmd);
+	isd_scsi_cmd_exec(&g2.cmd);
+	isd_scsi_cmd_cancel(&g2.cmd);
+	for (int i = 0; i < 1000 && (g1.done == 0 || g2.done == 0); i++)
+		assert_int_equal(isd_reactor_poll(h.r, 10), 0);
+	assert_int_equal(g1.cmd.status, ISD_SAM_GOOD);
+	assert_int_equal(g2.done, 1);
+	assert_int_equal(g2.cmd.status, ISD_SAM_TASK_ABORTED);
+	isd_scsi_cmd_release(&g1.cmd);
+	isd_scsi_cmd_release(&g2.cmd);
+	memset(want, 0x33, sizeof(want));
+	res = h_rw10(&h, 0, 1, 0x28, 50, 1, NULL, 0);
+	assert_memory_equal(res->data, want, H_BS);
+	h_fini(&h);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -551,6 +968,12 @@ main(void)
 		cmocka_unit_test(test_verify_and_miscompare),
 		cmocka_unit_test(test_compare_and_write),
 		cmocka_unit_test(test_write_same),
+		cmocka_unit_test(test_orwrite),
+		cmocka_unit_test(test_rmw_write_gate),
+		cmocka_unit_test(test_physical_block_check),
+		cmocka_unit_test(test_physical_block),
+		cmocka_unit_test(test_write_atomic),
+		cmocka_unit_test(test_prefetch_defects),
 		cmocka_unit_test(test_unmap_param_list),
 		cmocka_unit_test(test_capacity),
 		cmocka_unit_test(test_read_only),

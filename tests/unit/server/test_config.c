@@ -177,6 +177,40 @@ test_args_lun_before_target_goes_to_default(void **state)
 	isd_target_cfg_fini(&cfg);
 }
 
+/* ",physical_block_size=N" belongs to the LU: taken out of the spec the store sees. */
+static void
+test_args_physical_block_size(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--lun", "ram:64M,physical_block_size=4096",
+			       "--lun", "file:/tmp/x.img,size=1G,physical_block_size=8K,ro",
+			       "--lun", "ram:1M", "--check", NULL),
+			 0);
+	assert_int_equal(cfg.node_count, 1);
+	assert_int_equal(cfg.nodes[0].lun_count, 3);
+	assert_int_equal(cfg.nodes[0].luns[0].physical_block_size, 4096);
+	assert_string_equal(cfg.nodes[0].luns[0].spec, "ram:64M");
+	assert_int_equal(cfg.nodes[0].luns[1].physical_block_size, 8192);
+	assert_true(cfg.nodes[0].luns[1].read_only);
+	assert_string_equal(cfg.nodes[0].luns[1].path, "/tmp/x.img");
+	assert_int_equal(cfg.nodes[0].luns[2].physical_block_size, 0);
+	isd_target_cfg_fini(&cfg);
+	EXPECT_BAD("physical_block_size 1000 is not a power-of-two multiple of block_size 512",
+		   "--lun", "ram:1M,physical_block_size=1000");
+	EXPECT_BAD("physical_block_size 256 is not", "--lun", "ram:1M,physical_block_size=256");
+	EXPECT_BAD("physical_block_size 131072 is not", "--lun",
+		   "ram:1M,physical_block_size=128K");
+	EXPECT_BAD("bad physical_block_size=", "--lun", "ram:1M,physical_block_size=");
+	EXPECT_BAD("bad physical_block_size=x", "--lun", "ram:1M,physical_block_size=x");
+	EXPECT_BAD("bad physical_block_size=99999999999", "--lun",
+		   "ram:1M,physical_block_size=99999999999");
+	/* the kind part is never an LU option */
+	EXPECT_BAD("expected ram:SIZE", "--lun", "physical_block_size=4096");
+}
+
 static void
 test_args_help_version(void **state)
 {
@@ -367,7 +401,8 @@ static const char g_full_conf[] =
     "    alias = \"first\";\n"
     "    tpgt = 1;\n"
     "    luns = (\n"
-    "      { number = 0; backing = \"ram:256M\"; block_size = 4096; },\n"
+    "      { number = 0; backing = \"ram:256M\"; block_size = 4096;\n"
+    "        physical_block_size = 16384; },\n"
     "      { number = 3; backing = \"file:/var/tmp/d.img,size=1G\"; read_only = true;\n"
     "        vendor = \"ACME\"; product = \"Disk\"; serial = \"S123\"; },\n"
     "      { backing = \"ram:1M\"; }\n"
@@ -429,6 +464,8 @@ test_file_full_example(void **state)
 	assert_string_equal(n->alias, "first");
 	assert_int_equal(n->lun_count, 3);
 	assert_int_equal(n->luns[0].block_size, 4096);
+	assert_int_equal(n->luns[0].physical_block_size, 16384);
+	assert_int_equal(n->luns[1].physical_block_size, 0);
 	assert_int_equal(n->luns[1].number, 3);
 	assert_true(n->luns[1].read_only);
 	assert_string_equal(n->luns[1].vendor, "ACME");
@@ -518,6 +555,10 @@ test_file_rejects_bad_values(void **state)
 	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
 			  "  luns = ( { backing = \"ram:1G\"; block_size = 1024; } ); } );\n",
 			  "block_size must be 512 or 4096");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
+			  "  luns = ( { backing = \"ram:1G\"; block_size = 4096;\n"
+			  "             physical_block_size = 2048; } ); } );\n",
+			  "physical_block_size 2048 is not a power-of-two multiple of block_size 4096");
 	expect_file_error("targets = ( { name = \"iqn.2026-11.org.iserd:a\";\n"
 			  "  luns = ( { backing = \"ram:1G\"; } );\n"
 			  "  queue_depth = 0; } );\n",
@@ -1061,6 +1102,7 @@ main(void)
 	    cmocka_unit_test(test_args_defaults),
 	    cmocka_unit_test(test_args_good_flags),
 	    cmocka_unit_test(test_args_lun_before_target_goes_to_default),
+	    cmocka_unit_test(test_args_physical_block_size),
 	    cmocka_unit_test(test_args_help_version),
 	    cmocka_unit_test(test_args_rejects_bad_flags),
 	    cmocka_unit_test(test_args_chap_error_hides_secret),

@@ -382,6 +382,14 @@ test_lun_add_remove(void **state)
 	uint32_t sk, len = sizeof(rl);
 	struct isd_pdu *rsp;
 
+	/* a physical block that is no power-of-two multiple of the logical one: refused */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(isd_target_lun_spec_parse("ram:2M,physical_block_size=1536", &l, f->err,
+						   sizeof(f->err)),
+			 0);
+	l.number = 1;
+	assert_int_equal(isd_live_lun_add(f->rt, TA, &l, f->err, sizeof(f->err)), -EINVAL);
+	assert_non_null(strstr(f->err, "physical_block_size 1536"));
 	memset(&l, 0, sizeof(l));
 	assert_int_equal(isd_target_lun_spec_parse("ram:2M", &l, f->err, sizeof(f->err)), 0);
 	l.number = 1;

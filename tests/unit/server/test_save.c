@@ -151,6 +151,7 @@ cfg_equal(const struct isd_target_cfg *a, const struct isd_target_cfg *b)
 			assert_string_equal(l->path, k->path);
 			assert_int_equal(l->size, k->size);
 			assert_int_equal(l->block_size, k->block_size);
+			assert_int_equal(l->physical_block_size, k->physical_block_size);
 			assert_int_equal(l->read_only, k->read_only);
 			assert_string_equal(l->vendor, k->vendor);
 			assert_string_equal(l->product, k->product);
@@ -249,7 +250,8 @@ static const char g_every_key[] =
 	"    luns = ( { number = 3; backing = \"ram:64M\"; block_size = 4096; read_only = true;\n"
 	"               vendor = \"VEND\"; product = \"PROD\"; serial = \"SER-1\"; },\n"
 	"             { backing = \"file:/var/tmp/iserd-save-test.img,size=1G,ro\"; },\n"
-	"             { backing = \"zero:1T\"; block_size = 512; } );\n"
+	"             { backing = \"zero:1T\"; block_size = 512;\n"
+	"               physical_block_size = 4096; } );\n"
 	"    acl = ( \"iqn.1993-08.org.debian:01:plain\",\n"
 	"            { initiator = \"iqn.2026-11.org.example:own\";\n"
 	"              chap = { user = \"own\"; secret_file = \"@SECRET_FILE@\"; };\n"
