@@ -263,7 +263,7 @@ isd_sbc_setup_write(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 2);
 		return ISD_SCSI_SETUP_DONE;
 	}
-	if (lu->read_only)
+	if (isd_scsi_lu_wp(lu))
 		return write_protected(cmd);
 	rw_decode(cdb, &lba, &nb, &len_byte);
 	if (!range_ok(lu, lba, nb))
@@ -540,7 +540,7 @@ isd_sbc_setup_write_same(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 3);
 		return ISD_SCSI_SETUP_DONE;
 	}
-	if (lu->read_only)
+	if (isd_scsi_lu_wp(lu))
 		return write_protected(cmd);
 	rw_decode(cdb, &lba, &nb, &len_byte);
 	if (!range_ok(lu, lba, nb))
@@ -675,7 +675,7 @@ isd_sbc_setup_unmap(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 0);
 		return ISD_SCSI_SETUP_DONE;
 	}
-	if (cmd->lu->read_only)
+	if (isd_scsi_lu_wp(cmd->lu))
 		return write_protected(cmd);
 	/* A PARAMETER LIST LENGTH of 0 is not an error: nothing is unmapped. */
 	if (len == 0)
@@ -799,7 +799,7 @@ isd_sbc_setup_caw(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 7);
 		return ISD_SCSI_SETUP_DONE;
 	}
-	if (lu->read_only)
+	if (isd_scsi_lu_wp(lu))
 		return write_protected(cmd);
 	if (!range_ok(lu, lba, nb))
 		return lba_out_of_range(cmd);

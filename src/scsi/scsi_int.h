@@ -133,6 +133,12 @@ struct isd_scsi_lu {
 	bool lbprz;                     /* discarded blocks read as zeros */
 	bool wce;                       /* current WCE (MODE SELECT may change it) */
 	bool wce_default;
+	/*
+	 * Control mode page SWP (MODE SELECT): the medium is write protected
+	 * until it is cleared. TST = 000b: one task set and one Control mode page
+	 * for all I_T nexuses, so it holds for every nexus.
+	 */
+	bool swp;
 	char vendor[9];
 	char product[17];
 	char revision[5];
@@ -177,6 +183,13 @@ struct isd_scsi_dev {
 	struct isd_scsi_lu *removed;            /* removed LUs with commands still alive */
 	struct isd_io_stats io;         /* every command to the device, LU or not */
 };
+
+/* No command may change the medium: a read-only LU, or SWP set. */
+static inline bool
+isd_scsi_lu_wp(const struct isd_scsi_lu *lu)
+{
+	return lu->read_only || lu->swp;
+}
 
 #define ISD_SCSI_MAX_XFER (16u << 20)   /* bytes; bounds every data buffer */
 

@@ -316,9 +316,13 @@ mode_page(struct isd_scsi_lu *lu, uint8_t page, uint8_t pc, uint8_t *b)
 		memset(b, 0, MODE_CONTROL_LEN);
 		b[0] = 0x0a;
 		b[1] = MODE_CONTROL_LEN - 2;
-		if (pc != 1) {
+		if (pc == 1) {
+			b[4] = 0x08;                    /* SWP is the one changeable bit */
+		} else {
 			b[2] = 0x02;                    /* GLTSD: no saved log parameters */
 			b[3] = 0x10;    /* QUEUE ALGORITHM MODIFIER 1: unrestricted */
+			if (pc == 0 && lu->swp)
+				b[4] = 0x08;            /* SWP: software write protect */
 			put_be16(b + 8, 0xffff);        /* BUSY TIMEOUT PERIOD: unlimited */
 		}
 		return MODE_CONTROL_LEN;
@@ -396,8 +400,8 @@ isd_spc_exec_mode_sense(struct isd_scsi_cmd *cmd)
 	uint32_t total;
 
 	memset(buf, 0, hdr + bdl);
-	if (lu->read_only)
-		devspec |= 0x80;        /* WP */
+	if (isd_scsi_lu_wp(lu))
+		devspec |= 0x80;        /* WP: read-only LU, or SWP set */
 	total = hdr + bdl + isd_spc_mode_pages(lu, (uint8_t)cmd->io_pos, MS_PC(cmd->io_pos),
 					      buf + hdr + bdl);
 	if (is10) {
@@ -450,6 +454,7 @@ mode_select_apply(struct isd_scsi_cmd *cmd, bool *changed)
 	uint32_t hdr = is10 ? 8 : 4;
 	uint32_t bdl, off;
 	bool wce = lu->wce;
+	bool swp = lu->swp;
 
 	if (len < hdr) {
 		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
@@ -523,10 +528,14 @@ mode_select_apply(struct isd_scsi_cmd *cmd, bool *changed)
 		}
 		if (page == 0x08)
 			wce = p[off + 2] & 0x04;
+		else if (page == 0x0a)
+			swp = p[off + 4] & 0x08;
 		off += n;
 	}
-	*changed = wce != lu->wce;
+	/* Nothing changes before the whole list checked out. */
+	*changed = wce != lu->wce || swp != lu->swp;
 	lu->wce = wce;
+	lu->swp = swp;
 	return true;
 }
 

@@ -1,7 +1,7 @@
 #!/bin/bash
-# Runs libiscsi's conformance suite iscsi-test-cu (family ALL, --dataloss, two
-# initiator names) against iserd on 127.0.0.1 with one LUN of the given kind and
-# compares the results with tests/conformance/expected-failures.
+# Runs libiscsi's conformance suite iscsi-test-cu (family ALL, --dataloss and
+# --allow-sanitize, two initiator names) against iserd on 127.0.0.1 with one LUN
+# of the given kind and compares the results with tests/conformance/expected-failures.
 # Usage: run_test_cu.sh ram|file
 # Env: ISD_TEST_CU_TIMEOUT (seconds, default 900), ISD_TEST_CU_FILTER (-t pattern,
 #      default ALL), ISERD, ISERD_SRC, ISERD_BUILD.
@@ -37,9 +37,9 @@ if ! isd_start cu --target "$IQN" --lun "$LUN"; then
 fi
 URL="iscsi://127.0.0.1:$ISD_PORT/$IQN/0"
 LOG="$ISD_TMP/iscsi-test-cu.log"
-isd_log "iscsi-test-cu -t $FILTER --dataloss $URL (limit ${LIMIT}s)"
+isd_log "iscsi-test-cu -t $FILTER --dataloss --allow-sanitize $URL (limit ${LIMIT}s)"
 start=$(date +%s)
-(cd "$ISD_TMP" && timeout -k 10 "$LIMIT" stdbuf -oL -eL iscsi-test-cu --dataloss -t "$FILTER" \
+(cd "$ISD_TMP" && timeout -k 10 "$LIMIT" stdbuf -oL -eL iscsi-test-cu --dataloss --allow-sanitize -t "$FILTER" \
 	-i "$INI1" -I "$INI2" "$URL" >"$LOG" 2>&1)
 rc=$?
 isd_log "iscsi-test-cu exited with status $rc after $(($(date +%s) - start)) s"
