@@ -332,6 +332,9 @@ struct isd_session *isd_session_find(struct isd_iscsi_tgt *t, const char *iname,
 int isd_session_create(struct isd_iscsi_tgt *t, struct isd_conn *c, struct isd_login *l,
 		       struct isd_session **out);
 void isd_session_unlink(struct isd_session *s);
+/* Ends the session's I_T nexus in the SCSI layer (its SPC-2 reservations, unit
+ * attentions); once only, at logout or at the latest when the session goes. */
+void isd_session_nexus_end(struct isd_session *s);
 void isd_session_destroy(struct isd_session *s);
 void isd_session_update_window(struct isd_session *s);
 

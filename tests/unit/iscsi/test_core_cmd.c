@@ -896,6 +896,66 @@ test_logout_close_session(void **state)
 	assert_int_equal(st.tasks, 0);
 }
 
+/* A TEST UNIT READY from another nexus, straight to the SCSI layer: its status. */
+static uint8_t
+other_nexus_tur(struct fx *f)
+{
+	struct isd_scsi_nexus nx;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16] = { 0 };
+	uint8_t status;
+
+	memset(&nx, 0, sizeof(nx));
+	snprintf(nx.initiator_port, sizeof(nx.initiator_port), "iqn.other,i,0x01");
+	snprintf(nx.target_port, sizeof(nx.target_port), "%s,t,0x0001", TNAME);
+	nx.id = 0xfeed;
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.dev = f->dev;
+	cmd.nexus = &nx;
+	cmd.cdb = cdb;
+	cmd.cdb_len = 16;
+	/* setup finishes a TEST UNIT READY (or refuses it) without exec */
+	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_DONE);
+	status = cmd.status;
+	isd_scsi_cmd_release(&cmd);
+	return status;
+}
+
+/* The I_T nexus ends at the Logout Response, not when the transport lets the
+ * connection go: its RESERVE(6) no longer fences the others. */
+static void
+test_logout_releases_reserve6(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16] = { 0x16 };
+	struct isd_pdu *rsp;
+
+	cmd_bhs(bhs, ISD_BHS_F, f->itt++, 0, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_GOOD);
+	isd_pdu_free(rsp);
+	(void)other_nexus_tur(f);               /* its POWER ON unit attention */
+	assert_int_equal(other_nexus_tur(f), ISD_SAM_RESERVATION_CONFLICT);
+
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_LOGOUT_REQ | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F | ISD_LOGOUT_CLOSE_SESSION;
+	put_be32(bhs + 16, 0xc1);
+	put_be32(bhs + 24, f->cmdsn);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[2], ISD_LOGOUT_RSP_OK);
+	isd_pdu_free(rsp);
+	/* the connection is not gone yet (no terminate notify), the nexus is */
+	assert_false(f->fd.freed);
+	assert_int_equal(other_nexus_tur(f), ISD_SAM_GOOD);
+	fake_dm_terminate_notify(&f->fd, false);
+	assert_true(f->fd.freed);
+}
+
 static void
 test_logout_recovery_unsupported(void **state)
 {
@@ -1313,6 +1373,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_text_sendtargets_normal_and_continuation,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logout_close_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logout_releases_reserve6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logout_recovery_unsupported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_data_refused_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_data_fails_later, setup, teardown),
