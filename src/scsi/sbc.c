@@ -159,12 +159,15 @@ isd_sbc_exec_get_lba_status(struct isd_scsi_cmd *cmd)
 	uint64_t left = lu->nblocks - cmd->lba;
 	uint8_t b[24];
 
-	/* We do not track allocation: one extent, mapped, to the end of the LU. */
+	/*
+	 * We do not track allocation: one extent to the end of the LU, mapped,
+	 * or deallocated while nothing was written since a SANITIZE BLOCK ERASE.
+	 */
 	memset(b, 0, sizeof(b));
 	put_be32(b, 20);
 	put_be64(b + 8, cmd->lba);
 	put_be32(b + 16, left > 0xffffffffull ? 0xffffffffu : (uint32_t)left);
-	b[20] = 0x00;
+	b[20] = lu->erased ? 0x01 : 0x00;
 	isd_scsi_data_in(cmd, b, sizeof(b));
 	isd_scsi_cmd_done(cmd);
 }
@@ -605,6 +608,12 @@ ws_step(struct isd_scsi_cmd *cmd)
 		return;
 	}
 	cmd->io_pos += n;
+}
+
+void
+isd_sbc_write_pattern(struct isd_scsi_cmd *cmd)
+{
+	ws_step(cmd);
 }
 
 static bool

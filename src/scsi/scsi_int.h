@@ -18,6 +18,7 @@
 
 /* Additional sense codes (ASC << 8 | ASCQ) we report. */
 #define ISD_ASC_NO_ADDITIONAL 0x0000
+#define ISD_ASC_SANITIZE_IN_PROGRESS 0x041b
 #define ISD_ASC_WRITE_ERROR 0x0c00
 #define ISD_ASC_UNRECOVERED_READ 0x1100
 #define ISD_ASC_PARAM_LIST_LENGTH 0x1a00
@@ -30,6 +31,7 @@
 #define ISD_ASC_INVALID_RELEASE_PR 0x2604
 #define ISD_ASC_WRITE_PROTECTED 0x2700
 #define ISD_ASC_POWER_ON_RESET 0x2900
+#define ISD_ASC_SANITIZE_FAILED 0x3103
 #define ISD_ASC_BUS_DEVICE_RESET 0x2903
 #define ISD_ASC_MODE_PARAMS_CHANGED 0x2a01
 #define ISD_ASC_RESERVATIONS_PREEMPTED 0x2a03
@@ -139,6 +141,13 @@ struct isd_scsi_lu {
 	 * for all I_T nexuses, so it holds for every nexus.
 	 */
 	bool swp;
+	/* SANITIZE (sanitize.c): the operation running, or NULL; the failure mode. */
+	struct isd_scsi_sanitize *sanitize;
+	bool san_failed;
+	bool san_failed_ause;           /* the failed one had AUSE: EXIT FAILURE MODE may end it */
+	/* Every block deallocated by BLOCK ERASE and none written since (any command
+	 * that may write clears it): GET LBA STATUS reports them deallocated. */
+	bool erased;
 	char vendor[9];
 	char product[17];
 	char revision[5];
@@ -196,6 +205,8 @@ isd_scsi_lu_wp(const struct isd_scsi_lu *lu)
 /* sense.c: finishing with CHECK CONDITION */
 void isd_scsi_check(struct isd_scsi_cmd *cmd, uint8_t key, uint16_t asc_ascq);
 void isd_scsi_sense_info(struct isd_scsi_cmd *cmd, uint32_t info);
+/* Sense-key-specific PROGRESS INDICATION (fraction of 65536 done). */
+void isd_scsi_sense_progress(struct isd_scsi_cmd *cmd, uint16_t progress);
 /* Sense-key-specific field pointer: in_cdb (C/D), byte, bit (-1: no bit pointer). */
 void isd_scsi_sense_field(struct isd_scsi_cmd *cmd, bool in_cdb, uint16_t byte, int bit);
 void isd_scsi_invalid_cdb(struct isd_scsi_cmd *cmd, uint16_t byte, int bit);
@@ -215,6 +226,10 @@ int isd_scsi_data_in(struct isd_scsi_cmd *cmd, const void *buf, uint32_t len);
 int isd_scsi_setup_data_out(struct isd_scsi_cmd *cmd, uint32_t xfer_len);
 /* Setup of a data-in command whose response exec builds. */
 int isd_scsi_setup_data_in(struct isd_scsi_cmd *cmd, uint32_t alloc_len);
+
+/* Keeps the LU (and its store) alive for work that outlives any command (SANITIZE). */
+void isd_scsi_lu_hold(struct isd_scsi_lu *lu);
+void isd_scsi_lu_unhold(struct isd_scsi_lu *lu);
 
 /* The command's nexus, or one shared anonymous nexus when the transport gave none. */
 struct isd_scsi_nexus *isd_scsi_cmd_nexus(struct isd_scsi_cmd *cmd);
@@ -301,6 +316,15 @@ int isd_sbc_setup_unmap(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd);
 int isd_sbc_setup_caw(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_caw(struct isd_scsi_cmd *cmd);
+/* WRITE SAME's engine: writes cmd->aux_buf (aux_len bytes, whole blocks of the
+ * pattern) over LBAs io_pos..io_end, then isd_scsi_cmd_done(cmd). */
+void isd_sbc_write_pattern(struct isd_scsi_cmd *cmd);
+
+/* sanitize.c */
+int isd_sbc_setup_sanitize(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_sanitize(struct isd_scsi_cmd *cmd);
+/* How far the running operation is, as a fraction of 65536 (0 when none runs). */
+uint16_t isd_scsi_sanitize_progress(const struct isd_scsi_lu *lu);
 
 /* VPD / mode page builders shared with tests through the public commands only. */
 uint32_t isd_spc_mode_pages(struct isd_scsi_lu *lu, uint8_t page, uint8_t pc, uint8_t *buf);

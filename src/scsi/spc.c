@@ -168,6 +168,10 @@ vpd_page(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *nexus, uint8_t pag
 		memset(b + 2, 0, 62);
 		put_be16(b + 2, 0x3c);
 		put_be16(b + 4, 1);                     /* MEDIUM ROTATION RATE: non-rotating */
+		/* WABEREQ 01b where SANITIZE BLOCK ERASE is offered (thin LUs): a read
+		 * of an erased block succeeds; WACEREQ 00b: no CRYPTOGRAPHIC ERASE */
+		if (lu->thin)
+			b[7] = 0x40;
 		return 64;
 	case 0xb2:      /* Logical Block Provisioning */
 		memset(b + 2, 0, 6);
@@ -242,9 +246,14 @@ isd_spc_exec_request_sense(struct isd_scsi_cmd *cmd)
 		struct isd_scsi_itn *itn = isd_scsi_itn_get(cmd->lu, isd_scsi_cmd_nexus(cmd));
 
 		/* Reports and clears one pending unit attention, like a CHECK CONDITION would. */
-		if (itn != NULL && isd_scsi_ua_take(itn, &asc))
+		if (itn != NULL && isd_scsi_ua_take(itn, &asc)) {
 			isd_scsi_sense_fixed(buf, ISD_SK_UNIT_ATTENTION, asc);
-		else
+		} else if (cmd->lu->sanitize != NULL) {
+			/* SBC-4 4.11.1: how far the sanitize operation is */
+			isd_scsi_sense_fixed(buf, ISD_SK_NOT_READY, ISD_ASC_SANITIZE_IN_PROGRESS);
+			buf[15] = 0x80;         /* SKSV: PROGRESS INDICATION */
+			put_be16(buf + 16, isd_scsi_sanitize_progress(cmd->lu));
+		} else
 			isd_scsi_sense_fixed(buf, ISD_SK_NO_SENSE, ISD_ASC_NO_ADDITIONAL);
 	}
 	finish_data_in(cmd, buf, sizeof(buf));
