@@ -11,7 +11,7 @@
  * (struct isd_scsi_sanitize.io) through the engines WRITE SAME and UNMAP use:
  * OVERWRITE is WRITE SAME's pattern writer over the whole LU once per pass,
  * BLOCK ERASE is the store's discard (punched holes, BLKDISCARD, dropped RAM
- * pages), chunk by chunk. Every step is asynchronous, so the reactor goes on
+ * pages), chunk by chunk, offered only where an erased block reads as zeros. Every step is asynchronous, so the reactor goes on
  * serving the other LUs and the commands allowed meanwhile.
  *
  * While it runs, every command but INQUIRY, REPORT LUNS and REQUEST SENSE gets
@@ -100,6 +100,14 @@ isd_sbc_setup_sanitize(struct isd_scsi_cmd *cmd)
 			isd_scsi_invalid_cdb(cmd, 7, -1);
 			return ISD_SCSI_SETUP_DONE;
 		}
+	} else if (!lu->lbprz) {
+		/*
+		 * BLOCK ERASE is deallocation, an erase only where a deallocated
+		 * block reads as zeros: not on a device whose discard promises
+		 * nothing (thin LUs only get this far).
+		 */
+		isd_scsi_invalid_cdb(cmd, 1, 4);
+		return ISD_SCSI_SETUP_DONE;
 	} else if (len != 0) {                  /* BLOCK ERASE takes no parameters */
 		isd_scsi_invalid_cdb(cmd, 7, -1);
 		return ISD_SCSI_SETUP_DONE;

@@ -168,9 +168,10 @@ vpd_page(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *nexus, uint8_t pag
 		memset(b + 2, 0, 62);
 		put_be16(b + 2, 0x3c);
 		put_be16(b + 4, 1);                     /* MEDIUM ROTATION RATE: non-rotating */
-		/* WABEREQ 01b where SANITIZE BLOCK ERASE is offered (thin LUs): a read
-		 * of an erased block succeeds; WACEREQ 00b: no CRYPTOGRAPHIC ERASE */
-		if (lu->thin)
+		/* WABEREQ 01b where SANITIZE BLOCK ERASE is offered (thin LUs whose
+		 * deallocated blocks read as zeros): a read of an erased block
+		 * succeeds; WACEREQ 00b: no CRYPTOGRAPHIC ERASE */
+		if (lu->lbprz)
 			b[7] = 0x40;
 		return 64;
 	case 0xb2:      /* Logical Block Provisioning */
@@ -575,7 +576,12 @@ isd_spc_exec_mode_select(struct isd_scsi_cmd *cmd)
 static bool
 op_listed(const struct isd_scsi_op *op, struct isd_scsi_lu *lu)
 {
-	return !(op->flags & ISD_OPF_THIN) || (lu != NULL && lu->thin);
+	if ((op->flags & ISD_OPF_THIN) && (lu == NULL || !lu->thin))
+		return false;
+	/* SANITIZE BLOCK ERASE only where an erased block reads as zeros (sanitize.c) */
+	if (op->setup == isd_sbc_setup_sanitize && op->sa == 0x02 && !lu->lbprz)
+		return false;
+	return true;
 }
 
 static bool
