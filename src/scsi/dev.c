@@ -76,7 +76,9 @@ lu_free(struct isd_scsi_lu *lu)
 		free(itn);
 	}
 	isd_scsi_pr_clear_all(lu);
+	isd_scsi_sanitize_stop(lu, false);
 	isd_bstore_close(lu->bs);
+	isd_scsi_sanitize_stop(lu, true);
 	free(lu);
 }
 

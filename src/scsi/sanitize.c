@@ -44,6 +44,7 @@ struct isd_scsi_sanitize {
 	uint8_t pass;                   /* passes done */
 	bool invert;
 	bool ause;
+	bool stopping;                  /* the LU is being freed: start nothing more */
 };
 
 uint16_t
@@ -161,6 +162,8 @@ san_io_done(struct isd_scsi_cmd *io)
 {
 	struct isd_scsi_sanitize *san = io->cb_arg;
 
+	if (san->stopping)
+		return;
 	if (io->status != ISD_SAM_GOOD) {
 		san_finish(san, false);
 		return;
@@ -181,6 +184,8 @@ san_erase_done(void *arg, int status)
 {
 	struct isd_scsi_sanitize *san = arg;
 
+	if (san->stopping)
+		return;
 	if (status < 0) {
 		san_finish(san, false);
 		return;
@@ -208,6 +213,28 @@ san_erase_step(struct isd_scsi_sanitize *san)
 		return;
 	}
 	san->io.io_pos += n;
+}
+
+/*
+ * The device goes away (iserd stops) while an operation runs: before the store
+ * is closed, nothing more may start (closing waits for what is in flight and may
+ * complete it); after, the operation's memory goes. A LUN removed while it runs
+ * is not freed before the operation ends (it holds the LU).
+ */
+void
+isd_scsi_sanitize_stop(struct isd_scsi_lu *lu, bool store_closed)
+{
+	struct isd_scsi_sanitize *san = lu->sanitize;
+
+	if (san == NULL)
+		return;
+	san->stopping = true;
+	san->io.aborted = true;         /* WRITE SAME's engine stops at its next step */
+	if (!store_closed)
+		return;
+	lu->sanitize = NULL;
+	free(san->io.aux_buf);
+	free(san);
 }
 
 /* OVERWRITE parameter list (SBC-4 5.30.2.2), all checked before anything starts. */

@@ -325,6 +325,9 @@ int isd_sbc_setup_sanitize(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_sanitize(struct isd_scsi_cmd *cmd);
 /* How far the running operation is, as a fraction of 65536 (0 when none runs). */
 uint16_t isd_scsi_sanitize_progress(const struct isd_scsi_lu *lu);
+/* The LU is freed with an operation running: called before (false) and after (true)
+ * its store is closed. */
+void isd_scsi_sanitize_stop(struct isd_scsi_lu *lu, bool store_closed);
 
 /* VPD / mode page builders shared with tests through the public commands only. */
 uint32_t isd_spc_mode_pages(struct isd_scsi_lu *lu, uint8_t page, uint8_t pc, uint8_t *buf);

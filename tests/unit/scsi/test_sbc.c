@@ -612,6 +612,28 @@ test_sanitize_immed_block_erase(void **state)
 	h_fini(&h);
 }
 
+/* iserd stops (the device is destroyed) while a SANITIZE runs on a RAM and a file
+ * LUN: nothing is touched after it is freed, nothing leaks (ASan). */
+static void
+test_sanitize_stopped_by_destroy(void **state)
+{
+	char path[] = "/tmp/isd_sbc_XXXXXX";
+	uint8_t p[4 + 4] = { 0x1f, 0, 0, 4, 1, 2, 3, 4 };
+	uint8_t erase[10] = { 0x48, 0x82 }, ow[10] = { 0x48, 0x81 };
+	struct h h;
+
+	(void)state;
+	setup(&h, true, false);
+	add_file_lu(&h, path);
+	put_be16(ow + 7, sizeof(p));
+	assert_good(h_run(&h, 0, 0, ow, 10, p, sizeof(p)));
+	assert_good(h_run(&h, 0, 1, erase, 10, NULL, 0));
+	isd_reactor_poll(h.r, 0);
+	isd_scsi_dev_destroy(h.dev);
+	isd_reactor_destroy(h.r);
+	unlink(path);
+}
+
 /* A registered-memory allocator is used for data buffers (iSER). */
 static int g_allocs, g_frees;
 
@@ -756,6 +778,7 @@ main(void)
 		cmocka_unit_test(test_sanitize_checks),
 		cmocka_unit_test(test_sanitize_overwrite),
 		cmocka_unit_test(test_sanitize_immed_block_erase),
+		cmocka_unit_test(test_sanitize_stopped_by_destroy),
 		cmocka_unit_test(test_buf_ops),
 	};
 
