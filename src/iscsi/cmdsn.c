@@ -116,6 +116,11 @@ drain(struct isd_conn *c)
 	       h->cmdsn == s->exp_cmdsn) {
 		held_unlink(s, h);
 		s->exp_cmdsn++;
+		if (h->pdu == NULL) {
+			/* a CmdSN an ABORT TASK took as received (isd_cmdsn_abort) */
+			held_free(c, h, false);
+			continue;
+		}
 		deliver(c, h->pdu);
 		h->pdu = NULL;
 		/* then the Data-Outs that arrived for it while it waited, in arrival order */
@@ -194,6 +199,78 @@ isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	s->held_bytes += h->cost;
 	isd_log_dbg("iscsi", "conn %p: CmdSN %u parked (ExpCmdSN %u)", (void *)c, cmdsn,
 		    s->exp_cmdsn);
+}
+
+/*
+ * ABORT TASK for a command that has not been delivered (RFC 7143 §11.5.1 b):
+ * one parked here is dropped with its Data-Outs; one not received yet, whose
+ * RefCmdSN is inside the window and before the TMF's own CmdSN, has its CmdSN
+ * taken as received, so that the command is dropped when it arrives (its CmdSN
+ * is then below ExpCmdSN, or a duplicate of the slot kept here) and the ones
+ * after it are not held up. Either way its ITT is remembered so that its
+ * Data-Outs are discarded. Returns true when the task counts as aborted
+ * ("Function complete"), false when it names nothing ("Task does not exist").
+ */
+bool
+isd_cmdsn_abort(struct isd_conn *c, uint32_t itt, uint32_t refcmdsn, uint32_t tmf_cmdsn)
+{
+	struct isd_session *s = c->sess;
+	struct isd_held *h, *pos;
+	struct isd_pdu *d;
+
+	h = isd_cmdsn_find_held(s, itt);
+	if (h != NULL) {
+		if (h->cmdsn != refcmdsn)
+			return false;
+		/* keep the slot (its CmdSN was received), drop what it holds */
+		while ((d = TAILQ_FIRST(&h->data_outs)) != NULL) {
+			TAILQ_REMOVE(&h->data_outs, d, link);
+			isd_conn_release_pdu(c, d);
+		}
+		isd_conn_release_pdu(c, h->pdu);
+		h->pdu = NULL;
+		h->is_cmd = false;
+		s->held_pdus -= h->n_data_outs;
+		s->held_bytes -= h->cost - sizeof(*h);
+		h->cost = sizeof(*h);
+		h->n_data_outs = 0;
+		h->data_bytes = 0;
+		isd_conn_remember_aborted(c, itt);
+		return true;
+	}
+	if (sn_lt(refcmdsn, s->exp_cmdsn) || sn_gt(refcmdsn, s->max_cmdsn) ||
+	    !sn_lt(refcmdsn, tmf_cmdsn))
+		return false;
+	if (refcmdsn == s->exp_cmdsn) {
+		isd_conn_remember_aborted(c, itt);
+		s->exp_cmdsn++;
+		drain(c);
+		return true;
+	}
+	TAILQ_FOREACH(pos, &s->held, link) {
+		if (pos->cmdsn == refcmdsn)
+			return false;   /* another request has that CmdSN */
+		if (sn_gt(pos->cmdsn, refcmdsn))
+			break;
+	}
+	if (!held_admit(c, sizeof(*h)))
+		return false;
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return false;
+	h->cmdsn = refcmdsn;
+	h->itt = itt;
+	h->cost = sizeof(*h);
+	TAILQ_INIT(&h->data_outs);
+	if (pos != NULL)
+		TAILQ_INSERT_BEFORE(pos, h, link);
+	else
+		TAILQ_INSERT_TAIL(&s->held, h, link);
+	s->n_held++;
+	s->held_pdus++;
+	s->held_bytes += h->cost;
+	isd_conn_remember_aborted(c, itt);
+	return true;
 }
 
 struct isd_held *

@@ -74,7 +74,8 @@ struct isd_iscsi_tgt {
 };
 
 /* A command PDU whose CmdSN is ahead of ExpCmdSN, parked until the gap fills,
- * with the unsolicited Data-Outs that arrived for it meanwhile. */
+ * with the unsolicited Data-Outs that arrived for it meanwhile; or (pdu NULL) a
+ * CmdSN an ABORT TASK took as received, skipped when its turn comes. */
 struct isd_held {
 	struct isd_pdu *pdu;
 	uint32_t cmdsn;
@@ -332,6 +333,9 @@ struct isd_session *isd_session_find(struct isd_iscsi_tgt *t, const char *iname,
 int isd_session_create(struct isd_iscsi_tgt *t, struct isd_conn *c, struct isd_login *l,
 		       struct isd_session **out);
 void isd_session_unlink(struct isd_session *s);
+/* Ends the session's I_T nexus in the SCSI layer (its SPC-2 reservations, unit
+ * attentions); once only, at logout or at the latest when the session goes. */
+void isd_session_nexus_end(struct isd_session *s);
 void isd_session_destroy(struct isd_session *s);
 void isd_session_update_window(struct isd_session *s);
 
@@ -340,6 +344,9 @@ void isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu);
 bool isd_cmdsn_hold_data_out(struct isd_conn *c, struct isd_pdu *pdu);
 void isd_cmdsn_flush(struct isd_conn *c);
 struct isd_held *isd_cmdsn_find_held(struct isd_session *s, uint32_t itt);
+/* ABORT TASK of a command not delivered (parked, or not received yet): true when it
+ * counts as aborted ("Function complete"), see cmdsn.c. */
+bool isd_cmdsn_abort(struct isd_conn *c, uint32_t itt, uint32_t refcmdsn, uint32_t tmf_cmdsn);
 
 /* task.c */
 void isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu);

@@ -48,6 +48,12 @@ isd_logout_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		isd_conn_abort_all_tasks(c);
 		isd_cmdsn_flush(c);
 		isd_session_unlink(c->sess);
+		/*
+		 * The I_T nexus ends with the logout, not when the connection is
+		 * torn down later: an initiator that logs out and at once uses
+		 * another session must not find its RESERVE(6) still held.
+		 */
+		isd_session_nexus_end(c->sess);
 		c->logged_out = true;
 	}
 	isd_conn_fill_sn(c, rsp->bhs, true);

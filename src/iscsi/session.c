@@ -116,11 +116,18 @@ isd_session_unlink(struct isd_session *s)
 }
 
 void
+isd_session_nexus_end(struct isd_session *s)
+{
+	if (s->nexus_added && s->node != NULL && s->node->dev != NULL)
+		isd_scsi_nexus_remove(s->node->dev, &s->nexus);
+	s->nexus_added = false;
+}
+
+void
 isd_session_destroy(struct isd_session *s)
 {
 	isd_session_unlink(s);
-	if (s->nexus_added && s->node != NULL && s->node->dev != NULL)
-		isd_scsi_nexus_remove(s->node->dev, &s->nexus);
+	isd_session_nexus_end(s);
 	s->tgt->stats.sessions--;
 	free(s);
 }

@@ -167,6 +167,8 @@ isd_tmf_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	uint64_t lun = isd_bhs_lun(pdu->bhs);
 	uint32_t itt = isd_bhs_itt(pdu->bhs);
 	uint32_t rtt = get_be32(pdu->bhs + 20);
+	uint32_t cmdsn = isd_bhs_cmdsn(pdu->bhs);
+	uint32_t refcmdsn = get_be32(pdu->bhs + 32);
 	struct isd_tmf_wait *w;
 	struct isd_task *t;
 	uint8_t response = ISD_TMF_RSP_COMPLETE;
@@ -197,17 +199,15 @@ isd_tmf_rx(struct isd_conn *c, struct isd_pdu *pdu)
 			abort_task(t, w);
 		} else if (t == NULL) {
 			/*
-			 * No such task. Its RefCmdSN before ExpCmdSN: it ran and its
-			 * response went out, so it "does not exist" (RFC 7143 §11.5.1 c)
-			 * and the initiator keeps that response. A RefCmdSN inside the
-			 * window names a command not received yet (or parked out of
-			 * order); §11.5.1 b would answer "Function complete" and take it
-			 * as received, but the core cannot yet drop that command when it
-			 * arrives, and telling the initiator a write was aborted that
-			 * then lands would be worse than the plain truth: "does not
-			 * exist" there too (docs/iserd.md, under "Reservations").
+			 * No running task. A command parked out of CmdSN order, or not
+			 * received yet with its RefCmdSN inside the window, is aborted
+			 * before it runs: "Function complete", and it is dropped on
+			 * arrival (RFC 7143 §11.5.1 b; cmdsn.c). A RefCmdSN before
+			 * ExpCmdSN: it ran and its response went out, so it "does not
+			 * exist" (§11.5.1 c) and the initiator keeps that response.
 			 */
-			response = ISD_TMF_RSP_NO_TASK;
+			if (!isd_cmdsn_abort(c, rtt, refcmdsn, cmdsn))
+				response = ISD_TMF_RSP_NO_TASK;
 		}
 		break;
 	case ISD_TMF_ABORT_TASK_SET:

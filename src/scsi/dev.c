@@ -81,7 +81,9 @@ lu_free(struct isd_scsi_lu *lu)
 		free(itn);
 	}
 	isd_scsi_pr_clear_all(lu);
+	isd_scsi_sanitize_stop(lu, false);
 	isd_bstore_close(lu->bs);
+	isd_scsi_sanitize_stop(lu, true);
 	free(lu);
 }
 
@@ -138,6 +140,18 @@ lu_orphan(struct isd_scsi_lu *lu)
 	lu->dev = NULL;
 	lu->gone = NULL;
 	lu->removed_next = NULL;
+}
+
+void
+isd_scsi_lu_hold(struct isd_scsi_lu *lu)
+{
+	lu->refs++;
+}
+
+void
+isd_scsi_lu_unhold(struct isd_scsi_lu *lu)
+{
+	lu_put(lu);
 }
 
 void
@@ -972,6 +986,29 @@ op_setup(struct isd_scsi_cmd *cmd, const struct isd_scsi_op *op)
 	return rc;
 }
 
+/*
+ * SBC-4 4.11.1: while a sanitize operation runs, only INQUIRY, REPORT LUNS and
+ * REQUEST SENSE (the commands answered even without the LU) are processed; the
+ * rest get NOT READY, SANITIZE IN PROGRESS with how far it is. After a failed
+ * one, media access gets MEDIUM ERROR until a SANITIZE ends the failure mode.
+ */
+static bool
+sanitize_blocks(struct isd_scsi_cmd *cmd, struct isd_scsi_lu *lu, const struct isd_scsi_op *op)
+{
+	if (op->flags & ISD_OPF_NO_LU)
+		return false;
+	if (lu->sanitize != NULL) {
+		isd_scsi_check(cmd, ISD_SK_NOT_READY, ISD_ASC_SANITIZE_IN_PROGRESS);
+		isd_scsi_sense_progress(cmd, isd_scsi_sanitize_progress(lu));
+		return true;
+	}
+	if (lu->san_failed && op->opcode != 0x48 && !(op->flags & ISD_OPF_PR_ALLOW)) {
+		isd_scsi_check(cmd, ISD_SK_MEDIUM_ERROR, ISD_ASC_SANITIZE_FAILED);
+		return true;
+	}
+	return false;
+}
+
 static int
 cmd_setup(struct isd_scsi_cmd *cmd)
 {
@@ -983,6 +1020,7 @@ cmd_setup(struct isd_scsi_cmd *cmd)
 	uint32_t need;
 	uint16_t asc;
 	uint8_t opcode;
+	int rc;
 
 	cmd_reset_results(cmd);
 	if (cmd->cdb == NULL || cmd->cdb_len < 6 || cmd->cdb_len > 260) {
@@ -1040,8 +1078,14 @@ cmd_setup(struct isd_scsi_cmd *cmd)
 		cmd->status = ISD_SAM_RESERVATION_CONFLICT;
 		return ISD_SCSI_SETUP_DONE;
 	}
+	if (sanitize_blocks(cmd, lu, op))
+		return ISD_SCSI_SETUP_DONE;
 	cmd->op = op;
-	return op_setup(cmd, op);
+	rc = op_setup(cmd, op);
+	/* anything that may now write ends what a BLOCK ERASE left deallocated */
+	if (rc == ISD_SCSI_SETUP_READY && !(op->flags & (ISD_OPF_PR_READ | ISD_OPF_PR_ALLOW)))
+		lu->erased = false;
+	return rc;
 }
 
 int

@@ -252,12 +252,15 @@ isd_sbc_exec_get_lba_status(struct isd_scsi_cmd *cmd)
 	uint64_t left = lu->nblocks - cmd->lba;
 	uint8_t b[24];
 
-	/* We do not track allocation: one extent, mapped, to the end of the LU. */
+	/*
+	 * We do not track allocation: one extent to the end of the LU, mapped,
+	 * or deallocated while nothing was written since a SANITIZE BLOCK ERASE.
+	 */
 	memset(b, 0, sizeof(b));
 	put_be32(b, 20);
 	put_be64(b + 8, cmd->lba);
 	put_be32(b + 16, left > 0xffffffffull ? 0xffffffffu : (uint32_t)left);
-	b[20] = 0x00;
+	b[20] = lu->erased ? 0x01 : 0x00;
 	isd_scsi_data_in(cmd, b, sizeof(b));
 	isd_scsi_cmd_done(cmd);
 }
@@ -356,7 +359,7 @@ isd_sbc_setup_write(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 2);
 		return ISD_SCSI_SETUP_DONE;
 	}
-	if (lu->read_only)
+	if (isd_scsi_lu_wp(lu))
 		return write_protected(cmd);
 	rw_decode(cdb, &lba, &nb, &len_byte);
 	if (!range_ok(lu, lba, nb))
@@ -635,21 +638,15 @@ isd_sbc_setup_write_same(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 3);
 		return ISD_SCSI_SETUP_DONE;
 	}
-	if (lu->read_only)
+	if (isd_scsi_lu_wp(lu))
 		return write_protected(cmd);
 	rw_decode(cdb, &lba, &nb, &len_byte);
 	if (!range_ok(lu, lba, nb))
 		return lba_out_of_range(cmd);
-	/* WSNZ = 0 in Block Limits: 0 blocks means every block from LBA to the last
-	 * one (SBC-4 5.49), which MAXIMUM WRITE SAME LENGTH still bounds. */
+	/* WSNZ = 1 in Block Limits: 0 blocks is refused (SBC-4 5.49) */
 	if (nb == 0) {
-		if (lba >= lu->nblocks)
-			return lba_out_of_range(cmd);
-		if (lu->nblocks - lba > lu->max_ws_blocks) {
-			isd_scsi_invalid_cdb(cmd, len_byte, -1);
-			return ISD_SCSI_SETUP_DONE;
-		}
-		nb = (uint32_t)(lu->nblocks - lba);
+		isd_scsi_invalid_cdb(cmd, len_byte, -1);
+		return ISD_SCSI_SETUP_DONE;
 	}
 	if (nb > lu->max_ws_blocks) {
 		isd_scsi_invalid_cdb(cmd, len_byte, -1);
@@ -714,6 +711,12 @@ ws_step(struct isd_scsi_cmd *cmd)
 		return;
 	}
 	cmd->io_pos += n;
+}
+
+void
+isd_sbc_write_pattern(struct isd_scsi_cmd *cmd)
+{
+	ws_step(cmd);
 }
 
 static bool
@@ -786,7 +789,7 @@ isd_sbc_setup_unmap(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 0);
 		return ISD_SCSI_SETUP_DONE;
 	}
-	if (cmd->lu->read_only)
+	if (isd_scsi_lu_wp(cmd->lu))
 		return write_protected(cmd);
 	/* A PARAMETER LIST LENGTH of 0 is not an error: nothing is unmapped. */
 	if (len == 0)
@@ -985,7 +988,7 @@ isd_sbc_setup_caw(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 7);
 		return ISD_SCSI_SETUP_DONE;
 	}
-	if (lu->read_only)
+	if (isd_scsi_lu_wp(lu))
 		return write_protected(cmd);
 	if (!range_ok(lu, lba, nb))
 		return lba_out_of_range(cmd);

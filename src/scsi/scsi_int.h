@@ -23,6 +23,7 @@ struct isd_xcopy_held;
 #define ISD_ASC_OPERATION_IN_PROGRESS 0x0016
 #define ISD_ASC_COPY_TARGET_NOT_REACHABLE 0x0d02
 #define ISD_ASC_COPY_TARGET_WRONG_TYPE 0x0d03
+#define ISD_ASC_SANITIZE_IN_PROGRESS 0x041b
 #define ISD_ASC_WRITE_ERROR 0x0c00
 #define ISD_ASC_UNRECOVERED_READ 0x1100
 #define ISD_ASC_PARAM_LIST_LENGTH 0x1a00
@@ -39,6 +40,7 @@ struct isd_xcopy_held;
 #define ISD_ASC_UNSUPPORTED_SEGMENT_DESC 0x2609
 #define ISD_ASC_WRITE_PROTECTED 0x2700
 #define ISD_ASC_POWER_ON_RESET 0x2900
+#define ISD_ASC_SANITIZE_FAILED 0x3103
 #define ISD_ASC_BUS_DEVICE_RESET 0x2903
 #define ISD_ASC_MODE_PARAMS_CHANGED 0x2a01
 #define ISD_ASC_RESERVATIONS_PREEMPTED 0x2a03
@@ -146,6 +148,19 @@ struct isd_scsi_lu {
 	bool lbprz;                     /* discarded blocks read as zeros */
 	bool wce;                       /* current WCE (MODE SELECT may change it) */
 	bool wce_default;
+	/*
+	 * Control mode page SWP (MODE SELECT): the medium is write protected
+	 * until it is cleared. TST = 000b: one task set and one Control mode page
+	 * for all I_T nexuses, so it holds for every nexus.
+	 */
+	bool swp;
+	/* SANITIZE (sanitize.c): the operation running, or NULL; the failure mode. */
+	struct isd_scsi_sanitize *sanitize;
+	bool san_failed;
+	bool san_failed_ause;           /* the failed one had AUSE: EXIT FAILURE MODE may end it */
+	/* Every block deallocated by BLOCK ERASE and none written since (any command
+	 * that may write clears it): GET LBA STATUS reports them deallocated. */
+	bool erased;
 	char vendor[9];
 	char product[17];
 	char revision[5];
@@ -207,11 +222,20 @@ struct isd_scsi_dev {
 	struct isd_io_stats io;         /* every command to the device, LU or not */
 };
 
+/* No command may change the medium: a read-only LU, or SWP set. */
+static inline bool
+isd_scsi_lu_wp(const struct isd_scsi_lu *lu)
+{
+	return lu->read_only || lu->swp;
+}
+
 #define ISD_SCSI_MAX_XFER (16u << 20)   /* bytes; bounds every data buffer */
 
 /* sense.c: finishing with CHECK CONDITION */
 void isd_scsi_check(struct isd_scsi_cmd *cmd, uint8_t key, uint16_t asc_ascq);
 void isd_scsi_sense_info(struct isd_scsi_cmd *cmd, uint32_t info);
+/* Sense-key-specific PROGRESS INDICATION (fraction of 65536 done). */
+void isd_scsi_sense_progress(struct isd_scsi_cmd *cmd, uint16_t progress);
 /* Sense-key-specific field pointer: in_cdb (C/D), byte, bit (-1: no bit pointer). */
 void isd_scsi_sense_field(struct isd_scsi_cmd *cmd, bool in_cdb, uint16_t byte, int bit);
 void isd_scsi_invalid_cdb(struct isd_scsi_cmd *cmd, uint16_t byte, int bit);
@@ -251,6 +275,9 @@ void isd_scsi_lu_put(struct isd_scsi_lu *lu);
 bool isd_scsi_lu_conflict(struct isd_scsi_lu *lu, struct isd_scsi_nexus *nexus, bool write);
 /* The nexus's state at the LU if it has any (never creates it). */
 struct isd_scsi_itn *isd_scsi_itn_find(struct isd_scsi_lu *lu, uint64_t nexus_id);
+/* Keeps the LU (and its store) alive for work that outlives any command (SANITIZE). */
+void isd_scsi_lu_hold(struct isd_scsi_lu *lu);
+void isd_scsi_lu_unhold(struct isd_scsi_lu *lu);
 
 /* The command's nexus, or one shared anonymous nexus when the transport gave none. */
 struct isd_scsi_nexus *isd_scsi_cmd_nexus(struct isd_scsi_cmd *cmd);
@@ -356,6 +383,18 @@ void isd_xcopy_exec_results(struct isd_scsi_cmd *cmd);
 uint32_t isd_xcopy_vpd(struct isd_scsi_lu *lu, uint8_t *b);
 /* Drops the results held for a nexus (its state at a LU goes away). */
 void isd_xcopy_held_free(struct isd_scsi_itn *itn);
+/* WRITE SAME's engine: writes cmd->aux_buf (aux_len bytes, whole blocks of the
+ * pattern) over LBAs io_pos..io_end, then isd_scsi_cmd_done(cmd). */
+void isd_sbc_write_pattern(struct isd_scsi_cmd *cmd);
+
+/* sanitize.c */
+int isd_sbc_setup_sanitize(struct isd_scsi_cmd *cmd);
+void isd_sbc_exec_sanitize(struct isd_scsi_cmd *cmd);
+/* How far the running operation is, as a fraction of 65536 (0 when none runs). */
+uint16_t isd_scsi_sanitize_progress(const struct isd_scsi_lu *lu);
+/* The LU is freed with an operation running: called before (false) and after (true)
+ * its store is closed. */
+void isd_scsi_sanitize_stop(struct isd_scsi_lu *lu, bool store_closed);
 
 /* VPD / mode page builders shared with tests through the public commands only. */
 uint32_t isd_spc_mode_pages(struct isd_scsi_lu *lu, uint8_t page, uint8_t pc, uint8_t *buf);

@@ -56,6 +56,15 @@ isd_scsi_sense_field(struct isd_scsi_cmd *cmd, bool in_cdb, uint16_t byte, int b
 }
 
 void
+isd_scsi_sense_progress(struct isd_scsi_cmd *cmd, uint16_t progress)
+{
+	if (cmd->sense_len < SENSE_FIXED_LEN)
+		return;
+	cmd->sense[15] = 0x80;                  /* SKSV */
+	put_be16(cmd->sense + 16, progress);
+}
+
+void
 isd_scsi_invalid_cdb(struct isd_scsi_cmd *cmd, uint16_t byte, int bit)
 {
 	isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_INVALID_FIELD_CDB);

@@ -155,8 +155,10 @@ vpd_page(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *nexus, uint8_t pag
 	case 0xb0:      /* Block Limits */
 		memset(b + 2, 0, 62);
 		put_be16(b + 2, 0x3c);
-		/* WSNZ 0: a WRITE SAME of 0 blocks runs to the last LBA (within MAXIMUM
-		 * WRITE SAME LENGTH) */
+		/* WSNZ 1: a WRITE SAME of 0 blocks is refused. "0 means to the last
+		 * LBA" would let one CDB write the whole LU, and libiscsi's test of it
+		 * with UNMAP expects zeros back where SBC-4 returns the block sent. */
+		b[4] = 0x01;
 		b[5] = 0xff;                            /* MAXIMUM COMPARE AND WRITE LENGTH */
 		/* OPTIMAL TRANSFER LENGTH GRANULARITY: the physical block */
 		put_be16(b + 6, (uint16_t)(1u << lu->lbppb_exp));
@@ -177,6 +179,11 @@ vpd_page(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *nexus, uint8_t pag
 		memset(b + 2, 0, 62);
 		put_be16(b + 2, 0x3c);
 		put_be16(b + 4, 1);                     /* MEDIUM ROTATION RATE: non-rotating */
+		/* WABEREQ 01b where SANITIZE BLOCK ERASE is offered (thin LUs whose
+		 * deallocated blocks read as zeros): a read of an erased block
+		 * succeeds; WACEREQ 00b: no CRYPTOGRAPHIC ERASE */
+		if (lu->lbprz)
+			b[7] = 0x40;
 		return 64;
 	case 0xb2:      /* Logical Block Provisioning */
 		memset(b + 2, 0, 6);
@@ -251,9 +258,14 @@ isd_spc_exec_request_sense(struct isd_scsi_cmd *cmd)
 		struct isd_scsi_itn *itn = isd_scsi_itn_get(cmd->lu, isd_scsi_cmd_nexus(cmd));
 
 		/* Reports and clears one pending unit attention, like a CHECK CONDITION would. */
-		if (itn != NULL && isd_scsi_ua_take(itn, &asc))
+		if (itn != NULL && isd_scsi_ua_take(itn, &asc)) {
 			isd_scsi_sense_fixed(buf, ISD_SK_UNIT_ATTENTION, asc);
-		else
+		} else if (cmd->lu->sanitize != NULL) {
+			/* SBC-4 4.11.1: how far the sanitize operation is */
+			isd_scsi_sense_fixed(buf, ISD_SK_NOT_READY, ISD_ASC_SANITIZE_IN_PROGRESS);
+			buf[15] = 0x80;         /* SKSV: PROGRESS INDICATION */
+			put_be16(buf + 16, isd_scsi_sanitize_progress(cmd->lu));
+		} else
 			isd_scsi_sense_fixed(buf, ISD_SK_NO_SENSE, ISD_ASC_NO_ADDITIONAL);
 	}
 	finish_data_in(cmd, buf, sizeof(buf));
@@ -325,9 +337,13 @@ mode_page(struct isd_scsi_lu *lu, uint8_t page, uint8_t pc, uint8_t *b)
 		memset(b, 0, MODE_CONTROL_LEN);
 		b[0] = 0x0a;
 		b[1] = MODE_CONTROL_LEN - 2;
-		if (pc != 1) {
+		if (pc == 1) {
+			b[4] = 0x08;                    /* SWP is the one changeable bit */
+		} else {
 			b[2] = 0x02;                    /* GLTSD: no saved log parameters */
 			b[3] = 0x10;    /* QUEUE ALGORITHM MODIFIER 1: unrestricted */
+			if (pc == 0 && lu->swp)
+				b[4] = 0x08;            /* SWP: software write protect */
 			put_be16(b + 8, 0xffff);        /* BUSY TIMEOUT PERIOD: unlimited */
 		}
 		return MODE_CONTROL_LEN;
@@ -405,8 +421,8 @@ isd_spc_exec_mode_sense(struct isd_scsi_cmd *cmd)
 	uint32_t total;
 
 	memset(buf, 0, hdr + bdl);
-	if (lu->read_only)
-		devspec |= 0x80;        /* WP */
+	if (isd_scsi_lu_wp(lu))
+		devspec |= 0x80;        /* WP: read-only LU, or SWP set */
 	total = hdr + bdl + isd_spc_mode_pages(lu, (uint8_t)cmd->io_pos, MS_PC(cmd->io_pos),
 					      buf + hdr + bdl);
 	if (is10) {
@@ -459,6 +475,7 @@ mode_select_apply(struct isd_scsi_cmd *cmd, bool *changed)
 	uint32_t hdr = is10 ? 8 : 4;
 	uint32_t bdl, off;
 	bool wce = lu->wce;
+	bool swp = lu->swp;
 
 	if (len < hdr) {
 		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
@@ -532,10 +549,14 @@ mode_select_apply(struct isd_scsi_cmd *cmd, bool *changed)
 		}
 		if (page == 0x08)
 			wce = p[off + 2] & 0x04;
+		else if (page == 0x0a)
+			swp = p[off + 4] & 0x08;
 		off += n;
 	}
-	*changed = wce != lu->wce;
+	/* Nothing changes before the whole list checked out. */
+	*changed = wce != lu->wce || swp != lu->swp;
 	lu->wce = wce;
+	lu->swp = swp;
 	return true;
 }
 
@@ -566,8 +587,14 @@ isd_spc_exec_mode_select(struct isd_scsi_cmd *cmd)
 static bool
 op_listed(const struct isd_scsi_op *op, struct isd_scsi_lu *lu)
 {
-	return (!(op->flags & ISD_OPF_THIN) || (lu != NULL && lu->thin)) &&
-	       (!(op->flags & ISD_OPF_ATOMIC) || (lu != NULL && lu->max_atomic_blocks != 0));
+	if ((op->flags & ISD_OPF_THIN) && (lu == NULL || !lu->thin))
+		return false;
+	if ((op->flags & ISD_OPF_ATOMIC) && (lu == NULL || lu->max_atomic_blocks == 0))
+		return false;
+	/* SANITIZE BLOCK ERASE only where an erased block reads as zeros (sanitize.c) */
+	if (op->setup == isd_sbc_setup_sanitize && op->sa == 0x02 && (lu == NULL || !lu->lbprz))
+		return false;
+	return true;
 }
 
 static bool

@@ -1,7 +1,7 @@
 #!/bin/bash
-# Runs libiscsi's conformance suite iscsi-test-cu (family ALL, --dataloss, two
-# initiator names) against iserd on 127.0.0.1 with one LUN of the given kind and
-# compares the results with tests/conformance/expected-failures.
+# Runs libiscsi's conformance suite iscsi-test-cu (family ALL, --dataloss and
+# --allow-sanitize, two initiator names) against iserd on 127.0.0.1 with one LUN
+# of the given kind and compares the results with tests/conformance/expected-failures.
 # Usage: run_test_cu.sh KIND, KIND one of
 #   ram    a 64 MiB RAM LUN
 #   file   a 64 MiB file LUN
@@ -80,9 +80,9 @@ if [ "$KIND" = mpath ]; then
 	URLS+=("iscsi://127.0.0.1:$PORT2/$IQN/0")
 fi
 LOG="$ISD_TMP/iscsi-test-cu.log"
-isd_log "iscsi-test-cu -t $FILTER --dataloss ${URLS[*]} (limit ${LIMIT}s)"
+isd_log "iscsi-test-cu -t $FILTER --dataloss --allow-sanitize ${URLS[*]} (limit ${LIMIT}s)"
 start=$(date +%s)
-(cd "$ISD_TMP" && timeout -k 10 "$LIMIT" stdbuf -oL -eL iscsi-test-cu --dataloss -t "$FILTER" \
+(cd "$ISD_TMP" && timeout -k 10 "$LIMIT" stdbuf -oL -eL iscsi-test-cu --dataloss --allow-sanitize -t "$FILTER" \
 	-i "$INI1" -I "$INI2" "${URLS[@]}" >"$LOG" 2>&1)
 rc=$?
 isd_log "iscsi-test-cu exited with status $rc after $(($(date +%s) - start)) s"

@@ -698,10 +698,9 @@ test_tmf_abort_task(void **state)
 	isd_iscsi_tgt_get_stats(f->t, &st);
 	assert_int_equal(st.tasks, 0);
 
-	/* unknown task: "does not exist", whether its RefCmdSN is already past (the
-	 * task ran and answered: RFC 7143 §11.5.1 c), inside the window (not received
-	 * yet: the core answers the truth rather than abort a command it would still
-	 * run, tmf.c) or beyond it */
+	/* unknown task: "does not exist" when its RefCmdSN is already past (the task
+	 * ran and answered: RFC 7143 §11.5.1 c), not before the TMF's own CmdSN, or
+	 * beyond the window (test_tmf_abort_before_delivery: inside it) */
 	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0x82, 0x1234, f->cmdsn, f->cmdsn - 1);
 	fake_dm_inject(&f->fd, bhs, NULL, 0);
 	rsp = fake_dm_pop(&f->fd);
@@ -775,6 +774,95 @@ test_tmf_abort_waits_for_exec(void **state)
 	isd_pdu_free(rsp);
 	assert_int_equal(f->fd.n_xfers, 0);
 	assert_int_equal(f->fd.n_sent, 0);
+}
+
+/* A READ(10) of one block at LBA 0 (CmdSN cmdsn): the first byte read back. */
+static uint8_t
+read_first_byte(struct fx *f, uint32_t cmdsn)
+{
+	uint8_t bhs[ISD_BHS_LEN], cdb[16];
+	struct isd_pdu *rsp;
+	uint8_t b;
+
+	rw10(cdb, 0x28, 0, 1);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_R, 0xe0, 512, cmdsn, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_SCSI_RSP);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_GOOD);
+	isd_pdu_free(rsp);
+	assert_true(f->fd.read_len >= 512);
+	b = f->fd.read_data[f->fd.read_len - 512];
+	assert_int_equal(fake_dm_complete(&f->fd, NULL, 0), 0);
+	return b;
+}
+
+/*
+ * RFC 7143 §11.5.1 b: an ABORT TASK whose RefCmdSN is inside the window names a
+ * command that can still be aborted even though it is not running: one not
+ * received yet (the ABORT overtook it) and one parked behind a CmdSN gap. Both are
+ * "Function complete", neither runs nor answers when it arrives or its turn comes,
+ * and the commands after them are not held up.
+ */
+static void
+test_tmf_abort_before_delivery(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16], buf[512];
+	uint32_t sn = f->cmdsn;
+	struct isd_pdu *rsp;
+	struct isd_iscsi_stats st;
+
+	memset(buf, 0xab, sizeof(buf));
+	/* the ABORT first, for the WRITE with CmdSN sn that has not arrived */
+	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0xd1, 0xd0, sn + 1, sn);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_COMPLETE);
+	assert_int_equal(get_be32(rsp->bhs + 28), sn + 1);     /* ExpCmdSN: taken as received */
+	isd_pdu_free(rsp);
+	/* then the WRITE (all data immediate) and an unsolicited-looking Data-Out for it:
+	 * dropped without an answer, no Reject */
+	rw10(cdb, 0x2a, 0, 1);
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0xd0, 512, sn, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, sizeof(buf));
+	data_out_bhs(bhs, ISD_BHS_F, 0xd0, ISD_RSVD_TAG, 0, 0);
+	fake_dm_inject(&f->fd, bhs, buf, 16);
+	for (int i = 0; i < 50; i++)
+		isd_reactor_poll(f->r, 0);
+	assert_int_equal(f->fd.n_sent, 0);
+	assert_int_equal(f->fd.n_xfers, 0);
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.tasks, 0);
+	assert_int_equal(read_first_byte(f, sn + 1), 0x00);    /* nothing landed */
+
+	/* a WRITE parked behind a gap at sn + 2, aborted there */
+	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0xd2, 512, sn + 3, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, buf, sizeof(buf));
+	assert_int_equal(f->fd.n_sent, 0);
+	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0xd3, 0xd2, sn + 4, sn + 3);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_COMPLETE);
+	isd_pdu_free(rsp);
+	/* the gap fills: the READ at sn + 2 runs, the aborted slot is passed over,
+	 * and a command at sn + 4 runs at once */
+	assert_int_equal(read_first_byte(f, sn + 2), 0x00);
+	assert_int_equal(read_first_byte(f, sn + 4), 0x00);
+	isd_iscsi_tgt_get_stats(f->t, &st);
+	assert_int_equal(st.tasks, 0);
+
+	/* a RefCmdSN that is not before the TMF's own CmdSN names nothing */
+	tmf_bhs(bhs, ISD_TMF_ABORT_TASK, 0xd5, 0xd4, sn + 5, sn + 5);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[2], ISD_TMF_RSP_NO_TASK);
+	isd_pdu_free(rsp);
+	f->cmdsn = sn + 5;
 }
 
 static void
@@ -894,6 +982,66 @@ test_logout_close_session(void **state)
 	assert_int_equal(st.connections, 0);
 	assert_int_equal(st.sessions, 0);
 	assert_int_equal(st.tasks, 0);
+}
+
+/* A TEST UNIT READY from another nexus, straight to the SCSI layer: its status. */
+static uint8_t
+other_nexus_tur(struct fx *f)
+{
+	struct isd_scsi_nexus nx;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16] = { 0 };
+	uint8_t status;
+
+	memset(&nx, 0, sizeof(nx));
+	snprintf(nx.initiator_port, sizeof(nx.initiator_port), "iqn.other,i,0x01");
+	snprintf(nx.target_port, sizeof(nx.target_port), "%s,t,0x0001", TNAME);
+	nx.id = 0xfeed;
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.dev = f->dev;
+	cmd.nexus = &nx;
+	cmd.cdb = cdb;
+	cmd.cdb_len = 16;
+	/* setup finishes a TEST UNIT READY (or refuses it) without exec */
+	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_DONE);
+	status = cmd.status;
+	isd_scsi_cmd_release(&cmd);
+	return status;
+}
+
+/* The I_T nexus ends at the Logout Response, not when the transport lets the
+ * connection go: its RESERVE(6) no longer fences the others. */
+static void
+test_logout_releases_reserve6(void **state)
+{
+	struct fx *f = *state;
+	uint8_t bhs[ISD_BHS_LEN], cdb[16] = { 0x16 };
+	struct isd_pdu *rsp;
+
+	cmd_bhs(bhs, ISD_BHS_F, f->itt++, 0, f->cmdsn++, cdb, 16);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = wait_pdu(f);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[3], ISD_SAM_GOOD);
+	isd_pdu_free(rsp);
+	(void)other_nexus_tur(f);               /* its POWER ON unit attention */
+	assert_int_equal(other_nexus_tur(f), ISD_SAM_RESERVATION_CONFLICT);
+
+	memset(bhs, 0, sizeof(bhs));
+	bhs[0] = ISD_OP_LOGOUT_REQ | ISD_BHS_I;
+	bhs[1] = ISD_BHS_F | ISD_LOGOUT_CLOSE_SESSION;
+	put_be32(bhs + 16, 0xc1);
+	put_be32(bhs + 24, f->cmdsn);
+	fake_dm_inject(&f->fd, bhs, NULL, 0);
+	rsp = fake_dm_pop(&f->fd);
+	assert_non_null(rsp);
+	assert_int_equal(rsp->bhs[2], ISD_LOGOUT_RSP_OK);
+	isd_pdu_free(rsp);
+	/* the connection is not gone yet (no terminate notify), the nexus is */
+	assert_false(f->fd.freed);
+	assert_int_equal(other_nexus_tur(f), ISD_SAM_GOOD);
+	fake_dm_terminate_notify(&f->fd, false);
+	assert_true(f->fd.freed);
 }
 
 static void
@@ -1310,9 +1458,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_nop_ping_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tmf_abort_task, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tmf_abort_waits_for_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tmf_abort_before_delivery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_text_sendtargets_normal_and_continuation,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logout_close_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logout_releases_reserve6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logout_recovery_unsupported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_data_refused_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_data_fails_later, setup, teardown),

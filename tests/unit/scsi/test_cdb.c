@@ -59,10 +59,9 @@ static const struct row g_rows[] = {
 	{ "SYNC CACHE10", { 0x35, 0, 0, 0, 0, 0, 0, 0, 0 }, 10, GOOD(0) },
 	{ "SYNC CACHE10 past end", { 0x35, 0, BE32(CAP - 1), 0, BE16(2) }, 10, CC(IR, 0x21, 0x00) },
 	{ "SYNC CACHE16", { 0x91, 0, 0, 0, 0, 0, BE32(5), BE32(5) }, 16, GOOD(0) },
-	/* WSNZ 0: 0 blocks is to the last LBA */
-	{ "WRITE SAME10 0 blocks", { 0x41, 0, BE32(CAP - 2), 0, BE16(0) }, 10, GOOD_E(512, 512) },
-	{ "WRITE SAME10 0 blocks at capacity", { 0x41, 0, BE32(CAP), 0, BE16(0) }, 10,
-	  CC_E(IR, 0x21, 0x00, 512) },
+	/* WSNZ 1: 0 blocks is refused */
+	{ "WRITE SAME10 0 blocks (WSNZ)", { 0x41, 0, BE32(CAP - 2), 0, BE16(0) }, 10,
+	  CC_E(IR, 0x24, 0x00, 512) },
 	{ "WRITE SAME10 ANCHOR", { 0x41, 0x10, BE32(0), 0, BE16(1) }, 10, CC(IR, 0x24, 0x00) },
 	{ "WRITE SAME10", { 0x41, 0, BE32(0), 0, BE16(3) }, 10, GOOD_E(512, 512) },
 	/* a data-out of other than one block: refused before any arrives */

@@ -419,6 +419,228 @@ test_abort(void **state)
 	h_fini(&h);
 }
 
+/* SANITIZE (0x48): service action, IMMED/AUSE in byte 1, PARAMETER LIST LENGTH. */
+static struct h_res *
+sanitize(struct h *h, int nexus, uint8_t b1, const uint8_t *p, uint16_t len)
+{
+	uint8_t cdb[10] = { 0x48, b1 };
+
+	put_be16(cdb + 7, len);
+	return h_run(h, nexus, 0, cdb, 10, p, len);
+}
+
+static void
+assert_lu_bytes(const struct h *h, const uint8_t *want, size_t wlen, uint32_t step)
+{
+	const uint8_t *m = h->mem[0];
+
+	/* every block of the LU starts with want (sampled every step blocks) */
+	for (uint32_t b = 0; b < H_BLOCKS; b += step)
+		assert_memory_equal(m + (size_t)b * H_BS, want, wlen);
+	assert_memory_equal(m + (size_t)(H_BLOCKS - 1) * H_BS, want, wlen);
+}
+
+static void
+test_sanitize_checks(void **state)
+{
+	uint8_t p[4 + H_BS + 8];
+	uint8_t cdb[10] = { 0x48, 0x01 };
+	struct h h;
+
+	(void)state;
+	setup(&h, true, false);
+	memset(p, 0xaa, sizeof(p));
+	p[0] = 0x01;
+	p[1] = 0;
+	put_be16(p + 2, H_BS);
+	/* ZNR (not zoned) and the reserved bytes 2..6 */
+	assert_sense(sanitize(&h, 0, 0x41, p, 4 + H_BS), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	for (int i = 2; i <= 6; i++) {
+		memset(cdb + 2, 0, 8);
+		cdb[i] = 1;
+		put_be16(cdb + 7, 4 + H_BS);
+		assert_sense(h_run(&h, 0, 0, cdb, 10, p, 4 + H_BS), ISD_SK_ILLEGAL_REQUEST, 0x24,
+			     0);
+		assert_int_equal(get_be16(g_res.sense + 16), i);
+	}
+	/* OVERWRITE: 5 to block size + 4 bytes of parameters; BLOCK ERASE and EXIT
+	 * FAILURE MODE: none */
+	for (uint16_t len = 0; len <= 4; len++)
+		assert_sense(sanitize(&h, 0, 0x01, p, len), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	assert_sense(sanitize(&h, 0, 0x01, p, 4 + H_BS + 1), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	assert_sense(sanitize(&h, 0, 0x02, p, 8), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	assert_sense(sanitize(&h, 0, 0x1f, p, 8), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	/* CRYPTOGRAPHIC ERASE (no key to change) and undefined service actions */
+	assert_sense(sanitize(&h, 0, 0x03, NULL, 0), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	assert_sense(sanitize(&h, 0, 0x00, NULL, 0), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	assert_sense(sanitize(&h, 0, 0x1e, NULL, 0), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	/* parameter list: OVERWRITE COUNT 0, TEST, pattern length 0, over a block,
+	 * longer than what was sent; none of them touches the medium */
+	memset(h.mem[0], 0x11, H_BS);
+	p[0] = 0x00;
+	assert_sense(sanitize(&h, 0, 0x01, p, 4 + H_BS), ISD_SK_ILLEGAL_REQUEST, 0x26, 0);
+	p[0] = 0x21;
+	assert_sense(sanitize(&h, 0, 0x01, p, 4 + H_BS), ISD_SK_ILLEGAL_REQUEST, 0x26, 0);
+	p[0] = 0x01;
+	put_be16(p + 2, 0);
+	assert_sense(sanitize(&h, 0, 0x01, p, 4 + H_BS), ISD_SK_ILLEGAL_REQUEST, 0x26, 0);
+	put_be16(p + 2, H_BS + 1);
+	assert_sense(sanitize(&h, 0, 0x01, p, 4 + H_BS), ISD_SK_ILLEGAL_REQUEST, 0x26, 0);
+	put_be16(p + 2, 16);
+	assert_sense(sanitize(&h, 0, 0x01, p, 4 + 8), ISD_SK_ILLEGAL_REQUEST, 0x26, 0);
+	assert_int_equal(((uint8_t *)h.mem[0])[0], 0x11);
+	/* a short data-out is not acted on */
+	{
+		uint8_t c[10] = { 0x48, 0x01 };
+
+		put_be16(c + 7, 4 + 16);
+		assert_sense(h_run_edtl(&h, 0, 0, c, 10, 10, p, 4 + 16), ISD_SK_ILLEGAL_REQUEST,
+			     0x1a, 0);
+	}
+	assert_int_equal(((uint8_t *)h.mem[0])[0], 0x11);
+	/* EXIT FAILURE MODE outside a failure mode: nothing to do */
+	assert_good(sanitize(&h, 0, 0x1f, NULL, 0));
+	/* RESERVE(6) of another nexus conflicts */
+	{
+		uint8_t res6[6] = { 0x16 }, rel6[6] = { 0x17 };
+
+		assert_good(h_run(&h, 1, 0, res6, 6, NULL, 0));
+		assert_status(sanitize(&h, 0, 0x02, NULL, 0), ISD_SAM_RESERVATION_CONFLICT);
+		assert_good(h_run(&h, 1, 0, rel6, 6, NULL, 0));
+	}
+	h_fini(&h);
+	/* read-only LU, and SWP: DATA PROTECT */
+	setup(&h, true, true);
+	put_be16(p + 2, H_BS);
+	assert_sense(sanitize(&h, 0, 0x01, p, 4 + H_BS), ISD_SK_DATA_PROTECT, 0x27, 0);
+	assert_sense(sanitize(&h, 0, 0x02, NULL, 0), ISD_SK_DATA_PROTECT, 0x27, 0);
+	h_fini(&h);
+	/* BLOCK ERASE only where the store can deallocate (thin) */
+	setup(&h, false, false);
+	assert_sense(sanitize(&h, 0, 0x02, NULL, 0), ISD_SK_ILLEGAL_REQUEST, 0x20, 0);
+	h_fini(&h);
+}
+
+static void
+test_sanitize_overwrite(void **state)
+{
+	uint8_t p[4 + H_BS];
+	uint8_t want[H_BS], inv[H_BS];
+	struct h h;
+
+	(void)state;
+	setup(&h, true, false);
+	memset(h.mem[0], 0x61, (size_t)H_BLOCKS * H_BS);
+	/* one pass of a whole-block pattern */
+	p[0] = 0x01;
+	p[1] = 0;
+	put_be16(p + 2, H_BS);
+	fill(p + 4, H_BS, 3);
+	assert_good(sanitize(&h, 0, 0x01, p, 4 + H_BS));
+	assert_lu_bytes(&h, p + 4, H_BS, 7);
+	/* a 3-byte pattern repeats through each block, from its start */
+	put_be16(p + 2, 3);
+	p[4] = 1, p[5] = 2, p[6] = 3;
+	for (size_t i = 0; i < H_BS; i++)
+		want[i] = (uint8_t)(1 + i % 3);
+	assert_good(sanitize(&h, 0, 0x01, p, 4 + 3));
+	assert_lu_bytes(&h, want, H_BS, 5);
+	/* INVERT with two passes: the second pass writes the inverted pattern */
+	p[0] = 0x80 | 0x02;
+	for (size_t i = 0; i < H_BS; i++)
+		inv[i] = (uint8_t)~want[i];
+	assert_good(sanitize(&h, 0, 0x01, p, 4 + 3));
+	assert_lu_bytes(&h, inv, H_BS, 5);
+	/* three passes: back to the pattern */
+	p[0] = 0x80 | 0x03;
+	assert_good(sanitize(&h, 0, 0x01, p, 4 + 3));
+	assert_lu_bytes(&h, want, H_BS, 5);
+	h_fini(&h);
+}
+
+/* IMMED: GOOD at once; meanwhile every other nexus sees SANITIZE IN PROGRESS with
+ * a progress indication, except INQUIRY / REPORT LUNS / REQUEST SENSE; a LUN reset
+ * does not stop it; BLOCK ERASE then reads zeros and GET LBA STATUS says deallocated
+ * until something is written. */
+static void
+test_sanitize_immed_block_erase(void **state)
+{
+	uint8_t tur[6] = { 0 }, inq[6] = { 0x12, 0, 0, 0, 36 }, rs[6] = { 0x03, 0, 0, 0, 18 };
+	uint8_t rl[12] = { 0xa0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0 };
+	uint8_t lbas[16] = { 0x9e, 0x12 };
+	uint8_t zero[H_BS], blk[H_BS];
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, true, false);
+	memset(zero, 0, sizeof(zero));
+	memset(blk, 0x61, sizeof(blk));
+	memset(h.mem[0], 0x61, (size_t)H_BLOCKS * H_BS);
+	put_be32(lbas + 10, 24);
+	assert_int_equal(h_run(&h, 0, 0, lbas, 16, NULL, 0)->data[20], 0x00);  /* mapped */
+	assert_good(sanitize(&h, 0, 0x80 | 0x20 | 0x02, NULL, 0));
+	/* the erase is still under way: nothing has polled the reactor */
+	res = h_run(&h, 1, 0, tur, 6, NULL, 0);
+	assert_sense(res, ISD_SK_NOT_READY, 0x04, 0x1b);
+	assert_int_equal(res->sense[15], 0x80);         /* SKSV: progress indication */
+	assert_sense(h_rw10(&h, 0, 0, 0x28, 0, 1, NULL, 0), ISD_SK_NOT_READY, 0x04, 0x1b);
+	assert_sense(h_rw10(&h, 1, 0, 0x2a, 0, 1, blk, sizeof(blk)), ISD_SK_NOT_READY, 0x04, 0x1b);
+	assert_sense(sanitize(&h, 1, 0x02, NULL, 0), ISD_SK_NOT_READY, 0x04, 0x1b);
+	assert_good(h_run(&h, 1, 0, inq, 6, NULL, 0));
+	assert_good(h_run(&h, 1, 0, rl, 12, NULL, 0));
+	res = h_run(&h, 1, 0, rs, 6, NULL, 0);
+	assert_good(res);
+	assert_int_equal(res->data[2] & 0x0f, ISD_SK_NOT_READY);
+	assert_int_equal(res->data[12], 0x04);
+	assert_int_equal(res->data[13], 0x1b);
+	assert_int_equal(res->data[15], 0x80);
+	/* a LUN reset leaves it running (its unit attention first) */
+	assert_int_equal(isd_scsi_lu_reset(h.dev, isd_scsi_lun_encode(0), &h.nx[0]), 0);
+	assert_sense(h_run(&h, 1, 0, tur, 6, NULL, 0), ISD_SK_UNIT_ATTENTION, 0x29, 0x03);
+	assert_sense(h_run(&h, 1, 0, tur, 6, NULL, 0), ISD_SK_NOT_READY, 0x04, 0x1b);
+	/* the sender of the reset gets the unit attention too (SAM-5) */
+	assert_sense(h_run(&h, 0, 0, tur, 6, NULL, 0), ISD_SK_UNIT_ATTENTION, 0x29, 0x03);
+	for (int i = 0; i < 100; i++)
+		isd_reactor_poll(h.r, 0);
+	assert_good(h_run(&h, 1, 0, tur, 6, NULL, 0));
+	assert_lu_bytes(&h, zero, H_BS, 3);
+	res = h_run(&h, 0, 0, lbas, 16, NULL, 0);
+	assert_good(res);
+	assert_int_equal(get_be64(res->data + 8), 0);
+	assert_int_equal(get_be32(res->data + 16), H_BLOCKS);
+	assert_int_equal(res->data[20], 0x01);          /* deallocated */
+	/* a read does not change that, a failed SANITIZE neither; a write does */
+	assert_good(h_rw10(&h, 0, 0, 0x28, 0, 1, NULL, 0));
+	assert_sense(sanitize(&h, 0, 0x02, blk, 8), ISD_SK_ILLEGAL_REQUEST, 0x24, 0);
+	assert_int_equal(h_run(&h, 0, 0, lbas, 16, NULL, 0)->data[20], 0x01);
+	assert_good(h_rw10(&h, 1, 0, 0x2a, 0, 1, blk, sizeof(blk)));
+	assert_int_equal(h_run(&h, 0, 0, lbas, 16, NULL, 0)->data[20], 0x00);
+	h_fini(&h);
+}
+
+/* iserd stops (the device is destroyed) while a SANITIZE runs on a RAM and a file
+ * LUN: nothing is touched after it is freed, nothing leaks (ASan). */
+static void
+test_sanitize_stopped_by_destroy(void **state)
+{
+	char path[] = "/tmp/isd_sbc_XXXXXX";
+	uint8_t p[4 + 4] = { 0x1f, 0, 0, 4, 1, 2, 3, 4 };
+	uint8_t erase[10] = { 0x48, 0x82 }, ow[10] = { 0x48, 0x81 };
+	struct h h;
+
+	(void)state;
+	setup(&h, true, false);
+	add_file_lu(&h, path);
+	put_be16(ow + 7, sizeof(p));
+	assert_good(h_run(&h, 0, 0, ow, 10, p, sizeof(p)));
+	assert_good(h_run(&h, 0, 1, erase, 10, NULL, 0));
+	isd_reactor_poll(h.r, 0);
+	isd_scsi_dev_destroy(h.dev);
+	isd_reactor_destroy(h.r);
+	unlink(path);
+}
+
 /* A registered-memory allocator is used for data buffers (iSER). */
 static int g_allocs, g_frees;
 
@@ -697,7 +919,7 @@ test_physical_block(void **state)
 	assert_int_equal(res->data[13] & 0x0f, 3);                  /* 2^3 per physical */
 	assert_int_equal(get_be16(res->data + 14) & 0x3fff, 0);     /* LOWEST ALIGNED LBA */
 	res = inquiry_b0(&h, 0);
-	assert_int_equal(res->data[4] & 0x01, 0);                   /* WSNZ */
+	assert_int_equal(res->data[4] & 0x01, 1);                   /* WSNZ */
 	assert_int_equal(get_be16(res->data + 6), 1);
 	assert_int_equal(get_be32(res->data + 48), 1);
 	assert_int_equal(get_be32(res->data + 52), 1);
@@ -978,6 +1200,10 @@ main(void)
 		cmocka_unit_test(test_capacity),
 		cmocka_unit_test(test_read_only),
 		cmocka_unit_test(test_abort),
+		cmocka_unit_test(test_sanitize_checks),
+		cmocka_unit_test(test_sanitize_overwrite),
+		cmocka_unit_test(test_sanitize_immed_block_erase),
+		cmocka_unit_test(test_sanitize_stopped_by_destroy),
 		cmocka_unit_test(test_buf_ops),
 	};
 

@@ -266,6 +266,73 @@ test_mode_select(void **state)
 	h_fini(&h);
 }
 
+/*
+ * Control mode page SWP: changeable, set by one nexus it write-protects the LU for
+ * every nexus (one Control mode page, TST = 000b), shows as WP in the mode parameter
+ * header, and the others get MODE PARAMETERS CHANGED; cleared, writes work again.
+ */
+static void
+test_mode_select_swp(void **state)
+{
+	uint8_t ms[6] = { 0x1a, 0x08, 0x0a, 0, 255 };
+	uint8_t ms_chg[6] = { 0x1a, 0x08, 0x4a, 0, 255 };
+	uint8_t sel[6] = { 0x15, 0x10, 0, 0, 16 };
+	uint8_t ws16[16] = { 0x93, 0x08 };
+	uint8_t blk[H_BS];
+	uint8_t p[16];
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup_one(&h, true, false);
+	memset(blk, 0x5a, sizeof(blk));
+	res = h_run(&h, 0, 0, ms_chg, 6, NULL, 0);
+	assert_good(res);
+	assert_int_equal(res->len, 16);
+	assert_int_equal(res->data[4], 0x0a);
+	assert_int_equal(res->data[4 + 4], 0x08);       /* SWP changeable */
+	res = h_run(&h, 0, 0, ms, 6, NULL, 0);
+	assert_int_equal(res->data[2] & 0x80, 0);       /* WP clear */
+	assert_int_equal(res->data[4 + 4] & 0x08, 0);
+	memcpy(p, res->data, 16);
+	p[0] = 0;
+	p[2] = 0;
+	/* a bit that is not changeable next to SWP (TAS) */
+	p[4 + 4] |= 0x80;
+	assert_sense(h_run(&h, 1, 0, sel, 6, p, 16), ISD_SK_ILLEGAL_REQUEST, 0x26, 0x00);
+	p[4 + 4] &= ~0x80;
+	assert_good(h_rw10(&h, 0, 0, 0x2a, 0, 1, blk, sizeof(blk)));
+	/* nexus 1 sets SWP */
+	p[4 + 4] |= 0x08;
+	assert_good(h_run(&h, 1, 0, sel, 6, p, 16));
+	assert_sense(h_run(&h, 0, 0, ms, 6, NULL, 0), ISD_SK_UNIT_ATTENTION, 0x2a, 0x01);
+	res = h_run(&h, 0, 0, ms, 6, NULL, 0);
+	assert_good(res);
+	assert_int_equal(res->data[2] & 0x80, 0x80);    /* WP */
+	assert_int_equal(res->data[4 + 4] & 0x08, 0x08);
+	/* every write path is refused, on every nexus; reads still work */
+	assert_sense(h_rw10(&h, 0, 0, 0x2a, 0, 1, blk, sizeof(blk)), ISD_SK_DATA_PROTECT, 0x27,
+		     0x00);
+	assert_sense(h_rw10(&h, 1, 0, 0x2a, 0, 1, blk, sizeof(blk)), ISD_SK_DATA_PROTECT, 0x27,
+		     0x00);
+	put_be32(ws16 + 10, 8);
+	assert_sense(h_run(&h, 1, 0, ws16, 16, blk, sizeof(blk)), ISD_SK_DATA_PROTECT, 0x27, 0);
+	assert_good(h_rw10(&h, 0, 0, 0x28, 0, 1, NULL, 0));
+	assert_int_equal(h.mem[0] != NULL && ((uint8_t *)h.mem[0])[0] == 0x5a, 1);
+	/* setting it again changes nothing: no new unit attention */
+	assert_good(h_run(&h, 1, 0, sel, 6, p, 16));
+	assert_good(h_run(&h, 0, 0, ms, 6, NULL, 0));
+	/* cleared by nexus 1: writable again, nexus 0 told */
+	p[4 + 4] &= ~0x08;
+	assert_good(h_run(&h, 1, 0, sel, 6, p, 16));
+	assert_sense(h_rw10(&h, 0, 0, 0x2a, 0, 1, blk, sizeof(blk)), ISD_SK_UNIT_ATTENTION, 0x2a,
+		     0x01);
+	assert_good(h_rw10(&h, 0, 0, 0x2a, 0, 1, blk, sizeof(blk)));
+	res = h_run(&h, 0, 0, ms, 6, NULL, 0);
+	assert_int_equal(res->data[2] & 0x80, 0);
+	h_fini(&h);
+}
+
 /* SPC-2 RESERVE/RELEASE: others conflict, except INQUIRY/REPORT LUNS/REQUEST SENSE/RELEASE. */
 static void
 test_reserve_release_spc2(void **state)
@@ -333,6 +400,7 @@ main(void)
 		cmocka_unit_test(test_report_luns),
 		cmocka_unit_test(test_mode_sense_lengths),
 		cmocka_unit_test(test_mode_select),
+		cmocka_unit_test(test_mode_select_swp),
 		cmocka_unit_test(test_reserve_release_spc2),
 		cmocka_unit_test(test_prevent_allow_start_stop),
 	};
