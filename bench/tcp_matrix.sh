@@ -194,7 +194,7 @@ run() {
 echo "# iserinit bench on 127.0.0.1, ${SECS}s per run, $ROUNDS rounds, $(nproc) CPUs, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# $(uname -r); $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
 echo "# iserd $("$ISERD" --version 2>&1 | head -1) ($ISERD)${ISERD_B:+; iserd_B $("$ISERD_B" --version 2>&1 | head -1) ($ISERD_B)}"
-echo "# $(tgtd --version 2>&1 | head -1 || true); istgt $(dpkg-query -W -f '${Version}' istgt 2>/dev/null || echo '?'); initiator $("$ISERINIT" --version 2>&1 | head -1)"
+echo "# tgt $(tgtd --version 2>&1 | head -1 || true); istgt $(dpkg-query -W -f '${Version}' istgt 2>/dev/null || echo '?'); initiator $("$ISERINIT" --version 2>&1 | head -1)"
 echo "# LUNs: $SIZE files on tmpfs (iserd file store, tgt rdwr, istgt file extent) and iserd-ram, iserd's RAM LUN; all written in full before the runs"
 echo "# cpu_us/io: target process utime+stime over the run (1/$HZ s ticks) / I/Os completed; p50/p99: iserinit's latency, us"
 n=${#TARGETS[@]}
