@@ -19,21 +19,10 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 ISERD=${ISERD:-$SRC/build/release/iserd}
 ISERD_B=${ISERD_B:-}
 IQN=iqn.2026-11.org.iserd:bench
-W=$(mktemp -d /dev/shm/iserd-bench.XXXXXX)
-PIDS=()
-cleanup() {
-	# tgtd ignores SIGTERM: ask it to exit, then make sure (by PID) it did
-	tgtadm --op delete --mode system >/dev/null 2>&1 || true
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	sleep 1
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$W"
-}
-trap cleanup EXIT
-for t in iscsi-perf tgtd tgtadm; do
-	command -v $t >/dev/null || { echo "bench: $t missing (scripts/deps.sh --lab)" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
+bench_init iserd-bench
+bench_need iscsi-perf tgtd tgtadm
 [ -x "$ISERD" ] || { echo "bench: no release iserd at $ISERD" >&2; exit 1; }
 [ -z "$ISERD_B" ] || [ -x "$ISERD_B" ] || { echo "bench: no iserd at $ISERD_B" >&2; exit 1; }
 
@@ -42,21 +31,14 @@ truncate -s 1G "$W/iserd.img"
 P_ISERD=3461
 P_TGT=3462
 P_ISERD_B=3464
-"$ISERD" -q --portal tcp://127.0.0.1:$P_ISERD --target $IQN --lun "file:$W/iserd.img" \
-	--lun ram:1G >"$W/iserd.log" 2>&1 &
-PIDS+=($!)
+iserd_start "$W/iserd.log" "$ISERD" --portal tcp://127.0.0.1:$P_ISERD --target $IQN \
+	--lun "file:$W/iserd.img" --lun ram:1G
 if [ -n "$ISERD_B" ]; then
 	truncate -s 1G "$W/iserd_b.img"
-	"$ISERD_B" -q --portal tcp://127.0.0.1:$P_ISERD_B --target $IQN --lun "file:$W/iserd_b.img" \
-		--lun ram:1G >"$W/iserd_b.log" 2>&1 &
-	PIDS+=($!)
+	iserd_start "$W/iserd_b.log" "$ISERD_B" --portal tcp://127.0.0.1:$P_ISERD_B --target $IQN \
+		--lun "file:$W/iserd_b.img" --lun ram:1G
 fi
-tgtd -f --iscsi portal=127.0.0.1:$P_TGT >"$W/tgtd.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do tgtadm --op show --mode system >/dev/null 2>&1 && break; sleep 0.1; done
-tgtadm --lld iscsi --op new --mode target --tid 1 -T $IQN
-tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 --bstype rdwr -b "$W/tgt.img"
-tgtadm --lld iscsi --op bind --mode target --tid 1 -I ALL
+tgt_start $P_TGT $P_TGT $IQN "$W/tgt.img"
 sleep 1
 
 # run NAME URL ARGS...: prints "NAME IOPS MBps" from iscsi-perf's average line
@@ -95,7 +77,6 @@ for r in $(seq "$ROUNDS"); do
 		fi
 	done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "# medians (IOPS) and ratios"
 for name in rand4k_qd32 seq64k_qd8; do
 	i=$(echo "${RES["$name iserd-file"]}" | median)

@@ -9,6 +9,7 @@
 #                              man (the unit file test), debhelper and lintian
 #                              (the Debian package test); what scripts/test.sh uses
 #   scripts/deps.sh --lab      and the QEMU interop lab's packages (implies --test)
+#                              and the peer targets of bench/ (tgt, istgt)
 # Packages already installed are left alone; nothing is installed when all are.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -34,7 +35,7 @@ if [ "$test_set" = 1 ]; then
 fi
 if [ "$lab_set" = 1 ]; then
 	PKGS+=(qemu-system-x86 busybox-static cpio kmod open-iscsi rdma-core ibverbs-utils
-	       rdmacm-utils fio sg3-utils iproute2 e2fsprogs tgt xz-utils)
+	       rdmacm-utils fio sg3-utils iproute2 e2fsprogs tgt istgt xz-utils)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

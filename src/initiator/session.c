@@ -33,9 +33,12 @@ isd_init_ctl_pdu(struct isd_ictx *c, uint8_t opcode, uint32_t data_len)
 	return pdu;
 }
 
+/* Every request but a SCSI Command (isd_init_cmd_bhs) and a Data-Out: Login, NOP-Out, Text,
+ * Task Management and Logout all carry ExpStatSN at bytes 28..31 (RFC 7143 §11). */
 void
 isd_init_send_pdu(struct isd_ictx *c, struct isd_pdu *pdu)
 {
+	put_be32(pdu->bhs + 28, c->exp_statsn);
 	isd_init_x_send_pdu(c, pdu);
 }
 

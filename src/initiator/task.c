@@ -163,7 +163,6 @@ isd_init_cmd_bhs(struct isd_ictx *c, struct isd_itask *it, bool unsol_follows, u
 	struct iserd_task *t = it->t;
 	uint8_t flags = 0x01; /* SIMPLE task attribute */
 
-	(void)c;
 	memset(bhs, 0, ISD_BHS_LEN);
 	bhs[0] = ISD_OP_SCSI_CMD;
 	/* F: no unsolicited Data-Out follows (RFC 7143 §11.3.1). */
@@ -178,6 +177,9 @@ isd_init_cmd_bhs(struct isd_ictx *c, struct isd_itask *it, bool unsol_follows, u
 	put_be32(bhs + 16, it->itt);
 	put_be32(bhs + 20, t->xfer_len);
 	put_be32(bhs + 24, it->cmdsn);
+	/* acknowledges the statuses seen so far; istgt drops a connection whose
+	 * ExpStatSN falls a window behind its StatSN (RFC 7143 §11.3.8) */
+	put_be32(bhs + 28, c->exp_statsn);
 	memcpy(bhs + 32, t->cdb, t->cdb_len);
 }
 
