@@ -65,7 +65,7 @@ set_target_properties(iserd_shared PROPERTIES
 	EXPORT_NAME iserd
 	LINK_DEPENDS ${_isd_init_map})
 target_link_options(iserd_shared PRIVATE -Wl,--version-script=${_isd_init_map})
-if(NOT ISERD_SANITIZE AND NOT ISERD_FUZZ)
+if(NOT ISERD_SANITIZE AND NOT ISERD_FUZZ AND NOT ISERD_TSAN)
 	# (clang leaves the sanitizer runtimes to the executable: no check then)
 	target_link_options(iserd_shared PRIVATE -Wl,--no-undefined)
 endif()

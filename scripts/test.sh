@@ -5,9 +5,12 @@
 #   3. when clang is there, a bounded fuzz smoke: the fuzz preset is built and each
 #      libFuzzer target runs for $ISERD_FUZZ_SECONDS (default 30) s on a copy of its
 #      corpus tests/fuzz/corpus/<name>; a crash fails this script (after ctest);
-#   4. LAST, ctest, so that its summary line is the final output.
-# Exit status: ctest's, or 1 when ctest passed but the fuzz smoke found a crash.
-# Env: ISERD_SKIP_DEPS=1 skips step 1, ISERD_SKIP_FUZZ=1 step 3; ISERD_JOBS=N limits
+#   4. the tsan preset (ThreadSanitizer) is built and its unit and integration tests run
+#      (the hostile tests bound iserd's RSS, which TSan's shadow memory inflates);
+#   5. LAST, ctest, so that its summary line is the final output.
+# Exit status: ctest's, or 1 when ctest passed but the fuzz smoke found a crash or the
+# ThreadSanitizer run failed.
+# Env: ISERD_SKIP_DEPS=1 skips step 1, ISERD_SKIP_FUZZ=1 step 3, ISERD_SKIP_TSAN=1 step 4; ISERD_JOBS=N limits
 # build parallelism; extra arguments go to ctest (e.g. -L unit, -R malformed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -80,9 +83,21 @@ else
 	echo "fuzz smoke: skipped (clang not found or ISERD_SKIP_FUZZ=1)"
 fi
 
+tsan_failed=0
+if [ "${ISERD_SKIP_TSAN:-0}" != 1 ]; then
+	if cmake --preset tsan && cmake --build --preset tsan "${JOBS[@]}"; then
+		echo "tsan: unit and integration tests under ThreadSanitizer"
+		ctest --preset tsan -L 'unit|integration' --no-label-summary -j2 || tsan_failed=1
+	else
+		tsan_failed=1
+		echo "tsan: building the tsan preset FAILED"
+	fi
+	[ "$tsan_failed" -eq 0 ] || echo "tsan FAILED; running ctest anyway, then exiting non-zero"
+fi
+
 ctest --preset asan --output-on-failure --no-label-summary "$@"
 rc=$?
-if [ "$rc" -eq 0 ] && [ "$fuzz_failed" -ne 0 ]; then
+if [ "$rc" -eq 0 ] && { [ "$fuzz_failed" -ne 0 ] || [ "$tsan_failed" -ne 0 ]; }; then
 	rc=1
 fi
 exit "$rc"
