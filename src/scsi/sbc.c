@@ -575,23 +575,37 @@ isd_sbc_exec_verify(struct isd_scsi_cmd *cmd)
 
 /* ---- SYNCHRONIZE CACHE ---- */
 
-int
-isd_sbc_setup_sync_cache(struct isd_scsi_cmd *cmd)
+/*
+ * SYNCHRONIZE CACHE and PRE-FETCH (10: LBA at 2, count at 7; 16: at 2 and 10):
+ * a count of 0 means "to the last logical block". False, with the sense set,
+ * when the range leaves the LU.
+ */
+static bool
+range_to_end_ok(struct isd_scsi_cmd *cmd, uint8_t op10)
 {
 	const uint8_t *cdb = cmd->cdb;
 	uint64_t lba;
 	uint32_t nb;
 
-	if (cdb[0] == 0x35) {
+	if (cdb[0] == op10) {
 		lba = get_be32(cdb + 2);
 		nb = get_be16(cdb + 7);
 	} else {
 		lba = get_be64(cdb + 2);
 		nb = get_be32(cdb + 10);
 	}
-	/* A NUMBER OF LOGICAL BLOCKS of 0 means "to the end of the medium". */
-	if (!range_ok(cmd->lu, lba, nb) || lba >= cmd->lu->nblocks)
-		return lba_out_of_range(cmd);
+	if (!range_ok(cmd->lu, lba, nb) || lba >= cmd->lu->nblocks) {
+		lba_out_of_range(cmd);
+		return false;
+	}
+	return true;
+}
+
+int
+isd_sbc_setup_sync_cache(struct isd_scsi_cmd *cmd)
+{
+	if (!range_to_end_ok(cmd, 0x35))
+		return ISD_SCSI_SETUP_DONE;
 	return ISD_SCSI_SETUP_READY;
 }
 
@@ -1172,20 +1186,7 @@ isd_sbc_exec_write_atomic(struct isd_scsi_cmd *cmd)
 int
 isd_sbc_setup_prefetch(struct isd_scsi_cmd *cmd)
 {
-	const uint8_t *cdb = cmd->cdb;
-	uint64_t lba;
-	uint32_t nb;
-
-	if (cdb[0] == 0x34) {
-		lba = get_be32(cdb + 2);
-		nb = get_be16(cdb + 7);
-	} else {
-		lba = get_be64(cdb + 2);
-		nb = get_be32(cdb + 10);
-	}
-	/* A PREFETCH LENGTH of 0 means "to the last logical block". */
-	if (!range_ok(cmd->lu, lba, nb) || lba >= cmd->lu->nblocks)
-		return lba_out_of_range(cmd);
+	(void)range_to_end_ok(cmd, 0x34);
 	return ISD_SCSI_SETUP_DONE;
 }
 

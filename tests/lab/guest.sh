@@ -122,13 +122,13 @@ k_logout() {  # IQN: logs out and checks that the session is gone
 	timeout 60 iscsiadm -m node -T "$1" -p $LAB_IP:3260 --logout || return 1
 	! iscsiadm -m session 2>/dev/null | grep -q " $1\$" || { echo "session still there"; return 1; }
 }
-# k_dev IQN: prints the block device (sdX) of IQN's LUN 0, waiting for the SCSI scan
+# k_dev IQN [LUN]: prints the block device (sdX) of IQN's LUN (default 0), waiting for the SCSI scan
 k_dev() {
 	local i s d
 	for ((i = 0; i < 100; i++)); do
 		for s in /sys/class/iscsi_session/session*; do
 			[ "$(cat $s/targetname 2>/dev/null)" = "$1" ] || continue
-			for d in $s/device/target*/*:*:*:0/block/*; do
+			for d in $s/device/target*/*:*:*:${2:-0}/block/*; do
 				[ -e "$d" ] && [ -b /dev/${d##*/} ] && { echo ${d##*/}; return 0; }
 			done
 		done

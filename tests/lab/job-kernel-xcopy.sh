@@ -29,20 +29,6 @@ start() {
 		--target $TARGET_IQN --lun ram:320M --lun ram:320M \
 		--target $DST_IQN --lun ram:320M ${ISERD_ARGS:-}
 }
-# lun_dev IQN LUN: the block device of that LUN of IQN's session
-lun_dev() {
-	local i s d
-	for ((i = 0; i < 150; i++)); do
-		for s in /sys/class/iscsi_session/session*; do
-			[ "$(cat $s/targetname 2>/dev/null)" = "$1" ] || continue
-			for d in $s/device/target*/*:*:*:$2/block/*; do
-				[ -e "$d" ] && [ -b /dev/${d##*/} ] && { echo ${d##*/}; return 0; }
-			done
-		done
-		sleep 0.2
-	done
-	return 1
-}
 # sg_xcopy talks SG_IO to the SCSI generic node of each block device
 sg_up() {
 	modprobe sg || return 1
@@ -58,8 +44,8 @@ sg_of() {
 	echo /dev/$g
 }
 devices() {
-	DEV_S0=$(lun_dev $TARGET_IQN 0) && DEV_S1=$(lun_dev $TARGET_IQN 1) &&
-		DEV_D0=$(lun_dev $DST_IQN 0) || return 1
+	DEV_S0=$(k_dev $TARGET_IQN 0) && DEV_S1=$(k_dev $TARGET_IQN 1) &&
+		DEV_D0=$(k_dev $DST_IQN 0) || return 1
 	echo "S/0 $DEV_S0, S/1 $DEV_S1, D/0 $DEV_D0"
 }
 fill_source() {
