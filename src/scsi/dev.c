@@ -1136,6 +1136,7 @@ void
 isd_scsi_cmd_cancel(struct isd_scsi_cmd *cmd)
 {
 	cmd->aborted = true;
+	(void)isd_scsi_sanitize_cancel(cmd);
 }
 
 void

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "bstore/bstore.h"
+#include "reactor/reactor.h"
 #include "scsi/scsi_int.h"
 #include "util/endian.h"
 
@@ -39,6 +40,8 @@ struct isd_scsi_sanitize {
 	struct isd_scsi_cmd io;         /* the LU's own command that runs the passes */
 	struct isd_scsi_lu *lu;
 	struct isd_scsi_cmd *waiter;    /* the SANITIZE without IMMED, answered at the end */
+	struct isd_scsi_cmd *cancelled; /* that command, aborted: answered on the next turn */
+	struct isd_timer answer;
 	uint8_t sa;
 	uint8_t passes;                 /* OVERWRITE COUNT */
 	uint8_t pass;                   /* passes done */
@@ -129,9 +132,11 @@ static void
 san_finish(struct isd_scsi_sanitize *san, bool ok)
 {
 	struct isd_scsi_lu *lu = san->lu;
-	struct isd_scsi_cmd *waiter = san->waiter;
+	struct isd_scsi_cmd *waiter = san->waiter, *cancelled = san->cancelled;
 
 	lu->sanitize = NULL;
+	if (cancelled != NULL)
+		isd_reactor_timer_stop(lu->bs->reactor, &san->answer);
 	if (ok) {
 		/* a deallocated LU reads as zeros; GET LBA STATUS says so until a write */
 		lu->erased = san->sa == SAN_BLOCK_ERASE;
@@ -146,6 +151,8 @@ san_finish(struct isd_scsi_sanitize *san, bool ok)
 			isd_scsi_check(waiter, ISD_SK_MEDIUM_ERROR, ISD_ASC_SANITIZE_FAILED);
 		isd_scsi_cmd_done(waiter);
 	}
+	if (cancelled != NULL)
+		isd_scsi_cmd_done(cancelled);
 	isd_scsi_lu_unhold(lu);
 }
 
@@ -215,6 +222,39 @@ san_erase_step(struct isd_scsi_sanitize *san)
 	san->io.io_pos += n;
 }
 
+static void
+san_answer_cancelled(void *arg)
+{
+	struct isd_scsi_sanitize *san = arg;
+	struct isd_scsi_cmd *cmd = san->cancelled;
+
+	san->cancelled = NULL;
+	if (cmd != NULL)
+		isd_scsi_cmd_done(cmd);
+}
+
+/*
+ * ABORT TASK, ABORT TASK SET or a reset reached the SANITIZE command that waits
+ * for its operation: the operation goes on (SBC-4 4.11: nothing but its own
+ * end stops it; TEST UNIT READY keeps saying SANITIZE IN PROGRESS), but the
+ * command leaves the task set now, answered on the next reactor turn (the
+ * transport is still inside its abort when this runs).
+ */
+bool
+isd_scsi_sanitize_cancel(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	struct isd_scsi_sanitize *san = lu != NULL ? lu->sanitize : NULL;
+
+	if (san == NULL || san->waiter != cmd)
+		return false;
+	san->waiter = NULL;
+	san->cancelled = cmd;
+	cmd->status = ISD_SAM_TASK_ABORTED;
+	isd_reactor_defer(lu->bs->reactor, &san->answer);
+	return true;
+}
+
 /*
  * The device goes away (iserd stops) while an operation runs: before the store
  * is closed, nothing more may start (closing waits for what is in flight and may
@@ -230,8 +270,12 @@ isd_scsi_sanitize_stop(struct isd_scsi_lu *lu, bool store_closed)
 		return;
 	san->stopping = true;
 	san->io.aborted = true;         /* WRITE SAME's engine stops at its next step */
-	if (!store_closed)
+	if (!store_closed) {
+		/* the transport is gone: a cancelled command's answer has no one to go to */
+		isd_reactor_timer_stop(lu->bs->reactor, &san->answer);
+		san->cancelled = NULL;
 		return;
+	}
 	lu->sanitize = NULL;
 	free(san->io.aux_buf);
 	free(san);
@@ -294,6 +338,7 @@ isd_sbc_exec_sanitize(struct isd_scsi_cmd *cmd)
 		return;
 	}
 	san->lu = lu;
+	isd_timer_init(&san->answer, san_answer_cancelled, san);
 	san->sa = cmd->cdb[1] & 0x1f;
 	san->ause = cmd->cdb[1] & 0x20;
 	if (san->sa == SAN_OVERWRITE && !overwrite_params(cmd, san)) {

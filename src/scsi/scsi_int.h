@@ -395,6 +395,9 @@ uint16_t isd_scsi_sanitize_progress(const struct isd_scsi_lu *lu);
 /* The LU is freed with an operation running: called before (false) and after (true)
  * its store is closed. */
 void isd_scsi_sanitize_stop(struct isd_scsi_lu *lu, bool store_closed);
+/* cmd is a SANITIZE waiting for its operation and was cancelled: it is answered
+ * on the next reactor turn, the operation goes on. False for any other command. */
+bool isd_scsi_sanitize_cancel(struct isd_scsi_cmd *cmd);
 
 /* VPD / mode page builders shared with tests through the public commands only. */
 uint32_t isd_spc_mode_pages(struct isd_scsi_lu *lu, uint8_t page, uint8_t pc, uint8_t *buf);

@@ -165,7 +165,7 @@ def load_expected(path, kind):
 
 
 # run_test_cu.sh's kinds of run, usable as expected-failures prefixes
-KINDS = ("ram", "file", "ro", "phys", "mpath")
+KINDS = ("ram", "file", "ro", "phys", "mpath", "sanitize")
 
 SKIP_NAME_RE = re.compile(r"`(ALL\.[A-Za-z0-9_.*?\[\]-]+)`")
 

@@ -8,6 +8,7 @@
 #   ro     a read-only RAM LUN, suite ReadOnly (the other suites write)
 #   phys   a RAM LUN of 512-byte logical, 4096-byte physical blocks
 #   mpath  a RAM LUN behind two TCP portals, suite MultipathIO given both URLs
+#   sanitize  a 32 TiB zero: LUN, suite Sanitize.Reset (a SANITIZE that lasts)
 # The last three also require every test they skip to be listed, with the reason,
 # in tests/conformance/skips.md.
 # Env: ISD_TEST_CU_TIMEOUT (seconds, default 900), ISD_TEST_CU_FILTER (-t pattern,
@@ -51,6 +52,21 @@ phys)
 	LUN="ram:$SIZE,physical_block_size=4096"
 	SKIPS=(--skips "$HERE/skips.md")
 	;;
+sanitize)
+	# Sanitize.Reset needs a SANITIZE OVERWRITE still running 5 s after it was
+	# sent (through ABORT TASK, resets and a new login), as on a large disk; a
+	# zero: LUN's writes cost only the reactor's work, so a big one takes that
+	# long without memory or disk (about 20-60 s). The test then sleeps 60 s in
+	# a call that answers no NOP-In: pings off (nop_interval 0), or iserd would
+	# drop the connection and every reconnect would meet a new unit attention.
+	LUN="zero:${ISD_TEST_CU_ZERO_SIZE:-32T}"
+	cat >"$ISD_TMP/sanitize.conf" <<EOF
+global = { nop_interval = 0; };
+targets = ( { name = "$IQN"; luns = ( { backing = "$LUN"; } ); } );
+EOF
+	ARGS=(--config "$ISD_TMP/sanitize.conf")
+	SUITE='ALL.Sanitize.Reset'
+	;;
 mpath)
 	LUN="ram:$SIZE"
 	# the second portal: a port nothing listens on (the harness picks the first)
@@ -62,10 +78,10 @@ mpath)
 	SUITE='ALL.MultipathIO.*'
 	SKIPS=(--skips "$HERE/skips.md")
 	;;
-*) echo "usage: $0 ram|file|ro|phys|mpath" >&2; exit 2 ;;
+*) echo "usage: $0 ram|file|ro|phys|mpath|sanitize" >&2; exit 2 ;;
 esac
 FILTER=${ISD_TEST_CU_FILTER:-$SUITE}
-if [ "$KIND" != ro ]; then
+if [ "$KIND" != ro ] && [ "$KIND" != sanitize ]; then
 	ARGS+=(--target "$IQN" --lun "$LUN")
 fi
 

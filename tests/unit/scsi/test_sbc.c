@@ -562,6 +562,63 @@ test_sanitize_overwrite(void **state)
  * a progress indication, except INQUIRY / REPORT LUNS / REQUEST SENSE; a LUN reset
  * does not stop it; BLOCK ERASE then reads zeros and GET LBA STATUS says deallocated
  * until something is written. */
+/*
+ * ABORT TASK (the transport cancels the command) of a SANITIZE without IMMED:
+ * the command is answered on the next turn as aborted, the operation goes on
+ * to its end (SBC-4 4.11), and nothing answers it twice.
+ */
+static void
+test_sanitize_cancel_waiter(void **state)
+{
+	uint8_t p[4 + H_BS], cdb16[16] = { 0x48, 0x01 };
+	struct isd_scsi_cmd cmd;
+	struct h h;
+	uint8_t tur[6] = { 0 };
+
+	(void)state;
+	setup(&h, true, false);
+	memset(h.mem[0], 0x61, (size_t)H_BLOCKS * H_BS);
+	p[0] = 0x01;
+	p[1] = 0;
+	put_be16(p + 2, H_BS);
+	memset(p + 4, 0x5c, H_BS);
+	put_be16(cdb16 + 7, sizeof(p));
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.dev = h.dev;
+	cmd.nexus = &h.nx[0];
+	cmd.lun = isd_scsi_lun_encode(0);
+	cmd.cdb = cdb16;
+	cmd.cdb_len = 16;
+	cmd.edtl = sizeof(p);
+	cmd.done = h_done;
+	g_done_calls = 0;
+	assert_int_equal(isd_scsi_cmd_setup(&cmd), ISD_SCSI_SETUP_READY);
+	memcpy(cmd.iov[0].iov_base, p, sizeof(p));
+	isd_scsi_cmd_exec(&cmd);
+	isd_scsi_cmd_cancel(&cmd);
+	assert_int_equal(g_done_calls, 0);              /* never inside the cancel */
+	/* the operation runs on: the LUN is busy for everyone */
+	assert_sense(h_run(&h, 1, 0, tur, 6, NULL, 0), ISD_SK_NOT_READY, 0x04, 0x1b);
+	g_done_calls = 0;
+	for (int i = 0; i < 1000 && g_done_calls == 0; i++)
+		assert_int_equal(isd_reactor_poll(h.r, 10), 0);
+	assert_int_equal(g_done_calls, 1);
+	assert_int_equal(cmd.status, ISD_SAM_TASK_ABORTED);
+	/* to its end, the blocks all written; the aborted command is not answered again */
+	for (int i = 0; i < 1000; i++) {
+		struct h_res *r = h_run(&h, 1, 0, tur, 6, NULL, 0);
+
+		if (r->status == ISD_SAM_GOOD)
+			break;
+		assert_int_equal(r->key, ISD_SK_NOT_READY);
+		assert_int_equal(isd_reactor_poll(h.r, 10), 0);
+	}
+	assert_good(h_run(&h, 1, 0, tur, 6, NULL, 0));
+	assert_lu_bytes(&h, p + 4, H_BS, 7);
+	isd_scsi_cmd_release(&cmd);
+	h_fini(&h);
+}
+
 static void
 test_sanitize_immed_block_erase(void **state)
 {
@@ -1203,6 +1260,7 @@ main(void)
 		cmocka_unit_test(test_sanitize_checks),
 		cmocka_unit_test(test_sanitize_overwrite),
 		cmocka_unit_test(test_sanitize_immed_block_erase),
+		cmocka_unit_test(test_sanitize_cancel_waiter),
 		cmocka_unit_test(test_sanitize_stopped_by_destroy),
 		cmocka_unit_test(test_buf_ops),
 	};
