@@ -1,5 +1,5 @@
 #!/bin/bash
-# The whole test suite, as CI runs it (STYLE.md §3.6):
+# The whole test suite, as CI runs it:
 #   1. Debian packages: build, test toolchain and the QEMU lab's (scripts/deps.sh --test --lab);
 #   2. the asan preset (AddressSanitizer + UBSan) is configured and built;
 #   3. when clang is there, a bounded fuzz smoke: the fuzz preset is built and each

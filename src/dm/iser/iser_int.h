@@ -48,7 +48,7 @@
 #define ISD_ISER_CQ_BUDGET 64           /* completions per poll round */
 /* Empty poll passes, one per reactor turn, before the CQ is armed again: while
  * completions keep coming the connection polls instead of paying for an arm
- * and a wakeup per batch (bounded busy polling, DESIGN.md) */
+ * and a wakeup per batch (bounded busy polling) */
 #define ISD_ISER_POLL_SPINS 2
 #define ISD_ISER_DRAIN_MS 5000          /* bound on waiting for flush completions */
 /*
