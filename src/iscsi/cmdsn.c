@@ -255,7 +255,7 @@ isd_cmdsn_abort(struct isd_conn *c, uint32_t itt, uint32_t refcmdsn, uint32_t tm
 	}
 	if (!held_admit(c, sizeof(*h)))
 		return false;
-	h = calloc(1, sizeof(*h));
+	h = isd_mem_zalloc(sizeof(*h));
 	if (h == NULL)
 		return false;
 	h->cmdsn = refcmdsn;
