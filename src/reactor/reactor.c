@@ -4,9 +4,13 @@
  * calls are 0 ms timers, so they run on the next iteration, after the events
  * of the current one.
  */
+#define _GNU_SOURCE     /* pthread_setaffinity_np */
 #include "reactor/reactor.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -30,8 +34,22 @@ struct isd_reactor_fd {
 
 struct isd_reactor {
 	int epfd;
-	int wakefd;                     /* eventfd written by isd_reactor_stop() */
-	volatile int stop;
+	int wakefd;                     /* eventfd: isd_reactor_stop(), posts to a sleeper */
+	atomic_int stop;                /* set from any thread or a signal handler */
+	/*
+	 * Messages posted by any thread, newest first (a Treiber stack: pushing is
+	 * one compare-and-swap, taking them all is one exchange). A poster writes
+	 * the eventfd only when the loop says it may sleep: `sleeping` and the
+	 * inbox are both seq_cst, so either the poster sees sleeping set and
+	 * wakes the loop, or the loop sees the message before it sleeps.
+	 */
+	_Atomic(struct isd_reactor_msg *) inbox;
+	atomic_bool sleeping;
+	enum isd_reactor_mode mode;
+	uint64_t poll_ns;               /* ADAPTIVE: busy poll this long after work */
+	uint64_t last_work_ns;
+	unsigned index;
+	_Atomic uint64_t n_turns, n_sleeps, n_msgs;     /* written by the owner only */
 	TAILQ_HEAD(isd_timer_list, isd_timer) timers; /* sorted by deadline */
 	struct isd_timer_list turn_end;         /* in the order armed */
 	struct isd_reactor_fd **fds;    /* index: fd number */
@@ -46,6 +64,94 @@ isd_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static _Thread_local struct isd_reactor *tls_current;
+
+struct isd_reactor *
+isd_reactor_current(void)
+{
+	return tls_current;
+}
+
+unsigned
+isd_reactor_index(const struct isd_reactor *r)
+{
+	return r->index;
+}
+
+void
+isd_reactor_set_index(struct isd_reactor *r, unsigned index)
+{
+	r->index = index;
+}
+
+/* A counter only its owner writes: a plain add, atomic only so that another
+ * thread may read it. */
+static inline void
+count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+void
+isd_reactor_get_stats(const struct isd_reactor *r, struct isd_reactor_stats *out)
+{
+	out->turns = atomic_load_explicit(&r->n_turns, memory_order_relaxed);
+	out->sleeps = atomic_load_explicit(&r->n_sleeps, memory_order_relaxed);
+	out->msgs = atomic_load_explicit(&r->n_msgs, memory_order_relaxed);
+}
+
+void
+isd_reactor_set_mode(struct isd_reactor *r, enum isd_reactor_mode mode, unsigned poll_us)
+{
+	r->mode = mode;
+	r->poll_ns = (uint64_t)poll_us * 1000u;
+}
+
+void
+isd_reactor_post(struct isd_reactor *r, struct isd_reactor_msg *m)
+{
+	struct isd_reactor_msg *old = atomic_load_explicit(&r->inbox, memory_order_relaxed);
+
+	do {
+		m->next = old;
+	} while (!atomic_compare_exchange_weak(&r->inbox, &old, m));
+	if (atomic_load(&r->sleeping)) {
+		uint64_t one = 1;
+		ssize_t n = write(r->wakefd, &one, sizeof(one));
+
+		(void)n;        /* EAGAIN: the counter is full, so a wakeup is pending anyway */
+	}
+}
+
+/* Runs every message posted so far, oldest first; returns how many. */
+static unsigned
+run_inbox(struct isd_reactor *r)
+{
+	struct isd_reactor_msg *m, *fifo = NULL;
+	unsigned n = 0;
+
+	if (atomic_load_explicit(&r->inbox, memory_order_relaxed) == NULL)
+		return 0;
+	m = atomic_exchange_explicit(&r->inbox, NULL, memory_order_acquire);
+	while (m != NULL) {
+		struct isd_reactor_msg *next = m->next;
+
+		m->next = fifo;
+		fifo = m;
+		m = next;
+	}
+	while (fifo != NULL) {
+		m = fifo;
+		fifo = m->next;
+		m->next = NULL;
+		m->cb(m->arg);  /* may free m */
+		n++;
+	}
+	count(&r->n_msgs, n);
+	return n;
 }
 
 static void
@@ -70,6 +176,10 @@ isd_reactor_create(struct isd_reactor **out)
 		return -ENOMEM;
 	TAILQ_INIT(&r->timers);
 	TAILQ_INIT(&r->turn_end);
+	atomic_init(&r->inbox, NULL);
+	atomic_init(&r->sleeping, false);
+	atomic_init(&r->stop, 0);
+	r->mode = ISD_REACTOR_EVENT;
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (r->epfd < 0) {
 		rc = -errno;
@@ -111,6 +221,10 @@ isd_reactor_destroy(struct isd_reactor *r)
 {
 	if (r == NULL)
 		return;
+	if (atomic_load(&r->inbox) != NULL)
+		isd_log_warn("reactor: messages still posted at destroy");
+	if (tls_current == r)
+		tls_current = NULL;
 	isd_reactor_del_fd(r, r->wakefd);
 	for (int i = 0; i < r->nfds; i++) {
 		if (r->fds[i] != NULL) {
@@ -298,6 +412,8 @@ static void run_timers(struct isd_reactor *r);
 void
 isd_reactor_run_due(struct isd_reactor *r)
 {
+	tls_current = r;
+	run_inbox(r);
 	run_timers(r);
 	run_turn_end(r);
 }
@@ -331,14 +447,31 @@ int
 isd_reactor_poll(struct isd_reactor *r, int timeout_ms)
 {
 	struct epoll_event evs[ISD_REACTOR_MAX_EVENTS];
-	int n;
+	int n, wait_ms = next_timeout_ms(r, timeout_ms);
+	unsigned ran;
+	bool may_sleep = wait_ms != 0;
 
-	n = epoll_wait(r->epfd, evs, ISD_REACTOR_MAX_EVENTS, next_timeout_ms(r, timeout_ms));
+	tls_current = r;
+	if (may_sleep && r->mode != ISD_REACTOR_EVENT &&
+	    (r->mode == ISD_REACTOR_POLL || isd_now_ns() - r->last_work_ns < r->poll_ns)) {
+		wait_ms = 0;
+		may_sleep = false;
+	}
+	if (may_sleep) {
+		atomic_store(&r->sleeping, true);
+		if (atomic_load(&r->inbox) != NULL)
+			wait_ms = 0;
+		count(&r->n_sleeps, 1);
+	}
+	n = epoll_wait(r->epfd, evs, ISD_REACTOR_MAX_EVENTS, wait_ms);
+	if (may_sleep)
+		atomic_store_explicit(&r->sleeping, false, memory_order_relaxed);
 	if (n < 0) {
 		if (errno == EINTR)
 			return 0;
 		return -errno;
 	}
+	count(&r->n_turns, 1);
 	for (int i = 0; i < n; i++) {
 		struct isd_reactor_fd *f = evs[i].data.ptr;
 		uint32_t e = evs[i].events;
@@ -350,16 +483,19 @@ isd_reactor_poll(struct isd_reactor *r, int timeout_ms)
 		f->cb(f->arg, e);
 	}
 	free_dead(r);
+	ran = run_inbox(r);
 	run_timers(r);
 	run_turn_end(r);
+	if (r->mode == ISD_REACTOR_ADAPTIVE && (n > 0 || ran > 0))
+		r->last_work_ns = isd_now_ns();
 	return 0;
 }
 
 int
 isd_reactor_run(struct isd_reactor *r)
 {
-	r->stop = 0;
-	while (!r->stop) {
+	atomic_store(&r->stop, 0);
+	while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
 		int rc = isd_reactor_poll(r, -1);
 
 		if (rc < 0) {
@@ -376,7 +512,143 @@ isd_reactor_stop(struct isd_reactor *r)
 	uint64_t one = 1;
 	ssize_t n;
 
-	r->stop = 1;
+	atomic_store(&r->stop, 1);
 	n = write(r->wakefd, &one, sizeof(one));
 	(void)n;
+}
+
+/* ---- groups ---- */
+
+struct isd_reactor_group {
+	unsigned n;
+	bool started;
+	struct isd_reactor **r;
+	pthread_t *threads;             /* [0] unused: reactor 0 runs on the creator */
+};
+
+int
+isd_reactor_group_create(unsigned n, struct isd_reactor_group **out)
+{
+	struct isd_reactor_group *g;
+	int rc;
+
+	if (n == 0 || n > ISD_REACTOR_MAX)
+		return -EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (g == NULL)
+		return -ENOMEM;
+	g->r = calloc(n, sizeof(*g->r));
+	g->threads = calloc(n, sizeof(*g->threads));
+	if (g->r == NULL || g->threads == NULL) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	for (g->n = 0; g->n < n; g->n++) {
+		rc = isd_reactor_create(&g->r[g->n]);
+		if (rc < 0)
+			goto err;
+		isd_reactor_set_index(g->r[g->n], g->n);
+	}
+	*out = g;
+	return 0;
+err:
+	isd_reactor_group_destroy(g);
+	return rc;
+}
+
+unsigned
+isd_reactor_group_size(const struct isd_reactor_group *g)
+{
+	return g->n;
+}
+
+struct isd_reactor *
+isd_reactor_group_get(const struct isd_reactor_group *g, unsigned i)
+{
+	return i < g->n ? g->r[i] : NULL;
+}
+
+static int
+pin(pthread_t t, int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0 || cpu >= CPU_SETSIZE)
+		return -EINVAL;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return -pthread_setaffinity_np(t, sizeof(set), &set);
+}
+
+static void *
+group_thread(void *arg)
+{
+	struct isd_reactor *r = arg;
+	int rc = isd_reactor_run(r);
+
+	if (rc < 0)
+		isd_log_err("reactor %u: stopped: %s", r->index, strerror(-rc));
+	/* the thread's cached blocks go back to malloc before it ends */
+	isd_mem_thread_drain();
+	return NULL;
+}
+
+int
+isd_reactor_group_start(struct isd_reactor_group *g, const int *cpus, unsigned ncpus)
+{
+	unsigned i;
+	int rc;
+
+	if (g->started)
+		return -EALREADY;
+	if (cpus != NULL && ncpus > 0) {
+		rc = pin(pthread_self(), cpus[0]);
+		if (rc < 0)
+			return rc;
+	}
+	for (i = 1; i < g->n; i++) {
+		rc = -pthread_create(&g->threads[i], NULL, group_thread, g->r[i]);
+		if (rc < 0)
+			goto err;
+		if (cpus != NULL && ncpus > 0) {
+			rc = pin(g->threads[i], cpus[i % ncpus]);
+			if (rc < 0) {
+				i++;    /* this one runs: stop it with the others */
+				goto err;
+			}
+		}
+	}
+	g->started = true;
+	return 0;
+err:
+	while (--i >= 1) {
+		isd_reactor_stop(g->r[i]);
+		pthread_join(g->threads[i], NULL);
+	}
+	return rc;
+}
+
+void
+isd_reactor_group_join(struct isd_reactor_group *g)
+{
+	if (!g->started)
+		return;
+	for (unsigned i = 1; i < g->n; i++)
+		isd_reactor_stop(g->r[i]);
+	for (unsigned i = 1; i < g->n; i++)
+		pthread_join(g->threads[i], NULL);
+	g->started = false;
+}
+
+void
+isd_reactor_group_destroy(struct isd_reactor_group *g)
+{
+	if (g == NULL)
+		return;
+	isd_reactor_group_join(g);
+	for (unsigned i = 0; g->r != NULL && i < g->n; i++)
+		isd_reactor_destroy(g->r[i]);
+	free(g->r);
+	free(g->threads);
+	free(g);
 }

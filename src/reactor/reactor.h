@@ -7,10 +7,13 @@
  * end of the current one.
  *
  * One turn of the loop: wait for fds (not at all when something is due),
- * dispatch their events, run the timers and deferred calls that are due,
- * then the turn-end calls, which is where a component that batches work
- * (the io_uring store submits its queued requests there, once a turn)
- * flushes it.
+ * dispatch their events, run the messages other threads posted, the timers
+ * and deferred calls that are due, then the turn-end calls, which is where a
+ * component that batches work (the io_uring store submits its queued
+ * requests there, once a turn) flushes it.
+ *
+ * Other threads reach a reactor only through isd_reactor_post() (a lock-free
+ * inbox and the reactor's eventfd) and isd_reactor_stop().
  */
 #ifndef ISD_REACTOR_H
 #define ISD_REACTOR_H
@@ -36,6 +39,31 @@ struct isd_timer {
 	TAILQ_ENTRY(isd_timer) link;
 };
 
+/*
+ * A message from another thread (or this one): cb(arg) runs on the target
+ * reactor's thread, in the order posted by each poster. The poster owns the
+ * memory until cb runs; cb may free it.
+ */
+struct isd_reactor_msg {
+	struct isd_reactor_msg *next;
+	isd_task_cb cb;
+	void *arg;
+};
+
+/*
+ * How the loop waits when it has nothing to do:
+ *   EVENT     sleeps in epoll_wait until an fd, a timer or a message is due;
+ *   POLL      never sleeps: busy polls epoll (for a core reserved to iserd);
+ *   ADAPTIVE  busy polls for poll_us after the last turn that did work, then
+ *             sleeps like EVENT: a loaded reactor skips the sleep/wake cost,
+ *             an idle one burns nothing (the default).
+ */
+enum isd_reactor_mode {
+	ISD_REACTOR_EVENT = 0,
+	ISD_REACTOR_POLL,
+	ISD_REACTOR_ADAPTIVE,
+};
+
 int isd_reactor_create(struct isd_reactor **out);
 /* Frees the loop; every fd must have been removed and every timer stopped. */
 void isd_reactor_destroy(struct isd_reactor *r);
@@ -59,6 +87,34 @@ void isd_reactor_defer(struct isd_reactor *r, struct isd_timer *t);
  */
 void isd_reactor_at_turn_end(struct isd_reactor *r, struct isd_timer *t);
 
+/*
+ * Posts m to r from any thread; lock-free (one atomic exchange, plus an eventfd
+ * write when r's inbox was empty). m->cb runs on r's thread, never inside this
+ * call, even when the poster is r's own thread. Only a loop that sleeps in
+ * isd_reactor_poll/run is woken: one embedded through isd_reactor_fd() sees
+ * posts at its next isd_reactor_run_due().
+ */
+void isd_reactor_post(struct isd_reactor *r, struct isd_reactor_msg *m);
+/* Sets how r waits when idle (see enum isd_reactor_mode); poll_us for ADAPTIVE. */
+void isd_reactor_set_mode(struct isd_reactor *r, enum isd_reactor_mode mode, unsigned poll_us);
+/*
+ * The reactor whose loop runs on the calling thread (set by isd_reactor_run
+ * and isd_reactor_poll), or NULL on a thread that runs none.
+ */
+struct isd_reactor *isd_reactor_current(void);
+/* The number given at isd_reactor_set_index (0 by default): a reactor's place in its group. */
+unsigned isd_reactor_index(const struct isd_reactor *r);
+void isd_reactor_set_index(struct isd_reactor *r, unsigned index);
+
+/* Counters of one reactor's loop, for stats and tests (read from its own thread,
+ * or approximately from another). */
+struct isd_reactor_stats {
+	uint64_t turns;                 /* loop iterations */
+	uint64_t sleeps;                /* epoll_wait calls that could block */
+	uint64_t msgs;                  /* posted messages run */
+};
+void isd_reactor_get_stats(const struct isd_reactor *r, struct isd_reactor_stats *out);
+
 /* Runs until isd_reactor_stop(); returns 0, or -errno if epoll itself failed. */
 int isd_reactor_run(struct isd_reactor *r);
 /* Safe from a signal handler (writes an eventfd). */
@@ -78,5 +134,26 @@ int isd_reactor_next_timeout_ms(struct isd_reactor *r);
 void isd_reactor_run_due(struct isd_reactor *r);
 
 uint64_t isd_now_ns(void);
+
+/*
+ * A group of reactors, one per thread: reactor 0 belongs to the thread that
+ * creates the group (it runs it itself, with isd_reactor_run), the others
+ * each get a thread of their own at isd_reactor_group_start. cpus, when not
+ * NULL, pins reactor i to cpus[i % ncpus].
+ */
+struct isd_reactor_group;
+
+#define ISD_REACTOR_MAX 256             /* reactors in one group */
+
+int isd_reactor_group_create(unsigned n, struct isd_reactor_group **out);
+unsigned isd_reactor_group_size(const struct isd_reactor_group *g);
+struct isd_reactor *isd_reactor_group_get(const struct isd_reactor_group *g, unsigned i);
+/* Starts the threads of reactors 1..n-1 (pinned when cpus is given); reactor 0
+ * is pinned to cpus[0] on the calling thread. 0, or -errno (nothing started). */
+int isd_reactor_group_start(struct isd_reactor_group *g, const int *cpus, unsigned ncpus);
+/* Stops reactors 1..n-1 and joins their threads (reactor 0 is the caller's to stop). */
+void isd_reactor_group_join(struct isd_reactor_group *g);
+/* Frees every reactor (after join); each must be empty as for isd_reactor_destroy. */
+void isd_reactor_group_destroy(struct isd_reactor_group *g);
 
 #endif
