@@ -486,8 +486,17 @@ isd_reactor_poll(struct isd_reactor *r, int timeout_ms)
 	ran = run_inbox(r);
 	run_timers(r);
 	run_turn_end(r);
-	if (r->mode == ISD_REACTOR_ADAPTIVE && (n > 0 || ran > 0))
-		r->last_work_ns = isd_now_ns();
+	if (n > 0 || ran > 0) {
+		if (r->mode == ISD_REACTOR_ADAPTIVE)
+			r->last_work_ns = isd_now_ns();
+	} else if (!may_sleep && wait_ms == 0 && r->mode != ISD_REACTOR_EVENT) {
+		/*
+		 * A spin that found nothing: give the core to whatever else is
+		 * runnable on it (an initiator on the same machine, the kernel's
+		 * softirq threads) instead of holding it for a whole time slice.
+		 */
+		sched_yield();
+	}
 	return 0;
 }
 

@@ -27,6 +27,7 @@ enum opt_id {
 	OPT_CHECK,
 	OPT_CONTROL_SOCKET,
 	OPT_METRICS_LISTEN,
+	OPT_REACTOR_MODE,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -54,6 +55,7 @@ static const struct opt_def g_opts[] = {
     {"check", 0, NULL, OPT_CHECK},
     {"control-socket", 0, "PATH", OPT_CONTROL_SOCKET},
     {"metrics-listen", 0, "ADDR:PORT", OPT_METRICS_LISTEN},
+    {"reactor-mode", 0, "MODE[:US]", OPT_REACTOR_MODE},
     {"help", 'h', NULL, OPT_HELP},
     {"version", 'V', NULL, OPT_VERSION},
 };
@@ -110,6 +112,13 @@ static const char g_usage[] =
     "                            serve statistics in Prometheus text format at\n"
     "                            http://ADDR:PORT/metrics (IPv6: [::1]:9580); off\n"
     "                            by default\n"
+    "\n"
+    "Performance:\n"
+    "      --reactor-mode MODE[:US]\n"
+    "                            how the event loop waits when idle: event (sleeps),\n"
+    "                            poll (spins: a core kept for iserd), adaptive (spins\n"
+    "                            US microseconds after work, default 50, then\n"
+    "                            sleeps; the default)\n"
     "\n"
     "  -h, --help                this text\n"
     "  -V, --version             print the version\n"
@@ -482,6 +491,8 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 	const char *flag_debug = NULL;
 	const char *flag_socket = NULL;
 	const char *flag_metrics = NULL;
+	int flag_rmode = -1;
+	int64_t flag_poll_us = -1;
 
 	items = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*items));
 	if (items == NULL) {
@@ -548,6 +559,36 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 			}
 			flag_socket = items[i].val;
 			break;
+		case OPT_REACTOR_MODE: {
+			/* applied after the file, which it overrides */
+			char mode[16], *end = NULL;
+			const char *colon = strchr(items[i].val, ':');
+			size_t ml = colon != NULL ? (size_t)(colon - items[i].val)
+						  : strlen(items[i].val);
+			unsigned long long us = 0;
+
+			mode[0] = '\0';
+			if (ml < sizeof(mode)) {
+				memcpy(mode, items[i].val, ml);
+				mode[ml] = '\0';
+			}
+			if (colon != NULL) {
+				errno = 0;
+				us = colon[1] >= '0' && colon[1] <= '9' ? strtoull(colon + 1, &end, 10)
+									: ~0ull;
+			}
+			flag_rmode = isd_target_reactor_mode_parse(mode);
+			if (flag_rmode < 0 ||
+			    (colon != NULL && (us > 100000 || errno != 0 || end == NULL || *end != '\0'))) {
+				isd_target_errf(err, errlen, "--reactor-mode: expected event, poll or "
+						"adaptive, optionally :US (0-100000)");
+				rc = -EINVAL;
+				goto out;
+			}
+			if (colon != NULL)
+				flag_poll_us = (int64_t)us;
+			break;
+		}
 		case OPT_METRICS_LISTEN: {
 			char host[64], why[160];
 			uint16_t port;
@@ -591,6 +632,10 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 		snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s", flag_socket);
 	if (flag_metrics != NULL)
 		snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "%s", flag_metrics);
+	if (flag_rmode != -1)
+		cfg->reactor_mode = flag_rmode;
+	if (flag_poll_us != -1)
+		cfg->reactor_poll_us = flag_poll_us;
 
 	/* pass 2: what is served, in command-line order */
 	for (int i = 0; i < n_items; i++) {

@@ -80,6 +80,26 @@ neg_init(struct isd_target_neg_cfg *n)
 	n->data_digest = -1;
 }
 
+const char *const isd_target_reactor_mode_names[3] = {"event", "poll", "adaptive"};
+
+int
+isd_target_reactor_mode_parse(const char *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, isd_target_reactor_mode_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+void
+isd_target_reactor_mode(const struct isd_target_cfg *cfg, int *mode, unsigned *poll_us)
+{
+	/* 2 = adaptive: it spins only while there is work, so idle costs nothing */
+	*mode = cfg->reactor_mode >= 0 && cfg->reactor_mode <= 2 ? cfg->reactor_mode : 2;
+	*poll_us = cfg->reactor_poll_us >= 0 ? (unsigned)cfg->reactor_poll_us
+					     : ISD_TARGET_DEFAULT_POLL_US;
+}
+
 void
 isd_target_cfg_init(struct isd_target_cfg *cfg)
 {
@@ -92,6 +112,8 @@ isd_target_cfg_init(struct isd_target_cfg *cfg)
 	for (int i = 0; i < isd_target_limit_count; i++)
 		*isd_target_limit_val(cfg, &isd_target_limits[i]) = -1;
 	cfg->shutdown_timeout_ms = -1;
+	cfg->reactor_mode = -1;
+	cfg->reactor_poll_us = -1;
 	cfg->control_mode = -1;
 	for (int k = 0; k < ISD_TARGET_DM_KINDS_MAX; k++)
 		for (int j = 0; j < ISD_DM_KNOBS_MAX; j++)
@@ -1062,6 +1084,9 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 	rc |= rc ? 0
 		 : check_range(cfg->shutdown_timeout_ms, 0, 600000, "shutdown_timeout (ms)", where,
 			       err, errlen);
+	rc |= rc ? 0
+		 : check_range(cfg->reactor_poll_us, 0, 100000, "reactor_poll_us", where, err,
+			       errlen);
 	rc |= rc ? 0 : check_range(cfg->control_mode, 0, 0777, "control_mode", where, err, errlen);
 	for (unsigned k = 0; k < isd_dm_kind_count && rc == 0; k++) {
 		const struct isd_dm_kind *kind = isd_dm_kinds[k];

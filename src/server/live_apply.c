@@ -425,6 +425,18 @@ apply_globals(struct isd_target_running *rt, const struct isd_target_cfg *next,
 		*isd_target_limit_val(cur, &isd_target_limits[i]) =
 		    isd_target_limit_get(next, &isd_target_limits[i]);
 	cur->shutdown_timeout_ms = next->shutdown_timeout_ms;
+	if (cur->reactor_mode != next->reactor_mode ||
+	    cur->reactor_poll_us != next->reactor_poll_us) {
+		int mode;
+		unsigned us;
+
+		isd_target_reactor_mode(next, &mode, &us);
+		isd_reactor_set_mode(rt->r, (enum isd_reactor_mode)mode, us);
+		isd_log_info("reactor: %s mode (%u us)", isd_target_reactor_mode_names[mode], us);
+		d->globals_changed++;
+	}
+	cur->reactor_mode = next->reactor_mode;
+	cur->reactor_poll_us = next->reactor_poll_us;
 	cur->discovery_auth = next->discovery_auth;
 	cur->allow_short_secrets = next->allow_short_secrets;
 	cur->chap_algs = next->chap_algs;

@@ -46,7 +46,8 @@ static const char *const g_global_keys[] = {
     "chap_algorithms",	"allow_short_chap_secrets",
     "user",		"group",
     "control_socket",	"control_mode",
-    "metrics_listen",
+    "metrics_listen",	"reactor_mode",
+    "reactor_poll_us",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
@@ -462,6 +463,19 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 		return rc;
 	if ((s = config_setting_get_member(g, "shutdown_timeout")) != NULL &&
 	    (rc = get_seconds_ms(x, s, &cfg->shutdown_timeout_ms)) < 0)
+		return rc;
+	if ((s = config_setting_get_member(g, "reactor_mode")) != NULL) {
+		char v[16];
+
+		rc = get_string(x, s, v, sizeof(v));
+		if (rc < 0)
+			return rc;
+		cfg->reactor_mode = isd_target_reactor_mode_parse(v);
+		if (cfg->reactor_mode < 0)
+			return fail(x, s, "reactor_mode is not one of event, poll, adaptive");
+	}
+	if ((s = config_setting_get_member(g, "reactor_poll_us")) != NULL &&
+	    (rc = get_int64(x, s, 0, 100000, &cfg->reactor_poll_us)) < 0)
 		return rc;
 	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
 		const struct isd_dm_kind *kind = isd_dm_kinds[k];

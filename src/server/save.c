@@ -165,6 +165,10 @@ add_global(config_setting_t *root, const struct isd_target_cfg *cfg)
 		rc = add_seconds(g, "logout_timeout", cfg->logout_timeout_ms);
 	if (rc == 0)
 		rc = add_seconds(g, "shutdown_timeout", cfg->shutdown_timeout_ms);
+	if (rc == 0 && cfg->reactor_mode >= 0 && cfg->reactor_mode <= 2)
+		rc = add_string(g, "reactor_mode", isd_target_reactor_mode_names[cfg->reactor_mode]);
+	if (rc == 0 && cfg->reactor_poll_us != -1)
+		rc = add_int(g, "reactor_poll_us", cfg->reactor_poll_us);
 	for (int i = 0; i < isd_target_limit_count && rc == 0; i++) {
 		int64_t v = isd_target_limit_get(cfg, &isd_target_limits[i]);
 

@@ -486,6 +486,13 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 	if (rt == NULL)
 		goto err_nomem;
 	rt->r = r;
+	{
+		int mode;
+		unsigned us;
+
+		isd_target_reactor_mode(cfg, &mode, &us);
+		isd_reactor_set_mode(r, (enum isd_reactor_mode)mode, us);
+	}
 	TAILQ_INIT(&rt->nodes);
 	TAILQ_INIT(&rt->removed);
 	isd_timer_init(&rt->reap_timer, reap_removed, rt);

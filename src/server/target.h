@@ -143,6 +143,9 @@ struct isd_target_cfg {
 	int64_t max_held_pdus;
 	int64_t max_session_buffer_bytes;
 	int64_t shutdown_timeout_ms;    /* how long a stop waits for sessions (default 5000) */
+	/* how the reactor waits when idle: enum isd_reactor_mode, -1 = unset (adaptive) */
+	int reactor_mode;
+	int64_t reactor_poll_us;        /* adaptive: busy poll this long after work; -1 = 50 */
 	/* the datamovers' own settings (their knobs, dm_kind.h): [kind][knob], -1 = unset */
 	int64_t dm_setting[ISD_TARGET_DM_KINDS_MAX][ISD_DM_KNOBS_MAX];
 	struct isd_auth_cfg discovery_auth;
@@ -167,6 +170,13 @@ struct isd_target_cfg {
 };
 
 void isd_target_cfg_init(struct isd_target_cfg *cfg);
+/* "event", "poll", "adaptive" (enum isd_reactor_mode order) */
+extern const char *const isd_target_reactor_mode_names[3];
+#define ISD_TARGET_DEFAULT_POLL_US 50
+/* The mode and poll time a configuration asks for, defaults filled in. */
+void isd_target_reactor_mode(const struct isd_target_cfg *cfg, int *mode, unsigned *poll_us);
+/* "adaptive" -> 2; -1 for anything else */
+int isd_target_reactor_mode_parse(const char *s);
 /*
  * Where a datamover setting by that name (a key of the global section) is
  * kept, and its knob; NULL when no registered datamover has one.
