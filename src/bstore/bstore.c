@@ -7,6 +7,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
+#include <sys/queue.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -15,6 +17,8 @@
 #include <string.h>
 
 #include "bstore/bstore_int.h"
+#include "reactor/reactor.h"
+#include "util/mem.h"
 #include "util/str.h"
 
 int
@@ -221,9 +225,119 @@ isd_bstore_resize(struct isd_bstore *bs, uint64_t size, char *why, size_t whylen
 	return bs->ops->resize(bs, size, why, whylen);
 }
 
+/* ---- completions later, on the submitter's reactor ---- */
+
+struct later_req {
+	struct isd_timer timer;
+	struct isd_bstore *bs;
+	struct isd_reactor *r;
+	isd_bstore_cb cb;
+	void *arg;
+	int status;
+	TAILQ_ENTRY(later_req) link;
+};
+
+TAILQ_HEAD(later_list, later_req);
+
+/* One list per reactor index, each touched only by its reactor's thread. */
+struct isd_bstore_later {
+	struct later_list q[ISD_REACTOR_MAX];
+};
+
+struct isd_reactor *
+isd_bstore_reactor_here(const struct isd_bstore *bs)
+{
+	struct isd_reactor *r = isd_reactor_current();
+
+	return r != NULL ? r : bs->reactor;
+}
+
+static struct isd_bstore_later *
+later_get(struct isd_bstore *bs)
+{
+	struct isd_bstore_later *l = atomic_load_explicit(&bs->later, memory_order_acquire);
+	struct isd_bstore_later *none = NULL;
+
+	if (l != NULL)
+		return l;
+	/* once per store: the first completion from any reactor sets it up */
+	l = malloc(sizeof(*l));
+	if (l == NULL)
+		return NULL;
+	for (unsigned i = 0; i < ISD_REACTOR_MAX; i++)
+		TAILQ_INIT(&l->q[i]);
+	if (!atomic_compare_exchange_strong(&bs->later, &none, l)) {
+		free(l);
+		return none;    /* another reactor's won */
+	}
+	return l;
+}
+
+static void
+later_run(void *arg)
+{
+	struct later_req *req = arg;
+	struct isd_bstore_later *l = atomic_load_explicit(&req->bs->later, memory_order_acquire);
+	isd_bstore_cb cb = req->cb;
+	void *cb_arg = req->arg;
+	int status = req->status;
+
+	TAILQ_REMOVE(&l->q[isd_reactor_index(req->r)], req, link);
+	isd_mem_free(req);
+	cb(cb_arg, status);
+}
+
+int
+isd_bstore_complete_later(struct isd_bstore *bs, int status, isd_bstore_cb cb, void *arg)
+{
+	struct isd_bstore_later *l = later_get(bs);
+	struct later_req *req;
+
+	if (l == NULL)
+		return -ENOMEM;
+	req = isd_mem_alloc(sizeof(*req));
+	if (req == NULL)
+		return -ENOMEM;
+	isd_timer_init(&req->timer, later_run, req);
+	req->bs = bs;
+	req->r = isd_bstore_reactor_here(bs);
+	req->cb = cb;
+	req->arg = arg;
+	req->status = status;
+	TAILQ_INSERT_TAIL(&l->q[isd_reactor_index(req->r)], req, link);
+	isd_reactor_defer(req->r, &req->timer);
+	return 0;
+}
+
+/*
+ * Completions still queued are dropped: the owner is going away with them.
+ * Reactors other than the caller's must be idle (stopped, or paused by the
+ * caller) since their timer lists are touched.
+ */
+static void
+later_drop(struct isd_bstore *bs)
+{
+	struct isd_bstore_later *l = atomic_load_explicit(&bs->later, memory_order_acquire);
+	struct later_req *req;
+
+	if (l == NULL)
+		return;
+	for (unsigned i = 0; i < ISD_REACTOR_MAX; i++) {
+		while ((req = TAILQ_FIRST(&l->q[i])) != NULL) {
+			TAILQ_REMOVE(&l->q[i], req, link);
+			isd_reactor_timer_stop(req->r, &req->timer);
+			isd_mem_free(req);
+		}
+	}
+	free(l);
+	atomic_store(&bs->later, NULL);
+}
+
 void
 isd_bstore_close(struct isd_bstore *bs)
 {
-	if (bs != NULL)
-		bs->ops->destroy(bs);
+	if (bs == NULL)
+		return;
+	later_drop(bs);
+	bs->ops->destroy(bs);
 }

@@ -5,6 +5,9 @@
  * nothing above this layer names a kind.
  * All I/O is asynchronous: the callback runs once, from the reactor, never
  * inside the submitting call (so the SCSI layer's stack never recurses).
+ *
+ * A store may be used from every reactor of one group (src/reactor): the
+ * callback of a request runs on the reactor of the thread that submitted it.
  */
 #ifndef ISD_BSTORE_H
 #define ISD_BSTORE_H
@@ -52,6 +55,8 @@ struct isd_bstore {
 	 * adapter, so discard must zero them in place, never drop them. */
 	bool mem_pinned;
 	char desc[128];                 /* "ram:1G", "file:/path" for logs */
+	/* completions queued by isd_bstore_complete_later, per reactor (bstore.c) */
+	struct isd_bstore_later *_Atomic later;
 };
 
 #define ISD_BSTORE_SPEC_MAX 4200       /* "file:" + PATH_MAX + ",size=..." */
@@ -145,7 +150,22 @@ int isd_bstore_resize(struct isd_bstore *bs, uint64_t size, char *why, size_t wh
 /* "1G" -> 1073741824; -EINVAL for garbage or overflow. */
 int isd_parse_size(const char *s, uint64_t *out);
 
-/* ---- helpers for the kinds' parsers ---- */
+/* ---- helpers for the kinds ---- */
+
+/*
+ * The reactor of the calling thread (isd_reactor_current), or the one the
+ * store was opened on when the thread runs none (a test driving a reactor by
+ * hand): where a request's completion goes.
+ */
+struct isd_reactor *isd_bstore_reactor_here(const struct isd_bstore *bs);
+/*
+ * For a store whose work is done at submission (RAM, zero): runs cb(arg,
+ * status) on the next turn of the calling thread's reactor. 0 or -ENOMEM.
+ * isd_bstore_close() drops the ones still queued, so a kind's destroy need
+ * not know about them.
+ */
+int isd_bstore_complete_later(struct isd_bstore *bs, int status, isd_bstore_cb cb, void *arg);
+
 
 /* 1073741824 -> "1G": the largest exact suffix, so every spelling has one canonical form. */
 void isd_bstore_size_format(uint64_t v, char *buf, size_t len);

@@ -2,9 +2,10 @@
  * RAM backing store: one anonymous mapping, so the whole LU is a single
  * region the SCSI layer can point data-in at and iSER can register once.
  * I/O is a memcpy done at submission; only the completion is deferred to the
- * reactor, to keep the rule that a callback never runs inside the call.
- *
- * Owned by the reactor it was opened on; not thread-safe.
+ * submitter's reactor (isd_bstore_complete_later), to keep the rule that a
+ * callback never runs inside the call. Any reactor may use it: the store has
+ * no state that I/O changes, only the memory, whose ranges the SCSI layer
+ * orders.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,60 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/queue.h>
 #include <unistd.h>
 
 #include "bstore/bstore_int.h"
 #include "reactor/reactor.h"
-#include "util/mem.h"
 #include "util/str.h"
-
-struct ram_req {
-	struct isd_timer timer;
-	struct ram_bs *owner;
-	isd_bstore_cb cb;
-	void *arg;
-	int status;
-	TAILQ_ENTRY(ram_req) link;
-};
 
 struct ram_bs {
 	struct isd_bstore bs;
 	size_t map_len;
 	size_t page;
-	TAILQ_HEAD(, ram_req) inflight;
 };
-
-static void
-ram_complete(void *arg)
-{
-	struct ram_req *req = arg;
-	struct ram_bs *rb = req->owner;
-	isd_bstore_cb cb = req->cb;
-	void *cb_arg = req->arg;
-	int status = req->status;
-
-	TAILQ_REMOVE(&rb->inflight, req, link);
-	isd_mem_free(req);
-	cb(cb_arg, status);
-}
-
-static int
-ram_defer(struct ram_bs *rb, int status, isd_bstore_cb cb, void *arg)
-{
-	struct ram_req *req = isd_mem_alloc(sizeof(*req));
-
-	if (req == NULL)
-		return -ENOMEM;
-	isd_timer_init(&req->timer, ram_complete, req);
-	req->owner = rb;
-	req->cb = cb;
-	req->arg = arg;
-	req->status = status;
-	TAILQ_INSERT_TAIL(&rb->inflight, req, link);
-	isd_reactor_defer(rb->bs.reactor, &req->timer);
-	return 0;
-}
 
 /* The range [off, off + len) must lie inside the store; callers check too. */
 static bool
@@ -92,7 +50,7 @@ ram_read(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t of
 			memcpy(iov[i].iov_base, src, iov[i].iov_len);
 		src += iov[i].iov_len;
 	}
-	return ram_defer(rb, 0, cb, arg);
+	return isd_bstore_complete_later(bs, 0, cb, arg);
 }
 
 static int
@@ -115,13 +73,13 @@ ram_write(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t o
 			memmove(dst, iov[i].iov_base, iov[i].iov_len);
 		dst += iov[i].iov_len;
 	}
-	return ram_defer(rb, 0, cb, arg);
+	return isd_bstore_complete_later(bs, 0, cb, arg);
 }
 
 static int
 ram_flush(struct isd_bstore *bs, isd_bstore_cb cb, void *arg)
 {
-	return ram_defer((struct ram_bs *)bs, 0, cb, arg);
+	return isd_bstore_complete_later(bs, 0, cb, arg);
 }
 
 static int
@@ -154,21 +112,14 @@ ram_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb,
 	} else {
 		memset(base + off, 0, len);
 	}
-	return ram_defer(rb, 0, cb, arg);
+	return isd_bstore_complete_later(bs, 0, cb, arg);
 }
 
 static void
 ram_destroy(struct isd_bstore *bs)
 {
 	struct ram_bs *rb = (struct ram_bs *)bs;
-	struct ram_req *req;
 
-	/* Completions still queued are dropped: the owner is going away with them. */
-	while ((req = TAILQ_FIRST(&rb->inflight)) != NULL) {
-		TAILQ_REMOVE(&rb->inflight, req, link);
-		isd_reactor_timer_stop(bs->reactor, &req->timer);
-		isd_mem_free(req);
-	}
 	if (bs->mem_base != NULL)
 		munmap(bs->mem_base, rb->map_len);
 	free(rb);
@@ -197,7 +148,6 @@ isd_bstore_ram_create(struct isd_reactor *r, uint64_t size, struct isd_bstore **
 	rb = calloc(1, sizeof(*rb));
 	if (rb == NULL)
 		return -ENOMEM;
-	TAILQ_INIT(&rb->inflight);
 	rb->page = (size_t)page;
 	rb->map_len = (size_t)((size + rb->page - 1) / rb->page * rb->page);
 	/* NORESERVE: a thin 1T RAM LU only costs what is written to it. */

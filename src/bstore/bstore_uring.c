@@ -1,8 +1,8 @@
 /*
  * File and block-device backing stores over io_uring.
  *
- * One ring per reactor, created when the first store opens on that reactor and
- * freed with the last one. Buffered I/O: FUA is a RWF_DSYNC write, SYNCHRONIZE
+ * One ring per reactor, created when the first store is used on that reactor
+ * and freed with the last store that used it. Buffered I/O: FUA is a RWF_DSYNC write, SYNCHRONIZE
  * CACHE an fdatasync, so the page cache is the volatile write cache the LU
  * reports.
  *
@@ -25,8 +25,11 @@
  *
  * A request that does not fit in the submission queue waits on a list and goes
  * out when completions have made room. Short reads and writes resubmit the
- * rest. Stores and rings belong to their reactor's thread; only the list of
- * rings is shared (guarded by a mutex, touched at open and close only).
+ * rest. A store may be used from every reactor of a group: what requests
+ * change lives in the store's part for the submitting reactor (struct
+ * uring_per, by reactor index), so the data path takes no lock; rings belong
+ * to their reactor's thread; only the list of rings is shared (guarded by a
+ * mutex, touched when a reactor first uses a store and at close).
  */
 #define _GNU_SOURCE /* pwritev2 */
 #include <errno.h>
@@ -67,9 +70,11 @@ enum uring_op {
 };
 
 struct uring_bs;
+struct uring_per;
 
 struct uring_req {
 	struct uring_bs *ubs;
+	struct uring_per *per;          /* the submitting reactor's part of the store */
 	enum uring_op op;
 	bool fua;
 	uint64_t off;
@@ -94,14 +99,24 @@ struct uring_ctx {
 	LIST_ENTRY(uring_ctx) link;
 };
 
+/*
+ * What a store keeps per reactor that uses it, touched only by that reactor's
+ * thread: its ring, and the requests it submitted. Set up by the first
+ * request from that reactor (the opening reactor's at open).
+ */
+struct uring_per {
+	struct isd_reactor *r;
+	struct uring_ctx *ctx;
+	unsigned inflight;              /* this store's requests not yet completed */
+	TAILQ_HEAD(, uring_req) deferred;       /* completions waiting on a reactor timer */
+};
+
 struct uring_bs {
 	struct isd_bstore bs;
 	int fd;
 	bool is_dev;
 	bool memfs;                     /* a file on tmpfs/ramfs: preadv/pwritev at turn end */
-	struct uring_ctx *ctx;
-	unsigned inflight;              /* this store's requests not yet completed */
-	TAILQ_HEAD(, uring_req) deferred;       /* completions waiting on a reactor timer */
+	struct uring_per per[ISD_REACTOR_MAX];  /* by reactor index */
 };
 
 static pthread_mutex_t g_ring_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -112,11 +127,10 @@ static void ring_event(void *arg, uint32_t events);
 static void
 req_finish(struct uring_req *req, int status)
 {
-	struct uring_bs *ubs = req->ubs;
 	isd_bstore_cb cb = req->cb;
 	void *arg = req->arg;
 
-	ubs->inflight--;
+	req->per->inflight--;
 	isd_mem_free(req);
 	cb(arg, status);
 }
@@ -354,18 +368,36 @@ ring_put(struct uring_ctx *ctx)
 	free(ctx);
 }
 
+/* The calling reactor's part of the store, its ring set up on first use; NULL
+ * when the ring cannot be (no memory, io_uring refused). */
+static struct uring_per *
+per_here(struct uring_bs *ubs)
+{
+	struct isd_reactor *r = isd_bstore_reactor_here(&ubs->bs);
+	struct uring_per *per = &ubs->per[isd_reactor_index(r)];
+
+	if (per->ctx == NULL) {
+		if (ring_get(r, &per->ctx) < 0)
+			return NULL;
+		per->r = r;
+	}
+	return per;
+}
+
 static struct uring_req *
 req_alloc(struct uring_bs *ubs, enum uring_op op, const struct iovec *iov, int iovcnt,
 	  uint64_t off, isd_bstore_cb cb, void *arg)
 {
+	struct uring_per *per = per_here(ubs);
 	struct uring_req *req;
 
-	if (iovcnt < 0 || iovcnt > URING_MAX_IOV)
+	if (per == NULL || iovcnt < 0 || iovcnt > URING_MAX_IOV)
 		return NULL;
 	req = isd_mem_zalloc(sizeof(*req) + (size_t)iovcnt * sizeof(struct iovec));
 	if (req == NULL)
 		return NULL;
 	req->ubs = ubs;
+	req->per = per;
 	req->op = op;
 	req->off = off;
 	req->cb = cb;
@@ -381,7 +413,7 @@ uring_deferred_done(void *arg)
 {
 	struct uring_req *req = arg;
 
-	TAILQ_REMOVE(&req->ubs->deferred, req, link);
+	TAILQ_REMOVE(&req->per->deferred, req, link);
 	req_finish(req, req->status);
 }
 
@@ -391,8 +423,8 @@ req_defer(struct uring_req *req, int status)
 {
 	req->status = status;
 	isd_timer_init(&req->timer, uring_deferred_done, req);
-	TAILQ_INSERT_TAIL(&req->ubs->deferred, req, link);
-	isd_reactor_defer(req->ubs->bs.reactor, &req->timer);
+	TAILQ_INSERT_TAIL(&req->per->deferred, req, link);
+	isd_reactor_defer(req->per->r, &req->timer);
 }
 
 /* A memory file's read or write, done by the reactor (see the top of the file). */
@@ -432,7 +464,7 @@ memfs_run(void *arg)
 {
 	struct uring_req *req = arg;
 
-	TAILQ_REMOVE(&req->ubs->deferred, req, link);
+	TAILQ_REMOVE(&req->per->deferred, req, link);
 	req_finish(req, memfs_rw(req));
 }
 
@@ -460,7 +492,7 @@ uring_rw(struct isd_bstore *bs, enum uring_op op, const struct iovec *iov, int i
 			req->iov[n++] = iov[i];
 	req->iovcnt = n;
 	req->fua = fua;
-	ubs->inflight++;
+	req->per->inflight++;
 	if (n == 0) {
 		/* Nothing to move: complete from the reactor without bothering the kernel. */
 		req_defer(req, 0);
@@ -468,11 +500,11 @@ uring_rw(struct isd_bstore *bs, enum uring_op op, const struct iovec *iov, int i
 	}
 	if (ubs->memfs) {
 		isd_timer_init(&req->timer, memfs_run, req);
-		TAILQ_INSERT_TAIL(&ubs->deferred, req, link);
-		isd_reactor_at_turn_end(bs->reactor, &req->timer);
+		TAILQ_INSERT_TAIL(&req->per->deferred, req, link);
+		isd_reactor_at_turn_end(req->per->r, &req->timer);
 		return 0;
 	}
-	req_queue(ubs->ctx, req);
+	req_queue(req->per->ctx, req);
 	return 0;
 }
 
@@ -500,8 +532,8 @@ uring_flush(struct isd_bstore *bs, isd_bstore_cb cb, void *arg)
 
 	if (req == NULL)
 		return -ENOMEM;
-	ubs->inflight++;
-	req_queue(ubs->ctx, req);
+	req->per->inflight++;
+	req_queue(req->per->ctx, req);
 	return 0;
 }
 
@@ -521,7 +553,7 @@ uring_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb c
 	if (req == NULL)
 		return -ENOMEM;
 	req->len = len;
-	ubs->inflight++;
+	req->per->inflight++;
 	if (ubs->is_dev) {
 		uint64_t range[2] = { off, len };
 
@@ -537,7 +569,7 @@ uring_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb c
 		req_defer(req, 0);
 		return 0;
 	}
-	req_queue(ubs->ctx, req);
+	req_queue(req->per->ctx, req);
 	return 0;
 }
 
@@ -547,26 +579,34 @@ uring_destroy(struct isd_bstore *bs)
 	struct uring_bs *ubs = (struct uring_bs *)bs;
 	struct uring_req *req;
 
-	/* Completions that never reached the kernel are dropped with the store. */
-	while ((req = TAILQ_FIRST(&ubs->deferred)) != NULL) {
-		TAILQ_REMOVE(&ubs->deferred, req, link);
-		isd_reactor_timer_stop(bs->reactor, &req->timer);
-		ubs->inflight--;
-		isd_mem_free(req);
-	}
 	/*
-	 * The owner promised nothing is in flight; if it lied, wait for the
-	 * kernel to finish with the buffers before they can be freed under it.
+	 * Every reactor that used the store is idle by now (stopped, or the
+	 * caller's own), since their timer lists and rings are touched here.
 	 */
-	if (ubs->ctx != NULL) {
-		while (ubs->inflight > 0 && ubs->ctx->inflight > 0) {
+	for (unsigned i = 0; i < ISD_REACTOR_MAX; i++) {
+		struct uring_per *per = &ubs->per[i];
+
+		if (per->ctx == NULL)
+			continue;
+		/* Completions that never reached the kernel are dropped with the store. */
+		while ((req = TAILQ_FIRST(&per->deferred)) != NULL) {
+			TAILQ_REMOVE(&per->deferred, req, link);
+			isd_reactor_timer_stop(per->r, &req->timer);
+			per->inflight--;
+			isd_mem_free(req);
+		}
+		/*
+		 * The owner promised nothing is in flight; if it lied, wait for the
+		 * kernel to finish with the buffers before they can be freed under it.
+		 */
+		while (per->inflight > 0 && per->ctx->inflight > 0) {
 			struct io_uring_cqe *cqe;
 
-			if (io_uring_wait_cqe(&ubs->ctx->ring, &cqe) < 0)
+			if (io_uring_wait_cqe(&per->ctx->ring, &cqe) < 0)
 				break;
-			ring_reap(ubs->ctx);
+			ring_reap(per->ctx);
 		}
-		ring_put(ubs->ctx);
+		ring_put(per->ctx);
 	}
 	if (ubs->fd >= 0)
 		close(ubs->fd);
@@ -647,7 +687,8 @@ isd_bstore_uring_open(struct isd_reactor *r, const char *path, bool is_dev, uint
 	ubs = calloc(1, sizeof(*ubs));
 	if (ubs == NULL)
 		return -ENOMEM;
-	TAILQ_INIT(&ubs->deferred);
+	for (unsigned i = 0; i < ISD_REACTOR_MAX; i++)
+		TAILQ_INIT(&ubs->per[i].deferred);
 	ubs->fd = open(path, flags, 0600);
 	if (ubs->fd < 0) {
 		rc = -errno;
@@ -703,7 +744,8 @@ isd_bstore_uring_open(struct isd_reactor *r, const char *path, bool is_dev, uint
 		snprintf(err, err_len, "%s is empty (give size=)", path);
 		goto err_close;
 	}
-	rc = ring_get(r, &ubs->ctx);
+	rc = ring_get(r, &ubs->per[isd_reactor_index(r)].ctx);
+	ubs->per[isd_reactor_index(r)].r = r;
 	if (rc < 0) {
 		snprintf(err, err_len, "cannot set up io_uring: %s", strerror(-rc));
 		goto err_close;

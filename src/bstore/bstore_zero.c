@@ -10,63 +10,24 @@
  * command its own buffer instead (the ordinary path of file: and dev:), reads
  * fill it with zeros and writes leave nothing behind.
  *
- * Owned by the reactor it was opened on; not thread-safe.
+ * Any reactor may use it: completions go back to the submitter's
+ * (isd_bstore_complete_later), and nothing else changes.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
 #include "bstore/bstore.h"
 #include "reactor/reactor.h"
-#include "util/mem.h"
 #include "util/str.h"
-
-struct zero_req {
-	struct isd_timer timer;
-	struct zero_bs *owner;
-	isd_bstore_cb cb;
-	void *arg;
-	TAILQ_ENTRY(zero_req) link;
-};
 
 struct zero_bs {
 	struct isd_bstore bs;
-	TAILQ_HEAD(, zero_req) inflight;
 };
 
 extern const struct isd_bstore_kind isd_bstore_kind_zero;
-
-static void
-zero_complete(void *arg)
-{
-	struct zero_req *req = arg;
-	isd_bstore_cb cb = req->cb;
-	void *cb_arg = req->arg;
-
-	TAILQ_REMOVE(&req->owner->inflight, req, link);
-	isd_mem_free(req);
-	cb(cb_arg, 0);
-}
-
-/* The work is done at submission; the callback still waits for the reactor. */
-static int
-zero_defer(struct zero_bs *zb, isd_bstore_cb cb, void *arg)
-{
-	struct zero_req *req = isd_mem_zalloc(sizeof(*req));
-
-	if (req == NULL)
-		return -ENOMEM;
-	isd_timer_init(&req->timer, zero_complete, req);
-	req->owner = zb;
-	req->cb = cb;
-	req->arg = arg;
-	TAILQ_INSERT_TAIL(&zb->inflight, req, link);
-	isd_reactor_defer(zb->bs.reactor, &req->timer);
-	return 0;
-}
 
 static int
 zero_range(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t off)
@@ -90,7 +51,7 @@ zero_read(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t o
 		return -EINVAL;
 	for (int i = 0; i < iovcnt; i++)
 		memset(iov[i].iov_base, 0, iov[i].iov_len);
-	return zero_defer((struct zero_bs *)bs, cb, arg);
+	return isd_bstore_complete_later(bs, 0, cb, arg);
 }
 
 static int
@@ -102,13 +63,13 @@ zero_write(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t 
 		return -EROFS;
 	if (zero_range(bs, iov, iovcnt, off) < 0)
 		return -EINVAL;
-	return zero_defer((struct zero_bs *)bs, cb, arg);
+	return isd_bstore_complete_later(bs, 0, cb, arg);
 }
 
 static int
 zero_flush(struct isd_bstore *bs, isd_bstore_cb cb, void *arg)
 {
-	return zero_defer((struct zero_bs *)bs, cb, arg);
+	return isd_bstore_complete_later(bs, 0, cb, arg);
 }
 
 static int
@@ -118,21 +79,14 @@ zero_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb
 		return -EROFS;
 	if (off > bs->size || len > bs->size - off)
 		return -EINVAL;
-	return zero_defer((struct zero_bs *)bs, cb, arg);
+	return isd_bstore_complete_later(bs, 0, cb, arg);
 }
 
 static void
 zero_destroy(struct isd_bstore *bs)
 {
 	struct zero_bs *zb = (struct zero_bs *)bs;
-	struct zero_req *req;
 
-	/* Completions still queued are dropped: the owner is going away with them. */
-	while ((req = TAILQ_FIRST(&zb->inflight)) != NULL) {
-		TAILQ_REMOVE(&zb->inflight, req, link);
-		isd_reactor_timer_stop(bs->reactor, &req->timer);
-		isd_mem_free(req);
-	}
 	free(zb);
 }
 
@@ -171,7 +125,6 @@ zero_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct is
 		isd_seterr(err, err_len, "cannot allocate '%s'", spec->canon);
 		return -ENOMEM;
 	}
-	TAILQ_INIT(&zb->inflight);
 	zb->bs.ops = &zero_ops;
 	zb->bs.reactor = r;
 	zb->bs.size = spec->size;
