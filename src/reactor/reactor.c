@@ -533,7 +533,54 @@ struct isd_reactor_group {
 	bool started;
 	struct isd_reactor **r;
 	pthread_t *threads;             /* [0] unused: reactor 0 runs on the creator */
+	struct isd_reactor_msg *pause_msg;      /* one per reactor, [0] unused */
+	/* the barrier of isd_reactor_group_pause */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned arrived;               /* reactors at the barrier of this pause */
+	unsigned depth;                 /* pause nesting on reactor 0 */
+	uint64_t epoch;                 /* bumped by each release */
 };
+
+static void
+pause_here(void *arg)
+{
+	struct isd_reactor_group *g = arg;
+	uint64_t epoch;
+
+	pthread_mutex_lock(&g->lock);
+	epoch = g->epoch;
+	g->arrived++;
+	pthread_cond_broadcast(&g->cond);
+	while (g->epoch == epoch)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void
+isd_reactor_group_pause(struct isd_reactor_group *g)
+{
+	if (!g->started || g->n < 2 || g->depth++ > 0)
+		return;
+	for (unsigned i = 1; i < g->n; i++)
+		isd_reactor_post(g->r[i], &g->pause_msg[i]);
+	pthread_mutex_lock(&g->lock);
+	while (g->arrived < g->n - 1)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void
+isd_reactor_group_resume(struct isd_reactor_group *g)
+{
+	if (!g->started || g->n < 2 || g->depth == 0 || --g->depth > 0)
+		return;
+	pthread_mutex_lock(&g->lock);
+	g->epoch++;
+	g->arrived = 0;         /* a reactor still leaving belongs to the old round */
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
 
 int
 isd_reactor_group_create(unsigned n, struct isd_reactor_group **out)
@@ -546,11 +593,18 @@ isd_reactor_group_create(unsigned n, struct isd_reactor_group **out)
 	g = calloc(1, sizeof(*g));
 	if (g == NULL)
 		return -ENOMEM;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
 	g->r = calloc(n, sizeof(*g->r));
 	g->threads = calloc(n, sizeof(*g->threads));
-	if (g->r == NULL || g->threads == NULL) {
+	g->pause_msg = calloc(n, sizeof(*g->pause_msg));
+	if (g->r == NULL || g->threads == NULL || g->pause_msg == NULL) {
 		rc = -ENOMEM;
 		goto err;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		g->pause_msg[i].cb = pause_here;
+		g->pause_msg[i].arg = g;
 	}
 	for (g->n = 0; g->n < n; g->n++) {
 		rc = isd_reactor_create(&g->r[g->n]);
@@ -642,6 +696,8 @@ isd_reactor_group_join(struct isd_reactor_group *g)
 {
 	if (!g->started)
 		return;
+	while (g->depth > 0)
+		isd_reactor_group_resume(g);
 	for (unsigned i = 1; i < g->n; i++)
 		isd_reactor_stop(g->r[i]);
 	for (unsigned i = 1; i < g->n; i++)
@@ -659,5 +715,8 @@ isd_reactor_group_destroy(struct isd_reactor_group *g)
 		isd_reactor_destroy(g->r[i]);
 	free(g->r);
 	free(g->threads);
+	free(g->pause_msg);
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
 	free(g);
 }

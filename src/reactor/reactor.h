@@ -153,6 +153,17 @@ struct isd_reactor *isd_reactor_group_get(const struct isd_reactor_group *g, uns
 int isd_reactor_group_start(struct isd_reactor_group *g, const int *cpus, unsigned ncpus);
 /* Stops reactors 1..n-1 and joins their threads (reactor 0 is the caller's to stop). */
 void isd_reactor_group_join(struct isd_reactor_group *g);
+/*
+ * Stops the world for a control operation: called on reactor 0's thread,
+ * returns once every other reactor of the started group sits idle at a
+ * barrier between two of its turns (they run no callback until resume).
+ * What the caller then changes, any reactor sees after resume (the barrier's
+ * mutex orders it). For rare work only: reloads, control methods, scrapes.
+ * Nesting is counted: only the outermost resume releases them.
+ */
+void isd_reactor_group_pause(struct isd_reactor_group *g);
+void isd_reactor_group_resume(struct isd_reactor_group *g);
+
 /* Frees every reactor (after join); each must be empty as for isd_reactor_destroy. */
 void isd_reactor_group_destroy(struct isd_reactor_group *g);
 

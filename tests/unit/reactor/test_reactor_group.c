@@ -232,6 +232,95 @@ test_group_threads(void **state)
 	isd_reactor_group_destroy(g);
 }
 
+/* ---- stop the world ---- */
+
+struct shared {
+	uint64_t plain[4];              /* no atomics: the barrier must order them */
+	atomic_bool stop;
+	atomic_uint ticks[4];
+};
+
+struct ticker {
+	struct isd_timer t;
+	struct isd_reactor *r;
+	struct shared *sh;
+	unsigned i;
+};
+
+static void
+tick(void *arg)
+{
+	struct ticker *k = arg;
+
+	if (atomic_load(&k->sh->stop))
+		return;
+	/* each reactor its own slot; the paused main thread writes them all */
+	k->sh->plain[k->i]++;
+	atomic_fetch_add(&k->sh->ticks[k->i], 1);
+	isd_reactor_timer_start(k->r, &k->t, 0);
+}
+
+static void
+start_ticker(void *arg)
+{
+	struct ticker *k = arg;
+
+	isd_timer_init(&k->t, tick, k);
+	isd_reactor_timer_start(k->r, &k->t, 0);
+}
+
+static void
+test_group_pause(void **state)
+{
+	struct isd_reactor_group *g;
+	struct shared sh = {0};
+	struct ticker k[4];
+	struct isd_reactor_msg go[4];
+
+	(void)state;
+	assert_int_equal(isd_reactor_group_create(4, &g), 0);
+	assert_int_equal(isd_reactor_group_start(g, NULL, 0), 0);
+	for (unsigned i = 1; i < 4; i++) {
+		k[i].r = isd_reactor_group_get(g, i);
+		k[i].sh = &sh;
+		k[i].i = i;
+		go[i].cb = start_ticker;
+		go[i].arg = &k[i];
+		isd_reactor_post(k[i].r, &go[i]);
+	}
+	for (int round = 0; round < 200; round++) {
+		unsigned before[4], after[4];
+
+		isd_reactor_group_pause(g);
+		isd_reactor_group_pause(g);     /* nested: counted */
+		for (unsigned i = 1; i < 4; i++)
+			before[i] = atomic_load(&sh.ticks[i]);
+		/* the world stands still: write every slot, no atomics */
+		for (unsigned j = 0; j < 4; j++)
+			sh.plain[j] += 1000;
+		usleep(200);
+		for (unsigned i = 1; i < 4; i++) {
+			after[i] = atomic_load(&sh.ticks[i]);
+			assert_int_equal(before[i], after[i]);
+		}
+		isd_reactor_group_resume(g);    /* inner: still paused */
+		usleep(100);
+		for (unsigned i = 1; i < 4; i++)
+			assert_int_equal(atomic_load(&sh.ticks[i]), after[i]);
+		isd_reactor_group_resume(g);
+		if (round % 50 == 0)
+			usleep(1000);
+	}
+	/* each slot: 200 rounds of +1000 from here, plus its own reactor's ticks */
+	atomic_store(&sh.stop, true);
+	isd_reactor_group_join(g);
+	for (unsigned i = 1; i < 4; i++) {
+		assert_true(atomic_load(&sh.ticks[i]) > 0);
+		assert_int_equal(sh.plain[i], 200000u + atomic_load(&sh.ticks[i]));
+	}
+	isd_reactor_group_destroy(g);
+}
+
 int
 main(void)
 {
@@ -241,6 +330,7 @@ main(void)
 		cmocka_unit_test(test_posts_from_threads_adaptive),
 		cmocka_unit_test(test_post_to_self_runs_later),
 		cmocka_unit_test(test_group_threads),
+		cmocka_unit_test(test_group_pause),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
