@@ -94,8 +94,11 @@ isd_target_reactor_mode_parse(const char *s)
 void
 isd_target_reactor_mode(const struct isd_target_cfg *cfg, int *mode, unsigned *poll_us)
 {
-	/* 2 = adaptive: it spins only while there is work, so idle costs nothing */
-	*mode = cfg->reactor_mode >= 0 && cfg->reactor_mode <= 2 ? cfg->reactor_mode : 2;
+	/*
+	 * 0 = event until a quiet measurement says adaptive is no worse at QD32
+	 * (bench/reactor_modes.sh); both cost nothing when idle.
+	 */
+	*mode = cfg->reactor_mode >= 0 && cfg->reactor_mode <= 2 ? cfg->reactor_mode : 0;
 	*poll_us = cfg->reactor_poll_us >= 0 ? (unsigned)cfg->reactor_poll_us
 					     : ISD_TARGET_DEFAULT_POLL_US;
 }

@@ -143,7 +143,7 @@ struct isd_target_cfg {
 	int64_t max_held_pdus;
 	int64_t max_session_buffer_bytes;
 	int64_t shutdown_timeout_ms;    /* how long a stop waits for sessions (default 5000) */
-	/* how the reactor waits when idle: enum isd_reactor_mode, -1 = unset (adaptive) */
+	/* how the reactor waits when idle: enum isd_reactor_mode, -1 = unset (event) */
 	int reactor_mode;
 	int64_t reactor_poll_us;        /* adaptive: busy poll this long after work; -1 = 50 */
 	/* the datamovers' own settings (their knobs, dm_kind.h): [kind][knob], -1 = unset */

@@ -160,6 +160,41 @@ test_args_good_flags(void **state)
 }
 
 static void
+test_args_reactor_mode(void **state)
+{
+	static const char *const bad[] = {
+		"", "bogus", "adaptive:", "adaptive:x", "adaptive:100001", "adaptive:-1",
+		"adaptive:10x", "eventpoll", "adaptive:99999999999999999999999", ":10",
+	};
+	struct isd_target_cfg cfg;
+	char err[512];
+	int mode;
+	unsigned us;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, err, sizeof(err), NULL), 0);
+	isd_target_reactor_mode(&cfg, &mode, &us);
+	assert_int_equal(mode, 0);      /* event unless asked */
+	assert_int_equal(us, ISD_TARGET_DEFAULT_POLL_US);
+	isd_target_cfg_fini(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--reactor-mode", "adaptive:20", NULL), 0);
+	isd_target_reactor_mode(&cfg, &mode, &us);
+	assert_int_equal(mode, 2);
+	assert_int_equal(us, 20);
+	isd_target_cfg_fini(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--reactor-mode=poll", NULL), 0);
+	assert_int_equal(cfg.reactor_mode, 1);
+	assert_int_equal(cfg.reactor_poll_us, -1);
+	isd_target_cfg_fini(&cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(&cfg, err, sizeof(err), "--reactor-mode", bad[i], NULL),
+				 -EINVAL);
+		assert_non_null(strstr(err, "--reactor-mode"));
+		isd_target_cfg_fini(&cfg);
+	}
+}
+
+static void
 test_args_lun_before_target_goes_to_default(void **state)
 {
 	struct isd_target_cfg cfg;
@@ -1101,6 +1136,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_args_defaults),
 	    cmocka_unit_test(test_args_good_flags),
+	    cmocka_unit_test(test_args_reactor_mode),
 	    cmocka_unit_test(test_args_lun_before_target_goes_to_default),
 	    cmocka_unit_test(test_args_physical_block_size),
 	    cmocka_unit_test(test_args_help_version),
