@@ -20,6 +20,7 @@
 #include "ctl/ctl.h"
 #include "dm/dm_kind.h"
 #include "reactor/reactor.h"
+#include "scsi/scsi.h"
 #include "server/live.h"
 #include "server/target.h"
 #include "util/log.h"
@@ -374,6 +375,15 @@ find_node(const struct isd_target_cfg *cfg, const char *name)
 	return NULL;
 }
 
+/* The LU's live state (stats), else the model's (a LU being added). */
+static uint8_t
+st_alua(const struct isd_live_lun_stats *st, const struct isd_target_lun_cfg *l)
+{
+	if (st != NULL)
+		return st->alua_state;
+	return l->alua_state_set ? l->alua_state : ISD_ALUA_ACTIVE_OPTIMIZED;
+}
+
 static struct json_object *
 lun_json(struct rpc *x, const struct isd_target_node_cfg *n, const struct isd_target_lun_cfg *l,
 	 const struct isd_live_lun_stats *st)
@@ -399,8 +409,13 @@ lun_json(struct rpc *x, const struct isd_target_node_cfg *n, const struct isd_ta
 	add_str(o, "vendor", l->vendor[0] ? l->vendor : "ISERD");
 	add_str(o, "product", l->product);
 	add_str(o, "serial", l->serial);
+	if (l->naa[0] != '\0')
+		add_str(o, "naa", l->naa);
+	/* ALUA: the state the LU has on this gateway, when the target reports one */
+	if (n->alua_group != 0) {
+		add_str(o, "alua_state", isd_scsi_alua_state_name(st_alua(st, l)));
+	}
 	(void)x;
-	(void)n;
 	return o;
 }
 
@@ -472,6 +487,19 @@ target_json(struct rpc *x, const struct isd_target_node_cfg *n, bool full)
 	add_str(o, "name", n->name);
 	add_str(o, "alias", n->alias);
 	add_int(o, "tpgt", n->tpgt == -1 ? 1 : n->tpgt);
+	if (n->alua_group != 0) {
+		struct json_object *peers = json_object_new_array();
+
+		add_int(o, "alua_group", n->alua_group);
+		for (int i = 0; i < n->alua_peer_count; i++) {
+			struct json_object *p = json_object_new_object();
+
+			add_int(p, "group", n->alua_peers[i].group);
+			add_int(p, "port", n->alua_peers[i].rtpi);
+			json_object_array_add(peers, p);
+		}
+		json_object_object_add(o, "alua_peers", peers);
+	}
 	json_object_object_add(o, "auth", auth_json(&n->auth));
 	json_object_object_add(o, "portals", portals_bound_json(n));
 	if (full) {
@@ -559,8 +587,8 @@ lun_from(struct rpc *x, struct isd_target_lun_cfg *l)
 {
 	static const char *const keys[] = {"target", "lun", "backing", "read_only", "block_size",
 					   "physical_block_size", "vendor", "product", "serial",
-					   NULL};
-	char spec[ISD_TARGET_SPEC_MAX + 8], why[256];
+					   "naa", "alua_state", NULL};
+	char spec[ISD_TARGET_SPEC_MAX + 8], why[256], naa[40] = "", alua[32] = "";
 	uint64_t bs = 0, pbs = 0;
 	bool ro = false;
 
@@ -571,13 +599,28 @@ lun_from(struct rpc *x, struct isd_target_lun_cfg *l)
 	    !p_uint(x, "physical_block_size", false, 1u << 20, &pbs, NULL) ||
 	    !p_str(x, "vendor", false, l->vendor, sizeof(l->vendor)) ||
 	    !p_str(x, "product", false, l->product, sizeof(l->product)) ||
-	    !p_str(x, "serial", false, l->serial, sizeof(l->serial)))
+	    !p_str(x, "serial", false, l->serial, sizeof(l->serial)) ||
+	    !p_str(x, "naa", false, naa, sizeof(naa)) ||
+	    !p_str(x, "alua_state", false, alua, sizeof(alua)))
 		return false;
 	if (isd_target_lun_spec_parse(spec, l, why, sizeof(why)) < 0) {
 		char esc[ISD_LOG_ESC_MAX];
 
 		return fail(x, ISD_RPC_INVALID_PARAMS, "backing '%s': %s",
 			    isd_log_escape_str(esc, sizeof(esc), spec), why);
+	}
+	/* as in a file, the keys win over the spec's ",naa=" and ",alua=" */
+	if (naa[0] != '\0' && isd_target_naa_parse(naa, l->naa, why, sizeof(why)) < 0)
+		return fail(x, ISD_RPC_INVALID_PARAMS, "naa: %s", why);
+	if (alua[0] != '\0') {
+		enum isd_scsi_alua_state st;
+
+		if (isd_scsi_alua_state_parse(alua, &st) < 0)
+			return fail(x, ISD_RPC_INVALID_PARAMS,
+				    "alua_state: active/optimized, active/non-optimized, standby, "
+				    "unavailable or transitioning");
+		l->alua_state = (uint8_t)st;
+		l->alua_state_set = true;
 	}
 	if (ro)
 		l->read_only = true;
@@ -933,6 +976,32 @@ m_lun_set_read_only(struct rpc *x)
 		return NULL;
 	isd_log_info("control (%s): target %s: LUN %u now %s", x->peer, name, lun,
 		     ro ? "read-only" : "read-write");
+	return json_object_new_object();
+}
+
+static struct json_object *
+m_lun_set_alua_state(struct rpc *x)
+{
+	static const char *const keys[] = {"target", "lun", "state", NULL};
+	char name[ISD_NAME_MAX], err[1024] = "", sname[32];
+	enum isd_scsi_alua_state st;
+	uint32_t lun;
+
+	if (!p_only(x, keys) || !p_target(x, name) || !p_lun(x, &lun) ||
+	    !p_str(x, "state", true, sname, sizeof(sname)))
+		return NULL;
+	if (isd_scsi_alua_state_parse(sname, &st) < 0) {
+		fail(x, ISD_RPC_INVALID_PARAMS,
+		     "state: active/optimized, active/non-optimized, standby, unavailable or "
+		     "transitioning");
+		return NULL;
+	}
+	if (!live_result(x, isd_live_lun_set_alua_state(x->env->rt, name, lun, (int)st, err,
+							 sizeof(err)),
+			 err))
+		return NULL;
+	isd_log_info("control (%s): target %s: LUN %u ALUA state %s", x->peer, name, lun,
+		     isd_scsi_alua_state_name(st));
 	return json_object_new_object();
 }
 
@@ -1418,6 +1487,9 @@ static const struct {
     {"lun.remove", m_lun_remove, "{target, lun}"},
     {"lun.resize", m_lun_resize, "{target, lun, size} (bytes, or \"10G\")"},
     {"lun.set_read_only", m_lun_set_read_only, "{target, lun, read_only}"},
+    {"lun.set_alua_state", m_lun_set_alua_state,
+     "{target, lun, state} (active/optimized, active/non-optimized, standby, unavailable, "
+     "transitioning)"},
     {"portal.list", m_portal_list, ""},
     {"portal.add", m_portal_add, "{url, tpgt?}"},
     {"portal.remove", m_portal_remove, "{url}"},

@@ -29,6 +29,8 @@ enum opt_id {
 	OPT_METRICS_LISTEN,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_ALUA_GROUP,
+	OPT_ALUA_PEER,
 };
 
 struct opt_def {
@@ -44,6 +46,8 @@ static const struct opt_def g_opts[] = {
     {"target", 't', "IQN", OPT_TARGET},
     {"alias", 0, "ALIAS", OPT_ALIAS},
     {"lun", 'l', "SPEC", OPT_LUN},
+    {"alua-group", 0, "N", OPT_ALUA_GROUP},
+    {"alua-peer", 0, "GROUP[/PORT]", OPT_ALUA_PEER},
     {"chap", 0, "USER:SECRET", OPT_CHAP},
     {"mutual-chap", 0, "USER:SECRET", OPT_MUTUAL_CHAP},
     {"allow", 'a', "INITIATOR", OPT_ALLOW},
@@ -85,7 +89,16 @@ static const char g_usage[] =
     "@KINDS@"
     "                            and, after any of them, ,physical_block_size=N: report\n"
     "                            N-byte physical blocks (a power-of-two multiple of the\n"
-    "                            512-byte block, up to 64K; e.g. 4096)\n"
+    "                            512-byte block, up to 64K; e.g. 4096); ,serial=S (VPD\n"
+    "                            0x80), ,naa=HEX (16 or 32 hex digits starting with 6:\n"
+    "                            the NAA designator), ,alua=STATE (active/optimized,\n"
+    "                            active/non-optimized, standby, unavailable,\n"
+    "                            transitioning: the LU's ALUA state on this gateway)\n"
+    "      --alua-group N        ALUA: this gateway's target port group for the\n"
+    "                            current target (1..65535; default: ALUA off)\n"
+    "      --alua-peer GROUP[/PORT]\n"
+    "                            another gateway's target port group (its relative\n"
+    "                            port id: PORT, default GROUP); repeatable\n"
     "      --chap USER:SECRET    require CHAP from initiators of the current target;\n"
     "                            SECRET may be @FILE (the file's one line; refused\n"
     "                            if others may read it) or env:VAR (from the\n"
@@ -285,6 +298,8 @@ apply_item(struct isd_target_cfg *cfg, const struct opt_item *it, int *cur, char
 		return 0;
 	case OPT_ALIAS:
 	case OPT_LUN:
+	case OPT_ALUA_GROUP:
+	case OPT_ALUA_PEER:
 	case OPT_CHAP:
 	case OPT_MUTUAL_CHAP:
 	case OPT_ALLOW:
@@ -305,6 +320,28 @@ apply_item(struct isd_target_cfg *cfg, const struct opt_item *it, int *cur, char
 		}
 		snprintf(n->alias, sizeof(n->alias), "%s", it->val);
 		return 0;
+	case OPT_ALUA_GROUP: {
+		struct isd_target_alua_peer g;
+
+		/* the same digits rule as a peer group: 1..65535, nothing after */
+		if (strchr(it->val, '/') != NULL ||
+		    isd_target_alua_peer_parse(it->val, &g, why, sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: a group number 1..65535", origin);
+			return -EINVAL;
+		}
+		n->alua_group = g.group;
+		return 0;
+	}
+	case OPT_ALUA_PEER: {
+		struct isd_target_alua_peer p;
+
+		if (isd_target_alua_peer_parse(it->val, &p, why, sizeof(why)) < 0 ||
+		    isd_target_alua_peer_add(n, &p, why, sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: %s", origin, why);
+			return -EINVAL;
+		}
+		return 0;
+	}
 	case OPT_LUN: {
 		struct isd_target_lun_cfg lc, *l;
 		uint32_t next = 0;
