@@ -378,9 +378,6 @@ isd_target_node_build(struct isd_target_running *rt, const struct isd_target_cfg
 				strerror(-rc));
 		goto err_free;
 	}
-	rc = isd_target_node_alua(nc, tn->dev, err, errlen);
-	if (rc < 0)
-		goto err_free;
 	isd_log_info("target %s%s%s%s, tpgt %u, %d LUN%s%s%s", nc->name, nc->alias[0] ? " (" : "",
 		     nc->alias, nc->alias[0] ? ")" : "", tn->tpgt, nc->lun_count,
 		     nc->lun_count == 1 ? "" : "s", nc->auth.require_chap ? ", CHAP" : "",
@@ -395,6 +392,9 @@ isd_target_node_build(struct isd_target_running *rt, const struct isd_target_cfg
 			     ic && ic->auth.require_chap ? ", own CHAP" : "",
 			     ic && ic->auth.mutual ? ", own mutual CHAP" : "");
 	}
+	rc = isd_target_node_alua(nc, tn->dev, err, errlen);
+	if (rc < 0)
+		goto err_free;
 	for (int i = 0; i < nc->lun_count; i++) {
 		rc = isd_target_lun_open(rt, nc, &nc->luns[i], n, err, errlen);
 		if (rc < 0)
