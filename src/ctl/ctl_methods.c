@@ -704,12 +704,15 @@ static struct json_object *
 m_target_add(struct rpc *x)
 {
 	static const char *const keys[] = {"target", "alias", "tpgt", "luns", "acl", "chap",
-					   "mutual_chap", "portals", NULL};
+					   "mutual_chap", "portals", "alua_group", "alua_peers",
+					   NULL};
 	struct isd_target_node_cfg n;
 	struct json_object *luns, *res = NULL;
-	char err[1024] = "";
-	uint64_t tpgt = 0;
+	char err[1024] = "", why[160];
+	uint64_t tpgt = 0, group = 0;
 	bool tpgt_given = false;
+	char **peers = NULL;
+	int npeers = 0;
 
 	memset(&n, 0, sizeof(n));
 	n.tpgt = -1;
@@ -721,12 +724,23 @@ m_target_add(struct rpc *x)
 	    !p_str(x, "alias", false, n.alias, sizeof(n.alias)) ||
 	    !p_uint(x, "tpgt", false, 65535, &tpgt, &tpgt_given) || !p_auth(x, &n.auth) ||
 	    !p_strv(x, "acl", ISD_NAME_MAX, &n.acl, &n.acl_count) ||
-	    !p_strv(x, "portals", 256, &n.portals, &n.portal_bind_count))
+	    !p_strv(x, "portals", 256, &n.portals, &n.portal_bind_count) ||
+	    !p_uint(x, "alua_group", false, 65535, &group, NULL) ||
+	    !p_strv(x, "alua_peers", 16, &peers, &npeers))
 		goto out;
 	if (tpgt_given) {
 		if (tpgt == 0)
 			fail(x, ISD_RPC_INVALID_PARAMS, "'tpgt' must be between 1 and 65535");
 		n.tpgt = (int)tpgt;
+	}
+	/* "GROUP" or "GROUP/PORT", as in a file; validation refuses peers without a group */
+	n.alua_group = (uint16_t)group;
+	for (int i = 0; x->code == 0 && i < npeers; i++) {
+		struct isd_target_alua_peer p;
+
+		if (isd_target_alua_peer_parse(peers[i], &p, why, sizeof(why)) < 0 ||
+		    isd_target_alua_peer_add(&n, &p, why, sizeof(why)) < 0)
+			fail(x, ISD_RPC_INVALID_PARAMS, "alua_peers: %s", why);
 	}
 	for (int i = 0; x->code == 0 && i < n.acl_count; i++)
 		name_ok(x, "initiator", n.acl[i]);
@@ -777,6 +791,9 @@ m_target_add(struct rpc *x)
 		res = nn != NULL ? target_json(x, nn, false) : json_object_new_object();
 	}
 out:
+	for (int i = 0; i < npeers; i++)
+		free(peers[i]);
+	free(peers);
 	node_cfg_free(&n);
 	return res;
 }
@@ -1476,7 +1493,8 @@ static const struct {
     {"target.list", m_target_list, "every target, with counts"},
     {"target.show", m_target_show, "{target}: LUNs, ACL, sessions, I/O"},
     {"target.add", m_target_add,
-     "{target, alias?, tpgt?, luns?: [{lun, backing, ...}], acl?, chap?, mutual_chap?, portals?}"},
+     "{target, alias?, tpgt?, luns?: [{lun, backing, ...}], acl?, chap?, mutual_chap?, portals?, "
+     "alua_group?, alua_peers?}"},
     {"target.remove", m_target_remove, "{target, force?}"},
     {"target.set_auth", m_target_set_auth, "{target, chap?, mutual_chap?} (absent = off)"},
     {"target.bind", m_target_bind, "{target, portals: [url...]} ([] = every portal)"},

@@ -269,6 +269,22 @@ def run_all(a, b):
         bad = rpc(a, "lun.set_alua_state", {"target": TGT, "lun": 7, "state": "standby"})
         if "error" not in bad:
             raise hl.CaseFail("LUN 7 accepted: %r" % bad)
+        # a target added through the control socket, with its groups
+        t2 = TGT + "-added"
+        rpc_ok(a, "target.add", {"target": t2, "alua_group": 5, "alua_peers": ["6", "7/9"],
+                                 "luns": [{"lun": 0, "backing": "ram:1M",
+                                           "alua_state": "standby"}]})
+        show = rpc_ok(a, "target.show", {"target": t2})
+        if show.get("alua_group") != 5 or show.get("alua_peers") != \
+                [{"group": 6, "port": 6}, {"group": 7, "port": 9}] or \
+                show["luns"][0].get("alua_state") != "standby":
+            raise hl.CaseFail("target.show of the added target: %r" % show)
+        for bad in ({"alua_peers": ["5"], "alua_group": 5}, {"alua_peers": ["6"]},
+                    {"alua_peers": ["x"], "alua_group": 5}):
+            p = dict(bad, target=t2 + "x", luns=[{"lun": 0, "backing": "ram:1M"}])
+            if "error" not in rpc(a, "target.add", p):
+                raise hl.CaseFail("target.add accepted %r" % bad)
+        rpc_ok(a, "target.remove", {"target": t2})
         saved = os.path.join(b.tmp, "saved.conf")
         rpc_ok(b, "config.save", {"path": saved})
         with open(saved) as f:
