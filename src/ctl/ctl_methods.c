@@ -491,6 +491,9 @@ target_json(struct rpc *x, const struct isd_target_node_cfg *n, bool full)
 		struct json_object *peers = json_object_new_array();
 
 		add_int(o, "alua_group", n->alua_group);
+		add_str(o, "alua_peer_state",
+			isd_scsi_alua_state_name(n->alua_peer_state != 0 ? n->alua_peer_state
+									 : ISD_ALUA_ACTIVE_NON_OPTIMIZED));
 		for (int i = 0; i < n->alua_peer_count; i++) {
 			struct json_object *p = json_object_new_object();
 
@@ -705,10 +708,10 @@ m_target_add(struct rpc *x)
 {
 	static const char *const keys[] = {"target", "alias", "tpgt", "luns", "acl", "chap",
 					   "mutual_chap", "portals", "alua_group", "alua_peers",
-					   NULL};
+					   "alua_peer_state", NULL};
 	struct isd_target_node_cfg n;
 	struct json_object *luns, *res = NULL;
-	char err[1024] = "", why[160];
+	char err[1024] = "", why[160], pstate[32] = "";
 	uint64_t tpgt = 0, group = 0;
 	bool tpgt_given = false;
 	char **peers = NULL;
@@ -726,8 +729,14 @@ m_target_add(struct rpc *x)
 	    !p_strv(x, "acl", ISD_NAME_MAX, &n.acl, &n.acl_count) ||
 	    !p_strv(x, "portals", 256, &n.portals, &n.portal_bind_count) ||
 	    !p_uint(x, "alua_group", false, 65535, &group, NULL) ||
-	    !p_strv(x, "alua_peers", 16, &peers, &npeers))
+	    !p_strv(x, "alua_peers", 16, &peers, &npeers) ||
+	    !p_str(x, "alua_peer_state", false, pstate, sizeof(pstate)))
 		goto out;
+	if (pstate[0] != '\0' && isd_target_alua_peer_state_parse(pstate, &n.alua_peer_state) < 0) {
+		fail(x, ISD_RPC_INVALID_PARAMS,
+		     "alua_peer_state: active/non-optimized, standby or unavailable");
+		goto out;
+	}
 	if (tpgt_given) {
 		if (tpgt == 0)
 			fail(x, ISD_RPC_INVALID_PARAMS, "'tpgt' must be between 1 and 65535");
@@ -1494,7 +1503,7 @@ static const struct {
     {"target.show", m_target_show, "{target}: LUNs, ACL, sessions, I/O"},
     {"target.add", m_target_add,
      "{target, alias?, tpgt?, luns?: [{lun, backing, ...}], acl?, chap?, mutual_chap?, portals?, "
-     "alua_group?, alua_peers?}"},
+     "alua_group?, alua_peers?, alua_peer_state?}"},
     {"target.remove", m_target_remove, "{target, force?}"},
     {"target.set_auth", m_target_set_auth, "{target, chap?, mutual_chap?} (absent = off)"},
     {"target.bind", m_target_bind, "{target, portals: [url...]} ([] = every portal)"},

@@ -74,17 +74,20 @@ isd_scsi_alua_state_parse(const char *s, enum isd_scsi_alua_state *out)
 }
 
 enum isd_scsi_alua_state
-isd_scsi_alua_peer_state(enum isd_scsi_alua_state ours)
+isd_scsi_alua_peer_state(enum isd_scsi_alua_state ours, uint8_t nonowner)
 {
 	/*
 	 * One gateway owns the data at a time (a store that follows a cluster
-	 * lock): while we own it the others serve through us or take the lock on
-	 * their first write, so they are usable but slower; while we do not, the
-	 * owner is one of them. Reporting a peer standby would make initiators
-	 * that trust RTPG from one path alone lose every path on a failover.
+	 * lock): while we own it the others are in the state non-owners are put
+	 * in (configured: active/non-optimized where they serve through the owner
+	 * or take the lock on first write, standby where they are kept idle);
+	 * while we do not, the owner is one of them. Initiators (Linux
+	 * scsi_dh_alua) set every group's state from whichever path reported
+	 * last, so this must agree with what the peers report of themselves.
 	 */
-	return ours == ISD_ALUA_ACTIVE_OPTIMIZED ? ISD_ALUA_ACTIVE_NON_OPTIMIZED
-						 : ISD_ALUA_ACTIVE_OPTIMIZED;
+	if (ours != ISD_ALUA_ACTIVE_OPTIMIZED)
+		return ISD_ALUA_ACTIVE_OPTIMIZED;
+	return nonowner != 0 ? (enum isd_scsi_alua_state)nonowner : ISD_ALUA_ACTIVE_NON_OPTIMIZED;
 }
 
 int
@@ -97,6 +100,10 @@ isd_scsi_dev_set_alua(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *
 		return 0;
 	}
 	if (cfg->npeers > ISD_SCSI_ALUA_MAX_PEERS)
+		return -EINVAL;
+	/* a non-owner is never optimized (two owners), nor in transition for good */
+	if (cfg->peer_state != 0 && cfg->peer_state != ISD_ALUA_ACTIVE_NON_OPTIMIZED &&
+	    cfg->peer_state != ISD_ALUA_STANDBY && cfg->peer_state != ISD_ALUA_UNAVAILABLE)
 		return -EINVAL;
 	for (uint32_t i = 0; i < cfg->npeers; i++) {
 		if (cfg->peers[i].group == 0 || cfg->peers[i].group == cfg->group)
@@ -237,7 +244,7 @@ isd_alua_exec_rtpg(struct isd_scsi_cmd *cmd)
 	 * (implicit), which is how every change here is made. */
 	off += rtpg_desc(buf + off, a->group, lu->alua_state, lu->alua_changed ? 0x02 : 0x00, ports,
 			 nports);
-	peer = (uint8_t)isd_scsi_alua_peer_state(lu->alua_state);
+	peer = (uint8_t)isd_scsi_alua_peer_state(lu->alua_state, a->peer_state);
 	for (uint32_t i = 0; i < a->npeers && i < ISD_SCSI_ALUA_MAX_PEERS; i++) {
 		uint16_t p = a->peers[i].rtpi;
 

@@ -223,6 +223,12 @@ struct isd_scsi_alua_cfg {
 	uint16_t rtpi;                  /* the target's own port (TPGT); the asking nexus's
 					 * port is listed too when it differs */
 	uint8_t transition_secs;        /* IMPLICIT TRANSITION TIME reported (0: unspecified) */
+	/* The state reported for the other groups while this one's LU is
+	 * active/optimized: what the other gateways set themselves to when they do
+	 * not own the LU (active/non-optimized, standby or unavailable; 0 = the
+	 * default, active/non-optimized). Initiators take every group's state from
+	 * any path's report, so it must match what the others say of themselves. */
+	uint8_t peer_state;
 	uint32_t npeers;
 	struct isd_scsi_alua_peer peers[ISD_SCSI_ALUA_MAX_PEERS];
 };
@@ -239,9 +245,11 @@ int isd_scsi_dev_set_alua(struct isd_scsi_dev *dev, const struct isd_scsi_alua_c
  */
 int isd_scsi_lu_set_alua_state(struct isd_scsi_dev *dev, uint32_t lun,
 			       enum isd_scsi_alua_state state);
-/* The state reported for the other groups: active/non-optimized while we are
- * active/optimized, else active/optimized (the owner is elsewhere). */
-enum isd_scsi_alua_state isd_scsi_alua_peer_state(enum isd_scsi_alua_state ours);
+/* The state reported for the other groups: `nonowner` (cfg peer_state, 0 =
+ * active/non-optimized) while we are active/optimized, else active/optimized
+ * (the owner is elsewhere). */
+enum isd_scsi_alua_state isd_scsi_alua_peer_state(enum isd_scsi_alua_state ours,
+						  uint8_t nonowner);
 /* "active/optimized", "active/non-optimized", "standby", "unavailable",
  * "transitioning"; NULL for another value. */
 const char *isd_scsi_alua_state_name(int state);

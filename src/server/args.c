@@ -31,6 +31,7 @@ enum opt_id {
 	OPT_VERSION,
 	OPT_ALUA_GROUP,
 	OPT_ALUA_PEER,
+	OPT_ALUA_PEER_STATE,
 };
 
 struct opt_def {
@@ -48,6 +49,7 @@ static const struct opt_def g_opts[] = {
     {"lun", 'l', "SPEC", OPT_LUN},
     {"alua-group", 0, "N", OPT_ALUA_GROUP},
     {"alua-peer", 0, "GROUP[/PORT]", OPT_ALUA_PEER},
+    {"alua-peer-state", 0, "STATE", OPT_ALUA_PEER_STATE},
     {"chap", 0, "USER:SECRET", OPT_CHAP},
     {"mutual-chap", 0, "USER:SECRET", OPT_MUTUAL_CHAP},
     {"allow", 'a', "INITIATOR", OPT_ALLOW},
@@ -99,6 +101,11 @@ static const char g_usage[] =
     "      --alua-peer GROUP[/PORT]\n"
     "                            another gateway's target port group (its relative\n"
     "                            port id: PORT, default GROUP); repeatable\n"
+    "      --alua-peer-state STATE\n"
+    "                            how the peers are reported while this gateway's\n"
+    "                            LUN is active/optimized: the state non-owners are\n"
+    "                            put in (active/non-optimized (default), standby,\n"
+    "                            unavailable)\n"
     "      --chap USER:SECRET    require CHAP from initiators of the current target;\n"
     "                            SECRET may be @FILE (the file's one line; refused\n"
     "                            if others may read it) or env:VAR (from the\n"
@@ -300,6 +307,7 @@ apply_item(struct isd_target_cfg *cfg, const struct opt_item *it, int *cur, char
 	case OPT_LUN:
 	case OPT_ALUA_GROUP:
 	case OPT_ALUA_PEER:
+	case OPT_ALUA_PEER_STATE:
 	case OPT_CHAP:
 	case OPT_MUTUAL_CHAP:
 	case OPT_ALLOW:
@@ -342,6 +350,13 @@ apply_item(struct isd_target_cfg *cfg, const struct opt_item *it, int *cur, char
 		}
 		return 0;
 	}
+	case OPT_ALUA_PEER_STATE:
+		if (isd_target_alua_peer_state_parse(it->val, &n->alua_peer_state) < 0) {
+			isd_target_errf(err, errlen,
+					"%s: active/non-optimized, standby or unavailable", origin);
+			return -EINVAL;
+		}
+		return 0;
 	case OPT_LUN: {
 		struct isd_target_lun_cfg lc, *l;
 		uint32_t next = 0;

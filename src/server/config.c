@@ -470,6 +470,19 @@ isd_target_alua_peer_parse(const char *s, struct isd_target_alua_peer *out, char
 }
 
 int
+isd_target_alua_peer_state_parse(const char *s, uint8_t *out)
+{
+	enum isd_scsi_alua_state st;
+
+	/* an owner elsewhere is the only optimized one, and no state is for good in transition */
+	if (isd_scsi_alua_state_parse(s, &st) < 0 || st == ISD_ALUA_ACTIVE_OPTIMIZED ||
+	    st == ISD_ALUA_TRANSITIONING)
+		return -EINVAL;
+	*out = (uint8_t)st;
+	return 0;
+}
+
+int
 isd_target_alua_peer_add(struct isd_target_node_cfg *n, const struct isd_target_alua_peer *p,
 			 char *why, size_t whylen)
 {
@@ -1109,7 +1122,7 @@ validate_node(const struct isd_target_cfg *cfg, const struct isd_target_node_cfg
 		return -EINVAL;
 	}
 	/* peers of a target without a group would describe groups nobody reports */
-	if (n->alua_peer_count > 0 && n->alua_group == 0) {
+	if ((n->alua_peer_count > 0 || n->alua_peer_state != 0) && n->alua_group == 0) {
 		isd_target_errf(err, errlen, "%s: ALUA peer groups need an alua_group", n->origin);
 		return -EINVAL;
 	}

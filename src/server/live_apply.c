@@ -218,6 +218,7 @@ node_same(const struct isd_target_node_cfg *a, const struct isd_target_node_cfg 
 {
 	if (strcmp(a->alias, b->alias) != 0 || a->tpgt != b->tpgt || !neg_same(&a->neg, &b->neg) ||
 	    a->alua_group != b->alua_group || a->alua_peer_count != b->alua_peer_count ||
+	    a->alua_peer_state != b->alua_peer_state ||
 	    memcmp(a->alua_peers, b->alua_peers,
 		   (size_t)a->alua_peer_count * sizeof(a->alua_peers[0])) != 0 ||
 	    global_neg_changed || !auth_same(&a->auth, &b->auth) ||

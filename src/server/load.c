@@ -54,7 +54,7 @@ static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
 static const char *const g_portal_keys[] = {"url", "tpgt", NULL};
 static const char *const g_target_keys[] = {
     "name", "alias", "tpgt", "luns", "acl", "chap", "mutual_chap", "portals", "alua_group",
-    "alua_peers", NULL,
+    "alua_peers", "alua_peer_state", NULL,
 };
 static const char *const g_lun_keys[] = {
     "number", "backing", "block_size", "physical_block_size", "read_only", "vendor", "product",
@@ -769,6 +769,16 @@ load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 		if (rc < 0)
 			return rc;
 		n->alua_group = (uint16_t)v;
+	}
+	if ((s = config_setting_get_member(g, "alua_peer_state")) != NULL) {
+		char st[32];
+
+		rc = get_string(x, s, st, sizeof(st));
+		if (rc < 0)
+			return rc;
+		if (isd_target_alua_peer_state_parse(st, &n->alua_peer_state) < 0)
+			return fail(x, s, "alua_peer_state: active/non-optimized, standby or "
+				    "unavailable");
 	}
 	if ((s = config_setting_get_member(g, "alua_peers")) != NULL) {
 		/* [ 2, 3 ] or [ "2/2", "3/7" ]: GROUP, or GROUP/PORT */

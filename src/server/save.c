@@ -326,6 +326,8 @@ add_target(config_setting_t *l, const struct isd_target_node_cfg *nc)
 		rc = add_int(g, "tpgt", nc->tpgt);
 	if (rc == 0 && nc->alua_group != 0)
 		rc = add_int(g, "alua_group", nc->alua_group);
+	if (rc == 0 && nc->alua_peer_state != 0)
+		rc = add_string(g, "alua_peer_state", isd_scsi_alua_state_name(nc->alua_peer_state));
 	if (rc == 0 && nc->alua_peer_count > 0) {
 		/* "GROUP/PORT" always: it reads back the same whatever the port */
 		s = add(g, "alua_peers", CONFIG_TYPE_ARRAY);

@@ -147,6 +147,7 @@ isd_target_node_alua(const struct isd_target_node_cfg *nc, struct isd_scsi_dev *
 	/* what Linux waits by default (scsi_dh_alua) for a transitioning path; a
 	 * store following a cluster lock hands it over well within that */
 	a.transition_secs = 60;
+	a.peer_state = nc->alua_peer_state;
 	for (int i = 0; i < nc->alua_peer_count && i < ISD_SCSI_ALUA_MAX_PEERS; i++) {
 		a.peers[i].group = nc->alua_peers[i].group;
 		a.peers[i].rtpi = nc->alua_peers[i].rtpi;

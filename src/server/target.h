@@ -124,6 +124,10 @@ struct isd_target_node_cfg {
 	/* ALUA: this gateway's target port group for the target (0 = ALUA off) and
 	 * the other gateways' groups */
 	uint16_t alua_group;
+	/* what the peers are reported as while this gateway's LU is active/optimized:
+	 * the state non-owners are put in (enum isd_scsi_alua_state; 0 = unset,
+	 * active/non-optimized) */
+	uint8_t alua_peer_state;
 	int alua_peer_count;
 	struct isd_target_alua_peer alua_peers[ISD_TARGET_ALUA_MAX_PEERS];
 	bool from_flags;                /* created by --target (gets the default LUN) */
@@ -249,6 +253,9 @@ void isd_target_naa_split(const char *canon, uint64_t *id60, uint64_t *ext, bool
  * use tpgt = alua_group) or "GROUP/PORT". 1..65535 each. */
 int isd_target_alua_peer_parse(const char *s, struct isd_target_alua_peer *out, char *why,
 			       size_t whylen);
+/* A state non-owners may be in (alua_peer_state): active/non-optimized, standby,
+ * unavailable. 0 or -EINVAL. */
+int isd_target_alua_peer_state_parse(const char *s, uint8_t *out);
 /* Adds a peer group to a target: refused when it is the target's own group or
  * listed already, or when there are ISD_TARGET_ALUA_MAX_PEERS. */
 int isd_target_alua_peer_add(struct isd_target_node_cfg *n, const struct isd_target_alua_peer *p,

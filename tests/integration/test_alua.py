@@ -52,6 +52,7 @@ targets = ( {
     tpgt = %(tpgt)d;
     alua_group = %(group)d;
     alua_peers = [ "%(peer)d/%(peer)d" ];
+    alua_peer_state = "standby";
     luns = ( { number = 0; backing = "ram:8M"; serial = "%(serial)s"; naa = "%(naa)s";
                alua_state = "%(state)s"; } );
 } );
@@ -219,7 +220,7 @@ def run_all(a, b):
         print("PASS: same identity through both gateways, TPGS 01b, own group designators",
               flush=True)
 
-        expect_groups(ca, {1: (AO, [1]), 2: (AN, [2])}, "A")
+        expect_groups(ca, {1: (AO, [1]), 2: (SB, [2])}, "A")
         expect_groups(cb, {2: (SB, [2]), 1: (AO, [1])}, "B")
         # a short allocation length: the first bytes, RETURN DATA LENGTH of the whole
         cdb = bytes([0xA3, 0x0A, 0, 0, 0, 0]) + struct.pack(">I", 6) + bytes(2)
@@ -253,7 +254,7 @@ def run_all(a, b):
         expect_sense(ca, WRITE10, (2, 0x04, 0x0B), "A standby: WRITE(10)",
                      write_data=bytes(512))
         expect_groups(ca, {1: (SB, [1]), 2: (AO, [2])}, "A after failover")
-        expect_groups(cb, {2: (AO, [2]), 1: (AN, [1])}, "B after failover")
+        expect_groups(cb, {2: (AO, [2]), 1: (SB, [1])}, "B after failover")
         print("PASS: failover through the control sockets, unit attentions and senses",
               flush=True)
 
@@ -261,7 +262,8 @@ def run_all(a, b):
         if show.get("alua_state") != "active/optimized" or show.get("naa") != NAA:
             raise hl.CaseFail("lun.show on B: %r" % show)
         tshow = rpc_ok(a, "target.show", {"target": TGT})
-        if tshow.get("alua_group") != 1 or tshow.get("alua_peers") != [{"group": 2, "port": 2}]:
+        if tshow.get("alua_group") != 1 or tshow.get("alua_peers") != [{"group": 2, "port": 2}] \
+                or tshow.get("alua_peer_state") != "standby":
             raise hl.CaseFail("target.show on A: %r" % tshow)
         bad = rpc(a, "lun.set_alua_state", {"target": TGT, "lun": 0, "state": "offline"})
         if "error" not in bad:
@@ -290,6 +292,7 @@ def run_all(a, b):
         with open(saved) as f:
             text = f.read()
         for want in ('alua_state = "active/optimized"', 'naa = "%s"' % NAA, "alua_group = 2",
+                     'alua_peer_state = "standby"',
                      '"1/1"', 'serial = "%s"' % SERIAL):
             if want not in text:
                 raise hl.CaseFail("saved config lacks %s:\n%s" % (want, text))

@@ -210,6 +210,24 @@ test_rtpg_formats(void **state)
 		if (a > 0)
 			assert_memory_equal(r->data, full, a);
 	}
+	/* where non-owners are kept in standby, the peers are reported so */
+	{
+		struct isd_scsi_alua_cfg a;
+
+		memset(&a, 0, sizeof(a));
+		a.group = GROUP;
+		a.rtpi = 1;
+		a.npeers = 1;
+		a.peers[0].group = PEER1;
+		a.peers[0].rtpi = 2;
+		a.peer_state = ISD_ALUA_STANDBY;
+		assert_int_equal(isd_scsi_dev_set_alua(h.dev, &a), 0);
+		r = rtpg(&h, 0, 0, 1024);
+		assert_good(r);
+		assert_int_equal(r->len, 4 + 12 + 12);
+		check_desc(r->data + 16, PEER1, ISD_ALUA_STANDBY, 0, 1, 2);
+		alua_on(&h);
+	}
 	/* a nexus on another target port is listed in our group beside ours */
 	h.nx[1].rel_tgt_port_id = 7;
 	r = rtpg(&h, 1, 0, 1024);
@@ -298,6 +316,11 @@ test_rtpg_hostile(void **state)
 		a.peers[1].group = 6;
 		assert_int_equal(isd_scsi_dev_set_alua(h.dev, &a), -EINVAL);
 		a.npeers = ISD_SCSI_ALUA_MAX_PEERS + 1;
+		assert_int_equal(isd_scsi_dev_set_alua(h.dev, &a), -EINVAL);
+		a.npeers = 0;
+		a.peer_state = ISD_ALUA_TRANSITIONING;
+		assert_int_equal(isd_scsi_dev_set_alua(h.dev, &a), -EINVAL);
+		a.peer_state = 4;
 		assert_int_equal(isd_scsi_dev_set_alua(h.dev, &a), -EINVAL);
 	}
 	assert_int_equal(isd_scsi_lu_set_alua_state(h.dev, 0, (enum isd_scsi_alua_state)4),
@@ -447,9 +470,13 @@ test_names(void **state)
 	assert_int_equal(isd_scsi_alua_state_parse("offline", &st), -EINVAL);
 	assert_int_equal(isd_scsi_alua_state_parse("", &st), -EINVAL);
 	assert_int_equal(isd_scsi_alua_state_parse(NULL, &st), -EINVAL);
-	assert_int_equal(isd_scsi_alua_peer_state(ISD_ALUA_ACTIVE_OPTIMIZED),
+	assert_int_equal(isd_scsi_alua_peer_state(ISD_ALUA_ACTIVE_OPTIMIZED, 0),
 			 ISD_ALUA_ACTIVE_NON_OPTIMIZED);
-	assert_int_equal(isd_scsi_alua_peer_state(ISD_ALUA_STANDBY), ISD_ALUA_ACTIVE_OPTIMIZED);
+	assert_int_equal(isd_scsi_alua_peer_state(ISD_ALUA_ACTIVE_OPTIMIZED, ISD_ALUA_STANDBY),
+			 ISD_ALUA_STANDBY);
+	assert_int_equal(isd_scsi_alua_peer_state(ISD_ALUA_STANDBY, 0), ISD_ALUA_ACTIVE_OPTIMIZED);
+	assert_int_equal(isd_scsi_alua_peer_state(ISD_ALUA_TRANSITIONING, ISD_ALUA_STANDBY),
+			 ISD_ALUA_ACTIVE_OPTIMIZED);
 }
 
 int

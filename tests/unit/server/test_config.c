@@ -225,7 +225,8 @@ test_alua_config(void **state)
 	bool ext_set;
 
 	(void)state;
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--alua-group", "3", "--alua-peer", "4",
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--alua-group", "3", "--alua-peer-state",
+			       "unavailable", "--alua-peer", "4",
 			       "--alua-peer", "5/9", "--lun",
 			       "ram:1M,serial=GW-1,naa=6001405ABCDEF012,alua=standby", "--lun",
 			       "ram:1M,naa=6001405abcdef0123456789abcdef012", NULL),
@@ -233,6 +234,7 @@ test_alua_config(void **state)
 	n = &cfg.nodes[0];
 	assert_int_equal(n->alua_group, 3);
 	assert_int_equal(n->alua_peer_count, 2);
+	assert_int_equal(n->alua_peer_state, ISD_ALUA_UNAVAILABLE);
 	assert_int_equal(n->alua_peers[0].group, 4);
 	assert_int_equal(n->alua_peers[0].rtpi, 4);
 	assert_int_equal(n->alua_peers[1].group, 5);
@@ -268,6 +270,11 @@ test_alua_config(void **state)
 	EXPECT_BAD("own alua_group", "--alua-group", "2", "--alua-peer", "2");
 	EXPECT_BAD("listed twice", "--alua-group", "1", "--alua-peer", "2", "--alua-peer", "2/5");
 	EXPECT_BAD("need an alua_group", "--alua-peer", "2");
+	EXPECT_BAD("need an alua_group", "--alua-peer-state", "standby");
+	EXPECT_BAD("active/non-optimized, standby or unavailable", "--alua-group", "1",
+		   "--alua-peer-state", "active/optimized");
+	EXPECT_BAD("active/non-optimized, standby or unavailable", "--alua-group", "1",
+		   "--alua-peer-state", "transitioning");
 
 	expect_file_error("targets = ( { name = \"iqn.2026-11.t:a\"; alua_peers = [ 2 ];\n"
 			  "  luns = ( { backing = \"ram:1M\"; } ); } );\n",

@@ -161,6 +161,7 @@ cfg_equal(const struct isd_target_cfg *a, const struct isd_target_cfg *b)
 			assert_int_equal(l->alua_state, k->alua_state);
 		}
 		assert_int_equal(n->alua_group, m->alua_group);
+		assert_int_equal(n->alua_peer_state, m->alua_peer_state);
 		assert_int_equal(n->alua_peer_count, m->alua_peer_count);
 		for (int j = 0; j < n->alua_peer_count; j++) {
 			assert_int_equal(n->alua_peers[j].group, m->alua_peers[j].group);
@@ -256,6 +257,7 @@ static const char g_every_key[] =
 	"targets = (\n"
 	"  { name = \"iqn.2026-11.org.iserd:every\"; alias = \"a \\\"quoted\\\" alias\";\n"
 	"    tpgt = 7; alua_group = 7; alua_peers = ( 8, \"9/12\" );\n"
+	"    alua_peer_state = \"standby\";\n"
 	"    luns = ( { number = 3; backing = \"ram:64M\"; block_size = 4096; read_only = true;\n"
 	"               vendor = \"VEND\"; product = \"PROD\"; serial = \"SER-1\";\n"
 	"               naa = \"6001405ABCDEF012\"; alua_state = \"standby\"; },\n"
