@@ -90,13 +90,32 @@ isd_scsi_alua_peer_state(enum isd_scsi_alua_state ours, uint8_t nonowner)
 	return nonowner != 0 ? (enum isd_scsi_alua_state)nonowner : ISD_ALUA_ACTIVE_NON_OPTIMIZED;
 }
 
+/*
+ * TPGS, the VPD 0x83 designators and RTPG describe the configuration: when it
+ * changes under running nexuses, SPC-5 6.7.1 has the device server establish
+ * INQUIRY DATA HAS CHANGED for them (none exist yet when a device is built).
+ */
+static void
+alua_changed(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *now)
+{
+	if (memcmp(&dev->alua, now, sizeof(*now)) == 0)
+		return;
+	dev->alua = *now;
+	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++)
+		if (dev->lus[i] != NULL)
+			isd_scsi_ua_raise_all(dev->lus[i], ISD_UA_INQUIRY_CHANGED, false, 0);
+}
+
 int
 isd_scsi_dev_set_alua(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *cfg)
 {
+	struct isd_scsi_alua_cfg a;
+
 	if (dev == NULL)
 		return -EINVAL;
 	if (cfg == NULL || cfg->group == 0) {
-		memset(&dev->alua, 0, sizeof(dev->alua));
+		memset(&a, 0, sizeof(a));
+		alua_changed(dev, &a);
 		return 0;
 	}
 	if (cfg->npeers > ISD_SCSI_ALUA_MAX_PEERS)
@@ -112,7 +131,15 @@ isd_scsi_dev_set_alua(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *
 			if (cfg->peers[j].group == cfg->peers[i].group)
 				return -EINVAL;
 	}
-	dev->alua = *cfg;
+	/* compared whole: what lies beyond npeers must not make a difference */
+	memset(&a, 0, sizeof(a));
+	a.group = cfg->group;
+	a.rtpi = cfg->rtpi;
+	a.transition_secs = cfg->transition_secs;
+	a.peer_state = cfg->peer_state;
+	a.npeers = cfg->npeers;
+	memcpy(a.peers, cfg->peers, cfg->npeers * sizeof(cfg->peers[0]));
+	alua_changed(dev, &a);
 	return 0;
 }
 

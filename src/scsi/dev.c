@@ -343,6 +343,8 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 		return -EINVAL;
 	if (isd_scsi_phys_block_check(cfg->block_size, cfg->physical_block_size) < 0)
 		return -EINVAL;
+	if (isd_scsi_alua_state_name(cfg->alua_state) == NULL)
+		return -EINVAL;
 	if (dev->lus[lun] != NULL)
 		return -EEXIST;
 	lu = calloc(1, sizeof(*lu));
@@ -380,10 +382,6 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 			     0x0fffffffffffffffull;
 	}
 	lu->naa_ext = cfg->naa_ext_set ? cfg->naa_ext : lun;
-	if (isd_scsi_alua_state_name(cfg->alua_state) == NULL) {
-		free(lu);
-		return -EINVAL;
-	}
 	lu->alua_state = cfg->alua_state;
 	lu->max_xfer_blocks = ISD_SCSI_MAX_XFER / lu->block_size;
 	/* 1M blocks per UNMAP: what initiators (and libiscsi's checks) expect as a sane bound */
@@ -549,6 +547,7 @@ static const uint16_t g_ua_asc[] = {
 	ISD_ASC_ALUA_CHANGED,
 	ISD_ASC_COMMANDS_CLEARED,
 	ISD_ASC_REPORTED_LUNS_CHANGED,
+	ISD_ASC_INQUIRY_CHANGED,
 };
 
 bool

@@ -233,8 +233,10 @@ struct isd_scsi_alua_cfg {
 	struct isd_scsi_alua_peer peers[ISD_SCSI_ALUA_MAX_PEERS];
 };
 
-/* Sets (or, group 0, clears) the device's ALUA configuration. -EINVAL for a bad one
- * (too many peers, a peer group 0 or equal to ours or listed twice). */
+/* Sets (or, group 0, clears) the device's ALUA configuration; a change raises
+ * INQUIRY DATA HAS CHANGED (3Fh/03h) on every nexus of every LU. -EINVAL for a
+ * bad one (too many peers, a peer group 0 or equal to ours or listed twice, a
+ * peer_state other than 0, non-optimized, standby, unavailable). */
 int isd_scsi_dev_set_alua(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *cfg);
 /*
  * Changes the access state of LU lun in this gateway's group. A change

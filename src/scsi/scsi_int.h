@@ -53,6 +53,7 @@ struct isd_xcopy_held;
 #define ISD_ASC_CAPACITY_CHANGED 0x2a09
 #define ISD_ASC_COMMANDS_CLEARED 0x2f00
 #define ISD_ASC_REPORTED_LUNS_CHANGED 0x3f0e
+#define ISD_ASC_INQUIRY_CHANGED 0x3f03
 #define ISD_ASC_SAVING_NOT_SUPPORTED 0x3900
 #define ISD_ASC_MEDIUM_REMOVAL_PREVENTED 0x5302
 #define ISD_ASC_INSUFFICIENT_REG_RESOURCES 0x5504
@@ -71,6 +72,7 @@ enum {
 	ISD_UA_ALUA_CHANGED = 1u << 7,
 	ISD_UA_CMDS_CLEARED = 1u << 8,          /* 2Fh/00h: another nexus aborted our tasks */
 	ISD_UA_LUNS_CHANGED = 1u << 9,          /* 3Fh/0Eh: a LU was added or removed */
+	ISD_UA_INQUIRY_CHANGED = 1u << 10,      /* 3Fh/03h: ALUA turned on/off or regrouped */
 };
 
 /* cmd->io_flags */

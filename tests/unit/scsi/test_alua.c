@@ -223,10 +223,13 @@ test_rtpg_formats(void **state)
 		a.peer_state = ISD_ALUA_STANDBY;
 		assert_int_equal(isd_scsi_dev_set_alua(h.dev, &a), 0);
 		r = rtpg(&h, 0, 0, 1024);
+		assert_sense(r, ISD_SK_UNIT_ATTENTION, 0x3f, 0x03);     /* regrouped */
+		r = rtpg(&h, 0, 0, 1024);
 		assert_good(r);
 		assert_int_equal(r->len, 4 + 12 + 12);
 		check_desc(r->data + 16, PEER1, ISD_ALUA_STANDBY, 0, 1, 2);
 		alua_on(&h);
+		h_clear_ua(&h, 0);
 	}
 	/* a nexus on another target port is listed in our group beside ours */
 	h.nx[1].rel_tgt_port_id = 7;
@@ -440,6 +443,16 @@ test_transition_ua(void **state)
 	assert_sense(&g_res, ISD_SK_UNIT_ATTENTION, 0x2a, 0x06);
 	h_tur(&h, 2, 0);
 	assert_sense(&g_res, ISD_SK_NOT_READY, 0x04, 0x0b);
+	/* a regrouping is INQUIRY DATA HAS CHANGED, the same configuration nothing */
+	alua_on(&h);
+	h_tur(&h, 2, 0);
+	assert_sense(&g_res, ISD_SK_NOT_READY, 0x04, 0x0b);
+	assert_int_equal(isd_scsi_dev_set_alua(h.dev, NULL), 0);
+	h_tur(&h, 2, 0);
+	assert_sense(&g_res, ISD_SK_UNIT_ATTENTION, 0x3f, 0x03);
+	h_tur(&h, 2, 0);
+	assert_good(&g_res);            /* ALUA off: the standby state is not applied */
+	alua_on(&h);
 	/* the state is in the LU's description */
 	{
 		struct isd_scsi_lu_info li;

@@ -683,6 +683,9 @@ test_alua_state(void **state)
 	assert_int_equal(isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)), 0);
 	isd_target_cfg_fini(&next);
 	assert_int_equal(model_node(f, TA)->alua_group, 1);
+	/* INQUIRY data (TPGS, VPD 0x83) changed under the session */
+	assert_int_equal(tur(f, &f->a, 0, &sk), ISD_SAM_CHECK_CONDITION);
+	assert_int_equal(sk, ISD_SK_UNIT_ATTENTION << 16 | 0x3f03);
 	assert_int_equal(tur(f, &f->a, 0, NULL), ISD_SAM_GOOD);
 	/* a reload that puts the LUN in standby */
 	copy_running(f, &next);
