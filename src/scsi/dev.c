@@ -188,7 +188,8 @@ isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 void
 isd_scsi_lu_naa(const struct isd_scsi_lu *lu, uint8_t out[16])
 {
-	/* NAA IEEE Registered Extended (6h): NAA | 60 bits | 64-bit extension (the LUN). */
+	/* NAA IEEE Registered Extended (6h): NAA | 60 bits | 64-bit extension (the LUN
+	 * number, or the one configured so that gateways present one LU). */
 	put_be64(out, (6ull << 60) | lu->naa_id);
 	put_be64(out + 8, lu->naa_ext);
 }

@@ -244,6 +244,9 @@ int isd_scsi_dev_set_alua(struct isd_scsi_dev *dev, const struct isd_scsi_alua_c
  * of the LU; commands already set up run on, later ones see the new state.
  * -ENOENT for an unknown LU, -EINVAL for a state that is not one of the five.
  * It may be called with ALUA off: the state is kept and applies once on.
+ * The daemon's running configuration (what `config save` writes) is updated
+ * by isd_live_lun_set_alua_state(), which calls this; a store that calls this
+ * directly (one following a cluster lock) changes only what initiators see.
  */
 int isd_scsi_lu_set_alua_state(struct isd_scsi_dev *dev, uint32_t lun,
 			       enum isd_scsi_alua_state state);

@@ -281,6 +281,10 @@ apply_luns(struct isd_target_running *rt, struct isd_target_node *n,
 		struct isd_bstore *bs = n->bs[b->number];
 		bool resize = a->size != b->size || strcmp(a->spec, b->spec) != 0;
 		bool same = lun_same_store(a, b) && bs != NULL;
+		/* a is in the running model, which each step below replaces: what the
+		 * later steps compare is read now */
+		bool ro_changed = a->read_only != b->read_only;
+		bool alua_changed = lun_alua(a) != lun_alua(b);
 
 		/* a size the store can take in place; else the LUN is opened again */
 		if (same && resize && (bs->ops->resize == NULL || b->size == 0))
@@ -296,12 +300,12 @@ apply_luns(struct isd_target_running *rt, struct isd_target_node *n,
 		if (resize)
 			STEP(isd_live_lun_resize_int(rt, nx->name, b->number, b->size, false, err,
 						     errlen));
-		if (a->read_only != b->read_only)
+		if (ro_changed)
 			STEP(isd_live_lun_set_read_only_int(rt, nx->name, b->number, b->read_only,
 							    false, err, errlen));
 		/* straight to the LU: the new model (which may turn ALUA on or off at
 		 * once) becomes the running one when every step went through */
-		if (lun_alua(a) != lun_alua(b)) {
+		if (alua_changed) {
 			STEP(isd_scsi_lu_set_alua_state(n->tn.dev, b->number, lun_alua(b)));
 			isd_log_info("target %s: LUN %u: ALUA state %s", nx->name, b->number,
 				     isd_scsi_alua_state_name(lun_alua(b)));

@@ -707,6 +707,18 @@ test_alua_state(void **state)
 	assert_int_equal(tur(f, &f->a, 0, &sk), ISD_SAM_CHECK_CONDITION);
 	assert_int_equal(sk, ISD_SK_UNIT_ATTENTION << 16 | 0x2a06);
 	assert_int_equal(tur(f, &f->a, 0, NULL), ISD_SAM_GOOD);
+	/* read-only and the state in one reload: the second step must not read the
+	 * model the first one replaced (the fuzz_ctl corpus found that) */
+	copy_running(f, &next);
+	next_node(&next, TA)->luns[0].read_only = true;
+	next_node(&next, TA)->luns[0].alua_state = ISD_ALUA_ACTIVE_NON_OPTIMIZED;
+	assert_int_equal(isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)), 0);
+	isd_target_cfg_fini(&next);
+	assert_true(model_node(f, TA)->luns[0].read_only);
+	assert_int_equal(model_node(f, TA)->luns[0].alua_state, ISD_ALUA_ACTIVE_NON_OPTIMIZED);
+	assert_int_equal(tur(f, &f->a, 0, &sk), ISD_SAM_CHECK_CONDITION);
+	assert_int_equal(sk, ISD_SK_UNIT_ATTENTION << 16 | 0x2a06);
+	assert_int_equal(tur(f, &f->a, 0, NULL), ISD_SAM_GOOD);
 	assert_int_equal(isd_live_lun_set_alua_state(f->rt, TA, 7, ISD_ALUA_STANDBY, f->err,
 						     sizeof(f->err)),
 			 -ENOENT);
