@@ -77,6 +77,9 @@ static const char usage_text[] =
     "  lun remove TARGET LUN\n"
     "  lun resize TARGET LUN SIZE          SIZE in bytes or with K/M/G/T/P\n"
     "  lun read-only TARGET LUN on|off\n"
+    "  lun alua TARGET LUN STATE           ALUA state on this gateway: active/optimized,\n"
+    "                                      active/non-optimized, standby, unavailable,\n"
+    "                                      transitioning\n"
     "  portal list\n"
     "  portal add URL [--tpgt N]           tcp://ADDR[:PORT], iser://ADDR[:PORT]\n"
     "  portal remove URL\n"
@@ -518,6 +521,10 @@ print_result(const char *what, struct json_object *r)
 		       jstr(r, "path")[0] ? " " : "", jstr(r, "path"), sz, jint(r, "block_size"),
 		       json_object_get_boolean(jobj(r, "read_only")) ? ", read-only" : "",
 		       jstr(r, "serial"));
+		if (jstr(r, "naa")[0])
+			printf("naa %s\n", jstr(r, "naa"));
+		if (jstr(r, "alua_state")[0])
+			printf("ALUA state %s\n", jstr(r, "alua_state"));
 	} else if (strcmp(what, "acl") == 0) {
 		print_acl(r);
 	} else if (strcmp(what, "portals") == 0) {
@@ -754,7 +761,8 @@ cmd_lun(int argc, char **argv)
 	const char *sub = argc > 1 ? argv[1] : "";
 
 	if (argc < 3)
-		return usage_error("usage: iserctl lun list|show|add|remove|resize|read-only TARGET ...");
+		return usage_error(
+		    "usage: iserctl lun list|show|add|remove|resize|read-only|alua TARGET ...");
 	p = params_new();
 	p_add_str(p, "target", argv[2]);
 	if (strcmp(sub, "list") == 0 && need(argc, 3, 3, "lun list TARGET") == 0)
@@ -797,9 +805,15 @@ cmd_lun(int argc, char **argv)
 		json_object_object_add(p, "read_only", json_object_new_boolean(on));
 		return call("lun.set_read_only", p, "");
 	}
+	if (strcmp(sub, "alua") == 0 && need(argc, 5, 5, "lun alua TARGET LUN STATE") == 0) {
+		/* the daemon checks the name: one list of states, its own */
+		p_add_str(p, "state", argv[4]);
+		return call("lun.set_alua_state", p, "");
+	}
 	json_object_put(p);
 	if (strcmp(sub, "list") && strcmp(sub, "show") && strcmp(sub, "remove") &&
-	    strcmp(sub, "add") && strcmp(sub, "resize") && strcmp(sub, "read-only"))
+	    strcmp(sub, "add") && strcmp(sub, "resize") && strcmp(sub, "read-only") &&
+	    strcmp(sub, "alua"))
 		return usage_error("no command 'lun %s'", sub);
 	return EX_USAGE;
 }

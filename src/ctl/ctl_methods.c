@@ -20,6 +20,7 @@
 #include "ctl/ctl.h"
 #include "dm/dm_kind.h"
 #include "reactor/reactor.h"
+#include "scsi/scsi.h"
 #include "server/live.h"
 #include "server/target.h"
 #include "util/log.h"
@@ -374,6 +375,15 @@ find_node(const struct isd_target_cfg *cfg, const char *name)
 	return NULL;
 }
 
+/* The LU's live state (stats), else the model's (a LU being added). */
+static uint8_t
+st_alua(const struct isd_live_lun_stats *st, const struct isd_target_lun_cfg *l)
+{
+	if (st != NULL)
+		return st->alua_state;
+	return l->alua_state_set ? l->alua_state : ISD_ALUA_ACTIVE_OPTIMIZED;
+}
+
 static struct json_object *
 lun_json(struct rpc *x, const struct isd_target_node_cfg *n, const struct isd_target_lun_cfg *l,
 	 const struct isd_live_lun_stats *st)
@@ -399,8 +409,13 @@ lun_json(struct rpc *x, const struct isd_target_node_cfg *n, const struct isd_ta
 	add_str(o, "vendor", l->vendor[0] ? l->vendor : "ISERD");
 	add_str(o, "product", l->product);
 	add_str(o, "serial", l->serial);
+	if (l->naa[0] != '\0')
+		add_str(o, "naa", l->naa);
+	/* ALUA: the state the LU has on this gateway, when the target reports one */
+	if (n->alua_group != 0) {
+		add_str(o, "alua_state", isd_scsi_alua_state_name(st_alua(st, l)));
+	}
 	(void)x;
-	(void)n;
 	return o;
 }
 
@@ -472,6 +487,22 @@ target_json(struct rpc *x, const struct isd_target_node_cfg *n, bool full)
 	add_str(o, "name", n->name);
 	add_str(o, "alias", n->alias);
 	add_int(o, "tpgt", n->tpgt == -1 ? 1 : n->tpgt);
+	if (n->alua_group != 0) {
+		struct json_object *peers = json_object_new_array();
+
+		add_int(o, "alua_group", n->alua_group);
+		add_str(o, "alua_peer_state",
+			isd_scsi_alua_state_name(n->alua_peer_state != 0 ? n->alua_peer_state
+									 : ISD_ALUA_ACTIVE_NON_OPTIMIZED));
+		for (int i = 0; i < n->alua_peer_count; i++) {
+			struct json_object *p = json_object_new_object();
+
+			add_int(p, "group", n->alua_peers[i].group);
+			add_int(p, "port", n->alua_peers[i].rtpi);
+			json_object_array_add(peers, p);
+		}
+		json_object_object_add(o, "alua_peers", peers);
+	}
 	json_object_object_add(o, "auth", auth_json(&n->auth));
 	json_object_object_add(o, "portals", portals_bound_json(n));
 	if (full) {
@@ -559,8 +590,8 @@ lun_from(struct rpc *x, struct isd_target_lun_cfg *l)
 {
 	static const char *const keys[] = {"target", "lun", "backing", "read_only", "block_size",
 					   "physical_block_size", "vendor", "product", "serial",
-					   NULL};
-	char spec[ISD_TARGET_SPEC_MAX + 8], why[256];
+					   "naa", "alua_state", NULL};
+	char spec[ISD_TARGET_SPEC_MAX + 8], why[256], naa[40] = "", alua[32] = "";
 	uint64_t bs = 0, pbs = 0;
 	bool ro = false;
 
@@ -571,13 +602,28 @@ lun_from(struct rpc *x, struct isd_target_lun_cfg *l)
 	    !p_uint(x, "physical_block_size", false, 1u << 20, &pbs, NULL) ||
 	    !p_str(x, "vendor", false, l->vendor, sizeof(l->vendor)) ||
 	    !p_str(x, "product", false, l->product, sizeof(l->product)) ||
-	    !p_str(x, "serial", false, l->serial, sizeof(l->serial)))
+	    !p_str(x, "serial", false, l->serial, sizeof(l->serial)) ||
+	    !p_str(x, "naa", false, naa, sizeof(naa)) ||
+	    !p_str(x, "alua_state", false, alua, sizeof(alua)))
 		return false;
 	if (isd_target_lun_spec_parse(spec, l, why, sizeof(why)) < 0) {
 		char esc[ISD_LOG_ESC_MAX];
 
 		return fail(x, ISD_RPC_INVALID_PARAMS, "backing '%s': %s",
 			    isd_log_escape_str(esc, sizeof(esc), spec), why);
+	}
+	/* as in a file, the keys win over the spec's ",naa=" and ",alua=" */
+	if (naa[0] != '\0' && isd_target_naa_parse(naa, l->naa, why, sizeof(why)) < 0)
+		return fail(x, ISD_RPC_INVALID_PARAMS, "naa: %s", why);
+	if (alua[0] != '\0') {
+		enum isd_scsi_alua_state st;
+
+		if (isd_scsi_alua_state_parse(alua, &st) < 0)
+			return fail(x, ISD_RPC_INVALID_PARAMS,
+				    "alua_state: active/optimized, active/non-optimized, standby, "
+				    "unavailable or transitioning");
+		l->alua_state = (uint8_t)st;
+		l->alua_state_set = true;
 	}
 	if (ro)
 		l->read_only = true;
@@ -661,12 +707,15 @@ static struct json_object *
 m_target_add(struct rpc *x)
 {
 	static const char *const keys[] = {"target", "alias", "tpgt", "luns", "acl", "chap",
-					   "mutual_chap", "portals", NULL};
+					   "mutual_chap", "portals", "alua_group", "alua_peers",
+					   "alua_peer_state", NULL};
 	struct isd_target_node_cfg n;
 	struct json_object *luns, *res = NULL;
-	char err[1024] = "";
-	uint64_t tpgt = 0;
+	char err[1024] = "", why[160], pstate[32] = "";
+	uint64_t tpgt = 0, group = 0;
 	bool tpgt_given = false;
+	char **peers = NULL;
+	int npeers = 0;
 
 	memset(&n, 0, sizeof(n));
 	n.tpgt = -1;
@@ -678,12 +727,29 @@ m_target_add(struct rpc *x)
 	    !p_str(x, "alias", false, n.alias, sizeof(n.alias)) ||
 	    !p_uint(x, "tpgt", false, 65535, &tpgt, &tpgt_given) || !p_auth(x, &n.auth) ||
 	    !p_strv(x, "acl", ISD_NAME_MAX, &n.acl, &n.acl_count) ||
-	    !p_strv(x, "portals", 256, &n.portals, &n.portal_bind_count))
+	    !p_strv(x, "portals", 256, &n.portals, &n.portal_bind_count) ||
+	    !p_uint(x, "alua_group", false, 65535, &group, NULL) ||
+	    !p_strv(x, "alua_peers", 16, &peers, &npeers) ||
+	    !p_str(x, "alua_peer_state", false, pstate, sizeof(pstate)))
 		goto out;
+	if (pstate[0] != '\0' && isd_target_alua_peer_state_parse(pstate, &n.alua_peer_state) < 0) {
+		fail(x, ISD_RPC_INVALID_PARAMS,
+		     "alua_peer_state: active/non-optimized, standby or unavailable");
+		goto out;
+	}
 	if (tpgt_given) {
 		if (tpgt == 0)
 			fail(x, ISD_RPC_INVALID_PARAMS, "'tpgt' must be between 1 and 65535");
 		n.tpgt = (int)tpgt;
+	}
+	/* "GROUP" or "GROUP/PORT", as in a file; validation refuses peers without a group */
+	n.alua_group = (uint16_t)group;
+	for (int i = 0; x->code == 0 && i < npeers; i++) {
+		struct isd_target_alua_peer p;
+
+		if (isd_target_alua_peer_parse(peers[i], &p, why, sizeof(why)) < 0 ||
+		    isd_target_alua_peer_add(&n, &p, why, sizeof(why)) < 0)
+			fail(x, ISD_RPC_INVALID_PARAMS, "alua_peers: %s", why);
 	}
 	for (int i = 0; x->code == 0 && i < n.acl_count; i++)
 		name_ok(x, "initiator", n.acl[i]);
@@ -734,6 +800,9 @@ m_target_add(struct rpc *x)
 		res = nn != NULL ? target_json(x, nn, false) : json_object_new_object();
 	}
 out:
+	for (int i = 0; i < npeers; i++)
+		free(peers[i]);
+	free(peers);
 	node_cfg_free(&n);
 	return res;
 }
@@ -933,6 +1002,32 @@ m_lun_set_read_only(struct rpc *x)
 		return NULL;
 	isd_log_info("control (%s): target %s: LUN %u now %s", x->peer, name, lun,
 		     ro ? "read-only" : "read-write");
+	return json_object_new_object();
+}
+
+static struct json_object *
+m_lun_set_alua_state(struct rpc *x)
+{
+	static const char *const keys[] = {"target", "lun", "state", NULL};
+	char name[ISD_NAME_MAX], err[1024] = "", sname[32];
+	enum isd_scsi_alua_state st;
+	uint32_t lun;
+
+	if (!p_only(x, keys) || !p_target(x, name) || !p_lun(x, &lun) ||
+	    !p_str(x, "state", true, sname, sizeof(sname)))
+		return NULL;
+	if (isd_scsi_alua_state_parse(sname, &st) < 0) {
+		fail(x, ISD_RPC_INVALID_PARAMS,
+		     "state: active/optimized, active/non-optimized, standby, unavailable or "
+		     "transitioning");
+		return NULL;
+	}
+	if (!live_result(x, isd_live_lun_set_alua_state(x->env->rt, name, lun, (int)st, err,
+							 sizeof(err)),
+			 err))
+		return NULL;
+	isd_log_info("control (%s): target %s: LUN %u ALUA state %s", x->peer, name, lun,
+		     isd_scsi_alua_state_name(st));
 	return json_object_new_object();
 }
 
@@ -1407,7 +1502,8 @@ static const struct {
     {"target.list", m_target_list, "every target, with counts"},
     {"target.show", m_target_show, "{target}: LUNs, ACL, sessions, I/O"},
     {"target.add", m_target_add,
-     "{target, alias?, tpgt?, luns?: [{lun, backing, ...}], acl?, chap?, mutual_chap?, portals?}"},
+     "{target, alias?, tpgt?, luns?: [{lun, backing, ...}], acl?, chap?, mutual_chap?, portals?, "
+     "alua_group?, alua_peers?, alua_peer_state?}"},
     {"target.remove", m_target_remove, "{target, force?}"},
     {"target.set_auth", m_target_set_auth, "{target, chap?, mutual_chap?} (absent = off)"},
     {"target.bind", m_target_bind, "{target, portals: [url...]} ([] = every portal)"},
@@ -1418,6 +1514,9 @@ static const struct {
     {"lun.remove", m_lun_remove, "{target, lun}"},
     {"lun.resize", m_lun_resize, "{target, lun, size} (bytes, or \"10G\")"},
     {"lun.set_read_only", m_lun_set_read_only, "{target, lun, read_only}"},
+    {"lun.set_alua_state", m_lun_set_alua_state,
+     "{target, lun, state} (active/optimized, active/non-optimized, standby, unavailable, "
+     "transitioning)"},
     {"portal.list", m_portal_list, ""},
     {"portal.add", m_portal_add, "{url, tpgt?}"},
     {"portal.remove", m_portal_remove, "{url}"},

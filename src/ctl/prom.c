@@ -489,6 +489,23 @@ isd_ctl_prometheus(struct isd_target_running *rt, char **out, size_t *len)
 	for (int i = 0; i < sn.nluns; i++)
 		pb_printf(&b, "iserd_lun_read_only{%s} %d\n", sn.luns[i].labels,
 			  sn.luns[i].st.read_only ? 1 : 0);
+	{
+		/* only LUNs of targets with ALUA: elsewhere there is no state to report */
+		bool any = false;
+
+		for (int i = 0; i < sn.nluns; i++)
+			any |= sn.luns[i].st.alua_group != 0;
+		if (any)
+			pb_family(&b, "iserd_lun_alua_state", "gauge",
+				  "ALUA access state of the LUN on this gateway, as SPC-5 codes "
+				  "it: 0 active/optimized, 1 active/non-optimized, 2 standby, "
+				  "3 unavailable, 15 transitioning.");
+		for (int i = 0; i < sn.nluns; i++)
+			if (sn.luns[i].st.alua_group != 0)
+				pb_printf(&b, "iserd_lun_alua_state{%s,group=\"%u\"} %u\n",
+					  sn.luns[i].labels, sn.luns[i].st.alua_group,
+					  sn.luns[i].st.alua_state);
+	}
 	for (int i = 0; i < sn.nluns; i++)
 		own[i] = (struct io_owner){sn.luns[i].labels, &sn.luns[i].st.io};
 	render_io(&b, "iserd_lun", "Per LUN", own, sn.nluns, true);

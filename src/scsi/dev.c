@@ -188,9 +188,10 @@ isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 void
 isd_scsi_lu_naa(const struct isd_scsi_lu *lu, uint8_t out[16])
 {
-	/* NAA IEEE Registered Extended (6h): NAA | 60 bits | 64-bit extension (the LUN). */
+	/* NAA IEEE Registered Extended (6h): NAA | 60 bits | 64-bit extension (the LUN
+	 * number, or the one configured so that gateways present one LU). */
 	put_be64(out, (6ull << 60) | lu->naa_id);
-	put_be64(out + 8, lu->lun);
+	put_be64(out + 8, lu->naa_ext);
 }
 
 static struct isd_scsi_lu *
@@ -343,6 +344,8 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 		return -EINVAL;
 	if (isd_scsi_phys_block_check(cfg->block_size, cfg->physical_block_size) < 0)
 		return -EINVAL;
+	if (isd_scsi_alua_state_name(cfg->alua_state) == NULL)
+		return -EINVAL;
 	if (dev->lus[lun] != NULL)
 		return -EEXIST;
 	lu = calloc(1, sizeof(*lu));
@@ -379,6 +382,8 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 		lu->naa_id = fnv1a(lu->serial, fnv1a(dev->name, 0xcbf29ce484222325ull)) &
 			     0x0fffffffffffffffull;
 	}
+	lu->naa_ext = cfg->naa_ext_set ? cfg->naa_ext : lun;
+	lu->alua_state = cfg->alua_state;
 	lu->max_xfer_blocks = ISD_SCSI_MAX_XFER / lu->block_size;
 	/* 1M blocks per UNMAP: what initiators (and libiscsi's checks) expect as a sane bound */
 	lu->max_unmap_blocks = lu->thin ? 0x100000 : 0;
@@ -540,8 +545,10 @@ static const uint16_t g_ua_asc[] = {
 	ISD_ASC_RESERVATIONS_RELEASED,
 	ISD_ASC_REGISTRATIONS_PREEMPTED,
 	ISD_ASC_CAPACITY_CHANGED,
+	ISD_ASC_ALUA_CHANGED,
 	ISD_ASC_COMMANDS_CLEARED,
 	ISD_ASC_REPORTED_LUNS_CHANGED,
+	ISD_ASC_INQUIRY_CHANGED,
 };
 
 bool
@@ -1058,6 +1065,12 @@ cmd_setup(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, 1, 4);
 		return ISD_SCSI_SETUP_DONE;
 	}
+	/* REPORT TARGET PORT GROUPS without ALUA: answered as before it existed,
+	 * a MAINTENANCE IN service action we do not implement. */
+	if (op != NULL && (op->flags & ISD_OPF_ALUA) && cmd->dev->alua.group == 0) {
+		isd_scsi_invalid_cdb(cmd, 1, 4);
+		return ISD_SCSI_SETUP_DONE;
+	}
 	if (op == NULL || ((op->flags & ISD_OPF_THIN) && !lu->thin) ||
 	    ((op->flags & ISD_OPF_ATOMIC) && lu->max_atomic_blocks == 0)) {
 		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_INVALID_OPCODE);
@@ -1074,6 +1087,10 @@ cmd_setup(struct isd_scsi_cmd *cmd)
 		isd_scsi_invalid_cdb(cmd, (uint16_t)(need - 1), 2);
 		return ISD_SCSI_SETUP_DONE;
 	}
+	/* SPC-5 5.16.2.4: the access state is checked before reservations (a
+	 * standby path answers NOT READY whoever holds the LU). */
+	if (isd_alua_refuses(cmd, lu, op))
+		return ISD_SCSI_SETUP_DONE;
 	if (reservation_conflict(lu, op, nexus)) {
 		cmd->status = ISD_SAM_RESERVATION_CONFLICT;
 		return ISD_SCSI_SETUP_DONE;

@@ -184,9 +184,82 @@ struct isd_scsi_lu_cfg {
 	char revision[5];
 	char serial[33];                /* unit serial number (VPD 0x80) */
 	uint64_t naa_id;                /* low 60 bits of an NAA IEEE Registered designator */
+	/* The designator's 64-bit extension; unset = the LU number. Gateways that
+	 * export one LU under different LU numbers set it to present one identity. */
+	uint64_t naa_ext;
+	bool naa_ext_set;
+	uint8_t alua_state;             /* enum isd_scsi_alua_state: the LU's first state */
 	bool write_cache;               /* WCE: honour SYNCHRONIZE CACHE and FUA */
 	bool thin;                      /* UNMAP / WRITE SAME UNMAP supported */
 };
+
+/*
+ * Asymmetric logical unit access (SPC-5 5.16), implicit only. Several
+ * gateways export the same data as one logical unit (same NAA designator and
+ * serial); each one is a target port group. A device with ALUA configured
+ * reports TPGS 01b, the Target Port Group designator in VPD 0x83 and answers
+ * REPORT TARGET PORT GROUPS; each of its LUs has an access state for this
+ * gateway's group, which decides which commands it processes. The other
+ * groups are described from the configuration; their states are derived
+ * from ours (isd_scsi_alua_peer_state).
+ */
+enum isd_scsi_alua_state {
+	ISD_ALUA_ACTIVE_OPTIMIZED = 0x0,
+	ISD_ALUA_ACTIVE_NON_OPTIMIZED = 0x1,
+	ISD_ALUA_STANDBY = 0x2,
+	ISD_ALUA_UNAVAILABLE = 0x3,
+	ISD_ALUA_TRANSITIONING = 0xf,
+};
+
+#define ISD_SCSI_ALUA_MAX_PEERS 16
+
+struct isd_scsi_alua_peer {
+	uint16_t group;                 /* its TARGET PORT GROUP (1..65535) */
+	uint16_t rtpi;                  /* the relative target port id it lists; 0 = none */
+};
+
+struct isd_scsi_alua_cfg {
+	uint16_t group;                 /* this gateway's target port group; 0 = ALUA off */
+	uint16_t rtpi;                  /* the target's own port (TPGT); the asking nexus's
+					 * port is listed too when it differs */
+	uint8_t transition_secs;        /* IMPLICIT TRANSITION TIME reported (0: unspecified) */
+	/* The state reported for the other groups while this one's LU is
+	 * active/optimized: what the other gateways set themselves to when they do
+	 * not own the LU (active/non-optimized, standby or unavailable; 0 = the
+	 * default, active/non-optimized). Initiators take every group's state from
+	 * any path's report, so it must match what the others say of themselves. */
+	uint8_t peer_state;
+	uint32_t npeers;
+	struct isd_scsi_alua_peer peers[ISD_SCSI_ALUA_MAX_PEERS];
+};
+
+/* Sets (or, group 0, clears) the device's ALUA configuration; a change raises
+ * INQUIRY DATA HAS CHANGED (3Fh/03h) on every nexus of every LU. -EINVAL for a
+ * bad one (too many peers, a peer group 0 or equal to ours or listed twice, a
+ * peer_state other than 0, non-optimized, standby, unavailable). */
+int isd_scsi_dev_set_alua(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *cfg);
+/*
+ * Changes the access state of LU lun in this gateway's group. A change
+ * establishes ASYMMETRIC ACCESS STATE CHANGED (2Ah/06h) for every I_T nexus
+ * of the LU; commands already set up run on, later ones see the new state.
+ * -ENOENT for an unknown LU, -EINVAL for a state that is not one of the five.
+ * It may be called with ALUA off: the state is kept and applies once on.
+ * The daemon's running configuration (what `config save` writes) is updated
+ * by isd_live_lun_set_alua_state(), which calls this; a store that calls this
+ * directly (one following a cluster lock) changes only what initiators see.
+ */
+int isd_scsi_lu_set_alua_state(struct isd_scsi_dev *dev, uint32_t lun,
+			       enum isd_scsi_alua_state state);
+/* The state reported for the other groups: `nonowner` (cfg peer_state, 0 =
+ * active/non-optimized) while we are active/optimized, else active/optimized
+ * (the owner is elsewhere). */
+enum isd_scsi_alua_state isd_scsi_alua_peer_state(enum isd_scsi_alua_state ours,
+						  uint8_t nonowner);
+/* "active/optimized", "active/non-optimized", "standby", "unavailable",
+ * "transitioning"; NULL for another value. */
+const char *isd_scsi_alua_state_name(int state);
+/* The reverse (also "ao", "an" / "ano"); 0 or -EINVAL. */
+int isd_scsi_alua_state_parse(const char *s, enum isd_scsi_alua_state *out);
 
 /* Whether a physical block size suits a logical block size (0 = the same): a
  * power-of-two multiple of it, at most ISD_SCSI_MAX_PHYS_BLOCK. 0 or -EINVAL. */
@@ -293,6 +366,8 @@ struct isd_scsi_lu_info {
 	uint64_t size;                  /* bytes */
 	uint32_t block_size;
 	bool read_only;
+	uint16_t alua_group;            /* this gateway's target port group; 0 = ALUA off */
+	uint8_t alua_state;             /* enum isd_scsi_alua_state */
 	struct isd_io_stats io;
 };
 

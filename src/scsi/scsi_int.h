@@ -23,6 +23,9 @@ struct isd_xcopy_held;
 #define ISD_ASC_OPERATION_IN_PROGRESS 0x0016
 #define ISD_ASC_COPY_TARGET_NOT_REACHABLE 0x0d02
 #define ISD_ASC_COPY_TARGET_WRONG_TYPE 0x0d03
+#define ISD_ASC_ALUA_TRANSITION 0x040a        /* LU not accessible, state transition */
+#define ISD_ASC_ALUA_STANDBY 0x040b           /* ... target port in standby state */
+#define ISD_ASC_ALUA_UNAVAILABLE 0x040c       /* ... target port in unavailable state */
 #define ISD_ASC_SANITIZE_IN_PROGRESS 0x041b
 #define ISD_ASC_WRITE_ERROR 0x0c00
 #define ISD_ASC_UNRECOVERED_READ 0x1100
@@ -46,9 +49,11 @@ struct isd_xcopy_held;
 #define ISD_ASC_RESERVATIONS_PREEMPTED 0x2a03
 #define ISD_ASC_RESERVATIONS_RELEASED 0x2a04
 #define ISD_ASC_REGISTRATIONS_PREEMPTED 0x2a05
+#define ISD_ASC_ALUA_CHANGED 0x2a06
 #define ISD_ASC_CAPACITY_CHANGED 0x2a09
 #define ISD_ASC_COMMANDS_CLEARED 0x2f00
 #define ISD_ASC_REPORTED_LUNS_CHANGED 0x3f0e
+#define ISD_ASC_INQUIRY_CHANGED 0x3f03
 #define ISD_ASC_SAVING_NOT_SUPPORTED 0x3900
 #define ISD_ASC_MEDIUM_REMOVAL_PREVENTED 0x5302
 #define ISD_ASC_INSUFFICIENT_REG_RESOURCES 0x5504
@@ -62,8 +67,12 @@ enum {
 	ISD_UA_RES_RELEASED = 1u << 4,          /* 2Ah/04h */
 	ISD_UA_REG_PREEMPTED = 1u << 5,         /* 2Ah/05h */
 	ISD_UA_CAPACITY_CHANGED = 1u << 6,      /* 2Ah/09h */
-	ISD_UA_CMDS_CLEARED = 1u << 7,          /* 2Fh/00h: another nexus aborted our tasks */
-	ISD_UA_LUNS_CHANGED = 1u << 8,          /* 3Fh/0Eh: a LU was added or removed */
+	/* 2Ah/06h: ahead of the two below, since until the initiator learns it its
+	 * path choice is wrong (commands on a path gone standby all fail) */
+	ISD_UA_ALUA_CHANGED = 1u << 7,
+	ISD_UA_CMDS_CLEARED = 1u << 8,          /* 2Fh/00h: another nexus aborted our tasks */
+	ISD_UA_LUNS_CHANGED = 1u << 9,          /* 3Fh/0Eh: a LU was added or removed */
+	ISD_UA_INQUIRY_CHANGED = 1u << 10,      /* 3Fh/03h: ALUA turned on/off or regrouped */
 };
 
 /* cmd->io_flags */
@@ -84,6 +93,11 @@ enum {
 #define ISD_OPF_SPC2_ALLOW 0x0020u      /* allowed while another nexus holds RESERVE */
 #define ISD_OPF_THIN 0x0040u            /* only on thin-provisioned LUs */
 #define ISD_OPF_ATOMIC 0x0080u          /* only on LUs that write atomically (lu->max_atomic_blocks) */
+#define ISD_OPF_ALUA 0x0100u            /* only on devices with ALUA configured */
+/* Processed in the ALUA standby state (SPC-5 5.16.2.4.4); the others get NOT READY. */
+#define ISD_OPF_ALUA_SB 0x0200u
+/* Processed in the unavailable (5.16.2.4.5) and transitioning (5.16.2.5) states. */
+#define ISD_OPF_ALUA_UN 0x0400u
 
 #define ISD_SCSI_NO_SA 0xffffu
 
@@ -205,6 +219,9 @@ struct isd_scsi_lu {
 	uint32_t copy_refs;             /* of refs, those EXTENDED COPY holds (any device's) */
 	uint32_t reset_gen;             /* LU resets so far: a copy through it stops at one */
 	bool removed;
+	uint8_t alua_state;             /* enum isd_scsi_alua_state, this gateway's group */
+	bool alua_changed;              /* changed since start: RTPG STATUS CODE 02h */
+	uint64_t naa_ext;               /* NAA designator extension (cfg, else the LUN) */
 	void (*gone)(void *arg, struct isd_bstore *bs);  /* before the store is closed */
 	void *gone_arg;
 	struct isd_scsi_lu *removed_next;       /* on dev->removed */
@@ -219,6 +236,7 @@ struct isd_scsi_dev {
 	struct isd_scsi_lu *lus[ISD_SCSI_MAX_LUNS];
 	uint32_t nlus;
 	struct isd_scsi_lu *removed;            /* removed LUs with commands still alive */
+	struct isd_scsi_alua_cfg alua;          /* group 0: ALUA off */
 	struct isd_io_stats io;         /* every command to the device, LU or not */
 };
 
@@ -336,6 +354,16 @@ int isd_spc_setup_start_stop(struct isd_scsi_cmd *cmd);
 int isd_spc_setup_prevent_allow(struct isd_scsi_cmd *cmd);
 int isd_spc_setup_reserve(struct isd_scsi_cmd *cmd);
 int isd_spc_setup_release(struct isd_scsi_cmd *cmd);
+
+/* alua.c: REPORT TARGET PORT GROUPS, and the access state check of cmd_setup */
+int isd_alua_setup_rtpg(struct isd_scsi_cmd *cmd);
+void isd_alua_exec_rtpg(struct isd_scsi_cmd *cmd);
+/* True (and the command finished with NOT READY) when the LU's access state in
+ * this gateway's group does not let op be processed. */
+bool isd_alua_refuses(struct isd_scsi_cmd *cmd, struct isd_scsi_lu *lu,
+		      const struct isd_scsi_op *op);
+/* Bytes of the Target Port Group designator for VPD 0x83 (0 when ALUA is off). */
+uint32_t isd_alua_vpd_designator(const struct isd_scsi_dev *dev, uint8_t *d);
 
 /* pr.c */
 int isd_pr_setup_in(struct isd_scsi_cmd *cmd);

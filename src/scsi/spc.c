@@ -57,7 +57,7 @@ isd_spc_setup_inquiry(struct isd_scsi_cmd *cmd)
 }
 
 static uint32_t
-inquiry_std(struct isd_scsi_lu *lu, uint8_t *b)
+inquiry_std(struct isd_scsi_dev *dev, struct isd_scsi_lu *lu, uint8_t *b)
 {
 	memset(b, 0, INQ_STD_LEN);
 	/* Peripheral qualifier 011b / type 1Fh: no LU at this LUN (SPC-5 6.7.2). */
@@ -70,6 +70,9 @@ inquiry_std(struct isd_scsi_lu *lu, uint8_t *b)
 	b[3] = 0x10 | 0x02;             /* HISUP, response data format 2 */
 	b[4] = INQ_STD_LEN - 5;
 	b[5] = 0x08;                    /* 3PC: EXTENDED COPY (xcopy.c) */
+	/* TPGS 01b: implicit ALUA only (alua.c), when it is configured */
+	if (dev != NULL && dev->alua.group != 0)
+		b[5] |= 0x10;
 	b[7] = 0x02;                    /* CMDQUE */
 	memcpy(b + 8, lu != NULL ? lu->vendor : "ISERD   ", 8);
 	memcpy(b + 16, lu != NULL ? lu->product : "iserd disk      ", 16);
@@ -127,6 +130,9 @@ vpd_83(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *nexus, uint8_t *b)
 			off += vpd_designator(b + off, 0x53, 0x98, id, padded);
 		}
 	}
+	/* Target port group (alua.c): with the relative port, how initiators
+	 * (Linux scsi_dh_alua) find this path's group in REPORT TARGET PORT GROUPS */
+	off += isd_alua_vpd_designator(lu->dev, b + off);
 	put_be16(b + 2, (uint16_t)(off - 4));
 	return off;
 }
@@ -208,7 +214,7 @@ isd_spc_exec_inquiry(struct isd_scsi_cmd *cmd)
 	uint32_t n;
 
 	if (!evpd) {
-		finish_data_in(cmd, buf, inquiry_std(cmd->lu, buf));
+		finish_data_in(cmd, buf, inquiry_std(cmd->dev, cmd->lu, buf));
 		return;
 	}
 	if (cmd->lu == NULL) {
@@ -593,6 +599,8 @@ op_listed(const struct isd_scsi_op *op, struct isd_scsi_lu *lu)
 		return false;
 	/* SANITIZE BLOCK ERASE only where an erased block reads as zeros (sanitize.c) */
 	if (op->setup == isd_sbc_setup_sanitize && op->sa == 0x02 && (lu == NULL || !lu->lbprz))
+		return false;
+	if ((op->flags & ISD_OPF_ALUA) && (lu == NULL || lu->dev == NULL || lu->dev->alua.group == 0))
 		return false;
 	return true;
 }

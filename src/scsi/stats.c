@@ -165,6 +165,8 @@ isd_scsi_dev_lu_info(struct isd_scsi_dev *dev, uint32_t lun, struct isd_scsi_lu_
 	out->block_size = lu->block_size;
 	out->size = lu->nblocks * lu->block_size;
 	out->read_only = lu->read_only;
+	out->alua_group = dev->alua.group;
+	out->alua_state = lu->alua_state;
 	out->io = lu->io;
 	return 0;
 }

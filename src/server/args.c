@@ -30,6 +30,9 @@ enum opt_id {
 	OPT_REACTOR_MODE,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_ALUA_GROUP,
+	OPT_ALUA_PEER,
+	OPT_ALUA_PEER_STATE,
 };
 
 struct opt_def {
@@ -45,6 +48,9 @@ static const struct opt_def g_opts[] = {
     {"target", 't', "IQN", OPT_TARGET},
     {"alias", 0, "ALIAS", OPT_ALIAS},
     {"lun", 'l', "SPEC", OPT_LUN},
+    {"alua-group", 0, "N", OPT_ALUA_GROUP},
+    {"alua-peer", 0, "GROUP[/PORT]", OPT_ALUA_PEER},
+    {"alua-peer-state", 0, "STATE", OPT_ALUA_PEER_STATE},
     {"chap", 0, "USER:SECRET", OPT_CHAP},
     {"mutual-chap", 0, "USER:SECRET", OPT_MUTUAL_CHAP},
     {"allow", 'a', "INITIATOR", OPT_ALLOW},
@@ -87,7 +93,21 @@ static const char g_usage[] =
     "@KINDS@"
     "                            and, after any of them, ,physical_block_size=N: report\n"
     "                            N-byte physical blocks (a power-of-two multiple of the\n"
-    "                            512-byte block, up to 64K; e.g. 4096)\n"
+    "                            512-byte block, up to 64K; e.g. 4096); ,serial=S (VPD\n"
+    "                            0x80), ,naa=HEX (16 or 32 hex digits starting with 6:\n"
+    "                            the NAA designator), ,alua=STATE (active/optimized,\n"
+    "                            active/non-optimized, standby, unavailable,\n"
+    "                            transitioning: the LU's ALUA state on this gateway)\n"
+    "      --alua-group N        ALUA: this gateway's target port group for the\n"
+    "                            current target (1..65535; default: ALUA off)\n"
+    "      --alua-peer GROUP[/PORT]\n"
+    "                            another gateway's target port group (its relative\n"
+    "                            port id: PORT, default GROUP); repeatable\n"
+    "      --alua-peer-state STATE\n"
+    "                            how the peers are reported while this gateway's\n"
+    "                            LUN is active/optimized: the state non-owners are\n"
+    "                            put in (active/non-optimized (default), standby,\n"
+    "                            unavailable)\n"
     "      --chap USER:SECRET    require CHAP from initiators of the current target;\n"
     "                            SECRET may be @FILE (the file's one line; refused\n"
     "                            if others may read it) or env:VAR (from the\n"
@@ -294,6 +314,9 @@ apply_item(struct isd_target_cfg *cfg, const struct opt_item *it, int *cur, char
 		return 0;
 	case OPT_ALIAS:
 	case OPT_LUN:
+	case OPT_ALUA_GROUP:
+	case OPT_ALUA_PEER:
+	case OPT_ALUA_PEER_STATE:
 	case OPT_CHAP:
 	case OPT_MUTUAL_CHAP:
 	case OPT_ALLOW:
@@ -313,6 +336,35 @@ apply_item(struct isd_target_cfg *cfg, const struct opt_item *it, int *cur, char
 			return -EINVAL;
 		}
 		snprintf(n->alias, sizeof(n->alias), "%s", it->val);
+		return 0;
+	case OPT_ALUA_GROUP: {
+		struct isd_target_alua_peer g;
+
+		/* the same digits rule as a peer group: 1..65535, nothing after */
+		if (strchr(it->val, '/') != NULL ||
+		    isd_target_alua_peer_parse(it->val, &g, why, sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: a group number 1..65535", origin);
+			return -EINVAL;
+		}
+		n->alua_group = g.group;
+		return 0;
+	}
+	case OPT_ALUA_PEER: {
+		struct isd_target_alua_peer p;
+
+		if (isd_target_alua_peer_parse(it->val, &p, why, sizeof(why)) < 0 ||
+		    isd_target_alua_peer_add(n, &p, why, sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: %s", origin, why);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	case OPT_ALUA_PEER_STATE:
+		if (isd_target_alua_peer_state_parse(it->val, &n->alua_peer_state) < 0) {
+			isd_target_errf(err, errlen,
+					"%s: active/non-optimized, standby or unavailable", origin);
+			return -EINVAL;
+		}
 		return 0;
 	case OPT_LUN: {
 		struct isd_target_lun_cfg lc, *l;

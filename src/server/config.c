@@ -421,9 +421,136 @@ isd_target_size_parse(const char *s, uint64_t *out)
 
 #define PBS_OPT "physical_block_size="
 
+int
+isd_target_naa_parse(const char *s, char *canon, char *why, size_t whylen)
+{
+	size_t n = strlen(s);
+
+	/* NAA 6h (IEEE Registered Extended) is the one format we build: 16 bytes in
+	 * VPD 0x83; 16 digits give its first half, 32 the whole. */
+	if (n != 16 && n != 32) {
+		isd_target_errf(why, whylen, "naa needs 16 or 32 hex digits");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!isxdigit((unsigned char)s[i])) {
+			isd_target_errf(why, whylen, "naa needs 16 or 32 hex digits");
+			return -EINVAL;
+		}
+	}
+	if (s[0] != '6') {
+		isd_target_errf(why, whylen, "naa must start with 6 (NAA IEEE Registered Extended)");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i <= n; i++)
+		canon[i] = (char)tolower((unsigned char)s[i]);
+	return 0;
+}
+
+void
+isd_target_naa_split(const char *canon, uint64_t *id60, uint64_t *ext, bool *ext_set)
+{
+	char half[17];
+
+	memcpy(half, canon, 16);
+	half[16] = '\0';
+	*id60 = strtoull(half, NULL, 16) & ((1ULL << 60) - 1);
+	*ext_set = strlen(canon) == 32;
+	*ext = *ext_set ? strtoull(canon + 16, NULL, 16) : 0;
+}
+
+static int
+u16_parse(const char *s, size_t len, uint16_t *out)
+{
+	uint32_t v = 0;
+
+	if (len == 0 || len > 5)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint32_t)(s[i] - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -EINVAL;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+int
+isd_target_alua_peer_parse(const char *s, struct isd_target_alua_peer *out, char *why,
+			   size_t whylen)
+{
+	const char *slash = strchr(s, '/');
+	size_t glen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+
+	if (u16_parse(s, glen, &out->group) < 0 ||
+	    (slash != NULL && u16_parse(slash + 1, strlen(slash + 1), &out->rtpi) < 0)) {
+		isd_target_errf(why, whylen, "bad ALUA peer '%s': GROUP or GROUP/PORT, 1..65535", s);
+		return -EINVAL;
+	}
+	if (slash == NULL)
+		out->rtpi = out->group;
+	return 0;
+}
+
+int
+isd_target_alua_peer_state_parse(const char *s, uint8_t *out)
+{
+	enum isd_scsi_alua_state st;
+
+	/* an owner elsewhere is the only optimized one, and no state is for good in transition */
+	if (isd_scsi_alua_state_parse(s, &st) < 0 || st == ISD_ALUA_ACTIVE_OPTIMIZED ||
+	    st == ISD_ALUA_TRANSITIONING)
+		return -EINVAL;
+	*out = (uint8_t)st;
+	return 0;
+}
+
+int
+isd_target_alua_peer_add(struct isd_target_node_cfg *n, const struct isd_target_alua_peer *p,
+			 char *why, size_t whylen)
+{
+	if (p->group == n->alua_group) {
+		isd_target_errf(why, whylen, "ALUA peer group %u is the target's own alua_group",
+				p->group);
+		return -EINVAL;
+	}
+	for (int i = 0; i < n->alua_peer_count; i++) {
+		if (n->alua_peers[i].group == p->group) {
+			isd_target_errf(why, whylen, "ALUA peer group %u listed twice", p->group);
+			return -EINVAL;
+		}
+	}
+	if (n->alua_peer_count >= ISD_TARGET_ALUA_MAX_PEERS) {
+		isd_target_errf(why, whylen, "at most %d ALUA peer groups",
+				ISD_TARGET_ALUA_MAX_PEERS);
+		return -EINVAL;
+	}
+	n->alua_peers[n->alua_peer_count++] = *p;
+	return 0;
+}
+
+/* One LU option "KEY=VALUE" (len bytes at p, KEY= matched): VALUE into buf. */
+static int
+opt_value(const char *p, size_t len, const char *key, char *buf, size_t cap, char *why,
+	  size_t whylen)
+{
+	size_t vl = len - strlen(key);
+
+	if (vl == 0 || vl >= cap) {
+		isd_target_errf(why, whylen, "bad %.*s", (int)len, p);
+		return -EINVAL;
+	}
+	memcpy(buf, p + strlen(key), vl);
+	buf[vl] = '\0';
+	return 0;
+}
+
 /*
  * Takes the options that belong to the LU, not to its store, out of a spec:
- * ",physical_block_size=N". The rest goes to the store's kind.
+ * ",physical_block_size=N", ",serial=S", ",naa=HEX", ",alua=STATE". The rest
+ * goes to the store's kind.
  */
 static int
 lun_opts_take(const char *spec, char *rest, size_t restlen, struct isd_target_lun_cfg *out,
@@ -435,23 +562,46 @@ lun_opts_take(const char *spec, char *rest, size_t restlen, struct isd_target_lu
 	while (*p != '\0') {
 		const char *comma = strchr(p, ',');
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char val[40];
 
 		if (p != spec && strncmp(p, PBS_OPT, strlen(PBS_OPT)) == 0) {
 			uint64_t v;
-			char num[24];
-			size_t vl = len - strlen(PBS_OPT);
 
-			if (vl == 0 || vl >= sizeof(num)) {
-				isd_target_errf(why, whylen, "bad %.*s", (int)len, p);
+			if (opt_value(p, len, PBS_OPT, val, 24, why, whylen) < 0)
 				return -EINVAL;
-			}
-			memcpy(num, p + strlen(PBS_OPT), vl);
-			num[vl] = '\0';
-			if (isd_parse_size(num, &v) < 0 || v == 0 || v > UINT32_MAX) {
+			if (isd_parse_size(val, &v) < 0 || v == 0 || v > UINT32_MAX) {
 				isd_target_errf(why, whylen, "bad %.*s", (int)len, p);
 				return -EINVAL;
 			}
 			out->physical_block_size = (uint32_t)v;
+		} else if (p != spec && strncmp(p, "serial=", 7) == 0) {
+			if (opt_value(p, len, "serial=", val, sizeof(out->serial), why, whylen) < 0)
+				return -EINVAL;
+			/* VPD 0x80 is printable ASCII */
+			for (const char *c = val; *c != '\0'; c++) {
+				if (*c < 0x21 || *c > 0x7e) {
+					isd_target_errf(why, whylen, "serial: printable ASCII only");
+					return -EINVAL;
+				}
+			}
+			memcpy(out->serial, val, strlen(val) + 1);   /* < sizeof(serial): checked */
+		} else if (p != spec && strncmp(p, "naa=", 4) == 0) {
+			if (opt_value(p, len, "naa=", val, sizeof(val), why, whylen) < 0 ||
+			    isd_target_naa_parse(val, out->naa, why, whylen) < 0)
+				return -EINVAL;
+		} else if (p != spec && strncmp(p, "alua=", 5) == 0) {
+			enum isd_scsi_alua_state st;
+
+			if (opt_value(p, len, "alua=", val, sizeof(val), why, whylen) < 0 ||
+			    isd_scsi_alua_state_parse(val, &st) < 0) {
+				isd_target_errf(why, whylen,
+						"bad %.*s (active/optimized, active/non-optimized, "
+						"standby, unavailable, transitioning)",
+						(int)len, p);
+				return -EINVAL;
+			}
+			out->alua_state = (uint8_t)st;
+			out->alua_state_set = true;
 		} else {
 			if (n + (p != spec ? 1 : 0) + len >= restlen) {
 				isd_target_errf(why, whylen, "spec too long");
@@ -995,6 +1145,26 @@ validate_node(const struct isd_target_cfg *cfg, const struct isd_target_node_cfg
 		isd_target_errf(err, errlen, "%s: tpgt %d out of range (1..65535)", n->origin,
 				n->tpgt);
 		return -EINVAL;
+	}
+	/* peers of a target without a group would describe groups nobody reports */
+	if ((n->alua_peer_count > 0 || n->alua_peer_state != 0) && n->alua_group == 0) {
+		isd_target_errf(err, errlen, "%s: ALUA peer groups need an alua_group", n->origin);
+		return -EINVAL;
+	}
+	for (int i = 0; i < n->alua_peer_count; i++) {
+		for (int j = 0; j < i; j++) {
+			if (n->alua_peers[j].group == n->alua_peers[i].group) {
+				isd_target_errf(err, errlen, "%s: ALUA peer group %u listed twice",
+						n->origin, n->alua_peers[i].group);
+				return -EINVAL;
+			}
+		}
+		if (n->alua_peers[i].group == 0 || n->alua_peers[i].group == n->alua_group) {
+			isd_target_errf(err, errlen,
+					"%s: ALUA peer group %u is not another gateway's group",
+					n->origin, n->alua_peers[i].group);
+			return -EINVAL;
+		}
 	}
 	if (n->lun_count == 0) {
 		isd_target_errf(err, errlen, "%s: target %s has no LUNs", n->origin, n->name);

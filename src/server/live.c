@@ -634,6 +634,59 @@ isd_live_lun_set_read_only(struct isd_target_running *rt, const char *target, ui
 	return isd_live_lun_set_read_only_int(rt, target, lun, read_only, true, err, errlen);
 }
 
+int
+isd_live_lun_set_alua_state_int(struct isd_target_running *rt, const char *target, uint32_t lun,
+				int state, bool check, char *err, size_t errlen)
+{
+	struct isd_target_cfg *cand;
+	struct isd_target_node_cfg *nc;
+	struct isd_target_node *n;
+	const char *name = isd_scsi_alua_state_name(state);
+	int li, rc;
+
+	if (name == NULL) {
+		isd_target_errf(err, errlen, "unknown ALUA state %d", state);
+		return -EINVAL;
+	}
+	cand = model_begin(rt, err, errlen);
+	if (cand == NULL)
+		return -ENOMEM;
+	rc = find_lun(rt, cand, target, lun, &n, &nc, &li, err, errlen);
+	if (rc < 0)
+		goto out;
+	/* a state nobody can see (no TPGS, no RTPG) would only mislead */
+	if (nc->alua_group == 0) {
+		isd_target_errf(err, errlen, "target %s has no alua_group (ALUA is off)",
+				n->tn.name);
+		rc = -EINVAL;
+		goto out;
+	}
+	nc->luns[li].alua_state = (uint8_t)state;
+	nc->luns[li].alua_state_set = true;
+	rc = model_check(cand, check, err, errlen);
+	if (rc < 0)
+		goto out;
+	rc = isd_scsi_lu_set_alua_state(n->tn.dev, lun, (enum isd_scsi_alua_state)state);
+	if (rc < 0) {
+		isd_target_errf(err, errlen, "target %s: LUN %u: %s", n->tn.name, lun,
+				strerror(-rc));
+		goto out;
+	}
+	model_commit(rt, cand);
+	isd_log_info("target %s: LUN %u: ALUA state %s", n->tn.name, lun, name);
+	return 0;
+out:
+	model_drop(cand);
+	return rc;
+}
+
+int
+isd_live_lun_set_alua_state(struct isd_target_running *rt, const char *target, uint32_t lun,
+			    int state, char *err, size_t errlen)
+{
+	return isd_live_lun_set_alua_state_int(rt, target, lun, state, true, err, errlen);
+}
+
 /* ---- ACLs and CHAP ---- */
 
 int

@@ -70,6 +70,11 @@ int isd_live_lun_resize(struct isd_target_running *rt, const char *target, uint3
 			uint64_t size, char *err, size_t errlen);
 int isd_live_lun_set_read_only(struct isd_target_running *rt, const char *target, uint32_t lun,
 			       bool read_only, char *err, size_t errlen);
+/* The LU's ALUA access state on this gateway (enum isd_scsi_alua_state); every
+ * nexus of the LU gets ASYMMETRIC ACCESS STATE CHANGED. Kept in the running
+ * model (saved). -EINVAL when the target has no alua_group. */
+int isd_live_lun_set_alua_state(struct isd_target_running *rt, const char *target, uint32_t lun,
+				int state, char *err, size_t errlen);
 
 /* ---- ACLs and per-initiator CHAP ---- */
 
@@ -150,6 +155,8 @@ struct isd_live_lun_stats {
 	uint64_t size;                  /* bytes */
 	uint32_t block_size;
 	bool read_only;
+	uint16_t alua_group;            /* 0: ALUA off */
+	uint8_t alua_state;             /* enum isd_scsi_alua_state */
 	char spec[ISD_TARGET_SPEC_MAX]; /* backing store, canonical */
 	struct isd_io_stats io;
 };

@@ -195,14 +195,20 @@ lun_same_store(const struct isd_target_lun_cfg *a, const struct isd_target_lun_c
 	       (a->block_size ? a->block_size : 512) == (b->block_size ? b->block_size : 512) &&
 	       lun_phys_block(a) == lun_phys_block(b) &&
 	       strcmp(a->vendor, b->vendor) == 0 && strcmp(a->product, b->product) == 0 &&
-	       strcmp(a->serial, b->serial) == 0;
+	       strcmp(a->serial, b->serial) == 0 && strcmp(a->naa, b->naa) == 0;
+}
+
+static uint8_t
+lun_alua(const struct isd_target_lun_cfg *l)
+{
+	return l->alua_state_set ? l->alua_state : ISD_ALUA_ACTIVE_OPTIMIZED;
 }
 
 static bool
 lun_same(const struct isd_target_lun_cfg *a, const struct isd_target_lun_cfg *b)
 {
 	return lun_same_store(a, b) && a->size == b->size && a->read_only == b->read_only &&
-	       strcmp(a->spec, b->spec) == 0;
+	       strcmp(a->spec, b->spec) == 0 && lun_alua(a) == lun_alua(b);
 }
 
 /* Whether a reload must touch the target at all. */
@@ -211,6 +217,10 @@ node_same(const struct isd_target_node_cfg *a, const struct isd_target_node_cfg 
 	  bool global_neg_changed)
 {
 	if (strcmp(a->alias, b->alias) != 0 || a->tpgt != b->tpgt || !neg_same(&a->neg, &b->neg) ||
+	    a->alua_group != b->alua_group || a->alua_peer_count != b->alua_peer_count ||
+	    a->alua_peer_state != b->alua_peer_state ||
+	    memcmp(a->alua_peers, b->alua_peers,
+		   (size_t)a->alua_peer_count * sizeof(a->alua_peers[0])) != 0 ||
 	    global_neg_changed || !auth_same(&a->auth, &b->auth) ||
 	    a->lun_count != b->lun_count || a->ini_count != b->ini_count ||
 	    !strv_same_set(a->acl, a->acl_count, b->acl, b->acl_count) ||
@@ -271,6 +281,10 @@ apply_luns(struct isd_target_running *rt, struct isd_target_node *n,
 		struct isd_bstore *bs = n->bs[b->number];
 		bool resize = a->size != b->size || strcmp(a->spec, b->spec) != 0;
 		bool same = lun_same_store(a, b) && bs != NULL;
+		/* a is in the running model, which each step below replaces: what the
+		 * later steps compare is read now */
+		bool ro_changed = a->read_only != b->read_only;
+		bool alua_changed = lun_alua(a) != lun_alua(b);
 
 		/* a size the store can take in place; else the LUN is opened again */
 		if (same && resize && (bs->ops->resize == NULL || b->size == 0))
@@ -286,9 +300,16 @@ apply_luns(struct isd_target_running *rt, struct isd_target_node *n,
 		if (resize)
 			STEP(isd_live_lun_resize_int(rt, nx->name, b->number, b->size, false, err,
 						     errlen));
-		if (a->read_only != b->read_only)
+		if (ro_changed)
 			STEP(isd_live_lun_set_read_only_int(rt, nx->name, b->number, b->read_only,
 							    false, err, errlen));
+		/* straight to the LU: the new model (which may turn ALUA on or off at
+		 * once) becomes the running one when every step went through */
+		if (alua_changed) {
+			STEP(isd_scsi_lu_set_alua_state(n->tn.dev, b->number, lun_alua(b)));
+			isd_log_info("target %s: LUN %u: ALUA state %s", nx->name, b->number,
+				     isd_scsi_alua_state_name(lun_alua(b)));
+		}
 	}
 	for (int i = 0; i < nadded; i++) {
 		STEP(isd_live_lun_add_int(rt, nx->name, &nx->luns[added[i]], false, err, errlen));
@@ -374,6 +395,8 @@ apply_node_settings(struct isd_target_running *rt, const struct isd_target_cfg *
 	n->tn.queue_depth = tmp.queue_depth;
 	snprintf(n->tn.alias, sizeof(n->tn.alias), "%s", nx->alias);
 	n->tn.tpgt = nx->tpgt == -1 ? 1 : (uint16_t)nx->tpgt;
+	/* ALUA groups: read by each command (INQUIRY, RTPG, the state check) */
+	STEP(isd_target_node_alua(nx, n->tn.dev, err, errlen));
 	return 0;
 }
 

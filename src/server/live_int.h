@@ -26,6 +26,8 @@ int isd_live_lun_resize_int(struct isd_target_running *rt, const char *target, u
 int isd_live_lun_set_read_only_int(struct isd_target_running *rt, const char *target,
 				   uint32_t lun, bool read_only, bool check, char *err,
 				   size_t errlen);
+int isd_live_lun_set_alua_state_int(struct isd_target_running *rt, const char *target,
+				    uint32_t lun, int state, bool check, char *err, size_t errlen);
 int isd_live_acl_add_int(struct isd_target_running *rt, const char *target,
 			 const struct isd_target_ini_cfg *ini, bool check, char *err,
 			 size_t errlen);

@@ -110,6 +110,8 @@ isd_live_lun_stats(struct isd_target_running *rt, const char *target,
 		out[k].size = li.size;
 		out[k].block_size = li.block_size;
 		out[k].read_only = li.read_only;
+		out[k].alua_group = li.alua_group;
+		out[k].alua_state = li.alua_state;
 		/* the backing store as the running model names it */
 		out[k].spec[0] = '\0';
 		lun_spec(rt, target, li.lun, out[k].spec, sizeof(out[k].spec));

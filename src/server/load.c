@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "iscsi/chap.h"
+#include "scsi/scsi.h"
 
 /* Context of one load, for messages. */
 struct load_ctx {
@@ -53,11 +54,12 @@ static const char *const g_global_keys[] = {
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
 static const char *const g_portal_keys[] = {"url", "tpgt", NULL};
 static const char *const g_target_keys[] = {
-    "name", "alias", "tpgt", "luns", "acl", "chap", "mutual_chap", "portals", NULL,
+    "name", "alias", "tpgt", "luns", "acl", "chap", "mutual_chap", "portals", "alua_group",
+    "alua_peers", "alua_peer_state", NULL,
 };
 static const char *const g_lun_keys[] = {
     "number", "backing", "block_size", "physical_block_size", "read_only", "vendor", "product",
-    "serial", NULL,
+    "serial", "naa", "alua_state", NULL,
 };
 static const char *const g_auth_keys[] = {"chap", "mutual_chap", NULL};
 static const char *const g_cred_keys[] = {"user", "secret", "secret_file", "secret_env", NULL};
@@ -665,6 +667,28 @@ load_lun(struct load_ctx *x, const config_setting_t *g, struct isd_target_node_c
 	if ((s = config_setting_get_member(g, "serial")) != NULL &&
 	    (rc = get_string(x, s, lc.serial, sizeof(lc.serial))) < 0)
 		return rc;
+	if ((s = config_setting_get_member(g, "naa")) != NULL) {
+		char naa[40];
+
+		rc = get_string(x, s, naa, sizeof(naa));
+		if (rc < 0)
+			return rc;
+		if (isd_target_naa_parse(naa, lc.naa, why, sizeof(why)) < 0)
+			return fail(x, s, "%s", why);
+	}
+	if ((s = config_setting_get_member(g, "alua_state")) != NULL) {
+		enum isd_scsi_alua_state st;
+		char name[32];
+
+		rc = get_string(x, s, name, sizeof(name));
+		if (rc < 0)
+			return rc;
+		if (isd_scsi_alua_state_parse(name, &st) < 0)
+			return fail(x, s, "alua_state: active/optimized, active/non-optimized, "
+				    "standby, unavailable or transitioning");
+		lc.alua_state = (uint8_t)st;
+		lc.alua_state_set = true;
+	}
 	l = isd_target_node_add_lun(n);
 	if (l == NULL)
 		return -ENOMEM;
@@ -753,6 +777,51 @@ load_target(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 		if (rc < 0)
 			return rc;
 		n->tpgt = (int)v;
+	}
+	if ((s = config_setting_get_member(g, "alua_group")) != NULL) {
+		rc = get_int64(x, s, 1, 65535, &v);
+		if (rc < 0)
+			return rc;
+		n->alua_group = (uint16_t)v;
+	}
+	if ((s = config_setting_get_member(g, "alua_peer_state")) != NULL) {
+		char st[32];
+
+		rc = get_string(x, s, st, sizeof(st));
+		if (rc < 0)
+			return rc;
+		if (isd_target_alua_peer_state_parse(st, &n->alua_peer_state) < 0)
+			return fail(x, s, "alua_peer_state: active/non-optimized, standby or "
+				    "unavailable");
+	}
+	if ((s = config_setting_get_member(g, "alua_peers")) != NULL) {
+		/* [ 2, 3 ] or [ "2/2", "3/7" ]: GROUP, or GROUP/PORT */
+		if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
+			return fail(x, s, "alua_peers must be a list [ GROUP or \"GROUP/PORT\", ... ]");
+		if (n->alua_group == 0)
+			return fail(x, s, "alua_peers needs alua_group");
+		for (int i = 0; i < config_setting_length(s); i++) {
+			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+			struct isd_target_alua_peer p;
+			char pbuf[24];
+
+			if (config_setting_type(e) == CONFIG_TYPE_INT ||
+			    config_setting_type(e) == CONFIG_TYPE_INT64) {
+				rc = get_int64(x, e, 1, 65535, &v);
+				if (rc < 0)
+					return rc;
+				snprintf(pbuf, sizeof(pbuf), "%d", (int)v);
+			} else if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+				rc = get_string(x, e, pbuf, sizeof(pbuf));
+				if (rc < 0)
+					return rc;
+			} else {
+				return fail(x, e, "alua_peers entries are GROUP or \"GROUP/PORT\"");
+			}
+			if (isd_target_alua_peer_parse(pbuf, &p, why, sizeof(why)) < 0 ||
+			    isd_target_alua_peer_add(n, &p, why, sizeof(why)) < 0)
+				return fail(x, e, "%s", why);
+		}
 	}
 	if ((s = config_setting_get_member(g, "luns")) != NULL) {
 		if (!config_setting_is_list(s))

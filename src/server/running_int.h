@@ -77,6 +77,9 @@ int isd_target_node_build(struct isd_target_running *rt, const struct isd_target
 			  const struct isd_target_node_cfg *nc, struct isd_target_node **out,
 			  char *err, size_t errlen);
 /* Opens one LUN into node n (store, memory registration, SCSI LU). */
+/* Gives the target's SCSI device its ALUA groups (none: ALUA off). 0 or -EINVAL + err. */
+int isd_target_node_alua(const struct isd_target_node_cfg *nc, struct isd_scsi_dev *dev, char *err,
+			 size_t errlen);
 int isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 			const struct isd_target_lun_cfg *l, struct isd_target_node *n, char *err,
 			size_t errlen);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "iscsi/chap.h"
+#include "scsi/scsi.h"
 
 static const char *const g_digest_names[] = {"none", "allow", "prefer"};
 
@@ -270,6 +271,11 @@ add_lun(config_setting_t *l, const struct isd_target_lun_cfg *lc)
 		rc = add_string(g, "product", lc->product);
 	if (rc == 0 && lc->serial[0] != '\0')
 		rc = add_string(g, "serial", lc->serial);
+	if (rc == 0 && lc->naa[0] != '\0')
+		rc = add_string(g, "naa", lc->naa);
+	/* the state it has now (a control change included): a restart resumes it */
+	if (rc == 0 && lc->alua_state_set)
+		rc = add_string(g, "alua_state", isd_scsi_alua_state_name(lc->alua_state));
 	return rc;
 }
 
@@ -322,6 +328,24 @@ add_target(config_setting_t *l, const struct isd_target_node_cfg *nc)
 		rc = add_string(g, "alias", nc->alias);
 	if (rc == 0 && nc->tpgt != -1)
 		rc = add_int(g, "tpgt", nc->tpgt);
+	if (rc == 0 && nc->alua_group != 0)
+		rc = add_int(g, "alua_group", nc->alua_group);
+	if (rc == 0 && nc->alua_peer_state != 0)
+		rc = add_string(g, "alua_peer_state", isd_scsi_alua_state_name(nc->alua_peer_state));
+	if (rc == 0 && nc->alua_peer_count > 0) {
+		/* "GROUP/PORT" always: it reads back the same whatever the port */
+		s = add(g, "alua_peers", CONFIG_TYPE_ARRAY);
+		rc = s != NULL ? 0 : -ENOMEM;
+		for (int i = 0; i < nc->alua_peer_count && rc == 0; i++) {
+			config_setting_t *e = add(s, NULL, CONFIG_TYPE_STRING);
+			char pbuf[24];
+
+			snprintf(pbuf, sizeof(pbuf), "%u/%u", nc->alua_peers[i].group,
+				 nc->alua_peers[i].rtpi);
+			if (e == NULL || config_setting_set_string(e, pbuf) != CONFIG_TRUE)
+				rc = -ENOMEM;
+		}
+	}
 	if (rc == 0) {
 		s = add(g, "luns", CONFIG_TYPE_LIST);
 		rc = s != NULL ? 0 : -ENOMEM;

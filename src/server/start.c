@@ -134,6 +134,36 @@ isd_target_lun_gone(void *arg, struct isd_bstore *bs)
 }
 
 int
+isd_target_node_alua(const struct isd_target_node_cfg *nc, struct isd_scsi_dev *dev, char *err,
+		     size_t errlen)
+{
+	struct isd_scsi_alua_cfg a;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.group = nc->alua_group;
+	/* the relative target port id is the TPGT (iSCSI session.c) */
+	a.rtpi = nc->tpgt == -1 ? 1 : (uint16_t)nc->tpgt;
+	/* what Linux waits by default (scsi_dh_alua) for a transitioning path; a
+	 * store following a cluster lock hands it over well within that */
+	a.transition_secs = 60;
+	a.peer_state = nc->alua_peer_state;
+	for (int i = 0; i < nc->alua_peer_count && i < ISD_SCSI_ALUA_MAX_PEERS; i++) {
+		a.peers[i].group = nc->alua_peers[i].group;
+		a.peers[i].rtpi = nc->alua_peers[i].rtpi;
+		a.npeers++;
+	}
+	rc = isd_scsi_dev_set_alua(dev, &a);
+	if (rc < 0)
+		isd_target_errf(err, errlen, "%s: bad ALUA groups (a peer is the own group or "
+				"listed twice)", nc->origin);
+	else if (a.group != 0)
+		isd_log_info("  ALUA target port group %u (port %u), %u peer group%s", a.group,
+			     a.rtpi, a.npeers, a.npeers == 1 ? "" : "s");
+	return rc;
+}
+
+int
 isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_cfg *nc,
 		    const struct isd_target_lun_cfg *l, struct isd_target_node *n, char *err,
 		    size_t errlen)
@@ -201,6 +231,10 @@ isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_
 	else
 		snprintf(lu.serial, sizeof(lu.serial), "%016llx", (unsigned long long)h);
 	lu.naa_id = h & ((1ULL << 60) - 1);
+	/* gateways exporting one LU as one multipath device give its identity */
+	if (l->naa[0] != '\0')
+		isd_target_naa_split(l->naa, &lu.naa_id, &lu.naa_ext, &lu.naa_ext_set);
+	lu.alua_state = l->alua_state_set ? l->alua_state : ISD_ALUA_ACTIVE_OPTIMIZED;
 	lu.write_cache = true;
 	/* the SCSI layer also requires bs->can_discard; a kind that is not thin
 	 * by nature (a disk) is thin exactly when it can discard */
@@ -213,10 +247,12 @@ isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_
 	}
 	n->bs[l->number] = bs;
 	human_size(bs->size, size, sizeof(size));
-	isd_log_info("  LUN %u: %s, %s, %u-byte blocks (%u physical)%s, %s %s, serial %s",
+	isd_log_info("  LUN %u: %s, %s, %u-byte blocks (%u physical)%s, %s %s, serial %s%s%s",
 		     l->number, l->spec, size, lu.block_size,
 		     lu.physical_block_size ? lu.physical_block_size : lu.block_size,
-		     lu.read_only ? ", read-only" : "", lu.vendor, lu.product, lu.serial);
+		     lu.read_only ? ", read-only" : "", lu.vendor, lu.product, lu.serial,
+		     nc->alua_group != 0 ? ", ALUA " : "",
+		     nc->alua_group != 0 ? isd_scsi_alua_state_name(lu.alua_state) : "");
 	return 0;
 
 err_bs:
@@ -357,6 +393,9 @@ isd_target_node_build(struct isd_target_running *rt, const struct isd_target_cfg
 			     ic && ic->auth.require_chap ? ", own CHAP" : "",
 			     ic && ic->auth.mutual ? ", own mutual CHAP" : "");
 	}
+	rc = isd_target_node_alua(nc, tn->dev, err, errlen);
+	if (rc < 0)
+		goto err_free;
 	for (int i = 0; i < nc->lun_count; i++) {
 		rc = isd_target_lun_open(rt, nc, &nc->luns[i], n, err, errlen);
 		if (rc < 0)

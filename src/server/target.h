@@ -77,7 +77,23 @@ struct isd_target_lun_cfg {
 	char vendor[9];                 /* "" = "ISERD" */
 	char product[17];               /* "" = the kind's ("RAMDISK", "FILEDISK"...) */
 	char serial[33];                /* "" = derived from the target name and LUN */
+	/* NAA designator (VPD 0x83): "" = derived from the target name and LUN; else
+	 * 16 hex digits (NAA 6h + 60 bits, the LUN as extension) or 32 (the
+	 * extension too), lower case. Gateways of one multipath LU give the same. */
+	char naa[33];
+	/* ALUA access state of this gateway's group (enum isd_scsi_alua_state); unset =
+	 * active/optimized. Only reported when the target has an alua_group. */
+	bool alua_state_set;
+	uint8_t alua_state;
 	char origin[ISD_TARGET_ORIGIN_MAX];     /* "--lun ram:1G" or "FILE:LINE" */
+};
+
+#define ISD_TARGET_ALUA_MAX_PEERS 16    /* = ISD_SCSI_ALUA_MAX_PEERS */
+
+/* Another gateway's target port group, as REPORT TARGET PORT GROUPS lists it. */
+struct isd_target_alua_peer {
+	uint16_t group;                 /* 1..65535 */
+	uint16_t rtpi;                  /* its relative target port id (its tpgt); 0 = none */
 };
 
 /* Credentials of one initiator (an acl group entry in the config file). */
@@ -105,6 +121,15 @@ struct isd_target_node_cfg {
 	struct isd_target_neg_cfg neg;
 	char **portals;                 /* URLs of the portals it is bound to; none = every portal */
 	int portal_bind_count;
+	/* ALUA: this gateway's target port group for the target (0 = ALUA off) and
+	 * the other gateways' groups */
+	uint16_t alua_group;
+	/* what the peers are reported as while this gateway's LU is active/optimized:
+	 * the state non-owners are put in (enum isd_scsi_alua_state; 0 = unset,
+	 * active/non-optimized) */
+	uint8_t alua_peer_state;
+	int alua_peer_count;
+	struct isd_target_alua_peer alua_peers[ISD_TARGET_ALUA_MAX_PEERS];
 	bool from_flags;                /* created by --target (gets the default LUN) */
 	char origin[ISD_TARGET_ORIGIN_MAX];
 };
@@ -228,6 +253,23 @@ int isd_target_portal_parse(const char *url, struct isd_target_portal_spec *out,
  * kind's own parser. Paths cannot contain ','. */
 int isd_target_lun_spec_parse(const char *spec, struct isd_target_lun_cfg *out, char *why,
 			      size_t whylen);
+/* A NAA designator as the config takes it (see isd_target_lun_cfg.naa): 16 or 32
+ * hex digits, the first 6; canon gets it lower case (33 bytes). */
+int isd_target_naa_parse(const char *s, char *canon, char *why, size_t whylen);
+/* The parts of a canonical NAA string: the 60 bits after the NAA nibble, and the
+ * extension when it has one (ext_set). */
+void isd_target_naa_split(const char *canon, uint64_t *id60, uint64_t *ext, bool *ext_set);
+/* An ALUA peer group: "GROUP" (its port id taken to be GROUP too: the gateways
+ * use tpgt = alua_group) or "GROUP/PORT". 1..65535 each. */
+int isd_target_alua_peer_parse(const char *s, struct isd_target_alua_peer *out, char *why,
+			       size_t whylen);
+/* A state non-owners may be in (alua_peer_state): active/non-optimized, standby,
+ * unavailable. 0 or -EINVAL. */
+int isd_target_alua_peer_state_parse(const char *s, uint8_t *out);
+/* Adds a peer group to a target: refused when it is the target's own group or
+ * listed already, or when there are ISD_TARGET_ALUA_MAX_PEERS. */
+int isd_target_alua_peer_add(struct isd_target_node_cfg *n, const struct isd_target_alua_peer *p,
+			     char *why, size_t whylen);
 /* A listener that is not a portal (metrics_listen): "ADDR:PORT" or "[V6]:PORT", the
  * address numeric, port 0..65535 (0: any). host gets the address without brackets. */
 int isd_target_listen_parse(const char *s, char *host, size_t hostlen, uint16_t *port,

@@ -5,7 +5,11 @@
  *   [0..15]  the CDB (zero padded when shorter)
  *   [16]     flags: bit0-1 nexus, bit2 LUN 1 (absent) instead of 0,
  *            bit3 EDTL = byte 17 * 64 instead of "everything",
- *            bit4 send a LU reset first
+ *            bit4 send a LU reset first,
+ *            bit5 run it in the ALUA state of bits 6-7: active/optimized,
+ *            standby, unavailable, transitioning (the device has ALUA: group 1,
+ *            one peer group); back to active/optimized after it, so that the
+ *            inputs that follow, in whatever order, reach the media commands
  *   [17]     EDTL selector
  *   [18..]   data-out bytes (repeated to fill the buffer)
  * Device state (reservations, unit attentions, mode pages) carries over from
@@ -53,6 +57,20 @@ fuzz_init(void)
 	cfg.write_cache = true;
 	if (isd_scsi_dev_add_lu(g_dev, 0, &cfg) < 0)
 		abort();
+	{
+		/* REPORT TARGET PORT GROUPS and the state checks are reachable */
+		struct isd_scsi_alua_cfg a;
+
+		memset(&a, 0, sizeof(a));
+		a.group = 1;
+		a.rtpi = 1;
+		a.transition_secs = 10;
+		a.npeers = 1;
+		a.peers[0].group = 2;
+		a.peers[0].rtpi = 2;
+		if (isd_scsi_dev_set_alua(g_dev, &a) < 0)
+			abort();
+	}
 	for (int i = 0; i < 4; i++) {
 		snprintf(g_nx[i].initiator_port, sizeof(g_nx[i].initiator_port),
 			 "iqn.2024-01.fuzz:i%d,i,0x00023d00000%d", i, i);
@@ -91,6 +109,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cmd.done = fuzz_done;
 	if (flags & 0x10)
 		isd_scsi_lu_reset(g_dev, 0, cmd.nexus);
+	if (flags & 0x20) {
+		static const enum isd_scsi_alua_state st[4] = {
+			ISD_ALUA_ACTIVE_OPTIMIZED, ISD_ALUA_STANDBY, ISD_ALUA_UNAVAILABLE,
+			ISD_ALUA_TRANSITIONING,
+		};
+
+		if (isd_scsi_lu_set_alua_state(g_dev, 0, st[flags >> 6]) < 0)
+			abort();
+	}
 	g_done = 0;
 	rc = isd_scsi_cmd_setup(&cmd);
 	if (rc == ISD_SCSI_SETUP_READY) {
@@ -117,5 +144,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cmd.sense_len > ISD_SCSI_SENSE_MAX)
 		abort();
 	isd_scsi_cmd_release(&cmd);
+	if ((flags & 0x20) && isd_scsi_lu_set_alua_state(g_dev, 0, ISD_ALUA_ACTIVE_OPTIMIZED) < 0)
+		abort();
 	return 0;
 }

@@ -255,6 +255,26 @@ test_exposition(void **state)
 		unlink(path);
 	}
 	free(text);
+
+	/* the ALUA state: only once the target has a group */
+	{
+		struct isd_scsi_alua_cfg a;
+
+		assert_int_equal(isd_ctl_prometheus(f->rt, &text, &len), 0);
+		assert_null(strstr(text, "iserd_lun_alua_state"));
+		free(text);
+		memset(&a, 0, sizeof(a));
+		a.group = 4;
+		assert_int_equal(isd_scsi_dev_set_alua(f->dev, &a), 0);
+		assert_int_equal(isd_scsi_lu_set_alua_state(f->dev, 1, ISD_ALUA_TRANSITIONING), 0);
+		assert_int_equal(isd_ctl_prometheus(f->rt, &text, &len), 0);
+		check_well_formed(text);
+		expect_line(text, "# TYPE iserd_lun_alua_state gauge");
+		expect_line(text, "iserd_lun_alua_state{" LBL ",lun=\"0\",group=\"4\"} 0");
+		expect_line(text, "iserd_lun_alua_state{" LBL ",lun=\"1\",group=\"4\"} 15");
+		free(text);
+		assert_int_equal(isd_scsi_dev_set_alua(f->dev, NULL), 0);
+	}
 }
 
 static void

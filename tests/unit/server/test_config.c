@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "reactor/reactor.h"
+#include "scsi/scsi.h"
 #include "server/target.h"
 
 #define MAX_ARGS 32
@@ -244,6 +245,90 @@ test_args_physical_block_size(void **state)
 		   "ram:1M,physical_block_size=99999999999");
 	/* the kind part is never an LU option */
 	EXPECT_BAD("expected ram:SIZE", "--lun", "physical_block_size=4096");
+}
+
+static void expect_file_error(const char *text, const char *needle);
+
+/* ALUA and LU identity: flags, LUN options and file keys, and what each refuses. */
+static void
+test_alua_config(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512];
+	const struct isd_target_node_cfg *n;
+	uint64_t id, ext;
+	bool ext_set;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--alua-group", "3", "--alua-peer-state",
+			       "unavailable", "--alua-peer", "4",
+			       "--alua-peer", "5/9", "--lun",
+			       "ram:1M,serial=GW-1,naa=6001405ABCDEF012,alua=standby", "--lun",
+			       "ram:1M,naa=6001405abcdef0123456789abcdef012", NULL),
+			 0);
+	n = &cfg.nodes[0];
+	assert_int_equal(n->alua_group, 3);
+	assert_int_equal(n->alua_peer_count, 2);
+	assert_int_equal(n->alua_peer_state, ISD_ALUA_UNAVAILABLE);
+	assert_int_equal(n->alua_peers[0].group, 4);
+	assert_int_equal(n->alua_peers[0].rtpi, 4);
+	assert_int_equal(n->alua_peers[1].group, 5);
+	assert_int_equal(n->alua_peers[1].rtpi, 9);
+	assert_string_equal(n->luns[0].spec, "ram:1M");
+	assert_string_equal(n->luns[0].serial, "GW-1");
+	assert_string_equal(n->luns[0].naa, "6001405abcdef012");
+	assert_true(n->luns[0].alua_state_set);
+	assert_int_equal(n->luns[0].alua_state, ISD_ALUA_STANDBY);
+	assert_false(n->luns[1].alua_state_set);
+	isd_target_naa_split(n->luns[0].naa, &id, &ext, &ext_set);
+	assert_true(id == 0x001405abcdef012ull);
+	assert_false(ext_set);
+	isd_target_naa_split(n->luns[1].naa, &id, &ext, &ext_set);
+	assert_true(ext_set);
+	assert_true(ext == 0x3456789abcdef012ull);
+	isd_target_cfg_fini(&cfg);
+
+	EXPECT_BAD("naa needs 16 or 32 hex digits", "--lun", "ram:1M,naa=6001");
+	EXPECT_BAD("naa needs 16 or 32 hex digits", "--lun", "ram:1M,naa=6001405abcdef01x");
+	EXPECT_BAD("naa must start with 6", "--lun", "ram:1M,naa=5001405abcdef012");
+	EXPECT_BAD("bad alua=offline", "--lun", "ram:1M,alua=offline");
+	EXPECT_BAD("bad serial=", "--lun", "ram:1M,serial=");
+	EXPECT_BAD("printable ASCII", "--lun", "ram:1M,serial=a b");
+	EXPECT_BAD("bad serial=", "--lun", "ram:1M,serial=0123456789012345678901234567890123");
+	EXPECT_BAD("a group number", "--alua-group", "0");
+	EXPECT_BAD("a group number", "--alua-group", "65536");
+	EXPECT_BAD("a group number", "--alua-group", "1/2");
+	EXPECT_BAD("bad ALUA peer '0'", "--alua-peer", "0");
+	EXPECT_BAD("bad ALUA peer '2/'", "--alua-peer", "2/");
+	EXPECT_BAD("bad ALUA peer '2/x'", "--alua-peer", "2/x");
+	EXPECT_BAD("bad ALUA peer '-2'", "--alua-peer", "-2");
+	EXPECT_BAD("own alua_group", "--alua-group", "2", "--alua-peer", "2");
+	EXPECT_BAD("listed twice", "--alua-group", "1", "--alua-peer", "2", "--alua-peer", "2/5");
+	EXPECT_BAD("need an alua_group", "--alua-peer", "2");
+	EXPECT_BAD("need an alua_group", "--alua-peer-state", "standby");
+	EXPECT_BAD("active/non-optimized, standby or unavailable", "--alua-group", "1",
+		   "--alua-peer-state", "active/optimized");
+	EXPECT_BAD("active/non-optimized, standby or unavailable", "--alua-group", "1",
+		   "--alua-peer-state", "transitioning");
+
+	expect_file_error("targets = ( { name = \"iqn.2026-11.t:a\"; alua_peers = [ 2 ];\n"
+			  "  luns = ( { backing = \"ram:1M\"; } ); } );\n",
+			  "alua_peers needs alua_group");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.t:a\"; alua_group = 1;\n"
+			  "  alua_peers = [ 1 ]; luns = ( { backing = \"ram:1M\"; } ); } );\n",
+			  "own alua_group");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.t:a\"; alua_group = 0;\n"
+			  "  luns = ( { backing = \"ram:1M\"; } ); } );\n",
+			  "alua_group");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.t:a\"; alua_group = 1;\n"
+			  "  alua_peers = [ 2.5 ]; luns = ( { backing = \"ram:1M\"; } ); } );\n",
+			  "GROUP or");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.t:a\";\n"
+			  "  luns = ( { backing = \"ram:1M\"; naa = \"6x\"; } ); } );\n",
+			  "naa needs");
+	expect_file_error("targets = ( { name = \"iqn.2026-11.t:a\";\n"
+			  "  luns = ( { backing = \"ram:1M\"; alua_state = \"up\"; } ); } );\n",
+			  "alua_state:");
 }
 
 static void
@@ -1139,6 +1224,7 @@ main(void)
 	    cmocka_unit_test(test_args_reactor_mode),
 	    cmocka_unit_test(test_args_lun_before_target_goes_to_default),
 	    cmocka_unit_test(test_args_physical_block_size),
+	    cmocka_unit_test(test_alua_config),
 	    cmocka_unit_test(test_args_help_version),
 	    cmocka_unit_test(test_args_rejects_bad_flags),
 	    cmocka_unit_test(test_args_chap_error_hides_secret),

@@ -661,6 +661,73 @@ next_node(struct isd_target_cfg *c, const char *name)
 	return NULL;
 }
 
+/* ALUA: refused without a group; a reload turns it on and changes a state; the
+ * control call changes it back; each change is a unit attention on the LUN. */
+static void
+test_alua_state(void **state)
+{
+	struct fx *f = *state;
+	struct isd_target_cfg next;
+	struct isd_live_diff d;
+	uint32_t sk;
+
+	assert_int_equal(isd_live_lun_set_alua_state(f->rt, TA, 0, ISD_ALUA_STANDBY, f->err,
+						     sizeof(f->err)),
+			 -EINVAL);
+	assert_non_null(strstr(f->err, "no alua_group"));
+	copy_running(f, &next);
+	next_node(&next, TA)->alua_group = 1;
+	next_node(&next, TA)->alua_peers[0].group = 2;
+	next_node(&next, TA)->alua_peers[0].rtpi = 2;
+	next_node(&next, TA)->alua_peer_count = 1;
+	assert_int_equal(isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)), 0);
+	isd_target_cfg_fini(&next);
+	assert_int_equal(model_node(f, TA)->alua_group, 1);
+	/* INQUIRY data (TPGS, VPD 0x83) changed under the session */
+	assert_int_equal(tur(f, &f->a, 0, &sk), ISD_SAM_CHECK_CONDITION);
+	assert_int_equal(sk, ISD_SK_UNIT_ATTENTION << 16 | 0x3f03);
+	assert_int_equal(tur(f, &f->a, 0, NULL), ISD_SAM_GOOD);
+	/* a reload that puts the LUN in standby */
+	copy_running(f, &next);
+	next_node(&next, TA)->luns[0].alua_state = ISD_ALUA_STANDBY;
+	next_node(&next, TA)->luns[0].alua_state_set = true;
+	assert_int_equal(isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)), 0);
+	isd_target_cfg_fini(&next);
+	assert_int_equal(d.luns_changed, 1);
+	assert_int_equal(tur(f, &f->a, 0, &sk), ISD_SAM_CHECK_CONDITION);
+	assert_int_equal(sk, ISD_SK_UNIT_ATTENTION << 16 | 0x2a06);
+	assert_int_equal(tur(f, &f->a, 0, &sk), ISD_SAM_CHECK_CONDITION);
+	assert_int_equal(sk, ISD_SK_NOT_READY << 16 | 0x040b);
+	/* the control call: back to active/optimized, kept in the model */
+	assert_int_equal(isd_live_lun_set_alua_state(f->rt, TA, 0, ISD_ALUA_ACTIVE_OPTIMIZED,
+						     f->err, sizeof(f->err)),
+			 0);
+	assert_true(model_node(f, TA)->luns[0].alua_state_set);
+	assert_int_equal(model_node(f, TA)->luns[0].alua_state, ISD_ALUA_ACTIVE_OPTIMIZED);
+	assert_int_equal(tur(f, &f->a, 0, &sk), ISD_SAM_CHECK_CONDITION);
+	assert_int_equal(sk, ISD_SK_UNIT_ATTENTION << 16 | 0x2a06);
+	assert_int_equal(tur(f, &f->a, 0, NULL), ISD_SAM_GOOD);
+	/* read-only and the state in one reload: the second step must not read the
+	 * model the first one replaced (the fuzz_ctl corpus found that) */
+	copy_running(f, &next);
+	next_node(&next, TA)->luns[0].read_only = true;
+	next_node(&next, TA)->luns[0].alua_state = ISD_ALUA_ACTIVE_NON_OPTIMIZED;
+	assert_int_equal(isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)), 0);
+	isd_target_cfg_fini(&next);
+	assert_true(model_node(f, TA)->luns[0].read_only);
+	assert_int_equal(model_node(f, TA)->luns[0].alua_state, ISD_ALUA_ACTIVE_NON_OPTIMIZED);
+	assert_int_equal(tur(f, &f->a, 0, &sk), ISD_SAM_CHECK_CONDITION);
+	assert_int_equal(sk, ISD_SK_UNIT_ATTENTION << 16 | 0x2a06);
+	assert_int_equal(tur(f, &f->a, 0, NULL), ISD_SAM_GOOD);
+	assert_int_equal(isd_live_lun_set_alua_state(f->rt, TA, 7, ISD_ALUA_STANDBY, f->err,
+						     sizeof(f->err)),
+			 -ENOENT);
+	assert_int_equal(isd_live_lun_set_alua_state(f->rt, TA, 0, 4, f->err, sizeof(f->err)),
+			 -EINVAL);
+	/* the other target saw nothing */
+	assert_int_equal(f->b.fd.n_sent, 0);
+}
+
 static void
 test_apply_unchanged(void **state)
 {
@@ -825,6 +892,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lun_add_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lun_resize, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lun_read_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alua_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acl_and_chap_new_logins_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_logout_and_drop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_unchanged, setup, teardown),

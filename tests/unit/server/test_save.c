@@ -158,6 +158,16 @@ cfg_equal(const struct isd_target_cfg *a, const struct isd_target_cfg *b)
 			assert_string_equal(l->vendor, k->vendor);
 			assert_string_equal(l->product, k->product);
 			assert_string_equal(l->serial, k->serial);
+			assert_string_equal(l->naa, k->naa);
+			assert_int_equal(l->alua_state_set, k->alua_state_set);
+			assert_int_equal(l->alua_state, k->alua_state);
+		}
+		assert_int_equal(n->alua_group, m->alua_group);
+		assert_int_equal(n->alua_peer_state, m->alua_peer_state);
+		assert_int_equal(n->alua_peer_count, m->alua_peer_count);
+		for (int j = 0; j < n->alua_peer_count; j++) {
+			assert_int_equal(n->alua_peers[j].group, m->alua_peers[j].group);
+			assert_int_equal(n->alua_peers[j].rtpi, m->alua_peers[j].rtpi);
 		}
 		assert_int_equal(n->acl_count, m->acl_count);
 		for (int j = 0; j < n->acl_count; j++)
@@ -248,10 +258,13 @@ static const char g_every_key[] =
 	"  \"192.0.2.1\", \"iser://0.0.0.0:3260\" );\n"
 	"targets = (\n"
 	"  { name = \"iqn.2026-11.org.iserd:every\"; alias = \"a \\\"quoted\\\" alias\";\n"
-	"    tpgt = 7;\n"
+	"    tpgt = 7; alua_group = 7; alua_peers = ( 8, \"9/12\" );\n"
+	"    alua_peer_state = \"standby\";\n"
 	"    luns = ( { number = 3; backing = \"ram:64M\"; block_size = 4096; read_only = true;\n"
-	"               vendor = \"VEND\"; product = \"PROD\"; serial = \"SER-1\"; },\n"
-	"             { backing = \"file:/var/tmp/iserd-save-test.img,size=1G,ro\"; },\n"
+	"               vendor = \"VEND\"; product = \"PROD\"; serial = \"SER-1\";\n"
+	"               naa = \"6001405ABCDEF012\"; alua_state = \"standby\"; },\n"
+	"             { backing = \"file:/var/tmp/iserd-save-test.img,size=1G,ro,\"\n"
+	"                         \"serial=S2,naa=6001405abcdef0123456789abcdef012,alua=an\"; },\n"
 	"             { backing = \"zero:1T\"; block_size = 512;\n"
 	"               physical_block_size = 4096; } );\n"
 	"    acl = ( \"iqn.1993-08.org.debian:01:plain\",\n"
