@@ -52,6 +52,14 @@ struct isd_bstore {
 	 * adapter, so discard must zero them in place, never drop them. */
 	bool mem_pinned;
 	char desc[128];                 /* "ram:1G", "file:/path" for logs */
+	/*
+	 * Set by the owner, optional: called on the reactor after the store saw
+	 * its size change outside iserd (an RBD image resized with `rbd resize`);
+	 * size already holds the new size. Never called from the store's own
+	 * resize op, whose caller knows.
+	 */
+	void (*size_changed)(void *arg, struct isd_bstore *bs);
+	void *size_changed_arg;
 };
 
 #define ISD_BSTORE_SPEC_MAX 4200       /* "file:" + PATH_MAX + ",size=..." */
@@ -88,6 +96,11 @@ struct isd_bstore_kind {
 	 * not offered UNMAP).
 	 */
 	bool thin;
+	/*
+	 * The spec never holds a size: the store has its own (a block device, an
+	 * RBD image), so a resize changes the store and leaves the spec alone.
+	 */
+	bool own_size;
 	/*
 	 * Parses what follows "scheme:" into out (kind and canon included).
 	 * 0, or -EINVAL with a one-line reason in why.

@@ -2,10 +2,13 @@
  * into a file, with libiscsi, so that the test script can compare with cmp.
  * Built by tests/integration/test_libiscsi_tools.sh into a temp dir:
  *   gcc -O1 -o isd_rwcheck isd_rwcheck.c -liscsi
- * Usage: isd_rwcheck [-i iqn] [-l lba] [-c chunk] [-w infile] [-r outfile -n bytes] [-s] [-u N] URL
+ * Usage: isd_rwcheck [-i iqn] [-l lba] [-c chunk] [-w infile] [-r outfile -n bytes] [-s] [-F]
+ *                    [-u N] [-U N] URL
  *   -w  writes infile at LBA -l in chunks of -c bytes (WRITE(10), WRITE(16) past 2^32)
  *   -r  reads -n bytes (default: size of the -w file) from LBA -l into outfile (READ(16))
  *   -s  SYNCHRONIZE CACHE(10) after writing
+ *   -F  every write with FUA set
+ *   -U  UNMAP N blocks from LBA -l (one command per 8192 blocks), nothing else
  *   -u  UNMAP check, N rounds: WRITE(16) 'a' to N blocks at LBA -l, then for i = 1..N UNMAP
  *       blocks 0..i-1 and READ(10) them into a buffer filled with 0x77: all must read zero
  *       (the LUN reports LBPRZ); the first bad round is printed byte by byte
@@ -96,9 +99,10 @@ main(int argc, char **argv)
 	const char *init = "iqn.2026-11.org.iserd:rwcheck", *wfile = NULL, *rfile = NULL;
 	size_t chunk = 256 * 1024, nbytes = 0;
 	uint64_t lba0 = 0;
-	int c, do_sync = 0, unmap_rounds = 0;
+	int c, do_sync = 0, unmap_rounds = 0, fua = 0;
+	uint64_t unmap_blocks = 0;
 
-	while ((c = getopt(argc, argv, "i:l:c:w:r:n:su:")) != -1) {
+	while ((c = getopt(argc, argv, "i:l:c:w:r:n:su:FU:")) != -1) {
 		switch (c) {
 		case 'i': init = optarg; break;
 		case 'l': lba0 = strtoull(optarg, NULL, 0); break;
@@ -108,12 +112,14 @@ main(int argc, char **argv)
 		case 'n': nbytes = strtoul(optarg, NULL, 0); break;
 		case 's': do_sync = 1; break;
 		case 'u': unmap_rounds = atoi(optarg); break;
+		case 'F': fua = 1; break;
+		case 'U': unmap_blocks = strtoull(optarg, NULL, 0); break;
 		default: return 2;
 		}
 	}
 	if (optind != argc - 1 || chunk == 0 || unmap_rounds < 0 || unmap_rounds > 65535) {
 		fprintf(stderr, "usage: %s [-i iqn] [-l lba] [-c chunk] [-w in] [-r out -n bytes] [-s] "
-			"[-u rounds] URL\n",
+			"[-F] [-u rounds] [-U blocks] URL\n",
 			argv[0]);
 		return 2;
 	}
@@ -156,6 +162,26 @@ main(int argc, char **argv)
 		}
 		return unmap_check(iscsi, lun, lba0, bs, unmap_rounds);
 	}
+	if (unmap_blocks > 0) {
+		if (lba0 > nblocks || unmap_blocks > nblocks - lba0) {
+			fprintf(stderr, "-U %llu at lba %llu: past the end of the LUN\n",
+				(unsigned long long)unmap_blocks, (unsigned long long)lba0);
+			return 1;
+		}
+		for (uint64_t done = 0; done < unmap_blocks;) {
+			uint64_t n = unmap_blocks - done < 8192 ? unmap_blocks - done : 8192;
+			struct unmap_list l = { lba0 + done, (uint32_t)n };
+
+			t = iscsi_unmap_sync(iscsi, lun, 0, 0, &l, 1);
+			if (!task_ok(iscsi, t, "UNMAP", lba0 + done))
+				return 1;
+			scsi_free_scsi_task(t);
+			done += n;
+		}
+		printf("unmapped %llu blocks at lba %llu\n", (unsigned long long)unmap_blocks,
+		       (unsigned long long)lba0);
+		return 0;
+	}
 	unsigned char *buf = malloc(chunk);
 	if (buf == NULL)
 		return 1;
@@ -179,10 +205,10 @@ main(int argc, char **argv)
 				return 1;
 			}
 			if (lba + n / bs <= 0xffffffffull && n / bs <= 0xffff)
-				t = iscsi_write10_sync(iscsi, lun, (uint32_t)lba, buf, n, bs, 0, 0, 0,
+				t = iscsi_write10_sync(iscsi, lun, (uint32_t)lba, buf, n, bs, 0, 0, fua,
 						       0, 0);
 			else
-				t = iscsi_write16_sync(iscsi, lun, lba, buf, n, bs, 0, 0, 0, 0, 0);
+				t = iscsi_write16_sync(iscsi, lun, lba, buf, n, bs, 0, 0, fua, 0, 0);
 			if (!task_ok(iscsi, t, "WRITE", lba))
 				return 1;
 			scsi_free_scsi_task(t);
