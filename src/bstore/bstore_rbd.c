@@ -77,6 +77,8 @@ enum rbd_op {
 	ROP_WRITE,
 	ROP_FLUSH,
 	ROP_DISCARD,
+	ROP_CAW,
+	ROP_WRITE_SAME,
 };
 
 struct rbd_bs;
@@ -85,6 +87,9 @@ struct rbd_req {
 	struct rbd_bs *rb;
 	enum rbd_op op;
 	bool fua;               /* a write that still owes its flush */
+	uint64_t off;                   /* where it starts, for the miscompare offset */
+	uint64_t caw_mismatch;          /* librbd's: the image offset of a miscompare */
+	uint64_t *mismatch;             /* the caller's: that offset from off */
 	isd_bstore_cb cb;
 	void *arg;
 	rbd_completion_t comp;
@@ -94,6 +99,7 @@ struct rbd_req {
 	const struct iovec *iov;        /* the caller's, for the copy out of bounce */
 	int iovcnt;
 	TAILQ_ENTRY(rbd_req) link;
+	struct rbd_req *done_next;      /* on rb->caw_done */
 };
 
 struct rbd_bs {
@@ -108,6 +114,13 @@ struct rbd_bs {
 	unsigned dispatching;           /* inside rs_dispatch: destroy waits for it */
 	bool closing;                   /* destroyed from a callback: rs_dispatch frees */
 	TAILQ_HEAD(, rbd_req) inflight;
+	/*
+	 * COMPARE AND WRITE completions, pushed by librbd's thread (see
+	 * rs_caw_cb), taken by the reactor.
+	 */
+	_Atomic(struct rbd_req *) caw_done;
+	bool caw_ok;                    /* librbd may compare and write (no fancy striping) */
+	uint64_t obj_size;              /* bytes per object */
 	/* written by the watcher on librbd's thread, read on the reactor */
 	_Atomic uint64_t watched_size;
 	atomic_bool size_noticed;
@@ -470,6 +483,93 @@ rs_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb, 
 	return req_submitted(rb, req, rbd_aio_discard(rb->image, off, len, req->comp));
 }
 
+/*
+ * librbd 16's rbd_aio_compare_and_write never posts its completion to the
+ * image's event socket (it is submitted as not "native async"), so this one
+ * request has a callback: on librbd's thread it pushes the request on a
+ * lock-free list and wakes the reactor through the same eventfd; the
+ * reactor finishes it like the others (rs_dispatch).
+ */
+static void
+rs_caw_cb(rbd_completion_t c, void *arg)
+{
+	struct rbd_req *req = arg;
+	struct rbd_bs *rb = req->rb;
+	struct rbd_req *head = atomic_load_explicit(&rb->caw_done, memory_order_relaxed);
+	uint64_t one = 1;
+
+	(void)c;
+	do {
+		req->done_next = head;
+	} while (!atomic_compare_exchange_weak_explicit(&rb->caw_done, &head, req,
+							memory_order_release,
+							memory_order_relaxed));
+	if (write(rb->efd, &one, sizeof(one)) < 0) {
+		/* the counter is full: the reactor has a wakeup pending anyway */
+	}
+}
+
+/*
+ * librbd compares and writes atomically on the OSD (a cmpext and a write in
+ * one object operation), which is what makes it atomic for every gateway of
+ * the image. It takes only a range within one 512-byte sector (one block of
+ * a 512-byte LU: what VMware's ATS sends); anything else is left to the
+ * SCSI layer's read, compare and write.
+ */
+static int
+rs_compare_and_write(struct isd_bstore *bs, const void *cmp, const void *data, size_t len,
+		     uint64_t off, bool fua, uint64_t *mismatch, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_req *req;
+	ssize_t rc;
+
+	if (bs->read_only)
+		return -EROFS;
+	if (len == 0 || !rs_range_ok(bs, off, len))
+		return -EINVAL;
+	if (!rb->caw_ok || off % 512 + len > 512)
+		return -ENOTSUP;
+	req = isd_mem_zalloc(sizeof(*req));
+	if (req == NULL)
+		return -ENOMEM;
+	req->rb = rb;
+	req->op = ROP_CAW;
+	req->cb = cb;
+	req->arg = arg;
+	req->fua = fua;
+	req->off = off;
+	req->len = len;
+	req->mismatch = mismatch;
+	if (rbd_aio_create_completion(req, rs_caw_cb, &req->comp) < 0) {
+		isd_mem_free(req);
+		return -ENOMEM;
+	}
+	rc = rbd_aio_compare_and_write(rb->image, off, len, cmp, data, req->comp,
+				       &req->caw_mismatch, 0);
+	return req_submitted(rb, req, rc < 0 ? (int)rc : 0);
+}
+
+static int
+rs_write_same(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t off,
+	      uint64_t len, bool fua, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_req *req;
+
+	if (bs->read_only)
+		return -EROFS;
+	if (plen == 0 || len == 0 || len % plen != 0 || len > SIZE_MAX || !rs_range_ok(bs, off, len))
+		return -EINVAL;
+	req = req_alloc(rb, ROP_WRITE_SAME, cb, arg);
+	if (req == NULL)
+		return -ENOMEM;
+	req->fua = fua;
+	return req_submitted(rb, req,
+			     rbd_aio_writesame(rb->image, off, (size_t)len, pattern, plen,
+					       req->comp, 0));
+}
+
 /* One completion collected from librbd: finish its request, or go on to the FUA flush. */
 static void
 req_done(struct rbd_req *req, ssize_t r)
@@ -477,6 +577,24 @@ req_done(struct rbd_req *req, ssize_t r)
 	struct rbd_bs *rb = req->rb;
 	int rc;
 
+	if (r == -EILSEQ && req->op == ROP_CAW) {
+		/*
+		 * SCSI wants the offset from the start of the compare. librbd means
+		 * to give the image offset of the byte, but 16.2 gives the image
+		 * offset of the object's start plus that offset: both are taken.
+		 */
+		uint64_t m = req->caw_mismatch;
+		uint64_t obj = req->off - req->off % rb->obj_size;
+
+		if (m >= req->off && m - req->off < req->len)
+			*req->mismatch = m - req->off;
+		else if (m >= obj && m - obj < req->len)
+			*req->mismatch = m - obj;
+		else
+			*req->mismatch = 0;
+		req_finish(req, -EILSEQ);
+		return;
+	}
 	if (r < 0) {
 		req_finish(req, r < -4095 ? -EIO : (int)r);
 		return;
@@ -489,7 +607,7 @@ req_done(struct rbd_req *req, ssize_t r)
 			at += req->iov[i].iov_len;
 		}
 	}
-	if (req->op == ROP_WRITE && req->fua) {
+	if ((req->op == ROP_WRITE || req->op == ROP_CAW || req->op == ROP_WRITE_SAME) && req->fua) {
 		/* the data is written; the command completes when it is also flushed */
 		req->fua = false;
 		req->op = ROP_FLUSH;
@@ -527,6 +645,35 @@ rs_take_size(struct rbd_bs *rb)
 
 static void rs_teardown(struct rbd_bs *rb);
 
+/* The COMPARE AND WRITEs librbd's thread pushed, finished in the order they completed. */
+static void
+rs_take_caw(struct rbd_bs *rb)
+{
+	struct rbd_req *req = atomic_exchange_explicit(&rb->caw_done, NULL, memory_order_acquire);
+	struct rbd_req *fifo = NULL;
+
+	while (req != NULL) {
+		struct rbd_req *next = req->done_next;
+
+		req->done_next = fifo;
+		fifo = req;
+		req = next;
+	}
+	while (fifo != NULL) {
+		struct rbd_req *next = fifo->done_next;
+		ssize_t r = rbd_aio_get_return_value(fifo->comp);
+
+		rbd_aio_release(fifo->comp);
+		if (rb->closing) {
+			TAILQ_REMOVE(&rb->inflight, fifo, link);
+			req_free(fifo);
+		} else {
+			req_done(fifo, r);
+		}
+		fifo = next;
+	}
+}
+
 /*
  * The eventfd is read first, then the completions polled until librbd has
  * none: a completion posted after the read writes the eventfd again, so
@@ -544,6 +691,7 @@ rs_dispatch(struct rbd_bs *rb)
 	}
 	rb->dispatching++;
 	rs_take_size(rb);
+	rs_take_caw(rb);
 	do {
 		n = rbd_poll_io_events(rb->image, comps, RBD_POLL_BATCH);
 		for (int i = 0; i < n; i++) {
@@ -626,9 +774,15 @@ rs_teardown(struct rbd_bs *rb)
 
 	if (rb->watching)
 		rbd_update_unwatch(rb->image, rb->watch_handle);
+	/* what is finished from here on is dropped, not called back */
+	rb->closing = true;
 	while (!TAILQ_EMPTY(&rb->inflight)) {
 		rbd_completion_t c;
 		struct pollfd pfd = { .fd = rb->efd, .events = POLLIN };
+
+		rs_take_caw(rb);
+		if (TAILQ_EMPTY(&rb->inflight))
+			break;
 
 		if (rbd_poll_io_events(rb->image, &c, 1) == 1) {
 			req = rbd_aio_get_arg(c);
@@ -682,6 +836,8 @@ static const struct isd_bstore_ops rbd_ops = {
 	.discard = rs_discard,
 	.destroy = rs_destroy,
 	.resize = rs_resize_op,
+	.compare_and_write = rs_compare_and_write,
+	.write_same = rs_write_same,
 };
 
 /* ---- opening ---- */
@@ -705,6 +861,8 @@ rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t er
 	};
 	char name[RBD_NAME_MAX + 16];
 	const char *snap = sp->snap[0] ? sp->snap : NULL;
+	rbd_image_info_t info;
+	uint64_t stripe_count = 0;
 	int rc;
 
 	snprintf(name, sizeof(name), "client.%s", sp->id[0] ? sp->id : "admin");
@@ -756,6 +914,20 @@ rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t er
 		isd_seterr(err, err_len, "cannot size the image: %s", strerror(-rc));
 		return rc;
 	}
+	rc = rbd_stat(rb->image, &info, sizeof(info));
+	if (rc == 0)
+		rc = rbd_get_stripe_count(rb->image, &stripe_count);
+	if (rc < 0) {
+		isd_seterr(err, err_len, "cannot stat the image: %s", strerror(-rc));
+		return rc;
+	}
+	/*
+	 * librbd's COMPARE AND WRITE: a sector within one object; without fancy
+	 * striping the object starts at a multiple of its size (the miscompare
+	 * offset needs that).
+	 */
+	rb->obj_size = info.obj_size;
+	rb->caw_ok = stripe_count <= 1 && info.obj_size >= 512 && info.obj_size % 512 == 0;
 	rb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (rb->efd < 0) {
 		rc = -errno;
@@ -802,6 +974,7 @@ rs_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_
 	TAILQ_INIT(&rb->inflight);
 	atomic_init(&rb->watched_size, 0);
 	atomic_init(&rb->size_noticed, false);
+	atomic_init(&rb->caw_done, NULL);
 	rb->bs.ops = &rbd_ops;
 	rb->bs.reactor = r;
 	rb->bs.min_block = 1;

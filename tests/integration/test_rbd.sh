@@ -4,8 +4,11 @@
 # snapshot of another; data written through iSCSI (with FUA, and with
 # SYNCHRONIZE CACHE) is what `rbd export` gives; UNMAP lowers `rbd du` and
 # unmapped blocks read as zeros (LBPRZ), also in part of an object; the
-# snapshot LUN reads its data and refuses writes (DATA PROTECT); `rbd resize`
-# outside iserd reaches READ CAPACITY; a bad spec, a missing pool or image
+# snapshot LUN reads its data and refuses writes (DATA PROTECT); COMPARE AND
+# WRITE (librbd's, atomic on the OSD: a match writes, a miscompare names the
+# byte) and WRITE SAME (librbd's writesame); `rbd resize` outside iserd
+# reaches READ CAPACITY, `iserctl lun resize` grows the image and refuses to
+# shrink it; a bad spec, a missing pool or image
 # makes iserd exit non-zero with a one-line reason. Skipped (77) without the
 # ceph packages or without the rbd: store in this build.
 # shellcheck source=../lib/harness.sh
@@ -147,6 +150,27 @@ isd_check "read the unmapped range" "$RW" -i "$INI" -l 8192 -n $((8 * MB)) -r "$
 isd_check "UNMAP in part of an object reads zeros (32 rounds)" \
 	"$RW" -i "$INI" -l 300001 -u 32 "$P/0"
 
+# ---- COMPARE AND WRITE and WRITE SAME, done by librbd
+# one block: librbd's (one sector); two blocks across an object boundary (4 MiB =
+# LBA 8192): iserd's own read, compare and write
+isd_check "COMPARE AND WRITE (1 block, librbd): match, miscompare at byte 300" \
+	"$RW" -i "$INI" -l 4000 -C 1 "$P/0"
+isd_check "COMPARE AND WRITE (2 blocks across two objects, iserd's)" \
+	"$RW" -i "$INI" -l 8191 -C 2 "$P/0"
+isd_check "WRITE SAME(16) of 3000 blocks" "$RW" -i "$INI" -l 50001 -W 3000 "$P/0"
+isd_check "rbd export after CAW and WRITE SAME" "${RBD[@]}" export "$POOL/disk1" "$ISD_TMP/export2.img" &&
+python3 - "$ISD_TMP/export2.img" <<'EOF2' && isd_pass "the image holds the CAW and WRITE SAME data" || isd_fail "the image does not hold the CAW and WRITE SAME data"
+import sys
+f = open(sys.argv[1], "rb")
+def at(lba, n):
+    f.seek(lba * 512)
+    return f.read(n)
+assert at(4000, 512) == b"B" * 512
+assert at(8191, 1024) == b"B" * 1024
+pat = bytes((i * 7 + 3) & 0xff for i in range(512))
+assert at(50001, 3000 * 512) == pat * 3000
+EOF2
+
 # ---- the snapshot LUN: its data, no writes
 isd_check "read the snapshot LUN" "$RW" -i "$INI" -n $((16 * MB)) -r "$ISD_TMP/snap.out" "$P/1" &&
 	isd_check "the snapshot LUN reads the snapshot's data" cmp "$ISD_TMP/snap.bin" "$ISD_TMP/snap.out"
@@ -172,6 +196,14 @@ done
 grep -q "the store is now $((512 * MB)) bytes" "${ISD_LOG_OF[main]}" &&
 	isd_pass "the log says the LUN grew" || isd_fail "no log line for the resize"
 isd_check "write past the old end" "$RW" -i "$INI" -l $((300 * 2048)) -c $MB -w "$ISD_TMP/c.bin" "$P/0"
+# through the control socket: grows the image itself, refuses to shrink it
+CTL=(timeout 60 "$(dirname "$ISERD")/iserctl" --socket "${ISD_CTL_OF[main]}")
+isd_check "iserctl lun resize to 768M" "${CTL[@]}" lun resize "$IQN" 0 768M
+isd_check "rbd info after lun resize" "${RBD[@]}" info --format json "$POOL/disk1"
+python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["size"] == 768 << 20 else 1)' \
+	"$ISD_OUT" && isd_pass "the image is 768 MiB" || isd_fail "the image did not grow"
+isd_check_fails "iserctl lun resize to 128M (a shrink) fails" "${CTL[@]}" lun resize "$IQN" 0 128M
+grep -q "only grows" "$ISD_OUT" && isd_pass "and says why" || { isd_fail "no reason"; cat "$ISD_OUT"; }
 
 isd_expect_alive main
 isd_finish
