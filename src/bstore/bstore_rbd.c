@@ -5,7 +5,7 @@
  * Opening connects to the cluster and opens the image, and blocks (LUN
  * creation, at start or from the control socket); it is bounded by the
  * client's mount and op timeouts, set to ISD_RBD_TIMEOUT_S unless the
- * configuration file says otherwise. Everything after that is asynchronous:
+ * configuration file sets its own. Everything after that is asynchronous:
  * reads, writes, flushes and discards are librbd aio requests whose
  * completions carry no callback. librbd instead writes the image's eventfd
  * (rbd_set_image_notification) when one completes, and the reactor, watching
@@ -850,16 +850,26 @@ static const struct isd_bstore_ops rbd_ops = {
 static int
 rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t err_len)
 {
-	static const char *const settings[][2] = {
-		{ "client_mount_timeout", ISD_RBD_TIMEOUT_S },
-		{ "rados_mon_op_timeout", ISD_RBD_TIMEOUT_S },
-		{ "rados_osd_op_timeout", ISD_RBD_TIMEOUT_S },
+	/*
+	 * Values set through the API outrank the conf file's, so the file is
+	 * read first and a bound is set only where the file left Ceph's default
+	 * (300 s to mount, no limit on monitor and OSD requests): a [client]
+	 * section's own timeouts are kept. The rest is always set.
+	 */
+	static const struct {
+		const char *name, *value;
+		double ceph_default;    /* < 0: always set */
+	} settings[] = {
+		{ "client_mount_timeout", ISD_RBD_TIMEOUT_S, 300 },
+		{ "rados_mon_op_timeout", ISD_RBD_TIMEOUT_S, 0 },
+		{ "rados_osd_op_timeout", ISD_RBD_TIMEOUT_S, 0 },
 		/* a partial-object discard is zeroed, not skipped: discard_zeroes holds */
-		{ "rbd_skip_partial_discard", "false" },
-		{ "log_to_stderr", "false" },
-		{ "err_to_stderr", "false" },
+		{ "rbd_skip_partial_discard", "false", -1 },
+		/* librados's lines stay out of iserd's log (a log_file still works) */
+		{ "log_to_stderr", "false", -1 },
+		{ "err_to_stderr", "false", -1 },
 	};
-	char name[RBD_NAME_MAX + 16];
+	char name[RBD_NAME_MAX + 16], val[64];
 	const char *snap = sp->snap[0] ? sp->snap : NULL;
 	rbd_image_info_t info;
 	uint64_t stripe_count = 0;
@@ -873,24 +883,29 @@ rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t er
 			   strerror(-rc));
 		return rc;
 	}
-	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
-		rc = rados_conf_set(rb->cluster, settings[i][0], settings[i][1]);
-		if (rc < 0) {
-			isd_seterr(err, err_len, "cannot set %s: %s", settings[i][0],
-				   strerror(-rc));
-			return rc;
-		}
-	}
 	rc = rados_conf_read_file(rb->cluster, sp->conf[0] ? sp->conf : NULL);
 	if (rc < 0) {
 		isd_seterr(err, err_len, "cannot read %s: %s",
 			   sp->conf[0] ? sp->conf : "the default ceph.conf", strerror(-rc));
 		return rc;
 	}
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		if (settings[i].ceph_default >= 0 &&
+		    rados_conf_get(rb->cluster, settings[i].name, val, sizeof(val)) == 0 &&
+		    strtod(val, NULL) != settings[i].ceph_default)
+			continue;
+		rc = rados_conf_set(rb->cluster, settings[i].name, settings[i].value);
+		if (rc < 0) {
+			isd_seterr(err, err_len, "cannot set %s: %s", settings[i].name,
+				   strerror(-rc));
+			return rc;
+		}
+	}
 	rc = rados_connect(rb->cluster);
 	if (rc < 0) {
-		isd_seterr(err, err_len, "cannot connect to the Ceph cluster as %s: %s", name,
-			   strerror(-rc));
+		/* ENOENT here is the keyring librados looked for and did not find */
+		isd_seterr(err, err_len, "cannot connect to the Ceph cluster as %s: %s%s", name,
+			   strerror(-rc), rc == -ENOENT ? " (no keyring for it?)" : "");
 		return rc;
 	}
 	rc = rados_ioctx_create(rb->cluster, sp->pool, &rb->io);

@@ -83,6 +83,17 @@ bad_start "missing pool" "pool nopool: No such file or directory" "rbd:nopool/di
 bad_start "missing snapshot" "image $POOL/snapsrc@s9: No such file or directory" \
 	"rbd:$POOL/snapsrc@s9,$C"
 bad_start "unknown cephx user" "cannot connect" "rbd:$POOL/disk1,conf=$ISD_CEPH_CONF,id=nobody"
+# no monitor answers: the connect gives up within the mount timeout (the conf's
+# 3 s here, iserd's 30 s by default) instead of hanging the start
+DEADPORT=$(isd_ceph_free_port)
+sed -e "s/^mon host = .*/mon host = v2:127.0.0.1:$DEADPORT/" "$ISD_CEPH_CONF" >"$ISD_TMP/dead.conf"
+echo "client mount timeout = 3" >>"$ISD_TMP/dead.conf"
+t0=$(date +%s)
+bad_start "no monitor answers" "cannot connect to the Ceph cluster" \
+	"rbd:$POOL/disk1,conf=$ISD_TMP/dead.conf,id=$ISD_CEPH_CLIENT"
+dt=$(($(date +%s) - t0))
+[ "$dt" -le 15 ] && isd_pass "the connect gave up after ${dt}s" ||
+	isd_fail "the connect took ${dt}s (mount timeout 3 s)"
 
 # ---- the target: LUN 0 the image, LUN 1 a snapshot, LUN 2 an image opened ro
 if ! isd_start main --target "$IQN" --lun "rbd:$POOL/disk1,$C" \
