@@ -95,6 +95,13 @@ dt=$(($(date +%s) - t0))
 [ "$dt" -le 15 ] && isd_pass "the connect gave up after ${dt}s" ||
 	isd_fail "the connect took ${dt}s (mount timeout 3 s)"
 
+# the same spec in a configuration file: --check parses it and does not connect
+cat >"$ISD_TMP/rbd.conf" <<EOF
+targets = ( { name = "$IQN"; luns = ( { backing = "rbd:$POOL/disk1,id=$ISD_CEPH_CLIENT,conf=$ISD_CEPH_CONF"; },
+                                       { backing = "rbd:$POOL/snapsrc@s1,$C"; } ); } );
+EOF
+isd_check "--check of a configuration file with rbd: LUNs" "$ISERD" -c "$ISD_TMP/rbd.conf" --check
+
 # ---- the target: LUN 0 the image, LUN 1 a snapshot, LUN 2 an image opened ro
 if ! isd_start main --target "$IQN" --lun "rbd:$POOL/disk1,$C" \
 	--lun "rbd:$POOL/snapsrc@s1,$C" --lun "rbd:$POOL/other,$C,ro"; then
@@ -215,6 +222,15 @@ python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["size"]
 	"$ISD_OUT" && isd_pass "the image is 768 MiB" || isd_fail "the image did not grow"
 isd_check_fails "iserctl lun resize to 128M (a shrink) fails" "${CTL[@]}" lun resize "$IQN" 0 128M
 grep -q "only grows" "$ISD_OUT" && isd_pass "and says why" || { isd_fail "no reason"; cat "$ISD_OUT"; }
+# a LUN added and removed while iserd runs: opened and closed from the control socket
+isd_check "iserctl lun add 3 (rbd)" "${CTL[@]}" lun add "$IQN" 3 "rbd:$POOL/snapsrc,$C"
+isd_check "read the added LUN" "$RW" -i "$INI" -n $((16 * MB)) -r "$ISD_TMP/added.out" "$P/3" &&
+	isd_check "the added LUN reads the image" cmp "$ISD_TMP/snap.bin" "$ISD_TMP/added.out"
+isd_check "iserctl lun remove 3" "${CTL[@]}" lun remove "$IQN" 3
+isd_check_fails "iserctl lun add of a missing image fails" "${CTL[@]}" lun add "$IQN" 3 \
+	"rbd:$POOL/nosuch,$C"
+grep -q "image $POOL/nosuch: No such file or directory" "$ISD_OUT" && isd_pass "and says why" ||
+	{ isd_fail "no reason"; cat "$ISD_OUT"; }
 
 isd_expect_alive main
 isd_finish
