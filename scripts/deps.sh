@@ -7,7 +7,10 @@
 #   scripts/deps.sh --test     and the test toolchain: clang (fuzzing), cmocka,
 #                              libiscsi's tools, promtool, systemd-analyze and
 #                              man (the unit file test), debhelper and lintian
-#                              (the Debian package test); what scripts/test.sh uses
+#                              (the Debian package test), a one-node Ceph
+#                              (ceph-mon, ceph-osd, ceph-common, librbd-dev: the
+#                              rbd store and its test, docs/ceph.md); what
+#                              scripts/test.sh uses
 #   scripts/deps.sh --lab      and the QEMU interop lab's packages (implies --test)
 #                              and the peer targets of bench/ (tgt, istgt)
 # Packages already installed are left alone; nothing is installed when all are.
@@ -31,7 +34,8 @@ PKGS=(build-essential cmake ninja-build pkg-config
       libibverbs-dev librdmacm-dev libsystemd-dev ibverbs-providers)
 if [ "$test_set" = 1 ]; then
 	PKGS+=(clang libclang-rt-14-dev libcmocka-dev libiscsi-bin libiscsi-dev python3
-	       prometheus systemd man-db debhelper dpkg-dev lintian)
+	       prometheus systemd man-db debhelper dpkg-dev lintian
+	       ceph-mon ceph-osd ceph-common librbd-dev)
 fi
 if [ "$lab_set" = 1 ]; then
 	PKGS+=(qemu-system-x86 busybox-static cpio kmod open-iscsi rdma-core ibverbs-utils

@@ -38,6 +38,26 @@ struct isd_bstore_ops {
 	 * 0, or -errno with a one-line reason in why; NULL: the kind cannot.
 	 */
 	int (*resize)(struct isd_bstore *bs, uint64_t size, char *why, size_t whylen);
+	/*
+	 * Optional: COMPARE AND WRITE done by the store, atomic against every
+	 * writer of the medium (for RBD: other gateways of the same image too,
+	 * which the SCSI layer's own gate cannot see). When the len bytes at
+	 * offset equal cmp, data is written there. The callback gets 0; -EILSEQ
+	 * on a miscompare, with *mismatch (the caller keeps it valid until then)
+	 * set to the offset of the first differing byte from offset; or -errno.
+	 * -ENOTSUP at submission: not for this range, the caller reads, compares
+	 * and writes itself. NULL: never.
+	 */
+	int (*compare_and_write)(struct isd_bstore *bs, const void *cmp, const void *data,
+				 size_t len, uint64_t offset, bool fua, uint64_t *mismatch,
+				 isd_bstore_cb cb, void *arg);
+	/*
+	 * Optional: WRITE SAME done by the store in one request: the len bytes at
+	 * offset (a multiple of plen) become the plen-byte pattern repeated.
+	 * -ENOTSUP at submission, or NULL: the caller writes the pattern itself.
+	 */
+	int (*write_same)(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t offset,
+			  uint64_t len, bool fua, isd_bstore_cb cb, void *arg);
 };
 
 struct isd_bstore {
@@ -57,6 +77,14 @@ struct isd_bstore {
 	char desc[128];                 /* "ram:1G", "file:/path" for logs */
 	/* completions queued by isd_bstore_complete_later, per reactor (bstore.c) */
 	struct isd_bstore_later *_Atomic later;
+	/*
+	 * Set by the owner, optional: called on the reactor after the store saw
+	 * its size change outside iserd (an RBD image resized with `rbd resize`);
+	 * size already holds the new size. Never called from the store's own
+	 * resize op, whose caller knows.
+	 */
+	void (*size_changed)(void *arg, struct isd_bstore *bs);
+	void *size_changed_arg;
 };
 
 #define ISD_BSTORE_SPEC_MAX 4200       /* "file:" + PATH_MAX + ",size=..." */
@@ -93,6 +121,11 @@ struct isd_bstore_kind {
 	 * not offered UNMAP).
 	 */
 	bool thin;
+	/*
+	 * The spec never holds a size: the store has its own (a block device, an
+	 * RBD image), so a resize changes the store and leaves the spec alone.
+	 */
+	bool own_size;
 	/*
 	 * Parses what follows "scheme:" into out (kind and canon included).
 	 * 0, or -EINVAL with a one-line reason in why.

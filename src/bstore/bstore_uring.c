@@ -921,6 +921,7 @@ const struct isd_bstore_kind isd_bstore_kind_dev = {
 	.help = "block device",
 	.product = "BLOCKDEV",
 	.thin = false,
+	.own_size = true,
 	.parse = dev_parse,
 	.check = dev_check,
 	.create = dev_create,

@@ -771,6 +771,33 @@ isd_sbc_exec_write_same(struct isd_scsi_cmd *cmd)
 			write_done(cmd, rc);
 		return;
 	}
+	/* a store that repeats the pattern itself: one request, no buffer of copies */
+	if (lu->bs->ops->write_same != NULL) {
+		if (ndob) {
+			cmd->aux_buf = calloc(1, lu->block_size);
+			if (cmd->aux_buf == NULL) {
+				cmd->status = ISD_SAM_BUSY;
+				isd_scsi_cmd_done(cmd);
+				return;
+			}
+			cmd->aux_len = lu->block_size;
+			pattern = cmd->aux_buf;
+		}
+		rc = lu->bs->ops->write_same(lu->bs, pattern, lu->block_size,
+					     byte_off(lu, cmd->lba),
+					     (uint64_t)cmd->nblocks * lu->block_size,
+					     cmd->io_flags & ISD_SCSI_IOF_FUA, write_done, cmd);
+		if (rc != -ENOTSUP) {
+			if (rc < 0)
+				write_done(cmd, rc);
+			return;
+		}
+		/* declined: the generic path, which allocates its own buffer */
+		free(cmd->aux_buf);
+		cmd->aux_buf = NULL;
+		cmd->aux_len = 0;
+		pattern = ndob ? NULL : cmd->iov[0].iov_base;
+	}
 	chunk = (uint64_t)cmd->nblocks * lu->block_size;
 	if (chunk > WS_CHUNK)
 		chunk = WS_CHUNK / lu->block_size * lu->block_size;
@@ -971,6 +998,46 @@ rmw_read_done(void *arg, int status)
 }
 
 static void
+caw_store_done(void *arg, int status)
+{
+	struct isd_scsi_cmd *cmd = arg;
+
+	if (status == -EILSEQ) {
+		/* io_pos holds the store's offset of the first difference (caw_store) */
+		miscompare(cmd, cmd->io_pos);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	write_done(cmd, status);
+}
+
+/*
+ * COMPARE AND WRITE by a store that does it itself (RBD: atomic on the OSD,
+ * so also against other gateways of the image, which this LU's gate cannot
+ * hold off). False when the store declined this range: the generic path goes on.
+ */
+static bool
+caw_store(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	uint32_t half = cmd->nblocks * lu->block_size;
+	const uint8_t *data = cmd->iov[0].iov_base;
+	int rc;
+
+	/* io_pos is unused by COMPARE AND WRITE: the store writes the offset there */
+	cmd->io_pos = 0;
+	rc = lu->bs->ops->compare_and_write(lu->bs, data, data + half, half,
+					    byte_off(lu, cmd->lba),
+					    cmd->io_flags & ISD_SCSI_IOF_FUA, &cmd->io_pos,
+					    caw_store_done, cmd);
+	if (rc == -ENOTSUP)
+		return false;
+	if (rc < 0)
+		write_done(cmd, rc);
+	return true;
+}
+
+static void
 rmw_exec(struct isd_scsi_cmd *cmd)
 {
 	struct isd_scsi_lu *lu = cmd->lu;
@@ -980,6 +1047,8 @@ rmw_exec(struct isd_scsi_cmd *cmd)
 		return;
 	/* the whole data-out or nothing: a part of it is not what the CDB describes */
 	if (data_out_short(cmd))
+		return;
+	if (cmd->cdb[0] == 0x89 && lu->bs->ops->compare_and_write != NULL && caw_store(cmd))
 		return;
 	if (lu->bs->mem_base != NULL) {
 		rmw_write(cmd, (const uint8_t *)lu->bs->mem_base + byte_off(lu, cmd->lba));

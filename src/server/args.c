@@ -164,9 +164,17 @@ isd_target_usage(void)
 	mark = strstr(g_usage, "@KINDS@");
 	n = (size_t)(mark - g_usage);
 	memcpy(text, g_usage, n);
-	for (unsigned i = 0; i < isd_bstore_kind_count && n < sizeof(text); i++)
-		n += (size_t)snprintf(text + n, sizeof(text) - n, "%30s%-27s %s\n", "",
-				      isd_bstore_kinds[i]->usage, isd_bstore_kinds[i]->help);
+	for (unsigned i = 0; i < isd_bstore_kind_count && n < sizeof(text); i++) {
+		const struct isd_bstore_kind *k = isd_bstore_kinds[i];
+
+		/* a usage wider than its column (rbd:) has its words on the next line */
+		if (strlen(k->usage) > 27)
+			n += (size_t)snprintf(text + n, sizeof(text) - n, "%30s%s\n%58s%s\n", "",
+					      k->usage, "", k->help);
+		else
+			n += (size_t)snprintf(text + n, sizeof(text) - n, "%30s%-27s %s\n", "",
+					      k->usage, k->help);
+	}
 	if (n < sizeof(text))
 		snprintf(text + n, sizeof(text) - n, "%s", mark + 7);
 	return text;

@@ -488,8 +488,8 @@ lun_respec(struct isd_target_lun_cfg *l, uint64_t size, char *err, size_t errlen
 	char sz[32];
 	int rc;
 
-	/* a device's size is its own: the spec has none */
-	if (strcmp(l->kind->scheme, "dev") == 0)
+	/* a device's or an RBD image's size is its own: the spec has none */
+	if (l->kind->own_size)
 		return 0;
 	tmp = calloc(1, sizeof(*tmp));
 	if (tmp == NULL)

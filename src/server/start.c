@@ -133,6 +133,26 @@ isd_target_lun_gone(void *arg, struct isd_bstore *bs)
 		unregister_base(rt, bs->mem_base);
 }
 
+/*
+ * A store saw its size change outside iserd (an RBD image resized with `rbd
+ * resize`): the LU takes the new capacity and every nexus gets CAPACITY DATA
+ * HAS CHANGED, as after lun.resize.
+ */
+static void
+lun_size_changed(void *arg, struct isd_bstore *bs)
+{
+	struct isd_target_node *n = arg;
+
+	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++) {
+		if (n->bs[i] == bs) {
+			isd_scsi_lu_capacity_changed(n->tn.dev, i);
+			isd_log_info("target %s: LUN %u: the store is now %llu bytes", n->tn.name,
+				     i, (unsigned long long)bs->size);
+			return;
+		}
+	}
+}
+
 int
 isd_target_node_alua(const struct isd_target_node_cfg *nc, struct isd_scsi_dev *dev, char *err,
 		     size_t errlen)
@@ -246,6 +266,8 @@ isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_
 		goto err_bs;
 	}
 	n->bs[l->number] = bs;
+	bs->size_changed = lun_size_changed;
+	bs->size_changed_arg = n;
 	human_size(bs->size, size, sizeof(size));
 	isd_log_info("  LUN %u: %s, %s, %u-byte blocks (%u physical)%s, %s %s, serial %s%s%s",
 		     l->number, l->spec, size, lu.block_size,

@@ -2,7 +2,7 @@
 """Compares an iscsi-test-cu run (its verbose CUnit text output) with the
 expected-failures list.
 
-Usage: compare_test_cu.py --log LOG --expected FILE --kind ram|file|ro|phys|mpath [--family ALL]
+Usage: compare_test_cu.py --log LOG --expected FILE --kind ram|file|ro|phys|mpath|sanitize|rbd [--family ALL]
                           [--timed-out] [--json OUT] [--skips SKIPS.md]
 
 A test fails the comparison when it FAILED and is not listed (for this kind of LUN).
@@ -165,7 +165,7 @@ def load_expected(path, kind):
 
 
 # run_test_cu.sh's kinds of run, usable as expected-failures prefixes
-KINDS = ("ram", "file", "ro", "phys", "mpath", "sanitize")
+KINDS = ("ram", "file", "ro", "phys", "mpath", "sanitize", "rbd")
 
 SKIP_NAME_RE = re.compile(r"`(ALL\.[A-Za-z0-9_.*?\[\]-]+)`")
 

@@ -9,6 +9,8 @@
 #   phys   a RAM LUN of 512-byte logical, 4096-byte physical blocks
 #   mpath  a RAM LUN behind two TCP portals, suite MultipathIO given both URLs
 #   sanitize  a 32 TiB zero: LUN, suite Sanitize.Reset (a SANITIZE that lasts)
+#   rbd    a 64 MiB RBD image on a one-node Ceph cluster (tests/lib/ceph.sh);
+#          skipped without the ceph packages or the rbd: store
 # The last three also require every test they skip to be listed, with the reason,
 # in tests/conformance/skips.md.
 # Env: ISD_TEST_CU_TIMEOUT (seconds, default 900), ISD_TEST_CU_FILTER (-t pattern,
@@ -17,6 +19,7 @@ set -u
 KIND=${1:-ram}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/harness.sh"
+. "$HERE/../lib/ceph.sh"
 
 isd_require_tools iscsi-test-cu python3 timeout stdbuf
 # iserd logs a line per login and iscsi-test-cu logs in often: keep the dump short.
@@ -67,6 +70,24 @@ EOF
 	ARGS=(--config "$ISD_TMP/sanitize.conf")
 	SUITE='ALL.Sanitize.Reset'
 	;;
+rbd)
+	isd_ceph_have || isd_skip "the ceph packages are not installed (scripts/deps.sh --test)"
+	"$ISERD" --help 2>&1 | grep -q 'rbd:POOL' || isd_skip "this iserd has no rbd: store"
+	# librados and librbd are not built with the sanitizer: their own
+	# allocations at exit are not iserd's leaks
+	printf 'leak:librados.so\nleak:librbd.so\nleak:libceph-common.so\n' >"$ISD_TMP/lsan.supp"
+	export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$ISD_TMP/lsan.supp
+	ISD_CLEANUP_HOOKS+=(isd_ceph_stop)
+	isd_ceph_start "$ISD_TMP/ceph"
+	case $? in
+	0) isd_log "one-node Ceph cluster up in ${ISD_CEPH_START_S}s" ;;
+	77) exit 77 ;;
+	*) echo "FAIL: the one-node Ceph cluster did not start"; exit 1 ;;
+	esac
+	timeout 60 rbd -c "$ISD_CEPH_CONF" --id admin create --size "$SIZE" "$ISD_CEPH_POOL/cu" ||
+		{ echo "FAIL: rbd create"; exit 1; }
+	LUN="rbd:$ISD_CEPH_POOL/cu,conf=$ISD_CEPH_CONF,id=$ISD_CEPH_CLIENT"
+	;;
 mpath)
 	LUN="ram:$SIZE"
 	# the second portal: a port nothing listens on (the harness picks the first)
@@ -78,7 +99,7 @@ mpath)
 	SUITE='ALL.MultipathIO.*'
 	SKIPS=(--skips "$HERE/skips.md")
 	;;
-*) echo "usage: $0 ram|file|ro|phys|mpath|sanitize" >&2; exit 2 ;;
+*) echo "usage: $0 ram|file|ro|phys|mpath|sanitize|rbd" >&2; exit 2 ;;
 esac
 FILTER=${ISD_TEST_CU_FILTER:-$SUITE}
 if [ "$KIND" != ro ] && [ "$KIND" != sanitize ]; then

@@ -2,10 +2,17 @@
  * into a file, with libiscsi, so that the test script can compare with cmp.
  * Built by tests/integration/test_libiscsi_tools.sh into a temp dir:
  *   gcc -O1 -o isd_rwcheck isd_rwcheck.c -liscsi
- * Usage: isd_rwcheck [-i iqn] [-l lba] [-c chunk] [-w infile] [-r outfile -n bytes] [-s] [-u N] URL
+ * Usage: isd_rwcheck [-i iqn] [-l lba] [-c chunk] [-w infile] [-r outfile -n bytes] [-s] [-F]
+ *                    [-u N] [-U N] URL
  *   -w  writes infile at LBA -l in chunks of -c bytes (WRITE(10), WRITE(16) past 2^32)
  *   -r  reads -n bytes (default: size of the -w file) from LBA -l into outfile (READ(16))
  *   -s  SYNCHRONIZE CACHE(10) after writing
+ *   -F  every write with FUA set
+ *   -U  UNMAP N blocks from LBA -l (one command per 8192 blocks), nothing else
+ *   -C  COMPARE AND WRITE check of N blocks at LBA -l: a matching CAW writes, a
+ *       CAW that differs at byte 300 gets MISCOMPARE with INFORMATION 300 and
+ *       writes nothing
+ *   -W  WRITE SAME(16) check: one patterned block to N blocks at LBA -l, read back
  *   -u  UNMAP check, N rounds: WRITE(16) 'a' to N blocks at LBA -l, then for i = 1..N UNMAP
  *       blocks 0..i-1 and READ(10) them into a buffer filled with 0x77: all must read zero
  *       (the LUN reports LBPRZ); the first bad round is printed byte by byte
@@ -90,15 +97,148 @@ task_ok(struct iscsi_context *iscsi, struct scsi_task *t, const char *what, uint
 	return 1;
 }
 
+/* The INFORMATION field of the sense data (fixed or descriptor format); -1 when absent. */
+static long long
+sense_info(const struct scsi_task *t)
+{
+	const unsigned char *sb;
+	int n;
+
+	if (t->datain.data == NULL || t->datain.size < 2 + 8)
+		return -1;
+	/* the data segment: SenseLength (2 bytes), then the sense data */
+	sb = t->datain.data + 2;
+	n = t->datain.size - 2;
+	if ((sb[0] & 0x7f) == 0x70 || (sb[0] & 0x7f) == 0x71) {
+		if (!(sb[0] & 0x80) || n < 7)
+			return -1;
+		return ((long long)sb[3] << 24) | (sb[4] << 16) | (sb[5] << 8) | sb[6];
+	}
+	for (int at = 8; at + 12 <= n; at += 2 + sb[at + 1]) {
+		if (sb[at] == 0x00) {
+			long long v = 0;
+
+			for (int i = 0; i < 8; i++)
+				v = (v << 8) | sb[at + 4 + i];
+			return v;
+		}
+	}
+	return -1;
+}
+
+/* -C: a CAW that matches writes; one that differs at byte 300 is refused there. */
+static int
+caw_check(struct iscsi_context *iscsi, int lun, uint64_t lba, uint32_t bs, uint64_t nblocks,
+	  int n)
+{
+	size_t half = (size_t)n * bs;
+	unsigned char *buf = malloc(2 * half), *r = malloc(half);
+	struct scsi_task *t;
+	long long info;
+
+	if (buf == NULL || r == NULL || n < 1 || n > 255 || lba + n > nblocks || bs < 512)
+		return 1;
+	memset(buf, 'A', half);
+	t = iscsi_write16_sync(iscsi, lun, lba, buf, (uint32_t)half, bs, 0, 0, 0, 0, 0);
+	if (!task_ok(iscsi, t, "WRITE(16)", lba))
+		return 1;
+	scsi_free_scsi_task(t);
+	memset(buf + half, 'B', half);
+	t = iscsi_compareandwrite_sync(iscsi, lun, lba, buf, (uint32_t)(2 * half), bs, 0, 0, 0, 0,
+				       0);
+	if (!task_ok(iscsi, t, "COMPARE AND WRITE (matching)", lba))
+		return 1;
+	scsi_free_scsi_task(t);
+	/* now B: a compare differing at byte 300 must fail there */
+	memset(buf, 'B', half);
+	buf[300] = 'X';
+	memset(buf + half, 'C', half);
+	t = iscsi_compareandwrite_sync(iscsi, lun, lba, buf, (uint32_t)(2 * half), bs, 0, 0, 0, 0,
+				       0);
+	if (t == NULL || t->status != SCSI_STATUS_CHECK_CONDITION ||
+	    t->sense.key != SCSI_SENSE_MISCOMPARE) {
+		fprintf(stderr, "COMPARE AND WRITE (differing): no MISCOMPARE\n");
+		return 1;
+	}
+	info = sense_info(t);
+	scsi_free_scsi_task(t);
+	if (info != 300) {
+		fprintf(stderr, "MISCOMPARE INFORMATION %lld, expected 300\n", info);
+		return 1;
+	}
+	t = iscsi_read16_sync(iscsi, lun, lba, (uint32_t)half, bs, 0, 0, 0, 0, 0);
+	if (!task_ok(iscsi, t, "READ(16)", lba))
+		return 1;
+	if (t->datain.size != (int)half) {
+		fprintf(stderr, "READ(16): short\n");
+		return 1;
+	}
+	for (size_t i = 0; i < half; i++) {
+		if (t->datain.data[i] != 'B') {
+			fprintf(stderr, "after the CAWs byte %zu is %02x, expected 'B'\n", i,
+				t->datain.data[i]);
+			return 1;
+		}
+	}
+	scsi_free_scsi_task(t);
+	printf("COMPARE AND WRITE: match written, miscompare at 300 refused\n");
+	free(buf);
+	free(r);
+	return 0;
+}
+
+/* -W: WRITE SAME(16) of one patterned block, then every block reads as the pattern. */
+static int
+ws_check(struct iscsi_context *iscsi, int lun, uint64_t lba, uint32_t bs, uint64_t nblocks,
+	 uint32_t n)
+{
+	unsigned char *pat = malloc(bs);
+	struct scsi_task *t;
+
+	if (pat == NULL || lba + n > nblocks || n > 65536)
+		return 1;
+	for (uint32_t i = 0; i < bs; i++)
+		pat[i] = (unsigned char)(i * 7 + 3);
+	t = iscsi_writesame16_sync(iscsi, lun, lba, pat, bs, n, 0, 0, 0, 0);
+	if (!task_ok(iscsi, t, "WRITE SAME(16)", lba))
+		return 1;
+	scsi_free_scsi_task(t);
+	for (uint32_t b = 0; b < n; b += 256) {
+		uint32_t k = n - b < 256 ? n - b : 256;
+
+		t = iscsi_read16_sync(iscsi, lun, lba + b, k * bs, bs, 0, 0, 0, 0, 0);
+		if (!task_ok(iscsi, t, "READ(16)", lba + b))
+			return 1;
+		if (t->datain.size != (int)(k * bs))
+			return 1;
+		for (uint32_t i = 0; i < k; i++) {
+			if (memcmp(t->datain.data + (size_t)i * bs, pat, bs) != 0) {
+				fprintf(stderr, "block %llu is not the pattern\n",
+					(unsigned long long)(lba + b + i));
+				return 1;
+			}
+		}
+		scsi_free_scsi_task(t);
+	}
+	printf("WRITE SAME: %u blocks at lba %llu read back as the pattern\n", n,
+	       (unsigned long long)lba);
+	free(pat);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *init = "iqn.2026-11.org.iserd:rwcheck", *wfile = NULL, *rfile = NULL;
 	size_t chunk = 256 * 1024, nbytes = 0;
 	uint64_t lba0 = 0;
-	int c, do_sync = 0, unmap_rounds = 0;
+	int c, do_sync = 0, unmap_rounds = 0, fua = 0;
+	uint64_t unmap_blocks = 0;
 
-	while ((c = getopt(argc, argv, "i:l:c:w:r:n:su:")) != -1) {
+	int caw = 0;	/* blocks */
+	uint32_t ws_blocks = 0;
+
+	while ((c = getopt(argc, argv, "i:l:c:w:r:n:su:FU:C:W:")) != -1) {
 		switch (c) {
 		case 'i': init = optarg; break;
 		case 'l': lba0 = strtoull(optarg, NULL, 0); break;
@@ -108,12 +248,16 @@ main(int argc, char **argv)
 		case 'n': nbytes = strtoul(optarg, NULL, 0); break;
 		case 's': do_sync = 1; break;
 		case 'u': unmap_rounds = atoi(optarg); break;
+		case 'F': fua = 1; break;
+		case 'U': unmap_blocks = strtoull(optarg, NULL, 0); break;
+		case 'C': caw = atoi(optarg); break;
+		case 'W': ws_blocks = (uint32_t)strtoul(optarg, NULL, 0); break;
 		default: return 2;
 		}
 	}
 	if (optind != argc - 1 || chunk == 0 || unmap_rounds < 0 || unmap_rounds > 65535) {
 		fprintf(stderr, "usage: %s [-i iqn] [-l lba] [-c chunk] [-w in] [-r out -n bytes] [-s] "
-			"[-u rounds] URL\n",
+			"[-F] [-u rounds] [-U blocks] [-C blocks] [-W blocks] URL\n",
 			argv[0]);
 		return 2;
 	}
@@ -156,6 +300,30 @@ main(int argc, char **argv)
 		}
 		return unmap_check(iscsi, lun, lba0, bs, unmap_rounds);
 	}
+	if (caw)
+		return caw_check(iscsi, lun, lba0, bs, nblocks, caw);
+	if (ws_blocks > 0)
+		return ws_check(iscsi, lun, lba0, bs, nblocks, ws_blocks);
+	if (unmap_blocks > 0) {
+		if (lba0 > nblocks || unmap_blocks > nblocks - lba0) {
+			fprintf(stderr, "-U %llu at lba %llu: past the end of the LUN\n",
+				(unsigned long long)unmap_blocks, (unsigned long long)lba0);
+			return 1;
+		}
+		for (uint64_t done = 0; done < unmap_blocks;) {
+			uint64_t n = unmap_blocks - done < 8192 ? unmap_blocks - done : 8192;
+			struct unmap_list l = { lba0 + done, (uint32_t)n };
+
+			t = iscsi_unmap_sync(iscsi, lun, 0, 0, &l, 1);
+			if (!task_ok(iscsi, t, "UNMAP", lba0 + done))
+				return 1;
+			scsi_free_scsi_task(t);
+			done += n;
+		}
+		printf("unmapped %llu blocks at lba %llu\n", (unsigned long long)unmap_blocks,
+		       (unsigned long long)lba0);
+		return 0;
+	}
 	unsigned char *buf = malloc(chunk);
 	if (buf == NULL)
 		return 1;
@@ -179,10 +347,10 @@ main(int argc, char **argv)
 				return 1;
 			}
 			if (lba + n / bs <= 0xffffffffull && n / bs <= 0xffff)
-				t = iscsi_write10_sync(iscsi, lun, (uint32_t)lba, buf, n, bs, 0, 0, 0,
+				t = iscsi_write10_sync(iscsi, lun, (uint32_t)lba, buf, n, bs, 0, 0, fua,
 						       0, 0);
 			else
-				t = iscsi_write16_sync(iscsi, lun, lba, buf, n, bs, 0, 0, 0, 0, 0);
+				t = iscsi_write16_sync(iscsi, lun, lba, buf, n, bs, 0, 0, fua, 0, 0);
 			if (!task_ok(iscsi, t, "WRITE", lba))
 				return 1;
 			scsi_free_scsi_task(t);

@@ -14,6 +14,8 @@
 #   isd_check_fails DESC CMD...   same, but CMD must fail
 #   isd_pass/isd_fail DESC        record a result by hand
 #   isd_finish                    prints totals and exits 0/1
+#   ISD_CLEANUP_HOOKS+=(FN)       FN runs at exit, after the iserd instances stop and before
+#                                 $ISD_TMP goes (tests/lib/ceph.sh's cluster: isd_ceph_stop)
 # Each iserd instance gets its own log; any failure prints the logs at exit.
 # Only PIDs started here are ever signalled.
 #
@@ -56,6 +58,7 @@ declare -A ISD_PORT_OF=()
 declare -A ISD_LOG_OF=()
 declare -A ISD_CTL_OF=()
 ISD_ALL_LOGS=()
+ISD_CLEANUP_HOOKS=()
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:print_summary=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -113,6 +116,9 @@ isd_cleanup() {
 	trap - EXIT
 	for name in "${!ISD_PID_OF[@]}"; do
 		isd_stop "$name" || true
+	done
+	for name in "${ISD_CLEANUP_HOOKS[@]}"; do
+		"$name" || true
 	done
 	if [ "$ISD_NFAIL" -gt 0 ] && [ "$rc" -eq 0 ]; then
 		rc=1

@@ -1,0 +1,1029 @@
+/*
+ * rbd: backing store: a Ceph RBD image through librbd's C API,
+ * rbd:POOL/IMAGE[@SNAP][,conf=FILE][,id=CLIENT][,ro] (docs/ceph.md).
+ *
+ * Opening connects to the cluster and opens the image, and blocks (LUN
+ * creation, at start or from the control socket); it is bounded by the
+ * client's mount and op timeouts, set to ISD_RBD_TIMEOUT_S unless the
+ * configuration file sets its own. Everything after that is asynchronous:
+ * reads, writes, flushes and discards are librbd aio requests whose
+ * completions carry no callback. librbd instead writes the image's eventfd
+ * (rbd_set_image_notification) when one completes, and the reactor, watching
+ * that eventfd, collects them with rbd_poll_io_events and runs the owners'
+ * callbacks on its own thread: never on a librbd thread, never inside the
+ * submitting call.
+ *
+ * FUA is the write followed by an rbd_aio_flush before the command
+ * completes: with librbd's cache on, a completed write may still be in the
+ * client's memory, and the flush is what puts it on the OSDs.
+ *
+ * A resize made outside (`rbd resize`) reaches librbd's update watcher on a
+ * librbd thread; that thread reads the new size and writes the same eventfd,
+ * and the reactor takes the size and tells the owner (size_changed), which
+ * raises CAPACITY DATA HAS CHANGED. A resize asked of iserd (lun.resize)
+ * only grows: shrinking an image would delete its tail, which is
+ * `rbd resize --allow-shrink`'s decision, not a target's.
+ *
+ * Owned by the reactor it was opened on; only the watcher's two fields are
+ * shared with librbd's thread.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/queue.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+
+#include "bstore/bstore.h"
+#include "reactor/reactor.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "util/str.h"
+
+/* Seconds a connect, a monitor command or an OSD request may take. */
+#define ISD_RBD_TIMEOUT_S "30"
+/* librbd refuses more iovecs than this; beyond it the data goes through a bounce buffer. */
+#define RBD_MAX_IOV 1024
+/* Completions taken per rbd_poll_io_events call. */
+#define RBD_POLL_BATCH 32
+
+/* Name limits: far above what Ceph users write, low enough for one log line. */
+#define RBD_NAME_MAX 96
+
+extern const struct isd_bstore_kind isd_bstore_kind_rbd;
+
+/* The parts of a spec; canon holds them joined again. */
+struct rbd_spec {
+	char pool[RBD_NAME_MAX + 1];
+	char image[RBD_NAME_MAX + 1];
+	char snap[RBD_NAME_MAX + 1];            /* "" for the image itself */
+	char conf[ISD_BSTORE_PATH_MAX];         /* "" for librados's default search */
+	char id[RBD_NAME_MAX + 1];              /* "" for client.admin */
+	bool ro;
+};
+
+enum rbd_op {
+	ROP_READ,
+	ROP_WRITE,
+	ROP_FLUSH,
+	ROP_DISCARD,
+	ROP_CAW,
+	ROP_WRITE_SAME,
+};
+
+struct rbd_bs;
+
+struct rbd_req {
+	struct rbd_bs *rb;
+	enum rbd_op op;
+	bool fua;               /* a write that still owes its flush */
+	uint64_t off;                   /* where it starts, for the miscompare offset */
+	uint64_t caw_mismatch;          /* librbd's: the image offset of a miscompare */
+	uint64_t *mismatch;             /* the caller's: that offset from off */
+	isd_bstore_cb cb;
+	void *arg;
+	rbd_completion_t comp;
+	/* more iovecs than librbd takes: the data lives here, copied in or out */
+	void *bounce;
+	size_t len;
+	const struct iovec *iov;        /* the caller's, for the copy out of bounce */
+	int iovcnt;
+	TAILQ_ENTRY(rbd_req) link;
+	struct rbd_req *done_next;      /* on rb->caw_done */
+};
+
+struct rbd_bs {
+	struct isd_bstore bs;
+	rados_t cluster;
+	rados_ioctx_t io;
+	rbd_image_t image;
+	int efd;
+	bool fd_added;
+	bool watching;
+	uint64_t watch_handle;
+	unsigned dispatching;           /* inside rs_dispatch: destroy waits for it */
+	bool closing;                   /* destroyed from a callback: rs_dispatch frees */
+	TAILQ_HEAD(, rbd_req) inflight;
+	/*
+	 * COMPARE AND WRITE completions, pushed by librbd's thread (see
+	 * rs_caw_cb), taken by the reactor.
+	 */
+	_Atomic(struct rbd_req *) caw_done;
+	bool caw_ok;                    /* librbd may compare and write (no fancy striping) */
+	uint64_t obj_size;              /* bytes per object */
+	/* written by the watcher on librbd's thread, read on the reactor */
+	_Atomic uint64_t watched_size;
+	atomic_bool size_noticed;
+};
+
+/* ---- the spec ---- */
+
+/* Pool, image, snapshot and client names: letters, digits, '.', '_', '-'. */
+static bool
+rs_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > RBD_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* An absolute path of printable characters (it is logged and kept in the spec). */
+static bool
+rs_path_ok(const char *s, size_t len)
+{
+	if (len == 0 || len >= ISD_BSTORE_PATH_MAX || s[0] != '/')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Splits rest ("POOL/IMAGE[@SNAP][,opt...]") into sp. The messages quote
+ * only what passed the character checks, never the raw text, and they say
+ * the syntax.
+ */
+static int
+rs_spec_split(const char *rest, struct rbd_spec *sp, char *why, size_t whylen)
+{
+	const char *end = strchr(rest, ',');
+	size_t nlen = end ? (size_t)(end - rest) : strlen(rest);
+	const char *slash = memchr(rest, '/', nlen);
+	const char *at = memchr(rest, '@', nlen);
+	const char *img, *o;
+	size_t plen, ilen;
+	bool have_conf = false, have_id = false, have_ro = false;
+
+	memset(sp, 0, sizeof(*sp));
+	if (nlen == 0) {
+		isd_seterr(why, whylen, "%s", "rbd: needs POOL/IMAGE, e.g. rbd:rbd/disk1");
+		return -EINVAL;
+	}
+	if (slash == NULL) {
+		isd_seterr(why, whylen, "%s",
+			   "rbd: needs POOL/IMAGE[@SNAP] (no '/' before the options)");
+		return -EINVAL;
+	}
+	plen = (size_t)(slash - rest);
+	if (!rs_name_ok(rest, plen)) {
+		isd_seterr(why, whylen,
+			   "rbd: bad pool name (1 to %d of A-Z a-z 0-9 . _ -)", RBD_NAME_MAX);
+		return -EINVAL;
+	}
+	memcpy(sp->pool, rest, plen);
+	img = slash + 1;
+	if (at != NULL && at < img) {
+		isd_seterr(why, whylen, "%s", "rbd: '@SNAP' goes after the image name");
+		return -EINVAL;
+	}
+	ilen = at ? (size_t)(at - img) : nlen - plen - 1;
+	if (!rs_name_ok(img, ilen)) {
+		isd_seterr(why, whylen,
+			   "rbd: bad image name (1 to %d of A-Z a-z 0-9 . _ -; namespaces are "
+			   "not supported)",
+			   RBD_NAME_MAX);
+		return -EINVAL;
+	}
+	memcpy(sp->image, img, ilen);
+	if (at != NULL) {
+		size_t slen = nlen - plen - 1 - ilen - 1;
+
+		if (!rs_name_ok(at + 1, slen)) {
+			isd_seterr(why, whylen,
+				   "rbd: bad snapshot name (1 to %d of A-Z a-z 0-9 . _ -)",
+				   RBD_NAME_MAX);
+			return -EINVAL;
+		}
+		memcpy(sp->snap, at + 1, slen);
+		/* a snapshot cannot be written, whatever the spec says */
+		sp->ro = true;
+	}
+	for (o = end; o != NULL; o = end) {
+		size_t olen;
+
+		o++;
+		end = strchr(o, ',');
+		olen = end ? (size_t)(end - o) : strlen(o);
+		if (olen > 5 && strncmp(o, "conf=", 5) == 0) {
+			if (have_conf || !rs_path_ok(o + 5, olen - 5)) {
+				isd_seterr(why, whylen, "%s",
+					   have_conf ? "rbd: conf= given twice"
+						     : "rbd: conf= needs an absolute path of "
+						       "printable characters without ','");
+				return -EINVAL;
+			}
+			memcpy(sp->conf, o + 5, olen - 5);
+			have_conf = true;
+		} else if (olen > 3 && strncmp(o, "id=", 3) == 0) {
+			if (have_id) {
+				isd_seterr(why, whylen, "%s", "rbd: id= given twice");
+				return -EINVAL;
+			}
+			if (olen > 10 && strncmp(o + 3, "client.", 7) == 0) {
+				isd_seterr(why, whylen, "%s",
+					   "rbd: id= takes the name after 'client.', e.g. "
+					   "id=iserd");
+				return -EINVAL;
+			}
+			if (!rs_name_ok(o + 3, olen - 3)) {
+				isd_seterr(why, whylen,
+					   "rbd: bad client id (1 to %d of A-Z a-z 0-9 . _ -)",
+					   RBD_NAME_MAX);
+				return -EINVAL;
+			}
+			memcpy(sp->id, o + 3, olen - 3);
+			have_id = true;
+		} else if (olen == 2 && strncmp(o, "ro", 2) == 0) {
+			if (have_ro) {
+				isd_seterr(why, whylen, "%s", "rbd: ro given twice");
+				return -EINVAL;
+			}
+			sp->ro = true;
+			have_ro = true;
+		} else {
+			/* the option is not quoted: it may hold anything */
+			isd_seterr(why, whylen, "%s",
+				   "rbd: unknown or empty option (conf=FILE, id=CLIENT or ro)");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int
+rs_parse(const char *rest, struct isd_bstore_spec *out, char *why, size_t whylen)
+{
+	struct rbd_spec *sp = malloc(sizeof(*sp));
+	int n, rc;
+
+	if (sp == NULL)
+		return -ENOMEM;
+	rc = rs_spec_split(rest, sp, why, whylen);
+	if (rc == 0) {
+		/* canonical: fixed order, no ",ro" (read_only travels on its own) */
+		n = snprintf(out->canon, sizeof(out->canon), "rbd:%s/%s%s%s%s%s%s%s", sp->pool,
+			     sp->image, sp->snap[0] ? "@" : "", sp->snap,
+			     sp->conf[0] ? ",conf=" : "", sp->conf, sp->id[0] ? ",id=" : "",
+			     sp->id);
+		if (n < 0 || (size_t)n >= sizeof(out->canon)) {
+			isd_seterr(why, whylen, "%s", "rbd: spec too long");
+			rc = -EINVAL;
+		}
+	}
+	if (rc == 0) {
+		out->kind = &isd_bstore_kind_rbd;
+		out->path[0] = '\0';
+		out->size = 0;
+		out->read_only = out->read_only || sp->ro;
+	}
+	free(sp);
+	return rc;
+}
+
+/* The conf file, when named, must be readable; the cluster is not asked here. */
+static int
+rs_check(const struct isd_bstore_spec *spec, char *why, size_t whylen)
+{
+	struct rbd_spec *sp = malloc(sizeof(*sp));
+	int rc;
+
+	if (sp == NULL)
+		return -ENOMEM;
+	rc = rs_spec_split(spec->canon + 4, sp, why, whylen);
+	if (rc == 0 && sp->conf[0] != '\0' && access(sp->conf, R_OK) < 0) {
+		rc = -errno;
+		isd_seterr(why, whylen, "conf %s: %s", sp->conf, strerror(-rc));
+	}
+	free(sp);
+	return rc;
+}
+
+/* ---- I/O ---- */
+
+static void rs_dispatch(struct rbd_bs *rb);
+
+static void
+req_free(struct rbd_req *req)
+{
+	free(req->bounce);
+	isd_mem_free(req);
+}
+
+static void
+req_finish(struct rbd_req *req, int status)
+{
+	struct rbd_bs *rb = req->rb;
+	isd_bstore_cb cb = req->cb;
+	void *arg = req->arg;
+
+	TAILQ_REMOVE(&rb->inflight, req, link);
+	req_free(req);
+	cb(arg, status);
+}
+
+static int
+iov_len(const struct iovec *iov, int iovcnt, size_t *out)
+{
+	size_t len = 0;
+
+	if (iovcnt <= 0)
+		return -EINVAL;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > SIZE_MAX - len)
+			return -EINVAL;
+		len += iov[i].iov_len;
+	}
+	*out = len;
+	return 0;
+}
+
+static struct rbd_req *
+req_alloc(struct rbd_bs *rb, enum rbd_op op, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_req *req = isd_mem_zalloc(sizeof(*req));
+
+	if (req == NULL)
+		return NULL;
+	req->rb = rb;
+	req->op = op;
+	req->cb = cb;
+	req->arg = arg;
+	/* no callback: the completion is collected by rbd_poll_io_events on the reactor */
+	if (rbd_aio_create_completion(req, NULL, &req->comp) < 0) {
+		isd_mem_free(req);
+		return NULL;
+	}
+	return req;
+}
+
+/* Queues req on the in-flight list, or frees it when librbd refused it at once. */
+static int
+req_submitted(struct rbd_bs *rb, struct rbd_req *req, int rc)
+{
+	if (rc < 0) {
+		rbd_aio_release(req->comp);
+		req_free(req);
+		return rc;
+	}
+	TAILQ_INSERT_TAIL(&rb->inflight, req, link);
+	return 0;
+}
+
+static int
+rs_range_ok(struct isd_bstore *bs, uint64_t off, uint64_t len)
+{
+	return off <= bs->size && len <= bs->size - off;
+}
+
+static int
+rs_rw(struct isd_bstore *bs, enum rbd_op op, const struct iovec *iov, int iovcnt, uint64_t off,
+       bool fua, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_req *req;
+	size_t len;
+	int rc;
+
+	if (op == ROP_WRITE && bs->read_only)
+		return -EROFS;
+	if (iov_len(iov, iovcnt, &len) < 0 || !rs_range_ok(bs, off, len))
+		return -EINVAL;
+	req = req_alloc(rb, op, cb, arg);
+	if (req == NULL)
+		return -ENOMEM;
+	req->fua = fua;
+	req->len = len;
+	if (iovcnt > RBD_MAX_IOV) {
+		size_t at = 0;
+
+		req->bounce = malloc(len ? len : 1);
+		if (req->bounce == NULL) {
+			rbd_aio_release(req->comp);
+			req_free(req);
+			return -ENOMEM;
+		}
+		req->iov = iov;
+		req->iovcnt = iovcnt;
+		if (op == ROP_WRITE) {
+			for (int i = 0; i < iovcnt; i++) {
+				memcpy((char *)req->bounce + at, iov[i].iov_base, iov[i].iov_len);
+				at += iov[i].iov_len;
+			}
+			rc = rbd_aio_write(rb->image, off, len, req->bounce, req->comp);
+		} else {
+			rc = rbd_aio_read(rb->image, off, len, req->bounce, req->comp);
+		}
+	} else if (op == ROP_WRITE) {
+		rc = rbd_aio_writev(rb->image, iov, iovcnt, off, req->comp);
+	} else {
+		rc = rbd_aio_readv(rb->image, iov, iovcnt, off, req->comp);
+	}
+	return req_submitted(rb, req, rc);
+}
+
+static int
+rs_read(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t off,
+	 isd_bstore_cb cb, void *arg)
+{
+	return rs_rw(bs, ROP_READ, iov, iovcnt, off, false, cb, arg);
+}
+
+static int
+rs_write(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t off, bool fua,
+	  isd_bstore_cb cb, void *arg)
+{
+	return rs_rw(bs, ROP_WRITE, iov, iovcnt, off, fua, cb, arg);
+}
+
+static int
+rs_flush(struct isd_bstore *bs, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_req *req = req_alloc(rb, ROP_FLUSH, cb, arg);
+
+	if (req == NULL)
+		return -ENOMEM;
+	return req_submitted(rb, req, rbd_aio_flush(rb->image, req->comp));
+}
+
+static int
+rs_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_req *req;
+
+	if (bs->read_only)
+		return -EROFS;
+	if (!rs_range_ok(bs, off, len))
+		return -EINVAL;
+	req = req_alloc(rb, ROP_DISCARD, cb, arg);
+	if (req == NULL)
+		return -ENOMEM;
+	return req_submitted(rb, req, rbd_aio_discard(rb->image, off, len, req->comp));
+}
+
+/*
+ * librbd 16's rbd_aio_compare_and_write never posts its completion to the
+ * image's event socket (it is submitted as not "native async"), so this one
+ * request has a callback: on librbd's thread it pushes the request on a
+ * lock-free list and wakes the reactor through the same eventfd; the
+ * reactor finishes it like the others (rs_dispatch).
+ */
+static void
+rs_caw_cb(rbd_completion_t c, void *arg)
+{
+	struct rbd_req *req = arg;
+	struct rbd_bs *rb = req->rb;
+	struct rbd_req *head = atomic_load_explicit(&rb->caw_done, memory_order_relaxed);
+	uint64_t one = 1;
+
+	(void)c;
+	do {
+		req->done_next = head;
+	} while (!atomic_compare_exchange_weak_explicit(&rb->caw_done, &head, req,
+							memory_order_release,
+							memory_order_relaxed));
+	if (write(rb->efd, &one, sizeof(one)) < 0) {
+		/* the counter is full: the reactor has a wakeup pending anyway */
+	}
+}
+
+/*
+ * librbd compares and writes atomically on the OSD (a cmpext and a write in
+ * one object operation), which is what makes it atomic for every gateway of
+ * the image. It takes only a range within one 512-byte sector (one block of
+ * a 512-byte LU: what VMware's ATS sends); anything else is left to the
+ * SCSI layer's read, compare and write.
+ */
+static int
+rs_compare_and_write(struct isd_bstore *bs, const void *cmp, const void *data, size_t len,
+		     uint64_t off, bool fua, uint64_t *mismatch, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_req *req;
+	ssize_t rc;
+
+	if (bs->read_only)
+		return -EROFS;
+	if (len == 0 || !rs_range_ok(bs, off, len))
+		return -EINVAL;
+	if (!rb->caw_ok || off % 512 + len > 512)
+		return -ENOTSUP;
+	req = isd_mem_zalloc(sizeof(*req));
+	if (req == NULL)
+		return -ENOMEM;
+	req->rb = rb;
+	req->op = ROP_CAW;
+	req->cb = cb;
+	req->arg = arg;
+	req->fua = fua;
+	req->off = off;
+	req->len = len;
+	req->mismatch = mismatch;
+	if (rbd_aio_create_completion(req, rs_caw_cb, &req->comp) < 0) {
+		isd_mem_free(req);
+		return -ENOMEM;
+	}
+	rc = rbd_aio_compare_and_write(rb->image, off, len, cmp, data, req->comp,
+				       &req->caw_mismatch, 0);
+	return req_submitted(rb, req, rc < 0 ? (int)rc : 0);
+}
+
+static int
+rs_write_same(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t off,
+	      uint64_t len, bool fua, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_req *req;
+
+	if (bs->read_only)
+		return -EROFS;
+	if (plen == 0 || len == 0 || len % plen != 0 || len > SIZE_MAX || !rs_range_ok(bs, off, len))
+		return -EINVAL;
+	req = req_alloc(rb, ROP_WRITE_SAME, cb, arg);
+	if (req == NULL)
+		return -ENOMEM;
+	req->fua = fua;
+	return req_submitted(rb, req,
+			     rbd_aio_writesame(rb->image, off, (size_t)len, pattern, plen,
+					       req->comp, 0));
+}
+
+/* One completion collected from librbd: finish its request, or go on to the FUA flush. */
+static void
+req_done(struct rbd_req *req, ssize_t r)
+{
+	struct rbd_bs *rb = req->rb;
+	int rc;
+
+	if (r == -EILSEQ && req->op == ROP_CAW) {
+		/*
+		 * SCSI wants the offset from the start of the compare. librbd means
+		 * to give the image offset of the byte, but 16.2 gives the image
+		 * offset of the object's start plus that offset: both are taken.
+		 */
+		uint64_t m = req->caw_mismatch;
+		uint64_t obj = req->off - req->off % rb->obj_size;
+
+		if (m >= req->off && m - req->off < req->len)
+			*req->mismatch = m - req->off;
+		else if (m >= obj && m - obj < req->len)
+			*req->mismatch = m - obj;
+		else
+			*req->mismatch = 0;
+		req_finish(req, -EILSEQ);
+		return;
+	}
+	if (r < 0) {
+		req_finish(req, r < -4095 ? -EIO : (int)r);
+		return;
+	}
+	if (req->op == ROP_READ && req->bounce != NULL) {
+		size_t at = 0;
+
+		for (int i = 0; i < req->iovcnt; i++) {
+			memcpy(req->iov[i].iov_base, (char *)req->bounce + at, req->iov[i].iov_len);
+			at += req->iov[i].iov_len;
+		}
+	}
+	if ((req->op == ROP_WRITE || req->op == ROP_CAW || req->op == ROP_WRITE_SAME) && req->fua) {
+		/* the data is written; the command completes when it is also flushed */
+		req->fua = false;
+		req->op = ROP_FLUSH;
+		if (rbd_aio_create_completion(req, NULL, &req->comp) < 0) {
+			req_finish(req, -ENOMEM);
+			return;
+		}
+		rc = rbd_aio_flush(rb->image, req->comp);
+		if (rc < 0) {
+			rbd_aio_release(req->comp);
+			req_finish(req, rc);
+		}
+		return;
+	}
+	req_finish(req, 0);
+}
+
+/* The image resized outside: take the size the watcher read, tell the owner. */
+static void
+rs_take_size(struct rbd_bs *rb)
+{
+	uint64_t size;
+
+	if (!atomic_exchange(&rb->size_noticed, false))
+		return;
+	size = atomic_load(&rb->watched_size);
+	if (size == 0 || size == rb->bs.size)
+		return;
+	isd_log_info("%s: the image is now %" PRIu64 " bytes (was %" PRIu64 ")", rb->bs.desc,
+		     size, rb->bs.size);
+	rb->bs.size = size;
+	if (rb->bs.size_changed != NULL)
+		rb->bs.size_changed(rb->bs.size_changed_arg, &rb->bs);
+}
+
+static void rs_teardown(struct rbd_bs *rb);
+
+/* The COMPARE AND WRITEs librbd's thread pushed, finished in the order they completed. */
+static void
+rs_take_caw(struct rbd_bs *rb)
+{
+	struct rbd_req *req = atomic_exchange_explicit(&rb->caw_done, NULL, memory_order_acquire);
+	struct rbd_req *fifo = NULL;
+
+	while (req != NULL) {
+		struct rbd_req *next = req->done_next;
+
+		req->done_next = fifo;
+		fifo = req;
+		req = next;
+	}
+	while (fifo != NULL) {
+		struct rbd_req *next = fifo->done_next;
+		ssize_t r = rbd_aio_get_return_value(fifo->comp);
+
+		rbd_aio_release(fifo->comp);
+		if (rb->closing) {
+			TAILQ_REMOVE(&rb->inflight, fifo, link);
+			req_free(fifo);
+		} else {
+			req_done(fifo, r);
+		}
+		fifo = next;
+	}
+}
+
+/*
+ * The eventfd is read first, then the completions polled until librbd has
+ * none: a completion posted after the read writes the eventfd again, so
+ * none is left behind until the next event.
+ */
+static void
+rs_dispatch(struct rbd_bs *rb)
+{
+	rbd_completion_t comps[RBD_POLL_BATCH];
+	uint64_t v;
+	int n;
+
+	if (read(rb->efd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing new, a spurious wakeup; anything else cannot happen on an eventfd */
+	}
+	rb->dispatching++;
+	rs_take_size(rb);
+	rs_take_caw(rb);
+	do {
+		n = rbd_poll_io_events(rb->image, comps, RBD_POLL_BATCH);
+		for (int i = 0; i < n; i++) {
+			struct rbd_req *req = rbd_aio_get_arg(comps[i]);
+			ssize_t r = rbd_aio_get_return_value(comps[i]);
+
+			rbd_aio_release(comps[i]);
+			if (rb->closing) {
+				/* destroyed by a callback: the rest are dropped with it */
+				TAILQ_REMOVE(&rb->inflight, req, link);
+				req_free(req);
+				continue;
+			}
+			req_done(req, r);
+		}
+	} while (n == RBD_POLL_BATCH);
+	rb->dispatching--;
+	if (rb->closing && rb->dispatching == 0)
+		rs_teardown(rb);
+}
+
+static void
+rs_event(void *arg, uint32_t events)
+{
+	(void)events;
+	rs_dispatch(arg);
+}
+
+/* librbd's thread: the header changed (a resize, a snapshot...). Read the size there. */
+static void
+rs_watch_cb(void *arg)
+{
+	struct rbd_bs *rb = arg;
+	uint64_t size = 0, one = 1;
+
+	if (rbd_get_size(rb->image, &size) < 0)
+		return;
+	atomic_store(&rb->watched_size, size);
+	atomic_store(&rb->size_noticed, true);
+	if (write(rb->efd, &one, sizeof(one)) < 0) {
+		/* the counter is full: the reactor has a wakeup pending anyway */
+	}
+}
+
+/*
+ * Grows the image (rbd_resize, a header update: quick). Shrinking would
+ * delete the image's tail, so it is refused.
+ */
+static int
+rs_resize_op(struct isd_bstore *bs, uint64_t size, char *why, size_t whylen)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	int rc;
+
+	if (bs->read_only) {
+		isd_seterr(why, whylen, "%s is read-only", bs->desc);
+		return -EROFS;
+	}
+	if (size < bs->size) {
+		isd_seterr(why, whylen,
+			   "%s: iserd only grows RBD images (shrinking deletes data: use rbd "
+			   "resize --allow-shrink, iserd follows)",
+			   bs->desc);
+		return -ENOTSUP;
+	}
+	rc = rbd_resize(rb->image, size);
+	if (rc < 0) {
+		isd_seterr(why, whylen, "%s: rbd_resize: %s", bs->desc, strerror(-rc));
+		return rc;
+	}
+	bs->size = size;
+	return 0;
+}
+
+/* Closes what is open; waits for requests still in librbd, dropping their callbacks. */
+static void
+rs_teardown(struct rbd_bs *rb)
+{
+	struct rbd_req *req;
+
+	if (rb->watching)
+		rbd_update_unwatch(rb->image, rb->watch_handle);
+	/* what is finished from here on is dropped, not called back */
+	rb->closing = true;
+	while (!TAILQ_EMPTY(&rb->inflight)) {
+		rbd_completion_t c;
+		struct pollfd pfd = { .fd = rb->efd, .events = POLLIN };
+
+		rs_take_caw(rb);
+		if (TAILQ_EMPTY(&rb->inflight))
+			break;
+
+		if (rbd_poll_io_events(rb->image, &c, 1) == 1) {
+			req = rbd_aio_get_arg(c);
+			rbd_aio_release(c);
+			TAILQ_REMOVE(&rb->inflight, req, link);
+			req_free(req);
+			continue;
+		}
+		/* bounded by the OSD op timeout: librbd completes every request */
+		if (poll(&pfd, 1, 1000) > 0) {
+			uint64_t v;
+
+			if (read(rb->efd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: polled again above */
+			}
+		}
+	}
+	if (rb->image != NULL)
+		rbd_close(rb->image);
+	if (rb->io != NULL)
+		rados_ioctx_destroy(rb->io);
+	if (rb->cluster != NULL)
+		rados_shutdown(rb->cluster);
+	if (rb->efd >= 0)
+		close(rb->efd);
+	free(rb);
+}
+
+static void
+rs_destroy(struct isd_bstore *bs)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+
+	if (rb->fd_added) {
+		isd_reactor_del_fd(bs->reactor, rb->efd);
+		rb->fd_added = false;
+	}
+	if (rb->dispatching > 0) {
+		/* from a callback rs_dispatch runs: it finishes the teardown */
+		rb->closing = true;
+		return;
+	}
+	rs_teardown(rb);
+}
+
+static const struct isd_bstore_ops rbd_ops = {
+	.name = "rbd",
+	.read = rs_read,
+	.write = rs_write,
+	.flush = rs_flush,
+	.discard = rs_discard,
+	.destroy = rs_destroy,
+	.resize = rs_resize_op,
+	.compare_and_write = rs_compare_and_write,
+	.write_same = rs_write_same,
+};
+
+/* ---- opening ---- */
+
+/*
+ * Connects and opens the image; every failure names its step. librados's
+ * own messages stay out of iserd's log (log_to_stderr and err_to_stderr off
+ * unless the conf file turns them on).
+ */
+static int
+rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t err_len)
+{
+	/*
+	 * Values set through the API outrank the conf file's, so the file is
+	 * read first and a bound is set only where the file left Ceph's default
+	 * (300 s to mount, no limit on monitor and OSD requests): a [client]
+	 * section's own timeouts are kept. The rest is always set.
+	 */
+	static const struct {
+		const char *name, *value;
+		double ceph_default;    /* < 0: always set */
+	} settings[] = {
+		{ "client_mount_timeout", ISD_RBD_TIMEOUT_S, 300 },
+		{ "rados_mon_op_timeout", ISD_RBD_TIMEOUT_S, 0 },
+		{ "rados_osd_op_timeout", ISD_RBD_TIMEOUT_S, 0 },
+		/* a partial-object discard is zeroed, not skipped: discard_zeroes holds */
+		{ "rbd_skip_partial_discard", "false", -1 },
+		/* librados's lines stay out of iserd's log (a log_file still works) */
+		{ "log_to_stderr", "false", -1 },
+		{ "err_to_stderr", "false", -1 },
+	};
+	char name[RBD_NAME_MAX + 16], val[64];
+	const char *snap = sp->snap[0] ? sp->snap : NULL;
+	rbd_image_info_t info;
+	uint64_t stripe_count = 0;
+	int rc;
+
+	snprintf(name, sizeof(name), "client.%s", sp->id[0] ? sp->id : "admin");
+	rc = rados_create2(&rb->cluster, "ceph", name, 0);
+	if (rc < 0) {
+		rb->cluster = NULL;
+		isd_seterr(err, err_len, "cannot create a Ceph client as %s: %s", name,
+			   strerror(-rc));
+		return rc;
+	}
+	rc = rados_conf_read_file(rb->cluster, sp->conf[0] ? sp->conf : NULL);
+	if (rc < 0) {
+		isd_seterr(err, err_len, "cannot read %s: %s",
+			   sp->conf[0] ? sp->conf : "the default ceph.conf", strerror(-rc));
+		return rc;
+	}
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		if (settings[i].ceph_default >= 0 &&
+		    rados_conf_get(rb->cluster, settings[i].name, val, sizeof(val)) == 0 &&
+		    strtod(val, NULL) != settings[i].ceph_default)
+			continue;
+		rc = rados_conf_set(rb->cluster, settings[i].name, settings[i].value);
+		if (rc < 0) {
+			isd_seterr(err, err_len, "cannot set %s: %s", settings[i].name,
+				   strerror(-rc));
+			return rc;
+		}
+	}
+	rc = rados_connect(rb->cluster);
+	if (rc < 0) {
+		/* ENOENT here is the keyring librados looked for and did not find */
+		isd_seterr(err, err_len, "cannot connect to the Ceph cluster as %s: %s%s", name,
+			   strerror(-rc), rc == -ENOENT ? " (no keyring for it?)" : "");
+		return rc;
+	}
+	rc = rados_ioctx_create(rb->cluster, sp->pool, &rb->io);
+	if (rc < 0) {
+		rb->io = NULL;
+		isd_seterr(err, err_len, "pool %s: %s", sp->pool, strerror(-rc));
+		return rc;
+	}
+	if (rb->bs.read_only)
+		rc = rbd_open_read_only(rb->io, sp->image, &rb->image, snap);
+	else
+		rc = rbd_open(rb->io, sp->image, &rb->image, snap);
+	if (rc < 0) {
+		rb->image = NULL;
+		isd_seterr(err, err_len, "image %s/%s%s%s: %s", sp->pool, sp->image,
+			   snap ? "@" : "", snap ? snap : "", strerror(-rc));
+		return rc;
+	}
+	rc = rbd_get_size(rb->image, &rb->bs.size);
+	if (rc < 0) {
+		isd_seterr(err, err_len, "cannot size the image: %s", strerror(-rc));
+		return rc;
+	}
+	rc = rbd_stat(rb->image, &info, sizeof(info));
+	if (rc == 0)
+		rc = rbd_get_stripe_count(rb->image, &stripe_count);
+	if (rc < 0) {
+		isd_seterr(err, err_len, "cannot stat the image: %s", strerror(-rc));
+		return rc;
+	}
+	/*
+	 * librbd's COMPARE AND WRITE: a sector within one object; without fancy
+	 * striping the object starts at a multiple of its size (the miscompare
+	 * offset needs that).
+	 */
+	rb->obj_size = info.obj_size;
+	rb->caw_ok = stripe_count <= 1 && info.obj_size >= 512 && info.obj_size % 512 == 0;
+	rb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (rb->efd < 0) {
+		rc = -errno;
+		isd_seterr(err, err_len, "eventfd: %s", strerror(-rc));
+		return rc;
+	}
+	rc = rbd_set_image_notification(rb->image, rb->efd, EVENT_TYPE_EVENTFD);
+	if (rc < 0) {
+		isd_seterr(err, err_len, "cannot get completion events: %s", strerror(-rc));
+		return rc;
+	}
+	rc = rbd_update_watch(rb->image, &rb->watch_handle, rs_watch_cb, rb);
+	if (rc < 0) {
+		isd_seterr(err, err_len, "cannot watch the image: %s", strerror(-rc));
+		return rc;
+	}
+	rb->watching = true;
+	return 0;
+}
+
+static int
+rs_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_bstore **out,
+	   char *err, size_t err_len)
+{
+	struct rbd_spec *sp = malloc(sizeof(*sp));
+	struct rbd_bs *rb;
+	char why[256] = "";
+	int rc;
+
+	if (sp == NULL)
+		return -ENOMEM;
+	rc = rs_spec_split(spec->canon + 4, sp, err, err_len);
+	if (rc < 0) {
+		free(sp);
+		return rc;
+	}
+	rb = calloc(1, sizeof(*rb));
+	if (rb == NULL) {
+		free(sp);
+		isd_seterr(err, err_len, "cannot allocate '%s'", spec->canon);
+		return -ENOMEM;
+	}
+	rb->efd = -1;
+	TAILQ_INIT(&rb->inflight);
+	atomic_init(&rb->watched_size, 0);
+	atomic_init(&rb->size_noticed, false);
+	atomic_init(&rb->caw_done, NULL);
+	rb->bs.ops = &rbd_ops;
+	rb->bs.reactor = r;
+	rb->bs.min_block = 1;
+	rb->bs.read_only = spec->read_only || sp->ro;
+	/* RBD discards deallocate objects; a deallocated range reads as zeros */
+	rb->bs.can_discard = true;
+	rb->bs.discard_zeroes = true;
+	snprintf(rb->bs.desc, sizeof(rb->bs.desc), "%.127s", spec->canon);
+	rc = rs_open_image(rb, sp, why, sizeof(why));
+	free(sp);
+	if (rc == 0) {
+		rc = isd_reactor_add_fd(r, rb->efd, EPOLLIN, rs_event, rb);
+		if (rc < 0)
+			isd_seterr(why, sizeof(why), "cannot watch the eventfd: %s", strerror(-rc));
+		else
+			rb->fd_added = true;
+	}
+	if (rc < 0) {
+		isd_seterr(err, err_len, "%s", why);
+		rs_teardown(rb);
+		return rc;
+	}
+	*out = &rb->bs;
+	return 0;
+}
+
+const struct isd_bstore_kind isd_bstore_kind_rbd = {
+	.scheme = "rbd",
+	.usage = "rbd:POOL/IMAGE[@SNAP][,conf=FILE][,id=CLIENT][,ro]",
+	.help = "Ceph RBD image (librbd)",
+	.product = "CEPH RBD",
+	.thin = true,
+	.own_size = true,
+	.parse = rs_parse,
+	.check = rs_check,
+	.create = rs_create,
+};

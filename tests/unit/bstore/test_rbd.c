@@ -1,0 +1,216 @@
+/*
+ * The rbd: spec parser: canonical forms (fixed order, ",ro" apart, a
+ * snapshot always read-only), the limits of every field, and hostile specs
+ * (control characters, format directives, bytes above 0x7f, repeated or
+ * empty options) refused with a message that never quotes them. No cluster
+ * is needed; skipped in builds without the rbd: store.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bstore/bstore.h"
+
+static struct isd_bstore_spec g_spec;   /* 8K: kept off the stack */
+
+static void
+need_rbd(void)
+{
+	if (isd_bstore_kind_find("rbd:x") == NULL)
+		skip();
+}
+
+/* spec parses; its canonical form is want and read_only is ro; canon parses to itself */
+static void
+parse_ok(const char *spec, const char *want, bool ro)
+{
+	char why[256] = "", canon[ISD_BSTORE_SPEC_MAX];
+
+	if (isd_bstore_spec_parse(spec, &g_spec, why, sizeof(why)) != 0)
+		fail_msg("'%s' refused: %s", spec, why);
+	assert_string_equal(g_spec.kind->scheme, "rbd");
+	assert_string_equal(g_spec.canon, want);
+	assert_int_equal(g_spec.read_only, ro);
+	assert_int_equal(g_spec.size, 0);
+	assert_string_equal(g_spec.path, "");
+	snprintf(canon, sizeof(canon), "%s", g_spec.canon);
+	assert_int_equal(isd_bstore_spec_parse(canon, &g_spec, why, sizeof(why)), 0);
+	assert_string_equal(g_spec.canon, canon);
+}
+
+static void
+test_canonical(void **state)
+{
+	(void)state;
+	need_rbd();
+	parse_ok("rbd:rbd/disk1", "rbd:rbd/disk1", false);
+	parse_ok("rbd:rbd/disk1,ro", "rbd:rbd/disk1", true);
+	/* a snapshot cannot be written, with or without ",ro" */
+	parse_ok("rbd:rbd/disk1@snap-1", "rbd:rbd/disk1@snap-1", true);
+	parse_ok("rbd:rbd/disk1@snap-1,ro", "rbd:rbd/disk1@snap-1", true);
+	/* options in any order, one canonical order */
+	parse_ok("rbd:p.1/i_2,id=iserd,ro,conf=/etc/ceph/c.conf",
+		 "rbd:p.1/i_2,conf=/etc/ceph/c.conf,id=iserd", true);
+	parse_ok("rbd:p/i,conf=/etc/ceph/ceph.conf", "rbd:p/i,conf=/etc/ceph/ceph.conf", false);
+	parse_ok("rbd:p/i,id=a.b-c_d", "rbd:p/i,id=a.b-c_d", false);
+	/* a path may hold printable characters other than ',' */
+	parse_ok("rbd:p/i,conf=/srv/my ceph/=x@y.conf", "rbd:p/i,conf=/srv/my ceph/=x@y.conf",
+		 false);
+}
+
+static void
+test_name_limits(void **state)
+{
+	char name[100], spec[1024], want[1024], why[256];
+
+	(void)state;
+	need_rbd();
+	memset(name, 'a', 96);
+	name[96] = '\0';
+	snprintf(spec, sizeof(spec), "rbd:%s/%s@%s,id=%s", name, name, name, name);
+	snprintf(want, sizeof(want), "rbd:%s/%s@%s,id=%s", name, name, name, name);
+	parse_ok(spec, want, true);
+	/* one more character in any of them is refused */
+	name[96] = 'a';
+	name[97] = '\0';
+	for (int field = 0; field < 4; field++) {
+		snprintf(spec, sizeof(spec), "rbd:%s/%s@%s,id=%s", field == 0 ? name : "p",
+			 field == 1 ? name : "i", field == 2 ? name : "s", field == 3 ? name : "c");
+		why[0] = '\0';
+		assert_int_equal(isd_bstore_spec_parse(spec, &g_spec, why, sizeof(why)), -EINVAL);
+		assert_non_null(strstr(why, "1 to 96"));
+	}
+}
+
+static void
+test_hostile(void **state)
+{
+	static const char *const bad[] = {
+		"rbd:",
+		"rbd:pool",
+		"rbd:/img",
+		"rbd:pool/",
+		"rbd:pool/img@",
+		"rbd:pool@snap/img",
+		"rbd:pool/img@s@t",
+		"rbd:pool/a/b",
+		"rbd:po ol/img",
+		"rbd:pool/im g",
+		"rbd:pool/img,",
+		"rbd:pool/img,,ro",
+		"rbd:pool/img,ro,ro",
+		"rbd:pool/img,RO",
+		"rbd:pool/img,rw",
+		"rbd:pool/img,size=1G",
+		"rbd:pool/img,conf=",
+		"rbd:pool/img,conf=relative.conf",
+		"rbd:pool/img,conf=/a\x01b",
+		"rbd:pool/img,conf=/a\x7f",
+		"rbd:pool/img,conf=/caf\xc3\xa9",
+		"rbd:pool/img,conf=/a,conf=/b",
+		"rbd:pool/img,id=",
+		"rbd:pool/img,id=client.iserd",
+		"rbd:pool/img,id=a b",
+		"rbd:pool/img,id=x,id=y",
+		"rbd:pool/img,id=%s%n",
+		"rbd:pool/img\n",
+		"rbd:pool/img\r,ro",
+		"rbd:pool/%s%s%s%n",
+		"rbd:pool/\x1b[31mred",
+		"rbd:pool/caf\xc3\xa9",
+		"rbd:pool/img\t",
+		"rbd:pool/img,ro\n",
+		"rbd:pool/img,conf=/x,id=a,ro,extra",
+	};
+	char why[256];
+
+	(void)state;
+	need_rbd();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		if (isd_bstore_spec_parse(bad[i], &g_spec, why, sizeof(why)) != -EINVAL)
+			fail_msg("spec %zu accepted", i);
+		assert_true(why[0] != '\0');
+		/* one line of plain text that quotes nothing of the spec's dangerous bytes */
+		for (const char *p = why; *p != '\0'; p++) {
+			unsigned char c = (unsigned char)*p;
+
+			if (c < 0x20 || c >= 0x7f)
+				fail_msg("spec %zu: message has byte %02x", i, c);
+		}
+		assert_null(strstr(why, "%s"));
+		assert_null(strstr(why, "%n"));
+		assert_true(strncmp(why, "rbd: ", 5) == 0);
+	}
+}
+
+/* A spec as long as the limit allows is refused cleanly, not truncated into another. */
+static void
+test_too_long(void **state)
+{
+	static char spec[ISD_BSTORE_SPEC_MAX + ISD_BSTORE_PATH_MAX];
+	char why[256];
+	size_t n;
+
+	(void)state;
+	need_rbd();
+	n = (size_t)snprintf(spec, sizeof(spec), "rbd:p/i,conf=/");
+	memset(spec + n, 'x', ISD_BSTORE_SPEC_MAX + 32 - n);
+	spec[ISD_BSTORE_SPEC_MAX + 32] = '\0';
+	why[0] = '\0';
+	assert_int_equal(isd_bstore_spec_parse(spec, &g_spec, why, sizeof(why)), -EINVAL);
+	assert_true(why[0] != '\0');
+	/* long names and a path just under its limit: each fits, together not canon */
+	n = (size_t)snprintf(spec, sizeof(spec), "rbd:");
+	memset(spec + n, 'a', 96);
+	n += 96;
+	spec[n++] = '/';
+	memset(spec + n, 'b', 96);
+	n += 96;
+	n += (size_t)snprintf(spec + n, sizeof(spec) - n, ",conf=/");
+	memset(spec + n, 'y', ISD_BSTORE_PATH_MAX - 2);
+	spec[n + ISD_BSTORE_PATH_MAX - 2] = '\0';
+	why[0] = '\0';
+	assert_int_equal(isd_bstore_spec_parse(spec, &g_spec, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "too long"));
+}
+
+/* The cluster is never contacted by --check: a missing conf is all it can say. */
+static void
+test_check(void **state)
+{
+	char why[256] = "";
+
+	(void)state;
+	need_rbd();
+	assert_int_equal(isd_bstore_spec_parse("rbd:p/i,conf=/nonexistent/ceph.conf", &g_spec, why,
+					       sizeof(why)),
+			 0);
+	assert_non_null(g_spec.kind->check);
+	assert_int_equal(g_spec.kind->check(&g_spec, why, sizeof(why)), -ENOENT);
+	assert_non_null(strstr(why, "/nonexistent/ceph.conf"));
+	assert_int_equal(isd_bstore_spec_parse("rbd:p/i", &g_spec, why, sizeof(why)), 0);
+	assert_int_equal(g_spec.kind->check(&g_spec, why, sizeof(why)), 0);
+	assert_true(g_spec.kind->thin);
+	assert_true(g_spec.kind->own_size);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_canonical),
+		cmocka_unit_test(test_name_limits),
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_too_long),
+		cmocka_unit_test(test_check),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
