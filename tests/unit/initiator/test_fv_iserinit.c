@@ -64,27 +64,13 @@ pump_once(struct fx *f)
 	(void)iserd_service(f->ctx, POLLIN);
 }
 
+
 /* Pumps until *flag (bounded); returns whether it came. */
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Pumps until *flag (bounded); returns whether it came. Nothing here may block
- * for long: the teardown's drain once waited out its 4 s timeout for
- * completions cq_poll had taken and dropped. */
 static bool
 pump_until(struct fx *f, const bool *flag)
 {
-	double t0 = now_s();
-
 	for (int i = 0; i < 20000 && !*flag; i++)
 		pump_once(f);
-	assert_true(now_s() - t0 < 2.0);
 	return *flag;
 }
 
@@ -136,10 +122,20 @@ do_logout(struct fx *f)
 	assert_false(iserd_is_logged_in(f->ctx));
 }
 
+static int g_drain_timeouts;     /* drains that ended by their timeout (log_fn) */
+
 static void
 log_fn(enum iserd_log_level level, const char *msg, void *arg)
 {
 	(void)arg;
+	/*
+	 * The teardown's drain once waited out its timeout for completions
+	 * cq_poll had taken and dropped: a drain that ends by its timeout says
+	 * so at warning level, and fails the test (not a clock, which a loaded
+	 * machine would trip).
+	 */
+	if (strstr(msg, "did not arrive") != NULL)
+		g_drain_timeouts++;
 	if (level <= ISERD_LOG_WARN || getenv("FV_DEBUG") != NULL)
 		fprintf(stderr, "iserd: %s\n", msg);
 }
@@ -147,6 +143,7 @@ log_fn(enum iserd_log_level level, const char *msg, void *arg)
 static int
 setup(void **state)
 {
+	g_drain_timeouts = 0;
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
@@ -178,6 +175,7 @@ teardown(void **state)
 	for (int i = 0; i < 5; i++)
 		(void)isd_reactor_poll(f->tg.r, 0);
 	fv_target_assert_idle(&f->tg);
+	assert_int_equal(g_drain_timeouts, 0);
 	fv_target_stop(&f->tg);
 	fv_get_stats(&fs);
 	if (fs.bugs != 0)
