@@ -217,9 +217,14 @@ test_group_threads(void **state)
 		for (unsigned j = i + 1; j < 4; j++)
 			assert_false(pthread_equal(h.thread_of[i], h.thread_of[j]));
 	}
-	/* idle, the adaptive reactors go to sleep instead of spinning */
-	usleep(50000);
-	isd_reactor_get_stats(isd_reactor_group_get(g, 2), &st);
+	/* idle, the adaptive reactors go to sleep instead of spinning (waited for,
+	 * not timed: a loaded machine may take long to run the thread at all) */
+	for (int i = 0; i < 500; i++) {
+		isd_reactor_get_stats(isd_reactor_group_get(g, 2), &st);
+		if (st.sleeps >= 1)
+			break;
+		usleep(10000);
+	}
 	assert_true(st.sleeps >= 1);
 	{
 		uint64_t turns = st.turns;
