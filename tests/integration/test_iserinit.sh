@@ -153,12 +153,15 @@ grep -q "empty InitiatorName" "$ISD_OUT" || isd_fail "initiatorname.iscsi: the b
 isd_expect_alive plain
 isd_stop plain
 
-# ---- NOP: the target pings every 0.3 s and drops us after 1 s without an answer ----
-printf 'global = { nop_interval = 0.3; nop_timeout = 1.0; };\n' >"$ISD_TMP/nop.conf"
+# ---- NOP: the target pings every 0.3 s and drops us after 4 s without an answer ----
+# The idle period outlasts the timeout, so an initiator that ignored the pings
+# would be dropped; the timeout leaves room for an answer queued behind 16 MiB
+# of writes on a loaded machine (1 s did not, under ThreadSanitizer in CI).
+printf 'global = { nop_interval = 0.3; nop_timeout = 4.0; };\n' >"$ISD_TMP/nop.conf"
 if isd_start nop -c "$ISD_TMP/nop.conf"; then
 	if [ -x "$API_CHECK" ]; then
-		isd_check "nop: 3 s idle, target pings answered, keepalive" \
-			env ISERD_API_VERBOSE=1 ISERD_API_IDLE_MS=3000 "$API_CHECK" "iscsi://127.0.0.1:$ISD_PORT/$IQN/0"
+		isd_check "nop: 5 s idle, target pings answered, keepalive" \
+			env ISERD_API_VERBOSE=1 ISERD_API_IDLE_MS=5000 "$API_CHECK" "iscsi://127.0.0.1:$ISD_PORT/$IQN/0"
 		grep -q "answering the target's NOP-In ping" "$ISD_OUT" || isd_fail "nop: target's NOP-In answered"
 		grep -q "keepalive ping answered" "$ISD_OUT" || isd_fail "nop: our keepalive ping answered"
 	fi
