@@ -12,7 +12,8 @@
 #                              rbd store and its test, docs/ceph.md); what
 #                              scripts/test.sh uses
 #   scripts/deps.sh --lab      and the QEMU interop lab's packages (implies --test)
-#                              and the peer targets of bench/ (tgt, istgt)
+#                              and the peer targets of bench/ (tgt, its rbd
+#                              backing store tgt-rbd, istgt)
 # Packages already installed are left alone; nothing is installed when all are.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -39,7 +40,7 @@ if [ "$test_set" = 1 ]; then
 fi
 if [ "$lab_set" = 1 ]; then
 	PKGS+=(qemu-system-x86 busybox-static cpio kmod open-iscsi rdma-core ibverbs-utils
-	       rdmacm-utils fio sg3-utils iproute2 e2fsprogs tgt istgt xz-utils)
+	       rdmacm-utils fio sg3-utils iproute2 e2fsprogs tgt tgt-rbd istgt xz-utils)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -661,8 +661,18 @@ rs_take_caw(struct rbd_bs *rb)
 	}
 	while (fifo != NULL) {
 		struct rbd_req *next = fifo->done_next;
-		ssize_t r = rbd_aio_get_return_value(fifo->comp);
+		ssize_t r;
 
+		/*
+		 * rs_caw_cb pushed it but may not have returned: it still reads
+		 * rb->efd and writes the eventfd after the push. librbd marks the
+		 * completion complete only once its callback has returned; waiting
+		 * for that (a moment at most: the push is the callback's last but
+		 * one step) keeps rs_teardown from closing the eventfd and freeing
+		 * rb under a callback still running on librbd's thread.
+		 */
+		rbd_aio_wait_for_complete(fifo->comp);
+		r = rbd_aio_get_return_value(fifo->comp);
 		rbd_aio_release(fifo->comp);
 		if (rb->closing) {
 			TAILQ_REMOVE(&rb->inflight, fifo, link);
