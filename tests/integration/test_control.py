@@ -563,6 +563,7 @@ def finish(d, tmp):
     check("iserd exits 0 on SIGTERM", rc == 0, log[-3000:])
     check("no sanitizer report in the log",
           "ERROR: AddressSanitizer" not in log and "runtime error" not in log and
+          "WARNING: ThreadSanitizer" not in log and
           "LeakSanitizer" not in log, log[-5000:])
     failed = results.count(False)
     print("%d passed, %d failed" % (results.count(True), failed))

@@ -210,7 +210,7 @@ isd_start() {
 
 # Greps a log for sanitizer reports.
 isd_log_has_sanitizer_report() {
-	grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Undefined|Leak)Sanitizer' "$1"
+	grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak|Thread)Sanitizer' "$1"
 }
 
 # isd_stop NAME: SIGTERM; must exit 0 within 10 s without sanitizer reports.
