@@ -402,6 +402,8 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 	}
 	dev->lus[lun] = lu;
 	dev->nlus++;
+	/* a store shared by gateways keeps the reservations: start from its state */
+	isd_scsi_pr_share_start(lu);
 	return 0;
 }
 
@@ -915,6 +917,49 @@ void
 isd_scsi_fence(struct isd_scsi_cmd *cmd)
 {
 	(void)fence_run(cmd, NULL);
+}
+
+/* Another gateway's PREEMPT AND ABORT: the victims are chosen as by fence_match. */
+static bool
+fence_match_lu(void *arg, struct isd_scsi_cmd *victim)
+{
+	struct isd_scsi_lu *lu = arg;
+	struct isd_scsi_nexus *n;
+	struct isd_scsi_itn *itn;
+	const struct isd_scsi_op *op = victim->op;
+	bool hit;
+
+	if (victim->lu != lu)
+		return false;
+	n = isd_scsi_cmd_nexus(victim);
+	itn = itn_find(lu, n->id);
+	hit = (itn != NULL && itn->pr_abort) ||
+	      (victim->data_out_direct && op != NULL && reservation_conflict(lu, op, n));
+	if (hit && itn != NULL)
+		itn->ua |= ISD_UA_CMDS_CLEARED;
+	return hit;
+}
+
+void
+isd_scsi_fence_lu(struct isd_scsi_lu *lu)
+{
+	struct isd_scsi_dev *dev = lu->dev;
+	struct isd_scsi_itn *itn;
+	/*
+	 * The transport's abort_tasks wants the command that asked: a blank one
+	 * of this device stands for the other gateway's, matching no task, and
+	 * with no drained callback nothing of it is used to wait.
+	 */
+	struct isd_scsi_cmd *self = calloc(1, sizeof(*self));
+
+	if (self != NULL && dev != NULL && dev->task_ops.abort_tasks != NULL) {
+		self->dev = dev;
+		self->lu = lu;
+		(void)dev->task_ops.abort_tasks(dev->task_ops.ctx, self, fence_match_lu, lu, NULL);
+	}
+	free(self);
+	TAILQ_FOREACH(itn, &lu->itns, link)
+		itn->pr_abort = false;
 }
 
 bool
