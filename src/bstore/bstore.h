@@ -68,7 +68,8 @@ struct isd_bstore_ops {
 	 * frees it; NULL when empty), *len and *ver (the version to pass to
 	 * pr_commit; 0: there is no state yet) are set, or status is -errno.
 	 * pr_commit: replaces the state only if it is still at version ver;
-	 * -ESTALE at the callback when another gateway changed it since.
+	 * -ESTALE at the callback when another gateway changed it since; on
+	 * success *newver is the version written (0: the store cannot say).
 	 * pr_notify: sends msg to every other gateway's pr_changed and calls
 	 * back once each has acknowledged it (pr_ack), -ETIMEDOUT when some did
 	 * not in time.
@@ -77,7 +78,7 @@ struct isd_bstore_ops {
 	int (*pr_load)(struct isd_bstore *bs, void **data, size_t *len, uint64_t *ver,
 		       isd_bstore_cb cb, void *arg);
 	int (*pr_commit)(struct isd_bstore *bs, const void *data, size_t len, uint64_t ver,
-			 isd_bstore_cb cb, void *arg);
+			 uint64_t *newver, isd_bstore_cb cb, void *arg);
 	int (*pr_notify)(struct isd_bstore *bs, const void *msg, size_t len, isd_bstore_cb cb,
 			 void *arg);
 	void (*pr_ack)(struct isd_bstore *bs, uint64_t token);

@@ -137,9 +137,20 @@ struct rbd_bs {
 	_Atomic(struct rbd_pevent *) pr_events;
 };
 
-/* A RADOS request of the reservation state (load, commit, notify). */
+enum rbd_pkind {
+	PREQ_LOAD,
+	PREQ_COMMIT,
+	PREQ_NOTIFY,
+	PREQ_WATCH,     /* a new watch after the old one broke */
+	PREQ_UNWATCH,   /* the broken one */
+};
+
+/* A RADOS request of the reservation state. */
 struct rbd_preq {
 	struct rbd_bs *rb;
+	enum rbd_pkind kind;
+	uint64_t cookie;                /* watch: the new handle */
+	uint64_t *out_newver;           /* commit: the version written */
 	rados_completion_t comp;
 	rados_read_op_t rop;
 	rados_write_op_t wop;
@@ -672,13 +683,14 @@ preq_free(struct rbd_preq *req)
 }
 
 static struct rbd_preq *
-preq_alloc(struct rbd_bs *rb, isd_bstore_cb cb, void *arg)
+preq_alloc(struct rbd_bs *rb, enum rbd_pkind kind, isd_bstore_cb cb, void *arg)
 {
 	struct rbd_preq *req = calloc(1, sizeof(*req));
 
 	if (req == NULL)
 		return NULL;
 	req->rb = rb;
+	req->kind = kind;
 	req->cb = cb;
 	req->arg = arg;
 	if (rados_aio_create_completion(req, rs_pr_cb, NULL, &req->comp) < 0) {
@@ -709,7 +721,7 @@ rs_pr_load(struct isd_bstore *bs, void **data, size_t *len, uint64_t *ver, isd_b
 
 	if (!rb->pr_on)
 		return -ENOTSUP;
-	req = preq_alloc(rb, cb, arg);
+	req = preq_alloc(rb, PREQ_LOAD, cb, arg);
 	if (req == NULL)
 		return -ENOMEM;
 	req->buf = malloc(RBD_PR_MAX);
@@ -726,7 +738,7 @@ rs_pr_load(struct isd_bstore *bs, void **data, size_t *len, uint64_t *ver, isd_b
 
 static int
 rs_pr_commit(struct isd_bstore *bs, const void *data, size_t len, uint64_t ver,
-	     isd_bstore_cb cb, void *arg)
+	     uint64_t *newver, isd_bstore_cb cb, void *arg)
 {
 	struct rbd_bs *rb = (struct rbd_bs *)bs;
 	struct rbd_preq *req;
@@ -735,9 +747,10 @@ rs_pr_commit(struct isd_bstore *bs, const void *data, size_t len, uint64_t ver,
 		return -ENOTSUP;
 	if (len > RBD_PR_MAX)
 		return -EFBIG;
-	req = preq_alloc(rb, cb, arg);
+	req = preq_alloc(rb, PREQ_COMMIT, cb, arg);
 	if (req == NULL)
 		return -ENOMEM;
+	req->out_newver = newver;
 	req->wop = rados_create_write_op();
 	if (req->wop == NULL)
 		return preq_submitted(rb, req, -ENOMEM);
@@ -762,7 +775,7 @@ rs_pr_notify(struct isd_bstore *bs, const void *msg, size_t len, isd_bstore_cb c
 		return -ENOTSUP;
 	if (len > RBD_PR_MAX)
 		return -EFBIG;
-	req = preq_alloc(rb, cb, arg);
+	req = preq_alloc(rb, PREQ_NOTIFY, cb, arg);
 	if (req == NULL)
 		return -ENOMEM;
 	return preq_submitted(rb, req,
@@ -857,10 +870,30 @@ preq_done(struct rbd_preq *req)
 	rados_aio_release(req->comp);
 	TAILQ_REMOVE(&rb->pr_inflight, req, link);
 	if (rb->closing) {
+		/* a new watch that came up while closing would call into a freed store */
+		if (req->kind == PREQ_WATCH && r == 0)
+			rados_unwatch2(rb->io, req->cookie);
 		preq_free(req);
 		return;
 	}
-	if (req->rop != NULL) {
+	if (req->kind == PREQ_WATCH) {
+		if (r < 0) {
+			isd_log_err("%s: cannot watch the reservation state again: %s", rb->bs.desc,
+				    strerror(r < -4095 ? EIO : -r));
+		} else {
+			rb->pr_cookie = req->cookie;
+			/* what changed while there was no watch: the owner reloads */
+			if (rb->bs.pr_changed != NULL)
+				rb->bs.pr_changed(rb->bs.pr_changed_arg, &rb->bs, NULL, 0, 0);
+		}
+		preq_free(req);
+		return;
+	}
+	if (req->kind == PREQ_UNWATCH) {
+		preq_free(req);
+		return;
+	}
+	if (req->kind == PREQ_LOAD) {
 		/* a load: no object yet is the empty state at version 0 */
 		if (r == -ENOENT) {
 			r = 0;
@@ -880,10 +913,12 @@ preq_done(struct rbd_preq *req)
 				req->buf = NULL;
 			}
 		}
-	} else if (req->wop != NULL) {
+	} else if (req->kind == PREQ_COMMIT) {
 		/* the version moved (either way) or the object appeared: redo */
 		if (r == -ERANGE || r == -EOVERFLOW || r == -EEXIST)
 			r = -ESTALE;
+		if (r >= 0)
+			*req->out_newver = ver;
 	}
 	if (r > 0)
 		r = 0;
@@ -891,7 +926,24 @@ preq_done(struct rbd_preq *req)
 	preq_free(req);
 }
 
-static int rs_pr_watch(struct rbd_bs *rb);
+/*
+ * After a watch error: drops the broken watch and makes a new one, both
+ * asynchronous; once the new one is there the owner reloads (preq_done).
+ */
+static void
+rs_pr_rewatch(struct rbd_bs *rb)
+{
+	struct rbd_preq *un = preq_alloc(rb, PREQ_UNWATCH, NULL, NULL);
+	struct rbd_preq *w = preq_alloc(rb, PREQ_WATCH, NULL, NULL);
+
+	if (un != NULL)
+		(void)preq_submitted(rb, un, rados_aio_unwatch(rb->io, rb->pr_cookie, un->comp));
+	if (w == NULL || preq_submitted(rb, w,
+					rados_aio_watch2(rb->io, rb->pr_oid, w->comp, &w->cookie,
+							 rs_pr_watch_cb, rs_pr_watch_err, 0,
+							 rb)) < 0)
+		isd_log_err("%s: cannot watch the reservation state again", rb->bs.desc);
+}
 
 static void
 rs_take_pr(struct rbd_bs *rb)
@@ -931,12 +983,7 @@ rs_take_pr(struct rbd_bs *rb)
 		} else if (broke) {
 			isd_log_warn("%s: the watch on the reservation state broke: re-watching, "
 				     "reloading", rb->bs.desc);
-			rados_unwatch2(rb->io, rb->pr_cookie);
-			if (rs_pr_watch(rb) < 0)
-				isd_log_err("%s: cannot watch the reservation state again",
-					    rb->bs.desc);
-			if (rb->bs.pr_changed != NULL)
-				rb->bs.pr_changed(rb->bs.pr_changed_arg, &rb->bs, NULL, 0, 0);
+			rs_pr_rewatch(rb);
 		} else if (rb->bs.pr_changed != NULL) {
 			rb->bs.pr_changed(rb->bs.pr_changed_arg, &rb->bs,
 					  efifo->len ? efifo->msg : NULL, efifo->len, efifo->token);
@@ -1180,7 +1227,7 @@ rs_teardown(struct rbd_bs *rb)
 		rados_unwatch2(rb->io, rb->pr_cookie);
 		rados_watch_flush(rb->cluster);
 		while (!TAILQ_EMPTY(&rb->pr_inflight)) {
-			rados_aio_wait_for_complete(TAILQ_FIRST(&rb->pr_inflight)->comp);
+			rados_aio_wait_for_complete_and_cb(TAILQ_FIRST(&rb->pr_inflight)->comp);
 			rs_take_pr(rb);
 		}
 		rs_take_pr(rb);

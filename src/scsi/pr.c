@@ -584,6 +584,7 @@ struct pr_job {
 	void *data;
 	size_t len;
 	uint64_t ver;
+	uint64_t newver;                /* what the commit wrote */
 	unsigned tries;
 	uint8_t *enc;
 	size_t enclen;
@@ -664,7 +665,28 @@ job_loaded(void *arg, int status)
 			job_free(j);
 		return;
 	}
-	isd_pr_state_install(lu, &st);
+	/*
+	 * Loads and commits complete in any order: a reload that read an older
+	 * version than the copy holds (our own commit landed since) is not
+	 * installed. A PR OUT installs what it read whatever it is, since it
+	 * commits only if that is still the latest.
+	 */
+	if (cmd == NULL || j->in) {
+		if (j->ver != 0 && j->ver < lu->pr_ver) {
+			isd_pr_state_free(&st);
+		} else {
+			isd_pr_state_install(lu, &st);
+			lu->pr_ver = j->ver;
+		}
+	} else if (j->ver != 0 && j->ver < lu->pr_ver && ++j->tries < PR_MAX_TRIES) {
+		/* read before a commit of ours landed: it would only fail, read again */
+		isd_pr_state_free(&st);
+		if (job_load(j) < 0)
+			job_fail_cmd(j);
+		return;
+	} else {
+		isd_pr_state_install(lu, &st);
+	}
 	if (cmd == NULL) {
 		/* another gateway's change: its effects on our nexuses, then the ack */
 		pr_fx_apply(lu, &j->fx);
@@ -706,7 +728,8 @@ job_loaded(void *arg, int status)
 		return;
 	}
 	free(before);
-	rc = lu->bs->ops->pr_commit(lu->bs, j->enc, j->enclen, j->ver, job_committed, j);
+	rc = lu->bs->ops->pr_commit(lu->bs, j->enc, j->enclen, j->ver, &j->newver, job_committed,
+				    j);
 	if (rc < 0)
 		job_committed(j, rc);
 }
@@ -733,6 +756,18 @@ job_committed(void *arg, int status)
 		remote_reload(lu, NULL, 0, 0);
 		job_fail_cmd(j);
 		return;
+	}
+	/*
+	 * The copy must hold what was committed: a reload of an older version may
+	 * have replaced it while the commit was in flight.
+	 */
+	if (j->newver == 0 || j->newver >= lu->pr_ver) {
+		struct isd_pr_state st;
+
+		if (isd_pr_state_decode(j->enc, j->enclen, &st) == 0) {
+			isd_pr_state_install(lu, &st);
+			lu->pr_ver = j->newver;
+		}
 	}
 	pr_fx_apply(lu, &j->fx);
 	if (isd_pr_fx_encode(&j->fx, &msg, &mlen) < 0) {

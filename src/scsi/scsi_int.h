@@ -232,6 +232,8 @@ struct isd_scsi_lu {
 	struct isd_scsi_pr_reg *pr_holder;      /* NULL for all-registrants types */
 	/* non-NULL while a shared PR OUT runs: its effects are recorded there */
 	struct isd_pr_fxlist *pr_fx;
+	/* version in the store of the shared state the copy above holds (0: none yet) */
+	uint64_t pr_ver;
 	/*
 	 * Commands set up on the LU and not yet released: a removed LU (no longer
 	 * in dev->lus) is freed, and its store closed, when the last one is.
