@@ -14,7 +14,9 @@ I_T nexuses differ only by target port. Through raw sessions:
    data: the task was aborted on gateway A (no response), A sees REGISTRATIONS
    PREEMPTED then COMMANDS CLEARED BY ANOTHER INITIATOR, its next WRITE gets
    RESERVATION CONFLICT, and B reads the old blocks. READ KEYS and READ
-   RESERVATION are again the same on both.
+   RESERVATION are again the same on both;
+4. eight more initiators register at once, four through each gateway: READ
+   KEYS on both has every key (the updates are compare-and-swap, none lost).
 
 Writes the blocks that must be on the image to argv[2] for `rbd export`.
 usage: rbd_pr_check.py SPEC EXPECTED-FILE LBA
@@ -23,6 +25,7 @@ usage: rbd_pr_check.py SPEC EXPECTED-FILE LBA
 import os
 import struct
 import sys
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "hostile"))
@@ -124,9 +127,43 @@ def run(ga, gb, lba):
         print("PASS: B reads the blocks from before the preempt", flush=True)
         a.nop_ping()
         pf.check_write_rsp(a, itt, True)
+        concurrent_registers(ga, gb, a, b)
     finally:
         a.close()
         b.close()
+
+
+def concurrent_registers(ga, gb, a, b):
+    """Eight initiators, four per gateway, register at the same moment: every
+    update is a compare-and-swap of the shared state, so none is lost."""
+    n = 8
+    conns = [pf.session((ga if i % 2 == 0 else gb).port, "%s-%d" % (INI, i))
+             for i in range(n)]
+    keys = [0xC0C0000000000000 + i for i in range(n)]
+    errors = []
+    barrier = threading.Barrier(n)
+
+    def reg(i):
+        try:
+            pf.clear_ua(conns[i], 0)
+            barrier.wait(10)
+            pf.pr_ok(conns[i], 0, pf.SA_REGISTER, 0, keys[i], what="REGISTER %d" % i)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append("%d: %s" % (i, e))
+
+    threads = [threading.Thread(target=reg, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for c in conns:
+        c.close()
+    if errors:
+        raise hl.CaseFail("concurrent REGISTERs: %s" % "; ".join(errors))
+    _, got = same(a, b, read_keys, "READ KEYS after 8 concurrent REGISTERs on both gateways")
+    if got != sorted(keys + [KEY_B]):
+        raise hl.CaseFail("READ KEYS %r, expected B's key and the 8 new ones" % got)
+    print("PASS: no registration lost to concurrent updates through two gateways", flush=True)
 
 
 def main():

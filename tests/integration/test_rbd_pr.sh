@@ -4,7 +4,8 @@
 # processes (registrations on both paths, a reservation through one enforced
 # on the other, PREEMPT AND ABORT through the other fencing a WRITE in flight
 # on the first, READ KEYS and READ RESERVATION the same on both), then `rbd
-# export` shows that the fenced WRITE never landed. Skipped (77) without the
+# export` shows that the fenced WRITE never landed; eight initiators registering
+# at once through both gateways lose no registration. Skipped (77) without the
 # ceph packages or without the rbd: store in this build.
 # shellcheck source=../lib/harness.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
