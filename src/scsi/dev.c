@@ -940,26 +940,48 @@ fence_match_lu(void *arg, struct isd_scsi_cmd *victim)
 	return hit;
 }
 
+/*
+ * The transport's abort_tasks wants the command that asked: a blank one of
+ * this device (no task: cb_arg NULL) stands for the other gateway's, matches
+ * no task, and carries the callback to run once the aborted execs are done.
+ */
+struct lu_fence {
+	struct isd_scsi_cmd self;       /* first: drained() gets &self */
+	void (*done)(void *arg);
+	void *arg;
+};
+
+static void
+fence_lu_drained(struct isd_scsi_cmd *self)
+{
+	struct lu_fence *f = (struct lu_fence *)self;
+
+	f->done(f->arg);
+	free(f);
+}
+
 void
-isd_scsi_fence_lu(struct isd_scsi_lu *lu)
+isd_scsi_fence_lu(struct isd_scsi_lu *lu, void (*done)(void *arg), void *arg)
 {
 	struct isd_scsi_dev *dev = lu->dev;
 	struct isd_scsi_itn *itn;
-	/*
-	 * The transport's abort_tasks wants the command that asked: a blank one
-	 * of this device stands for the other gateway's, matching no task, and
-	 * with no drained callback nothing of it is used to wait.
-	 */
-	struct isd_scsi_cmd *self = calloc(1, sizeof(*self));
+	struct lu_fence *f = calloc(1, sizeof(*f));
+	bool wait = false;
 
-	if (self != NULL && dev != NULL && dev->task_ops.abort_tasks != NULL) {
-		self->dev = dev;
-		self->lu = lu;
-		(void)dev->task_ops.abort_tasks(dev->task_ops.ctx, self, fence_match_lu, lu, NULL);
+	if (f != NULL && dev != NULL && dev->task_ops.abort_tasks != NULL) {
+		f->self.dev = dev;
+		f->self.lu = lu;
+		f->done = done;
+		f->arg = arg;
+		wait = dev->task_ops.abort_tasks(dev->task_ops.ctx, &f->self, fence_match_lu, lu,
+						 fence_lu_drained);
 	}
-	free(self);
 	TAILQ_FOREACH(itn, &lu->itns, link)
 		itn->pr_abort = false;
+	if (!wait) {
+		free(f);
+		done(arg);
+	}
 }
 
 bool

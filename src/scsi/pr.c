@@ -635,6 +635,7 @@ job_fail_cmd(struct pr_job *j)
 static void job_committed(void *arg, int status);
 static void job_notified(void *arg, int status);
 static void remote_reload(struct isd_scsi_lu *lu, const void *msg, size_t len, uint64_t token);
+static void remote_fenced(void *arg);
 
 static void
 job_loaded(void *arg, int status)
@@ -688,12 +689,13 @@ job_loaded(void *arg, int status)
 		isd_pr_state_install(lu, &st);
 	}
 	if (cmd == NULL) {
-		/* another gateway's change: its effects on our nexuses, then the ack */
+		/*
+		 * another gateway's change: its effects on our nexuses; the ack once
+		 * the aborted tasks' I/O already in the store has finished, so that
+		 * nothing of theirs lands after the other gateway's GOOD
+		 */
 		pr_fx_apply(lu, &j->fx);
-		isd_scsi_fence_lu(lu);
-		if (j->token != 0)
-			lu->bs->ops->pr_ack(lu->bs, j->token);
-		job_free(j);
+		isd_scsi_fence_lu(lu, remote_fenced, j);
 		return;
 	}
 	if (j->in) {
@@ -792,6 +794,16 @@ job_notified(void *arg, int status)
 			     j->lu->lun, strerror(-status));
 	job_free(j);
 	pr_out_finish(cmd);
+}
+
+static void
+remote_fenced(void *arg)
+{
+	struct pr_job *j = arg;
+
+	if (j->token != 0)
+		j->lu->bs->ops->pr_ack(j->lu->bs, j->token);
+	job_free(j);
 }
 
 /* Reloads the state for another gateway's change (msg: its effects), then acks token. */

@@ -365,9 +365,11 @@ void isd_scsi_pr_share_start(struct isd_scsi_lu *lu);
 /*
  * Aborts the tasks of the nexuses marked by isd_scsi_itn_mark_abort (and the
  * direct writes that now conflict) without a command of this gateway causing
- * it: another gateway's PREEMPT AND ABORT. Does not wait for execs in flight.
+ * it: another gateway's PREEMPT AND ABORT. Calls done(arg) once the execs of
+ * the aborted tasks that were in flight (I/O already in the store) finished,
+ * possibly before returning.
  */
-void isd_scsi_fence_lu(struct isd_scsi_lu *lu);
+void isd_scsi_fence_lu(struct isd_scsi_lu *lu, void (*done)(void *arg), void *arg);
 
 /* Opcode handlers: spc.c */
 int isd_spc_setup_tur(struct isd_scsi_cmd *cmd);
