@@ -83,6 +83,7 @@ lu_free(struct isd_scsi_lu *lu)
 	isd_scsi_pr_clear_all(lu);
 	isd_scsi_sanitize_stop(lu, false);
 	isd_bstore_close(lu->bs);
+	isd_scsi_pr_share_stop(lu);
 	isd_scsi_sanitize_stop(lu, true);
 	free(lu);
 }
@@ -353,6 +354,7 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 		return -ENOMEM;
 	TAILQ_INIT(&lu->itns);
 	TAILQ_INIT(&lu->regs);
+	TAILQ_INIT(&lu->pr_jobs);
 	TAILQ_INIT(&lu->gate_wait);
 	lu->dev = dev;
 	lu->lun = lun;

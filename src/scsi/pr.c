@@ -576,7 +576,7 @@ pr_out_finish(struct isd_scsi_cmd *cmd)
  * attentions for its nexuses, aborting the tasks of nexuses preempted with
  * abort). So after GOOD, every gateway that answered enforces the change.
  */
-struct pr_job {
+struct isd_pr_job {
 	struct isd_scsi_lu *lu;
 	struct isd_scsi_cmd *cmd;       /* NULL: another gateway's change, token to ack */
 	uint64_t token;
@@ -589,6 +589,9 @@ struct pr_job {
 	uint8_t *enc;
 	size_t enclen;
 	struct isd_pr_fxlist fx;
+	/* a reload waiting on the store, on lu->pr_jobs (freed with the LU) */
+	bool listed;
+	TAILQ_ENTRY(isd_pr_job) link;
 };
 
 /* A PR OUT redoes itself at most this many times when other gateways keep winning. */
@@ -602,8 +605,10 @@ isd_scsi_pr_shared(const struct isd_scsi_lu *lu)
 }
 
 static void
-job_free(struct pr_job *j)
+job_free(struct isd_pr_job *j)
 {
+	if (j->listed)
+		TAILQ_REMOVE(&j->lu->pr_jobs, j, link);
 	free(j->data);
 	free(j->enc);
 	free(j);
@@ -612,7 +617,7 @@ job_free(struct pr_job *j)
 static void job_loaded(void *arg, int status);
 
 static int
-job_load(struct pr_job *j)
+job_load(struct isd_pr_job *j)
 {
 	free(j->data);
 	j->data = NULL;
@@ -622,7 +627,7 @@ job_load(struct pr_job *j)
 
 /* The command cannot be served now (Ceph unreachable, state unreadable): BUSY. */
 static void
-job_fail_cmd(struct pr_job *j)
+job_fail_cmd(struct isd_pr_job *j)
 {
 	struct isd_scsi_cmd *cmd = j->cmd;
 
@@ -640,7 +645,7 @@ static void remote_fenced(void *arg);
 static void
 job_loaded(void *arg, int status)
 {
-	struct pr_job *j = arg;
+	struct isd_pr_job *j = arg;
 	struct isd_scsi_lu *lu = j->lu;
 	struct isd_scsi_cmd *cmd = j->cmd;
 	struct isd_pr_state st;
@@ -695,6 +700,9 @@ job_loaded(void *arg, int status)
 		 * nothing of theirs lands after the other gateway's GOOD
 		 */
 		pr_fx_apply(lu, &j->fx);
+		/* the fence holds it now, not the store */
+		TAILQ_REMOVE(&lu->pr_jobs, j, link);
+		j->listed = false;
 		isd_scsi_fence_lu(lu, remote_fenced, j);
 		return;
 	}
@@ -739,7 +747,7 @@ job_loaded(void *arg, int status)
 static void
 job_committed(void *arg, int status)
 {
-	struct pr_job *j = arg;
+	struct isd_pr_job *j = arg;
 	struct isd_scsi_lu *lu = j->lu;
 	uint8_t *msg = NULL;
 	size_t mlen = 0;
@@ -786,7 +794,7 @@ job_committed(void *arg, int status)
 static void
 job_notified(void *arg, int status)
 {
-	struct pr_job *j = arg;
+	struct isd_pr_job *j = arg;
 	struct isd_scsi_cmd *cmd = j->cmd;
 
 	if (status < 0)
@@ -799,7 +807,7 @@ job_notified(void *arg, int status)
 static void
 remote_fenced(void *arg)
 {
-	struct pr_job *j = arg;
+	struct isd_pr_job *j = arg;
 
 	if (j->token != 0)
 		j->lu->bs->ops->pr_ack(j->lu->bs, j->token);
@@ -810,7 +818,7 @@ remote_fenced(void *arg)
 static void
 remote_reload(struct isd_scsi_lu *lu, const void *msg, size_t len, uint64_t token)
 {
-	struct pr_job *j = calloc(1, sizeof(*j));
+	struct isd_pr_job *j = calloc(1, sizeof(*j));
 
 	if (j == NULL) {
 		isd_log_err("LU %u: out of memory following a reservation change", lu->lun);
@@ -821,10 +829,21 @@ remote_reload(struct isd_scsi_lu *lu, const void *msg, size_t len, uint64_t toke
 	if (msg != NULL && isd_pr_fx_decode(msg, len, &j->fx) < 0)
 		isd_log_warn("LU %u: ignoring a malformed reservation change message (%zu bytes)",
 			     lu->lun, len);
+	TAILQ_INSERT_TAIL(&lu->pr_jobs, j, link);
+	j->listed = true;
 	if (job_load(j) < 0) {
 		isd_log_err("LU %u: cannot reload the shared reservation state", lu->lun);
 		job_free(j);
 	}
+}
+
+void
+isd_scsi_pr_share_stop(struct isd_scsi_lu *lu)
+{
+	struct isd_pr_job *j;
+
+	while ((j = TAILQ_FIRST(&lu->pr_jobs)) != NULL)
+		job_free(j);
 }
 
 static void
@@ -847,7 +866,7 @@ isd_scsi_pr_share_start(struct isd_scsi_lu *lu)
 static bool
 pr_shared_start(struct isd_scsi_cmd *cmd, bool in)
 {
-	struct pr_job *j;
+	struct isd_pr_job *j;
 
 	if (!isd_scsi_pr_shared(cmd->lu))
 		return false;

@@ -234,6 +234,8 @@ struct isd_scsi_lu {
 	struct isd_pr_fxlist *pr_fx;
 	/* version in the store of the shared state the copy above holds (0: none yet) */
 	uint64_t pr_ver;
+	/* reloads for other gateways' changes waiting on the store (pr.c) */
+	TAILQ_HEAD(, isd_pr_job) pr_jobs;
 	/*
 	 * Commands set up on the LU and not yet released: a removed LU (no longer
 	 * in dev->lus) is freed, and its store closed, when the last one is.
@@ -362,6 +364,8 @@ void isd_scsi_pr_clear_all(struct isd_scsi_lu *lu);
 bool isd_scsi_pr_shared(const struct isd_scsi_lu *lu);
 /* Starts using the store's shared state: loads it, follows other gateways' changes. */
 void isd_scsi_pr_share_start(struct isd_scsi_lu *lu);
+/* After the store is closed (its callbacks dropped): frees the reloads still waiting. */
+void isd_scsi_pr_share_stop(struct isd_scsi_lu *lu);
 /*
  * Aborts the tasks of the nexuses marked by isd_scsi_itn_mark_abort (and the
  * direct writes that now conflict) without a command of this gateway causing

@@ -16,16 +16,21 @@ I_T nexuses differ only by target port. Through raw sessions:
    RESERVATION CONFLICT, and B reads the old blocks. READ KEYS and READ
    RESERVATION are again the same on both;
 4. eight more initiators register at once, four through each gateway: READ
-   KEYS on both has every key (the updates are compare-and-swap, none lost).
+   KEYS on both has every key (the updates are compare-and-swap, none lost);
+5. with gateway A stopped (SIGSTOP), B's RELEASE completes after the notify
+   times out, B logs that not every gateway acknowledged, and A, resumed,
+   reports the released reservation.
 
 Writes the blocks that must be on the image to argv[2] for `rbd export`.
 usage: rbd_pr_check.py SPEC EXPECTED-FILE LBA
 """
 
 import os
+import signal
 import struct
 import sys
 import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "hostile"))
@@ -78,8 +83,9 @@ def same(a, b, fn, what):
 
 
 def run(ga, gb, lba):
-    a = pf.session(ga.port, INI)
-    b = pf.session(gb.port, INI)
+    # long enough for a PR OUT that waits out the notify timeout (10 s)
+    a = pf.session(ga.port, INI, timeout=30.0)
+    b = pf.session(gb.port, INI, timeout=30.0)
     a.fenced_rsp = []
     try:
         pf.clear_ua(a, 0)
@@ -128,9 +134,33 @@ def run(ga, gb, lba):
         a.nop_ping()
         pf.check_write_rsp(a, itt, True)
         concurrent_registers(ga, gb, a, b)
+        unresponsive_gateway(ga, gb, a, b)
     finally:
         a.close()
         b.close()
+
+
+def unresponsive_gateway(ga, gb, a, b):
+    """Gateway A stopped (SIGSTOP): B's RELEASE waits for A's acknowledgment
+    until the notify times out (10 s), then completes GOOD and says so in its
+    log; once A runs again it answers from the new state."""
+    os.kill(ga.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        pf.pr_ok(b, 0, 2, KEY_B, 0, pf.TYPE_EA, what="B RELEASE with gateway A stopped")
+        took = time.monotonic() - t0
+    finally:
+        os.kill(ga.proc.pid, signal.SIGCONT)
+    if not 8 <= took <= 40:
+        raise hl.CaseFail("B's RELEASE took %.1f s with A stopped, expected the 10 s "
+                          "notify timeout" % took)
+    if "not every gateway acknowledged" not in gb.read_log():
+        raise hl.CaseFail("B's log does not say that A did not acknowledge")
+    print("PASS: with gateway A stopped, B's RELEASE completes after the notify timeout "
+          "(%.1f s) and B logs it" % took, flush=True)
+    _, res = same(a, b, read_res, "READ RESERVATION after A resumed")
+    if res is not None:
+        raise hl.CaseFail("READ RESERVATION %r after the RELEASE" % (res,))
 
 
 def concurrent_registers(ga, gb, a, b):
