@@ -58,6 +58,30 @@ struct isd_bstore_ops {
 	 */
 	int (*write_same)(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t offset,
 			  uint64_t len, bool fua, isd_bstore_cb cb, void *arg);
+	/*
+	 * Optional, all four or none: persistent reservation state shared by
+	 * every gateway of the medium (RBD: a RADOS object beside the image,
+	 * docs/ceph.md). The store keeps opaque bytes; the SCSI layer encodes
+	 * them (pr_share.c) and must treat what it loads as untrusted.
+	 *
+	 * pr_load: reads the state; at the callback *data (malloc'd, the caller
+	 * frees it; NULL when empty), *len and *ver (the version to pass to
+	 * pr_commit; 0: there is no state yet) are set, or status is -errno.
+	 * pr_commit: replaces the state only if it is still at version ver;
+	 * -ESTALE at the callback when another gateway changed it since; on
+	 * success *newver is the version written (0: the store cannot say).
+	 * pr_notify: sends msg to every other gateway's pr_changed and calls
+	 * back once each has acknowledged it (pr_ack), -ETIMEDOUT when some did
+	 * not in time.
+	 * pr_ack: acknowledges the notification with that token.
+	 */
+	int (*pr_load)(struct isd_bstore *bs, void **data, size_t *len, uint64_t *ver,
+		       isd_bstore_cb cb, void *arg);
+	int (*pr_commit)(struct isd_bstore *bs, const void *data, size_t len, uint64_t ver,
+			 uint64_t *newver, isd_bstore_cb cb, void *arg);
+	int (*pr_notify)(struct isd_bstore *bs, const void *msg, size_t len, isd_bstore_cb cb,
+			 void *arg);
+	void (*pr_ack)(struct isd_bstore *bs, uint64_t token);
 };
 
 struct isd_bstore {
@@ -85,6 +109,16 @@ struct isd_bstore {
 	 */
 	void (*size_changed)(void *arg, struct isd_bstore *bs);
 	void *size_changed_arg;
+	/*
+	 * Set by the owner when the store has pr_load: called on the reactor
+	 * when another gateway changed the shared reservation state, with its
+	 * message (msg NULL, len 0: the store may have missed changes, reload).
+	 * The owner must call pr_ack(token) once it has applied the change
+	 * (token 0: nothing to acknowledge).
+	 */
+	void (*pr_changed)(void *arg, struct isd_bstore *bs, const void *msg, size_t len,
+			   uint64_t token);
+	void *pr_changed_arg;
 };
 
 #define ISD_BSTORE_SPEC_MAX 4200       /* "file:" + PATH_MAX + ",size=..." */

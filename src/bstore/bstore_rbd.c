@@ -82,6 +82,8 @@ enum rbd_op {
 };
 
 struct rbd_bs;
+struct rbd_preq;
+struct rbd_pevent;
 
 struct rbd_req {
 	struct rbd_bs *rb;
@@ -124,6 +126,56 @@ struct rbd_bs {
 	/* written by the watcher on librbd's thread, read on the reactor */
 	_Atomic uint64_t watched_size;
 	atomic_bool size_noticed;
+	/* shared persistent reservations (rs_pr_*): none for a snapshot or ro */
+	bool pr_on;
+	char pr_oid[RBD_NAME_MAX + 16];
+	uint64_t pr_cookie;             /* the watch on pr_oid */
+	uint64_t pr_self;               /* our client id: our own notifies are acked at once */
+	TAILQ_HEAD(, rbd_preq) pr_inflight;
+	/* pushed by librados's threads, taken by the reactor (rs_take_pr) */
+	_Atomic(struct rbd_preq *) pr_done;
+	_Atomic(struct rbd_pevent *) pr_events;
+};
+
+enum rbd_pkind {
+	PREQ_LOAD,
+	PREQ_COMMIT,
+	PREQ_NOTIFY,
+	PREQ_WATCH,     /* a new watch after the old one broke */
+	PREQ_UNWATCH,   /* the broken one */
+};
+
+/* A RADOS request of the reservation state. */
+struct rbd_preq {
+	struct rbd_bs *rb;
+	enum rbd_pkind kind;
+	uint64_t cookie;                /* watch: the new handle */
+	uint64_t *out_newver;           /* commit: the version written */
+	rados_completion_t comp;
+	rados_read_op_t rop;
+	rados_write_op_t wop;
+	isd_bstore_cb cb;
+	void *arg;
+	/* load */
+	char *buf;
+	size_t nread;
+	int prval;
+	void **out_data;
+	size_t *out_len;
+	uint64_t *out_ver;
+	/* notify */
+	char *reply;
+	size_t reply_len;
+	TAILQ_ENTRY(rbd_preq) link;
+	struct rbd_preq *done_next;
+};
+
+/* A notify from another gateway (or a watch error: msg NULL), for the reactor. */
+struct rbd_pevent {
+	struct rbd_pevent *next;
+	uint64_t token;
+	size_t len;
+	unsigned char msg[];
 };
 
 /* ---- the spec ---- */
@@ -570,6 +622,398 @@ rs_write_same(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t 
 					       req->comp, 0));
 }
 
+/* ---- shared persistent reservation state ---- */
+
+/*
+ * The state lives in one RADOS object beside the image, "<image>.iserd-pr"
+ * in its pool, whose whole content the SCSI layer writes. Every update is
+ * one write operation guarded by the object version read with the state
+ * (assert_version; exclusive create when there was none), so two gateways
+ * changing it at once cannot both succeed: the loser gets -ESTALE, reloads
+ * and redoes its command. Every gateway watches the object; the writer
+ * notifies the others and waits for their acknowledgments (each acks once it
+ * has reloaded and fenced, see pr.c). librados calls back on its own threads:
+ * those only push onto lock-free lists and write the image's eventfd, and the
+ * reactor finishes the requests (rs_take_pr), as for COMPARE AND WRITE.
+ */
+
+/* Largest state accepted: 128 registrations of two 255-byte names, with room. */
+#define RBD_PR_MAX (128 * 1024)
+/* How long a notify waits for the other gateways' acknowledgments. */
+#define RBD_PR_NOTIFY_MS 10000
+
+static void
+rs_wake(struct rbd_bs *rb)
+{
+	uint64_t one = 1;
+
+	if (write(rb->efd, &one, sizeof(one)) < 0) {
+		/* the counter is full: the reactor has a wakeup pending anyway */
+	}
+}
+
+/* librados's thread: a PR request completed. */
+static void
+rs_pr_cb(rados_completion_t c, void *arg)
+{
+	struct rbd_preq *req = arg;
+	struct rbd_bs *rb = req->rb;
+	struct rbd_preq *head = atomic_load_explicit(&rb->pr_done, memory_order_relaxed);
+
+	(void)c;
+	do {
+		req->done_next = head;
+	} while (!atomic_compare_exchange_weak_explicit(&rb->pr_done, &head, req,
+							memory_order_release,
+							memory_order_relaxed));
+	rs_wake(rb);
+}
+
+static void
+preq_free(struct rbd_preq *req)
+{
+	if (req->rop != NULL)
+		rados_release_read_op(req->rop);
+	if (req->wop != NULL)
+		rados_release_write_op(req->wop);
+	if (req->reply != NULL)
+		rados_buffer_free(req->reply);
+	free(req->buf);
+	free(req);
+}
+
+static struct rbd_preq *
+preq_alloc(struct rbd_bs *rb, enum rbd_pkind kind, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_preq *req = calloc(1, sizeof(*req));
+
+	if (req == NULL)
+		return NULL;
+	req->rb = rb;
+	req->kind = kind;
+	req->cb = cb;
+	req->arg = arg;
+	if (rados_aio_create_completion(req, rs_pr_cb, NULL, &req->comp) < 0) {
+		free(req);
+		return NULL;
+	}
+	return req;
+}
+
+static int
+preq_submitted(struct rbd_bs *rb, struct rbd_preq *req, int rc)
+{
+	if (rc < 0) {
+		rados_aio_release(req->comp);
+		preq_free(req);
+		return rc;
+	}
+	TAILQ_INSERT_TAIL(&rb->pr_inflight, req, link);
+	return 0;
+}
+
+static int
+rs_pr_load(struct isd_bstore *bs, void **data, size_t *len, uint64_t *ver, isd_bstore_cb cb,
+	   void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_preq *req;
+
+	if (!rb->pr_on)
+		return -ENOTSUP;
+	req = preq_alloc(rb, PREQ_LOAD, cb, arg);
+	if (req == NULL)
+		return -ENOMEM;
+	req->buf = malloc(RBD_PR_MAX);
+	req->rop = rados_create_read_op();
+	if (req->buf == NULL || req->rop == NULL)
+		return preq_submitted(rb, req, -ENOMEM);
+	req->out_data = data;
+	req->out_len = len;
+	req->out_ver = ver;
+	rados_read_op_read(req->rop, 0, RBD_PR_MAX, req->buf, &req->nread, &req->prval);
+	return preq_submitted(rb, req,
+			      rados_aio_read_op_operate(req->rop, rb->io, req->comp, rb->pr_oid, 0));
+}
+
+static int
+rs_pr_commit(struct isd_bstore *bs, const void *data, size_t len, uint64_t ver,
+	     uint64_t *newver, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_preq *req;
+
+	if (!rb->pr_on)
+		return -ENOTSUP;
+	if (len > RBD_PR_MAX)
+		return -EFBIG;
+	req = preq_alloc(rb, PREQ_COMMIT, cb, arg);
+	if (req == NULL)
+		return -ENOMEM;
+	req->out_newver = newver;
+	req->wop = rados_create_write_op();
+	if (req->wop == NULL)
+		return preq_submitted(rb, req, -ENOMEM);
+	if (ver == 0)
+		rados_write_op_create(req->wop, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+	else
+		rados_write_op_assert_version(req->wop, ver);
+	/* write_full copies the data at submission */
+	rados_write_op_write_full(req->wop, data, len);
+	return preq_submitted(rb, req,
+			      rados_aio_write_op_operate(req->wop, rb->io, req->comp, rb->pr_oid,
+							 NULL, 0));
+}
+
+static int
+rs_pr_notify(struct isd_bstore *bs, const void *msg, size_t len, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_preq *req;
+
+	if (!rb->pr_on)
+		return -ENOTSUP;
+	if (len > RBD_PR_MAX)
+		return -EFBIG;
+	req = preq_alloc(rb, PREQ_NOTIFY, cb, arg);
+	if (req == NULL)
+		return -ENOMEM;
+	return preq_submitted(rb, req,
+			      rados_aio_notify(rb->io, rb->pr_oid, req->comp, msg, (int)len,
+					       RBD_PR_NOTIFY_MS, &req->reply, &req->reply_len));
+}
+
+/*
+ * librados only sends the acknowledgment (the notifier collects it); it does
+ * not wait for an answer, so the reactor may call it.
+ */
+static void
+rs_pr_ack(struct isd_bstore *bs, uint64_t token)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	int rc;
+
+	if (!rb->pr_on || token == 0)
+		return;
+	rc = rados_notify_ack(rb->io, rb->pr_oid, token, rb->pr_cookie, NULL, 0);
+	if (rc < 0)
+		isd_log_warn("%s: cannot acknowledge a reservation change: %s", rb->bs.desc,
+			     strerror(-rc));
+}
+
+static void
+rs_push_event(struct rbd_bs *rb, struct rbd_pevent *ev)
+{
+	struct rbd_pevent *head = atomic_load_explicit(&rb->pr_events, memory_order_relaxed);
+
+	do {
+		ev->next = head;
+	} while (!atomic_compare_exchange_weak_explicit(&rb->pr_events, &head, ev,
+							memory_order_release,
+							memory_order_relaxed));
+	rs_wake(rb);
+}
+
+/* librados's thread: another gateway (or we) changed the state. */
+static void
+rs_pr_watch_cb(void *arg, uint64_t notify_id, uint64_t handle, uint64_t notifier_id, void *data,
+	       size_t data_len)
+{
+	struct rbd_bs *rb = arg;
+	struct rbd_pevent *ev;
+
+	if (notifier_id == rb->pr_self || data_len > RBD_PR_MAX) {
+		/* our own change is applied already; an oversized one is no message of ours */
+		rados_notify_ack(rb->io, rb->pr_oid, notify_id, handle, NULL, 0);
+		return;
+	}
+	ev = malloc(sizeof(*ev) + data_len);
+	if (ev == NULL) {
+		rados_notify_ack(rb->io, rb->pr_oid, notify_id, handle, NULL, 0);
+		return;
+	}
+	ev->token = notify_id;
+	ev->len = data_len;
+	if (data_len > 0)
+		memcpy(ev->msg, data, data_len);
+	rs_push_event(rb, ev);
+}
+
+/*
+ * librados's thread: the watch broke (the OSD restarted, the connection
+ * dropped) and notifies may have been missed. The owner reloads; the watch
+ * is re-established on the reactor (rs_take_pr) with a blocking call, bounded
+ * by the op timeout, which happens only after such a failure.
+ */
+static void
+rs_pr_watch_err(void *arg, uint64_t cookie, int err)
+{
+	struct rbd_bs *rb = arg;
+	struct rbd_pevent *ev = malloc(sizeof(*ev));
+
+	(void)cookie;
+	(void)err;
+	if (ev == NULL)
+		return;
+	ev->token = 0;
+	ev->len = SIZE_MAX;     /* marks the watch error */
+	rs_push_event(rb, ev);
+}
+
+static void
+preq_done(struct rbd_preq *req)
+{
+	struct rbd_bs *rb = req->rb;
+	int r = rados_aio_get_return_value(req->comp);
+	uint64_t ver = rados_aio_get_version(req->comp);
+
+	rados_aio_release(req->comp);
+	TAILQ_REMOVE(&rb->pr_inflight, req, link);
+	if (rb->closing) {
+		/* a new watch that came up while closing would call into a freed store */
+		if (req->kind == PREQ_WATCH && r == 0)
+			rados_unwatch2(rb->io, req->cookie);
+		preq_free(req);
+		return;
+	}
+	if (req->kind == PREQ_WATCH) {
+		if (r < 0) {
+			isd_log_err("%s: cannot watch the reservation state again: %s", rb->bs.desc,
+				    strerror(r < -4095 ? EIO : -r));
+		} else {
+			rb->pr_cookie = req->cookie;
+			/* what changed while there was no watch: the owner reloads */
+			if (rb->bs.pr_changed != NULL)
+				rb->bs.pr_changed(rb->bs.pr_changed_arg, &rb->bs, NULL, 0, 0);
+		}
+		preq_free(req);
+		return;
+	}
+	if (req->kind == PREQ_UNWATCH) {
+		preq_free(req);
+		return;
+	}
+	if (req->kind == PREQ_LOAD) {
+		/* a load: no object yet is the empty state at version 0 */
+		if (r == -ENOENT) {
+			r = 0;
+			ver = 0;
+			req->nread = 0;
+		} else if (r == 0 && req->prval < 0) {
+			r = req->prval;
+		}
+		if (r == 0 && req->nread >= RBD_PR_MAX)
+			r = -EFBIG;
+		if (r == 0) {
+			*req->out_data = NULL;
+			*req->out_len = req->nread;
+			*req->out_ver = ver;
+			if (req->nread > 0) {
+				*req->out_data = req->buf;
+				req->buf = NULL;
+			}
+		}
+	} else if (req->kind == PREQ_COMMIT) {
+		/* the version moved (either way) or the object appeared: redo */
+		if (r == -ERANGE || r == -EOVERFLOW || r == -EEXIST)
+			r = -ESTALE;
+		if (r >= 0)
+			*req->out_newver = ver;
+	}
+	if (r > 0)
+		r = 0;
+	req->cb(req->arg, r < -4095 ? -EIO : r);
+	preq_free(req);
+}
+
+/*
+ * After a watch error: drops the broken watch and makes a new one, both
+ * asynchronous; once the new one is there the owner reloads (preq_done).
+ */
+static void
+rs_pr_rewatch(struct rbd_bs *rb)
+{
+	struct rbd_preq *un = preq_alloc(rb, PREQ_UNWATCH, NULL, NULL);
+	struct rbd_preq *w = preq_alloc(rb, PREQ_WATCH, NULL, NULL);
+
+	if (un != NULL)
+		(void)preq_submitted(rb, un, rados_aio_unwatch(rb->io, rb->pr_cookie, un->comp));
+	if (w == NULL || preq_submitted(rb, w,
+					rados_aio_watch2(rb->io, rb->pr_oid, w->comp, &w->cookie,
+							 rs_pr_watch_cb, rs_pr_watch_err, 0,
+							 rb)) < 0)
+		isd_log_err("%s: cannot watch the reservation state again", rb->bs.desc);
+}
+
+static void
+rs_take_pr(struct rbd_bs *rb)
+{
+	struct rbd_preq *req = atomic_exchange_explicit(&rb->pr_done, NULL, memory_order_acquire);
+	struct rbd_pevent *ev = atomic_exchange_explicit(&rb->pr_events, NULL,
+							  memory_order_acquire);
+	struct rbd_preq *rfifo = NULL;
+	struct rbd_pevent *efifo = NULL;
+
+	while (req != NULL) {
+		struct rbd_preq *next = req->done_next;
+
+		req->done_next = rfifo;
+		rfifo = req;
+		req = next;
+	}
+	while (rfifo != NULL) {
+		struct rbd_preq *next = rfifo->done_next;
+
+		preq_done(rfifo);
+		rfifo = next;
+	}
+	while (ev != NULL) {
+		struct rbd_pevent *next = ev->next;
+
+		ev->next = efifo;
+		efifo = ev;
+		ev = next;
+	}
+	while (efifo != NULL) {
+		struct rbd_pevent *next = efifo->next;
+		bool broke = efifo->len == SIZE_MAX;
+
+		if (rb->closing) {
+			/* nothing to do */
+		} else if (broke) {
+			isd_log_warn("%s: the watch on the reservation state broke: re-watching, "
+				     "reloading", rb->bs.desc);
+			rs_pr_rewatch(rb);
+		} else if (rb->bs.pr_changed != NULL) {
+			rb->bs.pr_changed(rb->bs.pr_changed_arg, &rb->bs,
+					  efifo->len ? efifo->msg : NULL, efifo->len, efifo->token);
+		} else {
+			rs_pr_ack(&rb->bs, efifo->token);
+		}
+		free(efifo);
+		efifo = next;
+	}
+}
+
+/* Blocking: at open (and after a broken watch). */
+static int
+rs_pr_watch(struct rbd_bs *rb)
+{
+	rados_write_op_t op = rados_create_write_op();
+	int rc;
+
+	if (op == NULL)
+		return -ENOMEM;
+	/* one cannot watch what does not exist: an empty object is the empty state */
+	rados_write_op_create(op, LIBRADOS_CREATE_IDEMPOTENT, NULL);
+	rc = rados_write_op_operate(op, rb->io, rb->pr_oid, NULL, 0);
+	rados_release_write_op(op);
+	if (rc < 0)
+		return rc;
+	return rados_watch2(rb->io, rb->pr_oid, &rb->pr_cookie, rs_pr_watch_cb, rs_pr_watch_err,
+			    rb);
+}
+
 /* One completion collected from librbd: finish its request, or go on to the FUA flush. */
 static void
 req_done(struct rbd_req *req, ssize_t r)
@@ -702,6 +1146,7 @@ rs_dispatch(struct rbd_bs *rb)
 	rb->dispatching++;
 	rs_take_size(rb);
 	rs_take_caw(rb);
+	rs_take_pr(rb);
 	do {
 		n = rbd_poll_io_events(rb->image, comps, RBD_POLL_BATCH);
 		for (int i = 0; i < n; i++) {
@@ -786,6 +1231,24 @@ rs_teardown(struct rbd_bs *rb)
 		rbd_update_unwatch(rb->image, rb->watch_handle);
 	/* what is finished from here on is dropped, not called back */
 	rb->closing = true;
+	if (rb->pr_on) {
+		struct rbd_pevent *ev;
+
+		rados_unwatch2(rb->io, rb->pr_cookie);
+		rados_watch_flush(rb->cluster);
+		while (!TAILQ_EMPTY(&rb->pr_inflight)) {
+			rados_aio_wait_for_complete_and_cb(TAILQ_FIRST(&rb->pr_inflight)->comp);
+			rs_take_pr(rb);
+		}
+		rs_take_pr(rb);
+		ev = atomic_exchange(&rb->pr_events, NULL);
+		while (ev != NULL) {
+			struct rbd_pevent *next = ev->next;
+
+			free(ev);
+			ev = next;
+		}
+	}
 	while (!TAILQ_EMPTY(&rb->inflight)) {
 		rbd_completion_t c;
 		struct pollfd pfd = { .fd = rb->efd, .events = POLLIN };
@@ -848,6 +1311,23 @@ static const struct isd_bstore_ops rbd_ops = {
 	.resize = rs_resize_op,
 	.compare_and_write = rs_compare_and_write,
 	.write_same = rs_write_same,
+};
+
+/* An image opened for writing also shares its persistent reservations. */
+static const struct isd_bstore_ops rbd_pr_ops = {
+	.name = "rbd",
+	.read = rs_read,
+	.write = rs_write,
+	.flush = rs_flush,
+	.discard = rs_discard,
+	.destroy = rs_destroy,
+	.resize = rs_resize_op,
+	.compare_and_write = rs_compare_and_write,
+	.write_same = rs_write_same,
+	.pr_load = rs_pr_load,
+	.pr_commit = rs_pr_commit,
+	.pr_notify = rs_pr_notify,
+	.pr_ack = rs_pr_ack,
 };
 
 /* ---- opening ---- */
@@ -970,6 +1450,17 @@ rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t er
 		return rc;
 	}
 	rb->watching = true;
+	if (!rb->bs.read_only && snap == NULL) {
+		snprintf(rb->pr_oid, sizeof(rb->pr_oid), "%s.iserd-pr", sp->image);
+		rb->pr_self = rados_get_instance_id(rb->cluster);
+		rc = rs_pr_watch(rb);
+		if (rc < 0) {
+			isd_seterr(err, err_len, "cannot watch the reservation state %s: %s",
+				   rb->pr_oid, strerror(-rc));
+			return rc;
+		}
+		rb->pr_on = true;
+	}
 	return 0;
 }
 
@@ -1000,6 +1491,9 @@ rs_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_
 	atomic_init(&rb->watched_size, 0);
 	atomic_init(&rb->size_noticed, false);
 	atomic_init(&rb->caw_done, NULL);
+	TAILQ_INIT(&rb->pr_inflight);
+	atomic_init(&rb->pr_done, NULL);
+	atomic_init(&rb->pr_events, NULL);
 	rb->bs.ops = &rbd_ops;
 	rb->bs.reactor = r;
 	rb->bs.min_block = 1;
@@ -1010,6 +1504,8 @@ rs_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_
 	snprintf(rb->bs.desc, sizeof(rb->bs.desc), "%.127s", spec->canon);
 	rc = rs_open_image(rb, sp, why, sizeof(why));
 	free(sp);
+	if (rb->pr_on)
+		rb->bs.ops = &rbd_pr_ops;
 	if (rc == 0) {
 		rc = isd_reactor_add_fd(r, rb->efd, EPOLLIN, rs_event, rb);
 		if (rc < 0)

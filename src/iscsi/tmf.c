@@ -18,7 +18,8 @@ isd_tmf_wait_done(struct isd_tmf_wait *w)
 
 	if (--w->pending > 0)
 		return;
-	if (w->rsp == NULL) {
+	/* conn is NULL only for a fence no command of ours asked for (rsp NULL too) */
+	if (w->rsp == NULL || c == NULL) {
 		/* nothing to send here: the command that asked completes now */
 	} else if (c->state == ISD_CONN_FFP) {
 		/* StatSN is assigned now, when the response really leaves */
@@ -36,7 +37,8 @@ isd_tmf_wait_done(struct isd_tmf_wait *w)
 		}
 	}
 	free(w);
-	isd_conn_put(c);
+	if (c != NULL)
+		isd_conn_put(c);
 }
 
 void
@@ -100,6 +102,7 @@ scsi_abort_tasks(void *ctx, struct isd_scsi_cmd *self,
 		 void (*drained)(struct isd_scsi_cmd *self))
 {
 	struct isd_iscsi_tgt *tgt = ctx;
+	/* NULL: another gateway's reservation change (isd_scsi_fence_lu) */
 	struct isd_task *me = self->cb_arg;
 	struct isd_tmf_wait *w = NULL;
 	struct isd_conn *o, *otmp;
@@ -111,11 +114,12 @@ scsi_abort_tasks(void *ctx, struct isd_scsi_cmd *self,
 			/* still abort, only the wait for in-flight exec is lost */
 			isd_log_err("iscsi: out of memory waiting for aborted tasks");
 		} else {
-			w->conn = me->conn;
+			w->conn = me != NULL ? me->conn : NULL;
 			w->pending = 1;         /* our own hold, dropped below */
 			w->drained = drained;
 			w->drained_cmd = self;
-			isd_conn_get(me->conn);
+			if (w->conn != NULL)
+				isd_conn_get(w->conn);
 		}
 	}
 	TAILQ_FOREACH_SAFE(o, &tgt->conns, link, otmp) {
@@ -134,7 +138,8 @@ scsi_abort_tasks(void *ctx, struct isd_scsi_cmd *self,
 	if (w == NULL)
 		return false;
 	if (w->pending == 1) {
-		isd_conn_put(w->conn);
+		if (w->conn != NULL)
+			isd_conn_put(w->conn);
 		free(w);
 		return false;
 	}

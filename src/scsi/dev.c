@@ -83,6 +83,7 @@ lu_free(struct isd_scsi_lu *lu)
 	isd_scsi_pr_clear_all(lu);
 	isd_scsi_sanitize_stop(lu, false);
 	isd_bstore_close(lu->bs);
+	isd_scsi_pr_share_stop(lu);
 	isd_scsi_sanitize_stop(lu, true);
 	free(lu);
 }
@@ -353,6 +354,7 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 		return -ENOMEM;
 	TAILQ_INIT(&lu->itns);
 	TAILQ_INIT(&lu->regs);
+	TAILQ_INIT(&lu->pr_jobs);
 	TAILQ_INIT(&lu->gate_wait);
 	lu->dev = dev;
 	lu->lun = lun;
@@ -402,6 +404,8 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 	}
 	dev->lus[lun] = lu;
 	dev->nlus++;
+	/* a store shared by gateways keeps the reservations: start from its state */
+	isd_scsi_pr_share_start(lu);
 	return 0;
 }
 
@@ -915,6 +919,71 @@ void
 isd_scsi_fence(struct isd_scsi_cmd *cmd)
 {
 	(void)fence_run(cmd, NULL);
+}
+
+/* Another gateway's PREEMPT AND ABORT: the victims are chosen as by fence_match. */
+static bool
+fence_match_lu(void *arg, struct isd_scsi_cmd *victim)
+{
+	struct isd_scsi_lu *lu = arg;
+	struct isd_scsi_nexus *n;
+	struct isd_scsi_itn *itn;
+	const struct isd_scsi_op *op = victim->op;
+	bool hit;
+
+	if (victim->lu != lu)
+		return false;
+	n = isd_scsi_cmd_nexus(victim);
+	itn = itn_find(lu, n->id);
+	hit = (itn != NULL && itn->pr_abort) ||
+	      (victim->data_out_direct && op != NULL && reservation_conflict(lu, op, n));
+	if (hit && itn != NULL)
+		itn->ua |= ISD_UA_CMDS_CLEARED;
+	return hit;
+}
+
+/*
+ * The transport's abort_tasks wants the command that asked: a blank one of
+ * this device (no task: cb_arg NULL) stands for the other gateway's, matches
+ * no task, and carries the callback to run once the aborted execs are done.
+ */
+struct lu_fence {
+	struct isd_scsi_cmd self;       /* first: drained() gets &self */
+	void (*done)(void *arg);
+	void *arg;
+};
+
+static void
+fence_lu_drained(struct isd_scsi_cmd *self)
+{
+	struct lu_fence *f = (struct lu_fence *)self;
+
+	f->done(f->arg);
+	free(f);
+}
+
+void
+isd_scsi_fence_lu(struct isd_scsi_lu *lu, void (*done)(void *arg), void *arg)
+{
+	struct isd_scsi_dev *dev = lu->dev;
+	struct isd_scsi_itn *itn;
+	struct lu_fence *f = calloc(1, sizeof(*f));
+	bool wait = false;
+
+	if (f != NULL && dev != NULL && dev->task_ops.abort_tasks != NULL) {
+		f->self.dev = dev;
+		f->self.lu = lu;
+		f->done = done;
+		f->arg = arg;
+		wait = dev->task_ops.abort_tasks(dev->task_ops.ctx, &f->self, fence_match_lu, lu,
+						 fence_lu_drained);
+	}
+	TAILQ_FOREACH(itn, &lu->itns, link)
+		itn->pr_abort = false;
+	if (!wait) {
+		free(f);
+		done(arg);
+	}
 }
 
 bool

@@ -9,11 +9,15 @@
  * preempted nexuses' tasks on the LU first (isd_scsi_fence_done, dev.c).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bstore/bstore.h"
+#include "scsi/pr_share.h"
 #include "scsi/scsi_int.h"
 #include "util/endian.h"
+#include "util/log.h"
 
 enum {
 	PR_OUT_REGISTER = 0,
@@ -113,6 +117,49 @@ isd_scsi_pr_clear_all(struct isd_scsi_lu *lu)
 	pr_release(lu);
 }
 
+/*
+ * A unit attention (ua != 0) or an abort for a registration's nexus: applied
+ * at once, or with shared state recorded in lu->pr_fx, for this gateway and
+ * the others to apply once the change is committed (see "shared state").
+ */
+static void
+pr_effect(struct isd_scsi_lu *lu, uint32_t ua, bool abort, const char *iport, const char *tport)
+{
+	struct isd_pr_fxlist *fx = lu->pr_fx;
+	struct isd_pr_fx *f = NULL;
+
+	if (fx == NULL) {
+		if (ua != 0)
+			isd_scsi_ua_raise_ports(lu, ua, iport, tport);
+		if (abort)
+			isd_scsi_itn_mark_abort(lu, iport, tport);
+		return;
+	}
+	for (unsigned i = 0; i < fx->n; i++) {
+		if (strcmp(fx->fx[i].iport, iport) == 0 && strcmp(fx->fx[i].tport, tport) == 0) {
+			f = &fx->fx[i];
+			break;
+		}
+	}
+	if (f == NULL) {
+		if (fx->n >= ISD_PR_MAX_REGS)
+			return;         /* one per registration: cannot happen */
+		f = &fx->fx[fx->n++];
+		memset(f, 0, sizeof(*f));
+		snprintf(f->iport, sizeof(f->iport), "%s", iport);
+		snprintf(f->tport, sizeof(f->tport), "%s", tport);
+	}
+	f->ua |= ua;
+	f->abort |= abort;
+}
+
+static void
+pr_fx_apply(struct isd_scsi_lu *lu, const struct isd_pr_fxlist *fx)
+{
+	for (unsigned i = 0; i < fx->n; i++)
+		pr_effect(lu, fx->fx[i].ua, fx->fx[i].abort, fx->fx[i].iport, fx->fx[i].tport);
+}
+
 /* Raises `ua` for every registrant except `self`. */
 static void
 ua_other_regs(struct isd_scsi_lu *lu, const struct isd_scsi_pr_reg *self, uint32_t ua)
@@ -121,16 +168,14 @@ ua_other_regs(struct isd_scsi_lu *lu, const struct isd_scsi_pr_reg *self, uint32
 
 	TAILQ_FOREACH(reg, &lu->regs, link)
 		if (reg != self)
-			isd_scsi_ua_raise_ports(lu, ua, reg->iport, reg->tport);
+			pr_effect(lu, ua, false, reg->iport, reg->tport);
 }
 
 /* Takes a preempted registration away; with `abort`, its nexus's tasks go too. */
 static void
 preempt_reg(struct isd_scsi_lu *lu, struct isd_scsi_pr_reg *reg, bool abort)
 {
-	isd_scsi_ua_raise_ports(lu, ISD_UA_REG_PREEMPTED, reg->iport, reg->tport);
-	if (abort)
-		isd_scsi_itn_mark_abort(lu, reg->iport, reg->tport);
+	pr_effect(lu, ISD_UA_REG_PREEMPTED, abort, reg->iport, reg->tport);
 	reg_free(lu, reg);
 }
 
@@ -182,8 +227,8 @@ transport_id(const char *iport, uint8_t *b)
 	return 4 + padded;
 }
 
-void
-isd_pr_exec_in(struct isd_scsi_cmd *cmd)
+static void
+pr_in_answer(struct isd_scsi_cmd *cmd)
 {
 	struct isd_scsi_lu *lu = cmd->lu;
 	struct isd_scsi_pr_reg *reg;
@@ -432,48 +477,57 @@ pr_preempt(struct isd_scsi_cmd *cmd, struct isd_scsi_pr_reg *reg, uint64_t sakey
 	lu->pr_gen++;
 }
 
-void
-isd_pr_exec_out(struct isd_scsi_cmd *cmd)
+/* What the parameter list says regardless of the state; false with the error set. */
+static bool
+pr_out_params_ok(struct isd_scsi_cmd *cmd)
+{
+	const uint8_t *p = cmd->iov[0].iov_base;
+	uint8_t sa = (uint8_t)cmd->io_pos;
+	uint8_t flags;
+
+	if (cmd->data_out_len < cmd->xfer_len || p == NULL) {
+		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
+		return false;
+	}
+	flags = p[20];
+	if (flags & 0x08) {             /* SPEC_I_PT: SIP_C = 0 */
+		isd_scsi_invalid_param(cmd, 20, 3);
+		return false;
+	}
+	if (cmd->xfer_len != PR_OUT_PARAM_LEN) {
+		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
+		return false;
+	}
+	if (flags & 0x01) {             /* APTPL: PTPL_C = 0, nothing persists */
+		isd_scsi_invalid_param(cmd, 20, 0);
+		return false;
+	}
+	if ((flags & 0x04) && (sa == PR_OUT_REGISTER || sa == PR_OUT_REGISTER_IGNORE)) {
+		isd_scsi_invalid_param(cmd, 20, 2);     /* ALL_TG_PT: ATP_C = 0 */
+		return false;
+	}
+	return true;
+}
+
+/* The service action on the LU's state (checked parameters). */
+static void
+pr_out_apply(struct isd_scsi_cmd *cmd)
 {
 	struct isd_scsi_lu *lu = cmd->lu;
 	const uint8_t *p = cmd->iov[0].iov_base;
 	uint8_t sa = (uint8_t)cmd->io_pos, type = (uint8_t)(cmd->io_pos >> 8);
 	struct isd_scsi_pr_reg *reg;
-	uint64_t key, sakey;
-	uint8_t flags;
+	uint64_t key = get_be64(p), sakey = get_be64(p + 8);
 
-	if (cmd->data_out_len < cmd->xfer_len || p == NULL) {
-		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
-		goto out;
-	}
-	key = get_be64(p);
-	sakey = get_be64(p + 8);
-	flags = p[20];
-	if (flags & 0x08) {             /* SPEC_I_PT: SIP_C = 0 */
-		isd_scsi_invalid_param(cmd, 20, 3);
-		goto out;
-	}
-	if (cmd->xfer_len != PR_OUT_PARAM_LEN) {
-		isd_scsi_check(cmd, ISD_SK_ILLEGAL_REQUEST, ISD_ASC_PARAM_LIST_LENGTH);
-		goto out;
-	}
-	if (flags & 0x01) {             /* APTPL: PTPL_C = 0, nothing persists */
-		isd_scsi_invalid_param(cmd, 20, 0);
-		goto out;
-	}
-	if ((flags & 0x04) && (sa == PR_OUT_REGISTER || sa == PR_OUT_REGISTER_IGNORE)) {
-		isd_scsi_invalid_param(cmd, 20, 2);     /* ALL_TG_PT: ATP_C = 0 */
-		goto out;
-	}
 	reg = isd_scsi_pr_find(lu, isd_scsi_cmd_nexus(cmd));
 	if (sa == PR_OUT_REGISTER || sa == PR_OUT_REGISTER_IGNORE) {
 		pr_register(cmd, reg, key, sakey, sa == PR_OUT_REGISTER_IGNORE);
-		goto out;
+		return;
 	}
 	/* Every other service action needs a registered nexus with its key. */
 	if (reg == NULL || reg->key != key) {
 		conflict(cmd);
-		goto out;
+		return;
 	}
 	switch (sa) {
 	case PR_OUT_RESERVE:
@@ -490,7 +544,11 @@ isd_pr_exec_out(struct isd_scsi_cmd *cmd)
 		pr_preempt(cmd, reg, sakey, type, sa == PR_OUT_PREEMPT_ABORT);
 		break;
 	}
-out:
+}
+
+static void
+pr_out_finish(struct isd_scsi_cmd *cmd)
+{
 	/*
 	 * Whatever changed, the writes it took access from (and with PREEMPT AND
 	 * ABORT every task of the preempted nexuses) end before this completes.
@@ -499,4 +557,349 @@ out:
 		isd_scsi_fence_done(cmd);
 	else
 		isd_scsi_cmd_done(cmd);
+}
+
+/* ---- shared state (a store with pr_load: every gateway of an RBD image) ---- */
+
+/*
+ * The store keeps the state; this gateway's LU fields are a copy, loaded
+ * before every PR IN and PR OUT and after every change another gateway
+ * announces, and what the reservation check of every other command reads.
+ *
+ * A PR OUT loads the state with its version, runs the service action on it
+ * exactly as for a local LU (pr_out_apply), recording what it does to other
+ * nexuses (pr_effect), and commits the new state only if the version is
+ * unchanged; if another gateway got there first it starts again from the
+ * load. Once committed it applies the recorded effects here and sends them to
+ * the other gateways, and completes only when each has acknowledged: each
+ * acknowledges after it has reloaded the state and applied them (unit
+ * attentions for its nexuses, aborting the tasks of nexuses preempted with
+ * abort). So after GOOD, every gateway that answered enforces the change.
+ */
+struct isd_pr_job {
+	struct isd_scsi_lu *lu;
+	struct isd_scsi_cmd *cmd;       /* NULL: another gateway's change, token to ack */
+	uint64_t token;
+	bool in;                        /* PR IN: load, then answer */
+	void *data;
+	size_t len;
+	uint64_t ver;
+	uint64_t newver;                /* what the commit wrote */
+	unsigned tries;
+	uint8_t *enc;
+	size_t enclen;
+	struct isd_pr_fxlist fx;
+	/* a reload waiting on the store, on lu->pr_jobs (freed with the LU) */
+	bool listed;
+	TAILQ_ENTRY(isd_pr_job) link;
+};
+
+/* A PR OUT redoes itself at most this many times when other gateways keep winning. */
+#define PR_MAX_TRIES 32
+
+bool
+isd_scsi_pr_shared(const struct isd_scsi_lu *lu)
+{
+	return lu->bs != NULL && lu->bs->ops->pr_load != NULL && lu->bs->ops->pr_commit != NULL &&
+	       lu->bs->ops->pr_notify != NULL && lu->bs->ops->pr_ack != NULL;
+}
+
+static void
+job_free(struct isd_pr_job *j)
+{
+	if (j->listed)
+		TAILQ_REMOVE(&j->lu->pr_jobs, j, link);
+	free(j->data);
+	free(j->enc);
+	free(j);
+}
+
+static void job_loaded(void *arg, int status);
+
+static int
+job_load(struct isd_pr_job *j)
+{
+	free(j->data);
+	j->data = NULL;
+	j->len = 0;
+	return j->lu->bs->ops->pr_load(j->lu->bs, &j->data, &j->len, &j->ver, job_loaded, j);
+}
+
+/* The command cannot be served now (Ceph unreachable, state unreadable): BUSY. */
+static void
+job_fail_cmd(struct isd_pr_job *j)
+{
+	struct isd_scsi_cmd *cmd = j->cmd;
+
+	cmd->status = ISD_SAM_BUSY;
+	cmd->sense_len = 0;
+	job_free(j);
+	isd_scsi_cmd_done(cmd);
+}
+
+static void job_committed(void *arg, int status);
+static void job_notified(void *arg, int status);
+static void remote_reload(struct isd_scsi_lu *lu, const void *msg, size_t len, uint64_t token);
+static void remote_fenced(void *arg);
+
+static void
+job_loaded(void *arg, int status)
+{
+	struct isd_pr_job *j = arg;
+	struct isd_scsi_lu *lu = j->lu;
+	struct isd_scsi_cmd *cmd = j->cmd;
+	struct isd_pr_state st;
+	uint8_t *before = NULL;
+	size_t blen = 0;
+	int rc;
+
+	if (status < 0) {
+		isd_log_warn("LU %u: cannot read the shared reservation state: %s", lu->lun,
+			     strerror(-status));
+		if (cmd != NULL)
+			job_fail_cmd(j);
+		else
+			job_free(j);    /* not acknowledged: the notifier says so */
+		return;
+	}
+	if (isd_pr_state_decode(j->data, j->len, &st) < 0) {
+		isd_log_err("LU %u: the shared reservation state (%zu bytes) is malformed", lu->lun,
+			    j->len);
+		if (cmd != NULL)
+			job_fail_cmd(j);
+		else
+			job_free(j);
+		return;
+	}
+	/*
+	 * Loads and commits complete in any order: a reload that read an older
+	 * version than the copy holds (our own commit landed since) is not
+	 * installed. A PR OUT installs what it read whatever it is, since it
+	 * commits only if that is still the latest.
+	 */
+	if (cmd == NULL || j->in) {
+		if (j->ver != 0 && j->ver < lu->pr_ver) {
+			isd_pr_state_free(&st);
+		} else {
+			isd_pr_state_install(lu, &st);
+			lu->pr_ver = j->ver;
+		}
+	} else if (j->ver != 0 && j->ver < lu->pr_ver && ++j->tries < PR_MAX_TRIES) {
+		/* read before a commit of ours landed: it would only fail, read again */
+		isd_pr_state_free(&st);
+		if (job_load(j) < 0)
+			job_fail_cmd(j);
+		return;
+	} else {
+		isd_pr_state_install(lu, &st);
+	}
+	if (cmd == NULL) {
+		/*
+		 * another gateway's change: its effects on our nexuses; the ack once
+		 * the aborted tasks' I/O already in the store has finished, so that
+		 * nothing of theirs lands after the other gateway's GOOD
+		 */
+		pr_fx_apply(lu, &j->fx);
+		/* the fence holds it now, not the store */
+		TAILQ_REMOVE(&lu->pr_jobs, j, link);
+		j->listed = false;
+		isd_scsi_fence_lu(lu, remote_fenced, j);
+		return;
+	}
+	if (j->in) {
+		job_free(j);
+		pr_in_answer(cmd);
+		return;
+	}
+	/* a redo starts from a clean result */
+	cmd->status = ISD_SAM_GOOD;
+	cmd->sense_len = 0;
+	j->fx.n = 0;
+	if (isd_pr_state_encode(lu, &before, &blen) < 0) {
+		job_fail_cmd(j);
+		return;
+	}
+	lu->pr_fx = &j->fx;
+	pr_out_apply(cmd);
+	lu->pr_fx = NULL;
+	free(j->enc);
+	j->enc = NULL;
+	if (cmd->status == ISD_SAM_GOOD && isd_pr_state_encode(lu, &j->enc, &j->enclen) < 0) {
+		free(before);
+		job_fail_cmd(j);
+		return;
+	}
+	if (cmd->status != ISD_SAM_GOOD ||
+	    (j->enclen == blen && memcmp(j->enc, before, blen) == 0)) {
+		/* nothing changed: nothing to commit or tell */
+		free(before);
+		job_free(j);
+		pr_out_finish(cmd);
+		return;
+	}
+	free(before);
+	rc = lu->bs->ops->pr_commit(lu->bs, j->enc, j->enclen, j->ver, &j->newver, job_committed,
+				    j);
+	if (rc < 0)
+		job_committed(j, rc);
+}
+
+static void
+job_committed(void *arg, int status)
+{
+	struct isd_pr_job *j = arg;
+	struct isd_scsi_lu *lu = j->lu;
+	uint8_t *msg = NULL;
+	size_t mlen = 0;
+	int rc;
+
+	if (status == -ESTALE && ++j->tries < PR_MAX_TRIES) {
+		rc = job_load(j);
+		if (rc < 0)
+			job_loaded(j, rc);
+		return;
+	}
+	if (status < 0) {
+		isd_log_warn("LU %u: cannot update the shared reservation state: %s", lu->lun,
+			     strerror(-status));
+		/* the copy holds what was not committed: back to the store's */
+		remote_reload(lu, NULL, 0, 0);
+		job_fail_cmd(j);
+		return;
+	}
+	/*
+	 * The copy must hold what was committed: a reload of an older version may
+	 * have replaced it while the commit was in flight.
+	 */
+	if (j->newver == 0 || j->newver >= lu->pr_ver) {
+		struct isd_pr_state st;
+
+		if (isd_pr_state_decode(j->enc, j->enclen, &st) == 0) {
+			isd_pr_state_install(lu, &st);
+			lu->pr_ver = j->newver;
+		}
+	}
+	pr_fx_apply(lu, &j->fx);
+	if (isd_pr_fx_encode(&j->fx, &msg, &mlen) < 0) {
+		/* committed: the others reload on the notify even without the effects */
+		msg = NULL;
+		mlen = 0;
+	}
+	rc = lu->bs->ops->pr_notify(lu->bs, msg, mlen, job_notified, j);
+	free(msg);
+	if (rc < 0)
+		job_notified(j, rc);
+}
+
+static void
+job_notified(void *arg, int status)
+{
+	struct isd_pr_job *j = arg;
+	struct isd_scsi_cmd *cmd = j->cmd;
+
+	if (status < 0)
+		isd_log_warn("LU %u: not every gateway acknowledged a reservation change: %s",
+			     j->lu->lun, strerror(-status));
+	job_free(j);
+	pr_out_finish(cmd);
+}
+
+static void
+remote_fenced(void *arg)
+{
+	struct isd_pr_job *j = arg;
+
+	if (j->token != 0)
+		j->lu->bs->ops->pr_ack(j->lu->bs, j->token);
+	job_free(j);
+}
+
+/* Reloads the state for another gateway's change (msg: its effects), then acks token. */
+static void
+remote_reload(struct isd_scsi_lu *lu, const void *msg, size_t len, uint64_t token)
+{
+	struct isd_pr_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL) {
+		isd_log_err("LU %u: out of memory following a reservation change", lu->lun);
+		return;
+	}
+	j->lu = lu;
+	j->token = token;
+	if (msg != NULL && isd_pr_fx_decode(msg, len, &j->fx) < 0)
+		isd_log_warn("LU %u: ignoring a malformed reservation change message (%zu bytes)",
+			     lu->lun, len);
+	TAILQ_INSERT_TAIL(&lu->pr_jobs, j, link);
+	j->listed = true;
+	if (job_load(j) < 0) {
+		isd_log_err("LU %u: cannot reload the shared reservation state", lu->lun);
+		job_free(j);
+	}
+}
+
+void
+isd_scsi_pr_share_stop(struct isd_scsi_lu *lu)
+{
+	struct isd_pr_job *j;
+
+	while ((j = TAILQ_FIRST(&lu->pr_jobs)) != NULL)
+		job_free(j);
+}
+
+static void
+pr_changed(void *arg, struct isd_bstore *bs, const void *msg, size_t len, uint64_t token)
+{
+	(void)bs;
+	remote_reload(arg, msg, len, token);
+}
+
+void
+isd_scsi_pr_share_start(struct isd_scsi_lu *lu)
+{
+	if (!isd_scsi_pr_shared(lu))
+		return;
+	lu->bs->pr_changed = pr_changed;
+	lu->bs->pr_changed_arg = lu;
+	remote_reload(lu, NULL, 0, 0);
+}
+
+static bool
+pr_shared_start(struct isd_scsi_cmd *cmd, bool in)
+{
+	struct isd_pr_job *j;
+
+	if (!isd_scsi_pr_shared(cmd->lu))
+		return false;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		cmd->status = ISD_SAM_BUSY;
+		isd_scsi_cmd_done(cmd);
+		return true;
+	}
+	j->lu = cmd->lu;
+	j->cmd = cmd;
+	j->in = in;
+	if (job_load(j) < 0)
+		job_fail_cmd(j);
+	return true;
+}
+
+void
+isd_pr_exec_in(struct isd_scsi_cmd *cmd)
+{
+	if (!pr_shared_start(cmd, true))
+		pr_in_answer(cmd);
+}
+
+void
+isd_pr_exec_out(struct isd_scsi_cmd *cmd)
+{
+	if (!pr_out_params_ok(cmd)) {
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	if (pr_shared_start(cmd, false))
+		return;
+	pr_out_apply(cmd);
+	pr_out_finish(cmd);
 }

@@ -292,7 +292,9 @@ struct isd_scsi_task_ops {
 	 * arrives for it later is discarded. If `drained` is not NULL and the exec
 	 * of some aborted task is still in flight, returns true and calls
 	 * drained(self) once all of those have finished; otherwise returns false
-	 * (and never calls drained).
+	 * (and never calls drained). `self` may also be a blank command of the
+	 * device with no task (cb_arg NULL): a change another gateway made
+	 * (isd_scsi_fence_lu), with nothing to answer here.
 	 */
 	bool (*abort_tasks)(void *ctx, struct isd_scsi_cmd *self,
 			    bool (*match)(void *arg, struct isd_scsi_cmd *cmd), void *arg,

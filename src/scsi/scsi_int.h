@@ -142,6 +142,25 @@ struct isd_scsi_pr_reg {
 
 #define ISD_PR_MAX_REGS 128
 
+/*
+ * What a PR OUT does to nexuses other than its own, per registration
+ * (I_T nexus): unit attentions to raise and whether to abort its tasks. With
+ * the state shared between gateways (pr.c), it is recorded while the command
+ * runs and applied, here and by every other gateway, once the change is
+ * committed.
+ */
+struct isd_pr_fx {
+	uint32_t ua;                    /* ISD_UA_* */
+	bool abort;                     /* PREEMPT AND ABORT took its tasks */
+	char iport[256];
+	char tport[256];
+};
+
+struct isd_pr_fxlist {
+	unsigned n;
+	struct isd_pr_fx fx[ISD_PR_MAX_REGS];
+};
+
 /* PR types (SPC-5 table 'Persistent reservation type codes') */
 #define ISD_PR_WE 0x1
 #define ISD_PR_EA 0x3
@@ -211,6 +230,12 @@ struct isd_scsi_lu {
 	bool pr_held;
 	uint8_t pr_type;
 	struct isd_scsi_pr_reg *pr_holder;      /* NULL for all-registrants types */
+	/* non-NULL while a shared PR OUT runs: its effects are recorded there */
+	struct isd_pr_fxlist *pr_fx;
+	/* version in the store of the shared state the copy above holds (0: none yet) */
+	uint64_t pr_ver;
+	/* reloads for other gateways' changes waiting on the store (pr.c) */
+	TAILQ_HEAD(, isd_pr_job) pr_jobs;
 	/*
 	 * Commands set up on the LU and not yet released: a removed LU (no longer
 	 * in dev->lus) is freed, and its store closed, when the last one is.
@@ -335,6 +360,20 @@ void isd_scsi_io_done(struct isd_scsi_cmd *cmd, bool abandoned);
 struct isd_scsi_pr_reg *isd_scsi_pr_find(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *n);
 bool isd_scsi_pr_is_holder(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *n);
 void isd_scsi_pr_clear_all(struct isd_scsi_lu *lu);
+/* The store shares the PR state between gateways (bstore.h pr_load). */
+bool isd_scsi_pr_shared(const struct isd_scsi_lu *lu);
+/* Starts using the store's shared state: loads it, follows other gateways' changes. */
+void isd_scsi_pr_share_start(struct isd_scsi_lu *lu);
+/* After the store is closed (its callbacks dropped): frees the reloads still waiting. */
+void isd_scsi_pr_share_stop(struct isd_scsi_lu *lu);
+/*
+ * Aborts the tasks of the nexuses marked by isd_scsi_itn_mark_abort (and the
+ * direct writes that now conflict) without a command of this gateway causing
+ * it: another gateway's PREEMPT AND ABORT. Calls done(arg) once the execs of
+ * the aborted tasks that were in flight (I/O already in the store) finished,
+ * possibly before returning.
+ */
+void isd_scsi_fence_lu(struct isd_scsi_lu *lu, void (*done)(void *arg), void *arg);
 
 /* Opcode handlers: spc.c */
 int isd_spc_setup_tur(struct isd_scsi_cmd *cmd);

@@ -693,6 +693,35 @@ def ctl_seeds():
     return s
 
 
+def pr_name(s):
+    return bytes([len(s)]) + s
+
+
+def pr_state(held, ptype, gen, holder, regs):
+    """The shared PR state (pr_share.c): header, then the registrations."""
+    b = b"ISPR" + bytes([1, held, ptype, 0]) + struct.pack(">IHH", gen, holder, len(regs))
+    for key, rtpi, ip, tp in regs:
+        b += struct.pack(">QH", key, rtpi) + pr_name(ip) + pr_name(tp)
+    return b
+
+
+def pr_share_seeds():
+    """fuzz_pr_share: byte 0 even: a state object; odd: a change message."""
+    ip = INAME + b",i,0x023d00000001"
+    regs = [(0xA1, 1, ip, TNAME + b",t,0x1"), (0xB2, 2, ip, TNAME + b",t,0x2")]
+    fx = b"ISPN" + bytes([1, 0]) + struct.pack(">H", 2)
+    fx += struct.pack(">I", 1 << 5) + b"\x01" + pr_name(ip) + pr_name(TNAME + b",t,0x1")
+    fx += struct.pack(">I", 1 << 4) + b"\x00" + pr_name(INAME + b",i,0x2") + \
+        pr_name(TNAME + b",t,0x2")
+    return {
+        "state_empty": b"\x00",
+        "state_ea": b"\x00" + pr_state(1, 3, 7, 1, regs),
+        "state_all_regs": b"\x00" + pr_state(1, 8, 3, 0xFFFF, regs),
+        "state_free": b"\x00" + pr_state(0, 0, 2, 0xFFFF, regs[:1]),
+        "fx_two": b"\x01" + fx,
+    }
+
+
 GENERATORS = {
     "fuzz_ctl": ctl_seeds,
     "fuzz_tcp_rx": tcp_rx_seeds,
@@ -701,6 +730,7 @@ GENERATORS = {
     "fuzz_scsi_params": scsi_params_seeds,
     "fuzz_ffp": ffp_seeds,
     "fuzz_login": login_seeds,
+    "fuzz_pr_share": pr_share_seeds,
 }
 
 
