@@ -58,6 +58,24 @@ struct isd_bstore_ops {
 	 */
 	int (*write_same)(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t offset,
 			  uint64_t len, bool fua, isd_bstore_cb cb, void *arg);
+	/*
+	 * Optional, for a store shared by several gateways under a cluster lock
+	 * (lock != ISD_BSTORE_LOCK_NONE): starts taking the lock over from its
+	 * owner, fencing that owner first so that it can never write again (RBD:
+	 * the owner's client is blocklisted). Never blocks: the outcome reaches
+	 * lock_changed. 0 when started, -EALREADY when this store owns the lock,
+	 * -EBUSY when a takeover is under way, -ENOTSUP without a lock, with a
+	 * one-line reason in why.
+	 */
+	int (*takeover)(struct isd_bstore *bs, char *why, size_t whylen);
+};
+
+/* Where a store stands with the cluster lock that guards its medium. */
+enum isd_bstore_lock {
+	ISD_BSTORE_LOCK_NONE = 0,       /* no lock: the store writes whenever asked */
+	ISD_BSTORE_LOCK_OWNER,          /* this gateway holds the lock */
+	ISD_BSTORE_LOCK_OTHER,          /* another gateway holds it (or nobody): no writes */
+	ISD_BSTORE_LOCK_FENCED,         /* taken away by a takeover: fenced for good */
 };
 
 struct isd_bstore {
@@ -85,6 +103,15 @@ struct isd_bstore {
 	 */
 	void (*size_changed)(void *arg, struct isd_bstore *bs);
 	void *size_changed_arg;
+	/* enum isd_bstore_lock; set by the store at open and on the reactor */
+	uint8_t lock;
+	/*
+	 * Set by the owner, optional: called on the reactor after lock changed
+	 * (this gateway took the lock, or lost it), so that the owner can follow
+	 * it (ALUA states).
+	 */
+	void (*lock_changed)(void *arg, struct isd_bstore *bs);
+	void *lock_changed_arg;
 };
 
 #define ISD_BSTORE_SPEC_MAX 4200       /* "file:" + PATH_MAX + ",size=..." */

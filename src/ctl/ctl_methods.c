@@ -1032,6 +1032,20 @@ m_lun_set_alua_state(struct rpc *x)
 }
 
 static struct json_object *
+m_lun_takeover(struct rpc *x)
+{
+	static const char *const keys[] = {"target", "lun", NULL};
+	char name[ISD_NAME_MAX], err[1024] = "";
+	uint32_t lun;
+
+	if (!p_only(x, keys) || !p_target(x, name) || !p_lun(x, &lun) ||
+	    !live_result(x, isd_live_lun_takeover(x->env->rt, name, lun, err, sizeof(err)), err))
+		return NULL;
+	isd_log_info("control (%s): target %s: LUN %u takeover started", x->peer, name, lun);
+	return json_object_new_object();
+}
+
+static struct json_object *
 m_portal_list(struct rpc *x)
 {
 	static const char *const keys[] = {NULL};
@@ -1517,6 +1531,8 @@ static const struct {
     {"lun.set_alua_state", m_lun_set_alua_state,
      "{target, lun, state} (active/optimized, active/non-optimized, standby, unavailable, "
      "transitioning)"},
+    {"lun.takeover", m_lun_takeover,
+     "{target, lun} (take a shared store's lock, fencing its owner; returns at once)"},
     {"portal.list", m_portal_list, ""},
     {"portal.add", m_portal_add, "{url, tpgt?}"},
     {"portal.remove", m_portal_remove, "{url}"},
