@@ -20,7 +20,11 @@
 struct isd_reactor;
 struct isd_bstore;
 
-typedef void (*isd_bstore_cb)(void *arg, int status);   /* status 0 or -errno */
+/*
+ * status 0 or -errno; -ESHUTDOWN: the store was fenced off its medium (a
+ * cluster lock taken by another gateway), this gateway can no longer reach it.
+ */
+typedef void (*isd_bstore_cb)(void *arg, int status);
 
 struct isd_bstore_ops {
 	const char *name;
