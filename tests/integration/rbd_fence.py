@@ -7,7 +7,8 @@ Two iserd gateways export one RBD image with lock=exclusive as one ALUA LU
 
 1. A starts first and takes the image's exclusive lock: A is active/optimized,
    B standby, in RTPG through both and in lun.show; `rbd lock ls` names A's
-   client.
+   client. B forced active/non-optimized cannot write (A's managed lock
+   refuses to hand the lock over).
 2. A writer streams WRITEs through A; A is frozen (SIGSTOP) with writes in
    flight, and one more batch is sent to it while frozen (queued in its
    socket, to be processed after it wakes).
@@ -222,6 +223,21 @@ def run_all(a, b, image):
     r = rpc(a, "lun.takeover", {"target": TGT, "lun": 0})
     if "error" not in r:
         raise hl.CaseFail("lun.takeover on the owner accepted: %r" % r)
+    # B made active/non-optimized by hand: its write reaches librbd, which asks
+    # A for the lock; A's managed lock refuses, so the write fails
+    rpc_ok(b, "lun.set_alua_state", {"target": TGT, "lun": 0, "state": "active/non-optimized"})
+    cb.scsi(bytes(6))  # the unit attention of the change
+    t0 = time.monotonic()
+    st, _, p, _, _ = cb.scsi(write_cdb(0, CHUNK), write_data=pattern("X", 0), timeout=60)
+    if st == 0:
+        raise hl.CaseFail("a WRITE through the non-owner B completed GOOD")
+    if lock_addr(image) != owner_a:
+        raise hl.CaseFail("a write through B moved the lock")
+    print("PASS: a WRITE through the non-owner B (forced active/non-optimized) fails "
+          "(sense %r, %.1f s); A keeps the lock" % (sense_of(st, p), time.monotonic() - t0),
+          flush=True)
+    rpc_ok(b, "lun.set_alua_state", {"target": TGT, "lun": 0, "state": "standby"})
+    cb.scsi(bytes(6))
     print("PASS: A owns the lock (%s): A active/optimized, B standby in RTPG" % owner_a,
           flush=True)
 
