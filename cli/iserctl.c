@@ -527,6 +527,8 @@ print_result(const char *what, struct json_object *r)
 			printf("naa %s\n", jstr(r, "naa"));
 		if (jstr(r, "alua_state")[0])
 			printf("ALUA state %s\n", jstr(r, "alua_state"));
+		if (jstr(r, "lock")[0])
+			printf("cluster lock %s\n", jstr(r, "lock"));
 	} else if (strcmp(what, "acl") == 0) {
 		print_acl(r);
 	} else if (strcmp(what, "portals") == 0) {

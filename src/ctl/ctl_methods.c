@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "bstore/bstore.h"
 #include "ctl/control.h"
 #include "ctl/ctl.h"
 #include "dm/dm_kind.h"
@@ -415,6 +416,11 @@ lun_json(struct rpc *x, const struct isd_target_node_cfg *n, const struct isd_ta
 	if (n->alua_group != 0) {
 		add_str(o, "alua_state", isd_scsi_alua_state_name(st_alua(st, l)));
 	}
+	/* a store under a cluster lock (rbd: lock=exclusive): who holds it */
+	if (st != NULL && st->lock != ISD_BSTORE_LOCK_NONE)
+		add_str(o, "lock", st->lock == ISD_BSTORE_LOCK_OWNER   ? "owner"
+				   : st->lock == ISD_BSTORE_LOCK_OTHER ? "other"
+								       : "fenced");
 	(void)x;
 	return o;
 }

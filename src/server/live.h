@@ -166,6 +166,7 @@ struct isd_live_lun_stats {
 	bool read_only;
 	uint16_t alua_group;            /* 0: ALUA off */
 	uint8_t alua_state;             /* enum isd_scsi_alua_state */
+	uint8_t lock;                   /* enum isd_bstore_lock: 0 = the store takes none */
 	char spec[ISD_TARGET_SPEC_MAX]; /* backing store, canonical */
 	struct isd_io_stats io;
 };

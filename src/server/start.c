@@ -189,8 +189,8 @@ lun_lock_changed(void *arg, struct isd_bstore *bs)
 		if (isd_live_lun_set_alua_state(n->rt, n->tn.name, i,
 						(int)lun_lock_alua_state(n, bs), err,
 						sizeof(err)) < 0)
-			isd_log_err("target %s: LUN %u: cannot follow the lock: %s",
-				      n->tn.name, i, err);
+			isd_log_err("target %s: LUN %u: cannot follow the lock: %s", n->tn.name, i,
+				    err);
 		return;
 	}
 }

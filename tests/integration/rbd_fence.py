@@ -7,7 +7,7 @@ Two iserd gateways export one RBD image with lock=exclusive as one ALUA LU
 
 1. A starts first and takes the image's exclusive lock: A is active/optimized,
    B standby, in RTPG through both and in lun.show; `rbd lock ls` names A's
-   client. B forced active/non-optimized cannot write (A's managed lock
+   client; lun.show says lock owner on A, other on B. B forced active/non-optimized cannot write (A's managed lock
    refuses to hand the lock over).
 2. A writer streams WRITEs through A; A is frozen (SIGSTOP) with writes in
    flight, and one more batch is sent to it while frozen (queued in its
@@ -17,7 +17,7 @@ Two iserd gateways export one RBD image with lock=exclusive as one ALUA LU
    pattern over every block A's writes could reach.
 4. A is woken (SIGCONT): the batch queued while it was frozen fails (no GOOD
    status), A's LU becomes unavailable, a new WRITE through A fails, and RTPG
-   through A and B show B as the owner.
+   through A and B show B as the owner (lun.show: lock fenced on A, owner on B).
 5. `rbd export`: every block holds B's pattern (no write of A landed after the
    takeover); `ceph osd blocklist ls` lists A's client address.
 
@@ -84,6 +84,10 @@ def lock_addr(image):
     if not lockers:
         return None
     return lockers[0].get("address")
+
+
+def lock_of(d):
+    return rpc_ok(d, "lun.show", {"target": TGT, "lun": 0}).get("lock")
 
 
 def wait_state(d, state, what, timeout=60):
@@ -220,6 +224,8 @@ def run_all(a, b, image):
             raise hl.CaseFail("%s: TPGS %d" % (who, (inq[5] >> 4) & 3))
     if lock_addr(image) != owner_a:
         raise hl.CaseFail("B's start moved the lock")
+    if (lock_of(a), lock_of(b)) != ("owner", "other"):
+        raise hl.CaseFail("lun.show lock: A %r, B %r" % (lock_of(a), lock_of(b)))
     r = rpc(a, "lun.takeover", {"target": TGT, "lun": 0})
     if "error" not in r:
         raise hl.CaseFail("lun.takeover on the owner accepted: %r" % r)
@@ -290,6 +296,8 @@ def run_all(a, b, image):
     for _ in range(4):  # A's session has 2Ah/06h pending for INQUIRY-free commands
         stu, _, _, _, _ = cq.scsi(bytes([0x03, 0, 0, 0, 18, 0]), read_len=18)
     expect_groups(cq, {1: (UN, [1]), 2: (AO, [2])}, "A fenced")
+    if (lock_of(a), lock_of(b)) != ("fenced", "owner"):
+        raise hl.CaseFail("lun.show lock after: A %r, B %r" % (lock_of(a), lock_of(b)))
     r = rpc(a, "lun.takeover", {"target": TGT, "lun": 0})
     if "error" not in r or "fenced" not in json.dumps(r):
         raise hl.CaseFail("lun.takeover on the fenced A: %r" % r)
