@@ -43,7 +43,7 @@ RBD=(rbd -c "$ISD_CEPH_CONF" --id admin)
 isd_check "rbd create (layering only)" "${RBD[@]}" create --size 16M \
 	--image-feature layering "$POOL/nolock"
 out=$ISD_TMP/nolock.out
-timeout -k 5 90 "$ISERD" --portal tcp://127.0.0.1:1 --target iqn.2026-11.org.iserd:nolock \
+timeout -k 5 90 "$ISERD" --portal tcp://127.0.0.1:0 --target iqn.2026-11.org.iserd:nolock \
 	--lun "rbd:$POOL/nolock,conf=$ISD_CEPH_CONF,id=$ISD_CEPH_CLIENT,lock=exclusive" \
 	--control-socket "$ISD_TMP/nolock.sock" >"$out" 2>&1
 st=$?
