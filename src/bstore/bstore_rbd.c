@@ -155,6 +155,7 @@ struct rbd_bs {
 	_Atomic uint8_t lock_seen;      /* enum isd_bstore_lock, as the thread last saw it */
 	atomic_bool lock_noticed;       /* lock_seen or takeover_done changed */
 	atomic_bool fenced;             /* a request failed as blocklisted */
+	bool lock_reported;             /* reactor: the owner was told the state once */
 };
 
 /* ---- the spec ---- */
@@ -726,6 +727,9 @@ rs_lock_thread(void *arg)
 	struct rbd_bs *rb = arg;
 	uint8_t seen = atomic_load(&rb->lock_seen);
 
+	/* the state found at open goes to the owner too (rs_take_lock) */
+	atomic_store(&rb->lock_noticed, true);
+	rs_wake(rb);
 	pthread_mutex_lock(&rb->lock_mu);
 	while (!rb->lock_stop) {
 		bool wake = false;
@@ -805,8 +809,13 @@ rs_take_lock(struct rbd_bs *rb)
 	}
 	pthread_mutex_unlock(&rb->lock_mu);
 	now = atomic_load(&rb->lock_seen);
-	if (now == rb->bs.lock)
+	/*
+	 * The first report, even of the state found at open, lets the owner
+	 * record it where it keeps states (the LU took it at open already).
+	 */
+	if (now == rb->bs.lock && rb->lock_reported)
 		return;
+	rb->lock_reported = true;
 	isd_log_info("%s: this gateway %s", rb->bs.desc, rs_lock_name(now));
 	rb->bs.lock = now;
 	if (rb->bs.lock_changed != NULL)

@@ -226,6 +226,19 @@ def run_all(a, b, image):
         raise hl.CaseFail("B's start moved the lock")
     if (lock_of(a), lock_of(b)) != ("owner", "other"):
         raise hl.CaseFail("lun.show lock: A %r, B %r" % (lock_of(a), lock_of(b)))
+    # the state the lock gave at open is the model's: config.save writes it
+    # (the lock thread reports it just after the open: a few tries)
+    for d, want in ((a, "active/optimized"), (b, "standby")):
+        saved = os.path.join(d.tmp, "saved.conf")
+        for _ in range(50):
+            rpc_ok(d, "config.save", {"path": saved})
+            with open(saved) as f:
+                text = f.read()
+            if 'alua_state = "%s"' % want in text:
+                break
+            time.sleep(0.1)
+        else:
+            raise hl.CaseFail("config.save of %s lacks alua_state %s:\n%s" % (d.tmp, want, text))
     r = rpc(a, "lun.takeover", {"target": TGT, "lun": 0})
     if "error" not in r:
         raise hl.CaseFail("lun.takeover on the owner accepted: %r" % r)
