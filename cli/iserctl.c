@@ -80,6 +80,8 @@ static const char usage_text[] =
     "  lun alua TARGET LUN STATE           ALUA state on this gateway: active/optimized,\n"
     "                                      active/non-optimized, standby, unavailable,\n"
     "                                      transitioning\n"
+    "  lun takeover TARGET LUN             take an rbd: LUN's lock (lock=exclusive),\n"
+    "                                      fencing the gateway that holds it\n"
     "  portal list\n"
     "  portal add URL [--tpgt N]           tcp://ADDR[:PORT], iser://ADDR[:PORT]\n"
     "  portal remove URL\n"
@@ -525,6 +527,8 @@ print_result(const char *what, struct json_object *r)
 			printf("naa %s\n", jstr(r, "naa"));
 		if (jstr(r, "alua_state")[0])
 			printf("ALUA state %s\n", jstr(r, "alua_state"));
+		if (jstr(r, "lock")[0])
+			printf("cluster lock %s\n", jstr(r, "lock"));
 	} else if (strcmp(what, "acl") == 0) {
 		print_acl(r);
 	} else if (strcmp(what, "portals") == 0) {
@@ -762,7 +766,7 @@ cmd_lun(int argc, char **argv)
 
 	if (argc < 3)
 		return usage_error(
-		    "usage: iserctl lun list|show|add|remove|resize|read-only|alua TARGET ...");
+		    "usage: iserctl lun list|show|add|remove|resize|read-only|alua|takeover TARGET ...");
 	p = params_new();
 	p_add_str(p, "target", argv[2]);
 	if (strcmp(sub, "list") == 0 && need(argc, 3, 3, "lun list TARGET") == 0)
@@ -810,10 +814,12 @@ cmd_lun(int argc, char **argv)
 		p_add_str(p, "state", argv[4]);
 		return call("lun.set_alua_state", p, "");
 	}
+	if (strcmp(sub, "takeover") == 0 && need(argc, 4, 4, "lun takeover TARGET LUN") == 0)
+		return call("lun.takeover", p, "");
 	json_object_put(p);
 	if (strcmp(sub, "list") && strcmp(sub, "show") && strcmp(sub, "remove") &&
 	    strcmp(sub, "add") && strcmp(sub, "resize") && strcmp(sub, "read-only") &&
-	    strcmp(sub, "alua"))
+	    strcmp(sub, "alua") && strcmp(sub, "takeover"))
 		return usage_error("no command 'lun %s'", sub);
 	return EX_USAGE;
 }

@@ -20,7 +20,11 @@
 struct isd_reactor;
 struct isd_bstore;
 
-typedef void (*isd_bstore_cb)(void *arg, int status);   /* status 0 or -errno */
+/*
+ * status 0 or -errno; -ESHUTDOWN: the store was fenced off its medium (a
+ * cluster lock taken by another gateway), this gateway can no longer reach it.
+ */
+typedef void (*isd_bstore_cb)(void *arg, int status);
 
 struct isd_bstore_ops {
 	const char *name;
@@ -82,6 +86,24 @@ struct isd_bstore_ops {
 	int (*pr_notify)(struct isd_bstore *bs, const void *msg, size_t len, isd_bstore_cb cb,
 			 void *arg);
 	void (*pr_ack)(struct isd_bstore *bs, uint64_t token);
+	/*
+	 * Optional, for a store shared by several gateways under a cluster lock
+	 * (lock != ISD_BSTORE_LOCK_NONE): starts taking the lock over from its
+	 * owner, fencing that owner first so that it can never write again (RBD:
+	 * the owner's client is blocklisted). Never blocks: the outcome reaches
+	 * lock_changed. 0 when started, -EALREADY when this store owns the lock,
+	 * -EBUSY when a takeover is under way, -ENOTSUP without a lock, with a
+	 * one-line reason in why.
+	 */
+	int (*takeover)(struct isd_bstore *bs, char *why, size_t whylen);
+};
+
+/* Where a store stands with the cluster lock that guards its medium. */
+enum isd_bstore_lock {
+	ISD_BSTORE_LOCK_NONE = 0,       /* no lock: the store writes whenever asked */
+	ISD_BSTORE_LOCK_OWNER,          /* this gateway holds the lock */
+	ISD_BSTORE_LOCK_OTHER,          /* another gateway holds it (or nobody): no writes */
+	ISD_BSTORE_LOCK_FENCED,         /* taken away by a takeover: fenced for good */
 };
 
 struct isd_bstore {
@@ -119,6 +141,15 @@ struct isd_bstore {
 	void (*pr_changed)(void *arg, struct isd_bstore *bs, const void *msg, size_t len,
 			   uint64_t token);
 	void *pr_changed_arg;
+	/* enum isd_bstore_lock; set by the store at open and on the reactor */
+	uint8_t lock;
+	/*
+	 * Set by the owner, optional: called on the reactor after lock changed
+	 * (this gateway took the lock, or lost it), so that the owner can follow
+	 * it (ALUA states).
+	 */
+	void (*lock_changed)(void *arg, struct isd_bstore *bs);
+	void *lock_changed_arg;
 };
 
 #define ISD_BSTORE_SPEC_MAX 4200       /* "file:" + PATH_MAX + ",size=..." */

@@ -24,13 +24,27 @@
  * only grows: shrinking an image would delete its tail, which is
  * `rbd resize --allow-shrink`'s decision, not a target's.
  *
- * Owned by the reactor it was opened on; only the watcher's two fields are
- * shared with librbd's thread.
+ * With lock=exclusive the store takes the image's exclusive lock at open
+ * when nobody holds it, through librbd's managed lock (rbd_lock_acquire):
+ * librbd then never hands the lock to another client that asks for it, so
+ * the owner keeps it until it closes the image or is fenced. A helper
+ * thread (rs_lock_thread) does what may block: every second it asks librbd
+ * whether this client still owns the lock, and it runs a takeover (break the
+ * owner's lock, which blocklists the owner's client, then acquire). It hands
+ * what it learnt to the reactor through the same eventfd; the reactor sets
+ * bs.lock and tells the owner (lock_changed). A store that owned the lock
+ * and lost it was fenced (nothing here releases it while the store is
+ * open): it stays ISD_BSTORE_LOCK_FENCED and refuses writes at submission,
+ * while Ceph itself refuses the blocklisted client's writes already queued.
+ *
+ * Owned by the reactor it was opened on; only the watcher's fields and the
+ * lock thread's (under lock_mu, or atomic) are shared with other threads.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +56,7 @@
 #include <unistd.h>
 
 #include <rados/librados.h>
+#include <rbd/features.h>
 #include <rbd/librbd.h>
 
 #include "bstore/bstore.h"
@@ -70,6 +85,7 @@ struct rbd_spec {
 	char conf[ISD_BSTORE_PATH_MAX];         /* "" for librados's default search */
 	char id[RBD_NAME_MAX + 1];              /* "" for client.admin */
 	bool ro;
+	bool lock;                              /* lock=exclusive */
 };
 
 enum rbd_op {
@@ -135,6 +151,22 @@ struct rbd_bs {
 	/* pushed by librados's threads, taken by the reactor (rs_take_pr) */
 	_Atomic(struct rbd_preq *) pr_done;
 	_Atomic(struct rbd_pevent *) pr_events;
+	/* lock=exclusive: the lock thread and what it shares with the reactor */
+	bool locking;
+	bool lock_thread_on;
+	pthread_t lock_thread;
+	pthread_mutex_t lock_mu;
+	pthread_cond_t lock_cv;
+	bool lock_stop;                 /* under lock_mu: the thread ends */
+	bool takeover_asked;            /* under lock_mu: the reactor asked for one */
+	bool takeover_busy;             /* under lock_mu: asked and not yet reported */
+	bool takeover_done;             /* under lock_mu: takeover_rc/why to report */
+	int takeover_rc;
+	char takeover_why[192];
+	_Atomic uint8_t lock_seen;      /* enum isd_bstore_lock, as the thread last saw it */
+	atomic_bool lock_noticed;       /* lock_seen or takeover_done changed */
+	atomic_bool fenced;             /* a request failed as blocklisted */
+	bool lock_reported;             /* reactor: the owner was told the state once */
 };
 
 enum rbd_pkind {
@@ -225,7 +257,7 @@ rs_spec_split(const char *rest, struct rbd_spec *sp, char *why, size_t whylen)
 	const char *at = memchr(rest, '@', nlen);
 	const char *img, *o;
 	size_t plen, ilen;
-	bool have_conf = false, have_id = false, have_ro = false;
+	bool have_conf = false, have_id = false, have_ro = false, have_lock = false;
 
 	memset(sp, 0, sizeof(*sp));
 	if (nlen == 0) {
@@ -306,6 +338,18 @@ rs_spec_split(const char *rest, struct rbd_spec *sp, char *why, size_t whylen)
 			}
 			memcpy(sp->id, o + 3, olen - 3);
 			have_id = true;
+		} else if (olen > 5 && strncmp(o, "lock=", 5) == 0) {
+			bool excl = olen == 14 && strncmp(o + 5, "exclusive", 9) == 0;
+			bool none = olen == 9 && strncmp(o + 5, "none", 4) == 0;
+
+			if (have_lock || (!excl && !none)) {
+				isd_seterr(why, whylen, "%s",
+					   have_lock ? "rbd: lock= given twice"
+						     : "rbd: lock= takes exclusive or none");
+				return -EINVAL;
+			}
+			sp->lock = excl;
+			have_lock = true;
 		} else if (olen == 2 && strncmp(o, "ro", 2) == 0) {
 			if (have_ro) {
 				isd_seterr(why, whylen, "%s", "rbd: ro given twice");
@@ -316,9 +360,16 @@ rs_spec_split(const char *rest, struct rbd_spec *sp, char *why, size_t whylen)
 		} else {
 			/* the option is not quoted: it may hold anything */
 			isd_seterr(why, whylen, "%s",
-				   "rbd: unknown or empty option (conf=FILE, id=CLIENT or ro)");
+				   "rbd: unknown or empty option (conf=FILE, id=CLIENT, "
+				   "lock=exclusive|none or ro)");
 			return -EINVAL;
 		}
+	}
+	if (sp->lock && sp->ro) {
+		/* a reader needs no lock, and a snapshot cannot be locked */
+		isd_seterr(why, whylen, "%s",
+			   "rbd: lock=exclusive is for a writable image (not with ro or @SNAP)");
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -334,10 +385,10 @@ rs_parse(const char *rest, struct isd_bstore_spec *out, char *why, size_t whylen
 	rc = rs_spec_split(rest, sp, why, whylen);
 	if (rc == 0) {
 		/* canonical: fixed order, no ",ro" (read_only travels on its own) */
-		n = snprintf(out->canon, sizeof(out->canon), "rbd:%s/%s%s%s%s%s%s%s", sp->pool,
+		n = snprintf(out->canon, sizeof(out->canon), "rbd:%s/%s%s%s%s%s%s%s%s", sp->pool,
 			     sp->image, sp->snap[0] ? "@" : "", sp->snap,
 			     sp->conf[0] ? ",conf=" : "", sp->conf, sp->id[0] ? ",id=" : "",
-			     sp->id);
+			     sp->id, sp->lock ? ",lock=exclusive" : "");
 		if (n < 0 || (size_t)n >= sizeof(out->canon)) {
 			isd_seterr(why, whylen, "%s", "rbd: spec too long");
 			rc = -EINVAL;
@@ -459,6 +510,8 @@ rs_rw(struct isd_bstore *bs, enum rbd_op op, const struct iovec *iov, int iovcnt
 
 	if (op == ROP_WRITE && bs->read_only)
 		return -EROFS;
+	if (op == ROP_WRITE && bs->lock == ISD_BSTORE_LOCK_FENCED)
+		return -ESHUTDOWN;
 	if (iov_len(iov, iovcnt, &len) < 0 || !rs_range_ok(bs, off, len))
 		return -EINVAL;
 	req = req_alloc(rb, op, cb, arg);
@@ -527,6 +580,8 @@ rs_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb, 
 
 	if (bs->read_only)
 		return -EROFS;
+	if (bs->lock == ISD_BSTORE_LOCK_FENCED)
+		return -ESHUTDOWN;
 	if (!rs_range_ok(bs, off, len))
 		return -EINVAL;
 	req = req_alloc(rb, ROP_DISCARD, cb, arg);
@@ -578,6 +633,8 @@ rs_compare_and_write(struct isd_bstore *bs, const void *cmp, const void *data, s
 
 	if (bs->read_only)
 		return -EROFS;
+	if (bs->lock == ISD_BSTORE_LOCK_FENCED)
+		return -ESHUTDOWN;
 	if (len == 0 || !rs_range_ok(bs, off, len))
 		return -EINVAL;
 	if (!rb->caw_ok || off % 512 + len > 512)
@@ -611,6 +668,8 @@ rs_write_same(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t 
 
 	if (bs->read_only)
 		return -EROFS;
+	if (bs->lock == ISD_BSTORE_LOCK_FENCED)
+		return -ESHUTDOWN;
 	if (plen == 0 || len == 0 || len % plen != 0 || len > SIZE_MAX || !rs_range_ok(bs, off, len))
 		return -EINVAL;
 	req = req_alloc(rb, ROP_WRITE_SAME, cb, arg);
@@ -1014,6 +1073,224 @@ rs_pr_watch(struct rbd_bs *rb)
 			    rb);
 }
 
+/* ---- the exclusive lock (lock=exclusive) ---- */
+
+/* The reactor learnt that the cluster fenced this client: the thread reports it. */
+static void
+rs_lock_fenced(struct rbd_bs *rb)
+{
+	if (atomic_exchange(&rb->fenced, true))
+		return;
+	pthread_mutex_lock(&rb->lock_mu);
+	pthread_cond_signal(&rb->lock_cv);
+	pthread_mutex_unlock(&rb->lock_mu);
+}
+
+/*
+ * Lock thread: where this client stands. Owning the lock once and not any
+ * more means it was broken (the store never releases it while open), so
+ * that is FENCED, for good: the client is blocklisted and can write nothing.
+ */
+static uint8_t
+rs_lock_probe(struct rbd_bs *rb, uint8_t before)
+{
+	int owner = 0, rc;
+
+	if (before == ISD_BSTORE_LOCK_FENCED || atomic_load(&rb->fenced))
+		return ISD_BSTORE_LOCK_FENCED;
+	rc = rbd_is_exclusive_lock_owner(rb->image, &owner);
+	if (rc == -ESHUTDOWN)
+		return ISD_BSTORE_LOCK_FENCED;
+	if (rc < 0)
+		return before;
+	if (owner)
+		return ISD_BSTORE_LOCK_OWNER;
+	return before == ISD_BSTORE_LOCK_OWNER ? ISD_BSTORE_LOCK_FENCED : ISD_BSTORE_LOCK_OTHER;
+}
+
+/*
+ * Lock thread: takes the lock over. The owners' locks are broken first;
+ * with rbd_blocklist_on_break_lock (Ceph's default) librbd blocklists each
+ * owner's client on the OSDs before the lock goes, so a frozen owner that
+ * wakes up can no longer write anything, even what it had queued. Then the
+ * lock is acquired through the managed lock, like at open.
+ */
+static int
+rs_lock_takeover(struct rbd_bs *rb, char *why, size_t whylen)
+{
+	char *owners[8];
+	size_t n = sizeof(owners) / sizeof(owners[0]);
+	rbd_lock_mode_t mode;
+	unsigned broken = 0;
+	int rc;
+
+	rc = rbd_lock_get_owners(rb->image, &mode, owners, &n);
+	if (rc == -ENOENT) {
+		n = 0;
+	} else if (rc < 0) {
+		isd_seterr(why, whylen, "cannot list the lock's owners: %s", strerror(-rc));
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rc = rbd_lock_break(rb->image, RBD_LOCK_MODE_EXCLUSIVE, owners[i]);
+		/* ENOENT: the owner let go meanwhile, which is as good */
+		if (rc < 0 && rc != -ENOENT) {
+			rbd_lock_get_owners_cleanup(owners, n);
+			isd_seterr(why, whylen, "cannot break the owner's lock: %s", strerror(-rc));
+			return rc;
+		}
+		broken++;
+	}
+	if (n > 0)
+		rbd_lock_get_owners_cleanup(owners, n);
+	rc = rbd_lock_acquire(rb->image, RBD_LOCK_MODE_EXCLUSIVE);
+	if (rc < 0) {
+		isd_seterr(why, whylen, "broke %u lock%s, cannot acquire it: %s", broken,
+			   broken == 1 ? "" : "s", strerror(-rc));
+		return rc;
+	}
+	isd_seterr(why, whylen, "took the lock over (%u owner%s fenced)", broken,
+		   broken == 1 ? "" : "s");
+	return 0;
+}
+
+/* Polls ownership every second, runs the takeovers the reactor asks for. */
+static void *
+rs_lock_thread(void *arg)
+{
+	struct rbd_bs *rb = arg;
+	uint8_t seen = atomic_load(&rb->lock_seen);
+
+	/* the state found at open goes to the owner too (rs_take_lock) */
+	atomic_store(&rb->lock_noticed, true);
+	rs_wake(rb);
+	pthread_mutex_lock(&rb->lock_mu);
+	while (!rb->lock_stop) {
+		bool wake = false;
+		uint8_t now;
+
+		if (rb->takeover_asked) {
+			char why[sizeof(rb->takeover_why)] = "";
+			int rc;
+
+			rb->takeover_asked = false;
+			pthread_mutex_unlock(&rb->lock_mu);
+			rc = rs_lock_takeover(rb, why, sizeof(why));
+			pthread_mutex_lock(&rb->lock_mu);
+			rb->takeover_rc = rc;
+			snprintf(rb->takeover_why, sizeof(rb->takeover_why), "%s", why);
+			rb->takeover_done = true;
+			wake = true;
+		}
+		pthread_mutex_unlock(&rb->lock_mu);
+		now = rs_lock_probe(rb, seen);
+		if (now != seen) {
+			seen = now;
+			atomic_store(&rb->lock_seen, now);
+			wake = true;
+		}
+		if (wake) {
+			atomic_store(&rb->lock_noticed, true);
+			rs_wake(rb);
+		}
+		pthread_mutex_lock(&rb->lock_mu);
+		if (!rb->lock_stop && !rb->takeover_asked && !atomic_load(&rb->fenced)) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&rb->lock_cv, &rb->lock_mu, &ts);
+		} else if (!rb->lock_stop && !rb->takeover_asked && seen == ISD_BSTORE_LOCK_FENCED) {
+			/* nothing changes any more: wait for the end */
+			pthread_cond_wait(&rb->lock_cv, &rb->lock_mu);
+		}
+	}
+	pthread_mutex_unlock(&rb->lock_mu);
+	return NULL;
+}
+
+static const char *
+rs_lock_name(uint8_t lock)
+{
+	switch (lock) {
+	case ISD_BSTORE_LOCK_OWNER:
+		return "owns the exclusive lock";
+	case ISD_BSTORE_LOCK_OTHER:
+		return "does not own the exclusive lock";
+	case ISD_BSTORE_LOCK_FENCED:
+		return "lost the exclusive lock: fenced (this client is blocklisted)";
+	default:
+		return "takes no lock";
+	}
+}
+
+/* Reactor: what the lock thread learnt; tells the owner when it changed. */
+static void
+rs_take_lock(struct rbd_bs *rb)
+{
+	uint8_t now;
+
+	if (!rb->locking || !atomic_exchange(&rb->lock_noticed, false))
+		return;
+	pthread_mutex_lock(&rb->lock_mu);
+	if (rb->takeover_done) {
+		rb->takeover_done = false;
+		rb->takeover_busy = false;
+		if (rb->takeover_rc < 0)
+			isd_log_err("%s: takeover failed: %s", rb->bs.desc, rb->takeover_why);
+		else
+			isd_log_info("%s: %s", rb->bs.desc, rb->takeover_why);
+	}
+	pthread_mutex_unlock(&rb->lock_mu);
+	now = atomic_load(&rb->lock_seen);
+	/*
+	 * The first report, even of the state found at open, lets the owner
+	 * record it where it keeps states (the LU took it at open already).
+	 */
+	if (now == rb->bs.lock && rb->lock_reported)
+		return;
+	rb->lock_reported = true;
+	isd_log_info("%s: this gateway %s", rb->bs.desc, rs_lock_name(now));
+	rb->bs.lock = now;
+	if (rb->bs.lock_changed != NULL)
+		rb->bs.lock_changed(rb->bs.lock_changed_arg, &rb->bs);
+}
+
+static int
+rs_takeover_op(struct isd_bstore *bs, char *why, size_t whylen)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	int rc = 0;
+
+	if (!rb->locking) {
+		isd_seterr(why, whylen, "%s takes no lock (lock=exclusive)", bs->desc);
+		return -ENOTSUP;
+	}
+	if (bs->lock == ISD_BSTORE_LOCK_OWNER) {
+		isd_seterr(why, whylen, "%s: this gateway owns the lock already", bs->desc);
+		return -EALREADY;
+	}
+	if (bs->lock == ISD_BSTORE_LOCK_FENCED) {
+		/* the cluster refuses this client for good: only a new one can */
+		isd_seterr(why, whylen,
+			   "%s: this gateway was fenced; remove and add the LUN again (or "
+			   "restart iserd) for a new Ceph client",
+			   bs->desc);
+		return -EPERM;
+	}
+	pthread_mutex_lock(&rb->lock_mu);
+	if (rb->takeover_busy) {
+		isd_seterr(why, whylen, "%s: a takeover is under way", bs->desc);
+		rc = -EBUSY;
+	} else {
+		rb->takeover_busy = true;
+		rb->takeover_asked = true;
+		pthread_cond_signal(&rb->lock_cv);
+	}
+	pthread_mutex_unlock(&rb->lock_mu);
+	return rc;
+}
+
 /* One completion collected from librbd: finish its request, or go on to the FUA flush. */
 static void
 req_done(struct rbd_req *req, ssize_t r)
@@ -1040,6 +1317,9 @@ req_done(struct rbd_req *req, ssize_t r)
 		return;
 	}
 	if (r < 0) {
+		/* Ceph's EBLOCKLISTED is ESHUTDOWN: this client was fenced */
+		if (r == -ESHUTDOWN && rb->locking)
+			rs_lock_fenced(rb);
 		req_finish(req, r < -4095 ? -EIO : (int)r);
 		return;
 	}
@@ -1145,6 +1425,7 @@ rs_dispatch(struct rbd_bs *rb)
 	}
 	rb->dispatching++;
 	rs_take_size(rb);
+	rs_take_lock(rb);
 	rs_take_caw(rb);
 	rs_take_pr(rb);
 	do {
@@ -1227,6 +1508,15 @@ rs_teardown(struct rbd_bs *rb)
 {
 	struct rbd_req *req;
 
+	if (rb->lock_thread_on) {
+		pthread_mutex_lock(&rb->lock_mu);
+		rb->lock_stop = true;
+		pthread_cond_signal(&rb->lock_cv);
+		pthread_mutex_unlock(&rb->lock_mu);
+		/* bounded by the op timeouts, like every librbd call it makes */
+		pthread_join(rb->lock_thread, NULL);
+		rb->lock_thread_on = false;
+	}
 	if (rb->watching)
 		rbd_update_unwatch(rb->image, rb->watch_handle);
 	/* what is finished from here on is dropped, not called back */
@@ -1281,6 +1571,8 @@ rs_teardown(struct rbd_bs *rb)
 		rados_shutdown(rb->cluster);
 	if (rb->efd >= 0)
 		close(rb->efd);
+	pthread_cond_destroy(&rb->lock_cv);
+	pthread_mutex_destroy(&rb->lock_mu);
 	free(rb);
 }
 
@@ -1311,6 +1603,7 @@ static const struct isd_bstore_ops rbd_ops = {
 	.resize = rs_resize_op,
 	.compare_and_write = rs_compare_and_write,
 	.write_same = rs_write_same,
+	.takeover = rs_takeover_op,
 };
 
 /* An image opened for writing also shares its persistent reservations. */
@@ -1331,6 +1624,54 @@ static const struct isd_bstore_ops rbd_pr_ops = {
 };
 
 /* ---- opening ---- */
+
+/*
+ * lock=exclusive at open: the lock is taken when nobody holds it; when a
+ * gateway does, this one starts as not the owner (a takeover is what moves
+ * the lock, never a request: the owner's managed lock refuses those).
+ */
+static int
+rs_open_lock(struct rbd_bs *rb, char *err, size_t err_len)
+{
+	char *owners[8];
+	size_t n = sizeof(owners) / sizeof(owners[0]);
+	rbd_lock_mode_t mode;
+	uint64_t features = 0;
+	int rc;
+
+	rc = rbd_get_features(rb->image, &features);
+	if (rc < 0) {
+		isd_seterr(err, err_len, "cannot read the image's features: %s", strerror(-rc));
+		return rc;
+	}
+	if (!(features & RBD_FEATURE_EXCLUSIVE_LOCK)) {
+		isd_seterr(err, err_len, "%s",
+			   "lock=exclusive needs the image's exclusive-lock feature (rbd "
+			   "feature enable POOL/IMAGE exclusive-lock)");
+		return -EINVAL;
+	}
+	rc = rbd_lock_get_owners(rb->image, &mode, owners, &n);
+	if (rc == 0 && n > 0) {
+		rbd_lock_get_owners_cleanup(owners, n);
+		rb->bs.lock = ISD_BSTORE_LOCK_OTHER;
+		return 0;
+	}
+	if (rc < 0 && rc != -ENOENT) {
+		isd_seterr(err, err_len, "cannot list the lock's owners: %s", strerror(-rc));
+		return rc;
+	}
+	rc = rbd_lock_acquire(rb->image, RBD_LOCK_MODE_EXCLUSIVE);
+	if (rc == 0) {
+		rb->bs.lock = ISD_BSTORE_LOCK_OWNER;
+	} else if (rc == -EROFS || rc == -EBUSY || rc == -EAGAIN) {
+		/* another gateway was quicker */
+		rb->bs.lock = ISD_BSTORE_LOCK_OTHER;
+	} else {
+		isd_seterr(err, err_len, "cannot acquire the exclusive lock: %s", strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
 
 /*
  * Connects and opens the image; every failure names its step. librados's
@@ -1461,6 +1802,8 @@ rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t er
 		}
 		rb->pr_on = true;
 	}
+	if (rb->locking)
+		return rs_open_lock(rb, err, err_len);
 	return 0;
 }
 
@@ -1494,10 +1837,17 @@ rs_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_
 	TAILQ_INIT(&rb->pr_inflight);
 	atomic_init(&rb->pr_done, NULL);
 	atomic_init(&rb->pr_events, NULL);
+	atomic_init(&rb->lock_seen, ISD_BSTORE_LOCK_NONE);
+	atomic_init(&rb->lock_noticed, false);
+	atomic_init(&rb->fenced, false);
+	pthread_mutex_init(&rb->lock_mu, NULL);
+	pthread_cond_init(&rb->lock_cv, NULL);
 	rb->bs.ops = &rbd_ops;
 	rb->bs.reactor = r;
 	rb->bs.min_block = 1;
 	rb->bs.read_only = spec->read_only || sp->ro;
+	/* a read-only LU writes nothing, so it has nothing to fence */
+	rb->locking = sp->lock && !rb->bs.read_only;
 	/* RBD discards deallocate objects; a deallocated range reads as zeros */
 	rb->bs.can_discard = true;
 	rb->bs.discard_zeroes = true;
@@ -1513,6 +1863,15 @@ rs_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_
 		else
 			rb->fd_added = true;
 	}
+	if (rc == 0 && rb->locking) {
+		atomic_store(&rb->lock_seen, rb->bs.lock);
+		rc = -pthread_create(&rb->lock_thread, NULL, rs_lock_thread, rb);
+		if (rc < 0)
+			isd_seterr(why, sizeof(why), "cannot start the lock thread: %s",
+				   strerror(-rc));
+		else
+			rb->lock_thread_on = true;
+	}
 	if (rc < 0) {
 		isd_seterr(err, err_len, "%s", why);
 		rs_teardown(rb);
@@ -1524,7 +1883,7 @@ rs_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_
 
 const struct isd_bstore_kind isd_bstore_kind_rbd = {
 	.scheme = "rbd",
-	.usage = "rbd:POOL/IMAGE[@SNAP][,conf=FILE][,id=CLIENT][,ro]",
+	.usage = "rbd:POOL/IMAGE[@SNAP][,conf=FILE][,id=CLIENT][,lock=exclusive][,ro]",
 	.help = "Ceph RBD image (librbd)",
 	.product = "CEPH RBD",
 	.thin = true,

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "bstore/bstore.h"
 #include "ctl/control.h"
 #include "ctl/ctl.h"
 #include "dm/dm_kind.h"
@@ -415,6 +416,11 @@ lun_json(struct rpc *x, const struct isd_target_node_cfg *n, const struct isd_ta
 	if (n->alua_group != 0) {
 		add_str(o, "alua_state", isd_scsi_alua_state_name(st_alua(st, l)));
 	}
+	/* a store under a cluster lock (rbd: lock=exclusive): who holds it */
+	if (st != NULL && st->lock != ISD_BSTORE_LOCK_NONE)
+		add_str(o, "lock", st->lock == ISD_BSTORE_LOCK_OWNER   ? "owner"
+				   : st->lock == ISD_BSTORE_LOCK_OTHER ? "other"
+								       : "fenced");
 	(void)x;
 	return o;
 }
@@ -1032,6 +1038,20 @@ m_lun_set_alua_state(struct rpc *x)
 }
 
 static struct json_object *
+m_lun_takeover(struct rpc *x)
+{
+	static const char *const keys[] = {"target", "lun", NULL};
+	char name[ISD_NAME_MAX], err[1024] = "";
+	uint32_t lun;
+
+	if (!p_only(x, keys) || !p_target(x, name) || !p_lun(x, &lun) ||
+	    !live_result(x, isd_live_lun_takeover(x->env->rt, name, lun, err, sizeof(err)), err))
+		return NULL;
+	isd_log_info("control (%s): target %s: LUN %u takeover started", x->peer, name, lun);
+	return json_object_new_object();
+}
+
+static struct json_object *
 m_portal_list(struct rpc *x)
 {
 	static const char *const keys[] = {NULL};
@@ -1517,6 +1537,8 @@ static const struct {
     {"lun.set_alua_state", m_lun_set_alua_state,
      "{target, lun, state} (active/optimized, active/non-optimized, standby, unavailable, "
      "transitioning)"},
+    {"lun.takeover", m_lun_takeover,
+     "{target, lun} (take a shared store's lock, fencing its owner; returns at once)"},
     {"portal.list", m_portal_list, ""},
     {"portal.add", m_portal_add, "{url, tpgt?}"},
     {"portal.remove", m_portal_remove, "{url}"},

@@ -78,6 +78,14 @@ io_error(struct isd_scsi_cmd *cmd, int err, bool write)
 		isd_scsi_check(cmd, ISD_SK_DATA_PROTECT, ISD_ASC_WRITE_PROTECTED);
 	else if (err == -ENOMEM || err == -EAGAIN)
 		cmd->status = ISD_SAM_BUSY;
+	else if (err == -ESHUTDOWN)
+		/*
+		 * The store was fenced off its medium (another gateway took the
+		 * cluster lock): this path is unavailable, not the medium bad, so a
+		 * multipath initiator retries on another path instead of failing the
+		 * I/O.
+		 */
+		isd_scsi_check(cmd, ISD_SK_NOT_READY, ISD_ASC_ALUA_UNAVAILABLE);
 	else if (write)
 		isd_scsi_check(cmd, ISD_SK_MEDIUM_ERROR, ISD_ASC_WRITE_ERROR);
 	else

@@ -681,6 +681,43 @@ out:
 }
 
 int
+isd_live_lun_takeover(struct isd_target_running *rt, const char *target, uint32_t lun,
+		      char *err, size_t errlen)
+{
+	struct isd_target_cfg *cand;
+	struct isd_target_node_cfg *nc;
+	struct isd_target_node *n;
+	struct isd_bstore *bs;
+	char why[256] = "";
+	int li, rc;
+
+	/* the model is only looked at: the state changes when the lock does */
+	cand = model_begin(rt, err, errlen);
+	if (cand == NULL)
+		return -ENOMEM;
+	rc = find_lun(rt, cand, target, lun, &n, &nc, &li, err, errlen);
+	if (rc < 0)
+		goto out;
+	bs = n->bs[lun];
+	if (bs->ops->takeover == NULL) {
+		isd_target_errf(err, errlen, "target %s: LUN %u: %s has no cluster lock to take",
+				n->tn.name, lun, bs->desc);
+		rc = -ENOTSUP;
+		goto out;
+	}
+	rc = bs->ops->takeover(bs, why, sizeof(why));
+	if (rc < 0) {
+		isd_target_errf(err, errlen, "target %s: LUN %u: %s", n->tn.name, lun,
+				why[0] ? why : strerror(-rc));
+		goto out;
+	}
+	isd_log_info("target %s: LUN %u: taking the lock over", n->tn.name, lun);
+out:
+	model_drop(cand);
+	return rc;
+}
+
+int
 isd_live_lun_set_alua_state(struct isd_target_running *rt, const char *target, uint32_t lun,
 			    int state, char *err, size_t errlen)
 {

@@ -70,6 +70,15 @@ int isd_live_lun_resize(struct isd_target_running *rt, const char *target, uint3
 			uint64_t size, char *err, size_t errlen);
 int isd_live_lun_set_read_only(struct isd_target_running *rt, const char *target, uint32_t lun,
 			       bool read_only, char *err, size_t errlen);
+/*
+ * Starts taking a shared store's cluster lock over (an rbd: LUN with
+ * lock=exclusive): the owner elsewhere is fenced, then the lock is this
+ * gateway's. Returns at once; the LU's ALUA state follows when the lock
+ * does. -ENOTSUP (no lock), -EALREADY (owned here), -EBUSY, -EPERM (this
+ * gateway was fenced), -ENOENT.
+ */
+int isd_live_lun_takeover(struct isd_target_running *rt, const char *target, uint32_t lun,
+			  char *err, size_t errlen);
 /* The LU's ALUA access state on this gateway (enum isd_scsi_alua_state); every
  * nexus of the LU gets ASYMMETRIC ACCESS STATE CHANGED. Kept in the running
  * model (saved). -EINVAL when the target has no alua_group. */
@@ -157,6 +166,7 @@ struct isd_live_lun_stats {
 	bool read_only;
 	uint16_t alua_group;            /* 0: ALUA off */
 	uint8_t alua_state;             /* enum isd_scsi_alua_state */
+	uint8_t lock;                   /* enum isd_bstore_lock: 0 = the store takes none */
 	char spec[ISD_TARGET_SPEC_MAX]; /* backing store, canonical */
 	struct isd_io_stats io;
 };

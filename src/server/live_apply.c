@@ -397,6 +397,9 @@ apply_node_settings(struct isd_target_running *rt, const struct isd_target_cfg *
 	n->tn.tpgt = nx->tpgt == -1 ? 1 : (uint16_t)nx->tpgt;
 	/* ALUA groups: read by each command (INQUIRY, RTPG, the state check) */
 	STEP(isd_target_node_alua(nx, n->tn.dev, err, errlen));
+	/* what a store's lock change maps to from now on (start.c lun_lock_changed) */
+	n->alua_group = nx->alua_group;
+	n->alua_peer_state = nx->alua_peer_state;
 	return 0;
 }
 

@@ -8,8 +8,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bstore/bstore.h"
 #include "scsi/scsi.h"
 #include "server/live.h"
+#include "server/running_int.h"
 
 struct sess_walk {
 	void (*fn)(void *arg, const struct isd_live_session *s);
@@ -73,6 +75,21 @@ node_dev(struct isd_target_running *rt, const char *target)
 	return n != NULL ? n->dev : NULL;
 }
 
+/* Where the LU's store stands with its cluster lock (enum isd_bstore_lock). */
+static uint8_t
+lun_lock(struct isd_target_running *rt, const char *target, uint32_t lun)
+{
+	struct isd_target_node *n;
+
+	if (lun >= ISD_SCSI_MAX_LUNS)
+		return ISD_BSTORE_LOCK_NONE;
+	TAILQ_FOREACH(n, &rt->nodes, link) {
+		if (strcmp(n->tn.name, target) == 0)
+			return n->bs[lun] != NULL ? n->bs[lun]->lock : ISD_BSTORE_LOCK_NONE;
+	}
+	return ISD_BSTORE_LOCK_NONE;
+}
+
 static void
 lun_spec(struct isd_target_running *rt, const char *target, uint32_t lun, char *buf, size_t len)
 {
@@ -112,6 +129,7 @@ isd_live_lun_stats(struct isd_target_running *rt, const char *target,
 		out[k].read_only = li.read_only;
 		out[k].alua_group = li.alua_group;
 		out[k].alua_state = li.alua_state;
+		out[k].lock = lun_lock(rt, target, li.lun);
 		/* the backing store as the running model names it */
 		out[k].spec[0] = '\0';
 		lun_spec(rt, target, li.lun, out[k].spec, sizeof(out[k].spec));

@@ -45,6 +45,9 @@ struct isd_target_node {
 	struct isd_tnode tn;            /* registered with the core */
 	struct isd_bstore *bs[ISD_SCSI_MAX_LUNS];       /* the stores of its LUs (owned by
 							 * the LUs), for resize and memory */
+	struct isd_target_running *rt;  /* for a store's lock_changed hook */
+	uint16_t alua_group;            /* nc's: 0 = ALUA off */
+	uint8_t alua_peer_state;        /* nc's: the state of a LU whose lock is elsewhere */
 	TAILQ_ENTRY(isd_target_node) link;
 };
 TAILQ_HEAD(isd_target_node_list, isd_target_node);

@@ -153,6 +153,48 @@ lun_size_changed(void *arg, struct isd_bstore *bs)
 	}
 }
 
+/*
+ * The ALUA state that follows a store's cluster lock: the gateway holding it
+ * is the one optimized path; elsewhere it is the target's alua_peer_state
+ * (0: active/non-optimized). A fenced gateway is unavailable: its Ceph client
+ * can never write again, so no path through it may be used.
+ */
+static enum isd_scsi_alua_state
+lun_lock_alua_state(const struct isd_target_node *n, const struct isd_bstore *bs)
+{
+	if (bs->lock == ISD_BSTORE_LOCK_OWNER)
+		return ISD_ALUA_ACTIVE_OPTIMIZED;
+	if (bs->lock == ISD_BSTORE_LOCK_FENCED)
+		return ISD_ALUA_UNAVAILABLE;
+	return n->alua_peer_state != 0 ? (enum isd_scsi_alua_state)n->alua_peer_state
+				       : ISD_ALUA_ACTIVE_NON_OPTIMIZED;
+}
+
+/*
+ * A store took or lost its cluster lock: the LU's ALUA state follows, through
+ * the live model so that config.save keeps it and every nexus gets ASYMMETRIC
+ * ACCESS STATE CHANGED.
+ */
+static void
+lun_lock_changed(void *arg, struct isd_bstore *bs)
+{
+	struct isd_target_node *n = arg;
+	char err[256] = "";
+
+	if (n->alua_group == 0 || n->rt == NULL)
+		return;
+	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++) {
+		if (n->bs[i] != bs)
+			continue;
+		if (isd_live_lun_set_alua_state(n->rt, n->tn.name, i,
+						(int)lun_lock_alua_state(n, bs), err,
+						sizeof(err)) < 0)
+			isd_log_err("target %s: LUN %u: cannot follow the lock: %s", n->tn.name, i,
+				    err);
+		return;
+	}
+}
+
 int
 isd_target_node_alua(const struct isd_target_node_cfg *nc, struct isd_scsi_dev *dev, char *err,
 		     size_t errlen)
@@ -255,6 +297,9 @@ isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_
 	if (l->naa[0] != '\0')
 		isd_target_naa_split(l->naa, &lu.naa_id, &lu.naa_ext, &lu.naa_ext_set);
 	lu.alua_state = l->alua_state_set ? l->alua_state : ISD_ALUA_ACTIVE_OPTIMIZED;
+	/* a store under a cluster lock: the lock decides, whatever was saved */
+	if (bs->lock != ISD_BSTORE_LOCK_NONE && nc->alua_group != 0)
+		lu.alua_state = lun_lock_alua_state(n, bs);
 	lu.write_cache = true;
 	/* the SCSI layer also requires bs->can_discard; a kind that is not thin
 	 * by nature (a disk) is thin exactly when it can discard */
@@ -268,6 +313,8 @@ isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_
 	n->bs[l->number] = bs;
 	bs->size_changed = lun_size_changed;
 	bs->size_changed_arg = n;
+	bs->lock_changed = lun_lock_changed;
+	bs->lock_changed_arg = n;
 	human_size(bs->size, size, sizeof(size));
 	isd_log_info("  LUN %u: %s, %s, %u-byte blocks (%u physical)%s, %s %s, serial %s%s%s",
 		     l->number, l->spec, size, lu.block_size,
@@ -369,6 +416,9 @@ isd_target_node_build(struct isd_target_running *rt, const struct isd_target_cfg
 	snprintf(tn->name, sizeof(tn->name), "%s", nc->name);
 	snprintf(tn->alias, sizeof(tn->alias), "%s", nc->alias);
 	tn->tpgt = nc->tpgt == -1 ? 1 : (uint16_t)nc->tpgt;
+	n->rt = rt;
+	n->alua_group = nc->alua_group;
+	n->alua_peer_state = nc->alua_peer_state;
 	tn->auth = nc->auth;
 	rc = isd_target_node_policy(cfg, nc, tn, err, errlen);
 	if (rc < 0)

@@ -59,6 +59,9 @@ test_canonical(void **state)
 		 "rbd:p.1/i_2,conf=/etc/ceph/c.conf,id=iserd", true);
 	parse_ok("rbd:p/i,conf=/etc/ceph/ceph.conf", "rbd:p/i,conf=/etc/ceph/ceph.conf", false);
 	parse_ok("rbd:p/i,id=a.b-c_d", "rbd:p/i,id=a.b-c_d", false);
+	/* lock=exclusive goes last; lock=none is the default and disappears */
+	parse_ok("rbd:p/i,lock=exclusive,id=gw", "rbd:p/i,id=gw,lock=exclusive", false);
+	parse_ok("rbd:p/i,lock=none", "rbd:p/i", false);
 	/* a path may hold printable characters other than ',' */
 	parse_ok("rbd:p/i,conf=/srv/my ceph/=x@y.conf", "rbd:p/i,conf=/srv/my ceph/=x@y.conf",
 		 false);
@@ -127,6 +130,13 @@ test_hostile(void **state)
 		"rbd:pool/img\t",
 		"rbd:pool/img,ro\n",
 		"rbd:pool/img,conf=/x,id=a,ro,extra",
+		"rbd:pool/img,lock=",
+		"rbd:pool/img,lock=shared",
+		"rbd:pool/img,lock=Exclusive",
+		"rbd:pool/img,lock=exclusive,lock=none",
+		"rbd:pool/img,lock=exclusive,ro",
+		"rbd:pool/img@snap,lock=exclusive",
+		"rbd:pool/img,lock=exclusive\n",
 	};
 	char why[256];
 
