@@ -145,7 +145,8 @@ struct rbd_bs {
 	/* shared persistent reservations (rs_pr_*): none for a snapshot or ro */
 	bool pr_on;
 	char pr_oid[RBD_NAME_MAX + 16];
-	uint64_t pr_cookie;             /* the watch on pr_oid */
+	uint64_t pr_cookie;             /* the watch on pr_oid, while pr_watch_live */
+	bool pr_watch_live;             /* pr_cookie is a watch librados still holds */
 	uint64_t pr_self;               /* our client id: our own notifies are acked at once */
 	TAILQ_HEAD(, rbd_preq) pr_inflight;
 	/* pushed by librados's threads, taken by the reactor (rs_take_pr) */
@@ -941,6 +942,7 @@ preq_done(struct rbd_preq *req)
 				    strerror(r < -4095 ? EIO : -r));
 		} else {
 			rb->pr_cookie = req->cookie;
+			rb->pr_watch_live = true;
 			/* what changed while there was no watch: the owner reloads */
 			if (rb->bs.pr_changed != NULL)
 				rb->bs.pr_changed(rb->bs.pr_changed_arg, &rb->bs, NULL, 0, 0);
@@ -995,8 +997,14 @@ rs_pr_rewatch(struct rbd_bs *rb)
 	struct rbd_preq *un = preq_alloc(rb, PREQ_UNWATCH, NULL, NULL);
 	struct rbd_preq *w = preq_alloc(rb, PREQ_WATCH, NULL, NULL);
 
-	if (un != NULL)
+	/* the broken watch is dropped once: unwatching it twice frees it twice in librados */
+	if (un != NULL && rb->pr_watch_live) {
+		rb->pr_watch_live = false;
 		(void)preq_submitted(rb, un, rados_aio_unwatch(rb->io, rb->pr_cookie, un->comp));
+	} else if (un != NULL) {
+		rados_aio_release(un->comp);
+		preq_free(un);
+	}
 	if (w == NULL || preq_submitted(rb, w,
 					rados_aio_watch2(rb->io, rb->pr_oid, w->comp, &w->cookie,
 							 rs_pr_watch_cb, rs_pr_watch_err, 0,
@@ -1069,8 +1077,9 @@ rs_pr_watch(struct rbd_bs *rb)
 	rados_release_write_op(op);
 	if (rc < 0)
 		return rc;
-	return rados_watch2(rb->io, rb->pr_oid, &rb->pr_cookie, rs_pr_watch_cb, rs_pr_watch_err,
-			    rb);
+	rc = rados_watch2(rb->io, rb->pr_oid, &rb->pr_cookie, rs_pr_watch_cb, rs_pr_watch_err, rb);
+	rb->pr_watch_live = rc == 0;
+	return rc;
 }
 
 /* ---- the exclusive lock (lock=exclusive) ---- */
@@ -1524,7 +1533,10 @@ rs_teardown(struct rbd_bs *rb)
 	if (rb->pr_on) {
 		struct rbd_pevent *ev;
 
-		rados_unwatch2(rb->io, rb->pr_cookie);
+		if (rb->pr_watch_live) {
+			rb->pr_watch_live = false;
+			rados_unwatch2(rb->io, rb->pr_cookie);
+		}
 		rados_watch_flush(rb->cluster);
 		while (!TAILQ_EMPTY(&rb->pr_inflight)) {
 			rados_aio_wait_for_complete_and_cb(TAILQ_FIRST(&rb->pr_inflight)->comp);
@@ -1621,6 +1633,7 @@ static const struct isd_bstore_ops rbd_pr_ops = {
 	.pr_commit = rs_pr_commit,
 	.pr_notify = rs_pr_notify,
 	.pr_ack = rs_pr_ack,
+	.takeover = rs_takeover_op,
 };
 
 /* ---- opening ---- */
