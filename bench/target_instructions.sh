@@ -35,7 +35,7 @@ measure() { # $1 = iserd, $2 = workload, $3 = seconds
 	rm -f "$out"
 	local ctl=()
 	# (builds before the control socket have no such flag)
-	"$1" --help | grep -q -- --control-socket && ctl=(--control-socket none)
+	grep -q -- --control-socket <<<"$("$1" --help 2>&1)" && ctl=(--control-socket none)
 	valgrind --tool=callgrind --callgrind-out-file="$out" "$1" \
 		--portal "tcp://127.0.0.1:$port" --target "$IQN" --lun ram:64M \
 		"${ctl[@]}" -q >"$tmp/iserd.log" 2>&1 &

@@ -72,7 +72,7 @@ EOF
 	;;
 rbd)
 	isd_ceph_have || isd_skip "the ceph packages are not installed (scripts/deps.sh --test)"
-	"$ISERD" --help 2>&1 | grep -q 'rbd:POOL' || isd_skip "this iserd has no rbd: store"
+	grep -q 'rbd:POOL' <<<"$("$ISERD" --help 2>&1)" || isd_skip "this iserd has no rbd: store"
 	# librados and librbd are not built with the sanitizer: their own
 	# allocations at exit are not iserd's leaks
 	printf 'leak:librados.so\nleak:librbd.so\nleak:libceph-common.so\n' >"$ISD_TMP/lsan.supp"

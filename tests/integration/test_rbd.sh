@@ -19,7 +19,7 @@
 isd_init
 HERE=$(dirname "${BASH_SOURCE[0]}")
 isd_ceph_have || isd_skip "the ceph packages are not installed (scripts/deps.sh --test)"
-"$ISERD" --help 2>&1 | grep -q 'rbd:POOL' ||
+grep -q 'rbd:POOL' <<<"$("$ISERD" --help 2>&1)" ||
 	isd_skip "this iserd was built without the rbd: store (ISERD_RBD, librbd-dev)"
 isd_require_tools gcc cmp python3 timeout iscsi-inq iscsi-readcapacity16
 [ -f /usr/include/iscsi/iscsi.h ] || isd_skip "libiscsi-dev not installed"

@@ -17,7 +17,7 @@
 isd_init
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 isd_ceph_have || isd_skip "the ceph packages are not installed (scripts/deps.sh --test)"
-"$ISERD" --help 2>&1 | grep -q 'rbd:POOL' ||
+grep -q 'rbd:POOL' <<<"$("$ISERD" --help 2>&1)" ||
 	isd_skip "this iserd was built without the rbd: store (ISERD_RBD, librbd-dev)"
 isd_require_tools python3 timeout
 # librados and librbd are not built with the sanitizer: their threads' own

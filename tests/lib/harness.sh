@@ -352,7 +352,11 @@ isd_lab_init() {
 }
 
 isd_lab_need_iser() {
-	if ! "$ISERD" --help 2>&1 | grep -q 'iser://'; then
+	# the whole text first: grep -q stops reading at its match, and under
+	# pipefail the SIGPIPE iserd then gets would read as "not offered"
+	local help
+	help=$("$ISERD" --help 2>&1)
+	if ! grep -q 'iser://' <<<"$help"; then
 		echo "SKIP: this iserd build does not offer iser:// portals (see iserd --help)"
 		exit 77
 	fi
