@@ -181,7 +181,7 @@ isd_pr_state_decode(const uint8_t *b, size_t len, struct isd_pr_state *st)
 	struct rd r = { .b = b, .len = len };
 	const uint8_t *magic;
 	uint16_t holder, count;
-	uint8_t held;
+	uint8_t held, rsvd;
 
 	memset(st, 0, sizeof(*st));
 	TAILQ_INIT(&st->regs);
@@ -194,11 +194,12 @@ isd_pr_state_decode(const uint8_t *b, size_t len, struct isd_pr_state *st)
 		return -EINVAL;
 	held = rd_u8(&r);
 	st->type = rd_u8(&r);
-	(void)rd_u8(&r);
+	rsvd = rd_u8(&r);
 	st->gen = rd_u32(&r);
 	holder = rd_u16(&r);
 	count = rd_u16(&r);
-	if (r.bad || held > 1 || count > ISD_PR_MAX_REGS)
+	/* the reserved byte must be 0: one state, one encoding (the fuzzer checks it) */
+	if (r.bad || held > 1 || rsvd != 0 || count > ISD_PR_MAX_REGS)
 		return -EINVAL;
 	st->held = held;
 	if (st->held ? !type_ok(st->type) : st->type != 0)
@@ -302,6 +303,7 @@ isd_pr_fx_decode(const uint8_t *b, size_t len, struct isd_pr_fxlist *fx)
 	struct rd r = { .b = b, .len = len };
 	const uint8_t *magic;
 	uint16_t count;
+	uint8_t rsvd;
 
 	fx->n = 0;
 	if (b == NULL)
@@ -309,9 +311,9 @@ isd_pr_fx_decode(const uint8_t *b, size_t len, struct isd_pr_fxlist *fx)
 	magic = rd_take(&r, 4);
 	if (magic == NULL || memcmp(magic, FX_MAGIC, 4) != 0 || rd_u8(&r) != FORMAT)
 		return -EINVAL;
-	(void)rd_u8(&r);
+	rsvd = rd_u8(&r);
 	count = rd_u16(&r);
-	if (r.bad || count > ISD_PR_MAX_REGS)
+	if (r.bad || rsvd != 0 || count > ISD_PR_MAX_REGS)
 		return -EINVAL;
 	for (unsigned i = 0; i < count; i++) {
 		struct isd_pr_fx *f = &fx->fx[i];
