@@ -233,6 +233,7 @@ struct later_req {
 	struct isd_reactor *r;
 	isd_bstore_cb cb;
 	void *arg;
+	struct isd_monitor *mon;        /* held at submission */
 	int status;
 	TAILQ_ENTRY(later_req) link;
 };
@@ -280,11 +281,12 @@ later_run(void *arg)
 	struct isd_bstore_later *l = atomic_load_explicit(&req->bs->later, memory_order_acquire);
 	isd_bstore_cb cb = req->cb;
 	void *cb_arg = req->arg;
+	struct isd_monitor *mon = req->mon;
 	int status = req->status;
 
 	TAILQ_REMOVE(&l->q[isd_reactor_index(req->r)], req, link);
 	isd_mem_free(req);
-	cb(cb_arg, status);
+	isd_bstore_deliver(mon, cb, cb_arg, status);
 }
 
 int
@@ -303,6 +305,7 @@ isd_bstore_complete_later(struct isd_bstore *bs, int status, isd_bstore_cb cb, v
 	req->r = isd_bstore_reactor_here(bs);
 	req->cb = cb;
 	req->arg = arg;
+	req->mon = isd_monitor_current();
 	req->status = status;
 	TAILQ_INSERT_TAIL(&l->q[isd_reactor_index(req->r)], req, link);
 	isd_reactor_defer(req->r, &req->timer);

@@ -7,7 +7,11 @@
  * inside the submitting call (so the SCSI layer's stack never recurses).
  *
  * A store may be used from every reactor of one group (src/reactor): the
- * callback of a request runs on the reactor of the thread that submitted it.
+ * callback of a request runs on the reactor of the thread that submitted it,
+ * under the monitor (util/monitor.h) that thread held when it submitted, so
+ * that the owner's state is guarded at completion as it was at submission:
+ * a store records isd_monitor_current() in each request and calls back
+ * through isd_bstore_deliver().
  */
 #ifndef ISD_BSTORE_H
 #define ISD_BSTORE_H
@@ -17,6 +21,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "util/monitor.h"
+
 struct isd_reactor;
 struct isd_bstore;
 
@@ -25,6 +31,14 @@ struct isd_bstore;
  * cluster lock taken by another gateway), this gateway can no longer reach it.
  */
 typedef void (*isd_bstore_cb)(void *arg, int status);
+
+static inline void
+isd_bstore_deliver(struct isd_monitor *mon, isd_bstore_cb cb, void *arg, int status)
+{
+	isd_monitor_enter(mon);
+	cb(arg, status);
+	isd_monitor_leave(mon);
+}
 
 struct isd_bstore_ops {
 	const char *name;

@@ -110,6 +110,7 @@ struct rbd_req {
 	uint64_t *mismatch;             /* the caller's: that offset from off */
 	isd_bstore_cb cb;
 	void *arg;
+	struct isd_monitor *mon;        /* held at submission */
 	rbd_completion_t comp;
 	/* more iovecs than librbd takes: the data lives here, copied in or out */
 	void *bounce;
@@ -189,6 +190,7 @@ struct rbd_preq {
 	rados_write_op_t wop;
 	isd_bstore_cb cb;
 	void *arg;
+	struct isd_monitor *mon;        /* held at submission */
 	/* load */
 	char *buf;
 	size_t nread;
@@ -440,10 +442,11 @@ req_finish(struct rbd_req *req, int status)
 	struct rbd_bs *rb = req->rb;
 	isd_bstore_cb cb = req->cb;
 	void *arg = req->arg;
+	struct isd_monitor *mon = req->mon;
 
 	TAILQ_REMOVE(&rb->inflight, req, link);
 	req_free(req);
-	cb(arg, status);
+	isd_bstore_deliver(mon, cb, arg, status);
 }
 
 static int
@@ -473,6 +476,7 @@ req_alloc(struct rbd_bs *rb, enum rbd_op op, isd_bstore_cb cb, void *arg)
 	req->op = op;
 	req->cb = cb;
 	req->arg = arg;
+	req->mon = isd_monitor_current();
 	/* no callback: the completion is collected by rbd_poll_io_events on the reactor */
 	if (rbd_aio_create_completion(req, NULL, &req->comp) < 0) {
 		isd_mem_free(req);
@@ -647,6 +651,7 @@ rs_compare_and_write(struct isd_bstore *bs, const void *cmp, const void *data, s
 	req->op = ROP_CAW;
 	req->cb = cb;
 	req->arg = arg;
+	req->mon = isd_monitor_current();
 	req->fua = fua;
 	req->off = off;
 	req->len = len;
@@ -753,6 +758,7 @@ preq_alloc(struct rbd_bs *rb, enum rbd_pkind kind, isd_bstore_cb cb, void *arg)
 	req->kind = kind;
 	req->cb = cb;
 	req->arg = arg;
+	req->mon = isd_monitor_current();
 	if (rados_aio_create_completion(req, rs_pr_cb, NULL, &req->comp) < 0) {
 		free(req);
 		return NULL;
@@ -983,7 +989,7 @@ preq_done(struct rbd_preq *req)
 	}
 	if (r > 0)
 		r = 0;
-	req->cb(req->arg, r < -4095 ? -EIO : r);
+	isd_bstore_deliver(req->mon, req->cb, req->arg, r < -4095 ? -EIO : r);
 	preq_free(req);
 }
 

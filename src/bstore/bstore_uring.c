@@ -81,6 +81,7 @@ struct uring_req {
 	uint64_t len;                   /* discard length */
 	isd_bstore_cb cb;
 	void *arg;
+	struct isd_monitor *mon;        /* held at submission */
 	struct isd_timer timer;         /* UOP_BLKDISCARD completion; a memory file's I/O */
 	int status;
 	TAILQ_ENTRY(uring_req) link;    /* on the ring's pending list */
@@ -129,10 +130,11 @@ req_finish(struct uring_req *req, int status)
 {
 	isd_bstore_cb cb = req->cb;
 	void *arg = req->arg;
+	struct isd_monitor *mon = req->mon;
 
 	req->per->inflight--;
 	isd_mem_free(req);
-	cb(arg, status);
+	isd_bstore_deliver(mon, cb, arg, status);
 }
 
 /* Puts the request in the SQ; false when the SQ is full. */
@@ -402,6 +404,7 @@ req_alloc(struct uring_bs *ubs, enum uring_op op, const struct iovec *iov, int i
 	req->off = off;
 	req->cb = cb;
 	req->arg = arg;
+	req->mon = isd_monitor_current();
 	if (iovcnt > 0)
 		memcpy(req->iov, iov, (size_t)iovcnt * sizeof(struct iovec));
 	req->iovcnt = iovcnt;

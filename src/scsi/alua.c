@@ -106,8 +106,8 @@ alua_changed(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *now)
 			isd_scsi_ua_raise_all(dev->lus[i], ISD_UA_INQUIRY_CHANGED, false, 0);
 }
 
-int
-isd_scsi_dev_set_alua(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *cfg)
+static int
+dev_set_alua_in(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *cfg)
 {
 	struct isd_scsi_alua_cfg a;
 
@@ -143,8 +143,8 @@ isd_scsi_dev_set_alua(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *
 	return 0;
 }
 
-int
-isd_scsi_lu_set_alua_state(struct isd_scsi_dev *dev, uint32_t lun, enum isd_scsi_alua_state state)
+static int
+lu_set_alua_state_in(struct isd_scsi_dev *dev, uint32_t lun, enum isd_scsi_alua_state state)
 {
 	struct isd_scsi_lu *lu;
 
@@ -282,4 +282,30 @@ isd_alua_exec_rtpg(struct isd_scsi_cmd *cmd)
 	put_be32(buf, off - 4);
 	isd_scsi_data_in(cmd, buf, off);
 	isd_scsi_cmd_done(cmd);
+}
+
+/* ---- the ways in from outside: each enters the device's monitor ---- */
+
+int
+isd_scsi_dev_set_alua(struct isd_scsi_dev *dev, const struct isd_scsi_alua_cfg *cfg)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+	int rc;
+
+	isd_monitor_enter(mon);
+	rc = dev_set_alua_in(dev, cfg);
+	isd_monitor_leave(mon);
+	return rc;
+}
+
+int
+isd_scsi_lu_set_alua_state(struct isd_scsi_dev *dev, uint32_t lun, enum isd_scsi_alua_state state)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+	int rc;
+
+	isd_monitor_enter(mon);
+	rc = lu_set_alua_state_in(dev, lun, state);
+	isd_monitor_leave(mon);
+	return rc;
 }

@@ -65,6 +65,7 @@ isd_scsi_dev_create(const char *name, struct isd_scsi_dev **out)
 	if (dev == NULL)
 		return -ENOMEM;
 	snprintf(dev->name, sizeof(dev->name), "%s", name != NULL ? name : "");
+	isd_monitor_init(&dev->mon);
 	TAILQ_INSERT_TAIL(&g_devs, dev, link);
 	*out = dev;
 	return 0;
@@ -183,6 +184,7 @@ isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 			lu_reap(lu);
 		}
 	}
+	isd_monitor_destroy(&dev->mon);
 	free(dev);
 }
 
@@ -227,8 +229,8 @@ isd_scsi_lu_find_naa(struct isd_scsi_dev *prefer, const uint8_t *naa, uint32_t l
 	return NULL;
 }
 
-void
-isd_scsi_dev_luns_changed(struct isd_scsi_dev *dev)
+static void
+dev_luns_changed_in(struct isd_scsi_dev *dev)
 {
 	if (dev == NULL)
 		return;
@@ -237,8 +239,8 @@ isd_scsi_dev_luns_changed(struct isd_scsi_dev *dev)
 			isd_scsi_ua_raise_all(dev->lus[i], ISD_UA_LUNS_CHANGED, false, 0);
 }
 
-int
-isd_scsi_dev_remove_lu(struct isd_scsi_dev *dev, uint32_t lun,
+static int
+dev_remove_lu_in(struct isd_scsi_dev *dev, uint32_t lun,
 		       void (*gone)(void *arg, struct isd_bstore *bs), void *arg)
 {
 	struct isd_scsi_lu *lu;
@@ -264,16 +266,16 @@ isd_scsi_dev_remove_lu(struct isd_scsi_dev *dev, uint32_t lun,
 	return 0;
 }
 
-uint32_t
-isd_scsi_lu_busy(struct isd_scsi_dev *dev, uint32_t lun)
+static uint32_t
+lu_busy_in(struct isd_scsi_dev *dev, uint32_t lun)
 {
 	if (dev == NULL || lun >= ISD_SCSI_MAX_LUNS || dev->lus[lun] == NULL)
 		return 0;
 	return dev->lus[lun]->refs;
 }
 
-int
-isd_scsi_lu_set_read_only(struct isd_scsi_dev *dev, uint32_t lun, bool read_only)
+static int
+lu_set_read_only_in(struct isd_scsi_dev *dev, uint32_t lun, bool read_only)
 {
 	struct isd_scsi_lu *lu;
 
@@ -331,8 +333,8 @@ isd_scsi_phys_block_check(uint32_t block_size, uint32_t physical_block_size)
 	return 0;
 }
 
-int
-isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scsi_lu_cfg *cfg)
+static int
+dev_add_lu_in(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scsi_lu_cfg *cfg)
 {
 	struct isd_scsi_lu *lu;
 	char buf[64];
@@ -409,8 +411,8 @@ isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scs
 	return 0;
 }
 
-void
-isd_scsi_dev_set_task_ops(struct isd_scsi_dev *dev, const struct isd_scsi_task_ops *ops)
+static void
+dev_set_task_ops_in(struct isd_scsi_dev *dev, const struct isd_scsi_task_ops *ops)
 {
 	if (dev == NULL)
 		return;
@@ -420,8 +422,8 @@ isd_scsi_dev_set_task_ops(struct isd_scsi_dev *dev, const struct isd_scsi_task_o
 		memset(&dev->task_ops, 0, sizeof(dev->task_ops));
 }
 
-uint32_t
-isd_scsi_dev_lu_count(struct isd_scsi_dev *dev)
+static uint32_t
+dev_lu_count_in(struct isd_scsi_dev *dev)
 {
 	return dev != NULL ? dev->nlus : 0;
 }
@@ -436,14 +438,14 @@ lu_lookup(struct isd_scsi_dev *dev, uint64_t lun_field)
 	return dev->lus[lun];
 }
 
-bool
-isd_scsi_lun_exists(struct isd_scsi_dev *dev, uint64_t lun)
+static bool
+lun_exists_in(struct isd_scsi_dev *dev, uint64_t lun)
 {
 	return lu_lookup(dev, lun) != NULL;
 }
 
-int
-isd_scsi_lu_capacity_changed(struct isd_scsi_dev *dev, uint32_t lun)
+static int
+lu_capacity_changed_in(struct isd_scsi_dev *dev, uint32_t lun)
 {
 	struct isd_scsi_lu *lu;
 
@@ -576,8 +578,8 @@ isd_scsi_ua_take(struct isd_scsi_itn *itn, uint16_t *asc_ascq)
 	return true;
 }
 
-void
-isd_scsi_nexus_add(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus)
+static void
+nexus_add_in(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus)
 {
 	if (dev == NULL || nexus == NULL)
 		return;
@@ -601,8 +603,8 @@ isd_scsi_nexus_add(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus)
 	}
 }
 
-void
-isd_scsi_nexus_remove(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus)
+static void
+nexus_remove_in(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus)
 {
 	if (dev == NULL || nexus == NULL)
 		return;
@@ -638,8 +640,8 @@ lu_reset(struct isd_scsi_lu *lu, uint32_t ua, struct isd_scsi_nexus *from)
 	}
 }
 
-int
-isd_scsi_lu_reset(struct isd_scsi_dev *dev, uint64_t lun, struct isd_scsi_nexus *from)
+static int
+lu_reset_in(struct isd_scsi_dev *dev, uint64_t lun, struct isd_scsi_nexus *from)
 {
 	struct isd_scsi_lu *lu = lu_lookup(dev, lun);
 
@@ -655,8 +657,8 @@ isd_scsi_lu_reset(struct isd_scsi_dev *dev, uint64_t lun, struct isd_scsi_nexus 
 	return 0;
 }
 
-void
-isd_scsi_dev_reset(struct isd_scsi_dev *dev, struct isd_scsi_nexus *from)
+static void
+dev_reset_in(struct isd_scsi_dev *dev, struct isd_scsi_nexus *from)
 {
 	if (dev == NULL)
 		return;
@@ -768,6 +770,14 @@ isd_scsi_setup_data_in(struct isd_scsi_cmd *cmd, uint32_t alloc_len)
 
 /* ---- command flow ---- */
 
+static void
+cmd_done_call(void *arg)
+{
+	struct isd_scsi_cmd *cmd = arg;
+
+	cmd->done(cmd);
+}
+
 void
 isd_scsi_cmd_done(struct isd_scsi_cmd *cmd)
 {
@@ -777,8 +787,9 @@ isd_scsi_cmd_done(struct isd_scsi_cmd *cmd)
 	isd_scsi_io_done(cmd, false);
 	if (cmd->io_flags & ISD_SCSI_IOF_GATED)
 		isd_sbc_gate_leave(cmd);
+	/* the transport hears of it outside the monitor (util/monitor.h) */
 	if (cmd->done != NULL)
-		cmd->done(cmd);
+		isd_monitor_after(&cmd->done_call, cmd_done_call, cmd);
 }
 
 static const struct isd_scsi_op *
@@ -884,10 +895,15 @@ fence_match(void *arg, struct isd_scsi_cmd *victim)
 	return hit;
 }
 
+/* the transport's call, when the aborted tasks are gone */
 static void
 fence_drained(struct isd_scsi_cmd *cmd)
 {
+	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
+
+	isd_monitor_enter(mon);
 	isd_scsi_cmd_done(cmd);
+	isd_monitor_leave(mon);
 }
 
 /* Returns true when drained(cmd) will be called later. */
@@ -957,13 +973,16 @@ static void
 fence_lu_drained(struct isd_scsi_cmd *self)
 {
 	struct lu_fence *f = (struct lu_fence *)self;
+	struct isd_monitor *mon = isd_scsi_dev_monitor(f->self.dev);
 
+	isd_monitor_enter(mon);
 	f->done(f->arg);
+	isd_monitor_leave(mon);
 	free(f);
 }
 
-void
-isd_scsi_fence_lu(struct isd_scsi_lu *lu, void (*done)(void *arg), void *arg)
+static void
+fence_lu_in(struct isd_scsi_lu *lu, void (*done)(void *arg), void *arg)
 {
 	struct isd_scsi_dev *dev = lu->dev;
 	struct isd_scsi_itn *itn;
@@ -1174,8 +1193,8 @@ cmd_setup(struct isd_scsi_cmd *cmd)
 	return rc;
 }
 
-int
-isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
+static int
+cmd_setup_in(struct isd_scsi_cmd *cmd)
 {
 	uint64_t t0 = cmd->arrival_ns != 0 ? cmd->arrival_ns : isd_now_ns();
 	int rc = cmd_setup(cmd);
@@ -1187,8 +1206,8 @@ isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 	return rc;
 }
 
-void
-isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd)
+static void
+cmd_exec_in(struct isd_scsi_cmd *cmd)
 {
 	const struct isd_scsi_op *op = cmd->op;
 
@@ -1208,8 +1227,8 @@ isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd)
 	op->exec(cmd);
 }
 
-void
-isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd)
+static void
+cmd_abort_in(struct isd_scsi_cmd *cmd)
 {
 	cmd->aborted = true;
 	cmd->status = ISD_SAM_TASK_ABORTED;
@@ -1218,15 +1237,15 @@ isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd)
 	isd_scsi_io_done(cmd, false);
 }
 
-void
-isd_scsi_cmd_cancel(struct isd_scsi_cmd *cmd)
+static void
+cmd_cancel_in(struct isd_scsi_cmd *cmd)
 {
 	cmd->aborted = true;
 	(void)isd_scsi_sanitize_cancel(cmd);
 }
 
-void
-isd_scsi_cmd_release(struct isd_scsi_cmd *cmd)
+static void
+cmd_release_in(struct isd_scsi_cmd *cmd)
 {
 	/* set up, then neither run nor aborted: the transport gave it up */
 	isd_scsi_io_done(cmd, true);
@@ -1239,4 +1258,215 @@ isd_scsi_cmd_release(struct isd_scsi_cmd *cmd)
 		cmd->lu_ref = NULL;
 		lu_put(lu);
 	}
+}
+
+/* ---- the ways in from outside: each enters the device's monitor ---- */
+
+int
+isd_scsi_dev_add_lu(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scsi_lu_cfg *cfg)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+	int rc;
+
+	isd_monitor_enter(mon);
+	rc = dev_add_lu_in(dev, lun, cfg);
+	isd_monitor_leave(mon);
+	return rc;
+}
+
+void
+isd_scsi_dev_set_task_ops(struct isd_scsi_dev *dev, const struct isd_scsi_task_ops *ops)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+
+	isd_monitor_enter(mon);
+	dev_set_task_ops_in(dev, ops);
+	isd_monitor_leave(mon);
+}
+
+uint32_t
+isd_scsi_dev_lu_count(struct isd_scsi_dev *dev)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+	uint32_t rc;
+
+	isd_monitor_enter(mon);
+	rc = dev_lu_count_in(dev);
+	isd_monitor_leave(mon);
+	return rc;
+}
+
+bool
+isd_scsi_lun_exists(struct isd_scsi_dev *dev, uint64_t lun)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+	bool rc;
+
+	isd_monitor_enter(mon);
+	rc = lun_exists_in(dev, lun);
+	isd_monitor_leave(mon);
+	return rc;
+}
+
+int
+isd_scsi_lu_capacity_changed(struct isd_scsi_dev *dev, uint32_t lun)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+	int rc;
+
+	isd_monitor_enter(mon);
+	rc = lu_capacity_changed_in(dev, lun);
+	isd_monitor_leave(mon);
+	return rc;
+}
+
+void
+isd_scsi_dev_luns_changed(struct isd_scsi_dev *dev)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+
+	isd_monitor_enter(mon);
+	dev_luns_changed_in(dev);
+	isd_monitor_leave(mon);
+}
+
+int
+isd_scsi_dev_remove_lu(struct isd_scsi_dev *dev, uint32_t lun,
+		       void (*gone)(void *arg, struct isd_bstore *bs), void *arg)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+	int rc;
+
+	isd_monitor_enter(mon);
+	rc = dev_remove_lu_in(dev, lun, gone, arg);
+	isd_monitor_leave(mon);
+	return rc;
+}
+
+uint32_t
+isd_scsi_lu_busy(struct isd_scsi_dev *dev, uint32_t lun)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+	uint32_t rc;
+
+	isd_monitor_enter(mon);
+	rc = lu_busy_in(dev, lun);
+	isd_monitor_leave(mon);
+	return rc;
+}
+
+int
+isd_scsi_lu_set_read_only(struct isd_scsi_dev *dev, uint32_t lun, bool read_only)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+	int rc;
+
+	isd_monitor_enter(mon);
+	rc = lu_set_read_only_in(dev, lun, read_only);
+	isd_monitor_leave(mon);
+	return rc;
+}
+
+void
+isd_scsi_nexus_add(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+
+	isd_monitor_enter(mon);
+	nexus_add_in(dev, nexus);
+	isd_monitor_leave(mon);
+}
+
+void
+isd_scsi_nexus_remove(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexus)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+
+	isd_monitor_enter(mon);
+	nexus_remove_in(dev, nexus);
+	isd_monitor_leave(mon);
+}
+
+int
+isd_scsi_lu_reset(struct isd_scsi_dev *dev, uint64_t lun, struct isd_scsi_nexus *from)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+	int rc;
+
+	isd_monitor_enter(mon);
+	rc = lu_reset_in(dev, lun, from);
+	isd_monitor_leave(mon);
+	return rc;
+}
+
+void
+isd_scsi_dev_reset(struct isd_scsi_dev *dev, struct isd_scsi_nexus *from)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+
+	isd_monitor_enter(mon);
+	dev_reset_in(dev, from);
+	isd_monitor_leave(mon);
+}
+
+int
+isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
+	int rc;
+
+	isd_monitor_enter(mon);
+	rc = cmd_setup_in(cmd);
+	isd_monitor_leave(mon);
+	return rc;
+}
+
+void
+isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
+
+	isd_monitor_enter(mon);
+	cmd_exec_in(cmd);
+	isd_monitor_leave(mon);
+}
+
+void
+isd_scsi_cmd_abort(struct isd_scsi_cmd *cmd)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
+
+	isd_monitor_enter(mon);
+	cmd_abort_in(cmd);
+	isd_monitor_leave(mon);
+}
+
+void
+isd_scsi_cmd_cancel(struct isd_scsi_cmd *cmd)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
+
+	isd_monitor_enter(mon);
+	cmd_cancel_in(cmd);
+	isd_monitor_leave(mon);
+}
+
+void
+isd_scsi_cmd_release(struct isd_scsi_cmd *cmd)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
+
+	isd_monitor_enter(mon);
+	cmd_release_in(cmd);
+	isd_monitor_leave(mon);
+}
+
+void
+isd_scsi_fence_lu(struct isd_scsi_lu *lu, void (*done)(void *arg), void *arg)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(lu->dev);
+
+	isd_monitor_enter(mon);
+	fence_lu_in(lu, done, arg);
+	isd_monitor_leave(mon);
 }

@@ -849,8 +849,13 @@ isd_scsi_pr_share_stop(struct isd_scsi_lu *lu)
 static void
 pr_changed(void *arg, struct isd_bstore *bs, const void *msg, size_t len, uint64_t token)
 {
+	struct isd_scsi_lu *lu = arg;
+	struct isd_monitor *mon = isd_scsi_dev_monitor(lu->dev);
+
 	(void)bs;
-	remote_reload(arg, msg, len, token);
+	isd_monitor_enter(mon);
+	remote_reload(lu, msg, len, token);
+	isd_monitor_leave(mon);
 }
 
 void

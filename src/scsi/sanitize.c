@@ -226,11 +226,15 @@ static void
 san_answer_cancelled(void *arg)
 {
 	struct isd_scsi_sanitize *san = arg;
-	struct isd_scsi_cmd *cmd = san->cancelled;
+	struct isd_monitor *mon = isd_scsi_dev_monitor(san->lu->dev);
+	struct isd_scsi_cmd *cmd;
 
+	isd_monitor_enter(mon);
+	cmd = san->cancelled;
 	san->cancelled = NULL;
 	if (cmd != NULL)
 		isd_scsi_cmd_done(cmd);
+	isd_monitor_leave(mon);
 }
 
 /*

@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 
 #include "util/iostats.h"
+#include "util/monitor.h"
 
 struct isd_bstore;
 struct isd_scsi_lu;
@@ -170,6 +171,7 @@ struct isd_scsi_cmd {
 	int8_t io_err;                  /* enum isd_io_err, or -1 for GOOD */
 	uint8_t io_dir;                 /* enum isd_io_dir */
 	uint64_t io_bytes;
+	struct isd_monitor_call done_call;      /* cmd->done, run once the monitor is left */
 };
 
 /* Backing store description used to create a logical unit. */

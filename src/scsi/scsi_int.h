@@ -263,7 +263,20 @@ struct isd_scsi_dev {
 	struct isd_scsi_lu *removed;            /* removed LUs with commands still alive */
 	struct isd_scsi_alua_cfg alua;          /* group 0: ALUA off */
 	struct isd_io_stats io;         /* every command to the device, LU or not */
+	/*
+	 * Everything above and every LU's state is touched under this monitor
+	 * only (util/monitor.h): the public functions of scsi.h enter it, a
+	 * store's completion runs under the monitor its request was submitted
+	 * under, and a command's done callback waits for the outermost leave.
+	 */
+	struct isd_monitor mon;
 };
+
+static inline struct isd_monitor *
+isd_scsi_dev_monitor(struct isd_scsi_dev *dev)
+{
+	return dev != NULL ? &dev->mon : NULL;
+}
 
 /* No command may change the medium: a read-only LU, or SWP set. */
 static inline bool

@@ -157,9 +157,14 @@ isd_scsi_dev_lu_info(struct isd_scsi_dev *dev, uint32_t lun, struct isd_scsi_lu_
 {
 	const struct isd_scsi_lu *lu;
 
-	if (dev == NULL || lun >= ISD_SCSI_MAX_LUNS || dev->lus[lun] == NULL)
+	if (dev == NULL || lun >= ISD_SCSI_MAX_LUNS)
 		return -ENOENT;
+	isd_monitor_enter(&dev->mon);
 	lu = dev->lus[lun];
+	if (lu == NULL) {
+		isd_monitor_leave(&dev->mon);
+		return -ENOENT;
+	}
 	memset(out, 0, sizeof(*out));
 	out->lun = lun;
 	out->block_size = lu->block_size;
@@ -168,6 +173,7 @@ isd_scsi_dev_lu_info(struct isd_scsi_dev *dev, uint32_t lun, struct isd_scsi_lu_
 	out->alua_group = dev->alua.group;
 	out->alua_state = lu->alua_state;
 	out->io = lu->io;
+	isd_monitor_leave(&dev->mon);
 	return 0;
 }
 
@@ -178,6 +184,7 @@ isd_scsi_dev_luns(struct isd_scsi_dev *dev, uint32_t *out, int max)
 
 	if (dev == NULL)
 		return 0;
+	isd_monitor_enter(&dev->mon);
 	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++) {
 		if (dev->lus[i] == NULL)
 			continue;
@@ -185,6 +192,7 @@ isd_scsi_dev_luns(struct isd_scsi_dev *dev, uint32_t *out, int max)
 			out[n] = i;
 		n++;
 	}
+	isd_monitor_leave(&dev->mon);
 	return n;
 }
 
@@ -195,5 +203,7 @@ isd_scsi_dev_io_stats(struct isd_scsi_dev *dev, struct isd_io_stats *out)
 		memset(out, 0, sizeof(*out));
 		return;
 	}
+	isd_monitor_enter(&dev->mon);
 	*out = dev->io;
+	isd_monitor_leave(&dev->mon);
 }

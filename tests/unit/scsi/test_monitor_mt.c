@@ -1,0 +1,302 @@
+/*
+ * One SCSI device, several reactors at once: each reactor of a group runs
+ * commands from its own I_T nexus against the same RAM LU (writes read back
+ * and checked, PERSISTENT RESERVE OUT registrations and PR IN, TEST UNIT
+ * READY), while one of them keeps raising unit attentions on every nexus
+ * (capacity changed) and reactor 0 reads the device's counters. Every way
+ * into the SCSI layer enters the device's monitor (util/monitor.h), every
+ * store completion runs under it and every cmd->done after it; the tsan
+ * preset runs this test, so state of the layer touched outside the monitor
+ * fails CI.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bstore/bstore.h"
+#include "reactor/reactor.h"
+#include "scsi/scsi.h"
+#include "util/endian.h"
+#include "util/monitor.h"
+
+#define NWORKERS 3              /* reactors 1..3; reactor 0 reads counters */
+#define BS 512u
+#define NB 8u                   /* blocks a write */
+#define ROUNDS 400u
+
+enum step { S_WRITE, S_READ, S_REGISTER, S_READ_KEYS, S_TUR, S_UNREGISTER, S_UA, S_NSTEPS };
+
+struct worker {
+	struct isd_reactor_msg start;
+	struct isd_reactor *r;
+	struct isd_reactor *main_r;
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_nexus nexus;
+	unsigned index;
+	struct isd_timer next;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16];
+	uint8_t param[24];
+	uint32_t round;
+	enum step step;
+	uint32_t bad_data, bad_status, wrong_thread, unit_attentions, done_inside;
+	bool in_call;
+	atomic_int *left;
+};
+
+static void run_step(void *arg);
+
+static void
+pattern(const struct worker *w, uint32_t round, uint8_t *buf)
+{
+	for (uint32_t i = 0; i < NB * BS; i++)
+		buf[i] = (uint8_t)(w->index * 61u + round * 7u + i);
+}
+
+static uint32_t
+lba_of(const struct worker *w, uint32_t round)
+{
+	return (round % 32u * NWORKERS + w->index) * NB;
+}
+
+static void
+advance(struct worker *w)
+{
+	if (++w->step == S_NSTEPS) {
+		w->step = S_WRITE;
+		if (++w->round == ROUNDS) {
+			if (atomic_fetch_sub(w->left, 1) == 1)
+				isd_reactor_stop(w->main_r);
+			return;
+		}
+	}
+	/* the next command from the next turn, not from inside this completion */
+	isd_reactor_defer(w->r, &w->next);
+}
+
+static void
+cmd_done(struct isd_scsi_cmd *cmd)
+{
+	struct worker *w = cmd->cb_arg;
+	uint8_t want[NB * BS];
+
+	if (isd_reactor_current() != w->r)
+		w->wrong_thread++;
+	/* cmd->done runs once the monitor is left, never inside it */
+	if (isd_monitor_current() != NULL)
+		w->done_inside++;
+	if (cmd->status == ISD_SAM_CHECK_CONDITION && cmd->sense_len >= 14 &&
+	    (cmd->sense[2] & 0x0f) == 0x06) {
+		/* a unit attention another reactor raised: the same step again */
+		w->unit_attentions++;
+		isd_scsi_cmd_release(cmd);
+		isd_reactor_defer(w->r, &w->next);
+		return;
+	}
+	if (cmd->status != ISD_SAM_GOOD)
+		w->bad_status++;
+	if (w->step == S_READ && cmd->status == ISD_SAM_GOOD) {
+		pattern(w, w->round, want);
+		if (cmd->data_in_len != sizeof(want) || cmd->iovcnt < 1 ||
+		    memcmp(cmd->iov[0].iov_base, want, sizeof(want)) != 0)
+			w->bad_data++;
+	}
+	if (w->step == S_READ_KEYS && cmd->status == ISD_SAM_GOOD) {
+		/* our own key is among the registered ones */
+		const uint8_t *d = cmd->iov[0].iov_base;
+		uint32_t n = get_be32(d + 4) / 8;
+		bool found = false;
+
+		for (uint32_t i = 0; i < n && 8 + 8 * i + 8 <= cmd->data_in_len; i++)
+			found |= get_be64(d + 8 + 8 * i) == 0x1000u + w->index;
+		if (!found)
+			w->bad_data++;
+	}
+	isd_scsi_cmd_release(cmd);
+	advance(w);
+}
+
+static void
+run_step(void *arg)
+{
+	struct worker *w = arg;
+	struct isd_scsi_cmd *cmd = &w->cmd;
+	uint32_t out_len = 0;
+	int rc;
+
+	if (w->step == S_UA) {
+		/* every nexus of the LU gets CAPACITY DATA HAS CHANGED */
+		if (w->index == 1 && w->round % 4 == 0)
+			assert_int_equal(isd_scsi_lu_capacity_changed(w->dev, 0), 0);
+		advance(w);
+		return;
+	}
+	memset(cmd, 0, sizeof(*cmd));
+	memset(w->cdb, 0, sizeof(w->cdb));
+	memset(w->param, 0, sizeof(w->param));
+	switch (w->step) {
+	case S_WRITE:
+	case S_READ:
+		w->cdb[0] = w->step == S_WRITE ? 0x2a : 0x28;
+		put_be32(w->cdb + 2, lba_of(w, w->round));
+		put_be16(w->cdb + 7, NB);
+		out_len = w->step == S_WRITE ? NB * BS : 0;
+		break;
+	case S_REGISTER:
+	case S_UNREGISTER:
+		/* REGISTER AND IGNORE EXISTING KEY: our key, then none */
+		w->cdb[0] = 0x5f;
+		w->cdb[1] = 0x06;
+		put_be32(w->cdb + 5, sizeof(w->param));
+		put_be64(w->param + 8, w->step == S_REGISTER ? 0x1000u + w->index : 0);
+		out_len = sizeof(w->param);
+		break;
+	case S_READ_KEYS:
+		w->cdb[0] = 0x5e;
+		put_be16(w->cdb + 7, 512);
+		break;
+	case S_TUR:
+	default:
+		break;
+	}
+	cmd->dev = w->dev;
+	cmd->nexus = &w->nexus;
+	cmd->lun = isd_scsi_lun_encode(0);
+	cmd->cdb = w->cdb;
+	cmd->cdb_len = 16;
+	cmd->edtl = out_len != 0 ? out_len : 65536;
+	cmd->done = cmd_done;
+	cmd->cb_arg = w;
+	rc = isd_scsi_cmd_setup(cmd);
+	if (rc != ISD_SCSI_SETUP_READY) {
+		/* finished in setup (a unit attention, most likely): no done call */
+		cmd_done(cmd);
+		return;
+	}
+	if (out_len != 0) {
+		if (w->step == S_WRITE)
+			pattern(w, w->round, cmd->iov[0].iov_base);
+		else
+			memcpy(cmd->iov[0].iov_base, w->param, sizeof(w->param));
+	}
+	isd_scsi_cmd_exec(cmd);
+}
+
+static void
+start_worker(void *arg)
+{
+	run_step(arg);
+}
+
+/* reactor 0: the counters, read while the workers run (as a scrape would) */
+struct reader {
+	struct isd_timer t;
+	struct isd_reactor *r;
+	struct isd_scsi_dev *dev;
+	uint64_t reads;
+};
+
+static void
+read_counters(void *arg)
+{
+	struct reader *rd = arg;
+	struct isd_scsi_lu_info info;
+	struct isd_io_stats io;
+
+	assert_int_equal(isd_scsi_dev_lu_info(rd->dev, 0, &info), 0);
+	isd_scsi_dev_io_stats(rd->dev, &io);
+	rd->reads++;
+	isd_reactor_timer_start(rd->r, &rd->t, 1);
+}
+
+static void
+test_one_device_many_reactors(void **state)
+{
+	struct isd_reactor_group *g;
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_lu_cfg cfg;
+	struct isd_bstore *bs;
+	struct worker w[NWORKERS];
+	struct reader rd;
+	struct isd_scsi_lu_info info;
+	atomic_int left = NWORKERS;
+	char err[128];
+
+	(void)state;
+	isd_monitor_set_threaded(true);
+	assert_int_equal(isd_reactor_group_create(NWORKERS + 1, &g), 0);
+	assert_int_equal(isd_scsi_dev_create("iqn.2026-12.test:mt", &dev), 0);
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(isd_bstore_open(isd_reactor_group_get(g, 0), "ram:1M", &bs, err,
+					 sizeof(err)), 0);
+	cfg.bstore = bs;
+	cfg.block_size = BS;
+	cfg.write_cache = true;
+	snprintf(cfg.serial, sizeof(cfg.serial), "MT0");
+	assert_int_equal(isd_scsi_dev_add_lu(dev, 0, &cfg), 0);
+
+	memset(w, 0, sizeof(w));
+	for (unsigned i = 0; i < NWORKERS; i++) {
+		w[i].index = i + 1;
+		w[i].r = isd_reactor_group_get(g, i + 1);
+		w[i].main_r = isd_reactor_group_get(g, 0);
+		w[i].dev = dev;
+		w[i].left = &left;
+		snprintf(w[i].nexus.initiator_port, sizeof(w[i].nexus.initiator_port),
+			 "iqn.2026-12.test:ini%u,i,0x00023d00000%u", i, i + 1);
+		snprintf(w[i].nexus.target_port, sizeof(w[i].nexus.target_port),
+			 "iqn.2026-12.test:mt,t,0x0001");
+		w[i].nexus.rel_tgt_port_id = 1;
+		w[i].nexus.id = 100 + i;
+		isd_timer_init(&w[i].next, run_step, &w[i]);
+		w[i].start.cb = start_worker;
+		w[i].start.arg = &w[i];
+	}
+	memset(&rd, 0, sizeof(rd));
+	rd.r = isd_reactor_group_get(g, 0);
+	rd.dev = dev;
+	isd_timer_init(&rd.t, read_counters, &rd);
+	isd_reactor_timer_start(rd.r, &rd.t, 1);
+
+	assert_int_equal(isd_reactor_group_start(g, NULL, 0), 0);
+	for (unsigned i = 0; i < NWORKERS; i++)
+		isd_reactor_post(w[i].r, &w[i].start);
+	assert_int_equal(isd_reactor_run(isd_reactor_group_get(g, 0)), 0);
+	isd_reactor_timer_stop(rd.r, &rd.t);
+	isd_reactor_group_join(g);
+
+	for (unsigned i = 0; i < NWORKERS; i++) {
+		print_message("reactor %u: %u rounds, %u unit attentions\n", w[i].index, w[i].round,
+			      w[i].unit_attentions);
+		assert_int_equal(w[i].round, ROUNDS);
+		assert_int_equal(w[i].bad_data, 0);
+		assert_int_equal(w[i].bad_status, 0);
+		assert_int_equal(w[i].wrong_thread, 0);
+		assert_int_equal(w[i].done_inside, 0);
+	}
+	/* every command counted once: 5 a round that reach the LU, plus the retries */
+	assert_int_equal(isd_scsi_dev_lu_info(dev, 0, &info), 0);
+	assert_true(info.io.cmds[ISD_IO_READ] + info.io.cmds[ISD_IO_WRITE] >=
+		    (uint64_t)NWORKERS * ROUNDS * 2);
+	assert_true(rd.reads > 0);
+	isd_scsi_dev_destroy(dev);
+	isd_reactor_group_destroy(g);
+	isd_monitor_set_threaded(false);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_one_device_many_reactors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
