@@ -1,7 +1,7 @@
 /*
  * Monitors (monitor.h). Each thread keeps the monitors it holds, innermost
- * last, with a count and whether it locked the mutex, and a queue of
- * deferred calls that run when the last one is left.
+ * last, each with a count, and a queue of deferred calls that run when the
+ * last one is left.
  */
 #include "util/monitor.h"
 
@@ -13,7 +13,6 @@
 struct held {
 	struct isd_monitor *m;
 	unsigned depth;
-	bool locked;
 };
 
 static __thread struct {
@@ -63,8 +62,13 @@ isd_monitor_enter(struct isd_monitor *m)
 {
 	struct held *h;
 
-	if (m == NULL)
+	if (m == NULL || !isd_monitor_threaded())
 		return;
+	/* the common case first: the one entered last, entered again */
+	if (t_mon.n > 0 && t_mon.held[t_mon.n - 1].m == m) {
+		t_mon.held[t_mon.n - 1].depth++;
+		return;
+	}
 	h = find(m);
 	if (h != NULL) {
 		h->depth++;
@@ -77,12 +81,10 @@ isd_monitor_enter(struct isd_monitor *m)
 	h = &t_mon.held[t_mon.n++];
 	h->m = m;
 	h->depth = 1;
-	h->locked = isd_monitor_threaded();
-	if (h->locked)
-		pthread_mutex_lock(&m->mu);
+	pthread_mutex_lock(&m->mu);
 }
 
-static void
+static __attribute__((noinline)) void
 drain(void)
 {
 	struct isd_monitor_call *c;
@@ -107,8 +109,18 @@ isd_monitor_leave(struct isd_monitor *m)
 {
 	struct held *h;
 
-	if (m == NULL)
+	if (m == NULL || !isd_monitor_threaded())
 		return;
+	/* the common case: the innermost one, left for good */
+	h = t_mon.n > 0 ? &t_mon.held[t_mon.n - 1] : NULL;
+	if (h != NULL && h->m == m) {
+		if (--h->depth > 0)
+			return;
+		pthread_mutex_unlock(&m->mu);
+		if (--t_mon.n == 0 && t_mon.head != NULL)
+			drain();
+		return;
+	}
 	h = find(m);
 	if (h == NULL) {
 		isd_log_err("monitor: left one this thread does not hold");
@@ -116,12 +128,11 @@ isd_monitor_leave(struct isd_monitor *m)
 	}
 	if (--h->depth > 0)
 		return;
-	if (h->locked)
-		pthread_mutex_unlock(&m->mu);
+	pthread_mutex_unlock(&m->mu);
 	t_mon.n--;
 	for (struct held *e = &t_mon.held[t_mon.n]; h < e; h++)
 		h[0] = h[1];
-	if (t_mon.n == 0)
+	if (t_mon.n == 0 && t_mon.head != NULL)
 		drain();
 }
 
@@ -144,6 +155,7 @@ isd_monitor_after(struct isd_monitor_call *c, void (*fn)(void *arg), void *arg)
 	c->arg = arg;
 	c->next = NULL;
 	if (t_mon.n == 0 && !t_mon.draining) {
+		/* also with one reactor, where nothing is ever held */
 		fn(arg);
 		return;
 	}

@@ -10,10 +10,10 @@
  * time, no system call of a transport runs under it, and two monitors are
  * never taken in opposite orders by a completion.
  *
- * The mutex is taken only once the process runs more than one reactor
- * (isd_monitor_set_threaded); before that entering and leaving only count,
- * and the deferred calls run at the same points either way, so a single
- * reactor sees the same order of events as several.
+ * All of this only once the process runs more than one reactor
+ * (isd_monitor_set_threaded): with one, entering and leaving return at once
+ * and a deferred call runs when it is made, as if the layer had no monitor,
+ * so the single-reactor data path pays one flag test a call.
  */
 #ifndef ISD_UTIL_MONITOR_H
 #define ISD_UTIL_MONITOR_H
@@ -50,8 +50,8 @@ bool isd_monitor_held(const struct isd_monitor *m);
 /* Runs fn(arg) once this thread holds no monitor: at once when it holds none. */
 void isd_monitor_after(struct isd_monitor_call *c, void (*fn)(void *arg), void *arg);
 
-/* Whether monitors take their mutex; set before the second reactor starts and
- * not changed while any monitor is held. */
+/* Whether monitors do anything; set before the second reactor starts, and not
+ * changed while any monitor is held. */
 void isd_monitor_set_threaded(bool on);
 bool isd_monitor_threaded(void);
 
