@@ -1986,6 +1986,15 @@ rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t er
 		{ "rados_osd_op_timeout", ISD_RBD_TIMEOUT_S, 0 },
 		/* a partial-object discard is zeroed, not skipped: discard_zeroes holds */
 		{ "rbd_skip_partial_discard", "false", -1 },
+		/*
+		 * Writes reach the messenger from the command's own buffer, without
+		 * a copy, when librbd's cache is off (with rbd_cache_max_dirty > 0
+		 * librbd copies anyway). Safe: every buffer handed to librbd stays
+		 * valid and unchanged until its completion is collected on the
+		 * reactor, and librbd holds that completion back until it dropped
+		 * its last reference to the buffer (docs/ceph.md, "Copies").
+		 */
+		{ "rbd_disable_zero_copy_writes", "false", -1 },
 		/* librados's lines stay out of iserd's log (a log_file still works) */
 		{ "log_to_stderr", "false", -1 },
 		{ "err_to_stderr", "false", -1 },

@@ -307,5 +307,32 @@ isd_check_fails "iserctl lun add of a missing image fails" "${CTL[@]}" lun add "
 grep -q "image $POOL/nosuch: No such file or directory" "$ISD_OUT" && isd_pass "and says why" ||
 	{ isd_fail "no reason"; cat "$ISD_OUT"; }
 
+# ---- librbd's cache off: writes go from iserd's buffers to the messenger without a
+# copy (rbd_disable_zero_copy_writes false, which iserd sets: librbd's log would say
+# "disabling zero-copy writes" otherwise); the data is what rbd export gives
+{
+	cat "$ISD_CEPH_CONF"
+	printf '[client]\nrbd cache = false\ndebug rbd = 5/5\nlog file = %s\n' "$ISD_TMP/nocache.log"
+} >"$ISD_TMP/nocache.conf"
+isd_check "rbd create 16M (no cache)" "${RBD[@]}" create --size 16M "$POOL/nocache"
+isd_check "iserctl lun add 5 (rbd cache off)" "${CTL[@]}" lun add "$IQN" 5 \
+	"rbd:$POOL/nocache,conf=$ISD_TMP/nocache.conf,id=$ISD_CEPH_CLIENT"
+head -c $((8 * MB)) /dev/urandom >"$ISD_TMP/nc.bin"
+isd_check "write 8 MiB (FUA) to the uncached LUN" "$RW" -i "$INI" -F -l 2048 -c $MB \
+	-w "$ISD_TMP/nc.bin" "$P/5"
+isd_check "WRITE SAME on the uncached LUN" "$RW" -i "$INI" -l 20000 -W 100 "$P/5"
+isd_check "read back 8 MiB" "$RW" -i "$INI" -l 2048 -n $((8 * MB)) -r "$ISD_TMP/nc.out" "$P/5" &&
+	isd_check "read back equals what was written" cmp "$ISD_TMP/nc.bin" "$ISD_TMP/nc.out"
+isd_check "iserctl lun remove 5" "${CTL[@]}" lun remove "$IQN" 5
+isd_check "rbd export of the uncached image" "${RBD[@]}" export "$POOL/nocache" "$ISD_TMP/nc.img" &&
+	isd_check "rbd export holds the data" cmp -i $((1 * MB)):0 -n $((8 * MB)) "$ISD_TMP/nc.img" "$ISD_TMP/nc.bin"
+if [ -s "$ISD_TMP/nocache.log" ]; then
+	! grep -q "disabling zero-copy writes" "$ISD_TMP/nocache.log" &&
+		isd_pass "librbd did not disable zero-copy writes" ||
+		isd_fail "librbd disabled zero-copy writes (rbd_disable_zero_copy_writes not set?)"
+else
+	isd_fail "no librbd log for the uncached LUN"
+fi
+
 isd_expect_alive main
 isd_finish
