@@ -193,7 +193,7 @@ struct rbd_bs {
 	TAILQ_HEAD(, rbd_mapreq) map_queue;     /* under map_mu: not started yet */
 	unsigned map_pending;           /* reactor: submitted, not yet answered */
 	_Atomic(struct rbd_mapreq *) map_done;  /* pushed by the thread, taken by the reactor */
-	/* reactor: what the map requests cost, for lun.show and the log */
+	/* reactor: what the map requests cost, logged when the store closes */
 	uint64_t map_scans, map_scanned_bytes, map_refused;
 };
 
