@@ -40,6 +40,13 @@ isd_bstore_deliver(struct isd_monitor *mon, isd_bstore_cb cb, void *arg, int sta
 	isd_monitor_leave(mon);
 }
 
+/* One run of a store's allocation map (get_map). */
+struct isd_bstore_run {
+	uint64_t off;                   /* bytes */
+	uint64_t len;
+	bool mapped;                    /* false: deallocated (reads as zeros with discard_zeroes) */
+};
+
 struct isd_bstore_ops {
 	const char *name;
 	int (*read)(struct isd_bstore *bs, const struct iovec *iov, int iovcnt, uint64_t offset,
@@ -110,6 +117,18 @@ struct isd_bstore_ops {
 	 * one-line reason in why.
 	 */
 	int (*takeover)(struct isd_bstore *bs, char *why, size_t whylen);
+	/*
+	 * Optional: the allocation map (GET LBA STATUS). At the callback, with
+	 * status 0, runs[0..*n) (1 <= *n <= max) are consecutive byte ranges,
+	 * the first starting at offset, each mapped or deallocated; they may
+	 * cover less than len: the store bounds the work of one call, and stops
+	 * when runs is full. The caller keeps runs and n valid until the
+	 * callback. -ENOTSUP at submission, or NULL: the store cannot tell, the
+	 * caller reports the range mapped. -EAGAIN: too many under way.
+	 */
+	int (*get_map)(struct isd_bstore *bs, uint64_t offset, uint64_t len,
+		       struct isd_bstore_run *runs, unsigned max, unsigned *n, isd_bstore_cb cb,
+		       void *arg);
 };
 
 /* Where a store stands with the cluster lock that guards its medium. */

@@ -72,6 +72,16 @@
 /* Completions taken per rbd_poll_io_events call. */
 #define RBD_POLL_BATCH 32
 
+/*
+ * An allocation map request scans at most this many objects of the image
+ * (256 of 4 MiB: 1 GiB): rbd_diff_iterate2 lists each object's snapshots on
+ * its OSD, so one GET LBA STATUS costs that many OSD reads at most, and the
+ * initiator asks again from where the answer ended.
+ */
+#define RBD_MAP_SCAN_OBJECTS 256
+/* Map requests queued per image (one runs at a time); beyond: BUSY. */
+#define RBD_MAP_QUEUE_MAX 16
+
 /* Name limits: far above what Ceph users write, low enough for one log line. */
 #define RBD_NAME_MAX 96
 
@@ -100,6 +110,7 @@ enum rbd_op {
 struct rbd_bs;
 struct rbd_preq;
 struct rbd_pevent;
+struct rbd_mapreq;
 
 struct rbd_req {
 	struct rbd_bs *rb;
@@ -139,6 +150,7 @@ struct rbd_bs {
 	 */
 	_Atomic(struct rbd_req *) caw_done;
 	bool caw_ok;                    /* librbd may compare and write (no fancy striping) */
+	bool map_ordered;               /* no fancy striping: diff extents come in image order */
 	uint64_t obj_size;              /* bytes per object */
 	/* written by the watcher on librbd's thread, read on the reactor */
 	_Atomic uint64_t watched_size;
@@ -169,6 +181,44 @@ struct rbd_bs {
 	atomic_bool lock_noticed;       /* lock_seen or takeover_done changed */
 	atomic_bool fenced;             /* a request failed as blocklisted */
 	bool lock_reported;             /* reactor: the owner was told the state once */
+	/*
+	 * The allocation map (rs_get_map): a thread of its own, started at the
+	 * first request, runs librbd's synchronous rbd_diff_iterate2 one request
+	 * at a time; the reactor takes the answers (rs_take_map).
+	 */
+	bool map_thread_on;
+	pthread_t map_thread;
+	pthread_mutex_t map_mu;
+	pthread_cond_t map_cv;
+	bool map_stop;                  /* under map_mu: the thread ends */
+	TAILQ_HEAD(, rbd_mapreq) map_queue;     /* under map_mu: not started yet */
+	unsigned map_pending;           /* reactor: submitted, not yet answered */
+	_Atomic(struct rbd_mapreq *) map_done;  /* pushed by the thread, taken by the reactor */
+	/* reactor: what the map requests cost, logged when the store closes */
+	uint64_t map_scans, map_scanned_bytes, map_refused;
+};
+
+/*
+ * One allocation map request. The thread fills runs[] (its own copy, handed
+ * to the caller's on the reactor) from rbd_diff_iterate2's callbacks, which
+ * librbd may make from its own threads while the map thread waits: mu.
+ */
+struct rbd_mapreq {
+	struct rbd_bs *rb;
+	uint64_t off, end;              /* the range scanned: at most RBD_MAP_SCAN_OBJECTS */
+	isd_bstore_cb cb;
+	void *arg;
+	struct isd_monitor *mon;        /* held at submission */
+	struct isd_bstore_run *out;     /* the caller's */
+	unsigned *out_n;
+	pthread_mutex_t mu;
+	uint64_t pos;                   /* under mu: described up to here */
+	bool full;                      /* under mu: runs is full, the rest is not described */
+	unsigned n, max;                /* under mu */
+	int status;
+	TAILQ_ENTRY(rbd_mapreq) link;
+	struct rbd_mapreq *done_next;
+	struct isd_bstore_run runs[];   /* max */
 };
 
 enum rbd_pkind {
@@ -1306,6 +1356,230 @@ rs_takeover_op(struct isd_bstore *bs, char *why, size_t whylen)
 	return rc;
 }
 
+/* ---- the allocation map (GET LBA STATUS) ---- */
+
+/*
+ * librbd's thread (or the map thread): one extent of data, in ascending
+ * order (librbd's OrderedThrottle hands the objects' answers back in order,
+ * and without fancy striping an object's extents are in image order). The
+ * gap before it is deallocated. When runs is full, the iteration is stopped
+ * (a negative return): the runs so far hold, up to pos.
+ */
+static int
+rs_map_cb(uint64_t off, size_t len, int exists, void *arg)
+{
+	struct rbd_mapreq *mq = arg;
+	uint64_t end;
+	int rc = 0;
+
+	if (!exists || len == 0)
+		return 0;       /* a hole is what the gaps say already */
+	pthread_mutex_lock(&mq->mu);
+	end = off + len;
+	if (end > mq->end)
+		end = mq->end;
+	if (off < mq->pos)
+		off = mq->pos;  /* not expected: never describe a byte twice */
+	if (mq->full) {
+		rc = -ECANCELED;
+	} else if (off < end) {
+		struct isd_bstore_run *last = mq->n ? &mq->runs[mq->n - 1] : NULL;
+
+		if (off > mq->pos) {
+			if (mq->n == mq->max) {
+				mq->full = true;
+				rc = -ECANCELED;
+				goto out;
+			}
+			mq->runs[mq->n++] = (struct isd_bstore_run){ mq->pos, off - mq->pos, false };
+			last = &mq->runs[mq->n - 1];
+			mq->pos = off;
+		}
+		if (last != NULL && last->mapped) {
+			last->len += end - off;
+		} else if (mq->n == mq->max) {
+			mq->full = true;
+			rc = -ECANCELED;
+			goto out;
+		} else {
+			mq->runs[mq->n++] = (struct isd_bstore_run){ off, end - off, true };
+		}
+		mq->pos = end;
+	}
+out:
+	pthread_mutex_unlock(&mq->mu);
+	return rc;
+}
+
+/* The map thread: one request. */
+static void
+rs_map_run(struct rbd_bs *rb, struct rbd_mapreq *mq)
+{
+	int rc = rbd_diff_iterate2(rb->image, NULL, mq->off, mq->end - mq->off, 1, 0, rs_map_cb, mq);
+
+	pthread_mutex_lock(&mq->mu);
+	if (rc == -ECANCELED && mq->full)
+		rc = 0;
+	if (rc == 0 && !mq->full && mq->pos < mq->end && mq->n < mq->max) {
+		/* the tail after the last extent: deallocated */
+		mq->runs[mq->n++] = (struct isd_bstore_run){ mq->pos, mq->end - mq->pos, false };
+		mq->pos = mq->end;
+	}
+	if (rc == 0 && mq->n == 0)
+		rc = -EIO;      /* cannot happen: max >= 1 and the range is not empty */
+	mq->status = rc < -4095 ? -EIO : rc;
+	pthread_mutex_unlock(&mq->mu);
+}
+
+static void *
+rs_map_thread(void *arg)
+{
+	struct rbd_bs *rb = arg;
+
+	pthread_mutex_lock(&rb->map_mu);
+	while (!rb->map_stop) {
+		struct rbd_mapreq *mq = TAILQ_FIRST(&rb->map_queue);
+		struct rbd_mapreq *head;
+
+		if (mq == NULL) {
+			pthread_cond_wait(&rb->map_cv, &rb->map_mu);
+			continue;
+		}
+		TAILQ_REMOVE(&rb->map_queue, mq, link);
+		pthread_mutex_unlock(&rb->map_mu);
+		/* bounded by the scan cap and the OSD op timeout */
+		rs_map_run(rb, mq);
+		head = atomic_load_explicit(&rb->map_done, memory_order_relaxed);
+		do {
+			mq->done_next = head;
+		} while (!atomic_compare_exchange_weak_explicit(&rb->map_done, &head, mq,
+								memory_order_release,
+								memory_order_relaxed));
+		rs_wake(rb);
+		pthread_mutex_lock(&rb->map_mu);
+	}
+	pthread_mutex_unlock(&rb->map_mu);
+	return NULL;
+}
+
+static void
+mapreq_free(struct rbd_mapreq *mq)
+{
+	pthread_mutex_destroy(&mq->mu);
+	free(mq);
+}
+
+/* Reactor: the answers of the map thread, in the order they were made. */
+static void
+rs_take_map(struct rbd_bs *rb)
+{
+	struct rbd_mapreq *mq = atomic_exchange_explicit(&rb->map_done, NULL,
+							 memory_order_acquire);
+	struct rbd_mapreq *fifo = NULL;
+
+	while (mq != NULL) {
+		struct rbd_mapreq *next = mq->done_next;
+
+		mq->done_next = fifo;
+		fifo = mq;
+		mq = next;
+	}
+	while (fifo != NULL) {
+		struct rbd_mapreq *next = fifo->done_next;
+		isd_bstore_cb cb = fifo->cb;
+		void *cb_arg = fifo->arg;
+		struct isd_monitor *mon = fifo->mon;
+		int status = fifo->status;
+
+		rb->map_pending--;
+		if (!rb->closing) {
+			rb->map_scans++;
+			if (status == 0) {
+				rb->map_scanned_bytes += fifo->pos - fifo->off;
+				memcpy(fifo->out, fifo->runs, fifo->n * sizeof(fifo->runs[0]));
+				*fifo->out_n = fifo->n;
+			}
+		}
+		mapreq_free(fifo);
+		if (!rb->closing)
+			isd_bstore_deliver(mon, cb, cb_arg, status);
+		fifo = next;
+	}
+}
+
+static int
+rs_get_map(struct isd_bstore *bs, uint64_t off, uint64_t len, struct isd_bstore_run *runs,
+	   unsigned max, unsigned *n, isd_bstore_cb cb, void *arg)
+{
+	struct rbd_bs *rb = (struct rbd_bs *)bs;
+	struct rbd_mapreq *mq;
+	uint64_t cap;
+	int rc;
+
+	/* with fancy striping the extents do not come in image order */
+	if (!rb->map_ordered)
+		return -ENOTSUP;
+	if (max == 0 || len == 0 || !rs_range_ok(bs, off, len))
+		return -EINVAL;
+	if (rb->map_pending >= RBD_MAP_QUEUE_MAX) {
+		rb->map_refused++;
+		return -EAGAIN;
+	}
+	if (!rb->map_thread_on) {
+		rc = -pthread_create(&rb->map_thread, NULL, rs_map_thread, rb);
+		if (rc < 0)
+			return rc == -EAGAIN ? -ENOMEM : rc;
+		rb->map_thread_on = true;
+	}
+	mq = calloc(1, sizeof(*mq) + (size_t)max * sizeof(mq->runs[0]));
+	if (mq == NULL)
+		return -ENOMEM;
+	/* one scan covers whole objects from the object of off, at most the cap */
+	cap = RBD_MAP_SCAN_OBJECTS * rb->obj_size - off % rb->obj_size;
+	mq->rb = rb;
+	mq->off = off;
+	mq->end = off + (len < cap ? len : cap);
+	mq->pos = off;
+	mq->max = max;
+	mq->cb = cb;
+	mq->arg = arg;
+	mq->mon = isd_monitor_current();
+	mq->out = runs;
+	mq->out_n = n;
+	pthread_mutex_init(&mq->mu, NULL);
+	pthread_mutex_lock(&rb->map_mu);
+	TAILQ_INSERT_TAIL(&rb->map_queue, mq, link);
+	pthread_cond_signal(&rb->map_cv);
+	pthread_mutex_unlock(&rb->map_mu);
+	rb->map_pending++;
+	return 0;
+}
+
+/* Teardown: the thread ends after the request it runs; what is left is dropped. */
+static void
+rs_map_stop(struct rbd_bs *rb)
+{
+	struct rbd_mapreq *mq;
+
+	if (rb->map_thread_on) {
+		pthread_mutex_lock(&rb->map_mu);
+		rb->map_stop = true;
+		pthread_cond_signal(&rb->map_cv);
+		pthread_mutex_unlock(&rb->map_mu);
+		pthread_join(rb->map_thread, NULL);
+		rb->map_thread_on = false;
+	}
+	rs_take_map(rb);
+	while ((mq = TAILQ_FIRST(&rb->map_queue)) != NULL) {
+		TAILQ_REMOVE(&rb->map_queue, mq, link);
+		mapreq_free(mq);
+	}
+	if (rb->map_scans > 0)
+		isd_log_info("%s: allocation map: %" PRIu64 " scans of %" PRIu64
+			     " bytes, %" PRIu64 " refused (queue full)",
+			     rb->bs.desc, rb->map_scans, rb->map_scanned_bytes, rb->map_refused);
+}
+
 /* One completion collected from librbd: finish its request, or go on to the FUA flush. */
 static void
 req_done(struct rbd_req *req, ssize_t r)
@@ -1443,6 +1717,7 @@ rs_dispatch(struct rbd_bs *rb)
 	rs_take_lock(rb);
 	rs_take_caw(rb);
 	rs_take_pr(rb);
+	rs_take_map(rb);
 	do {
 		n = rbd_poll_io_events(rb->image, comps, RBD_POLL_BATCH);
 		for (int i = 0; i < n; i++) {
@@ -1536,6 +1811,7 @@ rs_teardown(struct rbd_bs *rb)
 		rbd_update_unwatch(rb->image, rb->watch_handle);
 	/* what is finished from here on is dropped, not called back */
 	rb->closing = true;
+	rs_map_stop(rb);
 	if (rb->pr_on) {
 		struct rbd_pevent *ev;
 
@@ -1591,6 +1867,8 @@ rs_teardown(struct rbd_bs *rb)
 		close(rb->efd);
 	pthread_cond_destroy(&rb->lock_cv);
 	pthread_mutex_destroy(&rb->lock_mu);
+	pthread_cond_destroy(&rb->map_cv);
+	pthread_mutex_destroy(&rb->map_mu);
 	free(rb);
 }
 
@@ -1622,6 +1900,7 @@ static const struct isd_bstore_ops rbd_ops = {
 	.compare_and_write = rs_compare_and_write,
 	.write_same = rs_write_same,
 	.takeover = rs_takeover_op,
+	.get_map = rs_get_map,
 };
 
 /* An image opened for writing also shares its persistent reservations. */
@@ -1640,6 +1919,7 @@ static const struct isd_bstore_ops rbd_pr_ops = {
 	.pr_notify = rs_pr_notify,
 	.pr_ack = rs_pr_ack,
 	.takeover = rs_takeover_op,
+	.get_map = rs_get_map,
 };
 
 /* ---- opening ---- */
@@ -1715,6 +1995,15 @@ rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t er
 		{ "rados_osd_op_timeout", ISD_RBD_TIMEOUT_S, 0 },
 		/* a partial-object discard is zeroed, not skipped: discard_zeroes holds */
 		{ "rbd_skip_partial_discard", "false", -1 },
+		/*
+		 * Writes reach the messenger from the command's own buffer, without
+		 * a copy, when librbd's cache is off (with rbd_cache_max_dirty > 0
+		 * librbd copies anyway). Safe: every buffer handed to librbd stays
+		 * valid and unchanged until its completion is collected on the
+		 * reactor, and librbd holds that completion back until it dropped
+		 * its last reference to the buffer (docs/ceph.md, "Copies").
+		 */
+		{ "rbd_disable_zero_copy_writes", "false", -1 },
 		/* librados's lines stay out of iserd's log (a log_file still works) */
 		{ "log_to_stderr", "false", -1 },
 		{ "err_to_stderr", "false", -1 },
@@ -1793,6 +2082,7 @@ rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t er
 	 */
 	rb->obj_size = info.obj_size;
 	rb->caw_ok = stripe_count <= 1 && info.obj_size >= 512 && info.obj_size % 512 == 0;
+	rb->map_ordered = stripe_count <= 1 && info.obj_size > 0;
 	rb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (rb->efd < 0) {
 		rc = -errno;
@@ -1861,6 +2151,10 @@ rs_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_
 	atomic_init(&rb->fenced, false);
 	pthread_mutex_init(&rb->lock_mu, NULL);
 	pthread_cond_init(&rb->lock_cv, NULL);
+	pthread_mutex_init(&rb->map_mu, NULL);
+	pthread_cond_init(&rb->map_cv, NULL);
+	TAILQ_INIT(&rb->map_queue);
+	atomic_init(&rb->map_done, NULL);
 	rb->bs.ops = &rbd_ops;
 	rb->bs.reactor = r;
 	rb->bs.min_block = 1;

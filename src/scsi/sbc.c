@@ -253,24 +253,169 @@ isd_sbc_setup_get_lba_status(struct isd_scsi_cmd *cmd)
 	return isd_scsi_setup_data_in(cmd, get_be32(cmd->cdb + 10));
 }
 
-void
-isd_sbc_exec_get_lba_status(struct isd_scsi_cmd *cmd)
+/* GET LBA STATUS: at most this many descriptors per command, whatever the allocation length. */
+#define LBAS_MAX_DESC 64
+#define LBAS_HDR 8
+#define LBAS_DESC 16
+
+/* One descriptor for the rest of the LU: what a store that cannot tell answers. */
+static void
+lba_status_one(struct isd_scsi_cmd *cmd)
 {
 	struct isd_scsi_lu *lu = cmd->lu;
 	uint64_t left = lu->nblocks - cmd->lba;
-	uint8_t b[24];
+	uint8_t b[LBAS_HDR + LBAS_DESC];
 
-	/*
-	 * We do not track allocation: one extent to the end of the LU, mapped,
-	 * or deallocated while nothing was written since a SANITIZE BLOCK ERASE.
-	 */
 	memset(b, 0, sizeof(b));
-	put_be32(b, 20);
+	put_be32(b, 4 + LBAS_DESC);
 	put_be64(b + 8, cmd->lba);
 	put_be32(b + 16, left > 0xffffffffull ? 0xffffffffu : (uint32_t)left);
 	b[20] = lu->erased ? 0x01 : 0x00;
 	isd_scsi_data_in(cmd, b, sizeof(b));
 	isd_scsi_cmd_done(cmd);
+}
+
+/*
+ * The store's runs (bytes, from the command's LBA) as descriptors in out
+ * (room for max): a block is mapped when any byte of it is, deallocated only
+ * when all of it is; a run of more blocks than the 32-bit count takes several
+ * descriptors; a deallocated tail shorter than a block is left out (unknown).
+ * Returns the number of descriptors, 0 when the runs say nothing whole.
+ */
+static unsigned
+lba_status_encode(uint32_t bsz, uint64_t lba0, uint64_t nblocks, const struct isd_bstore_run *runs,
+		  unsigned n, uint8_t *out, unsigned max)
+{
+	uint64_t next = lba0;   /* the first block not yet described */
+	unsigned nd = 0;
+	uint8_t *last = NULL;
+	uint8_t last_st = 0xff;
+
+	for (unsigned i = 0; i < n && nd <= max; i++) {
+		uint64_t s = runs[i].off, e = runs[i].off + runs[i].len;
+		uint64_t first, end;    /* blocks [first, end) */
+		uint8_t st = runs[i].mapped ? 0x00 : 0x01;
+
+		if (runs[i].mapped) {
+			first = s / bsz;
+			end = e / bsz + (e % bsz != 0);
+		} else {
+			first = s / bsz + (s % bsz != 0);
+			end = e / bsz;
+		}
+		if (first < next)
+			first = next;
+		if (end > lba0 + nblocks)
+			end = lba0 + nblocks;
+		if (end <= first)
+			continue;
+		if (first > next)       /* a partial block between runs: only a mapped run gives it */
+			break;
+		while (first < end) {
+			uint64_t cnt = end - first;
+
+			if (last != NULL && last_st == st && get_be32(last + 8) < 0xffffffffu) {
+				uint64_t room = 0xffffffffu - get_be32(last + 8);
+				uint64_t add = cnt < room ? cnt : room;
+
+				put_be32(last + 8, get_be32(last + 8) + (uint32_t)add);
+				first += add;
+				continue;
+			}
+			if (nd == max)
+				return nd;
+			last = out + (size_t)nd * LBAS_DESC;
+			memset(last, 0, LBAS_DESC);
+			put_be64(last, first);
+			put_be32(last + 8, cnt > 0xffffffffu ? 0xffffffffu : (uint32_t)cnt);
+			last[12] = st;
+			last_st = st;
+			first += get_be32(last + 8);
+			nd++;
+		}
+		next = end;
+	}
+	return nd;
+}
+
+/* What a GET LBA STATUS that asks the store keeps in aux_buf until the callback. */
+struct lbas_buf {
+	uint8_t data[LBAS_HDR + LBAS_MAX_DESC * LBAS_DESC];
+	unsigned max;                           /* descriptors the allocation length holds */
+	unsigned n;                             /* runs the store gave */
+	struct isd_bstore_run runs[LBAS_MAX_DESC];
+};
+
+static void
+lba_status_done(void *arg, int status)
+{
+	struct isd_scsi_cmd *cmd = arg;
+	struct isd_scsi_lu *lu = cmd->lu;
+	struct lbas_buf *lb = cmd->aux_buf;
+	unsigned nd;
+
+	if (status < 0) {
+		io_error(cmd, status, false);
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	nd = lba_status_encode(lu->block_size, cmd->lba, lu->nblocks - cmd->lba, lb->runs,
+			       lb->n <= lb->max ? lb->n : lb->max, lb->data + LBAS_HDR, lb->max);
+	if (nd == 0) {
+		lba_status_one(cmd);
+		return;
+	}
+	put_be32(lb->data, 4 + nd * LBAS_DESC);
+	isd_scsi_data_in(cmd, lb->data, LBAS_HDR + nd * LBAS_DESC);
+	isd_scsi_cmd_done(cmd);
+}
+
+void
+isd_sbc_exec_get_lba_status(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+	struct isd_bstore *bs = lu->bs;
+	struct lbas_buf *lb;
+	int rc;
+
+	/*
+	 * A store that keeps an allocation map answers from it, as many
+	 * descriptors as the allocation length holds (at most LBAS_MAX_DESC).
+	 * Otherwise, and while nothing was written since a SANITIZE BLOCK ERASE,
+	 * one extent to the end of the LU: mapped, or deallocated after the erase.
+	 */
+	if (bs->ops->get_map == NULL || lu->erased || cmd->xfer_len == 0) {
+		lba_status_one(cmd);
+		return;
+	}
+	lb = calloc(1, sizeof(*lb));
+	if (lb == NULL) {
+		cmd->status = ISD_SAM_BUSY;
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	cmd->aux_buf = lb;
+	cmd->aux_len = sizeof(*lb);
+	lb->max = cmd->xfer_len < LBAS_HDR + 2 * LBAS_DESC ? 1
+							   : (cmd->xfer_len - LBAS_HDR) / LBAS_DESC;
+	if (lb->max > LBAS_MAX_DESC)
+		lb->max = LBAS_MAX_DESC;
+	/*
+	 * Runs of bytes become descriptors of blocks, and a few runs may merge
+	 * (a short deallocated run inside a block is mapped): the store may give
+	 * as many runs as fit, the encoding keeps what fits the allocation length.
+	 */
+	rc = bs->ops->get_map(bs, byte_off(lu, cmd->lba), byte_off(lu, lu->nblocks - cmd->lba),
+			      lb->runs, LBAS_MAX_DESC, &lb->n, lba_status_done, cmd);
+	if (rc == -ENOTSUP) {
+		free(cmd->aux_buf);
+		cmd->aux_buf = NULL;
+		cmd->aux_len = 0;
+		lba_status_one(cmd);
+		return;
+	}
+	if (rc < 0)
+		lba_status_done(cmd, rc);
 }
 
 /* ---- READ ---- */

@@ -13,6 +13,10 @@
  *       CAW that differs at byte 300 gets MISCOMPARE with INFORMATION 300 and
  *       writes nothing
  *   -W  WRITE SAME(16) check: one patterned block to N blocks at LBA -l, read back
+ *   -G  GET LBA STATUS with allocation length N from LBA -l to the end of the LUN, one
+ *       command after the other (each from where the last answer ended): prints
+ *       "lbas LBA BLOCKS STATUS" per descriptor (0 mapped, 1 deallocated), then
+ *       "lbas-commands N"
  *   -u  UNMAP check, N rounds: WRITE(16) 'a' to N blocks at LBA -l, then for i = 1..N UNMAP
  *       blocks 0..i-1 and READ(10) them into a buffer filled with 0x77: all must read zero
  *       (the LUN reports LBPRZ); the first bad round is printed byte by byte
@@ -226,6 +230,51 @@ ws_check(struct iscsi_context *iscsi, int lun, uint64_t lba, uint32_t bs, uint64
 	return 0;
 }
 
+/* -G: the whole map from lba, as descriptors; each answer must start where asked */
+static int
+lba_status_walk(struct iscsi_context *iscsi, int lun, uint64_t lba, uint64_t nblocks,
+		uint32_t alloc)
+{
+	unsigned cmds = 0;
+
+	while (lba < nblocks) {
+		struct scsi_task *t = iscsi_get_lba_status_sync(iscsi, lun, lba, alloc);
+		const unsigned char *d;
+		uint32_t plen, n;
+
+		if (!task_ok(iscsi, t, "GET LBA STATUS", lba))
+			return 1;
+		cmds++;
+		d = t->datain.data;
+		if (t->datain.size < 24 || (plen = (uint32_t)d[0] << 24 | d[1] << 16 | d[2] << 8 | d[3]) < 20) {
+			fprintf(stderr, "GET LBA STATUS at %llu: %d bytes, no descriptor\n",
+				(unsigned long long)lba, t->datain.size);
+			return 1;
+		}
+		n = (plen - 4) / 16;
+		if ((uint32_t)t->datain.size < 8 + 16 * n)
+			n = ((uint32_t)t->datain.size - 8) / 16;
+		for (uint32_t i = 0; i < n; i++) {
+			const unsigned char *e = d + 8 + 16 * i;
+			uint64_t start = 0;
+			uint32_t cnt = (uint32_t)e[8] << 24 | e[9] << 16 | e[10] << 8 | e[11];
+
+			for (int k = 0; k < 8; k++)
+				start = start << 8 | e[k];
+			if (start != lba || cnt == 0) {
+				fprintf(stderr, "GET LBA STATUS: descriptor %u at %llu+%u, expected %llu\n",
+					i, (unsigned long long)start, cnt, (unsigned long long)lba);
+				return 1;
+			}
+			printf("lbas %llu %u %u\n", (unsigned long long)start, cnt, e[12] & 0x0f);
+			lba += cnt;
+		}
+		scsi_free_scsi_task(t);
+	}
+	printf("lbas-commands %u\n", cmds);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -236,9 +285,9 @@ main(int argc, char **argv)
 	uint64_t unmap_blocks = 0;
 
 	int caw = 0;	/* blocks */
-	uint32_t ws_blocks = 0;
+	uint32_t ws_blocks = 0, lbas_alloc = 0;
 
-	while ((c = getopt(argc, argv, "i:l:c:w:r:n:su:FU:C:W:")) != -1) {
+	while ((c = getopt(argc, argv, "i:l:c:w:r:n:su:FU:C:W:G:")) != -1) {
 		switch (c) {
 		case 'i': init = optarg; break;
 		case 'l': lba0 = strtoull(optarg, NULL, 0); break;
@@ -252,12 +301,13 @@ main(int argc, char **argv)
 		case 'U': unmap_blocks = strtoull(optarg, NULL, 0); break;
 		case 'C': caw = atoi(optarg); break;
 		case 'W': ws_blocks = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'G': lbas_alloc = (uint32_t)strtoul(optarg, NULL, 0); break;
 		default: return 2;
 		}
 	}
 	if (optind != argc - 1 || chunk == 0 || unmap_rounds < 0 || unmap_rounds > 65535) {
 		fprintf(stderr, "usage: %s [-i iqn] [-l lba] [-c chunk] [-w in] [-r out -n bytes] [-s] "
-			"[-F] [-u rounds] [-U blocks] [-C blocks] [-W blocks] URL\n",
+			"[-F] [-u rounds] [-U blocks] [-C blocks] [-W blocks] [-G alloc] URL\n",
 			argv[0]);
 		return 2;
 	}
@@ -292,6 +342,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "chunk %zu is not a multiple of the block size %u\n", chunk, bs);
 		return 1;
 	}
+	if (lbas_alloc > 0)
+		return lba_status_walk(iscsi, lun, lba0, nblocks, lbas_alloc);
 	if (unmap_rounds > 0) {
 		if (lba0 + (uint64_t)unmap_rounds > nblocks || lba0 > 0xffffffffull - unmap_rounds) {
 			fprintf(stderr, "-u %d at lba %llu: past the end of the LUN\n", unmap_rounds,

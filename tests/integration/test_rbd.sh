@@ -4,7 +4,8 @@
 # snapshot of another; data written through iSCSI (with FUA, and with
 # SYNCHRONIZE CACHE) is what `rbd export` gives; UNMAP lowers `rbd du` and
 # unmapped blocks read as zeros (LBPRZ), also in part of an object; the
-# snapshot LUN reads its data and refuses writes (DATA PROTECT); COMPARE AND
+# snapshot LUN reads its data and refuses writes (DATA PROTECT); GET LBA STATUS
+# gives the allocation map `rbd diff` gives, walked in several commands; COMPARE AND
 # WRITE (librbd's, atomic on the OSD: a match writes, a miscompare names the
 # byte) and WRITE SAME (librbd's writesame); `rbd resize` outside iserd
 # reaches READ CAPACITY, `iserctl lun resize` grows the image and refuses to
@@ -168,6 +169,67 @@ isd_check "read the unmapped range" "$RW" -i "$INI" -l 8192 -n $((8 * MB)) -r "$
 isd_check "UNMAP in part of an object reads zeros (32 rounds)" \
 	"$RW" -i "$INI" -l 300001 -u 32 "$P/0"
 
+# ---- GET LBA STATUS: the image's allocation map, as `rbd diff` gives it (extents of
+# data from the beginning, rounded out to blocks); walked to the end of the LUN with
+# room for 255 descriptors a command, then for 2 (more commands, each from where
+# the last answer ended); the snapshot LUN's map is its snapshot's
+lbas_check() { # LUN IMAGE[@SNAP] ALLOC
+	isd_check "GET LBA STATUS walk of LUN $1 (allocation length $3)" \
+		"$RW" -i "$INI" -G "$3" "$P/$1" || return
+	cp "$ISD_OUT" "$ISD_TMP/lbas.$1.$3"
+	if ! timeout 60 "${RBD[@]}" diff --format json "$POOL/$2" >"$ISD_TMP/diff.json" \
+		2>"$ISD_TMP/diff.err"; then
+		isd_fail "rbd diff $2"
+		cat "$ISD_TMP/diff.err"
+		return
+	fi
+	if python3 - "$ISD_TMP/lbas.$1.$3" "$ISD_TMP/diff.json" >"$ISD_TMP/lbas.cmp" <<'EOF3'; then
+import json, sys
+got, cmds = [], 0
+for line in open(sys.argv[1]):
+    w = line.split()
+    if w[0] == "lbas":
+        lba, n, st = int(w[1]), int(w[2]), int(w[3])
+        if got and got[-1][2] == st and got[-1][0] + got[-1][1] == lba:
+            got[-1][1] += n
+        else:
+            got.append([lba, n, st])
+    elif w[0] == "lbas-commands":
+        cmds = int(w[1])
+total = got[-1][0] + got[-1][1]
+mapped = [False] * total
+for e in json.load(open(sys.argv[2])):
+    if e["exists"] in (True, "true"):
+        for b in range(e["offset"] // 512, -(-(e["offset"] + e["length"]) // 512)):
+            mapped[b] = True
+want = []
+for b, m in enumerate(mapped):
+    st = 0 if m else 1
+    if want and want[-1][2] == st:
+        want[-1][1] += 1
+    else:
+        want.append([b, 1, st])
+if got != want:
+    print("GET LBA STATUS:", got[:20])
+    print("rbd diff:      ", want[:20])
+    sys.exit(1)
+print(f"{len(got)} extents, {sum(g[1] for g in got if g[2] == 0)} blocks mapped, {cmds} commands")
+EOF3
+		isd_pass "LUN $1's GET LBA STATUS (allocation length $3) is rbd diff's map: $(tail -n 1 "$ISD_TMP/lbas.cmp")"
+	else
+		isd_fail "LUN $1's GET LBA STATUS (allocation length $3) differs from rbd diff"
+		cat "$ISD_TMP/lbas.cmp"
+	fi
+}
+lbas_check 0 disk1 4088
+lbas_check 0 disk1 40
+lbas_check 1 snapsrc@s1 4088
+grep -q "^lbas [0-9]* [0-9]* 1$" "$ISD_TMP/lbas.0.4088" &&
+	isd_pass "LUN 0 has deallocated extents (the UNMAPs)" || isd_fail "no deallocated extent on LUN 0"
+n=$(awk '$1 == "lbas-commands" { print $2 }' "$ISD_TMP/lbas.0.40")
+[ "${n:-0}" -gt 2 ] && isd_pass "with room for 2 descriptors the walk took $n commands" ||
+	isd_fail "with room for 2 descriptors the walk took ${n:-no} commands"
+
 # ---- COMPARE AND WRITE and WRITE SAME, done by librbd
 # one block: librbd's (one sector); two blocks across an object boundary (4 MiB =
 # LBA 8192): iserd's own read, compare and write
@@ -227,10 +289,50 @@ isd_check "iserctl lun add 3 (rbd)" "${CTL[@]}" lun add "$IQN" 3 "rbd:$POOL/snap
 isd_check "read the added LUN" "$RW" -i "$INI" -n $((16 * MB)) -r "$ISD_TMP/added.out" "$P/3" &&
 	isd_check "the added LUN reads the image" cmp "$ISD_TMP/snap.bin" "$ISD_TMP/added.out"
 isd_check "iserctl lun remove 3" "${CTL[@]}" lun remove "$IQN" 3
+# one GET LBA STATUS scans at most 256 objects (1 GiB here): an empty 3 GiB image
+# takes three commands, whatever room the allocation length leaves
+isd_check "rbd create 3G (empty)" "${RBD[@]}" create --size 3G "$POOL/big"
+isd_check "iserctl lun add 4 (3 GiB)" "${CTL[@]}" lun add "$IQN" 4 "rbd:$POOL/big,$C"
+if isd_check "GET LBA STATUS walk of the 3 GiB LUN" "$RW" -i "$INI" -G 4088 "$P/4"; then
+	[ "$(awk '$1 == "lbas-commands" { print $2 }' "$ISD_OUT")" = 3 ] &&
+		[ "$(grep -c '^lbas .* 1$' "$ISD_OUT")" = 3 ] &&
+		isd_pass "three commands of 1 GiB deallocated each" ||
+		{ isd_fail "the scan of one command is not bounded to 1 GiB"; cat "$ISD_OUT"; }
+fi
+isd_check "iserctl lun remove 4" "${CTL[@]}" lun remove "$IQN" 4
+grep -q "allocation map: 3 scans of $((3 * 1024 * MB)) bytes" "${ISD_LOG_OF[main]}" &&
+	isd_pass "the log counts the scans when the LUN goes" || isd_fail "no log line counting the scans"
 isd_check_fails "iserctl lun add of a missing image fails" "${CTL[@]}" lun add "$IQN" 3 \
 	"rbd:$POOL/nosuch,$C"
 grep -q "image $POOL/nosuch: No such file or directory" "$ISD_OUT" && isd_pass "and says why" ||
 	{ isd_fail "no reason"; cat "$ISD_OUT"; }
+
+# ---- librbd's cache off: writes go from iserd's buffers to the messenger without a
+# copy (rbd_disable_zero_copy_writes false, which iserd sets: librbd's log would say
+# "disabling zero-copy writes" otherwise); the data is what rbd export gives
+{
+	cat "$ISD_CEPH_CONF"
+	printf '[client]\nrbd cache = false\ndebug rbd = 5/5\nlog file = %s\n' "$ISD_TMP/nocache.log"
+} >"$ISD_TMP/nocache.conf"
+isd_check "rbd create 16M (no cache)" "${RBD[@]}" create --size 16M "$POOL/nocache"
+isd_check "iserctl lun add 5 (rbd cache off)" "${CTL[@]}" lun add "$IQN" 5 \
+	"rbd:$POOL/nocache,conf=$ISD_TMP/nocache.conf,id=$ISD_CEPH_CLIENT"
+head -c $((8 * MB)) /dev/urandom >"$ISD_TMP/nc.bin"
+isd_check "write 8 MiB (FUA) to the uncached LUN" "$RW" -i "$INI" -F -l 2048 -c $MB \
+	-w "$ISD_TMP/nc.bin" "$P/5"
+isd_check "WRITE SAME on the uncached LUN" "$RW" -i "$INI" -l 20000 -W 100 "$P/5"
+isd_check "read back 8 MiB" "$RW" -i "$INI" -l 2048 -n $((8 * MB)) -r "$ISD_TMP/nc.out" "$P/5" &&
+	isd_check "read back equals what was written" cmp "$ISD_TMP/nc.bin" "$ISD_TMP/nc.out"
+isd_check "iserctl lun remove 5" "${CTL[@]}" lun remove "$IQN" 5
+isd_check "rbd export of the uncached image" "${RBD[@]}" export "$POOL/nocache" "$ISD_TMP/nc.img" &&
+	isd_check "rbd export holds the data" cmp -i $((1 * MB)):0 -n $((8 * MB)) "$ISD_TMP/nc.img" "$ISD_TMP/nc.bin"
+if [ -s "$ISD_TMP/nocache.log" ]; then
+	! grep -q "disabling zero-copy writes" "$ISD_TMP/nocache.log" &&
+		isd_pass "librbd did not disable zero-copy writes" ||
+		isd_fail "librbd disabled zero-copy writes (rbd_disable_zero_copy_writes not set?)"
+else
+	isd_fail "no librbd log for the uncached LUN"
+fi
 
 isd_expect_alive main
 isd_finish

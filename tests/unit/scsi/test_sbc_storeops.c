@@ -24,6 +24,13 @@ struct fake_bs {
 	bool last_fua;
 	size_t last_plen;
 	uint64_t last_len;
+	/* get_map: the map to give (byte runs from 0), how many runs at most per call */
+	struct isd_bstore_run map[16];
+	unsigned map_n, map_limit;
+	int map_calls;
+	uint64_t map_last_off, map_last_len;
+	unsigned map_last_max;
+	int map_rc;             /* non-zero: returned at submission */
 };
 
 static void
@@ -144,6 +151,48 @@ fs_write_same(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t 
 		memcpy(f->medium + off + at, pattern, plen);
 	return fs_defer(bs, 0, cb, arg);
 }
+
+/* The runs of f->map that meet [off, off + len), clipped, at most max (and map_limit). */
+static int
+fs_get_map(struct isd_bstore *bs, uint64_t off, uint64_t len, struct isd_bstore_run *runs,
+	   unsigned max, unsigned *n, isd_bstore_cb cb, void *arg)
+{
+	struct fake_bs *f = (struct fake_bs *)bs;
+	unsigned k = 0;
+
+	f->map_calls++;
+	f->map_last_off = off;
+	f->map_last_len = len;
+	f->map_last_max = max;
+	if (f->map_rc != 0)
+		return f->map_rc;
+	assert_true(off + len <= bs->size);
+	for (unsigned i = 0; i < f->map_n && k < max; i++) {
+		uint64_t s = f->map[i].off, e = s + f->map[i].len;
+
+		if (f->map_limit != 0 && k == f->map_limit)
+			break;
+		if (e <= off || s >= off + len)
+			continue;
+		if (s < off)
+			s = off;
+		if (e > off + len)
+			e = off + len;
+		runs[k++] = (struct isd_bstore_run){ s, e - s, f->map[i].mapped };
+	}
+	*n = k;
+	return fs_defer(bs, 0, cb, arg);
+}
+
+static const struct isd_bstore_ops fake_map_ops = {
+	.name = "fake",
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.discard = fs_discard,
+	.destroy = fs_destroy,
+	.get_map = fs_get_map,
+};
 
 static const struct isd_bstore_ops fake_ops = {
 	.name = "fake",
@@ -305,6 +354,169 @@ test_write_same_declined(void **state)
 	h_fini(&h);
 }
 
+/* GET LBA STATUS from the command's LBA with that allocation length. */
+static struct h_res *
+lbas(struct h *h, uint64_t lba, uint32_t alloc)
+{
+	uint8_t cdb[16] = { 0x9e, 0x12 };
+
+	put_be64(cdb + 2, lba);
+	put_be32(cdb + 10, alloc);
+	return h_run_edtl(h, 0, 0, cdb, 16, alloc, NULL, 0);
+}
+
+static void
+assert_desc(const struct h_res *res, unsigned i, uint64_t lba, uint32_t nb, uint8_t st)
+{
+	const uint8_t *d = res->data + 8 + 16 * i;
+
+	assert_true(res->len >= 8 + 16 * (i + 1));
+	assert_int_equal(get_be64(d), lba);
+	assert_int_equal(get_be32(d + 8), nb);
+	assert_int_equal(d[12] & 0x0f, st);
+}
+
+static void
+set_map(struct fake_bs *f, const struct isd_bstore_run *runs, unsigned n)
+{
+	memcpy(f->map, runs, n * sizeof(runs[0]));
+	f->map_n = n;
+}
+
+static void
+test_lba_status_from_the_map(void **state)
+{
+	/* blocks 0-9 mapped, 10-99 deallocated, 100-100 mapped, the rest deallocated */
+	const struct isd_bstore_run map[] = {
+		{ 0, 10 * H_BS, true },
+		{ 10 * H_BS, 90 * H_BS, false },
+		{ 100 * H_BS, H_BS, true },
+		{ 101 * H_BS, (uint64_t)(H_BLOCKS - 101) * H_BS, false },
+	};
+	struct fake_bs *f;
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	h_init(&h);
+	f = add_fake_lu(&h, 0);
+	f->bs.ops = &fake_map_ops;
+	set_map(f, map, 4);
+	res = lbas(&h, 0, 8 + 16 * 8);
+	assert_int_equal(res->status, ISD_SAM_GOOD);
+	assert_int_equal(get_be32(res->data), 4 + 4 * 16);
+	assert_int_equal(res->len, 8 + 4 * 16);
+	assert_desc(res, 0, 0, 10, 0);
+	assert_desc(res, 1, 10, 90, 1);
+	assert_desc(res, 2, 100, 1, 0);
+	assert_desc(res, 3, 101, H_BLOCKS - 101, 1);
+	/* the store was asked for the rest of the LU */
+	assert_int_equal(f->map_last_off, 0);
+	assert_int_equal(f->map_last_len, (uint64_t)H_BLOCKS * H_BS);
+	/* from inside a run: it starts at the LBA asked */
+	res = lbas(&h, 50, 8 + 16 * 8);
+	assert_int_equal(get_be32(res->data), 4 + 3 * 16);
+	assert_desc(res, 0, 50, 50, 1);
+	assert_desc(res, 1, 100, 1, 0);
+	assert_int_equal(f->map_last_off, 50 * H_BS);
+	/* the allocation length holds two descriptors: two, and the length says two */
+	res = lbas(&h, 0, 8 + 16 * 2);
+	assert_int_equal(get_be32(res->data), 4 + 2 * 16);
+	assert_int_equal(res->len, 8 + 2 * 16);
+	assert_desc(res, 1, 10, 90, 1);
+	/* room for less than one: one descriptor, truncated by the allocation length */
+	res = lbas(&h, 0, 16);
+	assert_int_equal(res->status, ISD_SAM_GOOD);
+	assert_int_equal(res->len, 16);
+	assert_int_equal(get_be32(res->data), 4 + 16);
+	/* the store described only part of the range: the answer ends there */
+	f->map_limit = 2;
+	res = lbas(&h, 0, 8 + 16 * 8);
+	assert_int_equal(get_be32(res->data), 4 + 2 * 16);
+	assert_desc(res, 1, 10, 90, 1);
+	f->map_limit = 0;
+	/* past the end: LBA OUT OF RANGE, the store not asked */
+	f->map_calls = 0;
+	res = lbas(&h, H_BLOCKS, 64);
+	assert_sense(res, ISD_SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	assert_int_equal(f->map_calls, 0);
+	h_fini(&h);
+}
+
+/* Runs that do not fall on blocks: a block is mapped when any byte of it is. */
+static void
+test_lba_status_partial_blocks(void **state)
+{
+	const struct isd_bstore_run map[] = {
+		{ 0, 100, true },                       /* block 0 */
+		{ 100, 300, false },                    /* inside block 0: it stays mapped */
+		{ 400, 2 * H_BS - 400 + 10, true },     /* blocks 0-2 (2 by 10 bytes) */
+		{ 2 * H_BS + 10, 3 * H_BS - 10, false },        /* 3-4 whole, 2 partly */
+		{ 5 * H_BS, (uint64_t)(H_BLOCKS - 5) * H_BS, true },
+	};
+	struct fake_bs *f;
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	h_init(&h);
+	f = add_fake_lu(&h, 0);
+	f->bs.ops = &fake_map_ops;
+	set_map(f, map, 5);
+	res = lbas(&h, 0, 8 + 16 * 8);
+	assert_int_equal(get_be32(res->data), 4 + 3 * 16);
+	assert_desc(res, 0, 0, 3, 0);
+	assert_desc(res, 1, 3, 2, 1);
+	assert_desc(res, 2, 5, H_BLOCKS - 5, 0);
+	/* a deallocated run that ends inside a block, last: that block is left out */
+	f->map_n = 4;
+	f->map[3].len = 3 * H_BS - 10 - 100;
+	res = lbas(&h, 0, 8 + 16 * 8);
+	assert_int_equal(get_be32(res->data), 4 + 2 * 16);
+	assert_desc(res, 1, 3, 1, 1);
+	h_fini(&h);
+}
+
+/* A store without the map, one that declines, one that fails, and after SANITIZE. */
+static void
+test_lba_status_without_the_map(void **state)
+{
+	const struct isd_bstore_run map[] = { { 0, (uint64_t)H_BLOCKS * H_BS, false } };
+	struct fake_bs *f;
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	h_init(&h);
+	f = add_fake_lu(&h, 0);
+	f->bs.ops = &fake_map_ops;
+	set_map(f, map, 1);
+	/* declined at submission: one mapped extent to the end, as before */
+	f->map_rc = -ENOTSUP;
+	res = lbas(&h, 7, 64);
+	assert_int_equal(res->status, ISD_SAM_GOOD);
+	assert_int_equal(get_be32(res->data), 20);
+	assert_desc(res, 0, 7, H_BLOCKS - 7, 0);
+	/* refused for now: BUSY */
+	f->map_rc = -EAGAIN;
+	res = lbas(&h, 7, 64);
+	assert_int_equal(res->status, ISD_SAM_BUSY);
+	/* the medium cannot be read: an error, not a guess */
+	f->map_rc = -EIO;
+	res = lbas(&h, 7, 64);
+	assert_sense(res, ISD_SK_MEDIUM_ERROR, 0x11, 0x00);
+	f->map_rc = 0;
+	res = lbas(&h, 7, 64);
+	assert_desc(res, 0, 7, H_BLOCKS - 7, 1);
+	/* the ops table without get_map: the old answer */
+	f->bs.ops = &fake_ops;
+	res = lbas(&h, 0, 64);
+	assert_int_equal(get_be32(res->data), 20);
+	assert_desc(res, 0, 0, H_BLOCKS, 0);
+	f->bs.ops = &fake_map_ops;
+	h_fini(&h);
+}
+
 int
 main(void)
 {
@@ -313,6 +525,9 @@ main(void)
 		cmocka_unit_test(test_caw_declined),
 		cmocka_unit_test(test_write_same_by_the_store),
 		cmocka_unit_test(test_write_same_declined),
+		cmocka_unit_test(test_lba_status_from_the_map),
+		cmocka_unit_test(test_lba_status_partial_blocks),
+		cmocka_unit_test(test_lba_status_without_the_map),
 	};
 
 	(void)h_add_ram_lu;     /* the harness's RAM LUs are not used here */
