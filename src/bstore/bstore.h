@@ -147,6 +147,9 @@ struct isd_bstore {
 	bool read_only;
 	bool can_discard;
 	bool discard_zeroes;            /* a discarded range reads back as zeros (LBPRZ) */
+	/* Bytes a discard frees whole, from offset 0 (an RBD object); 0: any block. A
+	 * discard of less is still done (zeroed), it only frees nothing. */
+	uint64_t discard_granularity;
 	/* Non-NULL when the whole store is one memory region (RAM): the SCSI layer
 	 * may point data-in straight at it (zero copy) and iSER may register it. */
 	void *mem_base;

@@ -2083,6 +2083,9 @@ rs_open_image(struct rbd_bs *rb, const struct rbd_spec *sp, char *err, size_t er
 	rb->obj_size = info.obj_size;
 	rb->caw_ok = stripe_count <= 1 && info.obj_size >= 512 && info.obj_size % 512 == 0;
 	rb->map_ordered = stripe_count <= 1 && info.obj_size > 0;
+	/* a discard frees an object only when it covers all of it; with fancy
+	 * striping an object's bytes are spread over an object set */
+	rb->bs.discard_granularity = stripe_count <= 1 ? info.obj_size : info.obj_size * stripe_count;
 	rb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (rb->efd < 0) {
 		rc = -errno;

@@ -369,6 +369,12 @@ dev_add_lu_in(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scsi_lu_c
 	lu->read_only = cfg->read_only || cfg->bstore->read_only;
 	lu->thin = cfg->thin && cfg->bstore->can_discard;
 	lu->lbprz = lu->thin && cfg->bstore->discard_zeroes;
+	/* what the store frees whole (an RBD object), when it is a whole number of
+	 * physical blocks that fits the field */
+	if (lu->thin && cfg->bstore->discard_granularity != 0 &&
+	    cfg->bstore->discard_granularity % ((uint64_t)lu->block_size << lu->lbppb_exp) == 0 &&
+	    cfg->bstore->discard_granularity / lu->block_size <= UINT32_MAX)
+		lu->unmap_gran_blocks = (uint32_t)(cfg->bstore->discard_granularity / lu->block_size);
 	lu->wce = lu->wce_default = cfg->write_cache;
 	ascii_pad(lu->vendor, 8, cfg->vendor, "ISERD");
 	ascii_pad(lu->product, 16, cfg->product, "iserd disk");

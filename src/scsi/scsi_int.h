@@ -201,6 +201,7 @@ struct isd_scsi_lu {
 	uint64_t naa_id;
 	uint32_t max_xfer_blocks;       /* Block Limits: MAXIMUM TRANSFER LENGTH */
 	uint32_t max_unmap_blocks;
+	uint32_t unmap_gran_blocks;     /* OPTIMAL UNMAP GRANULARITY (0: the physical block) */
 	uint32_t max_unmap_descs;
 	uint32_t max_ws_blocks;
 	/* Block Limits atomic fields: 0 = no WRITE ATOMIC. Alignment and granularity are

@@ -172,8 +172,14 @@ vpd_page(struct isd_scsi_lu *lu, const struct isd_scsi_nexus *nexus, uint8_t pag
 		put_be32(b + 12, lu->max_xfer_blocks);  /* OPTIMAL TRANSFER LENGTH */
 		put_be32(b + 20, lu->max_unmap_blocks);
 		put_be32(b + 24, lu->max_unmap_descs);
-		if (lu->thin)                           /* OPTIMAL UNMAP GRANULARITY */
+		if (lu->thin && lu->unmap_gran_blocks != 0) {
+			/* OPTIMAL UNMAP GRANULARITY: what the store frees whole (an RBD
+			 * object), aligned at LBA 0 (UGAVALID, UNMAP GRANULARITY ALIGNMENT 0) */
+			put_be32(b + 28, lu->unmap_gran_blocks);
+			b[32] = 0x80;
+		} else if (lu->thin) {
 			put_be32(b + 28, 1u << lu->lbppb_exp);
+		}
 		put_be64(b + 36, lu->max_ws_blocks);
 		/* MAXIMUM ATOMIC TRANSFER LENGTH, ATOMIC ALIGNMENT, ATOMIC TRANSFER LENGTH
 		 * GRANULARITY; the two ATOMIC BOUNDARY fields stay 0: no boundaries. */

@@ -3,7 +3,8 @@
 # OSD, cephx, started here as this user): iserd serves an RBD image and a
 # snapshot of another; data written through iSCSI (with FUA, and with
 # SYNCHRONIZE CACHE) is what `rbd export` gives; UNMAP lowers `rbd du` and
-# unmapped blocks read as zeros (LBPRZ), also in part of an object; the
+# unmapped blocks read as zeros (LBPRZ), also in part of an object, and the
+# Block Limits VPD names the object as the unmap granularity; the
 # snapshot LUN reads its data and refuses writes (DATA PROTECT); GET LBA STATUS
 # gives the allocation map `rbd diff` gives, walked in several commands; COMPARE AND
 # WRITE (librbd's, atomic on the OSD: a match writes, a miscompare names the
@@ -124,6 +125,13 @@ fi
 if isd_check "VPD 0xb2 of LUN 0" iscsi-inq -e 1 -c 178 -i "$INI" "$P/0"; then
 	grep -qi "lbpu:1" "$ISD_OUT" && isd_pass "LUN 0 offers UNMAP (LBPU)" ||
 		{ isd_fail "LBPU"; cat "$ISD_OUT"; }
+fi
+# VPD B0h: OPTIMAL UNMAP GRANULARITY is the 4 MiB object (8192 blocks), aligned at LBA 0
+if isd_check "VPD 0xb0 of LUN 0" iscsi-inq -e 1 -c 176 -i "$INI" "$P/0"; then
+	grep -q "^optimal unmap granularity:8192$" "$ISD_OUT" && grep -q "^ugavalid:1$" "$ISD_OUT" &&
+		grep -q "^unmap granularity alignment:0$" "$ISD_OUT" &&
+		isd_pass "unmap granularity: one object (8192 blocks of 512), aligned at 0" ||
+		{ isd_fail "unmap granularity"; cat "$ISD_OUT"; }
 fi
 
 # ---- data: 8 MiB with FUA at 4 MiB (objects 1 and 2), 3 MiB + SYNC CACHE at 100 MiB + 512

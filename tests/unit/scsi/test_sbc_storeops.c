@@ -205,6 +205,9 @@ static const struct isd_bstore_ops fake_ops = {
 	.write_same = fs_write_same,
 };
 
+/* what the next add_fake_lu's store frees whole (discard_granularity) */
+static uint64_t g_discard_gran;
+
 static struct fake_bs *
 add_fake_lu(struct h *h, uint32_t lun)
 {
@@ -220,6 +223,7 @@ add_fake_lu(struct h *h, uint32_t lun)
 	f->bs.min_block = 1;
 	f->bs.can_discard = true;
 	f->bs.discard_zeroes = true;
+	f->bs.discard_granularity = g_discard_gran;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.bstore = &f->bs;
 	cfg.block_size = H_BS;
@@ -262,6 +266,32 @@ caw_sequence(struct h *h, struct fake_bs *f)
 	assert_memory_equal(f->medium + 30 * H_BS, d + sizeof(a), sizeof(a));
 	res = h_rw10(h, 0, 0, 0x28, 30, 2, NULL, 0);
 	assert_memory_equal(res->data, d + sizeof(a), sizeof(a));
+}
+
+/* Block Limits VPD: OPTIMAL UNMAP GRANULARITY is what the store frees whole */
+static void
+test_unmap_granularity(void **state)
+{
+	uint8_t cdb[6] = { 0x12, 0x01, 0xb0, 0x00, 0xff, 0x00 };
+	const uint64_t grans[] = { 0, 64 * 1024, 1000 };
+	const uint32_t want[] = { 1, 128, 1 };
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(grans) / sizeof(grans[0]); i++) {
+		h_init(&h);
+		g_discard_gran = grans[i];
+		(void)add_fake_lu(&h, 0);
+		g_discard_gran = 0;
+		res = h_run(&h, 0, 0, cdb, 6, NULL, 0);
+		assert_good(res);
+		assert_int_equal(get_be32(res->data + 28), want[i]);
+		/* UGAVALID with alignment 0 only for a granularity of the store's */
+		assert_int_equal(res->data[32], want[i] > 1 ? 0x80 : 0x00);
+		assert_int_equal(get_be32(res->data + 32) & 0x7fffffffu, 0);
+		h_fini(&h);
+	}
 }
 
 static void
@@ -521,6 +551,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unmap_granularity),
 		cmocka_unit_test(test_caw_by_the_store),
 		cmocka_unit_test(test_caw_declined),
 		cmocka_unit_test(test_write_same_by_the_store),
