@@ -40,7 +40,8 @@ if [ "$test_set" = 1 ]; then
 fi
 if [ "$lab_set" = 1 ]; then
 	PKGS+=(qemu-system-x86 busybox-static cpio kmod open-iscsi rdma-core ibverbs-utils
-	       rdmacm-utils fio sg3-utils iproute2 e2fsprogs tgt tgt-rbd istgt xz-utils)
+	       rdmacm-utils fio sg3-utils iproute2 e2fsprogs tgt tgt-rbd istgt xz-utils
+	       multipath-tools)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
