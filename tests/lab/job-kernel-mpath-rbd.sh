@@ -286,12 +286,19 @@ fio_failover() {
 	[ "$w" = "${FIO_SIZE%M}.0MiB" ] || { echo "fio did not write all $FIO_SIZE"; return 1; }
 }
 restart_a() {
+	local i
 	gw_start A A-$T-restarted || return 1
 	lun_is A standby other 30 || return 1
 	# iscsid logs in again by itself; the checker finds the path, prio 1 (standby: ghost)
 	want_groups "50:$DEV_B 1:$DEV_A" 90 || return 1
-	multipathd show paths format "%d %t %T" | grep -q "^$DEV_A .* ghost" ||
-		{ echo "A's path is not a ghost (standby) path"; return 1; }
+	# the prioritizer may see the standby state before the checker's next TEST UNIT READY does
+	for ((i = 0; i < 60; i++)); do
+		multipathd show paths format "%d %t %T" | grep -q "^$DEV_A  *active  *ghost" && break
+		sleep 0.5
+	done
+	multipathd show paths format "%d %t %T"
+	multipathd show paths format "%d %t %T" | grep -q "^$DEV_A  *active  *ghost" ||
+		{ echo "A's path is not an active ghost (standby) path"; return 1; }
 }
 fio_verify() {
 	local r rb0 rb1 ra0 ra1
