@@ -11,7 +11,8 @@
 #                              (ceph-mon, ceph-osd, ceph-common, librbd-dev: the
 #                              rbd store and its test, docs/ceph.md); what
 #                              scripts/test.sh uses
-#   scripts/deps.sh --lab      and the QEMU interop lab's packages (implies --test)
+#   scripts/deps.sh --lab      and the QEMU interop lab's packages (implies --test;
+#                              multipath-tools for the dm-multipath job)
 #                              and the peer targets of bench/ (tgt, its rbd
 #                              backing store tgt-rbd, istgt)
 # Packages already installed are left alone; nothing is installed when all are.
@@ -40,7 +41,8 @@ if [ "$test_set" = 1 ]; then
 fi
 if [ "$lab_set" = 1 ]; then
 	PKGS+=(qemu-system-x86 busybox-static cpio kmod open-iscsi rdma-core ibverbs-utils
-	       rdmacm-utils fio sg3-utils iproute2 e2fsprogs tgt tgt-rbd istgt xz-utils)
+	       rdmacm-utils fio sg3-utils iproute2 e2fsprogs tgt tgt-rbd istgt xz-utils
+	       multipath-tools)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -46,7 +46,11 @@ const struct isd_scsi_op g_isd_scsi_ops[] = {
 	{ 0x1e, ISD_SCSI_NO_SA, 6, READ, "PREVENT ALLOW MEDIUM REMOVAL",
 	  isd_spc_setup_prevent_allow,
 	  NULL, { 0x1e, 0, 0, 0, 0x03, C } },
-	{ 0x25, ISD_SCSI_NO_SA, 10, ALLOW, "READ CAPACITY(10)", isd_sbc_setup_read_capacity10,
+	/* SB: SPC-5 lets a standby port serve more than its list; Linux's sd sizes a
+	 * disk from READ CAPACITY at scan time and a path that got NOT READY stays 0
+	 * sectors (and fails every I/O as beyond its end) after it becomes active,
+	 * so a dm-multipath failover to it could not complete. LIO does the same. */
+	{ 0x25, ISD_SCSI_NO_SA, 10, ALLOW | SB, "READ CAPACITY(10)", isd_sbc_setup_read_capacity10,
 	  isd_sbc_exec_read_capacity10, { 0x25, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, C } },
 	{ 0x28, ISD_SCSI_NO_SA, 10, READ, "READ(10)", isd_sbc_setup_read, isd_sbc_exec_read,
 	  { 0x28, 0x18, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, C } },
@@ -146,7 +150,7 @@ const struct isd_scsi_op g_isd_scsi_ops[] = {
 	{ 0x9c, ISD_SCSI_NO_SA, 16, WRITE | ISD_OPF_ATOMIC, "WRITE ATOMIC(16)",
 	  isd_sbc_setup_write_atomic, isd_sbc_exec_write_atomic,
 	  { 0x9c, 0x18, LBA8, 0xff, 0xff, 0xff, 0xff, 0x1f, C } },
-	{ 0x9e, 0x10, 16, ALLOW | ISD_OPF_HAS_SA, "READ CAPACITY(16)",
+	{ 0x9e, 0x10, 16, ALLOW | ISD_OPF_HAS_SA | SB, "READ CAPACITY(16)",
 	  isd_sbc_setup_read_capacity16, isd_sbc_exec_read_capacity16,
 	  { 0x9e, 0x10, LBA8, LEN4, 0x01, C } },
 	{ 0x9e, 0x12, 16, READ | ISD_OPF_HAS_SA, "GET LBA STATUS", isd_sbc_setup_get_lba_status,

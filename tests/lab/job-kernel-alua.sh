@@ -113,8 +113,8 @@ rtpg() {
 	done
 }
 read_ok() { dd if=/dev/$1 of=/dev/null bs=4K count=16 iflag=direct status=none; }
-# read_fails SDX: no block comes back: the handler refuses the I/O, or sd sized the disk 0 (its
-# READ CAPACITY got NOT READY while the path was standby)
+# read_fails SDX: no block comes back: the handler refuses the I/O (a standby port answers READ
+# CAPACITY, so sd sizes the disk; before that it was 0 sectors)
 read_fails() {
 	rm -f /tmp/got
 	dd if=/dev/$1 of=/tmp/got bs=4K count=1 iflag=direct status=none
@@ -138,7 +138,6 @@ failover() {
 	state_is $DEV_B active/optimized 30 && state_is $DEV_A standby 30
 }
 read_back_b() {
-	# B's disk was sized 0 while it was standby (READ CAPACITY got NOT READY): the rescan read it
 	dd if=/dev/$DEV_B of=/tmp/back bs=64K count=1 iflag=direct status=none || return 1
 	cmp /tmp/pat /tmp/back && echo "the data written through A reads back through B"
 }
