@@ -268,6 +268,7 @@ struct isd_conn {
 	bool ping_outstanding;
 	struct isd_text_state text;
 	struct isd_task_list tasks;
+	uint64_t task_seq;              /* tasks ever created (isd_task.seq) */
 	uint32_t aborted_itt[ISD_ABORTED_RING];
 	unsigned int aborted_pos;
 	bool logged_out;
@@ -300,6 +301,8 @@ struct isd_task {
 	enum isd_task_state state;
 	uint32_t itt;
 	uint32_t cmdsn;
+	uint64_t seq;                   /* the connection's task count at its birth: an abort
+					 * posted from another reactor finds it by (address, seq) */
 	uint64_t lun;
 	bool immediate;
 	bool setup_done;                /* setup (or the core) completed the command already */
@@ -325,15 +328,22 @@ struct isd_task {
  * A TMF response held until the aborted tasks' in-flight I/O has finished; or,
  * for aborts the SCSI layer asked for (PREEMPT AND ABORT, fencing), the
  * completion of the command that asked (rsp NULL, drained set).
+ *
+ * The aborted tasks may live on other reactors: each holds the wait (pending,
+ * atomic) from its own thread, and whoever drops the last hold hands the end
+ * of it to `home`, the reactor of the connection that asked (or, for a fence
+ * no command of ours asked for, the reactor that began it).
  */
 struct isd_tmf_wait {
 	struct isd_conn *conn;          /* holds a reference */
 	struct isd_pdu *rsp;
 	void (*drained)(struct isd_scsi_cmd *cmd);
 	struct isd_scsi_cmd *drained_cmd;
-	int pending;
+	int pending;                    /* atomic: holds */
 	bool close_node;                /* TARGET COLD RESET: close the node's connections after */
 	struct isd_tnode *node;
+	struct isd_reactor *home;       /* where it ends (NULL: wherever the last hold drops) */
+	struct isd_reactor_msg msg;     /* the end, posted home */
 };
 
 /* tgt.c */

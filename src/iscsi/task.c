@@ -40,6 +40,7 @@ task_alloc(struct isd_conn *c, bool immediate)
 	if (t == NULL)
 		return NULL;
 	t->conn = c;
+	t->seq = ++c->task_seq;
 	t->dmt.priv = t->dm_priv;
 	t->immediate = immediate;
 	TAILQ_INSERT_TAIL(&c->tasks, t, link);
@@ -115,7 +116,7 @@ isd_task_abort(struct isd_task *t, struct isd_tmf_wait *w)
 		isd_scsi_cmd_cancel(&t->cmd);
 		if (w != NULL && t->tmf_wait == NULL) {
 			t->tmf_wait = w;
-			w->pending++;
+			isd_conn_fence_hold(w);
 		}
 		t->aborted = true;
 		return true;

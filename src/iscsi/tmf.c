@@ -9,15 +9,15 @@
 
 #include "iscsi/core.h"
 #include "util/log.h"
+#include "util/monitor.h"
 
-void
-isd_tmf_wait_done(struct isd_tmf_wait *w)
+/* The end of a wait, on its home reactor. */
+static void
+tmf_wait_end(struct isd_tmf_wait *w)
 {
 	struct isd_conn *c = w->conn;
 	struct isd_conn *o, *tmp;
 
-	if (--w->pending > 0)
-		return;
 	/* conn is NULL only for a fence no command of ours asked for (rsp NULL too) */
 	if (w->rsp == NULL || c == NULL) {
 		/* nothing to send here: the command that asked completes now */
@@ -41,10 +41,45 @@ isd_tmf_wait_done(struct isd_tmf_wait *w)
 		isd_conn_put(c);
 }
 
+static void
+tmf_wait_end_msg(void *arg)
+{
+	tmf_wait_end(arg);
+}
+
+static struct isd_tmf_wait *
+tmf_wait_new(struct isd_conn *asker)
+{
+	struct isd_tmf_wait *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->conn = asker;
+	w->pending = 1;                 /* the asker's own hold, dropped when it has asked */
+	w->home = asker != NULL ? asker->reactor : isd_reactor_current();
+	if (asker != NULL)
+		isd_conn_get(asker);
+	return w;
+}
+
+void
+isd_tmf_wait_done(struct isd_tmf_wait *w)
+{
+	if (__atomic_sub_fetch(&w->pending, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	if (w->home != NULL && w->home != isd_reactor_current() && isd_monitor_threaded()) {
+		w->msg.cb = tmf_wait_end_msg;
+		w->msg.arg = w;
+		isd_reactor_post(w->home, &w->msg);
+		return;
+	}
+	tmf_wait_end(w);
+}
+
 void
 isd_conn_fence_hold(struct isd_tmf_wait *fence)
 {
-	fence->pending++;
+	__atomic_add_fetch(&fence->pending, 1, __ATOMIC_RELAXED);
 }
 
 void
@@ -74,70 +109,154 @@ abort_conn_tasks(struct isd_conn *c, bool all_luns, uint64_t lun, struct isd_tmf
 	}
 }
 
+/*
+ * Aborting another connection's task. Its connection may run on another
+ * reactor, whose task list only that reactor touches: there the abort is
+ * posted, with a reference on the connection (safe to take: the victim's
+ * command is live, so its task, which holds the connection, is too) and a
+ * hold on the wait; the task is looked up again by address and birth count,
+ * and left alone if it ended meanwhile. On the calling reactor (always, with
+ * one reactor) it is aborted at once, as before.
+ */
+struct remote_abort {
+	struct isd_reactor_msg msg;
+	struct isd_conn *conn;
+	struct isd_task *task;
+	uint64_t seq;
+	struct isd_tmf_wait *w;
+};
+
+static void
+remote_abort_run(void *arg)
+{
+	struct remote_abort *ra = arg;
+	struct isd_conn *c = ra->conn;
+	struct isd_task *t;
+
+	TAILQ_FOREACH(t, &c->tasks, link) {
+		if (t == ra->task && t->seq == ra->seq)
+			break;
+	}
+	if (t != NULL && !t->aborted &&
+	    (c->state == ISD_CONN_FFP || c->state == ISD_CONN_CLOSING)) {
+		isd_log_dbg("iscsi", "conn %p: ITT 0x%x aborted by another nexus", (void *)c, t->itt);
+		abort_task(t, ra->w);
+	}
+	if (ra->w != NULL)
+		isd_tmf_wait_done(ra->w);
+	isd_conn_put(c);
+	free(ra);
+}
+
+/* Returns true when it aborted on the spot (the device's live list changed). */
+static bool
+abort_victim(struct isd_task *t, struct isd_tmf_wait *w)
+{
+	struct isd_conn *o = t->conn;
+	struct remote_abort *ra;
+
+	if (!isd_monitor_threaded() || o->reactor == isd_reactor_current()) {
+		if (t->aborted || (o->state != ISD_CONN_FFP && o->state != ISD_CONN_CLOSING))
+			return false;
+		isd_log_dbg("iscsi", "conn %p: ITT 0x%x aborted by another nexus", (void *)o, t->itt);
+		abort_task(t, w);
+		return true;
+	}
+	ra = calloc(1, sizeof(*ra));
+	if (ra == NULL) {
+		isd_log_err("iscsi: out of memory aborting a task on another reactor; it runs on");
+		return false;
+	}
+	ra->conn = o;
+	ra->task = t;
+	ra->seq = t->seq;
+	ra->w = w;
+	isd_conn_get(o);
+	if (w != NULL)
+		isd_conn_fence_hold(w);
+	ra->msg.cb = remote_abort_run;
+	ra->msg.arg = ra;
+	isd_reactor_post(o->reactor, &ra->msg);
+	return false;
+}
+
+/* LUN RESET, TARGET RESET: every task of the node's device on `lun` (or all). */
+struct node_pick {
+	bool all_luns;
+	uint64_t lun;
+	struct isd_tmf_wait *w;
+};
+
+static bool
+node_pick_one(void *arg, struct isd_scsi_cmd *cmd)
+{
+	struct node_pick *p = arg;
+	struct isd_task *t = cmd->cb_arg;
+
+	if (t == NULL || (!p->all_luns && cmd->lun != p->lun))
+		return false;
+	return abort_victim(t, p->w);
+}
+
 /* Aborts the tasks of every session of `node` (LUN RESET, TARGET RESET). */
 static void
-abort_node_tasks(struct isd_iscsi_tgt *tgt, struct isd_tnode *node, bool all_luns, uint64_t lun,
+abort_node_tasks(struct isd_conn *c, struct isd_tnode *node, bool all_luns, uint64_t lun,
 		 struct isd_tmf_wait *w)
 {
-	struct isd_conn *o, *tmp;
+	struct node_pick p = {.all_luns = all_luns, .lun = lun, .w = w};
 
-	TAILQ_FOREACH_SAFE(o, &tgt->conns, link, tmp) {
-		if (o->sess == NULL || o->sess->node != node)
-			continue;
-		if (o->state != ISD_CONN_FFP && o->state != ISD_CONN_CLOSING)
-			continue;
-		abort_conn_tasks(o, all_luns, lun, w);
-	}
+	/* the asker's own tasks first, those not set up included */
+	abort_conn_tasks(c, all_luns, lun, w);
+	if (node->dev != NULL)
+		isd_scsi_dev_each_cmd(node->dev, node_pick_one, &p);
 }
 
 /*
- * The SCSI layer's abort_tasks (scsi.h): every session of this target whose
- * node serves self's device is searched, since the nexuses to abort are other
- * initiators'. The wait reuses struct isd_tmf_wait: its "response" is the
- * completion of the asking command, on that command's connection.
+ * The SCSI layer's task operations (scsi.h): it picks the victims among its
+ * live commands, which are other nexuses' tasks of this target; the wait
+ * reuses struct isd_tmf_wait, whose "response" is the completion of the
+ * asking command, on that command's connection.
  */
-static bool
-scsi_abort_tasks(void *ctx, struct isd_scsi_cmd *self,
-		 bool (*match)(void *arg, struct isd_scsi_cmd *cmd), void *arg,
-		 void (*drained)(struct isd_scsi_cmd *self))
+static void *
+scsi_abort_begin(void *ctx, struct isd_scsi_cmd *self, void (*drained)(struct isd_scsi_cmd *self))
 {
-	struct isd_iscsi_tgt *tgt = ctx;
 	/* NULL: another gateway's reservation change (isd_scsi_fence_lu) */
 	struct isd_task *me = self->cb_arg;
-	struct isd_tmf_wait *w = NULL;
-	struct isd_conn *o, *otmp;
-	struct isd_task *t, *ttmp;
+	struct isd_tmf_wait *w;
 
-	if (drained != NULL) {
-		w = calloc(1, sizeof(*w));
-		if (w == NULL) {
-			/* still abort, only the wait for in-flight exec is lost */
-			isd_log_err("iscsi: out of memory waiting for aborted tasks");
-		} else {
-			w->conn = me != NULL ? me->conn : NULL;
-			w->pending = 1;         /* our own hold, dropped below */
-			w->drained = drained;
-			w->drained_cmd = self;
-			if (w->conn != NULL)
-				isd_conn_get(w->conn);
-		}
+	(void)ctx;
+	if (drained == NULL)
+		return NULL;
+	w = tmf_wait_new(me != NULL ? me->conn : NULL);
+	if (w == NULL) {
+		/* still abort, only the wait for in-flight exec is lost */
+		isd_log_err("iscsi: out of memory waiting for aborted tasks");
+		return NULL;
 	}
-	TAILQ_FOREACH_SAFE(o, &tgt->conns, link, otmp) {
-		if (o->sess == NULL || o->sess->node == NULL || o->sess->node->dev != self->dev)
-			continue;
-		if (o->state != ISD_CONN_FFP && o->state != ISD_CONN_CLOSING)
-			continue;
-		TAILQ_FOREACH_SAFE(t, &o->tasks, link, ttmp) {
-			if (t == me || t->aborted || !t->setup_ok || !match(arg, &t->cmd))
-				continue;
-			isd_log_dbg("iscsi", "conn %p: ITT 0x%x aborted by another nexus's command",
-				    (void *)o, t->itt);
-			abort_task(t, w);
-		}
-	}
-	if (w == NULL)
+	w->drained = drained;
+	w->drained_cmd = self;
+	return w;
+}
+
+static bool
+scsi_abort_one(void *ctx, struct isd_scsi_cmd *victim, void *wait)
+{
+	struct isd_task *t = victim->cb_arg;
+
+	(void)ctx;
+	if (t == NULL)
 		return false;
-	if (w->pending == 1) {
+	return abort_victim(t, wait);
+}
+
+static bool
+scsi_abort_end(void *ctx, void *wait)
+{
+	struct isd_tmf_wait *w = wait;
+
+	(void)ctx;
+	if (__atomic_load_n(&w->pending, __ATOMIC_ACQUIRE) == 1) {
+		/* nothing holds it but us: no one else can take a hold now */
 		if (w->conn != NULL)
 			isd_conn_put(w->conn);
 		free(w);
@@ -151,7 +270,9 @@ void
 isd_tmf_register_dev(struct isd_iscsi_tgt *t, struct isd_scsi_dev *dev)
 {
 	struct isd_scsi_task_ops ops = {
-		.abort_tasks = scsi_abort_tasks,
+		.abort_begin = scsi_abort_begin,
+		.abort_one = scsi_abort_one,
+		.abort_end = scsi_abort_end,
 		.ctx = t,
 	};
 
@@ -179,19 +300,19 @@ isd_tmf_rx(struct isd_conn *c, struct isd_pdu *pdu)
 	uint8_t response = ISD_TMF_RSP_COMPLETE;
 
 	isd_conn_release_pdu(c, pdu);
-	w = calloc(1, sizeof(*w));
+	w = tmf_wait_new(c);
 	if (w != NULL)
 		w->rsp = isd_pdu_alloc(0);
 	if (w == NULL || w->rsp == NULL) {
 		isd_log_err("iscsi: out of memory for a TMF response, closing connection");
-		free(w);
+		if (w != NULL) {
+			isd_conn_put(c);
+			free(w);
+		}
 		isd_conn_close(c);
 		return;
 	}
-	w->conn = c;
-	w->pending = 1;                 /* our own hold, dropped below */
 	w->node = s->node;
-	isd_conn_get(c);
 
 	switch (func) {
 	case ISD_TMF_ABORT_TASK:
@@ -231,12 +352,12 @@ isd_tmf_rx(struct isd_conn *c, struct isd_pdu *pdu)
 			response = ISD_TMF_RSP_NO_LUN;
 			break;
 		}
-		abort_node_tasks(c->tgt, s->node, false, lun, w);
+		abort_node_tasks(c, s->node, false, lun, w);
 		isd_scsi_lu_reset(s->node->dev, lun, &s->nexus);
 		break;
 	case ISD_TMF_TARGET_WARM_RESET:
 	case ISD_TMF_TARGET_COLD_RESET:
-		abort_node_tasks(c->tgt, s->node, true, 0, w);
+		abort_node_tasks(c, s->node, true, 0, w);
 		if (s->node->dev != NULL)
 			isd_scsi_dev_reset(s->node->dev, &s->nexus);
 		w->close_node = func == ISD_TMF_TARGET_COLD_RESET;
@@ -249,7 +370,8 @@ isd_tmf_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		break;
 	}
 	isd_log_dbg("iscsi", "conn %p: TMF function %u ITT 0x%x RTT 0x%x -> %u (%d waiting)",
-		    (void *)c, func, itt, rtt, response, w->pending - 1);
+		    (void *)c, func, itt, rtt, response,
+		    __atomic_load_n(&w->pending, __ATOMIC_RELAXED) - 1);
 	w->rsp->bhs[0] = ISD_OP_TMF_RSP;
 	w->rsp->bhs[1] = ISD_BHS_F;
 	w->rsp->bhs[2] = response;

@@ -65,6 +65,7 @@ isd_scsi_dev_create(const char *name, struct isd_scsi_dev **out)
 	if (dev == NULL)
 		return -ENOMEM;
 	snprintf(dev->name, sizeof(dev->name), "%s", name != NULL ? name : "");
+	TAILQ_INIT(&dev->live);
 	isd_monitor_init(&dev->mon);
 	TAILQ_INSERT_TAIL(&g_devs, dev, link);
 	*out = dev;
@@ -867,7 +868,7 @@ isd_scsi_lu_conflict(struct isd_scsi_lu *lu, struct isd_scsi_nexus *nexus, bool 
  *  - a write with data_out_direct (RAM LU) has no such moment: each Data-Out
  *    is copied, or RDMA-read, straight into LU memory as it arrives, and exec
  *    only reports. Checking there is too late. So the change itself ends those
- *    writes (through the transport's abort_tasks) before the command that made
+ *    writes (through the transport's abort_one) before the command that made
  *    it completes: the initiator that made the change sees GOOD only once no
  *    later Data-Out of the fenced writes can land, because their transfers are
  *    gone and the transport discards Data-Out for aborted tasks. An RDMA Read
@@ -912,19 +913,59 @@ fence_drained(struct isd_scsi_cmd *cmd)
 	isd_monitor_leave(mon);
 }
 
+static void dev_each_cmd_in(struct isd_scsi_dev *dev,
+			    bool (*fn)(void *arg, struct isd_scsi_cmd *cmd), void *arg);
+
+/* One pick of victims: the transport's handle, and who decides. */
+struct fence_pick {
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_cmd *self;
+	bool (*match)(void *arg, struct isd_scsi_cmd *victim);
+	void *arg;
+	void *wait;
+};
+
+static bool
+fence_pick_one(void *arg, struct isd_scsi_cmd *victim)
+{
+	struct fence_pick *p = arg;
+
+	if (victim == p->self || victim->aborted || !p->match(p->arg, victim))
+		return false;
+	return p->dev->task_ops.abort_one(p->dev->task_ops.ctx, victim, p->wait);
+}
+
+/*
+ * Aborts what match selects among the device's live commands; true when
+ * drained(self) will be called later.
+ */
+static bool
+fence_abort(struct isd_scsi_dev *dev, struct isd_scsi_cmd *self,
+	    bool (*match)(void *arg, struct isd_scsi_cmd *victim), void *arg,
+	    void (*drained)(struct isd_scsi_cmd *self))
+{
+	const struct isd_scsi_task_ops *ops = &dev->task_ops;
+	struct fence_pick p = {.dev = dev, .self = self, .match = match, .arg = arg};
+
+	if (ops->abort_one == NULL)
+		return false;
+	if (ops->abort_begin != NULL)
+		p.wait = ops->abort_begin(ops->ctx, self, drained);
+	dev_each_cmd_in(dev, fence_pick_one, &p);
+	return p.wait != NULL && ops->abort_end != NULL && ops->abort_end(ops->ctx, p.wait);
+}
+
 /* Returns true when drained(cmd) will be called later. */
 static bool
 fence_run(struct isd_scsi_cmd *cmd, void (*drained)(struct isd_scsi_cmd *))
 {
 	struct isd_scsi_dev *dev = cmd->lu != NULL ? cmd->lu->dev : NULL;
 	struct isd_scsi_itn *itn;
-	bool wait = false;
+	bool wait;
 
 	if (dev == NULL)
 		return false;
-	if (dev->task_ops.abort_tasks != NULL)
-		wait = dev->task_ops.abort_tasks(dev->task_ops.ctx, cmd, fence_match, cmd,
-						 drained);
+	wait = fence_abort(dev, cmd, fence_match, cmd, drained);
 	TAILQ_FOREACH(itn, &cmd->lu->itns, link)
 		itn->pr_abort = false;
 	return wait;
@@ -965,7 +1006,7 @@ fence_match_lu(void *arg, struct isd_scsi_cmd *victim)
 }
 
 /*
- * The transport's abort_tasks wants the command that asked: a blank one of
+ * The transport's abort_begin wants the command that asked: a blank one of
  * this device (no task: cb_arg NULL) stands for the other gateway's, matches
  * no task, and carries the callback to run once the aborted execs are done.
  */
@@ -995,13 +1036,12 @@ fence_lu_in(struct isd_scsi_lu *lu, void (*done)(void *arg), void *arg)
 	struct lu_fence *f = calloc(1, sizeof(*f));
 	bool wait = false;
 
-	if (f != NULL && dev != NULL && dev->task_ops.abort_tasks != NULL) {
+	if (f != NULL && dev != NULL) {
 		f->self.dev = dev;
 		f->self.lu = lu;
 		f->done = done;
 		f->arg = arg;
-		wait = dev->task_ops.abort_tasks(dev->task_ops.ctx, &f->self, fence_match_lu, lu,
-						 fence_lu_drained);
+		wait = fence_abort(dev, &f->self, fence_match_lu, lu, fence_lu_drained);
 	}
 	TAILQ_FOREACH(itn, &lu->itns, link)
 		itn->pr_abort = false;
@@ -1203,7 +1243,14 @@ static int
 cmd_setup_in(struct isd_scsi_cmd *cmd)
 {
 	uint64_t t0 = cmd->arrival_ns != 0 ? cmd->arrival_ns : isd_now_ns();
-	int rc = cmd_setup(cmd);
+	int rc;
+
+	/* live until release, whatever setup decides: release is owed either way */
+	if (cmd->dev != NULL && !cmd->live) {
+		TAILQ_INSERT_TAIL(&cmd->dev->live, cmd, live_link);
+		cmd->live = true;
+	}
+	rc = cmd_setup(cmd);
 
 	/* counted once the LU it goes to is known; one finished here is complete */
 	isd_scsi_io_start(cmd, t0);
@@ -1250,9 +1297,36 @@ cmd_cancel_in(struct isd_scsi_cmd *cmd)
 	(void)isd_scsi_sanitize_cancel(cmd);
 }
 
+/*
+ * fn may release the command it is shown, or others (an abort on the spot
+ * frees the task): after it did, the walk starts again from the head and
+ * skips what this pass has shown already. A pass costs the live commands
+ * times the local aborts, which are rare.
+ */
+static void
+dev_each_cmd_in(struct isd_scsi_dev *dev, bool (*fn)(void *arg, struct isd_scsi_cmd *cmd),
+		void *arg)
+{
+	uint64_t gen = ++dev->walk_gen;
+	struct isd_scsi_cmd *cmd;
+
+again:
+	TAILQ_FOREACH(cmd, &dev->live, live_link) {
+		if (cmd->walk_gen == gen)
+			continue;
+		cmd->walk_gen = gen;
+		if (fn(arg, cmd))
+			goto again;
+	}
+}
+
 static void
 cmd_release_in(struct isd_scsi_cmd *cmd)
 {
+	if (cmd->live) {
+		TAILQ_REMOVE(&cmd->dev->live, cmd, live_link);
+		cmd->live = false;
+	}
 	/* set up, then neither run nor aborted: the transport gave it up */
 	isd_scsi_io_done(cmd, true);
 	buf_free(cmd);
@@ -1464,6 +1538,17 @@ isd_scsi_cmd_release(struct isd_scsi_cmd *cmd)
 
 	isd_monitor_enter(mon);
 	cmd_release_in(cmd);
+	isd_monitor_leave(mon);
+}
+
+void
+isd_scsi_dev_each_cmd(struct isd_scsi_dev *dev, bool (*fn)(void *arg, struct isd_scsi_cmd *cmd),
+		      void *arg)
+{
+	struct isd_monitor *mon = isd_scsi_dev_monitor(dev);
+
+	isd_monitor_enter(mon);
+	dev_each_cmd_in(dev, fn, arg);
 	isd_monitor_leave(mon);
 }
 

@@ -172,6 +172,10 @@ struct isd_scsi_cmd {
 	uint8_t io_dir;                 /* enum isd_io_dir */
 	uint64_t io_bytes;
 	struct isd_monitor_call done_call;      /* cmd->done, run once the monitor is left */
+	/* on the device's list of live commands, setup to release (isd_scsi_dev_each_cmd) */
+	TAILQ_ENTRY(isd_scsi_cmd) live_link;
+	bool live;
+	uint64_t walk_gen;              /* the last walk that showed it */
 };
 
 /* Backing store description used to create a logical unit. */
@@ -285,24 +289,50 @@ void isd_scsi_nexus_remove(struct isd_scsi_dev *dev, struct isd_scsi_nexus *nexu
  * any PR OUT that takes write access away from a nexus) must end such tasks
  * before its own command completes; the SCSI layer cannot see the transport's
  * tasks, so the transport registers this once per device.
+ *
+ * The device server picks the victims itself, under its monitor, from its
+ * list of live commands (isd_scsi_dev_each_cmd), at the moment the
+ * reservation changes: the transport's connections may run on other threads,
+ * and their task lists are theirs alone.
  */
 struct isd_scsi_task_ops {
 	/*
-	 * Aborts every task of the device other than `self` whose command (set up
-	 * already) match(arg, cmd) selects, as an ABORT TASK SET on that task's own
-	 * nexus would: it gets no response, stores nothing more, and Data-Out that
-	 * arrives for it later is discarded. If `drained` is not NULL and the exec
-	 * of some aborted task is still in flight, returns true and calls
-	 * drained(self) once all of those have finished; otherwise returns false
-	 * (and never calls drained). `self` may also be a blank command of the
-	 * device with no task (cb_arg NULL): a change another gateway made
-	 * (isd_scsi_fence_lu), with nothing to answer here.
+	 * Begins the aborts asked for by `self`: returns a handle for abort_one and
+	 * abort_end, or NULL when there is nothing to wait with (drained NULL, or
+	 * out of memory: the aborts still happen, the wait for in-flight exec is
+	 * lost). `self` may be a blank command of the device with no task (cb_arg
+	 * NULL): a change another gateway made (isd_scsi_fence_lu), with nothing
+	 * to answer here.
 	 */
-	bool (*abort_tasks)(void *ctx, struct isd_scsi_cmd *self,
-			    bool (*match)(void *arg, struct isd_scsi_cmd *cmd), void *arg,
-			    void (*drained)(struct isd_scsi_cmd *self));
+	void *(*abort_begin)(void *ctx, struct isd_scsi_cmd *self,
+			     void (*drained)(struct isd_scsi_cmd *self));
+	/*
+	 * Aborts the task of `victim` (a live command of the device, not self's),
+	 * as an ABORT TASK SET on that task's own nexus would: it gets no
+	 * response, stores nothing more, and Data-Out that arrives for it later is
+	 * discarded. Called under the device's monitor. Returns true when it
+	 * released a command of the device on the spot (the live list changed).
+	 * On a task that lives on another thread the abort happens there, later,
+	 * and `wait` (may be NULL) holds the answer until it has.
+	 */
+	bool (*abort_one)(void *ctx, struct isd_scsi_cmd *victim, void *wait);
+	/*
+	 * Ends what abort_begin began: returns true and calls drained(self) later,
+	 * once every aborted task whose exec was in flight has finished; false
+	 * (drained is never called) when nothing was left to wait for.
+	 */
+	bool (*abort_end)(void *ctx, void *wait);
 	void *ctx;
 };
+
+/*
+ * Calls fn(arg, cmd), under the device's monitor, once for each command set
+ * up on the device and not yet released, in setup order. fn may release
+ * commands (an abort on the spot): it returns true when it did, and the walk
+ * goes on from where it was without showing a command twice.
+ */
+void isd_scsi_dev_each_cmd(struct isd_scsi_dev *dev,
+			   bool (*fn)(void *arg, struct isd_scsi_cmd *cmd), void *arg);
 
 /* Registers (or replaces) the transport's task operations of a device. */
 void isd_scsi_dev_set_task_ops(struct isd_scsi_dev *dev, const struct isd_scsi_task_ops *ops);

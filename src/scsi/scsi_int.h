@@ -258,12 +258,16 @@ struct isd_scsi_lu {
 struct isd_scsi_dev {
 	char name[224];
 	TAILQ_ENTRY(isd_scsi_dev) link;         /* on the process's list of devices */
-	struct isd_scsi_task_ops task_ops;      /* the transport's (abort_tasks NULL: none) */
+	struct isd_scsi_task_ops task_ops;      /* the transport's (abort_one NULL: none) */
 	struct isd_scsi_lu *lus[ISD_SCSI_MAX_LUNS];
 	uint32_t nlus;
 	struct isd_scsi_lu *removed;            /* removed LUs with commands still alive */
 	struct isd_scsi_alua_cfg alua;          /* group 0: ALUA off */
 	struct isd_io_stats io;         /* every command to the device, LU or not */
+	/* every command set up and not yet released (cmd->live_link), for the
+	 * victims of a reservation change and of task management */
+	TAILQ_HEAD(, isd_scsi_cmd) live;
+	uint64_t walk_gen;              /* isd_scsi_dev_each_cmd's passes */
 	/*
 	 * Everything above and every LU's state is touched under this monitor
 	 * only (util/monitor.h): the public functions of scsi.h enter it, a

@@ -87,6 +87,10 @@ class Iserd:
                 for lun in self.luns:
                     argv += ["--lun", lun]
             argv += self.args
+            reactors = os.environ.get("ISD_TEST_REACTORS", "")
+            if reactors and "--reactors" not in argv:
+                # the same tests on several reactors (tests/lib/harness.sh does the same)
+                argv += ["--reactors", reactors]
             if "--control-socket" not in argv and "control_socket" not in (self.conf or ""):
                 # its own control socket, never the system's
                 argv += ["--control-socket", os.path.join(self.tmp, "control.sock")]

@@ -89,7 +89,8 @@ class Daemon:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         with open(self.log, "wb") as lf:
-            self.proc = subprocess.Popen([self.iserd, "-c", self.conf], stdout=lf,
+            self.proc = subprocess.Popen([self.iserd, "-c", self.conf]
+                                         + (["--reactors", os.environ["ISD_TEST_REACTORS"]] if os.environ.get("ISD_TEST_REACTORS") else []), stdout=lf,
                                          stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and self.proc.poll() is None:

@@ -432,6 +432,9 @@ class Target:
             self.log = os.path.join(self.tmp, "iserd-%d.log" % attempt)
             args = [self.binary, "--portal", "tcp://%s:%d" % (HOST, port), "--target", IQN,
                     "--lun", "ram:%d" % LUN_BYTES]
+            if os.environ.get("ISD_TEST_REACTORS"):
+                # the same tests on several reactors (tests/lib/harness.sh)
+                args += ["--reactors", os.environ["ISD_TEST_REACTORS"]]
             print("starting: %s" % " ".join(args), flush=True)
             logf = open(self.log, "wb")
             self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=env)

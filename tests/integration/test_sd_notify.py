@@ -78,7 +78,8 @@ def run(journal):
     if journal:
         st = os.fstat(log.fileno())
         env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
-    p = subprocess.Popen([ISERD, "--portal", "tcp://%s:%d" % (HOST, port), "--lun", "ram:16M"],
+    p = subprocess.Popen([ISERD, "--portal", "tcp://%s:%d" % (HOST, port), "--lun", "ram:16M"]
+                         + (["--reactors", os.environ["ISD_TEST_REACTORS"]] if os.environ.get("ISD_TEST_REACTORS") else []),
                          stdout=log, stderr=log, env=env)
     what = "journal" if journal else "terminal"
     try:

@@ -7,7 +7,9 @@
 #   isd_require_tools T...        exit 77 (skipped) unless every tool T is on PATH
 #   isd_start NAME [ARGS...]      starts "$ISERD --portal tcp://127.0.0.1:PORT ARGS..." on a
 #                                 free port, with its own control socket ISD_CTL_OF[NAME] in
-#                                 $ISD_TMP; sets ISD_PORT and ISD_PORT_OF[NAME]
+#                                 $ISD_TMP; sets ISD_PORT and ISD_PORT_OF[NAME]. With
+#                                 ISD_TEST_REACTORS=N set, adds --reactors N (unless ARGS
+#                                 name a count themselves): the same tests on N reactors
 #   isd_stop NAME                 SIGTERM, expects exit 0 within 10 s and a clean log
 #   isd_alive NAME                true while that instance runs
 #   isd_check DESC CMD...         runs CMD (bounded by $ISD_CMD_TIMEOUT), records PASS/FAIL
@@ -156,6 +158,9 @@ isd_start() {
 	local name=$1
 	shift
 	local try port pid log i
+	if [ -n "${ISD_TEST_REACTORS:-}" ] && [[ " $* " != *" --reactors "* ]]; then
+		set -- "$@" --reactors "$ISD_TEST_REACTORS"
+	fi
 	if [ -n "${ISD_PID_OF[$name]:-}" ]; then
 		echo "isd_start: instance $name already running" >&2
 		return 1

@@ -27,10 +27,12 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -51,12 +53,58 @@ static bool rx_staged(const struct isd_tcp_conn *tc);
 /* Skipped data segments land here; the content is never looked at. */
 static __thread uint8_t g_discard[65536];
 
-/* Send queue limit (max_tx_queue_bytes) and the counters of isd_tcp_get_stats. */
+/* Send queue limit (max_tx_queue_bytes), set before the reactors run or with them paused. */
 static uint64_t g_txq_limit = ISD_TCP_TXQ_DEFAULT;
-static uint64_t g_rx_paused;
-static uint64_t g_tx_queued_bytes;
-static uint64_t g_tx_queued_peak;
-static uint64_t g_txq_drops;
+
+/*
+ * The counters of isd_tcp_get_stats, one block per thread that runs
+ * connections: each is written by its own thread only (a connection lives on
+ * one reactor, so what it adds to tx_queued it takes away there too), with
+ * relaxed atomic loads and stores, no locked instruction, and no cache line
+ * shared between reactors on the data path. A block stays on the list when
+ * its thread ends (its figures still count).
+ */
+struct tcp_tstats {
+	uint64_t rx_paused;
+	uint64_t tx_queued_bytes;
+	uint64_t tx_queued_peak;
+	uint64_t txq_drops;
+	LIST_ENTRY(tcp_tstats) link;
+};
+
+static pthread_mutex_t g_tstats_lock = PTHREAD_MUTEX_INITIALIZER;
+static LIST_HEAD(, tcp_tstats) g_tstats = LIST_HEAD_INITIALIZER(g_tstats);
+static __thread struct tcp_tstats *t_tstats;
+static struct tcp_tstats g_tstats_oom;  /* if a block cannot be had: shared, approximate */
+
+static struct tcp_tstats *
+tstats(void)
+{
+	struct tcp_tstats *st = t_tstats;
+
+	if (st != NULL)
+		return st;
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return t_tstats = &g_tstats_oom;
+	pthread_mutex_lock(&g_tstats_lock);
+	LIST_INSERT_HEAD(&g_tstats, st, link);
+	pthread_mutex_unlock(&g_tstats_lock);
+	return t_tstats = st;
+}
+
+static inline void
+tst_add(uint64_t *p, uint64_t n)
+{
+	__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+static inline void
+tst_max(uint64_t *p, uint64_t v)
+{
+	if (v > __atomic_load_n(p, __ATOMIC_RELAXED))
+		__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
 
 int
 isd_tcp_set_max_tx_queue(uint64_t bytes)
@@ -70,11 +118,20 @@ isd_tcp_set_max_tx_queue(uint64_t bytes)
 void
 isd_tcp_get_stats(struct isd_tcp_stats *out)
 {
+	struct tcp_tstats *st;
+	uint64_t peak;
+
 	memset(out, 0, sizeof(*out));
-	out->rx_paused = g_rx_paused;
-	out->tx_queued_bytes = g_tx_queued_bytes;
-	out->tx_queued_peak = g_tx_queued_peak;
-	out->txq_drops = g_txq_drops;
+	pthread_mutex_lock(&g_tstats_lock);
+	LIST_FOREACH(st, &g_tstats, link) {
+		out->rx_paused += __atomic_load_n(&st->rx_paused, __ATOMIC_RELAXED);
+		out->tx_queued_bytes += __atomic_load_n(&st->tx_queued_bytes, __ATOMIC_RELAXED);
+		peak = __atomic_load_n(&st->tx_queued_peak, __ATOMIC_RELAXED);
+		if (peak > out->tx_queued_peak)
+			out->tx_queued_peak = peak;
+		out->txq_drops += __atomic_load_n(&st->txq_drops, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&g_tstats_lock);
 }
 
 int
@@ -233,9 +290,8 @@ tx_enqueue(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 		task_tx_ref(tx->task, 1);
 	tc->txq_len++;
 	tc->txq_bytes += n;
-	g_tx_queued_bytes += n;
-	if (tc->txq_bytes > g_tx_queued_peak)
-		g_tx_queued_peak = tc->txq_bytes;
+	tst_add(&tstats()->tx_queued_bytes, n);
+	tst_max(&tstats()->tx_queued_peak, tc->txq_bytes);
 	if (tc->conn->active) {
 		/*
 		 * An initiator's queue is bounded by its own commands (queue depth,
@@ -246,7 +302,7 @@ tx_enqueue(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 		return 0;
 	}
 	if (tc->txq_bytes > txq_hard_limit(tc)) {
-		g_txq_drops++;
+		tst_add(&tstats()->txq_drops, 1);
 		isd_log_warn("tcp %s: %llu bytes queued for a peer that does not read, dropping "
 			     "the connection",
 			     tc->peer, (unsigned long long)tc->txq_bytes);
@@ -255,7 +311,7 @@ tx_enqueue(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 	}
 	if (!tc->rx_paused && tc->txq_bytes > g_txq_limit && tc->state == ISD_TCP_OPEN) {
 		tc->rx_paused = true;
-		g_rx_paused++;
+		tst_add(&tstats()->rx_paused, 1);
 		isd_log_dbg("tcp", "%s: %llu bytes queued, reading paused", tc->peer,
 			    (unsigned long long)tc->txq_bytes);
 		update_events(tc);
@@ -279,7 +335,7 @@ tx_unlink(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 		task_tx_ref(tx->task, -1);
 	tc->txq_len--;
 	tc->txq_bytes -= tx->qbytes;
-	g_tx_queued_bytes -= tx->qbytes;
+	tst_add(&tstats()->tx_queued_bytes, -(uint64_t)tx->qbytes);
 	tx_free(tc, tx);
 	if (tc->rx_paused && tc->txq_bytes <= g_txq_limit / 2) {
 		tc->rx_paused = false;
@@ -632,7 +688,7 @@ tx_detach(struct isd_tcp_conn *tc, struct isd_tcp_tx *tx)
 		/* The copy is queued memory now (at most one PDU per abandoned item). */
 		tx->qbytes += (uint32_t)total;
 		tc->txq_bytes += total;
-		g_tx_queued_bytes += total;
+		tst_add(&tstats()->tx_queued_bytes, total);
 	}
 	free(tx->detached_buf);
 	tx->detached_buf = buf;

@@ -336,44 +336,70 @@ pend_exec(struct h *h, struct pend *p)
 	assert_int_equal(p->done, 1);
 }
 
-/* A transport with a fixed task list: what abort_tasks selects is recorded. */
+/* A transport that records which of its tasks the device server aborts. */
 #define FAKE_MAX 4
 static struct {
 	struct isd_scsi_cmd *tasks[FAKE_MAX];
 	bool matched[FAKE_MAX];
 	int ntasks;
 	int calls;
+	bool any;
 	bool in_flight;                 /* pretend an aborted task's exec is still running */
 	void (*drained)(struct isd_scsi_cmd *self);
 	struct isd_scsi_cmd *self;
 } g_fake;
 
-static bool
-fake_abort_tasks(void *ctx, struct isd_scsi_cmd *self,
-		 bool (*match)(void *arg, struct isd_scsi_cmd *cmd), void *arg,
-		 void (*drained)(struct isd_scsi_cmd *self))
+static void *
+fake_abort_begin(void *ctx, struct isd_scsi_cmd *self, void (*drained)(struct isd_scsi_cmd *self))
 {
-	bool any = false;
-
 	assert_ptr_equal(ctx, &g_fake);
 	g_fake.calls++;
-	for (int i = 0; i < g_fake.ntasks; i++) {
-		if (g_fake.tasks[i] == self)
-			continue;
-		g_fake.matched[i] = match(arg, g_fake.tasks[i]);
-		any |= g_fake.matched[i];
-	}
-	if (!g_fake.in_flight || !any || drained == NULL)
-		return false;
+	g_fake.any = false;
 	g_fake.drained = drained;
 	g_fake.self = self;
+	return drained != NULL ? &g_fake : NULL;
+}
+
+static bool
+fake_abort_one(void *ctx, struct isd_scsi_cmd *victim, void *wait)
+{
+	bool known = false;
+
+	assert_ptr_equal(ctx, &g_fake);
+	assert_true(wait == NULL || wait == &g_fake);
+	assert_ptr_not_equal(victim, g_fake.self);
+	for (int i = 0; i < g_fake.ntasks; i++) {
+		if (g_fake.tasks[i] == victim) {
+			g_fake.matched[i] = true;
+			known = true;
+		}
+	}
+	assert_true(known);
+	g_fake.any = true;
+	return false;
+}
+
+static bool
+fake_abort_end(void *ctx, void *wait)
+{
+	assert_ptr_equal(ctx, &g_fake);
+	assert_ptr_equal(wait, &g_fake);
+	if (!g_fake.in_flight || !g_fake.any) {
+		g_fake.drained = NULL;
+		return false;
+	}
 	return true;
 }
 
 static void
 fake_install(struct h *h)
 {
-	struct isd_scsi_task_ops ops = { .abort_tasks = fake_abort_tasks, .ctx = &g_fake };
+	struct isd_scsi_task_ops ops = {
+		.abort_begin = fake_abort_begin,
+		.abort_one = fake_abort_one,
+		.abort_end = fake_abort_end,
+		.ctx = &g_fake,
+	};
 
 	memset(&g_fake, 0, sizeof(g_fake));
 	isd_scsi_dev_set_task_ops(h->dev, &ops);
