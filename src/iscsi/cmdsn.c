@@ -71,7 +71,7 @@ held_admit(struct isd_conn *c, uint64_t cost)
 	if ((cfg->max_held_pdus == 0 || s->held_pdus < cfg->max_held_pdus) &&
 	    (max_bytes == 0 || s->held_bytes + cost <= max_bytes))
 		return true;
-	c->tgt->stats.refused.held_pdus++;
+	isd_stat_inc(&c->tgt->stats.refused.held_pdus);
 	isd_log_info("iscsi: %s:%u parks too many PDUs out of CmdSN order (%u PDUs, %llu bytes "
 		     "held), closing the connection",
 		     c->info.peer_addr, c->info.peer_port, s->held_pdus,
@@ -157,7 +157,7 @@ isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		isd_log_dbg("iscsi", "conn %p: dropping %s CmdSN %u outside [%u, %u]", (void *)c,
 			    isd_opcode_name(isd_bhs_opcode(pdu->bhs)), cmdsn, s->exp_cmdsn,
 			    s->max_cmdsn);
-		c->tgt->stats.cmdsn_dropped++;
+		isd_stat_inc(&c->tgt->stats.cmdsn_dropped);
 		isd_conn_release_pdu(c, pdu);
 		return;
 	}
@@ -166,7 +166,7 @@ isd_cmdsn_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		if (pos->cmdsn == cmdsn) {
 			isd_log_dbg("iscsi", "conn %p: duplicate CmdSN %u dropped", (void *)c,
 				    cmdsn);
-			c->tgt->stats.cmdsn_dropped++;
+			isd_stat_inc(&c->tgt->stats.cmdsn_dropped);
 			isd_conn_release_pdu(c, pdu);
 			return;
 		}
@@ -300,7 +300,7 @@ isd_cmdsn_hold_data_out(struct isd_conn *c, struct isd_pdu *pdu)
 	if (h->n_data_outs >= ISD_HELD_MAX_DATA_OUT ||
 	    h->data_bytes + pdu->data_len > c->params.first_burst_length) {
 		isd_log_err("iscsi: too much unsolicited data for a parked command, closing");
-		c->tgt->stats.refused.held_pdus++;
+		isd_stat_inc(&c->tgt->stats.refused.held_pdus);
 		isd_conn_release_pdu(c, pdu);
 		isd_conn_close(c);
 		return true;

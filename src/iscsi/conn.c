@@ -9,6 +9,7 @@
 #include "iscsi/core.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/monitor.h"
 
 static size_t
 align16(size_t n)
@@ -38,7 +39,7 @@ isd_conn_buf_alloc(void *ctx, uint32_t len)
 	void *p;
 
 	if (max > 0 && c->buf_bytes + len > max) {
-		c->tgt->stats.refused.buffers++;
+		isd_stat_inc(&c->tgt->stats.refused.buffers);
 		return NULL;
 	}
 	p = dm_bufs(c) ? c->ops->buf_alloc(&c->dmc, len) : isd_mem_alloc(len);
@@ -83,6 +84,8 @@ conns_from(const struct isd_iscsi_tgt *t, const char *addr)
  * The connection limits, checked before anything is allocated so that a flood
  * costs the datamover one accept and one close. Connections count until they
  * are freed (a closing one still holds its memory). -EAGAIN when refused.
+ * Under the table lock, together with the insertion that follows, so that
+ * connections accepted at once on several reactors cannot all pass the check.
  */
 static int
 conn_admit(struct isd_iscsi_tgt *t, const struct isd_conn_info *info)
@@ -90,16 +93,16 @@ conn_admit(struct isd_iscsi_tgt *t, const struct isd_conn_info *info)
 	const struct isd_iscsi_cfg *cfg = &t->cfg;
 	uint64_t *counter = NULL;
 
-	if (over(t->stats.connections, cfg->max_connections))
+	if (over(isd_stat_load(&t->stats.connections), cfg->max_connections))
 		counter = &t->stats.refused.connections;
 	else if (info != NULL && cfg->max_connections_per_address > 0 &&
 		 over(conns_from(t, info->peer_addr), cfg->max_connections_per_address))
 		counter = &t->stats.refused.per_address;
-	else if (over(t->stats.login_connections, cfg->max_login_connections))
+	else if (over(isd_stat_load(&t->stats.login_connections), cfg->max_login_connections))
 		counter = &t->stats.refused.login_connections;
 	if (counter == NULL)
 		return 0;
-	(*counter)++;
+	isd_stat_inc(counter);
 	isd_log_dbg("iscsi", "connection from %s refused: limit reached",
 		    info != NULL ? info->peer_addr : "?");
 	return -EAGAIN;
@@ -114,14 +117,22 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 
 	if (t == NULL || ops == NULL || out == NULL)
 		return -EINVAL;
-	if (t->shutting_down)
+	isd_tgt_lock(t);
+	if (t->shutting_down) {
+		isd_tgt_unlock(t);
 		return -ESHUTDOWN;
+	}
 	rc = conn_admit(t, info);
-	if (rc < 0)
+	if (rc < 0) {
+		isd_tgt_unlock(t);
 		return rc;
+	}
+	/* allocated under the lock: admitted and counted in one step (login path) */
 	c = calloc(1, sizeof(*c) + align16(ops->conn_priv_size));
-	if (c == NULL)
+	if (c == NULL) {
+		isd_tgt_unlock(t);
 		return -ENOMEM;
+	}
 	c->tgt = t;
 	c->ops = ops;
 	c->buf_ops.alloc = isd_conn_buf_alloc;
@@ -152,9 +163,10 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 	isd_timer_init(&c->nop_timeout_timer, isd_nop_timeout, c);
 	isd_timer_init(&c->logout_timer, isd_live_logout_timeout, c);
 	TAILQ_INSERT_TAIL(&t->conns, c, link);
-	t->stats.connections++;
+	isd_stat_inc(&t->stats.connections);
 	c->in_login_count = true;
-	t->stats.login_connections++;
+	isd_stat_inc(&t->stats.login_connections);
+	isd_tgt_unlock(t);
 	*out = &c->dmc;
 	return 0;
 }
@@ -165,7 +177,7 @@ isd_conn_login_ended(struct isd_conn *c)
 	if (!c->in_login_count)
 		return;
 	c->in_login_count = false;
-	c->tgt->stats.login_connections--;
+	isd_stat_dec(&c->tgt->stats.login_connections);
 }
 
 void
@@ -178,10 +190,39 @@ isd_conn_start(struct isd_dm_conn *dc)
 		isd_reactor_timer_start(c->reactor, &c->login_timer, c->tgt->cfg.login_timeout_ms);
 }
 
+/*
+ * Whether this thread may act on c in place: on c's reactor, or wherever one
+ * thread runs everything (one reactor; or a thread that runs none, which
+ * before the reactors start and after they stop is the only one).
+ */
+static bool
+conn_here(const struct isd_conn *c)
+{
+	struct isd_reactor *cur;
+
+	if (!isd_monitor_threaded())
+		return true;
+	cur = isd_reactor_current();
+	return cur == NULL || cur == c->reactor;
+}
+
 void
 isd_conn_get(struct isd_conn *c)
 {
-	c->refs++;
+	__atomic_fetch_add(&c->refs, 1, __ATOMIC_RELAXED);
+}
+
+bool
+isd_conn_tryget(struct isd_conn *c)
+{
+	int n = __atomic_load_n(&c->refs, __ATOMIC_RELAXED);
+
+	do {
+		if (n <= 0)
+			return false;
+	} while (!__atomic_compare_exchange_n(&c->refs, &n, n + 1, true, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	return true;
 }
 
 static void
@@ -195,18 +236,66 @@ conn_free(struct isd_conn *c)
 	}
 	isd_conn_login_ended(c);
 	c->ops->free_conn(&c->dmc);
+	isd_tgt_lock(t);
 	TAILQ_REMOVE(&t->conns, c, link);
-	t->stats.connections--;
+	isd_stat_dec(&t->stats.connections);
+	isd_tgt_unlock(t);
 	free(c);
 	isd_tgt_conn_gone(t);
+}
+
+static void
+conn_free_msg(void *arg)
+{
+	conn_free(arg);
 }
 
 void
 isd_conn_put(struct isd_conn *c)
 {
-	if (--c->refs > 0)
+	/* release: what this thread did to c happens before the free; acquire: the
+	 * thread that frees sees what every other holder did */
+	if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
-	conn_free(c);
+	/* the datamover's state and the timers belong to c's reactor: free it there */
+	if (conn_here(c)) {
+		conn_free(c);
+		return;
+	}
+	c->free_msg.cb = conn_free_msg;
+	c->free_msg.arg = c;
+	isd_reactor_post(c->reactor, &c->free_msg);
+}
+
+static void
+conn_close_msg(void *arg)
+{
+	struct isd_conn *c = arg;
+
+	isd_conn_close(c);
+	isd_conn_put(c);        /* the reference isd_conn_post_close took */
+}
+
+void
+isd_conn_post_close(struct isd_conn *c)
+{
+	/* closing is for good: the first poster wins, later ones have nothing to add */
+	if (__atomic_exchange_n(&c->close_posted, true, __ATOMIC_ACQ_REL))
+		return;
+	if (!isd_conn_tryget(c))
+		return;         /* its last reference is gone: it is being freed */
+	c->close_msg.cb = conn_close_msg;
+	c->close_msg.arg = c;
+	isd_reactor_post(c->reactor, &c->close_msg);
+}
+
+void
+isd_conn_close_any(struct isd_conn *c)
+{
+	if (conn_here(c))
+		isd_conn_close(c);
+	else
+		isd_conn_post_close(c);
 }
 
 void
@@ -399,7 +488,7 @@ isd_conn_terminate_notify(struct isd_dm_conn *dc, int reason)
 		return;
 	isd_log_dbg("iscsi", "conn %p: terminated (%d)", (void *)c, reason);
 	if (c->state == ISD_CONN_LOGIN && !c->login_counted) {
-		c->tgt->stats.logins_failed++;
+		isd_stat_inc(&c->tgt->stats.logins_failed);
 		c->login_counted = true;
 	}
 	c->state = ISD_CONN_DEAD;
@@ -478,11 +567,11 @@ isd_conn_stamp_sn(struct isd_dm_conn *dc, uint8_t *bhs)
 void
 isd_conn_count_copy(struct isd_dm_conn *dc, uint64_t bytes)
 {
-	isd_conn_of(dc)->tgt->stats.bytes_copied += bytes;
+	isd_stat_add_n(&isd_conn_of(dc)->tgt->stats.bytes_copied, bytes);
 }
 
 void
 isd_conn_count_placed(struct isd_conn *c, uint64_t bytes)
 {
-	c->tgt->stats.bytes_placed += bytes;
+	isd_stat_add_n(&c->tgt->stats.bytes_placed, bytes);
 }

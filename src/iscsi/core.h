@@ -1,13 +1,30 @@
 /*
- * Internals of the iSCSI protocol core, target role. Everything here lives on
- * the target instance's reactor: the session table, connections and tasks are
- * owned by that one thread and none of it takes a lock.
+ * Internals of the iSCSI protocol core, target role. A connection and all of
+ * it (its session, tasks, timers, login and text state) lives on its reactor
+ * (c->reactor) and is touched only there, without a lock. What the
+ * connections of one instance share is the instance (struct isd_iscsi_tgt):
+ *   - the tables (conns, sessions, next_tsih, next_nexus_id) and the
+ *     admission checks made against them are guarded by isd_tgt_lock(),
+ *     taken on the login, logout and teardown paths only, never per PDU;
+ *     nothing that may call into the SCSI layer, a datamover or back into
+ *     the core runs under it (collect under the lock, act after unlock);
+ *   - the counters (stats, next_ttt) are relaxed atomics (isd_stat_inc and
+ *     friends), bumped from any reactor;
+ *   - nodes, portals and cfg change only in control methods, which run on
+ *     reactor 0 with every other reactor paused (isd_reactor_group_pause),
+ *     so the logins of other reactors read them without a lock.
+ * With one reactor the lock is never contended and the atomics are plain
+ * read-modify-writes on one thread.
  *
  * Lifetimes:
  *   - struct isd_conn is created by a datamover (isd_conn_create) and holds one
  *     base reference until Connection_Terminate_Notify; every live task holds
- *     another. When the count reaches 0 the core calls ops->free_conn and frees
- *     the connection together with its session (MaxConnections is 1).
+ *     another. The count is atomic: another reactor may take a reference to
+ *     a connection it knows is alive (found under the table lock, or already
+ *     holding one) to post work to it. When the count reaches 0 the core
+ *     calls ops->free_conn and frees the connection together with its session
+ *     (MaxConnections is 1), always on the connection's own reactor: a last
+ *     put made elsewhere posts the free there.
  *   - struct isd_session is created by the final Login Response and owned by
  *     its (only) connection. It leaves the session table as soon as the
  *     connection dies, so a reinstating login never finds it.
@@ -17,6 +34,7 @@
 #ifndef ISD_ISCSI_CORE_H
 #define ISD_ISCSI_CORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,23 +73,67 @@ TAILQ_HEAD(isd_task_list, isd_task);
 TAILQ_HEAD(isd_held_list, isd_held);
 
 struct isd_iscsi_tgt {
-	struct isd_reactor *reactor;
-	struct isd_iscsi_cfg cfg;
-	TAILQ_HEAD(, isd_tnode) nodes;
-	TAILQ_HEAD(, isd_portal_cfg) portals;
+	struct isd_reactor *reactor;            /* reactor 0: shutdown, conn_gone_cb run here */
+	struct isd_iscsi_cfg cfg;               /* changed with the other reactors paused */
+	TAILQ_HEAD(, isd_tnode) nodes;          /* likewise */
+	TAILQ_HEAD(, isd_portal_cfg) portals;   /* likewise */
+	pthread_mutex_t lock;                   /* isd_tgt_lock: guards the four below,
+						 * shutting_down and each conn's node */
 	struct isd_session_list sessions;       /* logged-in sessions (table by TSIH/ISID) */
 	struct isd_conn_list conns;             /* every connection not yet freed */
-	struct isd_iscsi_stats stats;
 	uint16_t next_tsih;
 	uint64_t next_nexus_id;
-	uint32_t next_ttt;
+	struct isd_iscsi_stats stats;           /* isd_stat_*: any reactor, no lock */
+	uint32_t next_ttt;                      /* atomic (text.c) */
 	bool shutting_down;
 	void (*shutdown_cb)(void *arg);
 	void *shutdown_arg;
 	struct isd_timer shutdown_timer;
 	void (*conn_gone_cb)(void *arg);        /* isd_iscsi_tgt_set_conn_gone */
 	void *conn_gone_arg;
+	/* a connection freed on another reactor tells t->reactor through this; one in
+	 * flight at a time (gone_posted, atomic), as it only asks for a look */
+	struct isd_reactor_msg gone_msg;
+	bool gone_posted;
 };
+
+/*
+ * The table lock. Taken on login, logout and teardown paths, for short
+ * critical sections that call nothing outside the core's tables: not the
+ * SCSI layer, not a datamover, not isd_conn_close (whose terminate may
+ * re-enter the core and take it again).
+ */
+void isd_tgt_lock(struct isd_iscsi_tgt *t);
+void isd_tgt_unlock(struct isd_iscsi_tgt *t);
+
+/*
+ * The instance's counters (t->stats, uint64_t) are bumped from every reactor:
+ * relaxed atomics, as nothing is ordered by them; a reader gets each counter
+ * whole (isd_iscsi_tgt_get_stats), the set not as one snapshot.
+ */
+static inline void
+isd_stat_inc(uint64_t *p)
+{
+	__atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
+}
+
+static inline void
+isd_stat_dec(uint64_t *p)
+{
+	__atomic_fetch_sub(p, 1, __ATOMIC_RELAXED);
+}
+
+static inline void
+isd_stat_add_n(uint64_t *p, uint64_t n)
+{
+	__atomic_fetch_add(p, n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t
+isd_stat_load(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
 
 /* A command PDU whose CmdSN is ahead of ExpCmdSN, parked until the gap fills,
  * with the unsolicited Data-Outs that arrived for it meanwhile; or (pdu NULL) a
@@ -177,8 +239,17 @@ struct isd_conn {
 	struct isd_reactor *reactor;
 	struct isd_conn_info info;
 	enum isd_conn_state state;
-	int refs;
+	int refs;                       /* atomic: isd_conn_get/put */
 	struct isd_session *sess;
+	/* the node its login or session refers to, for isd_iscsi_tgt_node_busy
+	 * from reactor 0 (tgt lock) */
+	const struct isd_tnode *node;
+	/* a last put on another reactor posts the free here (once) */
+	struct isd_reactor_msg free_msg;
+	/* isd_conn_close_any from another reactor posts the close here; close_posted
+	 * (atomic) is set once, by the first such close, so one is ever in flight */
+	struct isd_reactor_msg close_msg;
+	bool close_posted;
 	struct isd_params params;       /* in force (RFC defaults during login) */
 	struct isd_dm_conn dmc;         /* what the datamover sees of it (dm.h) */
 	uint16_t cid;
@@ -276,6 +347,8 @@ struct isd_tmf_wait {
 };
 
 /* tgt.c */
+/* A connection was freed (on its reactor): runs conn_gone_cb and completes a
+ * pending shutdown on t->reactor, posted there from another reactor. */
 void isd_tgt_conn_gone(struct isd_iscsi_tgt *t);
 /* 0.0.0.0, ::, or no address: a portal listening on every address. */
 bool isd_tgt_wildcard_host(const char *host);
@@ -308,10 +381,30 @@ void isd_conn_count_copy(struct isd_dm_conn *dc, uint64_t bytes);
 /* conn.c */
 /* The connection leaves the login phase (full feature phase, or closing). */
 void isd_conn_login_ended(struct isd_conn *c);
+/* From any thread, on a connection known to be alive (a reference held, or found
+ * under the table lock, see isd_conn_tryget). */
 void isd_conn_get(struct isd_conn *c);
+/* From any thread; the last one frees c on c->reactor (posted there if need be). */
 void isd_conn_put(struct isd_conn *c);
-/* Core-initiated close: ops->terminate once; later terminate notify tears down. */
+/* A reference unless the count already reached 0 (c is being freed): for a
+ * connection found in t->conns or through a session, under the table lock. */
+bool isd_conn_tryget(struct isd_conn *c);
+/* Core-initiated close: ops->terminate once; later terminate notify tears down.
+ * On c's reactor only. */
 void isd_conn_close(struct isd_conn *c);
+/*
+ * Closes c from any thread: at once on c->reactor (or where one thread runs
+ * everything: one reactor, isd_monitor_threaded() false, or a thread that runs
+ * no reactor), otherwise posted to c->reactor with a reference that the close
+ * drops there. The caller knows c is alive (holds a reference, or found it
+ * under the table lock and took one with isd_conn_tryget). Allocates nothing:
+ * the message is embedded, and a close already posted is not posted again.
+ */
+void isd_conn_close_any(struct isd_conn *c);
+/* Posts c's close to c->reactor even from c->reactor itself: for a caller that
+ * holds the table lock (c found in t->conns), where closing in place could
+ * re-enter the core. Does nothing when c is being freed or a close is posted. */
+void isd_conn_post_close(struct isd_conn *c);
 /* Passes a PDU to the datamover; on failure the connection is closed. */
 int isd_conn_send(struct isd_conn *c, struct isd_pdu *pdu);
 /* Passes task t's final SCSI Response (ops->send_response, else send_control). */
@@ -337,12 +430,18 @@ void isd_login_free(struct isd_conn *c);
 void isd_login_timeout(void *arg);
 
 /* session.c */
+/* The lookups and create walk and change the session table: the caller holds
+ * isd_tgt_lock (or runs with every other reactor paused, for the lookups). */
 struct isd_session *isd_session_find_tsih(struct isd_iscsi_tgt *t, uint16_t tsih);
 struct isd_session *isd_session_find(struct isd_iscsi_tgt *t, const char *iname,
 				     const uint8_t *isid, const struct isd_tnode *node);
 int isd_session_create(struct isd_iscsi_tgt *t, struct isd_conn *c, struct isd_login *l,
 		       struct isd_session **out);
+/* Takes the session out of the table; isd_session_unlink takes the lock itself,
+ * the _locked one is for a caller that holds it (a reinstating login, which may
+ * run on another reactor than s's connection). */
 void isd_session_unlink(struct isd_session *s);
+void isd_session_unlink_locked(struct isd_session *s);
 /* Ends the session's I_T nexus in the SCSI layer (its SPC-2 reservations, unit
  * attentions); once only, at logout or at the latest when the session goes. */
 void isd_session_nexus_end(struct isd_session *s);

@@ -1,4 +1,10 @@
-/* What the layers above may read of the running core: its sessions and nodes. */
+/*
+ * What the layers above may read of the running core: its sessions and nodes.
+ * Control methods: they run with every other reactor paused
+ * (isd_reactor_group_pause), which is what makes reading the sessions of
+ * other reactors, their connections' parameters and I/O figures, safe. The
+ * table lock would not cover those, and fn may call back into the core.
+ */
 #include <stdio.h>
 #include <string.h>
 

@@ -2,6 +2,15 @@
  * What the layer above changes while the instance runs: nodes taken out,
  * sessions asked to log out, connections dropped, the settings for what
  * comes next. A change touches only the sessions it names.
+ *
+ * These are control methods: they run on reactor 0 with every other reactor
+ * paused (isd_reactor_group_pause, src/server), which is what lets them
+ * change nodes and cfg, and read and act on connections of other reactors
+ * (their state, their login), without a lock. Closes still go through
+ * isd_conn_close_any, which posts them to a connection's own reactor to run
+ * after the resume. isd_iscsi_tgt_node_busy is the exception: it is also
+ * asked from a timer on reactor 0 while the others run, and takes the table
+ * lock.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,16 +32,6 @@ isd_iscsi_tgt_set_conn_gone(struct isd_iscsi_tgt *t, void (*cb)(void *arg), void
 	t->conn_gone_arg = arg;
 }
 
-static const struct isd_tnode *
-conn_node(const struct isd_conn *c)
-{
-	if (c->sess != NULL)
-		return c->sess->node;
-	if (c->login != NULL)
-		return c->login->node;
-	return NULL;
-}
-
 int
 isd_iscsi_tgt_remove_node(struct isd_iscsi_tgt *t, struct isd_tnode *node)
 {
@@ -47,11 +46,13 @@ isd_iscsi_tgt_remove_node(struct isd_iscsi_tgt *t, struct isd_tnode *node)
 		return -ENOENT;
 	TAILQ_REMOVE(&t->nodes, node, link);
 	node->removed = true;
-	/* a login past its first request holds the node: it cannot finish now */
+	/* a login past its first request holds the node: it cannot finish now (the
+	 * others are paused: their connections' state holds still; one of this
+	 * reactor's is closed in place and may be freed, hence the safe walk) */
 	TAILQ_FOREACH_SAFE(c, &t->conns, link, tmp) {
 		if (c->state == ISD_CONN_LOGIN && c->sess == NULL && c->login != NULL &&
 		    c->login->node == node)
-			isd_conn_close(c);
+			isd_conn_close_any(c);
 	}
 	return 0;
 }
@@ -62,10 +63,12 @@ isd_iscsi_tgt_node_sessions(struct isd_iscsi_tgt *t, const struct isd_tnode *nod
 	const struct isd_session *s;
 	int n = 0;
 
+	isd_tgt_lock(t);
 	TAILQ_FOREACH(s, &t->sessions, link) {
 		if (s->node == node)
 			n++;
 	}
+	isd_tgt_unlock(t);
 	return n;
 }
 
@@ -73,12 +76,19 @@ bool
 isd_iscsi_tgt_node_busy(struct isd_iscsi_tgt *t, const struct isd_tnode *node)
 {
 	const struct isd_conn *c;
+	bool busy = false;
 
+	/* c->node, not c->sess or c->login: those are c's reactor's, this may run
+	 * while it does (reap_removed in src/server) */
+	isd_tgt_lock(t);
 	TAILQ_FOREACH(c, &t->conns, link) {
-		if (node != NULL && conn_node(c) == node)
-			return true;
+		if (node != NULL && c->node == node) {
+			busy = true;
+			break;
+		}
 	}
-	return false;
+	isd_tgt_unlock(t);
+	return busy;
 }
 
 /* Parameter3 of the logout request: whole seconds, at least 1 (0 would mean "now"). */
@@ -92,6 +102,7 @@ logout_secs(const struct isd_iscsi_tgt *t)
 	return s > 0xffff ? 0xffff : (uint16_t)s;
 }
 
+/* Sends on s's connection from this thread: relies on its reactor being paused. */
 static int
 session_logout(struct isd_session *s)
 {
@@ -148,11 +159,18 @@ isd_iscsi_tgt_session_logout(struct isd_iscsi_tgt *t, uint16_t tsih)
 int
 isd_iscsi_tgt_conn_drop(struct isd_iscsi_tgt *t, uint16_t tsih, uint16_t cid)
 {
-	struct isd_session *s = isd_session_find_tsih(t, tsih);
+	struct isd_session *s;
+	struct isd_conn *c = NULL;
 
-	if (s == NULL || s->conn == NULL || s->conn->cid != cid)
+	isd_tgt_lock(t);
+	s = isd_session_find_tsih(t, tsih);
+	if (s != NULL && s->conn != NULL && s->conn->cid == cid && isd_conn_tryget(s->conn))
+		c = s->conn;
+	isd_tgt_unlock(t);
+	if (c == NULL)
 		return -ENOENT;
-	isd_conn_close(s->conn);
+	isd_conn_close_any(c);
+	isd_conn_put(c);
 	return 0;
 }
 

@@ -51,7 +51,7 @@ login_fail(struct isd_conn *c, const uint8_t *req_bhs, uint16_t status)
 	isd_log_info("iscsi: login from %s:%u failed: %s (0x%04x)", c->info.peer_addr,
 		     c->info.peer_port, isd_login_status_str(status), status);
 	if (!c->login_counted) {
-		c->tgt->stats.logins_failed++;
+		isd_stat_inc(&c->tgt->stats.logins_failed);
 		c->login_counted = true;
 	}
 	pdu = isd_conn_pdu_alloc(c, ISD_OP_LOGIN_RSP, 0);
@@ -87,7 +87,7 @@ isd_login_timeout(void *arg)
 		return;
 	isd_log_info("iscsi: login from %s:%u timed out", c->info.peer_addr, c->info.peer_port);
 	if (!c->login_counted) {
-		c->tgt->stats.logins_failed++;
+		isd_stat_inc(&c->tgt->stats.logins_failed);
 		c->login_counted = true;
 	}
 	isd_conn_close(c);
@@ -168,7 +168,8 @@ list_has(const char *list, const char *item)
  * session, which MaxConnections=1 already refuses with 0x0208). A login that
  * reinstates a session replaces it and adds nothing. Checked at the first
  * request, so a refused login costs little, and again when the session is
- * created, as logins in flight at once all passed the first check.
+ * created, as logins in flight at once all passed the first check. Under the
+ * table lock, held on until the session is in the table.
  */
 static uint16_t
 session_admit(struct isd_iscsi_tgt *t, const struct isd_login *l)
@@ -195,7 +196,7 @@ session_admit(struct isd_iscsi_tgt *t, const struct isd_login *l)
 		counter = &t->stats.refused.sessions_per_target;
 	if (counter == NULL)
 		return 0;
-	(*counter)++;
+	isd_stat_inc(counter);
 	return ISD_LOGIN_STATUS_NO_RESOURCES;
 }
 
@@ -226,7 +227,13 @@ first_request(struct isd_conn *c, struct isd_login *l, const struct isd_kv_list 
 	if (l->type == ISD_SESSION_NORMAL) {
 		if (tname == NULL || tname[0] == '\0')
 			return ISD_LOGIN_STATUS_MISSING_FIELDS;
+		/* nodes change only with the other reactors paused: no lock to read them */
 		l->node = isd_iscsi_tgt_find_node(t, tname);
+		/* the node is busy from here until the connection is freed, whatever
+		 * becomes of the login (isd_iscsi_tgt_node_busy, from reactor 0) */
+		isd_tgt_lock(t);
+		c->node = l->node;
+		isd_tgt_unlock(t);
 		/* not served on this portal: exactly as if it did not exist */
 		if (l->node == NULL ||
 		    !isd_tnode_on_portal(l->node, isd_iscsi_tgt_conn_portal(t, &c->info)))
@@ -241,13 +248,15 @@ first_request(struct isd_conn *c, struct isd_login *l, const struct isd_kv_list 
 	}
 	l->auth = &l->auth_buf;
 
+	isd_tgt_lock(t);
 	if (l->tsih != 0) {
 		/* adding a connection to an existing session: MaxConnections is 1 */
-		if (isd_session_find_tsih(t, l->tsih) == NULL)
-			return ISD_LOGIN_STATUS_NO_SESSION;
-		return ISD_LOGIN_STATUS_CONN_ADD_FAIL;
+		st = isd_session_find_tsih(t, l->tsih) == NULL ? ISD_LOGIN_STATUS_NO_SESSION
+							       : ISD_LOGIN_STATUS_CONN_ADD_FAIL;
+	} else {
+		st = session_admit(t, l);
 	}
-	st = session_admit(t, l);
+	isd_tgt_unlock(t);
 	if (st != 0)
 		return st;
 	/* with authentication enforced, skipping the security stage is not allowed */
@@ -383,42 +392,65 @@ auth_satisfied(const struct isd_login *l)
 	return l->auth != NULL && (!l->auth->require_chap || l->auth_state == ISD_AUTH_DONE);
 }
 
-/* The final Login Response is about to go: create the session (reinstating an old one). */
+/*
+ * The final Login Response is about to go: create the session (reinstating an
+ * old one). The limits, the search for the session to reinstate, its removal
+ * and the new session's entry are one critical section of the table lock, so
+ * that two logins with one ISID on two reactors cannot both find no session
+ * and both enter one, nor two logins both take the last free slot. The old
+ * connection (maybe on another reactor) is closed after unlock, through
+ * isd_conn_close_any and a reference taken while it was found; nothing waits
+ * for it to go: the old session is out of the table at once, its tasks end
+ * when its own reactor runs the close.
+ */
 static uint16_t
 login_finalize(struct isd_conn *c, struct isd_login *l)
 {
 	struct isd_iscsi_tgt *t = c->tgt;
 	struct isd_session *old, *s;
-	uint16_t st;
+	struct isd_conn *old_conn = NULL;
+	uint16_t st, old_tsih = 0;
 
 	if (!auth_satisfied(l))
 		return ISD_LOGIN_STATUS_AUTH_FAILED;
+	isd_tgt_lock(t);
 	st = session_admit(t, l);
-	if (st != 0)
-		return st;
 	/* the node was removed while this login ran (isd_iscsi_tgt_remove_node) */
-	if (l->node != NULL && l->node->removed)
-		return ISD_LOGIN_STATUS_TGT_REMOVED;
-	if (l->type == ISD_SESSION_NORMAL) {
+	if (st == 0 && l->node != NULL && l->node->removed)
+		st = ISD_LOGIN_STATUS_TGT_REMOVED;
+	if (st == 0 && l->type == ISD_SESSION_NORMAL) {
 		/* session reinstatement (RFC 7143 §6.3.5): the old session with this
 		 * initiator, ISID and target ends now */
 		old = isd_session_find(t, l->iname, l->isid, l->node);
 		if (old != NULL) {
-			char esc[ISD_LOG_ESC_MAX];
-
-			isd_log_info("iscsi: %s reinstates session TSIH %u",
-				     isd_log_escape_str(esc, sizeof(esc), l->iname), old->tsih);
-			isd_session_unlink(old);
-			if (old->conn != NULL)
-				isd_conn_close(old->conn);
+			old_tsih = old->tsih;
+			isd_session_unlink_locked(old);
+			/* in the table, so its connection is not freed yet */
+			if (old->conn != NULL && isd_conn_tryget(old->conn))
+				old_conn = old->conn;
 		}
 	}
-	if (isd_session_create(t, c, l, &s) < 0)
-		return ISD_LOGIN_STATUS_NO_RESOURCES;
-	c->sess = s;
+	if (st == 0 && isd_session_create(t, c, l, &s) < 0)
+		st = ISD_LOGIN_STATUS_NO_RESOURCES;
+	if (st == 0) {
+		c->sess = s;
+		c->cid = l->cid;        /* isd_iscsi_tgt_conn_drop matches it under the lock */
+	}
+	isd_tgt_unlock(t);
+	if (old_tsih != 0) {
+		char esc[ISD_LOG_ESC_MAX];
+
+		isd_log_info("iscsi: %s reinstates session TSIH %u",
+			     isd_log_escape_str(esc, sizeof(esc), l->iname), old_tsih);
+	}
+	if (old_conn != NULL) {
+		isd_conn_close_any(old_conn);
+		isd_conn_put(old_conn);
+	}
+	if (st != 0)
+		return st;
 	c->params = l->keys.params;
 	c->params.session_type = l->type;
-	c->cid = l->cid;
 	return 0;
 }
 
@@ -438,7 +470,7 @@ login_enter_ffp(struct isd_conn *c)
 	c->state = ISD_CONN_FFP;
 	isd_conn_login_ended(c);
 	isd_reactor_timer_stop(c->reactor, &c->login_timer);
-	c->tgt->stats.logins_ok++;
+	isd_stat_inc(&c->tgt->stats.logins_ok);
 	c->login_counted = true;
 	isd_log_info("iscsi: %s session TSIH %u for %s from %s:%u",
 		     s->type == ISD_SESSION_NORMAL ? "normal" : "discovery", s->tsih,

@@ -23,7 +23,7 @@ isd_reject_send(struct isd_conn *c, const uint8_t *bhs, uint8_t reason)
 	memcpy(pdu->data, bhs, ISD_BHS_LEN);
 	pdu->data_len = ISD_BHS_LEN;
 	isd_bhs_set_dsl(pdu->bhs, ISD_BHS_LEN);
-	c->tgt->stats.rejects_sent++;
+	isd_stat_inc(&c->tgt->stats.rejects_sent);
 	isd_log_dbg("iscsi", "conn %p: Reject %s (%s)", (void *)c,
 		    isd_opcode_name(isd_bhs_opcode(bhs)), isd_reject_reason_str(reason));
 	isd_conn_send(c, pdu);

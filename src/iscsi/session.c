@@ -1,6 +1,9 @@
 /*
  * Sessions: the table keyed by TSIH and by (InitiatorName, ISID, target), the
- * I_T nexus it registers with the SCSI device, and its CmdSN window.
+ * I_T nexus it registers with the SCSI device, and its CmdSN window. The
+ * table is shared by the connections of every reactor: it is walked and
+ * changed under isd_tgt_lock (core.h); a session's own fields belong to its
+ * connection's reactor.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -100,19 +103,31 @@ isd_session_create(struct isd_iscsi_tgt *t, struct isd_conn *c, struct isd_login
 	}
 	TAILQ_INSERT_TAIL(&t->sessions, s, link);
 	s->in_table = true;
-	t->stats.sessions++;
+	isd_stat_inc(&t->stats.sessions);
 	*out = s;
 	return 0;
 }
 
-/* Takes the session out of the table (it can no longer be found by a login). */
+/*
+ * Takes the session out of the table (it can no longer be found by a login).
+ * in_table is the table's, not the session's: a reinstating login on another
+ * reactor clears it, so it is read under the lock too.
+ */
 void
-isd_session_unlink(struct isd_session *s)
+isd_session_unlink_locked(struct isd_session *s)
 {
 	if (!s->in_table)
 		return;
 	TAILQ_REMOVE(&s->tgt->sessions, s, link);
 	s->in_table = false;
+}
+
+void
+isd_session_unlink(struct isd_session *s)
+{
+	isd_tgt_lock(s->tgt);
+	isd_session_unlink_locked(s);
+	isd_tgt_unlock(s->tgt);
 }
 
 void
@@ -128,7 +143,7 @@ isd_session_destroy(struct isd_session *s)
 {
 	isd_session_unlink(s);
 	isd_session_nexus_end(s);
-	s->tgt->stats.sessions--;
+	isd_stat_dec(&s->tgt->stats.sessions);
 	free(s);
 }
 

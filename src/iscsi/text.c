@@ -20,13 +20,15 @@ isd_text_reset(struct isd_conn *c)
 	c->text.itt = ISD_RSVD_TAG;
 }
 
+/* The instance's counter, shared by every reactor's connections (a TTT need only be
+ * unique on its connection, but one counter costs nothing on this path). */
 static uint32_t
 new_ttt(struct isd_conn *c)
 {
-	uint32_t ttt = c->tgt->next_ttt++;
+	uint32_t ttt = __atomic_fetch_add(&c->tgt->next_ttt, 1, __ATOMIC_RELAXED);
 
 	if (ttt == ISD_RSVD_TAG)
-		ttt = c->tgt->next_ttt++;
+		ttt = __atomic_fetch_add(&c->tgt->next_ttt, 1, __ATOMIC_RELAXED);
 	return ttt;
 }
 

@@ -7,6 +7,7 @@
 
 #include "iscsi/core.h"
 #include "util/log.h"
+#include "util/monitor.h"
 #include "util/stats.h"
 #include "util/str.h"
 
@@ -30,13 +31,36 @@ isd_iscsi_cfg_init(struct isd_iscsi_cfg *cfg)
 	cfg->max_session_buffer_bytes = ISD_DEFAULT_MAX_SESSION_BUFFER_BYTES;
 }
 
+void
+isd_tgt_lock(struct isd_iscsi_tgt *t)
+{
+	pthread_mutex_lock(&t->lock);
+}
+
+void
+isd_tgt_unlock(struct isd_iscsi_tgt *t)
+{
+	pthread_mutex_unlock(&t->lock);
+}
+
+static bool
+no_conns(struct isd_iscsi_tgt *t)
+{
+	bool empty;
+
+	isd_tgt_lock(t);
+	empty = TAILQ_EMPTY(&t->conns);
+	isd_tgt_unlock(t);
+	return empty;
+}
+
 static void
 shutdown_done(void *arg)
 {
 	struct isd_iscsi_tgt *t = arg;
 	void (*cb)(void *) = t->shutdown_cb;
 
-	if (!TAILQ_EMPTY(&t->conns))
+	if (!no_conns(t))
 		return;         /* isd_tgt_conn_gone() defers us again */
 	t->shutdown_cb = NULL;
 	if (cb != NULL)
@@ -54,6 +78,10 @@ isd_iscsi_tgt_create(struct isd_reactor *r, const struct isd_iscsi_cfg *cfg,
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return -ENOMEM;
+	if (pthread_mutex_init(&t->lock, NULL) != 0) {
+		free(t);
+		return -ENOMEM;
+	}
 	t->reactor = r;
 	if (cfg != NULL)
 		t->cfg = *cfg;
@@ -77,10 +105,11 @@ isd_iscsi_tgt_destroy(struct isd_iscsi_tgt *t)
 {
 	if (t == NULL)
 		return;
-	if (!TAILQ_EMPTY(&t->conns))
+	if (!no_conns(t))
 		isd_log_err("iscsi: target destroyed with %lu connection(s) alive",
-			    (unsigned long)t->stats.connections);
+			    (unsigned long)isd_stat_load(&t->stats.connections));
 	isd_reactor_timer_stop(t->reactor, &t->shutdown_timer);
+	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
 
@@ -199,34 +228,110 @@ isd_tnode_on_portal(const struct isd_tnode *n, const struct isd_portal_cfg *p)
 	return false;
 }
 
+/*
+ * On t->reactor. With several reactors, whether or not the others are paused:
+ * every connection's close is posted to its own reactor (closing one of this
+ * reactor's in place could re-enter the core under the table lock), and the
+ * last one freed brings us back here through isd_tgt_conn_gone. Setting
+ * shutting_down under the lock means no connection is admitted after the walk.
+ */
 void
 isd_iscsi_tgt_shutdown(struct isd_iscsi_tgt *t, void (*cb)(void *arg), void *arg)
 {
 	struct isd_conn *c, *tmp;
+	bool threaded = isd_monitor_threaded();
+	bool empty;
 
+	isd_tgt_lock(t);
 	t->shutting_down = true;
 	t->shutdown_cb = cb;
 	t->shutdown_arg = arg;
-	TAILQ_FOREACH_SAFE(c, &t->conns, link, tmp)
-		isd_conn_close(c);
-	if (TAILQ_EMPTY(&t->conns))
+	if (threaded) {
+		TAILQ_FOREACH(c, &t->conns, link)
+			isd_conn_post_close(c);
+	}
+	isd_tgt_unlock(t);
+	/* one reactor: nothing else touches the list, close in place as always */
+	if (!threaded) {
+		TAILQ_FOREACH_SAFE(c, &t->conns, link, tmp)
+			isd_conn_close(c);
+	}
+	empty = no_conns(t);
+	if (empty)
 		isd_reactor_defer(t->reactor, &t->shutdown_timer);
 }
 
 void
 isd_iscsi_tgt_get_stats(struct isd_iscsi_tgt *t, struct isd_iscsi_stats *out)
 {
-	*out = t->stats;
+	const struct isd_iscsi_stats *st = &t->stats;
+
+#define LOAD(f) out->f = isd_stat_load(&st->f)
+	LOAD(sessions);
+	LOAD(connections);
+	LOAD(tasks);
+	LOAD(logins_ok);
+	LOAD(logins_failed);
+	LOAD(rejects_sent);
+	LOAD(bytes_copied);
+	LOAD(bytes_placed);
+	LOAD(login_connections);
+	LOAD(cmdsn_dropped);
+	LOAD(refused.connections);
+	LOAD(refused.per_address);
+	LOAD(refused.login_connections);
+	LOAD(refused.sessions);
+	LOAD(refused.sessions_per_target);
+	LOAD(refused.discovery_sessions);
+	LOAD(refused.held_pdus);
+	LOAD(refused.buffers);
+#undef LOAD
 }
 
-/* Called when a connection has been freed: completes a pending shutdown. */
-void
-isd_tgt_conn_gone(struct isd_iscsi_tgt *t)
+/* On t->reactor: the layer above's callback, and a pending shutdown's completion. */
+static void
+conn_gone_here(struct isd_iscsi_tgt *t)
 {
 	if (t->conn_gone_cb != NULL)
 		t->conn_gone_cb(t->conn_gone_arg);
-	if (t->shutting_down && t->shutdown_cb != NULL && TAILQ_EMPTY(&t->conns))
+	if (t->shutting_down && t->shutdown_cb != NULL && no_conns(t))
 		isd_reactor_defer(t->reactor, &t->shutdown_timer);
+}
+
+static void
+conn_gone_msg(void *arg)
+{
+	struct isd_iscsi_tgt *t = arg;
+
+	/*
+	 * Cleared before the look, so a connection freed during it posts again:
+	 * one freed before it was taken out of t->conns under the lock that the
+	 * look takes, so the look sees it gone.
+	 */
+	__atomic_store_n(&t->gone_posted, false, __ATOMIC_RELEASE);
+	conn_gone_here(t);
+}
+
+/*
+ * Called when a connection has been freed, on the connection's reactor: the
+ * callback and the shutdown timer belong to t->reactor (the layer above
+ * arms its own timers in the callback), so from another reactor the news is
+ * posted there; several frees meanwhile make one message.
+ */
+void
+isd_tgt_conn_gone(struct isd_iscsi_tgt *t)
+{
+	struct isd_reactor *cur = isd_reactor_current();
+
+	if (!isd_monitor_threaded() || cur == NULL || cur == t->reactor) {
+		conn_gone_here(t);
+		return;
+	}
+	if (__atomic_exchange_n(&t->gone_posted, true, __ATOMIC_ACQ_REL))
+		return;
+	t->gone_msg.cb = conn_gone_msg;
+	t->gone_msg.arg = t;
+	isd_reactor_post(t->reactor, &t->gone_msg);
 }
 
 int
