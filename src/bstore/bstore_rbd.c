@@ -147,6 +147,7 @@ struct rbd_req {
 	struct isd_reactor *r;          /* submitted on: the callback runs there */
 	struct isd_reactor_msg msg;     /* the callback, posted to r */
 	int status;                     /* for the posted callback */
+	atomic_bool published;          /* req_publish, req_collect */
 	enum rbd_op op;
 	bool fua;               /* a write that still owes its flush */
 	uint64_t off;                   /* where it starts, for the miscompare offset */
@@ -274,6 +275,7 @@ struct rbd_preq {
 	struct isd_reactor *r;          /* submitted on: the callback runs there */
 	struct isd_reactor_msg msg;     /* the callback, posted to r */
 	int status;                     /* for the posted callback */
+	atomic_bool published;          /* preq_publish, rs_take_pr */
 	enum rbd_pkind kind;
 	uint64_t ver;                   /* load, commit: the object's version */
 	uint64_t cookie;                /* watch: the new handle */
@@ -548,6 +550,28 @@ rs_post(struct rbd_bs *rb, struct isd_reactor *r, struct isd_reactor_msg *m, isd
 	return true;
 }
 
+/*
+ * A request goes from its submitter's thread to the collector's through
+ * librbd (or librados), whose own synchronization ThreadSanitizer does not
+ * see (not instrumented, std::atomic). With one reactor both are the same
+ * thread; with several, the submitter publishes the request with a release
+ * store just before handing it to librbd and the collector takes it with an
+ * acquire load of the same field: what the C library orders anyway, made
+ * visible, so that the request's fields are not reported as a race. One
+ * uncontended atomic store and load per request.
+ */
+static inline void
+req_publish(struct rbd_req *req)
+{
+	atomic_store_explicit(&req->published, true, memory_order_release);
+}
+
+static inline void
+req_collect(struct rbd_req *req)
+{
+	(void)atomic_load_explicit(&req->published, memory_order_acquire);
+}
+
 static void
 req_free(struct rbd_req *req)
 {
@@ -693,13 +717,17 @@ rs_rw(struct isd_bstore *bs, enum rbd_op op, const struct iovec *iov, int iovcnt
 				memcpy((char *)req->bounce + at, iov[i].iov_base, iov[i].iov_len);
 				at += iov[i].iov_len;
 			}
+			req_publish(req);
 			rc = rbd_aio_write(rb->image, off, len, req->bounce, req->comp);
 		} else {
+			req_publish(req);
 			rc = rbd_aio_read(rb->image, off, len, req->bounce, req->comp);
 		}
 	} else if (op == ROP_WRITE) {
+		req_publish(req);
 		rc = rbd_aio_writev(rb->image, iov, iovcnt, off, req->comp);
 	} else {
+		req_publish(req);
 		rc = rbd_aio_readv(rb->image, iov, iovcnt, off, req->comp);
 	}
 	return req_submitted(rb, req, rc);
@@ -727,6 +755,7 @@ rs_flush(struct isd_bstore *bs, isd_bstore_cb cb, void *arg)
 
 	if (req == NULL)
 		return -ENOMEM;
+	req_publish(req);
 	return req_submitted(rb, req, rbd_aio_flush(rb->image, req->comp));
 }
 
@@ -745,6 +774,7 @@ rs_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb, 
 	req = req_alloc(rb, ROP_DISCARD, cb, arg);
 	if (req == NULL)
 		return -ENOMEM;
+	req_publish(req);
 	return req_submitted(rb, req, rbd_aio_discard(rb->image, off, len, req->comp));
 }
 
@@ -815,6 +845,7 @@ rs_compare_and_write(struct isd_bstore *bs, const void *cmp, const void *data, s
 		return -ENOMEM;
 	}
 	atomic_fetch_add_explicit(&rb->inflight_n, 1, memory_order_relaxed);
+	req_publish(req);
 	rc = rbd_aio_compare_and_write(rb->image, off, len, cmp, data, req->comp,
 				       &req->caw_mismatch, 0);
 	return req_submitted(rb, req, rc < 0 ? (int)rc : 0);
@@ -837,6 +868,7 @@ rs_write_same(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t 
 	if (req == NULL)
 		return -ENOMEM;
 	req->fua = fua;
+	req_publish(req);
 	return req_submitted(rb, req,
 			     rbd_aio_writesame(rb->image, off, (size_t)len, pattern, plen,
 					       req->comp, 0));
@@ -887,6 +919,13 @@ rs_pr_cb(rados_completion_t c, void *arg)
 							memory_order_release,
 							memory_order_relaxed));
 	rs_wake(rb);
+}
+
+/* As req_publish, for the reservation requests (through librados). */
+static inline void
+preq_publish(struct rbd_preq *req)
+{
+	atomic_store_explicit(&req->published, true, memory_order_release);
 }
 
 static void
@@ -956,6 +995,7 @@ rs_pr_load(struct isd_bstore *bs, void **data, size_t *len, uint64_t *ver, isd_b
 	req->out_len = len;
 	req->out_ver = ver;
 	rados_read_op_read(req->rop, 0, RBD_PR_MAX, req->buf, &req->nread, &req->prval);
+	preq_publish(req);
 	return preq_submitted(rb, req,
 			      rados_aio_read_op_operate(req->rop, rb->io, req->comp, rb->pr_oid, 0));
 }
@@ -984,6 +1024,7 @@ rs_pr_commit(struct isd_bstore *bs, const void *data, size_t len, uint64_t ver,
 		rados_write_op_assert_version(req->wop, ver);
 	/* write_full copies the data at submission */
 	rados_write_op_write_full(req->wop, data, len);
+	preq_publish(req);
 	return preq_submitted(rb, req,
 			      rados_aio_write_op_operate(req->wop, rb->io, req->comp, rb->pr_oid,
 							 NULL, 0));
@@ -1002,6 +1043,7 @@ rs_pr_notify(struct isd_bstore *bs, const void *msg, size_t len, isd_bstore_cb c
 	req = preq_alloc(rb, PREQ_NOTIFY, cb, arg);
 	if (req == NULL)
 		return -ENOMEM;
+	preq_publish(req);
 	return preq_submitted(rb, req,
 			      rados_aio_notify(rb->io, rb->pr_oid, req->comp, msg, (int)len,
 					       RBD_PR_NOTIFY_MS, &req->reply, &req->reply_len));
@@ -1225,6 +1267,7 @@ rs_take_pr(struct rbd_bs *rb)
 	while (rfifo != NULL) {
 		struct rbd_preq *next = rfifo->done_next;
 
+		(void)atomic_load_explicit(&rfifo->published, memory_order_acquire);
 		preq_done(rfifo);
 		rfifo = next;
 	}
@@ -1856,6 +1899,7 @@ rs_take_caw(struct rbd_bs *rb)
 		 * rb under a callback still running on librbd's thread.
 		 */
 		rbd_aio_wait_for_complete(fifo->comp);
+		req_collect(fifo);
 		r = rbd_aio_get_return_value(fifo->comp);
 		rbd_aio_release(fifo->comp);
 		if (rb->closing) {
@@ -1894,6 +1938,7 @@ rs_dispatch(struct rbd_bs *rb)
 			struct rbd_req *req = rbd_aio_get_arg(comps[i]);
 			ssize_t r = rbd_aio_get_return_value(comps[i]);
 
+			req_collect(req);
 			rbd_aio_release(comps[i]);
 			if (rb->closing) {
 				/* destroyed by a callback: the rest are dropped with it */
@@ -2026,6 +2071,7 @@ rs_teardown(struct rbd_bs *rb)
 		if (rbd_poll_io_events(rb->image, &c, 1) == 1) {
 			req = rbd_aio_get_arg(c);
 			rbd_aio_release(c);
+			req_collect(req);
 			req_drop(req);
 			continue;
 		}
