@@ -37,8 +37,38 @@
  * open): it stays ISD_BSTORE_LOCK_FENCED and refuses writes at submission,
  * while Ceph itself refuses the blocklisted client's writes already queued.
  *
- * Owned by the reactor it was opened on; only the watcher's fields and the
- * lock thread's (under lock_mu, or atomic) are shared with other threads.
+ * Collected by the reactor it was opened on (bs.reactor), used from every
+ * reactor: with several reactors (src/reactor) a request may be submitted on
+ * any of them, and its callback must run on that one (bstore.h), while
+ * librbd's completions all reach bs.reactor through the one eventfd. So each
+ * request keeps the reactor it was submitted on (isd_bstore_reactor_here),
+ * and when that is not the collecting thread's, the collector finishes what
+ * librbd had to say (the FUA flush, the miscompare offset, a map copied out)
+ * and posts the callback to the submitter with a message embedded in the
+ * request (no allocation on the data path), which delivers it there under
+ * the monitor held at submission. I/O, COMPARE AND WRITE, WRITE SAME, the
+ * allocation map and the persistent reservation requests all do; what the
+ * store raises by itself (size_changed, pr_changed, lock_changed) still
+ * runs on bs.reactor.
+ *
+ * What submitters on several threads share: the count of requests in
+ * librbd (inflight_n, atomic: the close waits until it is 0), the
+ * reservation requests' list (pr_mu), the map queue (map_mu) and its
+ * counters (atomic). A completion posted to another reactor has left
+ * librbd, so closing the image does not wait for it; its message may still
+ * be on the way when the store is closed (posted just before, or the
+ * submitter paused at a barrier), and waiting for it there could deadlock
+ * (the submitter may be the closing thread itself, or stopped). So instead
+ * each posted message holds a reference on the store's memory (refs): the
+ * close tears down the image, the cluster and the threads at once, marks
+ * the store shut, and frees the struct only when the last message has run;
+ * a message that finds the store shut frees its request and calls nothing
+ * back (a closed store calls nothing back, as before). The owner still
+ * closes the store on bs.reactor, or with the other reactors idle, as every
+ * store requires (the eventfd is registered there).
+ *
+ * The watcher's fields and the lock thread's (under lock_mu, or atomic) are
+ * the other state shared with threads.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -114,6 +144,10 @@ struct rbd_mapreq;
 
 struct rbd_req {
 	struct rbd_bs *rb;
+	struct isd_reactor *r;          /* submitted on: the callback runs there */
+	struct isd_reactor_msg msg;     /* the callback, posted to r */
+	int status;                     /* for the posted callback */
+	atomic_bool published;          /* req_publish, req_collect */
 	enum rbd_op op;
 	bool fua;               /* a write that still owes its flush */
 	uint64_t off;                   /* where it starts, for the miscompare offset */
@@ -128,7 +162,6 @@ struct rbd_req {
 	size_t len;
 	const struct iovec *iov;        /* the caller's, for the copy out of bounce */
 	int iovcnt;
-	TAILQ_ENTRY(rbd_req) link;
 	struct rbd_req *done_next;      /* on rb->caw_done */
 };
 
@@ -143,7 +176,10 @@ struct rbd_bs {
 	uint64_t watch_handle;
 	unsigned dispatching;           /* inside rs_dispatch: destroy waits for it */
 	bool closing;                   /* destroyed from a callback: rs_dispatch frees */
-	TAILQ_HEAD(, rbd_req) inflight;
+	_Atomic unsigned inflight_n;    /* I/O requests in librbd, from every reactor */
+	/* 1 for the open store, 1 per callback posted and not yet run: the last frees rb */
+	_Atomic unsigned refs;
+	atomic_bool shut;               /* closed: posted callbacks are dropped */
 	/*
 	 * COMPARE AND WRITE completions, pushed by librbd's thread (see
 	 * rs_caw_cb), taken by the reactor.
@@ -161,6 +197,7 @@ struct rbd_bs {
 	uint64_t pr_cookie;             /* the watch on pr_oid, while pr_watch_live */
 	bool pr_watch_live;             /* pr_cookie is a watch librados still holds */
 	uint64_t pr_self;               /* our client id: our own notifies are acked at once */
+	pthread_mutex_t pr_mu;          /* pr_inflight: submitters on any reactor */
 	TAILQ_HEAD(, rbd_preq) pr_inflight;
 	/* pushed by librados's threads, taken by the reactor (rs_take_pr) */
 	_Atomic(struct rbd_preq *) pr_done;
@@ -192,10 +229,11 @@ struct rbd_bs {
 	pthread_cond_t map_cv;
 	bool map_stop;                  /* under map_mu: the thread ends */
 	TAILQ_HEAD(, rbd_mapreq) map_queue;     /* under map_mu: not started yet */
-	unsigned map_pending;           /* reactor: submitted, not yet answered */
+	_Atomic unsigned map_pending;   /* submitted, not yet answered */
 	_Atomic(struct rbd_mapreq *) map_done;  /* pushed by the thread, taken by the reactor */
 	/* reactor: what the map requests cost, logged when the store closes */
-	uint64_t map_scans, map_scanned_bytes, map_refused;
+	uint64_t map_scans, map_scanned_bytes;
+	_Atomic uint64_t map_refused;   /* counted by submitters on any reactor */
 };
 
 /*
@@ -205,6 +243,8 @@ struct rbd_bs {
  */
 struct rbd_mapreq {
 	struct rbd_bs *rb;
+	struct isd_reactor *r;          /* submitted on: the callback runs there */
+	struct isd_reactor_msg msg;     /* the callback, posted to r */
 	uint64_t off, end;              /* the range scanned: at most RBD_MAP_SCAN_OBJECTS */
 	isd_bstore_cb cb;
 	void *arg;
@@ -232,7 +272,12 @@ enum rbd_pkind {
 /* A RADOS request of the reservation state. */
 struct rbd_preq {
 	struct rbd_bs *rb;
+	struct isd_reactor *r;          /* submitted on: the callback runs there */
+	struct isd_reactor_msg msg;     /* the callback, posted to r */
+	int status;                     /* for the posted callback */
+	atomic_bool published;          /* preq_publish, rs_take_pr */
 	enum rbd_pkind kind;
+	uint64_t ver;                   /* load, commit: the object's version */
 	uint64_t cookie;                /* watch: the new handle */
 	uint64_t *out_newver;           /* commit: the version written */
 	rados_completion_t comp;
@@ -479,11 +524,86 @@ rs_check(const struct isd_bstore_spec *spec, char *why, size_t whylen)
 
 static void rs_dispatch(struct rbd_bs *rb);
 
+/* The struct's memory: freed by the last of the open store and its posted callbacks. */
+static void
+rs_unref(struct rbd_bs *rb)
+{
+	if (atomic_fetch_sub_explicit(&rb->refs, 1, memory_order_acq_rel) == 1)
+		free(rb);
+}
+
+/*
+ * A request submitted on r finishes on the collecting thread: false when
+ * that is r (the caller calls back now), true when fn(arg) was posted to r
+ * with m, holding a reference on rb until it has run.
+ */
+static bool
+rs_post(struct rbd_bs *rb, struct isd_reactor *r, struct isd_reactor_msg *m, isd_task_cb fn,
+	void *arg)
+{
+	if (r == isd_bstore_reactor_here(&rb->bs))
+		return false;
+	atomic_fetch_add_explicit(&rb->refs, 1, memory_order_relaxed);
+	m->cb = fn;
+	m->arg = arg;
+	isd_reactor_post(r, m);
+	return true;
+}
+
+/*
+ * A request goes from its submitter's thread to the collector's through
+ * librbd (or librados), whose own synchronization ThreadSanitizer does not
+ * see (not instrumented, std::atomic). With one reactor both are the same
+ * thread; with several, the submitter publishes the request with a release
+ * store just before handing it to librbd and the collector takes it with an
+ * acquire load of the same field: what the C library orders anyway, made
+ * visible, so that the request's fields are not reported as a race. One
+ * uncontended atomic store and load per request.
+ */
+static inline void
+req_publish(struct rbd_req *req)
+{
+	atomic_store_explicit(&req->published, true, memory_order_release);
+}
+
+static inline void
+req_collect(struct rbd_req *req)
+{
+	(void)atomic_load_explicit(&req->published, memory_order_acquire);
+}
+
 static void
 req_free(struct rbd_req *req)
 {
 	free(req->bounce);
 	isd_mem_free(req);
+}
+
+/* A request that never reached librbd, or was dropped by the close. */
+static void
+req_drop(struct rbd_req *req)
+{
+	atomic_fetch_sub_explicit(&req->rb->inflight_n, 1, memory_order_relaxed);
+	req_free(req);
+}
+
+/* On the submitter's reactor: the callback the collector posted. */
+static void
+req_posted(void *arg)
+{
+	struct rbd_req *req = arg;
+	struct rbd_bs *rb = req->rb;
+	isd_bstore_cb cb = req->cb;
+	void *cb_arg = req->arg;
+	struct isd_monitor *mon = req->mon;
+	int status = req->status;
+	/* closed since it was posted: nothing is called back */
+	bool shut = atomic_load_explicit(&rb->shut, memory_order_acquire);
+
+	req_free(req);
+	if (!shut)
+		isd_bstore_deliver(mon, cb, cb_arg, status);
+	rs_unref(rb);
 }
 
 static void
@@ -494,7 +614,11 @@ req_finish(struct rbd_req *req, int status)
 	void *arg = req->arg;
 	struct isd_monitor *mon = req->mon;
 
-	TAILQ_REMOVE(&rb->inflight, req, link);
+	/* out of librbd: the close no longer waits for it */
+	atomic_fetch_sub_explicit(&rb->inflight_n, 1, memory_order_relaxed);
+	req->status = status;
+	if (rs_post(rb, req->r, &req->msg, req_posted, req))
+		return;
 	req_free(req);
 	isd_bstore_deliver(mon, cb, arg, status);
 }
@@ -527,24 +651,27 @@ req_alloc(struct rbd_bs *rb, enum rbd_op op, isd_bstore_cb cb, void *arg)
 	req->cb = cb;
 	req->arg = arg;
 	req->mon = isd_monitor_current();
+	req->r = isd_bstore_reactor_here(&rb->bs);
 	/* no callback: the completion is collected by rbd_poll_io_events on the reactor */
 	if (rbd_aio_create_completion(req, NULL, &req->comp) < 0) {
 		isd_mem_free(req);
 		return NULL;
 	}
+	/* counted before librbd has it: its completion may be collected at once */
+	atomic_fetch_add_explicit(&rb->inflight_n, 1, memory_order_relaxed);
 	return req;
 }
 
-/* Queues req on the in-flight list, or frees it when librbd refused it at once. */
+/* Keeps req counted in flight, or drops it when librbd refused it at once. */
 static int
 req_submitted(struct rbd_bs *rb, struct rbd_req *req, int rc)
 {
+	(void)rb;
 	if (rc < 0) {
 		rbd_aio_release(req->comp);
-		req_free(req);
+		req_drop(req);
 		return rc;
 	}
-	TAILQ_INSERT_TAIL(&rb->inflight, req, link);
 	return 0;
 }
 
@@ -580,7 +707,7 @@ rs_rw(struct isd_bstore *bs, enum rbd_op op, const struct iovec *iov, int iovcnt
 		req->bounce = malloc(len ? len : 1);
 		if (req->bounce == NULL) {
 			rbd_aio_release(req->comp);
-			req_free(req);
+			req_drop(req);
 			return -ENOMEM;
 		}
 		req->iov = iov;
@@ -590,13 +717,17 @@ rs_rw(struct isd_bstore *bs, enum rbd_op op, const struct iovec *iov, int iovcnt
 				memcpy((char *)req->bounce + at, iov[i].iov_base, iov[i].iov_len);
 				at += iov[i].iov_len;
 			}
+			req_publish(req);
 			rc = rbd_aio_write(rb->image, off, len, req->bounce, req->comp);
 		} else {
+			req_publish(req);
 			rc = rbd_aio_read(rb->image, off, len, req->bounce, req->comp);
 		}
 	} else if (op == ROP_WRITE) {
+		req_publish(req);
 		rc = rbd_aio_writev(rb->image, iov, iovcnt, off, req->comp);
 	} else {
+		req_publish(req);
 		rc = rbd_aio_readv(rb->image, iov, iovcnt, off, req->comp);
 	}
 	return req_submitted(rb, req, rc);
@@ -624,6 +755,7 @@ rs_flush(struct isd_bstore *bs, isd_bstore_cb cb, void *arg)
 
 	if (req == NULL)
 		return -ENOMEM;
+	req_publish(req);
 	return req_submitted(rb, req, rbd_aio_flush(rb->image, req->comp));
 }
 
@@ -642,6 +774,7 @@ rs_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb, 
 	req = req_alloc(rb, ROP_DISCARD, cb, arg);
 	if (req == NULL)
 		return -ENOMEM;
+	req_publish(req);
 	return req_submitted(rb, req, rbd_aio_discard(rb->image, off, len, req->comp));
 }
 
@@ -702,6 +835,7 @@ rs_compare_and_write(struct isd_bstore *bs, const void *cmp, const void *data, s
 	req->cb = cb;
 	req->arg = arg;
 	req->mon = isd_monitor_current();
+	req->r = isd_bstore_reactor_here(bs);
 	req->fua = fua;
 	req->off = off;
 	req->len = len;
@@ -710,6 +844,8 @@ rs_compare_and_write(struct isd_bstore *bs, const void *cmp, const void *data, s
 		isd_mem_free(req);
 		return -ENOMEM;
 	}
+	atomic_fetch_add_explicit(&rb->inflight_n, 1, memory_order_relaxed);
+	req_publish(req);
 	rc = rbd_aio_compare_and_write(rb->image, off, len, cmp, data, req->comp,
 				       &req->caw_mismatch, 0);
 	return req_submitted(rb, req, rc < 0 ? (int)rc : 0);
@@ -732,6 +868,7 @@ rs_write_same(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t 
 	if (req == NULL)
 		return -ENOMEM;
 	req->fua = fua;
+	req_publish(req);
 	return req_submitted(rb, req,
 			     rbd_aio_writesame(rb->image, off, (size_t)len, pattern, plen,
 					       req->comp, 0));
@@ -784,6 +921,13 @@ rs_pr_cb(rados_completion_t c, void *arg)
 	rs_wake(rb);
 }
 
+/* As req_publish, for the reservation requests (through librados). */
+static inline void
+preq_publish(struct rbd_preq *req)
+{
+	atomic_store_explicit(&req->published, true, memory_order_release);
+}
+
 static void
 preq_free(struct rbd_preq *req)
 {
@@ -809,6 +953,7 @@ preq_alloc(struct rbd_bs *rb, enum rbd_pkind kind, isd_bstore_cb cb, void *arg)
 	req->cb = cb;
 	req->arg = arg;
 	req->mon = isd_monitor_current();
+	req->r = isd_bstore_reactor_here(&rb->bs);
 	if (rados_aio_create_completion(req, rs_pr_cb, NULL, &req->comp) < 0) {
 		free(req);
 		return NULL;
@@ -824,7 +969,9 @@ preq_submitted(struct rbd_bs *rb, struct rbd_preq *req, int rc)
 		preq_free(req);
 		return rc;
 	}
+	pthread_mutex_lock(&rb->pr_mu);
 	TAILQ_INSERT_TAIL(&rb->pr_inflight, req, link);
+	pthread_mutex_unlock(&rb->pr_mu);
 	return 0;
 }
 
@@ -848,6 +995,7 @@ rs_pr_load(struct isd_bstore *bs, void **data, size_t *len, uint64_t *ver, isd_b
 	req->out_len = len;
 	req->out_ver = ver;
 	rados_read_op_read(req->rop, 0, RBD_PR_MAX, req->buf, &req->nread, &req->prval);
+	preq_publish(req);
 	return preq_submitted(rb, req,
 			      rados_aio_read_op_operate(req->rop, rb->io, req->comp, rb->pr_oid, 0));
 }
@@ -876,6 +1024,7 @@ rs_pr_commit(struct isd_bstore *bs, const void *data, size_t len, uint64_t ver,
 		rados_write_op_assert_version(req->wop, ver);
 	/* write_full copies the data at submission */
 	rados_write_op_write_full(req->wop, data, len);
+	preq_publish(req);
 	return preq_submitted(rb, req,
 			      rados_aio_write_op_operate(req->wop, rb->io, req->comp, rb->pr_oid,
 							 NULL, 0));
@@ -894,6 +1043,7 @@ rs_pr_notify(struct isd_bstore *bs, const void *msg, size_t len, isd_bstore_cb c
 	req = preq_alloc(rb, PREQ_NOTIFY, cb, arg);
 	if (req == NULL)
 		return -ENOMEM;
+	preq_publish(req);
 	return preq_submitted(rb, req,
 			      rados_aio_notify(rb->io, rb->pr_oid, req->comp, msg, (int)len,
 					       RBD_PR_NOTIFY_MS, &req->reply, &req->reply_len));
@@ -976,6 +1126,42 @@ rs_pr_watch_err(void *arg, uint64_t cookie, int err)
 	rs_push_event(rb, ev);
 }
 
+/*
+ * On the submitter's reactor: the answer into the caller's places (kept
+ * until now, so that a store closed meanwhile writes nothing there), then
+ * the callback; the request goes.
+ */
+static void
+preq_deliver(struct rbd_preq *req)
+{
+	if (req->kind == PREQ_LOAD && req->status == 0) {
+		*req->out_data = NULL;
+		*req->out_len = req->nread;
+		*req->out_ver = req->ver;
+		if (req->nread > 0) {
+			*req->out_data = req->buf;
+			req->buf = NULL;
+		}
+	} else if (req->kind == PREQ_COMMIT && req->status == 0) {
+		*req->out_newver = req->ver;
+	}
+	isd_bstore_deliver(req->mon, req->cb, req->arg, req->status);
+	preq_free(req);
+}
+
+static void
+preq_posted(void *arg)
+{
+	struct rbd_preq *req = arg;
+	struct rbd_bs *rb = req->rb;
+
+	if (atomic_load_explicit(&rb->shut, memory_order_acquire))
+		preq_free(req);
+	else
+		preq_deliver(req);
+	rs_unref(rb);
+}
+
 static void
 preq_done(struct rbd_preq *req)
 {
@@ -984,7 +1170,9 @@ preq_done(struct rbd_preq *req)
 	uint64_t ver = rados_aio_get_version(req->comp);
 
 	rados_aio_release(req->comp);
+	pthread_mutex_lock(&rb->pr_mu);
 	TAILQ_REMOVE(&rb->pr_inflight, req, link);
+	pthread_mutex_unlock(&rb->pr_mu);
 	if (rb->closing) {
 		/* a new watch that came up while closing would call into a freed store */
 		if (req->kind == PREQ_WATCH && r == 0)
@@ -1021,26 +1209,18 @@ preq_done(struct rbd_preq *req)
 		}
 		if (r == 0 && req->nread >= RBD_PR_MAX)
 			r = -EFBIG;
-		if (r == 0) {
-			*req->out_data = NULL;
-			*req->out_len = req->nread;
-			*req->out_ver = ver;
-			if (req->nread > 0) {
-				*req->out_data = req->buf;
-				req->buf = NULL;
-			}
-		}
 	} else if (req->kind == PREQ_COMMIT) {
 		/* the version moved (either way) or the object appeared: redo */
 		if (r == -ERANGE || r == -EOVERFLOW || r == -EEXIST)
 			r = -ESTALE;
-		if (r >= 0)
-			*req->out_newver = ver;
 	}
 	if (r > 0)
 		r = 0;
-	isd_bstore_deliver(req->mon, req->cb, req->arg, r < -4095 ? -EIO : r);
-	preq_free(req);
+	req->status = r < -4095 ? -EIO : r;
+	req->ver = ver;
+	if (rs_post(rb, req->r, &req->msg, preq_posted, req))
+		return;
+	preq_deliver(req);
 }
 
 /*
@@ -1087,6 +1267,7 @@ rs_take_pr(struct rbd_bs *rb)
 	while (rfifo != NULL) {
 		struct rbd_preq *next = rfifo->done_next;
 
+		(void)atomic_load_explicit(&rfifo->published, memory_order_acquire);
 		preq_done(rfifo);
 		rfifo = next;
 	}
@@ -1469,6 +1650,24 @@ mapreq_free(struct rbd_mapreq *mq)
 	free(mq);
 }
 
+/* On the submitter's reactor: the answer the collector copied out and posted. */
+static void
+mapreq_posted(void *arg)
+{
+	struct rbd_mapreq *mq = arg;
+	struct rbd_bs *rb = mq->rb;
+	isd_bstore_cb cb = mq->cb;
+	void *cb_arg = mq->arg;
+	struct isd_monitor *mon = mq->mon;
+	int status = mq->status;
+	bool shut = atomic_load_explicit(&rb->shut, memory_order_acquire);
+
+	mapreq_free(mq);
+	if (!shut)
+		isd_bstore_deliver(mon, cb, cb_arg, status);
+	rs_unref(rb);
+}
+
 /* Reactor: the answers of the map thread, in the order they were made. */
 static void
 rs_take_map(struct rbd_bs *rb)
@@ -1491,13 +1690,17 @@ rs_take_map(struct rbd_bs *rb)
 		struct isd_monitor *mon = fifo->mon;
 		int status = fifo->status;
 
-		rb->map_pending--;
+		atomic_fetch_sub_explicit(&rb->map_pending, 1, memory_order_relaxed);
 		if (!rb->closing) {
 			rb->map_scans++;
 			if (status == 0) {
 				rb->map_scanned_bytes += fifo->pos - fifo->off;
 				memcpy(fifo->out, fifo->runs, fifo->n * sizeof(fifo->runs[0]));
 				*fifo->out_n = fifo->n;
+			}
+			if (rs_post(rb, fifo->r, &fifo->msg, mapreq_posted, fifo)) {
+				fifo = next;
+				continue;
 			}
 		}
 		mapreq_free(fifo);
@@ -1521,19 +1724,18 @@ rs_get_map(struct isd_bstore *bs, uint64_t off, uint64_t len, struct isd_bstore_
 		return -ENOTSUP;
 	if (max == 0 || len == 0 || !rs_range_ok(bs, off, len))
 		return -EINVAL;
-	if (rb->map_pending >= RBD_MAP_QUEUE_MAX) {
-		rb->map_refused++;
+	/* submitters on several reactors: counted first, given back when refused */
+	if (atomic_fetch_add_explicit(&rb->map_pending, 1, memory_order_relaxed) >=
+	    RBD_MAP_QUEUE_MAX) {
+		atomic_fetch_sub_explicit(&rb->map_pending, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&rb->map_refused, 1, memory_order_relaxed);
 		return -EAGAIN;
 	}
-	if (!rb->map_thread_on) {
-		rc = -pthread_create(&rb->map_thread, NULL, rs_map_thread, rb);
-		if (rc < 0)
-			return rc == -EAGAIN ? -ENOMEM : rc;
-		rb->map_thread_on = true;
-	}
 	mq = calloc(1, sizeof(*mq) + (size_t)max * sizeof(mq->runs[0]));
-	if (mq == NULL)
+	if (mq == NULL) {
+		atomic_fetch_sub_explicit(&rb->map_pending, 1, memory_order_relaxed);
 		return -ENOMEM;
+	}
 	/* one scan covers whole objects from the object of off, at most the cap */
 	cap = RBD_MAP_SCAN_OBJECTS * rb->obj_size - off % rb->obj_size;
 	mq->rb = rb;
@@ -1544,14 +1746,25 @@ rs_get_map(struct isd_bstore *bs, uint64_t off, uint64_t len, struct isd_bstore_
 	mq->cb = cb;
 	mq->arg = arg;
 	mq->mon = isd_monitor_current();
+	mq->r = isd_bstore_reactor_here(bs);
 	mq->out = runs;
 	mq->out_n = n;
 	pthread_mutex_init(&mq->mu, NULL);
 	pthread_mutex_lock(&rb->map_mu);
+	/* started by the first request, whichever reactor it came from */
+	if (!rb->map_thread_on) {
+		rc = -pthread_create(&rb->map_thread, NULL, rs_map_thread, rb);
+		if (rc < 0) {
+			pthread_mutex_unlock(&rb->map_mu);
+			mapreq_free(mq);
+			atomic_fetch_sub_explicit(&rb->map_pending, 1, memory_order_relaxed);
+			return rc == -EAGAIN ? -ENOMEM : rc;
+		}
+		rb->map_thread_on = true;
+	}
 	TAILQ_INSERT_TAIL(&rb->map_queue, mq, link);
 	pthread_cond_signal(&rb->map_cv);
 	pthread_mutex_unlock(&rb->map_mu);
-	rb->map_pending++;
 	return 0;
 }
 
@@ -1577,7 +1790,8 @@ rs_map_stop(struct rbd_bs *rb)
 	if (rb->map_scans > 0)
 		isd_log_info("%s: allocation map: %" PRIu64 " scans of %" PRIu64
 			     " bytes, %" PRIu64 " refused (queue full)",
-			     rb->bs.desc, rb->map_scans, rb->map_scanned_bytes, rb->map_refused);
+			     rb->bs.desc, rb->map_scans, rb->map_scanned_bytes,
+			     (uint64_t)atomic_load(&rb->map_refused));
 }
 
 /* One completion collected from librbd: finish its request, or go on to the FUA flush. */
@@ -1685,11 +1899,11 @@ rs_take_caw(struct rbd_bs *rb)
 		 * rb under a callback still running on librbd's thread.
 		 */
 		rbd_aio_wait_for_complete(fifo->comp);
+		req_collect(fifo);
 		r = rbd_aio_get_return_value(fifo->comp);
 		rbd_aio_release(fifo->comp);
 		if (rb->closing) {
-			TAILQ_REMOVE(&rb->inflight, fifo, link);
-			req_free(fifo);
+			req_drop(fifo);
 		} else {
 			req_done(fifo, r);
 		}
@@ -1724,11 +1938,11 @@ rs_dispatch(struct rbd_bs *rb)
 			struct rbd_req *req = rbd_aio_get_arg(comps[i]);
 			ssize_t r = rbd_aio_get_return_value(comps[i]);
 
+			req_collect(req);
 			rbd_aio_release(comps[i]);
 			if (rb->closing) {
 				/* destroyed by a callback: the rest are dropped with it */
-				TAILQ_REMOVE(&rb->inflight, req, link);
-				req_free(req);
+				req_drop(req);
 				continue;
 			}
 			req_done(req, r);
@@ -1809,8 +2023,12 @@ rs_teardown(struct rbd_bs *rb)
 	}
 	if (rb->watching)
 		rbd_update_unwatch(rb->image, rb->watch_handle);
-	/* what is finished from here on is dropped, not called back */
+	/*
+	 * What is finished from here on is dropped, not called back; so are
+	 * callbacks already posted to other reactors that have not run yet.
+	 */
 	rb->closing = true;
+	atomic_store_explicit(&rb->shut, true, memory_order_release);
 	rs_map_stop(rb);
 	if (rb->pr_on) {
 		struct rbd_pevent *ev;
@@ -1820,8 +2038,16 @@ rs_teardown(struct rbd_bs *rb)
 			rados_unwatch2(rb->io, rb->pr_cookie);
 		}
 		rados_watch_flush(rb->cluster);
-		while (!TAILQ_EMPTY(&rb->pr_inflight)) {
-			rados_aio_wait_for_complete_and_cb(TAILQ_FIRST(&rb->pr_inflight)->comp);
+		for (;;) {
+			rados_completion_t c = NULL;
+
+			pthread_mutex_lock(&rb->pr_mu);
+			if (!TAILQ_EMPTY(&rb->pr_inflight))
+				c = TAILQ_FIRST(&rb->pr_inflight)->comp;
+			pthread_mutex_unlock(&rb->pr_mu);
+			if (c == NULL)
+				break;
+			rados_aio_wait_for_complete_and_cb(c);
 			rs_take_pr(rb);
 		}
 		rs_take_pr(rb);
@@ -1833,19 +2059,20 @@ rs_teardown(struct rbd_bs *rb)
 			ev = next;
 		}
 	}
-	while (!TAILQ_EMPTY(&rb->inflight)) {
+	/* the requests still in librbd (posted completions have left it) */
+	while (atomic_load(&rb->inflight_n) > 0) {
 		rbd_completion_t c;
 		struct pollfd pfd = { .fd = rb->efd, .events = POLLIN };
 
 		rs_take_caw(rb);
-		if (TAILQ_EMPTY(&rb->inflight))
+		if (atomic_load(&rb->inflight_n) == 0)
 			break;
 
 		if (rbd_poll_io_events(rb->image, &c, 1) == 1) {
 			req = rbd_aio_get_arg(c);
 			rbd_aio_release(c);
-			TAILQ_REMOVE(&rb->inflight, req, link);
-			req_free(req);
+			req_collect(req);
+			req_drop(req);
 			continue;
 		}
 		/* bounded by the OSD op timeout: librbd completes every request */
@@ -1869,7 +2096,9 @@ rs_teardown(struct rbd_bs *rb)
 	pthread_mutex_destroy(&rb->lock_mu);
 	pthread_cond_destroy(&rb->map_cv);
 	pthread_mutex_destroy(&rb->map_mu);
-	free(rb);
+	pthread_mutex_destroy(&rb->pr_mu);
+	/* the memory waits for the callbacks still posted (they only read shut and refs) */
+	rs_unref(rb);
 }
 
 static void
@@ -2142,7 +2371,12 @@ rs_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_
 		return -ENOMEM;
 	}
 	rb->efd = -1;
-	TAILQ_INIT(&rb->inflight);
+	atomic_init(&rb->inflight_n, 0);
+	atomic_init(&rb->refs, 1);
+	atomic_init(&rb->shut, false);
+	atomic_init(&rb->map_pending, 0);
+	atomic_init(&rb->map_refused, 0);
+	pthread_mutex_init(&rb->pr_mu, NULL);
 	atomic_init(&rb->watched_size, 0);
 	atomic_init(&rb->size_noticed, false);
 	atomic_init(&rb->caw_done, NULL);

@@ -5,6 +5,7 @@
  * conflict -> the opcode's own CDB checks.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,16 @@
 /* Commands from a transport that gives no nexus are all one anonymous nexus. */
 static struct isd_scsi_nexus g_anon_nexus;
 
-/* Every device of the process, for the copy manager's designator lookup (scsi_int.h). */
+/*
+ * The registry (scsi_int.h): every device of the process, for the copy
+ * manager's designator lookup. g_reg_mu guards this list, every write of a
+ * dev->lus slot (whose device's monitor is held as well, so the device's own
+ * readers need no more), lu->dev once the LU is published, and the copy
+ * references (copy_refs, orphan). Order: a device monitor, then g_reg_mu;
+ * under g_reg_mu a monitor is only tried, never waited for.
+ */
 static TAILQ_HEAD(, isd_scsi_dev) g_devs = TAILQ_HEAD_INITIALIZER(g_devs);
+static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER;
 
 struct isd_scsi_nexus *
 isd_scsi_cmd_nexus(struct isd_scsi_cmd *cmd)
@@ -67,7 +76,9 @@ isd_scsi_dev_create(const char *name, struct isd_scsi_dev **out)
 	snprintf(dev->name, sizeof(dev->name), "%s", name != NULL ? name : "");
 	TAILQ_INIT(&dev->live);
 	isd_monitor_init(&dev->mon);
+	pthread_mutex_lock(&g_reg_mu);
 	TAILQ_INSERT_TAIL(&g_devs, dev, link);
+	pthread_mutex_unlock(&g_reg_mu);
 	*out = dev;
 	return 0;
 }
@@ -90,21 +101,43 @@ lu_free(struct isd_scsi_lu *lu)
 	free(lu);
 }
 
-/* A removed LU whose last command was released: out of dev->removed, then freed. */
+/* The caller deregisters the store's memory (gone) before the store goes. */
+static void
+lu_gone_free(struct isd_scsi_lu *lu)
+{
+	if (lu->gone != NULL)
+		lu->gone(lu->gone_arg, lu->bs);
+	lu->gone = NULL;
+	lu_free(lu);
+}
+
+/*
+ * A removed LU whose last command was released: out of dev->removed, then
+ * freed, unless copies of other devices still hold it: then it leaves its
+ * device (an orphan: no lookup finds it, nothing of the device reaches it)
+ * and the last copy's put frees it. Its store stays open until then.
+ */
 static void
 lu_reap(struct isd_scsi_lu *lu)
 {
 	/* a LU whose device went while a copy of another device held it is on no list */
 	struct isd_scsi_lu **pp = lu->dev != NULL ? &lu->dev->removed : NULL;
+	bool held;
 
 	while (pp != NULL && *pp != NULL && *pp != lu)
 		pp = &(*pp)->removed_next;
 	if (pp != NULL && *pp == lu)
 		*pp = lu->removed_next;
-	/* the caller deregisters the store's memory before the store goes */
-	if (lu->gone != NULL)
-		lu->gone(lu->gone_arg, lu->bs);
-	lu_free(lu);
+	lu->removed_next = NULL;
+	pthread_mutex_lock(&g_reg_mu);
+	held = lu->copy_refs > 0;
+	if (held) {
+		lu->orphan = true;
+		lu->dev = NULL;
+	}
+	pthread_mutex_unlock(&g_reg_mu);
+	if (!held)
+		lu_gone_free(lu);
 }
 
 static void
@@ -116,33 +149,45 @@ lu_put(struct isd_scsi_lu *lu)
 		lu_reap(lu);
 }
 
-void
-isd_scsi_lu_get(struct isd_scsi_lu *lu)
-{
-	lu->refs++;
-	lu->copy_refs++;
-}
-
+/* A copy's hold, from the thread of the copy's device (any). */
 void
 isd_scsi_lu_put(struct isd_scsi_lu *lu)
 {
+	bool last;
+
+	pthread_mutex_lock(&g_reg_mu);
 	if (lu->copy_refs > 0)
 		lu->copy_refs--;
-	lu_put(lu);
+	last = lu->copy_refs == 0 && lu->orphan;
+	pthread_mutex_unlock(&g_reg_mu);
+	/*
+	 * An orphan: no device, no lookup reaches it, this was its last holder.
+	 * Its gone runs here, on the copy's thread: it only deregisters memory.
+	 */
+	if (last)
+		lu_gone_free(lu);
 }
 
-/*
- * The device goes while an EXTENDED COPY of another device still holds one of
- * its LUs: the LU leaves the device (no lookup finds it) and is freed by the
- * copy's last put. Its store stays open until then.
- */
-static void
-lu_orphan(struct isd_scsi_lu *lu)
+int
+isd_scsi_lu_enter(struct isd_scsi_dev *own, struct isd_scsi_lu *lu, struct isd_monitor **held)
 {
-	lu->removed = true;
-	lu->dev = NULL;
-	lu->gone = NULL;
-	lu->removed_next = NULL;
+	int rc = 0;
+
+	*held = NULL;
+	/*
+	 * lu->dev is read and the monitor tried under the registry mutex: the
+	 * device cannot go in between (its destroy orphans its held LUs under
+	 * the mutex, then waits for whoever is inside its monitor).
+	 */
+	pthread_mutex_lock(&g_reg_mu);
+	if (lu->dev != NULL && lu->dev != own) {
+		if (isd_monitor_try_enter(&lu->dev->mon))
+			*held = &lu->dev->mon;
+		else
+			rc = -EBUSY;
+	}
+	pthread_mutex_unlock(&g_reg_mu);
+	return rc;
 }
 
 void
@@ -164,27 +209,35 @@ isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 
 	if (dev == NULL)
 		return;
+	/*
+	 * Inside the monitor: a copy of another device may have entered it
+	 * (isd_scsi_lu_enter) to look at one of these LUs; once in, no copy
+	 * is, and none will be (the LUs leave the registry below).
+	 */
+	isd_monitor_enter(&dev->mon);
+	pthread_mutex_lock(&g_reg_mu);
 	TAILQ_REMOVE(&g_devs, dev, link);
 	for (uint32_t i = 0; i < ISD_SCSI_MAX_LUNS; i++) {
-		if (dev->lus[i] == NULL)
+		if ((lu = dev->lus[i]) == NULL)
 			continue;
-		if (dev->lus[i]->copy_refs > 0)
-			lu_orphan(dev->lus[i]);
-		else
-			lu_free(dev->lus[i]);
+		dev->lus[i] = NULL;
+		/* as if removed with no command left: lu_reap frees or orphans it */
+		lu->removed = true;
+		lu->gone = NULL;
+		lu->removed_next = dev->removed;
+		dev->removed = lu;
 	}
-	/* no command of this device may be in flight: removed LUs still listed go now */
+	/* a copy that holds one looks no more into this device (isd_scsi_lu_enter) */
+	for (lu = dev->removed; lu != NULL; lu = lu->removed_next)
+		lu->dev = NULL;
+	pthread_mutex_unlock(&g_reg_mu);
+	/* no command of this device may be in flight: every LU listed goes now */
 	while ((lu = dev->removed) != NULL) {
 		dev->removed = lu->removed_next;
-		if (lu->copy_refs > 0) {
-			if (lu->gone != NULL)
-				lu->gone(lu->gone_arg, lu->bs);
-			lu_orphan(lu);
-		} else {
-			lu->dev = NULL;
-			lu_reap(lu);
-		}
+		lu->removed_next = NULL;
+		lu_reap(lu);
 	}
+	isd_monitor_leave(&dev->mon);
 	isd_monitor_destroy(&dev->mon);
 	free(dev);
 }
@@ -217,17 +270,25 @@ struct isd_scsi_lu *
 isd_scsi_lu_find_naa(struct isd_scsi_dev *prefer, const uint8_t *naa, uint32_t len)
 {
 	struct isd_scsi_dev *dev;
-	struct isd_scsi_lu *lu;
+	struct isd_scsi_lu *lu = NULL;
 
 	if (len != 16)
 		return NULL;
-	if (prefer != NULL && (lu = dev_find_naa(prefer, naa, len)) != NULL)
-		return lu;
+	/* the slots of other devices change under their own monitors: read them here */
+	pthread_mutex_lock(&g_reg_mu);
+	if (prefer != NULL)
+		lu = dev_find_naa(prefer, naa, len);
 	TAILQ_FOREACH(dev, &g_devs, link) {
-		if (dev != prefer && (lu = dev_find_naa(dev, naa, len)) != NULL)
-			return lu;
+		if (lu != NULL)
+			break;
+		if (dev != prefer)
+			lu = dev_find_naa(dev, naa, len);
 	}
-	return NULL;
+	/* held before the mutex goes: a removal now cannot free it under the copy */
+	if (lu != NULL)
+		lu->copy_refs++;
+	pthread_mutex_unlock(&g_reg_mu);
+	return lu;
 }
 
 static void
@@ -249,17 +310,18 @@ dev_remove_lu_in(struct isd_scsi_dev *dev, uint32_t lun,
 	if (dev == NULL || lun >= ISD_SCSI_MAX_LUNS || dev->lus[lun] == NULL)
 		return -ENOENT;
 	lu = dev->lus[lun];
-	/* from now on the number names nothing: new commands get LU NOT SUPPORTED */
+	/* from now on the number names nothing: new commands get LU NOT SUPPORTED,
+	 * and copies no longer find it */
+	pthread_mutex_lock(&g_reg_mu);
 	dev->lus[lun] = NULL;
+	pthread_mutex_unlock(&g_reg_mu);
 	dev->nlus--;
 	lu->removed = true;
 	lu->gone = gone;
 	lu->gone_arg = arg;
 	isd_scsi_dev_luns_changed(dev);
 	if (lu->refs == 0) {
-		if (gone != NULL)
-			gone(arg, lu->bs);
-		lu_free(lu);
+		lu_reap(lu);
 		return 0;
 	}
 	lu->removed_next = dev->removed;
@@ -411,7 +473,10 @@ dev_add_lu_in(struct isd_scsi_dev *dev, uint32_t lun, const struct isd_scsi_lu_c
 		lu->atomic_align = 1u << lu->lbppb_exp;
 		lu->atomic_gran = 1u << lu->lbppb_exp;
 	}
+	/* published: from here on a copy of another device may find it */
+	pthread_mutex_lock(&g_reg_mu);
 	dev->lus[lun] = lu;
+	pthread_mutex_unlock(&g_reg_mu);
 	dev->nlus++;
 	/* a store shared by gateways keeps the reservations: start from its state */
 	isd_scsi_pr_share_start(lu);

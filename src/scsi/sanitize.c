@@ -19,6 +19,14 @@
  * REQUEST SENSE in spc.c). A failed operation leaves the LU in the sanitize
  * failure mode: media access gets MEDIUM ERROR, SANITIZE COMMAND FAILED until a
  * SANITIZE completes, or until EXIT FAILURE MODE when the failed one had AUSE.
+ *
+ * Threads: the operation runs on the reactor the SANITIZE command came in on
+ * (san->r): its passes are submitted there, so the store completes them
+ * there (bstore.h), and the answer of a cancelled waiter is deferred there,
+ * where its transport runs, never on the store's reactor. A cancel from
+ * another reactor posts that answer to san->r instead (the timer belongs to
+ * san->r's loop); the operation's end and a stop touch the timer on san->r,
+ * or at the device's end, when its reactors are idle (as isd_bstore_close).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +49,8 @@ struct isd_scsi_sanitize {
 	struct isd_scsi_lu *lu;
 	struct isd_scsi_cmd *waiter;    /* the SANITIZE without IMMED, answered at the end */
 	struct isd_scsi_cmd *cancelled; /* that command, aborted: answered on the next turn */
-	struct isd_timer answer;
+	struct isd_timer answer;        /* the cancelled command's answer, on r */
+	struct isd_reactor *r;          /* the reactor the SANITIZE came in on */
 	uint8_t sa;
 	uint8_t passes;                 /* OVERWRITE COUNT */
 	uint8_t pass;                   /* passes done */
@@ -135,8 +144,9 @@ san_finish(struct isd_scsi_sanitize *san, bool ok)
 	struct isd_scsi_cmd *waiter = san->waiter, *cancelled = san->cancelled;
 
 	lu->sanitize = NULL;
+	/* on san->r: the passes complete where they were submitted */
 	if (cancelled != NULL)
-		isd_reactor_timer_stop(lu->bs->reactor, &san->answer);
+		isd_reactor_timer_stop(san->r, &san->answer);
 	if (ok) {
 		/* a deallocated LU reads as zeros; GET LBA STATUS says so until a write */
 		lu->erased = san->sa == SAN_BLOCK_ERASE;
@@ -237,6 +247,25 @@ san_answer_cancelled(void *arg)
 	isd_monitor_leave(mon);
 }
 
+/* A cancel on another reactor than san->r: the answer, posted to san->r. */
+struct san_post {
+	struct isd_reactor_msg m;
+	struct isd_scsi_cmd *cmd;
+	struct isd_monitor *mon;
+};
+
+static void
+san_answer_posted(void *arg)
+{
+	struct san_post *p = arg;
+
+	/* the command is not answered yet, so its device is still there */
+	isd_monitor_enter(p->mon);
+	isd_scsi_cmd_done(p->cmd);
+	isd_monitor_leave(p->mon);
+	free(p);
+}
+
 /*
  * ABORT TASK, ABORT TASK SET or a reset reached the SANITIZE command that waits
  * for its operation: the operation goes on (SBC-4 4.11: nothing but its own
@@ -249,13 +278,35 @@ isd_scsi_sanitize_cancel(struct isd_scsi_cmd *cmd)
 {
 	struct isd_scsi_lu *lu = cmd->lu;
 	struct isd_scsi_sanitize *san = lu != NULL ? lu->sanitize : NULL;
+	struct isd_reactor *here;
 
 	if (san == NULL || san->waiter != cmd)
 		return false;
 	san->waiter = NULL;
-	san->cancelled = cmd;
 	cmd->status = ISD_SAM_TASK_ABORTED;
-	isd_reactor_defer(lu->bs->reactor, &san->answer);
+	here = isd_reactor_current();
+	if (here != NULL && here != san->r) {
+		/*
+		 * The timer is san->r's, and the answer goes where the command
+		 * came in: posted, the message owns the command from here (the
+		 * operation's end no longer answers it). Without memory, the
+		 * answer waits for the operation's end.
+		 */
+		struct san_post *p = malloc(sizeof(*p));
+
+		if (p == NULL) {
+			san->cancelled = cmd;
+			return true;
+		}
+		p->m.cb = san_answer_posted;
+		p->m.arg = p;
+		p->cmd = cmd;
+		p->mon = isd_scsi_dev_monitor(lu->dev);
+		isd_reactor_post(san->r, &p->m);
+		return true;
+	}
+	san->cancelled = cmd;
+	isd_reactor_defer(san->r, &san->answer);
 	return true;
 }
 
@@ -275,8 +326,12 @@ isd_scsi_sanitize_stop(struct isd_scsi_lu *lu, bool store_closed)
 	san->stopping = true;
 	san->io.aborted = true;         /* WRITE SAME's engine stops at its next step */
 	if (!store_closed) {
-		/* the transport is gone: a cancelled command's answer has no one to go to */
-		isd_reactor_timer_stop(lu->bs->reactor, &san->answer);
+		/*
+		 * The transport is gone: a cancelled command's answer has no one to
+		 * go to. Called at the device's end, when san->r is idle (or is
+		 * the caller's).
+		 */
+		isd_reactor_timer_stop(san->r, &san->answer);
 		san->cancelled = NULL;
 		return;
 	}
@@ -342,6 +397,8 @@ isd_sbc_exec_sanitize(struct isd_scsi_cmd *cmd)
 		return;
 	}
 	san->lu = lu;
+	/* where the command came in: its answer and the passes' completions go there */
+	san->r = isd_bstore_reactor_here(lu->bs);
 	isd_timer_init(&san->answer, san_answer_cancelled, san);
 	san->sa = cmd->cdb[1] & 0x1f;
 	san->ause = cmd->cdb[1] & 0x20;

@@ -242,7 +242,14 @@ struct isd_scsi_lu {
 	 * in dev->lus) is freed, and its store closed, when the last one is.
 	 */
 	uint32_t refs;
-	uint32_t copy_refs;             /* of refs, those EXTENDED COPY holds (any device's) */
+	/*
+	 * EXTENDED COPY's holds, from any device's thread: under the registry
+	 * mutex (dev.c), not counted in refs. A removed LU whose refs drained
+	 * while copies hold it leaves its device (orphan, dev NULL) and the last
+	 * isd_scsi_lu_put frees it.
+	 */
+	uint32_t copy_refs;
+	bool orphan;
 	uint32_t reset_gen;             /* LU resets so far: a copy through it stops at one */
 	bool removed;
 	uint8_t alua_state;             /* enum isd_scsi_alua_state, this gateway's group */
@@ -318,19 +325,36 @@ int isd_scsi_setup_data_out(struct isd_scsi_cmd *cmd, uint32_t xfer_len);
 int isd_scsi_setup_data_in(struct isd_scsi_cmd *cmd, uint32_t alloc_len);
 
 /*
- * Logical units across devices, for the copy manager (xcopy.c). Every device of
- * the process is on one list; the daemon serves all of them from one reactor,
- * and these run on that reactor's thread. isd_scsi_lu_find_naa() finds a LU
- * that is in service (a removed one is not found) by the 16 bytes of its NAA
- * designator (VPD 0x83), looking in `prefer` first. isd_scsi_lu_get() keeps a
- * LU (and its store) alive, removed or its device destroyed meanwhile, until
- * the matching isd_scsi_lu_put().
+ * Logical units across devices, for the copy manager (xcopy.c). A copy runs
+ * under its own device's monitor and may name a LU of another device, whose
+ * reactors run at the same time; it never waits for that device's monitor
+ * while holding its own (two copies in opposite directions would deadlock).
+ *
+ * The registry: every device of the process and the LU tables' slots are
+ * guarded by one small mutex of dev.c, taken when a LU is added or removed,
+ * when a device goes, at the lookup and around the copy references, and
+ * never while waiting for anything else (its holder only tries a monitor,
+ * isd_scsi_lu_enter). isd_scsi_lu_find_naa() finds a LU that is in service
+ * (a removed one is not found) by the 16 bytes of its NAA designator (VPD
+ * 0x83), looking in `prefer` first, and returns it held: the LU (and its
+ * store) stays alive, removed or its device destroyed meanwhile, until the
+ * matching isd_scsi_lu_put() from any thread. What never changes after the
+ * LU was added (bs, block_size, the designator, bs->mem_base) may be read
+ * while it is held; the rest of its state (removal, size, resets, write
+ * protection, reservations, write cache) only inside isd_scsi_lu_enter().
  */
 void isd_scsi_lu_naa(const struct isd_scsi_lu *lu, uint8_t out[16]);
 struct isd_scsi_lu *isd_scsi_lu_find_naa(struct isd_scsi_dev *prefer, const uint8_t *naa,
 					 uint32_t len);
-void isd_scsi_lu_get(struct isd_scsi_lu *lu);
 void isd_scsi_lu_put(struct isd_scsi_lu *lu);
+/*
+ * Makes lu's state readable for a command of `own` (whose monitor the caller
+ * holds): enters the monitor of lu's device when that is another device,
+ * without waiting. 0 with *held the monitor to leave (NULL: none was needed,
+ * lu is own's or was orphaned by its device's end, and then nothing changes
+ * it any more); -EBUSY: that device's monitor is taken, try again later.
+ */
+int isd_scsi_lu_enter(struct isd_scsi_dev *own, struct isd_scsi_lu *lu, struct isd_monitor **held);
 /* Whether a command of `nexus` that reads (or writes) the LU conflicts with a
  * reservation held there. */
 bool isd_scsi_lu_conflict(struct isd_scsi_lu *lu, struct isd_scsi_nexus *nexus, bool write);

@@ -17,15 +17,32 @@
  * was aborted (ABORT TASK, LU reset: isd_scsi_cmd_cancel), whether one of its
  * LUs was removed or shrank, and whether a reservation now forbids it.
  *
- * Every copy target LU is held (isd_scsi_lu_get) from parsing to completion,
- * so a live removal waits for the copy's last chunk and never frees a store
- * under it.
+ * Every copy target LU is held (isd_scsi_lu_find_naa) from parsing to
+ * completion, so a live removal waits for the copy's last chunk and never
+ * frees a store under it.
+ *
+ * With several reactors a target LU may belong to another device, served
+ * at the same moment by another thread under that device's monitor, while
+ * the copy runs under its own device's (scsi_int.h, "the registry"). The
+ * copy reads what never changes (the store, the block size, a RAM store's
+ * memory) as it likes; everything else of a LU of another device (removed,
+ * size, resets, write protection, reservations, write cache) it reads only
+ * inside that device's monitor, entered without waiting (isd_scsi_lu_enter):
+ * a copy from A to B holding A and waiting for B while a copy from B to A
+ * holds B and waits for A would deadlock. When the monitor is taken the copy
+ * tries again on the next turn of its reactor. Its I/O to the other LU's
+ * store is submitted after leaving that monitor, under its own device's
+ * only: the store calls back under the monitor that was held at submission
+ * (isd_bstore_deliver), which must be the copy's.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdatomic.h>
+
 #include "bstore/bstore.h"
+#include "reactor/reactor.h"
 #include "scsi/scsi_int.h"
 #include "util/endian.h"
 
@@ -86,9 +103,19 @@ struct xcopy_job {
 	bool tracked;                   /* has a slot in the nexus's held results */
 	uint64_t bytes;
 	uint8_t *buf;                   /* XCOPY_CHUNK bytes, only when a source is not RAM */
+	bool busy;                      /* a target's device monitor was taken: try again */
+	bool fua;                       /* the chunk's write: the destination's write cache is off */
+	struct isd_timer retry;         /* the next try, on the copy's reactor */
 };
 
-static uint32_t g_xcopy_active;
+/* A list that met a busy device monitor at the start: parsed again on the next turn. */
+struct xcopy_restart {
+	struct isd_timer t;
+	struct isd_scsi_cmd *cmd;
+};
+
+/* copies of every device, on every reactor */
+static _Atomic uint32_t g_xcopy_active;
 static uint64_t g_xcopy_seq;
 
 /* ---- sense ---- */
@@ -312,19 +339,47 @@ parse_e4(struct isd_scsi_cmd *cmd, const uint8_t *p, uint32_t off, struct isd_sc
 	/* A binary NAA designator of the LU itself; any other names nothing we have. */
 	lu = NULL;
 	if (code_set == 0x01 && assoc == 0 && type == 0x03)
-		lu = isd_scsi_lu_find_naa(cmd->dev, p + 8, dlen);
+		lu = isd_scsi_lu_find_naa(cmd->dev, p + 8, dlen);       /* held */
 	if (lu == NULL) {
 		copy_aborted(cmd, ISD_ASC_COPY_TARGET_NOT_REACHABLE, 0, 0, (int)off + 4, false);
 		return false;
 	}
 	/* DISK BLOCK LENGTH: 0 takes the LU's; any other must be it. */
 	if (blen != 0 && blen != lu->block_size) {
+		isd_scsi_lu_put(lu);
 		illegal_param(cmd, ISD_ASC_INVALID_FIELD_PARAM, off + 29);
 		return false;
 	}
-	isd_scsi_lu_get(lu);
 	*out = lu;
 	return true;
+}
+
+/*
+ * Enters what guards the state of a segment's two LUs (m[0], m[1] to leave
+ * with seg_leave); false when one's device monitor is taken (job->busy).
+ */
+static bool
+seg_enter(struct xcopy_job *job, struct isd_scsi_lu *src, struct isd_scsi_lu *dst,
+	  struct isd_monitor *m[2])
+{
+	m[1] = NULL;
+	if (isd_scsi_lu_enter(job->cmd->dev, src, &m[0]) < 0) {
+		job->busy = true;
+		return false;
+	}
+	if (isd_scsi_lu_enter(job->cmd->dev, dst, &m[1]) < 0) {
+		isd_monitor_leave(m[0]);
+		job->busy = true;
+		return false;
+	}
+	return true;
+}
+
+static void
+seg_leave(struct isd_monitor *m[2])
+{
+	isd_monitor_leave(m[1]);
+	isd_monitor_leave(m[0]);
 }
 
 static bool
@@ -344,6 +399,8 @@ parse_list(struct isd_scsi_cmd *cmd, const uint8_t *p, uint32_t len, struct xcop
 	   bool *hold, bool *track)
 {
 	uint32_t tlen, slen, ilen, off, end;
+	uint32_t gen_set = 0;           /* targets whose reset_gen was taken */
+	struct isd_monitor *m[2];
 	uint8_t usage;
 
 	if (len < XCOPY_HDR) {
@@ -454,7 +511,6 @@ parse_list(struct isd_scsi_cmd *cmd, const uint8_t *p, uint32_t len, struct xcop
 			job->ntgt = i;
 			return false;
 		}
-		job->gen[i] = job->tgt[i]->reset_gen;
 	}
 	for (uint32_t i = 0; i < job->nseg; i++) {
 		const struct xcopy_seg *s = &job->seg[i];
@@ -476,22 +532,40 @@ parse_list(struct isd_scsi_cmd *cmd, const uint8_t *p, uint32_t len, struct xcop
 				      XCOPY_HDR + tlen + i * XCOPY_SEG_B2B_LEN + 10);
 			return false;
 		}
+		/* the rest is the LUs' state: inside their devices' monitors */
+		if (!seg_enter(job, src, dst, m))
+			return false;
+		/* the reset generation each target starts at, taken once */
+		if (!(gen_set & (1u << s->src))) {
+			job->gen[s->src] = src->reset_gen;
+			gen_set |= 1u << s->src;
+		}
+		if (!(gen_set & (1u << s->dst))) {
+			job->gen[s->dst] = dst->reset_gen;
+			gen_set |= 1u << s->dst;
+		}
 		if (!range_ok(src, s->src_lba, s->nblocks) ||
 		    !range_ok(dst, s->dst_lba, s->nblocks)) {
-			copy_aborted(cmd, ISD_ASC_NO_ADDITIONAL, i, s->nblocks,
-				     !range_ok(src, s->src_lba, s->nblocks) ? 12 : 20, true);
+			bool src_bad = !range_ok(src, s->src_lba, s->nblocks);
+
+			seg_leave(m);
+			copy_aborted(cmd, ISD_ASC_NO_ADDITIONAL, i, s->nblocks, src_bad ? 12 : 20,
+				     true);
 			return false;
 		}
 		if (dst->read_only) {
+			seg_leave(m);
 			isd_scsi_check(cmd, ISD_SK_DATA_PROTECT, ISD_ASC_WRITE_PROTECTED);
 			return false;
 		}
 		if (isd_scsi_lu_conflict(src, isd_scsi_cmd_nexus(cmd), false) ||
 		    isd_scsi_lu_conflict(dst, isd_scsi_cmd_nexus(cmd), true)) {
+			seg_leave(m);
 			cmd->status = ISD_SAM_RESERVATION_CONFLICT;
 			cmd->sense_len = 0;
 			return false;
 		}
+		seg_leave(m);
 		if (src->bs->mem_base == NULL && job->buf == NULL) {
 			job->buf = malloc(XCOPY_CHUNK);
 			if (job->buf == NULL) {
@@ -568,7 +642,7 @@ chunk_write(struct xcopy_job *job, void *data)
 	iov.iov_base = data;
 	iov.iov_len = (size_t)job->chunk * dst->block_size;
 	rc = isd_bstore_write(dst->bs, &iov, 1, (s->dst_lba + job->pos) * dst->block_size,
-			      !dst->wce, write_done, job);
+			      job->fua, write_done, job);
 	if (rc < 0)
 		io_failed(job, rc, true);
 }
@@ -590,37 +664,68 @@ read_done(void *arg, int status)
 	chunk_write(job, job->buf);
 }
 
-/* The LUs of the segment are still there and the copy may still store. */
+/*
+ * The LUs of the segment are still there and the copy may still store
+ * (false with the command's status set), or job->busy: one's device monitor
+ * was taken, nothing was decided.
+ */
 static bool
 chunk_allowed(struct xcopy_job *job, const struct xcopy_seg *s, uint32_t n)
 {
 	struct isd_scsi_cmd *cmd = job->cmd;
 	struct isd_scsi_lu *src = job->tgt[s->src], *dst = job->tgt[s->dst];
+	struct isd_monitor *m[2];
+	bool ok = false;
 
+	if (!seg_enter(job, src, dst, m))
+		return false;
 	/* removed, or reset (which aborts what any initiator had running there) */
 	if (src->removed || dst->removed || src->reset_gen != job->gen[s->src] ||
 	    dst->reset_gen != job->gen[s->dst]) {
 		copy_aborted(cmd, ISD_ASC_COPY_TARGET_NOT_REACHABLE, job->cur,
 			     s->nblocks - job->pos, -1, false);
-		return false;
-	}
-	/* a LU that shrank since the list was checked */
-	if (!range_ok(src, s->src_lba + job->pos, n) || !range_ok(dst, s->dst_lba + job->pos, n)) {
+	} else if (!range_ok(src, s->src_lba + job->pos, n) ||
+		   !range_ok(dst, s->dst_lba + job->pos, n)) {
+		/* a LU that shrank since the list was checked */
 		copy_aborted(cmd, ISD_ASC_NO_ADDITIONAL, job->cur, s->nblocks - job->pos, -1,
 			     false);
-		return false;
-	}
-	if (dst->read_only) {
+	} else if (dst->read_only) {
 		isd_scsi_check(cmd, ISD_SK_DATA_PROTECT, ISD_ASC_WRITE_PROTECTED);
-		return false;
-	}
-	if (isd_scsi_lu_conflict(src, isd_scsi_cmd_nexus(cmd), false) ||
-	    isd_scsi_lu_conflict(dst, isd_scsi_cmd_nexus(cmd), true)) {
+	} else if (isd_scsi_lu_conflict(src, isd_scsi_cmd_nexus(cmd), false) ||
+		   isd_scsi_lu_conflict(dst, isd_scsi_cmd_nexus(cmd), true)) {
 		cmd->status = ISD_SAM_RESERVATION_CONFLICT;
 		cmd->sense_len = 0;
-		return false;
+	} else {
+		ok = true;
+		/* read here, where it is guarded: the write goes out after the leave */
+		job->fua = !dst->wce;
 	}
+	seg_leave(m);
+	return ok;
+}
+
+/* Defers fn(arg) to the next turn of the calling thread's reactor; false without one. */
+static bool
+retry_later(struct isd_timer *t, void (*fn)(void *arg), void *arg)
+{
+	struct isd_reactor *r = isd_reactor_current();
+
+	if (r == NULL)
+		return false;
+	isd_timer_init(t, fn, arg);
+	isd_reactor_defer(r, t);
 	return true;
+}
+
+static void
+job_retry(void *arg)
+{
+	struct xcopy_job *job = arg;
+	struct isd_monitor *mon = isd_scsi_dev_monitor(job->cmd->dev);
+
+	isd_monitor_enter(mon);
+	job_step(job);
+	isd_monitor_leave(mon);
 }
 
 static void
@@ -649,6 +754,14 @@ job_step(struct xcopy_job *job)
 	if (n > XCOPY_CHUNK / src->block_size)
 		n = XCOPY_CHUNK / src->block_size;
 	if (!chunk_allowed(job, s, n)) {
+		if (job->busy) {
+			job->busy = false;
+			if (retry_later(&job->retry, job_retry, job))
+				return;
+			/* no reactor to come back on (cannot be with monitors on) */
+			job->cmd->status = ISD_SAM_BUSY;
+			job->cmd->sense_len = 0;
+		}
 		job_finish(job);
 		return;
 	}
@@ -667,11 +780,30 @@ job_step(struct xcopy_job *job)
 		io_failed(job, rc, false);
 }
 
+static void
+restart_run(void *arg)
+{
+	struct xcopy_restart *rs = arg;
+	struct isd_scsi_cmd *cmd = rs->cmd;
+	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
+
+	free(rs);
+	isd_monitor_enter(mon);
+	if (cmd->aborted) {
+		cmd->status = ISD_SAM_TASK_ABORTED;
+		cmd->sense_len = 0;
+		isd_scsi_cmd_done(cmd);
+	} else {
+		isd_xcopy_exec(cmd);
+	}
+	isd_monitor_leave(mon);
+}
+
 void
 isd_xcopy_exec(struct isd_scsi_cmd *cmd)
 {
 	struct xcopy_job *job;
-	bool hold = false, track = false;
+	bool hold = false, track = false, parsed;
 	int rc;
 
 	/* never act on a list that did not fully arrive */
@@ -687,7 +819,24 @@ isd_xcopy_exec(struct isd_scsi_cmd *cmd)
 		return;
 	}
 	job->cmd = cmd;
-	if (!parse_list(cmd, cmd->iov[0].iov_base, cmd->data_out_len, job, &hold, &track)) {
+	parsed = parse_list(cmd, cmd->iov[0].iov_base, cmd->data_out_len, job, &hold, &track);
+	if (!parsed && job->busy) {
+		/* another device's monitor was taken: the whole list again, next turn */
+		struct xcopy_restart *rs = malloc(sizeof(*rs));
+
+		job_free(job);
+		if (rs != NULL) {
+			rs->cmd = cmd;
+			if (retry_later(&rs->t, restart_run, rs))
+				return;
+			free(rs);
+		}
+		cmd->status = ISD_SAM_BUSY;
+		cmd->sense_len = 0;
+		isd_scsi_cmd_done(cmd);
+		return;
+	}
+	if (!parsed) {
 		/* a segment the copy could not process (COPY ABORTED, not a bad list):
 		 * its failed segment details are held like those of a failed copy */
 		if (track && cmd->sense_len > 2 && (cmd->sense[2] & 0x0f) == ISD_SK_COPY_ABORTED &&

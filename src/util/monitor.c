@@ -84,6 +84,30 @@ isd_monitor_enter(struct isd_monitor *m)
 	pthread_mutex_lock(&m->mu);
 }
 
+bool
+isd_monitor_try_enter(struct isd_monitor *m)
+{
+	struct held *h;
+
+	if (m == NULL || !isd_monitor_threaded())
+		return true;
+	h = find(m);
+	if (h != NULL) {
+		h->depth++;
+		return true;
+	}
+	if (t_mon.n == ISD_MONITOR_NEST) {
+		isd_log_err("monitor: more than %d monitors held at once", ISD_MONITOR_NEST);
+		abort();
+	}
+	if (pthread_mutex_trylock(&m->mu) != 0)
+		return false;
+	h = &t_mon.held[t_mon.n++];
+	h->m = m;
+	h->depth = 1;
+	return true;
+}
+
 static __attribute__((noinline)) void
 drain(void)
 {

@@ -39,6 +39,14 @@ void isd_monitor_destroy(struct isd_monitor *m);
  * at most ISD_MONITOR_NEST different ones at once. */
 #define ISD_MONITOR_NEST 4
 void isd_monitor_enter(struct isd_monitor *m);
+/*
+ * Enters m only if that needs no wait: true when entered (or already held,
+ * or monitors are off), false when another thread holds it. The way to look
+ * into a second monitor while holding one: two threads that each hold one
+ * and wait for the other's would deadlock, a try never waits. Left with
+ * isd_monitor_leave.
+ */
+bool isd_monitor_try_enter(struct isd_monitor *m);
 /* After the thread's last leave, runs the calls deferred meanwhile, oldest first. */
 void isd_monitor_leave(struct isd_monitor *m);
 

@@ -4,6 +4,14 @@
  * (control characters, format directives, bytes above 0x7f, repeated or
  * empty options) refused with a message that never quotes them. No cluster
  * is needed; skipped in builds without the rbd: store.
+ *
+ * With ISD_TEST_RBD_SPEC naming an image of a running cluster (what
+ * tests/integration/test_rbd_reactors.sh does, on the one-node cluster of
+ * tests/lib/ceph.sh), one more case opens it on reactor 0 of a group and
+ * drives it from reactors 1 and 2: writes (with and without FUA), reads
+ * checked, flushes, COMPARE AND WRITE and the allocation map, each callback
+ * checked to run on the reactor that submitted it (librbd's completions all
+ * reach reactor 0). Skipped without the variable.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,7 +23,11 @@
 
 #include <cmocka.h>
 
+#include <stdatomic.h>
+#include <stdlib.h>
+
 #include "bstore/bstore.h"
+#include "reactor/reactor.h"
 
 static struct isd_bstore_spec g_spec;   /* 8K: kept off the stack */
 
@@ -211,6 +223,188 @@ test_check(void **state)
 	assert_true(g_spec.kind->own_size);
 }
 
+/* ---- several reactors on a real image ---- */
+
+#define RX_WORKERS 2
+#define RX_ROUNDS 40u
+#define RX_LEN 4096u
+
+enum rx_step { RX_WRITE, RX_READ, RX_FLUSH, RX_WRITE_FUA, RX_CAW, RX_MAP, RX_NSTEPS };
+
+struct rx_worker {
+	struct isd_reactor_msg start;
+	struct isd_timer next;
+	struct isd_reactor *r;
+	struct isd_reactor *main_r;
+	struct isd_bstore *bs;
+	unsigned index;
+	enum rx_step step;
+	uint32_t round;
+	struct iovec iov;
+	uint8_t buf[RX_LEN], want[RX_LEN], cmp[512], data[512];
+	uint64_t mismatch;
+	struct isd_bstore_run runs[4];
+	unsigned nruns;
+	uint32_t wrong_reactor, errors, bad_data, callbacks, caw_done, maps_done;
+	atomic_int *left;
+};
+
+static uint64_t
+rx_off(const struct rx_worker *w)
+{
+	/* each worker its own 4 MiB object, so the map says mapped there */
+	return (uint64_t)w->index << 22;
+}
+
+static void
+rx_fill(struct rx_worker *w)
+{
+	for (uint32_t i = 0; i < RX_LEN; i++)
+		w->want[i] = (uint8_t)(w->index * 37u + w->round * 11u + i);
+}
+
+static void rx_step_run(void *arg);
+
+static void
+rx_advance(struct rx_worker *w)
+{
+	if (++w->step == RX_NSTEPS) {
+		w->step = RX_WRITE;
+		if (++w->round == RX_ROUNDS) {
+			if (atomic_fetch_sub(w->left, 1) == 1)
+				isd_reactor_stop(w->main_r);
+			return;
+		}
+	}
+	isd_reactor_defer(w->r, &w->next);
+}
+
+static void
+rx_cb(void *arg, int status)
+{
+	struct rx_worker *w = arg;
+
+	w->callbacks++;
+	if (isd_reactor_current() != w->r)
+		w->wrong_reactor++;
+	if (status < 0) {
+		print_message("reactor %u, step %d: %s\n", w->index, (int)w->step,
+			      strerror(-status));
+		w->errors++;
+	}
+	if (w->step == RX_READ && status == 0 && memcmp(w->buf, w->want, RX_LEN) != 0)
+		w->bad_data++;
+	if (w->step == RX_CAW && status == 0) {
+		w->caw_done++;
+		memcpy(w->want, w->data, sizeof(w->data));
+	}
+	if (w->step == RX_MAP && status == 0) {
+		w->maps_done++;
+		if (w->nruns < 1 || w->runs[0].off != rx_off(w) || !w->runs[0].mapped)
+			w->bad_data++;
+	}
+	rx_advance(w);
+}
+
+static void
+rx_step_run(void *arg)
+{
+	struct rx_worker *w = arg;
+	struct isd_bstore *bs = w->bs;
+	int rc = 0;
+
+	switch (w->step) {
+	case RX_WRITE:
+	case RX_WRITE_FUA:
+		rx_fill(w);
+		memcpy(w->buf, w->want, RX_LEN);
+		w->iov = (struct iovec){ w->buf, RX_LEN };
+		rc = isd_bstore_write(bs, &w->iov, 1, rx_off(w), w->step == RX_WRITE_FUA, rx_cb, w);
+		break;
+	case RX_READ:
+		memset(w->buf, 0, RX_LEN);
+		w->iov = (struct iovec){ w->buf, RX_LEN };
+		rc = isd_bstore_read(bs, &w->iov, 1, rx_off(w), rx_cb, w);
+		break;
+	case RX_FLUSH:
+		rc = bs->ops->flush(bs, rx_cb, w);
+		break;
+	case RX_CAW:
+		memcpy(w->cmp, w->want, sizeof(w->cmp));
+		memset(w->data, (int)(0xc0 + w->index), sizeof(w->data));
+		rc = bs->ops->compare_and_write != NULL
+			     ? bs->ops->compare_and_write(bs, w->cmp, w->data, sizeof(w->data),
+							  rx_off(w), false, &w->mismatch, rx_cb, w)
+			     : -ENOTSUP;
+		break;
+	case RX_MAP:
+		rc = bs->ops->get_map != NULL ? bs->ops->get_map(bs, rx_off(w), RX_LEN, w->runs, 4,
+								   &w->nruns, rx_cb, w)
+					      : -ENOTSUP;
+		break;
+	default:
+		break;
+	}
+	if (rc == -ENOTSUP) {
+		/* this image cannot (fancy striping): the step is skipped */
+		rx_advance(w);
+	} else if (rc < 0) {
+		print_message("reactor %u, step %d: submission: %s\n", w->index, (int)w->step,
+			      strerror(-rc));
+		w->errors++;
+		rx_advance(w);
+	}
+}
+
+static void
+test_reactors(void **state)
+{
+	const char *spec = getenv("ISD_TEST_RBD_SPEC");
+	struct isd_reactor_group *g;
+	struct isd_bstore *bs;
+	struct rx_worker *w;
+	atomic_int left = RX_WORKERS;
+	char err[256];
+
+	(void)state;
+	need_rbd();
+	if (spec == NULL || spec[0] == '\0')
+		skip();
+	assert_int_equal(isd_reactor_group_create(RX_WORKERS + 1, &g), 0);
+	if (isd_bstore_open(isd_reactor_group_get(g, 0), spec, &bs, err, sizeof(err)) != 0)
+		fail_msg("cannot open %s: %s", spec, err);
+	assert_true(bs->size >= (uint64_t)(RX_WORKERS + 1) << 22);
+	w = calloc(RX_WORKERS, sizeof(*w));
+	assert_non_null(w);
+	for (unsigned i = 0; i < RX_WORKERS; i++) {
+		w[i].index = i + 1;
+		w[i].r = isd_reactor_group_get(g, i + 1);
+		w[i].main_r = isd_reactor_group_get(g, 0);
+		w[i].bs = bs;
+		w[i].left = &left;
+		isd_timer_init(&w[i].next, rx_step_run, &w[i]);
+		w[i].start.cb = rx_step_run;
+		w[i].start.arg = &w[i];
+	}
+	assert_int_equal(isd_reactor_group_start(g, NULL, 0), 0);
+	for (unsigned i = 0; i < RX_WORKERS; i++)
+		isd_reactor_post(w[i].r, &w[i].start);
+	assert_int_equal(isd_reactor_run(isd_reactor_group_get(g, 0)), 0);
+	isd_reactor_group_join(g);
+	for (unsigned i = 0; i < RX_WORKERS; i++) {
+		print_message("reactor %u: %u rounds, %u callbacks, %u COMPARE AND WRITE, %u maps\n",
+			      w[i].index, w[i].round, w[i].callbacks, w[i].caw_done, w[i].maps_done);
+		assert_int_equal(w[i].round, RX_ROUNDS);
+		assert_int_equal(w[i].errors, 0);
+		assert_int_equal(w[i].bad_data, 0);
+		assert_int_equal(w[i].wrong_reactor, 0);
+	}
+	/* reactor 0 (the collector) closes it, the others stopped */
+	isd_bstore_close(bs);
+	isd_reactor_group_destroy(g);
+	free(w);
+}
+
 int
 main(void)
 {
@@ -220,6 +414,7 @@ main(void)
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_too_long),
 		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_reactors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
