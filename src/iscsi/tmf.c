@@ -31,10 +31,13 @@ tmf_wait_end(struct isd_tmf_wait *w)
 	if (w->drained != NULL)
 		w->drained(w->drained_cmd);
 	if (w->close_node) {
+		/* the node's connections may live on any reactor: each close is posted */
+		isd_tgt_lock(c->tgt);
 		TAILQ_FOREACH_SAFE(o, &c->tgt->conns, link, tmp) {
-			if (o->sess != NULL && o->sess->node == w->node)
-				isd_conn_close(o);
+			if (o->node == w->node)     /* written under the lock at login */
+				isd_conn_post_close(o);
 		}
+		isd_tgt_unlock(c->tgt);
 	}
 	free(w);
 	if (c != NULL)

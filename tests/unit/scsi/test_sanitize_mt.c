@@ -155,7 +155,8 @@ add_lu(uint32_t lun)
 
 	memset(&cfg, 0, sizeof(cfg));
 	/* opened on reactor 0: the store's reactor is not the commands' */
-	assert_int_equal(isd_bstore_open(g.r0, "ram:16M", &bs, err, sizeof(err)), 0);
+	/* large enough that no pass ends before either cancel arrives, however busy the machine */
+	assert_int_equal(isd_bstore_open(g.r0, "ram:256M", &bs, err, sizeof(err)), 0);
 	cfg.bstore = bs;
 	cfg.block_size = BS;
 	cfg.write_cache = true;
