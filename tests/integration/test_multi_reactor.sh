@@ -55,17 +55,26 @@ grep -q '2 reactors' "${ISD_LOG_OF[main]}" && isd_pass "iserd logs 2 reactors" |
 # worker I: its own initiator name, LUN I % 2, its own 2 MiB region; round after
 # round a new session writes 1 MiB of fresh data (SYNCHRONIZE CACHE after) and
 # another reads it back; the round counts only when every byte matches
+# (each isd_rwcheck's pid goes to $out.child: libiscsi reconnects to a target that
+# went away, so the end of the test stops the one running)
+run_rw() { # $1 = out, then isd_rwcheck's arguments
+	local out=$1
+	shift
+	timeout 60 "$RW" "$@" &
+	echo $! >"$out.child"
+	wait $!
+}
 worker() {
 	local i=$1 stop=$2 out=$3 lun=$(($1 % 2)) n=0 lba=$(($1 * 4096 + 8192)) d
 	d="$ISD_TMP/w$i"
 	while [ ! -e "$stop" ]; do
 		head -c 1048576 /dev/urandom >"$d"
-		if ! timeout 60 "$RW" -i "$INI-$i" -l "$lba" -c 131072 -w "$d" -s \
+		if ! run_rw "$out" -i "$INI-$i" -l "$lba" -c 131072 -w "$d" -s \
 			"$PORTAL/$IQN/$lun" >"$d.log" 2>&1; then
 			[ -e "$stop" ] && break
 			echo "FAIL write round $n"; cat "$d.log"; return 1
 		fi
-		if ! timeout 60 "$RW" -i "$INI-$i" -l "$lba" -c 65536 -n 1048576 -r "$d.r" \
+		if ! run_rw "$out" -i "$INI-$i" -l "$lba" -c 65536 -n 1048576 -r "$d.r" \
 			"$PORTAL/$IQN/$lun" >"$d.log" 2>&1 || ! cmp -s "$d" "$d.r"; then
 			[ -e "$stop" ] && break
 			echo "FAIL read/compare round $n"; cat "$d.log"; return 1
@@ -183,6 +192,15 @@ sleep 3
 reactor_conns_prom >"$ISD_TMP/conns.b"
 isd_stop main
 touch "$ISD_TMP/stop.b"
+# libiscsi reconnects to a target that went away: end our iscsi-perf runs (their
+# timeout wrappers pass the signal on)
+kill -TERM "${PERF_PIDS[@]}" 2>/dev/null
+for f in "$ISD_TMP"/worker.b.*.child; do
+	[ -f "$f" ] || continue
+	p=$(cat "$f")
+	# only while it is still one of ours (the timeout wrapping isd_rwcheck)
+	grep -qa isd_rwcheck "/proc/$p/cmdline" 2>/dev/null && kill -TERM "$p" 2>/dev/null
+done
 for p in "${WORKER_PIDS[@]}" "${PERF_PIDS[@]}"; do
 	wait "$p" 2>/dev/null
 done
