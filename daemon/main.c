@@ -143,38 +143,34 @@ signame(uint32_t signo)
 }
 
 static void
-handle_signal(struct daemon *d, const struct signalfd_siginfo *sip)
+handle_signal(struct daemon *d, uint32_t signo)
 {
-	const struct signalfd_siginfo si = *sip;
-
-	{
-		switch (si.ssi_signo) {
-		case SIGINT:
-		case SIGTERM:
-			if (d->stopping) {
-				isd_log_warn("%s again: stopping now", signame(si.ssi_signo));
-				isd_reactor_stop(d->r);
-				break;
-			}
-			d->stopping = true;
-			isd_notify_stopping();
-			isd_log_info("%s: shutting down", signame(si.ssi_signo));
-			isd_reactor_timer_start(d->r, &d->shutdown_timer, d->shutdown_ms);
-			/* no changes while the sessions drain */
-			isd_ctl_stop(d->ctl);
-			d->ctl = NULL;
-			isd_target_shutdown(d->rt, on_drained, d);
-			break;
-		case SIGHUP:
-			if (!d->stopping)
-				on_sighup(d);
-			break;
-		case SIGUSR1:
-			log_stats(d, "current");
-			break;
-		default:
+	switch (signo) {
+	case SIGINT:
+	case SIGTERM:
+		if (d->stopping) {
+			isd_log_warn("%s again: stopping now", signame(signo));
+			isd_reactor_stop(d->r);
 			break;
 		}
+		d->stopping = true;
+		isd_notify_stopping();
+		isd_log_info("%s: shutting down", signame(signo));
+		isd_reactor_timer_start(d->r, &d->shutdown_timer, d->shutdown_ms);
+		/* no changes while the sessions drain */
+		isd_ctl_stop(d->ctl);
+		d->ctl = NULL;
+		isd_target_shutdown(d->rt, on_drained, d);
+		break;
+	case SIGHUP:
+		if (!d->stopping)
+			on_sighup(d);
+		break;
+	case SIGUSR1:
+		log_stats(d, "current");
+		break;
+	default:
+		break;
 	}
 }
 
@@ -197,7 +193,7 @@ on_signal(void *arg, uint32_t events)
 		if (n != (ssize_t)sizeof(si))
 			return; /* EAGAIN: drained */
 		isd_reactor_group_pause(d->g);
-		handle_signal(d, &si);
+		handle_signal(d, si.ssi_signo);
 		isd_reactor_group_resume(d->g);
 	}
 }
