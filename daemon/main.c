@@ -446,8 +446,12 @@ main(int argc, char **argv)
 	}
 	rc = isd_reactor_group_start(d.g, ncpus > 0 ? cpus : NULL, ncpus);
 	if (rc < 0) {
-		isd_log_err("cannot start %u reactors%s: %s", nreactors,
-			    ncpus > 0 ? " on the CPUs of reactor_cpus" : "", strerror(-rc));
+		isd_log_err("cannot start %u reactor%s%s%s: %s%s", nreactors,
+			    nreactors == 1 ? "" : "s", ncpus > 0 ? " pinned to CPUs " : "",
+			    ncpus > 0 ? pinned : "", strerror(-rc),
+			    rc == -EINVAL && ncpus > 0
+				? " (is every CPU of reactor_cpus in iserd's affinity mask?)"
+				: "");
 		status = ISD_EXIT_RUNTIME;
 		isd_ctl_stop(d.ctl);
 		isd_metrics_http_stop(d.metrics);
