@@ -1,14 +1,19 @@
 /*
  * iserd: the target daemon. Reads flags and an optional config file, builds
- * the target on one reactor, runs in the foreground until SIGINT/SIGTERM and
- * then shuts down in order: stop listening, close every connection (bounded
- * by shutdown_timeout), free everything in reverse order.
+ * the target on reactor 0 of a group of reactors (`reactors`, default 1),
+ * starts the others, runs reactor 0 in the foreground until SIGINT/SIGTERM
+ * and then shuts down in order: stop listening, close every connection
+ * (bounded by shutdown_timeout), join the other reactors, free everything in
+ * reverse order.
  *
- * Signals arrive through a signalfd on the reactor, so every reaction to them
+ * Signals arrive through a signalfd on reactor 0, so every reaction to them
  * runs as an ordinary reactor callback and needs no async-signal-safety.
  * SIGHUP reloads the configuration (the difference is applied live), SIGUSR1
  * logs the counters; the control socket (src/ctl) serves iserctl on the same
- * reactor.
+ * reactor. Each of them, like every control method and metrics scrape, runs
+ * with the other reactors paused (isd_reactor_group_pause), so control work
+ * keeps its single-threaded view of the objects; TCP connections are placed
+ * on the other reactors at accept (src/dm/tcp/tcp_portal.c).
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -27,13 +32,15 @@
 #include "server/live.h"
 #include "server/target.h"
 #include "util/log.h"
+#include "util/monitor.h"
 
 #include "notify.h"
 
 #define ISERD_SHUTDOWN_MS 5000
 
 struct daemon {
-	struct isd_reactor *r;
+	struct isd_reactor_group *g;
+	struct isd_reactor *r;          /* reactor 0 of g: this thread's */
 	struct isd_target_running *rt;
 	struct isd_metrics_http *metrics;      /* NULL when metrics_listen is off */
 	int sfd;
@@ -136,43 +143,58 @@ signame(uint32_t signo)
 }
 
 static void
+handle_signal(struct daemon *d, uint32_t signo)
+{
+	switch (signo) {
+	case SIGINT:
+	case SIGTERM:
+		if (d->stopping) {
+			isd_log_warn("%s again: stopping now", signame(signo));
+			isd_reactor_stop(d->r);
+			break;
+		}
+		d->stopping = true;
+		isd_notify_stopping();
+		isd_log_info("%s: shutting down", signame(signo));
+		isd_reactor_timer_start(d->r, &d->shutdown_timer, d->shutdown_ms);
+		/* no changes while the sessions drain */
+		isd_ctl_stop(d->ctl);
+		d->ctl = NULL;
+		isd_target_shutdown(d->rt, on_drained, d);
+		break;
+	case SIGHUP:
+		if (!d->stopping)
+			on_sighup(d);
+		break;
+	case SIGUSR1:
+		log_stats(d, "current");
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * Every signal is control work: the shutdown's start closes connections of
+ * every reactor, a reload changes what they read, SIGUSR1 reads their
+ * counters. The other reactors wait at the barrier meanwhile (nothing with
+ * one reactor).
+ */
+static void
 on_signal(void *arg, uint32_t events)
 {
 	struct daemon *d = arg;
 	struct signalfd_siginfo si;
 	ssize_t n;
 
+	(void)events;
 	for (;;) {
 		n = read(d->sfd, &si, sizeof(si));
 		if (n != (ssize_t)sizeof(si))
 			return; /* EAGAIN: drained */
-		switch (si.ssi_signo) {
-		case SIGINT:
-		case SIGTERM:
-			if (d->stopping) {
-				isd_log_warn("%s again: stopping now", signame(si.ssi_signo));
-				isd_reactor_stop(d->r);
-				break;
-			}
-			d->stopping = true;
-			isd_notify_stopping();
-			isd_log_info("%s: shutting down", signame(si.ssi_signo));
-			isd_reactor_timer_start(d->r, &d->shutdown_timer, d->shutdown_ms);
-			/* no changes while the sessions drain */
-			isd_ctl_stop(d->ctl);
-			d->ctl = NULL;
-			isd_target_shutdown(d->rt, on_drained, d);
-			break;
-		case SIGHUP:
-			if (!d->stopping)
-				on_sighup(d);
-			break;
-		case SIGUSR1:
-			log_stats(d, "current");
-			break;
-		default:
-			break;
-		}
+		isd_reactor_group_pause(d->g);
+		handle_signal(d, si.ssi_signo);
+		isd_reactor_group_resume(d->g);
 	}
 }
 
@@ -292,6 +314,9 @@ main(int argc, char **argv)
 	sigset_t mask;
 	char err[1024] = "";
 	int rc, status = ISD_EXIT_RUNTIME, scrubbed;
+	static int cpus[ISD_TARGET_CPUS_MAX];
+	unsigned nreactors = 1, ncpus = 0;
+	char pinned[sizeof(cfg.reactor_cpus)] = "";
 
 	isd_target_cfg_init(&cfg);
 	if (copy_args(&d, argc, argv) < 0) {
@@ -355,11 +380,22 @@ main(int argc, char **argv)
 		fprintf(stderr, "iserd: signals: %s\n", strerror(-rc));
 		goto out_sig;
 	}
-	rc = isd_reactor_create(&d.r);
-	if (rc < 0) {
-		fprintf(stderr, "iserd: cannot create the reactor: %s\n", strerror(-rc));
+	nreactors = isd_target_reactor_count(&cfg);
+	if (cfg.reactor_cpus[0] != '\0' &&
+	    isd_target_cpu_list_parse(cfg.reactor_cpus, cpus, ISD_TARGET_CPUS_MAX, &ncpus, err,
+				      sizeof(err)) < 0) {
+		fprintf(stderr, "iserd: reactor_cpus: %s\n", err);
+		status = ISD_EXIT_USAGE;
 		goto out_sig;
 	}
+	snprintf(pinned, sizeof(pinned), "%s", cfg.reactor_cpus);
+	rc = isd_reactor_group_create(nreactors, &d.g);
+	if (rc < 0) {
+		fprintf(stderr, "iserd: cannot create %u reactor%s: %s\n", nreactors,
+			nreactors == 1 ? "" : "s", strerror(-rc));
+		goto out_sig;
+	}
+	d.r = isd_reactor_group_get(d.g, 0);
 	isd_timer_init(&d.shutdown_timer, on_shutdown_timeout, &d);
 	rc = isd_reactor_add_fd(d.r, d.sfd, EPOLLIN, on_signal, &d);
 	if (rc < 0) {
@@ -404,6 +440,27 @@ main(int argc, char **argv)
 	}
 	/* the model holds secrets; the running target has its own copy */
 	isd_target_cfg_fini(&cfg);
+	if (nreactors > 1) {
+		/* the SCSI devices' monitors, before a second thread can enter them */
+		isd_monitor_set_threaded(true);
+	}
+	rc = isd_reactor_group_start(d.g, ncpus > 0 ? cpus : NULL, ncpus);
+	if (rc < 0) {
+		isd_log_err("cannot start %u reactor%s%s%s: %s%s", nreactors,
+			    nreactors == 1 ? "" : "s", ncpus > 0 ? " pinned to CPUs " : "",
+			    ncpus > 0 ? pinned : "", strerror(-rc),
+			    rc == -EINVAL && ncpus > 0
+				? " (is every CPU of reactor_cpus in iserd's affinity mask?)"
+				: "");
+		status = ISD_EXIT_RUNTIME;
+		isd_ctl_stop(d.ctl);
+		isd_metrics_http_stop(d.metrics);
+		isd_target_stop(d.rt);
+		goto out_sfd;
+	}
+	if (nreactors > 1 || ncpus > 0)
+		isd_log_info("%u reactor%s%s%s", nreactors, nreactors == 1 ? "" : "s",
+			     ncpus > 0 ? ", pinned to CPUs " : "", ncpus > 0 ? pinned : "");
 	isd_log_info("ready");
 	isd_notify_ready("serving");
 
@@ -414,6 +471,8 @@ main(int argc, char **argv)
 	} else {
 		status = ISD_EXIT_OK;
 	}
+	/* the other reactors stop between two turns; from here on this thread is alone */
+	isd_reactor_group_join(d.g);
 	log_stats(&d, "final");
 	isd_ctl_stop(d.ctl);
 	d.ctl = NULL;
@@ -421,7 +480,7 @@ main(int argc, char **argv)
 	isd_metrics_http_stop(d.metrics);
 	isd_target_stop(d.rt);
 	if (d.stopping && !d.drained) {
-		/* connections still hold fds on the reactor: exit without freeing it */
+		/* connections still hold fds on the reactors: exit without freeing them */
 		isd_reactor_del_fd(d.r, d.sfd);
 		close(d.sfd);
 		isd_log_info("stopped");
@@ -432,7 +491,7 @@ main(int argc, char **argv)
 out_sfd:
 	isd_reactor_del_fd(d.r, d.sfd);
 out_reactor:
-	isd_reactor_destroy(d.r);
+	isd_reactor_group_destroy(d.g); /* joins first when started */
 out_sig:
 	if (d.sfd >= 0)
 		close(d.sfd);

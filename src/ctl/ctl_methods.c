@@ -1305,6 +1305,30 @@ isd_ctl_process_stats(struct isd_target_running *rt)
 		add_int(mo, "cached_blocks", (int64_t)ms.cached_blocks);
 		json_object_object_add(o, "block_cache", mo);
 	}
+	{
+		/* each reactor: the connections placed on it and its loop counters */
+		struct isd_reactor_group *g = isd_target_reactor_group(rt);
+		unsigned nr = g != NULL ? isd_reactor_group_size(g) : 0;
+
+		if (nr > 0) {
+			struct json_object *ra = json_object_new_array();
+
+			for (unsigned i = 0; i < nr; i++) {
+				struct isd_reactor *r = isd_reactor_group_get(g, i);
+				struct json_object *e = json_object_new_object();
+				struct isd_reactor_stats rs;
+
+				isd_reactor_get_stats(r, &rs);
+				add_int(e, "reactor", (int64_t)i);
+				add_int(e, "connections", (int64_t)isd_reactor_conns(r));
+				add_int(e, "turns", (int64_t)rs.turns);
+				add_int(e, "sleeps", (int64_t)rs.sleeps);
+				add_int(e, "messages", (int64_t)rs.msgs);
+				json_object_array_add(ra, e);
+			}
+			json_object_object_add(o, "reactors", ra);
+		}
+	}
 	/* refusals by limit, named after the limit (docs/iserd.md) */
 	ro = json_object_new_object();
 	n = isd_iscsi_refused_list(&st, sv, (int)(sizeof(sv) / sizeof(sv[0])));

@@ -212,7 +212,15 @@ client_parse(struct ctl_client *cl)
 			struct json_object *a = NULL;
 			size_t alen;
 
+			/*
+			 * Every method runs with the other reactors paused at their
+			 * barrier (nothing with one reactor): it sees and changes
+			 * sessions, connections and counters as if alone. A reload
+			 * (config.reload) nests its own pause inside this one.
+			 */
+			isd_reactor_pause_others(cl->ctl->r);
 			a = isd_ctl_handle_value(&cl->ctl->env, req, cl->peer);
+			isd_reactor_resume_others(cl->ctl->r);
 			json_object_put(req);
 			if (a != NULL) {
 				ans = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN |

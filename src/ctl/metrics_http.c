@@ -208,7 +208,10 @@ client_request(struct mclient *c, size_t end)
 		client_error(c, 404, "Not Found", NULL);
 		return;
 	}
+	/* reads counters of every reactor's objects: the others wait meanwhile */
+	isd_reactor_pause_others(c->m->r);
 	rc = isd_ctl_prometheus(c->m->rt, &body, &body_len);
+	isd_reactor_resume_others(c->m->r);
 	if (rc < 0) {
 		client_error(c, 503, "Service Unavailable", NULL);
 		return;

@@ -20,6 +20,7 @@
 #include "ctl/control.h"
 #include "ctl/ctl.h"
 #include "dm/dm_kind.h"
+#include "reactor/reactor.h"
 #include "scsi/scsi.h"
 #include "server/live.h"
 #include "server/target.h"
@@ -421,6 +422,51 @@ render_process(struct pbuf *b, struct isd_target_running *rt)
 			  "Bytes kept on the block cache's free lists, all threads.");
 		pb_printf(b, "iserd_block_cache_bytes %llu\n",
 			  (unsigned long long)ms.cached_bytes);
+	}
+	{
+		/* the reactors of the daemon's group: placement and loop counters */
+		struct isd_reactor_group *g = isd_target_reactor_group(rt);
+		unsigned nr = g != NULL ? isd_reactor_group_size(g) : 0;
+
+		if (nr > 0) {
+			pb_family(b, "iserd_reactors", "gauge",
+				  "Reactor threads (event loops) iserd runs (reactors).");
+			pb_printf(b, "iserd_reactors %u\n", nr);
+			pb_family(b, "iserd_reactor_connections", "gauge",
+				  "Connections placed on each reactor (TCP: the least loaded at "
+				  "accept; iSER: reactor 0).");
+			for (unsigned i = 0; i < nr; i++)
+				pb_printf(b, "iserd_reactor_connections{reactor=\"%u\"} %u\n", i,
+					  isd_reactor_conns(isd_reactor_group_get(g, i)));
+			pb_family(b, "iserd_reactor_turns_total", "counter",
+				  "Iterations of each reactor's loop.");
+			for (unsigned i = 0; i < nr; i++) {
+				struct isd_reactor_stats rs;
+
+				isd_reactor_get_stats(isd_reactor_group_get(g, i), &rs);
+				pb_printf(b, "iserd_reactor_turns_total{reactor=\"%u\"} %llu\n", i,
+					  (unsigned long long)rs.turns);
+			}
+			pb_family(b, "iserd_reactor_sleeps_total", "counter",
+				  "Waits of each reactor's loop that could block.");
+			for (unsigned i = 0; i < nr; i++) {
+				struct isd_reactor_stats rs;
+
+				isd_reactor_get_stats(isd_reactor_group_get(g, i), &rs);
+				pb_printf(b, "iserd_reactor_sleeps_total{reactor=\"%u\"} %llu\n", i,
+					  (unsigned long long)rs.sleeps);
+			}
+			pb_family(b, "iserd_reactor_messages_total", "counter",
+				  "Messages posted to each reactor from other threads (or itself) "
+				  "that it ran.");
+			for (unsigned i = 0; i < nr; i++) {
+				struct isd_reactor_stats rs;
+
+				isd_reactor_get_stats(isd_reactor_group_get(g, i), &rs);
+				pb_printf(b, "iserd_reactor_messages_total{reactor=\"%u\"} %llu\n",
+					  i, (unsigned long long)rs.msgs);
+			}
+		}
 	}
 	pb_family(b, "iserd_refused_total", "counter",
 		  "Connections, logins, PDUs or buffers refused at a limit, by the limit's name.");

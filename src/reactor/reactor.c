@@ -49,6 +49,8 @@ struct isd_reactor {
 	uint64_t poll_ns;               /* ADAPTIVE: busy poll this long after work */
 	uint64_t last_work_ns;
 	unsigned index;
+	struct isd_reactor_group *group;        /* NULL: made alone */
+	atomic_int conns;                       /* connections placed here (placement) */
 	_Atomic uint64_t n_turns, n_sleeps, n_msgs;     /* written by the owner only */
 	TAILQ_HEAD(isd_timer_list, isd_timer) timers; /* sorted by deadline */
 	struct isd_timer_list turn_end;         /* in the order armed */
@@ -179,6 +181,7 @@ isd_reactor_create(struct isd_reactor **out)
 	atomic_init(&r->inbox, NULL);
 	atomic_init(&r->sleeping, false);
 	atomic_init(&r->stop, 0);
+	atomic_init(&r->conns, 0);
 	r->mode = ISD_REACTOR_EVENT;
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (r->epfd < 0) {
@@ -560,7 +563,7 @@ pause_here(void *arg)
 void
 isd_reactor_group_pause(struct isd_reactor_group *g)
 {
-	if (!g->started || g->n < 2 || g->depth++ > 0)
+	if (g == NULL || !g->started || g->n < 2 || g->depth++ > 0)
 		return;
 	for (unsigned i = 1; i < g->n; i++)
 		isd_reactor_post(g->r[i], &g->pause_msg[i]);
@@ -573,7 +576,7 @@ isd_reactor_group_pause(struct isd_reactor_group *g)
 void
 isd_reactor_group_resume(struct isd_reactor_group *g)
 {
-	if (!g->started || g->n < 2 || g->depth == 0 || --g->depth > 0)
+	if (g == NULL || !g->started || g->n < 2 || g->depth == 0 || --g->depth > 0)
 		return;
 	pthread_mutex_lock(&g->lock);
 	g->epoch++;
@@ -611,6 +614,7 @@ isd_reactor_group_create(unsigned n, struct isd_reactor_group **out)
 		if (rc < 0)
 			goto err;
 		isd_reactor_set_index(g->r[g->n], g->n);
+		g->r[g->n]->group = g;
 	}
 	*out = g;
 	return 0;
@@ -719,4 +723,67 @@ isd_reactor_group_destroy(struct isd_reactor_group *g)
 	pthread_cond_destroy(&g->cond);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
+}
+
+struct isd_reactor_group *
+isd_reactor_group_of(const struct isd_reactor *r)
+{
+	return r != NULL ? r->group : NULL;
+}
+
+bool
+isd_reactor_group_started(const struct isd_reactor_group *g)
+{
+	return g != NULL && g->started;
+}
+
+void
+isd_reactor_pause_others(struct isd_reactor *r)
+{
+	if (r != NULL && r->group != NULL && r->index == 0)
+		isd_reactor_group_pause(r->group);
+}
+
+void
+isd_reactor_resume_others(struct isd_reactor *r)
+{
+	if (r != NULL && r->group != NULL && r->index == 0)
+		isd_reactor_group_resume(r->group);
+}
+
+/* ---- placement ---- */
+
+void
+isd_reactor_conns_add(struct isd_reactor *r, int delta)
+{
+	atomic_fetch_add_explicit(&r->conns, delta, memory_order_relaxed);
+}
+
+unsigned
+isd_reactor_conns(const struct isd_reactor *r)
+{
+	int n = atomic_load_explicit(&r->conns, memory_order_relaxed);
+
+	return n > 0 ? (unsigned)n : 0;
+}
+
+struct isd_reactor *
+isd_reactor_group_pick(struct isd_reactor_group *g)
+{
+	struct isd_reactor *best = g->r[0];
+
+	if (g->started) {
+		unsigned least = isd_reactor_conns(best);
+
+		for (unsigned i = 1; i < g->n && least > 0; i++) {
+			unsigned c = isd_reactor_conns(g->r[i]);
+
+			if (c < least) {
+				least = c;
+				best = g->r[i];
+			}
+		}
+	}
+	isd_reactor_conns_add(best, 1);
+	return best;
 }

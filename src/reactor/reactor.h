@@ -163,6 +163,28 @@ void isd_reactor_group_join(struct isd_reactor_group *g);
  */
 void isd_reactor_group_pause(struct isd_reactor_group *g);
 void isd_reactor_group_resume(struct isd_reactor_group *g);
+/*
+ * Both on the reactor r belongs to: pause/resume its group when r is reactor
+ * 0 of a started group of more than one; nothing otherwise (a lone reactor, a
+ * NULL one). For the control paths, which hold a reactor, not a group.
+ */
+void isd_reactor_pause_others(struct isd_reactor *r);
+void isd_reactor_resume_others(struct isd_reactor *r);
+/* The group r belongs to, or NULL for a reactor made by isd_reactor_create. */
+struct isd_reactor_group *isd_reactor_group_of(const struct isd_reactor *r);
+/* Whether the group's threads run (between start and join). Reactor 0's thread. */
+bool isd_reactor_group_started(const struct isd_reactor_group *g);
+
+/*
+ * Placement. Each reactor counts the connections a datamover put on it
+ * (atomically: the count goes up where the connection is placed, down on the
+ * connection's own thread when it is freed). pick returns the reactor of a
+ * started group with the fewest (ties: the lowest index) and counts the new
+ * connection on it; for a group that has not started, reactor 0.
+ */
+struct isd_reactor *isd_reactor_group_pick(struct isd_reactor_group *g);
+void isd_reactor_conns_add(struct isd_reactor *r, int delta);
+unsigned isd_reactor_conns(const struct isd_reactor *r);
 
 /* Frees every reactor (after join); each must be empty as for isd_reactor_destroy. */
 void isd_reactor_group_destroy(struct isd_reactor_group *g);

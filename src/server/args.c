@@ -28,6 +28,8 @@ enum opt_id {
 	OPT_CONTROL_SOCKET,
 	OPT_METRICS_LISTEN,
 	OPT_REACTOR_MODE,
+	OPT_REACTORS,
+	OPT_REACTOR_CPUS,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_ALUA_GROUP,
@@ -62,6 +64,8 @@ static const struct opt_def g_opts[] = {
     {"control-socket", 0, "PATH", OPT_CONTROL_SOCKET},
     {"metrics-listen", 0, "ADDR:PORT", OPT_METRICS_LISTEN},
     {"reactor-mode", 0, "MODE[:US]", OPT_REACTOR_MODE},
+    {"reactors", 0, "N|auto", OPT_REACTORS},
+    {"reactor-cpus", 0, "LIST", OPT_REACTOR_CPUS},
     {"help", 'h', NULL, OPT_HELP},
     {"version", 'V', NULL, OPT_VERSION},
 };
@@ -138,7 +142,14 @@ static const char g_usage[] =
     "                            how the event loop waits when idle: event (sleeps;\n"
     "                            the default), poll (spins: a core kept for iserd),\n"
     "                            adaptive (spins US microseconds after work, default\n"
-    "                            50, then sleeps)\n"
+    "                            50, then sleeps); every reactor waits this way\n"
+    "      --reactors N|auto     event loop threads (reactors), 1..256, or auto: one\n"
+    "                            per CPU iserd may run on; default 1. TCP connections\n"
+    "                            go to the reactor with the fewest at accept; iSER\n"
+    "                            connections, the listeners and the control socket\n"
+    "                            stay on reactor 0. Read at start only\n"
+    "      --reactor-cpus LIST   pin reactor i to the i-th CPU of LIST (e.g. 0,2-3;\n"
+    "                            wraps around when there are more reactors)\n"
     "\n"
     "  -h, --help                this text\n"
     "  -V, --version             print the version\n"
@@ -553,6 +564,8 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 	const char *flag_metrics = NULL;
 	int flag_rmode = -1;
 	int64_t flag_poll_us = -1;
+	int flag_reactors = -1;
+	const char *flag_rcpus = NULL;
 
 	items = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*items));
 	if (items == NULL) {
@@ -649,6 +662,35 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 				flag_poll_us = (int64_t)us;
 			break;
 		}
+		case OPT_REACTORS:
+			/* applied after the file, which it overrides */
+			flag_reactors = isd_target_reactors_parse(items[i].val);
+			if (flag_reactors < 0) {
+				isd_target_errf(err, errlen, "--reactors: expected a number 1..%d or "
+						"auto, not '%s'",
+						ISD_TARGET_REACTORS_MAX, items[i].val);
+				rc = -EINVAL;
+				goto out;
+			}
+			break;
+		case OPT_REACTOR_CPUS: {
+			char why[256];
+			unsigned n;
+
+			if (strlen(items[i].val) >= sizeof(cfg->reactor_cpus)) {
+				isd_target_errf(err, errlen, "--reactor-cpus: too long");
+				rc = -EINVAL;
+				goto out;
+			}
+			if (isd_target_cpu_list_parse(items[i].val, NULL, ISD_TARGET_CPUS_MAX, &n, why,
+						      sizeof(why)) < 0) {
+				isd_target_errf(err, errlen, "--reactor-cpus: %s", why);
+				rc = -EINVAL;
+				goto out;
+			}
+			flag_rcpus = items[i].val;
+			break;
+		}
 		case OPT_METRICS_LISTEN: {
 			char host[64], why[160];
 			uint16_t port;
@@ -696,6 +738,10 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 		cfg->reactor_mode = flag_rmode;
 	if (flag_poll_us != -1)
 		cfg->reactor_poll_us = flag_poll_us;
+	if (flag_reactors != -1)
+		cfg->reactors = flag_reactors;
+	if (flag_rcpus != NULL)
+		snprintf(cfg->reactor_cpus, sizeof(cfg->reactor_cpus), "%s", flag_rcpus);
 
 	/* pass 2: what is served, in command-line order */
 	for (int i = 0; i < n_items; i++) {

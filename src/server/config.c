@@ -3,12 +3,14 @@
  * the flag and file front ends, and whole-model validation. Nothing here
  * opens a file or a socket, so --check and the unit tests can run it freely.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "server/config_int.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "bstore/bstore.h"
+#include "reactor/reactor.h"
 #include "scsi/scsi.h"
 #include "util/str.h"
 
@@ -91,6 +94,117 @@ isd_target_reactor_mode_parse(const char *s)
 	return -1;
 }
 
+_Static_assert(ISD_TARGET_REACTORS_MAX == ISD_REACTOR_MAX, "one limit for reactors");
+
+int
+isd_target_reactors_parse(const char *s)
+{
+	char *end = NULL;
+	long v;
+
+	if (strcmp(s, "auto") == 0)
+		return 0;
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > ISD_TARGET_REACTORS_MAX)
+		return -1;
+	return (int)v;
+}
+
+unsigned
+isd_target_reactor_count(const struct isd_target_cfg *cfg)
+{
+	cpu_set_t set;
+	int n;
+
+	if (cfg->reactors > 0)
+		return (unsigned)cfg->reactors;
+	if (cfg->reactors < 0)
+		return 1;       /* the default, until CI has proven N (docs/performance.md) */
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	n = CPU_COUNT(&set);
+	if (n < 1)
+		return 1;
+	return n > ISD_TARGET_REACTORS_MAX ? ISD_TARGET_REACTORS_MAX : (unsigned)n;
+}
+
+static int
+cpu_num(const char **p, long *out)
+{
+	char *end = NULL;
+
+	if (**p < '0' || **p > '9')
+		return -1;
+	errno = 0;
+	*out = strtol(*p, &end, 10);
+	if (errno != 0 || *out < 0 || *out >= CPU_SETSIZE)
+		return -1;
+	*p = end;
+	return 0;
+}
+
+int
+isd_target_cpu_list_parse(const char *s, int *cpus, unsigned max, unsigned *n, char *why,
+			  size_t whylen)
+{
+	const char *p = s;
+	unsigned k = 0;
+
+	*n = 0;
+	if (s[0] == '\0') {
+		isd_target_errf(why, whylen, "empty CPU list");
+		return -EINVAL;
+	}
+	for (;;) {
+		long lo, hi;
+
+		if (cpu_num(&p, &lo) < 0) {
+			isd_target_errf(why, whylen,
+					"CPU list '%s': expected CPU numbers 0..%d or ranges "
+					"like 2-3, comma-separated",
+					s, CPU_SETSIZE - 1);
+			return -EINVAL;
+		}
+		hi = lo;
+		if (*p == '-') {
+			p++;
+			if (cpu_num(&p, &hi) < 0 || hi < lo) {
+				isd_target_errf(why, whylen,
+						"CPU list '%s': bad range (expected LOW-HIGH, "
+						"LOW <= HIGH < %d)",
+						s, CPU_SETSIZE);
+				return -EINVAL;
+			}
+		}
+		for (long c = lo; c <= hi; c++) {
+			if (k >= max) {
+				isd_target_errf(why, whylen, "CPU list '%s': more than %u CPUs", s,
+						max);
+				return -EINVAL;
+			}
+			if (cpus != NULL)
+				cpus[k] = (int)c;
+			k++;
+		}
+		if (*p == '\0')
+			break;
+		if (*p != ',') {
+			isd_target_errf(why, whylen,
+					"CPU list '%s': unexpected '%c' (expected CPU numbers "
+					"and ranges like 0,2-3)",
+					s, *p);
+			return -EINVAL;
+		}
+		p++;
+	}
+	*n = k;
+	return 0;
+}
+
 void
 isd_target_reactor_mode(const struct isd_target_cfg *cfg, int *mode, unsigned *poll_us)
 {
@@ -117,6 +231,7 @@ isd_target_cfg_init(struct isd_target_cfg *cfg)
 	cfg->shutdown_timeout_ms = -1;
 	cfg->reactor_mode = -1;
 	cfg->reactor_poll_us = -1;
+	cfg->reactors = -1;
 	cfg->control_mode = -1;
 	for (int k = 0; k < ISD_TARGET_DM_KINDS_MAX; k++)
 		for (int j = 0; j < ISD_DM_KNOBS_MAX; j++)
@@ -1261,6 +1376,21 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 		 : check_range(cfg->reactor_poll_us, 0, 100000, "reactor_poll_us", where, err,
 			       errlen);
 	rc |= rc ? 0 : check_range(cfg->control_mode, 0, 0777, "control_mode", where, err, errlen);
+	if (rc == 0 && (cfg->reactors < -1 || cfg->reactors > ISD_TARGET_REACTORS_MAX)) {
+		isd_target_errf(err, errlen, "%s: reactors must be 1..%d or \"auto\"", where,
+				ISD_TARGET_REACTORS_MAX);
+		rc = -EINVAL;
+	}
+	if (rc == 0 && cfg->reactor_cpus[0] != '\0') {
+		char why[256];
+		unsigned n;
+
+		if (isd_target_cpu_list_parse(cfg->reactor_cpus, NULL, ISD_TARGET_CPUS_MAX, &n, why,
+					      sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: reactor_cpus: %s", where, why);
+			rc = -EINVAL;
+		}
+	}
 	for (unsigned k = 0; k < isd_dm_kind_count && rc == 0; k++) {
 		const struct isd_dm_kind *kind = isd_dm_kinds[k];
 

@@ -36,6 +36,11 @@ refuse_static(const struct isd_target_cfg *cur, const struct isd_target_cfg *nex
 		what = "control_mode";
 	else if (strcmp(cur->metrics_listen, next->metrics_listen) != 0)
 		what = "metrics_listen";
+	/* the reactor threads are started once; connections live on them */
+	else if (cur->reactors != next->reactors)
+		what = "reactors";
+	else if (strcmp(cur->reactor_cpus, next->reactor_cpus) != 0)
+		what = "reactor_cpus";
 	if (what == NULL)
 		return 0;
 	isd_target_errf(err, errlen, "%s cannot change while iserd runs (restart it); nothing "
@@ -457,7 +462,8 @@ apply_globals(struct isd_target_running *rt, const struct isd_target_cfg *next,
 		unsigned us;
 
 		isd_target_reactor_mode(next, &mode, &us);
-		isd_reactor_set_mode(rt->r, (enum isd_reactor_mode)mode, us);
+		/* every reactor of the group: the others are paused during a reload */
+		isd_target_apply_reactor_mode(rt, next);
 		isd_log_info("reactor: %s mode (%u us)", isd_target_reactor_mode_names[mode], us);
 		d->globals_changed++;
 	}

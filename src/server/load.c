@@ -48,7 +48,8 @@ static const char *const g_global_keys[] = {
     "user",		"group",
     "control_socket",	"control_mode",
     "metrics_listen",	"reactor_mode",
-    "reactor_poll_us",
+    "reactor_poll_us",	"reactors",
+    "reactor_cpus",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
@@ -479,6 +480,42 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 	if ((s = config_setting_get_member(g, "reactor_poll_us")) != NULL &&
 	    (rc = get_int64(x, s, 0, 100000, &cfg->reactor_poll_us)) < 0)
 		return rc;
+	/* a number of reactor threads, or "auto": one per CPU iserd may run on */
+	if ((s = config_setting_get_member(g, "reactors")) != NULL) {
+		if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+			char v[16];
+
+			rc = get_string(x, s, v, sizeof(v));
+			if (rc < 0)
+				return rc;
+			if (strcmp(v, "auto") != 0)
+				return fail(x, s, "reactors must be a number 1..%d or \"auto\"",
+					    ISD_TARGET_REACTORS_MAX);
+			cfg->reactors = 0;
+		} else {
+			int64_t v;
+
+			if (config_setting_type(s) != CONFIG_TYPE_INT &&
+			    config_setting_type(s) != CONFIG_TYPE_INT64)
+				return fail(x, s, "reactors must be a number 1..%d or \"auto\"",
+					    ISD_TARGET_REACTORS_MAX);
+			rc = get_int64(x, s, 1, ISD_TARGET_REACTORS_MAX, &v);
+			if (rc < 0)
+				return rc;
+			cfg->reactors = (int)v;
+		}
+	}
+	if ((s = config_setting_get_member(g, "reactor_cpus")) != NULL) {
+		char why[256];
+		unsigned ncpu;
+
+		rc = get_string(x, s, cfg->reactor_cpus, sizeof(cfg->reactor_cpus));
+		if (rc < 0)
+			return rc;
+		if (isd_target_cpu_list_parse(cfg->reactor_cpus, NULL, ISD_TARGET_CPUS_MAX, &ncpu, why,
+					      sizeof(why)) < 0)
+			return fail(x, s, "reactor_cpus: %s", why);
+	}
 	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
 		const struct isd_dm_kind *kind = isd_dm_kinds[k];
 

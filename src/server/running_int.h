@@ -5,6 +5,7 @@
 #ifndef ISD_SERVER_RUNNING_INT_H
 #define ISD_SERVER_RUNNING_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/queue.h>
 
@@ -52,13 +53,16 @@ struct isd_target_node {
 };
 TAILQ_HEAD(isd_target_node_list, isd_target_node);
 
-/* Owned by the daemon's reactor thread; freed by isd_target_stop(). */
+/* Owned by the daemon's reactor thread (reactor 0 of its group, if it has one);
+ * freed by isd_target_stop(). */
 struct isd_target_running {
 	struct isd_reactor *r;
 	struct isd_iscsi_tgt *tgt;
 	struct isd_target_node_list nodes;      /* registered with tgt */
 	struct isd_target_node_list removed;    /* out of tgt; freed once unused */
 	struct isd_timer reap_timer;            /* frees what `removed` no longer needs */
+	struct isd_reactor_msg reap_msg;        /* conn_gone from another reactor */
+	atomic_bool reap_posted;                /* reap_msg is in reactor 0's inbox */
 	struct isd_target_cfg cfg;              /* the model as it runs (isd_target_running_cfg) */
 	struct isd_target_portal **portals;     /* in the order they were opened */
 	int portal_count;

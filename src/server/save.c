@@ -170,6 +170,12 @@ add_global(config_setting_t *root, const struct isd_target_cfg *cfg)
 		rc = add_string(g, "reactor_mode", isd_target_reactor_mode_names[cfg->reactor_mode]);
 	if (rc == 0 && cfg->reactor_poll_us != -1)
 		rc = add_int(g, "reactor_poll_us", cfg->reactor_poll_us);
+	if (rc == 0 && cfg->reactors == 0)
+		rc = add_string(g, "reactors", "auto");
+	else if (rc == 0 && cfg->reactors > 0)
+		rc = add_int(g, "reactors", cfg->reactors);
+	if (rc == 0 && cfg->reactor_cpus[0] != '\0')
+		rc = add_string(g, "reactor_cpus", cfg->reactor_cpus);
 	for (int i = 0; i < isd_target_limit_count && rc == 0; i++) {
 		int64_t v = isd_target_limit_get(cfg, &isd_target_limits[i]);
 

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <stdatomic.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,11 +530,26 @@ teardown(struct isd_target_running *rt, bool core_may_be_busy)
 	free(rt);
 }
 
+static void reap_removed_paused(struct isd_target_running *rt);
+
 /* Frees the removed targets that no connection refers to any more. */
 static void
 reap_removed(void *arg)
 {
 	struct isd_target_running *rt = arg;
+
+	atomic_store(&rt->reap_posted, false);
+	if (TAILQ_EMPTY(&rt->removed))
+		return;
+	/* walks the core's connections and frees what they pointed at: the world stops */
+	isd_reactor_pause_others(rt->r);
+	reap_removed_paused(rt);
+	isd_reactor_resume_others(rt->r);
+}
+
+static void
+reap_removed_paused(struct isd_target_running *rt)
+{
 	struct isd_target_node *n, *tmp;
 
 	for (n = TAILQ_FIRST(&rt->removed); n != NULL; n = tmp) {
@@ -546,14 +562,33 @@ reap_removed(void *arg)
 	}
 }
 
-/* From inside the core as a connection is freed: the work waits for the reactor. */
+/* A connection of another reactor went: the reap runs on reactor 0. */
+static void
+reap_msg_cb(void *arg)
+{
+	struct isd_target_running *rt = arg;
+
+	isd_reactor_defer(rt->r, &rt->reap_timer);
+}
+
+/*
+ * From inside the core as a connection is freed, on the connection's
+ * reactor: the work waits for reactor 0 (the owner of the target's lists).
+ * From another reactor it is posted there, at most one message in flight;
+ * that thread must not read `removed`, which reactor 0 changes.
+ */
 static void
 conn_gone(void *arg)
 {
 	struct isd_target_running *rt = arg;
 
-	if (!TAILQ_EMPTY(&rt->removed))
-		isd_reactor_defer(rt->r, &rt->reap_timer);
+	if (isd_reactor_current() == NULL || isd_reactor_current() == rt->r) {
+		if (!TAILQ_EMPTY(&rt->removed))
+			isd_reactor_defer(rt->r, &rt->reap_timer);
+		return;
+	}
+	if (!atomic_exchange(&rt->reap_posted, true))
+		isd_reactor_post(rt->r, &rt->reap_msg);
 }
 
 void
@@ -597,16 +632,13 @@ isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
 	if (rt == NULL)
 		goto err_nomem;
 	rt->r = r;
-	{
-		int mode;
-		unsigned us;
-
-		isd_target_reactor_mode(cfg, &mode, &us);
-		isd_reactor_set_mode(r, (enum isd_reactor_mode)mode, us);
-	}
+	isd_target_apply_reactor_mode(rt, cfg);
 	TAILQ_INIT(&rt->nodes);
 	TAILQ_INIT(&rt->removed);
 	isd_timer_init(&rt->reap_timer, reap_removed, rt);
+	rt->reap_msg.cb = reap_msg_cb;
+	rt->reap_msg.arg = rt;
+	atomic_init(&rt->reap_posted, false);
 	if (isd_target_cfg_copy(&rt->cfg, cfg) < 0)
 		goto err_free;
 
@@ -668,6 +700,29 @@ shutdown_done(void *arg)
 	rt->shutdown_done = true;
 	if (rt->shutdown_cb != NULL)
 		rt->shutdown_cb(rt->shutdown_arg);
+}
+
+void
+isd_target_apply_reactor_mode(struct isd_target_running *rt, const struct isd_target_cfg *cfg)
+{
+	struct isd_reactor_group *g = isd_reactor_group_of(rt->r);
+	int mode;
+	unsigned us;
+
+	isd_target_reactor_mode(cfg, &mode, &us);
+	if (g == NULL) {
+		isd_reactor_set_mode(rt->r, (enum isd_reactor_mode)mode, us);
+		return;
+	}
+	/* the others are paused or not started yet: their loops read it between turns */
+	for (unsigned i = 0; i < isd_reactor_group_size(g); i++)
+		isd_reactor_set_mode(isd_reactor_group_get(g, i), (enum isd_reactor_mode)mode, us);
+}
+
+struct isd_reactor_group *
+isd_target_reactor_group(const struct isd_target_running *rt)
+{
+	return rt != NULL ? isd_reactor_group_of(rt->r) : NULL;
 }
 
 void

@@ -28,6 +28,7 @@
 #include "util/log.h"
 
 struct isd_reactor;
+struct isd_reactor_group;
 struct isd_target_running;
 
 #define ISD_VERSION "0.1.0"            /* keep in step with project() in CMakeLists.txt */
@@ -171,6 +172,11 @@ struct isd_target_cfg {
 	/* how the reactor waits when idle: enum isd_reactor_mode, -1 = unset (event) */
 	int reactor_mode;
 	int64_t reactor_poll_us;        /* adaptive: busy poll this long after work; -1 = 50 */
+	/* reactor threads: -1 = unset (1), 0 = "auto" (one per CPU of the affinity mask),
+	 * else 1..ISD_TARGET_REACTORS_MAX; only read at start (a reload refuses changes) */
+	int reactors;
+	/* "0,2-3": reactor i pinned to the i-th listed CPU (modulo the count); "" = unpinned */
+	char reactor_cpus[256];
 	/* the datamovers' own settings (their knobs, dm_kind.h): [kind][knob], -1 = unset */
 	int64_t dm_setting[ISD_TARGET_DM_KINDS_MAX][ISD_DM_KNOBS_MAX];
 	struct isd_auth_cfg discovery_auth;
@@ -202,6 +208,23 @@ extern const char *const isd_target_reactor_mode_names[3];
 void isd_target_reactor_mode(const struct isd_target_cfg *cfg, int *mode, unsigned *poll_us);
 /* "adaptive" -> 2; -1 for anything else */
 int isd_target_reactor_mode_parse(const char *s);
+#define ISD_TARGET_REACTORS_MAX 256     /* = ISD_REACTOR_MAX */
+#define ISD_TARGET_CPUS_MAX 1024        /* CPUs a reactor_cpus list may name */
+/* "auto" -> 0, "1".."256" -> n; -1 for anything else */
+int isd_target_reactors_parse(const char *s);
+/*
+ * The number of reactors a configuration asks for: 1 when unset; for "auto"
+ * the CPUs in the process's affinity mask (sched_getaffinity), at most
+ * ISD_TARGET_REACTORS_MAX.
+ */
+unsigned isd_target_reactor_count(const struct isd_target_cfg *cfg);
+/*
+ * A CPU list "0,2-3" (numbers and ranges, comma-separated, each CPU
+ * 0..CPU_SETSIZE-1, at most max entries once ranges are expanded) into cpus.
+ * *n gets the count. 0, or -EINVAL with one line in why.
+ */
+int isd_target_cpu_list_parse(const char *s, int *cpus, unsigned max, unsigned *n, char *why,
+			      size_t whylen);
 /*
  * Where a datamover setting by that name (a key of the global section) is
  * kept, and its knob; NULL when no registered datamover has one.
@@ -322,6 +345,16 @@ int isd_target_start(const struct isd_target_cfg *cfg, struct isd_reactor *r,
  * the reactor (never inside this call). Callable once.
  */
 void isd_target_shutdown(struct isd_target_running *rt, void (*cb)(void *arg), void *arg);
+/*
+ * The reactor group the target's reactor belongs to (the daemon's: reactor 0
+ * runs the target, its listeners and the control socket), or NULL when it
+ * was started on a lone reactor. Control paths pause the group around their
+ * work (isd_reactor_pause_others).
+ */
+struct isd_reactor_group *isd_target_reactor_group(const struct isd_target_running *rt);
+/* Sets the idle mode cfg asks for on every reactor of the group (or the lone one). */
+void isd_target_apply_reactor_mode(struct isd_target_running *rt,
+				   const struct isd_target_cfg *cfg);
 /* Counters of the iSCSI core. */
 void isd_target_get_stats(struct isd_target_running *rt, struct isd_iscsi_stats *out);
 /* The iSCSI core instance it runs (its nodes, sessions), for readers in this layer. */

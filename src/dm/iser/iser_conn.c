@@ -569,6 +569,10 @@ iser_free_conn(struct isd_dm_conn *c)
 	isd_reactor_timer_stop(ic->r, &ic->kick_timer);
 	isd_reactor_timer_stop(ic->r, &ic->stall_timer);
 	isd_reactor_timer_stop(ic->r, &ic->connect_timer);
+	if (ic->placed) {
+		ic->placed = false;
+		isd_reactor_conns_add(ic->r, -1);
+	}
 	/* free_conn may run inside an upcall of this connection (an active one is
 	 * closed from any of them): the code that called up stops at DEAD */
 	ic->freed = true;

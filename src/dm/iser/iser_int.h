@@ -397,6 +397,7 @@ struct isd_iser_conn {
 	struct rdma_cm_id *id;
 	struct rdma_event_channel *ch;  /* this connection's own CM channel */
 	bool ch_on_reactor;
+	bool placed;                    /* counted on its reactor (isd_reactor_conns) */
 	struct isd_rdma_dev *dev;
 	struct isd_rdma_cq *cq;
 	bool qp_created;

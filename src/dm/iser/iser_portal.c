@@ -95,6 +95,14 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 		isd_log_err("%s: connection from %s refused: %s", p->name, info.peer_addr, err);
 		goto err_reject;
 	}
+	/*
+	 * Every iSER connection stays on the listener's reactor (reactor 0), even
+	 * when iserd runs several: the RDMA layer's pools (src/rdma, src/dm/iser:
+	 * the shared receive buffers, the fast registration pools) and its
+	 * completion channels are process-global and owned by that thread. TCP
+	 * connections go to the least loaded reactor (tcp_portal.c); they count
+	 * this one, so TCP placement steers around reactor 0's iSER load.
+	 */
 	rc = isd_conn_create(p->tgt, &isd_iser_dm_ops, &info, p->r, &c);
 	if (rc < 0) {
 		/* a connection limit (-EAGAIN) is counted (and logged at debug) by the
@@ -109,6 +117,8 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	ic->id = id;
 	ic->dev = dev;
 	ic->state = ISD_ISER_ACCEPTING;
+	ic->placed = true;
+	isd_reactor_conns_add(p->r, 1);
 	ic->rx_budget = p->recv_memory;
 	if (strchr(info.peer_addr, ':') != NULL)
 		snprintf(ic->peer, sizeof(ic->peer), "[%s]:%u", info.peer_addr, info.peer_port);

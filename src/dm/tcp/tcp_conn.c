@@ -2075,6 +2075,10 @@ tcp_free_conn(struct isd_dm_conn *c)
 	isd_reactor_timer_stop(tc->r, &tc->connect_timer);
 	isd_reactor_timer_stop(tc->r, &tc->rx_timer);
 	tc->notify_pending = false;
+	if (tc->placed) {
+		tc->placed = false;
+		isd_reactor_conns_add(tc->r, -1);
+	}
 }
 
 const struct isd_dm_ops isd_tcp_dm_ops = {

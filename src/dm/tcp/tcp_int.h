@@ -187,6 +187,10 @@ struct isd_tcp_conn {
 	struct isd_timer notify_timer;  /* deferred terminate notify */
 	struct isd_timer flush_timer;   /* bounds the flush in terminate */
 	struct isd_timer kick_timer;    /* deferred send after enqueue */
+	/* placement (tcp_portal.c): counted on r (isd_reactor_conns) until free_conn;
+	 * start_msg carries an accepted socket from the listener's reactor to r */
+	bool placed;
+	struct isd_reactor_msg start_msg;
 
 	/* negotiated */
 	bool tx_hdgst, tx_ddgst;

@@ -48,6 +48,27 @@ pause_end_cb(void *arg)
 		isd_log_warn("tcp portal %s: cannot resume accepting", p->name);
 }
 
+/*
+ * On the chosen reactor's thread: the socket joins that reactor and the
+ * connection starts (its login timer). Until this runs nothing of the
+ * connection runs anywhere: no fd is watched and no timer is armed. A close
+ * meanwhile (a control method or the shutdown, on the listener's reactor with
+ * this one paused) leaves the state CLOSED and its terminate notify deferred
+ * on this reactor, where it runs after this message (messages run before
+ * timers in a turn), so the connection is still there to look at.
+ */
+static void
+start_placed(void *arg)
+{
+	struct isd_tcp_conn *tc = arg;
+
+	if (tc->state != ISD_TCP_OPEN)
+		return;
+	/* On failure the socket is closed and a terminate notify follows the start. */
+	(void)isd_tcp_conn_attach(tc);
+	isd_conn_start(tc->conn);
+}
+
 static void
 accept_one(struct isd_tcp_portal *p, int fd, const struct sockaddr_storage *ss, socklen_t sslen)
 {
@@ -56,6 +77,8 @@ accept_one(struct isd_tcp_portal *p, int fd, const struct sockaddr_storage *ss, 
 	struct isd_conn_info info;
 	struct isd_tcp_conn *tc;
 	struct isd_dm_conn *c;
+	struct isd_reactor_group *g;
+	struct isd_reactor *cr;
 	int one = 1;
 	int rc;
 
@@ -71,8 +94,18 @@ accept_one(struct isd_tcp_portal *p, int fd, const struct sockaddr_storage *ss, 
 	info.tpgt = p->tpgt;
 	info.transport = ISD_TRANSPORT_TCP;
 
-	rc = isd_conn_create(p->tgt, &isd_tcp_dm_ops, &info, p->r, &c);
+	/*
+	 * Placement: with a group of reactors the connection goes to the one with
+	 * the fewest connections (ties: the lowest index), counted there until
+	 * free_conn. A session has one connection (MaxConnections=1), so a
+	 * session lives on the reactor its connection was placed on.
+	 */
+	g = isd_reactor_group_of(p->r);
+	cr = g != NULL ? isd_reactor_group_pick(g) : p->r;
+	rc = isd_conn_create(p->tgt, &isd_tcp_dm_ops, &info, cr, &c);
 	if (rc < 0) {
+		if (g != NULL)
+			isd_reactor_conns_add(cr, -1);
 		/* a connection limit (-EAGAIN) is counted (and logged at debug) by the
 		 * core: a flood must not turn into a flood of log lines */
 		if (rc != -EAGAIN)
@@ -82,12 +115,20 @@ accept_one(struct isd_tcp_portal *p, int fd, const struct sockaddr_storage *ss, 
 		return;
 	}
 	tc = isd_dmc_priv(c);
-	isd_tcp_conn_init(tc, c, p->r, fd);
+	/* only fills memory: safe on this thread for a connection of another reactor */
+	isd_tcp_conn_init(tc, c, cr, fd);
+	tc->placed = g != NULL;
 	isd_fmt_hostport(tc->peer, sizeof(tc->peer), info.peer_addr, info.peer_port);
-	isd_log_dbg("tcp", "%s: accepted on %s", tc->peer, p->name);
-	/* On failure the socket is closed and a terminate notify follows the start. */
-	(void)isd_tcp_conn_attach(tc);
-	isd_conn_start(c);
+	isd_log_dbg("tcp", "%s: accepted on %s, reactor %u", tc->peer, p->name,
+		    isd_reactor_index(cr));
+	if (cr == p->r) {
+		start_placed(tc);
+		return;
+	}
+	/* a reactor's fds and timers are its own thread's: the rest happens there */
+	tc->start_msg.cb = start_placed;
+	tc->start_msg.arg = tc;
+	isd_reactor_post(cr, &tc->start_msg);
 }
 
 static void

@@ -326,6 +326,53 @@ test_group_pause(void **state)
 	isd_reactor_group_destroy(g);
 }
 
+/* Placement: the least loaded reactor, ties to the lowest index; reactor 0 before start. */
+static void
+test_group_pick(void **state)
+{
+	struct isd_reactor_group *g;
+	struct isd_reactor *r[3];
+
+	(void)state;
+	assert_int_equal(isd_reactor_group_create(3, &g), 0);
+	for (unsigned i = 0; i < 3; i++) {
+		r[i] = isd_reactor_group_get(g, i);
+		assert_ptr_equal(isd_reactor_group_of(r[i]), g);
+	}
+	/* not started: everything on reactor 0, and pause costs nothing */
+	assert_false(isd_reactor_group_started(g));
+	assert_ptr_equal(isd_reactor_group_pick(g), r[0]);
+	assert_int_equal(isd_reactor_conns(r[0]), 1);
+	isd_reactor_pause_others(r[0]);
+	isd_reactor_resume_others(r[0]);
+	isd_reactor_group_pause(NULL);
+	isd_reactor_group_resume(NULL);
+	isd_reactor_conns_add(r[0], -1);
+
+	assert_int_equal(isd_reactor_group_start(g, NULL, 0), 0);
+	assert_true(isd_reactor_group_started(g));
+	assert_ptr_equal(isd_reactor_group_pick(g), r[0]);      /* 0 0 0: the lowest */
+	assert_ptr_equal(isd_reactor_group_pick(g), r[1]);      /* 1 0 0 */
+	assert_ptr_equal(isd_reactor_group_pick(g), r[2]);      /* 1 1 0 */
+	assert_ptr_equal(isd_reactor_group_pick(g), r[0]);      /* 1 1 1 */
+	isd_reactor_conns_add(r[1], -1);                        /* 2 0 1: one on 1 went */
+	assert_ptr_equal(isd_reactor_group_pick(g), r[1]);
+	assert_ptr_equal(isd_reactor_group_pick(g), r[1]);      /* 2 1 1 */
+	assert_int_equal(isd_reactor_conns(r[0]), 2);
+	assert_int_equal(isd_reactor_conns(r[1]), 2);
+	assert_int_equal(isd_reactor_conns(r[2]), 1);
+	/* the others paused from reactor 0's side (this thread); nesting counts */
+	isd_reactor_pause_others(r[0]);
+	isd_reactor_pause_others(r[0]);
+	isd_reactor_resume_others(r[0]);
+	isd_reactor_resume_others(r[0]);
+	/* from another reactor's handle: nothing */
+	isd_reactor_pause_others(r[1]);
+	isd_reactor_resume_others(r[1]);
+	isd_reactor_group_join(g);
+	isd_reactor_group_destroy(g);
+}
+
 int
 main(void)
 {
@@ -336,6 +383,7 @@ main(void)
 		cmocka_unit_test(test_post_to_self_runs_later),
 		cmocka_unit_test(test_group_threads),
 		cmocka_unit_test(test_group_pause),
+		cmocka_unit_test(test_group_pick),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -195,6 +195,126 @@ test_args_reactor_mode(void **state)
 	}
 }
 
+static void expect_file_error(const char *text, const char *needle);
+
+static void
+test_args_reactors(void **state)
+{
+	static const char *const bad_n[] = {"", "0", "-1", "257", "2x", "Auto", " 2", "1e3"};
+	static const char *const bad_cpus[] = {
+		"", ",", "1,", "a", "3-1", "1-", "-1", "0;1", "1 2", "99999", "0-99999",
+	};
+	struct isd_target_cfg cfg;
+	char err[512];
+	int cpus[8];
+	unsigned n;
+
+	(void)state;
+	/* the default stays one reactor, unpinned */
+	assert_int_equal(parse(&cfg, err, sizeof(err), NULL), 0);
+	assert_int_equal(cfg.reactors, -1);
+	assert_int_equal(isd_target_reactor_count(&cfg), 1);
+	assert_string_equal(cfg.reactor_cpus, "");
+	isd_target_cfg_fini(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--reactors", "4", "--reactor-cpus",
+			       "0,2-3", NULL),
+			 0);
+	assert_int_equal(cfg.reactors, 4);
+	assert_int_equal(isd_target_reactor_count(&cfg), 4);
+	assert_string_equal(cfg.reactor_cpus, "0,2-3");
+	isd_target_cfg_fini(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--reactors=256", NULL), 0);
+	assert_int_equal(isd_target_reactor_count(&cfg), ISD_REACTOR_MAX);
+	isd_target_cfg_fini(&cfg);
+	/* auto: the CPUs of the affinity mask, at least one */
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--reactors", "auto", NULL), 0);
+	assert_int_equal(cfg.reactors, 0);
+	assert_true(isd_target_reactor_count(&cfg) >= 1);
+	assert_true(isd_target_reactor_count(&cfg) <= ISD_REACTOR_MAX);
+	isd_target_cfg_fini(&cfg);
+	for (size_t i = 0; i < sizeof(bad_n) / sizeof(bad_n[0]); i++) {
+		assert_int_equal(parse(&cfg, err, sizeof(err), "--reactors", bad_n[i], NULL),
+				 -EINVAL);
+		if (strstr(err, "--reactors: expected a number 1..256 or auto") == NULL)
+			fail_msg("'%s': error '%s'", bad_n[i], err);
+		isd_target_cfg_fini(&cfg);
+	}
+	for (size_t i = 0; i < sizeof(bad_cpus) / sizeof(bad_cpus[0]); i++) {
+		assert_int_equal(parse(&cfg, err, sizeof(err), "--reactor-cpus", bad_cpus[i], NULL),
+				 -EINVAL);
+		if (strstr(err, "--reactor-cpus: ") == NULL)
+			fail_msg("'%s': error '%s'", bad_cpus[i], err);
+		assert_null(strchr(err, '\n'));
+		isd_target_cfg_fini(&cfg);
+	}
+	/* the list parser itself: ranges expand, the limit holds */
+	assert_int_equal(isd_target_cpu_list_parse("0,2-4,7", cpus, 8, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(cpus[0], 0);
+	assert_int_equal(cpus[1], 2);
+	assert_int_equal(cpus[3], 4);
+	assert_int_equal(cpus[4], 7);
+	assert_int_equal(isd_target_cpu_list_parse("0-8", cpus, 8, &n, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "more than 8 CPUs"));
+	assert_int_equal(isd_target_reactors_parse("auto"), 0);
+	assert_int_equal(isd_target_reactors_parse("12"), 12);
+	assert_int_equal(isd_target_reactors_parse("300"), -1);
+}
+
+/* reactors and reactor_cpus in the file: forms, errors, and the flags over them */
+static void
+test_file_reactors(void **state)
+{
+	struct isd_target_cfg cfg;
+	char err[512], path[128];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s",
+		 write_file("reactors.conf", "global = { reactors = 2; reactor_cpus = \"1,3\"; };\n"));
+	isd_target_cfg_init(&cfg);
+	assert_int_equal(isd_target_cfg_load_file(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.reactors, 2);
+	assert_string_equal(cfg.reactor_cpus, "1,3");
+	isd_target_cfg_fini(&cfg);
+	/* flags win over the file */
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-c", path, "--reactors", "auto",
+			       "--reactor-cpus", "0", NULL),
+			 0);
+	assert_int_equal(cfg.reactors, 0);
+	assert_string_equal(cfg.reactor_cpus, "0");
+	isd_target_cfg_fini(&cfg);
+	snprintf(path, sizeof(path), "%s",
+		 write_file("reactors-auto.conf", "global = { reactors = \"auto\"; };\n"));
+	isd_target_cfg_init(&cfg);
+	assert_int_equal(isd_target_cfg_load_file(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.reactors, 0);
+	isd_target_cfg_fini(&cfg);
+
+	expect_file_error("global = { reactors = 0; };\n", "bad.conf:1: 'reactors' out of range (1..256)");
+	expect_file_error("global = { reactors = 257; };\n", "'reactors' out of range (1..256)");
+	expect_file_error("global = { reactors = \"many\"; };\n",
+			  "bad.conf:1: reactors must be a number 1..256 or \"auto\"");
+	expect_file_error("global = { reactors = 2.5; };\n",
+			  "reactors must be a number 1..256 or \"auto\"");
+	expect_file_error("global = { reactor_cpus = 3; };\n", "'reactor_cpus' must be a string");
+	expect_file_error("global = { reactor_cpus = \"2-1\"; };\n",
+			  "bad.conf:1: reactor_cpus: CPU list '2-1': bad range");
+	expect_file_error("global = { reactor_cpus = \"0,x\"; };\n",
+			  "reactor_cpus: CPU list '0,x'");
+
+	/* validation catches what the front ends let through into a model */
+	isd_target_cfg_init(&cfg);
+	cfg.reactors = 300;
+	assert_int_equal(isd_target_cfg_validate(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "reactors must be 1..256"));
+	isd_target_cfg_fini(&cfg);
+	isd_target_cfg_init(&cfg);
+	snprintf(cfg.reactor_cpus, sizeof(cfg.reactor_cpus), "1-");
+	assert_int_equal(isd_target_cfg_validate(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "reactor_cpus: CPU list '1-'"));
+	isd_target_cfg_fini(&cfg);
+}
+
 static void
 test_args_lun_before_target_goes_to_default(void **state)
 {
@@ -1222,6 +1342,8 @@ main(void)
 	    cmocka_unit_test(test_args_defaults),
 	    cmocka_unit_test(test_args_good_flags),
 	    cmocka_unit_test(test_args_reactor_mode),
+	    cmocka_unit_test(test_args_reactors),
+	    cmocka_unit_test(test_file_reactors),
 	    cmocka_unit_test(test_args_lun_before_target_goes_to_default),
 	    cmocka_unit_test(test_args_physical_block_size),
 	    cmocka_unit_test(test_alua_config),

@@ -861,6 +861,18 @@ test_apply_refused(void **state)
 	assert_non_null(strstr(f->err, "control_socket"));
 	isd_target_cfg_fini(&next);
 
+	/* the reactor threads are started once: restart-only */
+	copy_running(f, &next);
+	next.reactors = 4;
+	assert_int_equal(isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)), -EINVAL);
+	assert_non_null(strstr(f->err, "reactors cannot change while iserd runs"));
+	isd_target_cfg_fini(&next);
+	copy_running(f, &next);
+	snprintf(next.reactor_cpus, sizeof(next.reactor_cpus), "0-1");
+	assert_int_equal(isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)), -EINVAL);
+	assert_non_null(strstr(f->err, "reactor_cpus cannot change"));
+	isd_target_cfg_fini(&next);
+
 	/* invalid: a duplicate LUN; nothing changed, one error */
 	copy_running(f, &next);
 	{
