@@ -88,18 +88,26 @@ def clear_ua(c, lun):
 
 
 def setup(d):
-    """Warm both LUNs once, then take the fd baseline with nothing connected."""
-    for lun in (0, 1):
-        c = hl.session(d.port)
-        clear_ua(c, lun)
-        data = cw.block(0, 0, 0)
-        h = c.cmd_bhs(struct.pack(">BBIBHB", 0x2A, 0, LUN_BLOCKS - 1, 0, 1, 0), BLOCK,
-                      write=True, dsl=BLOCK, lun=lun)
-        c.send_pdu(h, data=data)
-        c.cmdsn += 1
-        p = c.wait(lambda q, i=struct.unpack_from(">I", h, 16)[0]: q.itt == i)
-        if p.bhs[3] != 0:
-            raise CaseFail("warm-up WRITE to LUN %d: %r" % (lun, p))
+    """Warm both LUNs once on every reactor, then take the fd baseline with nothing connected.
+
+    A file LUN sets up its io_uring ring (and its eventfd) on a reactor the first time that
+    reactor does I/O on it, and keeps them while the LUN lives: so as many sessions as there are
+    reactors, held at once (iserd places a new connection on the least loaded reactor), each
+    write to both LUNs before the baseline is taken."""
+    n = int(os.environ.get("ISD_TEST_REACTORS", "") or 1)
+    cs = [hl.session(d.port) for _ in range(n)]
+    for c in cs:
+        for lun in (0, 1):
+            clear_ua(c, lun)
+            data = cw.block(0, 0, 0)
+            h = c.cmd_bhs(struct.pack(">BBIBHB", 0x2A, 0, LUN_BLOCKS - 1, 0, 1, 0), BLOCK,
+                          write=True, dsl=BLOCK, lun=lun)
+            c.send_pdu(h, data=data)
+            c.cmdsn += 1
+            p = c.wait(lambda q, i=struct.unpack_from(">I", h, 16)[0]: q.itt == i)
+            if p.bhs[3] != 0:
+                raise CaseFail("warm-up WRITE to LUN %d: %r" % (lun, p))
+    for c in cs:
         c.logout()
         c.close()
     st = d.wait_stats(lambda s: s["sessions"] == 0 and s["connections"] == 0 and

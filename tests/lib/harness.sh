@@ -399,7 +399,10 @@ isd_lab_outdir() {
 isd_lab_build() {
 	local name=$1
 	shift
-	gcc -O1 -o "$OUTD/$name" "$ISERD_SRC/tests/integration/$name.c" "$@" \
+	# with ASan and UBSan, so a crash in the tool or a library under it (libiscsi's iSER transport)
+	# leaves a stack in the job log instead of a bare "Segmentation fault"
+	gcc -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -o "$OUTD/$name" \
+		"$ISERD_SRC/tests/integration/$name.c" "$ISERD_SRC/tests/lab/guest_tool_sanitize.c" "$@" \
 		2>"$OUTD/$name.build.log" || return 1
 	ISD_LAB_FILES+=(-f "$OUTD/$name")
 }
