@@ -53,6 +53,11 @@ fi
 PORTAL=iscsi://127.0.0.1:$ISD_PORT
 PID=${ISD_PID_OF[main]}
 CTL=(timeout 30 "$ISERCTL" --socket "${ISD_CTL_OF[main]}")
+# (iserd listens before its reactors start: wait for the line, bounded)
+for ((i = 0; i < 100; i++)); do
+	grep -q '2 reactors' "${ISD_LOG_OF[main]}" && break
+	sleep 0.1
+done
 grep -q '2 reactors' "${ISD_LOG_OF[main]}" && isd_pass "iserd logs 2 reactors" ||
 	isd_fail "iserd does not log '2 reactors'"
 

@@ -424,7 +424,14 @@ isd_lab_run() {
 }
 
 isd_lab_passed() {
-	[ "$ISD_LAB_RC" = 0 ] && grep -qx "RESULT PASS" "$OUTD/result" 2>/dev/null
+	[ "$ISD_LAB_RC" = 0 ] && grep -qx "RESULT PASS" "$OUTD/result" 2>/dev/null || return 1
+	# a sanitizer report from a guest tool fails the run even when the step went on to pass
+	# (a report on a second thread can lose the race with the tool's exit status)
+	if grep -qE "ERROR: AddressSanitizer|runtime error:" "$OUTD/log" 2>/dev/null; then
+		echo "FAIL: a sanitizer report in the guest job log:"
+		grep -E -A3 "ERROR: AddressSanitizer|runtime error:" "$OUTD/log" | head -n 20
+		return 1
+	fi
 }
 
 isd_lab_show() {  # FILE TITLE LINES
