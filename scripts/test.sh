@@ -5,8 +5,9 @@
 #   3. when clang is there, a bounded fuzz smoke: the fuzz preset is built and each
 #      libFuzzer target runs for $ISERD_FUZZ_SECONDS (default 30) s on a copy of its
 #      corpus tests/fuzz/corpus/<name>; a crash fails this script (after ctest);
-#   4. the tsan preset (ThreadSanitizer) is built and its unit and integration tests run
-#      (the hostile tests bound iserd's RSS, which TSan's shadow memory inflates);
+#   4. the tsan preset (ThreadSanitizer) is built and its unit and integration tests run,
+#      each iserd on 2 reactors (ISD_TEST_REACTORS, default 2 here): the threads TSan is
+#      for (the hostile tests bound iserd's RSS, which TSan's shadow memory inflates);
 #   5. LAST, ctest, so that its summary line is the final output.
 # Exit status: ctest's, or 1 when ctest passed but the fuzz smoke found a crash or the
 # ThreadSanitizer run failed.
@@ -86,8 +87,9 @@ fi
 tsan_failed=0
 if [ "${ISERD_SKIP_TSAN:-0}" != 1 ]; then
 	if cmake --preset tsan && cmake --build --preset tsan "${JOBS[@]}"; then
-		echo "tsan: unit and integration tests under ThreadSanitizer"
-		ctest --preset tsan -L 'unit|integration' --no-label-summary -j2 || tsan_failed=1
+		echo "tsan: unit and integration tests under ThreadSanitizer, iserd on ${ISD_TEST_REACTORS:-2} reactors"
+		ISD_TEST_REACTORS=${ISD_TEST_REACTORS:-2} \
+			ctest --preset tsan -L 'unit|integration' --no-label-summary -j2 || tsan_failed=1
 	else
 		tsan_failed=1
 		echo "tsan: building the tsan preset FAILED"
