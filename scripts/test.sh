@@ -8,10 +8,13 @@
 #   4. the tsan preset (ThreadSanitizer) is built and its unit and integration tests run,
 #      each iserd on 2 reactors (ISD_TEST_REACTORS, default 2 here): the threads TSan is
 #      for (the hostile tests bound iserd's RSS, which TSan's shadow memory inflates);
-#   5. LAST, ctest, so that its summary line is the final output.
-# Exit status: ctest's, or 1 when ctest passed but the fuzz smoke found a crash or the
-# ThreadSanitizer run failed.
-# Env: ISERD_SKIP_DEPS=1 skips step 1, ISERD_SKIP_FUZZ=1 step 3, ISERD_SKIP_TSAN=1 step 4; ISERD_JOBS=N limits
+#   5. the hostile tests under ASan once more, each iserd on 2 reactors (the limits and
+#      counters hold when a peer's connections land on different threads);
+#   6. LAST, ctest, so that its summary line is the final output.
+# Exit status: ctest's, or 1 when ctest passed but the fuzz smoke found a crash, the
+# ThreadSanitizer run or the hostile run on 2 reactors failed.
+# Env: ISERD_SKIP_DEPS=1 skips step 1, ISERD_SKIP_FUZZ=1 step 3, ISERD_SKIP_TSAN=1 step 4,
+# ISERD_SKIP_REACTORS=1 step 5; ISERD_JOBS=N limits
 # build parallelism; extra arguments go to ctest (e.g. -L unit, -R malformed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -97,9 +100,19 @@ if [ "${ISERD_SKIP_TSAN:-0}" != 1 ]; then
 	[ "$tsan_failed" -eq 0 ] || echo "tsan FAILED; running ctest anyway, then exiting non-zero"
 fi
 
+reactors_failed=0
+if [ "${ISERD_SKIP_REACTORS:-0}" != 1 ]; then
+	echo "reactors: the hostile tests again, iserd on 2 reactors"
+	ISD_TEST_REACTORS=2 ctest --preset asan -L hostile --output-on-failure --no-label-summary -j2 ||
+		reactors_failed=1
+	[ "$reactors_failed" -eq 0 ] ||
+		echo "hostile tests on 2 reactors FAILED; running ctest anyway, then exiting non-zero"
+fi
+
 ctest --preset asan --output-on-failure --no-label-summary "$@"
 rc=$?
-if [ "$rc" -eq 0 ] && { [ "$fuzz_failed" -ne 0 ] || [ "$tsan_failed" -ne 0 ]; }; then
+if [ "$rc" -eq 0 ] && { [ "$fuzz_failed" -ne 0 ] || [ "$tsan_failed" -ne 0 ] ||
+	[ "$reactors_failed" -ne 0 ]; }; then
 	rc=1
 fi
 exit "$rc"
