@@ -177,7 +177,11 @@ struct isd_bstore {
 	void (*pr_changed)(void *arg, struct isd_bstore *bs, const void *msg, size_t len,
 			   uint64_t token);
 	void *pr_changed_arg;
-	/* enum isd_bstore_lock; set by the store at open and on the reactor */
+	/*
+	 * enum isd_bstore_lock; set by the store at open and on its reactor, read
+	 * from any (a write's fencing check): through isd_bstore_lock_state and
+	 * isd_bstore_lock_set only.
+	 */
 	uint8_t lock;
 	/*
 	 * Set by the owner, optional: called on the reactor after lock changed
@@ -187,6 +191,19 @@ struct isd_bstore {
 	void (*lock_changed)(void *arg, struct isd_bstore *bs);
 	void *lock_changed_arg;
 };
+
+/* bs->lock, read on any reactor while the store's own may change it. */
+static inline uint8_t
+isd_bstore_lock_state(const struct isd_bstore *bs)
+{
+	return __atomic_load_n(&bs->lock, __ATOMIC_RELAXED);
+}
+
+static inline void
+isd_bstore_lock_set(struct isd_bstore *bs, uint8_t state)
+{
+	__atomic_store_n(&bs->lock, state, __ATOMIC_RELAXED);
+}
 
 #define ISD_BSTORE_SPEC_MAX 4200       /* "file:" + PATH_MAX + ",size=..." */
 #define ISD_BSTORE_PATH_MAX 4096

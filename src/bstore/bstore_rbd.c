@@ -692,7 +692,7 @@ rs_rw(struct isd_bstore *bs, enum rbd_op op, const struct iovec *iov, int iovcnt
 
 	if (op == ROP_WRITE && bs->read_only)
 		return -EROFS;
-	if (op == ROP_WRITE && bs->lock == ISD_BSTORE_LOCK_FENCED)
+	if (op == ROP_WRITE && isd_bstore_lock_state(bs) == ISD_BSTORE_LOCK_FENCED)
 		return -ESHUTDOWN;
 	if (iov_len(iov, iovcnt, &len) < 0 || !rs_range_ok(bs, off, len))
 		return -EINVAL;
@@ -767,7 +767,7 @@ rs_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb cb, 
 
 	if (bs->read_only)
 		return -EROFS;
-	if (bs->lock == ISD_BSTORE_LOCK_FENCED)
+	if (isd_bstore_lock_state(bs) == ISD_BSTORE_LOCK_FENCED)
 		return -ESHUTDOWN;
 	if (!rs_range_ok(bs, off, len))
 		return -EINVAL;
@@ -821,7 +821,7 @@ rs_compare_and_write(struct isd_bstore *bs, const void *cmp, const void *data, s
 
 	if (bs->read_only)
 		return -EROFS;
-	if (bs->lock == ISD_BSTORE_LOCK_FENCED)
+	if (isd_bstore_lock_state(bs) == ISD_BSTORE_LOCK_FENCED)
 		return -ESHUTDOWN;
 	if (len == 0 || !rs_range_ok(bs, off, len))
 		return -EINVAL;
@@ -860,7 +860,7 @@ rs_write_same(struct isd_bstore *bs, const void *pattern, size_t plen, uint64_t 
 
 	if (bs->read_only)
 		return -EROFS;
-	if (bs->lock == ISD_BSTORE_LOCK_FENCED)
+	if (isd_bstore_lock_state(bs) == ISD_BSTORE_LOCK_FENCED)
 		return -ESHUTDOWN;
 	if (plen == 0 || len == 0 || len % plen != 0 || len > SIZE_MAX || !rs_range_ok(bs, off, len))
 		return -EINVAL;
@@ -1493,11 +1493,11 @@ rs_take_lock(struct rbd_bs *rb)
 	 * The first report, even of the state found at open, lets the owner
 	 * record it where it keeps states (the LU took it at open already).
 	 */
-	if (now == rb->bs.lock && rb->lock_reported)
+	if (now == isd_bstore_lock_state(&rb->bs) && rb->lock_reported)
 		return;
 	rb->lock_reported = true;
 	isd_log_info("%s: this gateway %s", rb->bs.desc, rs_lock_name(now));
-	rb->bs.lock = now;
+	isd_bstore_lock_set(&rb->bs, now);
 	if (rb->bs.lock_changed != NULL)
 		rb->bs.lock_changed(rb->bs.lock_changed_arg, &rb->bs);
 }
@@ -1512,11 +1512,11 @@ rs_takeover_op(struct isd_bstore *bs, char *why, size_t whylen)
 		isd_seterr(why, whylen, "%s takes no lock (lock=exclusive)", bs->desc);
 		return -ENOTSUP;
 	}
-	if (bs->lock == ISD_BSTORE_LOCK_OWNER) {
+	if (isd_bstore_lock_state(bs) == ISD_BSTORE_LOCK_OWNER) {
 		isd_seterr(why, whylen, "%s: this gateway owns the lock already", bs->desc);
 		return -EALREADY;
 	}
-	if (bs->lock == ISD_BSTORE_LOCK_FENCED) {
+	if (isd_bstore_lock_state(bs) == ISD_BSTORE_LOCK_FENCED) {
 		/* the cluster refuses this client for good: only a new one can */
 		isd_seterr(why, whylen,
 			   "%s: this gateway was fenced; remove and add the LUN again (or "
@@ -2181,7 +2181,7 @@ rs_open_lock(struct rbd_bs *rb, char *err, size_t err_len)
 	rc = rbd_lock_get_owners(rb->image, &mode, owners, &n);
 	if (rc == 0 && n > 0) {
 		rbd_lock_get_owners_cleanup(owners, n);
-		rb->bs.lock = ISD_BSTORE_LOCK_OTHER;
+		isd_bstore_lock_set(&rb->bs, ISD_BSTORE_LOCK_OTHER);
 		return 0;
 	}
 	if (rc < 0 && rc != -ENOENT) {
@@ -2190,10 +2190,10 @@ rs_open_lock(struct rbd_bs *rb, char *err, size_t err_len)
 	}
 	rc = rbd_lock_acquire(rb->image, RBD_LOCK_MODE_EXCLUSIVE);
 	if (rc == 0) {
-		rb->bs.lock = ISD_BSTORE_LOCK_OWNER;
+		isd_bstore_lock_set(&rb->bs, ISD_BSTORE_LOCK_OWNER);
 	} else if (rc == -EROFS || rc == -EBUSY || rc == -EAGAIN) {
 		/* another gateway was quicker */
-		rb->bs.lock = ISD_BSTORE_LOCK_OTHER;
+		isd_bstore_lock_set(&rb->bs, ISD_BSTORE_LOCK_OTHER);
 	} else {
 		isd_seterr(err, err_len, "cannot acquire the exclusive lock: %s", strerror(-rc));
 		return rc;

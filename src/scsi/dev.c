@@ -103,12 +103,41 @@ lu_free(struct isd_scsi_lu *lu)
 
 /* The caller deregisters the store's memory (gone) before the store goes. */
 static void
-lu_gone_free(struct isd_scsi_lu *lu)
+lu_gone_free_here(void *arg)
 {
+	struct isd_scsi_lu *lu = arg;
+
 	if (lu->gone != NULL)
 		lu->gone(lu->gone_arg, lu->bs);
 	lu->gone = NULL;
 	lu_free(lu);
+}
+
+/*
+ * The last holder of a removed LU may be a command or a copy on any reactor,
+ * but gone belongs to whoever removed it (the daemon deregisters the memory
+ * from tables its control reactor owns) and the store was opened on one
+ * reactor: so the free runs on the store's reactor, posted there when the
+ * last holder is elsewhere. Nothing reaches the LU any more (out of every
+ * table and list, no command or copy holds it), so it waits for the message
+ * alone. With one reactor, or in_place (the device's destroy, which runs
+ * where its owner tears it down, when no command is left and maybe after
+ * the other loops ended), it is freed here.
+ */
+static void
+lu_gone_free(struct isd_scsi_lu *lu, bool in_place)
+{
+	struct isd_reactor *home = lu->bs != NULL ? lu->bs->reactor : NULL;
+	struct isd_reactor *here = isd_reactor_current();
+
+	if (!in_place && isd_monitor_threaded() && home != NULL && here != NULL &&
+	    here != home) {
+		lu->free_msg.cb = lu_gone_free_here;
+		lu->free_msg.arg = lu;
+		isd_reactor_post(home, &lu->free_msg);
+		return;
+	}
+	lu_gone_free_here(lu);
 }
 
 /*
@@ -118,7 +147,7 @@ lu_gone_free(struct isd_scsi_lu *lu)
  * and the last copy's put frees it. Its store stays open until then.
  */
 static void
-lu_reap(struct isd_scsi_lu *lu)
+lu_reap(struct isd_scsi_lu *lu, bool in_place)
 {
 	/* a LU whose device went while a copy of another device held it is on no list */
 	struct isd_scsi_lu **pp = lu->dev != NULL ? &lu->dev->removed : NULL;
@@ -137,7 +166,7 @@ lu_reap(struct isd_scsi_lu *lu)
 	}
 	pthread_mutex_unlock(&g_reg_mu);
 	if (!held)
-		lu_gone_free(lu);
+		lu_gone_free(lu, in_place);
 }
 
 static void
@@ -146,7 +175,7 @@ lu_put(struct isd_scsi_lu *lu)
 	if (lu->refs > 0)
 		lu->refs--;
 	if (lu->refs == 0 && lu->removed)
-		lu_reap(lu);
+		lu_reap(lu, false);
 }
 
 /* A copy's hold, from the thread of the copy's device (any). */
@@ -162,10 +191,10 @@ isd_scsi_lu_put(struct isd_scsi_lu *lu)
 	pthread_mutex_unlock(&g_reg_mu);
 	/*
 	 * An orphan: no device, no lookup reaches it, this was its last holder.
-	 * Its gone runs here, on the copy's thread: it only deregisters memory.
+	 * Its gone and the free run on the store's reactor (lu_gone_free).
 	 */
 	if (last)
-		lu_gone_free(lu);
+		lu_gone_free(lu, false);
 }
 
 int
@@ -235,7 +264,7 @@ isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 	while ((lu = dev->removed) != NULL) {
 		dev->removed = lu->removed_next;
 		lu->removed_next = NULL;
-		lu_reap(lu);
+		lu_reap(lu, true);
 	}
 	isd_monitor_leave(&dev->mon);
 	isd_monitor_destroy(&dev->mon);
@@ -321,7 +350,7 @@ dev_remove_lu_in(struct isd_scsi_dev *dev, uint32_t lun,
 	lu->gone_arg = arg;
 	isd_scsi_dev_luns_changed(dev);
 	if (lu->refs == 0) {
-		lu_reap(lu);
+		lu_reap(lu, false);
 		return 0;
 	}
 	lu->removed_next = dev->removed;

@@ -369,8 +369,10 @@ uint64_t isd_scsi_lun_encode(uint32_t lun);
  * fail with LOGICAL UNIT NOT SUPPORTED; those already set up on it run to
  * their release. Then gone(arg, store) runs (for the caller to deregister the
  * store's memory), and the store is closed and the LU freed: at once when no
- * command holds it, else from the release of the last one. Every other LU of
- * the device raises REPORTED LUNS DATA HAS CHANGED on each nexus.
+ * command holds it, else from the release of the last one; always on the
+ * reactor the store was opened on (posted there when the last holder runs on
+ * another). Every other LU of the device raises REPORTED LUNS DATA HAS
+ * CHANGED on each nexus.
  * -ENOENT for an unknown LU number.
  */
 int isd_scsi_dev_remove_lu(struct isd_scsi_dev *dev, uint32_t lun,

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "reactor/reactor.h"
 #include "scsi/scsi.h"
 
 struct isd_xcopy_held;
@@ -258,6 +259,8 @@ struct isd_scsi_lu {
 	void (*gone)(void *arg, struct isd_bstore *bs);  /* before the store is closed */
 	void *gone_arg;
 	struct isd_scsi_lu *removed_next;       /* on dev->removed */
+	/* the free posted to the store's reactor when the last holder is elsewhere */
+	struct isd_reactor_msg free_msg;
 
 	struct isd_io_stats io;         /* commands to this LU */
 };

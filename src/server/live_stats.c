@@ -85,7 +85,7 @@ lun_lock(struct isd_target_running *rt, const char *target, uint32_t lun)
 		return ISD_BSTORE_LOCK_NONE;
 	TAILQ_FOREACH(n, &rt->nodes, link) {
 		if (strcmp(n->tn.name, target) == 0)
-			return n->bs[lun] != NULL ? n->bs[lun]->lock : ISD_BSTORE_LOCK_NONE;
+			return n->bs[lun] != NULL ? isd_bstore_lock_state(n->bs[lun]) : ISD_BSTORE_LOCK_NONE;
 	}
 	return ISD_BSTORE_LOCK_NONE;
 }

@@ -163,9 +163,9 @@ lun_size_changed(void *arg, struct isd_bstore *bs)
 static enum isd_scsi_alua_state
 lun_lock_alua_state(const struct isd_target_node *n, const struct isd_bstore *bs)
 {
-	if (bs->lock == ISD_BSTORE_LOCK_OWNER)
+	if (isd_bstore_lock_state(bs) == ISD_BSTORE_LOCK_OWNER)
 		return ISD_ALUA_ACTIVE_OPTIMIZED;
-	if (bs->lock == ISD_BSTORE_LOCK_FENCED)
+	if (isd_bstore_lock_state(bs) == ISD_BSTORE_LOCK_FENCED)
 		return ISD_ALUA_UNAVAILABLE;
 	return n->alua_peer_state != 0 ? (enum isd_scsi_alua_state)n->alua_peer_state
 				       : ISD_ALUA_ACTIVE_NON_OPTIMIZED;
@@ -299,7 +299,7 @@ isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_
 		isd_target_naa_split(l->naa, &lu.naa_id, &lu.naa_ext, &lu.naa_ext_set);
 	lu.alua_state = l->alua_state_set ? l->alua_state : ISD_ALUA_ACTIVE_OPTIMIZED;
 	/* a store under a cluster lock: the lock decides, whatever was saved */
-	if (bs->lock != ISD_BSTORE_LOCK_NONE && nc->alua_group != 0)
+	if (isd_bstore_lock_state(bs) != ISD_BSTORE_LOCK_NONE && nc->alua_group != 0)
 		lu.alua_state = lun_lock_alua_state(n, bs);
 	lu.write_cache = true;
 	/* the SCSI layer also requires bs->can_discard; a kind that is not thin

@@ -6,7 +6,8 @@
 # reactors carry connections. Checks through the metrics endpoint and
 # `iserctl --json stats` that placement put connections on both reactors (one
 # reactor holding them all fails the test), runs control calls (session list,
-# stats, lun add/remove, config reload) and a SIGHUP reload during the I/O,
+# stats, lun add, the removal of a LUN that two sessions are reading, config
+# reload) and a SIGHUP reload during the I/O,
 # and ends with SIGTERM during I/O: iserd must exit 0, without a sanitizer
 # report. Exit 77 when a tool is missing.
 set -u
@@ -158,7 +159,24 @@ isd_check "iserctl status during I/O" "${CTL[@]}" status
 isd_check "iserctl lun add (LUN 1 of a second target) during I/O" "${CTL[@]}" lun add "$IQN2" 1 ram:8M
 isd_check "iserctl lun list shows the new LUN" "${CTL[@]}" lun list "$IQN2" &&
 	{ grep -q 'ram:8M' "$ISD_OUT" || isd_fail "lun list lacks the ram:8M LUN 1"; }
-isd_check "iserctl lun remove (that LUN) during I/O" "${CTL[@]}" lun remove "$IQN2" 1
+# reads on that LUN from two sessions (placed on both reactors, the least
+# loaded each time) while it is removed: the last command released on reactor
+# 1 hands the LU's free back to reactor 0, where its store was opened
+RM_PIDS=()
+for i in 1 2; do
+	timeout -k 5 30 iscsi-perf -i "$INI-rm$i" -t 20 -b 8 -m 8 -r "$PORTAL/$IQN2/1" \
+		>"$ISD_TMP/perf.rm.$i" 2>&1 &
+	RM_PIDS+=($!)
+done
+sleep 2
+isd_check "iserctl lun remove (that LUN) during I/O on it" "${CTL[@]}" lun remove "$IQN2" 1
+sleep 1
+# their commands now fail (LOGICAL UNIT NOT SUPPORTED): end them, they are ours
+kill -TERM "${RM_PIDS[@]}" 2>/dev/null
+for p in "${RM_PIDS[@]}"; do
+	wait "$p" 2>/dev/null
+done
+isd_expect_alive main
 isd_check "iserctl config reload during I/O" "${CTL[@]}" config reload
 kill -HUP "$PID"
 isd_check "iserctl stats --prometheus during I/O" "${CTL[@]}" stats --prometheus

@@ -291,11 +291,142 @@ test_one_device_many_reactors(void **state)
 	isd_monitor_set_threaded(false);
 }
 
+/*
+ * A LU removed (on reactor 0, where its store was opened) while a command set
+ * up on reactor 1 holds it: the release on reactor 1 drops the last hold, and
+ * the LU's gone callback and the store's close must still run on reactor 0,
+ * outside any monitor (the daemon deregisters the memory there, from tables
+ * only reactor 0 touches).
+ */
+struct removal {
+	struct isd_reactor_msg hold_msg, remove_msg, release_msg;
+	struct isd_reactor *r0, *r1;
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_nexus nexus;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16];
+	int setup_rc, remove_rc;
+	bool gone_early;
+	atomic_int gone_calls;
+	struct isd_reactor *gone_on;
+	bool gone_inside;
+};
+
+static void
+removal_gone(void *arg, struct isd_bstore *bs)
+{
+	struct removal *rm = arg;
+
+	(void)bs;
+	rm->gone_on = isd_reactor_current();
+	rm->gone_inside = isd_monitor_current() != NULL;
+	atomic_fetch_add(&rm->gone_calls, 1);
+	isd_reactor_stop(rm->r0);
+}
+
+static void
+removal_release(void *arg)
+{
+	struct removal *rm = arg;
+
+	/* reactor 1: the last hold goes here */
+	isd_scsi_cmd_release(&rm->cmd);
+}
+
+static void
+removal_remove(void *arg)
+{
+	struct removal *rm = arg;
+
+	/* reactor 0: the command holds the LU, so nothing is freed yet */
+	rm->remove_rc = isd_scsi_dev_remove_lu(rm->dev, 0, removal_gone, rm);
+	rm->gone_early = atomic_load(&rm->gone_calls) != 0;
+	isd_reactor_post(rm->r1, &rm->release_msg);
+}
+
+static void
+removal_hold(void *arg)
+{
+	struct removal *rm = arg;
+	struct isd_scsi_cmd *cmd = &rm->cmd;
+
+	/* reactor 1: a READ set up (holding the LU), not executed; the first
+	 * ones of a new nexus may end in setup with a unit attention */
+	for (int i = 0; i < 4; i++) {
+		memset(cmd, 0, sizeof(*cmd));
+		rm->cdb[0] = 0x28;
+		put_be16(rm->cdb + 7, 1);
+		cmd->dev = rm->dev;
+		cmd->nexus = &rm->nexus;
+		cmd->lun = isd_scsi_lun_encode(0);
+		cmd->cdb = rm->cdb;
+		cmd->cdb_len = 10;
+		cmd->edtl = BS;
+		rm->setup_rc = isd_scsi_cmd_setup(cmd);
+		if (rm->setup_rc == ISD_SCSI_SETUP_READY)
+			break;
+		isd_scsi_cmd_release(cmd);
+	}
+	isd_reactor_post(rm->r0, &rm->remove_msg);
+}
+
+static void
+test_removed_lu_freed_on_its_reactor(void **state)
+{
+	struct isd_reactor_group *g;
+	struct isd_scsi_lu_cfg cfg;
+	struct isd_bstore *bs;
+	struct removal rm;
+	char err[128];
+
+	(void)state;
+	isd_monitor_set_threaded(true);
+	assert_int_equal(isd_reactor_group_create(2, &g), 0);
+	memset(&rm, 0, sizeof(rm));
+	rm.r0 = isd_reactor_group_get(g, 0);
+	rm.r1 = isd_reactor_group_get(g, 1);
+	assert_int_equal(isd_scsi_dev_create("iqn.2026-12.test:rm", &rm.dev), 0);
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(isd_bstore_open(rm.r0, "ram:64K", &bs, err, sizeof(err)), 0);
+	cfg.bstore = bs;
+	cfg.block_size = BS;
+	snprintf(cfg.serial, sizeof(cfg.serial), "RM0");
+	assert_int_equal(isd_scsi_dev_add_lu(rm.dev, 0, &cfg), 0);
+	snprintf(rm.nexus.initiator_port, sizeof(rm.nexus.initiator_port),
+		 "iqn.2026-12.test:rmini,i,0x00023d000001");
+	snprintf(rm.nexus.target_port, sizeof(rm.nexus.target_port),
+		 "iqn.2026-12.test:rm,t,0x0001");
+	rm.nexus.rel_tgt_port_id = 1;
+	rm.nexus.id = 300;
+	rm.hold_msg.cb = removal_hold;
+	rm.hold_msg.arg = &rm;
+	rm.remove_msg.cb = removal_remove;
+	rm.remove_msg.arg = &rm;
+	rm.release_msg.cb = removal_release;
+	rm.release_msg.arg = &rm;
+
+	assert_int_equal(isd_reactor_group_start(g, NULL, 0), 0);
+	isd_reactor_post(rm.r1, &rm.hold_msg);
+	assert_int_equal(isd_reactor_run(rm.r0), 0);
+	isd_reactor_group_join(g);
+
+	assert_int_equal(rm.setup_rc, ISD_SCSI_SETUP_READY);
+	assert_int_equal(rm.remove_rc, 0);
+	assert_false(rm.gone_early);
+	assert_int_equal(atomic_load(&rm.gone_calls), 1);
+	assert_ptr_equal(rm.gone_on, rm.r0);
+	assert_false(rm.gone_inside);
+	isd_scsi_dev_destroy(rm.dev);
+	isd_reactor_group_destroy(g);
+	isd_monitor_set_threaded(false);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_device_many_reactors),
+		cmocka_unit_test(test_removed_lu_freed_on_its_reactor),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
