@@ -567,11 +567,11 @@ isd_conn_stamp_sn(struct isd_dm_conn *dc, uint8_t *bhs)
 void
 isd_conn_count_copy(struct isd_dm_conn *dc, uint64_t bytes)
 {
-	isd_stat_add_n(&isd_conn_of(dc)->tgt->stats.bytes_copied, bytes);
+	isd_stat_add_n(&isd_tgt_hot(isd_conn_of(dc))->bytes_copied, bytes);
 }
 
 void
 isd_conn_count_placed(struct isd_conn *c, uint64_t bytes)
 {
-	isd_stat_add_n(&c->tgt->stats.bytes_placed, bytes);
+	isd_stat_add_n(&isd_tgt_hot(c)->bytes_placed, bytes);
 }

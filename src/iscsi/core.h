@@ -9,7 +9,8 @@
  *     nothing that may call into the SCSI layer, a datamover or back into
  *     the core runs under it (collect under the lock, act after unlock);
  *   - the counters (stats, next_ttt) are relaxed atomics (isd_stat_inc and
- *     friends), bumped from any reactor;
+ *     friends), bumped from any reactor; those of every command (hot) have
+ *     a cache line per reactor;
  *   - nodes, portals and cfg change only in control methods, which run on
  *     reactor 0 with every other reactor paused (isd_reactor_group_pause),
  *     so the logins of other reactors read them without a lock.
@@ -84,6 +85,17 @@ struct isd_iscsi_tgt {
 	uint16_t next_tsih;
 	uint64_t next_nexus_id;
 	struct isd_iscsi_stats stats;           /* isd_stat_*: any reactor, no lock */
+	/*
+	 * The counters every command bumps, one cache line per reactor index (a
+	 * connection's reactor bumps its own; isd_iscsi_tgt_get_stats sums them
+	 * into stats' tasks, bytes_copied and bytes_placed, which stay 0 here):
+	 * shared, they would bounce between the cores on every command.
+	 */
+	struct isd_tgt_hot {
+		uint64_t tasks;                 /* up at alloc, down at free: same reactor */
+		uint64_t bytes_copied;
+		uint64_t bytes_placed;
+	} __attribute__((aligned(64))) hot[ISD_REACTOR_MAX];
 	uint32_t next_ttt;                      /* atomic (text.c) */
 	bool shutting_down;
 	void (*shutdown_cb)(void *arg);
@@ -128,6 +140,9 @@ isd_stat_add_n(uint64_t *p, uint64_t n)
 {
 	__atomic_fetch_add(p, n, __ATOMIC_RELAXED);
 }
+
+/* The calling connection's reactor's line of t->hot. */
+#define isd_tgt_hot(c) (&(c)->tgt->hot[isd_reactor_index((c)->reactor)])
 
 static inline uint64_t
 isd_stat_load(const uint64_t *p)

@@ -48,7 +48,7 @@ task_alloc(struct isd_conn *c, bool immediate)
 		c->sess->active_imm++;
 	else
 		c->sess->active_cmds++;
-	isd_stat_inc(&c->tgt->stats.tasks);
+	isd_stat_inc(&isd_tgt_hot(c)->tasks);
 	t->start_ns = isd_now_ns();
 	isd_io_stats_start(&c->sess->io);
 	isd_conn_get(c);
@@ -97,7 +97,7 @@ isd_task_free(struct isd_task *t)
 		isd_scsi_cmd_release(&t->cmd);
 	if (t->held_pdu != NULL)
 		isd_conn_release_pdu(c, t->held_pdu);
-	isd_stat_dec(&c->tgt->stats.tasks);
+	isd_stat_dec(&isd_tgt_hot(c)->tasks);
 	isd_mem_free(t);
 	if (w != NULL)
 		isd_tmf_wait_done(w);

@@ -75,9 +75,11 @@ isd_iscsi_tgt_create(struct isd_reactor *r, const struct isd_iscsi_cfg *cfg,
 
 	if (r == NULL || out == NULL)
 		return -EINVAL;
-	t = calloc(1, sizeof(*t));
+	/* aligned as its per-reactor lines are (sizeof is a multiple of 64) */
+	t = aligned_alloc(_Alignof(struct isd_iscsi_tgt), sizeof(*t));
 	if (t == NULL)
 		return -ENOMEM;
+	memset(t, 0, sizeof(*t));
 	if (pthread_mutex_init(&t->lock, NULL) != 0) {
 		free(t);
 		return -ENOMEM;
@@ -286,6 +288,11 @@ isd_iscsi_tgt_get_stats(struct isd_iscsi_tgt *t, struct isd_iscsi_stats *out)
 	LOAD(refused.held_pdus);
 	LOAD(refused.buffers);
 #undef LOAD
+	for (unsigned i = 0; i < ISD_REACTOR_MAX; i++) {
+		out->tasks += isd_stat_load(&t->hot[i].tasks);
+		out->bytes_copied += isd_stat_load(&t->hot[i].bytes_copied);
+		out->bytes_placed += isd_stat_load(&t->hot[i].bytes_placed);
+	}
 }
 
 /* On t->reactor: the layer above's callback, and a pending shutdown's completion. */
