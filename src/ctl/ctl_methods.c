@@ -1370,6 +1370,7 @@ m_stats_get(struct rpc *x)
 		const struct isd_target_node_cfg *n = &cfg->nodes[i];
 		struct json_object *t;
 		struct isd_io_stats io;
+		uint64_t shared;
 
 		if (name[0] && strcasecmp(name, n->name) != 0)
 			continue;
@@ -1377,6 +1378,8 @@ m_stats_get(struct rpc *x)
 		add_str(t, "name", n->name);
 		if (isd_live_target_stats(x->env->rt, n->name, &io) == 0)
 			json_object_object_add(t, "io", io_json(&io));
+		if (isd_live_target_shared_cmds(x->env->rt, n->name, &shared) == 0)
+			add_int(t, "shared_commands", (int64_t)shared);
 		json_object_object_add(t, "luns", luns_json(x, n));
 		json_object_array_add(ta, t);
 	}

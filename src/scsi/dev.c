@@ -76,6 +76,11 @@ isd_scsi_dev_create(const char *name, struct isd_scsi_dev **out)
 	snprintf(dev->name, sizeof(dev->name), "%s", name != NULL ? name : "");
 	TAILQ_INIT(&dev->live);
 	isd_monitor_init(&dev->mon);
+	if (isd_monitor_init_shared(&dev->fast, &dev->mon) != 0) {
+		isd_monitor_destroy(&dev->mon);
+		free(dev);
+		return -ENOMEM;
+	}
 	pthread_mutex_lock(&g_reg_mu);
 	TAILQ_INSERT_TAIL(&g_devs, dev, link);
 	pthread_mutex_unlock(&g_reg_mu);
@@ -98,6 +103,8 @@ lu_free(struct isd_scsi_lu *lu)
 	isd_bstore_close(lu->bs);
 	isd_scsi_pr_share_stop(lu);
 	isd_scsi_sanitize_stop(lu, true);
+	for (unsigned i = 0; i < ISD_MONITOR_SLOTS; i++)
+		free(lu->slot_io[i]);
 	free(lu);
 }
 
@@ -169,12 +176,32 @@ lu_reap(struct isd_scsi_lu *lu, bool in_place)
 		lu_gone_free(lu, in_place);
 }
 
+/*
+ * lu->refs is atomic: commands on the shared path take and drop their holds
+ * from several threads at once. Everything else about a LU's removal happens
+ * under the monitor, which no shared section overlaps, so a hold dropped on
+ * the shared path never finds the LU removed (release checks that first).
+ */
+static void
+lu_ref_get(struct isd_scsi_lu *lu)
+{
+	__atomic_fetch_add(&lu->refs, 1, __ATOMIC_RELAXED);
+}
+
+static uint32_t
+lu_refs(const struct isd_scsi_lu *lu)
+{
+	return __atomic_load_n(&lu->refs, __ATOMIC_RELAXED);
+}
+
 static void
 lu_put(struct isd_scsi_lu *lu)
 {
-	if (lu->refs > 0)
-		lu->refs--;
-	if (lu->refs == 0 && lu->removed)
+	uint32_t left = 0;
+
+	if (lu_refs(lu) > 0)
+		left = __atomic_sub_fetch(&lu->refs, 1, __ATOMIC_RELAXED);
+	if (left == 0 && lu->removed)
 		lu_reap(lu, false);
 }
 
@@ -222,7 +249,7 @@ isd_scsi_lu_enter(struct isd_scsi_dev *own, struct isd_scsi_lu *lu, struct isd_m
 void
 isd_scsi_lu_hold(struct isd_scsi_lu *lu)
 {
-	lu->refs++;
+	lu_ref_get(lu);
 }
 
 void
@@ -267,7 +294,10 @@ isd_scsi_dev_destroy(struct isd_scsi_dev *dev)
 		lu_reap(lu, true);
 	}
 	isd_monitor_leave(&dev->mon);
+	isd_monitor_destroy(&dev->fast);
 	isd_monitor_destroy(&dev->mon);
+	for (unsigned i = 0; i < ISD_MONITOR_SLOTS; i++)
+		free(dev->slot[i]);
 	free(dev);
 }
 
@@ -349,7 +379,7 @@ dev_remove_lu_in(struct isd_scsi_dev *dev, uint32_t lun,
 	lu->gone = gone;
 	lu->gone_arg = arg;
 	isd_scsi_dev_luns_changed(dev);
-	if (lu->refs == 0) {
+	if (lu_refs(lu) == 0) {
 		lu_reap(lu, false);
 		return 0;
 	}
@@ -363,7 +393,7 @@ lu_busy_in(struct isd_scsi_dev *dev, uint32_t lun)
 {
 	if (dev == NULL || lun >= ISD_SCSI_MAX_LUNS || dev->lus[lun] == NULL)
 		return 0;
-	return dev->lus[lun]->refs;
+	return lu_refs(dev->lus[lun]);
 }
 
 static int
@@ -1278,7 +1308,7 @@ cmd_setup(struct isd_scsi_cmd *cmd)
 	cmd->lu = lu;
 	/* held until release, so that a removal waits for this command */
 	cmd->lu_ref = lu;
-	lu->refs++;
+	lu_ref_get(lu);
 	itn = isd_scsi_itn_get(lu, nexus);
 	if (itn == NULL) {
 		cmd->status = ISD_SAM_BUSY;
@@ -1340,9 +1370,11 @@ cmd_setup_in(struct isd_scsi_cmd *cmd)
 	int rc;
 
 	/* live until release, whatever setup decides: release is owed either way */
+	cmd->fast = false;
 	if (cmd->dev != NULL && !cmd->live) {
 		TAILQ_INSERT_TAIL(&cmd->dev->live, cmd, live_link);
 		cmd->live = true;
+		cmd->live_on = &cmd->dev->live;
 	}
 	rc = cmd_setup(cmd);
 
@@ -1402,15 +1434,25 @@ dev_each_cmd_in(struct isd_scsi_dev *dev, bool (*fn)(void *arg, struct isd_scsi_
 		void *arg)
 {
 	uint64_t gen = ++dev->walk_gen;
+	struct isd_scsi_live *list;
 	struct isd_scsi_cmd *cmd;
 
+	/* the device's list, then each slot's (the shared path's commands) */
 again:
-	TAILQ_FOREACH(cmd, &dev->live, live_link) {
-		if (cmd->walk_gen == gen)
+	for (int i = -1; i < ISD_MONITOR_SLOTS; i++) {
+		if (i < 0)
+			list = &dev->live;
+		else if (dev->slot[i] != NULL)
+			list = &dev->slot[i]->live;
+		else
 			continue;
-		cmd->walk_gen = gen;
-		if (fn(arg, cmd))
-			goto again;
+		TAILQ_FOREACH(cmd, list, live_link) {
+			if (cmd->walk_gen == gen)
+				continue;
+			cmd->walk_gen = gen;
+			if (fn(arg, cmd))
+				goto again;
+		}
 	}
 }
 
@@ -1418,8 +1460,9 @@ static void
 cmd_release_in(struct isd_scsi_cmd *cmd)
 {
 	if (cmd->live) {
-		TAILQ_REMOVE(&cmd->dev->live, cmd, live_link);
+		TAILQ_REMOVE(cmd->live_on, cmd, live_link);
 		cmd->live = false;
+		cmd->live_on = NULL;
 	}
 	/* set up, then neither run nor aborted: the transport gave it up */
 	isd_scsi_io_done(cmd, true);
@@ -1432,6 +1475,146 @@ cmd_release_in(struct isd_scsi_cmd *cmd)
 		cmd->lu_ref = NULL;
 		lu_put(lu);
 	}
+}
+
+/*
+ * ---- the shared path: READ and WRITE on a quiet LU ----
+ *
+ * With several reactors, a READ or WRITE whose LU has nothing unusual about
+ * it runs under the device's shared face (dev->fast, util/monitor.h) from
+ * setup to release, so commands of different reactors do not take turns in
+ * the monitor. What such a section reads (the LU table, the LU's
+ * reservation, unit attention, sanitize, ALUA and size, the nexus's state)
+ * is written only under the monitor, which no shared section overlaps: it
+ * is what it was when the command looked, for the whole section. What it
+ * writes is its own: the command, the LU's hold count (atomic), and the
+ * thread's slot (its live list, its share of the device's and the LU's
+ * figures), which the monitor's holders walk and sum. So a PREEMPT AND
+ * ABORT, a reset or a LU removal (under the monitor) finds every command
+ * that got past setup on a live list, and every command that sets up after
+ * it sees what it changed and takes the monitor, as does exec's check of
+ * the reservation. A write to a store with a write gate (file, block
+ * device, RBD) keeps the monitor: the gate is the LU's.
+ */
+
+static bool
+fast_opcode(uint8_t opcode)
+{
+	switch (opcode) {
+	case 0x08: case 0x0a:                   /* READ(6), WRITE(6) */
+	case 0x28: case 0x2a: case 0x2e:        /* READ(10), WRITE(10), WRITE AND VERIFY(10) */
+	case 0x88: case 0x8a: case 0x8e:        /* (16) */
+	case 0xa8: case 0xaa: case 0xae:        /* (12) */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* This thread's slot of dev (and its share of lu's figures), made at first use. */
+static struct isd_scsi_dev_slot *
+fast_slot(struct isd_scsi_dev *dev, struct isd_scsi_lu *lu, struct isd_io_stats **lu_io)
+{
+	int s = isd_monitor_slot();
+	struct isd_scsi_dev_slot *ds;
+
+	if (s < 0)
+		return NULL;
+	ds = dev->slot[s];
+	if (ds == NULL) {
+		ds = calloc(1, sizeof(*ds));
+		if (ds == NULL)
+			return NULL;
+		TAILQ_INIT(&ds->live);
+		dev->slot[s] = ds;
+	}
+	if (lu->slot_io[s] == NULL) {
+		lu->slot_io[s] = calloc(1, sizeof(*lu->slot_io[s]));
+		if (lu->slot_io[s] == NULL)
+			return NULL;
+	}
+	*lu_io = lu->slot_io[s];
+	return ds;
+}
+
+/* A command set up on the shared path, on the thread whose slot has it. */
+static bool
+fast_here(const struct isd_scsi_cmd *cmd)
+{
+	int s = isd_monitor_slot();
+
+	return cmd->fast && cmd->live && s >= 0 && cmd->dev->slot[s] != NULL &&
+	       cmd->live_on == &cmd->dev->slot[s]->live;
+}
+
+/* Under the shared face. -EAGAIN, having changed nothing, when it needs the monitor. */
+static int
+cmd_setup_fast(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_dev *dev = cmd->dev;
+	const struct isd_scsi_op *op;
+	struct isd_scsi_dev_slot *ds;
+	struct isd_io_stats *lu_io;
+	struct isd_scsi_itn *itn;
+	struct isd_scsi_lu *lu;
+	bool known;
+	uint64_t t0;
+	int rc;
+
+	if (cmd->live || cmd->cdb == NULL || cmd->cdb_len < 6 || cmd->cdb_len > 260)
+		return -EAGAIN;
+	op = op_find(cmd->cdb[0], cmd->cdb[1] & 0x1f, &known);
+	if (op == NULL || (op->setup != isd_sbc_setup_read && op->setup != isd_sbc_setup_write))
+		return -EAGAIN;
+	/* short, or NACA set: the monitor's path answers it */
+	if (op->cdb_len == 0 || cmd->cdb_len < op->cdb_len || (cmd->cdb[op->cdb_len - 1] & 0x04))
+		return -EAGAIN;
+	lu = lu_lookup(dev, cmd->lun);
+	if (lu == NULL || lu->erased || lu->sanitize != NULL || lu->san_failed ||
+	    lu->spc2_held || lu->pr_held)
+		return -EAGAIN;
+	if (dev->alua.group != 0 && lu->alua_state != ISD_ALUA_ACTIVE_OPTIMIZED &&
+	    lu->alua_state != ISD_ALUA_ACTIVE_NON_OPTIMIZED)
+		return -EAGAIN;
+	if (op->setup == isd_sbc_setup_write && lu->bs->mem_base == NULL)
+		return -EAGAIN;
+	/* a nexus new to the LU, or with a unit attention to report: the monitor */
+	itn = itn_find(lu, isd_scsi_cmd_nexus(cmd)->id);
+	if (itn == NULL || itn->ua != 0)
+		return -EAGAIN;
+	ds = fast_slot(dev, lu, &lu_io);
+	if (ds == NULL)
+		return -EAGAIN;
+
+	t0 = cmd->arrival_ns != 0 ? cmd->arrival_ns : isd_now_ns();
+	cmd_reset_results(cmd);
+	cmd->fast = true;
+	TAILQ_INSERT_TAIL(&ds->live, cmd, live_link);
+	cmd->live = true;
+	cmd->live_on = &ds->live;
+	cmd->lu = lu;
+	cmd->lu_ref = lu;
+	lu_ref_get(lu);
+	cmd->op = op;
+	rc = op_setup(cmd, op);
+	cmd->io_dev_st = &ds->io;
+	cmd->io_lu_st = lu_io;
+	ds->cmds++;
+	isd_scsi_io_start(cmd, t0);
+	if (rc == ISD_SCSI_SETUP_DONE)
+		isd_scsi_io_done(cmd, false);
+	return rc;
+}
+
+/* Under the shared face: false, having done nothing, when the LU was removed
+ * (the last hold may free it: the monitor's work). */
+static bool
+cmd_release_fast(struct isd_scsi_cmd *cmd)
+{
+	if (cmd->lu_ref != NULL && cmd->lu_ref->removed)
+		return false;
+	cmd_release_in(cmd);
+	return true;
 }
 
 /* ---- the ways in from outside: each enters the device's monitor ---- */
@@ -1589,6 +1772,14 @@ isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
 	int rc;
 
+	if (mon != NULL && isd_monitor_threaded() && cmd->cdb != NULL && cmd->cdb_len >= 6 &&
+	    fast_opcode(cmd->cdb[0])) {
+		isd_monitor_enter(&cmd->dev->fast);
+		rc = cmd_setup_fast(cmd);
+		isd_monitor_leave(&cmd->dev->fast);
+		if (rc != -EAGAIN)
+			return rc;
+	}
 	isd_monitor_enter(mon);
 	rc = cmd_setup_in(cmd);
 	isd_monitor_leave(mon);
@@ -1598,7 +1789,7 @@ isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 void
 isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd)
 {
-	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
+	struct isd_monitor *mon = fast_here(cmd) ? &cmd->dev->fast : isd_scsi_dev_monitor(cmd->dev);
 
 	isd_monitor_enter(mon);
 	cmd_exec_in(cmd);
@@ -1629,6 +1820,15 @@ void
 isd_scsi_cmd_release(struct isd_scsi_cmd *cmd)
 {
 	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
+	bool done;
+
+	if (fast_here(cmd)) {
+		isd_monitor_enter(&cmd->dev->fast);
+		done = cmd_release_fast(cmd);
+		isd_monitor_leave(&cmd->dev->fast);
+		if (done)
+			return;
+	}
 
 	isd_monitor_enter(mon);
 	cmd_release_in(cmd);

@@ -165,6 +165,9 @@ struct isd_scsi_cmd {
 	uint64_t arrival_ns;
 	uint64_t io_start_ns;           /* when setup took it */
 	bool io_open;                   /* counted in flight, completion not yet counted */
+	/* where it is counted: the device's and the LU's figures, or their shares of
+	 * the thread that set it up on the shared path (dev.c) */
+	struct isd_io_stats *io_dev_st, *io_lu_st;
 	/* what the completion counted, for the transport's own figures (valid once
 	 * io_counted): one computation, not two */
 	bool io_counted;
@@ -175,8 +178,13 @@ struct isd_scsi_cmd {
 	/* on the device's list of live commands, setup to release (isd_scsi_dev_each_cmd) */
 	TAILQ_ENTRY(isd_scsi_cmd) live_link;
 	bool live;
+	struct isd_scsi_live *live_on;  /* the list it is on: the device's, or a thread's */
 	uint64_t walk_gen;              /* the last walk that showed it */
+	/* set up on the shared path (READ/WRITE on a quiet LU): exec and release try it */
+	bool fast;
 };
+
+struct isd_scsi_live;
 
 /* Backing store description used to create a logical unit. */
 struct isd_scsi_lu_cfg {
@@ -413,6 +421,9 @@ int isd_scsi_dev_lu_info(struct isd_scsi_dev *dev, uint32_t lun, struct isd_scsi
 int isd_scsi_dev_luns(struct isd_scsi_dev *dev, uint32_t *out, int max);
 /* Every command given to the device, LU or not. */
 void isd_scsi_dev_io_stats(struct isd_scsi_dev *dev, struct isd_io_stats *out);
+/* Commands set up on the shared path (READ and WRITE that did not take the device's
+ * monitor; only with several reactors), since the device was created. */
+uint64_t isd_scsi_dev_shared_cmds(struct isd_scsi_dev *dev);
 /* How a command counts (for a transport keeping its own, per-session, figures):
  * direction by opcode, bytes moved if it ended GOOD (data-in sent when the
  * transport's R bit is set, data-out taken), err an enum isd_io_err or -1 for GOOD. */

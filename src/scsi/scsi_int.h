@@ -263,6 +263,18 @@ struct isd_scsi_lu {
 	struct isd_reactor_msg free_msg;
 
 	struct isd_io_stats io;         /* commands to this LU */
+	/* the shares of the commands set up on the shared path, one per monitor
+	 * slot, each written only by its thread (allocated there) */
+	struct isd_io_stats *slot_io[ISD_MONITOR_SLOTS];
+};
+
+TAILQ_HEAD(isd_scsi_live, isd_scsi_cmd);
+
+/* What one thread's commands on the shared path keep of the device. */
+struct isd_scsi_dev_slot {
+	struct isd_scsi_live live;
+	struct isd_io_stats io;
+	uint64_t cmds;                  /* set up on the shared path */
 };
 
 struct isd_scsi_dev {
@@ -276,7 +288,7 @@ struct isd_scsi_dev {
 	struct isd_io_stats io;         /* every command to the device, LU or not */
 	/* every command set up and not yet released (cmd->live_link), for the
 	 * victims of a reservation change and of task management */
-	TAILQ_HEAD(, isd_scsi_cmd) live;
+	struct isd_scsi_live live;
 	uint64_t walk_gen;              /* isd_scsi_dev_each_cmd's passes */
 	/*
 	 * Everything above and every LU's state is touched under this monitor
@@ -285,6 +297,17 @@ struct isd_scsi_dev {
 	 * under, and a command's done callback waits for the outermost leave.
 	 */
 	struct isd_monitor mon;
+	/*
+	 * Its shared face (util/monitor.h): READ and WRITE on a LU with nothing
+	 * unusual about it (no reservation, unit attention, sanitize, ALUA
+	 * refusal; RAM for a write) are set up, run, completed and released
+	 * under it, by any number of threads at once, reading what the monitor
+	 * guards and writing only their own: the LU's reference count (atomic),
+	 * their slot's live list and figures, and the command. Anything else
+	 * takes the monitor, which waits for them (dev.c, "the shared path").
+	 */
+	struct isd_monitor fast;
+	struct isd_scsi_dev_slot *slot[ISD_MONITOR_SLOTS];     /* by monitor slot, lazily */
 };
 
 static inline struct isd_monitor *

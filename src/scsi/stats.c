@@ -117,10 +117,15 @@ isd_scsi_io_start(struct isd_scsi_cmd *cmd, uint64_t t0)
 {
 	cmd->io_start_ns = t0;
 	cmd->io_open = true;
-	if (cmd->dev != NULL)
-		isd_io_stats_start(&cmd->dev->io);
-	if (cmd->lu != NULL)
-		isd_io_stats_start(&cmd->lu->io);
+	/* the shared path set its slot's shares already */
+	if (!cmd->fast) {
+		cmd->io_dev_st = cmd->dev != NULL ? &cmd->dev->io : NULL;
+		cmd->io_lu_st = cmd->lu != NULL ? &cmd->lu->io : NULL;
+	}
+	if (cmd->io_dev_st != NULL)
+		isd_io_stats_start(cmd->io_dev_st);
+	if (cmd->io_lu_st != NULL)
+		isd_io_stats_start(cmd->io_lu_st);
 }
 
 void
@@ -146,10 +151,10 @@ isd_scsi_io_done(struct isd_scsi_cmd *cmd, bool abandoned)
 	cmd->io_bytes = bytes;
 	now = isd_now_ns();
 	now = now > cmd->io_start_ns ? now - cmd->io_start_ns : 0;
-	if (cmd->dev != NULL)
-		isd_io_stats_done(&cmd->dev->io, dir, bytes, err, now);
-	if (cmd->lu != NULL)
-		isd_io_stats_done(&cmd->lu->io, dir, bytes, err, now);
+	if (cmd->io_dev_st != NULL)
+		isd_io_stats_done(cmd->io_dev_st, dir, bytes, err, now);
+	if (cmd->io_lu_st != NULL)
+		isd_io_stats_done(cmd->io_lu_st, dir, bytes, err, now);
 }
 
 int
@@ -173,6 +178,9 @@ isd_scsi_dev_lu_info(struct isd_scsi_dev *dev, uint32_t lun, struct isd_scsi_lu_
 	out->alua_group = dev->alua.group;
 	out->alua_state = lu->alua_state;
 	out->io = lu->io;
+	for (unsigned i = 0; i < ISD_MONITOR_SLOTS; i++)
+		if (lu->slot_io[i] != NULL)
+			isd_io_stats_sum(&out->io, lu->slot_io[i]);
 	isd_monitor_leave(&dev->mon);
 	return 0;
 }
@@ -205,5 +213,23 @@ isd_scsi_dev_io_stats(struct isd_scsi_dev *dev, struct isd_io_stats *out)
 	}
 	isd_monitor_enter(&dev->mon);
 	*out = dev->io;
+	for (unsigned i = 0; i < ISD_MONITOR_SLOTS; i++)
+		if (dev->slot[i] != NULL)
+			isd_io_stats_sum(out, &dev->slot[i]->io);
 	isd_monitor_leave(&dev->mon);
+}
+
+uint64_t
+isd_scsi_dev_shared_cmds(struct isd_scsi_dev *dev)
+{
+	uint64_t n = 0;
+
+	if (dev == NULL)
+		return 0;
+	isd_monitor_enter(&dev->mon);
+	for (unsigned i = 0; i < ISD_MONITOR_SLOTS; i++)
+		if (dev->slot[i] != NULL)
+			n += dev->slot[i]->cmds;
+	isd_monitor_leave(&dev->mon);
+	return n;
 }

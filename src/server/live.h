@@ -178,6 +178,10 @@ int isd_live_lun_stats(struct isd_target_running *rt, const char *target,
 /* The target's I/O: every command of its sessions, LUN or not. -ENOENT. */
 int isd_live_target_stats(struct isd_target_running *rt, const char *target,
 			  struct isd_io_stats *out);
+/* Of those, the READs and WRITEs set up on the shared path (several reactors,
+ * a quiet LU: they did not take the device's monitor). -ENOENT. */
+int isd_live_target_shared_cmds(struct isd_target_running *rt, const char *target,
+				uint64_t *out);
 
 /* ---- the whole configuration ---- */
 

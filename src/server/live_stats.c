@@ -150,3 +150,14 @@ isd_live_target_stats(struct isd_target_running *rt, const char *target,
 	isd_scsi_dev_io_stats(dev, out);
 	return 0;
 }
+
+int
+isd_live_target_shared_cmds(struct isd_target_running *rt, const char *target, uint64_t *out)
+{
+	struct isd_scsi_dev *dev = node_dev(rt, target);
+
+	if (dev == NULL)
+		return -ENOENT;
+	*out = isd_scsi_dev_shared_cmds(dev);
+	return 0;
+}

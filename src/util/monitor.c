@@ -5,14 +5,25 @@
  */
 #include "util/monitor.h"
 
+#include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/log.h"
+
+enum held_mode {
+	H_EXCL,         /* a monitor, its mutex taken */
+	H_SHARED,       /* a face, entered shared: this thread's slot flag is up */
+	H_FACE_EXCL,    /* a face entered exclusively: its monitor's mutex taken */
+	H_FACE_NESTED,  /* a face entered while its monitor was held: nothing taken */
+};
 
 struct held {
 	struct isd_monitor *m;
 	unsigned depth;
+	enum held_mode mode;
 };
 
 static __thread struct {
@@ -23,17 +34,39 @@ static __thread struct {
 } t_mon;
 
 static atomic_bool g_threaded;
+static atomic_int g_slots;                      /* slots given out so far */
+static __thread int t_slot = -2;                /* -2: none asked for yet */
 
 void
 isd_monitor_init(struct isd_monitor *m)
 {
 	pthread_mutex_init(&m->mu, NULL);
+	m->writer = 0;
+	m->rd = NULL;
+	m->excl = NULL;
+}
+
+int
+isd_monitor_init_shared(struct isd_monitor *face, struct isd_monitor *m)
+{
+	size_t sz = sizeof(struct isd_monitor_rd) * ISD_MONITOR_SLOTS;
+
+	m->rd = aligned_alloc(_Alignof(struct isd_monitor_rd), sz);
+	if (m->rd == NULL)
+		return -ENOMEM;
+	memset(m->rd, 0, sz);
+	isd_monitor_init(face);
+	face->excl = m;
+	return 0;
 }
 
 void
 isd_monitor_destroy(struct isd_monitor *m)
 {
 	pthread_mutex_destroy(&m->mu);
+	if (m->excl == NULL)
+		free(m->rd);
+	m->rd = NULL;
 }
 
 void
@@ -48,6 +81,74 @@ isd_monitor_threaded(void)
 	return atomic_load_explicit(&g_threaded, memory_order_relaxed);
 }
 
+int
+isd_monitor_slot(void)
+{
+	if (t_slot == -2) {
+		int s = atomic_fetch_add(&g_slots, 1);
+
+		t_slot = s < ISD_MONITOR_SLOTS ? s : -1;
+	}
+	return t_slot;
+}
+
+static void pause_a_little(unsigned *spins);
+
+static int
+slots_used(void)
+{
+	int n = atomic_load(&g_slots);
+
+	return n < ISD_MONITOR_SLOTS ? n : ISD_MONITOR_SLOTS;
+}
+
+/*
+ * With the mutex held: raise the writer flag, then wait for the readers in
+ * their sections (they never wait for anything while in one, so this ends).
+ * A slot given out after the count was read belongs to a thread that will
+ * see the flag (both sequentially consistent).
+ */
+static void
+wait_readers(struct isd_monitor *m)
+{
+	int n;
+
+	__atomic_store_n(&m->writer, 1, __ATOMIC_SEQ_CST);
+	n = slots_used();
+	for (int i = 0; i < n; i++) {
+		unsigned spins = 0;
+
+		while (__atomic_load_n(&m->rd[i].active, __ATOMIC_SEQ_CST))
+			pause_a_little(&spins);
+	}
+}
+
+static void
+excl_lock(struct isd_monitor *m)
+{
+	pthread_mutex_lock(&m->mu);
+	if (m->rd != NULL)
+		wait_readers(m);
+}
+
+static bool
+excl_trylock(struct isd_monitor *m)
+{
+	if (pthread_mutex_trylock(&m->mu) != 0)
+		return false;
+	if (m->rd != NULL)
+		wait_readers(m);
+	return true;
+}
+
+static void
+excl_unlock(struct isd_monitor *m)
+{
+	if (m->rd != NULL)
+		__atomic_store_n(&m->writer, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&m->mu);
+}
+
 static struct held *
 find(const struct isd_monitor *m)
 {
@@ -55,6 +156,79 @@ find(const struct isd_monitor *m)
 		if (t_mon.held[i].m == m)
 			return &t_mon.held[i];
 	return NULL;
+}
+
+static struct held *
+push(struct isd_monitor *m, enum held_mode mode)
+{
+	struct held *h;
+
+	if (t_mon.n == ISD_MONITOR_NEST) {
+		isd_log_err("monitor: more than %d monitors held at once", ISD_MONITOR_NEST);
+		abort();
+	}
+	h = &t_mon.held[t_mon.n++];
+	h->m = m;
+	h->depth = 1;
+	h->mode = mode;
+	return h;
+}
+
+/*
+ * A thread in a shared section waits for nothing: entering a monitor
+ * exclusively from there could wait for its own flag (the same monitor), or
+ * for a thread that waits for it (another monitor's holder trying this one).
+ */
+static void
+check_not_shared(void)
+{
+	for (unsigned i = 0; i < t_mon.n; i++) {
+		if (t_mon.held[i].mode == H_SHARED) {
+			isd_log_err("monitor: a monitor entered exclusively inside a shared section");
+			abort();
+		}
+	}
+}
+
+static void
+pause_a_little(unsigned *spins)
+{
+	if (++*spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	} else {
+		sched_yield();
+	}
+}
+
+static void
+face_enter(struct isd_monitor *f)
+{
+	struct isd_monitor *m = f->excl;
+	int s = isd_monitor_slot();
+	unsigned spins = 0;
+
+	if (find(m) != NULL) {
+		push(f, H_FACE_NESTED);
+		return;
+	}
+	if (t_mon.n > 0 || s < 0) {
+		check_not_shared();
+		excl_lock(m);
+		push(f, H_FACE_EXCL);
+		return;
+	}
+	for (;;) {
+		__atomic_store_n(&m->rd[s].active, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&m->writer, __ATOMIC_SEQ_CST))
+			break;
+		/* a writer is in or waiting: out of its way until it is done */
+		__atomic_store_n(&m->rd[s].active, 0, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&m->writer, __ATOMIC_ACQUIRE))
+			pause_a_little(&spins);
+	}
+	push(f, H_SHARED);
 }
 
 void
@@ -74,14 +248,13 @@ isd_monitor_enter(struct isd_monitor *m)
 		h->depth++;
 		return;
 	}
-	if (t_mon.n == ISD_MONITOR_NEST) {
-		isd_log_err("monitor: more than %d monitors held at once", ISD_MONITOR_NEST);
-		abort();
+	if (m->excl != NULL) {
+		face_enter(m);
+		return;
 	}
-	h = &t_mon.held[t_mon.n++];
-	h->m = m;
-	h->depth = 1;
-	pthread_mutex_lock(&m->mu);
+	check_not_shared();
+	push(m, H_EXCL);
+	excl_lock(m);
 }
 
 bool
@@ -96,15 +269,18 @@ isd_monitor_try_enter(struct isd_monitor *m)
 		h->depth++;
 		return true;
 	}
+	if (m->excl != NULL) {
+		face_enter(m);
+		return true;
+	}
+	check_not_shared();
 	if (t_mon.n == ISD_MONITOR_NEST) {
 		isd_log_err("monitor: more than %d monitors held at once", ISD_MONITOR_NEST);
 		abort();
 	}
-	if (pthread_mutex_trylock(&m->mu) != 0)
+	if (!excl_trylock(m))
 		return false;
-	h = &t_mon.held[t_mon.n++];
-	h->m = m;
-	h->depth = 1;
+	push(m, H_EXCL);
 	return true;
 }
 
@@ -128,6 +304,24 @@ drain(void)
 	t_mon.draining = false;
 }
 
+static void
+let_go(const struct held *h)
+{
+	switch (h->mode) {
+	case H_EXCL:
+		excl_unlock(h->m);
+		break;
+	case H_SHARED:
+		__atomic_store_n(&h->m->excl->rd[t_slot].active, 0, __ATOMIC_RELEASE);
+		break;
+	case H_FACE_EXCL:
+		excl_unlock(h->m->excl);
+		break;
+	case H_FACE_NESTED:
+		break;
+	}
+}
+
 void
 isd_monitor_leave(struct isd_monitor *m)
 {
@@ -140,7 +334,7 @@ isd_monitor_leave(struct isd_monitor *m)
 	if (h != NULL && h->m == m) {
 		if (--h->depth > 0)
 			return;
-		pthread_mutex_unlock(&m->mu);
+		let_go(h);
 		if (--t_mon.n == 0 && t_mon.head != NULL)
 			drain();
 		return;
@@ -152,12 +346,20 @@ isd_monitor_leave(struct isd_monitor *m)
 	}
 	if (--h->depth > 0)
 		return;
-	pthread_mutex_unlock(&m->mu);
+	let_go(h);
 	t_mon.n--;
 	for (struct held *e = &t_mon.held[t_mon.n]; h < e; h++)
 		h[0] = h[1];
 	if (t_mon.n == 0 && t_mon.head != NULL)
 		drain();
+}
+
+bool
+isd_monitor_shared(const struct isd_monitor *face)
+{
+	const struct held *h = find(face);
+
+	return h != NULL && h->mode == H_SHARED;
 }
 
 struct isd_monitor *

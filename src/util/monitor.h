@@ -21,8 +21,35 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+/*
+ * Shared entry. A monitor may have a shared face (isd_monitor_init_shared):
+ * a second struct isd_monitor that threads enter at the same time, each
+ * announcing itself in a flag on a cache line of its own (its slot), for
+ * code that only reads what the monitor guards, or writes what is its
+ * thread's own. Entering the monitor itself (exclusively) raises a writer
+ * flag and waits for every slot to be clear; a thread entering the face
+ * while the writer flag is up waits for it to drop, holding nothing (it
+ * never becomes a writer itself, so a stream of exclusive entries cannot
+ * turn every shared one exclusive). The flags are sequentially consistent
+ * (Dekker): a reader that saw no writer is seen by the writer, which waits
+ * for it. The face behaves as a monitor otherwise: it counts re-entry,
+ * isd_monitor_current() names it (a store records it and calls back under
+ * it), and calls deferred in it run after the thread's outermost leave. A
+ * thread that holds another monitor, or has no slot, enters the face
+ * exclusively (as the monitor itself). Holding the face and then entering
+ * its monitor would wait for itself: that aborts.
+ */
+#define ISD_MONITOR_SLOTS 64
+
+struct isd_monitor_rd {
+	int active;                     /* atomic */
+} __attribute__((aligned(64)));
+
 struct isd_monitor {
 	pthread_mutex_t mu;
+	int writer;                     /* atomic; only with rd */
+	struct isd_monitor_rd *rd;      /* ISD_MONITOR_SLOTS, when it has a shared face */
+	struct isd_monitor *excl;       /* on a shared face: the monitor it is the face of */
 };
 
 /* A deferred call; the caller owns the memory until fn runs. */
@@ -33,7 +60,15 @@ struct isd_monitor_call {
 };
 
 void isd_monitor_init(struct isd_monitor *m);
+/* Makes face the shared face of m (initialised already). -ENOMEM. */
+int isd_monitor_init_shared(struct isd_monitor *face, struct isd_monitor *m);
+/* Also destroys a face (then before its monitor). */
 void isd_monitor_destroy(struct isd_monitor *m);
+/* The calling thread's slot (0..ISD_MONITOR_SLOTS-1, given at its first call), or -1
+ * when every slot is taken: then it enters faces exclusively. */
+int isd_monitor_slot(void);
+/* True when this thread holds m's face shared (not exclusively): for checks. */
+bool isd_monitor_shared(const struct isd_monitor *face);
 
 /* NULL is a no-op. A thread may enter the same monitor again (counted), and
  * at most ISD_MONITOR_NEST different ones at once. */

@@ -5,7 +5,8 @@
 # (RAM, written by nobody), so that both
 # reactors carry connections. Checks through the metrics endpoint and
 # `iserctl --json stats` that placement put connections on both reactors (one
-# reactor holding them all fails the test), runs control calls (session list,
+# reactor holding them all fails the test) and that READ and WRITE took the
+# shared path (shared_commands), runs control calls (session list,
 # stats, lun add, the removal of a LUN that two sessions are reading, config
 # reload) and a SIGHUP reload during the I/O,
 # and ends with SIGTERM during I/O: iserd must exit 0, without a sanitizer
@@ -205,6 +206,16 @@ for i in $(seq 1 $WORKERS); do
 	esac
 done
 [ "$bad" = 0 ] && isd_pass "$WORKERS sessions at a time wrote and read back their data, every byte matching ($(cat "$ISD_TMP"/worker.a.*.n | awk '{s += $2} END {print s}') rounds)"
+# READ and WRITE on the RAM LUNs took the shared path (not the device's monitor)
+shared=$("${CTL[@]}" --json stats | python3 -c '
+import json, sys
+t = [t for t in json.load(sys.stdin)["targets"] if t["name"] == sys.argv[1]]
+print(t[0].get("shared_commands", 0) if t else -1)' "$IQN")
+if [ "${shared:-0}" -gt 0 ] 2>/dev/null; then
+	isd_pass "stats: $shared READs and WRITEs took the shared path"
+else
+	isd_fail "stats: shared_commands '$shared' (expected > 0 on 2 reactors)"
+fi
 for i in $(seq 1 $PERFS); do
 	if wait "${PERF_PIDS[$((i - 1))]}"; then
 		isd_pass "iscsi-perf session $i finished"

@@ -421,12 +421,268 @@ test_removed_lu_freed_on_its_reactor(void **state)
 	isd_monitor_set_threaded(false);
 }
 
+/*
+ * Fencing against the shared path: reactor 1 keeps writing 0xaa over LBA
+ * 0..7 from a nexus that holds no registration, on the shared path (a RAM
+ * LU with nothing unusual); once 50 of those writes have landed, reactor 2
+ * registers, takes a WRITE EXCLUSIVE reservation and writes 0xbb over the
+ * same blocks. Every write of reactor 1 after the reservation must be
+ * refused (RESERVATION CONFLICT), so the blocks end as 0xbb: a write that
+ * passed its check before the reservation and stored after it, or a check
+ * that read the reservation half made, would leave 0xaa there.
+ */
+#define FENCE_NB 8u
+
+struct fencer;
+
+struct fence_writer {
+	struct isd_reactor_msg start;
+	struct isd_reactor *r;
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_nexus nexus;
+	struct isd_timer next;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16];
+	uint32_t good, conflicts, unit_attentions, bad;
+	bool posted;
+	struct fencer *f;
+};
+
+struct fencer {
+	struct isd_reactor_msg start;
+	struct isd_reactor *r, *main_r;
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_nexus nexus;
+	struct isd_timer next;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16];
+	uint8_t param[24];
+	unsigned step;                  /* 0 register, 1 reserve, 2 write, 3 done */
+	uint32_t unit_attentions, bad;
+	atomic_bool stop;
+	atomic_int *left;
+};
+
+static void fence_write_next(void *arg);
+static void fencer_next(void *arg);
+
+static void
+fence_finished(struct fencer *f)
+{
+	if (atomic_fetch_sub(f->left, 1) == 1)
+		isd_reactor_stop(f->main_r);
+}
+
+static bool
+is_ua(const struct isd_scsi_cmd *cmd)
+{
+	return cmd->status == ISD_SAM_CHECK_CONDITION && cmd->sense_len >= 14 &&
+	       (cmd->sense[2] & 0x0f) == 0x06;
+}
+
+static void
+fence_write_done(struct isd_scsi_cmd *cmd)
+{
+	struct fence_writer *w = cmd->cb_arg;
+	bool stop = atomic_load(&w->f->stop);
+
+	if (cmd->status == ISD_SAM_GOOD)
+		w->good++;
+	else if (cmd->status == ISD_SAM_RESERVATION_CONFLICT)
+		w->conflicts++;
+	else if (is_ua(cmd))
+		w->unit_attentions++;
+	else
+		w->bad++;
+	isd_scsi_cmd_release(cmd);
+	if (w->good >= 50 && !w->posted) {
+		w->posted = true;
+		isd_reactor_post(w->f->r, &w->f->start);
+	}
+	/* done once the fencer's write is in and ours was refused after it */
+	if ((stop && cmd->status == ISD_SAM_RESERVATION_CONFLICT) || w->good > 2000000u) {
+		fence_finished(w->f);
+		return;
+	}
+	isd_reactor_defer(w->r, &w->next);
+}
+
+static void
+fence_write_next(void *arg)
+{
+	struct fence_writer *w = arg;
+	struct isd_scsi_cmd *cmd = &w->cmd;
+
+	memset(cmd, 0, sizeof(*cmd));
+	memset(w->cdb, 0, sizeof(w->cdb));
+	w->cdb[0] = 0x2a;
+	put_be16(w->cdb + 7, FENCE_NB);
+	cmd->dev = w->dev;
+	cmd->nexus = &w->nexus;
+	cmd->lun = isd_scsi_lun_encode(0);
+	cmd->cdb = w->cdb;
+	cmd->cdb_len = 10;
+	cmd->edtl = FENCE_NB * BS;
+	cmd->data_out_staged = true;    /* into a buffer of its own, stored by exec */
+	cmd->done = fence_write_done;
+	cmd->cb_arg = w;
+	if (isd_scsi_cmd_setup(cmd) != ISD_SCSI_SETUP_READY) {
+		fence_write_done(cmd);
+		return;
+	}
+	memset(cmd->iov[0].iov_base, 0xaa, FENCE_NB * BS);
+	isd_scsi_cmd_exec(cmd);
+}
+
+static void
+fencer_done(struct isd_scsi_cmd *cmd)
+{
+	struct fencer *f = cmd->cb_arg;
+
+	if (is_ua(cmd))
+		f->unit_attentions++;
+	else if (cmd->status != ISD_SAM_GOOD)
+		f->bad++;
+	else
+		f->step++;
+	isd_scsi_cmd_release(cmd);
+	if (f->bad > 0 || f->step == 3) {
+		atomic_store(&f->stop, true);
+		fence_finished(f);
+		return;
+	}
+	isd_reactor_defer(f->r, &f->next);
+}
+
+static void
+fencer_next(void *arg)
+{
+	struct fencer *f = arg;
+	struct isd_scsi_cmd *cmd = &f->cmd;
+	uint32_t out_len;
+
+	memset(cmd, 0, sizeof(*cmd));
+	memset(f->cdb, 0, sizeof(f->cdb));
+	memset(f->param, 0, sizeof(f->param));
+	if (f->step == 2) {
+		f->cdb[0] = 0x2a;
+		put_be16(f->cdb + 7, FENCE_NB);
+		out_len = FENCE_NB * BS;
+	} else {
+		f->cdb[0] = 0x5f;
+		if (f->step == 0) {
+			f->cdb[1] = 0x06;               /* REGISTER AND IGNORE EXISTING KEY */
+			put_be64(f->param + 8, 0xb0b);
+		} else {
+			f->cdb[1] = 0x01;               /* RESERVE */
+			f->cdb[2] = 0x01;               /* LU scope, WRITE EXCLUSIVE */
+			put_be64(f->param, 0xb0b);
+		}
+		put_be32(f->cdb + 5, sizeof(f->param));
+		out_len = sizeof(f->param);
+	}
+	cmd->dev = f->dev;
+	cmd->nexus = &f->nexus;
+	cmd->lun = isd_scsi_lun_encode(0);
+	cmd->cdb = f->cdb;
+	cmd->cdb_len = 10;
+	cmd->edtl = out_len;
+	cmd->data_out_staged = true;
+	cmd->done = fencer_done;
+	cmd->cb_arg = f;
+	if (isd_scsi_cmd_setup(cmd) != ISD_SCSI_SETUP_READY) {
+		fencer_done(cmd);
+		return;
+	}
+	if (f->step == 2)
+		memset(cmd->iov[0].iov_base, 0xbb, out_len);
+	else
+		memcpy(cmd->iov[0].iov_base, f->param, out_len);
+	isd_scsi_cmd_exec(cmd);
+}
+
+static void
+test_reservation_fences_the_shared_path(void **state)
+{
+	struct isd_reactor_group *g;
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_lu_cfg cfg;
+	struct isd_bstore *bs;
+	struct fence_writer w;
+	struct fencer f;
+	atomic_int left = 2;
+	const uint8_t *mem;
+	char err[128];
+
+	(void)state;
+	isd_monitor_set_threaded(true);
+	assert_int_equal(isd_reactor_group_create(3, &g), 0);
+	assert_int_equal(isd_scsi_dev_create("iqn.2026-12.test:fence", &dev), 0);
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(isd_bstore_open(isd_reactor_group_get(g, 0), "ram:1M", &bs, err,
+					 sizeof(err)), 0);
+	mem = bs->mem_base;
+	cfg.bstore = bs;
+	cfg.block_size = BS;
+	cfg.write_cache = true;
+	snprintf(cfg.serial, sizeof(cfg.serial), "FN0");
+	assert_int_equal(isd_scsi_dev_add_lu(dev, 0, &cfg), 0);
+
+	memset(&w, 0, sizeof(w));
+	memset(&f, 0, sizeof(f));
+	w.r = isd_reactor_group_get(g, 1);
+	w.dev = dev;
+	w.f = &f;
+	snprintf(w.nexus.initiator_port, sizeof(w.nexus.initiator_port),
+		 "iqn.2026-12.test:fw,i,0x00023d000001");
+	snprintf(w.nexus.target_port, sizeof(w.nexus.target_port), "iqn.2026-12.test:fence,t,0x0001");
+	w.nexus.rel_tgt_port_id = 1;
+	w.nexus.id = 400;
+	isd_timer_init(&w.next, fence_write_next, &w);
+	w.start.cb = fence_write_next;
+	w.start.arg = &w;
+	f.r = isd_reactor_group_get(g, 2);
+	f.main_r = isd_reactor_group_get(g, 0);
+	f.dev = dev;
+	f.left = &left;
+	snprintf(f.nexus.initiator_port, sizeof(f.nexus.initiator_port),
+		 "iqn.2026-12.test:ff,i,0x00023d000002");
+	snprintf(f.nexus.target_port, sizeof(f.nexus.target_port), "iqn.2026-12.test:fence,t,0x0001");
+	f.nexus.rel_tgt_port_id = 1;
+	f.nexus.id = 401;
+	isd_timer_init(&f.next, fencer_next, &f);
+	f.start.cb = fencer_next;
+	f.start.arg = &f;
+
+	assert_int_equal(isd_reactor_group_start(g, NULL, 0), 0);
+	isd_reactor_post(w.r, &w.start);
+	assert_int_equal(isd_reactor_run(f.main_r), 0);
+	isd_reactor_group_join(g);
+
+	print_message("writer: %u good, %u conflicts, %u unit attentions; %llu on the shared path\n",
+		      w.good, w.conflicts, w.unit_attentions,
+		      (unsigned long long)isd_scsi_dev_shared_cmds(dev));
+	assert_int_equal(w.bad, 0);
+	assert_int_equal(f.bad, 0);
+	assert_int_equal(f.step, 3);
+	assert_true(w.good >= 50);
+	assert_true(w.conflicts >= 1);
+	assert_true(isd_scsi_dev_shared_cmds(dev) >= 50);
+	for (uint32_t i = 0; i < FENCE_NB * BS; i++)
+		if (mem[i] != 0xbb)
+			fail_msg("byte %u is 0x%02x: a write stored past the reservation", i, mem[i]);
+	isd_scsi_dev_destroy(dev);
+	isd_reactor_group_destroy(g);
+	isd_monitor_set_threaded(false);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_device_many_reactors),
 		cmocka_unit_test(test_removed_lu_freed_on_its_reactor),
+		cmocka_unit_test(test_reservation_fences_the_shared_path),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
