@@ -8,7 +8,7 @@
 #   4. the tsan preset (ThreadSanitizer) is built and its unit and integration tests run,
 #      each iserd on 2 reactors (ISD_TEST_REACTORS, default 2 here): the threads TSan is
 #      for (the hostile tests bound iserd's RSS, which TSan's shadow memory inflates);
-#   5. the hostile tests and iscsi-test-cu on a RAM LUN under ASan once more, each iserd
+#   5. the hostile tests and iscsi-test-cu on a RAM and a file LUN under ASan once more, each iserd
 #      on 2 reactors (the limits and counters hold, and the SCSI semantics are the same,
 #      when a peer's connections land on different threads);
 #   6. LAST, ctest, so that its summary line is the final output.
@@ -103,8 +103,8 @@ fi
 
 reactors_failed=0
 if [ "${ISERD_SKIP_REACTORS:-0}" != 1 ]; then
-	echo "reactors: the hostile tests and iscsi-test-cu (RAM LUN) again, iserd on 2 reactors"
-	ISD_TEST_REACTORS=2 ctest --preset asan -R '^hostile_|^interop_test_iscsi_test_cu_ram$' \
+	echo "reactors: the hostile tests and iscsi-test-cu (RAM and file LUN) again, iserd on 2 reactors"
+	ISD_TEST_REACTORS=2 ctest --preset asan -R '^hostile_|^interop_test_iscsi_test_cu_(ram|file)$' \
 		--output-on-failure --no-label-summary -j2 || reactors_failed=1
 	[ "$reactors_failed" -eq 0 ] ||
 		echo "the run on 2 reactors FAILED; running ctest anyway, then exiting non-zero"

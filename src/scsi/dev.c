@@ -1481,9 +1481,9 @@ cmd_release_in(struct isd_scsi_cmd *cmd)
  * ---- the shared path: READ and WRITE on a quiet LU ----
  *
  * With several reactors, a READ or WRITE whose LU has nothing unusual about
- * it runs under the device's shared face (dev->fast, util/monitor.h) from
- * setup to release, so commands of different reactors do not take turns in
- * the monitor. What such a section reads (the LU table, the LU's
+ * it is set up, run and released under the device's shared face (dev->fast,
+ * util/monitor.h; each step a section of its own), so commands of different
+ * reactors do not take turns in the monitor. What such a section reads (the LU table, the LU's
  * reservation, unit attention, sanitize, ALUA and size, the nexus's state)
  * is written only under the monitor, which no shared section overlaps: it
  * is what it was when the command looked, for the whole section. What it
@@ -1494,7 +1494,8 @@ cmd_release_in(struct isd_scsi_cmd *cmd)
  * that got past setup on a live list, and every command that sets up after
  * it sees what it changed and takes the monitor, as does exec's check of
  * the reservation. A write to a store with a write gate (file, block
- * device, RBD) keeps the monitor: the gate is the LU's.
+ * device, RBD) passes it counted atomically, or runs its exec under the
+ * monitor when it would wait there (sbc.c).
  */
 
 static bool
@@ -1576,8 +1577,6 @@ cmd_setup_fast(struct isd_scsi_cmd *cmd)
 	if (dev->alua.group != 0 && lu->alua_state != ISD_ALUA_ACTIVE_OPTIMIZED &&
 	    lu->alua_state != ISD_ALUA_ACTIVE_NON_OPTIMIZED)
 		return -EAGAIN;
-	if (op->setup == isd_sbc_setup_write && lu->bs->mem_base == NULL)
-		return -EAGAIN;
 	/* a nexus new to the LU, or with a unit attention to report: the monitor */
 	itn = itn_find(lu, isd_scsi_cmd_nexus(cmd)->id);
 	if (itn == NULL || itn->ua != 0)
@@ -1604,6 +1603,12 @@ cmd_setup_fast(struct isd_scsi_cmd *cmd)
 	if (rc == ISD_SCSI_SETUP_DONE)
 		isd_scsi_io_done(cmd, false);
 	return rc;
+}
+
+bool
+isd_scsi_shared_here(const struct isd_scsi_cmd *cmd)
+{
+	return cmd->fast && cmd->dev != NULL && isd_monitor_shared(&cmd->dev->fast);
 }
 
 /* Under the shared face: false, having done nothing, when the LU was removed
@@ -1789,8 +1794,18 @@ isd_scsi_cmd_setup(struct isd_scsi_cmd *cmd)
 void
 isd_scsi_cmd_exec(struct isd_scsi_cmd *cmd)
 {
-	struct isd_monitor *mon = fast_here(cmd) ? &cmd->dev->fast : isd_scsi_dev_monitor(cmd->dev);
+	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
 
+	if (fast_here(cmd)) {
+		isd_monitor_enter(&cmd->dev->fast);
+		/* a write that would wait at the LU's write gate waits under the monitor */
+		if (isd_sbc_gate_shared_ok(cmd)) {
+			cmd_exec_in(cmd);
+			isd_monitor_leave(&cmd->dev->fast);
+			return;
+		}
+		isd_monitor_leave(&cmd->dev->fast);
+	}
 	isd_monitor_enter(mon);
 	cmd_exec_in(cmd);
 	isd_monitor_leave(mon);

@@ -17,8 +17,10 @@
 #include <string.h>
 
 #include "bstore/bstore.h"
+#include "reactor/reactor.h"
 #include "scsi/scsi_int.h"
 #include "util/endian.h"
+#include "util/log.h"
 
 #define WS_CHUNK (1u << 20)     /* WRITE SAME writes this much per store request */
 
@@ -129,7 +131,8 @@ is_rmw(const struct isd_scsi_cmd *cmd)
 static bool
 gate_open(const struct isd_scsi_lu *lu, bool rmw)
 {
-	return !lu->gate_rmw && (!rmw || lu->gate_writers == 0);
+	return !lu->gate_rmw &&
+	       (!rmw || __atomic_load_n(&lu->gate_writers, __ATOMIC_RELAXED) == 0);
 }
 
 static void
@@ -141,7 +144,27 @@ gate_take(struct isd_scsi_cmd *cmd)
 	if (is_rmw(cmd))
 		lu->gate_rmw = true;
 	else
-		lu->gate_writers++;
+		__atomic_fetch_add(&lu->gate_writers, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * On the shared path (dev.c) several threads pass the gate at once: the
+ * writer count is atomic, and the rest (the queue, gate_rmw) changes only
+ * under the monitor, which no shared section overlaps. A shared writer comes
+ * in only while nothing waits and no read-modify-write is in (exec checks
+ * with isd_sbc_gate_shared_ok and takes the monitor otherwise), so it never
+ * queues; the last one out while a command waits cannot let it in from its
+ * section and leaves that to gate_kick, after it, under the monitor.
+ */
+bool
+isd_sbc_gate_shared_ok(const struct isd_scsi_cmd *cmd)
+{
+	const struct isd_scsi_lu *lu = cmd->lu;
+
+	if (lu == NULL || lu->bs->mem_base != NULL || cmd->dir != ISD_SCSI_DIR_OUT ||
+	    (cmd->io_flags & ISD_SCSI_IOF_GATED))
+		return true;
+	return !is_rmw(cmd) && TAILQ_EMPTY(&lu->gate_wait) && gate_open(lu, false);
 }
 
 /*
@@ -159,33 +182,108 @@ gate_enter(struct isd_scsi_cmd *cmd)
 		gate_take(cmd);
 		return true;
 	}
+	if (isd_scsi_shared_here(cmd)) {
+		/* exec checked (isd_sbc_gate_shared_ok): not reached */
+		isd_log_err("LU %u: a shared writer found the write gate closed", lu->lun);
+		cmd->status = ISD_SAM_BUSY;
+		isd_scsi_cmd_done(cmd);
+		return false;
+	}
+	cmd->gate_r = isd_reactor_current();
 	TAILQ_INSERT_TAIL(&lu->gate_wait, cmd, link);
 	return false;
+}
+
+/* Its exec again, let in at the gate (which it holds), or done when it may no
+ * longer store: under the monitor, on the reactor it came in on. */
+static void
+gate_run(struct isd_scsi_cmd *cmd)
+{
+	const struct isd_scsi_op *op = cmd->op;
+
+	/* aborted, or fenced off, while it waited: it stores nothing */
+	if (!isd_scsi_may_store(cmd))
+		isd_scsi_cmd_done(cmd);
+	else
+		op->exec(cmd);
+}
+
+static void
+gate_run_posted(void *arg)
+{
+	struct isd_scsi_cmd *cmd = arg;
+	struct isd_monitor *mon = isd_scsi_dev_monitor(cmd->dev);
+
+	isd_monitor_enter(mon);
+	gate_run(cmd);
+	isd_monitor_leave(mon);
+}
+
+/* Under the monitor: lets in, in order, what the gate admits now. */
+static void
+gate_drain(struct isd_scsi_lu *lu)
+{
+	struct isd_scsi_cmd *next;
+
+	/* A command let in may finish at once and come back here: each pass takes
+	 * the head afresh. */
+	while ((next = TAILQ_FIRST(&lu->gate_wait)) != NULL && gate_open(lu, is_rmw(next))) {
+		struct isd_reactor *here = isd_reactor_current();
+
+		TAILQ_REMOVE(&lu->gate_wait, next, link);
+		gate_take(next);
+		/*
+		 * Let in by a command of another reactor: its exec, its store
+		 * requests and its completion belong to its own (the transport's
+		 * state is that reactor's), so it runs there, holding the gate.
+		 */
+		if (next->gate_r != NULL && here != NULL && next->gate_r != here) {
+			next->gate_msg.cb = gate_run_posted;
+			next->gate_msg.arg = next;
+			isd_reactor_post(next->gate_r, &next->gate_msg);
+			continue;
+		}
+		gate_run(next);
+	}
+}
+
+/* After the section of the last shared writer out: the LU's hold is its. */
+static void
+gate_kick(void *arg)
+{
+	struct isd_scsi_lu *lu = arg;
+	struct isd_monitor *mon = isd_scsi_dev_monitor(lu->gate_kick_dev);
+
+	isd_monitor_enter(mon);
+	__atomic_store_n(&lu->gate_kick_pending, 0, __ATOMIC_RELAXED);
+	gate_drain(lu);
+	isd_scsi_lu_unhold(lu);
+	isd_monitor_leave(mon);
 }
 
 void
 isd_sbc_gate_leave(struct isd_scsi_cmd *cmd)
 {
 	struct isd_scsi_lu *lu = cmd->lu;
-	struct isd_scsi_cmd *next;
+	uint32_t left;
 
 	cmd->io_flags &= ~ISD_SCSI_IOF_GATED;
-	if (is_rmw(cmd))
+	if (is_rmw(cmd)) {
 		lu->gate_rmw = false;
-	else
-		lu->gate_writers--;
-	/* A command let in may finish at once and come back here: each pass takes
-	 * the head afresh. */
-	while ((next = TAILQ_FIRST(&lu->gate_wait)) != NULL && gate_open(lu, is_rmw(next))) {
-		const struct isd_scsi_op *op = next->op;
-
-		TAILQ_REMOVE(&lu->gate_wait, next, link);
-		gate_take(next);
-		/* aborted, or fenced off, while it waited: it stores nothing */
-		if (!isd_scsi_may_store(next))
-			isd_scsi_cmd_done(next);
-		else
-			op->exec(next);
+		gate_drain(lu);
+		return;
+	}
+	left = __atomic_sub_fetch(&lu->gate_writers, 1, __ATOMIC_RELAXED);
+	if (!isd_scsi_shared_here(cmd)) {
+		gate_drain(lu);
+		return;
+	}
+	/* what waits was queued under the monitor, before this section */
+	if (left == 0 && !TAILQ_EMPTY(&lu->gate_wait) &&
+	    __atomic_exchange_n(&lu->gate_kick_pending, 1, __ATOMIC_RELAXED) == 0) {
+		isd_scsi_lu_hold(lu);
+		lu->gate_kick_dev = cmd->dev;
+		isd_monitor_after(&lu->gate_kick, gate_kick, lu);
 	}
 }
 

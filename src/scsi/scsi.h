@@ -23,6 +23,7 @@
 #include <sys/queue.h>
 #include <sys/uio.h>
 
+#include "reactor/reactor.h"
 #include "util/iostats.h"
 #include "util/monitor.h"
 
@@ -182,6 +183,10 @@ struct isd_scsi_cmd {
 	uint64_t walk_gen;              /* the last walk that showed it */
 	/* set up on the shared path (READ/WRITE on a quiet LU): exec and release try it */
 	bool fast;
+	/* queued at a LU's write gate (sbc.c): the reactor it waits on, and the
+	 * message that runs it there once let in from another */
+	struct isd_reactor *gate_r;
+	struct isd_reactor_msg gate_msg;
 };
 
 struct isd_scsi_live;

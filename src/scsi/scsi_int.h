@@ -215,9 +215,14 @@ struct isd_scsi_lu {
 	 * pass it from exec to completion, any number at once, or one
 	 * read-modify-write (COMPARE AND WRITE, ORWRITE) alone; in arrival order.
 	 */
-	uint32_t gate_writers;
+	uint32_t gate_writers;          /* atomic: writes on the shared path pass it too */
 	bool gate_rmw;
 	TAILQ_HEAD(, isd_scsi_cmd) gate_wait;   /* by cmd->link */
+	/* the last shared writer out, with commands waiting: lets them in after
+	 * its section, under the monitor (sbc.c gate_kick) */
+	struct isd_monitor_call gate_kick;
+	int gate_kick_pending;          /* atomic */
+	struct isd_scsi_dev *gate_kick_dev;
 
 	TAILQ_HEAD(, isd_scsi_itn) itns;
 
@@ -416,6 +421,9 @@ void isd_scsi_fence(struct isd_scsi_cmd *cmd);
  * lost access to the LU since setup checked; the caller then finishes it.
  */
 bool isd_scsi_may_store(struct isd_scsi_cmd *cmd);
+/* True when this thread runs cmd on the shared path now (inside a section of
+ * its device's shared face, dev.c): what it writes must be its own or atomic. */
+bool isd_scsi_shared_here(const struct isd_scsi_cmd *cmd);
 /* Takes the highest-priority pending UA of the nexus into key/asc; false if none. */
 bool isd_scsi_ua_take(struct isd_scsi_itn *itn, uint16_t *asc_ascq);
 
@@ -505,6 +513,9 @@ int isd_sbc_setup_write_atomic(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_write_atomic(struct isd_scsi_cmd *cmd);
 /* A command that held the write gate is done: lets the next ones in. */
 void isd_sbc_gate_leave(struct isd_scsi_cmd *cmd);
+/* Whether cmd's exec may pass the write gate on the shared path (dev.c): true
+ * when it needs no gate or the gate admits it without a wait. */
+bool isd_sbc_gate_shared_ok(const struct isd_scsi_cmd *cmd);
 int isd_sbc_setup_prefetch(struct isd_scsi_cmd *cmd);
 int isd_sbc_setup_read_defect_data(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_read_defect_data(struct isd_scsi_cmd *cmd);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bstore/bstore.h"
 #include "reactor/reactor.h"
@@ -676,6 +677,208 @@ test_reservation_fences_the_shared_path(void **state)
 	isd_monitor_set_threaded(false);
 }
 
+/*
+ * A file LU's write gate with writes on the shared path: three reactors each
+ * WRITE their own blocks (shared: the gate's writer count from several
+ * threads), COMPARE AND WRITE the first of them (a read-modify-write: alone at
+ * the gate, under the monitor, waiting for the others' shared writes to
+ * drain; the last of those lets it in after its section) and read it all back.
+ * Every CAW must compare equal and every byte read must be what was written;
+ * a lost wake-up at the gate hangs the test.
+ */
+#define GATE_NB 4u
+#define GATE_ROUNDS 300u
+
+struct gate_worker {
+	struct isd_reactor_msg start;
+	struct isd_reactor *r, *main_r;
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_nexus nexus;
+	struct isd_timer next;
+	struct isd_scsi_cmd cmd;
+	uint8_t cdb[16];
+	unsigned index, step;           /* 0 WRITE, 1 COMPARE AND WRITE, 2 READ */
+	uint32_t round, bad_status, bad_data, unit_attentions;
+	atomic_int *left;
+};
+
+static uint8_t
+gate_byte(const struct gate_worker *w, uint32_t round, uint32_t i, bool after_caw)
+{
+	return (uint8_t)(w->index * 31u + round * 5u + i + (after_caw && i < BS ? 0x80u : 0u));
+}
+
+static void gate_next(void *arg);
+
+static void
+gate_done(struct isd_scsi_cmd *cmd)
+{
+	struct gate_worker *w = cmd->cb_arg;
+
+	if (is_ua(cmd)) {
+		w->unit_attentions++;
+		isd_scsi_cmd_release(cmd);
+		isd_reactor_defer(w->r, &w->next);
+		return;
+	}
+	if (cmd->status != ISD_SAM_GOOD)
+		w->bad_status++;
+	else if (w->step == 2) {
+		const uint8_t *d = cmd->iov[0].iov_base;
+
+		if (cmd->data_in_len != GATE_NB * BS || d == NULL)
+			w->bad_data++;
+		else
+			for (uint32_t i = 0; i < GATE_NB * BS; i++)
+				if (d[i] != gate_byte(w, w->round, i, true)) {
+					w->bad_data++;
+					break;
+				}
+	}
+	isd_scsi_cmd_release(cmd);
+	if (++w->step == 3) {
+		w->step = 0;
+		if (++w->round == GATE_ROUNDS) {
+			if (atomic_fetch_sub(w->left, 1) == 1)
+				isd_reactor_stop(w->main_r);
+			return;
+		}
+	}
+	isd_reactor_defer(w->r, &w->next);
+}
+
+static void
+gate_next(void *arg)
+{
+	struct gate_worker *w = arg;
+	struct isd_scsi_cmd *cmd = &w->cmd;
+	uint32_t lba = w->index * 64u, out_len = 0;
+	uint8_t *d;
+
+	memset(cmd, 0, sizeof(*cmd));
+	memset(w->cdb, 0, sizeof(w->cdb));
+	if (w->step == 1) {
+		w->cdb[0] = 0x89;
+		put_be64(w->cdb + 2, lba);
+		w->cdb[13] = 1;
+		out_len = 2 * BS;
+	} else {
+		w->cdb[0] = w->step == 0 ? 0x8a : 0x88;
+		put_be64(w->cdb + 2, lba);
+		put_be32(w->cdb + 10, GATE_NB);
+		out_len = w->step == 0 ? GATE_NB * BS : 0;
+	}
+	cmd->dev = w->dev;
+	cmd->nexus = &w->nexus;
+	cmd->lun = isd_scsi_lun_encode(0);
+	cmd->cdb = w->cdb;
+	cmd->cdb_len = 16;
+	cmd->edtl = out_len != 0 ? out_len : GATE_NB * BS;
+	cmd->data_out_staged = true;
+	cmd->done = gate_done;
+	cmd->cb_arg = w;
+	if (isd_scsi_cmd_setup(cmd) != ISD_SCSI_SETUP_READY) {
+		gate_done(cmd);
+		return;
+	}
+	d = cmd->iov[0].iov_base;
+	if (w->step == 0) {
+		for (uint32_t i = 0; i < GATE_NB * BS; i++)
+			d[i] = gate_byte(w, w->round, i, false);
+	} else if (w->step == 1) {
+		/* compare with the block just written, write its CAW form */
+		for (uint32_t i = 0; i < BS; i++) {
+			d[i] = gate_byte(w, w->round, i, false);
+			d[BS + i] = gate_byte(w, w->round, i, true);
+		}
+	}
+	isd_scsi_cmd_exec(cmd);
+}
+
+/* A lost wake-up leaves every reactor asleep: fail in a minute, not at ctest's timeout. */
+static void
+gate_watchdog(void *arg)
+{
+	isd_reactor_stop(arg);
+}
+
+static void
+test_file_gate_with_shared_writers(void **state)
+{
+	struct isd_reactor_group *g;
+	struct isd_scsi_dev *dev;
+	struct isd_scsi_lu_cfg cfg;
+	struct isd_bstore *bs;
+	struct gate_worker w[NWORKERS];
+	struct isd_timer watchdog;
+	atomic_int left = NWORKERS;
+	const char *dir = access("/var/tmp", W_OK) == 0 ? "/var/tmp" : "/tmp";
+	char path[256], spec[300], err[128];
+	int fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/isd-gate-mt.XXXXXX", dir);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(spec, sizeof(spec), "file:%s,size=1M", path);
+	isd_monitor_set_threaded(true);
+	assert_int_equal(isd_reactor_group_create(NWORKERS + 1, &g), 0);
+	assert_int_equal(isd_scsi_dev_create("iqn.2026-12.test:gate", &dev), 0);
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(isd_bstore_open(isd_reactor_group_get(g, 0), spec, &bs, err,
+					 sizeof(err)), 0);
+	unlink(path);
+	cfg.bstore = bs;
+	cfg.block_size = BS;
+	cfg.write_cache = true;
+	snprintf(cfg.serial, sizeof(cfg.serial), "GT0");
+	assert_int_equal(isd_scsi_dev_add_lu(dev, 0, &cfg), 0);
+
+	memset(w, 0, sizeof(w));
+	for (unsigned i = 0; i < NWORKERS; i++) {
+		w[i].index = i + 1;
+		w[i].r = isd_reactor_group_get(g, i + 1);
+		w[i].main_r = isd_reactor_group_get(g, 0);
+		w[i].dev = dev;
+		w[i].left = &left;
+		snprintf(w[i].nexus.initiator_port, sizeof(w[i].nexus.initiator_port),
+			 "iqn.2026-12.test:gate%u,i,0x00023d00000%u", i, i + 1);
+		snprintf(w[i].nexus.target_port, sizeof(w[i].nexus.target_port),
+			 "iqn.2026-12.test:gate,t,0x0001");
+		w[i].nexus.rel_tgt_port_id = 1;
+		w[i].nexus.id = 500 + i;
+		isd_timer_init(&w[i].next, gate_next, &w[i]);
+		w[i].start.cb = gate_next;
+		w[i].start.arg = &w[i];
+	}
+	isd_timer_init(&watchdog, gate_watchdog, isd_reactor_group_get(g, 0));
+	isd_reactor_timer_start(isd_reactor_group_get(g, 0), &watchdog, 60000);
+	assert_int_equal(isd_reactor_group_start(g, NULL, 0), 0);
+	for (unsigned i = 0; i < NWORKERS; i++)
+		isd_reactor_post(w[i].r, &w[i].start);
+	assert_int_equal(isd_reactor_run(isd_reactor_group_get(g, 0)), 0);
+	isd_reactor_timer_stop(isd_reactor_group_get(g, 0), &watchdog);
+	for (unsigned i = 0; i < NWORKERS; i++)
+		if (w[i].round != GATE_ROUNDS)
+			fail_msg("reactor %u stopped at round %u step %u after a minute: a command "
+				 "let in at the gate never ran", w[i].index, w[i].round, w[i].step);
+	isd_reactor_group_join(g);
+
+	print_message("file LU: %llu commands on the shared path\n",
+		      (unsigned long long)isd_scsi_dev_shared_cmds(dev));
+	for (unsigned i = 0; i < NWORKERS; i++) {
+		assert_int_equal(w[i].round, GATE_ROUNDS);
+		assert_int_equal(w[i].bad_status, 0);
+		assert_int_equal(w[i].bad_data, 0);
+	}
+	/* the WRITEs and READs after the first of each nexus (its unit attention) */
+	assert_true(isd_scsi_dev_shared_cmds(dev) >= (uint64_t)NWORKERS * GATE_ROUNDS);
+	isd_scsi_dev_destroy(dev);
+	isd_reactor_group_destroy(g);
+	isd_monitor_set_threaded(false);
+}
+
 int
 main(void)
 {
@@ -683,6 +886,7 @@ main(void)
 		cmocka_unit_test(test_one_device_many_reactors),
 		cmocka_unit_test(test_removed_lu_freed_on_its_reactor),
 		cmocka_unit_test(test_reservation_fences_the_shared_path),
+		cmocka_unit_test(test_file_gate_with_shared_writers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
