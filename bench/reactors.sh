@@ -17,6 +17,8 @@
 # as init_cpu_s, with the run time).
 #
 # Usage: bench/reactors.sh [SECONDS_PER_RUN] [ROUNDS] [N] > bench/results/NAME.txt
+# STORE=file serves a file on tmpfs (/dev/shm, one per instance) instead of the RAM LUN:
+# the file store's io_uring path, and its write gate, on N reactors.
 # N defaults to the number of CPUs (at least 2). REACTOR_CPUS, when set, pins the N
 # instance's reactors (--reactor-cpus). Needs a release build (cmake --preset release &&
 # cmake --build --preset release) and python3. Nothing here is asserted.
@@ -43,11 +45,20 @@ for b in "$ISERD" "$ISERINIT"; do
 done
 HZ=$(getconf CLK_TCK)
 
+STORE=${STORE:-ram}
+case $STORE in
+ram) LUN1="ram:$SIZE" LUNN="ram:$SIZE" ;;
+file)
+	truncate -s "$SIZE" "$W/lun-1.img" "$W/lun-n.img"
+	LUN1="file:$W/lun-1.img" LUNN="file:$W/lun-n.img"
+	;;
+*) echo "bench: STORE is ram or file, not $STORE" >&2; exit 1 ;;
+esac
 iserd_start "$W/iserd-1.log" "$ISERD" --reactors 1 --portal tcp://127.0.0.1:"$P1" \
-	--target $IQN --lun "ram:$SIZE"
+	--target $IQN --lun "$LUN1"
 PID1=$LAST_PID
 iserd_start "$W/iserd-n.log" "$ISERD" --reactors "$N" ${REACTOR_CPUS:+--reactor-cpus "$REACTOR_CPUS"} \
-	--portal tcp://127.0.0.1:"$PN" --target $IQN --lun "ram:$SIZE"
+	--portal tcp://127.0.0.1:"$PN" --target $IQN --lun "$LUNN"
 PIDN=$LAST_PID
 
 TARGETS=("reactors=1|$PID1|iscsi://127.0.0.1:$P1/$IQN/0"
@@ -60,7 +71,8 @@ for t in "${TARGETS[@]}"; do
 		sleep 0.1
 	done
 	[ $ok = 1 ] || { echo "bench: $name ($url) does not answer; logs:" >&2; tail -n 5 "$W"/*.log >&2; exit 1; }
-	# the RAM LUN maps its memory on first touch: every page is there before the runs
+	# the RAM LUN maps its memory on first touch, a tmpfs file its pages: every
+	# page is there before the runs
 	head -c "$(numfmt --from=iec "$SIZE")" /dev/zero | "$ISERINIT" write "$url" >/dev/null
 done
 
@@ -113,7 +125,7 @@ run() {
 
 echo "# iserinit bench on 127.0.0.1, ${SECS}s per run, $ROUNDS rounds, $(nproc) CPUs, reactors 1 vs $N${REACTOR_CPUS:+ (pinned to $REACTOR_CPUS)}, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# $(uname -r); $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
-echo "# iserd $("$ISERD" --version 2>&1 | head -1) ($ISERD); RAM LUN of $SIZE, written in full first"
+echo "# iserd $("$ISERD" --version 2>&1 | head -1) ($ISERD); $STORE LUN of $SIZE, written in full first"
 echo "# cpu_us/io: iserd process utime+stime over the run / I/Os completed; init_cpu_s: iserinit's CPU over the run"
 for r in $(seq "$ROUNDS"); do
 	for cs in $CASES; do
