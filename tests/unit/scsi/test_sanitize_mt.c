@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bstore/bstore.h"
 #include "reactor/reactor.h"
@@ -45,6 +46,7 @@ static struct {
 	struct isd_reactor_msg start, cancel_msg;
 	struct isd_timer watchdog;
 	atomic_int answered;
+	atomic_bool r2_cancelled;
 	bool timed_out;
 } g;
 
@@ -94,6 +96,7 @@ cancel_from_r2(void *arg)
 {
 	(void)arg;
 	isd_scsi_cmd_cancel(&g.c[1].cmd);
+	atomic_store(&g.r2_cancelled, true);
 }
 
 static void
@@ -136,6 +139,17 @@ start_r1(void *arg)
 	san_start(&g.c[1], 1);
 	g.cancel_msg.cb = cancel_from_r2;
 	isd_reactor_post(g.r2, &g.cancel_msg);
+	/*
+	 * The passes run on this reactor (the command came in here): until
+	 * reactor 2's cancel is in, none runs, so it meets the operation still
+	 * running however late reactor 2 gets a CPU (a busy 2-CPU machine once
+	 * let a 256M overwrite end first). Bounded: the watchdog has 10 s.
+	 */
+	for (int i = 0; i < 5000 && !atomic_load(&g.r2_cancelled); i++) {
+		struct timespec ms = { 0, 1000000 };
+
+		nanosleep(&ms, NULL);
+	}
 }
 
 static void
