@@ -918,6 +918,9 @@ isd_scsi_cmd_done(struct isd_scsi_cmd *cmd)
 	isd_scsi_io_done(cmd, false);
 	if (cmd->io_flags & ISD_SCSI_IOF_GATED)
 		isd_sbc_gate_leave(cmd);
+	/* a zero-copy write is done only once its exec ran: all its data is in */
+	if (cmd->io_flags & ISD_SCSI_IOF_GATE_DIRECT)
+		isd_sbc_gate_direct_leave(cmd);
 	/* the transport hears of it outside the monitor (util/monitor.h) */
 	if (cmd->done != NULL)
 		isd_monitor_after(&cmd->done_call, cmd_done_call, cmd);
@@ -1466,6 +1469,10 @@ cmd_release_in(struct isd_scsi_cmd *cmd)
 	}
 	/* set up, then neither run nor aborted: the transport gave it up */
 	isd_scsi_io_done(cmd, true);
+	/* a zero-copy write that never ran: none of its data can land any more
+	 * (the datamover's fence, dm.h; sbc.c, the gate) */
+	if (cmd->io_flags & ISD_SCSI_IOF_GATE_DIRECT)
+		isd_sbc_gate_direct_leave(cmd);
 	buf_free(cmd);
 	cmd->iovcnt = 0;
 	cmd->op = NULL;

@@ -119,13 +119,30 @@ byte_off(const struct isd_scsi_lu *lu, uint64_t lba)
  * passes the LU's gate from the start of its exec to its completion: writes
  * share it, a read-modify-write has it alone. Commands enter in arrival order
  * (one that cannot enter makes the later ones queue behind it), so a stream
- * of writes cannot starve a read-modify-write, nor the reverse. RAM stores do
- * not need it: their read-modify-write is one step on the reactor.
+ * of writes cannot starve a read-modify-write, nor the reverse.
+ *
+ * A RAM store's read-modify-write is one step under the monitor, which no
+ * other command's exec overlaps. What it must still keep out are the WRITEs
+ * whose data-out lands straight in the LU's memory (zero copy, iSER): the
+ * adapter's RDMA Reads place it while the reactors go on, outside any exec,
+ * so even one reactor's COMPARE AND WRITE could see part of it between its
+ * compare and its write. Such a write passes the gate as a writer from its
+ * setup (before any of its data can land) until all of it is in: its
+ * completion (the transport runs exec only then), or its release when it
+ * never ran (after the last of it can land: the fencing notes in dev.c).
+ * Not its release after a completion, which waits for the initiator to take
+ * the response. It enters only while no read-modify-write
+ * holds the gate or waits at it: otherwise its data-out is staged and copied
+ * in its exec, like any other. So a COMPARE AND WRITE, ORWRITE or WRITE
+ * ATOMIC on RAM waits for the zero-copy writes under way on the LU, and none
+ * starts while it waits.
  */
+/* Takes the gate alone: the read-modify-writes, and WRITE ATOMIC (offered on
+ * RAM stores only, where it is one copy no landing write may come into). */
 static bool
 is_rmw(const struct isd_scsi_cmd *cmd)
 {
-	return cmd->cdb[0] == 0x89 || cmd->cdb[0] == 0x8b;
+	return cmd->cdb[0] == 0x89 || cmd->cdb[0] == 0x8b || cmd->cdb[0] == 0x9c;
 }
 
 static bool
@@ -176,7 +193,7 @@ gate_enter(struct isd_scsi_cmd *cmd)
 {
 	struct isd_scsi_lu *lu = cmd->lu;
 
-	if (lu->bs->mem_base != NULL || (cmd->io_flags & ISD_SCSI_IOF_GATED))
+	if ((lu->bs->mem_base != NULL && !is_rmw(cmd)) || (cmd->io_flags & ISD_SCSI_IOF_GATED))
 		return true;
 	if (TAILQ_EMPTY(&lu->gate_wait) && gate_open(lu, is_rmw(cmd))) {
 		gate_take(cmd);
@@ -261,18 +278,13 @@ gate_kick(void *arg)
 	isd_monitor_leave(mon);
 }
 
-void
-isd_sbc_gate_leave(struct isd_scsi_cmd *cmd)
+/* One writer fewer at the gate: under the monitor, or in cmd's shared section. */
+static void
+gate_writer_out(struct isd_scsi_cmd *cmd)
 {
 	struct isd_scsi_lu *lu = cmd->lu;
 	uint32_t left;
 
-	cmd->io_flags &= ~ISD_SCSI_IOF_GATED;
-	if (is_rmw(cmd)) {
-		lu->gate_rmw = false;
-		gate_drain(lu);
-		return;
-	}
 	left = __atomic_sub_fetch(&lu->gate_writers, 1, __ATOMIC_RELAXED);
 	if (!isd_scsi_shared_here(cmd)) {
 		gate_drain(lu);
@@ -285,6 +297,47 @@ isd_sbc_gate_leave(struct isd_scsi_cmd *cmd)
 		lu->gate_kick_dev = cmd->dev;
 		isd_monitor_after(&lu->gate_kick, gate_kick, lu);
 	}
+}
+
+void
+isd_sbc_gate_leave(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+
+	cmd->io_flags &= ~ISD_SCSI_IOF_GATED;
+	if (is_rmw(cmd)) {
+		lu->gate_rmw = false;
+		gate_drain(lu);
+		return;
+	}
+	gate_writer_out(cmd);
+}
+
+/*
+ * A WRITE about to place its data-out in a RAM store's memory: true, holding
+ * the gate as a writer until isd_sbc_gate_direct_leave (at its completion, or
+ * its release if it never completes), or false when a
+ * read-modify-write holds the gate or waits at it (the data is staged then).
+ * Under the monitor or the shared face: what it reads changes only under the
+ * monitor.
+ */
+static bool
+gate_direct_take(struct isd_scsi_cmd *cmd)
+{
+	struct isd_scsi_lu *lu = cmd->lu;
+
+	if (lu->gate_rmw || !TAILQ_EMPTY(&lu->gate_wait))
+		return false;
+	__atomic_fetch_add(&lu->gate_writers, 1, __ATOMIC_RELAXED);
+	cmd->io_flags |= ISD_SCSI_IOF_GATE_DIRECT;
+	return true;
+}
+
+void
+isd_sbc_gate_direct_leave(struct isd_scsi_cmd *cmd)
+{
+	cmd->io_flags &= ~ISD_SCSI_IOF_GATE_DIRECT;
+	gate_writer_out(cmd);
 }
 
 /* ---- capacity ---- */
@@ -627,14 +680,15 @@ isd_sbc_setup_write(struct isd_scsi_cmd *cmd)
 	if ((!is6 && (cdb[1] & 0x08)) || verify || !lu->wce)
 		cmd->io_flags |= ISD_SCSI_IOF_FUA;
 	if (lu->bs->mem_base != NULL && !lu->bs->read_only && cmd->edtl >= nb * lu->block_size &&
-	    !cmd->data_out_staged) {
+	    !cmd->data_out_staged && gate_direct_take(cmd)) {
 		/*
 		 * Zero copy: the data-out lands in the LU's memory where it belongs
 		 * (RDMA Read into it, or the transport's receive), and exec has
 		 * nothing left to move. A failed or aborted write may then leave part
 		 * of the range written, which SBC allows (the contents of the blocks
 		 * of a write that did not complete are indeterminate). A short EDTL
-		 * keeps the staged path, which writes only the whole blocks that came.
+		 * keeps the staged path, which writes only the whole blocks that came,
+		 * as does a read-modify-write at the gate (above).
 		 */
 		cmd->dir = ISD_SCSI_DIR_OUT;
 		cmd->xfer_len = nb * lu->block_size;
@@ -1198,11 +1252,12 @@ isd_sbc_exec_unmap(struct isd_scsi_cmd *cmd)
 /*
  * Both read the command's range, work out from it and the data-out what to
  * write, and write it. On a RAM store the read (the LU's memory itself), the
- * computation and the write's copy all happen in one step on the LU's
- * reactor, where every command of the LU runs: no other command can come in
- * between, so the read-modify-write is atomic against all of them. A file or
- * device store reads first: the write gate (above) keeps every other write of
- * the LU out from before the read until the write has completed.
+ * computation and the write's copy all happen in one step under the device's
+ * monitor, which no other command's exec overlaps, once the write gate (above)
+ * has no zero-copy WRITE under way: no other write can come in between, so
+ * the read-modify-write is atomic against all of them. A file or device store
+ * reads first: the gate keeps every other write of the LU out from before the
+ * read until the write has completed.
  *
  * caw_apply() and orwrite_apply() return false when they finished the command
  * (a miscompare, no memory); otherwise they leave in *out what to write at

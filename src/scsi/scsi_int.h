@@ -84,6 +84,7 @@ enum {
 #define ISD_SCSI_IOF_VERIFY_ONE 0x10u   /* VERIFY BYTCHK 11b: one block compared to each */
 #define ISD_SCSI_IOF_IMMED 0x20u
 #define ISD_SCSI_IOF_GATED 0x40u        /* holds the LU's write gate (sbc.c) until done */
+#define ISD_SCSI_IOF_GATE_DIRECT 0x80u  /* a zero-copy RAM write: holds it until done/release */
 
 /* Command table flags. */
 #define ISD_OPF_HAS_SA 0x0001u          /* opcode carries a service action in byte 1 */
@@ -211,9 +212,12 @@ struct isd_scsi_lu {
 	uint32_t atomic_align;
 	uint32_t atomic_gran;
 	/*
-	 * The write gate of a store that is not memory (sbc.c): commands that write
-	 * pass it from exec to completion, any number at once, or one
-	 * read-modify-write (COMPARE AND WRITE, ORWRITE) alone; in arrival order.
+	 * The LU's write gate (sbc.c). On a file, block device or RBD store the
+	 * commands that write pass it from exec to completion, any number at
+	 * once, or one read-modify-write (COMPARE AND WRITE, ORWRITE) alone; in
+	 * arrival order. On a RAM store the zero-copy WRITEs pass it from setup
+	 * until their data is in, and a read-modify-write or WRITE ATOMIC waits
+	 * for them.
 	 */
 	uint32_t gate_writers;          /* atomic: writes on the shared path pass it too */
 	bool gate_rmw;
@@ -513,6 +517,7 @@ int isd_sbc_setup_write_atomic(struct isd_scsi_cmd *cmd);
 void isd_sbc_exec_write_atomic(struct isd_scsi_cmd *cmd);
 /* A command that held the write gate is done: lets the next ones in. */
 void isd_sbc_gate_leave(struct isd_scsi_cmd *cmd);
+void isd_sbc_gate_direct_leave(struct isd_scsi_cmd *cmd);
 /* Whether cmd's exec may pass the write gate on the shared path (dev.c): true
  * when it needs no gate or the gate admits it without a wait. */
 bool isd_sbc_gate_shared_ok(const struct isd_scsi_cmd *cmd);

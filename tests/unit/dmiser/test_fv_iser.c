@@ -182,6 +182,7 @@ struct fx_cfg {
 	bool remote_inv;                /* device, portal and initiator all allow it */
 	bool lun_unregistered;          /* the RAM LU's memory is not registered: bounce */
 	bool file_lun;                  /* a file LU: data in registered pool buffers */
+	bool immediate;                 /* ImmediateData=Yes */
 };
 
 struct fx {
@@ -195,6 +196,7 @@ struct fx {
 	int sends_ok, send_errs, recv_errs;
 	uint32_t cmdsn, itt, expstatsn;
 	struct rcvd last;               /* the last PDU wait_pdu returned */
+	bool immediate;
 };
 
 static const uint8_t g_isid[6] = { 0x80, 0, 0, 0, 0x43, 0x21 };
@@ -336,7 +338,8 @@ login(struct fx *f)
 	snprintf(in, sizeof(in), "InitiatorName=%s", INAME);
 	snprintf(tn, sizeof(tn), "TargetName=%s", TNAME);
 	len = fake_text(text, sizeof(text), in, tn, "SessionType=Normal", "RDMAExtensions=Yes",
-			"HeaderDigest=None", "DataDigest=None", "ImmediateData=No",
+			"HeaderDigest=None", "DataDigest=None",
+			f->immediate ? "ImmediateData=Yes" : "ImmediateData=No",
 			"InitialR2T=Yes", "MaxBurstLength=262144", "FirstBurstLength=65536",
 			"TargetRecvDataSegmentLength=8192",
 			"InitiatorRecvDataSegmentLength=8192", (const char *)NULL);
@@ -471,6 +474,7 @@ setup_opts(void **state, const struct fx_cfg *fc)
 	assert_int_equal(!!(f->ini->rep[0] & ISD_ISER_CM_SEND_W_INV_NOT_SUP), !fc->remote_inv);
 	f->cmdsn = 10;
 	f->itt = 1;
+	f->immediate = fc->immediate;
 	login(f);
 	tur(f);                 /* takes the POWER ON unit attention */
 	tur(f);
@@ -506,6 +510,14 @@ static int
 setup_file(void **state)
 {
 	struct fx_cfg fc = { .file_lun = true };
+
+	return setup_opts(state, &fc);
+}
+
+static int
+setup_immediate(void **state)
+{
+	struct fx_cfg fc = { .immediate = true };
 
 	return setup_opts(state, &fc);
 }
@@ -888,6 +900,64 @@ test_abort_fence(void **state)
 	tur(f);
 }
 
+/*
+ * A COMPARE AND WRITE that comes while a WRITE's RDMA Read into the same RAM
+ * blocks is in flight: the adapter places that data while the reactor goes
+ * on, so the COMPARE AND WRITE (its data immediate, nothing to fetch) waits
+ * until the WRITE is over, then compares with what the WRITE brought. Run
+ * at once it would compare with the old blocks and miscompare, and the
+ * WRITE's data would land after its write.
+ */
+static void
+test_caw_waits_for_rdma_read(void **state)
+{
+	struct fx *f = *state;
+	struct ibv_qp *tqp = fv_ini_target_qp(f->ini);
+	struct isd_iser_hdr h = { .opcode = ISD_ISER_OP_CTRL };
+	uint8_t cdb[16], caw[16] = { 0x89 }, bhs[ISD_BHS_LEN], cw[1024], *b;
+	uint32_t witt = f->itt++, citt = f->itt++;
+	int idx, got_w = 0, got_c = 0;
+
+	fill(lu_mem(f), 8192, 0x01);
+	fill(f->data, 8192, 0x99);
+	fv_qp_hold(tqp, true);
+	rw10(cdb, 0x2a, 0, 16);
+	send_cmd(f, ISD_CMD_W, witt, 8192, cdb, f->datamr->rkey);
+	PUMP_UNTIL(f, fv_qp_pending_sends(tqp) == 1);
+	assert_int_equal(fv_qp_pending_sends(tqp), 1);  /* the Read */
+
+	/* block 0: what the WRITE brings -> 0x5a */
+	caw[13] = 1;
+	memcpy(cw, f->data, 512);
+	memset(cw + 512, 0x5a, 512);
+	cmd_bhs(f, bhs, ISD_CMD_W, citt, sizeof(cw), caw);
+	ini_send(f, &h, bhs, cw, sizeof(cw));
+	pump(f, 50);
+	assert_int_equal(f->nq, 0);
+	assert_int_equal(fv_qp_pending_sends(tqp), 1);
+	assert_int_equal(lu_mem(f)[0], 0x01);
+
+	/* the Read lands: the WRITE completes, then the COMPARE AND WRITE */
+	assert_int_equal(fv_qp_step(tqp, 1), 1);
+	fv_qp_hold(tqp, false);
+	for (int i = 0; i < 2; i++) {
+		idx = wait_pdu(f, &b, NULL, NULL);
+		assert_true(idx >= 0);
+		assert_int_equal(isd_bhs_opcode(b), ISD_OP_SCSI_RSP);
+		assert_int_equal(b[3], 0);      /* GOOD */
+		if (isd_bhs_itt(b) == witt)
+			got_w = i + 1;
+		else if (isd_bhs_itt(b) == citt)
+			got_c = i + 1;
+		rx_done(f, idx);
+	}
+	assert_int_equal(got_w, 1);
+	assert_int_equal(got_c, 2);
+	assert_memory_equal(lu_mem(f), cw + 512, 512);
+	assert_memory_equal(lu_mem(f) + 512, f->data + 512, 8192 - 512);
+	tur(f);
+}
+
 /* iWARP: an RDMA Read's sink needs remote write (RFC 5040); iserd registers
  * exactly the command's bytes for it and drops the registration after. */
 static void
@@ -1073,6 +1143,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rnr_exhausted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_access_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_fence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_caw_waits_for_rdma_read, setup_immediate,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_iwarp_read_sink, setup_iwarp, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_invalidate, setup_remote_inv, teardown),
 		cmocka_unit_test_setup_teardown(test_large_transfers, setup, teardown),

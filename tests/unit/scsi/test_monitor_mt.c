@@ -685,6 +685,11 @@ test_reservation_fences_the_shared_path(void **state)
  * drain; the last of those lets it in after its section) and read it all back.
  * Every CAW must compare equal and every byte read must be what was written;
  * a lost wake-up at the gate hangs the test.
+ *
+ * The same on a RAM LU, whose WRITEs place their data straight in the LU
+ * (zero copy, the bytes put in after setup as a transport would): each holds
+ * the gate from setup to release, and a COMPARE AND WRITE waits until the
+ * other reactors' have been released.
  */
 #define GATE_NB 4u
 #define GATE_ROUNDS 300u
@@ -698,7 +703,8 @@ struct gate_worker {
 	struct isd_scsi_cmd cmd;
 	uint8_t cdb[16];
 	unsigned index, step;           /* 0 WRITE, 1 COMPARE AND WRITE, 2 READ */
-	uint32_t round, bad_status, bad_data, unit_attentions;
+	uint32_t round, bad_status, bad_data, unit_attentions, direct;
+	bool ram;
 	atomic_int *left;
 };
 
@@ -774,7 +780,7 @@ gate_next(void *arg)
 	cmd->cdb = w->cdb;
 	cmd->cdb_len = 16;
 	cmd->edtl = out_len != 0 ? out_len : GATE_NB * BS;
-	cmd->data_out_staged = true;
+	cmd->data_out_staged = !w->ram;
 	cmd->done = gate_done;
 	cmd->cb_arg = w;
 	if (isd_scsi_cmd_setup(cmd) != ISD_SCSI_SETUP_READY) {
@@ -782,6 +788,8 @@ gate_next(void *arg)
 		return;
 	}
 	d = cmd->iov[0].iov_base;
+	if (cmd->data_out_direct)
+		w->direct++;
 	if (w->step == 0) {
 		for (uint32_t i = 0; i < GATE_NB * BS; i++)
 			d[i] = gate_byte(w, w->round, i, false);
@@ -803,7 +811,7 @@ gate_watchdog(void *arg)
 }
 
 static void
-test_file_gate_with_shared_writers(void **state)
+gate_with_shared_writers(bool ram)
 {
 	struct isd_reactor_group *g;
 	struct isd_scsi_dev *dev;
@@ -816,19 +824,23 @@ test_file_gate_with_shared_writers(void **state)
 	char path[256], spec[300], err[128];
 	int fd;
 
-	(void)state;
-	snprintf(path, sizeof(path), "%s/isd-gate-mt.XXXXXX", dir);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	close(fd);
-	snprintf(spec, sizeof(spec), "file:%s,size=1M", path);
+	if (ram) {
+		snprintf(spec, sizeof(spec), "ram:1M");
+	} else {
+		snprintf(path, sizeof(path), "%s/isd-gate-mt.XXXXXX", dir);
+		fd = mkstemp(path);
+		assert_true(fd >= 0);
+		close(fd);
+		snprintf(spec, sizeof(spec), "file:%s,size=1M", path);
+	}
 	isd_monitor_set_threaded(true);
 	assert_int_equal(isd_reactor_group_create(NWORKERS + 1, &g), 0);
 	assert_int_equal(isd_scsi_dev_create("iqn.2026-12.test:gate", &dev), 0);
 	memset(&cfg, 0, sizeof(cfg));
 	assert_int_equal(isd_bstore_open(isd_reactor_group_get(g, 0), spec, &bs, err,
 					 sizeof(err)), 0);
-	unlink(path);
+	if (!ram)
+		unlink(path);
 	cfg.bstore = bs;
 	cfg.block_size = BS;
 	cfg.write_cache = true;
@@ -842,6 +854,7 @@ test_file_gate_with_shared_writers(void **state)
 		w[i].main_r = isd_reactor_group_get(g, 0);
 		w[i].dev = dev;
 		w[i].left = &left;
+		w[i].ram = ram;
 		snprintf(w[i].nexus.initiator_port, sizeof(w[i].nexus.initiator_port),
 			 "iqn.2026-12.test:gate%u,i,0x00023d00000%u", i, i + 1);
 		snprintf(w[i].nexus.target_port, sizeof(w[i].nexus.target_port),
@@ -865,18 +878,37 @@ test_file_gate_with_shared_writers(void **state)
 				 "let in at the gate never ran", w[i].index, w[i].round, w[i].step);
 	isd_reactor_group_join(g);
 
-	print_message("file LU: %llu commands on the shared path\n",
+	print_message("%s LU: %llu commands on the shared path\n", ram ? "RAM" : "file",
 		      (unsigned long long)isd_scsi_dev_shared_cmds(dev));
 	for (unsigned i = 0; i < NWORKERS; i++) {
 		assert_int_equal(w[i].round, GATE_ROUNDS);
 		assert_int_equal(w[i].bad_status, 0);
 		assert_int_equal(w[i].bad_data, 0);
+		/* the file store stages every write; on RAM most are zero copy */
+		if (ram)
+			assert_true(w[i].direct > 0);
+		else
+			assert_int_equal(w[i].direct, 0);
 	}
 	/* the WRITEs and READs after the first of each nexus (its unit attention) */
 	assert_true(isd_scsi_dev_shared_cmds(dev) >= (uint64_t)NWORKERS * GATE_ROUNDS);
 	isd_scsi_dev_destroy(dev);
 	isd_reactor_group_destroy(g);
 	isd_monitor_set_threaded(false);
+}
+
+static void
+test_file_gate_with_shared_writers(void **state)
+{
+	(void)state;
+	gate_with_shared_writers(false);
+}
+
+static void
+test_ram_gate_with_direct_writers(void **state)
+{
+	(void)state;
+	gate_with_shared_writers(true);
 }
 
 int
@@ -887,6 +919,7 @@ main(void)
 		cmocka_unit_test(test_removed_lu_freed_on_its_reactor),
 		cmocka_unit_test(test_reservation_fences_the_shared_path),
 		cmocka_unit_test(test_file_gate_with_shared_writers),
+		cmocka_unit_test(test_ram_gate_with_direct_writers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

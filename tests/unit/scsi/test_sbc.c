@@ -1138,22 +1138,48 @@ gcmd_done(struct isd_scsi_cmd *cmd)
 	g->order = ++g_rank;
 }
 
-/* Sets up a command on LUN 1 and puts its data-out in place, as a transport would. */
+/* Sets up a command on lun and puts its data-out in place (unless data is
+ * NULL), as a transport would. */
 static void
-gcmd_setup(struct h *h, struct gcmd *g, const uint8_t *cdb, const void *data, uint32_t len)
+gcmd_setup_lun(struct h *h, struct gcmd *g, uint32_t lun, const uint8_t *cdb, const void *data,
+	       uint32_t len)
 {
 	memset(g, 0, sizeof(*g));
 	memcpy(g->cdb, cdb, 16);
 	g->cmd.dev = h->dev;
 	g->cmd.nexus = &h->nx[0];
-	g->cmd.lun = isd_scsi_lun_encode(1);
+	g->cmd.lun = isd_scsi_lun_encode(lun);
 	g->cmd.cdb = g->cdb;
 	g->cmd.cdb_len = 16;
 	g->cmd.edtl = len;
 	g->cmd.done = gcmd_done;
 	g->cmd.cb_arg = g;
 	assert_int_equal(isd_scsi_cmd_setup(&g->cmd), ISD_SCSI_SETUP_READY);
-	memcpy(g->cmd.iov[0].iov_base, data, len);
+	if (data != NULL)
+		memcpy(g->cmd.iov[0].iov_base, data, len);
+}
+
+static void
+gcmd_setup(struct h *h, struct gcmd *g, const uint8_t *cdb, const void *data, uint32_t len)
+{
+	gcmd_setup_lun(h, g, 1, cdb, data, len);
+}
+
+/* Turns the reactor until g is done (or a while has passed). */
+static void
+gcmd_wait_one(struct h *h, struct gcmd *g)
+{
+	for (int i = 0; i < 1000 && g->done == 0; i++)
+		assert_int_equal(isd_reactor_poll(h->r, 10), 0);
+	assert_int_equal(g->done, 1);
+}
+
+/* Turns the reactor a few times without waiting. */
+static void
+spin(struct h *h)
+{
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(isd_reactor_poll(h->r, 0), 0);
 }
 
 static void
@@ -1236,6 +1262,90 @@ test_rmw_write_gate(void **state)
 	unlink(path);
 }
 
+/*
+ * A RAM store: a WRITE whose data-out lands straight in the LU's memory (the
+ * adapter's RDMA Reads, iSER) holds the gate from
+ * setup until its data is in (its completion), or until its release when it
+ * never ran. A COMPARE AND WRITE or a WRITE ATOMIC waits until no such
+ * write is under way, so none of their data lands between its compare and its
+ * write; a WRITE set up while one waits is staged instead, and so cannot hold
+ * it off for ever.
+ */
+static void
+test_ram_rmw_waits_for_direct_writes(void **state)
+{
+	uint8_t caw[16] = { 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 60, 0, 0, 0, 1 };
+	uint8_t wat[16] = { 0x9c, 0, 0, 0, 0, 0, 0, 0, 0, 60, 0, 0, 0, 1, 0, 0 };
+	uint8_t wr[16] = { 0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 60, 0, 0, 0, 1 };
+	uint8_t cw[2 * H_BS], a[H_BS], b[H_BS], c[H_BS];
+	struct gcmd w1, w2, rmw;
+	struct h_res *res;
+	struct h h;
+
+	(void)state;
+	setup(&h, false, false);
+	memset(a, 0x22, sizeof(a));
+	memset(b, 0x44, sizeof(b));
+	memset(c, 0x55, sizeof(c));
+
+	/* a zero-copy WRITE of 0x22 set up; its data has not come yet */
+	gcmd_setup_lun(&h, &w1, 0, wr, NULL, H_BS);
+	assert_true(w1.cmd.data_out_direct);
+	/* COMPARE AND WRITE 0x22 -> 0x33: waits for that write */
+	memset(cw, 0x22, H_BS);
+	memset(cw + H_BS, 0x33, H_BS);
+	gcmd_setup_lun(&h, &rmw, 0, caw, cw, sizeof(cw));
+	isd_scsi_cmd_exec(&rmw.cmd);
+	spin(&h);
+	assert_int_equal(rmw.done, 0);
+	/* a WRITE of 0x44 set up while it waits is staged: nothing of it lands yet */
+	gcmd_setup_lun(&h, &w2, 0, wr, b, H_BS);
+	assert_false(w2.cmd.data_out_direct);
+	/* the first write's data lands: still nothing */
+	memcpy(w1.cmd.iov[0].iov_base, a, H_BS);
+	spin(&h);
+	assert_int_equal(rmw.done, 0);
+	/* it completes (its response need not have gone yet): the CAW goes on */
+	isd_scsi_cmd_exec(&w1.cmd);
+	gcmd_wait_one(&h, &w1);
+	gcmd_wait_one(&h, &rmw);
+	assert_true(w1.order < rmw.order);
+	isd_scsi_cmd_release(&w1.cmd);
+	assert_int_equal(rmw.cmd.status, ISD_SAM_GOOD);       /* compared with 0x22 */
+	isd_scsi_cmd_release(&rmw.cmd);
+	res = h_rw10(&h, 0, 0, 0x28, 60, 1, NULL, 0);
+	memset(c, 0x33, sizeof(c));
+	assert_memory_equal(res->data, c, H_BS);
+	/* the staged write lands at its exec */
+	isd_scsi_cmd_exec(&w2.cmd);
+	gcmd_wait_one(&h, &w2);
+	isd_scsi_cmd_release(&w2.cmd);
+	res = h_rw10(&h, 0, 0, 0x28, 60, 1, NULL, 0);
+	assert_memory_equal(res->data, b, H_BS);
+
+	/* WRITE ATOMIC waits too; a zero-copy write given up by its transport
+	 * (released, never run) lets it in */
+	gcmd_setup_lun(&h, &w1, 0, wr, NULL, H_BS);
+	assert_true(w1.cmd.data_out_direct);
+	memset(c, 0x55, sizeof(c));
+	gcmd_setup_lun(&h, &rmw, 0, wat, c, H_BS);
+	isd_scsi_cmd_exec(&rmw.cmd);
+	spin(&h);
+	assert_int_equal(rmw.done, 0);
+	isd_scsi_cmd_release(&w1.cmd);
+	gcmd_wait_one(&h, &rmw);
+	assert_int_equal(rmw.cmd.status, ISD_SAM_GOOD);
+	isd_scsi_cmd_release(&rmw.cmd);
+	res = h_rw10(&h, 0, 0, 0x28, 60, 1, NULL, 0);
+	assert_memory_equal(res->data, c, H_BS);
+
+	/* nothing waits any more: the next WRITE is zero copy again */
+	gcmd_setup_lun(&h, &w1, 0, wr, NULL, H_BS);
+	assert_true(w1.cmd.data_out_direct);
+	isd_scsi_cmd_release(&w1.cmd);
+	h_fini(&h);
+}
+
 int
 main(void)
 {
@@ -1249,6 +1359,7 @@ main(void)
 		cmocka_unit_test(test_write_same),
 		cmocka_unit_test(test_orwrite),
 		cmocka_unit_test(test_rmw_write_gate),
+		cmocka_unit_test(test_ram_rmw_waits_for_direct_writes),
 		cmocka_unit_test(test_physical_block_check),
 		cmocka_unit_test(test_physical_block),
 		cmocka_unit_test(test_write_atomic),
