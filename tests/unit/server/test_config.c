@@ -175,7 +175,7 @@ test_args_reactor_mode(void **state)
 	(void)state;
 	assert_int_equal(parse(&cfg, err, sizeof(err), NULL), 0);
 	isd_target_reactor_mode(&cfg, &mode, &us);
-	assert_int_equal(mode, 0);      /* event unless asked */
+	assert_int_equal(mode, 2);      /* adaptive unless asked */
 	assert_int_equal(us, ISD_TARGET_DEFAULT_POLL_US);
 	isd_target_cfg_fini(&cfg);
 	assert_int_equal(parse(&cfg, err, sizeof(err), "--reactor-mode", "adaptive:20", NULL), 0);
