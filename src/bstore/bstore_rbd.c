@@ -276,6 +276,7 @@ struct rbd_preq {
 	struct isd_reactor_msg msg;     /* the callback, posted to r */
 	int status;                     /* for the posted callback */
 	atomic_bool published;          /* preq_publish, rs_take_pr */
+	bool tracked;                   /* in rb->pr_inflight (preq_publish) */
 	enum rbd_pkind kind;
 	uint64_t ver;                   /* load, commit: the object's version */
 	uint64_t cookie;                /* watch: the new handle */
@@ -921,10 +922,19 @@ rs_pr_cb(rados_completion_t c, void *arg)
 	rs_wake(rb);
 }
 
-/* As req_publish, for the reservation requests (through librados). */
+/*
+ * Just before a reservation request goes to librados: as req_publish, and
+ * into pr_inflight. Its completion may be taken on the image's reactor
+ * (rs_take_pr, which unlinks it) before the submitting call has returned
+ * when that runs on another reactor, so it is linked before, not after.
+ */
 static inline void
-preq_publish(struct rbd_preq *req)
+preq_publish(struct rbd_bs *rb, struct rbd_preq *req)
 {
+	pthread_mutex_lock(&rb->pr_mu);
+	TAILQ_INSERT_TAIL(&rb->pr_inflight, req, link);
+	req->tracked = true;
+	pthread_mutex_unlock(&rb->pr_mu);
 	atomic_store_explicit(&req->published, true, memory_order_release);
 }
 
@@ -961,17 +971,21 @@ preq_alloc(struct rbd_bs *rb, enum rbd_pkind kind, isd_bstore_cb cb, void *arg)
 	return req;
 }
 
+/* After the submission: a request librados refused (it will not complete) is
+ * unlinked and freed here. */
 static int
 preq_submitted(struct rbd_bs *rb, struct rbd_preq *req, int rc)
 {
 	if (rc < 0) {
+		if (req->tracked) {
+			pthread_mutex_lock(&rb->pr_mu);
+			TAILQ_REMOVE(&rb->pr_inflight, req, link);
+			pthread_mutex_unlock(&rb->pr_mu);
+		}
 		rados_aio_release(req->comp);
 		preq_free(req);
 		return rc;
 	}
-	pthread_mutex_lock(&rb->pr_mu);
-	TAILQ_INSERT_TAIL(&rb->pr_inflight, req, link);
-	pthread_mutex_unlock(&rb->pr_mu);
 	return 0;
 }
 
@@ -995,7 +1009,7 @@ rs_pr_load(struct isd_bstore *bs, void **data, size_t *len, uint64_t *ver, isd_b
 	req->out_len = len;
 	req->out_ver = ver;
 	rados_read_op_read(req->rop, 0, RBD_PR_MAX, req->buf, &req->nread, &req->prval);
-	preq_publish(req);
+	preq_publish(rb, req);
 	return preq_submitted(rb, req,
 			      rados_aio_read_op_operate(req->rop, rb->io, req->comp, rb->pr_oid, 0));
 }
@@ -1024,7 +1038,7 @@ rs_pr_commit(struct isd_bstore *bs, const void *data, size_t len, uint64_t ver,
 		rados_write_op_assert_version(req->wop, ver);
 	/* write_full copies the data at submission */
 	rados_write_op_write_full(req->wop, data, len);
-	preq_publish(req);
+	preq_publish(rb, req);
 	return preq_submitted(rb, req,
 			      rados_aio_write_op_operate(req->wop, rb->io, req->comp, rb->pr_oid,
 							 NULL, 0));
@@ -1043,7 +1057,7 @@ rs_pr_notify(struct isd_bstore *bs, const void *msg, size_t len, isd_bstore_cb c
 	req = preq_alloc(rb, PREQ_NOTIFY, cb, arg);
 	if (req == NULL)
 		return -ENOMEM;
-	preq_publish(req);
+	preq_publish(rb, req);
 	return preq_submitted(rb, req,
 			      rados_aio_notify(rb->io, rb->pr_oid, req->comp, msg, (int)len,
 					       RBD_PR_NOTIFY_MS, &req->reply, &req->reply_len));
@@ -1236,11 +1250,14 @@ rs_pr_rewatch(struct rbd_bs *rb)
 	/* the broken watch is dropped once: unwatching it twice frees it twice in librados */
 	if (un != NULL && rb->pr_watch_live) {
 		rb->pr_watch_live = false;
+		preq_publish(rb, un);
 		(void)preq_submitted(rb, un, rados_aio_unwatch(rb->io, rb->pr_cookie, un->comp));
 	} else if (un != NULL) {
 		rados_aio_release(un->comp);
 		preq_free(un);
 	}
+	if (w != NULL)
+		preq_publish(rb, w);
 	if (w == NULL || preq_submitted(rb, w,
 					rados_aio_watch2(rb->io, rb->pr_oid, w->comp, &w->cookie,
 							 rs_pr_watch_cb, rs_pr_watch_err, 0,

@@ -119,6 +119,26 @@ def pattern(tag, off):
     return bytes(out)
 
 
+def wait_stopped(pid, limit=10.0):
+    """kill(SIGSTOP) returns before every thread has stopped: a reactor busy
+    on another CPU may still take in a command sent right after it. Wait until
+    each thread of pid is in the stopped state."""
+    end = time.monotonic() + limit
+    while True:
+        states = []
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                continue
+        if states and all(st in ("T", "t") for st in states):
+            return
+        if time.monotonic() > end:
+            raise hl.CaseFail("A did not stop within %.0f s (thread states %r)" % (limit, states))
+        time.sleep(0.01)
+
+
 def send_batch(c, offs, tag):
     """Sends WRITEs with immediate data without waiting; returns {itt: off}."""
     pending = {}
@@ -272,6 +292,7 @@ def run_all(a, b, image):
         raise hl.CaseFail("the writer through A got nothing done (%s)" % w.error)
     os.kill(a.proc.pid, signal.SIGSTOP)
     try:
+        wait_stopped(a.proc.pid)
         before = w.good
         queued = send_batch(cq, [REGION - CHUNK * (i + 1) for i in range(BATCH)], "A")
         print("PASS: A frozen after %d good writes; %d more queued to it" %
