@@ -143,7 +143,14 @@ struct isd_bstore {
 	const struct isd_bstore_ops *ops;
 	struct isd_reactor *reactor;
 	uint64_t size;                  /* bytes */
-	uint32_t min_block;             /* alignment the store needs for direct I/O (1 = any) */
+	/*
+	 * Direct I/O (O_DIRECT): offsets and lengths must be multiples of
+	 * min_block, so a LU's block size must be one (1 = any). Buffers aligned
+	 * to mem_align (0 or 1 = any) go to the device as they are; the store
+	 * copies a less aligned one through its own.
+	 */
+	uint32_t min_block;
+	uint32_t mem_align;
 	bool read_only;
 	bool can_discard;
 	bool discard_zeroes;            /* a discarded range reads back as zeros (LBPRZ) */
@@ -320,6 +327,12 @@ int isd_bstore_complete_later(struct isd_bstore *bs, int status, isd_bstore_cb c
 
 /* 1073741824 -> "1G": the largest exact suffix, so every spelling has one canonical form. */
 void isd_bstore_size_format(uint64_t v, char *buf, size_t len);
+/*
+ * Direct I/O requests (file: and dev:) whose buffers were not aligned as the
+ * device asks and went through a bounce buffer: one copy each. All stores
+ * of the process together, since it started.
+ */
+uint64_t isd_bstore_direct_bounces(void);
 /*
  * The whole of rest is a non-zero SIZE (ram:SIZE, zero:SIZE): fills out->size
  * and out->canon ("<scheme>:<canonical size>"). Errors name the scheme:

@@ -2,9 +2,19 @@
  * File and block-device backing stores over io_uring.
  *
  * One ring per reactor, created when the first store is used on that reactor
- * and freed with the last store that used it. Buffered I/O: FUA is a RWF_DSYNC write, SYNCHRONIZE
- * CACHE an fdatasync, so the page cache is the volatile write cache the LU
- * reports.
+ * and freed with the last store that used it. FUA is a RWF_DSYNC write,
+ * SYNCHRONIZE CACHE an fdatasync, so the volatile write cache the LU reports
+ * is the page cache (buffered I/O) or the device's own cache (direct I/O).
+ *
+ * Direct I/O (O_DIRECT; the default for dev:, ",direct" for file:) moves
+ * data between the device and the command's buffer with no copy and no page
+ * cache. The kernel wants offsets and lengths in whole logical blocks
+ * (min_block: the LU's block size must be a multiple) and buffers aligned to
+ * what statx calls the memory alignment (mem_align). The SCSI layer asks for
+ * buffers so aligned (iSER's registered pool is page-aligned anyway); a
+ * request whose buffers are not (immediate data used where it arrived, a
+ * caller's own) goes through a bounce buffer of the store's: one copy, as
+ * buffered I/O would have made anyway.
  *
  * Requests are put in the submission queue as they come and submitted once a
  * reactor turn, by a turn-end call (one io_uring_enter for everything the
@@ -85,6 +95,9 @@ struct uring_req {
 	struct isd_timer timer;         /* UOP_BLKDISCARD completion; a memory file's I/O */
 	int status;
 	TAILQ_ENTRY(uring_req) link;    /* on the ring's pending list */
+	void *bounce;                   /* direct I/O through our own aligned buffer */
+	struct iovec *user;             /* then: the caller's buffers (read: copied out) */
+	int usercnt;
 	int iovcnt;
 	struct iovec iov[];             /* our own copy: short transfers advance it */
 };
@@ -117,10 +130,12 @@ struct uring_bs {
 	int fd;
 	bool is_dev;
 	bool memfs;                     /* a file on tmpfs/ramfs: preadv/pwritev at turn end */
+	bool direct;                    /* opened O_DIRECT */
 	struct uring_per per[ISD_REACTOR_MAX];  /* by reactor index */
 };
 
 static pthread_mutex_t g_ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t g_bounces;              /* direct requests copied through a bounce buffer */
 static LIST_HEAD(, uring_ctx) g_rings = LIST_HEAD_INITIALIZER(g_rings);
 
 static void ring_event(void *arg, uint32_t events);
@@ -133,6 +148,17 @@ req_finish(struct uring_req *req, int status)
 	struct isd_monitor *mon = req->mon;
 
 	req->per->inflight--;
+	if (req->bounce != NULL) {
+		if (req->op == UOP_READ && status == 0) {
+			const uint8_t *src = req->bounce;
+
+			for (int i = 0; i < req->usercnt; i++) {
+				memcpy(req->user[i].iov_base, src, req->user[i].iov_len);
+				src += req->user[i].iov_len;
+			}
+		}
+		isd_mem_free(req->bounce);
+	}
 	isd_mem_free(req);
 	isd_bstore_deliver(mon, cb, arg, status);
 }
@@ -388,14 +414,14 @@ per_here(struct uring_bs *ubs)
 
 static struct uring_req *
 req_alloc(struct uring_bs *ubs, enum uring_op op, const struct iovec *iov, int iovcnt,
-	  uint64_t off, isd_bstore_cb cb, void *arg)
+	  int room, uint64_t off, isd_bstore_cb cb, void *arg)
 {
 	struct uring_per *per = per_here(ubs);
 	struct uring_req *req;
 
-	if (per == NULL || iovcnt < 0 || iovcnt > URING_MAX_IOV)
+	if (per == NULL || iovcnt < 0 || iovcnt > URING_MAX_IOV || room < iovcnt)
 		return NULL;
-	req = isd_mem_zalloc(sizeof(*req) + (size_t)iovcnt * sizeof(struct iovec));
+	req = isd_mem_zalloc(sizeof(*req) + (size_t)room * sizeof(struct iovec));
 	if (req == NULL)
 		return NULL;
 	req->ubs = ubs;
@@ -471,6 +497,55 @@ memfs_run(void *arg)
 	req_finish(req, memfs_rw(req));
 }
 
+/* Direct I/O takes the buffers as they are: each aligned, each whole blocks. */
+static bool
+dio_aligned(const struct uring_bs *ubs, const struct iovec *iov, int iovcnt)
+{
+	uintptr_t am = ubs->bs.mem_align > 1 ? ubs->bs.mem_align - 1 : 0;
+
+	for (int i = 0; i < iovcnt; i++) {
+		if (((uintptr_t)iov[i].iov_base & am) != 0 || iov[i].iov_len % ubs->bs.min_block != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The request moves len bytes through one aligned buffer of the store's
+ * instead of the caller's; a write's data is copied in now, a read's out at
+ * completion (req_finish).
+ */
+static int
+req_bounce(struct uring_req *req, uint64_t len)
+{
+	uint8_t *b = isd_mem_alloc_aligned((size_t)len, req->ubs->bs.mem_align);
+	uint8_t *dst = b;
+
+	if (b == NULL)
+		return -ENOMEM;
+	req->user = &req->iov[1];
+	req->usercnt = req->iovcnt;
+	memmove(req->user, req->iov, (size_t)req->iovcnt * sizeof(struct iovec));
+	if (req->op == UOP_WRITE) {
+		for (int i = 0; i < req->usercnt; i++) {
+			memcpy(dst, req->user[i].iov_base, req->user[i].iov_len);
+			dst += req->user[i].iov_len;
+		}
+	}
+	req->bounce = b;
+	req->iov[0].iov_base = b;
+	req->iov[0].iov_len = (size_t)len;
+	req->iovcnt = 1;
+	__atomic_add_fetch(&g_bounces, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+uint64_t
+isd_bstore_direct_bounces(void)
+{
+	return __atomic_load_n(&g_bounces, __ATOMIC_RELAXED);
+}
+
 static int
 uring_rw(struct isd_bstore *bs, enum uring_op op, const struct iovec *iov, int iovcnt,
 	 uint64_t off, bool fua, isd_bstore_cb cb, void *arg)
@@ -478,6 +553,7 @@ uring_rw(struct isd_bstore *bs, enum uring_op op, const struct iovec *iov, int i
 	struct uring_bs *ubs = (struct uring_bs *)bs;
 	struct uring_req *req;
 	uint64_t len = 0;
+	bool bounce = false;
 	int n = 0;
 
 	if (iovcnt < 0 || iovcnt > URING_MAX_IOV)
@@ -486,7 +562,14 @@ uring_rw(struct isd_bstore *bs, enum uring_op op, const struct iovec *iov, int i
 		len += iov[i].iov_len;
 	if (off > bs->size || len > bs->size - off)
 		return -EINVAL;
-	req = req_alloc(ubs, op, iov, iovcnt, off, cb, arg);
+	if (ubs->direct) {
+		/* the device's blocks are the least a request can move */
+		if (off % bs->min_block != 0 || len % bs->min_block != 0)
+			return -EINVAL;
+		bounce = len > 0 && !dio_aligned(ubs, iov, iovcnt);
+	}
+	/* a bounced request keeps the caller's iovec after its own one entry */
+	req = req_alloc(ubs, op, iov, iovcnt, bounce ? iovcnt + 1 : iovcnt, off, cb, arg);
 	if (req == NULL)
 		return -ENOMEM;
 	/* Empty entries would make the short-transfer arithmetic stall. */
@@ -495,6 +578,10 @@ uring_rw(struct isd_bstore *bs, enum uring_op op, const struct iovec *iov, int i
 			req->iov[n++] = iov[i];
 	req->iovcnt = n;
 	req->fua = fua;
+	if (bounce && req_bounce(req, len) < 0) {
+		isd_mem_free(req);
+		return -ENOMEM;
+	}
 	req->per->inflight++;
 	if (n == 0) {
 		/* Nothing to move: complete from the reactor without bothering the kernel. */
@@ -531,7 +618,7 @@ static int
 uring_flush(struct isd_bstore *bs, isd_bstore_cb cb, void *arg)
 {
 	struct uring_bs *ubs = (struct uring_bs *)bs;
-	struct uring_req *req = req_alloc(ubs, UOP_FLUSH, NULL, 0, 0, cb, arg);
+	struct uring_req *req = req_alloc(ubs, UOP_FLUSH, NULL, 0, 0, 0, cb, arg);
 
 	if (req == NULL)
 		return -ENOMEM;
@@ -552,7 +639,7 @@ uring_discard(struct isd_bstore *bs, uint64_t off, uint64_t len, isd_bstore_cb c
 		return -EOPNOTSUPP;
 	if (off > bs->size || len > bs->size - off)
 		return -EINVAL;
-	req = req_alloc(ubs, ubs->is_dev ? UOP_BLKDISCARD : UOP_PUNCH, NULL, 0, off, cb, arg);
+	req = req_alloc(ubs, ubs->is_dev ? UOP_BLKDISCARD : UOP_PUNCH, NULL, 0, 0, off, cb, arg);
 	if (req == NULL)
 		return -ENOMEM;
 	req->len = len;
@@ -596,6 +683,7 @@ uring_destroy(struct isd_bstore *bs)
 			TAILQ_REMOVE(&per->deferred, req, link);
 			isd_reactor_timer_stop(per->r, &req->timer);
 			per->inflight--;
+			isd_mem_free(req->bounce);
 			isd_mem_free(req);
 		}
 		/*
@@ -676,13 +764,52 @@ static const struct isd_bstore_ops uring_ops = {
 	.resize = uring_resize,
 };
 
+/*
+ * What direct I/O on fd needs: the kernel says it through statx (Linux 6.1
+ * for files, 6.11 for block devices); before that a device's logical block
+ * size, both for offsets and for memory, is what the kernel checked. A file
+ * whose kernel does not say gets its file system's block size, which is
+ * never too little. -EOPNOTSUPP: the file system cannot do direct I/O.
+ */
+static int
+dio_align(int fd, bool is_dev, const struct stat *st, uint32_t *min_block, uint32_t *mem_align)
+{
+	struct statx stx;
+	int lbs;
+
+	memset(&stx, 0, sizeof(stx));
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) != 0) {
+		if (stx.stx_dio_offset_align == 0)
+			return -EOPNOTSUPP;
+		*min_block = stx.stx_dio_offset_align;
+		*mem_align = stx.stx_dio_mem_align;
+	} else if (is_dev) {
+		if (ioctl(fd, BLKSSZGET, &lbs) < 0)
+			return -errno;
+		*min_block = (uint32_t)lbs;
+		*mem_align = (uint32_t)lbs;
+	} else {
+		*min_block = (uint32_t)st->st_blksize;
+		*mem_align = (uint32_t)st->st_blksize;
+	}
+	/* what isd_mem_alloc_aligned can give, and sizes a kernel could ask */
+	if (*min_block == 0 || (*min_block & (*min_block - 1)) != 0 || *min_block > 65536 ||
+	    (*mem_align & (*mem_align - 1)) != 0 || *mem_align > 65536)
+		return -EINVAL;
+	if (*mem_align == 0)
+		*mem_align = 1;
+	return 0;
+}
+
 int
 isd_bstore_uring_open(struct isd_reactor *r, const char *path, bool is_dev, uint64_t size,
-		      bool read_only, struct isd_bstore **out, char *err, size_t err_len)
+		      bool read_only, bool direct, struct isd_bstore **out, char *err,
+		      size_t err_len)
 {
 	struct uring_bs *ubs;
 	struct stat st;
-	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
 	int rc;
 
 	if (!is_dev && size > 0 && !read_only)
@@ -695,7 +822,13 @@ isd_bstore_uring_open(struct isd_reactor *r, const char *path, bool is_dev, uint
 	ubs->fd = open(path, flags, 0600);
 	if (ubs->fd < 0) {
 		rc = -errno;
-		snprintf(err, err_len, "cannot open %s: %s", path, strerror(-rc));
+		if (rc == -EINVAL && direct)
+			snprintf(err, err_len,
+				 "cannot open %s for direct I/O: %s (its file system cannot; "
+				 "give ,buffered)",
+				 path, strerror(-rc));
+		else
+			snprintf(err, err_len, "cannot open %s: %s", path, strerror(-rc));
 		goto err_free;
 	}
 	if (fstat(ubs->fd, &st) < 0) {
@@ -747,6 +880,24 @@ isd_bstore_uring_open(struct isd_reactor *r, const char *path, bool is_dev, uint
 		snprintf(err, err_len, "%s is empty (give size=)", path);
 		goto err_close;
 	}
+	ubs->bs.min_block = 1;
+	if (direct) {
+		rc = dio_align(ubs->fd, is_dev, &st, &ubs->bs.min_block, &ubs->bs.mem_align);
+		if (rc < 0) {
+			snprintf(err, err_len, "%s: cannot tell the alignment direct I/O needs: %s%s",
+				 path, strerror(-rc), rc == -EOPNOTSUPP ? " (give ,buffered)" : "");
+			goto err_close;
+		}
+		if (ubs->bs.size % ubs->bs.min_block != 0) {
+			rc = -EINVAL;
+			snprintf(err, err_len,
+				 "%s: %llu bytes is not a whole number of its %u-byte blocks, "
+				 "which direct I/O moves (give ,buffered)",
+				 path, (unsigned long long)ubs->bs.size, ubs->bs.min_block);
+			goto err_close;
+		}
+		ubs->direct = true;
+	}
 	rc = ring_get(r, &ubs->per[isd_reactor_index(r)].ctx);
 	ubs->per[isd_reactor_index(r)].r = r;
 	if (rc < 0) {
@@ -756,7 +907,6 @@ isd_bstore_uring_open(struct isd_reactor *r, const char *path, bool is_dev, uint
 	ubs->is_dev = is_dev;
 	ubs->bs.ops = &uring_ops;
 	ubs->bs.reactor = r;
-	ubs->bs.min_block = 1;
 	ubs->bs.read_only = read_only;
 	snprintf(ubs->bs.desc, sizeof(ubs->bs.desc), "%s:%s", is_dev ? "dev" : "file", path);
 	*out = &ubs->bs;
@@ -775,12 +925,13 @@ extern const struct isd_bstore_kind isd_bstore_kind_file;
 extern const struct isd_bstore_kind isd_bstore_kind_dev;
 
 /*
- * "PATH[,opt...]": size=SIZE (file only) and ro. A path cannot contain a
- * comma; that is documented with the specs.
+ * "PATH[,opt...]": size=SIZE (file only), ro, direct and buffered. A path
+ * cannot contain a comma; that is documented with the specs. *direct is
+ * the I/O mode asked for, or the kind's default (dev: direct, file: buffered).
  */
 static int
-parse_path_opts(const char *rest, bool is_file, struct isd_bstore_spec *out, char *why,
-		size_t whylen)
+parse_path_opts(const char *rest, bool is_file, struct isd_bstore_spec *out, bool *direct,
+		char *why, size_t whylen)
 {
 	const char *comma = strchr(rest, ',');
 	size_t plen = comma ? (size_t)(comma - rest) : strlen(rest);
@@ -799,6 +950,7 @@ parse_path_opts(const char *rest, bool is_file, struct isd_bstore_spec *out, cha
 	memcpy(out->path, rest, plen);
 	out->path[plen] = '\0';
 	out->size = 0;
+	*direct = !is_file;
 	while (comma != NULL) {
 		const char *o = comma + 1;
 		size_t olen;
@@ -820,35 +972,62 @@ parse_path_opts(const char *rest, bool is_file, struct isd_bstore_spec *out, cha
 			}
 		} else if (strcmp(opt, "ro") == 0) {
 			out->read_only = true;
+		} else if (strcmp(opt, "direct") == 0) {
+			*direct = true;
+		} else if (strcmp(opt, "buffered") == 0) {
+			*direct = false;
 		} else {
 			isd_seterr(why, whylen,
 				   "unknown option '%s' (%s; paths cannot contain ',')", opt,
-				   is_file ? "size=SIZE or ro" : "ro");
+				   is_file ? "size=SIZE, ro, direct or buffered"
+					   : "ro, direct or buffered");
 			return -EINVAL;
 		}
 	}
 	out->kind = is_file ? &isd_bstore_kind_file : &isd_bstore_kind_dev;
-	/* canonical: the read_only flag travels separately */
+	/* canonical: the read_only flag travels separately; the I/O mode only
+	 * when it is not the kind's default */
+	sz[0] = '\0';
 	if (out->size != 0) {
-		isd_bstore_size_format(out->size, sz, sizeof(sz));
-		snprintf(out->canon, sizeof(out->canon), "file:%s,size=%s", out->path, sz);
-	} else {
-		snprintf(out->canon, sizeof(out->canon), "%s:%s", is_file ? "file" : "dev",
-			 out->path);
+		memcpy(sz, ",size=", 7);
+		isd_bstore_size_format(out->size, sz + 6, sizeof(sz) - 6);
 	}
+	snprintf(out->canon, sizeof(out->canon), "%s:%s%s%s", is_file ? "file" : "dev", out->path,
+		 sz, *direct == !is_file ? "" : (*direct ? ",direct" : ",buffered"));
 	return 0;
 }
 
 static int
 file_parse(const char *rest, struct isd_bstore_spec *out, char *why, size_t whylen)
 {
-	return parse_path_opts(rest, true, out, why, whylen);
+	bool direct;
+
+	return parse_path_opts(rest, true, out, &direct, why, whylen);
 }
 
 static int
 dev_parse(const char *rest, struct isd_bstore_spec *out, char *why, size_t whylen)
 {
-	return parse_path_opts(rest, false, out, why, whylen);
+	bool direct;
+
+	return parse_path_opts(rest, false, out, &direct, why, whylen);
+}
+
+/* The I/O mode of a canonical spec (its options follow the path's comma). */
+static bool
+spec_direct(const struct isd_bstore_spec *spec, bool is_dev)
+{
+	const char *o = strchr(spec->canon, ',');
+
+	while (o != NULL) {
+		o++;
+		if (strncmp(o, "direct", 6) == 0 && (o[6] == ',' || o[6] == '\0'))
+			return true;
+		if (strncmp(o, "buffered", 8) == 0 && (o[8] == ',' || o[8] == '\0'))
+			return false;
+		o = strchr(o, ',');
+	}
+	return is_dev;
 }
 
 static int
@@ -895,20 +1074,21 @@ static int
 file_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_bstore **out,
 	    char *err, size_t err_len)
 {
-	return isd_bstore_uring_open(r, spec->path, false, spec->size, spec->read_only, out, err,
-				     err_len);
+	return isd_bstore_uring_open(r, spec->path, false, spec->size, spec->read_only,
+				     spec_direct(spec, false), out, err, err_len);
 }
 
 static int
 dev_create(struct isd_reactor *r, const struct isd_bstore_spec *spec, struct isd_bstore **out,
 	   char *err, size_t err_len)
 {
-	return isd_bstore_uring_open(r, spec->path, true, 0, spec->read_only, out, err, err_len);
+	return isd_bstore_uring_open(r, spec->path, true, 0, spec->read_only,
+				     spec_direct(spec, true), out, err, err_len);
 }
 
 const struct isd_bstore_kind isd_bstore_kind_file = {
 	.scheme = "file",
-	.usage = "file:PATH[,size=SIZE][,ro]",
+	.usage = "file:PATH[,size=SIZE][,ro][,direct]",
 	.help = "regular file; size= creates",
 	.product = "FILEDISK",
 	.thin = true,
@@ -920,7 +1100,7 @@ const struct isd_bstore_kind isd_bstore_kind_file = {
 /* Thin only when the device can discard: a disk without it gets no UNMAP. */
 const struct isd_bstore_kind isd_bstore_kind_dev = {
 	.scheme = "dev",
-	.usage = "dev:PATH[,ro]",
+	.usage = "dev:PATH[,ro][,buffered]",
 	.help = "block device",
 	.product = "BLOCKDEV",
 	.thin = false,

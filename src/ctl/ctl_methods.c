@@ -1292,6 +1292,7 @@ isd_ctl_process_stats(struct isd_target_running *rt)
 	add_int(o, "login_connections", (int64_t)st.login_connections);
 	add_int(o, "cmdsn_dropped", (int64_t)st.cmdsn_dropped);
 	add_int(o, "control_clients_refused", (int64_t)isd_ctl_clients_refused());
+	add_int(o, "direct_io_bounces", (int64_t)isd_bstore_direct_bounces());
 	{
 		/* the data path's block cache: malloc_calls stops growing once warm */
 		struct isd_mem_stats ms;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bstore/bstore.h"
 #include "ctl/control.h"
 #include "ctl/ctl.h"
 #include "dm/dm_kind.h"
@@ -418,6 +419,11 @@ render_process(struct pbuf *b, struct isd_target_running *rt)
 			  "working set is cached.");
 		pb_printf(b, "iserd_block_cache_malloc_calls_total %llu\n",
 			  (unsigned long long)ms.sys_allocs);
+		pb_family(b, "iserd_direct_io_bounces_total", "counter",
+			  "Direct I/O requests (file:,direct and dev:) copied through a "
+			  "bounce buffer because their data was not aligned as the device asks.");
+		pb_printf(b, "iserd_direct_io_bounces_total %llu\n",
+			  (unsigned long long)isd_bstore_direct_bounces());
 		pb_family(b, "iserd_block_cache_bytes", "gauge",
 			  "Bytes kept on the block cache's free lists, all threads.");
 		pb_printf(b, "iserd_block_cache_bytes %llu\n",

@@ -31,7 +31,7 @@ dm_bufs(const struct isd_conn *c)
 }
 
 static void *
-isd_conn_buf_alloc(void *ctx, uint32_t len)
+isd_conn_buf_alloc(void *ctx, uint32_t len, uint32_t align)
 {
 	struct isd_task *t = ctx;
 	struct isd_conn *c = t->conn;
@@ -42,7 +42,8 @@ isd_conn_buf_alloc(void *ctx, uint32_t len)
 		isd_stat_inc(&c->tgt->stats.refused.buffers);
 		return NULL;
 	}
-	p = dm_bufs(c) ? c->ops->buf_alloc(&c->dmc, len) : isd_mem_alloc(len);
+	/* the datamover's buffers (iSER's registered pool) are page-aligned */
+	p = dm_bufs(c) ? c->ops->buf_alloc(&c->dmc, len) : isd_mem_alloc_aligned(len, align);
 	if (p != NULL)
 		c->buf_bytes += len;
 	return p;

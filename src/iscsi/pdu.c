@@ -5,6 +5,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,21 @@ isd_pdu_alloc(uint32_t data_cap)
 	pdu = isd_mem_zalloc(sizeof(*pdu) + (size_t)data_cap);
 	if (pdu == NULL)
 		return NULL;
+	pdu->data = pdu->inline_data;
+	pdu->data_len = 0;
+	return pdu;
+}
+
+struct isd_pdu *
+isd_pdu_alloc_rx(uint32_t data_cap, uint32_t align)
+{
+	struct isd_pdu *pdu;
+
+	pdu = isd_mem_alloc_at(sizeof(*pdu) + (size_t)data_cap, align,
+			       offsetof(struct isd_pdu, inline_data));
+	if (pdu == NULL)
+		return NULL;
+	memset(pdu, 0, sizeof(*pdu));
 	pdu->data = pdu->inline_data;
 	pdu->data_len = 0;
 	return pdu;

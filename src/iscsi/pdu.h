@@ -195,6 +195,13 @@ isd_pdu_get_digest(const uint8_t *p)
 }
 
 struct isd_pdu *isd_pdu_alloc(uint32_t data_cap);
+/*
+ * A PDU to receive into: its data storage starts at an address aligned to
+ * align (a power of two, at most 64 KiB), so that immediate data used where
+ * it arrived can go to a direct-I/O store without a copy. Only the struct is
+ * zeroed, not the data storage.
+ */
+struct isd_pdu *isd_pdu_alloc_rx(uint32_t data_cap, uint32_t align);
 void isd_pdu_free(struct isd_pdu *pdu);
 
 /* Field access on a BHS. */

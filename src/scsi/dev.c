@@ -808,7 +808,8 @@ isd_scsi_buf_alloc(struct isd_scsi_cmd *cmd, uint32_t len)
 	if (len == 0 || cmd->priv_buf != NULL)
 		return NULL;
 	if (cmd->buf_ops != NULL && cmd->buf_ops->alloc != NULL)
-		p = cmd->buf_ops->alloc(cmd->buf_ops->ctx, len);
+		p = cmd->buf_ops->alloc(cmd->buf_ops->ctx, len,
+					cmd->lu != NULL ? cmd->lu->bs->mem_align : 0);
 	else
 		p = malloc(len);
 	if (p == NULL)

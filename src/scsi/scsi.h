@@ -80,10 +80,13 @@ struct isd_scsi_nexus {
 
 /*
  * Optional allocator for data buffers (iSER passes one that hands out
- * registered memory). NULL means malloc.
+ * registered memory). NULL means malloc. align (a power of two, 0 or 1 for
+ * none) is the memory alignment the LU's store needs to move the buffer
+ * without a copy (O_DIRECT); a buffer less aligned still works, the store
+ * copies it through one of its own.
  */
 struct isd_scsi_buf_ops {
-	void *(*alloc)(void *ctx, uint32_t len);
+	void *(*alloc)(void *ctx, uint32_t len, uint32_t align);
 	void (*free)(void *ctx, void *buf, uint32_t len);
 	void *ctx;
 };

@@ -269,6 +269,14 @@ isd_target_lun_open(struct isd_target_running *rt, const struct isd_target_node_
 		rc = -EINVAL;
 		goto err_bs;
 	}
+	if (bs->min_block > 1 && lu.block_size % bs->min_block != 0) {
+		isd_target_errf(err, errlen,
+				"%s: direct I/O on %s moves whole %u-byte blocks: give a block_size "
+				"of %u (or more), or open it ,buffered",
+				l->origin, bs->desc, bs->min_block, bs->min_block);
+		rc = -EINVAL;
+		goto err_bs;
+	}
 	for (unsigned k = 0; k < isd_dm_kind_count && bs->mem_base != NULL; k++) {
 		/*
 		 * Zero copy (iSER): the LUN memory itself is registered once with each

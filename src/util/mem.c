@@ -42,11 +42,13 @@
 #define MEM_BIG 0xffffu                 /* past the classes: malloc each time */
 #define MEM_MAGIC 0x15d3u               /* in use */
 #define MEM_MAGIC_FREE 0x15dfu          /* on a free list */
+#define MEM_MAGIC_ALIGNED 0x15dau       /* in front of an aligned pointer into a block */
+#define MEM_ALIGN_MAX 65536u
 
 struct mem_hdr {
 	uint16_t cls;
 	uint16_t magic;
-	uint32_t pad;
+	uint32_t pad;                   /* MEM_MAGIC_ALIGNED: bytes back to the block's start */
 	struct mem_hdr *next;           /* on a free list */
 };
 _Static_assert(sizeof(struct mem_hdr) == MEM_HDR, "the header keeps 16-byte alignment");
@@ -193,6 +195,43 @@ isd_mem_zalloc(size_t size)
 	return p;
 }
 
+/*
+ * A pointer p inside a block of size + align + 16 bytes with p + offset
+ * aligned, and a second header right in front of p (inside the block's own
+ * bytes) that says how far back the block starts: at least 16 bytes (room
+ * for that header), less than align + 16.
+ */
+void *
+isd_mem_alloc_at(size_t size, size_t align, size_t offset)
+{
+	uintptr_t base, p;
+	struct mem_hdr *h;
+	char *raw;
+
+	if (align <= MEM_HDR && offset % MEM_HDR == 0)
+		return isd_mem_alloc(size);
+	if (align == 0 || (align & (align - 1)) != 0 || align > MEM_ALIGN_MAX ||
+	    offset > MEM_ALIGN_MAX || size > SIZE_MAX - align - 2 * MEM_HDR)
+		return NULL;
+	raw = isd_mem_alloc(size + align + MEM_HDR);
+	if (raw == NULL)
+		return NULL;
+	base = (uintptr_t)raw;
+	p = ((base + MEM_HDR + offset + align - 1) & ~(uintptr_t)(align - 1)) - offset;
+	h = (struct mem_hdr *)(p - MEM_HDR);
+	h->cls = 0;
+	h->magic = MEM_MAGIC_ALIGNED;
+	h->pad = (uint32_t)(p - base);
+	h->next = NULL;
+	return (void *)p;
+}
+
+void *
+isd_mem_alloc_aligned(size_t size, size_t align)
+{
+	return isd_mem_alloc_at(size, align, 0);
+}
+
 void
 isd_mem_free(void *p)
 {
@@ -203,6 +242,11 @@ isd_mem_free(void *p)
 	if (p == NULL)
 		return;
 	h = (struct mem_hdr *)((char *)p - MEM_HDR);
+	if (h->magic == MEM_MAGIC_ALIGNED && h->pad >= MEM_HDR && h->pad < MEM_ALIGN_MAX + MEM_HDR) {
+		h->magic = 0;
+		p = (char *)p - h->pad;
+		h = (struct mem_hdr *)((char *)p - MEM_HDR);
+	}
 	if (h->magic != MEM_MAGIC || (h->cls >= MEM_CLASSES && h->cls != MEM_BIG)) {
 		fprintf(stderr, "isd_mem_free: %p is not a live isd_mem block\n", p);
 		abort();

@@ -30,7 +30,17 @@
 void *isd_mem_alloc(size_t size);
 /* Zeroed, as calloc(1, size). */
 void *isd_mem_zalloc(size_t size);
-/* NULL is a no-op. p must come from isd_mem_alloc/zalloc (any thread). */
+/*
+ * Uninitialised, aligned to align (a power of two, at most 64 KiB; 16 or
+ * less is isd_mem_alloc): data buffers a store reads into or writes from
+ * with O_DIRECT. The block holds size + align bytes of its class, so it is
+ * cached and counted as any other; isd_mem_free() takes it back.
+ */
+void *isd_mem_alloc_aligned(size_t size, size_t align);
+/* As isd_mem_alloc_aligned, but p + offset is aligned instead of p (a
+ * struct whose trailing data must be aligned). offset at most 64 KiB. */
+void *isd_mem_alloc_at(size_t size, size_t align, size_t offset);
+/* NULL is a no-op. p must come from isd_mem_alloc* (any thread). */
 void isd_mem_free(void *p);
 
 /* The bytes each thread may keep on its lists (0: keep nothing). */

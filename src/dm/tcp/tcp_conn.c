@@ -1021,7 +1021,12 @@ rx_pdu_get(struct isd_tcp_conn *tc, uint32_t dsl)
 				pdu->owner = &tc->rx_spare;     /* one of the spare's size */
 			return pdu;
 		}
-		pdu = isd_pdu_alloc(dsl);
+		/*
+		 * Data of whole sectors lands sector-aligned: immediate data used
+		 * where it arrived then goes to a direct-I/O store (O_DIRECT asks
+		 * 512 bytes of most devices) without a bounce copy.
+		 */
+		pdu = dsl >= 512 && dsl % 512 == 0 ? isd_pdu_alloc_rx(dsl, 512) : isd_pdu_alloc(dsl);
 		if (pdu != NULL)
 			pdu->owner = tc;
 		return pdu;

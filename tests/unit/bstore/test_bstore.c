@@ -16,7 +16,10 @@
 #include <cmocka.h>
 
 #include "bstore/bstore.h"
+#include "bstore/bstore_int.h"
+#include "loopdev.h"
 #include "reactor/reactor.h"
+#include "util/mem.h"
 
 struct io_state {
 	int calls;
@@ -361,6 +364,198 @@ test_file_many_inflight(void **state)
 	unlink(path);
 }
 
+/* One request, waited for; its status. */
+static int
+rw(struct isd_reactor *r, struct isd_bstore *bs, bool write, void *buf, size_t len, uint64_t off)
+{
+	struct io_state st = { 0 };
+	struct iovec iov = { buf, len };
+	int rc;
+
+	rc = write ? isd_bstore_write(bs, &iov, 1, off, false, io_cb, &st)
+		   : isd_bstore_read(bs, &iov, 1, off, io_cb, &st);
+	if (rc < 0)
+		return rc;
+	wait_io(r, &st);
+	return st.status;
+}
+
+/*
+ * dev: on a real block device (a loop device over a file) opens with
+ * O_DIRECT: aligned buffers go to the device as they are, unaligned ones
+ * (ragged iovecs, an odd address) through a bounce buffer, both landing on
+ * the device (the loop's backing file has them); an offset inside a logical
+ * block is refused at submission. On a 4 KiB-sector device a 512-byte write
+ * is refused, and ,buffered takes it through the page cache.
+ */
+static void
+test_dev_direct(void **state)
+{
+	struct isd_test_loop lo;
+	struct isd_reactor *r;
+	struct isd_bstore *bs;
+	struct io_state st = { 0 };
+	char spec[64], err[256], why[256];
+	uint8_t *a, *b, raw[8192 + 64], back[8192];
+	struct iovec iov[3];
+	uint64_t b0;
+
+	(void)state;
+	if (isd_test_loop_setup(&lo, 4u << 20, 512, why, sizeof(why)) < 0) {
+		print_message("no loop device (%s): skipped\n", why);
+		skip();
+	}
+	assert_int_equal(isd_reactor_create(&r), 0);
+	snprintf(spec, sizeof(spec), "dev:%s", lo.dev);
+	assert_int_equal(isd_bstore_open(r, spec, &bs, err, sizeof(err)), 0);
+	assert_int_equal(bs->min_block, 512);
+	assert_true(bs->mem_align >= 1 && bs->mem_align <= 4096);
+	assert_true(bs->size == 4u << 20);
+
+	/* aligned: no bounce, and the data is on the device */
+	a = isd_mem_alloc_aligned(8192, bs->mem_align);
+	b = isd_mem_alloc_aligned(8192, bs->mem_align);
+	for (size_t i = 0; i < 8192; i++)
+		a[i] = (uint8_t)(i * 13 + 1);
+	b0 = isd_bstore_direct_bounces();
+	assert_int_equal(rw(r, bs, true, a, 8192, 4096), 0);
+	memset(b, 0, 8192);
+	assert_int_equal(rw(r, bs, false, b, 8192, 4096), 0);
+	assert_memory_equal(a, b, 8192);
+	assert_true(isd_bstore_direct_bounces() == b0);
+	assert_int_equal(pread(lo.file_fd, back, 8192, 4096), 8192);
+	assert_memory_equal(a, back, 8192);
+
+	/* ragged iovecs at an odd address: bounced, same result */
+	for (size_t i = 0; i < 8192; i++)
+		raw[1 + i] = (uint8_t)(i * 5 + 7);
+	iov[0].iov_base = raw + 1;
+	iov[0].iov_len = 1000;
+	iov[1].iov_base = raw + 1001;
+	iov[1].iov_len = 0;
+	iov[2].iov_base = raw + 1001;
+	iov[2].iov_len = 8192 - 1000;
+	assert_int_equal(isd_bstore_write(bs, iov, 3, 65536, true, io_cb, &st), 0);
+	wait_io(r, &st);
+	assert_int_equal(st.status, 0);
+	assert_true(isd_bstore_direct_bounces() == b0 + 1);
+	assert_int_equal(pread(lo.file_fd, back, 8192, 65536), 8192);
+	assert_memory_equal(raw + 1, back, 8192);
+	memset(raw, 0, sizeof(raw));
+	iov[0].iov_base = raw + 3;
+	iov[0].iov_len = 8192;
+	st.calls = 0;
+	assert_int_equal(isd_bstore_read(bs, iov, 1, 65536, io_cb, &st), 0);
+	wait_io(r, &st);
+	assert_int_equal(st.status, 0);
+	assert_memory_equal(raw + 3, back, 8192);
+	assert_true(isd_bstore_direct_bounces() == b0 + 2);
+
+	/* inside a logical block: refused at submission, no callback */
+	st.calls = 0;
+	assert_int_equal(rw(r, bs, false, b, 512, 100), -EINVAL);
+	assert_int_equal(rw(r, bs, false, b, 100, 0), -EINVAL);
+	assert_int_equal(isd_reactor_poll(r, 0), 0);
+
+	st.calls = 0;
+	assert_int_equal(bs->ops->flush(bs, io_cb, &st), 0);
+	wait_io(r, &st);
+	assert_int_equal(st.status, 0);
+	isd_bstore_close(bs);
+
+	/* ,buffered: no alignment asked */
+	snprintf(spec, sizeof(spec), "dev:%s,buffered", lo.dev);
+	assert_int_equal(isd_bstore_open(r, spec, &bs, err, sizeof(err)), 0);
+	assert_int_equal(bs->min_block, 1);
+	assert_int_equal(rw(r, bs, false, raw + 1, 8192, 65536), 0);
+	assert_memory_equal(raw + 1, back, 8192);
+	isd_bstore_close(bs);
+	isd_test_loop_teardown(&lo);
+
+	/* a 4 KiB-sector device */
+	if (isd_test_loop_setup(&lo, 4u << 20, 4096, why, sizeof(why)) < 0)
+		fail_msg("a second loop device: %s", why);
+	snprintf(spec, sizeof(spec), "dev:%s", lo.dev);
+	assert_int_equal(isd_bstore_open(r, spec, &bs, err, sizeof(err)), 0);
+	assert_int_equal(bs->min_block, 4096);
+	assert_int_equal(rw(r, bs, true, a, 512, 0), -EINVAL);
+	assert_int_equal(rw(r, bs, true, a, 4096, 0), 0);
+	isd_bstore_close(bs);
+	snprintf(spec, sizeof(spec), "dev:%s,buffered", lo.dev);
+	assert_int_equal(isd_bstore_open(r, spec, &bs, err, sizeof(err)), 0);
+	assert_int_equal(rw(r, bs, true, a + 512, 512, 512), 0);
+	assert_int_equal(rw(r, bs, false, b, 4096, 0), 0);
+	assert_memory_equal(b, a, 4096);
+	isd_bstore_close(bs);
+	isd_test_loop_teardown(&lo);
+	isd_mem_free(a);
+	isd_mem_free(b);
+	isd_reactor_destroy(r);
+}
+
+/* file: takes ,direct; the canonical spec keeps an I/O mode only when it is not the default. */
+static void
+test_io_mode_specs(void **state)
+{
+	struct isd_bstore_spec *sp = malloc(sizeof(*sp));
+	char why[256];
+
+	(void)state;
+	assert_non_null(sp);
+	assert_int_equal(isd_bstore_spec_parse("file:/x,size=1M,direct", sp, why, sizeof(why)), 0);
+	assert_string_equal(sp->canon, "file:/x,size=1M,direct");
+	assert_int_equal(isd_bstore_spec_parse("file:/x,buffered", sp, why, sizeof(why)), 0);
+	assert_string_equal(sp->canon, "file:/x");
+	assert_int_equal(isd_bstore_spec_parse("dev:/dev/sdb,direct", sp, why, sizeof(why)), 0);
+	assert_string_equal(sp->canon, "dev:/dev/sdb");
+	assert_int_equal(isd_bstore_spec_parse("dev:/dev/sdb,buffered,ro", sp, why, sizeof(why)), 0);
+	assert_string_equal(sp->canon, "dev:/dev/sdb,buffered");
+	assert_true(sp->read_only);
+	assert_int_equal(isd_bstore_spec_parse("dev:/dev/sdb,fast", sp, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "buffered"));
+	free(sp);
+}
+
+/* A file opened ,direct on a file system that can (the build tree's, /var/tmp). */
+static void
+test_file_direct(void **state)
+{
+	char path[] = "/var/tmp/isd_bstore_XXXXXX";
+	char spec[128], err[256];
+	struct isd_reactor *r;
+	struct isd_bstore *bs;
+	uint8_t *a, *b;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(isd_reactor_create(&r), 0);
+	snprintf(spec, sizeof(spec), "file:%s,size=1M,direct", path);
+	if (isd_bstore_open(r, spec, &bs, err, sizeof(err)) < 0) {
+		/* say why, as iserd would; the file system may not do O_DIRECT */
+		print_message("%s: skipped\n", err);
+		assert_non_null(strstr(err, "buffered"));
+		isd_reactor_destroy(r);
+		unlink(path);
+		skip();
+	}
+	assert_true(bs->min_block >= 512);
+	a = isd_mem_alloc_aligned(65536, bs->mem_align);
+	b = isd_mem_alloc_aligned(65536, bs->mem_align);
+	memset(a, 0x3c, 65536);
+	assert_int_equal(rw(r, bs, true, a, 65536, 65536), 0);
+	memset(b, 0, 65536);
+	assert_int_equal(rw(r, bs, false, b, 65536, 65536), 0);
+	assert_memory_equal(a, b, 65536);
+	isd_bstore_close(bs);
+	isd_mem_free(a);
+	isd_mem_free(b);
+	isd_reactor_destroy(r);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -371,6 +566,9 @@ main(void)
 		cmocka_unit_test(test_file_roundtrip),
 		cmocka_unit_test(test_file_many_inflight),
 		cmocka_unit_test(test_memfs_file),
+		cmocka_unit_test(test_io_mode_specs),
+		cmocka_unit_test(test_dev_direct),
+		cmocka_unit_test(test_file_direct),
 	};
 
 	return cmocka_run_group_tests_name("bstore", tests, NULL, NULL);

@@ -702,9 +702,10 @@ test_sanitize_stopped_by_destroy(void **state)
 static int g_allocs, g_frees;
 
 static void *
-t_alloc(void *ctx, uint32_t len)
+t_alloc(void *ctx, uint32_t len, uint32_t align)
 {
 	(void)ctx;
+	(void)align;
 	g_allocs++;
 	return malloc(len);
 }

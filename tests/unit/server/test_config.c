@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "loopdev.h"
 #include "reactor/reactor.h"
 #include "scsi/scsi.h"
 #include "server/target.h"
@@ -995,6 +996,50 @@ test_start_and_clean_shutdown(void **state)
 	isd_reactor_destroy(r);
 }
 
+/* Shuts a started target down and frees what start_from made. */
+static void
+stop_started(struct isd_reactor *r, struct isd_target_running *rt)
+{
+	bool done = false;
+
+	isd_target_shutdown(rt, on_shutdown, &done);
+	for (int i = 0; i < 100 && !done; i++)
+		assert_int_equal(isd_reactor_poll(r, 10), 0);
+	assert_true(done);
+	isd_target_stop(rt);
+}
+
+/*
+ * A LUN of 512-byte blocks on a device of 4 KiB sectors cannot be served
+ * with direct I/O: start says so and what to do; ,buffered starts.
+ */
+static void
+test_start_direct_block_size(void **state)
+{
+	struct isd_test_loop lo;
+	struct isd_reactor *r;
+	struct isd_target_running *rt;
+	char lun[64], err[512] = "", why[256];
+
+	(void)state;
+	if (isd_test_loop_setup(&lo, 1u << 20, 4096, why, sizeof(why)) < 0) {
+		print_message("no loop device (%s): skipped\n", why);
+		skip();
+	}
+	snprintf(lun, sizeof(lun), "dev:%s", lo.dev);
+	assert_int_equal(start_from(&r, &rt, err, sizeof(err), "tcp://127.0.0.1:0", lun),
+			 -EINVAL);
+	assert_non_null(strstr(err, "4096-byte blocks"));
+	assert_non_null(strstr(err, "buffered"));
+	isd_reactor_destroy(r);
+	snprintf(lun, sizeof(lun), "dev:%s,buffered", lo.dev);
+	if (start_from(&r, &rt, err, sizeof(err), "tcp://127.0.0.1:0", lun) != 0)
+		fail_msg("start: %s", err);
+	stop_started(r, rt);
+	isd_reactor_destroy(r);
+	isd_test_loop_teardown(&lo);
+}
+
 static void
 test_start_reports_busy_port(void **state)
 {
@@ -1362,6 +1407,7 @@ main(void)
 	    cmocka_unit_test(test_shipped_example_is_valid),
 	    cmocka_unit_test(test_start_and_clean_shutdown),
 	    cmocka_unit_test(test_start_reports_busy_port),
+	    cmocka_unit_test(test_start_direct_block_size),
 	    cmocka_unit_test(test_start_reports_missing_file),
 	    cmocka_unit_test(test_args_secret_rules),
 	    cmocka_unit_test(test_args_secret_sources),
