@@ -17,10 +17,11 @@
  *   - RLIMIT_MEMLOCK: raised once at start, and named in every registration
  *     error it may have caused.
  *
- * Threading: like the rest of iserd, everything here runs on one reactor
- * thread (the daemon has one). The registry and the pool are process-wide
- * and take no lock; a multi-reactor daemon must give each reactor its own
- * pool or add a lock here first.
+ * Threading: any thread may use all of it. Devices and the registry change
+ * under a lock; registry lookups take none (rdma_dev.c says how removal
+ * waits for them); the pool keeps a cache per thread in front of a locked
+ * depot (rdma_pool.c); the counters are atomic or per thread. A CQ belongs
+ * to the reactor it was created on.
  */
 #ifndef ISD_RDMA_H
 #define ISD_RDMA_H

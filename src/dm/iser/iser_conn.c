@@ -309,7 +309,7 @@ stall_timer_cb(void *arg)
 		isd_log_err("iser %s: %u work requests posted and none completed for %d ms: the "
 			    "initiator takes none of our Sends; closing the connection", ic->peer,
 			    ic->cr.sq_used, ISD_ISER_TX_STALL_MS);
-		isd_iser_g_tx_stalls++;
+		isd_iser_stat_add(&isd_iser_g_tx_stalls, 1);
 		isd_iser_conn_fail(ic, -ETIMEDOUT);
 		return;
 	}
@@ -476,20 +476,20 @@ isd_iser_get_stats(struct isd_iser_stats *out)
 
 	isd_rdma_get_stats(&rs);
 	memset(out, 0, sizeof(*out));
-	out->conns = isd_iser_g_conns;
+	out->conns = __atomic_load_n(&isd_iser_g_conns, __ATOMIC_RELAXED);
 	out->qps = rs.qps;
 	out->mrs = rs.mrs;
-	out->conn_mrs = isd_iser_g_conn_mrs;
+	out->conn_mrs = __atomic_load_n(&isd_iser_g_conn_mrs, __ATOMIC_RELAXED);
 	out->cqs = rs.cqs;
 	out->bufs = rs.bufs;
-	out->jobs = isd_iser_g_jobs;
-	out->bytes_bounced = isd_iser_g_bounced;
-	out->remote_invalidations = isd_iser_g_remote_inv;
+	out->jobs = __atomic_load_n(&isd_iser_g_jobs, __ATOMIC_RELAXED);
+	out->bytes_bounced = __atomic_load_n(&isd_iser_g_bounced, __ATOMIC_RELAXED);
+	out->remote_invalidations = __atomic_load_n(&isd_iser_g_remote_inv, __ATOMIC_RELAXED);
 	out->remote_mrs = rs.remote_mrs;
 	out->remote_mrs_total = rs.remote_mrs_total;
-	out->tx_queue_holds = isd_iser_g_txq_holds;
-	out->tx_queue_drops = isd_iser_g_txq_drops;
-	out->tx_stall_drops = isd_iser_g_tx_stalls;
+	out->tx_queue_holds = __atomic_load_n(&isd_iser_g_txq_holds, __ATOMIC_RELAXED);
+	out->tx_queue_drops = __atomic_load_n(&isd_iser_g_txq_drops, __ATOMIC_RELAXED);
+	out->tx_stall_drops = __atomic_load_n(&isd_iser_g_tx_stalls, __ATOMIC_RELAXED);
 }
 
 int
@@ -600,9 +600,9 @@ iser_free_conn(struct isd_dm_conn *c)
 		isd_iser_job_free(ic, job);
 	}
 	if (ic->rx_mr != NULL)
-		isd_iser_g_conn_mrs--;
+		isd_iser_stat_add(&isd_iser_g_conn_mrs, -1);
 	if (ic->ctl_mr != NULL)
-		isd_iser_g_conn_mrs--;
+		isd_iser_stat_add(&isd_iser_g_conn_mrs, -1);
 	isd_rdma_mr_dereg(ic->rx_mr);
 	isd_rdma_mr_dereg(ic->ctl_mr);
 	isd_iser_active_free(ic);
@@ -623,7 +623,7 @@ iser_free_conn(struct isd_dm_conn *c)
 	if (ic->jobs != 0)
 		isd_log_warn("iser %s: %u transfer jobs leaked", ic->peer, ic->jobs);
 	if (!ic->conn->active)
-		isd_iser_g_conns--;
+		isd_iser_stat_add(&isd_iser_g_conns, -1);
 	{
 		struct isd_iser_stats st;
 

@@ -484,6 +484,13 @@ void isd_iser_rx_complete(struct isd_iser_conn *ic, struct isd_iser_rx *rx, stru
 int isd_iser_rx_setup_active(struct isd_iser_conn *ic);
 
 /* iser_conn.c */
+/* Process-wide counters, bumped from any reactor: relaxed atomics. */
+static inline void
+isd_iser_stat_add(uint64_t *p, int64_t d)
+{
+	__atomic_fetch_add(p, (uint64_t)d, __ATOMIC_RELAXED);
+}
+
 extern uint64_t isd_iser_g_conns;       /* live connections of the passive role */
 extern uint64_t isd_iser_g_jobs;        /* live jobs, every connection */
 extern uint64_t isd_iser_g_bounced;     /* bytes copied through bounce buffers */

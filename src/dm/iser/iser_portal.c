@@ -97,11 +97,12 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	}
 	/*
 	 * Every iSER connection stays on the listener's reactor (reactor 0), even
-	 * when iserd runs several: the RDMA layer's pools (src/rdma, src/dm/iser:
-	 * the shared receive buffers, the fast registration pools) and its
-	 * completion channels are process-global and owned by that thread. TCP
-	 * connections go to the least loaded reactor (tcp_portal.c); they count
-	 * this one, so TCP placement steers around reactor 0's iSER load.
+	 * when iserd runs several. The RDMA layer's pool, registry and counters
+	 * may be used from any thread (src/rdma), but the setup below (channel,
+	 * QP, CQ, rdma_accept) and the close paths of this datamover still run
+	 * on the listener's thread. TCP connections go to the least loaded
+	 * reactor (tcp_portal.c); they count this one, so TCP placement steers
+	 * around reactor 0's iSER load.
 	 */
 	rc = isd_conn_create(p->tgt, &isd_iser_dm_ops, &info, p->r, &c);
 	if (rc < 0) {
@@ -125,7 +126,7 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	else
 		snprintf(ic->peer, sizeof(ic->peer), "%s:%u", info.peer_addr, info.peer_port);
 	id->context = ic;
-	isd_iser_g_conns++;
+	isd_iser_stat_add(&isd_iser_g_conns, 1);
 	ic->remote_inv = isd_iser_remote_inv_ok(
 	    &cm, (dev->attr.device_cap_flags & IBV_DEVICE_MEM_MGT_EXTENSIONS) != 0, p->remote_inv);
 	/* the REP tells the initiator which way its STags are invalidated */

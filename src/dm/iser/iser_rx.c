@@ -60,7 +60,7 @@ rx_setup(struct isd_iser_conn *ic, uint32_t data, uint32_t n)
 		isd_log_err("iser %s: %s", ic->peer, err);
 		return rc;
 	}
-	isd_iser_g_conn_mrs++;
+	isd_iser_stat_add(&isd_iser_g_conn_mrs, 1);
 	ic->rx = calloc(n, sizeof(*ic->rx));
 	wrs = calloc(n, sizeof(*wrs));
 	sges = calloc(n, sizeof(*sges));

@@ -53,7 +53,7 @@ isd_iser_tx_setup(struct isd_iser_conn *ic)
 		isd_log_err("iser %s: %s", ic->peer, err);
 		return rc;
 	}
-	isd_iser_g_conn_mrs++;
+	isd_iser_stat_add(&isd_iser_g_conn_mrs, 1);
 	p = mem;
 	ic->login_rx->tag.type = ISD_ISER_TAG_RX;
 	ic->login_rx->ic = ic;
@@ -91,7 +91,7 @@ job_alloc(struct isd_iser_conn *ic, enum isd_iser_job_kind kind)
 	job->ic = ic;
 	job->ihdr.opcode = ISD_ISER_OP_CTRL;
 	ic->jobs++;
-	isd_iser_g_jobs++;
+	isd_iser_stat_add(&isd_iser_g_jobs, 1);
 	return job;
 }
 
@@ -120,7 +120,7 @@ isd_iser_job_free(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	}
 	fence = job->fence;
 	ic->jobs--;
-	isd_iser_g_jobs--;
+	isd_iser_stat_add(&isd_iser_g_jobs, -1);
 	isd_mem_free(job);
 	/* last: its WRs are complete (or the QP is gone), nothing of it moves now;
 	 * the answer may be sent from here */
@@ -169,7 +169,7 @@ job_finish(struct isd_iser_conn *ic, struct isd_iser_job *job, int status)
 		isd_iov_copy_in(job->orig_iov, job->orig_iovcnt, job->orig_offset, job->bounce,
 				job->bounce_len);
 		isd_dm_count_copy(ic->conn, job->bounce_len);
-		isd_iser_g_bounced += job->bounce_len;
+		isd_iser_stat_add(&isd_iser_g_bounced, (int64_t)(job->bounce_len));
 	}
 	isd_iser_job_free(ic, job);
 	isd_dm_data_completion_notify(ic->conn, task, status < 0 ? -EIO : 0);
@@ -337,7 +337,7 @@ post_send_job(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	if (unexp)
 		ic->cr.unexpected++;
 	if (job->inv)
-		isd_iser_g_remote_inv++;
+		isd_iser_stat_add(&isd_iser_g_remote_inv, 1);
 	job_dequeue(ic, job);
 	isd_iser_job_free(ic, job);     /* frees the PDU: its bytes are in tx */
 	return 1;
@@ -480,7 +480,7 @@ post_put(struct isd_iser_conn *ic, struct isd_iser_job *job)
 			job->pdu = NULL;
 			job->rsp_posted = true;
 			if (job->inv)
-				isd_iser_g_remote_inv++;
+				isd_iser_stat_add(&isd_iser_g_remote_inv, 1);
 		}
 		job_dequeue(ic, job);
 		return 1;
@@ -749,13 +749,13 @@ queue_send(struct isd_dm_conn *c, struct isd_pdu *pdu, const struct isd_iser_tas
 				    "%u bytes); closing the connection", ic->peer, ic->txq.count,
 				    ic->txq.bytes, ISD_ISER_TXQ_MAX, ISD_ISER_TXQ_MAX_BYTES);
 		ic->txq_full_logged = true;
-		isd_iser_g_txq_drops++;
+		isd_iser_stat_add(&isd_iser_g_txq_drops, 1);
 		isd_pdu_free(pdu);
 		isd_iser_conn_fail(ic, -ENOBUFS);
 		return -ENOBUFS;
 	}
 	if (verdict == ISD_ISER_TXQ_HOLD) {
-		isd_iser_g_txq_holds++;
+		isd_iser_stat_add(&isd_iser_g_txq_holds, 1);
 		if (!ic->txq_hold_logged)
 			isd_log_warn("iser %s: %u control PDUs (%u bytes) wait to be sent: the "
 				     "initiator is not taking our Sends; its receives are held back "
@@ -1015,7 +1015,7 @@ xfer_job(struct isd_iser_conn *ic, struct isd_dm_task *t, const struct isd_xfer 
 		if (kind == ISD_ISER_JOB_PUT) {
 			isd_iov_copy_out(x->iov, x->iovcnt, x->offset, job->bounce, x->length);
 			isd_dm_count_copy(ic->conn, x->length);
-			isd_iser_g_bounced += x->length;
+			isd_iser_stat_add(&isd_iser_g_bounced, (int64_t)(x->length));
 		}
 	}
 	if (kind == ISD_ISER_JOB_GET) {
