@@ -439,8 +439,8 @@ render_process(struct pbuf *b, struct isd_target_running *rt)
 				  "Reactor threads (event loops) iserd runs (reactors).");
 			pb_printf(b, "iserd_reactors %u\n", nr);
 			pb_family(b, "iserd_reactor_connections", "gauge",
-				  "Connections placed on each reactor (TCP: the least loaded at "
-				  "accept; iSER: reactor 0).");
+				  "Connections placed on each reactor (TCP and iSER: the least "
+				  "loaded at accept).");
 			for (unsigned i = 0; i < nr; i++)
 				pb_printf(b, "iserd_reactor_connections{reactor=\"%u\"} %u\n", i,
 					  isd_reactor_conns(isd_reactor_group_get(g, i)));

@@ -17,6 +17,7 @@
 #include "rdma/rdma.h"
 #include "reactor/reactor.h"
 #include "scsi/scsi.h"
+#include "util/monitor.h"
 
 void
 fv_target_start(struct fv_target *ft, const struct fv_target_cfg *fc)
@@ -27,7 +28,13 @@ fv_target_start(struct fv_target *ft, const struct fv_target_cfg *fc)
 	char err[256], spec[128];
 
 	memset(ft, 0, sizeof(*ft));
-	assert_int_equal(isd_reactor_create(&ft->r), 0);
+	if (fc->reactors > 1) {
+		isd_monitor_set_threaded(true);
+		assert_int_equal(isd_reactor_group_create(fc->reactors, &ft->g), 0);
+		ft->r = isd_reactor_group_get(ft->g, 0);
+	} else {
+		assert_int_equal(isd_reactor_create(&ft->r), 0);
+	}
 	isd_iscsi_cfg_init(&cfg);
 	cfg.nop_interval_ms = 0;
 	assert_int_equal(isd_iscsi_tgt_create(ft->r, &cfg, &ft->t), 0);
@@ -119,7 +126,12 @@ fv_target_stop(struct fv_target *ft)
 		isd_iser_unregister_memory(ft->bs->mem_base);    /* a no-op if not registered */
 	isd_iscsi_tgt_destroy(ft->t);
 	isd_scsi_dev_destroy(ft->dev);
-	isd_reactor_destroy(ft->r);
+	if (ft->g != NULL) {
+		isd_reactor_group_destroy(ft->g);
+		isd_monitor_set_threaded(false);
+	} else {
+		isd_reactor_destroy(ft->r);
+	}
 	isd_rdma_pool_trim();
 	if (ft->path[0] != '\0')
 		unlink(ft->path);

@@ -24,10 +24,12 @@ struct fv_target_cfg {
 	bool file_lun;                  /* a file LU: data in registered pool buffers */
 	uint32_t lun_mib;               /* 0: 4 MiB */
 	bool tcp;                       /* also a TCP portal on 127.0.0.1 */
+	unsigned reactors;              /* > 1: a group of that many (the test starts it) */
 };
 
 struct fv_target {
-	struct isd_reactor *r;
+	struct isd_reactor *r;          /* reactor 0 of the group, if any */
+	struct isd_reactor_group *g;    /* cfg.reactors > 1 */
 	struct isd_iscsi_tgt *t;
 	struct isd_tnode node;
 	struct isd_scsi_dev *dev;
@@ -46,7 +48,8 @@ uint64_t fv_target_iser_conns(void);
 /* Every iSER counter of the datamover and the core's connections, sessions and
  * tasks are 0. */
 void fv_target_assert_idle(struct fv_target *ft);
-/* Portal, core, LU and reactor gone; the fake device's pools trimmed. */
+/* Portal, core, LU and reactor (or group: joined first) gone; the fake
+ * device's pools trimmed. */
 void fv_target_stop(struct fv_target *ft);
 
 #endif

@@ -398,6 +398,10 @@ struct isd_iser_conn {
 	struct rdma_event_channel *ch;  /* this connection's own CM channel */
 	bool ch_on_reactor;
 	bool placed;                    /* counted on its reactor (isd_reactor_conns) */
+	/* passive: what the listener decided, for the accept on the chosen reactor */
+	struct isd_reactor_msg start_msg;
+	uint8_t ord;
+	uint8_t rep[ISD_ISER_CM_LEN];
 	struct isd_rdma_dev *dev;
 	struct isd_rdma_cq *cq;
 	bool qp_created;

@@ -66,19 +66,69 @@ conn_setup(struct isd_iser_conn *ic, uint8_t ord)
 	return isd_iser_rx_post(ic, ic->login_rx);
 }
 
+/*
+ * On the chosen reactor's thread: the id moves to a channel of the
+ * connection's own there, its QP and CQ are made there with the login
+ * receive posted, and rdma_accept answers the initiator. Until this runs
+ * nothing of the connection runs anywhere. A close meanwhile (a control
+ * method or the shutdown, on the listener's reactor with this one paused)
+ * leaves it draining, its terminate notify deferred on this reactor, where
+ * it runs after this message: the initiator is refused here.
+ */
+static void
+accept_placed(void *arg)
+{
+	struct isd_iser_conn *ic = arg;
+	struct rdma_conn_param acc;
+	int rc;
+
+	if (ic->state != ISD_ISER_ACCEPTING) {
+		(void)rdma_reject(ic->id, NULL, 0);
+		return;
+	}
+	rc = conn_setup(ic, ic->ord);
+	if (rc < 0) {
+		isd_log_err("iser %s: connection setup failed: %s", ic->peer, strerror(-rc));
+		goto err;
+	}
+	memset(&acc, 0, sizeof(acc));
+	acc.private_data = ic->rep;
+	acc.private_data_len = sizeof(ic->rep);
+	acc.responder_resources = 0;    /* nobody reads from us */
+	acc.initiator_depth = ic->ord;
+	acc.retry_count = 7;
+	/* the initiator's QP may wait for our receives for ever (the IB CM hands
+	 * this to it): withholding receives is our backpressure */
+	acc.rnr_retry_count = 7;
+	if (rdma_accept(ic->id, &acc) != 0) {
+		rc = -errno;
+		isd_log_err("iser %s: rdma_accept: %s", ic->peer, strerror(errno));
+		goto err;
+	}
+	isd_reactor_timer_start(ic->r, &ic->stall_timer, ISD_ISER_TX_STALL_MS);
+	isd_conn_start(ic->conn);
+	return;
+
+err:
+	/* the isd_conn exists: reject, then let the core free it through the usual
+	 * terminate notify -> free_conn path (which destroys the id) */
+	ic->disconnect_sent = true;
+	(void)rdma_reject(ic->id, NULL, 0);
+	isd_iser_conn_fail(ic, rc);
+}
+
 static void
 connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 		const struct rdma_conn_param *peer, const uint8_t *priv, size_t priv_len)
 {
-	struct rdma_conn_param acc;
 	struct isd_iser_cm cm, rep_cm = { .zbva_not_supported = true };
-	uint8_t rep[ISD_ISER_CM_LEN];
 	struct isd_conn_info info;
 	struct isd_rdma_dev *dev = NULL;
+	struct isd_reactor_group *g;
+	struct isd_reactor *cr;
 	struct isd_iser_conn *ic;
 	struct isd_dm_conn *c;
 	char err[256];
-	uint8_t ord;
 	int rc;
 
 	memset(&info, 0, sizeof(info));
@@ -96,16 +146,19 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 		goto err_reject;
 	}
 	/*
-	 * Every iSER connection stays on the listener's reactor (reactor 0), even
-	 * when iserd runs several. The RDMA layer's pool, registry and counters
-	 * may be used from any thread (src/rdma), but the setup below (channel,
-	 * QP, CQ, rdma_accept) and the close paths of this datamover still run
-	 * on the listener's thread. TCP connections go to the least loaded
-	 * reactor (tcp_portal.c); they count this one, so TCP placement steers
-	 * around reactor 0's iSER load.
+	 * Placement, as the TCP listener does (tcp_portal.c): with a group of
+	 * reactors the connection goes to the one with the fewest connections of
+	 * either transport, counted there until free_conn. The RDMA layer's
+	 * pool, registry and counters may be used from any thread (src/rdma);
+	 * the connection's channel, CQ and QP are made on its reactor.
 	 */
-	rc = isd_conn_create(p->tgt, &isd_iser_dm_ops, &info, p->r, &c);
+	g = isd_reactor_group_of(p->r);
+	cr = g != NULL ? isd_reactor_group_pick(g) : p->r;
+	if (g == NULL)
+		isd_reactor_conns_add(cr, 1);
+	rc = isd_conn_create(p->tgt, &isd_iser_dm_ops, &info, cr, &c);
 	if (rc < 0) {
+		isd_reactor_conns_add(cr, -1);
 		/* a connection limit (-EAGAIN) is counted (and logged at debug) by the
 		 * core: a flood of connect requests must not become a flood of log lines */
 		if (rc != -EAGAIN)
@@ -114,12 +167,12 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 		goto err_dev;
 	}
 	ic = isd_dmc_priv(c);
-	isd_iser_conn_init(ic, c, p->r);
+	/* only fills memory: safe on this thread for a connection of another reactor */
+	isd_iser_conn_init(ic, c, cr);
 	ic->id = id;
 	ic->dev = dev;
 	ic->state = ISD_ISER_ACCEPTING;
 	ic->placed = true;
-	isd_reactor_conns_add(p->r, 1);
 	ic->rx_budget = p->recv_memory;
 	if (strchr(info.peer_addr, ':') != NULL)
 		snprintf(ic->peer, sizeof(ic->peer), "[%s]:%u", info.peer_addr, info.peer_port);
@@ -131,50 +184,29 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	    &cm, (dev->attr.device_cap_flags & IBV_DEVICE_MEM_MGT_EXTENSIONS) != 0, p->remote_inv);
 	/* the REP tells the initiator which way its STags are invalidated */
 	rep_cm.send_w_inv_not_supported = !ic->remote_inv;
-
-	ord = isd_iser_ord(peer, dev->attr.max_qp_init_rd_atom);
-	if (ord == 0)
+	isd_iser_cm_encode(&rep_cm, ic->rep);
+	ic->ord = isd_iser_ord(peer, dev->attr.max_qp_init_rd_atom);
+	if (ic->ord == 0)
 		isd_log_warn("iser %s: the initiator accepts no RDMA Reads (its responder "
 			     "resources are 0): SCSI writes that need solicited data will fail "
 			     "and close the connection", ic->peer);
-	rc = conn_setup(ic, ord);
-	if (rc < 0) {
-		isd_log_err("iser %s: connection setup failed: %s", ic->peer, strerror(-rc));
-		goto err_conn;
-	}
-	isd_iser_cm_encode(&rep_cm, rep);
-	memset(&acc, 0, sizeof(acc));
-	acc.private_data = rep;
-	acc.private_data_len = sizeof(rep);
-	acc.responder_resources = 0;    /* nobody reads from us */
-	acc.initiator_depth = ord;
-	acc.retry_count = 7;
-	/* the initiator's QP may wait for our receives for ever (the IB CM hands
-	 * this to it): withholding receives is our backpressure */
-	acc.rnr_retry_count = 7;
-	if (rdma_accept(id, &acc) != 0) {
-		rc = -errno;
-		isd_log_err("iser %s: rdma_accept: %s", ic->peer, strerror(errno));
-		goto err_conn;
-	}
-	isd_log_dbg("iser", "%s: accepted on %s (%s; peer flags %s ZBVA-not-sup %d SEND_W_INV-not-sup "
-		    "%d, its IRD (responder resources) %u, its ORD (initiator depth) %u; "
-		    "our ORD %u; %s invalidation)",
-		    ic->peer, dev->name, dev->iwarp ? "iWARP" : "IB/RoCE",
+	isd_log_dbg("iser", "%s: accepting on %s, reactor %u (%s; peer flags %s ZBVA-not-sup %d "
+		    "SEND_W_INV-not-sup %d, its IRD (responder resources) %u, its ORD (initiator "
+		    "depth) %u; our ORD %u; %s invalidation)",
+		    ic->peer, dev->name, isd_reactor_index(cr), dev->iwarp ? "iWARP" : "IB/RoCE",
 		    cm.present ? "sent" : "absent", cm.zbva_not_supported,
 		    cm.send_w_inv_not_supported, peer->initiator_depth, peer->responder_resources,
-		    ord, ic->remote_inv ? "remote" : "local");
-	isd_reactor_timer_start(ic->r, &ic->stall_timer, ISD_ISER_TX_STALL_MS);
-	isd_conn_start(c);
+		    ic->ord, ic->remote_inv ? "remote" : "local");
+	if (cr == p->r) {
+		accept_placed(ic);
+		return;
+	}
+	/* a reactor's fds, timers and CQs are its own thread's: the rest happens there */
+	ic->start_msg.cb = accept_placed;
+	ic->start_msg.arg = ic;
+	isd_reactor_post(cr, &ic->start_msg);
 	return;
 
-err_conn:
-	/* the isd_conn exists: reject, then let the core free it through the usual
-	 * terminate notify -> free_conn path (which destroys the id) */
-	ic->disconnect_sent = true;
-	(void)rdma_reject(id, NULL, 0);
-	isd_iser_conn_fail(ic, rc);
-	return;
 err_dev:
 	isd_rdma_dev_put(dev);
 err_reject:

@@ -1,6 +1,7 @@
 /*
  * fakeverbs: libibverbs/librdmacm stand-ins for unit tests (see fakeverbs.h
- * and README.md). Single-threaded, like the reactor that drives it.
+ * and README.md). Every entry point holds one recursive lock, so that several
+ * threads (reactors of a group, an initiator) may share the device.
  */
 #define _GNU_SOURCE
 #include "fakeverbs.h"
@@ -14,6 +15,27 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <unistd.h>
+
+#include <pthread.h>
+
+/*
+ * One lock for the whole fake: every entry point holds it (recursive, as
+ * some call others), so that reactors on several threads and an initiator
+ * on another may share the device; the fake never calls back, so nothing
+ * runs under it but the fake itself.
+ */
+static pthread_mutex_t fv_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+static void
+fv_unlock(int *unused)
+{
+	(void)unused;
+	pthread_mutex_unlock(&fv_lock);
+}
+
+#define FV_LOCKED() \
+	pthread_mutex_lock(&fv_lock); \
+	int fv_locked_ __attribute__((cleanup(fv_unlock), unused)) = 0
 
 #define FV_MAX_SGE 32
 
@@ -202,12 +224,14 @@ fv_apply_fabric(void)
 void
 fv_get_stats(struct fv_stats *out)
 {
+	FV_LOCKED();
 	*out = g_st;
 }
 
 uint64_t
 fv_live_objects(void)
 {
+	FV_LOCKED();
 	return g_st.channels + g_st.ids + g_st.pds + g_st.mrs + g_st.comp_channels + g_st.cqs +
 	       g_st.qps;
 }
@@ -215,6 +239,7 @@ fv_live_objects(void)
 void
 fv_reset(void)
 {
+	FV_LOCKED();
 	struct fv_stats live = g_st;
 
 	fv_init();
@@ -233,6 +258,7 @@ fv_reset(void)
 struct ibv_context **
 rdma_get_devices(int *num)
 {
+	FV_LOCKED();
 	struct ibv_context **l;
 
 	fv_apply_fabric();
@@ -251,18 +277,21 @@ rdma_get_devices(int *num)
 void
 rdma_free_devices(struct ibv_context **list)
 {
+	FV_LOCKED();
 	free(list);
 }
 
 const char *
 ibv_get_device_name(struct ibv_device *device)
 {
+	FV_LOCKED();
 	return device->name;
 }
 
 int
 ibv_query_device(struct ibv_context *context, struct ibv_device_attr *a)
 {
+	FV_LOCKED();
 	(void)context;
 	memset(a, 0, sizeof(*a));
 	snprintf(a->fw_ver, sizeof(a->fw_ver), "fake");
@@ -290,6 +319,7 @@ ibv_query_device(struct ibv_context *context, struct ibv_device_attr *a)
 int
 ibv_query_port(struct ibv_context *context, uint8_t port_num, struct _compat_ibv_port_attr *pa)
 {
+	FV_LOCKED();
 	struct ibv_port_attr *a = (struct ibv_port_attr *)pa;
 
 	(void)context;
@@ -308,6 +338,7 @@ ibv_query_port(struct ibv_context *context, uint8_t port_num, struct _compat_ibv
 struct ibv_pd *
 ibv_alloc_pd(struct ibv_context *context)
 {
+	FV_LOCKED();
 	struct fv_pd *p = calloc(1, sizeof(*p));
 
 	if (p == NULL) {
@@ -323,6 +354,7 @@ ibv_alloc_pd(struct ibv_context *context)
 int
 ibv_dealloc_pd(struct ibv_pd *pd)
 {
+	FV_LOCKED();
 	struct fv_pd *p = (struct fv_pd *)pd;
 
 	if (p->mrs > 0 || p->qps > 0) {
@@ -374,6 +406,7 @@ reg_mr(struct ibv_pd *pd, void *addr, size_t length, int access)
 struct ibv_mr *
 ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length, int access)
 {
+	FV_LOCKED();
 	return reg_mr(pd, addr, length, access);
 }
 
@@ -381,6 +414,7 @@ struct ibv_mr *
 ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t length, uint64_t iova,
 		 unsigned int access)
 {
+	FV_LOCKED();
 	if (iova != (uintptr_t)addr) {
 		errno = EOPNOTSUPP;     /* the fake keeps VA == address */
 		return NULL;
@@ -391,6 +425,7 @@ ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t length, uint64_t iova,
 int
 ibv_dereg_mr(struct ibv_mr *mr)
 {
+	FV_LOCKED();
 	struct fv_mr *m = (struct fv_mr *)mr;
 
 	LIST_REMOVE(m, link);
@@ -425,6 +460,7 @@ mr_covers(const struct fv_mr *m, uint64_t addr, uint64_t len)
 struct ibv_comp_channel *
 ibv_create_comp_channel(struct ibv_context *context)
 {
+	FV_LOCKED();
 	struct fv_cc *c = calloc(1, sizeof(*c));
 	int fds[2];
 
@@ -447,6 +483,7 @@ ibv_create_comp_channel(struct ibv_context *context)
 int
 ibv_destroy_comp_channel(struct ibv_comp_channel *channel)
 {
+	FV_LOCKED();
 	struct fv_cc *c = (struct fv_cc *)channel;
 
 	if (c->cqs > 0) {
@@ -465,6 +502,7 @@ struct ibv_cq *
 ibv_create_cq(struct ibv_context *context, int cqe, void *cq_context,
 	      struct ibv_comp_channel *channel, int comp_vector)
 {
+	FV_LOCKED();
 	struct fv_cq *q;
 
 	(void)comp_vector;
@@ -500,6 +538,7 @@ ibv_create_cq(struct ibv_context *context, int cqe, void *cq_context,
 int
 ibv_destroy_cq(struct ibv_cq *cq)
 {
+	FV_LOCKED();
 	struct fv_cq *q = (struct fv_cq *)cq;
 
 	if (q->qps > 0) {
@@ -522,6 +561,7 @@ ibv_destroy_cq(struct ibv_cq *cq)
 int
 ibv_get_cq_event(struct ibv_comp_channel *channel, struct ibv_cq **cq, void **cq_context)
 {
+	FV_LOCKED();
 	struct fv_cq *q;
 
 	if (read(channel->fd, &q, sizeof(q)) != (ssize_t)sizeof(q))
@@ -534,6 +574,7 @@ ibv_get_cq_event(struct ibv_comp_channel *channel, struct ibv_cq **cq, void **cq
 void
 ibv_ack_cq_events(struct ibv_cq *cq, unsigned int nevents)
 {
+	FV_LOCKED();
 	struct fv_cq *q = (struct fv_cq *)cq;
 
 	q->acked += nevents;
@@ -570,6 +611,7 @@ cq_push(struct fv_cq *q, const struct ibv_wc *wc, struct fv_qp *owner, int slots
 static int
 fv_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
 {
+	FV_LOCKED();
 	struct fv_cq *q = (struct fv_cq *)cq;
 	int i;
 
@@ -586,6 +628,7 @@ fv_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
 static int
 fv_req_notify_cq(struct ibv_cq *cq, int solicited_only)
 {
+	FV_LOCKED();
 	(void)solicited_only;
 	((struct fv_cq *)cq)->armed = true;
 	return 0;
@@ -866,6 +909,7 @@ qp_error(struct fv_qp *q)
 static int
 fv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
 {
+	FV_LOCKED();
 	struct fv_qp *q = (struct fv_qp *)qp;
 
 	if (q->fail_send_nth > 0 && --q->fail_send_nth == 0) {
@@ -927,6 +971,7 @@ fv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad
 static int
 fv_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
 {
+	FV_LOCKED();
 	struct fv_qp *q = (struct fv_qp *)qp;
 
 	if (q->fail_recv_nth > 0 && --q->fail_recv_nth == 0) {
@@ -1048,6 +1093,7 @@ qp_destroy(struct fv_qp *q)
 int
 ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask)
 {
+	FV_LOCKED();
 	struct fv_qp *q = (struct fv_qp *)qp;
 
 	if (!(mask & IBV_QP_STATE))
@@ -1067,6 +1113,7 @@ ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask)
 void
 fv_qp_hold(struct ibv_qp *qp, bool hold)
 {
+	FV_LOCKED();
 	struct fv_qp *q = (struct fv_qp *)qp;
 
 	q->hold = hold;
@@ -1077,30 +1124,35 @@ fv_qp_hold(struct ibv_qp *qp, bool hold)
 int
 fv_qp_step(struct ibv_qp *qp, int n)
 {
+	FV_LOCKED();
 	return progress((struct fv_qp *)qp, n, true);
 }
 
 int
 fv_qp_pending_sends(struct ibv_qp *qp)
 {
+	FV_LOCKED();
 	return ((struct fv_qp *)qp)->nsq;
 }
 
 int
 fv_qp_sq_inuse(struct ibv_qp *qp)
 {
+	FV_LOCKED();
 	return ((struct fv_qp *)qp)->sq_inuse;
 }
 
 int
 fv_qp_posted_recvs(struct ibv_qp *qp)
 {
+	FV_LOCKED();
 	return ((struct fv_qp *)qp)->nrq;
 }
 
 void
 fv_qp_fail_post_send(struct ibv_qp *qp, int nth, int err)
 {
+	FV_LOCKED();
 	((struct fv_qp *)qp)->fail_send_nth = nth;
 	((struct fv_qp *)qp)->fail_send_err = err;
 }
@@ -1108,6 +1160,7 @@ fv_qp_fail_post_send(struct ibv_qp *qp, int nth, int err)
 void
 fv_qp_fail_post_recv(struct ibv_qp *qp, int nth, int err)
 {
+	FV_LOCKED();
 	((struct fv_qp *)qp)->fail_recv_nth = nth;
 	((struct fv_qp *)qp)->fail_recv_err = err;
 }
@@ -1115,6 +1168,7 @@ fv_qp_fail_post_recv(struct ibv_qp *qp, int nth, int err)
 void
 fv_qp_set_rnr_error(struct ibv_qp *qp, bool error)
 {
+	FV_LOCKED();
 	((struct fv_qp *)qp)->rnr_error = error;
 	if (error)
 		progress((struct fv_qp *)qp, -1, false);
@@ -1123,18 +1177,21 @@ fv_qp_set_rnr_error(struct ibv_qp *qp, bool error)
 void
 fv_qp_refuse_posts_in_error(struct ibv_qp *qp, bool refuse)
 {
+	FV_LOCKED();
 	((struct fv_qp *)qp)->refuse_in_error = refuse;
 }
 
 void
 fv_qp_to_error(struct ibv_qp *qp)
 {
+	FV_LOCKED();
 	qp_error((struct fv_qp *)qp);
 }
 
 enum ibv_qp_state
 fv_qp_state(struct ibv_qp *qp)
 {
+	FV_LOCKED();
 	return qp->state;
 }
 
@@ -1143,6 +1200,7 @@ fv_qp_state(struct ibv_qp *qp)
 struct rdma_event_channel *
 rdma_create_event_channel(void)
 {
+	FV_LOCKED();
 	struct fv_ch *c = calloc(1, sizeof(*c));
 	int fds[2];
 
@@ -1171,6 +1229,7 @@ id_free(struct fv_id *f)
 void
 rdma_destroy_event_channel(struct rdma_event_channel *channel)
 {
+	FV_LOCKED();
 	struct fv_ch *c = (struct fv_ch *)channel;
 	struct fv_event *e;
 	int fl = fcntl(c->ch.fd, F_GETFL);
@@ -1216,6 +1275,7 @@ ev_post(struct fv_id *f, enum rdma_cm_event_type type, int status,
 int
 rdma_get_cm_event(struct rdma_event_channel *channel, struct rdma_cm_event **event)
 {
+	FV_LOCKED();
 	struct fv_event *e;
 
 	if (read(channel->fd, &e, sizeof(e)) != (ssize_t)sizeof(e))
@@ -1228,6 +1288,7 @@ rdma_get_cm_event(struct rdma_event_channel *channel, struct rdma_cm_event **eve
 int
 rdma_ack_cm_event(struct rdma_cm_event *event)
 {
+	FV_LOCKED();
 	struct fv_event *e = (struct fv_event *)event;
 	struct fv_id *f = e->fid;
 
@@ -1242,6 +1303,7 @@ int
 rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm_id **id, void *context,
 	       enum rdma_port_space ps)
 {
+	FV_LOCKED();
 	struct fv_id *f;
 
 	fv_init();
@@ -1292,6 +1354,7 @@ listener_del(struct fv_id *f)
 int
 rdma_destroy_id(struct rdma_cm_id *id)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 
 	if (id->qp != NULL)
@@ -1331,6 +1394,7 @@ sa_set_port(struct sockaddr *sa, uint16_t port)
 int
 rdma_bind_addr(struct rdma_cm_id *id, struct sockaddr *addr)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 	size_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 						 : sizeof(struct sockaddr_in);
@@ -1357,6 +1421,7 @@ rdma_bind_addr(struct rdma_cm_id *id, struct sockaddr *addr)
 int
 rdma_listen(struct rdma_cm_id *id, int backlog)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 
 	(void)backlog;
@@ -1374,18 +1439,21 @@ rdma_listen(struct rdma_cm_id *id, int backlog)
 __be16
 rdma_get_src_port(struct rdma_cm_id *id)
 {
+	FV_LOCKED();
 	return htons(sa_port(&id->route.addr.src_addr));
 }
 
 __be16
 rdma_get_dst_port(struct rdma_cm_id *id)
 {
+	FV_LOCKED();
 	return htons(sa_port(&id->route.addr.dst_addr));
 }
 
 int
 rdma_set_option(struct rdma_cm_id *id, int level, int optname, void *optval, size_t optlen)
 {
+	FV_LOCKED();
 	(void)id;
 	(void)level;
 	(void)optname;
@@ -1397,6 +1465,7 @@ rdma_set_option(struct rdma_cm_id *id, int level, int optname, void *optval, siz
 int
 rdma_migrate_id(struct rdma_cm_id *id, struct rdma_event_channel *channel)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 
 	if (f->unacked > 0) {
@@ -1409,6 +1478,7 @@ rdma_migrate_id(struct rdma_cm_id *id, struct rdma_event_channel *channel)
 int
 rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd, struct ibv_qp_init_attr *attr)
 {
+	FV_LOCKED();
 	struct fv_qp *q;
 
 	if (id->verbs == NULL || pd == NULL || pd->context != id->verbs) {
@@ -1425,6 +1495,7 @@ rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd, struct ibv_qp_init_attr
 void
 rdma_destroy_qp(struct rdma_cm_id *id)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 
 	if (id->qp == NULL)
@@ -1451,6 +1522,7 @@ join(struct fv_qp *a, struct fv_qp *b)
 int
 rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *param)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 	struct fv_ini *ini = f->ini;
 
@@ -1481,6 +1553,7 @@ rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *param)
 int
 rdma_notify(struct rdma_cm_id *id, enum ibv_event_type event)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 
 	/* COMM_EST: the IB CM takes it as the RTU */
@@ -1495,6 +1568,7 @@ rdma_notify(struct rdma_cm_id *id, enum ibv_event_type event)
 int
 rdma_reject(struct rdma_cm_id *id, const void *private_data, uint8_t private_data_len)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 
 	if (f->ini != NULL && f->ini->state == FV_INI_CONNECTING) {
@@ -1510,6 +1584,7 @@ rdma_reject(struct rdma_cm_id *id, const void *private_data, uint8_t private_dat
 int
 rdma_disconnect(struct rdma_cm_id *id)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 	struct fv_ini *ini = f->ini;
 
@@ -1592,6 +1667,7 @@ ini_request(struct fv_id *l, struct fv_ini *ini, const struct sockaddr *peer,
 int
 fv_ini_connect(uint16_t port, const struct fv_ini_opts *o, struct fv_ini **out)
 {
+	FV_LOCKED();
 	struct fv_ini_opts def = { 0 };
 	struct ibv_qp_init_attr qa;
 	struct rdma_conn_param cp;
@@ -1652,6 +1728,7 @@ int
 rdma_resolve_addr(struct rdma_cm_id *id, struct sockaddr *src_addr, struct sockaddr *dst_addr,
 		  int timeout_ms)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&id->route.addr.src_addr;
 
@@ -1691,6 +1768,7 @@ rdma_resolve_addr(struct rdma_cm_id *id, struct sockaddr *src_addr, struct socka
 int
 rdma_resolve_route(struct rdma_cm_id *id, int timeout_ms)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 
 	(void)timeout_ms;
@@ -1706,6 +1784,7 @@ rdma_resolve_route(struct rdma_cm_id *id, int timeout_ms)
 int
 rdma_connect(struct rdma_cm_id *id, struct rdma_conn_param *param)
 {
+	FV_LOCKED();
 	struct fv_id *f = (struct fv_id *)id;
 	struct rdma_conn_param cp, def = { 0 };
 	struct fv_ini *ini;
@@ -1750,12 +1829,14 @@ rdma_connect(struct rdma_cm_id *id, struct rdma_conn_param *param)
 struct ibv_qp *
 fv_ini_target_qp(struct fv_ini *ini)
 {
+	FV_LOCKED();
 	return ini->tid != NULL ? ini->tid->id.qp : NULL;
 }
 
 void
 fv_ini_establish(struct fv_ini *ini)
 {
+	FV_LOCKED();
 	if (ini->tid != NULL && ini->state == FV_INI_CONNECTED && !ini->established) {
 		ini->established = true;
 		ev_post(ini->tid, RDMA_CM_EVENT_ESTABLISHED, 0, NULL, NULL, 0);
@@ -1782,6 +1863,7 @@ ini_hang_up(struct fv_ini *ini)
 void
 fv_ini_disconnect(struct fv_ini *ini)
 {
+	FV_LOCKED();
 	struct fv_id *a = ini->aid;
 	bool was = ini->state == FV_INI_DISCONNECTED;
 
@@ -1796,12 +1878,14 @@ fv_ini_disconnect(struct fv_ini *ini)
 struct fv_ini *
 fv_active_last(void)
 {
+	FV_LOCKED();
 	return g_active_last;
 }
 
 void
 fv_ini_destroy(struct fv_ini *ini)
 {
+	FV_LOCKED();
 	if (ini == NULL)
 		return;
 	if (ini->tid != NULL)
