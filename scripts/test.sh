@@ -10,7 +10,8 @@
 #      for (the hostile tests bound iserd's RSS, which TSan's shadow memory inflates);
 #   5. the hostile tests and iscsi-test-cu on a RAM and a file LUN under ASan once more, each iserd
 #      on 2 reactors (the limits and counters hold, and the SCSI semantics are the same,
-#      when a peer's connections land on different threads);
+#      when a peer's connections land on different threads), and the kernel's ib_iser against
+#      iserd on 2 reactors in the QEMU lab (its second initiator's session lands on reactor 1);
 #   6. LAST, ctest, so that its summary line is the final output.
 # Exit status: ctest's, or 1 when ctest passed but the fuzz smoke found a crash, the
 # ThreadSanitizer run or the hostile run on 2 reactors failed.
@@ -106,6 +107,9 @@ if [ "${ISERD_SKIP_REACTORS:-0}" != 1 ]; then
 	echo "reactors: the hostile tests and iscsi-test-cu (RAM and file LUN) again, iserd on 2 reactors"
 	ISD_TEST_REACTORS=2 ctest --preset asan -R '^hostile_|^interop_test_iscsi_test_cu_(ram|file)$' \
 		--output-on-failure --no-label-summary -j2 || reactors_failed=1
+	echo "reactors: the kernel's ib_iser over soft-RoCE (QEMU lab), iserd on 2 reactors"
+	ISERD_LAB_ISERD_ARGS="--reactors 2" ctest --preset asan -R '^interop_test_kernel_iser$' \
+		--output-on-failure --no-label-summary || reactors_failed=1
 	[ "$reactors_failed" -eq 0 ] ||
 		echo "the run on 2 reactors FAILED; running ctest anyway, then exiting non-zero"
 fi
