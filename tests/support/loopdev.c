@@ -60,6 +60,8 @@ isd_test_loop_setup(struct isd_test_loop *l, uint64_t size, uint32_t block_size,
 		lc.info.lo_flags = LO_FLAGS_AUTOCLEAR;
 		if (ioctl(l->dev_fd, LOOP_CONFIGURE, &lc) == 0) {
 			close(ctl);
+			/* the loop and file_fd hold it: nothing is left behind if the test dies */
+			unlink(l->file);
 			return 0;
 		}
 		rc = -errno;
