@@ -3,13 +3,16 @@
 # ib_isert and tgt 1.0.85's iSER, one after the other in ONE guest boot, over soft-RoCE (rxe) or
 # soft-iWARP (siw), with fio (libaio, direct=1): 4 KiB random read/write QD32 and 128 KiB sequential
 # read/write QD8. The guest side is tests/lab/job-bench-iser.sh; it prints one line per fio run, the
-# medians per target and the ratios iserd/LIO and iserd/tgt. Nothing is asserted.
+# medians per target and the ratios iserd/LIO and iserd/tgt. Nothing is asserted. With "tcp" instead
+# of a fabric, the same runs go over iSCSI/TCP: the kernel's iscsi_tcp against iserd's, LIO's and
+# tgt's TCP portals on the guest's veth pair.
 #
-# Usage: bench/iser_lab.sh [rxe|siw] [SECONDS_PER_RUN] [ROUNDS] > bench/results/iser-FABRIC-DATE.txt
+# Usage: bench/iser_lab.sh [rxe|siw|tcp] [SECONDS_PER_RUN] [ROUNDS] > bench/results/iser-FABRIC-DATE.txt
 #   defaults: rxe, 8 s, 2 rounds (about 9 minutes of VM under TCG on a 2-core machine).
 # Env: KEEP=DIR keeps the guest's raw output (fio JSON, iserd/tgtd logs, dmesg) in DIR;
 #   ISERD (default build/release/iserd); LUN_MB (64); TARGETS ("iserd lio tgt"); MAX_SECTORS (ib_iser,
-#   1024); LAB_TIMEOUT (s, 1200), LAB_MEM, LAB_SMP as for tests/lab/vmrun.sh; ISERD_CONF=FILE runs
+#   1024); ONLY (workload names: rand4k-read rand4k-write seq128k-read seq128k-write; default all);
+#   PERF (workload names to profile with perf record -a in the guest: KEEP's vm/perf-*.txt); LAB_TIMEOUT (s, 1200), LAB_MEM, LAB_SMP as for tests/lab/vmrun.sh; ISERD_CONF=FILE runs
 #   iserd with -c FILE besides its flags (e.g. global = { immediate_data = false; };).
 # Needs: the lab (tests/lab/setup.sh [--siw]: run here; exit 77 when it cannot be set up), a release
 # build (cmake --preset release && cmake --build --preset release), fio, jq, tgt.
@@ -23,7 +26,7 @@ set -euo pipefail
 FABRIC=${1:-rxe}
 SECS=${2:-8}
 ROUNDS=${3:-2}
-case $FABRIC in rxe | siw) ;; *) echo "usage: $0 [rxe|siw] [SECONDS_PER_RUN] [ROUNDS]" >&2; exit 2 ;; esac
+case $FABRIC in rxe | siw | tcp) ;; *) echo "usage: $0 [rxe|siw|tcp] [SECONDS_PER_RUN] [ROUNDS]" >&2; exit 2 ;; esac
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=../tests/lib/harness.sh
 . "$SRC/tests/lib/harness.sh"
@@ -40,7 +43,7 @@ mkdir -p "$OUTD/files"
 # a copy of the binary: a rebuild on the host during the run must not change what the guest runs
 cp "$ISERD" "$OUTD/files/iserd"
 envs=(-e FABRIC="$FABRIC" -e SECS="$SECS" -e ROUNDS="$ROUNDS" -e ISERD_BIN=/lab/files/iserd)
-for v in LUN_MB TARGETS MAX_SECTORS; do
+for v in LUN_MB TARGETS MAX_SECTORS ONLY PERF; do
 	[ -z "${!v:-}" ] || envs+=(-e "$v=${!v}")
 done
 if [ -n "${ISERD_CONF:-}" ]; then
