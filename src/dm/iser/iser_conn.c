@@ -30,6 +30,8 @@ uint64_t isd_iser_g_conn_mrs;
 uint64_t isd_iser_g_jobs;
 uint64_t isd_iser_g_bounced;
 uint64_t isd_iser_g_remote_inv;
+uint64_t isd_iser_g_posts;
+uint64_t isd_iser_g_posted_wrs;
 uint64_t isd_iser_g_txq_holds;
 uint64_t isd_iser_g_txq_drops;
 uint64_t isd_iser_g_tx_stalls;
@@ -96,7 +98,7 @@ check_drained(struct isd_iser_conn *ic)
 {
 	bool sq = ic->drain_sq_done || ic->cr.sq_used == 0;
 
-	if (ic->state == ISD_ISER_DRAINING && sq && ic->drain_rq_done)
+	if (ic->state == ISD_ISER_DRAINING && sq && ic->drain_rq_done && ic->unposted == NULL)
 		drained(ic);
 }
 
@@ -232,6 +234,40 @@ dispatch(struct isd_iser_conn *ic, struct ibv_wc *wc)
 	}
 }
 
+/*
+ * The provider refused `first` of a post (iser_tx.c's batch): it and the WRs
+ * chained after it (they stay in the batch, which takes nothing more once
+ * the connection fails) never reached the QP. The connection fails now; from
+ * the reactor, not inside the call down that posted, each of them completes
+ * as flushed, as the QP would have completed it, so their descriptors,
+ * credits and jobs come back through the usual completions. The teardown
+ * waits for that (check_drained).
+ */
+void
+isd_iser_conn_unposted(struct isd_iser_conn *ic, struct ibv_send_wr *first, int err)
+{
+	ic->unposted = first;
+	isd_iser_conn_fail(ic, err);
+	isd_reactor_defer(ic->r, &ic->unposted_timer);
+}
+
+static void
+unposted_cb(void *arg)
+{
+	struct isd_iser_conn *ic = arg;
+	struct ibv_send_wr *w = ic->unposted;
+
+	for (; w != NULL; w = w->next) {
+		struct ibv_wc wc = { .wr_id = w->wr_id, .status = IBV_WC_WR_FLUSH_ERR };
+
+		if (w->wr_id == 0)
+			continue;       /* unsignalled: its chain's last WR answers for it */
+		dispatch(ic, &wc);
+	}
+	ic->unposted = NULL;
+	check_drained(ic);
+}
+
 /* Polls the CQ with a budget; the rest runs on the next loop iteration. */
 void
 isd_iser_conn_poll(void *arg)
@@ -239,10 +275,12 @@ isd_iser_conn_poll(void *arg)
 	struct isd_iser_conn *ic = arg;
 	struct ibv_wc wc[16];
 	int total = 0, n;
-	bool armed = false;
+	bool armed = false, was_polling = ic->polling;
 
 	if (ic->state == ISD_ISER_DEAD || ic->cq == NULL)
 		return;
+	/* what the completions queue up is posted together, by the kick below */
+	ic->polling = true;
 	for (;;) {
 		n = ibv_poll_cq(ic->cq->cq, 16, wc);
 		if (n < 0) {
@@ -253,12 +291,12 @@ isd_iser_conn_poll(void *arg)
 		for (int i = 0; i < n; i++) {
 			dispatch(ic, &wc[i]);
 			if (ic->state == ISD_ISER_DEAD)
-				return;
+				goto dead;
 		}
 		/* a flushed WR may have been the last one outstanding */
 		check_drained(ic);
 		if (ic->state == ISD_ISER_DEAD)
-			return;
+			goto dead;
 		total += n;
 		if (n > 0)
 			ic->spins = 0;
@@ -286,7 +324,11 @@ isd_iser_conn_poll(void *arg)
 			break;
 		}
 	}
+	ic->polling = was_polling;
 	isd_iser_tx_kick(ic);
+	return;
+dead:
+	ic->polling = was_polling;
 }
 
 static void
@@ -326,6 +368,7 @@ isd_iser_conn_init_timers(struct isd_iser_conn *ic)
 	isd_timer_init(&ic->kick_timer, (isd_task_cb)isd_iser_tx_kick, ic);
 	isd_timer_init(&ic->stall_timer, stall_timer_cb, ic);
 	isd_timer_init(&ic->connect_timer, isd_iser_active_connect_timeout, ic);
+	isd_timer_init(&ic->unposted_timer, unposted_cb, ic);
 }
 
 void
@@ -485,6 +528,8 @@ isd_iser_get_stats(struct isd_iser_stats *out)
 	out->jobs = __atomic_load_n(&isd_iser_g_jobs, __ATOMIC_RELAXED);
 	out->bytes_bounced = __atomic_load_n(&isd_iser_g_bounced, __ATOMIC_RELAXED);
 	out->remote_invalidations = __atomic_load_n(&isd_iser_g_remote_inv, __ATOMIC_RELAXED);
+	out->posts = __atomic_load_n(&isd_iser_g_posts, __ATOMIC_RELAXED);
+	out->posted_wrs = __atomic_load_n(&isd_iser_g_posted_wrs, __ATOMIC_RELAXED);
 	out->remote_mrs = rs.remote_mrs;
 	out->remote_mrs_total = rs.remote_mrs_total;
 	out->tx_queue_holds = __atomic_load_n(&isd_iser_g_txq_holds, __ATOMIC_RELAXED);
@@ -509,6 +554,8 @@ isd_iser_stats_list(struct isd_stat *out, int max)
 	ADD(jobs);
 	ADD(bytes_bounced);
 	ADD(remote_invalidations);
+	ADD(posts);
+	ADD(posted_wrs);
 	ADD(remote_mrs);
 	ADD(remote_mrs_total);
 	ADD(tx_queue_holds);
@@ -569,6 +616,7 @@ iser_free_conn(struct isd_dm_conn *c)
 	isd_reactor_timer_stop(ic->r, &ic->kick_timer);
 	isd_reactor_timer_stop(ic->r, &ic->stall_timer);
 	isd_reactor_timer_stop(ic->r, &ic->connect_timer);
+	isd_reactor_timer_stop(ic->r, &ic->unposted_timer);
 	if (ic->placed) {
 		ic->placed = false;
 		isd_reactor_conns_add(ic->r, -1);
@@ -614,6 +662,7 @@ iser_free_conn(struct isd_dm_conn *c)
 	free(ic->rx_mem);
 	free(ic->login_rx);
 	free(ic->tx_all);
+	free(ic->batch);
 	free(ic->ctl_mem);
 	if (ic->id != NULL)
 		rdma_destroy_id(ic->id);

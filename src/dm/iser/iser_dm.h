@@ -99,6 +99,8 @@ struct isd_iser_stats {
 	uint64_t jobs;
 	uint64_t bytes_bounced;         /* data copied because a buffer was not registered */
 	uint64_t remote_invalidations;  /* SCSI Responses sent with Invalidate (total) */
+	uint64_t posts;                 /* ibv_post_send calls of the send side (total) */
+	uint64_t posted_wrs;            /* the work requests they carried (total) */
 	uint64_t remote_mrs;            /* live registrations with remote access (iWARP read
 					 * sinks, one command each): 0 when no WRITE is running */
 	uint64_t remote_mrs_total;      /* such registrations made (total) */

@@ -31,6 +31,10 @@
 /* Data bytes a Linux ib_iser / libiscsi initiator can take in one FFP receive (§4.5). */
 #define ISD_ISER_INI_FFP_DATA 128
 #define ISD_ISER_MAX_SGE 8              /* SGEs per RDMA WR we ever build */
+/* one kick's batch (iser_tx.c): a full Put chunk (64 RDMA WRs) and its Send fit
+ * an empty one with room to spare; a kick that gathers more posts it and goes on */
+#define ISD_ISER_BATCH_WRS 80
+#define ISD_ISER_BATCH_SGES (ISD_ISER_BATCH_WRS * ISD_ISER_MAX_SGE)
 #define ISD_ISER_WR_BYTES (1u << 20)    /* bytes per RDMA Write/Read WR */
 #define ISD_ISER_QUEUE_DEPTH 128        /* commands we size the QP for */
 #define ISD_ISER_WRS_PER_CMD 4          /* RDMA WRs we plan for per command when sizing */
@@ -437,6 +441,11 @@ struct isd_iser_conn {
 	struct isd_iser_job_list abandoned;     /* task gone, WRs still in flight */
 	struct isd_iser_read reads[ISD_ISER_READS_MAX];
 	uint32_t jobs;                  /* allocated jobs (leak check) */
+	struct isd_iser_batch *batch;   /* WRs gathered by a kick, posted at its end */
+	bool polling;                   /* in a CQ poll: kicks wait for its end */
+	struct ibv_send_wr *unposted;   /* in the batch: refused by the provider, to be
+					 * completed as flushed (unposted_timer) */
+	struct isd_timer unposted_timer;
 
 	/* teardown */
 	struct isd_iser_tag drain_sq;
@@ -500,10 +509,13 @@ extern uint64_t isd_iser_g_jobs;        /* live jobs, every connection */
 extern uint64_t isd_iser_g_bounced;     /* bytes copied through bounce buffers */
 extern uint64_t isd_iser_g_conn_mrs;    /* live connection MRs */
 extern uint64_t isd_iser_g_remote_inv;  /* responses sent with Invalidate */
+extern uint64_t isd_iser_g_posts;       /* ibv_post_send calls on the send queue */
+extern uint64_t isd_iser_g_posted_wrs;  /* work requests they carried */
 extern uint64_t isd_iser_g_txq_holds;   /* send queue reached its soft limit: receives held */
 extern uint64_t isd_iser_g_txq_drops;   /* connections dropped at the send queue's hard limit */
 extern uint64_t isd_iser_g_tx_stalls;   /* connections dropped: send queue made no progress */
 void isd_iser_conn_fail(struct isd_iser_conn *ic, int reason);
+void isd_iser_conn_unposted(struct isd_iser_conn *ic, struct ibv_send_wr *first, int err);
 /* Sets up the connection's timers with their callbacks (before any is started). */
 void isd_iser_conn_init_timers(struct isd_iser_conn *ic);
 /* The connection's state before its id exists (both roles). */

@@ -139,6 +139,7 @@ struct fv_qp {
 	bool rnr_error;
 	bool refuse_in_error;           /* posts to the QP in error fail (EINVAL) */
 	int fail_send_nth, fail_send_err;
+	int fail_wr_nth, fail_wr_err;   /* the nth send WR, across posts */
 	int fail_recv_nth, fail_recv_err;
 	bool progressing;
 };
@@ -926,6 +927,12 @@ fv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad
 	for (; wr != NULL; wr = wr->next) {
 		struct fv_swr *w;
 
+		if (q->fail_wr_nth > 0 && --q->fail_wr_nth == 0) {
+			/* the WRs before it in this post went in */
+			g_st.post_failures++;
+			*bad = wr;
+			return q->fail_wr_err;
+		}
 		if (wr->num_sge < 0 || (uint32_t)wr->num_sge > q->max_send_sge ||
 		    wr->num_sge > FV_MAX_SGE) {
 			g_st.post_failures++;
@@ -1155,6 +1162,14 @@ fv_qp_fail_post_send(struct ibv_qp *qp, int nth, int err)
 	FV_LOCKED();
 	((struct fv_qp *)qp)->fail_send_nth = nth;
 	((struct fv_qp *)qp)->fail_send_err = err;
+}
+
+void
+fv_qp_fail_send_wr(struct ibv_qp *qp, int nth, int err)
+{
+	FV_LOCKED();
+	((struct fv_qp *)qp)->fail_wr_nth = nth;
+	((struct fv_qp *)qp)->fail_wr_err = err;
 }
 
 void

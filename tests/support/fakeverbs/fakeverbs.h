@@ -87,6 +87,10 @@ int fv_qp_posted_recvs(struct ibv_qp *qp);
 /* Make the nth ibv_post_send (1: the next) on qp fail with err (a positive errno,
  * nothing posted, *bad_wr = the first WR). nth 0 disarms. */
 void fv_qp_fail_post_send(struct ibv_qp *qp, int nth, int err);
+/* Make the nth send WR posted on qp from now (1: the next), counted across
+ * posts, fail with err: the WRs before it in the same post go in, *bad_wr =
+ * it, the rest of that post is not posted. nth 0 disarms. */
+void fv_qp_fail_send_wr(struct ibv_qp *qp, int nth, int err);
 void fv_qp_fail_post_recv(struct ibv_qp *qp, int nth, int err);
 /* A Send that finds no receive: wait for one (default; an RNR retry count of 7)
  * or complete with IBV_WC_RNR_RETRY_EXC_ERR. */

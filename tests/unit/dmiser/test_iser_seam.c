@@ -193,7 +193,9 @@ teardown(void **state)
 	isd_reactor_timer_stop(f->r, &f->ic.drain_timer);
 	isd_reactor_timer_stop(f->r, &f->ic.notify_timer);
 	isd_reactor_timer_stop(f->r, &f->ic.kick_timer);
+	isd_reactor_timer_stop(f->r, &f->ic.unposted_timer);
 	isd_reactor_destroy(f->r);
+	free(f->ic.batch);
 	isd_rdma_pool_trim();
 	free(f);
 	return 0;
