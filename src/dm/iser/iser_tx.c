@@ -237,6 +237,21 @@ job_dequeue(struct isd_iser_conn *ic, struct isd_iser_job *job)
 	}
 }
 
+/*
+ * A call down queued a job: it is posted with whatever else this reactor turn
+ * queues on the connection. Inside a CQ poll the poll's own kick at its end
+ * does it; elsewhere (a store's completion, a timer) the kick runs at the end
+ * of the turn. So the responses to commands finished together leave in one
+ * post, whatever finished them.
+ */
+static void
+kick_soon(struct isd_iser_conn *ic)
+{
+	if (ic->polling)
+		return;
+	isd_reactor_at_turn_end(ic->r, &ic->kick_timer);
+}
+
 /* The job's last WR completed (or it never ran): tell the core, free the job. */
 static void
 job_finish(struct isd_iser_conn *ic, struct isd_iser_job *job, int status)
@@ -840,7 +855,7 @@ queue_send(struct isd_dm_conn *c, struct isd_pdu *pdu, const struct isd_iser_tas
 		job->tx_limit = ic->tx_limit;
 		job->pdu = pdu;
 		job_enqueue(ic, job);
-		isd_iser_tx_kick(ic);
+		kick_soon(ic);
 		return 0;
 	}
 	bytes = ISD_BHS_LEN + pdu->ahs_len + (pdu->data_iov != NULL
@@ -880,7 +895,7 @@ queue_send(struct isd_dm_conn *c, struct isd_pdu *pdu, const struct isd_iser_tas
 	if (tt != NULL && ic->remote_inv)
 		job->inv = isd_iser_inv_stag(&tt->hdr, &job->inv_rkey);
 	job_enqueue(ic, job);
-	isd_iser_tx_kick(ic);
+	kick_soon(ic);
 	return 0;
 }
 
@@ -945,7 +960,7 @@ isd_iser_send_command(struct isd_dm_conn *c, struct isd_dm_task *t, struct isd_p
 	isd_bhs_set_dsl(pdu->bhs, pdu->data_len);
 	tt->cmd = job;
 	job_enqueue(ic, job);
-	isd_iser_tx_kick(ic);
+	kick_soon(ic);
 	return 0;
 err:
 	isd_pdu_free(pdu);
@@ -983,7 +998,7 @@ isd_iser_active_put_data(struct isd_iser_conn *ic, struct isd_dm_task *t, const 
 		       ? p->max_xmit_dsl : ISD_ISER_LOGIN_DATA;
 	tt->job = job;
 	job_enqueue(ic, job);
-	isd_iser_tx_kick(ic);
+	kick_soon(ic);
 	return 0;
 }
 
@@ -1169,7 +1184,7 @@ isd_iser_put_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd
 		job->inv = isd_iser_inv_stag(&tt->hdr, &job->inv_rkey);
 	tt->job = job;
 	job_enqueue(ic, job);
-	isd_iser_tx_kick(ic);
+	kick_soon(ic);
 	return 0;
 err:
 	if (x->rsp != NULL)
@@ -1213,7 +1228,7 @@ isd_iser_get_data(struct isd_dm_conn *c, struct isd_dm_task *t, const struct isd
 	job->remote_va = tt->hdr.write_va + (x->offset - tt->first_sol);
 	tt->job = job;
 	job_enqueue(ic, job);
-	isd_iser_tx_kick(ic);
+	kick_soon(ic);
 	return 0;
 }
 

@@ -1161,6 +1161,31 @@ test_file_lun_pool_buffers(void **state)
 	free(copy);
 }
 
+/* Eight READs of a file LU that arrive together: their data comes from the
+ * store after the CQ poll, each completion queueing its RDMA Write and
+ * response; they are posted at the end of the reactor turn, together, not
+ * one post per completion. */
+static void
+test_file_lun_responses_batched(void **state)
+{
+	struct fx *f = *state;
+	struct isd_iser_stats st0, st;
+	uint8_t cdb[16];
+	uint32_t itt0 = f->itt;
+
+	isd_iser_get_stats(&st0);
+	rw10(cdb, 0x28, 0, 8);
+	for (int i = 0; i < 8; i++)
+		send_cmd(f, ISD_CMD_R, f->itt++, 4096, cdb, f->datamr->rkey);
+	for (uint32_t i = 0; i < 8; i++)
+		assert_int_equal(wait_scsi_rsp(f, itt0 + i), 0);
+	isd_iser_get_stats(&st);
+	assert_int_equal(st.posted_wrs - st0.posted_wrs, 16);
+	assert_true(st.posts - st0.posts < 8);
+	PUMP_UNTIL(f, (isd_iser_get_stats(&st), st.bufs == 0 && st.jobs == 0));
+	assert_int_equal(st.bufs, 0);
+}
+
 /* The initiator disconnects with a READ's RDMA Writes and response Send
  * queued on the target's QP: all flushed, the command fails, nothing leaks. */
 static void
@@ -1210,6 +1235,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_large_transfers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounce_unregistered_lun, setup_pool, teardown),
 		cmocka_unit_test_setup_teardown(test_file_lun_pool_buffers, setup_file, teardown),
+		cmocka_unit_test_setup_teardown(test_file_lun_responses_batched, setup_file, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,12 +209,12 @@ run_reactor(struct fx *f)
 }
 
 /*
- * Posting fails inside put_data (the bounce buffer is in no device's
- * registration, so its SGEs get no key; the QP's posts fail too): the
- * connection fails from inside the call down, and with it the transfer. The
- * completion notify must not come from inside put_data (dm.h): put_data returns
- * 0 and the notify follows exactly once, from the reactor, before the
- * terminate notify.
+ * Posting fails (the bounce buffer is in no device's registration, so its
+ * SGEs get no key; the QP's posts fail too): put_data only queues the
+ * transfer and returns 0; the post at the end of the reactor turn fails, and
+ * with it the connection and the transfer. The completion notify never comes
+ * from inside put_data (dm.h): it follows exactly once, from the reactor,
+ * before the terminate notify.
  */
 static void
 xfer_fails_while_posting(struct fx *f, bool put)
@@ -231,8 +231,8 @@ xfer_fails_while_posting(struct fx *f, bool put)
 	assert_int_equal(rc, 0);
 	assert_int_equal(g_completions_in_call_down, 0);
 	assert_int_equal(g_completions, 0);
-	assert_true(f->ic.state >= ISD_ISER_DRAINING);
 	run_reactor(f);
+	assert_true(f->ic.state >= ISD_ISER_DRAINING);
 	assert_int_equal(g_completions, 1);
 	assert_true(g_completion_status < 0);
 	assert_int_equal(g_terminates, 1);
@@ -351,6 +351,8 @@ test_buf_release_by_owner(void **state)
 	assert_int_equal(isd_iser_put_data(CONN, TASK, &x), 0);
 	job = g_tt.job;
 	assert_non_null(job);
+	assert_int_equal(job->inflight, 0);            /* queued: posted at the turn's end */
+	run_reactor(f);
 	assert_int_equal(job->inflight, 1);            /* the Write is posted */
 	assert_int_equal(f->ic.jobs, 1);
 	isd_iser_task_cleanup(CONN, TASK, NULL);
