@@ -11,7 +11,7 @@
 #   defaults: rxe, 8 s, 2 rounds (about 9 minutes of VM under TCG on a 2-core machine).
 # Env: KEEP=DIR keeps the guest's raw output (fio JSON, iserd/tgtd logs, dmesg) in DIR;
 #   ISERD (default build/release/iserd); LUN_MB (64); TARGETS ("iserd lio tgt"); MAX_SECTORS (ib_iser,
-#   1024); ONLY (workload names: rand4k-read rand4k-write seq128k-read seq128k-write; default all);
+#   1024); ISERD_STORE (ram, default, or file: iserd serves a tmpfs file as tgt does); ONLY (workload names: rand4k-read rand4k-write seq128k-read seq128k-write; default all);
 #   PERF (workload names to profile with perf record -a in the guest: KEEP's vm/perf-*.txt); LAB_TIMEOUT (s, 1200), LAB_MEM, LAB_SMP as for tests/lab/vmrun.sh; ISERD_CONF=FILE runs
 #   iserd with -c FILE besides its flags (e.g. global = { immediate_data = false; };).
 # Needs: the lab (tests/lab/setup.sh [--siw]: run here; exit 77 when it cannot be set up), a release
@@ -43,7 +43,7 @@ mkdir -p "$OUTD/files"
 # a copy of the binary: a rebuild on the host during the run must not change what the guest runs
 cp "$ISERD" "$OUTD/files/iserd"
 envs=(-e FABRIC="$FABRIC" -e SECS="$SECS" -e ROUNDS="$ROUNDS" -e ISERD_BIN=/lab/files/iserd)
-for v in LUN_MB TARGETS MAX_SECTORS ONLY PERF; do
+for v in LUN_MB TARGETS MAX_SECTORS ONLY PERF ISERD_STORE; do
 	[ -z "${!v:-}" ] || envs+=(-e "$v=${!v}")
 done
 if [ -n "${ISERD_CONF:-}" ]; then

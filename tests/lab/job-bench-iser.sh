@@ -16,6 +16,7 @@
 #
 # Env: FABRIC (rxe|siw|tcp, default rxe), SECS (s per fio run, default 8), ROUNDS (default 2),
 # LUN_MB (default 64), TARGETS (default "iserd lio tgt"), ISERD_BIN (default /lab/files/iserd),
+# ISERD_STORE (ram, the default, or file: a file of the LUN's size on the guest's tmpfs, like tgt's),
 # ONLY (workload names to run, default all four), PERF (workload names to profile: perf record -a at
 # 999 Hz on cpu-clock during those runs; perf-FABRIC-rROUND-TARGET-NAME.txt gets the top of the
 # profile by command, by command and module, and by symbol; the sampling costs the guest some CPU,
@@ -63,12 +64,17 @@ cpu_pct() { echo "$1 $2" | awk '{db=$3-$1; dt=$4-$2; if (dt>0) printf "%.1f", 10
 
 # --- targets: T_start / T_stop, IQN_T, LUN number of the block device -------------------------------
 iserd_up() {
+	local lun=ram:${LUN_MB}M
 	ulimit -l unlimited
+	if [ "${ISERD_STORE:-ram}" = file ]; then
+		truncate -s $LUN_BYTES /tmp/iserd.img || return 1
+		lun=file:/tmp/iserd.img
+	fi
 	# shellcheck disable=SC2086
 	iserd_start $OUT/iserd.log ${ISERD_CONF:+-c $ISERD_CONF} --portal $ISERD_SCHEME://$LAB_IP:$PORT \
-		--target $IQN_ISERD --lun ram:${LUN_MB}M
+		--target $IQN_ISERD --lun $lun
 }
-iserd_down() { iserd_stop; }
+iserd_down() { iserd_stop; rm -f /tmp/iserd.img; }
 
 lio_loaded=0
 lio_up() {
@@ -322,7 +328,7 @@ if [ $XPORT = tcp ]; then
 else
 	log "# kernel ib_iser (max_sectors=$MAX_SECTORS) -> iSER targets over $FABRIC, fio $(fio --version), libaio direct=1, ${SECS}s per run, $ROUNDS round(s)"
 fi
-log "# guest: $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/{printf "%d MiB", $2/1024}' /proc/meminfo); LUN ${LUN_MB} MiB: iserd ram:, LIO rd_mcp, tgt rdwr on a tmpfs file (tgt has no RAM store)"
+log "# guest: $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/{printf "%d MiB", $2/1024}' /proc/meminfo); LUN ${LUN_MB} MiB: iserd $([ "${ISERD_STORE:-ram}" = file ] && echo "file: on tmpfs" || echo ram:), LIO rd_mcp, tgt rdwr on a tmpfs file (tgt has no RAM store)"
 log "# iserd: $($ISERD_BIN --version 2>&1 | head -1); tgt: $(tgtd --version 2>&1 | head -1); LIO: in-kernel $([ $XPORT = tcp ] && echo iscsi_target_mod || echo ib_isert) ($(uname -r))"
 log "# cpu = guest CPU busy % over all vCPUs during the run (initiator, fabric and target together)"
 if [ $XPORT = tcp ]; then
