@@ -1033,6 +1033,34 @@ test_responses_batched(void **state)
 	assert_int_equal(st.posts - st0.posts, 1);
 }
 
+/* Eight 4 KiB WRITEs whose data comes immediate, as the kernel's ib_iser sends
+ * them at FirstBurstLength >= 4 KiB, that arrive together: nothing to fetch,
+ * so the target takes them in one CQ poll and posts the eight responses with
+ * one ibv_post_send. */
+static void
+test_immediate_writes_batched(void **state)
+{
+	struct fx *f = *state;
+	struct isd_iser_hdr h = { .opcode = ISD_ISER_OP_CTRL };
+	struct isd_iser_stats st0, st;
+	uint8_t cdb[16], bhs[ISD_BHS_LEN];
+	uint32_t itt0 = f->itt;
+
+	fill(f->data, 8 * 4096, 0x6b);
+	isd_iser_get_stats(&st0);
+	for (int i = 0; i < 8; i++) {
+		rw10(cdb, 0x2a, (uint32_t)i * 8, 8);
+		cmd_bhs(f, bhs, ISD_CMD_W, f->itt++, 4096, cdb);
+		ini_send(f, &h, bhs, f->data + i * 4096, 4096);
+	}
+	for (uint32_t i = 0; i < 8; i++)
+		assert_int_equal(wait_scsi_rsp(f, itt0 + i), 0);
+	assert_memory_equal(lu_mem(f), f->data, 8 * 4096);
+	isd_iser_get_stats(&st);
+	assert_int_equal(st.posted_wrs - st0.posted_wrs, 8);
+	assert_int_equal(st.posts - st0.posts, 1);
+}
+
 /* Thirty-two 2 MiB READs that arrive together: two RDMA Writes and a response
  * each, 96 WRs, more than one batch holds (ISD_ISER_BATCH_WRS): the kick posts
  * a full batch and goes on with the rest; every response comes, in order,
@@ -1231,6 +1259,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_iwarp_read_sink, setup_iwarp, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_invalidate, setup_remote_inv, teardown),
 		cmocka_unit_test_setup_teardown(test_responses_batched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_immediate_writes_batched, setup_immediate,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_batch_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_transfers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounce_unregistered_lun, setup_pool, teardown),
