@@ -451,7 +451,7 @@ isd_conn_control_notify(struct isd_dm_conn *dc, struct isd_pdu *pdu)
 		isd_conn_release_pdu(c, pdu);
 		return;
 	}
-	c->last_rx_ns = isd_now_ns();
+	c->last_rx_ns = isd_reactor_turn_ns(c->reactor);
 	isd_conn_get(c);
 	if (c->state == ISD_CONN_LOGIN)
 		isd_login_rx(c, pdu);

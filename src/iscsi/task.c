@@ -61,7 +61,7 @@ task_count_done(struct isd_task *t)
 {
 	struct isd_session *s = t->conn->sess;
 	enum isd_io_dir dir;
-	uint64_t bytes, now = isd_now_ns();
+	uint64_t bytes, now, lat;
 	int err;
 
 	if (s == NULL)
@@ -70,15 +70,22 @@ task_count_done(struct isd_task *t)
 		dir = isd_scsi_cdb_io_dir(t->cmd.cdb, t->cmd.cdb_len);
 		bytes = 0;
 		err = ISD_IO_ERR_ABORTED;
+	} else if (t->cmd.io_counted && t->cmd.io_start_ns == t->start_ns) {
+		/* what the SCSI layer counted at completion, from the same arrival:
+		 * its latency too, so no clock is read here */
+		isd_io_stats_done(&s->io, (enum isd_io_dir)t->cmd.io_dir, t->cmd.io_bytes,
+				  t->cmd.io_err, t->cmd.io_lat_ns);
+		return;
 	} else if (t->cmd.io_counted) {
-		/* what the SCSI layer counted at completion */
 		dir = (enum isd_io_dir)t->cmd.io_dir;
 		bytes = t->cmd.io_bytes;
 		err = t->cmd.io_err;
 	} else {
 		isd_scsi_cmd_io_result(&t->cmd, &dir, &bytes, &err);
 	}
-	isd_io_stats_done(&s->io, dir, bytes, err, now > t->start_ns ? now - t->start_ns : 0);
+	now = isd_now_ns();
+	lat = now > t->start_ns ? now - t->start_ns : 0;
+	isd_io_stats_done(&s->io, dir, bytes, err, lat);
 }
 
 void

@@ -48,12 +48,17 @@ struct isd_reactor {
 	enum isd_reactor_mode mode;
 	uint64_t poll_ns;               /* ADAPTIVE: busy poll this long after work */
 	uint64_t last_work_ns;
+	uint64_t turn_ns;               /* the clock when this turn's dispatch began */
 	unsigned index;
 	struct isd_reactor_group *group;        /* NULL: made alone */
 	atomic_int conns;                       /* connections placed here (placement) */
 	_Atomic uint64_t n_turns, n_sleeps, n_msgs;     /* written by the owner only */
 	TAILQ_HEAD(isd_timer_list, isd_timer) timers; /* sorted by deadline */
 	struct isd_timer_list turn_end;         /* in the order armed */
+	/* isd_reactor_defer(), in the order armed; each one's deadline_ns holds
+	 * its number from defer_seq, so a round runs only those armed before it */
+	struct isd_timer_list deferred;
+	uint64_t defer_seq;
 	struct isd_reactor_fd **fds;    /* index: fd number */
 	int nfds;
 	struct isd_reactor_fd *dead;    /* freed after the current dispatch round */
@@ -178,6 +183,7 @@ isd_reactor_create(struct isd_reactor **out)
 		return -ENOMEM;
 	TAILQ_INIT(&r->timers);
 	TAILQ_INIT(&r->turn_end);
+	TAILQ_INIT(&r->deferred);
 	atomic_init(&r->inbox, NULL);
 	atomic_init(&r->sleeping, false);
 	atomic_init(&r->stop, 0);
@@ -328,10 +334,13 @@ isd_reactor_timer_stop(struct isd_reactor *r, struct isd_timer *t)
 		return;
 	if (t->turn_end)
 		TAILQ_REMOVE(&r->turn_end, t, link);
+	else if (t->deferred)
+		TAILQ_REMOVE(&r->deferred, t, link);
 	else
 		TAILQ_REMOVE(&r->timers, t, link);
 	t->armed = false;
 	t->turn_end = false;
+	t->deferred = false;
 }
 
 void
@@ -356,7 +365,29 @@ isd_reactor_timer_start(struct isd_reactor *r, struct isd_timer *t, uint64_t ms)
 void
 isd_reactor_defer(struct isd_reactor *r, struct isd_timer *t)
 {
-	isd_reactor_timer_start(r, t, 0);
+	if (t->armed && t->deferred)
+		return;
+	isd_reactor_timer_stop(r, t);
+	t->deadline_ns = ++r->defer_seq;
+	TAILQ_INSERT_TAIL(&r->deferred, t, link);
+	t->armed = true;
+	t->deferred = true;
+}
+
+/* Runs the deferred timers armed before this call (those they arm wait for the
+ * next round). */
+static void
+run_deferred(struct isd_reactor *r)
+{
+	uint64_t last = r->defer_seq;
+	struct isd_timer *t;
+
+	while ((t = TAILQ_FIRST(&r->deferred)) != NULL && t->deadline_ns <= last) {
+		TAILQ_REMOVE(&r->deferred, t, link);
+		t->armed = false;
+		t->deferred = false;
+		t->cb(t->arg);
+	}
 }
 
 void
@@ -391,7 +422,7 @@ next_timeout_ms(struct isd_reactor *r, int timeout_ms)
 	struct isd_timer *t = TAILQ_FIRST(&r->timers);
 	uint64_t now, ms;
 
-	if (!TAILQ_EMPTY(&r->turn_end))
+	if (!TAILQ_EMPTY(&r->turn_end) || !TAILQ_EMPTY(&r->deferred))
 		return 0;
 	if (t == NULL)
 		return timeout_ms;
@@ -416,7 +447,9 @@ void
 isd_reactor_run_due(struct isd_reactor *r)
 {
 	tls_current = r;
+	r->turn_ns = isd_now_ns();
 	run_inbox(r);
+	run_deferred(r);
 	run_timers(r);
 	run_turn_end(r);
 }
@@ -427,10 +460,16 @@ isd_reactor_fd(const struct isd_reactor *r)
 	return r->epfd;
 }
 
+uint64_t
+isd_reactor_turn_ns(const struct isd_reactor *r)
+{
+	return r->turn_ns;
+}
+
 static void
 run_timers(struct isd_reactor *r)
 {
-	uint64_t now = isd_now_ns();
+	uint64_t now = r->turn_ns;
 	struct isd_timer *t;
 	int budget = 1024;
 
@@ -475,6 +514,8 @@ isd_reactor_poll(struct isd_reactor *r, int timeout_ms)
 		return -errno;
 	}
 	count(&r->n_turns, 1);
+	/* one clock read serves the turn's timers and what its callbacks stamp */
+	r->turn_ns = isd_now_ns();
 	for (int i = 0; i < n; i++) {
 		struct isd_reactor_fd *f = evs[i].data.ptr;
 		uint32_t e = evs[i].events;
@@ -487,6 +528,7 @@ isd_reactor_poll(struct isd_reactor *r, int timeout_ms)
 	}
 	free_dead(r);
 	ran = run_inbox(r);
+	run_deferred(r);
 	run_timers(r);
 	run_turn_end(r);
 	if (n > 0 || ran > 0) {

@@ -36,6 +36,7 @@ struct isd_timer {
 	void *arg;
 	bool armed;
 	bool turn_end;                  /* armed by isd_reactor_at_turn_end() */
+	bool deferred;                  /* armed by isd_reactor_defer() */
 	TAILQ_ENTRY(isd_timer) link;
 };
 
@@ -77,7 +78,12 @@ int isd_reactor_del_fd(struct isd_reactor *r, int fd);
 void isd_timer_init(struct isd_timer *t, isd_task_cb cb, void *arg);
 void isd_reactor_timer_start(struct isd_reactor *r, struct isd_timer *t, uint64_t ms);
 void isd_reactor_timer_stop(struct isd_reactor *r, struct isd_timer *t);
-/* Runs t->cb on the next loop iteration (a 0 ms timer). */
+/*
+ * Runs t->cb soon: in the current iteration when armed before its timers run
+ * (from an fd callback or a message), else in the next one; deferred timers
+ * run in the order armed, before the timers that are due. Reads no clock.
+ * Deferring a deferred timer leaves it where it is; an armed timer moves.
+ */
 void isd_reactor_defer(struct isd_reactor *r, struct isd_timer *t);
 /*
  * Runs t->cb once at the end of this loop turn, after the fd callbacks and the
@@ -134,6 +140,13 @@ int isd_reactor_next_timeout_ms(struct isd_reactor *r);
 void isd_reactor_run_due(struct isd_reactor *r);
 
 uint64_t isd_now_ns(void);
+/*
+ * The clock (isd_now_ns) read once when r's current turn began to dispatch,
+ * before its fd callbacks, messages, timers and turn-end calls: for stamps
+ * that a turn's length does not matter to (when a connection last received),
+ * at no clock read of their own. Its owner thread only.
+ */
+uint64_t isd_reactor_turn_ns(const struct isd_reactor *r);
 
 /*
  * A group of reactors, one per thread: reactor 0 belongs to the thread that

@@ -178,6 +178,7 @@ struct isd_scsi_cmd {
 	int8_t io_err;                  /* enum isd_io_err, or -1 for GOOD */
 	uint8_t io_dir;                 /* enum isd_io_dir */
 	uint64_t io_bytes;
+	uint64_t io_lat_ns;             /* io_start_ns to the completion */
 	struct isd_monitor_call done_call;      /* cmd->done, run once the monitor is left */
 	/* on the device's list of live commands, setup to release (isd_scsi_dev_each_cmd) */
 	TAILQ_ENTRY(isd_scsi_cmd) live_link;

@@ -151,6 +151,7 @@ isd_scsi_io_done(struct isd_scsi_cmd *cmd, bool abandoned)
 	cmd->io_bytes = bytes;
 	now = isd_now_ns();
 	now = now > cmd->io_start_ns ? now - cmd->io_start_ns : 0;
+	cmd->io_lat_ns = now;
 	if (cmd->io_dev_st != NULL)
 		isd_io_stats_done(cmd->io_dev_st, dir, bytes, err, now);
 	if (cmd->io_lu_st != NULL)

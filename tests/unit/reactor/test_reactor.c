@@ -186,6 +186,134 @@ test_turn_end(void **state)
 	isd_reactor_destroy(r);
 }
 
+struct redefer {
+	struct isd_reactor *r;
+	struct isd_timer t, other;
+	struct order *o;
+	int id;
+};
+
+static void
+redefer_cb(void *arg)
+{
+	struct redefer *x = arg;
+
+	x->o->seq[x->o->n++] = x->id;
+	/* deferring itself from its own callback: the next round, not this one */
+	isd_reactor_defer(x->r, &x->t);
+}
+
+static void
+stop_other_cb(void *arg)
+{
+	struct redefer *x = arg;
+
+	x->o->seq[x->o->n++] = x->id;
+	isd_reactor_timer_stop(x->r, &x->other);
+}
+
+struct defer_pipe {
+	struct isd_reactor *r;
+	struct isd_timer t;
+	int fd;
+};
+
+static void
+defer_from_fd(void *arg, uint32_t events)
+{
+	struct defer_pipe *p = arg;
+	char c;
+
+	(void)events;
+	assert_int_equal(read(p->fd, &c, 1), 1);
+	isd_reactor_defer(p->r, &p->t);
+}
+
+/*
+ * Deferred calls: run in the order armed; deferring a deferred one leaves it
+ * in place; one armed from an fd callback runs in the same turn; one that
+ * defers itself runs once a round (the round it was armed in ends); stop
+ * removes it, also from inside another deferred call of the same round; an
+ * armed timer that is deferred moves to the deferred calls, and a deferred
+ * one started as a timer moves to the timers; the turn clock moves on.
+ */
+static void
+test_defer(void **state)
+{
+	struct isd_reactor *r;
+	struct order o = {0};
+	struct tick a = {&o, 1}, b = {&o, 2}, c = {&o, 3};
+	struct isd_timer ta, tb, tc;
+	struct redefer x = { .o = &o, .id = 7 }, y = { .o = &o, .id = 8 };
+	struct defer_pipe p;
+	uint64_t t0;
+	int fds[2];
+
+	(void)state;
+	assert_int_equal(isd_reactor_create(&r), 0);
+	isd_timer_init(&ta, tick_cb, &a);
+	isd_timer_init(&tb, tick_cb, &b);
+	isd_timer_init(&tc, tick_cb, &c);
+	isd_reactor_timer_start(r, &tc, 60000);
+	isd_reactor_defer(r, &ta);
+	isd_reactor_defer(r, &tb);
+	isd_reactor_defer(r, &ta);              /* stays first */
+	isd_reactor_defer(r, &tc);              /* leaves the timers */
+	assert_int_equal(isd_reactor_next_timeout_ms(r), 0);
+	assert_int_equal(isd_reactor_poll(r, 0), 0);
+	assert_int_equal(o.n, 3);
+	assert_int_equal(o.seq[0], 1);
+	assert_int_equal(o.seq[1], 2);
+	assert_int_equal(o.seq[2], 3);
+	assert_int_equal(isd_reactor_next_timeout_ms(r), -1);
+
+	/* a deferred call made a timer: it waits for its deadline */
+	o.n = 0;
+	isd_reactor_defer(r, &ta);
+	isd_reactor_timer_start(r, &ta, 60000);
+	assert_true(isd_reactor_next_timeout_ms(r) > 1000);
+	assert_int_equal(isd_reactor_poll(r, 0), 0);
+	assert_int_equal(o.n, 0);
+	isd_reactor_timer_stop(r, &ta);
+
+	/* once a round, and a stop from a call of the same round holds */
+	x.r = y.r = r;
+	isd_timer_init(&x.t, redefer_cb, &x);
+	isd_timer_init(&y.t, stop_other_cb, &y);
+	isd_timer_init(&y.other, tick_cb, &a);
+	isd_reactor_defer(r, &x.t);
+	isd_reactor_defer(r, &y.t);
+	isd_reactor_defer(r, &y.other);
+	isd_reactor_run_due(r);
+	assert_int_equal(o.n, 2);
+	assert_int_equal(o.seq[0], 7);
+	assert_int_equal(o.seq[1], 8);
+	t0 = isd_reactor_turn_ns(r);
+	assert_true(t0 > 0);
+	assert_int_equal(isd_reactor_poll(r, 0), 0);
+	assert_int_equal(o.n, 3);
+	assert_int_equal(o.seq[2], 7);
+	assert_true(isd_reactor_turn_ns(r) >= t0);
+	isd_reactor_timer_stop(r, &x.t);
+	assert_int_equal(isd_reactor_next_timeout_ms(r), -1);
+
+	/* armed from an fd callback: the same turn */
+	o.n = 0;
+	assert_int_equal(pipe(fds), 0);
+	p.r = r;
+	p.fd = fds[0];
+	isd_timer_init(&p.t, tick_cb, &b);
+	assert_int_equal(isd_reactor_add_fd(r, fds[0], EPOLLIN, defer_from_fd, &p), 0);
+	assert_int_equal(write(fds[1], "x", 1), 1);
+	assert_int_equal(isd_reactor_poll(r, 1000), 0);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.seq[0], 2);
+	assert_int_equal(isd_reactor_del_fd(r, fds[0]), 0);
+	close(fds[0]);
+	close(fds[1]);
+	isd_reactor_destroy(r);
+}
+
 static void
 test_run_until_stop(void **state)
 {
@@ -209,6 +337,7 @@ main(void)
 		cmocka_unit_test(test_fd_events_and_removal_in_callback),
 		cmocka_unit_test(test_run_until_stop),
 		cmocka_unit_test(test_turn_end),
+		cmocka_unit_test(test_defer),
 	};
 
 	return cmocka_run_group_tests_name("reactor", tests, NULL, NULL);
