@@ -184,9 +184,14 @@ update_events(struct isd_tcp_conn *tc)
 static void
 kick(struct isd_tcp_conn *tc)
 {
-	/* Written from the loop, not from the op that queued: no upcall inside an op. */
+	/*
+	 * Written from the loop, not from the op that queued: no upcall inside an
+	 * op. At the end of the turn, so that what the turn's deferred calls queue
+	 * (a store's completions: isd_bstore_complete_later) leaves in the same
+	 * sendmsg as the rest, not one turn later.
+	 */
 	if (!tc->tx_blocked && !tc->kick_timer.armed)
-		isd_reactor_defer(tc->r, &tc->kick_timer);
+		isd_reactor_at_turn_end(tc->r, &tc->kick_timer);
 }
 
 static void

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1415,6 +1416,41 @@ test_txq_limit_pauses_reading(void **state)
 	free(ping);
 }
 
+/*
+ * The Data-Outs of four WRITEs that arrive together: the RAM store completes
+ * each write from a deferred call (isd_bstore_complete_later), and all four
+ * SCSI Responses leave at the end of the one reactor turn that read the data:
+ * the send queue's kick runs at turn end, after the turn's deferred calls. As
+ * a deferred call itself it ran a turn later, after the next turn's reads.
+ */
+static void
+test_responses_leave_in_the_turn(void **state)
+{
+	struct env *e = *state;
+	uint8_t bhs[ISD_BHS_LEN], data[BLK];
+	struct r2t_seen r[4];
+	uint32_t itt0;
+	int avail = 0;
+
+	login(e, false, false, 8192, 262144, 1);
+	fill_pattern(data, sizeof(data), 7);
+	itt0 = e->itt;
+	for (int i = 0; i < 4; i++) {
+		scsi_cmd_bhs(e, bhs, true, (uint32_t)i, 1, BLK, e->itt++);
+		send_pdu(e, bhs, NULL, 0);
+	}
+	for (uint32_t i = 0; i < 4; i++)
+		recv_r2t(e, itt0 + i, &r[i]);
+	for (uint32_t i = 0; i < 4; i++)
+		answer_r2t(e, itt0 + i, &r[i], data, BLK);
+	pump(e, 1000);
+	assert_int_equal(ioctl(e->fd, FIONREAD, &avail), 0);
+	assert_int_equal(avail, 4 * ISD_BHS_LEN);
+	for (uint32_t i = 0; i < 4; i++)
+		expect_scsi_good(e, itt0 + i);
+	nop_ping(e, "after", 5);
+}
+
 int
 main(void)
 {
@@ -1432,6 +1468,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_header_digest_error_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_close_mid_pdu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined_pdus, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_responses_leave_in_the_turn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_during_r2t, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logout_flushes_then_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backpressure_partial_writes, setup, teardown),
