@@ -927,22 +927,6 @@ isd_scsi_cmd_done(struct isd_scsi_cmd *cmd)
 		isd_monitor_after(&cmd->done_call, cmd_done_call, cmd);
 }
 
-static const struct isd_scsi_op *
-op_find(uint8_t opcode, uint8_t sa, bool *opcode_known)
-{
-	*opcode_known = false;
-	for (size_t i = 0; i < g_isd_scsi_nops; i++) {
-		const struct isd_scsi_op *op = &g_isd_scsi_ops[i];
-
-		if (op->opcode != opcode)
-			continue;
-		*opcode_known = true;
-		if (!(op->flags & ISD_OPF_HAS_SA) || op->sa == sa)
-			return op;
-	}
-	return NULL;
-}
-
 /* SPC-5 5.14 and table 'commands allowed in the presence of persistent reservations'. */
 static bool
 reservation_conflict(struct isd_scsi_lu *lu, const struct isd_scsi_op *op,
@@ -1297,7 +1281,7 @@ cmd_setup(struct isd_scsi_cmd *cmd)
 		return ISD_SCSI_SETUP_DONE;
 	}
 	opcode = cmd->cdb[0];
-	op = op_find(opcode, cmd->cdb[1] & 0x1f, &opcode_known);
+	op = isd_scsi_op_find(opcode, cmd->cdb[1] & 0x1f, &opcode_known);
 	lu = lu_lookup(cmd->dev, cmd->lun);
 	if (lu == NULL) {
 		/* SPC-5 4.? / SAM-5: INQUIRY, REPORT LUNS and REQUEST SENSE answer for
@@ -1572,7 +1556,7 @@ cmd_setup_fast(struct isd_scsi_cmd *cmd)
 
 	if (cmd->live || cmd->cdb == NULL || cmd->cdb_len < 6 || cmd->cdb_len > 260)
 		return -EAGAIN;
-	op = op_find(cmd->cdb[0], cmd->cdb[1] & 0x1f, &known);
+	op = isd_scsi_op_find(cmd->cdb[0], cmd->cdb[1] & 0x1f, &known);
 	if (op == NULL || (op->setup != isd_sbc_setup_read && op->setup != isd_sbc_setup_write))
 		return -EAGAIN;
 	/* short, or NACA set: the monitor's path answers it */

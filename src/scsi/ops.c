@@ -5,6 +5,8 @@
  */
 #include "scsi/scsi_int.h"
 
+#include <pthread.h>
+
 #define LBA8 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff  /* 16-byte CDB: LBA */
 #define LEN4 0xff, 0xff, 0xff, 0xff                          /* and length */
 #define C 0x07  /* control byte usage: NACA (refused when set) and the obsolete bits */
@@ -186,3 +188,41 @@ const struct isd_scsi_op g_isd_scsi_ops[] = {
 /* clang-format on */
 
 const size_t g_isd_scsi_nops = sizeof(g_isd_scsi_ops) / sizeof(g_isd_scsi_ops[0]);
+
+/*
+ * Every command looks itself up here, so an index by opcode (built once, the
+ * first time anyone asks) points at the first entry of each opcode; the
+ * table keeps an opcode's entries together, in opcode order (test_cdb checks
+ * that). A walk through the whole table cost a WRITE(16) some 300
+ * instructions, a binary search 90.
+ */
+static uint8_t g_op_first[256];         /* index + 1 of an opcode's first entry, 0: none */
+static pthread_once_t g_op_once = PTHREAD_ONCE_INIT;
+
+static void
+op_index(void)
+{
+	_Static_assert(sizeof(g_isd_scsi_ops) / sizeof(g_isd_scsi_ops[0]) < 255,
+		       "g_op_first holds an index + 1 in a byte");
+	for (size_t i = g_isd_scsi_nops; i-- > 0;)
+		g_op_first[g_isd_scsi_ops[i].opcode] = (uint8_t)(i + 1);
+}
+
+const struct isd_scsi_op *
+isd_scsi_op_find(uint8_t opcode, uint16_t sa, bool *opcode_known)
+{
+	size_t i;
+
+	(void)pthread_once(&g_op_once, op_index);
+	i = g_op_first[opcode];
+	*opcode_known = i != 0;
+	if (i == 0)
+		return NULL;
+	for (i--; i < g_isd_scsi_nops && g_isd_scsi_ops[i].opcode == opcode; i++) {
+		const struct isd_scsi_op *op = &g_isd_scsi_ops[i];
+
+		if (!(op->flags & ISD_OPF_HAS_SA) || op->sa == sa)
+			return op;
+	}
+	return NULL;
+}

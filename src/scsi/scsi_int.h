@@ -118,6 +118,9 @@ struct isd_scsi_op {
 
 extern const struct isd_scsi_op g_isd_scsi_ops[];
 extern const size_t g_isd_scsi_nops;
+/* The entry for an opcode and service action (sa is ignored for opcodes that
+ * have none), or NULL; *opcode_known says whether the opcode has any entry. */
+const struct isd_scsi_op *isd_scsi_op_find(uint8_t opcode, uint16_t sa, bool *opcode_known);
 
 /* State of one I_T nexus at one LU. */
 struct isd_scsi_itn {

@@ -48,7 +48,10 @@
 struct mem_hdr {
 	uint16_t cls;
 	uint16_t magic;
-	uint32_t pad;                   /* MEM_MAGIC_ALIGNED: bytes back to the block's start */
+	/* MEM_MAGIC_ALIGNED: bytes back to the block's start; otherwise the size
+	 * of a block of a class, header included (kept while the block is cached,
+	 * so neither end works it out again), 0 for a MEM_BIG one */
+	uint32_t pad;
 	struct mem_hdr *next;           /* on a free list */
 };
 _Static_assert(sizeof(struct mem_hdr) == MEM_HDR, "the header keeps 16-byte alignment");
@@ -167,7 +170,7 @@ isd_mem_alloc(size_t size)
 	c = cls_of(size + MEM_HDR);
 	bump(&m->st.allocs, 1);
 	if (c != MEM_BIG && (h = m->head[c]) != NULL) {
-		n = cls_size(c);
+		n = h->pad;
 		MEM_UNPOISON(h, n);
 		m->head[c] = h->next;
 		bump(&m->st.cached_bytes, -(int64_t)n);
@@ -178,6 +181,7 @@ isd_mem_alloc(size_t size)
 		if (h == NULL)
 			return NULL;
 		bump(&m->st.sys_allocs, 1);
+		h->pad = c == MEM_BIG ? 0 : (uint32_t)n;
 	}
 	h->cls = (uint16_t)c;
 	h->magic = MEM_MAGIC;
@@ -253,7 +257,7 @@ isd_mem_free(void *p)
 	}
 	m = self();
 	bump(&m->st.frees, 1);
-	n = h->cls == MEM_BIG ? 0 : cls_size(h->cls);
+	n = h->pad;
 	if (h->cls == MEM_BIG || m->gone ||
 	    load(&m->st.cached_bytes) + n > __atomic_load_n(&g_limit, __ATOMIC_RELAXED)) {
 		h->magic = 0;
@@ -277,7 +281,7 @@ drain(struct mem_thread *m)
 		struct mem_hdr *h;
 
 		while ((h = m->head[c]) != NULL) {
-			size_t n = cls_size(c);
+			size_t n = h->pad;
 
 			MEM_UNPOISON(h, n);
 			m->head[c] = h->next;

@@ -1,6 +1,7 @@
 /* CDB decoding: a table of commands and what setup/exec must answer, unit
  * attentions, missing LUNs, REPORT SUPPORTED OPERATION CODES. */
 #include "scsi_harness.h"
+#include "scsi/scsi_int.h"
 
 #define CAP H_BLOCKS
 
@@ -445,11 +446,49 @@ test_cdb_robustness(void **state)
 	h_fini(&h);
 }
 
+/* The command table stays in opcode order, and the binary search finds what a
+ * walk through the whole table finds, for every opcode and service action. */
+static void
+test_op_find(void **state)
+{
+	(void)state;
+	for (size_t i = 1; i < g_isd_scsi_nops; i++)
+		assert_true(g_isd_scsi_ops[i - 1].opcode <= g_isd_scsi_ops[i].opcode);
+	for (unsigned opc = 0; opc < 256; opc++) {
+		for (unsigned sa = 0; sa < 32; sa++) {
+			const struct isd_scsi_op *want = NULL;
+			bool want_known = false, known = true;
+
+			for (size_t i = 0; i < g_isd_scsi_nops; i++) {
+				const struct isd_scsi_op *op = &g_isd_scsi_ops[i];
+
+				if (op->opcode != opc)
+					continue;
+				want_known = true;
+				if (want == NULL && (!(op->flags & ISD_OPF_HAS_SA) || op->sa == sa))
+					want = op;
+			}
+			assert_ptr_equal(isd_scsi_op_find((uint8_t)opc, (uint16_t)sa, &known), want);
+			assert_int_equal(known, want_known);
+		}
+	}
+	/* an opcode with service actions, asked for one it lacks */
+	{
+		bool known = false;
+
+		assert_null(isd_scsi_op_find(0x9e, 0x1f, &known));
+		assert_true(known);
+		assert_null(isd_scsi_op_find(0xff, 0, &known));
+		assert_false(known);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cdb_table),
+		cmocka_unit_test(test_op_find),
 		cmocka_unit_test(test_caw_zero_blocks_without_data),
 		cmocka_unit_test(test_cdb_field_pointer),
 		cmocka_unit_test(test_ua_first_command),
