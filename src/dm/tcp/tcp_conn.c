@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/queue.h>
@@ -233,12 +234,20 @@ task_tx_ref(struct isd_dm_task *t, int d)
 	tt->tx_refs = (uint32_t)((int)tt->tx_refs + d);
 }
 
-/* A zeroed send item. */
+/*
+ * A send item, zeroed up to its iovec array: that array is most of the item
+ * (1 KiB of 1.2), each entry is written before it is read, and zeroing it
+ * cost every command some 40 stores.
+ */
 static struct isd_tcp_tx *
 tx_new(struct isd_tcp_conn *tc)
 {
+	struct isd_tcp_tx *tx = isd_mem_alloc(sizeof(*tx));
+
 	(void)tc;
-	return isd_mem_zalloc(sizeof(struct isd_tcp_tx));
+	if (tx != NULL)
+		memset(tx, 0, offsetof(struct isd_tcp_tx, iov));
+	return tx;
 }
 
 /* Frees a spent item and what it owns. */

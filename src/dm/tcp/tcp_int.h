@@ -127,9 +127,11 @@ struct isd_tcp_tx {
 	bool last;                      /* writing it completes the item */
 	uint8_t hdr[ISD_BHS_LEN + ISD_TCP_DIGEST_LEN];
 	uint8_t trail[3 + ISD_TCP_DIGEST_LEN]; /* padding, then data digest */
-	struct iovec iov[ISD_TCP_TX_IOV_MAX];
 	int iovcnt;
 	int iov_pos;                    /* first entry not fully written */
+	/* last: tx_new() zeroes everything before it, and only iov[0..iovcnt) is
+	 * ever read, each entry written first */
+	struct iovec iov[ISD_TCP_TX_IOV_MAX];
 };
 TAILQ_HEAD(isd_tcp_tx_list, isd_tcp_tx);
 
