@@ -472,6 +472,16 @@ render_process(struct pbuf *b, struct isd_target_running *rt)
 				pb_printf(b, "iserd_reactor_messages_total{reactor=\"%u\"} %llu\n",
 					  i, (unsigned long long)rs.msgs);
 			}
+			pb_family(b, "iserd_reactor_poll_microseconds", "gauge",
+				  "How long each reactor spins after work before it sleeps "
+				  "(adaptive mode: grows while sleeps are cut short).");
+			for (unsigned i = 0; i < nr; i++) {
+				struct isd_reactor_stats rs;
+
+				isd_reactor_get_stats(isd_reactor_group_get(g, i), &rs);
+				pb_printf(b, "iserd_reactor_poll_microseconds{reactor=\"%u\"} %llu\n",
+					  i, (unsigned long long)rs.poll_us);
+			}
 		}
 	}
 	pb_family(b, "iserd_refused_total", "counter",

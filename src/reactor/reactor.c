@@ -22,6 +22,8 @@
 #include "util/mem.h"
 
 #define ISD_REACTOR_MAX_EVENTS 64
+/* ADAPTIVE: the spin after work grows up to this many times the configured one. */
+#define ISD_REACTOR_POLL_GROW 8u
 
 /* Per-fd registration; epoll_event.data.ptr points here. */
 struct isd_reactor_fd {
@@ -46,7 +48,10 @@ struct isd_reactor {
 	_Atomic(struct isd_reactor_msg *) inbox;
 	atomic_bool sleeping;
 	enum isd_reactor_mode mode;
-	uint64_t poll_ns;               /* ADAPTIVE: busy poll this long after work */
+	uint64_t poll_ns;               /* ADAPTIVE: the configured spin after work (the floor) */
+	/* ADAPTIVE: the spin now, poll_ns .. ISD_REACTOR_POLL_GROW x poll_ns
+	 * (adapt_spin); only the owner writes it */
+	_Atomic uint64_t poll_cur_ns;
 	uint64_t last_work_ns;
 	uint64_t turn_ns;               /* the clock when this turn's dispatch began */
 	unsigned index;
@@ -108,6 +113,7 @@ isd_reactor_get_stats(const struct isd_reactor *r, struct isd_reactor_stats *out
 	out->turns = atomic_load_explicit(&r->n_turns, memory_order_relaxed);
 	out->sleeps = atomic_load_explicit(&r->n_sleeps, memory_order_relaxed);
 	out->msgs = atomic_load_explicit(&r->n_msgs, memory_order_relaxed);
+	out->poll_us = atomic_load_explicit(&r->poll_cur_ns, memory_order_relaxed) / 1000u;
 }
 
 void
@@ -115,6 +121,30 @@ isd_reactor_set_mode(struct isd_reactor *r, enum isd_reactor_mode mode, unsigned
 {
 	r->mode = mode;
 	r->poll_ns = (uint64_t)poll_us * 1000u;
+	atomic_store_explicit(&r->poll_cur_ns, r->poll_ns, memory_order_relaxed);
+}
+
+/*
+ * ADAPTIVE, after a sleep that new work ended: a sleep shorter than the
+ * longest spin we allow is one a longer spin would have saved (the sleep,
+ * then a wake-up, which on a virtual CPU is a halt and its exit: tens of
+ * microseconds), so the spin doubles, up to ISD_REACTOR_POLL_GROW times the
+ * configured one; a longer sleep means the load went away, and the spin
+ * drops back to the configured one. (Linux's KVM sizes its halt polling the
+ * same way.) An idle reactor still spins at most that long after its last
+ * work, then sleeps.
+ */
+static void
+adapt_spin(struct isd_reactor *r, uint64_t slept_ns)
+{
+	uint64_t cur = atomic_load_explicit(&r->poll_cur_ns, memory_order_relaxed);
+	uint64_t max = r->poll_ns * ISD_REACTOR_POLL_GROW;
+
+	if (slept_ns < max)
+		cur = cur * 2 < max ? cur * 2 : max;
+	else
+		cur = r->poll_ns;
+	atomic_store_explicit(&r->poll_cur_ns, cur, memory_order_relaxed);
 }
 
 void
@@ -492,10 +522,15 @@ isd_reactor_poll(struct isd_reactor *r, int timeout_ms)
 	int n, wait_ms = next_timeout_ms(r, timeout_ms);
 	unsigned ran;
 	bool may_sleep = wait_ms != 0;
+	uint64_t now = 0;
 
 	tls_current = r;
+	if (may_sleep && r->mode == ISD_REACTOR_ADAPTIVE)
+		now = isd_now_ns();
 	if (may_sleep && r->mode != ISD_REACTOR_EVENT &&
-	    (r->mode == ISD_REACTOR_POLL || isd_now_ns() - r->last_work_ns < r->poll_ns)) {
+	    (r->mode == ISD_REACTOR_POLL ||
+	     now - r->last_work_ns <
+		     atomic_load_explicit(&r->poll_cur_ns, memory_order_relaxed))) {
 		wait_ms = 0;
 		may_sleep = false;
 	}
@@ -532,8 +567,11 @@ isd_reactor_poll(struct isd_reactor *r, int timeout_ms)
 	run_timers(r);
 	run_turn_end(r);
 	if (n > 0 || ran > 0) {
-		if (r->mode == ISD_REACTOR_ADAPTIVE)
+		if (r->mode == ISD_REACTOR_ADAPTIVE) {
+			if (may_sleep && wait_ms != 0)   /* it slept (not a wake-up already posted) */
+				adapt_spin(r, r->turn_ns - now);
 			r->last_work_ns = isd_now_ns();
+		}
 	} else if (!may_sleep && wait_ms == 0 && r->mode != ISD_REACTOR_EVENT) {
 		/*
 		 * A spin that found nothing: give the core to whatever else is

@@ -57,7 +57,9 @@ struct isd_reactor_msg {
  *   POLL      never sleeps: busy polls epoll (for a core reserved to iserd);
  *   ADAPTIVE  busy polls for poll_us after the last turn that did work, then
  *             sleeps like EVENT: a loaded reactor skips the sleep/wake cost,
- *             an idle one burns nothing (the default).
+ *             an idle one burns nothing (the default). While its sleeps keep
+ *             being cut short by new work (under 8 x poll_us), the spin
+ *             doubles, up to 8 x poll_us; a longer sleep sets it back.
  */
 enum isd_reactor_mode {
 	ISD_REACTOR_EVENT = 0,
@@ -118,6 +120,7 @@ struct isd_reactor_stats {
 	uint64_t turns;                 /* loop iterations */
 	uint64_t sleeps;                /* epoll_wait calls that could block */
 	uint64_t msgs;                  /* posted messages run */
+	uint64_t poll_us;               /* ADAPTIVE: how long it spins after work now */
 };
 void isd_reactor_get_stats(const struct isd_reactor *r, struct isd_reactor_stats *out);
 

@@ -5,6 +5,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -328,6 +330,100 @@ test_run_until_stop(void **state)
 	isd_reactor_destroy(r);
 }
 
+static void
+drain_cb(void *arg, uint32_t events)
+{
+	struct pipe_ctx *p = arg;
+	char buf[16];
+
+	(void)events;
+	assert_true(read(p->fd, buf, sizeof(buf)) > 0);
+	p->reads++;
+}
+
+static void
+nap_us(long us)
+{
+	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+struct late_write {
+	int fd;
+	long after_us;
+};
+
+static void *
+late_write(void *arg)
+{
+	struct late_write *w = arg;
+
+	nap_us(w->after_us);
+	assert_int_equal(write(w->fd, "x", 1), 1);
+	return NULL;
+}
+
+/* One poll that may sleep, past the spin after the last work, and is woken by
+ * the pipe (already written, or written by a thread after_us later). */
+static void
+sleep_then_work(struct isd_reactor *r, struct pipe_ctx *p, int wfd, long after_us)
+{
+	struct late_write w = { wfd, after_us };
+	pthread_t th;
+	int reads = p->reads;
+
+	nap_us(10000);                  /* past any spin (at most 8 x 1 ms here) */
+	if (after_us == 0) {
+		assert_int_equal(write(wfd, "x", 1), 1);
+	} else {
+		assert_int_equal(pthread_create(&th, NULL, late_write, &w), 0);
+	}
+	while (p->reads == reads)
+		assert_int_equal(isd_reactor_poll(r, 1000), 0);
+	if (after_us != 0)
+		assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+/* ADAPTIVE: a sleep that work cut short doubles the spin after work, up to
+ * 8 x the configured one; a sleep longer than that sets it back. */
+static void
+test_adaptive_spin(void **state)
+{
+	struct isd_reactor *r;
+	struct isd_reactor_stats st;
+	struct pipe_ctx p = {0};
+	int fds[2];
+	/* 1 ms, so that only a preemption of over 8 ms inside the sleeping poll
+	 * could make a sleep that work cut short look long */
+	uint64_t want[] = { 2000, 4000, 8000, 8000 };
+
+	(void)state;
+	assert_int_equal(isd_reactor_create(&r), 0);
+	isd_reactor_set_mode(r, ISD_REACTOR_ADAPTIVE, 1000);
+	isd_reactor_get_stats(r, &st);
+	assert_int_equal(st.poll_us, 1000);
+	assert_int_equal(pipe(fds), 0);
+	p.r = r;
+	p.fd = fds[0];
+	assert_int_equal(isd_reactor_add_fd(r, fds[0], EPOLLIN, drain_cb, &p), 0);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		/* the byte is there when the poll starts: it sleeps no time at all */
+		sleep_then_work(r, &p, fds[1], 0);
+		isd_reactor_get_stats(r, &st);
+		assert_int_equal(st.poll_us, want[i]);
+	}
+	/* woken 20 ms after it slept (or later, never sooner): back to 1 ms */
+	sleep_then_work(r, &p, fds[1], 20000);
+	isd_reactor_get_stats(r, &st);
+	assert_int_equal(st.poll_us, 1000);
+	assert_int_equal(isd_reactor_del_fd(r, fds[0]), 0);
+	close(fds[0]);
+	close(fds[1]);
+	isd_reactor_destroy(r);
+}
+
 int
 main(void)
 {
@@ -338,6 +434,7 @@ main(void)
 		cmocka_unit_test(test_run_until_stop),
 		cmocka_unit_test(test_turn_end),
 		cmocka_unit_test(test_defer),
+		cmocka_unit_test(test_adaptive_spin),
 	};
 
 	return cmocka_run_group_tests_name("reactor", tests, NULL, NULL);
