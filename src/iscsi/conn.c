@@ -157,6 +157,8 @@ isd_conn_create(struct isd_iscsi_tgt *t, const struct isd_dm_ops *ops,
 	c->text.ttt = ISD_RSVD_TAG;
 	c->ping_ttt = 0;
 	TAILQ_INIT(&c->tasks);
+	for (unsigned i = 0; i < ISD_ITT_BUCKETS; i++)
+		TAILQ_INIT(&c->itt_hash[i]);
 	for (int i = 0; i < ISD_ABORTED_RING; i++)
 		c->aborted_itt[i] = ISD_RSVD_TAG;
 	isd_timer_init(&c->login_timer, isd_login_timeout, c);

@@ -71,6 +71,7 @@
 TAILQ_HEAD(isd_conn_list, isd_conn);
 TAILQ_HEAD(isd_session_list, isd_session);
 TAILQ_HEAD(isd_task_list, isd_task);
+#define ISD_ITT_BUCKETS 64
 TAILQ_HEAD(isd_held_list, isd_held);
 
 struct isd_iscsi_tgt {
@@ -283,6 +284,9 @@ struct isd_conn {
 	bool ping_outstanding;
 	struct isd_text_state text;
 	struct isd_task_list tasks;
+	/* the same tasks by ITT (task_bucket): each command looks for its ITT
+	 * among the live ones, which a walk of `tasks` made cost a deep queue */
+	struct isd_task_list itt_hash[ISD_ITT_BUCKETS];
 	uint64_t task_seq;              /* tasks ever created (isd_task.seq) */
 	uint32_t aborted_itt[ISD_ABORTED_RING];
 	unsigned int aborted_pos;
@@ -336,6 +340,7 @@ struct isd_task {
 	uint8_t cdb[260];
 	struct isd_dm_task dmt;         /* what the datamover sees of it (dm.h) */
 	TAILQ_ENTRY(isd_task) link;
+	TAILQ_ENTRY(isd_task) itt_link; /* in conn->itt_hash */
 	_Alignas(16) uint8_t dm_priv[];
 };
 

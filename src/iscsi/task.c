@@ -19,12 +19,21 @@ min_u32(uint32_t a, uint32_t b)
 	return a < b ? a : b;
 }
 
+/* An ITT's bucket: initiators number their tasks in the low bits, with a
+ * generation above (Linux) or not; a multiplicative hash spreads both. */
+static struct isd_task_list *
+task_bucket(struct isd_conn *c, uint32_t itt)
+{
+	_Static_assert((ISD_ITT_BUCKETS & (ISD_ITT_BUCKETS - 1)) == 0, "a power of two");
+	return &c->itt_hash[(itt * 0x9e3779b1u) >> (32 - __builtin_ctz(ISD_ITT_BUCKETS))];
+}
+
 struct isd_task *
 isd_task_find(struct isd_conn *c, uint32_t itt)
 {
 	struct isd_task *t;
 
-	TAILQ_FOREACH(t, &c->tasks, link) {
+	TAILQ_FOREACH(t, task_bucket(c, itt), itt_link) {
 		if (t->itt == itt)
 			return t;
 	}
@@ -32,7 +41,7 @@ isd_task_find(struct isd_conn *c, uint32_t itt)
 }
 
 static struct isd_task *
-task_alloc(struct isd_conn *c, bool immediate)
+task_alloc(struct isd_conn *c, bool immediate, uint32_t itt)
 {
 	size_t priv = (c->ops->task_priv_size + 15) & ~(size_t)15;
 	struct isd_task *t = isd_mem_zalloc(sizeof(*t) + priv);
@@ -40,10 +49,12 @@ task_alloc(struct isd_conn *c, bool immediate)
 	if (t == NULL)
 		return NULL;
 	t->conn = c;
+	t->itt = itt;
 	t->seq = ++c->task_seq;
 	t->dmt.priv = t->dm_priv;
 	t->immediate = immediate;
 	TAILQ_INSERT_TAIL(&c->tasks, t, link);
+	TAILQ_INSERT_TAIL(task_bucket(c, itt), t, itt_link);
 	if (immediate)
 		c->sess->active_imm++;
 	else
@@ -96,6 +107,7 @@ isd_task_free(struct isd_task *t)
 
 	task_count_done(t);
 	TAILQ_REMOVE(&c->tasks, t, link);
+	TAILQ_REMOVE(task_bucket(c, t->itt), t, itt_link);
 	if (t->immediate)
 		c->sess->active_imm--;
 	else
@@ -406,14 +418,13 @@ isd_task_scsi_cmd_rx(struct isd_conn *c, struct isd_pdu *pdu)
 		return;
 	}
 
-	t = task_alloc(c, imm);
+	t = task_alloc(c, imm, itt);
 	if (t == NULL) {
 		isd_log_err("iscsi: out of memory for a task, closing connection");
 		isd_conn_release_pdu(c, pdu);
 		isd_conn_close(c);
 		return;
 	}
-	t->itt = itt;
 	t->cmdsn = isd_bhs_cmdsn(bhs);
 	t->lun = isd_bhs_lun(bhs);
 	t->dmt.itt = itt;

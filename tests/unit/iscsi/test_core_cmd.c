@@ -437,6 +437,33 @@ test_cmd_duplicate_itt_and_bad_immediate(void **state)
 	assert_int_equal(rsp->bhs[2], ISD_REJECT_TASK_IN_PROGRESS);
 	isd_pdu_free(rsp);
 
+	/* two more waiting writes whose ITTs share 0x55's bucket of the
+	 * connection's ITT index: each is found, neither hides the other */
+	{
+		uint32_t same[2], n = 0;
+
+		for (uint32_t x = 0x1000; n < 2; x++)
+			if (((x * 0x9e3779b1u) >> 26) == ((0x55u * 0x9e3779b1u) >> 26))
+				same[n++] = x;
+		for (unsigned i = 0; i < 2; i++) {
+			rw10(cdb, 0x2a, 8 + 8 * i, 4);
+			cmd_bhs(bhs, ISD_CMD_W, same[i], 2048, f->cmdsn++, cdb, 16);
+			fake_dm_inject(&f->fd, bhs, buf, 512);
+			assert_null(fake_dm_pop(&f->fd));
+		}
+		for (unsigned i = 0; i < 3; i++) {
+			rw10(cdb, 0x28, 0, 1);
+			cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_R, i < 2 ? same[i] : 0x55, 512,
+				f->cmdsn++, cdb, 16);
+			fake_dm_inject(&f->fd, bhs, NULL, 0);
+			rsp = fake_dm_pop(&f->fd);
+			assert_non_null(rsp);
+			assert_int_equal(isd_bhs_opcode(rsp->bhs), ISD_OP_REJECT);
+			assert_int_equal(rsp->bhs[2], ISD_REJECT_TASK_IN_PROGRESS);
+			isd_pdu_free(rsp);
+		}
+	}
+
 	/* immediate data larger than EDTL */
 	rw10(cdb, 0x2a, 0, 1);
 	cmd_bhs(bhs, ISD_BHS_F | ISD_CMD_W, 0x56, 512, f->cmdsn++, cdb, 16);
