@@ -472,15 +472,15 @@ render_process(struct pbuf *b, struct isd_target_running *rt)
 				pb_printf(b, "iserd_reactor_messages_total{reactor=\"%u\"} %llu\n",
 					  i, (unsigned long long)rs.msgs);
 			}
-			pb_family(b, "iserd_reactor_poll_microseconds", "gauge",
+			pb_family(b, "iserd_reactor_poll_seconds", "gauge",
 				  "How long each reactor spins after work before it sleeps "
 				  "(adaptive mode: grows while sleeps are cut short).");
 			for (unsigned i = 0; i < nr; i++) {
 				struct isd_reactor_stats rs;
 
 				isd_reactor_get_stats(isd_reactor_group_get(g, i), &rs);
-				pb_printf(b, "iserd_reactor_poll_microseconds{reactor=\"%u\"} %llu\n",
-					  i, (unsigned long long)rs.poll_us);
+				pb_printf(b, "iserd_reactor_poll_seconds{reactor=\"%u\"} %.6f\n",
+					  i, (double)rs.poll_us / 1e6);
 			}
 		}
 	}
