@@ -135,15 +135,18 @@ RES=$W/results.tsv
 : >"$RES"
 
 run() {
-	local r=$1 c=$2 rw=$3 bs=$4 qd=$5 name=$6 pid=$7 url=$8 t0 t1
+	local r=$1 c=$2 rw=$3 bs=$4 qd=$5 name=$6 pid=$7 url=$8 t0 t1 i0 i1
 	t0=$(cpu_ticks "$pid")
+	# this shell's reaped children's time (fields 16, 17) before and after: the iserinit
+	i0=$(awk '{ print $16 + $17 }' /proc/$$/stat)
 	timeout $((SECS + 60)) taskset -c "$ICPU" "$ISERINIT" bench --rw "$rw" --bs "$bs" \
 		--qd "$qd" --time "$SECS" --json "$url" >"$W/out" 2>"$W/err" || true
 	t1=$(cpu_ticks "$pid")
-	python3 - "$W/out" "$W/err" "$r" "$c" "$name" "$t0" "$t1" "$HZ" "$RES" <<-'EOF'
+	i1=$(awk '{ print $16 + $17 }' /proc/$$/stat)
+	python3 - "$W/out" "$W/err" "$r" "$c" "$name" "$t0" "$t1" "$HZ" "$RES" "$i0" "$i1" <<-'EOF'
 		import json, sys
-		out, err, r, c, name, t0, t1, hz, res = sys.argv[1:]
-		t0, t1, hz = int(t0), int(t1), int(hz)
+		out, err, r, c, name, t0, t1, hz, res, i0, i1 = sys.argv[1:]
+		t0, t1, hz, i0, i1 = int(t0), int(t1), int(hz), int(i0), int(i1)
 		head = "round %s %-18s %-6s" % (r, c, name)
 		try:
 		    j = json.load(open(out))
@@ -152,12 +155,14 @@ run() {
 		    assert j["ios"] > 0, "no I/O"
 		    cpu_s = (t1 - t0) / hz
 		    cpu = cpu_s * 1e6 / j["ios"]
+		    icpu = (i1 - i0) / hz * 1e6 / j["ios"]
 		    lat = j["lat_us"]
-		    print("%s IOPS %8.0f  MiB/s %7.1f  cpu_us/io %6.2f  p50 %7.1f  p99 %7.1f  "
-		          "(%d I/Os, target cpu %.2f s)" % (head, j["iops"], j["mib_s"], cpu,
-		          lat["p50"], lat["p99"], j["ios"], cpu_s))
+		    print("%s IOPS %8.0f  MiB/s %7.1f  cpu_us/io %6.2f  init_us/io %6.2f  p50 %7.1f  "
+		          "p99 %7.1f  (%d I/Os, target cpu %.2f s)" % (head, j["iops"], j["mib_s"],
+		          cpu, icpu, lat["p50"], lat["p99"], j["ios"], cpu_s))
 		    with open(res, "a") as f:
-		        f.write("%s\t%s\t%f\t%f\t%f\n" % (c, name, j["iops"], j["mib_s"], cpu))
+		        f.write("%s\t%s\t%f\t%f\t%f\t%f\n" % (c, name, j["iops"], j["mib_s"], cpu,
+		                icpu))
 		except Exception as e:
 		    msg = open(err).read().strip().splitlines()
 		    print("%s FAILED: %s %s" % (head, e, msg[-1] if msg else ""))
@@ -172,7 +177,7 @@ idle() {
 	t1=$(cpu_ticks "$3")
 	echo "round $1 idle_3s             $(printf '%-6s' "$2") cpu $(awk -v a="$t0" -v b="$t1" -v hz="$HZ" \
 		'BEGIN { printf "%.2f s of 3 s (%.0f%% of a core)", (b - a) / hz, (b - a) / hz / 3 * 100 }')"
-	printf 'idle\t%s\t0\t0\t%f\n' "$2" "$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" \
+	printf 'idle\t%s\t0\t0\t%f\t0\n' "$2" "$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" \
 		'BEGIN { print (b - a) / hz / 3 * 100 }')" >>"$RES"
 }
 
@@ -186,7 +191,8 @@ fi
 echo "# iserd $("$ISERD" --version 2>&1 | head -1) ($ISERD), $from; one reactor, default mode"
 echo "# SPDK iscsi_tgt, $SPDK_VERSION ($SPDK_ISCSI_TGT), -m 0x1, $MEMDESC; its iSCSI defaults (MaxQueueDepth 64, ImmediateData, FirstBurstLength 8192)"
 echo "# LUNs: $SIZE, 512-byte blocks: iserd ram:, SPDK malloc bdev; both written in full before the runs"
-echo "# cpu_us/io: target process utime+stime over the run (1/$HZ s ticks) / I/Os completed"
+echo "# cpu_us/io: target process utime+stime over the run (1/$HZ s ticks) / I/Os completed;"
+echo "# init_us/io (init@ in the summary): the same for the iserinit, whose CPU bounds the rate"
 # cases NAME ROUND: every case on one target
 cases() {
 	local c rw bs qd pid url
@@ -224,14 +230,15 @@ python3 - "$RES" "$CASES" <<-'EOF'
 	def f(x, fmt):
 	    return fmt % x if x is not None else "-"
 	print("# medians; ratio = iserd / SPDK (IOPS above 1: iserd faster; cpu below 1: iserd less)")
-	print("%-18s %10s %10s %10s %10s %7s %7s" % ("case", "iserd IOPS", "SPDK IOPS",
-	      "iserd cpu", "SPDK cpu", "IOPS", "cpu"))
+	print("%-18s %10s %10s %10s %10s %7s %7s %10s %10s" % ("case", "iserd IOPS",
+	      "SPDK IOPS", "iserd cpu", "SPDK cpu", "IOPS", "cpu", "init@iserd", "init@SPDK"))
 	for c in cases:
 	    a, b = med(c, "iserd", 0), med(c, "spdk", 0)
 	    ca, cb = med(c, "iserd", 2), med(c, "spdk", 2)
-	    print("%-18s %10s %10s %10s %10s %7s %7s" % (c, f(a, "%.0f"), f(b, "%.0f"),
+	    ia, ib = med(c, "iserd", 3), med(c, "spdk", 3)
+	    print("%-18s %10s %10s %10s %10s %7s %7s %10s %10s" % (c, f(a, "%.0f"), f(b, "%.0f"),
 	          f(ca, "%.2f"), f(cb, "%.2f"), f(a / b if a and b else None, "%.2f"),
-	          f(ca / cb if ca and cb else None, "%.2f")))
+	          f(ca / cb if ca and cb else None, "%.2f"), f(ia, "%.2f"), f(ib, "%.2f")))
 	print("%-18s idle CPU, %% of a core: iserd %s, SPDK %s" % ("idle_3s",
 	      f(med("idle", "iserd", 2), "%.1f"), f(med("idle", "spdk", 2), "%.1f")))
 EOF
