@@ -583,10 +583,10 @@ isd_reactor_poll(struct isd_reactor *r, int timeout_ms)
 	return 0;
 }
 
-int
-isd_reactor_run(struct isd_reactor *r)
+/* Turns until r->stop is set; a stop set before it starts ends it at once. */
+static int
+run_loop(struct isd_reactor *r)
 {
-	atomic_store(&r->stop, 0);
 	while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
 		int rc = isd_reactor_poll(r, -1);
 
@@ -596,6 +596,13 @@ isd_reactor_run(struct isd_reactor *r)
 		}
 	}
 	return 0;
+}
+
+int
+isd_reactor_run(struct isd_reactor *r)
+{
+	atomic_store(&r->stop, 0);
+	return run_loop(r);
 }
 
 void
@@ -731,7 +738,8 @@ static void *
 group_thread(void *arg)
 {
 	struct isd_reactor *r = arg;
-	int rc = isd_reactor_run(r);
+	/* not isd_reactor_run: a join right after the start must not lose its stop */
+	int rc = run_loop(r);
 
 	if (rc < 0)
 		isd_log_err("reactor %u: stopped: %s", r->index, strerror(-rc));
@@ -754,6 +762,7 @@ isd_reactor_group_start(struct isd_reactor_group *g, const int *cpus, unsigned n
 			return rc;
 	}
 	for (i = 1; i < g->n; i++) {
+		atomic_store(&g->r[i]->stop, 0);
 		rc = -pthread_create(&g->threads[i], NULL, group_thread, g->r[i]);
 		if (rc < 0)
 			goto err;

@@ -373,6 +373,26 @@ test_group_pick(void **state)
 	isd_reactor_group_destroy(g);
 }
 
+/*
+ * A join straight after the start: the threads may not have entered their
+ * loops yet, and the stop must not be lost when they do (it once was: the
+ * loop cleared it on entry, and the join waited for ever).
+ */
+static void
+test_group_join_right_after_start(void **state)
+{
+	(void)state;
+	for (int k = 0; k < 50; k++) {
+		struct isd_reactor_group *g;
+
+		assert_int_equal(isd_reactor_group_create(3, &g), 0);
+		assert_int_equal(isd_reactor_group_start(g, NULL, 0), 0);
+		isd_reactor_group_join(g);
+		assert_false(isd_reactor_group_started(g));
+		isd_reactor_group_destroy(g);
+	}
+}
+
 int
 main(void)
 {
@@ -384,6 +404,7 @@ main(void)
 		cmocka_unit_test(test_group_threads),
 		cmocka_unit_test(test_group_pause),
 		cmocka_unit_test(test_group_pick),
+		cmocka_unit_test(test_group_join_right_after_start),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
