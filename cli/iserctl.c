@@ -41,6 +41,7 @@ static struct {
 	bool clear;                     /* --clear: turn CHAP off */
 	const char *alias;
 	long tpgt;
+	const char *reactors;
 	long block_size;
 	const char *level;
 	const char *debug;
@@ -83,7 +84,9 @@ static const char usage_text[] =
     "  lun takeover TARGET LUN             take an rbd: LUN's lock (lock=exclusive),\n"
     "                                      fencing the gateway that holds it\n"
     "  portal list\n"
-    "  portal add URL [--tpgt N]           tcp://ADDR[:PORT], iser://ADDR[:PORT]\n"
+    "  portal add URL [--tpgt N] [--reactors LIST]\n"
+    "                                      tcp://ADDR[:PORT], iser://ADDR[:PORT]; LIST\n"
+    "                                      (0,2-3): the reactors its connections go to\n"
     "  portal remove URL\n"
     "  acl list TARGET\n"
     "  acl add TARGET IQN [--chap U:S] [--mutual-chap U:S]\n"
@@ -534,12 +537,13 @@ print_result(const char *what, struct json_object *r)
 	} else if (strcmp(what, "portals") == 0) {
 		size_t n = json_object_array_length(r);
 
-		printf("%-40s %-9s %s\n", "PORTAL", "TRANSPORT", "TPGT");
+		printf("%-40s %-9s %-5s %s\n", "PORTAL", "TRANSPORT", "TPGT", "REACTORS");
 		for (size_t i = 0; i < n; i++) {
 			struct json_object *p = json_object_array_get_idx(r, i);
+			const char *rs = jstr(p, "reactors");
 
-			printf("%-40s %-9s %" PRId64 "\n", jstr(p, "url"), jstr(p, "transport"),
-			       jint(p, "tpgt"));
+			printf("%-40s %-9s %-5" PRId64 " %s\n", jstr(p, "url"), jstr(p, "transport"),
+			       jint(p, "tpgt"), rs[0] != '\0' ? rs : "all");
 		}
 	} else if (strcmp(what, "sessions") == 0) {
 		print_sessions(r);
@@ -839,6 +843,8 @@ cmd_portal(int argc, char **argv)
 	if (strcmp(sub, "add") == 0) {
 		if (o.tpgt >= 0)
 			json_object_object_add(p, "tpgt", json_object_new_int64(o.tpgt));
+		if (o.reactors != NULL)
+			p_add_str(p, "reactors", o.reactors);
 		return call("portal.add", p, NULL);
 	}
 	if (strcmp(sub, "remove") == 0)
@@ -1047,7 +1053,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_ALIAS = 256, O_LUN, O_ALLOW, O_PORTAL, O_CHAP, O_MUTUAL, O_FORCE, O_PROM,
-	       O_RO, O_BS, O_LEVEL, O_DEBUG, O_TPGT, O_CLEAR };
+	       O_RO, O_BS, O_LEVEL, O_DEBUG, O_TPGT, O_CLEAR, O_REACTORS };
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
 	    {"json", no_argument, NULL, 'j'},
@@ -1056,6 +1062,7 @@ main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {"alias", required_argument, NULL, O_ALIAS},
 	    {"tpgt", required_argument, NULL, O_TPGT},
+	    {"reactors", required_argument, NULL, O_REACTORS},
 	    {"lun", required_argument, NULL, O_LUN},
 	    {"allow", required_argument, NULL, O_ALLOW},
 	    {"portal", required_argument, NULL, O_PORTAL},
@@ -1090,6 +1097,7 @@ main(int argc, char **argv)
 		case 'h': fputs(usage_text, stdout); return EX_OK;
 		case 'V': printf("iserctl %s\n", ISD_VERSION); return EX_OK;
 		case O_ALIAS: o.alias = optarg; break;
+		case O_REACTORS: o.reactors = optarg; break;
 		case O_TPGT:
 			if (parse_long(optarg, 1, 65535, &o.tpgt) < 0)
 				return usage_error("--tpgt takes 1-65535");

@@ -108,10 +108,10 @@ on_sighup(struct daemon *d)
 		return;
 	}
 	isd_log_info("reloaded: targets +%d -%d ~%d (%d untouched), LUNs +%d -%d ~%d, portals +%d "
-		     "-%d, ACL/credential changes %d, global changes %d",
+		     "-%d ~%d, ACL/credential changes %d, global changes %d",
 		     diff.targets_added, diff.targets_removed, diff.targets_changed,
 		     diff.unchanged_targets, diff.luns_added, diff.luns_removed, diff.luns_changed,
-		     diff.portals_added, diff.portals_removed, diff.acl_changed,
+		     diff.portals_added, diff.portals_removed, diff.portals_changed, diff.acl_changed,
 		     diff.globals_changed);
 }
 

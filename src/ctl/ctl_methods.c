@@ -1072,6 +1072,8 @@ m_portal_list(struct rpc *x)
 			add_str(o, "listening", url);
 		add_str(o, "transport", transport_name(cfg->portals[i].transport));
 		add_int(o, "tpgt", cfg->portals[i].tpgt == -1 ? 1 : cfg->portals[i].tpgt);
+		if (cfg->portals[i].reactors[0] != '\0')
+			add_str(o, "reactors", cfg->portals[i].reactors);
 		json_object_array_add(a, o);
 	}
 	return a;
@@ -1080,14 +1082,15 @@ m_portal_list(struct rpc *x)
 static struct json_object *
 m_portal_add(struct rpc *x)
 {
-	static const char *const keys[] = {"url", "tpgt", NULL};
+	static const char *const keys[] = {"url", "tpgt", "reactors", NULL};
 	struct isd_target_portal_spec ps;
-	char url[256], why[256], err[1024] = "";
+	char url[256], why[256], err[1024] = "", reactors[sizeof(ps.reactors)] = "";
 	uint64_t tpgt = 0;
 	bool given = false;
 
 	if (!p_only(x, keys) || !p_str(x, "url", true, url, sizeof(url)) ||
-	    !p_uint(x, "tpgt", false, 65535, &tpgt, &given))
+	    !p_uint(x, "tpgt", false, 65535, &tpgt, &given) ||
+	    !p_str(x, "reactors", false, reactors, sizeof(reactors)))
 		return NULL;
 	memset(&ps, 0, sizeof(ps));
 	if (isd_target_portal_parse(url, &ps, why, sizeof(why)) < 0) {
@@ -1102,6 +1105,7 @@ m_portal_add(struct rpc *x)
 		return NULL;
 	}
 	ps.tpgt = given ? (int)tpgt : -1;
+	memcpy(ps.reactors, reactors, sizeof(ps.reactors));
 	origin_of(x, ps.origin, sizeof(ps.origin));
 	if (!live_result(x, isd_live_portal_add(x->env->rt, &ps, err, sizeof(err)), err))
 		return NULL;
@@ -1517,6 +1521,7 @@ isd_ctl_diff_json(const struct isd_live_diff *d)
 	add_int(o, "luns_changed", d->luns_changed);
 	add_int(o, "portals_added", d->portals_added);
 	add_int(o, "portals_removed", d->portals_removed);
+	add_int(o, "portals_changed", d->portals_changed);
 	add_int(o, "acl_changed", d->acl_changed);
 	add_int(o, "globals_changed", d->globals_changed);
 	return o;
@@ -1569,7 +1574,7 @@ static const struct {
     {"lun.takeover", m_lun_takeover,
      "{target, lun} (take a shared store's lock, fencing its owner; returns at once)"},
     {"portal.list", m_portal_list, ""},
-    {"portal.add", m_portal_add, "{url, tpgt?}"},
+    {"portal.add", m_portal_add, "{url, tpgt?, reactors?}"},
     {"portal.remove", m_portal_remove, "{url}"},
     {"acl.list", m_acl_list, "{target}"},
     {"acl.add", m_acl_add, "{target, initiator, chap?, mutual_chap?}"},

@@ -17,6 +17,7 @@
 #include "util/stats.h"
 
 struct isd_reactor;
+struct isd_reactor_mask;
 
 /* The most settings a kind may have (the server keeps their values in arrays). */
 #define ISD_DM_KNOBS_MAX 8
@@ -48,6 +49,12 @@ struct isd_dm_kind {
 	int (*listen)(struct isd_iscsi_tgt *tgt, struct isd_reactor *r, const char *host,
 		      uint16_t port, uint16_t tpgt, void **portal, char *err, size_t err_len);
 	uint16_t (*port)(const void *portal);   /* the port bound (0 asked for any) */
+	/*
+	 * The reactors the portal's connections may be placed on from now on
+	 * (copied; NULL or empty: every reactor). Called on the portal's reactor,
+	 * as its accepts run.
+	 */
+	void (*place)(void *portal, const struct isd_reactor_mask *in);
 	void (*close)(void *portal);            /* stops listening; connections stay */
 	/*
 	 * Optional. Memory a LUN exposes (a RAM LUN), to move data straight to

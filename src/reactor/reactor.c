@@ -857,22 +857,43 @@ isd_reactor_conns(const struct isd_reactor *r)
 }
 
 struct isd_reactor *
-isd_reactor_group_pick(struct isd_reactor_group *g)
+isd_reactor_group_pick_in(struct isd_reactor_group *g, const struct isd_reactor_mask *in)
 {
 	struct isd_reactor *best = g->r[0];
 
+	if (in != NULL) {
+		unsigned i = 0;
+
+		while (i < g->n && !isd_reactor_mask_has(in, i))
+			i++;
+		if (i == g->n)
+			in = NULL;      /* names none of ours: every reactor */
+		else
+			best = g->r[i];
+	}
 	if (g->started) {
 		unsigned least = isd_reactor_conns(best);
 
-		for (unsigned i = 1; i < g->n && least > 0; i++) {
-			unsigned c = isd_reactor_conns(g->r[i]);
+		for (unsigned i = best->index + 1; i < g->n && least > 0; i++) {
+			unsigned c;
 
+			if (in != NULL && !isd_reactor_mask_has(in, i))
+				continue;
+			c = isd_reactor_conns(g->r[i]);
 			if (c < least) {
 				least = c;
 				best = g->r[i];
 			}
 		}
+	} else {
+		best = g->r[0];
 	}
 	isd_reactor_conns_add(best, 1);
 	return best;
+}
+
+struct isd_reactor *
+isd_reactor_group_pick(struct isd_reactor_group *g)
+{
+	return isd_reactor_group_pick_in(g, NULL);
 }

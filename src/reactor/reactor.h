@@ -199,6 +199,41 @@ bool isd_reactor_group_started(const struct isd_reactor_group *g);
  * connection on it; for a group that has not started, reactor 0.
  */
 struct isd_reactor *isd_reactor_group_pick(struct isd_reactor_group *g);
+
+/* A set of reactors by index (a portal's placement); empty: every reactor. */
+struct isd_reactor_mask {
+	uint64_t bits[ISD_REACTOR_MAX / 64];
+};
+
+static inline void
+isd_reactor_mask_add(struct isd_reactor_mask *s, unsigned i)
+{
+	if (i < ISD_REACTOR_MAX)
+		s->bits[i / 64] |= UINT64_C(1) << (i % 64);
+}
+
+static inline bool
+isd_reactor_mask_has(const struct isd_reactor_mask *s, unsigned i)
+{
+	return i < ISD_REACTOR_MAX && (s->bits[i / 64] >> (i % 64) & 1u) != 0;
+}
+
+static inline bool
+isd_reactor_mask_empty(const struct isd_reactor_mask *s)
+{
+	for (unsigned k = 0; k < ISD_REACTOR_MAX / 64; k++)
+		if (s->bits[k] != 0)
+			return false;
+	return true;
+}
+
+/*
+ * As isd_reactor_group_pick, among the reactors of `in` only: the fewest
+ * connections there (ties: the lowest index). A NULL or empty set, or one
+ * that names no reactor of the group, means every reactor.
+ */
+struct isd_reactor *isd_reactor_group_pick_in(struct isd_reactor_group *g,
+					      const struct isd_reactor_mask *in);
 void isd_reactor_conns_add(struct isd_reactor *r, int delta);
 unsigned isd_reactor_conns(const struct isd_reactor *r);
 

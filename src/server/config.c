@@ -133,7 +133,7 @@ isd_target_reactor_count(const struct isd_target_cfg *cfg)
 }
 
 static int
-cpu_num(const char **p, long *out)
+list_num(const char **p, long limit, long *out)
 {
 	char *end = NULL;
 
@@ -141,9 +141,72 @@ cpu_num(const char **p, long *out)
 		return -1;
 	errno = 0;
 	*out = strtol(*p, &end, 10);
-	if (errno != 0 || *out < 0 || *out >= CPU_SETSIZE)
+	if (errno != 0 || *out < 0 || *out >= limit)
 		return -1;
 	*p = end;
+	return 0;
+}
+
+/*
+ * A list of numbers "0,2-3" (each 0..limit-1, at most max once ranges are
+ * expanded) into out; `noun` names them in the errors ("CPU", "reactor").
+ */
+static int
+num_list_parse(const char *s, const char *noun, long limit, int *out, unsigned max, unsigned *n,
+	       char *why, size_t whylen)
+{
+	const char *p = s;
+	unsigned k = 0;
+	char esc[ISD_LOG_ESC_MAX];
+
+	*n = 0;
+	if (s[0] == '\0') {
+		isd_target_errf(why, whylen, "empty %s list", noun);
+		return -EINVAL;
+	}
+	for (;;) {
+		long lo, hi;
+
+		if (list_num(&p, limit, &lo) < 0) {
+			isd_target_errf(why, whylen,
+					"%s list '%s': expected %s numbers 0..%ld or ranges "
+					"like 2-3, comma-separated",
+					noun, isd_log_escape_str(esc, sizeof(esc), s), noun, limit - 1);
+			return -EINVAL;
+		}
+		hi = lo;
+		if (*p == '-') {
+			p++;
+			if (list_num(&p, limit, &hi) < 0 || hi < lo) {
+				isd_target_errf(why, whylen,
+						"%s list '%s': bad range (expected LOW-HIGH, "
+						"LOW <= HIGH < %ld)",
+						noun, isd_log_escape_str(esc, sizeof(esc), s), limit);
+				return -EINVAL;
+			}
+		}
+		for (long c = lo; c <= hi; c++) {
+			if (k >= max) {
+				isd_target_errf(why, whylen, "%s list '%s': more than %u %ss", noun,
+						isd_log_escape_str(esc, sizeof(esc), s), max, noun);
+				return -EINVAL;
+			}
+			if (out != NULL)
+				out[k] = (int)c;
+			k++;
+		}
+		if (*p == '\0')
+			break;
+		if (*p != ',') {
+			isd_target_errf(why, whylen,
+					"%s list '%s': unexpected character (expected %s "
+					"numbers and ranges like 0,2-3)",
+					noun, isd_log_escape_str(esc, sizeof(esc), s), noun);
+			return -EINVAL;
+		}
+		p++;
+	}
+	*n = k;
 	return 0;
 }
 
@@ -151,57 +214,31 @@ int
 isd_target_cpu_list_parse(const char *s, int *cpus, unsigned max, unsigned *n, char *why,
 			  size_t whylen)
 {
-	const char *p = s;
-	unsigned k = 0;
+	return num_list_parse(s, "CPU", CPU_SETSIZE, cpus, max, n, why, whylen);
+}
 
-	*n = 0;
-	if (s[0] == '\0') {
-		isd_target_errf(why, whylen, "empty CPU list");
-		return -EINVAL;
-	}
-	for (;;) {
-		long lo, hi;
+int
+isd_target_reactor_list_parse(const char *s, struct isd_reactor_mask *out, unsigned *highest,
+			      char *why, size_t whylen)
+{
+	int idx[ISD_TARGET_REACTORS_MAX];
+	unsigned n, hi = 0;
+	int rc;
 
-		if (cpu_num(&p, &lo) < 0) {
-			isd_target_errf(why, whylen,
-					"CPU list '%s': expected CPU numbers 0..%d or ranges "
-					"like 2-3, comma-separated",
-					s, CPU_SETSIZE - 1);
-			return -EINVAL;
-		}
-		hi = lo;
-		if (*p == '-') {
-			p++;
-			if (cpu_num(&p, &hi) < 0 || hi < lo) {
-				isd_target_errf(why, whylen,
-						"CPU list '%s': bad range (expected LOW-HIGH, "
-						"LOW <= HIGH < %d)",
-						s, CPU_SETSIZE);
-				return -EINVAL;
-			}
-		}
-		for (long c = lo; c <= hi; c++) {
-			if (k >= max) {
-				isd_target_errf(why, whylen, "CPU list '%s': more than %u CPUs", s,
-						max);
-				return -EINVAL;
-			}
-			if (cpus != NULL)
-				cpus[k] = (int)c;
-			k++;
-		}
-		if (*p == '\0')
-			break;
-		if (*p != ',') {
-			isd_target_errf(why, whylen,
-					"CPU list '%s': unexpected '%c' (expected CPU numbers "
-					"and ranges like 0,2-3)",
-					s, *p);
-			return -EINVAL;
-		}
-		p++;
+	rc = num_list_parse(s, "reactor", ISD_TARGET_REACTORS_MAX, idx, ISD_TARGET_REACTORS_MAX, &n,
+			    why, whylen);
+	if (rc < 0)
+		return rc;
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < n; i++) {
+		if (out != NULL)
+			isd_reactor_mask_add(out, (unsigned)idx[i]);
+		if ((unsigned)idx[i] > hi)
+			hi = (unsigned)idx[i];
 	}
-	*n = k;
+	if (highest != NULL)
+		*highest = hi;
 	return 0;
 }
 
@@ -1338,6 +1375,23 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 			isd_target_errf(err, errlen, "%s: tpgt %d out of range (1..65535)",
 					p->origin, p->tpgt);
 			return -EINVAL;
+		}
+		if (p->reactors[0] != '\0') {
+			char why[200];
+			unsigned hi, n = isd_target_reactor_count(cfg);
+
+			if (isd_target_reactor_list_parse(p->reactors, NULL, &hi, why, sizeof(why)) <
+			    0) {
+				isd_target_errf(err, errlen, "%s: reactors: %s", p->origin, why);
+				return -EINVAL;
+			}
+			if (hi >= n) {
+				isd_target_errf(err, errlen,
+						"%s: reactors: reactor %u does not run (%u reactor%s, "
+						"numbered from 0)",
+						p->origin, hi, n, n == 1 ? "" : "s");
+				return -EINVAL;
+			}
 		}
 		for (int j = 0; j < i; j++) {
 			const struct isd_target_portal_spec *o = &cfg->portals[j];

@@ -190,6 +190,7 @@ struct isd_live_diff {
 	int targets_added, targets_removed, targets_changed;
 	int luns_added, luns_removed, luns_changed;
 	int portals_added, portals_removed;
+	int portals_changed;            /* placement (`reactors`) */
 	int acl_changed;                /* ACL entries and credentials */
 	int globals_changed;            /* logging, discovery auth, limits */
 	int unchanged_targets;

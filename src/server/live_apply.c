@@ -98,6 +98,30 @@ add_portals(struct isd_target_running *rt, const struct isd_target_cfg *next,
 	return 0;
 }
 
+/* Moves the placement (`reactors`) of the portals that stay, where next changes it. */
+static int
+place_portals(struct isd_target_running *rt, const struct isd_target_cfg *next,
+	      struct isd_live_diff *d, char *err, size_t errlen)
+{
+	for (int i = 0; i < next->portal_count; i++) {
+		const struct isd_target_portal_spec *nx = &next->portals[i];
+		struct isd_target_portal *p;
+		int rc;
+
+		p = portal_in(nx, &rt->cfg) ? isd_target_portal_find(rt, nx) : NULL;
+		if (p == NULL || strcmp(p->spec.reactors, nx->reactors) == 0)
+			continue;
+		rc = isd_target_portal_set_reactors(rt, p, nx->reactors, err, errlen);
+		if (rc < 0)
+			return rc;
+		isd_log_info("portal %s: new connections go to %s%s", p->url,
+			     nx->reactors[0] != '\0' ? "reactors " : "every reactor",
+			     nx->reactors);
+		d->portals_changed++;
+	}
+	return 0;
+}
+
 /* Stops the portals next lacks (once no target is bound to them alone). */
 static int
 remove_portals(struct isd_target_running *rt, const struct isd_target_cfg *next,
@@ -511,6 +535,8 @@ isd_live_apply(struct isd_target_running *rt, const struct isd_target_cfg *next,
 	/* a busy address is the likeliest failure: first, before anything else changed */
 	rc = add_portals(rt, next, &d, err, errlen);
 	if (rc == 0)
+		rc = place_portals(rt, next, &d, err, errlen);
+	if (rc == 0)
 		rc = apply_globals(rt, next, &d);
 	if (rc < 0)
 		goto out;
@@ -578,9 +604,10 @@ isd_live_apply(struct isd_target_running *rt, const struct isd_target_cfg *next,
 	rt->cfg = *final;
 	free(final);
 	final = NULL;
-	isd_log_info("configuration applied: portals +%d -%d, targets +%d -%d ~%d (%d unchanged), "
-		     "LUNs +%d -%d ~%d, ACL/CHAP changes %d%s",
-		     d.portals_added, d.portals_removed, d.targets_added, d.targets_removed,
+	isd_log_info("configuration applied: portals +%d -%d ~%d, targets +%d -%d ~%d (%d "
+		     "unchanged), LUNs +%d -%d ~%d, ACL/CHAP changes %d%s",
+		     d.portals_added, d.portals_removed, d.portals_changed, d.targets_added,
+		     d.targets_removed,
 		     d.targets_changed, d.unchanged_targets, d.luns_added, d.luns_removed,
 		     d.luns_changed, d.acl_changed,
 		     d.globals_changed ? ", global settings changed" : "");

@@ -53,7 +53,7 @@ static const char *const g_global_keys[] = {
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
-static const char *const g_portal_keys[] = {"url", "tpgt", NULL};
+static const char *const g_portal_keys[] = {"url", "tpgt", "reactors", NULL};
 static const char *const g_target_keys[] = {
     "name", "alias", "tpgt", "luns", "acl", "chap", "mutual_chap", "portals", "alua_group",
     "alua_peers", "alua_peer_state", NULL,
@@ -610,6 +610,7 @@ load_portals(struct load_ctx *x, const config_setting_t *l, struct isd_target_cf
 		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
 		const config_setting_t *u = e;
 		struct isd_target_portal_spec ps, *p;
+		const config_setting_t *rs = NULL;
 		int64_t tpgt = -1;
 
 		if (config_setting_is_group(e)) {
@@ -623,6 +624,7 @@ load_portals(struct load_ctx *x, const config_setting_t *l, struct isd_target_cf
 
 			if (t != NULL && (rc = get_int64(x, t, 1, 65535, &tpgt)) < 0)
 				return rc;
+			rs = config_setting_get_member(e, "reactors");
 		}
 		if (config_setting_type(u) != CONFIG_TYPE_STRING)
 			return fail(x, u, "portal must be a string \"tcp://ADDR:PORT\"");
@@ -632,6 +634,15 @@ load_portals(struct load_ctx *x, const config_setting_t *l, struct isd_target_cf
 				    isd_log_escape_str(esc, sizeof(esc), config_setting_get_string(u)),
 				    why);
 		ps.tpgt = (int)tpgt;
+		if (rs != NULL) {
+			rc = get_string(x, rs, ps.reactors, sizeof(ps.reactors));
+			if (rc < 0)
+				return rc;
+			/* the count running is known at start; the form is checked here */
+			if (isd_target_reactor_list_parse(ps.reactors, NULL, NULL, why, sizeof(why)) <
+			    0)
+				return fail(x, rs, "reactors: %s", why);
+		}
 		set_origin(x, u, ps.origin, sizeof(ps.origin));
 		p = isd_target_cfg_add_portal(cfg);
 		if (p == NULL)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reactor/reactor.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -141,6 +142,58 @@ isd_target_portal_find(struct isd_target_running *rt, const struct isd_target_po
 	return NULL;
 }
 
+/*
+ * The reactors a portal's connections may be placed on (`reactors` of the
+ * spec; all when empty), checked against the reactors that run.
+ */
+static int
+portal_placement(struct isd_target_running *rt, const struct isd_target_portal_spec *ps,
+		 struct isd_reactor_mask *out, char *err, size_t errlen)
+{
+	struct isd_reactor_group *g = isd_reactor_group_of(rt->r);
+	unsigned n = g != NULL ? isd_reactor_group_size(g) : 1, hi;
+	char url[ISD_TARGET_URL_MAX], why[200];
+
+	memset(out, 0, sizeof(*out));
+	if (ps->reactors[0] == '\0')
+		return 0;
+	isd_target_portal_url(ps, url, sizeof(url));
+	if (isd_target_reactor_list_parse(ps->reactors, out, &hi, why, sizeof(why)) < 0) {
+		isd_target_errf(err, errlen, "portal %s: reactors: %s", url, why);
+		return -EINVAL;
+	}
+	if (hi >= n) {
+		isd_target_errf(err, errlen,
+				"portal %s: reactors: reactor %u does not run (%u reactor%s, "
+				"numbered from 0)",
+				url, hi, n, n == 1 ? "" : "s");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+isd_target_portal_set_reactors(struct isd_target_running *rt, struct isd_target_portal *p,
+			  const char *reactors, char *err, size_t errlen)
+{
+	struct isd_target_portal_spec ps = p->spec;
+	struct isd_reactor_mask place;
+	int rc;
+
+	if (strlen(reactors) >= sizeof(ps.reactors)) {
+		isd_target_errf(err, errlen, "reactors: too long");
+		return -EINVAL;
+	}
+	snprintf(ps.reactors, sizeof(ps.reactors), "%s", reactors);
+	rc = portal_placement(rt, &ps, &place, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (p->handle != NULL && ps.kind->place != NULL)
+		ps.kind->place(p->handle, reactors[0] != '\0' ? &place : NULL);
+	p->spec = ps;
+	return 0;
+}
+
 static void
 portal_close(struct isd_target_portal *p)
 {
@@ -156,7 +209,12 @@ isd_target_portal_open(struct isd_target_running *rt, const struct isd_target_po
 	uint16_t tpgt = ps->tpgt == -1 ? 1 : (uint16_t)ps->tpgt;
 	bool v6 = strchr(ps->host, ':') != NULL;
 	struct isd_target_portal *p, **arr;
+	struct isd_reactor_mask place;
 	int rc;
+
+	rc = portal_placement(rt, ps, &place, err, errlen);
+	if (rc < 0)
+		return rc;
 
 	arr = realloc(rt->portals, (size_t)(rt->portal_count + 1) * sizeof(*arr));
 	if (arr == NULL)
@@ -181,6 +239,8 @@ isd_target_portal_open(struct isd_target_running *rt, const struct isd_target_po
 		free(p);
 		return rc;
 	}
+	if (ps->reactors[0] != '\0' && ps->kind->place != NULL)
+		ps->kind->place(p->handle, &place);
 	snprintf(p->pc.host, sizeof(p->pc.host), "%s", ps->host);
 	p->pc.port = ps->kind->port(p->handle);
 	p->pc.tpgt = tpgt;
@@ -201,7 +261,8 @@ isd_target_portal_open(struct isd_target_running *rt, const struct isd_target_po
 		isd_target_portal_url(&bound, p->url, sizeof(p->url));
 	}
 	rt->portals[rt->portal_count++] = p;
-	isd_log_info("listening on %s (tpgt %u)", p->url, tpgt);
+	isd_log_info("listening on %s (tpgt %u%s%s)", p->url, tpgt,
+		     ps->reactors[0] != '\0' ? ", reactors " : "", ps->reactors);
 	return 0;
 
 err_nomem:

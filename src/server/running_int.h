@@ -112,6 +112,13 @@ int isd_target_portal_open(struct isd_target_running *rt, const struct isd_targe
 void isd_target_portals_close(struct isd_target_running *rt);
 /* Frees every portal; the core must be destroyed first (or never have them). */
 void isd_target_portals_free(struct isd_target_running *rt);
+/*
+ * Where a listening portal's new connections go from now on: `reactors`, a
+ * reactor list ("" = every reactor), checked against the reactors running.
+ * Connections already placed stay. 0 or -EINVAL + err (nothing changed).
+ */
+int isd_target_portal_set_reactors(struct isd_target_running *rt, struct isd_target_portal *p,
+				   const char *reactors, char *err, size_t errlen);
 /* The running portal a URL names (its port as asked or as bound), or NULL. */
 struct isd_target_portal *isd_target_portal_find(struct isd_target_running *rt,
 						 const struct isd_target_portal_spec *ps);

@@ -242,14 +242,16 @@ add_portals(config_setting_t *root, const struct isd_target_cfg *cfg)
 		config_setting_t *e;
 
 		isd_target_portal_url(ps, url, sizeof(url));
-		if (ps->tpgt == -1) {
+		if (ps->tpgt == -1 && ps->reactors[0] == '\0') {
 			e = add(l, NULL, CONFIG_TYPE_STRING);
 			if (e == NULL || config_setting_set_string(e, url) != CONFIG_TRUE)
 				return -ENOMEM;
 			continue;
 		}
 		e = add(l, NULL, CONFIG_TYPE_GROUP);
-		if (e == NULL || add_string(e, "url", url) < 0 || add_int(e, "tpgt", ps->tpgt) < 0)
+		if (e == NULL || add_string(e, "url", url) < 0 ||
+		    (ps->tpgt != -1 && add_int(e, "tpgt", ps->tpgt) < 0) ||
+		    (ps->reactors[0] != '\0' && add_string(e, "reactors", ps->reactors) < 0))
 			return -ENOMEM;
 	}
 	return 0;

@@ -29,6 +29,7 @@
 
 struct isd_reactor;
 struct isd_reactor_group;
+struct isd_reactor_mask;
 struct isd_target_running;
 
 #define ISD_VERSION "0.1.0"            /* keep in step with project() in CMakeLists.txt */
@@ -141,6 +142,7 @@ struct isd_target_portal_spec {
 	char host[64];                  /* without brackets */
 	uint16_t port;
 	int tpgt;                       /* -1 = 1 */
+	char reactors[256];             /* placement: a reactor list, "" = every reactor */
 	char origin[ISD_TARGET_ORIGIN_MAX];
 };
 
@@ -225,6 +227,13 @@ unsigned isd_target_reactor_count(const struct isd_target_cfg *cfg);
  */
 int isd_target_cpu_list_parse(const char *s, int *cpus, unsigned max, unsigned *n, char *why,
 			      size_t whylen);
+/*
+ * A reactor list "1,3-4" (as a CPU list, each 0..ISD_TARGET_REACTORS_MAX-1)
+ * into a mask; *highest gets the highest named. 0, or -EINVAL with one line
+ * in why.
+ */
+int isd_target_reactor_list_parse(const char *s, struct isd_reactor_mask *out, unsigned *highest,
+				  char *why, size_t whylen);
 /*
  * Where a datamover setting by that name (a key of the global section) is
  * kept, and its knob; NULL when no registered datamover has one.

@@ -8,7 +8,9 @@
 # reactor holding them all fails the test) and that READ and WRITE took the
 # shared path (shared_commands), runs control calls (session list,
 # stats, lun add, the removal of a LUN that two sessions are reading, config
-# reload) and a SIGHUP reload during the I/O,
+# reload) and a SIGHUP reload during the I/O, then adds a portal whose
+# connections may go to reactor 1 only (`--reactors 1`) and checks that three
+# sessions there all land on reactor 1,
 # and ends with SIGTERM during I/O: iserd must exit 0, without a sanitizer
 # report. Exit 77 when a tool is missing.
 set -u
@@ -221,6 +223,63 @@ for i in $(seq 1 $PERFS); do
 		isd_pass "iscsi-perf session $i finished"
 	else
 		isd_fail "iscsi-perf session $i failed: $(tail -n 3 "$ISD_TMP/perf.a.$i")"
+	fi
+done
+
+# --- placement by portal: a portal whose connections all go to reactor 1 ------------
+PPORT=
+for try in 1 2 3 4 5 6 7 8; do
+	PPORT=$((9900 + RANDOM % 600))
+	[ "$PPORT" != "$MPORT" ] && ! isd_port_listening "$PPORT" && break
+done
+isd_check "iserctl portal add --reactors 1" "${CTL[@]}" portal add "tcp://127.0.0.1:$PPORT" \
+	--reactors 1
+if "${CTL[@]}" --json portal list | python3 -c '
+import json, sys
+p = [p for p in json.load(sys.stdin) if p["url"].endswith(":" + sys.argv[1])]
+sys.exit(0 if p and p[0].get("reactors") == "1" else 1)' "$PPORT"; then
+	isd_pass "portal list shows the portal's reactors"
+else
+	isd_fail "portal list does not show reactors \"1\" for the new portal"
+fi
+if "${CTL[@]}" portal add "tcp://127.0.0.1:$((PPORT + 1))" --reactors 0-2 >"$ISD_TMP/badplace" 2>&1; then
+	isd_fail "portal add --reactors 0-2 accepted with 2 reactors"
+elif grep -q 'reactor 2 does not run' "$ISD_TMP/badplace"; then
+	isd_pass "portal add --reactors 0-2 refused: reactor 2 does not run"
+else
+	isd_fail "portal add --reactors 0-2: unexpected answer: $(head -c 300 "$ISD_TMP/badplace")"
+fi
+# the load's connections are gone before counting (freed on their reactors)
+for t in $(seq 1 50); do
+	[ "$(reactor_conns_prom)" = "0 0" ] && break
+	sleep 0.2
+done
+PL_PIDS=()
+for i in 1 2 3; do
+	timeout -k 5 40 iscsi-perf -i "$INI-place$i" -t 6 -b 8 -m 4 -r \
+		"iscsi://127.0.0.1:$PPORT/$IQN/2" >"$ISD_TMP/perf.place.$i" 2>&1 &
+	PL_PIDS+=($!)
+done
+placed=
+for t in $(seq 1 40); do
+	p=$(reactor_conns_prom)
+	read -r c0 c1 <<<"$p"
+	if [ "${c1:-0}" -ge 3 ] 2>/dev/null; then
+		placed=$p
+		break
+	fi
+	sleep 0.2
+done
+if [ -n "$placed" ] && [ "$c0" = 0 ]; then
+	isd_pass "3 sessions on the portal all went to reactor 1 (per reactor: $placed)"
+else
+	isd_fail "placement by portal: per reactor '$p' (expected 0 on reactor 0, 3 on reactor 1)"
+fi
+for i in 1 2 3; do
+	if wait "${PL_PIDS[$((i - 1))]}"; then
+		isd_pass "iscsi-perf session $i on the reactor-1 portal finished"
+	else
+		isd_fail "iscsi-perf on the reactor-1 portal failed: $(tail -n 3 "$ISD_TMP/perf.place.$i")"
 	fi
 done
 

@@ -15,6 +15,7 @@
 
 struct isd_iscsi_tgt;
 struct isd_reactor;
+struct isd_reactor_mask;
 struct isd_iser_portal;
 
 extern const struct isd_dm_ops isd_iser_dm_ops;
@@ -35,6 +36,8 @@ int isd_iser_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const
 void isd_iser_portal_close(struct isd_iser_portal *p);
 /* The port actually bound (useful with port 0 in tests). */
 uint16_t isd_iser_portal_port(const struct isd_iser_portal *p);
+/* The reactors accepted connections may go to (copied; NULL or empty: all). */
+void isd_iser_portal_place(struct isd_iser_portal *p, const struct isd_reactor_mask *in);
 /*
  * Whether connections accepted from now on may end commands with Send with
  * Invalidate of the initiator's STag (RFC 7145 §5.1.2), when the initiator's

@@ -50,6 +50,12 @@ iser_port(const void *portal)
 }
 
 static void
+iser_place(void *portal, const struct isd_reactor_mask *in)
+{
+	isd_iser_portal_place(portal, in);
+}
+
+static void
 iser_close(void *portal)
 {
 	isd_iser_portal_close(portal);
@@ -69,6 +75,7 @@ const struct isd_dm_kind isd_dm_kind_iser = {
     .configure = iser_configure,
     .listen = iser_listen,
     .port = iser_port,
+    .place = iser_place,
     .close = iser_close,
     .register_memory = isd_iser_register_memory,
     .unregister_memory = isd_iser_unregister_memory,

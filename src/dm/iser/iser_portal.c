@@ -36,6 +36,8 @@ struct isd_iser_portal {
 	bool on_reactor;
 	uint16_t port;
 	uint16_t tpgt;
+	bool placed;                    /* `place` limits placement */
+	struct isd_reactor_mask place;  /* the reactors its connections may go to */
 	char name[96];                  /* "iser://addr:port" */
 	bool remote_inv;                /* may end commands with Send with Invalidate */
 	uint64_t recv_memory;           /* FFP receive buffer bytes per connection */
@@ -148,12 +150,13 @@ connect_request(struct isd_iser_portal *p, struct rdma_cm_id *id,
 	/*
 	 * Placement, as the TCP listener does (tcp_portal.c): with a group of
 	 * reactors the connection goes to the one with the fewest connections of
-	 * either transport, counted there until free_conn. The RDMA layer's
+	 * either transport among those the portal may use (isd_iser_portal_place),
+	 * counted there until free_conn. The RDMA layer's
 	 * pool, registry and counters may be used from any thread (src/rdma);
 	 * the connection's channel, CQ and QP are made on its reactor.
 	 */
 	g = isd_reactor_group_of(p->r);
-	cr = g != NULL ? isd_reactor_group_pick(g) : p->r;
+	cr = g != NULL ? isd_reactor_group_pick_in(g, p->placed ? &p->place : NULL) : p->r;
 	if (g == NULL)
 		isd_reactor_conns_add(cr, 1);
 	rc = isd_conn_create(p->tgt, &isd_iser_dm_ops, &info, cr, &c);
@@ -400,6 +403,14 @@ uint16_t
 isd_iser_portal_port(const struct isd_iser_portal *p)
 {
 	return p->port;
+}
+
+void
+isd_iser_portal_place(struct isd_iser_portal *p, const struct isd_reactor_mask *in)
+{
+	p->placed = in != NULL && !isd_reactor_mask_empty(in);
+	if (p->placed)
+		p->place = *in;
 }
 
 void

@@ -14,6 +14,7 @@
 
 struct isd_iscsi_tgt;
 struct isd_reactor;
+struct isd_reactor_mask;
 struct isd_tcp_portal;
 struct isd_dm_conn;
 
@@ -35,6 +36,8 @@ int isd_tcp_portal_listen(struct isd_iscsi_tgt *t, struct isd_reactor *r, const 
 void isd_tcp_portal_close(struct isd_tcp_portal *p);
 /* The port actually bound (useful with port 0 in tests). */
 uint16_t isd_tcp_portal_port(const struct isd_tcp_portal *p);
+/* The reactors accepted connections may go to (copied; NULL or empty: all). */
+void isd_tcp_portal_place(struct isd_tcp_portal *p, const struct isd_reactor_mask *in);
 
 /*
  * Send queue limit per connection (global setting max_tx_queue_bytes): past

@@ -34,6 +34,12 @@ tcp_port(const void *portal)
 }
 
 static void
+tcp_place(void *portal, const struct isd_reactor_mask *in)
+{
+	isd_tcp_portal_place(portal, in);
+}
+
+static void
 tcp_close(void *portal)
 {
 	isd_tcp_portal_close(portal);
@@ -47,6 +53,7 @@ const struct isd_dm_kind isd_dm_kind_tcp = {
     .configure = tcp_configure,
     .listen = tcp_listen,
     .port = tcp_port,
+    .place = tcp_place,
     .close = tcp_close,
     .stats = isd_tcp_stats_list,
 };

@@ -35,6 +35,8 @@ struct isd_tcp_portal {
 	int fd;
 	uint16_t port;                  /* bound port */
 	uint16_t tpgt;
+	bool placed;                    /* `place` limits placement */
+	struct isd_reactor_mask place;  /* the reactors its connections may go to */
 	char name[80];                  /* "addr:port" for messages */
 	struct isd_timer pause_timer;
 };
@@ -96,12 +98,13 @@ accept_one(struct isd_tcp_portal *p, int fd, const struct sockaddr_storage *ss, 
 
 	/*
 	 * Placement: with a group of reactors the connection goes to the one with
-	 * the fewest connections (ties: the lowest index), counted there until
+	 * the fewest connections (ties: the lowest index) among those the portal
+	 * may use (isd_tcp_portal_place; all by default), counted there until
 	 * free_conn. A session has one connection (MaxConnections=1), so a
 	 * session lives on the reactor its connection was placed on.
 	 */
 	g = isd_reactor_group_of(p->r);
-	cr = g != NULL ? isd_reactor_group_pick(g) : p->r;
+	cr = g != NULL ? isd_reactor_group_pick_in(g, p->placed ? &p->place : NULL) : p->r;
 	rc = isd_conn_create(p->tgt, &isd_tcp_dm_ops, &info, cr, &c);
 	if (rc < 0) {
 		if (g != NULL)
@@ -291,4 +294,12 @@ uint16_t
 isd_tcp_portal_port(const struct isd_tcp_portal *p)
 {
 	return p->port;
+}
+
+void
+isd_tcp_portal_place(struct isd_tcp_portal *p, const struct isd_reactor_mask *in)
+{
+	p->placed = in != NULL && !isd_reactor_mask_empty(in);
+	if (p->placed)
+		p->place = *in;
 }

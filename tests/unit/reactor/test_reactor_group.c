@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "reactor/reactor.h"
@@ -393,6 +394,57 @@ test_group_join_right_after_start(void **state)
 	}
 }
 
+/* a portal's placement: the fewest connections among the reactors it may use */
+static void
+test_group_pick_in(void **state)
+{
+	struct isd_reactor_group *g;
+	struct isd_reactor *r[4];
+	struct isd_reactor_mask m, none, empty;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	memset(&none, 0, sizeof(none));
+	memset(&empty, 0, sizeof(empty));
+	isd_reactor_mask_add(&m, 1);
+	isd_reactor_mask_add(&m, 3);
+	isd_reactor_mask_add(&none, 200);       /* no such reactor in this group */
+	isd_reactor_mask_add(&none, ISD_REACTOR_MAX);   /* out of range: ignored */
+	assert_true(isd_reactor_mask_has(&m, 3));
+	assert_false(isd_reactor_mask_has(&m, 2));
+	assert_false(isd_reactor_mask_has(&m, ISD_REACTOR_MAX));
+	assert_true(isd_reactor_mask_empty(&empty));
+	assert_false(isd_reactor_mask_empty(&none));
+	assert_int_equal(isd_reactor_group_create(4, &g), 0);
+	for (unsigned i = 0; i < 4; i++)
+		r[i] = isd_reactor_group_get(g, i);
+	/* not started: reactor 0 whatever the mask, as only it runs */
+	assert_ptr_equal(isd_reactor_group_pick_in(g, &m), r[0]);
+	isd_reactor_conns_add(r[0], -1);
+
+	assert_int_equal(isd_reactor_group_start(g, NULL, 0), 0);
+	assert_ptr_equal(isd_reactor_group_pick_in(g, &m), r[1]);       /* 0 0 0 0 */
+	assert_ptr_equal(isd_reactor_group_pick_in(g, &m), r[3]);       /* 0 1 0 0 */
+	assert_ptr_equal(isd_reactor_group_pick_in(g, &m), r[1]);       /* 0 1 0 1 */
+	/* reactors 0 and 2 are emptier, but not the portal's */
+	assert_int_equal(isd_reactor_conns(r[0]), 0);
+	assert_int_equal(isd_reactor_conns(r[2]), 0);
+	assert_ptr_equal(isd_reactor_group_pick_in(g, &m), r[3]);       /* 0 2 0 1 */
+	/* the whole group again: the emptiest of all */
+	assert_ptr_equal(isd_reactor_group_pick_in(g, NULL), r[0]);
+	assert_ptr_equal(isd_reactor_group_pick_in(g, &empty), r[2]);
+	/* a mask with none of the group's reactors means every reactor */
+	assert_ptr_equal(isd_reactor_group_pick_in(g, &none), r[0]);   /* 1 2 1 2 */
+	assert_int_equal(isd_reactor_conns(r[0]), 2);
+	assert_int_equal(isd_reactor_conns(r[1]), 2);
+	assert_int_equal(isd_reactor_conns(r[2]), 1);
+	assert_int_equal(isd_reactor_conns(r[3]), 2);
+	isd_reactor_group_join(g);
+	for (unsigned i = 0; i < 4; i++)
+		isd_reactor_conns_add(r[i], -(int)isd_reactor_conns(r[i]));
+	isd_reactor_group_destroy(g);
+}
+
 int
 main(void)
 {
@@ -404,6 +456,7 @@ main(void)
 		cmocka_unit_test(test_group_threads),
 		cmocka_unit_test(test_group_pause),
 		cmocka_unit_test(test_group_pick),
+		cmocka_unit_test(test_group_pick_in),
 		cmocka_unit_test(test_group_join_right_after_start),
 	};
 

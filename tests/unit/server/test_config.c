@@ -314,6 +314,36 @@ test_file_reactors(void **state)
 	assert_int_equal(isd_target_cfg_validate(&cfg, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "reactor_cpus: CPU list '1-'"));
 	isd_target_cfg_fini(&cfg);
+
+	/* a portal's placement: a reactor list, checked against the reactors that run */
+	snprintf(path, sizeof(path), "%s",
+		 write_file("portal-reactors.conf",
+			    "global = { reactors = 3; };\n"
+			    "portals = ( { url = \"tcp://127.0.0.1:3260\"; reactors = \"1-2\"; },\n"
+			    "  \"tcp://127.0.0.1:3261\" );\n"
+			    "targets = ( { name = \"iqn.2026-11.t:a\";\n"
+			    "  luns = ( { backing = \"ram:1M\"; } ); } );\n"));
+	isd_target_cfg_init(&cfg);
+	assert_int_equal(isd_target_cfg_load_file(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.portal_count, 2);
+	assert_string_equal(cfg.portals[0].reactors, "1-2");
+	assert_string_equal(cfg.portals[1].reactors, "");
+	assert_int_equal(isd_target_cfg_validate(&cfg, err, sizeof(err)), 0);
+	/* two reactors run: reactor 2 does not */
+	cfg.reactors = 2;
+	assert_int_equal(isd_target_cfg_validate(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "reactors: reactor 2 does not run (2 reactors, numbered from 0)"));
+	isd_target_cfg_fini(&cfg);
+	expect_file_error("portals = ( { url = \"tcp://127.0.0.1:3260\"; reactors = 1; } );\n",
+			  "'reactors' must be a string");
+	expect_file_error("portals = ( { url = \"tcp://127.0.0.1:3260\"; reactors = \"0,x\"; } );\n",
+			  "bad.conf:1: reactors: reactor list '0,x': expected reactor numbers 0..255");
+	expect_file_error("portals = ( { url = \"tcp://127.0.0.1:3260\"; reactors = \"256\"; } );\n",
+			  "reactors: reactor list '256'");
+	expect_file_error("portals = ( { url = \"tcp://127.0.0.1:3260\"; reactors = \"\"; } );\n",
+			  "reactors: empty reactor list");
+	expect_file_error("portals = ( { url = \"tcp://127.0.0.1:3260\"; reactors = \"\\x1b[2J\"; } );\n",
+			  "reactor list '\\x1b[2J'");
 }
 
 static void

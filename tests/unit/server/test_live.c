@@ -827,6 +827,25 @@ test_apply_portals(void **state)
 	assert_int_equal(d.unchanged_targets, 2);
 	assert_int_equal(isd_target_running_cfg(f->rt)->portal_count, 2);
 	assert_int_equal(f->a.fd.n_sent + f->b.fd.n_sent, 0);
+	/* its placement changes in place: no portal added or removed */
+	isd_target_cfg_fini(&next);
+	copy_running(f, &next);
+	snprintf(next.portals[1].reactors, sizeof(next.portals[1].reactors), "0");
+	if (isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)) != 0)
+		fail_msg("apply: %s", f->err);
+	assert_int_equal(d.portals_changed, 1);
+	assert_int_equal(d.portals_added + d.portals_removed, 0);
+	assert_string_equal(isd_target_running_cfg(f->rt)->portals[1].reactors, "0");
+	/* one reactor runs: reactor 1 is refused, and nothing changes */
+	snprintf(next.portals[1].reactors, sizeof(next.portals[1].reactors), "0-1");
+	assert_int_equal(isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)), -EINVAL);
+	assert_non_null(strstr(f->err, "reactor 1 does not run"));
+	assert_string_equal(isd_target_running_cfg(f->rt)->portals[1].reactors, "0");
+	next.portals[1].reactors[0] = '\0';
+	if (isd_live_apply(f->rt, &next, &d, f->err, sizeof(f->err)) != 0)
+		fail_msg("apply: %s", f->err);
+	assert_int_equal(d.portals_changed, 1);
+	assert_string_equal(isd_target_running_cfg(f->rt)->portals[1].reactors, "");
 	/* and back: the portal goes, sessions stay */
 	isd_target_cfg_fini(&next);
 	copy_running(f, &next);

@@ -137,6 +137,7 @@ cfg_equal(const struct isd_target_cfg *a, const struct isd_target_cfg *b)
 		assert_string_equal(p->host, q->host);
 		assert_int_equal(p->port, q->port);
 		assert_int_equal(p->tpgt, q->tpgt);
+		assert_string_equal(p->reactors, q->reactors);
 	}
 	assert_int_equal(a->node_count, b->node_count);
 	for (int i = 0; i < a->node_count; i++) {
@@ -258,7 +259,9 @@ static const char g_every_key[] =
 	"  data_digest = true;\n"
 	"};\n"
 	"portals = ( \"tcp://127.0.0.1:3260\", { url = \"tcp://[::1]:3261\"; tpgt = 7; },\n"
-	"  \"192.0.2.1\", \"iser://0.0.0.0:3260\" );\n"
+	"  \"192.0.2.1\", \"iser://0.0.0.0:3260\",\n"
+	"  { url = \"tcp://127.0.0.1:3262\"; reactors = \"1-2\"; },\n"
+	"  { url = \"tcp://127.0.0.1:3263\"; tpgt = 2; reactors = \"0,2\"; } );\n"
 	"targets = (\n"
 	"  { name = \"iqn.2026-11.org.iserd:every\"; alias = \"a \\\"quoted\\\" alias\";\n"
 	"    tpgt = 7; alua_group = 7; alua_peers = ( 8, \"9/12\" );\n"
