@@ -1330,6 +1330,8 @@ isd_ctl_process_stats(struct isd_target_running *rt)
 				add_int(e, "sleeps", (int64_t)rs.sleeps);
 				add_int(e, "messages", (int64_t)rs.msgs);
 				add_int(e, "poll_us", (int64_t)rs.poll_us);
+				if ((unsigned)rs.mode < 3)
+					add_str(e, "mode", isd_target_reactor_mode_names[rs.mode]);
 				json_object_array_add(ra, e);
 			}
 			json_object_object_add(o, "reactors", ra);

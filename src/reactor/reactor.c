@@ -114,6 +114,7 @@ isd_reactor_get_stats(const struct isd_reactor *r, struct isd_reactor_stats *out
 	out->sleeps = atomic_load_explicit(&r->n_sleeps, memory_order_relaxed);
 	out->msgs = atomic_load_explicit(&r->n_msgs, memory_order_relaxed);
 	out->poll_us = atomic_load_explicit(&r->poll_cur_ns, memory_order_relaxed) / 1000u;
+	out->mode = r->mode;
 }
 
 void

@@ -121,6 +121,7 @@ struct isd_reactor_stats {
 	uint64_t sleeps;                /* epoll_wait calls that could block */
 	uint64_t msgs;                  /* posted messages run */
 	uint64_t poll_us;               /* ADAPTIVE: how long it spins after work now */
+	enum isd_reactor_mode mode;     /* as set; read it with the reactor paused */
 };
 void isd_reactor_get_stats(const struct isd_reactor *r, struct isd_reactor_stats *out);
 

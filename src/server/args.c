@@ -30,6 +30,7 @@ enum opt_id {
 	OPT_REACTOR_MODE,
 	OPT_REACTORS,
 	OPT_REACTOR_CPUS,
+	OPT_POLLING_REACTORS,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_ALUA_GROUP,
@@ -66,6 +67,7 @@ static const struct opt_def g_opts[] = {
     {"reactor-mode", 0, "MODE[:US]", OPT_REACTOR_MODE},
     {"reactors", 0, "N|auto", OPT_REACTORS},
     {"reactor-cpus", 0, "LIST", OPT_REACTOR_CPUS},
+    {"polling-reactors", 0, "LIST", OPT_POLLING_REACTORS},
     {"help", 'h', NULL, OPT_HELP},
     {"version", 'V', NULL, OPT_VERSION},
 };
@@ -144,14 +146,19 @@ static const char g_usage[] =
     "                            default: spins US microseconds after work, default\n"
     "                            50, then sleeps; up to 8 x US while sleeps keep\n"
     "                            being cut short by new work); every reactor waits\n"
-    "                            this way\n"
+    "                            this way, but those of --polling-reactors\n"
     "      --reactors N|auto     event loop threads (reactors), 1..256, or auto: one\n"
     "                            per CPU iserd may run on; default 1. Connections (TCP\n"
     "                            and iSER) go to the reactor with the fewest at\n"
-    "                            accept; the listeners and the control socket stay on\n"
-    "                            reactor 0. Read at start only\n"
+    "                            accept (of those their portal's reactors allows, in\n"
+    "                            the file); the listeners and the control socket\n"
+    "                            stay on reactor 0. Read at start only\n"
     "      --reactor-cpus LIST   pin reactor i to the i-th CPU of LIST (e.g. 0,2-3;\n"
     "                            wraps around when there are more reactors)\n"
+    "      --polling-reactors LIST\n"
+    "                            these reactors (e.g. 2-3) poll, never sleeping,\n"
+    "                            whatever --reactor-mode says: for reactors on cores\n"
+    "                            kept for iserd (a portal's reactors, say)\n"
     "\n"
     "  -h, --help                this text\n"
     "  -V, --version             print the version\n"
@@ -568,6 +575,7 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 	int64_t flag_poll_us = -1;
 	int flag_reactors = -1;
 	const char *flag_rcpus = NULL;
+	const char *flag_polling = NULL;
 
 	items = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*items));
 	if (items == NULL) {
@@ -693,6 +701,23 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 			flag_rcpus = items[i].val;
 			break;
 		}
+		case OPT_POLLING_REACTORS: {
+			char why[256];
+
+			if (strlen(items[i].val) >= sizeof(cfg->polling_reactors)) {
+				isd_target_errf(err, errlen, "--polling-reactors: too long");
+				rc = -EINVAL;
+				goto out;
+			}
+			if (isd_target_reactor_list_parse(items[i].val, NULL, NULL, why, sizeof(why)) <
+			    0) {
+				isd_target_errf(err, errlen, "--polling-reactors: %s", why);
+				rc = -EINVAL;
+				goto out;
+			}
+			flag_polling = items[i].val;
+			break;
+		}
 		case OPT_METRICS_LISTEN: {
 			char host[64], why[160];
 			uint16_t port;
@@ -744,6 +769,8 @@ isd_target_cfg_parse_args(int argc, char **argv, struct isd_target_cfg *cfg, cha
 		cfg->reactors = flag_reactors;
 	if (flag_rcpus != NULL)
 		snprintf(cfg->reactor_cpus, sizeof(cfg->reactor_cpus), "%s", flag_rcpus);
+	if (flag_polling != NULL)
+		snprintf(cfg->polling_reactors, sizeof(cfg->polling_reactors), "%s", flag_polling);
 
 	/* pass 2: what is served, in command-line order */
 	for (int i = 0; i < n_items; i++) {

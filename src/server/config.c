@@ -1446,6 +1446,22 @@ isd_target_cfg_validate(const struct isd_target_cfg *cfg, char *err, size_t errl
 			rc = -EINVAL;
 		}
 	}
+	if (rc == 0 && cfg->polling_reactors[0] != '\0') {
+		char why[256];
+		unsigned hi, n = isd_target_reactor_count(cfg);
+
+		if (isd_target_reactor_list_parse(cfg->polling_reactors, NULL, &hi, why,
+						  sizeof(why)) < 0) {
+			isd_target_errf(err, errlen, "%s: polling_reactors: %s", where, why);
+			rc = -EINVAL;
+		} else if (hi >= n) {
+			isd_target_errf(err, errlen,
+					"%s: polling_reactors: reactor %u does not run (%u reactor%s, "
+					"numbered from 0)",
+					where, hi, n, n == 1 ? "" : "s");
+			rc = -EINVAL;
+		}
+	}
 	for (unsigned k = 0; k < isd_dm_kind_count && rc == 0; k++) {
 		const struct isd_dm_kind *kind = isd_dm_kinds[k];
 

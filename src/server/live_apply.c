@@ -481,18 +481,22 @@ apply_globals(struct isd_target_running *rt, const struct isd_target_cfg *next,
 		    isd_target_limit_get(next, &isd_target_limits[i]);
 	cur->shutdown_timeout_ms = next->shutdown_timeout_ms;
 	if (cur->reactor_mode != next->reactor_mode ||
-	    cur->reactor_poll_us != next->reactor_poll_us) {
+	    cur->reactor_poll_us != next->reactor_poll_us ||
+	    strcmp(cur->polling_reactors, next->polling_reactors) != 0) {
 		int mode;
 		unsigned us;
 
 		isd_target_reactor_mode(next, &mode, &us);
 		/* every reactor of the group: the others are paused during a reload */
 		isd_target_apply_reactor_mode(rt, next);
-		isd_log_info("reactor: %s mode (%u us)", isd_target_reactor_mode_names[mode], us);
+		isd_log_info("reactor: %s mode (%u us)%s%s", isd_target_reactor_mode_names[mode], us,
+			     next->polling_reactors[0] != '\0' ? "; polling: reactors " : "",
+			     next->polling_reactors);
 		d->globals_changed++;
 	}
 	cur->reactor_mode = next->reactor_mode;
 	cur->reactor_poll_us = next->reactor_poll_us;
+	memcpy(cur->polling_reactors, next->polling_reactors, sizeof(cur->polling_reactors));
 	cur->discovery_auth = next->discovery_auth;
 	cur->allow_short_secrets = next->allow_short_secrets;
 	cur->chap_algs = next->chap_algs;

@@ -49,7 +49,7 @@ static const char *const g_global_keys[] = {
     "control_socket",	"control_mode",
     "metrics_listen",	"reactor_mode",
     "reactor_poll_us",	"reactors",
-    "reactor_cpus",
+    "reactor_cpus",	"polling_reactors",
     NULL,
 };
 static const char *const g_top_keys[] = {"global", "portals", "targets", NULL};
@@ -515,6 +515,16 @@ load_global(struct load_ctx *x, const config_setting_t *g, struct isd_target_cfg
 		if (isd_target_cpu_list_parse(cfg->reactor_cpus, NULL, ISD_TARGET_CPUS_MAX, &ncpu, why,
 					      sizeof(why)) < 0)
 			return fail(x, s, "reactor_cpus: %s", why);
+	}
+	if ((s = config_setting_get_member(g, "polling_reactors")) != NULL) {
+		char why[256];
+
+		rc = get_string(x, s, cfg->polling_reactors, sizeof(cfg->polling_reactors));
+		if (rc < 0)
+			return rc;
+		if (isd_target_reactor_list_parse(cfg->polling_reactors, NULL, NULL, why,
+						  sizeof(why)) < 0)
+			return fail(x, s, "polling_reactors: %s", why);
 	}
 	for (unsigned k = 0; k < isd_dm_kind_count && k < ISD_TARGET_DM_KINDS_MAX; k++) {
 		const struct isd_dm_kind *kind = isd_dm_kinds[k];

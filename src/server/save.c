@@ -176,6 +176,8 @@ add_global(config_setting_t *root, const struct isd_target_cfg *cfg)
 		rc = add_int(g, "reactors", cfg->reactors);
 	if (rc == 0 && cfg->reactor_cpus[0] != '\0')
 		rc = add_string(g, "reactor_cpus", cfg->reactor_cpus);
+	if (rc == 0 && cfg->polling_reactors[0] != '\0')
+		rc = add_string(g, "polling_reactors", cfg->polling_reactors);
 	for (int i = 0; i < isd_target_limit_count && rc == 0; i++) {
 		int64_t v = isd_target_limit_get(cfg, &isd_target_limits[i]);
 

@@ -717,14 +717,28 @@ isd_target_apply_reactor_mode(struct isd_target_running *rt, const struct isd_ta
 	int mode;
 	unsigned us;
 
+	struct isd_reactor_mask polling;
+	char why[200];
+
 	isd_target_reactor_mode(cfg, &mode, &us);
+	/* validated with the model: a list of reactors that run */
+	memset(&polling, 0, sizeof(polling));
+	if (cfg->polling_reactors[0] != '\0' &&
+	    isd_target_reactor_list_parse(cfg->polling_reactors, &polling, NULL, why, sizeof(why)) < 0)
+		memset(&polling, 0, sizeof(polling));
 	if (g == NULL) {
-		isd_reactor_set_mode(rt->r, (enum isd_reactor_mode)mode, us);
+		isd_reactor_set_mode(rt->r,
+				     isd_reactor_mask_has(&polling, 0) ? ISD_REACTOR_POLL
+								       : (enum isd_reactor_mode)mode,
+				     us);
 		return;
 	}
 	/* the others are paused or not started yet: their loops read it between turns */
 	for (unsigned i = 0; i < isd_reactor_group_size(g); i++)
-		isd_reactor_set_mode(isd_reactor_group_get(g, i), (enum isd_reactor_mode)mode, us);
+		isd_reactor_set_mode(isd_reactor_group_get(g, i),
+				     isd_reactor_mask_has(&polling, i) ? ISD_REACTOR_POLL
+								       : (enum isd_reactor_mode)mode,
+				     us);
 }
 
 struct isd_reactor_group *

@@ -179,6 +179,7 @@ struct isd_target_cfg {
 	int reactors;
 	/* "0,2-3": reactor i pinned to the i-th listed CPU (modulo the count); "" = unpinned */
 	char reactor_cpus[256];
+	char polling_reactors[256];     /* reactors that poll whatever reactor_mode says; "" none */
 	/* the datamovers' own settings (their knobs, dm_kind.h): [kind][knob], -1 = unset */
 	int64_t dm_setting[ISD_TARGET_DM_KINDS_MAX][ISD_DM_KNOBS_MAX];
 	struct isd_auth_cfg discovery_auth;

@@ -10,7 +10,8 @@
 # stats, lun add, the removal of a LUN that two sessions are reading, config
 # reload) and a SIGHUP reload during the I/O, then adds a portal whose
 # connections may go to reactor 1 only (`--reactors 1`) and checks that three
-# sessions there all land on reactor 1,
+# sessions there all land on reactor 1, and starts an iserd whose reactor 1
+# polls (`--polling-reactors 1`) beside an adaptive reactor 0,
 # and ends with SIGTERM during I/O: iserd must exit 0, without a sanitizer
 # report. Exit 77 when a tool is missing.
 set -u
@@ -305,5 +306,42 @@ if grep -q 'all connections closed' "${ISD_LOG_OF[main]}"; then
 	isd_pass "shutdown closed every connection of both reactors"
 else
 	isd_fail "shutdown did not close every connection in time"
+fi
+
+# --- a polling reactor beside an adaptive one -----------------------------------------
+# reactor 1 polls (never sleeps) whatever reactor_mode says; reactor 0 keeps the
+# default and sleeps when idle. Briefly: a polling reactor holds its core.
+if isd_start poll --reactors 2 --polling-reactors 1 --target "$IQN" --lun ram:4M; then
+	PCTL=(timeout 30 "$ISERCTL" --socket "${ISD_CTL_OF[poll]}")
+	modes() {
+		"${PCTL[@]}" --json stats | python3 -c '
+import json, sys
+r = sorted(json.load(sys.stdin)["process"]["reactors"], key=lambda x: x["reactor"])
+print(" ".join("%s:%d:%d" % (x.get("mode", "?"), x["turns"], x["sleeps"]) for x in r))'
+	}
+	m1=$(modes)
+	sleep 1
+	m2=$(modes)
+	read -r a0 a1 <<<"$m1"
+	read -r b0 b1 <<<"$m2"
+	IFS=: read -r mode0 _ _ <<<"$b0"
+	IFS=: read -r mode1 t1a s1a <<<"$a1"
+	IFS=: read -r _ t1b s1b <<<"$b1"
+	if [ "$mode0" = adaptive ] && [ "$mode1" = poll ] && [ "${s1a:-x}" = 0 ] &&
+		[ "${s1b:-x}" = 0 ] && [ "${t1b:-0}" -gt "${t1a:-0}" ]; then
+		isd_pass "--polling-reactors 1: reactor 1 polls (turns $t1a -> $t1b, no sleep), reactor 0 adaptive"
+	else
+		isd_fail "--polling-reactors 1: stats '$m1' then '$m2' (want adaptive, then poll without sleeps)"
+	fi
+	isd_stop poll
+else
+	isd_fail "iserd starts with --reactors 2 --polling-reactors 1"
+fi
+if "$ISERD" --check --reactors 2 --polling-reactors 2 >"$ISD_TMP/pollbad" 2>&1; then
+	isd_fail "--polling-reactors 2 accepted with 2 reactors"
+elif grep -q 'reactor 2 does not run' "$ISD_TMP/pollbad"; then
+	isd_pass "--polling-reactors 2 refused with 2 reactors: reactor 2 does not run"
+else
+	isd_fail "--polling-reactors 2: unexpected answer: $(head -c 300 "$ISD_TMP/pollbad")"
 fi
 isd_finish

@@ -315,6 +315,33 @@ test_file_reactors(void **state)
 	assert_non_null(strstr(err, "reactor_cpus: CPU list '1-'"));
 	isd_target_cfg_fini(&cfg);
 
+	/* reactors that poll whatever reactor_mode says: a reactor list, checked the same way */
+	snprintf(path, sizeof(path), "%s",
+		 write_file("polling.conf", "global = { reactors = 3; polling_reactors = \"1-2\"; };\n"
+					    "portals = ( \"tcp://127.0.0.1:3260\" );\n"
+					    "targets = ( { name = \"iqn.2026-11.t:a\";\n"
+					    "  luns = ( { backing = \"ram:1M\"; } ); } );\n"));
+	isd_target_cfg_init(&cfg);
+	assert_int_equal(isd_target_cfg_load_file(path, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.polling_reactors, "1-2");
+	assert_int_equal(isd_target_cfg_validate(&cfg, err, sizeof(err)), 0);
+	cfg.reactors = 2;
+	assert_int_equal(isd_target_cfg_validate(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "polling_reactors: reactor 2 does not run (2 reactors"));
+	isd_target_cfg_fini(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-c", path, "--polling-reactors", "0",
+			       NULL),
+			 0);
+	assert_string_equal(cfg.polling_reactors, "0");
+	isd_target_cfg_fini(&cfg);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--polling-reactors", "0-", NULL), -EINVAL);
+	assert_non_null(strstr(err, "--polling-reactors: reactor list '0-': bad range"));
+	isd_target_cfg_fini(&cfg);
+	expect_file_error("global = { polling_reactors = 1; };\n",
+			  "'polling_reactors' must be a string");
+	expect_file_error("global = { polling_reactors = \"300\"; };\n",
+			  "polling_reactors: reactor list '300'");
+
 	/* a portal's placement: a reactor list, checked against the reactors that run */
 	snprintf(path, sizeof(path), "%s",
 		 write_file("portal-reactors.conf",

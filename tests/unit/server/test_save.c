@@ -113,6 +113,7 @@ cfg_equal(const struct isd_target_cfg *a, const struct isd_target_cfg *b)
 	assert_int_equal(a->shutdown_timeout_ms, b->shutdown_timeout_ms);
 	assert_int_equal(a->reactor_mode, b->reactor_mode);
 	assert_int_equal(a->reactor_poll_us, b->reactor_poll_us);
+	assert_string_equal(a->polling_reactors, b->polling_reactors);
 	assert_int_equal(a->reactors, b->reactors);
 	assert_string_equal(a->reactor_cpus, b->reactor_cpus);
 	for (int i = 0; i < isd_target_limit_count; i++)
@@ -239,7 +240,7 @@ static const char g_every_key[] =
 	"  log_level = \"debug\"; debug = \"iscsi,tcp\";\n"
 	"  login_timeout = 12; nop_interval = 0.25; nop_timeout = 7; logout_timeout = 1.5;\n"
 	"  shutdown_timeout = 3; reactor_mode = \"adaptive\"; reactor_poll_us = 20;\n"
-	"  reactors = 3; reactor_cpus = \"0,2-3\";\n"
+	"  reactors = 3; reactor_cpus = \"0,2-3\"; polling_reactors = \"1-2\";\n"
 	"  max_connections = 100; max_connections_per_address = 10;\n"
 	"  max_login_connections = 20; max_sessions = 30; max_sessions_per_target = 5;\n"
 	"  max_discovery_sessions = 0; max_held_bytes = 65536; max_held_pdus = 16;\n"
