@@ -192,7 +192,7 @@ echo "# iserd $("$ISERD" --version 2>&1 | head -1) ($ISERD), $from; one reactor,
 echo "# SPDK iscsi_tgt, $SPDK_VERSION ($SPDK_ISCSI_TGT), -m 0x1, $MEMDESC; its iSCSI defaults (MaxQueueDepth 64, ImmediateData, FirstBurstLength 8192)"
 echo "# LUNs: $SIZE, 512-byte blocks: iserd ram:, SPDK malloc bdev; both written in full before the runs"
 echo "# cpu_us/io: target process utime+stime over the run (1/$HZ s ticks) / I/Os completed;"
-echo "# init_us/io (init@ in the summary): the same for the iserinit, whose CPU bounds the rate"
+echo "# init_us/io (init@ in the summary): the same for the iserinit (the shared initiator: a target that batches its responses makes it cheaper)"
 # cases NAME ROUND: every case on one target
 cases() {
 	local c rw bs qd pid url
