@@ -453,6 +453,25 @@ print_stats(struct json_object *r)
 	       ", logins ok %" PRId64 " failed %" PRId64 ", bytes copied %" PRId64 "\n\n",
 	       jint(p, "sessions"), jint(p, "connections"), jint(p, "tasks"), jint(p, "logins_ok"),
 	       jint(p, "logins_failed"), jint(p, "bytes_copied"));
+	{
+		/* several reactors: where the connections are, how each waits */
+		struct json_object *rs = jobj(p, "reactors");
+		size_t n = rs != NULL ? json_object_array_length(rs) : 0;
+
+		if (n > 0)
+			printf("%-8s %11s %-8s %8s %14s %14s\n", "REACTOR", "CONNECTIONS", "MODE",
+			       "POLL_US", "TURNS", "SLEEPS");
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *e = json_object_array_get_idx(rs, i);
+
+			printf("%-8" PRId64 " %11" PRId64 " %-8s %8" PRId64 " %14" PRId64
+			       " %14" PRId64 "\n",
+			       jint(e, "reactor"), jint(e, "connections"), jstr(e, "mode"),
+			       jint(e, "poll_us"), jint(e, "turns"), jint(e, "sleeps"));
+		}
+		if (n > 0)
+			putchar('\n');
+	}
 	printf("%-48s %s\n", "TARGET / LUN", IO_HDR);
 	for (size_t i = 0; ts != NULL && i < json_object_array_length(ts); i++) {
 		struct json_object *t = json_object_array_get_idx(ts, i), *ls = jobj(t, "luns");
