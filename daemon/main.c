@@ -62,9 +62,23 @@ log_stats(struct daemon *d, const char *why)
 {
 	struct json_object *o = isd_ctl_process_stats(d->rt);
 
+	struct json_object *rs = NULL;
+
 	if (o == NULL)
 		return;
+	/*
+	 * One line for the process, one per reactor: a log line has a bound
+	 * (util/log.c), and the reactors' array grows with their number.
+	 */
+	if (json_object_object_get_ex(o, "reactors", &rs))
+		json_object_get(rs);
+	json_object_object_del(o, "reactors");
 	isd_log_info("%s stats %s", why, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	for (size_t i = 0; rs != NULL && i < json_object_array_length(rs); i++)
+		isd_log_info("%s reactor stats %s", why,
+			     json_object_to_json_string_ext(json_object_array_get_idx(rs, i),
+							    JSON_C_TO_STRING_PLAIN));
+	json_object_put(rs);
 	json_object_put(o);
 }
 
